@@ -1,0 +1,42 @@
+# The commands a person types.  Everything installs what it needs on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APPEND ?=
+TIMEOUT ?= 60
+
+.PHONY: setup build run test debug bench clean qemu
+
+setup: $(STAMP) qemu
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+# QEMU and OVMF from Debian's packages, when missing.
+qemu:
+	@command -v qemu-system-x86_64 >/dev/null && [ -e /usr/share/OVMF/OVMF_CODE.fd ] || { \
+	  echo "installing qemu-system-x86 and ovmf"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-system-x86 ovmf >/dev/null; }
+
+build: $(STAMP)
+	$(PY) build.py
+
+run: setup build
+	$(PY) -m tools.boot build/kernel.elf --timeout $(TIMEOUT) $(if $(APPEND),--append "$(APPEND)")
+
+test: setup
+	$(PY) -m pytest -q
+
+# Boot stopped at the first instruction with a gdb stub on :1234.
+debug: setup build
+	@echo "in another terminal: gdb build/kernel.elf -ex 'target remote :1234'"
+	qemu-system-x86_64 -machine pc -display none -serial stdio -no-reboot -s -S \
+	  -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel build/kernel.elf -append "$(APPEND)"
+
+clean:
+	rm -rf build

@@ -1,0 +1,141 @@
+"""Keystone in a process of its own.
+
+Keystone hangs on some inputs, kills its process through exit(1) on others and segfaults on a few
+(KEYSTONE.md).  The build talks to it through this worker so that none of that can take the build
+down: a crash or a hang becomes an error that names the source lines being assembled.
+
+Protocol on stdin/stdout: a 4-byte little-endian length, then a JSON document.  Request: a list
+of [bits, address, text]; answer: a list of ["ok", hex] or ["error", message], one per item.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class KsResult:
+    ok: bool
+    data: bytes = b""
+    error: str = ""
+
+
+class KeystoneCrash(Exception):
+    """The worker died or hung; `hang` tells which."""
+
+    def __init__(self, message: str, hang: bool) -> None:
+        super().__init__(message)
+        self.hang = hang
+
+
+def _send(stream, obj) -> None:
+    payload = json.dumps(obj).encode()
+    stream.write(struct.pack("<I", len(payload)) + payload)
+    stream.flush()
+
+
+class KeystoneWorker:
+    """A persistent worker process; `assemble` sends a batch and waits at most `timeout` s."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+
+    def _start(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "asm.ks_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            )
+        return self.proc
+
+    def assemble(self, items: list[tuple[int, int, str]], timeout: float = 60.0) -> list[KsResult]:
+        proc = self._start()
+        try:
+            _send(proc.stdin, items)
+            header = self._read(proc, 4, timeout)
+            (n,) = struct.unpack("<I", header)
+            reply = json.loads(self._read(proc, n, timeout))
+        except BrokenPipeError:
+            self.close()
+            raise KeystoneCrash("keystone crashed", hang=False) from None
+        return [KsResult(True, bytes.fromhex(v)) if k == "ok" else KsResult(False, error=v)
+                for k, v in reply]  # fmt: skip
+
+    def _read(self, proc: subprocess.Popen, n: int, timeout: float) -> bytes:
+        buf = b""
+        deadline = time.monotonic() + timeout
+        fd = proc.stdout.fileno()
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self.close()
+                raise KeystoneCrash(f"keystone did not answer within {timeout:g} s", hang=True)
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                self.close()
+                raise KeystoneCrash("keystone crashed", hang=False)
+            buf += chunk
+        return buf
+
+    def close(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            for s in (self.proc.stdin, self.proc.stdout):
+                try:
+                    s.close()
+                except BrokenPipeError:
+                    pass
+            self.proc = None
+
+    def __enter__(self) -> KeystoneWorker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _serve() -> None:
+    from keystone import KS_ARCH_X86, KS_MODE_32, KS_MODE_64, Ks, KsError
+
+    # No option is ever set on these engines: any option call switches keystone to radix 16
+    # and leaks it into later engines (KEYSTONE.md).  All numbers the front-end sends are hex
+    # anyway; this probe makes sure decimal still means decimal in this process.
+    engines = {32: Ks(KS_ARCH_X86, KS_MODE_32), 64: Ks(KS_ARCH_X86, KS_MODE_64)}
+    probe = bytes(engines[64].asm("add rsp, 16", 0)[0])
+    radix_ok = probe == bytes.fromhex("4883c410")
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        header = inp.read(4)
+        if len(header) < 4:
+            return
+        (n,) = struct.unpack("<I", header)
+        reply = []
+        for bits, addr, text in json.loads(inp.read(n)):
+            if not radix_ok:
+                reply.append(["error", "keystone reads numbers in radix 16 in this process"])
+                continue
+            try:
+                data, _ = engines[bits].asm(text, addr)
+                if data is None:
+                    reply.append(["error", "keystone produced nothing (unsupported statement)"])
+                else:
+                    reply.append(["ok", bytes(data).hex()])
+            except KsError as e:
+                reply.append(["error", str(e)])
+        _send(out, reply)
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,475 @@
+"""Reading assembly sources: includes, comments, macros, constants, sections, statements.
+
+Everything GNU as would do as a directive is done here, in Python, because keystone assembles
+flat blobs only and mishandles most directives (KEYSTONE.md).  The result of `parse_file` is a
+`SourceFile`: per section, a list of statements, each with its `Loc` (file and line), plus the
+file's constants, global names and symbol attributes.  Nothing here knows about kernels.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import AsmError, Loc
+from .expr import NAME_RE, Expr, ExprError, parse, parse_number
+from .x86 import REGISTERS
+
+_LABEL = re.compile(rf"\s*({NAME_RE})\s*:(?!:)")
+_NUMERIC_LABEL = re.compile(r"\s*\d+\s*:")
+_MACRO_ARG = re.compile(r"\\(\w+|@)")
+
+DATA_WIDTHS = {".byte": 1, ".word": 2, ".short": 2, ".value": 2, ".long": 4, ".int": 4, ".quad": 8}
+
+
+@dataclass
+class Label:
+    loc: Loc
+    name: str
+
+
+@dataclass
+class Insn:
+    """One machine instruction as written: mnemonic (with prefixes) and operand texts."""
+
+    loc: Loc
+    mnemonic: str
+    operands: list[str]
+    bits: int  # 32 or 64: the .code32/.code64 mode in force
+
+
+@dataclass
+class Data:
+    """`.byte/.word/.long/.quad`: each expression is evaluated at link time, range-checked."""
+
+    loc: Loc
+    width: int
+    exprs: list[Expr]
+
+
+@dataclass
+class Blob:
+    """Literal bytes: strings, `.zero`/`.skip`/`.fill`, `.incbin`."""
+
+    loc: Loc
+    data: bytes
+
+
+@dataclass
+class Align:
+    loc: Loc
+    boundary: int
+    fill: int | None  # None: the section's fill byte
+
+
+@dataclass
+class SizeMark:
+    """`.size NAME, EXPR`: zero bytes; EXPR is evaluated where the directive stands."""
+
+    loc: Loc
+    name: str
+    expr: Expr
+
+
+Statement = Label | Insn | Data | Blob | Align | SizeMark
+
+
+@dataclass
+class SymbolAttrs:
+    kind: str | None = None  # "function" or "object"
+
+
+@dataclass
+class SourceFile:
+    """One parsed source file (an object file, in GNU terms)."""
+
+    path: Path
+    sections: dict[str, list[Statement]] = field(default_factory=dict)
+    globals: dict[str, Loc] = field(default_factory=dict)
+    constants: dict[str, int] = field(default_factory=dict)
+    attrs: dict[str, SymbolAttrs] = field(default_factory=dict)
+
+    def labels(self) -> dict[str, Loc]:
+        """Every label this file defines, with where; duplicates are an error."""
+        seen: dict[str, Loc] = {}
+        for stmts in self.sections.values():
+            for s in stmts:
+                if isinstance(s, Label):
+                    if s.name in seen:
+                        raise AsmError(s.loc, f"symbol '{s.name}' is already defined at {seen[s.name]}")
+                    seen[s.name] = s.loc
+        return seen
+
+
+@dataclass
+class _Macro:
+    params: list[tuple[str, str | None]]
+    body: list[tuple[Loc, str]]
+
+
+_UNSUPPORTED = {
+    ".text": None, ".data": None, ".bss": None, ".rodata": None,  # handled as section shorthands
+    ".p2align": "use .balign with a byte count",
+    ".balignw": "keystone kills the process on it; use .balign",
+    ".balignl": "use .balign",
+    ".code16": "16-bit code is not supported (keystone mis-encodes call and retf there)",
+    ".intel_syntax": "Intel syntax is the only syntax; remove the directive",
+    ".att_syntax": "AT&T syntax is not supported",
+}  # fmt: skip
+
+
+class Parser:
+    """Turns one source file (with its includes and macros) into a SourceFile."""
+
+    def __init__(self, path: Path, include_dirs: list[Path], constants: dict[str, int]) -> None:
+        self.file = SourceFile(path)
+        self.file.constants.update(constants)
+        self.include_dirs = include_dirs
+        self.macros: dict[str, _Macro] = {}
+        self.section: str | None = None
+        self.stack: list[str | None] = []
+        self.bits = 64
+        self.expansions = 0
+        self.include_chain: list[Path] = []
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def parse(self) -> SourceFile:
+        self._lines(self._read(self.file.path, None))
+        return self.file
+
+    def _read(self, path: Path, where: Loc | None) -> list[tuple[Loc, str]]:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            msg = f"cannot read '{path}': {e.strerror if isinstance(e, OSError) else e}"
+            raise AsmError(where or Loc(path, 0), msg) from None
+        return [(Loc(path, n), line) for n, line in enumerate(_strip_comments(text, path), 1)]
+
+    def _lines(self, lines: list[tuple[Loc, str]]) -> None:
+        it = iter(lines)
+        for loc, raw in it:
+            line = raw.strip()
+            if not line:
+                continue
+            if line.startswith(".macro") and (len(line) == 6 or line[6].isspace()):
+                self._define_macro(loc, line[6:].strip(), it)
+            elif line.startswith(".rept") and (len(line) == 5 or line[5].isspace()):
+                body = self._block(loc, it, ".rept", ".endr")
+                count = self._const(loc, line[5:].strip())
+                for _ in range(count):
+                    self._lines(body)
+            else:
+                self._statement(loc, line)
+
+    def _block(self, loc: Loc, it, opener: str, closer: str) -> list[tuple[Loc, str]]:
+        body, depth = [], 1
+        for bloc, braw in it:
+            word = braw.strip().split(None, 1)[0] if braw.strip() else ""
+            if word == opener or (opener == ".rept" and word in (".rept", ".irp")):
+                depth += 1
+            elif word == closer:
+                depth -= 1
+                if depth == 0:
+                    return body
+            body.append((bloc, braw))
+        raise AsmError(loc, f"{opener} without {closer}")
+
+    # -- macros --------------------------------------------------------------------------------
+
+    def _define_macro(self, loc: Loc, spec: str, it) -> None:
+        parts = [p.strip() for p in re.split(r"[\s,]+", spec) if p.strip()]
+        if not parts or not re.fullmatch(NAME_RE, parts[0]):
+            raise AsmError(loc, ".macro needs a name")
+        name, params = parts[0], []
+        for p in parts[1:]:
+            pname, _, default = p.partition("=")
+            params.append((pname, default if _ else None))
+        if name in self.macros:
+            raise AsmError(loc, f"macro '{name}' is already defined")
+        self.macros[name] = _Macro(params, self._block(loc, it, ".macro", ".endm"))
+
+    def _expand(self, loc: Loc, name: str, argtext: str) -> None:
+        macro = self.macros[name]
+        args = _split_operands(argtext) if argtext.strip() else []
+        if len(args) > len(macro.params):
+            raise AsmError(loc, f"macro '{name}' takes {len(macro.params)} arguments, got {len(args)}")
+        values: dict[str, str] = {}
+        for i, (pname, default) in enumerate(macro.params):
+            if i < len(args) and args[i] != "":
+                values[pname] = args[i]
+            elif default is not None:
+                values[pname] = default
+            else:
+                raise AsmError(loc, f"macro '{name}': missing argument '{pname}'")
+        self.expansions += 1
+        if self.expansions > 100000:
+            raise AsmError(loc, "macro expansion does not terminate")
+        values["@"] = str(self.expansions)
+
+        def subst(m: re.Match) -> str:
+            if m[1] not in values:
+                raise AsmError(loc, f"macro '{name}': unknown parameter '\\{m[1]}'")
+            return values[m[1]]
+
+        body = [(bloc.via(loc), _MACRO_ARG.sub(subst, text)) for bloc, text in macro.body]
+        self._lines(body)
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def _statement(self, loc: Loc, line: str) -> None:
+        if ";" in _outside_strings(line):
+            raise AsmError(loc, "';' is not a comment here and keystone splits statements on it; "
+                           "use '#' for comments and one statement per line")  # fmt: skip
+        while True:
+            if _NUMERIC_LABEL.match(line):
+                raise AsmError(loc, "numeric local labels (1:, 1b, 1f) are not supported; "
+                               "use a named .L label")  # fmt: skip
+            m = _LABEL.match(line)
+            if not m:
+                break
+            self._label(loc, m[1])
+            line = line[m.end() :].strip()
+            if not line:
+                return
+        word, _, rest = line.partition(" ")
+        if "\t" in word:
+            word, _, rest2 = word.partition("\t")
+            rest = rest2 + " " + rest
+        rest = rest.strip()
+        if word in self.macros:
+            self._expand(loc, word, rest)
+        elif word.startswith("."):
+            self._directive(loc, word, rest)
+        else:
+            self._insn(loc, line)
+
+    def _label(self, loc: Loc, name: str) -> None:
+        if name.lower() in REGISTERS:
+            raise AsmError(loc, f"label '{name}' is named like a register; keystone would "
+                           "silently change the instruction that uses it")  # fmt: skip
+        if name.startswith("__k"):
+            raise AsmError(loc, f"label '{name}': names starting with '__k' are reserved")
+        if name in self.file.constants:
+            raise AsmError(loc, f"'{name}' is already defined as a constant")
+        self._emit(Label(loc, name))
+
+    def _emit(self, stmt: Statement) -> None:
+        if self.section is None:
+            raise AsmError(stmt.loc, "statement outside any section; start with .section NAME")
+        self.file.sections.setdefault(self.section, []).append(stmt)
+
+    def _insn(self, loc: Loc, line: str) -> None:
+        m = re.match(r"((?:(?:lock|rep|repe|repz|repne|repnz)\s+)*)([A-Za-z]\w*)\s*(.*)$", line)
+        if not m:
+            raise AsmError(loc, f"cannot parse '{line}'")
+        mnemonic = (" ".join(m[1].split() + [m[2]])).lower()
+        ops = _split_operands(m[3]) if m[3].strip() else []
+        if any(not o for o in ops):
+            raise AsmError(loc, f"empty operand in '{line}'")
+        self._emit(Insn(loc, mnemonic, ops, self.bits))
+
+    def _const(self, loc: Loc, text: str) -> int:
+        try:
+            return parse(text).evaluate(self.file.constants.get)
+        except ExprError as e:
+            raise AsmError(loc, f"{e} (a constant expression is needed here)") from None
+
+    def _directive(self, loc: Loc, word: str, rest: str) -> None:
+        word = word.lower()
+        args = _split_operands(rest) if rest else []
+        if word in (".section", ".pushsection"):
+            if not args:
+                raise AsmError(loc, f"{word} needs a section name")
+            if word == ".pushsection":
+                self.stack.append(self.section)
+            self.section = args[0].strip('"')
+        elif word == ".popsection":
+            if not self.stack:
+                raise AsmError(loc, ".popsection without .pushsection")
+            self.section = self.stack.pop()
+        elif word in (".text", ".data", ".bss", ".rodata"):
+            self.section = word
+        elif word in (".global", ".globl"):
+            for a in args:
+                self.file.globals.setdefault(a, loc)
+        elif word in (".extern", ".local"):
+            pass  # every name not defined in a file is external; names are local unless .global
+        elif word in (".set", ".equ"):
+            if len(args) != 2 or not re.fullmatch(NAME_RE, args[0]):
+                raise AsmError(loc, f"{word} needs NAME, VALUE")
+            self.file.constants[args[0]] = self._const(loc, args[1])
+        elif word == ".include":
+            self._include(loc, rest)
+        elif word in (".code32", ".code64"):
+            self.bits = int(word[5:])
+        elif word in DATA_WIDTHS:
+            if not args:
+                raise AsmError(loc, f"{word} needs at least one value")
+            self._emit(Data(loc, DATA_WIDTHS[word], [self._expr(loc, a) for a in args]))
+        elif word in (".ascii", ".asciz", ".string"):
+            data = b"".join(_string(loc, a) + (b"\0" if word != ".ascii" else b"") for a in args)
+            self._emit(Blob(loc, data))
+        elif word in (".zero", ".skip", ".space", ".fill"):
+            self._fill(loc, word, args)
+        elif word in (".balign", ".align"):
+            if not 1 <= len(args) <= 2:
+                raise AsmError(loc, f"{word} needs BOUNDARY[, FILL]")
+            n = self._const(loc, args[0])
+            if n <= 0 or n & (n - 1):
+                raise AsmError(loc, f"{word} {n}: the boundary must be a power of two")
+            fill = self._const(loc, args[1]) if len(args) == 2 else None
+            if fill is not None and not 0 <= fill <= 255:
+                raise AsmError(loc, f"{word}: fill byte {fill:#x} does not fit in a byte")
+            self._emit(Align(loc, n, fill))
+        elif word == ".incbin":
+            path = self._find(loc, _string(loc, rest).decode())
+            self._emit(Blob(loc, path.read_bytes()))
+        elif word == ".type":
+            if len(args) != 2 or args[1] not in ("@function", "@object", "%function", "%object"):
+                raise AsmError(loc, ".type needs NAME, @function|@object")
+            self.file.attrs.setdefault(args[0], SymbolAttrs()).kind = args[1][1:]
+        elif word == ".size":
+            if len(args) != 2:
+                raise AsmError(loc, ".size needs NAME, EXPRESSION")
+            self._emit(SizeMark(loc, args[0], self._expr(loc, args[1])))
+        elif word in _UNSUPPORTED and _UNSUPPORTED[word]:
+            raise AsmError(loc, f"{word} is not supported: {_UNSUPPORTED[word]}")
+        else:
+            raise AsmError(loc, f"unknown directive '{word}'")
+
+    def _expr(self, loc: Loc, text: str) -> Expr:
+        try:
+            return parse(text)
+        except ExprError as e:
+            raise AsmError(loc, str(e)) from None
+
+    def _fill(self, loc: Loc, word: str, args: list[str]) -> None:
+        if word == ".fill":
+            if not 1 <= len(args) <= 3:
+                raise AsmError(loc, ".fill needs REPEAT[, SIZE[, VALUE]]")
+            vals = [self._const(loc, a) for a in args] + [1, 0][len(args) - 1 :]
+            rep, size, value = vals[:3]
+            if size not in (1, 2, 4, 8) or rep < 0:
+                raise AsmError(loc, ".fill: SIZE must be 1, 2, 4 or 8 and REPEAT not negative")
+            self._emit(Blob(loc, _pack(loc, value, size) * rep))
+            return
+        if not 1 <= len(args) <= 2:
+            raise AsmError(loc, f"{word} needs COUNT[, FILL]")
+        n = self._const(loc, args[0])
+        fill = self._const(loc, args[1]) if len(args) == 2 else 0
+        if n < 0 or not 0 <= fill <= 255:
+            raise AsmError(loc, f"{word}: count must not be negative and fill must fit a byte")
+        self._emit(Blob(loc, bytes([fill]) * n))
+
+    def _find(self, loc: Loc, name: str) -> Path:
+        for d in [self.file.path.parent, *self.include_dirs]:
+            if (d / name).is_file():
+                return d / name
+        raise AsmError(loc, f"file '{name}' not found (searched {self.file.path.parent}"
+                       + "".join(f", {d}" for d in self.include_dirs) + ")")  # fmt: skip
+
+    def _include(self, loc: Loc, rest: str) -> None:
+        path = self._find(loc, _string(loc, rest).decode())
+        if path in self.include_chain or len(self.include_chain) > 32:
+            raise AsmError(loc, f"recursive .include of '{path}'")
+        self.include_chain.append(path)
+        self._lines(self._read(path, loc))
+        self.include_chain.pop()
+
+
+def _pack(loc: Loc, value: int, size: int) -> bytes:
+    if not -(1 << (8 * size - 1)) <= value < (1 << (8 * size)):
+        raise AsmError(loc, f"value {value:#x} does not fit in {size} bytes")
+    return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+
+def _string(loc: Loc, text: str) -> bytes:
+    text = text.strip()
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        raise AsmError(loc, f"expected a quoted string, got {text}")
+    try:
+        value = ast.literal_eval(text)
+    except (SyntaxError, ValueError):
+        raise AsmError(loc, f"bad string literal {text}") from None
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise AsmError(loc, "strings must be ASCII or \\x escapes") from None
+
+
+def _outside_strings(line: str) -> str:
+    return re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])\'', "", line)
+
+
+def _split_operands(text: str) -> list[str]:
+    """Split on commas that are outside brackets, parentheses and strings."""
+    out, depth, cur, quote = [], 0, [], None
+    for ch in text:
+        if quote:
+            cur.append(ch)
+            if ch == quote and (len(cur) < 2 or cur[-2] != "\\"):
+                quote = None
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    out.append("".join(cur).strip())
+    return out
+
+
+def _strip_comments(text: str, path: Path) -> list[str]:
+    """Remove `# ...` and `/* ... */` comments (not inside strings), keeping line numbers."""
+    out, in_block = [], False
+    for line in text.split("\n"):
+        res, i, quote = [], 0, None
+        while i < len(line):
+            ch = line[i]
+            if in_block:
+                if line.startswith("*/", i):
+                    in_block, i = False, i + 2
+                else:
+                    i += 1
+                continue
+            if quote:
+                res.append(ch)
+                if ch == "\\" and i + 1 < len(line):
+                    res.append(line[i + 1])
+                    i += 1
+                elif ch == quote:
+                    quote = None
+            elif ch == '"' or (ch == "'" and i + 2 < len(line) and line[i + 2] == "'"):
+                quote = ch
+                res.append(ch)
+            elif ch == "#":
+                break
+            elif line.startswith("/*", i):
+                in_block, i = True, i + 2
+                continue
+            elif line.startswith("//", i):
+                raise AsmError(Loc(path, len(out) + 1), "'//' is not a comment; use '#'")
+            else:
+                res.append(ch)
+            i += 1
+        out.append("".join(res))
+    return out
+
+
+def parse_file(
+    path: Path, include_dirs: list[Path] | None = None, constants: dict[str, int] | None = None
+) -> SourceFile:
+    """Parse one source file; raises AsmError naming file and line on the first error."""
+    return Parser(path, include_dirs or [], constants or {}).parse()
+
+
+__all__ = ["parse_file", "parse_number", "SourceFile", "Label", "Insn", "Data", "Blob", "Align", "SizeMark"]

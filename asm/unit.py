@@ -1,0 +1,352 @@
+"""A unit: the statements of one section of one source file, assembled as one keystone blob.
+
+Keystone only ever sees what this module writes for it: instructions whose numbers are all hex,
+labels, `.balign` with an explicit fill, `.code32/.code64`, and `.zero` placeholders.  Every
+symbol that lives outside the unit is given to keystone as `.set name, __kunit + OFFSET`, the one
+form that encodes correctly (KEYSTONE.md: sym_resolver is off by the fixup bias and drops
+addends).  Direct branches to such symbols are encoded here as rel32 (as GNU as does for
+symbols of other sections), data is evaluated here with range checks, and a probe label before
+every statement plus a trailing `.quad` list tells each statement's offset.
+
+The caller (the linker) drives it in three steps: `text(base, resolve)` for keystone, `absorb()`
+with keystone's bytes, then `finish(resolve)` once addresses are final, which patches data and
+branches and verifies every instruction with capstone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .errors import AsmError, Loc
+from .expr import NAME_RE, Expr, ExprError, parse
+from .source import Align, Blob, Data, Insn, Label, SizeMark, SourceFile, Statement
+from .x86 import (BRANCHES, FIXED_BYTES, JCC_CODES, OPERAND_KEYWORDS, REFUSED, REGISTERS,
+                  REGISTERS16, RENAMED)  # fmt: skip
+
+Resolve = Callable[[str], int | None]
+
+_TOKENS = re.compile(rf"(0[xX][0-9a-fA-F]+|0[bB][01]+|\d+)|('(?:\\.|[^'\\])')|({NAME_RE})")
+_SIZE_PTR = re.compile(r"^\s*(byte|word|dword|qword|tbyte|fword|xmmword|ymmword)\s+ptr\s+", re.I)
+_SEG = re.compile(r"^\s*([cdefgs]s)\s*:\s*", re.I)
+
+
+@dataclass
+class Operand:
+    """One operand as the front-end understands it, for lowering and for verification."""
+
+    text: str
+    kind: str  # "reg", "imm", "mem", "other"
+    value: Expr | None = None  # immediate value, or memory displacement (None: no displacement)
+    rip: bool = False
+    absolute: bool = False  # memory operand with neither base nor index register
+    width16: bool = False
+
+
+@dataclass
+class Lowered:
+    """What one statement becomes: keystone text or fixed bytes, and how to finish it."""
+
+    stmt: Statement
+    text: str | None = None  # keystone input; None for fixed-size statements
+    size: int | None = None  # fixed size (placeholders)
+    branch: tuple[bytes, Expr] | None = None  # opcode bytes + target of an external rel32 branch
+    far32: tuple[Expr, Expr] | None = None  # ljmp32 selector, target
+    operands: list[Operand] = field(default_factory=list)
+    externals: set[str] = field(default_factory=set)
+
+
+def _words(text: str) -> list[str]:
+    """Names used in an operand (not registers, keywords or numbers)."""
+    text = re.sub(r"'(?:\\.|[^'\\])'", "", text)
+    return [
+        m[3]
+        for m in _TOKENS.finditer(text)
+        if m[3] and m[3].lower() not in REGISTERS and m[3].lower() not in OPERAND_KEYWORDS
+    ]
+
+
+def ks_name(name: str) -> str:
+    """The spelling of a symbol for keystone: it rejects names that start with '.' inside
+    memory operands ('[rip + .Lx]' is "Invalid operand"), so such names are mangled into the
+    reserved '__kn_' space (sources may not use names starting with '__k')."""
+    if re.fullmatch(r"[A-Za-z_]\w*", name):
+        return name
+    return "__kn_" + name.replace("_", "__").replace(".", "_d").replace("$", "_s")
+
+
+def _hexify(text: str, constants: dict[str, int]) -> str:
+    """Operand text for keystone: numbers and constants in hex, `offset` dropped."""
+
+    def sub(m: re.Match) -> str:
+        if m[1]:
+            return hex(int(m[1], 0))
+        if m[2]:
+            return hex(parse(m[2]).evaluate(lambda _: None))
+        word = m[3]
+        if word.lower() == "offset":
+            return ""
+        if word in constants:
+            v = constants[word]
+            return hex(v) if v >= 0 else f"(-{hex(-v)})"
+        return ks_name(word)
+
+    return _TOKENS.sub(sub, text)
+
+
+def _operand(loc: Loc, text: str) -> Operand:
+    width16 = bool(re.match(r"\s*word\s+ptr", text, re.I)) or text.strip().lower() in REGISTERS16
+    body = _SIZE_PTR.sub("", text)
+    body = _SEG.sub("", body)
+    if body.strip().lower() in REGISTERS:
+        return Operand(text, "reg", width16=width16)
+    if "[" not in body:
+        if re.match(r"^\s*(near|far|short)\b", body, re.I):
+            return Operand(text, "other")
+        try:
+            return Operand(text, "imm", parse(re.sub(r"\boffset\b", "", body, flags=re.I)))
+        except ExprError as e:
+            raise AsmError(loc, f"operand '{text}': {e}") from None
+    m = re.fullmatch(r"\s*\[(.*)\]\s*", body)
+    if not m:
+        raise AsmError(loc, f"cannot read memory operand '{text}'")
+    terms = re.findall(r"([+-]?)\s*([^+-]+)", m[1].replace(" ", ""))
+    disp, rip, regs = [], False, 0
+    for sign, term in terms:
+        t = term.lower()
+        if t in REGISTERS or re.fullmatch(r"\w+\*\d+|\d+\*\w+", t):
+            if sign == "-":
+                raise AsmError(loc, f"register subtracted in '{text}'")
+            rip = rip or t in ("rip", "eip")
+            regs += 1
+            continue
+        disp.append(f"{sign or '+'}{term}")
+    value = None
+    if disp:
+        try:
+            value = parse("".join(disp).lstrip("+"))
+        except ExprError as e:
+            raise AsmError(loc, f"operand '{text}': {e}") from None
+    return Operand(text, "mem", value, rip=rip, absolute=regs == 0, width16=width16)
+
+
+class Unit:
+    """The statements of `section` in `file`; offsets are known after `absorb`."""
+
+    def __init__(self, file: SourceFile, section: str, stmts: list[Statement]) -> None:
+        self.file, self.section, self.stmts = file, section, stmts
+        self.labels = {s.name for s in stmts if isinstance(s, Label)}
+        self.align = max([s.boundary for s in stmts if isinstance(s, Align)], default=1)
+        self.lowered = [self._lower(s) for s in stmts]
+        self.offsets: list[int] = []
+        self.size = 0
+        self.raw = b""
+        self.base = 0
+
+    # -- lowering (address independent, done once) ---------------------------------------------
+
+    def _lower(self, s: Statement) -> Lowered:
+        if isinstance(s, Label):
+            return Lowered(s, text="")
+        if isinstance(s, SizeMark):
+            return Lowered(s, text="")
+        if isinstance(s, Align):
+            return Lowered(s, text=f".balign {hex(s.boundary)}, {hex(self._fill(s))}")
+        if isinstance(s, Data):
+            return Lowered(s, size=s.width * len(s.exprs), externals=self._ext(s.exprs))
+        if isinstance(s, Blob):
+            return Lowered(s, size=len(s.data))
+        return self._lower_insn(s)
+
+    def _fill(self, s: Align) -> int:
+        if s.fill is not None:
+            return s.fill
+        return 0xCC if any(isinstance(x, Insn) for x in self.stmts) else 0
+
+    def _ext(self, exprs: list[Expr]) -> set[str]:
+        c = self.file.constants
+        return {n for e in exprs for n in e.names if n != "." and n not in c and n not in self.labels}
+
+    def _lower_insn(self, s: Insn) -> Lowered:
+        mn = s.mnemonic
+        base_mn = mn.split()[-1]
+        if base_mn in REFUSED:
+            raise AsmError(s.loc, f"'{base_mn}' is refused: {REFUSED[base_mn]}")
+        if base_mn in FIXED_BYTES:
+            if s.operands:
+                raise AsmError(s.loc, f"'{base_mn}' takes no operands")
+            return Lowered(s, size=len(FIXED_BYTES[base_mn]))
+        if base_mn == "ljmp32":
+            return self._lower_far(s)
+        consts = self.file.constants
+        ops = [_operand(s.loc, o) for o in s.operands]
+        if base_mn in BRANCHES and len(ops) == 1 and ops[0].kind == "imm":
+            target = ops[0].value
+            names = [n for n in target.names if n not in consts]
+            if any(n not in self.labels for n in names):
+                return self._lower_branch(s, base_mn, target)
+        else:
+            for o in ops:
+                if o.kind == "imm" and re.search(r"\boffset\b", o.text, re.I) is None:
+                    syms = [n for n in o.value.names if n not in consts]
+                    if syms:
+                        raise AsmError(s.loc, f"'{o.text}' names symbol '{syms[0]}' without "
+                                       f"'offset': write 'offset {syms[0]}' for its address or "
+                                       f"'[rip + {syms[0]}]' for the memory there")  # fmt: skip
+                if o.kind == "mem" and o.absolute and s.bits == 64 and o.value is not None:
+                    syms = [n for n in o.value.names if n not in consts]
+                    if syms:
+                        raise AsmError(s.loc, f"absolute memory operand '{o.text}' in 64-bit code "
+                                       "(keystone picks the 10-byte movabs form, GNU as a "
+                                       f"32-bit one); write '[rip + {syms[0]}]'")  # fmt: skip
+        if s.bits == 32 and base_mn in ("lgdt", "lidt"):
+            return self._lower_descriptor_load(s, base_mn, ops)
+        if s.bits == 32 and base_mn == "push" and ops and ops[0].text.lower() in REGISTERS16:
+            raise AsmError(s.loc, "keystone encodes 'push SEG' in 32-bit code as a 2-byte push")
+        ext = set()
+        for o in ops:
+            if o.value is not None:
+                ext |= {n for n in o.value.names if n not in consts and n not in self.labels}
+        text = RENAMED.get(base_mn, base_mn)
+        prefix = " ".join(mn.split()[:-1])
+        text = f"{prefix} {text}".strip()
+        if ops:
+            text += " " + ", ".join(_hexify(o, consts) for o in s.operands)
+        return Lowered(s, text=text, operands=ops, externals=ext)
+
+    def _lower_branch(self, s: Insn, mn: str, target: Expr) -> Lowered:
+        if mn == "call":
+            op = b"\xe8"
+        elif mn == "jmp":
+            op = b"\xe9"
+        elif mn in JCC_CODES:
+            op = bytes([0x0F, 0x80 + JCC_CODES[mn]])
+        else:
+            raise AsmError(s.loc, f"'{mn}' has no rel32 form; its target must be in the same "
+                           "section of the same file")  # fmt: skip
+        return Lowered(s, size=len(op) + 4, branch=(op, target), externals=self._ext([target]))
+
+    def _lower_far(self, s: Insn) -> Lowered:
+        if s.bits != 32 or len(s.operands) != 2:
+            raise AsmError(s.loc, "ljmp32 SELECTOR, TARGET is a 32-bit-code pseudo-instruction")
+        try:
+            sel, tgt = parse(s.operands[0]), parse(s.operands[1])
+        except ExprError as e:
+            raise AsmError(s.loc, str(e)) from None
+        return Lowered(s, size=7, far32=(sel, tgt), externals=self._ext([sel, tgt]))
+
+    def _lower_descriptor_load(self, s: Insn, mn: str, ops: list[Operand]) -> Lowered:
+        # Keystone gives 32-bit lgdt/lidt a 0x66 prefix (24-bit base): encode 0f 01 /2 or /3
+        # with a disp32 operand here.
+        if len(ops) != 1 or ops[0].kind != "mem" or not ops[0].absolute:
+            raise AsmError(s.loc, f"32-bit {mn} takes one absolute memory operand [symbol]")
+        modrm = 0x15 if mn == "lgdt" else 0x1D
+        return Lowered(s, size=7, branch=(bytes([0x0F, 0x01, modrm]), ops[0].value),
+                       externals=self._ext([ops[0].value]), operands=ops)  # fmt: skip
+
+    # -- assembly -----------------------------------------------------------------------------
+
+    def externals(self) -> set[str]:
+        """Names this unit needs from outside (other units, files, the linker)."""
+        out: set[str] = set()
+        for lw in self.lowered:
+            out |= lw.externals
+        return out
+
+    def references(self) -> list[tuple[str, Loc]]:
+        """Each use of an outside name with its location, for undefined-symbol errors."""
+        return [(n, lw.stmt.loc) for lw in self.lowered for n in sorted(lw.externals)]
+
+    def text(self, base: int, resolve: Resolve) -> str:
+        """The keystone input for this unit placed at `base`, outside names as `resolve` says."""
+        lines = ["__kunit:"]
+        for name in sorted(self.externals()):
+            value = resolve(name)
+            value = base if value is None else value
+            sign = "+" if value >= base else "-"
+            lines.append(f".set {ks_name(name)}, __kunit {sign} {hex(abs(value - base))}")
+        bits = None
+        for i, lw in enumerate(self.lowered):
+            stmt_bits = getattr(lw.stmt, "bits", bits or 64)
+            if stmt_bits != bits:
+                lines.append(f".code{stmt_bits}")
+                bits = stmt_bits
+            lines.append(f"__kp{i}:")
+            if isinstance(lw.stmt, Label):
+                lines.append(f"{ks_name(lw.stmt.name)}:")
+            elif lw.text:
+                lines.append(lw.text)
+            elif lw.size:
+                lines.append(f".zero {hex(lw.size)}")
+        lines.append(f"__kp{len(self.lowered)}:")
+        lines.append(".code64")
+        probes = [f"__kp{i}" for i in range(len(self.lowered) + 1)]
+        for k in range(0, len(probes), 16):
+            lines.append(".quad " + ", ".join(probes[k : k + 16]))
+        return "\n".join(lines) + "\n"
+
+    def absorb(self, base: int, data: bytes) -> None:
+        """Take keystone's bytes for `text(base, ...)`: split off the probe table."""
+        n = len(self.lowered) + 1
+        table = data[-8 * n :]
+        offsets = [int.from_bytes(table[8 * i : 8 * i + 8], "little") - base for i in range(n)]
+        self.base, self.offsets = base, offsets[:-1]
+        self.size = offsets[-1]
+        self.raw = data[: self.size]
+        if len(data) != self.size + 8 * n:
+            raise AsmError(self.stmts[0].loc if self.stmts else None,
+                           "keystone output does not match its probe table")  # fmt: skip
+
+    def label_offsets(self) -> dict[str, int]:
+        return {lw.stmt.name: off for lw, off in zip(self.lowered, self.offsets)
+                if isinstance(lw.stmt, Label)}  # fmt: skip
+
+    def statement_span(self, i: int) -> tuple[int, int]:
+        """Offset and size of statement i."""
+        end = self.offsets[i + 1] if i + 1 < len(self.offsets) else self.size
+        return self.offsets[i], end - self.offsets[i]
+
+    def finish(self, resolve: Resolve) -> bytes:
+        """The unit's final bytes: data and external branches patched; resolve is final."""
+        out = bytearray(self.raw)
+        for i, lw in enumerate(self.lowered):
+            off, size = self.statement_span(i)
+            addr = self.base + off
+            s = lw.stmt
+
+            def value(e: Expr) -> int:
+                try:
+                    return e.evaluate(resolve, dot=addr)
+                except ExprError as err:
+                    raise AsmError(s.loc, str(err)) from None
+
+            if lw.size is not None and size != lw.size:
+                raise AsmError(s.loc, f"keystone placed {size} bytes for a {lw.size}-byte statement")
+            if isinstance(s, Data):
+                chunk = b"".join(_pack(s.loc, value(e), s.width) for e in s.exprs)
+            elif isinstance(s, Blob):
+                chunk = s.data
+            elif isinstance(s, Insn) and s.mnemonic.split()[-1] in FIXED_BYTES:
+                chunk = FIXED_BYTES[s.mnemonic.split()[-1]]
+            elif lw.far32:
+                sel, tgt = value(lw.far32[0]), value(lw.far32[1])
+                chunk = b"\xea" + _pack(s.loc, tgt, 4) + _pack(s.loc, sel, 2)
+            elif lw.branch and s.mnemonic.split()[-1] in ("lgdt", "lidt"):
+                chunk = lw.branch[0] + _pack(s.loc, value(lw.branch[1]), 4)
+            elif lw.branch:
+                op, target = lw.branch
+                rel = value(target) - (addr + size)
+                if not -(1 << 31) <= rel < (1 << 31):
+                    raise AsmError(s.loc, f"branch target {value(target):#x} is out of rel32 range")
+                chunk = op + _pack(s.loc, rel, 4)
+            else:
+                continue
+            out[off : off + size] = chunk
+        return bytes(out)
+
+
+def _pack(loc: Loc, value: int, size: int) -> bytes:
+    if not -(1 << (8 * size - 1)) <= value < (1 << (8 * size)):
+        raise AsmError(loc, f"value {value:#x} does not fit in {size} byte(s)")
+    return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")

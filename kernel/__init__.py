@@ -1,0 +1,1 @@
+"""The kernel: assembly sources by subsystem and the Python definitions that generate parts."""

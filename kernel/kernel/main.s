@@ -1,0 +1,114 @@
+# kernel_main: what the kernel does once the machine is set up.
+.include "layout.inc"
+
+.section .text
+# kernel_main - console up, banner, then `crash=` (harness aids), `selftest=` (KTAP), or the
+# demonstration.  Called once from start64; ends the VM and does not return.
+.global kernel_main
+kernel_main:
+    call serial_init
+    lea rdi, [rip + .Lbanner]
+    lea rsi, [rip + cmdline_buf]
+    call printk
+
+    lea rdi, [rip + .Lcrash_key]
+    call cmdline_get
+    test rax, rax
+    jz .Lno_crash
+    mov rdi, rax
+    mov rsi, rdx
+    call crash_on_purpose               # returns only for an unknown value
+    mov edi, EXIT_FAILURE
+    call qemu_exit
+.Lno_crash:
+    lea rdi, [rip + .Lselftest_key]
+    call cmdline_get
+    test rax, rax
+    jz .Ldemo
+    mov rdi, rax
+    mov rsi, rdx
+    call selftest_main                  # EAX = exit code
+    mov edi, eax
+    call qemu_exit
+.Ldemo:
+    call demo_main
+    mov edi, eax
+    call qemu_exit
+
+# crash_on_purpose - RDI/RSI = the value of crash=.  "triple": triple fault; "hang": never
+# return; "oops": an exception with no fixup.  Prints an error and returns for anything else.
+crash_on_purpose:
+    push rbx
+    push r12
+    mov rbx, rdi
+    mov r12, rsi
+    lea rsi, [rip + .Lcrash_triple]
+    call .Lis
+    jz .Ltriple
+    lea rsi, [rip + .Lcrash_hang]
+    call .Lis
+    jz .Lhang
+    lea rsi, [rip + .Lcrash_oops]
+    call .Lis
+    jz .Loops
+    lea rdi, [rip + .Lcrash_bad]
+    call printk
+    pop r12
+    pop rbx
+    ret
+.Ltriple:
+    lidt [rip + .Lnull_idt]             # no gate at all: #BP -> #GP -> #DF -> triple fault
+    int3
+.Lhang:
+    cli
+    hlt
+    jmp .Lhang
+.Loops:
+    ud2
+# .Lis: ZF set when the word RBX/R12 equals the string RSI.
+.Lis:
+    mov rdi, rsi
+    call strlen
+    cmp rax, r12
+    jne .Lis_end
+    mov rdi, rbx
+    mov rdx, r12
+    call memcmp
+    test eax, eax
+.Lis_end:
+    ret
+
+# demo_main - the default boot: run every self-test as a demonstration.  Returns EAX = exit
+# code.  (The entry-path workload arrives with the next issues.)
+demo_main:
+    lea rdi, [rip + .Ldemo_msg]
+    call printk
+    lea rdi, [rip + .Lall]
+    mov esi, 3
+    call selftest_main
+    ret
+
+.section .rodata
+.Lbanner:
+    .asciz "condrcu: x86-64 entry-path bench, command line '%s'\n"
+.Lcrash_key:
+    .asciz "crash="
+.Lselftest_key:
+    .asciz "selftest="
+.Lcrash_triple:
+    .asciz "triple"
+.Lcrash_hang:
+    .asciz "hang"
+.Lcrash_oops:
+    .asciz "oops"
+.Lcrash_bad:
+    .asciz "error: crash= takes triple, hang or oops\n"
+.Ldemo_msg:
+    .asciz "no selftest= given: running the demonstration (all self-tests)\n"
+.Lall:
+    .asciz "all"
+.balign 8
+    .word 0, 0, 0
+.Lnull_idt:
+    .word 0
+    .quad 0

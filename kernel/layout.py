@@ -1,0 +1,77 @@
+"""Where the kernel lives: the higher-half layout, the fixed numbers of the machine, kallsyms.
+
+Physical: loaded at 1 MiB by the Multiboot loader.  Virtual: the 32-bit boot code runs where it
+was loaded (paging off, then identity mapped); everything else runs in the top 2 GiB at
+KERNEL_VIRT_BASE + physical address, as Linux's kernel text mapping does.  The lower half
+belongs to user tasks.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from linker import Layout, OutputSection, Symbol
+
+LOAD_BASE = 0x100000
+KERNEL_VIRT_BASE = 0xFFFFFFFF80000000
+
+
+def kallsyms(symbols: list[Symbol]) -> bytes:
+    """The in-kernel symbol table: u64 count, then {u64 addr, u32 size, u32 name offset} sorted
+    by address, then NUL-terminated names; offsets are from the start of the section."""
+    funcs = sorted((s for s in symbols if s.kind == "function"), key=lambda s: (s.value, s.name))
+    names = bytearray()
+    entries = []
+    table = 8 + 16 * len(funcs)
+    for s in funcs:
+        entries.append(struct.pack("<QII", s.value, min(s.size, 0xFFFFFFFF), table + len(names)))
+        names += s.name.encode() + b"\0"
+    data = struct.pack("<Q", len(funcs)) + b"".join(entries) + names
+    return data + bytes(-len(data) % 8)
+
+
+LAYOUT = Layout(
+    sections=(
+        OutputSection(".boot", (".multiboot", ".boot.text"), "rx"),
+        OutputSection(".boot.data", (".boot.data",), "rw"),
+        OutputSection(".text", (".text", ".text.*"), "rx", vma_offset=KERNEL_VIRT_BASE),
+        OutputSection(".rodata", (".rodata", ".rodata.*"), "r", vma_offset=KERNEL_VIRT_BASE),
+        OutputSection(".ex_table", ("__ex_table",), "r", vma_offset=KERNEL_VIRT_BASE, align=16,
+                      sort_entries=True),  # fmt: skip
+        OutputSection(".selftests", (".selftests",), "r", vma_offset=KERNEL_VIRT_BASE, align=16),
+        OutputSection(".kallsyms", (), "r", vma_offset=KERNEL_VIRT_BASE, align=8,
+                      generate=kallsyms),  # fmt: skip
+        OutputSection(".data", (".data", ".data.*"), "rw", vma_offset=KERNEL_VIRT_BASE),
+        OutputSection(".bss", (".bss", ".bss.*"), "rw", vma_offset=KERNEL_VIRT_BASE, nobits=True),
+    ),
+    load_base=LOAD_BASE,
+    entry="_start",
+)
+
+# Fixed numbers of the machine and of our conventions, exported to the assembler.
+CONSTANTS = {
+    "LOAD_BASE": LOAD_BASE,
+    "KERNEL_VIRT_BASE": KERNEL_VIRT_BASE,
+    # GDT selectors, laid out as Linux's x86-64 GDT (so QEMU logs show CS=0010 / 0033).
+    "KERNEL32_CS": 0x08,
+    "KERNEL_CS": 0x10,
+    "KERNEL_DS": 0x18,
+    "USER32_CS": 0x23,
+    "USER_DS": 0x2B,
+    "USER_CS": 0x33,
+    "TSS_SEL": 0x40,
+    "MULTIBOOT_HEADER_MAGIC": 0x1BADB002,
+    "MULTIBOOT_FLAGS": 1 << 16,  # address fields present (QEMU loads an ELF64 only with this)
+    "MULTIBOOT_BOOTLOADER_MAGIC": 0x2BADB002,
+    "MBI_FLAGS": 0,
+    "MBI_CMDLINE": 16,
+    "MBI_FLAG_CMDLINE": 1 << 2,
+    "COM1": 0x3F8,
+    "DEBUG_EXIT_PORT": 0xF4,
+    "EXIT_SUCCESS": 0x10,  # QEMU exits with (0x10 << 1) | 1 = 33
+    "EXIT_FAILURE": 0x11,  # 35
+    "PAGE_SIZE": 0x1000,
+    "CMDLINE_MAX": 1024,
+    "KERNEL_STACK_SIZE": 0x4000,
+    "IST_STACK_SIZE": 0x1000,
+}

@@ -1,0 +1,102 @@
+# Ring-0 exceptions raised on purpose: each handler must see the right vector, error code,
+# RIP and CR2, and execution must resume through the exception table.
+.include "layout.inc"
+.include "selftest.inc"
+.include "extable.inc"
+
+.set PF_TEST_ADDR, 0xdead0000           # in the lower half, which the kernel leaves unmapped
+.set GP_TEST_SELECTOR, 0x1238           # beyond the GDT's limit: #GP(selector)
+
+.section .text
+# Each test: trap_expect, raise, resume at the fixup, trap_check.  Returns RAX = 0 or reason.
+
+selftest_divide_error:
+    call trap_expect
+    mov rdi, rax
+    xor edx, edx
+    mov eax, 1
+    xor ecx, ecx
+.Lde:
+    div ecx
+.Lde_fixup:
+    _ASM_EXTABLE .Lde, .Lde_fixup
+    mov esi, X86_TRAP_DIVIDE_ERROR
+    mov rdx, -1
+    lea rcx, [rip + .Lde]
+    xor r8d, r8d
+    jmp trap_check
+
+selftest_invalid_op:
+    call trap_expect
+    mov rdi, rax
+.Lud:
+    ud2
+.Lud_fixup:
+    _ASM_EXTABLE .Lud, .Lud_fixup
+    mov esi, X86_TRAP_INVALID_OP
+    mov rdx, -1
+    lea rcx, [rip + .Lud]
+    xor r8d, r8d
+    jmp trap_check
+
+# #BP is a trap: the CPU reports the address after int3, and that is the table's key.
+selftest_int3:
+    call trap_expect
+    mov rdi, rax
+    int3
+.Lbp_after:
+    _ASM_EXTABLE .Lbp_after, .Lbp_after
+    mov esi, X86_TRAP_INT3
+    mov rdx, -1
+    lea rcx, [rip + .Lbp_after]
+    xor r8d, r8d
+    jmp trap_check
+
+selftest_general_protection:
+    call trap_expect
+    mov rdi, rax
+    mov eax, GP_TEST_SELECTOR
+.Lgp:
+    mov ds, ax
+.Lgp_fixup:
+    _ASM_EXTABLE .Lgp, .Lgp_fixup
+    mov esi, X86_TRAP_GENERAL_PROTECTION
+    mov edx, GP_TEST_SELECTOR
+    lea rcx, [rip + .Lgp]
+    xor r8d, r8d
+    jmp trap_check
+
+selftest_page_fault_read:
+    call trap_expect
+    mov rdi, rax
+    mov rax, PF_TEST_ADDR
+.Lpf_read:
+    mov rax, qword ptr [rax]
+.Lpf_read_fixup:
+    _ASM_EXTABLE .Lpf_read, .Lpf_read_fixup
+    mov esi, X86_TRAP_PAGE_FAULT
+    xor edx, edx                        # not present, read, supervisor
+    lea rcx, [rip + .Lpf_read]
+    mov r8, PF_TEST_ADDR
+    jmp trap_check
+
+selftest_page_fault_write:
+    call trap_expect
+    mov rdi, rax
+    mov rax, PF_TEST_ADDR + 0x18
+.Lpf_write:
+    mov qword ptr [rax], rdi
+.Lpf_write_fixup:
+    _ASM_EXTABLE .Lpf_write, .Lpf_write_fixup
+    mov esi, X86_TRAP_PAGE_FAULT
+    mov edx, 2                          # not present, write, supervisor
+    lea rcx, [rip + .Lpf_write]
+    mov r8, PF_TEST_ADDR + 0x18
+    jmp trap_check
+
+SELFTEST divide_error, selftest_divide_error
+SELFTEST invalid_op, selftest_invalid_op
+SELFTEST int3, selftest_int3
+SELFTEST general_protection, selftest_general_protection
+SELFTEST page_fault_read, selftest_page_fault_read
+SELFTEST page_fault_write, selftest_page_fault_write

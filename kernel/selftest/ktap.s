@@ -1,0 +1,270 @@
+# The self-test runner: selects tests from `selftest=`, runs them, reports in KTAP version 1.
+.include "layout.inc"
+
+.set MAX_SELFTESTS, 256
+
+.section .text
+# selftest_main - RDI/RSI = the value of selftest= ("list", "all" or NAME[,NAME...]).
+# Returns EAX = EXIT_SUCCESS when every selected test passed (or for "list"), else
+# EXIT_FAILURE.  Preserves rbx, rbp, r12-r15.
+.global selftest_main
+selftest_main:
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    mov r12, rdi                        # spec
+    mov r13, rsi                        # spec length
+    lea rdi, [rip + .Llist]
+    call .Lspec_is
+    jz .Ldo_list
+    lea rdi, [rip + .Lall]
+    call .Lspec_is
+    jz .Lselect_all
+
+    # NAME[,NAME...]: mark each; an unknown name is an error before anything runs.
+    xor ebp, ebp                        # offset of the current name in the spec
+.Lnext_name:
+    cmp rbp, r13
+    jae .Lrun
+    mov r14, rbp                        # name start
+.Lname_end:
+    cmp rbp, r13
+    jae .Lname_found_end
+    cmp byte ptr [r12 + rbp], ','
+    je .Lname_found_end
+    inc rbp
+    jmp .Lname_end
+.Lname_found_end:
+    lea rdi, [r12 + r14]
+    mov rsi, rbp
+    sub rsi, r14                        # name length
+    call .Lfind
+    test rax, rax
+    js .Lunknown
+    lea rcx, [rip + selected]
+    mov byte ptr [rcx + rax], 1
+    inc rbp                             # skip the comma
+    jmp .Lnext_name
+.Lunknown:
+    lea rdi, [rip + .Lunknown_fmt]
+    mov rsi, rbp
+    sub rsi, r14
+    lea rdx, [r12 + r14]
+    call .Lprint_name_error
+    mov eax, EXIT_FAILURE
+    jmp .Lreturn
+
+.Lselect_all:
+    xor ecx, ecx
+    call .Lcount
+    lea rdi, [rip + selected]
+.Lmark:
+    cmp rcx, rax
+    jae .Lrun
+    mov byte ptr [rdi + rcx], 1
+    inc rcx
+    jmp .Lmark
+
+.Lrun:
+    # Plan: the number of selected tests.
+    call .Lcount
+    mov r15, rax                        # tests in the table
+    xor ecx, ecx
+    xor ebx, ebx                        # selected count
+    lea rdi, [rip + selected]
+.Lcount_selected:
+    cmp rcx, r15
+    jae .Lplan
+    movzx eax, byte ptr [rdi + rcx]
+    add rbx, rax
+    inc rcx
+    jmp .Lcount_selected
+.Lplan:
+    lea rdi, [rip + .Lheader]
+    mov rsi, rbx
+    call printk
+    xor r14d, r14d                      # table index
+    xor ebp, ebp                        # KTAP test number
+    xor ebx, ebx                        # failures
+.Lrun_next:
+    cmp r14, r15
+    jae .Lsummary
+    lea rax, [rip + selected]
+    cmp byte ptr [rax + r14], 0
+    je .Lrun_skip
+    inc rbp
+    mov r13, r14
+    shl r13, 4
+    lea rax, [rip + __start_selftests]
+    add r13, rax                        # table entry
+    call qword ptr [r13 + SELFTEST_FUNC]
+    test rax, rax
+    jnz .Lfailed
+    lea rdi, [rip + .Lok_fmt]
+    mov rsi, rbp
+    mov rdx, qword ptr [r13 + SELFTEST_NAME]
+    call printk
+    jmp .Lrun_skip
+.Lfailed:
+    inc rbx
+    lea rdi, [rip + .Lnot_ok_fmt]
+    mov rsi, rbp
+    mov rdx, qword ptr [r13 + SELFTEST_NAME]
+    mov rcx, rax
+    call printk
+.Lrun_skip:
+    inc r14
+    jmp .Lrun_next
+.Lsummary:
+    lea rdi, [rip + .Ltotals_fmt]
+    mov rsi, rbp
+    mov rdx, rbp
+    sub rdx, rbx
+    mov rcx, rbx
+    call printk
+    mov eax, EXIT_SUCCESS
+    test rbx, rbx
+    jz .Lreturn
+    mov eax, EXIT_FAILURE
+    jmp .Lreturn
+
+.Ldo_list:
+    call .Lcount
+    mov r15, rax
+    xor r14d, r14d
+.Llist_next:
+    cmp r14, r15
+    jae .Llist_done
+    mov rax, r14
+    shl rax, 4
+    lea rcx, [rip + __start_selftests]
+    lea rdi, [rip + .Lname_fmt]
+    mov rsi, qword ptr [rcx + rax + SELFTEST_NAME]
+    call printk
+    inc r14
+    jmp .Llist_next
+.Llist_done:
+    mov eax, EXIT_SUCCESS
+.Lreturn:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    ret
+
+# .Lspec_is: ZF set when the spec R12/R13 equals the string RDI.  Clobbers caller-saved.
+.Lspec_is:
+    push rdi
+    call strlen
+    pop rsi
+    cmp rax, r13
+    jne .Lspec_is_end
+    mov rdi, r12
+    mov rdx, r13
+    call memcmp
+    test eax, eax
+.Lspec_is_end:
+    ret
+
+# .Lcount: RAX = number of entries in the self-test table.
+.Lcount:
+    lea rax, [rip + __stop_selftests]
+    lea rdx, [rip + __start_selftests]
+    sub rax, rdx
+    shr rax, 4
+    ret
+
+# .Lfind: RDI/RSI = a name and its length.  RAX = its table index, or -1.
+.Lfind:
+    push rbx
+    push r12
+    push r13
+    push r14
+    mov r12, rdi
+    mov r13, rsi
+    call .Lcount
+    mov r14, rax
+    xor ebx, ebx
+.Lfind_next:
+    cmp rbx, r14
+    jae .Lfind_none
+    mov rax, rbx
+    shl rax, 4
+    lea rcx, [rip + __start_selftests]
+    mov rdi, qword ptr [rcx + rax + SELFTEST_NAME]
+    push rdi
+    call strlen
+    pop rdi
+    cmp rax, r13
+    jne .Lfind_skip
+    mov rsi, r12
+    mov rdx, r13
+    call memcmp
+    test eax, eax
+    jz .Lfind_hit
+.Lfind_skip:
+    inc rbx
+    jmp .Lfind_next
+.Lfind_hit:
+    mov rax, rbx
+    jmp .Lfind_end
+.Lfind_none:
+    mov rax, -1
+.Lfind_end:
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# .Lprint_name_error: RDI = format, RSI = length, RDX = name (not NUL-terminated): copies
+# the name into a buffer first.
+.Lprint_name_error:
+    push rdi
+    lea rdi, [rip + name_buf]
+    cmp rsi, 63
+    jbe .Lname_len_ok
+    mov esi, 63
+.Lname_len_ok:
+    mov byte ptr [rdi + rsi], 0
+.Lname_copy:
+    test rsi, rsi
+    jz .Lname_copied
+    dec rsi
+    mov al, byte ptr [rdx + rsi]
+    mov byte ptr [rdi + rsi], al
+    jmp .Lname_copy
+.Lname_copied:
+    pop rdi
+    lea rsi, [rip + name_buf]
+    call printk
+    ret
+
+.section .rodata
+.Llist:
+    .asciz "list"
+.Lall:
+    .asciz "all"
+.Lheader:
+    .asciz "KTAP version 1\n1..%u\n"
+.Lok_fmt:
+    .asciz "ok %u %s\n"
+.Lnot_ok_fmt:
+    .asciz "not ok %u %s # %s\n"
+.Ltotals_fmt:
+    .asciz "# totals: %u tests, %u passed, %u failed\n"
+.Lname_fmt:
+    .asciz "%s\n"
+.Lunknown_fmt:
+    .asciz "error: unknown selftest '%s' (selftest=list shows the names)\n"
+
+.section .bss
+selected:
+    .zero MAX_SELFTESTS
+name_buf:
+    .zero 64

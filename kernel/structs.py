@@ -1,0 +1,60 @@
+"""Struct layouts, defined once: emitted as assembler constants and used by host decoders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Struct:
+    """A C-like struct of fixed-size fields in order; offsets follow from the sizes."""
+
+    name: str  # constant prefix, e.g. PT_REGS
+    fields: tuple[tuple[str, int], ...]  # (field, size in bytes)
+
+    def offsets(self) -> dict[str, int]:
+        out, off = {}, 0
+        for field, size in self.fields:
+            out[field] = off
+            off += size
+        return out
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size in self.fields)
+
+    def constants(self) -> dict[str, int]:
+        consts = {f"{self.name}_{f.upper()}": off for f, off in self.offsets().items()}
+        consts[f"{self.name}_SIZE"] = self.size
+        return consts
+
+    def decode(self, data: bytes) -> dict[str, int]:
+        """Field values (little-endian, unsigned) from guest memory."""
+        offs = self.offsets()
+        return {f: int.from_bytes(data[offs[f] : offs[f] + s], "little") for f, s in self.fields}
+
+
+# Linux's x86-64 struct pt_regs (arch/x86/include/asm/ptrace.h): callee-saved registers first,
+# then caller-saved, orig_ax (error code or syscall number), then the CPU's iret frame.
+PT_REGS = Struct("PT", tuple((r, 8) for r in (
+    "r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di orig_ax ip cs flags sp ss".split())))  # fmt: skip
+
+# The 64-bit TSS (Intel SDM vol. 3, 8.7): packed, so rsp0 sits at offset 4.
+TSS = Struct("TSS", (("reserved0", 4), ("rsp0", 8), ("rsp1", 8), ("rsp2", 8), ("reserved1", 8),
+                     *((f"ist{i}", 8) for i in range(1, 8)), ("reserved2", 8), ("reserved3", 2),
+                     ("iomap_base", 2)))  # fmt: skip
+
+# What the exception handler records of the last exception, for self-tests and the host.
+TRAP_RECORD = Struct("TRAP", (("count", 8), ("vector", 8), ("error_code", 8), ("ip", 8),
+                              ("cs", 8), ("cr2", 8), ("flags", 8), ("sp", 8)))  # fmt: skip
+
+# An exception-table entry (Linux's __ex_table): faulting address, continuation address.
+EX_ENTRY = Struct("EX", (("insn", 8), ("fixup", 8)))
+
+# A self-test table entry: name (NUL-terminated string), function.
+SELFTEST = Struct("SELFTEST", (("name", 8), ("func", 8)))
+
+STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST)
+
+assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"
+assert TSS.offsets()["ist1"] == 36 and TSS.size == 104

@@ -1,0 +1,53 @@
+"""The 32 architectural exceptions: one table from which stubs, handlers and the IDT come."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Vector:
+    number: int
+    mnemonic: str  # "#PF"
+    name: str  # handler stem: asm_exc_<name>, exc_<name>
+    title: str
+    error_code: bool  # the CPU pushes an error code
+    ist: int = 0  # IST index, 0: none
+    dpl: int = 0  # 3: reachable by int from user mode
+    handler: str | None = None  # hand-written exc_<name>; None: the generated default
+
+
+# IST stacks: #DF, NMI and #MC never run on a possibly broken stack.
+IST_DF, IST_NMI, IST_MC = 1, 2, 3
+
+EXCEPTIONS: tuple[Vector, ...] = (
+    Vector(0, "#DE", "divide_error", "Divide Error", False),
+    Vector(1, "#DB", "debug", "Debug", False),
+    Vector(2, "NMI", "nmi", "Non-maskable Interrupt", False, ist=IST_NMI),
+    Vector(3, "#BP", "int3", "Breakpoint", False, dpl=3),
+    Vector(4, "#OF", "overflow", "Overflow", False),
+    Vector(5, "#BR", "bounds", "BOUND Range Exceeded", False),
+    Vector(6, "#UD", "invalid_op", "Invalid Opcode", False),
+    Vector(7, "#NM", "device_not_available", "Device Not Available", False),
+    Vector(8, "#DF", "double_fault", "Double Fault", True, ist=IST_DF),
+    Vector(9, "#CSO", "coproc_segment_overrun", "Coprocessor Segment Overrun", False),
+    Vector(10, "#TS", "invalid_tss", "Invalid TSS", True),
+    Vector(11, "#NP", "segment_not_present", "Segment Not Present", True),
+    Vector(12, "#SS", "stack_segment", "Stack-Segment Fault", True),
+    Vector(13, "#GP", "general_protection", "General Protection", True),
+    Vector(14, "#PF", "page_fault", "Page Fault", True, handler="exc_page_fault"),
+    Vector(15, "#RSV", "spurious_15", "Reserved", False),
+    Vector(16, "#MF", "coprocessor_error", "x87 Floating-Point Error", False),
+    Vector(17, "#AC", "alignment_check", "Alignment Check", True),
+    Vector(18, "#MC", "machine_check", "Machine Check", False, ist=IST_MC),
+    Vector(19, "#XM", "simd_error", "SIMD Floating-Point Exception", False),
+    Vector(20, "#VE", "virtualization", "Virtualization Exception", False),
+    Vector(21, "#CP", "control_protection", "Control Protection", True),
+    *(Vector(v, "#RSV", f"reserved_{v}", "Reserved", False) for v in range(22, 28)),
+    Vector(28, "#HV", "hypervisor_injection", "Hypervisor Injection", False),
+    Vector(29, "#VC", "vmm_communication", "VMM Communication", True),
+    Vector(30, "#SX", "security", "Security Exception", True),
+    Vector(31, "#RSV", "reserved_31", "Reserved", False),
+)
+
+assert [v.number for v in EXCEPTIONS] == list(range(32))

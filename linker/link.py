@@ -1,0 +1,304 @@
+"""Symbol resolution, placement and the fixpoint on sizes.
+
+Instruction sizes depend on symbol values (rel8 or rel32, imm32 or imm64) and symbol values on
+sizes, so placement is repeated until a pass assembles every unit with exactly the addresses the
+pass before produced.  The linker knows units only through their interface (align, externals,
+text/absorb/finish); the assembling itself is a callable it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from asm.errors import AsmError, Loc
+from asm.source import Blob, Data, Insn, Label, SizeMark
+from asm.unit import Unit
+
+from .layout import Layout, OutputSection
+
+MAX_PASSES = 10
+
+# (unit, base, resolve) for every unit: fills in the units' sizes and offsets.
+AssembleFn = Callable[[list[tuple[Unit, int, Callable[[str], int | None]]]], None]
+
+
+class LinkErrors(Exception):
+    """One or more errors, each `path:line: error: ...`; all are reported, not just the first."""
+
+    def __init__(self, errors: Sequence[AsmError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = list(errors)
+
+
+@dataclass
+class Symbol:
+    name: str
+    value: int
+    size: int
+    section: str
+    kind: str  # "function", "object" or "notype"
+    is_global: bool
+    file: str
+
+
+@dataclass
+class PlacedSection:
+    spec: OutputSection
+    vma: int
+    lma: int
+    size: int
+    data: bytes  # empty for nobits
+    units: list[Unit] = field(default_factory=list)
+
+
+@dataclass
+class Image:
+    """The linked program: sections with bytes and addresses, symbols, entry point."""
+
+    layout: Layout
+    sections: list[PlacedSection]
+    symbols: list[Symbol]
+    entry: int
+
+    def symbol(self, name: str) -> Symbol:
+        for s in self.symbols:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith((".L", "__k"))
+
+
+class Linker:
+    def __init__(self, units: list[Unit], layout: Layout, assemble: AssembleFn) -> None:
+        self.layout, self.assemble = layout, assemble
+        self.by_section: dict[str, list[Unit]] = {s.name: [] for s in layout.sections}
+        errors = []
+        for u in units:
+            out = layout.output_for(u.section)
+            if out is None:
+                errors.append(AsmError(u.stmts[0].loc if u.stmts else None,
+                                       f"section '{u.section}' is not placed by the layout"))  # fmt: skip
+                continue
+            if out.nobits:
+                for s in u.stmts:
+                    if isinstance(s, (Insn, Data)) or (isinstance(s, Blob) and any(s.data)):
+                        errors.append(AsmError(s.loc, f"'{u.section}' holds no data (nobits): "
+                                               "only labels, .zero and .balign belong there"))  # fmt: skip
+                        break
+            self.by_section[out.name].append(u)
+        for spec in layout.sections:  # input-pattern order first (a header goes first), then file order
+            self.by_section[spec.name].sort(key=lambda u, spec=spec: _pattern_index(spec, u.section))
+        self.units = [u for us in self.by_section.values() for u in us]
+        self._check_symbols(errors)
+        if errors:
+            raise LinkErrors(errors)
+
+    def _check_symbols(self, errors: list[AsmError]) -> None:
+        self.file_labels: dict[object, dict[str, Unit]] = {}
+        self.global_def: dict[str, tuple[Unit, Loc]] = {}
+        label_locs: dict[tuple[object, str], Loc] = {}
+        for u in self.units:
+            table = self.file_labels.setdefault(u.file.path, {})
+            for s in u.stmts:
+                if isinstance(s, Label):
+                    key = (u.file.path, s.name)
+                    if key in label_locs:
+                        errors.append(AsmError(s.loc, f"symbol '{s.name}' is already defined "
+                                               f"at {label_locs[key]}"))  # fmt: skip
+                        continue
+                    label_locs[key] = s.loc
+                    table[s.name] = u
+                    if s.name in u.file.globals:
+                        if s.name in self.global_def:
+                            other = self.global_def[s.name][1]
+                            errors.append(AsmError(s.loc, f"duplicate symbol '{s.name}' "
+                                                   f"(also defined at {other})"))  # fmt: skip
+                        else:
+                            self.global_def[s.name] = (u, s.loc)
+        linker_names = set(self._linker_symbols(self._initial_bases()[1]))
+        for u in self.units:
+            for name, loc in u.references():
+                if name in self.file_labels[u.file.path] or name in self.global_def:
+                    continue
+                if name in linker_names:
+                    continue
+                errors.append(AsmError(loc, f"undefined symbol '{name}'"))
+
+    # -- placement -----------------------------------------------------------------------------
+
+    def _initial_bases(self) -> tuple[dict[int, int], dict[str, tuple[int, int, int]]]:
+        return self._place({id(u): 0 for u in self.units})
+
+    def _place(self, sizes: dict[int, int]):
+        """Unit bases and output section (vma, lma, size) for the given unit sizes."""
+        bases: dict[int, int] = {}
+        spans: dict[str, tuple[int, int, int]] = {}
+        cursor = self.layout.load_base
+        for spec in self.layout.sections:
+            lma = spec.lma if spec.lma is not None else _align(cursor, spec.align)
+            vma = lma + spec.vma_offset
+            pos = vma
+            for u in self.by_section[spec.name]:
+                pos = _align(pos, u.align)
+                bases[id(u)] = pos
+                pos += sizes[id(u)]
+            if spec.generate is not None:
+                pos += self._generated_size.get(spec.name, 0)
+            spans[spec.name] = (vma, lma, pos - vma)
+            cursor = lma + (pos - vma)
+        return bases, spans
+
+    _generated_size: dict[str, int] = {}
+
+    def _linker_symbols(self, spans: dict[str, tuple[int, int, int]]) -> dict[str, int]:
+        syms: dict[str, int] = {}
+        progbits_end = self.layout.load_base
+        end = self.layout.load_base
+        for spec in self.layout.sections:
+            vma, lma, size = spans[spec.name]
+            syms[f"__start_{spec.symbol_stem}"] = vma
+            syms[f"__stop_{spec.symbol_stem}"] = vma + size
+            syms[f"__lma_start_{spec.symbol_stem}"] = lma
+            if not spec.nobits:
+                progbits_end = max(progbits_end, lma + size)
+            end = max(end, lma + size)
+        syms["__image_lma_start"] = self.layout.load_base
+        syms["__image_lma_end"] = progbits_end
+        syms["__image_lma_bss_end"] = end
+        return syms
+
+    def _resolver(self, u: Unit, values: dict[tuple[object, str], int], linker: dict[str, int]):
+        path = u.file.path
+
+        def resolve(name: str) -> int | None:
+            if (path, name) in values:
+                return values[(path, name)]
+            if name in u.file.constants:
+                return u.file.constants[name]
+            g = self.global_def.get(name)
+            if g is not None:
+                return values.get((g[0].file.path, name))
+            return linker.get(name)
+
+        return resolve
+
+    def link(self) -> Image:
+        sizes = {id(u): 0 for u in self.units}
+        values: dict[tuple[object, str], int] = {}
+        self._generated_size = {}
+        for _ in range(MAX_PASSES):
+            bases, spans = self._place(sizes)
+            linker = self._linker_symbols(spans)
+            work = [(u, bases[id(u)], self._resolver(u, values, linker)) for u in self.units]
+            self.assemble(work)
+            new_sizes = {id(u): u.size for u in self.units}
+            new_values = {(u.file.path, n): u.base + off
+                          for u in self.units for n, off in u.label_offsets().items()}  # fmt: skip
+            symbols = self._symbols(new_values, spans)
+            gen = {s.name: len(s.generate(symbols)) for s in self.layout.sections if s.generate}
+            if new_sizes == sizes and new_values == values and gen == self._generated_size:
+                return self._finish(bases, spans, linker, values, symbols)
+            sizes, values, self._generated_size = new_sizes, new_values, gen
+        raise LinkErrors([AsmError(None, f"layout did not settle after {MAX_PASSES} passes "
+                                   "(instruction sizes keep changing)")])  # fmt: skip
+
+    def _symbols(self, values, spans) -> list[Symbol]:
+        """The symbol table: labels (not .L or reserved), sized by .size or the next label."""
+        out: list[Symbol] = []
+        for spec in self.layout.sections:
+            entries = []
+            for u in self.by_section[spec.name]:
+                marks = {}
+                for i, s in enumerate(u.stmts):
+                    if isinstance(s, SizeMark) and u.offsets:
+                        dot = u.base + u.offsets[i]
+                        resolve = lambda n, u=u: values.get((u.file.path, n))  # noqa: E731
+                        try:
+                            marks[s.name] = s.expr.evaluate(resolve, dot=dot)
+                        except Exception:
+                            marks[s.name] = None
+                for name, off in u.label_offsets().items():
+                    if _hidden(name):
+                        continue
+                    kind = u.file.attrs[name].kind if name in u.file.attrs else None
+                    kind = kind or ("function" if spec.perm == "rx" else "object")
+                    entries.append([u.base + off, name, marks.get(name), kind,
+                                    name in u.file.globals, str(u.file.path)])  # fmt: skip
+            entries.sort(key=lambda e: (e[0], e[1]))
+            end = spans[spec.name][0] + spans[spec.name][2]
+            for k, (value, name, size, kind, glob, file) in enumerate(entries):
+                if size is None:
+                    nxt = next((e[0] for e in entries[k + 1 :] if e[0] > value), end)
+                    size = max(0, nxt - value)  # early passes may be inconsistent
+                out.append(Symbol(name, value, size, spec.name, kind, glob, file))
+        return out
+
+    def _finish(self, bases, spans, linker, values, symbols) -> Image:
+        from asm.verify import verify_unit
+
+        placed = []
+        errors: list[AsmError] = []
+        for spec in self.layout.sections:
+            vma, lma, size = spans[spec.name]
+            fill = 0xCC if spec.perm == "rx" else 0
+            data = bytearray([fill]) * size
+            for u in self.by_section[spec.name]:
+                resolve = self._resolver(u, values, linker)
+                try:
+                    final = u.finish(resolve)
+                    verify_unit(u, final, resolve)
+                except AsmError as e:
+                    errors.append(e)
+                    continue
+                data[u.base - vma : u.base - vma + u.size] = final
+            if spec.generate is not None:
+                gen = spec.generate(symbols)
+                data[size - len(gen) :] = gen
+            if spec.sort_entries:
+                if size % 16:
+                    errors.append(AsmError(None, f"{spec.name}: size {size} is not a multiple "
+                                           "of 16-byte entries"))  # fmt: skip
+                entries = sorted((bytes(data[i : i + 16]) for i in range(0, size, 16)),
+                                 key=lambda e: int.from_bytes(e[:8], "little"))
+                data = bytearray(b"".join(entries))
+            placed.append(PlacedSection(spec, vma, lma, size, b"" if spec.nobits else bytes(data),
+                                        self.by_section[spec.name]))  # fmt: skip
+        if errors:
+            raise LinkErrors(errors)
+        self._check_overlaps(placed)
+        try:
+            entry = next(s.value for s in symbols if s.name == self.layout.entry)
+        except StopIteration:
+            raise LinkErrors([AsmError(None, f"entry symbol '{self.layout.entry}' is not defined")])
+        return Image(self.layout, placed, symbols, entry)
+
+    def _check_overlaps(self, placed: list[PlacedSection]) -> None:
+        errors = []
+        for i, a in enumerate(placed):
+            for b in placed[i + 1 :]:
+                if not a.size or not b.size:
+                    continue
+                for kind, x, y in (("load", a.lma, b.lma), ("virtual", a.vma, b.vma)):
+                    if x < y + b.size and y < x + a.size:
+                        errors.append(AsmError(None, f"sections {a.spec.name} [{x:#x}, "
+                                               f"{x + a.size:#x}) and {b.spec.name} [{y:#x}, "
+                                               f"{y + b.size:#x}) overlap ({kind} addresses)"))  # fmt: skip
+        if errors:
+            raise LinkErrors(errors)
+
+
+def _pattern_index(spec: OutputSection, name: str) -> int:
+    return next(i for i, pat in enumerate(spec.inputs) if OutputSection(spec.name, (pat,), "r").takes(name))
+
+
+def _align(x: int, a: int) -> int:
+    return (x + a - 1) & ~(a - 1)
+
+
+def link(units: list[Unit], layout: Layout, assemble: AssembleFn) -> Image:
+    """Place, resolve and assemble `units` per `layout`; raises LinkErrors listing every error."""
+    return Linker(units, layout, assemble).link()

@@ -1,0 +1,48 @@
+"""The listing: capstone disassembly of all code, with symbol labels and source lines."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
+
+from asm.source import Insn, Label
+
+from .link import Image
+
+
+@functools.cache
+def _cs(bits: int) -> Cs:
+    return Cs(CS_ARCH_X86, CS_MODE_64 if bits == 64 else CS_MODE_32)
+
+
+def write_listing(image: Image, rel_path: Callable[[str], str] = str) -> str:
+    """Text of build/kernel.lst: every executable section, instruction by instruction."""
+    out = []
+    for sec in image.sections:
+        if sec.spec.perm != "rx":
+            continue
+        out.append(f"\nSection {sec.spec.name} ({sec.vma:#x}):")
+        for u in sorted(sec.units, key=lambda u: u.base):
+            for i, lw in enumerate(u.lowered):
+                s = lw.stmt
+                off, size = u.statement_span(i)
+                addr = u.base + off
+                if isinstance(s, Label):
+                    if not s.name.startswith("__k"):
+                        out.append(f"\n{addr:016x} <{s.name}>:")
+                    continue
+                if not size:
+                    continue
+                code = sec.data[addr - sec.vma : addr - sec.vma + size]
+                where = f"{rel_path(str(s.loc.path))}:{s.loc.line}"
+                if isinstance(s, Insn):
+                    for d in _cs(s.bits).disasm(code, addr):
+                        text = f"{d.mnemonic} {d.op_str}".strip()
+                        out.append(f"  {d.address:x}:  {d.bytes.hex(' '):<30} {text:<44} # {where}")
+                else:
+                    for k in range(0, size, 16):
+                        chunk = code[k : k + 16]
+                        out.append(f"  {addr + k:x}:  {chunk.hex(' '):<47} (data)  # {where}")
+    return "\n".join(out).lstrip("\n") + "\n"
