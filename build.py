@@ -32,9 +32,9 @@ def rel(path: str | Path) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
-def kernel_sources(gen_dir: Path) -> list[Path]:
+def kernel_sources(gen_dir: Path, kernel_dir: Path = ROOT / "kernel") -> list[Path]:
     """Hand-written sources (sorted, so the link order is stable) then generated ones."""
-    return sorted((ROOT / "kernel").rglob("*.s")) + gen.generate(gen_dir)
+    return sorted(kernel_dir.rglob("*.s")) + gen.generate(gen_dir)
 
 
 def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT) -> Image:
@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
                                  epilog="Errors are printed as path:line: error: message; "
                                  "the exit status is 1 when the build fails.")  # fmt: skip
     ap.add_argument("--out", type=Path, default=ROOT / "build", help="output directory (build/)")
+    ap.add_argument(
+        "--kernel-dir",
+        type=Path,
+        default=ROOT / "kernel",
+        help="assembly source tree (kernel/); include files come from its include/",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print sections and timings")
     args = ap.parse_args(argv)
     out: Path = args.out
@@ -63,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         gen_dir = out / "gen"
-        sources = kernel_sources(gen_dir)
-        image = build_image(sources, [gen_dir, ROOT / "kernel" / "include"])
+        sources = kernel_sources(gen_dir, args.kernel_dir)
+        image = build_image(sources, [gen_dir, args.kernel_dir / "include"])
         files = {
             "kernel.elf": write_elf(image, rel),
             "kernel.map": write_map(image, rel).encode(),

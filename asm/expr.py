@@ -53,7 +53,7 @@ def parse_number(text: str) -> int:
     return expr.evaluate(lambda _: None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse(text: str) -> Expr:
     """Parse `text`; raises ExprError on a syntax error or a number GNU as would read differently."""
     pos, out, names = 0, [], []

@@ -98,7 +98,9 @@ class SourceFile:
             for s in stmts:
                 if isinstance(s, Label):
                     if s.name in seen:
-                        raise AsmError(s.loc, f"symbol '{s.name}' is already defined at {seen[s.name]}")
+                        raise AsmError(
+                            s.loc, f"symbol '{s.name}' is already defined at {seen[s.name]}"
+                        )
                     seen[s.name] = s.loc
         return seen
 
@@ -195,7 +197,9 @@ class Parser:
         macro = self.macros[name]
         args = _split_operands(argtext) if argtext.strip() else []
         if len(args) > len(macro.params):
-            raise AsmError(loc, f"macro '{name}' takes {len(macro.params)} arguments, got {len(args)}")
+            raise AsmError(
+                loc, f"macro '{name}' takes {len(macro.params)} arguments, got {len(args)}"
+            )
         values: dict[str, str] = {}
         for i, (pname, default) in enumerate(macro.params):
             if i < len(args) and args[i] != "":
@@ -381,7 +385,9 @@ class Parser:
 
 
 def _pack(loc: Loc, value: int, size: int) -> bytes:
-    if not -(1 << (8 * size - 1)) <= value < (1 << (8 * size)):
+    # GNU as takes any value that fits the width as signed or unsigned, or whose negation
+    # does (`.long -(magic + flags)` of a Multiboot checksum): the same here.
+    if not -(1 << (8 * size)) < value < (1 << (8 * size)):
         raise AsmError(loc, f"value {value:#x} does not fit in {size} bytes")
     return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
@@ -472,4 +478,14 @@ def parse_file(
     return Parser(path, include_dirs or [], constants or {}).parse()
 
 
-__all__ = ["parse_file", "parse_number", "SourceFile", "Label", "Insn", "Data", "Blob", "Align", "SizeMark"]
+__all__ = [
+    "parse_file",
+    "parse_number",
+    "SourceFile",
+    "Label",
+    "Insn",
+    "Data",
+    "Blob",
+    "Align",
+    "SizeMark",
+]

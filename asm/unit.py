@@ -22,8 +22,16 @@ from dataclasses import dataclass, field
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse
 from .source import Align, Blob, Data, Insn, Label, SizeMark, SourceFile, Statement
-from .x86 import (BRANCHES, FIXED_BYTES, JCC_CODES, OPERAND_KEYWORDS, REFUSED, REGISTERS,
-                  REGISTERS16, RENAMED)  # fmt: skip
+from .x86 import (
+    BRANCHES,
+    FIXED_BYTES,
+    JCC_CODES,
+    OPERAND_KEYWORDS,
+    REFUSED,
+    REGISTERS,
+    REGISTERS16,  # fmt: skip
+    RENAMED,
+)
 
 Resolve = Callable[[str], int | None]
 
@@ -166,7 +174,9 @@ class Unit:
 
     def _ext(self, exprs: list[Expr]) -> set[str]:
         c = self.file.constants
-        return {n for e in exprs for n in e.names if n != "." and n not in c and n not in self.labels}
+        return {
+            n for e in exprs for n in e.names if n != "." and n not in c and n not in self.labels
+        }
 
     def _lower_insn(self, s: Insn) -> Lowered:
         mn = s.mnemonic
@@ -322,7 +332,9 @@ class Unit:
                     raise AsmError(s.loc, str(err)) from None
 
             if lw.size is not None and size != lw.size:
-                raise AsmError(s.loc, f"keystone placed {size} bytes for a {lw.size}-byte statement")
+                raise AsmError(
+                    s.loc, f"keystone placed {size} bytes for a {lw.size}-byte statement"
+                )
             if isinstance(s, Data):
                 chunk = b"".join(_pack(s.loc, value(e), s.width) for e in s.exprs)
             elif isinstance(s, Blob):
@@ -347,6 +359,8 @@ class Unit:
 
 
 def _pack(loc: Loc, value: int, size: int) -> bytes:
-    if not -(1 << (8 * size - 1)) <= value < (1 << (8 * size)):
+    # GNU as takes any value that fits the width as signed or unsigned, or whose negation
+    # does (`.long -(magic + flags)` of a Multiboot checksum): the same here.
+    if not -(1 << (8 * size)) < value < (1 << (8 * size)):
         raise AsmError(loc, f"value {value:#x} does not fit in {size} byte(s)")
     return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")

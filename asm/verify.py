@@ -54,7 +54,9 @@ def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
         decoded = list(_cs(s.bits).disasm(code, addr))
         if len(decoded) != 1 or decoded[0].size != size:
             got = "; ".join(f"{d.mnemonic} {d.op_str}" for d in decoded) or code.hex()
-            raise AsmError(s.loc, f"'{s.mnemonic}' assembled to {size} bytes that decode as '{got}'")
+            raise AsmError(
+                s.loc, f"'{s.mnemonic}' assembled to {size} bytes that decode as '{got}'"
+            )
         d = decoded[0]
         src_mn = s.mnemonic.split()[-1]
         if src_mn in FIXED_BYTES or src_mn == "ljmp32":
@@ -129,5 +131,8 @@ def _compatible(want: str, got: str) -> bool:
     # "rep stosq" vs "rep stosq qword ptr" etc. are caught by operand text, not here; capstone
     # prints some string instructions with size suffixes.
     w, g = want.split(), got.split()
-    return w[:-1] == g[:-1] and g[-1].startswith(w[-1]) and w[-1] in ("movs", "stos", "lods",
-                                                                     "cmps", "scas", "ins", "outs")
+    return (
+        w[:-1] == g[:-1]
+        and g[-1].startswith(w[-1])
+        and w[-1] in ("movs", "stos", "lods", "cmps", "scas", "ins", "outs")
+    )

@@ -36,11 +36,18 @@ LAYOUT = Layout(
         OutputSection(".boot.data", (".boot.data",), "rw"),
         OutputSection(".text", (".text", ".text.*"), "rx", vma_offset=KERNEL_VIRT_BASE),
         OutputSection(".rodata", (".rodata", ".rodata.*"), "r", vma_offset=KERNEL_VIRT_BASE),
-        OutputSection(".ex_table", ("__ex_table",), "r", vma_offset=KERNEL_VIRT_BASE, align=16,
-                      sort_entries=True),  # fmt: skip
+        OutputSection(
+            ".ex_table",
+            ("__ex_table",),
+            "r",
+            vma_offset=KERNEL_VIRT_BASE,
+            align=16,
+            sort_entries=True,
+        ),  # fmt: skip
         OutputSection(".selftests", (".selftests",), "r", vma_offset=KERNEL_VIRT_BASE, align=16),
-        OutputSection(".kallsyms", (), "r", vma_offset=KERNEL_VIRT_BASE, align=8,
-                      generate=kallsyms),  # fmt: skip
+        OutputSection(
+            ".kallsyms", (), "r", vma_offset=KERNEL_VIRT_BASE, align=8, generate=kallsyms
+        ),  # fmt: skip
         OutputSection(".data", (".data", ".data.*"), "rw", vma_offset=KERNEL_VIRT_BASE),
         OutputSection(".bss", (".bss", ".bss.*"), "rw", vma_offset=KERNEL_VIRT_BASE, nobits=True),
     ),

@@ -109,17 +109,15 @@ def write_elf(image: Image, rel_path: Callable[[str], str] = str) -> bytes:
                              len(shstr.data), 0, 0, 1, 0))  # fmt: skip
     out += b"".join(shdrs)
 
-    loads = [s for s in secs if s.size]
+    segments = _segments(image)
     phoff = 64
-    if phoff + 56 * len(loads) > lay.file_base:
+    if phoff + 56 * len(segments) > lay.file_base:
         raise ValueError("too many program headers for the space before file_base")
     phdrs = []
-    for s in loads:
-        pf, _ = _perm_flags(s.spec.perm)
-        off = lay.file_base + (s.lma - lay.load_base)
-        filesz = 0 if s.spec.nobits else s.size
-        phdrs.append(struct.pack("<IIQQQQQQ", PT_LOAD, pf, off, s.vma, s.lma, filesz, s.size,
-                                 0x1000))  # fmt: skip
+    for perm, vma, lma, filesz, memsz in segments:
+        pf, _ = _perm_flags(perm)
+        off = lay.file_base + (lma - lay.load_base)
+        phdrs.append(struct.pack("<IIQQQQQQ", PT_LOAD, pf, off, vma, lma, filesz, memsz, 0x1000))
     out[phoff : phoff + 56 * len(phdrs)] = b"".join(phdrs)
 
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
@@ -127,3 +125,24 @@ def write_elf(image: Image, rel_path: Callable[[str], str] = str) -> bytes:
                                  56, len(phdrs), 64, len(shdrs), len(shdrs) - 1)  # fmt: skip
     out[0:64] = header
     return bytes(out)
+
+
+def _segments(image: Image) -> list[tuple[str, int, int, int, int]]:
+    """PT_LOAD segments (perm, vma, lma, filesz, memsz): consecutive sections with the same
+    permissions and the same virtual-to-load offset share one segment; a nobits section may
+    end a segment (memsz > filesz) but nothing follows it in the same segment."""
+    segs: list[list] = []
+    for s in image.sections:
+        if not s.size:
+            continue
+        last = segs[-1] if segs else None
+        if (last and last[0] == s.spec.perm and last[1] - last[2] == s.vma - s.lma
+                and last[4] == last[3] and s.lma >= last[2] + last[4]
+                and s.lma - (last[2] + last[4]) < 0x1000):  # fmt: skip
+            gap_end = s.lma - last[2]
+            last[4] = gap_end + s.size
+            if not s.spec.nobits:
+                last[3] = gap_end + s.size
+            continue
+        segs.append([s.spec.perm, s.vma, s.lma, 0 if s.spec.nobits else s.size, s.size])
+    return [tuple(x) for x in segs]

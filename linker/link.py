@@ -90,8 +90,12 @@ class Linker:
                                                "only labels, .zero and .balign belong there"))  # fmt: skip
                         break
             self.by_section[out.name].append(u)
-        for spec in layout.sections:  # input-pattern order first (a header goes first), then file order
-            self.by_section[spec.name].sort(key=lambda u, spec=spec: _pattern_index(spec, u.section))
+        for (
+            spec
+        ) in layout.sections:  # input-pattern order first (a header goes first), then file order
+            self.by_section[spec.name].sort(
+                key=lambda u, spec=spec: _pattern_index(spec, u.section)
+            )
         self.units = [u for us in self.by_section.values() for u in us]
         self._check_symbols(errors)
         if errors:
@@ -262,8 +266,10 @@ class Linker:
                 if size % 16:
                     errors.append(AsmError(None, f"{spec.name}: size {size} is not a multiple "
                                            "of 16-byte entries"))  # fmt: skip
-                entries = sorted((bytes(data[i : i + 16]) for i in range(0, size, 16)),
-                                 key=lambda e: int.from_bytes(e[:8], "little"))
+                entries = sorted(
+                    (bytes(data[i : i + 16]) for i in range(0, size, 16)),
+                    key=lambda e: int.from_bytes(e[:8], "little"),
+                )
                 data = bytearray(b"".join(entries))
             placed.append(PlacedSection(spec, vma, lma, size, b"" if spec.nobits else bytes(data),
                                         self.by_section[spec.name]))  # fmt: skip
@@ -273,7 +279,7 @@ class Linker:
         try:
             entry = next(s.value for s in symbols if s.name == self.layout.entry)
         except StopIteration:
-            raise LinkErrors([AsmError(None, f"entry symbol '{self.layout.entry}' is not defined")])
+            raise LinkErrors([AsmError(None, f"entry symbol '{self.layout.entry}' is not defined")]) from None
         return Image(self.layout, placed, symbols, entry)
 
     def _check_overlaps(self, placed: list[PlacedSection]) -> None:
@@ -292,7 +298,9 @@ class Linker:
 
 
 def _pattern_index(spec: OutputSection, name: str) -> int:
-    return next(i for i, pat in enumerate(spec.inputs) if OutputSection(spec.name, (pat,), "r").takes(name))
+    return next(
+        i for i, pat in enumerate(spec.inputs) if OutputSection(spec.name, (pat,), "r").takes(name)
+    )
 
 
 def _align(x: int, a: int) -> int:

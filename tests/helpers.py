@@ -1,0 +1,62 @@
+"""Shared helpers for the assembler and linker tests: build small programs from strings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
+
+from asm import KeystoneBackend, load_units
+from linker import Image, Layout, OutputSection, link
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SMALL = Layout(
+    sections=(
+        OutputSection(".text", (".text",), "rx"),
+        OutputSection(".rodata", (".rodata",), "r"),
+        OutputSection(".data", (".data",), "rw"),
+        OutputSection(".bss", (".bss",), "rw", nobits=True),
+    ),
+    load_base=0x400000,
+    entry="start",
+)
+
+HIGH = Layout(
+    sections=(
+        OutputSection(".text", (".text",), "rx", vma_offset=0xFFFFFFFF80000000),
+        OutputSection(".data", (".data",), "rw", vma_offset=0xFFFFFFFF80000000),
+    ),
+    load_base=0x100000,
+    entry="start",
+)
+
+
+def build(tmp_path: Path, sources: dict[str, str], layout: Layout = SMALL) -> Image:
+    """Write `sources` (name -> text) into tmp_path, assemble and link them in name order."""
+    paths = []
+    for name, text in sorted(sources.items()):
+        p = tmp_path / name
+        p.write_text(text)
+        paths.append(p)
+    units = load_units(paths, [tmp_path])
+    with KeystoneBackend() as backend:
+        return link(units, layout, backend)
+
+
+def section_bytes(image: Image, name: str) -> bytes:
+    return next(s.data for s in image.sections if s.spec.name == name)
+
+
+def symbol_bytes(image: Image, name: str) -> bytes:
+    """The bytes of symbol `name` (its size is up to the next symbol)."""
+    sym = image.symbol(name)
+    sec = next(s for s in image.sections if s.spec.name == sym.section)
+    return sec.data[sym.value - sec.vma : sym.value - sec.vma + sym.size]
+
+
+def disasm(image: Image, name: str, bits: int = 64) -> list[str]:
+    """Capstone's text ('mnemonic op_str') for each instruction of symbol `name`."""
+    md = Cs(CS_ARCH_X86, CS_MODE_64 if bits == 64 else CS_MODE_32)
+    addr = image.symbol(name).value
+    return [f"{i.mnemonic} {i.op_str}".strip() for i in md.disasm(symbol_bytes(image, name), addr)]

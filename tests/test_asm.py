@@ -1,0 +1,230 @@
+"""The assembler front-end and the linker: features, fixpoint, and errors that name file:line."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import SMALL, build, disasm, section_bytes, symbol_bytes
+
+from asm import AsmError, KeystoneBackend, load_units
+from asm.expr import ExprError, parse
+from asm.verify import verify_unit
+from linker import Layout, LinkErrors, OutputSection, link
+
+
+def test_expressions():
+    assert parse("(1 << 4) | 0x3").evaluate(lambda n: None) == 0x13
+    assert parse("-7 / 2").evaluate(lambda n: None) == -3  # truncates, as GNU as
+    assert parse("a + 'A' - .").evaluate({"a": 10}.get, dot=5) == 70
+    with pytest.raises(ExprError, match="octal"):
+        parse("010")
+    with pytest.raises(ExprError, match="undefined symbol 'b'"):
+        parse("b + 1").evaluate(lambda n: None)
+
+
+def test_macros_rept_include_constants(tmp_path):
+    (tmp_path / "defs.inc").write_text(
+        ".set COUNT, 3\n.macro TWICE insn\n    \\insn\n    \\insn\n.endm\n"
+    )
+    image = build(
+        tmp_path,
+        {
+            "a.s": """
+.include "defs.inc"
+.section .text
+start:
+    TWICE nop
+.rept COUNT
+    int3
+.endr
+    mov eax, COUNT * 2
+    ret
+"""
+        },
+    )
+    assert disasm(image, "start") == ["nop", "nop", "int3", "int3", "int3", "mov eax, 6", "ret"]
+
+
+def test_jumps_grow_from_rel8_to_rel32_in_the_fixpoint(tmp_path):
+    image = build(
+        tmp_path,
+        {
+            "a.s": """
+.section .text
+start:
+    jmp far
+    jmp near
+near:
+    .zero 200
+far:
+    ret
+"""
+        },
+    )
+    code = symbol_bytes(image, "start")
+    assert code[0] == 0xE9 and code[5] == 0xEB  # the far jump needs rel32, the near one not
+    target = image.symbol("start").value + 5 + int.from_bytes(code[1:5], "little", signed=True)
+    assert target == image.symbol("far").value
+
+
+def test_file_local_and_global_symbols(tmp_path):
+    sources = {
+        "a.s": ".section .text\n.global start\nstart:\n    call helper\n    jmp local\nlocal:\n    ret\n",
+        "b.s": ".section .text\n.global helper\nhelper:\n    jmp local\nlocal:\n    ret\n",
+    }
+    image = build(tmp_path, sources)
+    locals_ = [s for s in image.symbols if s.name == "local"]
+    assert len(locals_) == 2 and not any(s.is_global for s in locals_)
+    assert image.symbol("helper").is_global
+
+
+def test_sizes_and_types(tmp_path):
+    image = build(
+        tmp_path,
+        {
+            "a.s": """
+.section .text
+.type start, @function
+start:
+    nop
+    ret
+.size start, . - start
+filler:
+    int3
+.section .data
+.type table, @object
+table:
+    .quad 1, 2
+"""
+        },
+    )
+    assert image.symbol("start").size == 2
+    assert image.symbol("table").size == 16 and image.symbol("table").kind == "object"
+
+
+def test_linker_symbols_and_sorted_entries(tmp_path):
+    layout = Layout(
+        sections=(
+            OutputSection(".text", (".text",), "rx"),
+            OutputSection(".table", ("tbl",), "r", align=16, sort_entries=True),
+        ),
+        load_base=0x400000,
+        entry="start",
+    )
+    image = build(
+        tmp_path,
+        {
+            "a.s": """
+.section .text
+start:
+    lea rax, [rip + __start_table]
+    lea rcx, [rip + __stop_table]
+    ret
+.section tbl
+    .quad 3, 30
+    .quad 1, 10
+    .quad 2, 20
+"""
+        },
+        layout,
+    )
+    data = section_bytes(image, ".table")
+    assert [int.from_bytes(data[i : i + 8], "little") for i in range(0, 48, 16)] == [1, 2, 3]
+
+
+def test_syntax_error_names_file_and_line_through_include_and_macro(tmp_path):
+    (tmp_path / "m.inc").write_text(".macro BAD\n    nop\n    mov rax,, rbx\n.endm\n")
+    with pytest.raises(AsmError) as e:
+        build(tmp_path, {"a.s": '.include "m.inc"\n.section .text\nstart:\n    BAD\n'})
+    assert "a.s:4 (in macro body at " in str(e.value)
+    assert str(e.value).endswith("error: empty operand in 'mov rax,, rbx'")
+    assert "m.inc:3): error" in str(e.value)
+
+
+def test_keystone_rejection_names_file_and_line(tmp_path):
+    with pytest.raises(AsmError, match=r"a\.s:5: error: keystone: Invalid mnemonic"):
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    nop\n    nop\n    frobnicate rax\n"})
+
+
+def test_undefined_symbol_names_every_reference(tmp_path):
+    with pytest.raises(LinkErrors) as e:
+        build(tmp_path, {
+            "a.s": ".section .text\nstart:\n    call missing\n    nop\n    jmp missing\n",
+            "b.s": ".section .data\n    .quad missing\n    .quad other_missing\n",
+        })  # fmt: skip
+    lines = str(e.value).splitlines()
+    assert "a.s:3: error: undefined symbol 'missing'" in lines[0]
+    assert any("a.s:5: error: undefined symbol 'missing'" in x for x in lines)
+    assert any("b.s:2: error: undefined symbol 'missing'" in x for x in lines)
+    assert any("b.s:3: error: undefined symbol 'other_missing'" in x for x in lines)
+    assert len(lines) == 4
+
+
+def test_a_file_local_label_is_not_visible_from_another_file(tmp_path):
+    with pytest.raises(LinkErrors, match=r"a\.s:3: error: undefined symbol 'hidden'"):
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    call hidden\n",
+                         "b.s": ".section .text\nhidden:\n    ret\n"})  # fmt: skip
+
+
+def test_duplicate_symbols(tmp_path):
+    with pytest.raises(
+        LinkErrors, match=r"b\.s:3: error: duplicate symbol 'start' \(also defined at \S*a\.s:3\)"
+    ):
+        build(tmp_path, {"a.s": ".section .text\n.global start\nstart:\n    ret\n",
+                         "b.s": ".section .text\n.global start\nstart:\n    ret\n"})  # fmt: skip
+    with pytest.raises(
+        AsmError, match=r"a\.s:4: error: symbol 'x' is already defined at \S*a\.s:2"
+    ):
+        build(tmp_path, {"a.s": ".section .text\nx:\n    ret\nx:\n    ret\n"})
+
+
+def test_overlapping_sections(tmp_path):
+    layout = Layout(
+        sections=(
+            OutputSection(".text", (".text",), "rx", lma=0x400000),
+            OutputSection(".data", (".data",), "rw", lma=0x400800),
+        ),
+        load_base=0x400000,
+        entry="start",
+    )
+    with pytest.raises(LinkErrors, match=r"sections \.text \[0x400000, 0x401000\) and \.data "
+                       r"\[0x400800, 0x400808\) overlap"):  # fmt: skip
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    .zero 0x1000\n"
+                         ".section .data\n    .quad 1\n"}, layout)  # fmt: skip
+
+
+def test_unplaced_section_and_data_in_nobits(tmp_path):
+    with pytest.raises(LinkErrors, match=r"a\.s:2: error: section '\.weird' is not placed"):
+        build(tmp_path, {"a.s": ".section .weird\nstart:\n    ret\n"})
+    with pytest.raises(LinkErrors, match=r"a\.s:3: error: '\.bss' holds no data"):
+        build(tmp_path, {"a.s": ".section .bss\nstart:\n    .quad 5\n"})
+
+
+def test_capstone_check_catches_wrong_bytes(tmp_path):
+    # A mis-encoding keystone could make: the branch lands 4 bytes off (the sym_resolver
+    # bias).  Corrupt the bytes after assembly and the verifier names the source line.
+    src = tmp_path / "a.s"
+    src.write_text(".section .text\nstart:\n    jmp .Lend\n    nop\n.Lend:\n    ret\n")
+    units = load_units([src], [])
+    with KeystoneBackend() as backend:
+        image = link(units, SMALL, backend)
+    (unit,) = units
+    good = bytearray(section_bytes(image, ".text")[: unit.size])
+    labels = {n: unit.base + off for n, off in unit.label_offsets().items()}
+    resolve = labels.get
+    verify_unit(unit, bytes(good), resolve)
+    good[1] += 4
+    with pytest.raises(
+        AsmError, match=r"a\.s:3: error: 'jmp \.Lend' lands on 0x40000[0-9a-f]+, not on"
+    ):
+        verify_unit(unit, bytes(good), resolve)
+    good[1] -= 4
+    good[0] = 0x66  # an operand-size prefix the source did not ask for
+    with pytest.raises(AsmError, match=r"a\.s:3: error"):
+        verify_unit(unit, bytes(good), resolve)
+
+
+def test_capstone_check_catches_truncated_immediate(tmp_path):
+    with pytest.raises(
+        LinkErrors, match=r"a\.s:3: error: immediate '0x1ff' = 0x1ff was encoded as 0xff"
+    ):
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    mov al, 0x1ff\n"})

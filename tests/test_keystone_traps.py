@@ -1,0 +1,314 @@
+"""One test per trap of ../shared/KEYSTONE.md: each is turned into correct bytes or a clear error.
+
+Every expected encoding below was checked against GNU as (`as --64 -msyntax=intel
+-mnaked-reg`); the tests decode our output with capstone independently of asm/verify.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from helpers import HIGH, build, disasm, section_bytes, symbol_bytes
+from keystone import KS_ARCH_X86, KS_MODE_64, KS_OPT_SYNTAX, KS_OPT_SYNTAX_INTEL, Ks
+
+from asm import AsmError
+from asm.ks_worker import KeystoneCrash, KeystoneWorker
+from linker import LinkErrors
+
+CROSS_FILE = {
+    "a.s": """
+.section .text
+.global start
+start:
+    call far_func
+    jmp far_func
+    jne far_func
+    lea rax, [rip + far_data + 0x10]
+    cmp byte ptr [rip + far_data], 5
+    mov qword ptr [rip + far_data + 8], 0x12345
+    ret
+""",
+    "b.s": """
+.section .text
+.balign 64
+.global far_func
+far_func:
+    ret
+.section .data
+.balign 64
+.global far_data
+far_data:
+    .zero 32
+""",
+}
+
+
+def _ea(image, name: str) -> list[int]:
+    """Targets and RIP-relative effective addresses of each instruction, decoded here."""
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+    from capstone.x86 import X86_OP_IMM, X86_OP_MEM, X86_REG_RIP
+
+    md = Cs(CS_ARCH_X86, CS_MODE_64)
+    md.detail = True
+    out = []
+    for i in md.disasm(symbol_bytes(image, name), image.symbol(name).value):
+        for op in i.operands:
+            if op.type == X86_OP_MEM and op.mem.base == X86_REG_RIP:
+                out.append((i.address + i.size + op.mem.disp) & (2**64 - 1))
+            elif op.type == X86_OP_IMM and i.mnemonic in ("call", "jmp", "jne"):
+                out.append(op.imm & (2**64 - 1))
+    return out
+
+
+@pytest.mark.parametrize("layout", [None, HIGH], ids=["low", "higher-half"])
+def test_sym_resolver_bias_and_addends(tmp_path, layout):
+    # Trap: sym_resolver is off by +4/+5/+8 and drops addends.  We never use it: outside
+    # symbols are `.set x, __kunit + OFFSET` and branches to them are our own rel32.
+    image = build(tmp_path, CROSS_FILE, *([layout] if layout else []))
+    func, data = image.symbol("far_func").value, image.symbol("far_data").value
+    assert _ea(image, "start") == [func, func, func, data + 0x10, data, data + 8]
+
+
+def test_radix_is_decimal_even_after_an_option_call(tmp_path):
+    # Trap: any option call switches keystone to radix 16 and leaks into later engines.
+    poisoned = Ks(KS_ARCH_X86, KS_MODE_64)
+    poisoned.syntax = KS_OPT_SYNTAX_INTEL  # what triggers it in this (test) process
+    del poisoned
+    image = build(
+        tmp_path,
+        {
+            "a.s": """
+.section .text
+.global start
+start:
+    add rsp, 16
+    mov eax, 100
+    .balign 16
+after:
+    ret
+"""
+        },
+    )
+    assert disasm(image, "start")[:2] == ["add rsp, 0x10", "mov eax, 0x64"]
+    assert image.symbol("after").value % 16 == 0
+    assert KS_OPT_SYNTAX  # the option exists: the poisoning above was real
+
+
+def test_rip_relative_to_an_absolute_constant_is_an_error(tmp_path):
+    # Trap: `.set x, 0x200000; lea rdi, [rip + x]` encodes displacement 0x200000 (GNU as agrees:
+    # it is the meaning of an absolute symbol).  Written on purpose it is almost always a bug;
+    # the verifier reports where it points instead of silently accepting it.
+    with pytest.raises(LinkErrors, match=r"a\.s:5: error: .*points at"):
+        build(
+            tmp_path,
+            {
+                "a.s": """
+.set x, 0x200000
+.section .text
+start:
+    lea rdi, [rip + x]
+"""
+            },
+        )
+
+
+def test_data_out_of_range_is_an_error(tmp_path):
+    # Trap: `.word 0x10000` emits 0 bytes in keystone.  We evaluate data ourselves.
+    with pytest.raises(LinkErrors, match=r"a\.s:4: error: value 0x10000 does not fit in 2"):
+        build(tmp_path, {"a.s": ".section .data\nstart:\n    .word 1\n    .word 0x10000\n"})
+
+
+def test_label_difference_checksum_is_emitted(tmp_path):
+    # Trap: `.long -(magic + (end - start))` emits 0 bytes in keystone.
+    image = build(
+        tmp_path,
+        {
+            "a.s": """
+.section .data
+start:
+    .long 0xe85250d6
+    .long -(0xe85250d6 + (end - start))
+end:
+"""
+        },
+    )
+    data = section_bytes(image, ".data")
+    assert len(data) == 8
+    assert (sum(int.from_bytes(data[i : i + 4], "little") for i in (0, 4)) + 8) % 2**32 == 0
+
+
+@pytest.mark.parametrize(
+    "insn",
+    ["mov al, 0x1ff", "ret 0x10000", "mov rax, qword ptr [rbx + 0x100000000]"],
+)
+def test_truncation_is_an_error(tmp_path, insn):
+    with pytest.raises((LinkErrors, AsmError), match=r"a\.s:4: error"):
+        build(tmp_path, {"a.s": f".section .text\nstart:\n    nop\n    {insn}\n"})
+
+
+def test_enter_is_refused(tmp_path):
+    with pytest.raises(AsmError, match=r"a\.s:3: error: 'enter' is refused"):
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    enter 0x10000, 0\n"})
+
+
+@pytest.mark.parametrize("insn", ["push 0xffff", "push 0xffffffff"])
+def test_push_immediate_mangling_is_caught(tmp_path, insn):
+    # Trap: `push 0xffff` becomes push -1; `push 0xffffffff` a 16-bit push.
+    with pytest.raises((LinkErrors, AsmError), match=r"a\.s:3: error"):
+        build(tmp_path, {"a.s": f".section .text\nstart:\n    {insn}\n"})
+
+
+def test_push_small_immediates_are_fine(tmp_path):
+    image = build(tmp_path, {"a.s": ".section .text\nstart:\n    push -1\n    push 0x7f\n"
+                             "    push 0x80\n    ret\n"})  # fmt: skip
+    assert disasm(image, "start") == ["push -1", "push 0x7f", "push 0x80", "ret"]
+
+
+@pytest.mark.parametrize("mn,fix", [("pushf", "pushfq"), ("popf", "popfq"), ("iret", "iretq")])
+def test_16_bit_forms_are_refused(tmp_path, mn, fix):
+    # Trap: pushf/popf/iret assemble to the 66-prefixed 16-bit forms.
+    with pytest.raises(AsmError, match=rf"a\.s:3: error: '{mn}' is refused: .*{fix}"):
+        build(tmp_path, {"a.s": f".section .text\nstart:\n    {mn}\n"})
+
+
+def test_pushfq_popfq_iretq_encode_right(tmp_path):
+    image = build(tmp_path, {"a.s": ".section .text\nstart:\n    pushfq\n    popfq\n    iretq\n"})
+    assert symbol_bytes(image, "start") == bytes.fromhex("9c9d48cf")
+
+
+def test_lgdt_lidt_in_32_bit_code_take_a_32_bit_base(tmp_path):
+    # Trap: in 32-bit code keystone prefixes lgdt/lidt with 0x66 (a 24-bit base).
+    image = build(
+        tmp_path,
+        {
+            "a.s": """
+.section .text
+.code32
+start:
+    lgdt [gdtr]
+    lidt [gdtr + 6]
+    ret
+gdtr:
+    .word 0, 0, 0, 0, 0, 0
+"""
+        },
+    )
+    g = image.symbol("gdtr").value
+    assert disasm(image, "start", bits=32)[:2] == [f"lgdt [{g:#x}]", f"lidt [{g + 6:#x}]"]
+    assert symbol_bytes(image, "start")[:3] == bytes.fromhex("0f0115")
+
+
+def test_push_segment_in_32_bit_code_is_refused(tmp_path):
+    with pytest.raises(AsmError, match=r"a\.s:4: error: .*push SEG"):
+        build(tmp_path, {"a.s": ".section .text\n.code32\nstart:\n    push cs\n"})
+
+
+def test_far_jump(tmp_path):
+    # Trap: 32-bit `ljmp 0x8:0x100000` truncates the offset; `jmp 0x8:label` is rejected.
+    with pytest.raises(AsmError, match=r"'ljmp' is refused"):
+        build(tmp_path, {"a.s": ".section .text\n.code32\nstart:\n    ljmp 0x8, start\n"})
+    image = build(
+        tmp_path,
+        {
+            "b.s": """
+.section .text
+.code32
+start:
+    ljmp32 0x10, target
+.code64
+.balign 16
+target:
+    ret
+"""
+        },
+    )
+    t = image.symbol("target").value
+    assert symbol_bytes(image, "start")[:7] == b"\xea" + t.to_bytes(4, "little") + b"\x10\x00"
+
+
+def test_16_bit_code_is_refused(tmp_path):
+    with pytest.raises(AsmError, match=r"a\.s:2: error: \.code16 is not supported"):
+        build(tmp_path, {"a.s": ".section .text\n.code16\nstart:\n    ret\n"})
+
+
+def test_bare_label_operand_needs_offset_or_brackets(tmp_path):
+    # Trap: a bare label is an immediate in keystone, a memory load in GNU as.
+    with pytest.raises(AsmError, match=r"a\.s:4: error: .*without 'offset'"):
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    nop\n    mov rax, start\n"})
+    image = build(tmp_path, {"b.s": ".section .text\nstart:\n    mov rax, offset start\n"})
+    assert disasm(image, "start") == [f"mov rax, {image.symbol('start').value:#x}"]
+
+
+def test_absolute_memory_operand_in_64_bit_code_is_refused(tmp_path):
+    # Trap: `mov rax, [abs]` picks the 10-byte movabs form.
+    with pytest.raises(AsmError, match=r"a\.s:3: error: absolute memory operand .*rip \+ start"):
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    mov rax, qword ptr [start]\n"})
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (".section .text\nstart:\n    nop ; comment\n", "';' is not a comment"),
+        (".section .text\nstart:\n    nop // comment\n", "'//' is not a comment"),
+        (".section .text\nstart:\n1:\n    jmp 1b\n", "numeric local labels"),
+        (".section .text\nrip:\n    ret\n", "named like a register"),
+        (".section .text\nstart:\n    .p2align 5\n", r"\.p2align is not supported"),
+        (".section .text\nstart:\n    .balignw 4, 0x9090\n", r"\.balignw is not supported"),
+        (".section .text\nstart:\n    lret\n", "'lret' is refused"),
+    ],
+)
+def test_syntax_keystone_mishandles_is_an_error(tmp_path, text, message):
+    with pytest.raises(AsmError, match=message) as e:
+        build(tmp_path, {"a.s": text})
+    assert str(e.value).startswith("a.s:") or "a.s:" in str(e.value)
+
+
+def test_missing_mnemonics_are_provided(tmp_path):
+    # Trap: keystone lacks sysretq and endbr64.
+    image = build(tmp_path, {"a.s": ".section .text\nstart:\n    endbr64\n    sysretq\n"})
+    assert symbol_bytes(image, "start") == bytes.fromhex("f30f1efa480f07")
+
+
+def test_string_escapes_are_ours(tmp_path):
+    # Trap: "\x41" escapes fail in keystone.
+    image = build(tmp_path, {"a.s": '.section .rodata\nstart:\n    .asciz "\\x41\\tB\\n"\n'})
+    assert section_bytes(image, ".rodata") == b"A\tB\n\0"
+
+
+def test_dot_names_inside_brackets(tmp_path):
+    # Found here (not in KEYSTONE.md): keystone rejects '[rip + .Lx]' as "Invalid operand".
+    image = build(
+        tmp_path,
+        {
+            "a.s": """
+.section .text
+start:
+    lea rax, [rip + .Lhere]
+    mov rbx, qword ptr [rip + .Lhere + 8]
+.Lhere:
+    ret
+"""
+        },
+    )
+    here = image.symbol("start").value + 14
+    assert _ea(image, "start") == [here, here + 8]
+
+
+def test_section_directives_never_reach_keystone(tmp_path):
+    # Trap: `.section .text` makes asm() return (None, 0) and `.text` segfaults keystone.
+    image = build(tmp_path, {"a.s": ".text\nstart:\n    ret\n.section .data\nd:\n    .byte 7\n"})
+    assert symbol_bytes(image, "start") == b"\xc3"
+    assert section_bytes(image, ".data") == b"\x07"
+
+
+def test_worker_survives_keystone_crash_and_hang():
+    # Keystone segfaults on `.text` and hangs on `nop; .p2align 0x20`: in its own process neither
+    # takes the build down, and the next request is served by a fresh worker.
+    with KeystoneWorker() as w:
+        with pytest.raises(KeystoneCrash) as crash:
+            w.assemble([(64, 0, ".text\nnop\n")], timeout=10)
+        assert not crash.value.hang
+        with pytest.raises(KeystoneCrash) as hang:
+            w.assemble([(64, 0, "nop\n.p2align 0x20\n")], timeout=2)
+        assert hang.value.hang
+        (r,) = w.assemble([(64, 0, "nop")], timeout=10)
+        assert r.ok and r.data == b"\x90"
