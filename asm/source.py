@@ -203,7 +203,10 @@ class Parser:
         values: dict[str, str] = {}
         for i, (pname, default) in enumerate(macro.params):
             if i < len(args) and args[i] != "":
-                values[pname] = args[i]
+                arg = args[i]
+                if len(arg) >= 2 and arg[0] == arg[-1] == '"':
+                    arg = arg[1:-1]  # GNU as strips the quotes of a quoted argument
+                values[pname] = arg
             elif default is not None:
                 values[pname] = default
             else:

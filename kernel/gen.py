@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .layout import CONSTANTS
 from .structs import PT_REGS, STRUCTS
-from .vectors import EXCEPTIONS
+from .vectors import EXCEPTIONS, IST_DF, IST_MC, IST_NMI
 
 # The general-purpose registers saved in pt_regs, in the order of the layout.
 _SAVED = [f for f, _ in PT_REGS.fields][: PT_REGS.fields.index(("orig_ax", 8))]
@@ -25,6 +25,7 @@ def constants() -> dict[str, int]:
         out.update(st.constants())
     for v in EXCEPTIONS:
         out[f"X86_TRAP_{v.name.upper()}"] = v.number
+    out.update(IST_DF=IST_DF, IST_NMI=IST_NMI, IST_MC=IST_MC)
     return out
 
 
