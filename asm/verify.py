@@ -76,6 +76,7 @@ def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
             raise AsmError(s.loc, f"'{s.mnemonic}' got an operand-size prefix (0x66) the source "
                            f"did not ask for: {code.hex()} = '{d.mnemonic} {d.op_str}'")  # fmt: skip
         ops = d.operands
+        text = f"{s.mnemonic} {', '.join(s.operands)}".strip()
         if lw.branch and src_mn in ("lgdt", "lidt"):
             continue
         if src_mn in BRANCHES and len(lw.operands) == 1 and lw.operands[0].kind == "imm":
@@ -99,7 +100,7 @@ def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
                 if got.type != X86_OP_IMM:
                     raise AsmError(s.loc, f"operand '{src.text}' did not become an immediate")
                 if not -(1 << (bits - 1)) <= want < (1 << bits) or (got.imm - want) % (1 << bits):
-                    raise AsmError(s.loc, f"immediate '{src.text}' = {want:#x} was encoded as "
+                    raise AsmError(s.loc, f"'{text}': immediate {want:#x} was encoded as "
                                    f"{got.imm & ((1 << bits) - 1):#x} ({bits}-bit operand)")  # fmt: skip
             elif src.kind == "mem":
                 if got.type != X86_OP_MEM:

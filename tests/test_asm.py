@@ -225,6 +225,6 @@ def test_capstone_check_catches_wrong_bytes(tmp_path):
 
 def test_capstone_check_catches_truncated_immediate(tmp_path):
     with pytest.raises(
-        LinkErrors, match=r"a\.s:3: error: immediate '0x1ff' = 0x1ff was encoded as 0xff"
+        LinkErrors, match=r"a\.s:3: error: 'mov al, 0x1ff': immediate 0x1ff was encoded as 0xff"
     ):
         build(tmp_path, {"a.s": ".section .text\nstart:\n    mov al, 0x1ff\n"})

@@ -1,0 +1,93 @@
+"""build.py as a user meets it: help, success, and failures that leave nothing behind."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_build(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "build.py"), *args], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of kernel/ that a test may break."""
+    shutil.copytree(ROOT / "kernel", tmp_path / "kernel",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    return tmp_path / "kernel"
+
+
+def test_help():
+    r = run_build("--help")
+    assert r.returncode == 0
+    for opt in ("--out", "-v", "--kernel-dir"):
+        assert opt in r.stdout
+
+
+def test_success_writes_three_outputs(tmp_path):
+    r = run_build("--out", str(tmp_path), "-v")
+    assert r.returncode == 0, r.stderr
+    assert ".text" in r.stdout and "symbols" in r.stdout
+    for name in ("kernel.elf", "kernel.map", "kernel.lst"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _fail(tree: Path, out: Path, path: str, old: str, new: str) -> subprocess.CompletedProcess:
+    f = tree / path
+    text = f.read_text()
+    assert old in text
+    f.write_text(text.replace(old, new, 1))
+    for name in ("kernel.elf", "kernel.map", "kernel.lst"):  # outputs of an earlier build
+        (out / name).write_bytes(b"stale")
+    r = run_build("--out", str(out), "--kernel-dir", str(tree))
+    assert r.returncode == 1
+    assert r.stderr.rstrip().endswith("build failed")
+    for name in ("kernel.elf", "kernel.map", "kernel.lst"):
+        assert not (out / name).exists(), f"{name} left behind by a failed build"
+    assert not list(out.glob(".*.tmp"))
+    return r
+
+
+def _line_of(tree: Path, path: str, text: str) -> int:
+    lines = (tree / path).read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def test_syntax_error_names_file_and_line(tree, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    r = _fail(tree, out, "lib/serial.s", "    test al, 0x20", "    test al,, 0x20")
+    line = _line_of(tree, "lib/serial.s", "test al,, 0x20")
+    assert f"kernel/lib/serial.s:{line}: error: empty operand" in r.stderr
+
+
+def test_undefined_symbol_names_every_reference(tree, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    r = _fail(tree, out, "lib/string.s", "strlen:\n", "strlen_renamed:\n")
+    refs = [x for x in r.stderr.splitlines() if "undefined symbol 'strlen'" in x]
+    users = {"lib/printk.s", "lib/cmdline.s", "selftest/ktap.s", "kernel/main.s"}
+    for user in users:
+        assert any(f"kernel/{user}:" in x for x in refs), f"no reference reported in {user}"
+    count = sum(1 for p in tree.rglob("*.s") for x in p.read_text().splitlines()
+                if x.strip() == "call strlen")  # fmt: skip
+    assert len(refs) == count
+
+
+def test_keystone_misencoding_is_caught(tree, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    r = _fail(tree, out, "lib/exit.s", "    mov eax, edi\n", "    mov eax, edi\n    push 0xffff\n")
+    line = _line_of(tree, "lib/exit.s", "push 0xffff")
+    assert (
+        f"kernel/lib/exit.s:{line}: error: 'push 0xffff': immediate 0xffff was encoded" in r.stderr
+    )
