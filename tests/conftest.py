@@ -1,0 +1,100 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+# --- mb32_guest: tiny 32-bit Multiboot v1 guests for the QEMU runner tests ---------------------
+# Self-contained: uses GNU as/ld only (not asm/ or linker/), so tools/qemu.py is tested on its own.
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+MB32_PRELUDE = r"""
+    .macro EXIT code            /* isa-debug-exit: QEMU exits with (code << 1) | 1 */
+    mov $0xf4, %dx
+    mov $\code, %eax
+    out %eax, %dx
+    .endm
+    .macro HANG                 /* interrupts off, halt forever */
+0:  cli
+    hlt
+    jmp 0b
+    .endm
+    .macro PUTS label           /* NUL-terminated string at label -> COM1 */
+    mov $\label, %esi
+    call mb32_puts
+    .endm
+    .text
+    .align 4
+    .long 0x1BADB002, 0, -0x1BADB002
+    .globl _start
+_start:
+    mov $mb32_stack_top, %esp
+"""
+MB32_EPILOGUE = r"""
+    .text
+    HANG
+mb32_puts:
+    mov $0x3f8, %dx
+1:  lodsb
+    test %al, %al
+    jz 2f
+    out %al, %dx
+    jmp 1b
+2:  ret
+    .bss
+    .align 16
+    .skip 4096
+mb32_stack_top:
+"""
+
+
+@dataclass(frozen=True)
+class Mb32Guest:
+    """A built guest: the ELF32 path and its symbols (name -> address)."""
+
+    path: Path
+    symbols: dict[str, int]
+
+
+def _elf_symbols(path: Path) -> dict[str, int]:
+    """Named symbols of an ELF file."""
+    with path.open("rb") as f:
+        table = ELFFile(f).get_section_by_name(".symtab")
+        assert isinstance(table, SymbolTableSection)
+        return {s.name: s["st_value"] for s in table.iter_symbols() if s.name}
+
+
+@pytest.fixture(scope="session")
+def mb32_guest(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Mb32Guest]:
+    """Factory ``mb32_guest(name, code, data="") -> Mb32Guest``: a 32-bit Multiboot v1 kernel
+    (ELF32 linked at 0x100000, which QEMU's -kernel loads) running ``code`` in protected mode with
+    paging off, a stack, and the macros EXIT code / HANG / PUTS label; ``data`` goes in .data.
+    After ``code`` the guest hangs. Built once per session and name."""
+    workdir = tmp_path_factory.mktemp("mb32")
+    built: dict[str, Mb32Guest] = {}
+
+    def build(name: str, code: str, data: str = "") -> Mb32Guest:
+        if name in built:
+            return built[name]
+        source = workdir / f"{name}.S"
+        obj, elf = source.with_suffix(".o"), source.with_suffix(".elf")
+        source.write_text(MB32_PRELUDE + code + MB32_EPILOGUE + "\n    .data\n" + data + "\n")
+        for cmd in (
+            ["as", "--32", "-o", str(obj), str(source)],
+            ["ld", "-m", "elf_i386", "-Ttext", "0x100000", "-o", str(elf), str(obj)],
+        ):
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                pytest.fail(f"building guest {name!r} failed: {' '.join(cmd)}\n{done.stderr}")
+        built[name] = Mb32Guest(elf, _elf_symbols(elf))
+        return built[name]
+
+    return build
+
+
+# --- end of mb32_guest ------------------------------------------------------------------------

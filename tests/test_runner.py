@@ -1,0 +1,425 @@
+"""Tests of tools/qemu.py and tools/boot.py with tiny Multiboot guests (conftest.mb32_guest)."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tools import qemu, qemulog
+from tools.qemu import (
+    ImageNotFoundError,
+    KvmUnavailableError,
+    Outcome,
+    QemuConfig,
+    QemuNotFoundError,
+    QemuNotRunningError,
+    QemuRunner,
+    QmpEvent,
+    check_kvm,
+    classify,
+    run,
+)
+
+if TYPE_CHECKING:
+    from tests.conftest import Mb32Guest
+
+REPO = Path(__file__).resolve().parents[1]
+MAGIC_ADDR = 0x200000
+MAGIC = (0xFEEDC0DE, 0x0BADCAFE)
+
+GUESTS: dict[str, tuple[str, str]] = {
+    "pass": ("    EXIT 0x10\n", ""),
+    "fail": ("    EXIT 0x11\n", ""),
+    "hello": (
+        "    PUTS msg\n    EXIT 0x10\n",
+        'msg: .asciz "hello from the guest\\nKTAP version 1\\n1..1\\nok 1 demo\\n"',
+    ),
+    "panic": ("    PUTS msg\n    EXIT 0x11\n", 'msg: .asciz "boot\\nPANIC: #GP in test\\n"'),
+    "hang": ("    PUTS msg\n    HANG\n", 'msg: .asciz "hanging now\\n"'),
+    "triple": (
+        "    lidt empty_idtr\n    .globl int3_ip\nint3_ip:\n    int3\n",
+        "empty_idtr: .word 0\n    .long 0",
+    ),
+    "magic": (
+        (
+            f"    movl ${MAGIC[0]:#x}, {MAGIC_ADDR:#x}\n"
+            f"    movl ${MAGIC[1]:#x}, {MAGIC_ADDR + 4:#x}\n"
+            "    PUTS msg\n    HANG\n"
+        ),
+        'msg: .asciz "ready\\n"',
+    ),
+    "magic_triple": (
+        f"    movl ${MAGIC[0]:#x}, {MAGIC_ADDR:#x}\n    lidt empty_idtr\n    int3\n",
+        "empty_idtr: .word 0\n    .long 0",
+    ),
+    "ud2": ("    .globl fault_ip\nfault_ip:\n    ud2\n", ""),
+    "ktap_liar": (
+        "    PUTS msg\n    EXIT 0x10\n",
+        'msg: .asciz "KTAP version 1\\n1..2\\nok 1 a\\n"',
+    ),
+}
+
+
+@pytest.fixture
+def guest(mb32_guest: Callable[..., Mb32Guest]) -> Callable[[str], Mb32Guest]:
+    """guest(name) -> the built GUESTS[name]."""
+    return lambda name: mb32_guest(name, *GUESTS[name])
+
+
+def config(image: Path, **kw: object) -> QemuConfig:
+    """A QemuConfig with a short default timeout for tests."""
+    kw.setdefault("timeout", 20.0)
+    return QemuConfig(image=image, **kw)  # type: ignore[arg-type]
+
+
+def assert_gone(pid: int, workdir: Path) -> None:
+    """QEMU's process is reaped and the runner's temp dir (QMP socket) is removed."""
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not workdir.exists()
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+
+def test_pass(guest: Callable[[str], Mb32Guest]) -> None:
+    result = run(config(guest("pass").path))
+    assert result.outcome is Outcome.PASS
+    assert result.passed
+    assert result.exit_status == 33
+    assert "RESUME" in result.event_names
+    assert "-S" in result.command
+
+
+def test_fail(guest: Callable[[str], Mb32Guest]) -> None:
+    result = run(config(guest("fail").path))
+    assert result.outcome is Outcome.FAIL
+    assert result.exit_status == 35
+    assert not result.passed
+
+
+def test_console_is_streamed_and_kept(guest: Callable[[str], Mb32Guest]) -> None:
+    chunks: list[str] = []
+    result = run(config(guest("hello").path), on_console=chunks.append)
+    assert result.outcome is Outcome.PASS
+    assert "".join(chunks) == result.console
+    assert result.console.startswith("hello from the guest\nKTAP version 1\n")
+
+
+def test_panic_banner_with_failure_status(guest: Callable[[str], Mb32Guest]) -> None:
+    result = run(config(guest("panic").path))
+    assert result.outcome is Outcome.PANIC
+    assert result.reason == "PANIC: #GP in test"
+
+
+def test_triple_fault(guest: Callable[[str], Mb32Guest]) -> None:
+    result = run(config(guest("triple").path))
+    assert result.outcome is Outcome.TRIPLE_FAULT
+    assert result.exit_status == 0
+    shutdown = [e for e in result.events if e.name == "SHUTDOWN"]
+    assert shutdown and shutdown[0].data["reason"] == "guest-reset"
+
+
+def test_qemu_refuses_image(guest: Callable[[str], Mb32Guest]) -> None:
+    not_a_kernel = guest("pass").path.with_suffix(".S")
+    result = run(config(not_a_kernel))
+    assert result.outcome is Outcome.QEMU_ERROR
+    assert result.exit_status == 1
+    assert result.stderr == "qemu: invalid kernel header\n"
+    assert result.reason == "QEMU exited with status 1: qemu: invalid kernel header"
+
+
+def test_bad_extra_arg_is_qemu_error(guest: Callable[[str], Mb32Guest]) -> None:
+    result = run(config(guest("pass").path, extra_args=("-no-such-option",)))
+    assert result.outcome is Outcome.QEMU_ERROR
+    assert "no-such-option" in result.reason
+
+
+# --- timeouts and cleanup ---------------------------------------------------------------------
+
+
+def test_hang_times_out_and_cleans_up(guest: Callable[[str], Mb32Guest]) -> None:
+    with QemuRunner(config(guest("hang").path, timeout=1.0)) as vm:
+        vm.launch()
+        pid, workdir = vm.pid, vm.workdir
+        assert pid is not None and workdir is not None
+        assert (workdir / "qmp.sock").exists()
+        start = time.monotonic()
+        vm.cont()
+        result = vm.wait()
+        elapsed = time.monotonic() - start
+    assert result.outcome is Outcome.TIMEOUT
+    assert 1.0 <= elapsed < 5.0
+    assert result.console == "hanging now\n"
+    assert result.exit_status == -9
+    assert "no result after 1 s" in result.reason
+    assert_gone(pid, workdir)
+
+
+def test_keyboard_interrupt_kills_qemu(guest: Callable[[str], Mb32Guest]) -> None:
+    with pytest.raises(KeyboardInterrupt), QemuRunner(config(guest("hang").path)) as vm:
+        vm.launch()
+        vm.cont()
+        pid, workdir = vm.pid, vm.workdir
+        raise KeyboardInterrupt
+    assert pid is not None and workdir is not None
+    assert_gone(pid, workdir)
+
+
+def test_console_callback_error_is_raised(guest: Callable[[str], Mb32Guest]) -> None:
+    def broken(_text: str) -> None:
+        raise BrokenPipeError("stdout closed")
+
+    with pytest.raises(BrokenPipeError):
+        run(config(guest("hello").path), on_console=broken)
+
+
+# --- setup errors -----------------------------------------------------------------------------
+
+
+def test_missing_qemu(
+    guest: Callable[[str], Mb32Guest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(QemuNotFoundError, match=r"apt-get install qemu-system-x86"):
+        run(config(guest("pass").path))
+
+
+def test_missing_image(tmp_path: Path) -> None:
+    with pytest.raises(ImageNotFoundError, match="not found"):
+        run(config(tmp_path / "nothing.elf"))
+
+
+def test_kvm_unusable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(KvmUnavailableError, match="use --accel tcg"):
+        check_kvm(tmp_path / "kvm")
+    not_kvm = tmp_path / "file"
+    not_kvm.write_bytes(b"")
+    with pytest.raises(KvmUnavailableError, match="not a KVM device"):
+        check_kvm(not_kvm)
+    monkeypatch.setattr(qemu, "KVM_DEVICE", tmp_path / "kvm")
+    with pytest.raises(KvmUnavailableError):
+        run(config(not_kvm, accel="kvm"))
+
+
+# --- QMP: memory, NMI, keep_alive, -d int -----------------------------------------------------
+
+
+def test_read_memory_while_running(guest: Callable[[str], Mb32Guest]) -> None:
+    expected = struct.pack("<II", *MAGIC)
+    with QemuRunner(config(guest("magic").path)) as vm:
+        vm.launch()
+        assert vm.status() == "prelaunch"
+        vm.cont()
+        vm.wait_for_console(r"ready\n", timeout=10)
+        assert vm.read_phys(MAGIC_ADDR, 8) == expected
+        assert vm.read_virt(MAGIC_ADDR, 8) == expected  # paging is off: virtual == physical
+        assert "feedc0de" in vm.hmp(f"xp /2wx {MAGIC_ADDR:#x}")
+        vm.pause()
+        assert vm.status() == "paused"
+    with pytest.raises(QemuNotRunningError):
+        vm.read_phys(MAGIC_ADDR, 8)
+
+
+def test_wait_for_console_when_qemu_exits(guest: Callable[[str], Mb32Guest]) -> None:
+    with QemuRunner(config(guest("pass").path)) as vm:
+        vm.launch()
+        vm.cont()
+        with pytest.raises(QemuNotRunningError):
+            vm.wait_for_console("never printed", timeout=10)
+        assert vm.wait().outcome is Outcome.PASS
+
+
+def test_keep_alive_reads_memory_after_triple_fault(guest: Callable[[str], Mb32Guest]) -> None:
+    with QemuRunner(config(guest("magic_triple").path, keep_alive=True)) as vm:
+        vm.launch()
+        vm.cont()
+        result = vm.wait()
+        assert result.outcome is Outcome.TRIPLE_FAULT
+        assert result.vm_alive and result.exit_status is None
+        assert result.event_names[-2:] == ["SHUTDOWN", "STOP"]
+        assert vm.status() == "shutdown"
+        assert vm.read_phys(MAGIC_ADDR, 4) == struct.pack("<I", MAGIC[0])
+        assert "EIP=" in vm.registers()
+        assert vm.wait() is result
+
+
+def test_int_log_records_ud2(guest: Callable[[str], Mb32Guest], tmp_path: Path) -> None:
+    ud2 = guest("ud2")
+    log = tmp_path / "int.log"
+    result = run(config(ud2.path, log_int=log))
+    assert result.outcome is Outcome.TRIPLE_FAULT
+    parsed = qemulog.parse_file(log)
+    first = parsed.exceptions[0]
+    assert (first.vector, first.name, first.kind) == (6, "#UD", qemulog.Kind.EXCEPTION)
+    assert first.ip == ud2.symbols["fault_ip"]
+    assert (first.cpl, first.error_code) == (0, None)
+    assert [r.vector for r in parsed.records] == [6, 13, 8]
+    assert parsed.records[1].error_code == 6 * 8 + 2  # no IDT entry for #UD: #GP(IDT, vector 6)
+    assert parsed.triple_fault
+
+
+def test_int_log_software_interrupt_ip(guest: Callable[[str], Mb32Guest], tmp_path: Path) -> None:
+    triple = guest("triple")
+    log = tmp_path / "int.log"
+    assert run(config(triple.path, log_int=log)).outcome is Outcome.TRIPLE_FAULT
+    int3 = qemulog.parse_file(log).records[0]
+    assert (int3.name, int3.kind, int3.error_code) == ("INT 0x03", qemulog.Kind.SOFTWARE, None)
+    assert int3.ip == triple.symbols["int3_ip"]  # the int3 itself, not the pushed return address
+
+
+def test_inject_nmi(guest: Callable[[str], Mb32Guest], tmp_path: Path) -> None:
+    log = tmp_path / "int.log"
+    with QemuRunner(config(guest("hang").path, log_int=log)) as vm:
+        vm.launch()
+        vm.cont()
+        vm.wait_for_console("hanging now")
+        vm.inject_nmi()
+        result = vm.wait()
+    assert result.outcome is Outcome.TRIPLE_FAULT  # no IDT: NMI -> #GP -> #DF -> reset
+    nmi = qemulog.parse_file(log).records[0]
+    assert (nmi.vector, nmi.kind, nmi.error_code) == (2, qemulog.Kind.INTERRUPT, None)
+
+
+# --- pure parts -------------------------------------------------------------------------------
+
+
+def test_command_line(tmp_path: Path) -> None:
+    sock = tmp_path / "q.sock"
+    cmd = QemuConfig(Path("k.elf"), append="selftest=all").command("/usr/bin/qemu", sock)
+    assert cmd[0] == "/usr/bin/qemu"
+    joined = " ".join(cmd)
+    for part in (
+        "-machine pc",
+        "-accel tcg",
+        "-cpu max",
+        "-m 128M",
+        "-display none",
+        "-serial stdio",
+        "-no-reboot",
+        "-device isa-debug-exit,iobase=0xf4,iosize=4",
+        "-kernel k.elf",
+        "-append selftest=all",
+        f"-qmp unix:{sock}",
+    ):
+        assert part in joined
+    assert cmd[-1] == "-S"
+    cmd = QemuConfig(
+        Path("k.elf"), accel="kvm", log_int=Path("i.log"), keep_alive=True, extra_args=("-x",)
+    ).command("q", sock)
+    joined = " ".join(cmd)
+    assert "-cpu qemu64" in joined
+    assert "-d int,cpu_reset -D i.log" in joined
+    assert "-action shutdown=pause,panic=pause" in joined
+    assert cmd[-1] == "-x"
+
+
+def shutdown(reason: str) -> QmpEvent:
+    return QmpEvent("SHUTDOWN", {"guest": True, "reason": reason}, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("status", "events", "console", "stderr", "outcome", "reason"),
+    [
+        (33, (), "", "", Outcome.PASS, "status 33"),
+        (35, (), "x\n", "", Outcome.FAIL, "status 35"),
+        (35, (), "x\nPANIC: boom\n", "", Outcome.PANIC, "PANIC: boom"),
+        (0, (shutdown("guest-reset"),), "", "", Outcome.TRIPLE_FAULT, "triple fault"),
+        (None, (shutdown("guest-reset"),), "", "", Outcome.TRIPLE_FAULT, "triple fault"),
+        (0, (shutdown("guest-panic"),), "", "", Outcome.PANIC, "pvpanic"),
+        (0, (shutdown("guest-shutdown"),), "", "", Outcome.FAIL, "powered off"),
+        (7, (), "", "", Outcome.FAIL, "wrote 0x3 to isa-debug-exit"),
+        (-9, (), "", "", Outcome.QEMU_ERROR, "signal 9"),
+        (1, (), "", "qemu: bad\nqemu: worse\n", Outcome.QEMU_ERROR, "status 1: qemu: worse"),
+        (0, (), "", "", Outcome.QEMU_ERROR, "status 0"),
+    ],
+)
+def test_classify(
+    status: int | None,
+    events: tuple[QmpEvent, ...],
+    console: str,
+    stderr: str,
+    outcome: Outcome,
+    reason: str,
+) -> None:
+    got, why = classify(status, events, console, stderr)
+    assert got is outcome
+    assert reason in why
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def boot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m tools.boot`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "tools.boot", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "verdict"),
+    [("pass", 0, "PASS"), ("fail", 1, "FAIL"), ("triple", 3, "TRIPLE_FAULT")],
+)
+def test_cli_exit_codes(
+    guest: Callable[[str], Mb32Guest], name: str, code: int, verdict: str
+) -> None:
+    done = boot(str(guest(name).path))
+    assert done.returncode == code, done.stderr
+    assert done.stderr.startswith(f"boot: {verdict}: ")
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_streams_console_and_reports_ktap(guest: Callable[[str], Mb32Guest]) -> None:
+    done = boot(str(guest("hello").path), "--append", "selftest=all")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "hello from the guest\nKTAP version 1\n1..1\nok 1 demo\n"
+    assert "KTAP 1 tests: 1 passed, 0 failed" in done.stderr
+
+
+def test_cli_ktap_contradicting_success_fails(guest: Callable[[str], Mb32Guest]) -> None:
+    done = boot(str(guest("ktap_liar").path))
+    assert done.returncode == 1
+    assert "KTAP results disagree" in done.stderr
+    assert "1 missing" in done.stderr
+
+
+def test_cli_timeout(guest: Callable[[str], Mb32Guest]) -> None:
+    done = boot(str(guest("hang").path), "--timeout", "1")
+    assert done.returncode == 2
+    assert done.stdout == "hanging now\n"
+    assert "hung: killed after 1 s" in done.stderr
+    assert "boot: TIMEOUT" in done.stderr
+
+
+def test_cli_missing_image(tmp_path: Path) -> None:
+    done = boot(str(tmp_path / "missing.elf"))
+    assert done.returncode == 4
+    assert done.stderr == f"boot: error: kernel image {tmp_path / 'missing.elf'} not found\n"
+
+
+def test_cli_missing_qemu(guest: Callable[[str], Mb32Guest], tmp_path: Path) -> None:
+    done = boot(str(guest("pass").path), env={**os.environ, "PATH": str(tmp_path)})
+    assert done.returncode == 4
+    assert "apt-get install qemu-system-x86" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_usage_error() -> None:
+    done = boot("--accel", "xen")
+    assert done.returncode == 64
+    assert "invalid choice" in done.stderr

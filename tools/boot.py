@@ -1,0 +1,130 @@
+"""``python -m tools.boot``: boot a kernel image under QEMU, stream its console, judge the run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from tools import ktap
+from tools.qemu import ImageNotFoundError, Outcome, QemuConfig, QemuError, QemuResult, run
+
+DEFAULT_IMAGE = Path("build/kernel.elf")
+EXIT_CODES = {
+    Outcome.PASS: 0,
+    Outcome.FAIL: 1,
+    Outcome.PANIC: 1,
+    Outcome.TIMEOUT: 2,
+    Outcome.TRIPLE_FAULT: 3,
+    Outcome.QEMU_ERROR: 4,
+}
+EXIT_SETUP = 4  # missing image, missing QEMU, unusable KVM
+EXIT_USAGE = 64
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+exit status:
+  0    the kernel reported success (isa-debug-exit 0x10) and its KTAP output, if any, agrees
+  1    the kernel reported failure or panicked (0x11), or KTAP shows failed/missing tests
+  2    timeout: the kernel hung and QEMU was killed
+  3    triple fault (the CPU reset itself under -no-reboot)
+  4    QEMU error, or QEMU could not be started (no image, no QEMU, KVM unusable)
+  64   bad command-line usage
+  130  interrupted (Ctrl-C); QEMU is killed
+
+The serial console goes to stdout as it arrives; the one-line verdict goes to stderr.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors exit 64, distinct from the verdict codes."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    parser = _Parser(
+        prog="python -m tools.boot",
+        description="Boot a kernel image under QEMU (TCG by default) and report the result.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "image", nargs="?", type=Path, default=DEFAULT_IMAGE, help="default: %(default)s"
+    )
+    parser.add_argument("--append", default="", metavar="CMDLINE", help="kernel command line")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="seconds (default: %(default)g)"
+    )
+    parser.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
+    parser.add_argument(
+        "--log-int", type=Path, metavar="FILE", help="write QEMU's -d int,cpu_reset log (TCG)"
+    )
+    return parser
+
+
+def verdict(result: QemuResult) -> tuple[int, str]:
+    """Exit code and one-line verdict for a run; a success contradicted by the kernel's own KTAP
+    output (failed or missing tests, a panic banner) counts as failure."""
+    code = EXIT_CODES[result.outcome]
+    label = result.outcome.name
+    reason = result.reason
+    report = ktap.parse(result.console)
+    if report.version is not None:
+        reason += f"; KTAP {report.summary()}"
+        if result.outcome is Outcome.PASS and not report.passed:
+            code, label = EXIT_CODES[Outcome.FAIL], "FAIL"
+            reason = "kernel exited with success but its KTAP results disagree; " + reason
+    return code, f"boot: {label}: {reason} ({result.duration:.2f} s)"
+
+
+def _write_console(text: str) -> None:
+    """Copy console text to stdout at once."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (see EPILOG)."""
+    args = build_parser().parse_args(argv)
+    config = QemuConfig(
+        image=args.image,
+        append=args.append,
+        timeout=args.timeout,
+        accel=args.accel,
+        log_int=args.log_int,
+    )
+    try:
+        result = run(config, on_console=_write_console)
+    except ImageNotFoundError as err:
+        hint = "; build it with `python build.py`" if args.image == DEFAULT_IMAGE else ""
+        print(f"boot: error: {err}{hint}", file=sys.stderr)
+        return EXIT_SETUP
+    except QemuError as err:
+        print(f"boot: error: {err}", file=sys.stderr)
+        return EXIT_SETUP
+    except KeyboardInterrupt:
+        print("\nboot: interrupted; QEMU killed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if result.console and not result.console.endswith("\n"):
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    if result.outcome is Outcome.QEMU_ERROR and result.stderr.strip():
+        sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
+    if result.outcome is Outcome.TIMEOUT:
+        print(
+            f"boot: the kernel hung: killed after {args.timeout:g} s (its console is above)",
+            file=sys.stderr,
+        )
+    code, line = verdict(result)
+    print(line, file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,737 @@
+"""QEMU runner: owns one qemu-system-x86_64 process, its serial console and its QMP session.
+
+QEMU starts paused (``-S``) and connects to a QMP socket we listen on; the runner then sends
+``cont``, so no QMP event is missed. The serial console (COM1) is QEMU's stdout: it is streamed to a
+callback as it arrives and kept. The guest ends the run through ``isa-debug-exit`` at port 0xf4:
+writing 0x10 makes QEMU exit with status 33 (PASS), 0x11 with 35 (FAIL/PANIC). A triple fault under
+``-no-reboot`` ends QEMU with status 0 after a ``SHUTDOWN`` event whose reason is ``guest-reset``.
+
+Typical use::
+
+    result = run(QemuConfig(Path("build/kernel.elf"), append="selftest=all"), on_console=print)
+
+or, to inspect the guest while it runs::
+
+    with QemuRunner(config) as vm:
+        vm.launch()          # QEMU up, QMP connected, guest paused at the reset vector
+        vm.cont()
+        vm.wait_for_console(r"ready")
+        data = vm.read_phys(0x200000, 8)
+        result = vm.wait()   # or leave the block: QEMU is killed, temp files removed
+
+Reading memory after the guest has finished: ``isa-debug-exit`` terminates QEMU from inside the
+device, so nothing can be read after it. With ``QemuConfig(keep_alive=True)`` the guest-initiated
+endings that QEMU can pause on -- triple fault/reset, ACPI power-off, pvpanic -- leave the VM paused
+instead (``-action shutdown=pause,panic=pause``): ``wait()`` returns the verdict with
+``result.vm_alive`` set, and ``read_phys``/``read_virt``/``registers`` work until the runner is
+closed. For a kernel that ends through isa-debug-exit, read memory before it exits: wait for a
+console marker and ``pause()`` (or let the guest spin until you are done).
+
+Threads: one thread pumps QEMU's stdout/stderr (the console callback runs on it), one runs the
+asyncio loop of the ``qemu.qmp`` client; call the public methods from one (the owner's) thread.
+``close()`` (also on exceptions and KeyboardInterrupt via the context manager) kills QEMU, stops
+both threads and removes the temporary directory holding the QMP socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import concurrent.futures
+import contextlib
+import enum
+import fcntl
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+from qemu.qmp import EventListener, ExecuteError, QMPClient, QMPError, Runstate
+
+from tools.ktap import find_panic
+
+STATUS_PASS = 33  # guest wrote 0x10 to isa-debug-exit: (0x10 << 1) | 1
+STATUS_FAIL = 35  # guest wrote 0x11
+DEBUG_EXIT_DEVICE = "isa-debug-exit,iobase=0xf4,iosize=4"
+INSTALL_HINT = "install it with `apt-get install qemu-system-x86`"
+CONNECT_TIMEOUT = 10.0  # seconds for QEMU to start and connect to QMP
+QMP_TIMEOUT = 10.0  # seconds for one QMP command
+KVM_DEVICE = Path("/dev/kvm")
+_KVM_GET_API_VERSION = 0xAE00
+_KVM_API_VERSION = 12
+
+_T = TypeVar("_T")
+
+
+class Outcome(enum.Enum):
+    """Verdict of one QEMU run."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    PANIC = "panic"
+    TIMEOUT = "timeout"
+    TRIPLE_FAULT = "triple-fault"
+    QEMU_ERROR = "qemu-error"
+
+
+class QemuError(Exception):
+    """Base class: QEMU could not be run or driven as asked."""
+
+
+class QemuNotFoundError(QemuError):
+    """The QEMU binary is not on PATH."""
+
+
+class KvmUnavailableError(QemuError):
+    """KVM was requested but /dev/kvm cannot be used."""
+
+
+class ImageNotFoundError(QemuError):
+    """The kernel image does not exist."""
+
+
+class QemuNotRunningError(QemuError):
+    """The operation needs a live QEMU with a QMP session, and there is none."""
+
+
+class QmpCommandError(QemuError):
+    """QEMU answered a QMP command with an error."""
+
+
+@dataclass(frozen=True)
+class QemuConfig:
+    """How to run QEMU. ``cpu=None`` picks ``max`` under TCG (every feature TCG emulates) and
+    ``qemu64`` under KVM (``max``/``host`` abort on unusual KVM hosts). ``log_int`` makes QEMU
+    write its interrupt log (``-d int,cpu_reset -D FILE``; TCG only). ``keep_alive`` pauses the VM
+    on guest shutdown, reset or panic instead of ending QEMU (see module docstring)."""
+
+    image: Path
+    append: str = ""
+    timeout: float = 60.0
+    accel: Literal["tcg", "kvm"] = "tcg"
+    memory: str = "128M"
+    cpu: str | None = None
+    log_int: Path | None = None
+    keep_alive: bool = False
+    machine: str = "pc"
+    extra_args: tuple[str, ...] = ()
+    qemu: str = "qemu-system-x86_64"
+
+    @property
+    def cpu_model(self) -> str:
+        """The -cpu model actually used."""
+        if self.cpu is not None:
+            return self.cpu
+        return "max" if self.accel == "tcg" else "qemu64"
+
+    def command(self, qemu_path: str, qmp_socket: Path) -> list[str]:
+        """The full QEMU command line (pure; does not check that anything exists)."""
+        cmd = [
+            qemu_path,
+            "-machine", self.machine,
+            "-accel", self.accel,
+            "-cpu", self.cpu_model,
+            "-m", self.memory,
+            "-display", "none",
+            "-monitor", "none",
+            "-serial", "stdio",
+            "-no-reboot",
+            "-device", DEBUG_EXIT_DEVICE,
+            "-kernel", str(self.image),
+            "-append", self.append,
+            "-qmp", f"unix:{qmp_socket}",
+            "-S",
+        ]  # fmt: skip
+        if self.keep_alive:
+            cmd += ["-action", "shutdown=pause,panic=pause"]
+        if self.log_int is not None:
+            cmd += ["-d", "int,cpu_reset", "-D", str(self.log_int)]
+        return cmd + list(self.extra_args)
+
+
+@dataclass(frozen=True)
+class QmpEvent:
+    """One asynchronous QMP event (``SHUTDOWN``, ``STOP``, ``RESUME``, ``GUEST_PANICKED``...)."""
+
+    name: str
+    data: dict[str, Any]
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class QemuResult:
+    """What one run produced. ``exit_status`` is None while QEMU is still alive (``vm_alive``:
+    keep_alive paused it) and negative when a signal ended it; ``duration`` is seconds from launch
+    to verdict; ``console`` is all serial output; ``stderr`` is QEMU's own messages."""
+
+    outcome: Outcome
+    exit_status: int | None
+    console: str
+    events: tuple[QmpEvent, ...]
+    duration: float
+    reason: str
+    stderr: str = ""
+    command: tuple[str, ...] = ()
+    vm_alive: bool = False
+
+    @property
+    def passed(self) -> bool:
+        """True iff the guest reported success."""
+        return self.outcome is Outcome.PASS
+
+    @property
+    def event_names(self) -> list[str]:
+        """Names of the QMP events, in order."""
+        return [e.name for e in self.events]
+
+
+def find_qemu(name: str = "qemu-system-x86_64") -> str:
+    """Absolute path of the QEMU binary; raises QemuNotFoundError with the install hint."""
+    path = shutil.which(name)
+    if path is None:
+        raise QemuNotFoundError(f"{name} not found on PATH; {INSTALL_HINT}")
+    return path
+
+
+def check_kvm(device: Path | None = None) -> None:
+    """Raise KvmUnavailableError unless ``device`` (default /dev/kvm) opens read-write and
+    speaks KVM API 12."""
+    device = KVM_DEVICE if device is None else device
+    try:
+        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as err:
+        raise KvmUnavailableError(
+            f"KVM requested but {device} is not usable ({err.strerror}); use --accel tcg"
+        ) from None
+    try:
+        version = fcntl.ioctl(fd, _KVM_GET_API_VERSION)
+    except OSError as err:
+        raise KvmUnavailableError(f"{device} is not a KVM device ({err.strerror})") from None
+    finally:
+        os.close(fd)
+    if version != _KVM_API_VERSION:
+        raise KvmUnavailableError(f"{device} reports KVM API {version}, expected 12")
+
+
+def classify(
+    status: int | None, events: tuple[QmpEvent, ...], console: str, stderr: str
+) -> tuple[Outcome, str]:
+    """Turn how QEMU ended into a verdict and a one-line reason (pure).
+
+    ``status`` None means QEMU is still alive, paused by keep_alive after a guest event."""
+    panic = find_panic(console)
+    if status == STATUS_PASS:
+        return Outcome.PASS, "guest reported success (isa-debug-exit 0x10, status 33)"
+    if status == STATUS_FAIL:
+        if panic is not None:
+            return Outcome.PANIC, panic
+        return Outcome.FAIL, "guest reported failure (isa-debug-exit 0x11, status 35)"
+    if status is not None and status < 0:
+        return Outcome.QEMU_ERROR, f"QEMU was killed by signal {-status}"
+    reasons = [e.data.get("reason") for e in events if e.name == "SHUTDOWN"]
+    if status in (0, None):
+        if any(e.name == "GUEST_PANICKED" for e in events) or "guest-panic" in reasons:
+            return Outcome.PANIC, panic or "guest panicked (pvpanic)"
+        if "guest-reset" in reasons:
+            tail = f" after {panic!r}" if panic else ""
+            return Outcome.TRIPLE_FAULT, f"guest reset (triple fault under -no-reboot){tail}"
+        if "guest-shutdown" in reasons:
+            return Outcome.FAIL, "guest powered off without reporting a result"
+    if status is not None and status > 1 and status % 2 == 1 and status < 256:
+        value = status >> 1
+        return Outcome.FAIL, f"guest wrote {value:#x} to isa-debug-exit (status {status})"
+    message = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
+    return Outcome.QEMU_ERROR, f"QEMU exited with status {status}: {message}"
+
+
+class _Recorder(EventListener):
+    """Event listener that hands each event to a callback synchronously, in arrival order."""
+
+    def __init__(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self._sink = sink
+
+    async def put(self, event: Any) -> None:
+        """Called by QMPClient's reader task for every event."""
+        self._sink(dict(event))
+
+
+class QemuRunner:
+    """One QEMU process. Use as a context manager; see the module docstring."""
+
+    def __init__(self, config: QemuConfig, on_console: Callable[[str], None] | None = None):
+        self.config = config
+        self._on_console = on_console
+        self._cond = threading.Condition()
+        self._console: list[str] = []
+        self._stderr = bytearray()
+        self._events: list[QmpEvent] = []
+        self._exited = False
+        self._callback_error: BaseException | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pump: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._client: QMPClient | None = None
+        self._tmpdir: Path | None = None
+        self._command: list[str] = []
+        self._launched_at = 0.0
+        self._started_at: float | None = None
+        self._result: QemuResult | None = None
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def launch(self) -> None:
+        """Start QEMU paused and connect QMP. Raises QemuNotFoundError, ImageNotFoundError,
+        KvmUnavailableError before starting anything. If QEMU exits during start-up (bad image,
+        bad option) this returns normally and ``wait()`` reports QEMU_ERROR with its stderr."""
+        if self._proc is not None:
+            raise QemuError("launch() called twice")
+        cfg = self.config
+        qemu_path = find_qemu(cfg.qemu)
+        if not Path(cfg.image).is_file():
+            raise ImageNotFoundError(f"kernel image {cfg.image} not found")
+        if cfg.accel == "kvm":
+            check_kvm()
+            if cfg.log_int is not None:
+                raise QemuError("log_int needs TCG: QEMU logs no interrupts under KVM")
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="qemu-run-"))
+        sock = self._tmpdir / "qmp.sock"
+        self._command = cfg.command(qemu_path, sock)
+        self._start_loop()
+        self._client = self._call(self._make_client(), QMP_TIMEOUT)
+        self._call(self._client.start_server(str(sock)), QMP_TIMEOUT)
+        self._launched_at = time.monotonic()
+        self._proc = subprocess.Popen(
+            self._command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._pump = threading.Thread(target=self._pump_output, name="qemu-output", daemon=True)
+        self._pump.start()
+        self._accept()
+
+    def close(self) -> None:
+        """Kill QEMU if alive, stop the helper threads, remove the temp dir. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._kill()
+            if self._pump is not None:
+                self._pump.join(timeout=5)
+            if self._client is not None and self._loop is not None:
+                try:
+                    self._call(self._disconnect(), 5)
+                except (QemuError, concurrent.futures.TimeoutError):
+                    pass
+        finally:
+            self._stop_loop()
+            if self._proc is not None:
+                for pipe in (self._proc.stdout, self._proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
+            if self._tmpdir is not None:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    # -- running --------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while QEMU is alive and its QMP session is up."""
+        return (
+            self._proc is not None
+            and self._proc.poll() is None
+            and self._client is not None
+            and self._client.runstate == Runstate.RUNNING
+        )
+
+    @property
+    def pid(self) -> int | None:
+        """QEMU's process id once launched."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def workdir(self) -> Path | None:
+        """Temporary directory holding the QMP socket and memory dumps (removed by close())."""
+        return self._tmpdir
+
+    @property
+    def console(self) -> str:
+        """Serial output received so far."""
+        with self._cond:
+            return "".join(self._console)
+
+    @property
+    def events(self) -> tuple[QmpEvent, ...]:
+        """QMP events received so far."""
+        with self._cond:
+            return tuple(self._events)
+
+    def cont(self) -> None:
+        """Let the guest run (QMP ``cont``); the run's timeout counts from here."""
+        self.qmp("cont")
+        if self._started_at is None:
+            self._started_at = time.monotonic()
+
+    def pause(self) -> None:
+        """Stop the guest's CPUs (QMP ``stop``); memory stays readable."""
+        self.qmp("stop")
+
+    def status(self) -> str:
+        """The VM run state, e.g. ``running``, ``paused``, ``prelaunch``, ``shutdown``."""
+        return str(self.qmp("query-status")["status"])
+
+    def wait(self, timeout: float | None = None) -> QemuResult:
+        """Block until QEMU exits, a keep_alive VM pauses after a guest shutdown/reset/panic, or
+        the timeout passes (default: ``config.timeout`` counted from ``cont()``); on timeout QEMU
+        is killed and the outcome is TIMEOUT with the console so far. Returns the same result if
+        called again. Re-raises an exception raised by the console callback."""
+        if self._result is not None:
+            return self._result
+        if self._proc is None:
+            raise QemuError("wait() before launch()")
+        limit = self.config.timeout if timeout is None else timeout
+        with self._cond:
+            if self._started_at is None and not self._exited:
+                raise QemuError("the guest was never started: call cont() first")
+            base = self._started_at if timeout is None and self._started_at else time.monotonic()
+            deadline = base + limit
+            while not self._exited and not self._guest_stopped():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        if self._callback_error is not None:
+            raise self._callback_error
+        if self._exited:
+            self._drain_qmp()
+            self._result = self._make_result(self._proc.returncode)
+        elif self._guest_stopped():
+            self._result = self._make_result(None)
+        else:
+            self._kill()
+            self._result = self._make_result(
+                self._proc.returncode, timeout_reason=f"no result after {limit:g} s; QEMU killed"
+            )
+        return self._result
+
+    def wait_for_console(
+        self, pattern: str | re.Pattern[str], timeout: float = 10.0
+    ) -> re.Match[str]:
+        """Block until the console text matches ``pattern`` (re.search over all output so far);
+        raises TimeoutError after ``timeout`` s and QemuNotRunningError if QEMU exits first."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                match = regex.search("".join(self._console))
+                if match:
+                    return match
+                if self._exited:
+                    raise QemuNotRunningError(f"QEMU exited before the console showed {pattern!r}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"console did not show {pattern!r} within {timeout:g} s")
+                self._cond.wait(remaining)
+
+    # -- QMP --------------------------------------------------------------------------------------
+
+    def qmp(self, command: str, **arguments: Any) -> Any:
+        """Run one QMP command and return its ``return`` value. Raises QemuNotRunningError when
+        QEMU is gone and QmpCommandError when QEMU reports an error."""
+        client = self._require_running(command)
+        args = {k.replace("_", "-"): v for k, v in arguments.items()} or None
+        try:
+            return self._call(client.execute(command, args), QMP_TIMEOUT)
+        except ExecuteError as err:
+            raise QmpCommandError(f"QMP {command}: {err}") from None
+        except (QMPError, EOFError, OSError) as err:
+            raise QemuNotRunningError(f"QMP {command} failed: {err!r}") from None
+
+    def hmp(self, command_line: str) -> str:
+        """Run a human-monitor command (``info registers``, ``xp /4gx 0x1000``...), return text."""
+        return str(self.qmp("human-monitor-command", command_line=command_line))
+
+    def registers(self) -> str:
+        """``info registers`` for CPU 0."""
+        return self.hmp("info registers")
+
+    def inject_nmi(self) -> None:
+        """Deliver an NMI to the guest (QMP ``inject-nmi``)."""
+        self.qmp("inject-nmi")
+
+    def read_phys(self, address: int, size: int) -> bytes:
+        """Read ``size`` bytes of guest-physical memory (QMP ``pmemsave``). Works while the guest
+        runs (the bytes may then be torn) or is paused."""
+        return self._save("pmemsave", address, size)
+
+    def read_virt(self, address: int, size: int, cpu_index: int = 0) -> bytes:
+        """Read ``size`` bytes at a guest-virtual address, translated by the page tables that
+        CPU ``cpu_index`` currently uses (QMP ``memsave``)."""
+        return self._save("memsave", address, size, cpu_index=cpu_index)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _save(self, command: str, address: int, size: int, **extra: Any) -> bytes:
+        """Run pmemsave/memsave into a temp file and return its bytes."""
+        if size <= 0:
+            raise ValueError("size must be positive")
+        self._require_running(command)
+        fd, name = tempfile.mkstemp(dir=self._tmpdir, suffix=".mem")
+        os.close(fd)
+        path = Path(name)
+        try:
+            self.qmp(command, val=address, size=size, filename=str(path), **extra)
+            return path.read_bytes()
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _require_running(self, command: str) -> QMPClient:
+        """The QMP client, or QemuNotRunningError when QEMU or its session is gone."""
+        if not self.running or self._client is None:
+            raise QemuNotRunningError(f"cannot run QMP {command!r}: QEMU is not running")
+        return self._client
+
+    def _guest_stopped(self) -> bool:
+        """True when keep_alive paused the VM after a guest shutdown, reset or panic."""
+        if not self.config.keep_alive:
+            return False
+        ended = False
+        for event in self._events:
+            if event.name in ("SHUTDOWN", "GUEST_PANICKED"):
+                ended = True
+            elif event.name == "STOP" and ended:
+                return True
+        return False
+
+    def _make_result(self, status: int | None, timeout_reason: str | None = None) -> QemuResult:
+        """Freeze the collected state into a QemuResult."""
+        if self._pump is not None and status is not None:
+            self._pump.join(timeout=5)
+        with self._cond:
+            console = "".join(self._console)
+            events = tuple(self._events)
+        stderr = self._stderr.decode(errors="replace")
+        if timeout_reason is not None:
+            outcome, reason = Outcome.TIMEOUT, timeout_reason
+            panic = find_panic(console)
+            if panic:
+                reason += f"; console shows {panic!r}"
+        else:
+            outcome, reason = classify(status, events, console, stderr)
+        return QemuResult(
+            outcome=outcome,
+            exit_status=status,
+            console=console,
+            events=events,
+            duration=time.monotonic() - self._launched_at,
+            reason=reason,
+            stderr=stderr,
+            command=tuple(self._command),
+            vm_alive=status is None,
+        )
+
+    def _kill(self) -> None:
+        """SIGKILL QEMU if it is alive and reap it."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - kernel did not reap in 10 s
+            pass
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+
+    def _pump_output(self) -> None:
+        """Thread: copy QEMU's stdout (console) and stderr until both close, then reap QEMU."""
+        assert self._proc is not None and self._proc.stdout and self._proc.stderr
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._proc.stdout, selectors.EVENT_READ, "out")
+            sel.register(self._proc.stderr, selectors.EVENT_READ, "err")
+            while sel.get_map():
+                for key, _ in sel.select():
+                    data = os.read(key.fd, 65536)
+                    if not data:
+                        sel.unregister(key.fileobj)
+                        if key.data == "out":
+                            self._add_console(decoder.decode(b"", final=True))
+                    elif key.data == "out":
+                        self._add_console(decoder.decode(data))
+                    else:
+                        self._stderr.extend(data)
+        self._proc.wait()
+        with self._cond:
+            self._exited = True
+            self._cond.notify_all()
+
+    def _add_console(self, text: str) -> None:
+        """Keep console text, pass it to the callback, wake waiters."""
+        if not text:
+            return
+        with self._cond:
+            self._console.append(text)
+            self._cond.notify_all()
+        if self._on_console is not None and self._callback_error is None:
+            try:
+                self._on_console(text)
+            except BaseException as err:  # noqa: BLE001 - handed back to the owner by wait()
+                self._callback_error = err
+
+    def _add_event(self, message: dict[str, Any]) -> None:
+        """Called on the loop thread for each QMP event."""
+        stamp = message.get("timestamp", {})
+        event = QmpEvent(
+            name=str(message.get("event")),
+            data=dict(message.get("data", {})),
+            timestamp=stamp.get("seconds", 0) + stamp.get("microseconds", 0) / 1e6,
+        )
+        with self._cond:
+            self._events.append(event)
+            self._cond.notify_all()
+
+    async def _make_client(self) -> QMPClient:
+        """Create the QMP client on the loop thread, recording events synchronously."""
+        client = QMPClient("qemu-runner")
+        client.events.event_filter = lambda _event: False  # the default queue is never read
+        client.register_listener(_Recorder(self._add_event))
+        return client
+
+    def _accept(self) -> None:
+        """Wait until QEMU has connected to our QMP socket. If QEMU exits instead (it rejected an
+        option or the image), return quietly: wait() reports that as QEMU_ERROR."""
+        assert self._client is not None and self._proc is not None and self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._client.accept(), self._loop)
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while not future.done() and self._proc.poll() is None:
+            if time.monotonic() > deadline:
+                future.cancel()
+                raise QemuError(f"QEMU did not connect to QMP within {CONNECT_TIMEOUT:g} s")
+            concurrent.futures.wait([future], timeout=0.02)
+        error: BaseException | None = None
+        if future.done():
+            error = future.exception()
+            if error is None:
+                return
+        else:
+            future.cancel()
+        try:  # the session failed or QEMU exited: it must be on its way out
+            self._proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            raise QemuError(f"QMP session with QEMU failed: {error!r}") from error
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+
+    def _drain_qmp(self) -> None:
+        """After QEMU exited: wait until the QMP reader has seen end-of-file, so that every event
+        QEMU sent has been recorded."""
+        if self._client is None or self._loop is None:
+            return
+        try:
+            self._call(self._wait_not_running(), 2)
+        except (QemuError, concurrent.futures.TimeoutError):
+            pass
+
+    async def _wait_not_running(self) -> None:
+        assert self._client is not None
+        while self._client.runstate == Runstate.RUNNING:
+            await self._client.runstate_changed()
+
+    async def _disconnect(self) -> None:
+        """Disconnect QMP, ignoring the errors a dead peer causes (EOFError and friends)."""
+        assert self._client is not None
+        with contextlib.suppress(Exception):
+            await self._client.disconnect()
+
+    def _start_loop(self) -> None:
+        """Start the asyncio loop thread that runs the QMP client."""
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_forever()
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+        self._loop_thread = threading.Thread(target=run, name="qemu-qmp", daemon=True)
+        self._loop_thread.start()
+
+    def _stop_loop(self) -> None:
+        """Stop and join the loop thread."""
+        if self._loop is not None and self._loop_thread is not None:
+            if self._loop.is_running() or self._loop_thread.is_alive():
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(timeout=5)
+
+    def _call(self, coro: Coroutine[Any, Any, _T], timeout: float) -> _T:
+        """Run a coroutine on the loop thread and wait for its result."""
+        if self._loop is None or self._loop_thread is None or not self._loop_thread.is_alive():
+            coro.close()
+            raise QemuNotRunningError("QMP loop is not running")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+
+def run(config: QemuConfig, on_console: Callable[[str], None] | None = None) -> QemuResult:
+    """Boot ``config.image``, let it run to its end or the timeout, return the verdict. QEMU is
+    always gone when this returns or raises."""
+    with QemuRunner(config, on_console) as runner:
+        runner.launch()
+        if runner.running:
+            runner.cont()
+        return runner.wait()
+
+
+__all__ = [
+    "DEBUG_EXIT_DEVICE",
+    "STATUS_FAIL",
+    "STATUS_PASS",
+    "ImageNotFoundError",
+    "KvmUnavailableError",
+    "Outcome",
+    "QemuConfig",
+    "QemuError",
+    "QemuNotFoundError",
+    "QemuNotRunningError",
+    "QemuResult",
+    "QemuRunner",
+    "QmpCommandError",
+    "QmpEvent",
+    "check_kvm",
+    "classify",
+    "find_qemu",
+    "run",
+]
