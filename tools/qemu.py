@@ -504,7 +504,9 @@ class QemuRunner:
         os.close(fd)
         path = Path(name)
         try:
-            self.qmp(command, val=address, size=size, filename=str(path), **extra)
+            # QMP's 'val' is an int64: a higher-half address goes as its two's complement.
+            val = address - (1 << 64) if address >= (1 << 63) else address
+            self.qmp(command, val=val, size=size, filename=str(path), **extra)
             return path.read_bytes()
         finally:
             path.unlink(missing_ok=True)

@@ -117,6 +117,9 @@ die:
 .Lregs:
     mov rdi, rbx
     call show_regs
+    lea rdi, [rip + .Lstack_fmt]
+    mov rsi, rsp
+    call printk
     lea rdi, [rip + .Lend_fmt]
     call printk
     mov edi, EXIT_FAILURE
@@ -197,6 +200,8 @@ show_regs:
     .asciz "  R13: %016x  R14: %016x  R15: %016x\n"
 .Lcr_fmt:
     .asciz "  CR2: %016x  CR3: %016x\n"
+.Lstack_fmt:
+    .asciz "  handler stack: %016x\n"
 .Lend_fmt:
     .asciz "PANIC: end of report\n"
 

@@ -1,0 +1,161 @@
+"""The kernel under QEMU: KTAP results judged together with QEMU's own view of the machine.
+
+Each exception the kernel says it took is looked up in QEMU's `-d int` log (vector, error code,
+RIP, CR2, CPL 0); guest memory is read back through QMP at addresses from the image's symbols.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import build
+from tools import ktap, qemulog
+from tools.qemu import Outcome, QemuConfig, QemuRunner, run
+from tools.symbols import SymbolTable
+
+pytestmark = pytest.mark.qemu
+
+TRAP_RE = re.compile(
+    r"# trap: vector=0x(?P<vector>[0-9a-f]+) error=0x(?P<error>[0-9a-f]+) "
+    r"rip=0x(?P<rip>[0-9a-f]+) cr2=0x(?P<cr2>[0-9a-f]+) cs=0x(?P<cs>[0-9a-f]+)"
+)
+EXCEPTION_TESTS = ("divide_error", "invalid_op", "int3", "general_protection",
+                   "page_fault_read", "page_fault_write")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    assert build.main(["--out", str(out)]) == 0
+    return out / "kernel.elf"
+
+
+@pytest.fixture(scope="module")
+def symbols(image) -> SymbolTable:
+    return SymbolTable(image)
+
+
+def boot(image: Path, append: str, timeout: float = 30.0, **kw):
+    return run(QemuConfig(image, append=append, timeout=timeout, **kw))
+
+
+def test_all_selftests_pass(image):
+    listed = boot(image, "selftest=list")
+    assert listed.outcome is Outcome.PASS
+    names = [x for x in listed.console.splitlines()[1:] if x]
+    assert set(EXCEPTION_TESTS) <= set(names) and len(names) == len(set(names))
+    result = boot(image, "selftest=all")
+    assert result.outcome is Outcome.PASS, result.console
+    report = ktap.parse(result.console)
+    assert report.passed, report.summary()
+    assert [t.name for t in report.tests] == names
+    assert report.plan == len(names)
+
+
+def test_each_selftest_alone(image):
+    names = [x for x in boot(image, "selftest=list").console.splitlines()[1:] if x]
+    for name in names:
+        report = ktap.parse(boot(image, f"selftest={name}").console)
+        assert report.passed and [t.name for t in report.tests] == [name], report.summary()
+
+
+def test_exceptions_match_qemu_interrupt_log(image, symbols, tmp_path):
+    log = tmp_path / "int.log"
+    result = boot(image, "selftest=" + ",".join(EXCEPTION_TESTS), log_int=log)
+    assert result.outcome is Outcome.PASS, result.console
+    traps = [m.groupdict() for m in TRAP_RE.finditer(result.console)]
+    assert len(traps) == len(EXCEPTION_TESTS)
+    qlog = qemulog.parse_file(log)
+    # Nothing but what the tests raised: no other exception in the whole run.
+    assert len([r for r in qlog.records if r.vector < 32]) == len(traps)
+    for t in traps:
+        vector, rip = int(t["vector"], 16), int(t["rip"], 16)
+        if vector == 3:
+            rip -= 1  # a trap: the kernel sees the address after int3, QEMU logs the int3
+        records = [r for r in qlog.records if r.vector == vector and r.ip == rip]
+        assert len(records) == 1, f"vector {vector} at {symbols.symbolize(rip)} not in the log"
+        r = records[0]
+        assert r.cpl == 0 and r.cs == int(t["cs"], 16) == 0x10
+        if vector in (13, 14):
+            assert r.error_code == int(t["error"], 16)
+        else:
+            assert int(t["error"], 16) == 2**64 - 1  # the stub's -1: no CPU error code
+        if vector == 14:
+            assert r.cr2 == int(t["cr2"], 16)
+        assert symbols.symbolize(rip).startswith("selftest_")
+
+
+def test_demonstration_is_the_default_boot(image):
+    result = boot(image, "")
+    assert result.outcome is Outcome.PASS, result.console
+    assert "running the demonstration" in result.console
+    assert ktap.parse(result.console).passed
+
+
+def test_unknown_selftest_is_refused(image):
+    result = boot(image, "selftest=idt,no_such_test")
+    assert result.outcome is Outcome.FAIL
+    assert "error: unknown selftest 'no_such_test'" in result.console
+    assert "KTAP version 1" not in result.console  # nothing runs
+
+
+def test_oops_reports_the_exception_and_fails(image, symbols, tmp_path):
+    log = tmp_path / "int.log"
+    result = boot(image, "crash=oops", log_int=log)
+    assert result.outcome is Outcome.PANIC
+    assert (
+        "PANIC: unexpected exception #UD Invalid Opcode (vector 6) in kernel mode" in result.console
+    )
+    m = re.search(r"RIP: 0010:([0-9a-f]{16}) <(crash_on_purpose\+0x[0-9a-f]+)>", result.console)
+    assert m, result.console
+    assert symbols.symbolize(int(m[1], 16)) == m[2]
+    (ud,) = qemulog.parse_file(log).find(6)
+    assert ud.ip == int(m[1], 16) and ud.cpl == 0
+    for reg in ("RAX", "RBX", "RSP", "R15", "CR2", "CR3", "RFLAGS"):
+        assert f"{reg}:" in result.console
+
+
+def test_triple_fault_is_reported(image):
+    result = boot(image, "crash=triple")
+    assert result.outcome is Outcome.TRIPLE_FAULT, result.reason
+
+
+def test_hang_is_killed_at_timeout(image):
+    result = boot(image, "crash=hang", timeout=2.0)
+    assert result.outcome is Outcome.TIMEOUT
+    assert "condrcu:" in result.console  # the console collected before the kill is kept
+
+
+def test_nmi_lands_on_its_ist_stack(image, symbols):
+    # An NMI injected through QMP while the kernel halts with interrupts off: the gate uses
+    # IST 2, so the report's RSP is on the NMI stack.
+    with QemuRunner(QemuConfig(image, append="crash=hang", timeout=20)) as vm:
+        vm.launch()
+        vm.cont()
+        vm.wait_for_console(r"command line")
+        vm.inject_nmi()
+        result = vm.wait()
+    assert result.outcome is Outcome.PANIC
+    assert "unexpected exception NMI Non-maskable Interrupt (vector 2)" in result.console
+    rsp = int(re.search(r"RSP: 0018:([0-9a-f]{16})", result.console)[1], 16)
+    handler = int(re.search(r"handler stack: ([0-9a-f]{16})", result.console)[1], 16)
+    lo, hi = symbols.address("ist_stack_nmi"), symbols.address("ist_stack_nmi_top")
+    assert lo <= handler < hi, "the NMI handler did not run on IST 2"
+    stack = symbols["boot_stack"]
+    assert stack.address <= rsp < stack.address + stack.size  # the interrupted code's stack
+
+
+def test_guest_memory_through_qmp(image, symbols):
+    # The command line the kernel copied, read from guest memory at the symbol's address.
+    append = "crash=hang marker=qmp-read-check"
+    with QemuRunner(QemuConfig(image, append=append, timeout=20)) as vm:
+        vm.launch()
+        vm.cont()
+        vm.wait_for_console(r"command line")
+        vm.pause()
+        data = vm.read_virt(symbols.address("cmdline_buf"), 128)
+    text = data.split(b"\0")[0].decode()
+    assert text.endswith(append)
