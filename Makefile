@@ -1,4 +1,4 @@
-# The commands a person types.  Everything installs what it needs on first use.
+# The commands a person types: setup, build, run, test, debug, bench, clean.  Everything installs what it needs on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -31,6 +31,9 @@ run: setup build
 
 test: setup
 	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m tools.bench
 
 # Boot stopped at the first instruction with a gdb stub on :1234.
 debug: setup build
