@@ -159,3 +159,17 @@ def test_guest_memory_through_qmp(image, symbols):
         data = vm.read_virt(symbols.address("cmdline_buf"), 128)
     text = data.split(b"\0")[0].decode()
     assert text.endswith(append)
+
+
+def test_entry_refuses_a_wrong_bootloader_magic(image, tmp_path):
+    # Mutation: make _start expect another magic than the one QEMU's loader passes; the
+    # 32-bit entry must notice, say so on COM1 and fail the VM, instead of booting.
+    data = image.read_bytes()
+    check = bytes.fromhex("3d02b0ad2b")  # cmp eax, 0x2badb002
+    assert data.count(check) == 1
+    mutant = tmp_path / "mutant.elf"
+    mutant.write_bytes(data.replace(check, bytes.fromhex("3d03b0ad2b")))
+    result = boot(mutant, "selftest=all")
+    assert result.outcome is Outcome.PANIC
+    assert "PANIC: not started by a Multiboot loader" in result.console
+    assert "condrcu:" not in result.console  # the kernel proper never ran

@@ -28,6 +28,8 @@ _start:
     mov edi, eax
     mov esi, ebx
     mov esp, offset boot_stack_top
+    cmp eax, MULTIBOOT_BOOTLOADER_MAGIC
+    jne bad_magic
 
     # Fill the page directory: 512 x 2 MiB pages = physical 0..1 GiB, present + writable.
     mov ecx, 0
@@ -55,6 +57,26 @@ _start:
     lgdt [boot_gdt_descr]
     ljmp32 KERNEL_CS, start64_low
 
+# bad_magic - not started by a Multiboot loader: say so on COM1 (no setup needed for QEMU's
+# UART) and end the VM with the failure status.  EDI = the EAX we were given.
+bad_magic:
+    mov esi, offset bad_magic_msg
+.Lbad_magic_putc:
+    mov al, byte ptr [esi]
+    test al, al
+    jz .Lbad_magic_exit
+    mov dx, COM1
+    out dx, al
+    inc esi
+    jmp .Lbad_magic_putc
+.Lbad_magic_exit:
+    mov eax, EXIT_FAILURE
+    mov dx, DEBUG_EXIT_PORT
+    out dx, eax
+.Lbad_magic_halt:
+    hlt
+    jmp .Lbad_magic_halt
+
 .code64
 # start64_low - first 64-bit instructions, still at the load address: jump up.
 start64_low:
@@ -68,6 +90,9 @@ start64_low:
 # Boot page tables: the same 1 GiB of physical memory mapped twice, at 0 (identity, for
 # the jump above; removed once in the higher half) and at KERNEL_VIRT_BASE.
 .section .boot.data
+bad_magic_msg:
+    .asciz "PANIC: not started by a Multiboot loader (EAX is not 0x2badb002)\n"
+
 .balign 4096
 .global boot_pml4
 boot_pml4:

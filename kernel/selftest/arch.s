@@ -142,3 +142,30 @@ REASON .Lbad_rsp0, "TSS.RSP0 is not the boot stack"
 .balign 16
 idtr_buf:
     .zero 16
+
+.section .text
+# selftest_multiboot - the loader's magic reached start64, and the information it passed
+# says a command line is present (we were booted with one: selftest=).
+selftest_multiboot:
+    lea rax, [rip + .Lbad_magic]
+    cmp qword ptr [rip + boot_magic], MULTIBOOT_BOOTLOADER_MAGIC
+    jne .Lmb_end
+    mov rdi, qword ptr [rip + boot_info_phys]
+    mov rcx, KERNEL_VIRT_BASE
+    add rdi, rcx
+    lea rax, [rip + .Lno_cmdline]
+    test dword ptr [rdi + MBI_FLAGS], MBI_FLAG_CMDLINE
+    jz .Lmb_end
+    lea rax, [rip + .Lcmdline_empty]
+    cmp byte ptr [rip + cmdline_buf], 0
+    je .Lmb_end
+    xor eax, eax
+.Lmb_end:
+    ret
+
+SELFTEST multiboot, selftest_multiboot
+
+.section .rodata
+REASON .Lbad_magic, "start64 did not get the Multiboot magic"
+REASON .Lno_cmdline, "the Multiboot information has no command line"
+REASON .Lcmdline_empty, "the command line was not copied"
