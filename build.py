@@ -10,6 +10,7 @@ is left to boot.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from linker import Image, LinkErrors, link, write_elf, write_listing, write_map 
 OUTPUTS = ("kernel.elf", "kernel.map", "kernel.lst")
 
 
+@functools.lru_cache(maxsize=None)
 def rel(path: str | Path) -> str:
     """Paths in outputs and messages are relative to the project root (reproducible)."""
     p = Path(path).resolve()
