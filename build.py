@@ -29,9 +29,26 @@ OUTPUTS = ("kernel.elf", "kernel.map", "kernel.lst")
 
 @functools.lru_cache(maxsize=None)
 def rel(path: str | Path) -> str:
-    """Paths in outputs and messages are relative to the project root (reproducible)."""
+    """Paths in messages: relative to the project root where possible."""
     p = Path(path).resolve()
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
+def output_namer(out: Path, kernel_dir: Path):
+    """Source names written into the outputs (STT_FILE symbols, map, listing): the same
+    whatever --out and --kernel-dir are, so that the same sources give the same bytes."""
+    out, kernel_dir = out.resolve(), kernel_dir.resolve()
+
+    @functools.lru_cache(maxsize=None)
+    def name(path: str | Path) -> str:
+        p = Path(path).resolve()
+        if p.is_relative_to(out):
+            return "build/" + str(p.relative_to(out))
+        if p.is_relative_to(kernel_dir):
+            return "kernel/" + str(p.relative_to(kernel_dir))
+        return rel(p)
+
+    return name
 
 
 def kernel_sources(gen_dir: Path, kernel_dir: Path = ROOT / "kernel") -> list[Path]:
@@ -73,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         gen_dir = out / "gen"
         sources = kernel_sources(gen_dir, args.kernel_dir)
         image = build_image(sources, [gen_dir, args.kernel_dir / "include"])
+        name = output_namer(out, args.kernel_dir)
         files = {
-            "kernel.elf": write_elf(image, rel),
-            "kernel.map": write_map(image, rel).encode(),
-            "kernel.lst": write_listing(image, rel).encode(),
+            "kernel.elf": write_elf(image, name),
+            "kernel.map": write_map(image, name).encode(),
+            "kernel.lst": write_listing(image, name).encode(),
         }
     except (AsmError, LinkErrors) as e:
         for name in OUTPUTS:

@@ -38,6 +38,7 @@ class Insn:
     mnemonic: str
     operands: list[str]
     bits: int  # 32 or 64: the .code32/.code64 mode in force
+    known_constants: int = 0  # how many of the file's constants were defined before this line
 
 
 @dataclass
@@ -90,6 +91,10 @@ class SourceFile:
     globals: dict[str, Loc] = field(default_factory=dict)
     constants: dict[str, int] = field(default_factory=dict)
     attrs: dict[str, SymbolAttrs] = field(default_factory=dict)
+
+    def constant_order(self) -> dict[str, int]:
+        """Each constant's position in definition order (Insn.known_constants counts these)."""
+        return {name: i for i, name in enumerate(self.constants)}
 
     def labels(self) -> dict[str, Loc]:
         """Every label this file defines, with where; duplicates are an error."""
@@ -276,7 +281,7 @@ class Parser:
         ops = _split_operands(m[3]) if m[3].strip() else []
         if any(not o for o in ops):
             raise AsmError(loc, f"empty operand in '{line}'")
-        self._emit(Insn(loc, mnemonic, ops, self.bits))
+        self._emit(Insn(loc, mnemonic, ops, self.bits, len(self.file.constants)))
 
     def _const(self, loc: Loc, text: str) -> int:
         try:

@@ -35,6 +35,11 @@ from .x86 import (
 
 Resolve = Callable[[str], int | None]
 
+_SREGS = ("ds", "es", "fs", "gs", "ss")
+_R16_TO_R32 = {r: "e" + r for r in ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp")} | {
+    f"r{i}w": f"r{i}d" for i in range(8, 16)
+}
+
 _TOKENS = re.compile(rf"(0[xX][0-9a-fA-F]+|0[bB][01]+|\d+)|('(?:\\.|[^'\\])')|({NAME_RE})")
 _SIZE_PTR = re.compile(r"^\s*(byte|word|dword|qword|tbyte|fword|xmmword|ymmword)\s+ptr\s+", re.I)
 _SEG = re.compile(r"^\s*([cdefgs]s)\s*:\s*", re.I)
@@ -146,6 +151,7 @@ class Unit:
         self.file, self.section, self.stmts = file, section, stmts
         self.labels = {s.name for s in stmts if isinstance(s, Label)}
         self.align = max([s.boundary for s in stmts if isinstance(s, Align)], default=1)
+        self.const_order = file.constant_order()
         self.lowered = [self._lower(s) for s in stmts]
         self.offsets: list[int] = []
         self.size = 0
@@ -191,6 +197,15 @@ class Unit:
             return self._lower_far(s)
         consts = self.file.constants
         ops = [_operand(s.loc, o) for o in s.operands]
+        self._check_constant_order(s, ops)
+        if base_mn == "mov" and len(ops) == 2 and ops[0].text.strip().lower() in _SREGS:
+            # `mov Sreg, r16`: keystone adds a 0x66 prefix that GNU as leaves out; the r32
+            # spelling encodes the same instruction without it.
+            src = ops[1].text.strip().lower()
+            if src in _R16_TO_R32:
+                s = Insn(s.loc, s.mnemonic, [s.operands[0], _R16_TO_R32[src]], s.bits,
+                         s.known_constants)  # fmt: skip
+                ops = [ops[0], _operand(s.loc, s.operands[1])]
         if base_mn in BRANCHES and len(ops) == 1 and ops[0].kind == "imm":
             target = ops[0].value
             names = [n for n in target.names if n not in consts]
@@ -224,6 +239,16 @@ class Unit:
         if ops:
             text += " " + ", ".join(_hexify(o, consts) for o in s.operands)
         return Lowered(s, text=text, operands=ops, externals=ext)
+
+    def _check_constant_order(self, s: Insn, ops: list[Operand]) -> None:
+        """A constant used in an instruction before its `.set` is an error: GNU as reads a
+        name it does not know yet as a memory operand, we would read it as a number."""
+        order = self.const_order
+        for o in ops:
+            for n in o.value.names if o.value is not None else ():
+                if order.get(n, -1) >= s.known_constants:
+                    raise AsmError(s.loc, f"constant '{n}' is used before its .set; GNU as "
+                                   "would read it as a memory operand: move the .set up")  # fmt: skip
 
     def _lower_branch(self, s: Insn, mn: str, target: Expr) -> Lowered:
         if mn == "call":

@@ -228,3 +228,11 @@ def test_capstone_check_catches_truncated_immediate(tmp_path):
         LinkErrors, match=r"a\.s:3: error: 'mov al, 0x1ff': immediate 0x1ff was encoded as 0xff"
     ):
         build(tmp_path, {"a.s": ".section .text\nstart:\n    mov al, 0x1ff\n"})
+
+
+def test_constant_used_before_its_set_is_an_error(tmp_path):
+    # Found by the GNU as oracle: GNU as reads a name not yet defined as a memory operand.
+    with pytest.raises(AsmError, match=r"a\.s:3: error: constant 'LATER' is used before its .set"):
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    mov esi, LATER\n.set LATER, 4\n"})
+    image = build(tmp_path, {"b.s": ".section .text\nstart:\n    .quad LATER\n.set LATER, 4\n"})
+    assert symbol_bytes(image, "start") == (4).to_bytes(8, "little")  # data may use it

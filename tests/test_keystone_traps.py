@@ -312,3 +312,10 @@ def test_worker_survives_keystone_crash_and_hang():
         assert hang.value.hang
         (r,) = w.assemble([(64, 0, "nop")], timeout=10)
         assert r.ok and r.data == b"\x90"
+
+
+def test_mov_segment_register_from_r16_has_no_prefix(tmp_path):
+    # Found by the GNU as oracle: keystone encodes `mov ds, ax` as 66 8e d8, GNU as as 8e d8.
+    image = build(tmp_path, {"a.s": ".section .text\nstart:\n    mov ds, ax\n    mov ss, r9w\n"
+                             "    mov ax, ds\n"})  # fmt: skip
+    assert symbol_bytes(image, "start") == bytes.fromhex("8ed8418ed1668cd8")

@@ -5,6 +5,8 @@
 # All integer arguments are 64-bit.
 .include "layout.inc"
 
+.set PRINTK_BUF_SIZE, 1024
+
 .section .text
 # vsnformat - format into a buffer.
 # RDI = buffer, RSI = its size (>= 1), RDX = format, RCX = pointer to the argument array
@@ -330,6 +332,5 @@ printk:
     .asciz "0x"
 
 .section .bss
-.set PRINTK_BUF_SIZE, 1024
 printk_buf:
     .zero PRINTK_BUF_SIZE
