@@ -27,7 +27,7 @@ from linker import Image, LinkErrors, link, write_elf, write_listing, write_map 
 OUTPUTS = ("kernel.elf", "kernel.map", "kernel.lst")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rel(path: str | Path) -> str:
     """Paths in messages: relative to the project root where possible."""
     p = Path(path).resolve()
@@ -39,7 +39,7 @@ def output_namer(out: Path, kernel_dir: Path):
     whatever --out and --kernel-dir are, so that the same sources give the same bytes."""
     out, kernel_dir = out.resolve(), kernel_dir.resolve()
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def name(path: str | Path) -> str:
         p = Path(path).resolve()
         if p.is_relative_to(out):

@@ -279,7 +279,9 @@ class Linker:
         try:
             entry = next(s.value for s in symbols if s.name == self.layout.entry)
         except StopIteration:
-            raise LinkErrors([AsmError(None, f"entry symbol '{self.layout.entry}' is not defined")]) from None
+            raise LinkErrors(
+                [AsmError(None, f"entry symbol '{self.layout.entry}' is not defined")]
+            ) from None
         return Image(self.layout, placed, symbols, entry)
 
     def _check_overlaps(self, placed: list[PlacedSection]) -> None:
