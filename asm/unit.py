@@ -176,7 +176,11 @@ class Unit:
     def _fill(self, s: Align) -> int:
         if s.fill is not None:
             return s.fill
-        return 0xCC if any(isinstance(x, Insn) for x in self.stmts) else 0
+        if any(isinstance(x, Insn) for x in self.stmts):
+            # GNU as pads code with NOPs of its own choosing, keystone otherwise: say it.
+            raise AsmError(s.loc, ".balign among instructions needs its fill byte: write "
+                           f".balign {s.boundary}, 0xcc")  # fmt: skip
+        return 0
 
     def _ext(self, exprs: list[Expr]) -> set[str]:
         c = self.file.constants

@@ -65,7 +65,7 @@ def idt_s() -> str:
          "    mov rsi, qword ptr [rsp + PT_ORIG_AX]",
          "    mov qword ptr [rsp + PT_ORIG_AX], -1", "    call \\handler", "    POP_REGS",
          "    iretq", ".endm", "",
-         ".section .text", ".balign 16"]  # fmt: skip
+         ".section .text", ".balign 16, 0xcc"]  # fmt: skip
     for v in EXCEPTIONS:
         L.append(f"# vector {v.number}: {v.mnemonic} {v.title}"
                  + ("" if v.error_code else " (no CPU error code: push -1)"))  # fmt: skip

@@ -236,3 +236,13 @@ def test_constant_used_before_its_set_is_an_error(tmp_path):
         build(tmp_path, {"a.s": ".section .text\nstart:\n    mov esi, LATER\n.set LATER, 4\n"})
     image = build(tmp_path, {"b.s": ".section .text\nstart:\n    .quad LATER\n.set LATER, 4\n"})
     assert symbol_bytes(image, "start") == (4).to_bytes(8, "little")  # data may use it
+
+
+def test_alignment_among_instructions_names_its_fill(tmp_path):
+    with pytest.raises(
+        AsmError, match=r"a\.s:4: error: \.balign among instructions needs its fill"
+    ):
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    nop\n    .balign 16\n    ret\n"})
+    image = build(tmp_path, {"b.s": ".section .text\nstart:\n    nop\n    .balign 8, 0xcc\n"
+                             "    ret\n"})  # fmt: skip
+    assert symbol_bytes(image, "start") == b"\x90" + b"\xcc" * 7 + b"\xc3"

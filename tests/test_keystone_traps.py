@@ -29,7 +29,7 @@ start:
 """,
     "b.s": """
 .section .text
-.balign 64
+.balign 64, 0xcc
 .global far_func
 far_func:
     ret
@@ -82,7 +82,7 @@ def test_radix_is_decimal_even_after_an_option_call(tmp_path):
 start:
     add rsp, 16
     mov eax, 100
-    .balign 16
+    .balign 16, 0xcc
 after:
     ret
 """
@@ -215,7 +215,7 @@ def test_far_jump(tmp_path):
 start:
     ljmp32 0x10, target
 .code64
-.balign 16
+.balign 16, 0xcc
 target:
     ret
 """
