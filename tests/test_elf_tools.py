@@ -22,13 +22,11 @@ from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import build
+from kernel.layout import CONSTANTS, LAYOUT
+from kernel.vectors import EXCEPTIONS
 
-import build  # noqa: E402
-from kernel.layout import CONSTANTS, LAYOUT  # noqa: E402
-from kernel.vectors import EXCEPTIONS  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TOOLS = ("readelf", "objdump", "nm")
 MISSING = [t for t in TOOLS if shutil.which(t) is None]

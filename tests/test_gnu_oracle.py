@@ -37,7 +37,6 @@ import functools
 import re
 import shutil
 import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +46,11 @@ from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import build
+from kernel.layout import LAYOUT
+from linker import Layout, OutputSection
 
-import build  # noqa: E402
-from kernel.layout import LAYOUT  # noqa: E402
-from linker import Layout, OutputSection  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 GNU_TOOLS = ("as", "ld", "nm")
 MISSING = [t for t in GNU_TOOLS if shutil.which(t) is None]
