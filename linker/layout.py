@@ -20,6 +20,7 @@ class OutputSection:
 
     `inputs` are input section names; a trailing `*` matches any suffix.  `perm` is "rx", "r" or
     "rw" and becomes the segment's flags (W^X: no section is both writable and executable).
+    `vma` pins the virtual address whatever the load address is (code linked for user space).
     `sort_entries` sorts the section's contents as 16-byte entries by their first quad (an
     exception table).  `generate` makes the whole content from the final symbol table.
     """
@@ -31,6 +32,7 @@ class OutputSection:
     align: int = 0x1000
     nobits: bool = False
     lma: int | None = None
+    vma: int | None = None  # a fixed virtual address (user code); vma_offset is then ignored
     sort_entries: bool = False
     generate: Callable[[list[Any]], bytes] | None = field(default=None, compare=False)
 

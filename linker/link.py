@@ -144,7 +144,7 @@ class Linker:
         cursor = self.layout.load_base
         for spec in self.layout.sections:
             lma = spec.lma if spec.lma is not None else _align(cursor, spec.align)
-            vma = lma + spec.vma_offset
+            vma = spec.vma if spec.vma is not None else lma + spec.vma_offset
             pos = vma
             for u in self.by_section[spec.name]:
                 pos = _align(pos, u.align)
