@@ -36,8 +36,9 @@ LAYOUT = Layout(
         OutputSection(".boot.data", (".boot.data",), "rw"),
         OutputSection(".text", (".text", ".text.*"), "rx", vma_offset=KERNEL_VIRT_BASE),
         # Entry code that runs before RCU, lockdep and tracing are valid (Linux's noinstr).
-        OutputSection(".noinstr.text", (".noinstr.text",), "rx", vma_offset=KERNEL_VIRT_BASE,
-                      align=16),  # fmt: skip
+        OutputSection(
+            ".noinstr.text", (".noinstr.text",), "rx", vma_offset=KERNEL_VIRT_BASE, align=16
+        ),  # fmt: skip
         OutputSection(".rodata", (".rodata", ".rodata.*"), "r", vma_offset=KERNEL_VIRT_BASE),
         OutputSection(
             ".ex_table",
@@ -49,8 +50,14 @@ LAYOUT = Layout(
         ),  # fmt: skip
         OutputSection(".selftests", (".selftests",), "r", vma_offset=KERNEL_VIRT_BASE, align=16),
         # instrumentation_begin/end markers: {u64 address, u64 kind (1 begin, 2 end)}, sorted.
-        OutputSection(".instr_markers", ("__instr_markers",), "r", vma_offset=KERNEL_VIRT_BASE,
-                      align=16, sort_entries=True),  # fmt: skip
+        OutputSection(
+            ".instr_markers",
+            ("__instr_markers",),
+            "r",
+            vma_offset=KERNEL_VIRT_BASE,
+            align=16,
+            sort_entries=True,
+        ),  # fmt: skip
         OutputSection(
             ".kallsyms", (), "r", vma_offset=KERNEL_VIRT_BASE, align=8, generate=kallsyms
         ),  # fmt: skip
