@@ -241,7 +241,14 @@ class Unit:
         prefix = " ".join(mn.split()[:-1])
         text = f"{prefix} {text}".strip()
         if ops:
-            text += " " + ", ".join(_hexify(o, consts) for o in s.operands)
+            texts = [_hexify(o, consts) for o in s.operands]
+            if s.bits == 64:
+                # An absolute memory operand ([0x18], gs:[PCPU_X]) is encoded RIP-relative or as
+                # movabs by keystone; with a null index (riz) it gets GNU as's SIB form.
+                for k, o in enumerate(ops):
+                    if o.kind == "mem" and o.absolute:
+                        texts[k] = texts[k].replace("[", "[riz*1 + ", 1)
+            text += " " + ", ".join(texts)
         return Lowered(s, text=text, operands=ops, externals=ext)
 
     def _check_constant_order(self, s: Insn, ops: list[Operand]) -> None:

@@ -7,7 +7,7 @@ _GPR32 = "eax ebx ecx edx esi edi ebp esp r8d r9d r10d r11d r12d r13d r14d r15d"
 _GPR16 = "ax bx cx dx si di bp sp r8w r9w r10w r11w r12w r13w r14w r15w".split()
 _GPR8 = "al bl cl dl sil dil bpl spl ah bh ch dh r8b r9b r10b r11b r12b r13b r14b r15b".split()
 _OTHER = (
-    "rip eip cs ds es fs gs ss cr0 cr2 cr3 cr4 cr8 dr0 dr1 dr2 dr3 dr6 dr7 st "
+    "rip eip riz eiz cs ds es fs gs ss cr0 cr2 cr3 cr4 cr8 dr0 dr1 dr2 dr3 dr6 dr7 st "
     + " ".join(f"xmm{i} ymm{i} zmm{i} mm{i % 8} k{i % 8}" for i in range(16))
 ).split()
 

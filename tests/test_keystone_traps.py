@@ -319,3 +319,23 @@ def test_mov_segment_register_from_r16_has_no_prefix(tmp_path):
     image = build(tmp_path, {"a.s": ".section .text\nstart:\n    mov ds, ax\n    mov ss, r9w\n"
                              "    mov ax, ds\n"})  # fmt: skip
     assert symbol_bytes(image, "start") == bytes.fromhex("8ed8418ed1668cd8")
+
+
+def test_absolute_memory_operands_in_64_bit_code(tmp_path):
+    # Found while writing per-CPU code: keystone encodes `inc qword ptr gs:[0x18]` RIP-relative
+    # and `mov rax, gs:[0x18]` as movabs; GNU as uses the SIB form with no base and no index.
+    image = build(
+        tmp_path,
+        {
+            "a.s": """
+.section .text
+start:
+    inc qword ptr gs:[0x18]
+    mov rax, qword ptr gs:[0x10]
+    mov qword ptr gs:[0x8], rsp
+"""
+        },
+    )
+    assert symbol_bytes(image, "start") == bytes.fromhex(
+        "6548ff04251800000065488b042510000000654889242508000000"
+    )
