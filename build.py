@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Build the kernel: generate, assemble (keystone, verified by capstone), link, write build/.
+"""Build the kernel: generate, assemble (keystone + capstone), link, check noinstr, write build/.
 
 Outputs: kernel.elf (bootable with `qemu-system-x86_64 -kernel`), kernel.map (symbols by
 address), kernel.lst (capstone listing).  Every output is written to a temporary name and
 renamed; a failed build removes the outputs of earlier builds, so nothing stale or half-written
-is left to boot.
+is left to boot.  The linked image must pass the noinstr check (tools/noinstr.py, objtool's
+noinstr validation); each finding is an error at the source line of its instruction.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from asm import AsmError, KeystoneBackend, load_units  # noqa: E402
 from kernel import gen  # noqa: E402
 from kernel.layout import LAYOUT  # noqa: E402
 from linker import Image, LinkErrors, link, write_elf, write_listing, write_map  # noqa: E402
+from tools import noinstr  # noqa: E402
 
 OUTPUTS = ("kernel.elf", "kernel.map", "kernel.lst")
 
@@ -63,6 +65,14 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT) ->
         return link(units, layout, backend)
 
 
+def check_image(image: Image, elf: bytes) -> None:
+    """The noinstr check on the linked image; raises LinkErrors, one per finding, each at the
+    source statement of the offending instruction."""
+    findings = noinstr.check(elf)
+    if findings:
+        raise LinkErrors([AsmError(image.locate(f.address), str(f)) for f in findings])
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -91,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         sources = kernel_sources(gen_dir, args.kernel_dir)
         image = build_image(sources, [gen_dir, args.kernel_dir / "include"])
         name = output_namer(out, args.kernel_dir)
+        elf = write_elf(image, name)
+        check_image(image, elf)
         files = {
-            "kernel.elf": write_elf(image, name),
+            "kernel.elf": elf,
             "kernel.map": write_map(image, name).encode(),
             "kernel.lst": write_listing(image, name).encode(),
         }

@@ -242,6 +242,12 @@ class Unit:
         text = f"{prefix} {text}".strip()
         if ops:
             texts = [_hexify(o, consts) for o in s.operands]
+            for k, o in enumerate(ops):
+                # A constant immediate is computed here: keystone then sees one number (it
+                # rejects '~' and would read decimal in its own radix).
+                if o.kind == "imm" and all(n in consts for n in o.value.names):
+                    v = o.value.evaluate(consts.get)
+                    texts[k] = hex(v) if v >= 0 else f"-{hex(-v)}"
             if s.bits == 64:
                 # An absolute memory operand ([0x18], gs:[PCPU_X]) is encoded RIP-relative or as
                 # movabs by keystone; with a null index (riz) it gets GNU as's SIB form.

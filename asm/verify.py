@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 
 from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
-from capstone.x86 import X86_OP_IMM, X86_OP_MEM
+from capstone.x86 import X86_OP_IMM, X86_OP_MEM, X86_OP_REG
 
 from .errors import AsmError
 from .expr import ExprError
@@ -92,6 +92,12 @@ def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
                                f"it decodes with {len(ops)} operands")  # fmt: skip
             continue
         for src, got in zip(lw.operands, ops):
+            if src.kind == "reg" and got.type == X86_OP_REG:
+                name = d.reg_name(got.reg)
+                if name != src.text.strip().lower():
+                    raise AsmError(s.loc, f"'{text}': register {src.text.strip()} was encoded "
+                                   f"as {name}")  # fmt: skip
+                continue
             if src.value is None:
                 continue
             want = value(src.value)

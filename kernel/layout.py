@@ -14,6 +14,7 @@ from linker import Layout, OutputSection, Symbol
 
 LOAD_BASE = 0x100000
 KERNEL_VIRT_BASE = 0xFFFFFFFF80000000
+USER_TEXT_BASE = 0x400000
 
 
 def kallsyms(symbols: list[Symbol]) -> bytes:
@@ -39,6 +40,9 @@ LAYOUT = Layout(
         OutputSection(
             ".noinstr.text", (".noinstr.text",), "rx", vma_offset=KERNEL_VIRT_BASE, align=16
         ),  # fmt: skip
+        # User programs: loaded inside the image, linked (and mapped into each task) at a user
+        # address, read-only and executable for ring 3.
+        OutputSection(".user", (".user.text", ".user.rodata"), "rx", vma=USER_TEXT_BASE),
         OutputSection(".rodata", (".rodata", ".rodata.*"), "r", vma_offset=KERNEL_VIRT_BASE),
         OutputSection(
             ".ex_table",
@@ -91,6 +95,50 @@ CONSTANTS = {
     "EXIT_SUCCESS": 0x10,  # QEMU exits with (0x10 << 1) | 1 = 33
     "EXIT_FAILURE": 0x11,  # 35
     "PAGE_SIZE": 0x1000,
+    # Thread-info work flags (task.flags) the exit-to-user loop handles.
+    "TIF_NEED_RESCHED": 1,
+    "TIF_SIGPENDING": 2,
+    "TIF_NOTIFY_RESUME": 4,
+    "X86_EFLAGS_IF": 0x200,
+    # Memory: the page pool (physical), the user address space of every task.
+    "POOL_START": 0x400000,
+    "POOL_END": 0x2000000,
+    "USER_TEXT_BASE": USER_TEXT_BASE,
+    "USER_HEAP_BASE": 0x10000000,
+    "USER_HEAP_SIZE": 0x100000,
+    "USER_STACK_TOP": 0x80000000,
+    "USER_STACK_SIZE": 0x10000,
+    "USER_TOP": 0x800000000000,
+    "PTE_PRESENT": 1,
+    "PTE_WRITE": 2,
+    "PTE_USER": 4,
+    "PTE_OWNED": 1 << 9,  # software bit: the page came from the pool; free it with the task
+    "PTE_NX": 1 << 63,
+    "PTE_ADDR_MASK": 0x000FFFFFFFFFF000,
+    # Page-fault error code bits.
+    "PF_PROT": 1,
+    "PF_WRITE": 2,
+    "PF_USER": 4,
+    "PF_INSTR": 16,
+    # Tasks and signals.
+    "MAX_TASKS": 16,
+    "TASK_UNUSED": 0,
+    "TASK_RUNNABLE": 1,
+    "TASK_DEAD": 2,
+    "SIGILL": 4,
+    "SIGTRAP": 5,
+    "SIGFPE": 8,
+    "SIGKILL": 9,
+    "SIGSEGV": 11,
+    "EFAULT": 14,
+    "ENOSYS": 38,
+    "ENOMEM": 12,
+    # System calls (int 0x80; number in RAX, arguments in RDI, RSI, RDX).
+    "SYS_EXIT": 1,
+    "SYS_WRITE": 2,
+    "SYS_PEEK": 3,
+    "SYS_GETPID": 4,
+    "SYS_NOTIFY": 5,
     "CMDLINE_MAX": 1024,
     "KERNEL_STACK_SIZE": 0x4000,
     "IST_STACK_SIZE": 0x1000,

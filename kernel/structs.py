@@ -54,7 +54,15 @@ EX_ENTRY = Struct("EX", (("insn", 8), ("fixup", 8)))
 # A self-test table entry: name (NUL-terminated string), function.
 SELFTEST = Struct("SELFTEST", (("name", 8), ("func", 8)))
 
-STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST)
+# A task (user or kernel).  flags holds the TIF_* work bits the exit-to-user loop handles.
+TASK = Struct("TASK", (
+    ("id", 8), ("state", 8), ("flags", 8), ("exit_code", 8), ("signal", 8), ("name", 8),
+    ("pml4", 8), ("cr3", 8), ("kstack", 8), ("kstack_top", 8), ("entry", 8), ("user_sp", 8),
+    ("saved_rsp", 8), ("demand_faults", 8), ("kernel_faults", 8), ("last_fault", 8),
+    ("same_fault_count", 8), ("syscalls", 8), ("pages", 8),
+))  # fmt: skip
+
+STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK)
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"
 assert TSS.offsets()["ist1"] == 36 and TSS.size == 104

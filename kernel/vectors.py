@@ -7,6 +7,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Vector:
+    """One IDT vector.  `kind` names the Linux macro its C-level handler would be defined with:
+
+    idtentry            DEFINE_IDTENTRY: generated wrapper idtentry_enter / body / idtentry_exit
+    idtentry_errorcode  DEFINE_IDTENTRY_ERRORCODE: the same, the body also gets the error code
+    raw_errorcode       DEFINE_IDTENTRY_RAW_ERRORCODE: exc_<name> is hand-written (#PF)
+    nmi                 DEFINE_IDTENTRY_NMI: paranoid stub, hand-written exc_nmi
+    paranoid_die        DEFINE_IDTENTRY_DF/MCE: paranoid stub, the machine state is beyond
+                        repair: report and stop
+    """
+
     number: int
     mnemonic: str  # "#PF"
     name: str  # handler stem: asm_exc_<name>, exc_<name>
@@ -14,7 +24,16 @@ class Vector:
     error_code: bool  # the CPU pushes an error code
     ist: int = 0  # IST index, 0: none
     dpl: int = 0  # 3: reachable by int from user mode
-    handler: str | None = None  # hand-written exc_<name>; None: the generated default
+    kind: str = ""  # see above; "" = idtentry or idtentry_errorcode by error_code
+    body: str = "do_error_trap"  # the instrumentable handler body of generated wrappers
+
+    @property
+    def entry_kind(self) -> str:
+        return self.kind or ("idtentry_errorcode" if self.error_code else "idtentry")
+
+    @property
+    def paranoid(self) -> bool:
+        return self.entry_kind in ("nmi", "paranoid_die")
 
 
 # IST stacks: #DF, NMI and #MC never run on a possibly broken stack.
@@ -23,23 +42,23 @@ IST_DF, IST_NMI, IST_MC = 1, 2, 3
 EXCEPTIONS: tuple[Vector, ...] = (
     Vector(0, "#DE", "divide_error", "Divide Error", False),
     Vector(1, "#DB", "debug", "Debug", False),
-    Vector(2, "NMI", "nmi", "Non-maskable Interrupt", False, ist=IST_NMI),
+    Vector(2, "NMI", "nmi", "Non-maskable Interrupt", False, ist=IST_NMI, kind="nmi"),
     Vector(3, "#BP", "int3", "Breakpoint", False, dpl=3),
     Vector(4, "#OF", "overflow", "Overflow", False),
     Vector(5, "#BR", "bounds", "BOUND Range Exceeded", False),
     Vector(6, "#UD", "invalid_op", "Invalid Opcode", False),
     Vector(7, "#NM", "device_not_available", "Device Not Available", False),
-    Vector(8, "#DF", "double_fault", "Double Fault", True, ist=IST_DF),
+    Vector(8, "#DF", "double_fault", "Double Fault", True, ist=IST_DF, kind="paranoid_die"),
     Vector(9, "#CSO", "coproc_segment_overrun", "Coprocessor Segment Overrun", False),
     Vector(10, "#TS", "invalid_tss", "Invalid TSS", True),
     Vector(11, "#NP", "segment_not_present", "Segment Not Present", True),
     Vector(12, "#SS", "stack_segment", "Stack-Segment Fault", True),
     Vector(13, "#GP", "general_protection", "General Protection", True),
-    Vector(14, "#PF", "page_fault", "Page Fault", True, handler="exc_page_fault"),
+    Vector(14, "#PF", "page_fault", "Page Fault", True, kind="raw_errorcode"),
     Vector(15, "#RSV", "spurious_15", "Reserved", False),
     Vector(16, "#MF", "coprocessor_error", "x87 Floating-Point Error", False),
     Vector(17, "#AC", "alignment_check", "Alignment Check", True),
-    Vector(18, "#MC", "machine_check", "Machine Check", False, ist=IST_MC),
+    Vector(18, "#MC", "machine_check", "Machine Check", False, ist=IST_MC, kind="paranoid_die"),
     Vector(19, "#XM", "simd_error", "SIMD Floating-Point Exception", False),
     Vector(20, "#VE", "virtualization", "Virtualization Exception", False),
     Vector(21, "#CP", "control_protection", "Control Protection", True),
@@ -51,3 +70,10 @@ EXCEPTIONS: tuple[Vector, ...] = (
 )
 
 assert [v.number for v in EXCEPTIONS] == list(range(32))
+
+# The system call gate: `int 0x80` from ring 3 (DPL 3), entered like any DEFINE_IDTENTRY.
+SYSCALL = Vector(0x80, "INT80", "int80_syscall", "System Call", False, dpl=3,
+                 body="do_int80_syscall")  # fmt: skip
+
+# Every vector with an entry of its own; the others share the unexpected-interrupt path.
+ENTRIES: tuple[Vector, ...] = (*EXCEPTIONS, SYSCALL)

@@ -67,6 +67,21 @@ class Image:
                 return s
         raise KeyError(name)
 
+    def locate(self, address: int) -> Loc | None:
+        """The source line of the statement whose bytes hold `address` (None: padding between
+        units, generated data, or no section there)."""
+        for sec in self.sections:
+            if not sec.vma <= address < sec.vma + sec.size:
+                continue
+            for u in sec.units:
+                if not u.base <= address < u.base + u.size:
+                    continue
+                for i, lw in enumerate(u.lowered):
+                    off, size = u.statement_span(i)
+                    if u.base + off <= address < u.base + off + size:
+                        return lw.stmt.loc
+        return None
+
 
 def _hidden(name: str) -> bool:
     return name.startswith((".L", "__k"))

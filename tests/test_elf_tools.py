@@ -24,7 +24,7 @@ from elftools.elf.sections import SymbolTableSection
 
 import build
 from kernel.layout import CONSTANTS, LAYOUT
-from kernel.vectors import EXCEPTIONS
+from kernel.vectors import ENTRIES, EXCEPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -291,9 +291,13 @@ def test_flat_offsets(segments: list[Segment]) -> None:
 def test_pyelftools_agrees_with_readelf(built: Built) -> None:
     rows = []
     for line in tool("readelf", "-sW", str(built.elf)).splitlines():
-        m = re.match(r"\s*\d+:\s+([0-9a-f]+)\s+(\d+)\s+(\w+)\s+(\w+)\s+\w+\s+(\w+)\s*(\S*)$", line)
+        # readelf prints sizes from 100000 on in hex
+        m = re.match(
+            r"\s*\d+:\s+([0-9a-f]+)\s+(0x[0-9a-f]+|\d+)\s+(\w+)\s+(\w+)\s+\w+\s+(\w+)\s*(\S*)$",
+            line,
+        )
         if m:
-            rows.append((int(m[1], 16), int(m[2]), m[3], m[4], m[5], m[6]))
+            rows.append((int(m[1], 16), int(m[2], 0), m[3], m[4], m[5], m[6]))
     with built.elf.open("rb") as f:
         elf = ELFFile(f)
         table = elf.get_section_by_name(".symtab")
@@ -425,17 +429,24 @@ def test_listing_bytes_and_text_are_the_image(built: Built) -> None:
             assert f"{insn.mnemonic} {insn.op_str}".strip() == r.text, f"{r.addr:#x}"
 
 
-def test_listing_shows_iretq_of_every_stub(built: Built) -> None:
-    """Each generated exception stub (and the common IRQ entry) ends in one iretq (48 cf)."""
+def test_listing_shows_how_every_stub_returns(built: Built) -> None:
+    """Each generated exception stub ends in a jump to the common exit (paranoid ones to
+    paranoid_exit), and the exits end in iretq (48 cf), all in the listing with their source."""
     _, rows = listing(built)
-    stubs = [f"asm_exc_{v.name}" for v in EXCEPTIONS] + ["irq_common_entry"]
     by_name = {s.name: s for s in built.symbols}
-    for name in stubs:
+
+    def rows_of(name: str) -> list:
         s = by_name[name]
-        irets = [r for r in rows if s.addr <= r.addr < s.addr + s.size and r.text == "iretq"]
-        assert len(irets) == 1, f"{name}: {len(irets)} iretq in the listing"
-        assert irets[0].code == b"\x48\xcf", f"{name}: iretq bytes {irets[0].code.hex()}"
-        assert re.search(r"(^|/)gen/idt\.s:\d+$", irets[0].where), irets[0].where
+        return [r for r in rows if s.addr <= r.addr < s.addr + s.size]
+
+    for v in ENTRIES:
+        exit_ = "paranoid_exit" if v.paranoid else "error_return"
+        last = rows_of(f"asm_exc_{v.name}")[-1]
+        assert last.text == f"jmp {by_name[exit_].addr:#x}", f"asm_exc_{v.name}: {last.text}"
+        assert re.search(r"(^|/)gen/idt\.s:\d+$", last.where), last.where
+    for name in ("swapgs_restore_regs_and_return_to_usermode", "paranoid_exit"):
+        irets = [r for r in rows_of(name) if r.text == "iretq"]
+        assert irets and all(r.code == b"\x48\xcf" for r in irets), name
 
 
 # -- determinism -------------------------------------------------------------------------------

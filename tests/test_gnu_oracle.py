@@ -99,8 +99,10 @@ def _flags(spec: OutputSection) -> tuple[str, str]:
 
 
 def prelude(layout: Layout) -> str:
-    """The ljmp32 macro and one `.section` declaration per section name the layout names."""
-    lines = [LJMP32_MACRO.rstrip("\n")]
+    """The ljmp32 macro and one `.section` declaration per section name the layout names.
+    `.intel_syntax noprefix` too: with only -msyntax=intel -mnaked-reg, GNU as 2.40 rejects
+    every segment override (`gs:[0x50]`: "invalid use of register")."""
+    lines = [".intel_syntax noprefix", LJMP32_MACRO.rstrip("\n")]
     for spec in layout.sections:
         flags, kind = _flags(spec)
         for pat in spec.inputs:
@@ -216,7 +218,10 @@ def linker_script(layout: Layout, generated_sizes: dict[str, int]) -> str:
     for spec in layout.sections:
         stem = spec.symbol_stem
         lma = f"{spec.lma:#x}" if spec.lma is not None else f"ALIGN({cursor}, {spec.align:#x})"
-        vma = f"{lma} + {spec.vma_offset:#x}" if spec.vma_offset else lma
+        if spec.vma is not None:
+            vma = f"{spec.vma:#x}"  # pinned (user code linked at a user address)
+        else:
+            vma = f"{lma} + {spec.vma_offset:#x}" if spec.vma_offset else lma
         body = [f"__start_{stem} = .;"]
         body += [f"*({pat})" for pat in spec.inputs]
         if spec.generate is not None:

@@ -339,3 +339,9 @@ start:
     assert symbol_bytes(image, "start") == bytes.fromhex(
         "6548ff04251800000065488b042510000000654889242508000000"
     )
+
+
+def test_high_byte_register_with_rex_is_caught(tmp_path):
+    # AH cannot be encoded with a REX prefix (r8 needs one): the verifier compares registers.
+    with pytest.raises((LinkErrors, AsmError), match=r"a\.s:3: error"):
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    mov byte ptr [r8 + 0x10], ah\n"})

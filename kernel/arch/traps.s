@@ -2,53 +2,74 @@
 .include "layout.inc"
 
 .section .text
-# exc_page_fault - #PF handler.  RDI = regs, RSI = error code.  CR2 is read first, before
-# anything that could fault again and overwrite it.
-.global exc_page_fault
-exc_page_fault:
-    mov rcx, cr2
-    mov edx, X86_TRAP_PAGE_FAULT
-    jmp do_exception
-
-# do_exception - common handler.  RDI = regs, RSI = error code (-1: none), EDX = vector,
-# RCX = CR2 (page faults) or 0.  Records the exception in trap_record, then resumes at the
-# exception-table fixup for regs->ip if there is one; otherwise reports it and ends the VM.
-.global do_exception
-do_exception:
-    push rbx
-    mov rbx, rdi
+# record_trap - RDI = regs, RSI = error code, EDX = vector, RCX = CR2: fill trap_record (the
+# self-tests' view of the last exception) and log the handler event.  Preserves all but rax.
+.global record_trap
+record_trap:
     inc qword ptr [rip + trap_record + TRAP_COUNT]
     mov qword ptr [rip + trap_record + TRAP_VECTOR], rdx
     mov qword ptr [rip + trap_record + TRAP_ERROR_CODE], rsi
     mov qword ptr [rip + trap_record + TRAP_CR2], rcx
-    mov rax, qword ptr [rbx + PT_IP]
+    mov rax, qword ptr [rdi + PT_IP]
     mov qword ptr [rip + trap_record + TRAP_IP], rax
-    mov rax, qword ptr [rbx + PT_CS]
+    mov rax, qword ptr [rdi + PT_CS]
     mov qword ptr [rip + trap_record + TRAP_CS], rax
-    mov rax, qword ptr [rbx + PT_FLAGS]
+    mov rax, qword ptr [rdi + PT_FLAGS]
     mov qword ptr [rip + trap_record + TRAP_FLAGS], rax
-    mov rax, qword ptr [rbx + PT_SP]
+    mov rax, qword ptr [rdi + PT_SP]
     mov qword ptr [rip + trap_record + TRAP_SP], rax
+    push rdi
     push rsi
-    push rdx
-    push rcx
+    mov edi, EV_HANDLER
+    cmp edx, X86_TRAP_PAGE_FAULT
+    cmove rsi, rcx                                  # #PF: the address; else the error code
+    call event_log
+    pop rsi
+    pop rdi
+    ret
+
+# do_error_trap - the body of every DEFINE_IDTENTRY(_ERRORCODE) exception.  RDI = regs,
+# RSI = error code (-1: none), EDX = vector.  From user mode: the task gets a fatal signal
+# with a report.  From kernel mode: resume at the exception-table fixup, or die.
+.global do_error_trap
+do_error_trap:
+    push rbx
+    push r12
+    push r13
+    mov rbx, rdi
+    mov r12, rsi
+    mov r13d, edx
+    xor ecx, ecx
+    call record_trap
+    test byte ptr [rbx + PT_CS], 3
+    jz .Lkernel_trap
+    mov rdi, rbx
+    mov rsi, r12
+    mov edx, r13d
+    xor ecx, ecx
+    call user_trap_kill
+    jmp .Ltrap_done
+.Lkernel_trap:
     mov rdi, qword ptr [rbx + PT_IP]
     call search_exception_table
-    pop rcx
-    pop rdx
-    pop rsi
     test rax, rax
-    jz .Lunexpected
+    jz .Lno_fixup
     mov qword ptr [rbx + PT_IP], rax
+.Ltrap_done:
+    pop r13
+    pop r12
     pop rbx
     ret
-.Lunexpected:
+.Lno_fixup:
     mov rdi, rbx
+    mov rsi, r12
+    mov edx, r13d
+    xor ecx, ecx
     call die
 
-# do_irq - RDI = regs, RSI = vector.  No interrupt is expected yet: report it and stop.
-.global do_irq
-do_irq:
+# do_unexpected_irq - RDI = regs, RSI = vector (pushed by the stub).  Nothing raises one yet.
+.global do_unexpected_irq
+do_unexpected_irq:
     mov rdx, rsi
     mov rsi, -1
     xor ecx, ecx
@@ -120,6 +141,15 @@ die:
     lea rdi, [rip + .Lstack_fmt]
     mov rsi, rsp
     call printk
+    lea rdi, [rip + .Llog_tail_fmt]
+    call printk
+    call event_seq
+    sub rax, 12
+    jae .Ltail_from
+    xor eax, eax
+.Ltail_from:
+    mov rdi, rax
+    call print_events
     lea rdi, [rip + .Lend_fmt]
     call printk
     mov edi, EXIT_FAILURE
@@ -178,6 +208,8 @@ show_regs:
     .asciz "PANIC: unexpected exception %s (vector %d) in %s mode\n"
 .Lpanic_irq:
     .asciz "PANIC: unexpected interrupt (vector %d)\n"
+.Llog_tail_fmt:
+    .asciz "  last events:\n"
 .Lkernel:
     .asciz "kernel"
 .Luser:

@@ -33,7 +33,10 @@ start64:
     mov cr3, rax
 
     call gdt_init
+    call percpu_init
     call idt_init
+    call pic_mask_all
+    call page_pool_init
     call kernel_main
 .Lhang:
     cli

@@ -1,0 +1,244 @@
+# The generic entry code of the seed patch, x86/entry: Provide idtentry_entry/exit_cond_rcu().
+# Function by function this is arch/x86/entry/common.c of the patch: __idtentry_enter,
+# idtentry_enter, idtentry_enter_cond_rcu, __idtentry_exit, idtentry_exit,
+# idtentry_exit_cond_rcu, and the user-mode transitions they call.  All of it is noinstr:
+# it runs before RCU, lockdep and the tracer are valid, and calls instrumentable code only
+# between INSTRUMENTATION_BEGIN and INSTRUMENTATION_END (checked by tools/noinstr.py).
+.include "layout.inc"
+.include "noinstr.inc"
+
+.set EXIT_TO_USERMODE_LOOP_FLAGS, TIF_NEED_RESCHED | TIF_SIGPENDING | TIF_NOTIFY_RESUME
+
+.section .noinstr.text
+# __idtentry_enter - handle state tracking on an exception or interrupt entry.
+# RDI = regs of the interrupted context, ESI = cond_rcu.  Interrupts are off.
+# From user mode: enter_from_user_mode().  From kernel mode, when !cond_rcu or RCU is not
+# watching: the careful sequence lockdep, RCU, tracer; returns EAX = 1 (rcu_irq_enter() was
+# called).  Otherwise RCU is watching and trace_hardirqs_off() does lockdep and the tracer
+# together; returns EAX = 0.  Preserves rbx, rbp, r12-r15.
+__idtentry_enter:
+    push rbx
+    push r12
+    mov rbx, rdi
+    mov r12d, esi
+    mov edi, EV_IDTENTRY_ENTER
+    call event_log
+    test byte ptr [rbx + PT_CS], 3
+    jz .Lenter_kernel
+    call enter_from_user_mode
+    xor eax, eax
+    jmp .Lenter_done
+.Lenter_kernel:
+    test r12d, r12d
+    jz .Lenter_rcu
+    call __rcu_is_watching
+    test eax, eax
+    jnz .Lenter_watching
+    inc qword ptr gs:[PCPU_COND_RCU_TAKEN]
+    jmp .Lenter_rcu_counted
+.Lenter_rcu:
+    inc qword ptr gs:[PCPU_UNCOND_RCU]
+.Lenter_rcu_counted:
+    # If RCU is not watching then the same careful sequence vs. lockdep and tracing is
+    # required: lockdep first, then RCU, and the tracer only once RCU watches.
+    call lockdep_hardirqs_off
+    call rcu_irq_enter
+    INSTRUMENTATION_BEGIN
+    call trace_hardirqs_off_prepare
+    INSTRUMENTATION_END
+    mov eax, 1
+    jmp .Lenter_done
+.Lenter_watching:
+    # If RCU is watching then the combo function can be used.
+    inc qword ptr gs:[PCPU_COND_RCU_SKIPPED]
+    INSTRUMENTATION_BEGIN
+    call trace_hardirqs_off
+    INSTRUMENTATION_END
+    xor eax, eax
+.Lenter_done:
+    mov edi, EV_IDTENTRY_ENTER_END
+    mov esi, eax
+    call event_log
+    pop r12
+    pop rbx
+    ret
+
+# idtentry_enter - RDI = regs.  __idtentry_enter(regs, false): RCU is adjusted on every
+# kernel-mode entry.
+.global idtentry_enter
+idtentry_enter:
+    xor esi, esi
+    jmp __idtentry_enter
+
+# idtentry_enter_cond_rcu - RDI = regs.  __idtentry_enter(regs, true): on a kernel-mode entry
+# rcu_irq_enter() only when RCU is not watching, so that a page fault can schedule and that
+# an entry from an RCU idle section still runs with RCU watching.  Returns EAX = whether RCU
+# was adjusted; feed it to idtentry_exit_cond_rcu().
+.global idtentry_enter_cond_rcu
+idtentry_enter_cond_rcu:
+    mov esi, 1
+    jmp __idtentry_enter
+
+# __idtentry_exit - handle the return from an exception or interrupt.
+# RDI = regs, ESI = rcu_exit (undo the entry's rcu_irq_enter()).  Entered and left with
+# interrupts off.  To user mode: prepare_exit_to_usermode(), whatever rcu_exit says.  To
+# kernel mode with IF set and preempt_count 0: RCU exit before a possible preemption, then
+# trace_hardirqs_on().  With IF set and preemption disabled: lockdep and the tracer are told
+# about the coming interrupts-on in two halves around the RCU exit.  With IF clear: only RCU.
+# Preserves rbx, rbp, r12-r15.
+__idtentry_exit:
+    push rbx
+    push r12
+    mov rbx, rdi
+    mov r12d, esi
+    mov edi, EV_IDTENTRY_EXIT
+    call event_log
+    call lockdep_assert_irqs_disabled
+    test byte ptr [rbx + PT_CS], 3
+    jz .Lexit_kernel
+    mov rdi, rbx
+    call prepare_exit_to_usermode
+    jmp .Lexit_done
+.Lexit_kernel:
+    test qword ptr [rbx + PT_FLAGS], X86_EFLAGS_IF
+    jz .Lexit_irqs_off
+    cmp qword ptr gs:[PCPU_PREEMPT_COUNT], 0
+    jne .Lexit_preempt_disabled
+    # Preemptible kernel: RCU first, so that scheduling happens in process-level RCU state.
+    INSTRUMENTATION_BEGIN
+    test r12d, r12d
+    jz .Lexit_no_rcu
+    call rcu_irq_exit_preempt
+.Lexit_no_rcu:
+    call need_resched
+    test eax, eax
+    jz .Lexit_no_resched
+    call preempt_schedule_irq
+.Lexit_no_resched:
+    # Covers both tracing and lockdep.
+    call trace_hardirqs_on
+    INSTRUMENTATION_END
+    jmp .Lexit_done
+.Lexit_preempt_disabled:
+    # Preemption disabled: tell lockdep and the tracer while RCU still watches, then RCU,
+    # then the last half of lockdep, which works without RCU.
+    INSTRUMENTATION_BEGIN
+    call trace_hardirqs_on_prepare
+    call lockdep_hardirqs_on_prepare
+    INSTRUMENTATION_END
+    test r12d, r12d
+    jz .Lexit_no_rcu2
+    call rcu_irq_exit
+.Lexit_no_rcu2:
+    call lockdep_hardirqs_on
+    jmp .Lexit_done
+.Lexit_irqs_off:
+    # IRQ flags state is correct already.  Just tell RCU.
+    test r12d, r12d
+    jz .Lexit_done
+    call rcu_irq_exit
+.Lexit_done:
+    mov edi, EV_IDTENTRY_EXIT_END
+    xor esi, esi
+    call event_log
+    pop r12
+    pop rbx
+    ret
+
+# idtentry_exit - RDI = regs.  __idtentry_exit(regs, false, true): the counterpart of
+# idtentry_enter().
+.global idtentry_exit
+idtentry_exit:
+    mov esi, 1
+    jmp __idtentry_exit
+
+# idtentry_exit_cond_rcu - RDI = regs, ESI = the value idtentry_enter_cond_rcu() returned.
+# __idtentry_exit(regs, false, rcu_exit).
+.global idtentry_exit_cond_rcu
+idtentry_exit_cond_rcu:
+    jmp __idtentry_exit
+
+# enter_from_user_mode - establish kernel context on entry from user mode: lockdep learns
+# that interrupts are off, RCU leaves the user extended quiescent state, then (RCU watching)
+# the tracer.  Interrupts are off.  Clobbers caller-saved registers.
+.global enter_from_user_mode
+enter_from_user_mode:
+    call lockdep_hardirqs_off
+    cmp qword ptr gs:[PCPU_CONTEXT_USER], 0
+    mov qword ptr gs:[PCPU_CONTEXT_USER], 0
+    jne .Lwas_user
+    mov edi, WARN_USER_ENTRY_NOT_USER
+    call warn
+.Lwas_user:
+    call rcu_user_exit
+    INSTRUMENTATION_BEGIN
+    call trace_hardirqs_off_prepare
+    INSTRUMENTATION_END
+    mov edi, EV_ENTER_FROM_USER_MODE
+    xor esi, esi
+    jmp event_log
+
+# prepare_exit_to_usermode - RDI = regs of the user context we return to.  Interrupts off on
+# entry and exit.  Runs the work loop (instrumentable), then exit_to_user_mode: lockdep and
+# the tracer learn that interrupts will be on, RCU enters the user EQS, lockdep's last half.
+.global prepare_exit_to_usermode
+prepare_exit_to_usermode:
+    push rbx
+    mov rbx, rdi
+    mov edi, EV_PREPARE_EXIT_TO_USERMODE
+    xor esi, esi
+    call event_log
+    INSTRUMENTATION_BEGIN
+    mov rdi, rbx
+    call __prepare_exit_to_usermode
+    INSTRUMENTATION_END
+    # exit_to_user_mode()
+    INSTRUMENTATION_BEGIN
+    call trace_hardirqs_on_prepare
+    call lockdep_hardirqs_on_prepare
+    INSTRUMENTATION_END
+    call rcu_user_enter
+    mov qword ptr gs:[PCPU_CONTEXT_USER], 1
+    call lockdep_hardirqs_on
+    pop rbx
+    ret
+
+.section .text
+# __prepare_exit_to_usermode - RDI = regs.  The work loop: with interrupts enabled handle
+# need-resched, pending signals and notify-resume, then disable interrupts and look at the
+# flags again, until none is set.  Returns with interrupts disabled.
+.global __prepare_exit_to_usermode
+__prepare_exit_to_usermode:
+    push rbx
+    push r12
+    mov rbx, rdi
+.Lwork:
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    mov r12, qword ptr [rax + TASK_FLAGS]
+    test r12, EXIT_TO_USERMODE_LOOP_FLAGS
+    jz .Lwork_done
+    inc qword ptr gs:[PCPU_EXIT_WORK_LOOPS]
+    mov edi, EV_EXIT_TO_USERMODE_WORK
+    mov rsi, r12
+    call event_log
+    call local_irq_enable
+    test r12, TIF_NEED_RESCHED
+    jz .Lno_resched
+    call schedule
+.Lno_resched:
+    test r12, TIF_SIGPENDING
+    jz .Lno_signal
+    mov rdi, rbx
+    call do_signal                      # a fatal signal does not return
+.Lno_signal:
+    test r12, TIF_NOTIFY_RESUME
+    jz .Lno_notify
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    and qword ptr [rax + TASK_FLAGS], ~TIF_NOTIFY_RESUME
+.Lno_notify:
+    call local_irq_disable
+    jmp .Lwork
+.Lwork_done:
+    pop r12
+    pop rbx
+    ret

@@ -1,0 +1,60 @@
+# Low-level entry and exit: the common return, the paranoid GS handling, the first return to
+# user mode.  The stubs that jump here are generated (build/gen/idt.s, kernel/gen.py).
+.include "layout.inc"
+.include "ptregs.inc"
+
+.set MSR_GS_BASE, 0xc0000101
+
+.section .noinstr.text
+# error_return - RSP = pt_regs after exc_<name> returned: back to the interrupted context,
+# through swapgs when that is user mode.
+.global error_return
+error_return:
+    test byte ptr [rsp + PT_CS], 3
+    jnz swapgs_restore_regs_and_return_to_usermode
+restore_regs_and_return_to_kernel:
+    POP_REGS
+    iretq
+
+# swapgs_restore_regs_and_return_to_usermode - RSP = pt_regs of a user context: restore the
+# registers, give user mode its GS back and iretq.  Entered with interrupts off.
+.global swapgs_restore_regs_and_return_to_usermode
+swapgs_restore_regs_and_return_to_usermode:
+    POP_REGS
+    swapgs
+    iretq
+
+# paranoid_entry - called right after PUSH_REGS by the NMI, #DF and #MC stubs, which can hit
+# anywhere: between a user entry and its swapgs, or between the exit's swapgs and iretq.  The
+# GS base tells which GS is live: a kernel address (negative) means the kernel's.
+# Returns EBX = 1 when GS was already the kernel's, 0 when it was swapped here (and must be
+# swapped back by paranoid_exit).  Clobbers rax, rcx, rdx.
+.global paranoid_entry
+paranoid_entry:
+    mov ebx, 1
+    mov ecx, MSR_GS_BASE
+    rdmsr
+    test edx, edx
+    js .Lkernel_gs
+    swapgs
+    xor ebx, ebx
+.Lkernel_gs:
+    ret
+
+# paranoid_exit - RSP = pt_regs, EBX from paranoid_entry: restore GS as it was, return.
+.global paranoid_exit
+paranoid_exit:
+    test ebx, ebx
+    jnz restore_regs_and_return_to_kernel
+    POP_REGS
+    swapgs
+    iretq
+
+# ret_to_user_first - start a user task: RSP = its kernel stack holding a pt_regs frame
+# built by task_start (user RIP, RSP, CS, SS, RFLAGS with IF).  Leaves the kernel through the
+# same exit as every return to user mode, prepare_exit_to_usermode included.
+.global ret_to_user_first
+ret_to_user_first:
+    mov rdi, rsp
+    call prepare_exit_to_usermode
+    jmp swapgs_restore_regs_and_return_to_usermode

@@ -1,0 +1,124 @@
+"""The entry path's observable state, defined once: per-CPU data, the event log, warnings.
+
+Every function of the entry path (kernel/entry, kernel/rcu, kernel/locking, kernel/trace)
+appends a record to a per-CPU ring buffer after it has done its work, so that a record shows the
+state the function left: the three RCU counters, what lockdep and the tracer believe about
+interrupts, the CPU's IF, preempt_count.  The kernel prints it; the host decodes it from guest
+memory read through QMP (tools/eventlog.py) with these same definitions.
+"""
+
+from __future__ import annotations
+
+from .structs import Struct
+
+# Event kinds, numbered from 1 in this order.  "_end" kinds close a function whose inner calls
+# are logged too, so that a test can cut out exactly the calls one function made.
+EVENT_KINDS: tuple[str, ...] = (
+    "idtentry_enter",  # __idtentry_enter starts; arg = cond_rcu
+    "idtentry_enter_end",  # arg = return value (rcu_exit)
+    "idtentry_exit",  # __idtentry_exit starts; arg = rcu_exit
+    "idtentry_exit_end",
+    "enter_from_user_mode",
+    "prepare_exit_to_usermode",
+    "exit_to_usermode_work",  # one pass of the work loop; arg = work flags
+    "rcu_irq_enter",
+    "rcu_irq_exit",
+    "rcu_irq_exit_preempt",
+    "rcu_nmi_enter",
+    "rcu_nmi_exit",
+    "rcu_idle_enter",
+    "rcu_idle_exit",
+    "rcu_user_enter",
+    "rcu_user_exit",
+    "lockdep_hardirqs_off",
+    "lockdep_hardirqs_on_prepare",
+    "lockdep_hardirqs_on",
+    "trace_hardirqs_off",
+    "trace_hardirqs_off_prepare",
+    "trace_hardirqs_on",
+    "trace_hardirqs_on_prepare",
+    "preempt_schedule_irq",
+    "handler",  # the instrumentable body of an exception; arg = CR2 (#PF) or error code
+    "nmi",  # the NMI handler's body; arg = NMI count
+    "warn",  # a warning fired; arg = warning kind
+    "syscall",  # arg = syscall number
+    "task_exit",  # arg = exit code or signal
+)
+EVENT = {name: i + 1 for i, name in enumerate(EVENT_KINDS)}
+
+# Warnings (Linux's WARN_ONCE sites): counted per kind, printed the first time.
+WARNINGS: tuple[tuple[str, str], ...] = (
+    ("rcu_nmi_exit_underflow", "rcu_nmi_exit: dynticks_nmi_nesting <= 0"),
+    ("rcu_nmi_exit_eqs", "rcu_nmi_exit: RCU is not watching"),
+    ("rcu_irq_irqs_on", "rcu_irq_enter/exit: interrupts are enabled"),
+    ("rcu_preempt_nesting", "rcu_irq_exit_preempt: dynticks_nesting <= 0"),
+    ("rcu_preempt_nmi_nesting", "rcu_irq_exit_preempt: dynticks_nmi_nesting != NONIDLE"),
+    ("rcu_preempt_eqs", "rcu_irq_exit_preempt: RCU is not watching"),
+    ("rcu_eqs_enter_bad", "rcu_idle/user_enter: not at process level (nesting != 1)"),
+    ("rcu_eqs_exit_bad", "rcu_idle/user_exit: not in an extended quiescent state"),
+    ("lockdep_off_irqs_on", "lockdep_hardirqs_off: the CPU's IF is set"),
+    ("lockdep_on_irqs_on", "lockdep_hardirqs_on(_prepare): the CPU's IF is set"),
+    ("lockdep_on_unprepared", "lockdep_hardirqs_on: without lockdep_hardirqs_on_prepare"),
+    ("lockdep_prepare_eqs", "lockdep_hardirqs_on_prepare: RCU is not watching"),
+    ("lockdep_assert_irqs_disabled", "lockdep_assert_irqs_disabled: lockdep thinks IRQs are on"),
+    ("tracer_eqs", "a tracer call while RCU is not watching"),
+    ("schedule_bad_rcu_state", "preempt_schedule_irq: RCU state forbids scheduling"),
+    ("user_entry_not_user", "enter_from_user_mode: context tracking is not in user mode"),
+)
+WARN = {name: i for i, (name, _) in enumerate(WARNINGS)}
+
+# One log record (64 bytes).  flags: bit 0 RCU watching, bit 1 lockdep believes hardirqs on,
+# bit 2 the tracer believes hardirqs on, bit 3 the CPU's IF, bit 4 in NMI.
+EVENT_RECORD = Struct("EV", (
+    ("seq", 8), ("tsc", 8), ("kind", 2), ("vector", 1), ("cpl", 1), ("flags", 4),
+    ("dynticks", 8), ("nesting", 8), ("nmi_nesting", 8), ("preempt_count", 4), ("task", 4),
+    ("arg", 8),
+))  # fmt: skip
+EVENT_FLAGS = {"watching": 1, "lockdep_on": 2, "tracer_on": 4, "if": 8, "nmi": 16}
+EVENT_LOG_ENTRIES = 512  # a power of two
+
+# The per-CPU area, reached through GS in the kernel (Linux's this_cpu_*).
+PERCPU = Struct("PCPU", (
+    ("self", 8), ("current", 8), ("top_of_stack", 8), ("preempt_count", 8),
+    ("dynticks", 8), ("dynticks_nesting", 8), ("dynticks_nmi_nesting", 8),
+    ("lockdep_hardirqs_enabled", 8), ("lockdep_prepared", 8), ("tracer_hardirqs_off", 8),
+    ("in_nmi", 8), ("entry_ctx", 8), ("context_user", 8), ("event_seq", 8),
+    # counters the host and the summary read
+    ("nmi_count", 8), ("rcu_irq_enter_count", 8), ("rcu_irq_exit_count", 8),
+    ("rcu_nmi_enter_count", 8), ("cond_rcu_skipped", 8), ("cond_rcu_taken", 8),
+    ("uncond_rcu", 8), ("lockdep_off_events", 8), ("lockdep_redundant_off", 8),
+    ("lockdep_on_events", 8), ("tracer_off_events", 8), ("tracer_on_events", 8),
+    ("preempt_schedule_irq_count", 8), ("exit_work_loops", 8), ("warnings", 8),
+))  # fmt: skip
+
+# RCU's process-level interrupt nesting value (Linux's DYNTICK_IRQ_NONIDLE = LONG_MAX / 2 + 1).
+DYNTICK_IRQ_NONIDLE = (2**63 - 1) // 2 + 1
+RCU_DYNTICKS_WATCHING = 2  # dynticks bit 1: set while RCU watches; each EQS switch adds 2
+
+
+def constants() -> dict[str, int]:
+    """Assembler constants: EV_*, WARN_*, EVF_*, the record and per-CPU layouts."""
+    out = {f"EV_{n.upper()}": v for n, v in EVENT.items()}
+    out.update({f"WARN_{n.upper()}": v for n, v in WARN.items()})
+    out.update({f"EVF_{n.upper()}": v for n, v in EVENT_FLAGS.items()})
+    out.update(EVENT_RECORD.constants())
+    out.update(PERCPU.constants())
+    out["EVENT_LOG_ENTRIES"] = EVENT_LOG_ENTRIES
+    out["NR_WARNINGS"] = len(WARNINGS)
+    out["NR_EVENT_KINDS"] = len(EVENT_KINDS)
+    out["DYNTICK_IRQ_NONIDLE"] = DYNTICK_IRQ_NONIDLE
+    out["RCU_DYNTICKS_WATCHING"] = RCU_DYNTICKS_WATCHING
+    return out
+
+
+def names_s() -> str:
+    """Assembly for the name tables the kernel prints with (event kinds, warnings)."""
+    lines = ["# Generated by kernel/gen.py from kernel/events.py.", ".section .rodata",
+             ".balign 8", ".global event_names", "event_names:", "    .quad .Lev_none"]  # fmt: skip
+    lines += [f"    .quad .Lev_{n}" for n in EVENT_KINDS]
+    lines += [".global warning_texts", "warning_texts:"]
+    lines += [f"    .quad .Lwarn_{n}" for n, _ in WARNINGS]
+    lines += [".Lev_none:", '    .asciz "?"']
+    lines += [x for n in EVENT_KINDS for x in (f".Lev_{n}:", f'    .asciz "{n}"')]
+    lines += [x for n, t in WARNINGS for x in (f".Lwarn_{n}:", f'    .asciz "{t}"')]
+    return "\n".join(lines) + "\n"

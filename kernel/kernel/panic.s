@@ -1,0 +1,60 @@
+# Warnings (Linux's WARN_ONCE): counted per kind, logged, printed the first time.
+.include "layout.inc"
+.include "noinstr.inc"
+
+.section .noinstr.text
+# warn - EDI = warning kind (WARN_*).  Counts it, logs EV_WARN and, the first time and not in
+# an NMI, prints "WARNING: <text> (at <caller>)".  Callable from noinstr code in any state.
+# Preserves every register.
+.global warn
+warn:
+    pushfq
+    push rax
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push r8
+    push r9
+    push r10
+    push r11
+    inc qword ptr gs:[PCPU_WARNINGS]
+    mov eax, edi
+    lea rcx, [rip + warn_counts]
+    inc qword ptr [rcx + rax * 8]
+    mov esi, edi
+    mov edi, EV_WARN
+    call event_log
+    cmp qword ptr [rcx + rax * 8], 1
+    jne .Lquiet
+    cmp qword ptr gs:[PCPU_IN_NMI], 0
+    jne .Lquiet
+    INSTRUMENTATION_BEGIN
+    lea rdx, [rip + warning_texts]
+    mov rsi, qword ptr [rdx + rax * 8]
+    mov rdx, qword ptr [rsp + 80]                   # warn's return address: the caller
+    lea rdi, [rip + .Lwarn_fmt]
+    call printk
+    INSTRUMENTATION_END
+.Lquiet:
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    popfq
+    ret
+
+.section .rodata
+.Lwarn_fmt:
+    .asciz "WARNING: %s (at %S)\n"
+
+.section .bss
+.balign 8
+.global warn_counts
+warn_counts:
+    .zero NR_WARNINGS * 8

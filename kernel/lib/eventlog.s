@@ -1,0 +1,164 @@
+# The event log: a per-CPU ring of EV_* records (kernel/events.py), appended to by every
+# function of the entry path after it has done its work.  NMI-safe on one CPU: a slot is
+# claimed with one xadd, so an NMI arriving mid-record writes the next slot.
+.include "layout.inc"
+
+.set EVENT_LOG_MASK, EVENT_LOG_ENTRIES - 1
+
+.section .noinstr.text
+# event_log - append a record.  EDI = kind, RSI = arg.  The record takes the vector and CPL of
+# the current entry context, the RCU counters, lockdep/tracer beliefs, IF and preempt_count.
+# Preserves every register (it is called from places that save nothing).
+.global event_log
+event_log:
+    pushfq
+    push rax
+    push rcx
+    push rdx
+    push r8
+    mov eax, 1
+    xadd qword ptr gs:[PCPU_EVENT_SEQ], rax         # RAX = this record's sequence number
+    mov r8, rax
+    and r8, EVENT_LOG_MASK
+    shl r8, 6                                       # * EV_SIZE (64)
+    lea rcx, [rip + event_log_buf]
+    add r8, rcx
+    mov qword ptr [r8 + EV_SEQ], rax
+    mov word ptr [r8 + EV_KIND], di
+    mov qword ptr [r8 + EV_ARG], rsi
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mov qword ptr [r8 + EV_TSC], rax
+    mov rax, qword ptr gs:[PCPU_ENTRY_CTX]
+    mov byte ptr [r8 + EV_VECTOR], al
+    shr eax, 8
+    mov byte ptr [r8 + EV_CPL], al
+    mov rax, qword ptr gs:[PCPU_DYNTICKS]
+    mov qword ptr [r8 + EV_DYNTICKS], rax
+    xor ecx, ecx
+    test eax, RCU_DYNTICKS_WATCHING
+    jz .Lnot_watching
+    or ecx, EVF_WATCHING
+.Lnot_watching:
+    mov rax, qword ptr gs:[PCPU_DYNTICKS_NESTING]
+    mov qword ptr [r8 + EV_NESTING], rax
+    mov rax, qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING]
+    mov qword ptr [r8 + EV_NMI_NESTING], rax
+    cmp qword ptr gs:[PCPU_LOCKDEP_HARDIRQS_ENABLED], 0
+    je .Llockdep_off
+    or ecx, EVF_LOCKDEP_ON
+.Llockdep_off:
+    cmp qword ptr gs:[PCPU_TRACER_HARDIRQS_OFF], 0
+    jne .Ltracer_off
+    or ecx, EVF_TRACER_ON
+.Ltracer_off:
+    test qword ptr [rsp + 32], 0x200                # the caller's IF, from the pushfq above
+    jz .Lif_clear
+    or ecx, EVF_IF
+.Lif_clear:
+    cmp qword ptr gs:[PCPU_IN_NMI], 0
+    je .Lnot_nmi
+    or ecx, EVF_NMI
+.Lnot_nmi:
+    mov dword ptr [r8 + EV_FLAGS], ecx
+    mov rax, qword ptr gs:[PCPU_PREEMPT_COUNT]
+    mov dword ptr [r8 + EV_PREEMPT_COUNT], eax
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    mov rax, qword ptr [rax + TASK_ID]
+    mov dword ptr [r8 + EV_TASK], eax
+    pop r8
+    pop rdx
+    pop rcx
+    pop rax
+    popfq
+    ret
+
+# entry_ctx_enter - EDI = vector, RSI = regs: the entry context (vector | CPL << 8) of the
+# records logged until entry_ctx_exit.  Returns RAX = the outer context.  Clobbers rcx.
+.global entry_ctx_enter
+entry_ctx_enter:
+    movzx ecx, byte ptr [rsi + PT_CS]
+    and ecx, 3
+    shl ecx, 8
+    movzx eax, dil
+    or ecx, eax
+    mov rax, qword ptr gs:[PCPU_ENTRY_CTX]
+    mov qword ptr gs:[PCPU_ENTRY_CTX], rcx
+    ret
+
+# entry_ctx_exit - RDI = the context entry_ctx_enter returned: restore it.
+.global entry_ctx_exit
+entry_ctx_exit:
+    mov qword ptr gs:[PCPU_ENTRY_CTX], rdi
+    ret
+
+.section .text
+# event_seq - RAX = the sequence number the next record will get (a test's starting mark).
+.global event_seq
+event_seq:
+    mov rax, qword ptr gs:[PCPU_EVENT_SEQ]
+    ret
+
+# event_at - RDI = sequence number.  RAX = its record, or 0 if not logged (yet) or overwritten.
+.global event_at
+event_at:
+    mov rax, qword ptr gs:[PCPU_EVENT_SEQ]
+    cmp rdi, rax
+    jae .Lnone
+    sub rax, rdi
+    cmp rax, EVENT_LOG_ENTRIES
+    ja .Lnone
+    mov rax, rdi
+    and rax, EVENT_LOG_MASK
+    shl rax, 6
+    lea rcx, [rip + event_log_buf]
+    add rax, rcx
+    cmp qword ptr [rax + EV_SEQ], rdi
+    jne .Lnone
+    ret
+.Lnone:
+    xor eax, eax
+    ret
+
+# print_events - RDI = first sequence number: print the records from there on as diagnostics.
+.global print_events
+print_events:
+    push rbx
+    push r12
+    mov rbx, rdi
+.Lprint_next:
+    mov rdi, rbx
+    call event_at
+    test rax, rax
+    jz .Lprint_done
+    mov r12, rax
+    lea rdi, [rip + .Lev_fmt]
+    mov rsi, qword ptr [r12 + EV_SEQ]
+    movzx eax, word ptr [r12 + EV_KIND]
+    lea rcx, [rip + event_names]
+    cmp eax, NR_EVENT_KINDS
+    jbe .Lkind_ok
+    xor eax, eax
+.Lkind_ok:
+    mov rdx, qword ptr [rcx + rax * 8]
+    movzx ecx, byte ptr [r12 + EV_VECTOR]
+    mov r8d, dword ptr [r12 + EV_FLAGS]
+    mov r9, qword ptr [r12 + EV_NMI_NESTING]
+    call printk
+    inc rbx
+    jmp .Lprint_next
+.Lprint_done:
+    pop r12
+    pop rbx
+    ret
+
+.section .rodata
+.Lev_fmt:
+    .asciz "# ev %u: %s vector=0x%x flags=0x%x nmi_nesting=0x%x\n"
+
+.section .bss
+.balign 64
+.global event_log_buf
+event_log_buf:
+    .zero EVENT_LOG_ENTRIES * EV_SIZE

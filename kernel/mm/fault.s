@@ -1,0 +1,226 @@
+# The page fault: exc_page_fault on the conditional-RCU path of the seed patch, and the
+# instrumentable handling behind it (Linux arch/x86/mm/fault.c).
+.include "layout.inc"
+.include "noinstr.inc"
+
+.section .noinstr.text
+# exc_page_fault - DEFINE_IDTENTRY_RAW_ERRORCODE(exc_page_fault).  RDI = regs, RSI = error
+# code.  CR2 is read first, before anything that could fault and overwrite it.  The entry is
+# idtentry_enter_cond_rcu(): a fault that may sleep does not enter RCU when RCU is already
+# watching, and a fault in an RCU idle section does.  Returns with interrupts off.
+.global exc_page_fault
+exc_page_fault:
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    mov r14, cr2                            # read_cr2(): first of all
+    mov rbx, rdi
+    mov r12, rsi
+    mov edi, X86_TRAP_PAGE_FAULT
+    mov rsi, rbx
+    call entry_ctx_enter
+    mov r13, rax
+    mov rdi, rbx
+    call idtentry_enter_cond_rcu
+    mov r15d, eax                           # rcu_exit
+    INSTRUMENTATION_BEGIN
+    mov rdi, rbx
+    mov rsi, r12
+    mov rdx, r14
+    call handle_page_fault
+    INSTRUMENTATION_END
+    mov rdi, rbx
+    mov esi, r15d
+    call idtentry_exit_cond_rcu
+    mov rdi, r13
+    call entry_ctx_exit
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+.section .text
+# handle_page_fault - RDI = regs, RSI = error code, RDX = address (CR2 at entry).
+# Interrupts are enabled while handling only if the interrupted context had them (user mode,
+# or kernel code with IF set), and disabled again before returning.
+.global handle_page_fault
+handle_page_fault:
+    push rbx
+    push r12
+    push r13
+    push r14
+    mov rbx, rdi
+    mov r12, rsi
+    mov r13, rdx
+    xor r14d, r14d
+    test qword ptr [rbx + PT_FLAGS], X86_EFLAGS_IF
+    jz .Lirqs_stay_off
+    call local_irq_enable
+    mov r14d, 1
+.Lirqs_stay_off:
+    mov rdi, rbx
+    mov rsi, r12
+    mov edx, X86_TRAP_PAGE_FAULT
+    mov rcx, r13
+    call record_trap
+    test byte ptr [rbx + PT_CS], 3
+    jz .Lkernel_mode
+    # A user-mode fault: demand paging in the task's regions, a fatal signal otherwise.
+    mov rdi, r12
+    mov rsi, r13
+    call fault_in_user_page
+    test eax, eax
+    jz .Ldone
+    mov rdi, rbx
+    mov rsi, r12
+    mov edx, X86_TRAP_PAGE_FAULT
+    mov rcx, r13
+    call user_trap_kill
+    jmp .Ldone
+.Lkernel_mode:
+    # A kernel-mode fault on a user address (copy_from_user): fault the page in if the
+    # current task may have it, else fall through to the exception table.
+    mov rax, USER_TOP
+    cmp r13, rax
+    jae .Lkernel_address
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    inc qword ptr [rax + TASK_KERNEL_FAULTS]
+    mov rdi, r12
+    mov rsi, r13
+    call fault_in_user_page
+    test eax, eax
+    jz .Ldone
+.Lkernel_address:
+    mov rdi, qword ptr [rbx + PT_IP]
+    call search_exception_table
+    test rax, rax
+    jz .Loops
+    mov qword ptr [rbx + PT_IP], rax
+.Ldone:
+    test r14d, r14d
+    jz .Lreturn
+    call local_irq_disable
+.Lreturn:
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    ret
+.Loops:
+    # An unrecoverable kernel fault: the oops (registers, decoded error, log tail).
+    mov rdi, r12
+    call print_pf_error
+    mov rdi, rbx
+    mov rsi, r12
+    mov edx, X86_TRAP_PAGE_FAULT
+    mov rcx, r13
+    call die
+
+# fault_in_user_page - RDI = error code, RSI = address.  For a not-present fault inside the
+# current task's heap or stack region, map a zeroed page (demand paging).  Returns EAX = 0 if
+# the fault is resolved, 1 if it is a bad access.  A task that keeps faulting on one address
+# is a bad access too.  Clobbers caller-saved registers.
+.global fault_in_user_page
+fault_in_user_page:
+    push rbx
+    push r12
+    mov r12, rsi
+    mov rbx, qword ptr gs:[PCPU_CURRENT]
+    cmp qword ptr [rbx + TASK_PML4], 0
+    je .Lbad                                # no user address space (a kernel thread)
+    test edi, PF_PROT
+    jnz .Lbad                               # present: a protection fault, not a missing page
+    and r12, ~(PAGE_SIZE - 1)
+    cmp r12, qword ptr [rbx + TASK_LAST_FAULT]
+    jne .Lnew_address
+    inc qword ptr [rbx + TASK_SAME_FAULT_COUNT]
+    cmp qword ptr [rbx + TASK_SAME_FAULT_COUNT], 3
+    jae .Lbad                               # the page is there and it still faults: give up
+    jmp .Lcheck_region
+.Lnew_address:
+    mov qword ptr [rbx + TASK_LAST_FAULT], r12
+    mov qword ptr [rbx + TASK_SAME_FAULT_COUNT], 0
+.Lcheck_region:
+    mov rax, r12
+    sub rax, USER_HEAP_BASE
+    cmp rax, USER_HEAP_SIZE
+    jb .Lmap
+    mov rax, r12
+    sub rax, USER_STACK_TOP - USER_STACK_SIZE
+    cmp rax, USER_STACK_SIZE
+    jae .Lbad
+.Lmap:
+    call page_alloc
+    test rax, rax
+    jz .Lbad
+    mov rdx, KERNEL_VIRT_BASE
+    sub rax, rdx
+    mov rdx, rax
+    mov rdi, qword ptr [rbx + TASK_PML4]
+    mov rsi, r12
+    mov rcx, PTE_PRESENT | PTE_WRITE | PTE_USER | PTE_OWNED | PTE_NX
+    call map_user_page
+    test eax, eax
+    jnz .Lbad
+    inc qword ptr [rbx + TASK_DEMAND_FAULTS]
+    inc qword ptr [rbx + TASK_PAGES]
+    xor eax, eax
+    pop r12
+    pop rbx
+    ret
+.Lbad:
+    mov eax, 1
+    pop r12
+    pop rbx
+    ret
+
+# print_pf_error - RDI = #PF error code: "  #PF: present|not-present, read|write, user|kernel
+# [, instruction fetch]".  Clobbers caller-saved registers.
+.global print_pf_error
+print_pf_error:
+    lea rsi, [rip + .Lnot_present]
+    test edi, PF_PROT
+    jz .Lp1
+    lea rsi, [rip + .Lpresent]
+.Lp1:
+    lea rdx, [rip + .Lread]
+    test edi, PF_WRITE
+    jz .Lp2
+    lea rdx, [rip + .Lwrite]
+.Lp2:
+    lea rcx, [rip + .Lkernel]
+    test edi, PF_USER
+    jz .Lp3
+    lea rcx, [rip + .Luser]
+.Lp3:
+    lea r8, [rip + .Lempty]
+    test edi, PF_INSTR
+    jz .Lp4
+    lea r8, [rip + .Lfetch]
+.Lp4:
+    lea rdi, [rip + .Lpf_fmt]
+    jmp printk
+
+.section .rodata
+.Lpf_fmt:
+    .asciz "  #PF error: %s, %s, %s%s\n"
+.Lnot_present:
+    .asciz "not-present page"
+.Lpresent:
+    .asciz "protection violation"
+.Lread:
+    .asciz "read"
+.Lwrite:
+    .asciz "write"
+.Lkernel:
+    .asciz "kernel mode"
+.Luser:
+    .asciz "user mode"
+.Lfetch:
+    .asciz ", instruction fetch"
+.Lempty:
+    .asciz ""
