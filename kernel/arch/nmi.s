@@ -20,6 +20,7 @@ exc_nmi:
     call rcu_nmi_enter
     INSTRUMENTATION_BEGIN
     inc qword ptr gs:[PCPU_NMI_COUNT]
+    mov qword ptr gs:[PCPU_NMI_RSP], rsp
     mov edi, EV_NMI
     mov rsi, qword ptr gs:[PCPU_NMI_COUNT]
     call event_log

@@ -29,11 +29,28 @@ kernel_main:
     mov rsi, rdx
     call selftest_main                  # EAX = exit code
     mov edi, eax
-    call qemu_exit
+    jmp finish
 .Ldemo:
     call demo_main
     mov edi, eax
-    call qemu_exit
+    jmp finish
+
+# finish - EDI = exit code.  End the VM with it; with `hold` on the command line, print
+# "HOLD <code>" and halt instead, so that the host can read guest memory through QMP (and
+# inject NMIs) before it ends the VM itself.  Does not return.
+finish:
+    push rdi
+    lea rdi, [rip + .Lhold_key]
+    call cmdline_get
+    pop rdi
+    test rax, rax
+    jz qemu_exit
+    mov rsi, rdi
+    lea rdi, [rip + .Lhold_fmt]
+    call printk
+.Lhold:
+    hlt
+    jmp .Lhold
 
 # crash_on_purpose - RDI/RSI = the value of crash=.  "triple": triple fault; "hang": never
 # return; "oops": an exception with no fixup.  Prints an error and returns for anything else.
@@ -91,6 +108,10 @@ demo_main:
 .section .rodata
 .Lbanner:
     .asciz "condrcu: x86-64 entry-path bench, command line '%s'\n"
+.Lhold_key:
+    .asciz "hold"
+.Lhold_fmt:
+    .asciz "HOLD 0x%x\n"
 .Lcrash_key:
     .asciz "crash="
 .Lselftest_key:
