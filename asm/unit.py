@@ -108,6 +108,19 @@ def _hexify(text: str, constants: dict[str, int]) -> str:
     return _TOKENS.sub(sub, text)
 
 
+def _is_difference(expr: Expr, consts: dict[str, int]) -> bool:
+    """True for expressions like `end - start`: moving every symbol by the same amount does
+    not change the value, so it is a number (GNU as reads it as an immediate too)."""
+
+    def at(base: int) -> int:
+        return expr.evaluate(lambda n: consts.get(n, base))
+
+    try:
+        return at(0) == at(1 << 40)
+    except ExprError:
+        return False
+
+
 def _operand(loc: Loc, text: str) -> Operand:
     width16 = bool(re.match(r"\s*word\s+ptr", text, re.I)) or text.strip().lower() in REGISTERS16
     body = _SIZE_PTR.sub("", text)
@@ -219,7 +232,7 @@ class Unit:
             for o in ops:
                 if o.kind == "imm" and re.search(r"\boffset\b", o.text, re.I) is None:
                     syms = [n for n in o.value.names if n not in consts]
-                    if syms:
+                    if syms and not _is_difference(o.value, consts):
                         raise AsmError(s.loc, f"'{o.text}' names symbol '{syms[0]}' without "
                                        f"'offset': write 'offset {syms[0]}' for its address or "
                                        f"'[rip + {syms[0]}]' for the memory there")  # fmt: skip

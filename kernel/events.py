@@ -90,6 +90,7 @@ PERCPU = Struct("PCPU", (
     ("lockdep_on_events", 8), ("tracer_off_events", 8), ("tracer_on_events", 8),
     ("preempt_schedule_irq_count", 8), ("exit_work_loops", 8), ("warnings", 8),
     ("nmi_rsp", 8),  # the stack pointer of the last NMI handler (it runs on IST 2)
+    ("pf_count", 8), ("pf_demand", 8), ("pf_fixup", 8), ("user_kills", 8),
 ))  # fmt: skip
 
 # RCU's process-level interrupt nesting value (Linux's DYNTICK_IRQ_NONIDLE = LONG_MAX / 2 + 1).

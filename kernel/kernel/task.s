@@ -223,6 +223,7 @@ user_trap_kill:
     mov rdi, r12
     call print_pf_error
 .Lnot_pf:
+    inc qword ptr gs:[PCPU_USER_KILLS]
     mov esi, SIGSEGV
     cmp r13d, X86_TRAP_DIVIDE_ERROR
     jne .Lsig1

@@ -2,6 +2,7 @@
 # instrumentable handling behind it (Linux arch/x86/mm/fault.c).
 .include "layout.inc"
 .include "noinstr.inc"
+.include "extable.inc"
 
 .section .noinstr.text
 # exc_page_fault - DEFINE_IDTENTRY_RAW_ERRORCODE(exc_page_fault).  RDI = regs, RSI = error
@@ -67,6 +68,11 @@ handle_page_fault:
     mov edx, X86_TRAP_PAGE_FAULT
     mov rcx, r13
     call record_trap
+    inc qword ptr gs:[PCPU_PF_COUNT]
+    cmp r13, qword ptr [rip + pf_nest_trigger]
+    jne .Lnot_nested_test
+    call pf_nested_probe
+.Lnot_nested_test:
     test byte ptr [rbx + PT_CS], 3
     jz .Lkernel_mode
     # A user-mode fault: demand paging in the task's regions, a fatal signal otherwise.
@@ -100,6 +106,10 @@ handle_page_fault:
     test rax, rax
     jz .Loops
     mov qword ptr [rbx + PT_IP], rax
+    inc qword ptr gs:[PCPU_PF_FIXUP]
+    cmp r13, qword ptr [rip + pf_nest_trigger]
+    jne .Ldone
+    mov qword ptr [rip + pf_nest_outer_cr2], r13    # what this (outer) handler reports
 .Ldone:
     test r14d, r14d
     jz .Lreturn
@@ -167,6 +177,7 @@ fault_in_user_page:
     test eax, eax
     jnz .Lbad
     inc qword ptr [rbx + TASK_DEMAND_FAULTS]
+    inc qword ptr gs:[PCPU_PF_DEMAND]
     inc qword ptr [rbx + TASK_PAGES]
     xor eax, eax
     pop r12
@@ -177,6 +188,19 @@ fault_in_user_page:
     pop r12
     pop rbx
     ret
+
+# pf_nested_probe - the nested-fault self-test's hook: while handling a fault on
+# pf_nest_trigger, touch pf_nest_inner (unmapped, with a fixup), so that a second #PF runs
+# inside this handler and CR2 changes under it; keep the CR2 seen afterwards.  Clobbers rax.
+pf_nested_probe:
+    mov rax, qword ptr [rip + pf_nest_inner]
+.Lnested_touch:
+    mov rax, qword ptr [rax]
+.Lnested_fixup:
+    mov rax, cr2
+    mov qword ptr [rip + pf_nest_cr2_after], rax
+    ret
+    _ASM_EXTABLE .Lnested_touch, .Lnested_fixup
 
 # print_pf_error - RDI = #PF error code: "  #PF: present|not-present, read|write, user|kernel
 # [, instruction fetch]".  Clobbers caller-saved registers.
@@ -224,3 +248,19 @@ print_pf_error:
     .asciz ", instruction fetch"
 .Lempty:
     .asciz ""
+
+.section .bss
+.balign 8
+# The nested-fault self-test: trigger address, inner address, and what was seen.
+.global pf_nest_trigger
+pf_nest_trigger:
+    .zero 8
+.global pf_nest_inner
+pf_nest_inner:
+    .zero 8
+.global pf_nest_outer_cr2
+pf_nest_outer_cr2:
+    .zero 8
+.global pf_nest_cr2_after
+pf_nest_cr2_after:
+    .zero 8

@@ -1,0 +1,165 @@
+# User programs: ring-3 code linked at USER_TEXT_BASE (section .user), mapped read-only and
+# executable into every task.  System calls are int 0x80 (kernel/arch/syscall.s).
+.include "layout.inc"
+
+# SYSCALL nr: RAX = nr, int 0x80.  Arguments in RDI, RSI, RDX; result in RAX.
+.macro SYSCALL nr
+    mov eax, \nr
+    int 0x80
+.endm
+
+# PRINT label, len: write LEN bytes at LABEL (in this section) to the console.
+.macro PRINT label, len
+    lea rdi, [rip + \label]
+    mov esi, \len
+    SYSCALL SYS_WRITE
+.endm
+
+# EXIT code
+.macro EXIT code
+    mov edi, \code
+    SYSCALL SYS_EXIT
+.endm
+
+.section .user.text
+# user_hello - say hello, fault in three heap pages by writing them (demand paging), read
+# them back.  Exits 0, or 1 if a page does not hold what was written.
+.global user_hello
+user_hello:
+    PRINT .Lhello, .Lhello_end - .Lhello
+    mov rbx, USER_HEAP_BASE
+    xor ecx, ecx
+.Lhello_write:
+    mov rax, rcx
+    shl rax, 12
+    lea rdx, [rcx + 0x5a5a0000]
+    mov qword ptr [rbx + rax + 8], rdx
+    inc ecx
+    cmp ecx, 3
+    jb .Lhello_write
+    xor ecx, ecx
+.Lhello_check:
+    mov rax, rcx
+    shl rax, 12
+    lea rdx, [rcx + 0x5a5a0000]
+    cmp qword ptr [rbx + rax + 8], rdx
+    jne .Lhello_bad
+    inc ecx
+    cmp ecx, 3
+    jb .Lhello_check
+    PRINT .Lheap_ok, .Lheap_ok_end - .Lheap_ok
+    EXIT 0
+.Lhello_bad:
+    EXIT 1
+
+# user_read_kernel - read a kernel address: the page is present but supervisor-only.
+.global user_read_kernel
+user_read_kernel:
+    mov rax, KERNEL_VIRT_BASE + LOAD_BASE
+    mov rax, qword ptr [rax]
+    EXIT 0
+
+# user_write_text - write to its own (read-only) code.
+.global user_write_text
+user_write_text:
+    lea rax, [rip + user_write_text]
+    mov byte ptr [rax], 0x90
+    EXIT 0
+
+# user_cli, user_hlt, user_in - privileged instructions in ring 3: #GP.
+.global user_cli
+user_cli:
+    cli
+    EXIT 0
+
+.global user_hlt
+user_hlt:
+    hlt
+    EXIT 0
+
+.global user_in
+user_in:
+    mov dx, COM1
+    in al, dx
+    EXIT 0
+
+# user_jump_kernel - jump into the kernel: an instruction fetch from a supervisor page.
+.global user_jump_kernel
+user_jump_kernel:
+    mov rax, offset kernel_main
+    jmp rax
+
+# user_int3, user_div0, user_ud2 - traps a task gets killed for (SIGTRAP, SIGFPE, SIGILL).
+.global user_int3
+user_int3:
+    int3
+    EXIT 0
+
+.global user_div0
+user_div0:
+    xor edx, edx
+    mov eax, 1
+    xor ecx, ecx
+    div ecx
+    EXIT 0
+
+.global user_ud2
+user_ud2:
+    ud2
+
+# user_fault_loop - keep reading an address outside every region of the task.
+.global user_fault_loop
+user_fault_loop:
+    mov rax, 0x20000000
+.Lloop:
+    mov rbx, qword ptr [rax]
+    jmp .Lloop
+
+# user_peek - ask the kernel to read user memory for us (copy_from_user): a heap page never
+# touched (the kernel faults it in), a kernel address (refused before any access) and an
+# address outside every region (the access faults, the fixup returns -EFAULT).
+# Exits 0 when all three behave, else the number of the first that did not.
+.global user_peek
+user_peek:
+    mov rdi, USER_HEAP_BASE + 0x10000
+    SYSCALL SYS_PEEK
+    test rax, rax
+    jnz .Lpeek_bad1
+    test rdx, rdx
+    jnz .Lpeek_bad1
+    mov rdi, KERNEL_VIRT_BASE + LOAD_BASE
+    SYSCALL SYS_PEEK
+    cmp rax, -EFAULT
+    jne .Lpeek_bad2
+    mov rdi, 0x30000000
+    SYSCALL SYS_PEEK
+    cmp rax, -EFAULT
+    jne .Lpeek_bad3
+    EXIT 0
+.Lpeek_bad1:
+    EXIT 1
+.Lpeek_bad2:
+    EXIT 2
+.Lpeek_bad3:
+    EXIT 3
+
+# user_notify - ask for exit-to-user work (need-resched, notify-resume), then check that we
+# came back and can still make calls.
+.global user_notify
+user_notify:
+    SYSCALL SYS_NOTIFY
+    test rax, rax
+    jnz .Lnotify_bad
+    SYSCALL SYS_GETPID
+    test rax, rax
+    jz .Lnotify_bad
+    EXIT 0
+.Lnotify_bad:
+    EXIT 1
+
+.Lhello:
+    .ascii "hello from ring 3\n"
+.Lhello_end:
+.Lheap_ok:
+    .ascii "heap pages written and read back\n"
+.Lheap_ok_end:
