@@ -209,6 +209,9 @@ class Parser:
         for i, (pname, default) in enumerate(macro.params):
             if i < len(args) and args[i] != "":
                 arg = args[i]
+                if re.search(r"\s", re.sub(r'\([^()]*\)|"(?:\\.|[^"\\])*"', "", arg)):
+                    raise AsmError(loc, f"macro '{name}': argument '{arg}' has spaces; GNU as "
+                                   "splits arguments there: put it in parentheses")  # fmt: skip
                 if len(arg) >= 2 and arg[0] == arg[-1] == '"':
                     arg = arg[1:-1]  # GNU as strips the quotes of a quoted argument
                 values[pname] = arg

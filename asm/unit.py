@@ -68,6 +68,7 @@ class Lowered:
     far32: tuple[Expr, Expr] | None = None  # ljmp32 selector, target
     operands: list[Operand] = field(default_factory=list)
     externals: set[str] = field(default_factory=set)
+    late: dict[str, Expr] = field(default_factory=dict)  # placeholder -> `end - start` value
 
 
 def _words(text: str) -> list[str]:
@@ -255,12 +256,18 @@ class Unit:
         text = f"{prefix} {text}".strip()
         if ops:
             texts = [_hexify(o, consts) for o in s.operands]
+            late: dict[str, Expr] = {}
             for k, o in enumerate(ops):
                 # A constant immediate is computed here: keystone then sees one number (it
                 # rejects '~' and would read decimal in its own radix).
                 if o.kind == "imm" and all(n in consts for n in o.value.names):
                     v = o.value.evaluate(consts.get)
                     texts[k] = hex(v) if v >= 0 else f"-{hex(-v)}"
+                elif o.kind == "imm" and _is_difference(o.value, consts):
+                    # `end - start`: keystone rejects it in some forms; the value comes from the
+                    # previous pass of the fixpoint (text() fills it in).
+                    texts[k] = f"__klate{k}"
+                    late[texts[k]] = o.value
             if s.bits == 64:
                 # An absolute memory operand ([0x18], gs:[PCPU_X]) is encoded RIP-relative or as
                 # movabs by keystone; with a null index (riz) it gets GNU as's SIB form.
@@ -268,7 +275,7 @@ class Unit:
                     if o.kind == "mem" and o.absolute:
                         texts[k] = texts[k].replace("[", "[riz*1 + ", 1)
             text += " " + ", ".join(texts)
-        return Lowered(s, text=text, operands=ops, externals=ext)
+        return Lowered(s, text=text, operands=ops, externals=ext, late=late if ops else {})
 
     def _check_constant_order(self, s: Insn, ops: list[Operand]) -> None:
         """A constant used in an instruction before its `.set` is an error: GNU as reads a
@@ -341,7 +348,14 @@ class Unit:
             if isinstance(lw.stmt, Label):
                 lines.append(f"{ks_name(lw.stmt.name)}:")
             elif lw.text:
-                lines.append(lw.text)
+                text = lw.text
+                for placeholder, expr in lw.late.items():
+                    try:
+                        v = expr.evaluate(lambda n: self.file.constants.get(n, resolve(n)))
+                    except ExprError:
+                        v = 0  # first pass: labels not placed yet
+                    text = text.replace(placeholder, hex(v) if v >= 0 else f"-{hex(-v)}")
+                lines.append(text)
             elif lw.size:
                 lines.append(f".zero {hex(lw.size)}")
         lines.append(f"__kp{len(self.lowered)}:")

@@ -105,16 +105,16 @@ SELFTEST \name, selftest_\name
 .endm
 
 USER_TEST user_demand_fault, user_hello, 0, 3
-USER_TEST user_reads_kernel_memory, user_read_kernel, 128 + SIGSEGV, 0
-USER_TEST user_writes_read_only_page, user_write_text, 128 + SIGSEGV, 0
-USER_TEST user_cli, user_cli, 128 + SIGSEGV, 0
-USER_TEST user_hlt, user_hlt, 128 + SIGSEGV, 0
-USER_TEST user_port_io, user_in, 128 + SIGSEGV, 0
-USER_TEST user_jumps_to_kernel, user_jump_kernel, 128 + SIGSEGV, 0
-USER_TEST user_int3, user_int3, 128 + SIGTRAP, 0
-USER_TEST user_divide_error, user_div0, 128 + SIGFPE, 0
-USER_TEST user_invalid_op, user_ud2, 128 + SIGILL, 0
-USER_TEST user_fault_loop, user_fault_loop, 128 + SIGSEGV, 0
+USER_TEST user_reads_kernel_memory, user_read_kernel, (128 + SIGSEGV), 0
+USER_TEST user_writes_read_only_page, user_write_text, (128 + SIGSEGV), 0
+USER_TEST user_cli, user_cli, (128 + SIGSEGV), 0
+USER_TEST user_hlt, user_hlt, (128 + SIGSEGV), 0
+USER_TEST user_port_io, user_in, (128 + SIGSEGV), 0
+USER_TEST user_jumps_to_kernel, user_jump_kernel, (128 + SIGSEGV), 0
+USER_TEST user_int3, user_int3, (128 + SIGTRAP), 0
+USER_TEST user_divide_error, user_div0, (128 + SIGFPE), 0
+USER_TEST user_invalid_op, user_ud2, (128 + SIGILL), 0
+USER_TEST user_fault_loop, user_fault_loop, (128 + SIGSEGV), 0
 USER_TEST user_copy_from_user, user_peek, 0, 1
 USER_TEST user_exit_work_loop, user_notify, 0, 0
 

@@ -26,7 +26,7 @@
 # them back.  Exits 0, or 1 if a page does not hold what was written.
 .global user_hello
 user_hello:
-    PRINT .Lhello, .Lhello_end - .Lhello
+    PRINT .Lhello, (.Lhello_end - .Lhello)
     mov rbx, USER_HEAP_BASE
     xor ecx, ecx
 .Lhello_write:
@@ -47,7 +47,7 @@ user_hello:
     inc ecx
     cmp ecx, 3
     jb .Lhello_check
-    PRINT .Lheap_ok, .Lheap_ok_end - .Lheap_ok
+    PRINT .Lheap_ok, (.Lheap_ok_end - .Lheap_ok)
     EXIT 0
 .Lhello_bad:
     EXIT 1
