@@ -100,7 +100,16 @@ selftest_main:
     shl r13, 4
     lea rax, [rip + __start_selftests]
     add r13, rax                        # table entry
+    push qword ptr gs:[PCPU_WARNINGS]
+    sub rsp, 8
     call qword ptr [r13 + SELFTEST_FUNC]
+    add rsp, 8
+    pop rdi
+    test rax, rax
+    jnz .Lfailed
+    # Every test must leave the entry state as it found it (SPEC 6: counters balanced, no
+    # warning unless the test provokes one on purpose).
+    call check_kernel_state
     test rax, rax
     jnz .Lfailed
     lea rdi, [rip + .Lok_fmt]

@@ -163,3 +163,11 @@ user_notify:
 .Lheap_ok:
     .ascii "heap pages written and read back\n"
 .Lheap_ok_end:
+
+.section .user.text
+# user_touch_heap - the first kernel entry is a demand fault on the heap.
+.global user_touch_heap
+user_touch_heap:
+    mov rax, USER_HEAP_BASE
+    mov qword ptr [rax], rax
+    EXIT 0

@@ -1,0 +1,365 @@
+# The truth tables of the seed (SPEC.md section 1), row by row: each test provokes an entry in
+# the state a row names and compares the calls the entry and exit code made, as recorded in
+# the event log, with the row.  "_stub" tests need the scheduler: preempt_schedule_irq() is a
+# stub that records its call until the scheduler issue lands.
+.include "layout.inc"
+.include "selftest.inc"
+.include "extable.inc"
+
+.set PF_ADDR, 0xdead0000                # unmapped: kernel-mode faults here resume at a fixup
+.set ANY, -1
+
+.section .text
+# expect_calls - RDI = first sequence number to search from, ESI = opening kind, EDX = closing
+# kind, RCX = the expected kinds in between (.word list, 0-terminated), R8 = the closing
+# record's expected arg (ANY: not checked), R9 = the opening record's expected vector (ANY).
+# RAX = 0 when the first opening record after RDI is followed by exactly those kinds and then
+# the closing record; else the reason, with the records printed as diagnostics.
+.global expect_calls
+expect_calls:
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    push rbp
+    mov rbx, rdi
+    mov r12d, esi
+    mov r13d, edx
+    mov r14, rcx
+    mov r15, r8
+    mov rbp, r9
+.Lfind_open:
+    mov rdi, rbx
+    call event_at
+    lea rcx, [rip + .Lno_open]
+    test rax, rax
+    jz .Lfail
+    movzx ecx, word ptr [rax + EV_KIND]
+    inc rbx
+    cmp ecx, r12d
+    jne .Lfind_open
+    push rbx                                # the record after the opening one
+    lea rcx, [rip + .Lwrong_vector]
+    cmp rbp, ANY
+    je .Lnext
+    movzx edx, byte ptr [rax + EV_VECTOR]
+    cmp rdx, rbp
+    jne .Lfail_print
+.Lnext:
+    mov rdi, rbx
+    call event_at
+    lea rcx, [rip + .Lno_close]
+    test rax, rax
+    jz .Lfail_print
+    movzx ecx, word ptr [rax + EV_KIND]
+    cmp ecx, r13d
+    je .Lclose
+    movzx edx, word ptr [r14]
+    cmp edx, ecx
+    lea rcx, [rip + .Lwrong_calls]
+    jne .Lfail_print
+    add r14, 2
+    inc rbx
+    jmp .Lnext
+.Lclose:
+    lea rcx, [rip + .Lmissing_calls]
+    cmp word ptr [r14], 0
+    jne .Lfail_print
+    lea rcx, [rip + .Lwrong_return]
+    cmp r15, ANY
+    je .Lmatched
+    cmp qword ptr [rax + EV_ARG], r15
+    jne .Lfail_print
+.Lmatched:
+    pop rax
+    xor eax, eax
+    jmp .Lend
+.Lfail_print:
+    pop rdi
+    push rcx
+    dec rdi
+    call print_events
+    pop rcx
+.Lfail:
+    mov rax, rcx
+.Lend:
+    pop rbp
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# CALLS open, close, list, ret, vector: expect_calls from the mark in RBX; a mismatch returns
+# the reason from the test (the test pushed RBX on entry).
+.macro CALLS open, close, list, ret, vector
+    mov rdi, rbx
+    mov esi, \open
+    mov edx, \close
+    lea rcx, [rip + \list]
+    mov r8, \ret
+    mov r9, \vector
+    call expect_calls
+    test rax, rax
+    jnz .Lreturn
+.endm
+
+# KERNEL_INT3 / KERNEL_PF: an exception from kernel mode that resumes after itself.
+.macro KERNEL_INT3
+    int3
+.Lint3_\@:
+    _ASM_EXTABLE .Lint3_\@, .Lint3_\@
+.endm
+
+.macro KERNEL_PF
+    mov eax, PF_ADDR
+.Lpf_\@:
+    mov rax, qword ptr [rax]
+.Lpf_fixup_\@:
+    _ASM_EXTABLE .Lpf_\@, .Lpf_fixup_\@
+.endm
+
+# Entry rows ------------------------------------------------------------------------------
+
+# kernel, any W, idtentry_enter: the careful sequence, returns true.  Exit row IF=0 rcu_exit=1.
+selftest_entry_kernel_idtentry:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    KERNEL_INT3
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, ANY
+    jmp .Lreturn
+
+# kernel, W=1, idtentry_enter_cond_rcu: trace_hardirqs_off only, returns false.  Exit row
+# IF=0 rcu_exit=0: nothing (lockdep and the tracer already believe interrupts are off).
+selftest_entry_kernel_cond_rcu_watching:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    KERNEL_PF
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcombo_off, 0, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lnothing, ANY, ANY
+    jmp .Lreturn
+
+# kernel, W=0 (an RCU idle section), idtentry_enter_cond_rcu: the careful sequence, returns
+# true; the handler runs with RCU watching as the outermost interrupt from EQS; the exit
+# (preempt_count > 0, IF=0) calls rcu_irq_exit and RCU is back in EQS.
+selftest_entry_kernel_cond_rcu_not_watching:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    call preempt_disable
+    call rcu_idle_enter
+    KERNEL_PF
+    call __rcu_is_watching
+    push rax
+    call rcu_idle_exit
+    call preempt_enable
+    pop rax
+    lea rcx, [rip + .Lidle_not_restored]
+    test eax, eax
+    jnz .Lreturn_reason
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, ANY
+    mov rdi, rbx
+    call find_handler
+    lea rcx, [rip + .Lhandler_not_watching]
+    test rax, rax
+    jz .Lreturn_reason
+    test dword ptr [rax + EV_FLAGS], EVF_WATCHING
+    jz .Lreturn_reason
+    cmp qword ptr [rax + EV_NMI_NESTING], 1
+    jne .Lreturn_reason
+    cmp qword ptr [rax + EV_NESTING], 0
+    jne .Lreturn_reason
+    xor eax, eax
+    jmp .Lreturn
+
+# user, idtentry_enter (int 0x80): enter_from_user_mode (lockdep off, RCU leaves the user
+# EQS, tracer), returns false.
+selftest_entry_user_idtentry:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    lea rdi, [rip + .Lnotify_name]
+    mov rsi, offset user_notify
+    call task_create
+    mov rdi, rax
+    call run_user_task
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lfrom_user, 0, SYSCALL_VECTOR
+    jmp .Lreturn
+
+# user, idtentry_enter_cond_rcu (a demand fault): the same, returns false.
+selftest_entry_user_cond_rcu:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    lea rdi, [rip + .Ltouch_name]
+    mov rsi, offset user_touch_heap
+    call task_create
+    mov rdi, rax
+    call run_user_task
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lfrom_user, 0, X86_TRAP_PAGE_FAULT
+    jmp .Lreturn
+
+# Exit rows, kernel mode with IF set --------------------------------------------------------
+
+# IF=1, rcu_exit=1, preempt_count=0, !need_resched: rcu_irq_exit_preempt, trace_hardirqs_on.
+selftest_exit_irqs_on_rcu_exit_preemptible:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    call local_irq_enable
+    KERNEL_INT3
+    call local_irq_disable
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_preempt, ANY, X86_TRAP_INT3
+    jmp .Lreturn
+
+# IF=1, rcu_exit=1, preempt_count=0, need_resched: ... preempt_schedule_irq (stub) ...
+selftest_exit_irqs_on_rcu_exit_need_resched_stub:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    call set_need_resched
+    call local_irq_enable
+    KERNEL_INT3
+    call local_irq_disable
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_preempt_resched, ANY, X86_TRAP_INT3
+    jmp .Lcheck_resched_consumed
+
+# IF=1, rcu_exit=0, preempt_count=0, !need_resched: trace_hardirqs_on.
+selftest_exit_irqs_on_cond_preemptible:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    call local_irq_enable
+    KERNEL_PF
+    call local_irq_disable
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcombo_off, 0, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lcombo_on, ANY, ANY
+    jmp .Lreturn
+
+# IF=1, rcu_exit=0, preempt_count=0, need_resched: preempt_schedule_irq (stub), trace on.
+selftest_exit_irqs_on_cond_need_resched_stub:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    call set_need_resched
+    call local_irq_enable
+    KERNEL_PF
+    call local_irq_disable
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_cond_resched, ANY, X86_TRAP_PAGE_FAULT
+    jmp .Lcheck_resched_consumed
+
+# IF=1, rcu_exit=1, preempt_count>0 (need_resched set, and ignored): the two halves.
+selftest_exit_irqs_on_rcu_exit_preempt_disabled:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    call set_need_resched
+    call preempt_disable
+    call local_irq_enable
+    KERNEL_INT3
+    call local_irq_disable
+    call preempt_enable
+    call clear_need_resched
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, X86_TRAP_INT3
+    jmp .Lreturn
+
+# IF=1, rcu_exit=0, preempt_count>0: the two halves without RCU.
+selftest_exit_irqs_on_cond_preempt_disabled:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    call preempt_disable
+    call local_irq_enable
+    KERNEL_PF
+    call local_irq_disable
+    call preempt_enable
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves, ANY, X86_TRAP_PAGE_FAULT
+    jmp .Lreturn
+
+.Lcheck_resched_consumed:
+    call need_resched
+    lea rcx, [rip + .Lresched_left]
+    test eax, eax
+    jnz .Lreturn_reason
+    xor eax, eax
+    jmp .Lreturn
+.Lreturn_reason:
+    mov rax, rcx
+.Lreturn:
+    pop rbx
+    ret
+
+# find_handler - RDI = first sequence number.  RAX = the first EV_HANDLER record, or 0.
+find_handler:
+    push rbx
+    mov rbx, rdi
+.Lfind_handler:
+    mov rdi, rbx
+    call event_at
+    test rax, rax
+    jz .Lfound_handler
+    inc rbx
+    cmp word ptr [rax + EV_KIND], EV_HANDLER
+    jne .Lfind_handler
+.Lfound_handler:
+    pop rbx
+    ret
+
+SELFTEST entry_kernel_idtentry, selftest_entry_kernel_idtentry
+SELFTEST entry_kernel_cond_rcu_watching, selftest_entry_kernel_cond_rcu_watching
+SELFTEST entry_kernel_cond_rcu_not_watching, selftest_entry_kernel_cond_rcu_not_watching
+SELFTEST entry_user_idtentry, selftest_entry_user_idtentry
+SELFTEST entry_user_cond_rcu, selftest_entry_user_cond_rcu
+SELFTEST exit_irqs_on_rcu_exit_preemptible, selftest_exit_irqs_on_rcu_exit_preemptible
+SELFTEST exit_irqs_on_rcu_exit_need_resched_stub, selftest_exit_irqs_on_rcu_exit_need_resched_stub
+SELFTEST exit_irqs_on_cond_preemptible, selftest_exit_irqs_on_cond_preemptible
+SELFTEST exit_irqs_on_cond_need_resched_stub, selftest_exit_irqs_on_cond_need_resched_stub
+SELFTEST exit_irqs_on_rcu_exit_preempt_disabled, selftest_exit_irqs_on_rcu_exit_preempt_disabled
+SELFTEST exit_irqs_on_cond_preempt_disabled, selftest_exit_irqs_on_cond_preempt_disabled
+
+.section .rodata
+.balign 2
+.Lcareful:
+    .word EV_LOCKDEP_HARDIRQS_OFF, EV_RCU_IRQ_ENTER, EV_TRACE_HARDIRQS_OFF_PREPARE, 0
+.Lcombo_off:
+    .word EV_TRACE_HARDIRQS_OFF, 0
+.Lfrom_user:
+    # enter_from_user_mode() and, before its own record, what it calls
+    .word EV_LOCKDEP_HARDIRQS_OFF, EV_RCU_USER_EXIT, EV_TRACE_HARDIRQS_OFF_PREPARE
+    .word EV_ENTER_FROM_USER_MODE, 0
+.Lrcu_exit_only:
+    .word EV_RCU_IRQ_EXIT, 0
+.Lnothing:
+    .word 0
+.Lexit_preempt:
+    .word EV_RCU_IRQ_EXIT_PREEMPT, EV_TRACE_HARDIRQS_ON, 0
+.Lexit_preempt_resched:
+    .word EV_RCU_IRQ_EXIT_PREEMPT, EV_PREEMPT_SCHEDULE_IRQ, EV_TRACE_HARDIRQS_ON, 0
+.Lcombo_on:
+    .word EV_TRACE_HARDIRQS_ON, 0
+.Lexit_cond_resched:
+    .word EV_PREEMPT_SCHEDULE_IRQ, EV_TRACE_HARDIRQS_ON, 0
+.Lexit_halves_rcu:
+    .word EV_TRACE_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON_PREPARE, EV_RCU_IRQ_EXIT
+    .word EV_LOCKDEP_HARDIRQS_ON, 0
+.Lexit_halves:
+    .word EV_TRACE_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON, 0
+.Lnotify_name:
+    .asciz "entry-syscall"
+.Ltouch_name:
+    .asciz "entry-fault"
+REASON .Lno_open, "the entry was not recorded"
+REASON .Lwrong_vector, "the recorded entry has another vector"
+REASON .Lno_close, "the function's end was not recorded"
+REASON .Lwrong_calls, "the calls differ from the truth table's row"
+REASON .Lmissing_calls, "calls of the truth table's row are missing"
+REASON .Lwrong_return, "the return value differs from the truth table's row"
+REASON .Lidle_not_restored, "RCU is watching after the fault in the idle section"
+REASON .Lhandler_not_watching, "the handler did not run as the outermost interrupt from EQS with RCU watching"
+REASON .Lresched_left, "need-resched was not consumed"
