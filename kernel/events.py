@@ -74,8 +74,9 @@ EVENT_RECORD = Struct("EV", (
     ("dynticks", 8), ("nesting", 8), ("nmi_nesting", 8), ("preempt_count", 4), ("task", 4),
     ("arg", 8),
 ))  # fmt: skip
+assert EVENT_RECORD.size & (EVENT_RECORD.size - 1) == 0, "records are indexed by shifting"
 EVENT_FLAGS = {"watching": 1, "lockdep_on": 2, "tracer_on": 4, "if": 8, "nmi": 16}
-EVENT_LOG_ENTRIES = 512  # a power of two
+EVENT_LOG_ENTRIES = 4096  # a power of two
 
 # The per-CPU area, reached through GS in the kernel (Linux's this_cpu_*).
 PERCPU = Struct("PCPU", (
@@ -106,6 +107,7 @@ def constants() -> dict[str, int]:
     out.update(EVENT_RECORD.constants())
     out.update(PERCPU.constants())
     out["EVENT_LOG_ENTRIES"] = EVENT_LOG_ENTRIES
+    out["EV_SIZE_SHIFT"] = EVENT_RECORD.size.bit_length() - 1
     out["NR_WARNINGS"] = len(WARNINGS)
     out["NR_EVENT_KINDS"] = len(EVENT_KINDS)
     out["DYNTICK_IRQ_NONIDLE"] = DYNTICK_IRQ_NONIDLE

@@ -135,6 +135,10 @@ die:
     mov rsi, r12
     mov rdx, r14
     call printk
+    cmp r13, X86_TRAP_PAGE_FAULT
+    jne .Lregs
+    mov rdi, r12
+    call print_pf_error
 .Lregs:
     mov rdi, rbx
     call show_regs

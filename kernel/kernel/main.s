@@ -68,6 +68,9 @@ crash_on_purpose:
     lea rsi, [rip + .Lcrash_oops]
     call .Lis
     jz .Loops
+    lea rsi, [rip + .Lcrash_pf]
+    call .Lis
+    jz .Lpf
     lea rdi, [rip + .Lcrash_bad]
     call printk
     pop r12
@@ -82,6 +85,9 @@ crash_on_purpose:
     jmp .Lhang
 .Loops:
     ud2
+.Lpf:
+    mov eax, 0xdead0000                 # an unrecoverable kernel page fault: no fixup
+    mov rax, qword ptr [rax]
 # .Lis: ZF set when the word RBX/R12 equals the string RSI.
 .Lis:
     mov rdi, rsi
@@ -122,8 +128,10 @@ demo_main:
     .asciz "hang"
 .Lcrash_oops:
     .asciz "oops"
+.Lcrash_pf:
+    .asciz "pf"
 .Lcrash_bad:
-    .asciz "error: crash= takes triple, hang or oops\n"
+    .asciz "error: crash= takes triple, hang, oops or pf\n"
 .Ldemo_msg:
     .asciz "no selftest= given: running the demonstration (all self-tests)\n"
 .Lall:

@@ -150,6 +150,10 @@ do_exit:
     mov qword ptr gs:[PCPU_TOP_OF_STACK], rax
     mov qword ptr [rip + cpu_tss + TSS_RSP0], rax
     mov rsp, qword ptr [rip + run_saved_rsp]
+    # The entry from ring 3 loaded a NULL SS (64-bit mode does, on a privilege change); the
+    # context we return to ran with KERNEL_DS.
+    mov ax, KERNEL_DS
+    mov ss, ax
     mov rax, offset boot_pml4
     mov cr3, rax
     mov rdi, qword ptr [r12 + TASK_PML4]

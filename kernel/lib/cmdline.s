@@ -55,3 +55,32 @@ cmdline_get:
     pop r12
     pop rbx
     ret
+
+# parse_uint - RDI/RSI = decimal digits and their count.  Returns RAX = the value and EDX = 1,
+# or EDX = 0 when the text is empty, not all digits, or above 2^32.  Clobbers rcx, r8.
+.global parse_uint
+parse_uint:
+    xor eax, eax
+    xor edx, edx
+    test rsi, rsi
+    jz .Lparse_bad
+    xor ecx, ecx
+.Lparse_digit:
+    movzx r8d, byte ptr [rdi + rcx]
+    sub r8d, '0'
+    cmp r8d, 9
+    ja .Lparse_bad
+    imul rax, rax, 10
+    add rax, r8
+    mov r8, 0x100000000
+    cmp rax, r8
+    ja .Lparse_bad
+    inc rcx
+    cmp rcx, rsi
+    jb .Lparse_digit
+    mov edx, 1
+    ret
+.Lparse_bad:
+    xor eax, eax
+    xor edx, edx
+    ret

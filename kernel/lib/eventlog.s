@@ -20,7 +20,7 @@ event_log:
     xadd qword ptr gs:[PCPU_EVENT_SEQ], rax         # RAX = this record's sequence number
     mov r8, rax
     and r8, EVENT_LOG_MASK
-    shl r8, 6                                       # * EV_SIZE (64)
+    shl r8, EV_SIZE_SHIFT
     lea rcx, [rip + event_log_buf]
     add r8, rcx
     mov qword ptr [r8 + EV_SEQ], rax
@@ -111,7 +111,7 @@ event_at:
     ja .Lnone
     mov rax, rdi
     and rax, EVENT_LOG_MASK
-    shl rax, 6
+    shl rax, EV_SIZE_SHIFT
     lea rcx, [rip + event_log_buf]
     add rax, rcx
     cmp qword ptr [rax + EV_SEQ], rdi

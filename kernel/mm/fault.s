@@ -122,8 +122,6 @@ handle_page_fault:
     ret
 .Loops:
     # An unrecoverable kernel fault: the oops (registers, decoded error, log tail).
-    mov rdi, r12
-    call print_pf_error
     mov rdi, rbx
     mov rsi, r12
     mov edx, X86_TRAP_PAGE_FAULT

@@ -37,6 +37,8 @@ expect_calls:
     jz .Lfail
     movzx ecx, word ptr [rax + EV_KIND]
     inc rbx
+    test dword ptr [rax + EV_FLAGS], EVF_NMI
+    jnz .Lfind_open
     cmp ecx, r12d
     jne .Lfind_open
     push rbx                                # the record after the opening one
@@ -52,6 +54,11 @@ expect_calls:
     lea rcx, [rip + .Lno_close]
     test rax, rax
     jz .Lfail_print
+    test dword ptr [rax + EV_FLAGS], EVF_NMI
+    jz .Lnot_nmi
+    inc rbx                                 # an NMI's records can fall anywhere: skip them
+    jmp .Lnext
+.Lnot_nmi:
     movzx ecx, word ptr [rax + EV_KIND]
     cmp ecx, r13d
     je .Lclose
@@ -305,6 +312,8 @@ find_handler:
     test rax, rax
     jz .Lfound_handler
     inc rbx
+    test dword ptr [rax + EV_FLAGS], EVF_NMI
+    jnz .Lfind_handler
     cmp word ptr [rax + EV_KIND], EV_HANDLER
     jne .Lfind_handler
 .Lfound_handler:

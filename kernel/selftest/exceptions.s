@@ -100,3 +100,55 @@ SELFTEST int3, selftest_int3
 SELFTEST general_protection, selftest_general_protection
 SELFTEST page_fault_read, selftest_page_fault_read
 SELFTEST page_fault_write, selftest_page_fault_write
+
+# page_fault_nested - a fault inside the fault handler: while handling a fault on the
+# trigger address, the handler touches another unmapped address, so CR2 changes under it.
+# The outer handler must still report the address it was entered for (it read CR2 first).
+.set PF_NEST_TRIGGER, 0xdead1000
+.set PF_NEST_INNER, 0xdead2008
+
+selftest_page_fault_nested:
+    mov eax, PF_NEST_TRIGGER
+    mov qword ptr [rip + pf_nest_trigger], rax
+    mov eax, PF_NEST_INNER
+    mov qword ptr [rip + pf_nest_inner], rax
+    mov qword ptr [rip + pf_nest_outer_cr2], 0
+    mov qword ptr [rip + pf_nest_cr2_after], 0
+    call trap_expect
+    push rax
+    mov eax, PF_NEST_TRIGGER
+.Lnest:
+    mov rax, qword ptr [rax]
+.Lnest_fixup:
+    _ASM_EXTABLE .Lnest, .Lnest_fixup
+    mov qword ptr [rip + pf_nest_trigger], 0
+    pop rcx
+    lea rdi, [rip + .Lnest_diag]
+    mov rsi, qword ptr [rip + pf_nest_outer_cr2]
+    mov rdx, qword ptr [rip + pf_nest_cr2_after]
+    sub rcx, qword ptr [rip + trap_record + TRAP_COUNT]
+    neg rcx
+    call printk
+    lea rax, [rip + .Lnest_two]
+    cmp qword ptr [rip + trap_record + TRAP_COUNT], 0
+    je .Lnest_end
+    lea rax, [rip + .Lnest_inner_cr2]
+    mov ecx, PF_NEST_INNER
+    cmp qword ptr [rip + pf_nest_cr2_after], rcx
+    jne .Lnest_end
+    lea rax, [rip + .Lnest_outer_cr2]
+    mov ecx, PF_NEST_TRIGGER
+    cmp qword ptr [rip + pf_nest_outer_cr2], rcx
+    jne .Lnest_end
+    xor eax, eax
+.Lnest_end:
+    ret
+
+SELFTEST page_fault_nested, selftest_page_fault_nested
+
+.section .rodata
+.Lnest_diag:
+    .asciz "# nested #PF: outer handler reports 0x%x, CR2 after the inner fault 0x%x, %u faults\n"
+REASON .Lnest_two, "no fault was taken"
+REASON .Lnest_inner_cr2, "the inner fault did not change CR2"
+REASON .Lnest_outer_cr2, "the outer handler lost its own address"

@@ -83,6 +83,11 @@ selftest_main:
     inc rcx
     jmp .Lcount_selected
 .Lplan:
+    call selftest_repeat                # EAX = times to run the selection, 0: bad value
+    test eax, eax
+    jz .Lbad_repeat
+    mov qword ptr [rip + repeat_left], rax
+    imul rbx, rax
     lea rdi, [rip + .Lheader]
     mov rsi, rbx
     call printk
@@ -128,6 +133,16 @@ selftest_main:
     inc r14
     jmp .Lrun_next
 .Lsummary:
+    dec qword ptr [rip + repeat_left]
+    jz .Lall_done
+    xor r14d, r14d                      # once more (repeat=N): numbering goes on
+    jmp .Lrun_next
+.Lbad_repeat:
+    lea rdi, [rip + .Lbad_repeat_msg]
+    call printk
+    mov eax, EXIT_FAILURE
+    jmp .Lreturn
+.Lall_done:
     lea rdi, [rip + .Ltotals_fmt]
     mov rsi, rbp
     mov rdx, rbp
@@ -164,6 +179,29 @@ selftest_main:
     pop r12
     pop rbp
     pop rbx
+    ret
+
+# selftest_repeat - EAX = the value of repeat= (1 when absent; 0 when not in 1..1000).
+selftest_repeat:
+    lea rdi, [rip + .Lrepeat_key]
+    call cmdline_get
+    test rax, rax
+    jz .Lrepeat_once
+    mov rdi, rax
+    mov rsi, rdx
+    call parse_uint
+    test edx, edx
+    jz .Lrepeat_bad
+    test eax, eax
+    jz .Lrepeat_bad
+    cmp eax, 1000
+    ja .Lrepeat_bad
+    ret
+.Lrepeat_once:
+    mov eax, 1
+    ret
+.Lrepeat_bad:
+    xor eax, eax
     ret
 
 # .Lspec_is: ZF set when the spec R12/R13 equals the string RDI.  Clobbers caller-saved.
@@ -269,6 +307,10 @@ selftest_main:
     .asciz "# totals: %u tests, %u passed, %u failed\n"
 .Lname_fmt:
     .asciz "%s\n"
+.Lrepeat_key:
+    .asciz "repeat="
+.Lbad_repeat_msg:
+    .asciz "error: repeat= takes a number from 1 to 1000\n"
 .Lunknown_fmt:
     .asciz "error: unknown selftest '%s' (selftest=list shows the names)\n"
 
@@ -277,3 +319,6 @@ selected:
     .zero MAX_SELFTESTS
 name_buf:
     .zero 64
+.balign 8
+repeat_left:
+    .zero 8
