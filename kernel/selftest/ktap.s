@@ -101,8 +101,7 @@ selftest_main:
     cmp byte ptr [rax + r14], 0
     je .Lrun_skip
     inc rbp
-    mov r13, r14
-    shl r13, 4
+    imul r13, r14, SELFTEST_SIZE
     lea rax, [rip + __start_selftests]
     add r13, rax                        # table entry
     push qword ptr gs:[PCPU_WARNINGS]
@@ -110,6 +109,7 @@ selftest_main:
     call qword ptr [r13 + SELFTEST_FUNC]
     add rsp, 8
     pop rdi
+    add rdi, qword ptr [r13 + SELFTEST_WARNINGS]    # warnings provoked on purpose
     test rax, rax
     jnz .Lfailed
     # Every test must leave the entry state as it found it (SPEC 6: counters balanced, no
@@ -162,8 +162,7 @@ selftest_main:
 .Llist_next:
     cmp r14, r15
     jae .Llist_done
-    mov rax, r14
-    shl rax, 4
+    imul rax, r14, SELFTEST_SIZE
     lea rcx, [rip + __start_selftests]
     lea rdi, [rip + .Lname_fmt]
     mov rsi, qword ptr [rcx + rax + SELFTEST_NAME]
@@ -220,10 +219,14 @@ selftest_repeat:
 
 # .Lcount: RAX = number of entries in the self-test table.
 .Lcount:
+    push rcx
     lea rax, [rip + __stop_selftests]
     lea rdx, [rip + __start_selftests]
     sub rax, rdx
-    shr rax, 4
+    xor edx, edx
+    mov ecx, SELFTEST_SIZE
+    div rcx
+    pop rcx
     ret
 
 # .Lfind: RDI/RSI = a name and its length.  RAX = its table index, or -1.
@@ -240,8 +243,7 @@ selftest_repeat:
 .Lfind_next:
     cmp rbx, r14
     jae .Lfind_none
-    mov rax, rbx
-    shl rax, 4
+    imul rax, rbx, SELFTEST_SIZE
     lea rcx, [rip + __start_selftests]
     mov rdi, qword ptr [rcx + rax + SELFTEST_NAME]
     push rdi
