@@ -101,16 +101,6 @@ crash_on_purpose:
 .Lis_end:
     ret
 
-# demo_main - the default boot: run every self-test as a demonstration.  Returns EAX = exit
-# code.  (The entry-path workload arrives with the next issues.)
-demo_main:
-    lea rdi, [rip + .Ldemo_msg]
-    call printk
-    lea rdi, [rip + .Lall]
-    mov esi, 3
-    call selftest_main
-    ret
-
 .section .rodata
 .Lbanner:
     .asciz "condrcu: x86-64 entry-path bench, command line '%s'\n"
@@ -132,10 +122,6 @@ demo_main:
     .asciz "pf"
 .Lcrash_bad:
     .asciz "error: crash= takes triple, hang, oops or pf\n"
-.Ldemo_msg:
-    .asciz "no selftest= given: running the demonstration (all self-tests)\n"
-.Lall:
-    .asciz "all"
 .balign 8
     .word 0, 0, 0
 .Lnull_idt:
