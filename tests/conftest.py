@@ -98,3 +98,23 @@ def mb32_guest(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Mb32Gu
 
 
 # --- end of mb32_guest ------------------------------------------------------------------------
+
+
+# --- kernel_image: the real kernel, built once per session into a temporary directory ------
+
+
+@pytest.fixture(scope="session")
+def kernel_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """build/kernel.elf of the current sources, built by build.py (not the checkout's build/)."""
+    import build
+
+    out = tmp_path_factory.mktemp("kernel")
+    assert build.main(["--out", str(out)]) == 0, "the kernel does not build"
+    return out / "kernel.elf"
+
+
+@pytest.fixture(scope="session")
+def kernel_symbols(kernel_image: Path):
+    from tools.symbols import SymbolTable
+
+    return SymbolTable(kernel_image)

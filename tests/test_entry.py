@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-import build
 from kernel.events import DYNTICK_IRQ_NONIDLE, WARN
 from tools import ktap, qemulog
 from tools.eventlog import KernelState, read_state
@@ -36,16 +35,14 @@ USER_FAULT_TESTS = (
 HEAP = 0x10000000
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("build")
-    assert build.main(["--out", str(out)]) == 0
-    return out / "kernel.elf"
+@pytest.fixture
+def image(kernel_image: Path) -> Path:
+    return kernel_image
 
 
-@pytest.fixture(scope="module")
-def symbols(image) -> SymbolTable:
-    return SymbolTable(image)
+@pytest.fixture
+def symbols(kernel_symbols: SymbolTable) -> SymbolTable:
+    return kernel_symbols
 
 
 def held(image: Path, append: str, during=None) -> tuple[str, KernelState]:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import build
 from tools import ktap, qemulog
 from tools.eventlog import read_state
 from tools.qemu import Outcome, QemuConfig, QemuRunner, run
@@ -27,16 +26,14 @@ EXCEPTION_TESTS = ("divide_error", "invalid_op", "int3", "general_protection",
                    "page_fault_read", "page_fault_write")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("build")
-    assert build.main(["--out", str(out)]) == 0
-    return out / "kernel.elf"
+@pytest.fixture
+def image(kernel_image: Path) -> Path:
+    return kernel_image
 
 
-@pytest.fixture(scope="module")
-def symbols(image) -> SymbolTable:
-    return SymbolTable(image)
+@pytest.fixture
+def symbols(kernel_symbols: SymbolTable) -> SymbolTable:
+    return kernel_symbols
 
 
 def boot(image: Path, append: str, timeout: float = 30.0, **kw):

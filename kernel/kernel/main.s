@@ -59,17 +59,25 @@ crash_on_purpose:
     push r12
     mov rbx, rdi
     mov r12, rsi
-    lea rsi, [rip + .Lcrash_triple]
-    call .Lis
+    mov rdi, rbx
+    mov rsi, r12
+    lea rdx, [rip + .Lcrash_triple]
+    call word_is
     jz .Ltriple
-    lea rsi, [rip + .Lcrash_hang]
-    call .Lis
+    mov rdi, rbx
+    mov rsi, r12
+    lea rdx, [rip + .Lcrash_hang]
+    call word_is
     jz .Lhang
-    lea rsi, [rip + .Lcrash_oops]
-    call .Lis
+    mov rdi, rbx
+    mov rsi, r12
+    lea rdx, [rip + .Lcrash_oops]
+    call word_is
     jz .Loops
-    lea rsi, [rip + .Lcrash_pf]
-    call .Lis
+    mov rdi, rbx
+    mov rsi, r12
+    lea rdx, [rip + .Lcrash_pf]
+    call word_is
     jz .Lpf
     lea rdi, [rip + .Lcrash_bad]
     call printk
@@ -88,18 +96,6 @@ crash_on_purpose:
 .Lpf:
     mov eax, 0xdead0000                 # an unrecoverable kernel page fault: no fixup
     mov rax, qword ptr [rax]
-# .Lis: ZF set when the word RBX/R12 equals the string RSI.
-.Lis:
-    mov rdi, rsi
-    call strlen
-    cmp rax, r12
-    jne .Lis_end
-    mov rdi, rbx
-    mov rdx, r12
-    call memcmp
-    test eax, eax
-.Lis_end:
-    ret
 
 .section .rodata
 .Lbanner:

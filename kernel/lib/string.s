@@ -46,3 +46,23 @@ strcmp:
     jnz .Lstrcmp_loop
 .Lstrcmp_end:
     ret
+
+# word_is - RDI = a word (not NUL-terminated), RSI = its length, RDX = a string.  ZF is set
+# when the word equals the string (as strcmp would say of it if it were terminated).
+# Clobbers caller-saved registers.
+.global word_is
+word_is:
+    push rdi
+    push rsi
+    push rdx
+    mov rdi, rdx
+    call strlen
+    pop rsi
+    pop rdx
+    pop rdi
+    cmp rax, rdx
+    jne .Lword_is_end
+    call memcmp
+    test eax, eax
+.Lword_is_end:
+    ret

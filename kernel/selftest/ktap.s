@@ -17,11 +17,15 @@ selftest_main:
     push r15
     mov r12, rdi                        # spec
     mov r13, rsi                        # spec length
-    lea rdi, [rip + .Llist]
-    call .Lspec_is
+    mov rdi, r12
+    mov rsi, r13
+    lea rdx, [rip + .Llist]
+    call word_is
     jz .Ldo_list
-    lea rdi, [rip + .Lall]
-    call .Lspec_is
+    mov rdi, r12
+    mov rsi, r13
+    lea rdx, [rip + .Lall]
+    call word_is
     jz .Lselect_all
 
     # NAME[,NAME...]: mark each; an unknown name is an error before anything runs.
@@ -203,19 +207,6 @@ selftest_repeat:
     xor eax, eax
     ret
 
-# .Lspec_is: ZF set when the spec R12/R13 equals the string RDI.  Clobbers caller-saved.
-.Lspec_is:
-    push rdi
-    call strlen
-    pop rsi
-    cmp rax, r13
-    jne .Lspec_is_end
-    mov rdi, r12
-    mov rdx, r13
-    call memcmp
-    test eax, eax
-.Lspec_is_end:
-    ret
 
 # .Lcount: RAX = number of entries in the self-test table.
 .Lcount:
@@ -245,16 +236,10 @@ selftest_repeat:
     jae .Lfind_none
     imul rax, rbx, SELFTEST_SIZE
     lea rcx, [rip + __start_selftests]
-    mov rdi, qword ptr [rcx + rax + SELFTEST_NAME]
-    push rdi
-    call strlen
-    pop rdi
-    cmp rax, r13
-    jne .Lfind_skip
-    mov rsi, r12
-    mov rdx, r13
-    call memcmp
-    test eax, eax
+    mov rdx, qword ptr [rcx + rax + SELFTEST_NAME]
+    mov rdi, r12
+    mov rsi, r13
+    call word_is
     jz .Lfind_hit
 .Lfind_skip:
     inc rbx
