@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from asm.errors import AsmError, Loc
+from asm.expr import ExprError
 from asm.source import Blob, Data, Insn, Label, SizeMark
 from asm.unit import Unit
 
@@ -90,6 +91,7 @@ def _hidden(name: str) -> bool:
 class Linker:
     def __init__(self, units: list[Unit], layout: Layout, assemble: AssembleFn) -> None:
         self.layout, self.assemble = layout, assemble
+        self._generated_size: dict[str, int] = {}  # generated sections' sizes, last pass
         self.by_section: dict[str, list[Unit]] = {s.name: [] for s in layout.sections}
         errors = []
         for u in units:
@@ -171,8 +173,6 @@ class Linker:
             cursor = lma + (pos - vma)
         return bases, spans
 
-    _generated_size: dict[str, int] = {}
-
     def _linker_symbols(self, spans: dict[str, tuple[int, int, int]]) -> dict[str, int]:
         syms: dict[str, int] = {}
         progbits_end = self.layout.load_base
@@ -238,7 +238,7 @@ class Linker:
                         resolve = lambda n, u=u: values.get((u.file.path, n))  # noqa: E731
                         try:
                             marks[s.name] = s.expr.evaluate(resolve, dot=dot)
-                        except Exception:
+                        except ExprError:  # a label of a later unit, before it is placed
                             marks[s.name] = None
                 for name, off in u.label_offsets().items():
                     if _hidden(name):
