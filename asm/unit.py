@@ -142,7 +142,8 @@ def _operand(loc: Loc, text: str) -> Operand:
     disp, rip, regs = [], False, 0
     for sign, term in terms:
         t = term.lower()
-        if t in REGISTERS or re.fullmatch(r"\w+\*\d+|\d+\*\w+", t):
+        scaled = re.fullmatch(r"(\w+)\*\d+|\d+\*(\w+)", t)
+        if t in REGISTERS or (scaled and (scaled[1] or scaled[2]) in REGISTERS):
             if sign == "-":
                 raise AsmError(loc, f"register subtracted in '{text}'")
             rip = rip or t in ("rip", "eip")

@@ -92,6 +92,7 @@ PERCPU = Struct("PCPU", (
     ("preempt_schedule_irq_count", 8), ("exit_work_loops", 8), ("warnings", 8),
     ("nmi_rsp", 8),  # the stack pointer of the last NMI handler (it runs on IST 2)
     ("pf_count", 8), ("pf_demand", 8), ("pf_fixup", 8), ("user_kills", 8),
+    ("entry_policy", 8),  # 0: the seed's rule (v6), 1: Linux v5.8's is_idle_task() rule
 ))  # fmt: skip
 
 # RCU's process-level interrupt nesting value (Linux's DYNTICK_IRQ_NONIDLE = LONG_MAX / 2 + 1).

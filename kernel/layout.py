@@ -125,6 +125,16 @@ CONSTANTS = {
     "TASK_UNUSED": 0,
     "TASK_RUNNABLE": 1,
     "TASK_DEAD": 2,
+    "TASK_RUNNING": 3,
+    "TASK_SLEEPING": 4,
+    "TASK_KIND_USER": 0,
+    "TASK_KIND_KTHREAD": 1,
+    "TASK_KIND_IDLE": 2,
+    "SLICE_TICKS": 5,
+    # Kernel stacks: 4 pages each, below each an unmapped guard page, in their own area.
+    "KSTACK_AREA": 0xFFFFC90000000000,
+    "KSTACK_STRIDE": 0x8000,
+    "KSTACK_PAGES": 4,
     "SIGILL": 4,
     "SIGTRAP": 5,
     "SIGFPE": 8,
@@ -133,6 +143,45 @@ CONSTANTS = {
     "EFAULT": 14,
     "ENOSYS": 38,
     "ENOMEM": 12,
+    # The local APIC (xAPIC, MMIO mapped uncached at APIC_VIRT by the boot page tables).
+    "APIC_PHYS": 0xFEE00000,
+    "APIC_VIRT": 0xFFFFFFFFC0000000,
+    "APIC_ID": 0x20,
+    "APIC_TPR": 0x80,
+    "APIC_EOI": 0xB0,
+    "APIC_SVR": 0xF0,
+    "APIC_ICR_LOW": 0x300,
+    "APIC_ICR_HIGH": 0x310,
+    "APIC_LVT_TIMER": 0x320,
+    "APIC_LVT_LINT0": 0x350,
+    "APIC_LVT_LINT1": 0x360,
+    "APIC_LVT_ERROR": 0x370,
+    "APIC_TIMER_INIT": 0x380,
+    "APIC_TIMER_CURRENT": 0x390,
+    "APIC_TIMER_DIVIDE": 0x3E0,
+    "APIC_LVT_MASKED": 1 << 16,
+    "APIC_DM_NMI": 0x400,
+    "APIC_TIMER_PERIODIC": 1 << 17,
+    "APIC_ICR_SELF": 1 << 18,  # destination shorthand: self
+    "TPR_BLOCK_TIMER": 0xE0,  # priority class 14: holds the timer (0xec) back, not 0xfd/0xff
+    # System vectors (Linux's numbers, arch/x86/include/asm/irq_vectors.h).
+    "LOCAL_TIMER_VECTOR": 0xEC,
+    "RESCHEDULE_VECTOR": 0xFD,
+    "SPURIOUS_APIC_VECTOR": 0xFF,
+    # preempt_count layout (Linux include/linux/preempt.h).
+    "PREEMPT_MASK": 0xFF,
+    "SOFTIRQ_OFFSET": 0x100,
+    "SOFTIRQ_MASK": 0xFF00,
+    "HARDIRQ_OFFSET": 0x10000,
+    "HARDIRQ_MASK": 0xF0000,
+    "NMI_OFFSET": 0x100000,
+    # Softirq bits.
+    "SOFTIRQ_RCU": 1,
+    "SOFTIRQ_TEST": 2,
+    # The timer: default and allowed rates (hz=), in ticks per second.
+    "HZ_DEFAULT": 100,
+    "HZ_MIN": 10,
+    "HZ_MAX": 1000,
     # System calls (int 0x80; number in RAX, arguments in RDI, RSI, RDX).
     "SYS_EXIT": 1,
     "SYS_WRITE": 2,
@@ -140,6 +189,6 @@ CONSTANTS = {
     "SYS_GETPID": 4,
     "SYS_NOTIFY": 5,
     "CMDLINE_MAX": 1024,
-    "KERNEL_STACK_SIZE": 0x4000,
+    "KERNEL_STACK_SIZE": 0x4000,  # also KSTACK_PAGES * PAGE_SIZE
     "IST_STACK_SIZE": 0x1000,
 }

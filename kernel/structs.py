@@ -59,11 +59,23 @@ SELFTEST = Struct("SELFTEST", (("name", 8), ("func", 8), ("warnings", 8)))
 TASK = Struct("TASK", (
     ("id", 8), ("state", 8), ("flags", 8), ("exit_code", 8), ("signal", 8), ("name", 8),
     ("pml4", 8), ("cr3", 8), ("kstack", 8), ("kstack_top", 8), ("entry", 8), ("user_sp", 8),
-    ("saved_rsp", 8), ("demand_faults", 8), ("kernel_faults", 8), ("last_fault", 8),
+    ("rsp", 8), ("demand_faults", 8), ("kernel_faults", 8), ("last_fault", 8),
     ("same_fault_count", 8), ("syscalls", 8), ("pages", 8),
+    # scheduling
+    ("kind", 8), ("kfunc", 8), ("karg", 8), ("preempt_count", 8), ("run_next", 8),
+    ("wait_next", 8), ("wake_tick", 8), ("slice", 8), ("switches", 8), ("preemptions", 8),
+    ("exit_wq", 8), ("slot", 8),
 ))  # fmt: skip
 
-STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK)
+# An RCU callback (Linux's struct rcu_head, plus the grace-period number it waits for).
+RCU_HEAD = Struct("RCU_HEAD", (("next", 8), ("func", 8), ("gp", 8)))
+
+# Grace-period counters (kernel/rcu/gp.s), read by the host.
+RCU_STATS = Struct("RCU_STATS", tuple((n, 8) for n in (
+    "gp_started gp_completed cbs_queued cbs_invoked qs_reported premature_qs sync_calls "
+    "idle_tick_qs").split()))  # fmt: skip
+
+STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS)
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"
 assert TSS.offsets()["ist1"] == 36 and TSS.size == 104

@@ -13,6 +13,9 @@ class Vector:
     idtentry_errorcode  DEFINE_IDTENTRY_ERRORCODE: the same, the body also gets the error code
     raw_errorcode       DEFINE_IDTENTRY_RAW_ERRORCODE: exc_<name> is hand-written (#PF)
     nmi                 DEFINE_IDTENTRY_NMI: paranoid stub, hand-written exc_nmi
+    sysvec              DEFINE_IDTENTRY_SYSVEC: idtentry_enter_cond_rcu, irq_enter_rcu, body,
+                        irq_exit_rcu, idtentry_exit_cond_rcu
+    sysvec_simple       DEFINE_IDTENTRY_SYSVEC_SIMPLE: the same without irq_enter/exit_rcu
     paranoid_die        DEFINE_IDTENTRY_DF/MCE: paranoid stub, the machine state is beyond
                         repair: report and stop
     """
@@ -30,6 +33,11 @@ class Vector:
     @property
     def entry_kind(self) -> str:
         return self.kind or ("idtentry_errorcode" if self.error_code else "idtentry")
+
+    @property
+    def prefix(self) -> str:
+        """asm_<prefix>_<name> is the stub, <prefix>_<name> the C-level handler."""
+        return "sysvec" if self.entry_kind.startswith("sysvec") else "exc"
 
     @property
     def paranoid(self) -> bool:
@@ -75,5 +83,15 @@ assert [v.number for v in EXCEPTIONS] == list(range(32))
 SYSCALL = Vector(0x80, "INT80", "int80_syscall", "System Call", False, dpl=3,
                  body="do_int80_syscall")  # fmt: skip
 
+# System vectors of the local APIC (Linux's numbers and names).
+SYSVECS: tuple[Vector, ...] = (
+    Vector(0xEC, "TIMER", "apic_timer_interrupt", "Local APIC timer", False, kind="sysvec",
+           body="__sysvec_apic_timer_interrupt"),
+    Vector(0xFD, "RESCHED", "reschedule_ipi", "Reschedule IPI", False, kind="sysvec_simple",
+           body="__sysvec_reschedule_ipi"),
+    Vector(0xFF, "SPURIOUS", "spurious_apic_interrupt", "Spurious APIC interrupt", False,
+           kind="sysvec_simple", body="__sysvec_spurious_apic_interrupt"),
+)  # fmt: skip
+
 # Every vector with an entry of its own; the others share the unexpected-interrupt path.
-ENTRIES: tuple[Vector, ...] = (*EXCEPTIONS, SYSCALL)
+ENTRIES: tuple[Vector, ...] = (*EXCEPTIONS, SYSCALL, *SYSVECS)

@@ -441,8 +441,8 @@ def test_listing_shows_how_every_stub_returns(built: Built) -> None:
 
     for v in ENTRIES:
         exit_ = "paranoid_exit" if v.paranoid else "error_return"
-        last = rows_of(f"asm_exc_{v.name}")[-1]
-        assert last.text == f"jmp {by_name[exit_].addr:#x}", f"asm_exc_{v.name}: {last.text}"
+        last = rows_of(f"asm_{v.prefix}_{v.name}")[-1]
+        assert last.text == f"jmp {by_name[exit_].addr:#x}", f"asm_{v.prefix}_{v.name}: {last.text}"
         assert re.search(r"(^|/)gen/idt\.s:\d+$", last.where), last.where
     for name in ("swapgs_restore_regs_and_return_to_usermode", "paranoid_exit"):
         irets = [r for r in rows_of(name) if r.text == "iretq"]

@@ -43,7 +43,7 @@ def boot(image: Path, append: str, timeout: float = 30.0, **kw):
 def test_all_selftests_pass(image):
     listed = boot(image, "selftest=list")
     assert listed.outcome is Outcome.PASS
-    names = [x for x in listed.console.splitlines()[1:] if x]
+    names = re.findall(r"^([a-z0-9_]+)$", listed.console, re.M)
     assert set(EXCEPTION_TESTS) <= set(names) and len(names) == len(set(names))
     result = boot(image, "selftest=all")
     assert result.outcome is Outcome.PASS, result.console
@@ -54,7 +54,7 @@ def test_all_selftests_pass(image):
 
 
 def test_each_selftest_alone(image):
-    names = [x for x in boot(image, "selftest=list").console.splitlines()[1:] if x]
+    names = re.findall(r"^([a-z0-9_]+)$", boot(image, "selftest=list").console, re.M)
     for name in names:
         report = ktap.parse(boot(image, f"selftest={name}").console)
         assert report.passed and [t.name for t in report.tests] == [name], report.summary()
@@ -94,7 +94,7 @@ def test_demonstration_is_the_default_boot(image):
     for task, code in (("hello-1", 0), ("hello-2", 0), ("copy-from-user", 0),
                        ("writes-its-code", 139)):  # fmt: skip
         assert re.search(rf"demo: task {task}\[\d+\] exited with {code} ", out), task
-    assert "task writes-its-code[4]: killed by signal 11" in out
+    assert re.search(r"task writes-its-code\[\d+\]: killed by signal 11", out)
     assert "RCU idle again after: yes" in out and "cond taken 1" in out
     m = re.search(r"summary: page faults (\d+): demand-paged (\d+), fixed up (\d+), "
                   r"user tasks killed (\d+)", out)  # fmt: skip

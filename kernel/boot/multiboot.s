@@ -105,7 +105,11 @@ boot_pdpt_low:
 boot_pdpt_high:
     .zero 510 * 8
     .quad boot_pd + 0x3                 # KERNEL_VIRT_BASE = PML4 511, PDPT 510
-    .quad 0
+    .quad boot_pd_fixmap + 0x3          # APIC_VIRT = PML4 511, PDPT 511
+# The local APIC's registers: one 2 MiB page, present, writable, uncached (PCD | PWT).
+boot_pd_fixmap:
+    .quad APIC_PHYS | 0x9b
+    .zero 511 * 8
 boot_pd:
     .zero 4096
 

@@ -37,6 +37,8 @@ start64:
     call idt_init
     call pic_mask_all
     call page_pool_init
+    call sched_init
+    call apic_init
     call kernel_main
 .Lhang:
     cli

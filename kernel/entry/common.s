@@ -239,6 +239,7 @@ __prepare_exit_to_usermode:
     call local_irq_disable
     jmp .Lwork
 .Lwork_done:
+    call rcu_qs                         # returning to user mode: a quiescent state
     pop r12
     pop rbx
     ret

@@ -11,6 +11,8 @@ kernel_main:
     lea rsi, [rip + cmdline_buf]
     call printk
 
+    call timer_setup                    # hz=: returns only with a valid rate
+    call policy_setup                   # entry_policy=
     lea rdi, [rip + .Lcrash_key]
     call cmdline_get
     test rax, rax
@@ -51,6 +53,73 @@ finish:
 .Lhold:
     hlt
     jmp .Lhold
+
+# timer_setup - start the tick at hz= (HZ_DEFAULT when absent).  A value outside
+# HZ_MIN..HZ_MAX is refused: an error on the console and the VM ends with failure.
+timer_setup:
+    mov qword ptr [rip + tick_hz], HZ_DEFAULT
+    lea rdi, [rip + .Lhz_key]
+    call cmdline_get
+    test rax, rax
+    jz .Lhz_start
+    mov rdi, rax
+    mov rsi, rdx
+    call parse_uint
+    test edx, edx
+    jz .Lhz_bad
+    cmp rax, HZ_MIN
+    jb .Lhz_bad
+    cmp rax, HZ_MAX
+    ja .Lhz_bad
+    mov qword ptr [rip + tick_hz], rax
+.Lhz_start:
+    mov rdi, qword ptr [rip + tick_hz]
+    call apic_timer_start
+    lea rdi, [rip + .Lhz_fmt]
+    mov rsi, qword ptr [rip + tick_hz]
+    mov rdx, qword ptr [rip + apic_timer_period]
+    jmp printk
+.Lhz_bad:
+    lea rdi, [rip + .Lhz_bad_fmt]
+    mov esi, HZ_MIN
+    mov edx, HZ_MAX
+    call printk
+    mov edi, EXIT_FAILURE
+    call qemu_exit
+
+# policy_setup - entry_policy=v6 (the seed's rule, the default) or v58 (Linux v5.8's
+# is_idle_task() rule); anything else is refused.
+policy_setup:
+    lea rdi, [rip + .Lpolicy_key]
+    call cmdline_get
+    test rax, rax
+    jz .Lpolicy_done
+    mov rbx, rax
+    mov r12, rdx
+    mov rdi, rbx
+    mov rsi, r12
+    lea rdx, [rip + .Lpolicy_v6]
+    call word_is
+    jz .Lpolicy_done
+    mov rdi, rbx
+    mov rsi, r12
+    lea rdx, [rip + .Lpolicy_v58]
+    call word_is
+    jnz .Lpolicy_bad
+    mov qword ptr gs:[PCPU_ENTRY_POLICY], 1
+.Lpolicy_done:
+    lea rdi, [rip + .Lpolicy_fmt]
+    lea rsi, [rip + .Lpolicy_v6]
+    cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
+    je .Lpolicy_print
+    lea rsi, [rip + .Lpolicy_v58]
+.Lpolicy_print:
+    jmp printk
+.Lpolicy_bad:
+    lea rdi, [rip + .Lpolicy_bad_fmt]
+    call printk
+    mov edi, EXIT_FAILURE
+    call qemu_exit
 
 # crash_on_purpose - RDI/RSI = the value of crash=.  "triple": triple fault; "hang": never
 # return; "oops": an exception with no fixup.  Prints an error and returns for anything else.
@@ -100,6 +169,22 @@ crash_on_purpose:
 .section .rodata
 .Lbanner:
     .asciz "condrcu: x86-64 entry-path bench, command line '%s'\n"
+.Lhz_key:
+    .asciz "hz="
+.Lhz_fmt:
+    .asciz "timer: %u Hz (APIC timer period %u)\n"
+.Lhz_bad_fmt:
+    .asciz "error: hz= takes a number from %u to %u\n"
+.Lpolicy_key:
+    .asciz "entry_policy="
+.Lpolicy_v6:
+    .asciz "v6"
+.Lpolicy_v58:
+    .asciz "v58"
+.Lpolicy_fmt:
+    .asciz "entry policy: %s\n"
+.Lpolicy_bad_fmt:
+    .asciz "error: entry_policy= takes v6 or v58\n"
 .Lhold_key:
     .asciz "hold"
 .Lhold_fmt:
@@ -123,3 +208,9 @@ crash_on_purpose:
 .Lnull_idt:
     .word 0
     .quad 0
+
+.section .bss
+.balign 8
+.global tick_hz
+tick_hz:
+    .zero 8

@@ -1,13 +1,104 @@
-# User tasks, until the scheduler arrives: created with their own address space, run one at a
-# time to completion (run_user_task returns when the task exits or is killed), reaped.
+# Tasks: creation (user tasks and kernel threads), kernel stacks with guard pages, exit,
+# reaping, signals, and run_user_task (start one and wait for its end).
 .include "layout.inc"
 
 .section .text
-# task_create - RDI = name (string), RSI = user entry point.  Returns RAX = the task, or 0 when
-# no slot or no memory is left.  The address space maps the user program section read-only
-# and executable at its link address; heap and stack are demand-paged.
-.global task_create
-task_create:
+# kstack_area_init - give the kernel-stack area its page-table levels in the kernel's PML4
+# before any task copies the kernel half, so that every address space sees every stack.
+# Clobbers caller-saved registers.
+.global kstack_area_init
+kstack_area_init:
+    mov rdi, offset boot_pml4
+    mov rax, KERNEL_VIRT_BASE
+    add rdi, rax
+    mov rsi, KSTACK_AREA
+    mov edx, 1
+    call pte_walk
+    ret
+
+# kstack_alloc - RDI = slot: map KSTACK_PAGES pool pages at the top of the slot's window in
+# the stack area; the page below stays unmapped (the guard: an overflow faults, and #DF runs
+# on its IST stack).  Returns RAX = the stack's top, or 0.  Clobbers caller-saved registers.
+kstack_alloc:
+    push rbx
+    push r12
+    imul rbx, rdi, KSTACK_STRIDE
+    mov rax, KSTACK_AREA + KSTACK_STRIDE - KSTACK_PAGES * PAGE_SIZE
+    add rbx, rax                        # lowest stack page
+    xor r12d, r12d
+.Lmap_stack:
+    call page_alloc
+    test rax, rax
+    jz .Lstack_fail
+    mov rdx, KERNEL_VIRT_BASE
+    sub rax, rdx
+    mov rdx, rax
+    mov rdi, offset boot_pml4
+    mov rax, KERNEL_VIRT_BASE
+    add rdi, rax
+    mov rsi, r12
+    shl rsi, 12
+    add rsi, rbx
+    mov rcx, PTE_PRESENT | PTE_WRITE | PTE_NX | PTE_OWNED
+    call map_user_page                  # (a kernel address: the leaf has no U bit)
+    test eax, eax
+    jnz .Lstack_fail
+    inc r12
+    cmp r12, KSTACK_PAGES
+    jb .Lmap_stack
+    lea rax, [rbx + KSTACK_PAGES * PAGE_SIZE]
+    pop r12
+    pop rbx
+    ret
+.Lstack_fail:
+    xor eax, eax
+    pop r12
+    pop rbx
+    ret
+
+# kstack_free - RDI = slot: unmap its stack pages and give them back to the pool.
+kstack_free:
+    push rbx
+    push r12
+    imul rbx, rdi, KSTACK_STRIDE
+    mov rax, KSTACK_AREA + KSTACK_STRIDE - KSTACK_PAGES * PAGE_SIZE
+    add rbx, rax
+    xor r12d, r12d
+.Lunmap_stack:
+    mov rdi, offset boot_pml4
+    mov rax, KERNEL_VIRT_BASE
+    add rdi, rax
+    mov rsi, r12
+    shl rsi, 12
+    add rsi, rbx
+    push rsi
+    xor edx, edx
+    call pte_walk
+    pop rsi
+    test rax, rax
+    jz .Lnext_page
+    mov rdi, qword ptr [rax]
+    mov qword ptr [rax], 0
+    invlpg [rsi]
+    test edi, PTE_PRESENT
+    jz .Lnext_page
+    mov rax, PTE_ADDR_MASK
+    and rdi, rax
+    mov rax, KERNEL_VIRT_BASE
+    add rdi, rax
+    call page_free
+.Lnext_page:
+    inc r12
+    cmp r12, KSTACK_PAGES
+    jb .Lunmap_stack
+    pop r12
+    pop rbx
+    ret
+
+# task_alloc - RDI = name, RSI = kind.  A zeroed slot with an id, a kernel stack and the
+# first switch_to frame (six callee-saved registers, then ret_from_fork) below a pt_regs
+# frame.  Returns RAX = the task, or 0.  Clobbers caller-saved registers.
+task_alloc:
     push rbx
     push r12
     push r13
@@ -23,35 +114,103 @@ task_create:
     cmp ecx, MAX_TASKS
     jb .Lslot
     xor eax, eax
-    jmp .Lcreate_end
+    jmp .Lalloc_end
 .Lfound:
+    push rcx
     mov rdi, rbx
     mov ecx, TASK_SIZE / 8
     xor eax, eax
     rep stosq
+    pop rdi
+    mov qword ptr [rbx + TASK_SLOT], rdi
+    call kstack_alloc
+    test rax, rax
+    jz .Lalloc_end
+    mov qword ptr [rbx + TASK_KSTACK_TOP], rax
+    lea rcx, [rax - KERNEL_STACK_SIZE]
+    mov qword ptr [rbx + TASK_KSTACK], rcx
+    # pt_regs at the top (used by user tasks), then the switch frame below it.
+    sub rax, PT_SIZE
+    lea rdi, [rax - 8 * 7]
+    mov qword ptr [rbx + TASK_RSP], rdi
+    mov ecx, 6
+.Lzero_callee_saved:
+    mov qword ptr [rdi], 0
+    add rdi, 8
+    dec ecx
+    jnz .Lzero_callee_saved
+    lea rcx, [rip + ret_from_fork]
+    mov qword ptr [rdi], rcx
     inc qword ptr [rip + next_pid]
     mov rax, qword ptr [rip + next_pid]
     mov qword ptr [rbx + TASK_ID], rax
     mov qword ptr [rbx + TASK_NAME], r12
+    mov qword ptr [rbx + TASK_KIND], r13
+    mov qword ptr [rbx + TASK_STATE], TASK_SLEEPING   # not runnable until woken
+    inc qword ptr [rip + tasks_created]
+    mov rax, rbx
+.Lalloc_end:
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# kthread_create - RDI = name, RSI = function, RDX = argument.  A kernel thread that runs
+# fn(arg) with interrupts on and exits with its result.  Not started: wake_up_process starts
+# it.  Returns RAX = the task, or 0.
+.global kthread_create
+kthread_create:
+    push rbx
+    push r12
+    push r13
+    mov r12, rsi
+    mov r13, rdx
+    mov esi, TASK_KIND_KTHREAD
+    call task_alloc
+    test rax, rax
+    jz .Lkthread_end
+    mov qword ptr [rax + TASK_KFUNC], r12
+    mov qword ptr [rax + TASK_KARG], r13
+.Lkthread_end:
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# idle_task_init - the idle task: a kernel thread running idle_loop with preempt_count 1.
+.global idle_task_init
+idle_task_init:
+    lea rdi, [rip + .Lidle_name]
+    mov esi, TASK_KIND_IDLE
+    call task_alloc
+    lea rcx, [rip + idle_loop]
+    mov qword ptr [rax + TASK_KFUNC], rcx
+    mov qword ptr [rax + TASK_PREEMPT_COUNT], 1
+    mov qword ptr [rax + TASK_STATE], TASK_RUNNABLE
+    mov qword ptr [rip + idle_task], rax
+    ret
+
+# task_create - RDI = name (string), RSI = user entry point.  A user task with its own address
+# space: the user program section mapped read-only and executable at its link address, heap
+# and stack demand-paged, and a pt_regs frame for its first return to ring 3.  Not started.
+# Returns RAX = the task, or 0 when no slot or no memory is left.
+.global task_create
+task_create:
+    push rbx
+    push r12
+    push r13
+    mov r13, rsi
+    mov esi, TASK_KIND_USER
+    call task_alloc
+    test rax, rax
+    jz .Lcreate_end
+    mov rbx, rax
     mov qword ptr [rbx + TASK_ENTRY], r13
     mov eax, USER_STACK_TOP
     mov qword ptr [rbx + TASK_USER_SP], rax
-    # The kernel stack: slot index * KERNEL_STACK_SIZE into task_stacks.
-    mov rax, rbx
-    lea rcx, [rip + tasks]
-    sub rax, rcx
-    xor edx, edx
-    mov ecx, TASK_SIZE
-    div rcx
-    imul rax, rax, KERNEL_STACK_SIZE
-    lea rcx, [rip + task_stacks]
-    add rax, rcx
-    mov qword ptr [rbx + TASK_KSTACK], rax
-    add rax, KERNEL_STACK_SIZE
-    mov qword ptr [rbx + TASK_KSTACK_TOP], rax
     call mm_create
     test rax, rax
-    jz .Lcreate_end
+    jz .Lno_memory
     mov qword ptr [rbx + TASK_PML4], rax
     mov rcx, KERNEL_VIRT_BASE
     sub rax, rcx
@@ -74,14 +233,23 @@ task_create:
     add r13, PAGE_SIZE
     jmp .Lmap_text
 .Ltext_mapped:
-    mov qword ptr [rbx + TASK_STATE], TASK_RUNNABLE
-    inc qword ptr [rip + tasks_created]
+    # The first return to user mode: the pt_regs frame at the top of the kernel stack.
+    mov rdi, qword ptr [rbx + TASK_KSTACK_TOP]
+    sub rdi, PT_SIZE
+    mov rax, qword ptr [rbx + TASK_ENTRY]
+    mov qword ptr [rdi + PT_IP], rax
+    mov qword ptr [rdi + PT_CS], USER_CS
+    mov qword ptr [rdi + PT_FLAGS], X86_EFLAGS_IF | 2
+    mov rax, qword ptr [rbx + TASK_USER_SP]
+    mov qword ptr [rdi + PT_SP], rax
+    mov qword ptr [rdi + PT_SS], USER_DS
+    mov qword ptr [rdi + PT_ORIG_AX], -1
     mov rax, rbx
     jmp .Lcreate_end
 .Lno_memory:
-    mov rdi, qword ptr [rbx + TASK_PML4]
-    call mm_destroy
-    mov qword ptr [rbx + TASK_STATE], TASK_UNUSED
+    mov qword ptr [rbx + TASK_STATE], TASK_DEAD
+    mov rdi, rbx
+    call task_reap
     xor eax, eax
 .Lcreate_end:
     pop r13
@@ -89,83 +257,78 @@ task_create:
     pop rbx
     ret
 
-# run_user_task - RDI = a task from task_create.  Runs it in ring 3 until it exits or is
-# killed, then reaps it.  Returns RAX = its exit code (128 + signal when killed).  Called with
-# interrupts off, at process level; returns in the same state.  Preserves rbx, rbp, r12-r15.
+# run_user_task - RDI = a task from task_create or kthread_create: start it and wait until it
+# has exited.  Returns RAX = its exit code (128 + signal when killed).  Called with interrupts
+# off at process level; returns so.  Other runnable tasks run meanwhile.
 .global run_user_task
 run_user_task:
     push rbx
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
-    mov qword ptr [rip + run_saved_rsp], rsp
     mov rbx, rdi
-    mov qword ptr gs:[PCPU_CURRENT], rbx
-    mov rax, qword ptr [rbx + TASK_KSTACK_TOP]
-    mov qword ptr gs:[PCPU_TOP_OF_STACK], rax
-    mov qword ptr [rip + cpu_tss + TSS_RSP0], rax
-    mov rcx, qword ptr [rbx + TASK_CR3]
-    mov cr3, rcx
-    # The first return to user mode: a pt_regs frame at the top of the kernel stack.
-    sub rax, PT_SIZE
-    mov rsp, rax
-    mov rdi, rsp
-    mov ecx, PT_SIZE / 8
-    xor eax, eax
-    rep stosq
-    mov rax, qword ptr [rbx + TASK_ENTRY]
-    mov qword ptr [rsp + PT_IP], rax
-    mov qword ptr [rsp + PT_CS], USER_CS
-    mov qword ptr [rsp + PT_FLAGS], X86_EFLAGS_IF | 2
-    mov rax, qword ptr [rbx + TASK_USER_SP]
-    mov qword ptr [rsp + PT_SP], rax
-    mov qword ptr [rsp + PT_SS], USER_DS
-    mov qword ptr [rsp + PT_ORIG_AX], -1
-    jmp ret_to_user_first
+    call enqueue_task
+.Lwait_exit:
+    cmp qword ptr [rbx + TASK_STATE], TASK_DEAD
+    je .Lexited
+    cmp qword ptr [rbx + TASK_STATE], TASK_UNUSED
+    je .Lexited
+    lea rdi, [rbx + TASK_EXIT_WQ]
+    call sleep_on
+    jmp .Lwait_exit
+.Lexited:
+    mov rax, qword ptr [rbx + TASK_EXIT_CODE]
+    pop rbx
+    ret
 
-# do_exit - RDI = exit code.  The current task ends: interrupts off, back to the kernel's
-# address space and stack, the task's memory freed, and run_user_task returns the code.
-# Does not return.
+# do_exit - RDI = exit code.  The current task ends: interrupts off, back on the kernel's
+# page tables, its user memory freed, waiters woken, and the CPU given away for good; the next
+# task reaps its stack.  Does not return.
 .global do_exit
 do_exit:
     mov rbx, rdi
-    pushfq
-    pop rax
-    test eax, X86_EFLAGS_IF
-    jz .Lirqs_off
-    call local_irq_disable
-.Lirqs_off:
+    call local_irq_disable_save
     mov r12, qword ptr gs:[PCPU_CURRENT]
     mov qword ptr [r12 + TASK_EXIT_CODE], rbx
-    mov qword ptr [r12 + TASK_STATE], TASK_DEAD
     mov edi, EV_TASK_EXIT
     mov rsi, rbx
     call event_log
     mov qword ptr gs:[PCPU_ENTRY_CTX], 0
-    lea rax, [rip + init_task]
-    mov qword ptr gs:[PCPU_CURRENT], rax
-    lea rax, [rip + boot_stack_end]
-    mov qword ptr gs:[PCPU_TOP_OF_STACK], rax
-    mov qword ptr [rip + cpu_tss + TSS_RSP0], rax
-    mov rsp, qword ptr [rip + run_saved_rsp]
-    # The entry from ring 3 loaded a NULL SS (64-bit mode does, on a privilege change); the
-    # context we return to ran with KERNEL_DS.
-    mov ax, KERNEL_DS
-    mov ss, ax
     mov rax, offset boot_pml4
     mov cr3, rax
     mov rdi, qword ptr [r12 + TASK_PML4]
+    test rdi, rdi
+    jz .Lno_mm
+    mov qword ptr [r12 + TASK_PML4], 0
+    mov qword ptr [r12 + TASK_CR3], 0
     call mm_destroy
-    mov qword ptr [r12 + TASK_STATE], TASK_UNUSED
+.Lno_mm:
+    # The entry from ring 3 loaded a NULL SS (64-bit mode does, on a privilege change).
+    mov ax, KERNEL_DS
+    mov ss, ax
+    mov qword ptr [r12 + TASK_STATE], TASK_DEAD
     inc qword ptr [rip + tasks_exited]
-    mov rax, rbx
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
+    lea rdi, [r12 + TASK_EXIT_WQ]
+    call wake_up
+    mov qword ptr gs:[PCPU_PREEMPT_COUNT], 0
+    xor edi, edi
+    call __schedule
+    ud2                                 # a dead task is never picked again
+
+# task_reap - RDI = a dead task that is not running: free its stack and its slot.
+.global task_reap
+task_reap:
+    push rbx
+    mov rbx, rdi
+    mov rdi, qword ptr [rbx + TASK_PML4]
+    test rdi, rdi
+    jz .Lreap_stack
+    mov qword ptr [rbx + TASK_PML4], 0
+    call mm_destroy
+.Lreap_stack:
+    cmp qword ptr [rbx + TASK_KSTACK_TOP], 0
+    je .Lreap_slot
+    mov rdi, qword ptr [rbx + TASK_SLOT]
+    call kstack_free
+.Lreap_slot:
+    mov qword ptr [rbx + TASK_STATE], TASK_UNUSED
     pop rbx
     ret
 
@@ -255,18 +418,15 @@ user_trap_kill:
     .asciz "  address %x\n"
 .Lkilled_fmt:
     .asciz "task %s[%u]: killed by signal %u\n"
+.Lidle_name:
+    .asciz "idle"
 
 .section .bss
 .balign 64
 .global tasks
 tasks:
     .zero MAX_TASKS * TASK_SIZE
-.balign 4096
-task_stacks:
-    .zero MAX_TASKS * KERNEL_STACK_SIZE
 .balign 8
-run_saved_rsp:
-    .zero 8
 next_pid:
     .zero 8
 .global tasks_created

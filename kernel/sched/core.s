@@ -1,11 +1,12 @@
-# The scheduler's part in the entry path, until the scheduler issue: current, preempt_count,
-# need-resched, and preempt_schedule_irq() as a stub that records its call and checks that
-# RCU allows scheduling (SPEC 6.3).
+# The toy scheduler: one CPU, a FIFO run queue, time slices from the tick, kernel preemption
+# through preempt_schedule_irq() on the exit path, wait queues, sleeping for ticks, the idle
+# task.  Everything here runs with interrupts off unless it says otherwise.
 .include "layout.inc"
 
 .section .data
 .balign 64
-# init_task - the task the kernel runs as before any other exists (Linux's init_task).
+# init_task - the task the kernel runs as from boot (Linux's init_task); its stack is the
+# boot stack.
 .global init_task
 init_task:
     .zero TASK_SIZE
@@ -32,21 +33,50 @@ clear_need_resched:
     and qword ptr [rax + TASK_FLAGS], ~TIF_NEED_RESCHED
     ret
 
-# preempt_disable / preempt_enable - the per-CPU preempt_count.  Clobber nothing.
+# preempt_disable - the per-CPU preempt_count.  Clobbers nothing.
 .global preempt_disable
 preempt_disable:
     inc qword ptr gs:[PCPU_PREEMPT_COUNT]
     ret
 
+# preempt_enable - drop a level; reschedule when it drops to 0 with need-resched set and
+# interrupts enabled (Linux's preempt_enable -> __preempt_schedule).  Clobbers caller-saved
+# registers when it schedules, nothing otherwise.
 .global preempt_enable
 preempt_enable:
     dec qword ptr gs:[PCPU_PREEMPT_COUNT]
+    jnz .Lno_preempt
+    push rax
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    test qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
+    jz .Lno_preempt_pop
+    pushfq
+    pop rax
+    test eax, X86_EFLAGS_IF
+    jz .Lno_preempt_pop
+    pop rax
+    jmp preempt_schedule
+.Lno_preempt_pop:
+    pop rax
+.Lno_preempt:
     ret
 
-# preempt_schedule_irq - STUB until the scheduler lands: checks that RCU is at process level
-# and watching (the only state in which scheduling is legal), records the call and consumes
-# the need-resched flag as a schedule() that picked the same task would.  Clobbers rax, rdi,
-# rsi.
+# preempt_enable_no_resched - drop a level without looking at need-resched.
+.global preempt_enable_no_resched
+preempt_enable_no_resched:
+    dec qword ptr gs:[PCPU_PREEMPT_COUNT]
+    ret
+
+# preempt_schedule - a preemption point reached with interrupts on: schedule with them off.
+preempt_schedule:
+    call local_irq_disable
+    mov edi, 1
+    call __schedule
+    jmp local_irq_enable
+
+# preempt_schedule_irq - called by __idtentry_exit on the way back to preemptible kernel code
+# with interrupts off, RCU at process level, and need-resched set.  Loops until need-resched
+# stays clear.  Returns with interrupts off.  Clobbers caller-saved registers.
 .global preempt_schedule_irq
 preempt_schedule_irq:
     call rcu_schedulable
@@ -59,12 +89,32 @@ preempt_schedule_irq:
     mov edi, EV_PREEMPT_SCHEDULE_IRQ
     xor esi, esi
     call event_log
-    jmp clear_need_resched
+.Lagain:
+    call preempt_disable
+    mov edi, 1
+    call __schedule
+    call preempt_enable_no_resched
+    call need_resched
+    test eax, eax
+    jnz .Lagain
+    ret
 
-# schedule - STUB until the scheduler lands: one task runs; consume need-resched.
+# schedule - give up the CPU (the caller has set its state, e.g. sleeping, or stays runnable).
+# Callable with interrupts on or off; returns in the same state.  Clobbers caller-saved
+# registers.
 .global schedule
 schedule:
-    jmp clear_need_resched
+    pushfq
+    pop rax
+    test eax, X86_EFLAGS_IF
+    jz .Lschedule_irqs_off
+    call local_irq_disable
+    xor edi, edi
+    call __schedule
+    jmp local_irq_enable
+.Lschedule_irqs_off:
+    xor edi, edi
+    jmp __schedule
 
 # rcu_schedulable - EAX = 1 when nesting > 0, nmi_nesting == NONIDLE and RCU watching.
 .global rcu_schedulable
@@ -82,3 +132,342 @@ rcu_schedulable:
     mov eax, 1
 .Lnot:
     ret
+
+# enqueue_task - RDI = task: runnable, at the tail of the run queue.  Clobbers rax.
+.global enqueue_task
+enqueue_task:
+    mov qword ptr [rdi + TASK_STATE], TASK_RUNNABLE
+    mov qword ptr [rdi + TASK_RUN_NEXT], 0
+    mov rax, qword ptr [rip + rq_tail]
+    test rax, rax
+    jz .Lenqueue_empty
+    mov qword ptr [rax + TASK_RUN_NEXT], rdi
+    mov qword ptr [rip + rq_tail], rdi
+    ret
+.Lenqueue_empty:
+    mov qword ptr [rip + rq_head], rdi
+    mov qword ptr [rip + rq_tail], rdi
+    ret
+
+# dequeue_task - RAX = the task at the head of the run queue, or 0.  Clobbers rcx.
+dequeue_task:
+    mov rax, qword ptr [rip + rq_head]
+    test rax, rax
+    jz .Ldequeue_done
+    mov rcx, qword ptr [rax + TASK_RUN_NEXT]
+    mov qword ptr [rip + rq_head], rcx
+    test rcx, rcx
+    jnz .Ldequeue_done
+    mov qword ptr [rip + rq_tail], 0
+.Ldequeue_done:
+    ret
+
+# wake_up_process - RDI = a sleeping task: make it runnable.  Clobbers rax.
+.global wake_up_process
+wake_up_process:
+    cmp qword ptr [rdi + TASK_STATE], TASK_SLEEPING
+    jne .Lnot_sleeping
+    inc qword ptr [rip + wakeups]
+    jmp enqueue_task
+.Lnot_sleeping:
+    ret
+
+# __schedule - EDI = 1 for a preemption (the task stays runnable), 0 for a voluntary call.
+# Interrupts off.  Picks the next task (FIFO; the idle task when none) and switches to it.
+# Clobbers caller-saved registers.
+.global __schedule
+__schedule:
+    push rbx
+    push r12
+    mov r12d, edi
+    mov rbx, qword ptr gs:[PCPU_CURRENT]
+    call rcu_note_context_switch
+    and qword ptr [rbx + TASK_FLAGS], ~TIF_NEED_RESCHED
+    cmp qword ptr [rbx + TASK_STATE], TASK_RUNNING
+    jne .Lprev_settled
+    test r12d, r12d
+    jz .Lprev_voluntary
+    inc qword ptr [rbx + TASK_PREEMPTIONS]
+.Lprev_voluntary:
+    cmp qword ptr [rbx + TASK_KIND], TASK_KIND_IDLE
+    je .Lprev_idle
+    mov rdi, rbx
+    call enqueue_task
+    jmp .Lprev_settled
+.Lprev_idle:
+    mov qword ptr [rbx + TASK_STATE], TASK_RUNNABLE
+.Lprev_settled:
+    call dequeue_task
+    test rax, rax
+    jnz .Lnext_found
+    mov rax, qword ptr [rip + idle_task]
+.Lnext_found:
+    mov qword ptr [rax + TASK_STATE], TASK_RUNNING
+    mov qword ptr [rax + TASK_SLICE], SLICE_TICKS
+    cmp rax, rbx
+    je .Lsame
+    inc qword ptr [rax + TASK_SWITCHES]
+    inc qword ptr [rip + context_switches]
+    mov rdi, rbx
+    mov rsi, rax
+    call context_switch
+    mov rdi, rax                        # the task we switched away from, seen from here
+    call finish_task_switch
+.Lsame:
+    pop r12
+    pop rbx
+    ret
+
+# context_switch - RDI = prev, RSI = next.  Address space, kernel stack for the next entry,
+# preempt_count (per task, as Linux saves it), then the registers.  Returns RAX = the task
+# that switched to us.
+context_switch:
+    mov rax, qword ptr [rsi + TASK_CR3]
+    test rax, rax
+    jnz .Lmm
+    mov rax, offset boot_pml4           # kernel threads run on the kernel's page tables
+.Lmm:
+    mov rcx, cr3
+    cmp rcx, rax
+    je .Lsame_mm
+    mov cr3, rax
+.Lsame_mm:
+    mov rax, qword ptr [rsi + TASK_KSTACK_TOP]
+    mov qword ptr gs:[PCPU_TOP_OF_STACK], rax
+    mov qword ptr [rip + cpu_tss + TSS_RSP0], rax
+    mov rax, qword ptr gs:[PCPU_PREEMPT_COUNT]
+    mov qword ptr [rdi + TASK_PREEMPT_COUNT], rax
+    mov rax, qword ptr [rsi + TASK_PREEMPT_COUNT]
+    mov qword ptr gs:[PCPU_PREEMPT_COUNT], rax
+    jmp switch_to
+
+# switch_to - RDI = prev, RSI = next: save the callee-saved registers and the stack pointer of
+# prev, load next's, return on next's stack with RAX = prev.
+.global switch_to
+switch_to:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    mov qword ptr [rdi + TASK_RSP], rsp
+    mov rsp, qword ptr [rsi + TASK_RSP]
+    mov qword ptr gs:[PCPU_CURRENT], rsi
+    mov rax, rdi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+# finish_task_switch - RDI = the task we switched away from.  A dead one is reaped here, on
+# another stack than its own.  Clobbers caller-saved registers.
+finish_task_switch:
+    cmp qword ptr [rdi + TASK_STATE], TASK_DEAD
+    jne .Lnothing_to_reap
+    jmp task_reap
+.Lnothing_to_reap:
+    ret
+
+# ret_from_fork - where a new task's first switch_to returns (RAX = prev).  Kernel threads
+# call their function with interrupts on and exit with its result; user tasks leave through
+# the exit to user mode with the pt_regs frame at the top of their stack.
+.global ret_from_fork
+ret_from_fork:
+    mov rdi, rax
+    call finish_task_switch
+    mov rbx, qword ptr gs:[PCPU_CURRENT]
+    cmp qword ptr [rbx + TASK_KIND], TASK_KIND_USER
+    je ret_to_user_first
+    call local_irq_enable
+    mov rdi, qword ptr [rbx + TASK_KARG]
+    call qword ptr [rbx + TASK_KFUNC]
+    mov rdi, rax
+    call do_exit
+
+# sleep_on - RDI = wait queue head (a quad): put the current task to sleep on it until
+# wake_up.  Interrupts off on entry (check the condition first, then sleep: no wake-up can
+# slip in between).  Clobbers caller-saved registers.
+.global sleep_on
+sleep_on:
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    mov rcx, qword ptr [rdi]
+    mov qword ptr [rax + TASK_WAIT_NEXT], rcx
+    mov qword ptr [rdi], rax
+    mov qword ptr [rax + TASK_STATE], TASK_SLEEPING
+    xor edi, edi
+    jmp __schedule
+
+# wake_up - RDI = wait queue head: wake every task on it.  Clobbers rax, rcx, rdi.
+.global wake_up
+wake_up:
+    mov rcx, qword ptr [rdi]
+    mov qword ptr [rdi], 0
+.Lwake_next:
+    test rcx, rcx
+    jz .Lwake_done
+    mov rdi, rcx
+    mov rcx, qword ptr [rcx + TASK_WAIT_NEXT]
+    call wake_up_process
+    jmp .Lwake_next
+.Lwake_done:
+    ret
+
+# sleep_ticks - RDI = ticks: the current task sleeps that long.  Callable with interrupts on
+# or off; returns in the same state.  Clobbers caller-saved registers.
+.global sleep_ticks
+sleep_ticks:
+    push rbx
+    push r12
+    mov r12, rdi
+    pushfq
+    pop rbx
+    call local_irq_disable_save
+    mov rax, qword ptr [rip + jiffies]
+    add rax, r12
+    mov rcx, qword ptr gs:[PCPU_CURRENT]
+    mov qword ptr [rcx + TASK_WAKE_TICK], rax
+    lea rdi, [rip + timer_wq]
+    call sleep_on
+    test ebx, X86_EFLAGS_IF
+    jz .Lslept
+    call local_irq_enable
+.Lslept:
+    pop r12
+    pop rbx
+    ret
+
+# local_irq_disable_save - like local_irq_disable, but only if interrupts are on.
+.global local_irq_disable_save
+local_irq_disable_save:
+    pushfq
+    pop rax
+    test eax, X86_EFLAGS_IF
+    jz .Lalready_off
+    jmp local_irq_disable
+.Lalready_off:
+    ret
+
+# sched_yield - let the other runnable tasks run first.
+.global sched_yield
+sched_yield:
+    inc qword ptr [rip + yields]
+    jmp schedule
+
+# scheduler_tick - from the timer interrupt: wake the sleepers whose time has come, charge the
+# current task's slice and ask for a reschedule when it is used up (or when the idle task
+# runs while others wait).  Clobbers caller-saved registers.
+.global scheduler_tick
+scheduler_tick:
+    push rbx
+    push r12
+    mov rcx, qword ptr [rip + timer_wq]
+    mov qword ptr [rip + timer_wq], 0
+.Ltimer_next:
+    test rcx, rcx
+    jz .Ltimers_done
+    mov rbx, rcx
+    mov rcx, qword ptr [rcx + TASK_WAIT_NEXT]
+    mov rax, qword ptr [rip + jiffies]
+    cmp rax, qword ptr [rbx + TASK_WAKE_TICK]
+    jb .Lnot_yet
+    push rcx
+    mov rdi, rbx
+    call wake_up_process
+    pop rcx
+    jmp .Ltimer_next
+.Lnot_yet:
+    mov rax, qword ptr [rip + timer_wq]
+    mov qword ptr [rbx + TASK_WAIT_NEXT], rax
+    mov qword ptr [rip + timer_wq], rbx
+    jmp .Ltimer_next
+.Ltimers_done:
+    mov rbx, qword ptr gs:[PCPU_CURRENT]
+    cmp qword ptr [rbx + TASK_KIND], TASK_KIND_IDLE
+    jne .Lcharge
+    cmp qword ptr [rip + rq_head], 0
+    je .Ltick_done
+    jmp .Lresched
+.Lcharge:
+    dec qword ptr [rbx + TASK_SLICE]
+    jg .Ltick_done
+    cmp qword ptr [rip + rq_head], 0
+    je .Lrefill                         # nobody else wants the CPU
+.Lresched:
+    or qword ptr [rbx + TASK_FLAGS], TIF_NEED_RESCHED
+.Lrefill:
+    mov qword ptr [rbx + TASK_SLICE], SLICE_TICKS
+.Ltick_done:
+    pop r12
+    pop rbx
+    ret
+
+# resched_curr - ask the current task to reschedule and make sure an interrupt exit sees it:
+# set need-resched, then the reschedule IPI to ourselves.  Clobbers rax, rdi, rsi.
+.global resched_curr
+resched_curr:
+    call set_need_resched
+    mov edi, RESCHEDULE_VECTOR
+    jmp send_self_ipi
+
+# __sysvec_reschedule_ipi - the lightweight reschedule IPI: acknowledge, count, fold
+# need-resched (scheduler_ipi); the switch itself happens on the exit path.
+.global __sysvec_reschedule_ipi
+__sysvec_reschedule_ipi:
+    call apic_eoi
+    inc qword ptr [rip + resched_ipis]
+    call need_resched
+    test eax, eax
+    jz .Lnothing_folded
+    inc qword ptr [rip + resched_ipis_folded]
+.Lnothing_folded:
+    ret
+
+.section .bss
+.balign 8
+rq_head:
+    .zero 8
+rq_tail:
+    .zero 8
+.global idle_task
+idle_task:
+    .zero 8
+timer_wq:
+    .zero 8
+.global context_switches
+context_switches:
+    .zero 8
+.global wakeups
+wakeups:
+    .zero 8
+.global yields
+yields:
+    .zero 8
+.global resched_ipis
+resched_ipis:
+    .zero 8
+.global resched_ipis_folded
+resched_ipis_folded:
+    .zero 8
+
+.section .text
+# sched_init - init_task becomes the running task on the boot stack; the idle task exists.
+.global sched_init
+sched_init:
+    lea rax, [rip + init_task]
+    lea rcx, [rip + .Linit_name]
+    mov qword ptr [rax + TASK_NAME], rcx
+    mov qword ptr [rax + TASK_KIND], TASK_KIND_KTHREAD
+    mov qword ptr [rax + TASK_STATE], TASK_RUNNING
+    mov qword ptr [rax + TASK_SLICE], SLICE_TICKS
+    lea rcx, [rip + boot_stack_end]
+    mov qword ptr [rax + TASK_KSTACK_TOP], rcx
+    call kstack_area_init
+    jmp idle_task_init
+
+.section .rodata
+.Linit_name:
+    .asciz "init"

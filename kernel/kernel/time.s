@@ -1,0 +1,87 @@
+# The tick: the local APIC timer's interrupt body, hard-interrupt and softirq context.
+.include "layout.inc"
+
+.section .text
+# __sysvec_apic_timer_interrupt - RDI = regs.  Acknowledge, count the tick, then the
+# scheduler's and RCU's per-tick work (Linux's update_process_times).
+.global __sysvec_apic_timer_interrupt
+__sysvec_apic_timer_interrupt:
+    push rbx
+    mov rbx, rdi
+    call apic_eoi
+    inc qword ptr [rip + jiffies]
+    call scheduler_tick
+    mov rdi, rbx
+    call rcu_sched_clock_irq
+    pop rbx
+    ret
+
+# irq_enter_rcu / irq_exit_rcu - hard-interrupt context in preempt_count; on the way out,
+# pending softirqs run (with interrupts enabled) unless already in interrupt context.
+# Clobber caller-saved registers.
+.global irq_enter_rcu
+irq_enter_rcu:
+    add qword ptr gs:[PCPU_PREEMPT_COUNT], HARDIRQ_OFFSET
+    ret
+
+.global irq_exit_rcu
+irq_exit_rcu:
+    sub qword ptr gs:[PCPU_PREEMPT_COUNT], HARDIRQ_OFFSET
+    cmp qword ptr [rip + softirq_pending], 0
+    je .Lno_softirq
+    test qword ptr gs:[PCPU_PREEMPT_COUNT], SOFTIRQ_MASK | HARDIRQ_MASK
+    jnz .Lno_softirq
+    jmp do_softirq
+.Lno_softirq:
+    ret
+
+# raise_softirq - EDI = softirq bit: run it on the next interrupt exit.  Clobbers rax.
+.global raise_softirq
+raise_softirq:
+    or qword ptr [rip + softirq_pending], rdi
+    ret
+
+# do_softirq - run the pending softirqs in softirq context with interrupts enabled (as
+# __do_softirq does), so that an interrupt can nest inside their work.  Entered and left with
+# interrupts off.  Clobbers caller-saved registers.
+.global do_softirq
+do_softirq:
+    push rbx
+    add qword ptr gs:[PCPU_PREEMPT_COUNT], SOFTIRQ_OFFSET
+.Lsoftirq_again:
+    mov rbx, qword ptr [rip + softirq_pending]
+    mov qword ptr [rip + softirq_pending], 0
+    inc qword ptr [rip + softirq_runs]
+    call local_irq_enable
+    test rbx, SOFTIRQ_RCU
+    jz .Lno_rcu
+    call rcu_core
+.Lno_rcu:
+    test rbx, SOFTIRQ_TEST
+    jz .Lno_test
+    mov rax, qword ptr [rip + softirq_test_hook]
+    test rax, rax
+    jz .Lno_test
+    call rax
+.Lno_test:
+    call local_irq_disable
+    cmp qword ptr [rip + softirq_pending], 0
+    jne .Lsoftirq_again
+    sub qword ptr gs:[PCPU_PREEMPT_COUNT], SOFTIRQ_OFFSET
+    pop rbx
+    ret
+
+.section .bss
+.balign 8
+.global jiffies
+jiffies:
+    .zero 8
+.global softirq_pending
+softirq_pending:
+    .zero 8
+.global softirq_runs
+softirq_runs:
+    .zero 8
+.global softirq_test_hook
+softirq_test_hook:
+    .zero 8
