@@ -143,6 +143,7 @@ CONSTANTS = {
     "EFAULT": 14,
     "ENOSYS": 38,
     "ENOMEM": 12,
+    "EINVAL": 22,
     # The local APIC (xAPIC, MMIO mapped uncached at APIC_VIRT by the boot page tables).
     "APIC_PHYS": 0xFEE00000,
     "APIC_VIRT": 0xFFFFFFFFC0000000,
@@ -188,6 +189,8 @@ CONSTANTS = {
     "SYS_PEEK": 3,
     "SYS_GETPID": 4,
     "SYS_NOTIFY": 5,
+    "SYS_SLEEP": 6,
+    "SYS_YIELD": 7,
     "CMDLINE_MAX": 1024,
     "KERNEL_STACK_SIZE": 0x4000,  # also KSTACK_PAGES * PAGE_SIZE
     "IST_STACK_SIZE": 0x1000,

@@ -34,6 +34,10 @@ do_int80_syscall:
     je .Lsys_getpid
     cmp r12, SYS_NOTIFY
     je .Lsys_notify
+    cmp r12, SYS_SLEEP
+    je .Lsys_sleep
+    cmp r12, SYS_YIELD
+    je .Lsys_yield
 .Lsys_done:
     call local_irq_disable
     pop r12
@@ -93,6 +97,22 @@ do_int80_syscall:
 .Lsys_notify:
     mov rax, qword ptr gs:[PCPU_CURRENT]
     or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED | TIF_NOTIFY_RESUME
+    mov qword ptr [rbx + PT_AX], 0
+    jmp .Lsys_done
+
+# sleep(ticks): 1..1000 ticks.  RAX = 0, or -EINVAL.
+.Lsys_sleep:
+    mov rdi, qword ptr [rbx + PT_DI]
+    lea rax, [rdi - 1]
+    mov qword ptr [rbx + PT_AX], -EINVAL
+    cmp rax, 999
+    ja .Lsys_done
+    call sleep_ticks
+    mov qword ptr [rbx + PT_AX], 0
+    jmp .Lsys_done
+
+.Lsys_yield:
+    call sched_yield
     mov qword ptr [rbx + PT_AX], 0
     jmp .Lsys_done
 

@@ -31,9 +31,20 @@ __idtentry_enter:
 .Lenter_kernel:
     test r12d, r12d
     jz .Lenter_rcu
+    cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
+    jne .Lenter_policy_v58
     call __rcu_is_watching
     test eax, eax
     jnz .Lenter_watching
+    jmp .Lenter_cond_taken
+.Lenter_policy_v58:
+    # entry_policy=v58 (Linux v5.8, commit 0bf3924bfabd): RCU is entered on every interrupt
+    # of the idle task, watching or not, so that a nested interrupt is never mistaken for
+    # the first one from idle.
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    cmp qword ptr [rax + TASK_KIND], TASK_KIND_IDLE
+    jne .Lenter_watching
+.Lenter_cond_taken:
     inc qword ptr gs:[PCPU_COND_RCU_TAKEN]
     jmp .Lenter_rcu_counted
 .Lenter_rcu:
@@ -104,6 +115,13 @@ __idtentry_exit:
     jz .Lexit_irqs_off
     cmp qword ptr gs:[PCPU_PREEMPT_COUNT], 0
     jne .Lexit_preempt_disabled
+    # entry_policy=v58 never preempts on the rcu_exit path: it leaves as with preemption
+    # disabled.
+    test r12d, r12d
+    jz .Lexit_preemptible
+    cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
+    jne .Lexit_preempt_disabled
+.Lexit_preemptible:
     # Preemptible kernel: RCU first, so that scheduling happens in process-level RCU state.
     INSTRUMENTATION_BEGIN
     test r12d, r12d

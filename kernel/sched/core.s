@@ -172,23 +172,21 @@ wake_up_process:
 .Lnot_sleeping:
     ret
 
-# __schedule - EDI = 1 for a preemption (the task stays runnable), 0 for a voluntary call.
-# Interrupts off.  Picks the next task (FIFO; the idle task when none) and switches to it.
+# __schedule - interrupts off.  The current task stays runnable unless it set another state
+# (sleeping, dead) first.  Picks the next task (FIFO; the idle task when none) and switches to it.
 # Clobbers caller-saved registers.
 .global __schedule
 __schedule:
     push rbx
     push r12
-    mov r12d, edi
     mov rbx, qword ptr gs:[PCPU_CURRENT]
     call rcu_note_context_switch
     and qword ptr [rbx + TASK_FLAGS], ~TIF_NEED_RESCHED
     cmp qword ptr [rbx + TASK_STATE], TASK_RUNNING
     jne .Lprev_settled
-    test r12d, r12d
-    jz .Lprev_voluntary
+    # Still runnable: an involuntary switch (preemption, exit-to-user reschedule, yield), as
+    # Linux counts nivcsw.
     inc qword ptr [rbx + TASK_PREEMPTIONS]
-.Lprev_voluntary:
     cmp qword ptr [rbx + TASK_KIND], TASK_KIND_IDLE
     je .Lprev_idle
     mov rdi, rbx

@@ -171,3 +171,25 @@ user_touch_heap:
     mov rax, USER_HEAP_BASE
     mov qword ptr [rax], rax
     EXIT 0
+
+# user_sleeper - sleep 3 ticks, yield, check the pid, exit 0.
+.global user_sleeper
+user_sleeper:
+    mov edi, 3
+    SYSCALL SYS_SLEEP
+    test rax, rax
+    jnz .Lsleeper_bad
+    mov edi, 5000
+    SYSCALL SYS_SLEEP
+    cmp rax, -EINVAL
+    jne .Lsleeper_bad
+    SYSCALL SYS_YIELD
+    EXIT 0
+.Lsleeper_bad:
+    EXIT 1
+
+# user_spin - never yields, never makes a call: only preemption takes the CPU back.
+.global user_spin
+user_spin:
+    inc rbx
+    jmp user_spin

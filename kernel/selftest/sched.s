@@ -1,0 +1,365 @@
+# The tick, the scheduler and RCU grace periods: self-tests that let the timer in.
+.include "layout.inc"
+.include "selftest.inc"
+
+.section .text
+# task_wait - RDI = a started task: sleep until it has exited.  RAX = its exit code.
+.global task_wait
+task_wait:
+    push rbx
+    mov rbx, rdi
+.Lwait:
+    cmp qword ptr [rbx + TASK_STATE], TASK_DEAD
+    je .Ldone
+    cmp qword ptr [rbx + TASK_STATE], TASK_UNUSED
+    je .Ldone
+    lea rdi, [rbx + TASK_EXIT_WQ]
+    call sleep_on
+    jmp .Lwait
+.Ldone:
+    mov rax, qword ptr [rbx + TASK_EXIT_CODE]
+    pop rbx
+    ret
+
+# send_sig - RDI = task, ESI = signal: it dies on its next way back to user mode.
+.global send_sig
+send_sig:
+    mov qword ptr [rdi + TASK_SIGNAL], rsi
+    or qword ptr [rdi + TASK_FLAGS], TIF_SIGPENDING
+    ret
+
+# spin_fn - a kernel thread that never yields: RDI = counter; it counts until spin_stop.
+spin_fn:
+    inc qword ptr [rdi]
+    cmp qword ptr [rip + spin_stop], 0
+    je spin_fn
+    xor eax, eax
+    ret
+
+# sched_timer_ticks - the tick runs at hz=: sleeping 5 ticks takes 5 timer interrupts.
+selftest_sched_timer_ticks:
+    push rbx
+    push r12
+    call timer_unblock
+    mov rbx, qword ptr [rip + jiffies]
+    mov r12, qword ptr [rip + irq_counts + LOCAL_TIMER_VECTOR * 8]
+    mov edi, 5
+    call sleep_ticks
+    lea rax, [rip + .Lfew_ticks]
+    mov rcx, qword ptr [rip + jiffies]
+    sub rcx, rbx
+    cmp rcx, 5
+    jb .Lticks_end
+    mov rcx, qword ptr [rip + irq_counts + LOCAL_TIMER_VECTOR * 8]
+    sub rcx, r12
+    cmp rcx, 5
+    jb .Lticks_end
+    lea rax, [rip + .Lidle_unused]
+    cmp qword ptr [rip + idle_entries], 0
+    je .Lticks_end
+    xor eax, eax
+.Lticks_end:
+    pop r12
+    pop rbx
+    ret
+
+# sched_preempts_spinning_kthreads - two kernel threads that never yield both make progress
+# while the test sleeps: the tick's time slice and preempt_schedule_irq() on the exit path
+# take the CPU from each in turn.
+selftest_sched_preempts_spinning_kthreads:
+    push rbx
+    push r12
+    push r13
+    call timer_unblock
+    mov qword ptr [rip + spin_stop], 0
+    mov qword ptr [rip + spin_count_a], 0
+    mov qword ptr [rip + spin_count_b], 0
+    mov r13, qword ptr gs:[PCPU_PREEMPT_SCHEDULE_IRQ_COUNT]
+    lea rdi, [rip + .Lspin_a]
+    lea rsi, [rip + spin_fn]
+    lea rdx, [rip + spin_count_a]
+    call kthread_create
+    mov rbx, rax
+    lea rdi, [rip + .Lspin_b]
+    lea rsi, [rip + spin_fn]
+    lea rdx, [rip + spin_count_b]
+    call kthread_create
+    mov r12, rax
+    mov rdi, rbx
+    call enqueue_task
+    mov rdi, r12
+    call enqueue_task
+    mov edi, 20
+    call sleep_ticks
+    mov qword ptr [rip + spin_stop], 1
+    mov rdi, rbx
+    call task_wait
+    mov rdi, r12
+    call task_wait
+    lea rdi, [rip + .Lspin_fmt]
+    mov rsi, qword ptr [rip + spin_count_a]
+    mov rdx, qword ptr [rip + spin_count_b]
+    mov rcx, qword ptr [rbx + TASK_PREEMPTIONS]
+    mov r8, qword ptr [r12 + TASK_PREEMPTIONS]
+    call printk
+    lea rax, [rip + .Lstarved]
+    cmp qword ptr [rip + spin_count_a], 0
+    je .Lspin_end
+    cmp qword ptr [rip + spin_count_b], 0
+    je .Lspin_end
+    lea rax, [rip + .Lnot_preempted]
+    cmp qword ptr [rbx + TASK_PREEMPTIONS], 0
+    je .Lspin_end
+    cmp qword ptr [r12 + TASK_PREEMPTIONS], 0
+    je .Lspin_end
+    cmp qword ptr gs:[PCPU_PREEMPT_SCHEDULE_IRQ_COUNT], r13
+    je .Lspin_end
+    xor eax, eax
+.Lspin_end:
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# sched_task_reaping - a kernel thread that returns at once: its stack pages come back.
+selftest_sched_task_reaping:
+    push rbx
+    mov rbx, qword ptr [rip + free_pages]
+    lea rdi, [rip + .Lshort]
+    lea rsi, [rip + short_fn]
+    mov edx, 42
+    call kthread_create
+    push rax
+    mov rdi, rax
+    call enqueue_task
+    pop rdi
+    call task_wait
+    lea rcx, [rip + .Lwrong_exit]
+    cmp rax, 42
+    jne .Lreap_fail
+    lea rcx, [rip + .Lpages_lost]
+    cmp qword ptr [rip + free_pages], rbx
+    jne .Lreap_fail
+    xor ecx, ecx
+.Lreap_fail:
+    mov rax, rcx
+    pop rbx
+    ret
+
+short_fn:
+    mov rax, rdi
+    ret
+
+# sched_wait_queue - a kernel thread sleeps on a wait queue until the test wakes it.
+selftest_sched_wait_queue:
+    push rbx
+    mov qword ptr [rip + wq_flag], 0
+    lea rdi, [rip + .Lwaiter]
+    lea rsi, [rip + waiter_fn]
+    xor edx, edx
+    call kthread_create
+    mov rbx, rax
+    mov rdi, rbx
+    call enqueue_task
+    call sched_yield                    # let it run and go to sleep
+    lea rax, [rip + .Lnot_asleep]
+    cmp qword ptr [rbx + TASK_STATE], TASK_SLEEPING
+    jne .Lwq_end
+    mov qword ptr [rip + wq_flag], 1
+    lea rdi, [rip + test_wq]
+    call wake_up
+    mov rdi, rbx
+    call task_wait
+    mov rcx, rax
+    lea rax, [rip + .Lwrong_exit]
+    cmp rcx, 7
+    jne .Lwq_end
+    xor eax, eax
+.Lwq_end:
+    pop rbx
+    ret
+
+waiter_fn:
+    call local_irq_disable
+.Lwaiter_check:
+    cmp qword ptr [rip + wq_flag], 0
+    jne .Lwaiter_woken
+    lea rdi, [rip + test_wq]
+    call sleep_on
+    jmp .Lwaiter_check
+.Lwaiter_woken:
+    call local_irq_enable
+    mov eax, 7
+    ret
+
+# sched_user_sleep_and_yield - a user task sleeps 3 ticks (and gets -EINVAL for 5000) and
+# yields through system calls.
+selftest_sched_user_sleep_and_yield:
+    push rbx
+    call timer_unblock
+    mov rbx, qword ptr [rip + jiffies]
+    lea rdi, [rip + .Lsleeper]
+    mov rsi, offset user_sleeper
+    call task_create
+    mov rdi, rax
+    call run_user_task
+    lea rcx, [rip + .Lwrong_exit]
+    test rax, rax
+    jnz .Lsleep_fail
+    lea rcx, [rip + .Lfew_ticks]
+    mov rax, qword ptr [rip + jiffies]
+    sub rax, rbx
+    cmp rax, 3
+    jb .Lsleep_fail
+    xor ecx, ecx
+.Lsleep_fail:
+    mov rax, rcx
+    pop rbx
+    ret
+
+# sched_user_spinner_cannot_starve - a user task that never yields or calls the kernel runs
+# beside a kernel thread that counts; both progress, then the spinner is killed.
+selftest_sched_user_spinner_cannot_starve:
+    push rbx
+    push r12
+    call timer_unblock
+    mov qword ptr [rip + spin_stop], 0
+    mov qword ptr [rip + spin_count_a], 0
+    lea rdi, [rip + .Lspinner]
+    mov rsi, offset user_spin
+    call task_create
+    mov rbx, rax
+    lea rdi, [rip + .Lspin_a]
+    lea rsi, [rip + spin_fn]
+    lea rdx, [rip + spin_count_a]
+    call kthread_create
+    mov r12, rax
+    mov rdi, rbx
+    call enqueue_task
+    mov rdi, r12
+    call enqueue_task
+    mov edi, 10
+    call sleep_ticks
+    mov rdi, rbx
+    mov esi, SIGKILL
+    call send_sig
+    mov qword ptr [rip + spin_stop], 1
+    mov rdi, rbx
+    call task_wait
+    push rax
+    mov rdi, r12
+    call task_wait
+    pop rcx
+    lea rax, [rip + .Lwrong_exit]
+    cmp rcx, 128 + SIGKILL
+    jne .Lspinner_end
+    lea rax, [rip + .Lstarved]
+    cmp qword ptr [rip + spin_count_a], 0
+    je .Lspinner_end
+    lea rax, [rip + .Lnot_preempted]
+    cmp qword ptr [rbx + TASK_PREEMPTIONS], 0
+    je .Lspinner_end
+    xor eax, eax
+.Lspinner_end:
+    pop r12
+    pop rbx
+    ret
+
+# rcu_synchronize - synchronize_rcu() waits for a grace period that starts and completes.
+selftest_rcu_synchronize:
+    push rbx
+    call timer_unblock
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    call synchronize_rcu
+    lea rax, [rip + .Lno_gp]
+    cmp qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED], rbx
+    je .Lsync_end
+    lea rax, [rip + .Lpremature]
+    cmp qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS], 0
+    jne .Lsync_end
+    xor eax, eax
+.Lsync_end:
+    pop rbx
+    ret
+
+# rcu_call_rcu_and_barrier - a callback runs only after a grace period, and rcu_barrier()
+# returns only once it has run.
+selftest_rcu_call_rcu_and_barrier:
+    push rbx
+    call timer_unblock
+    mov qword ptr [rip + cb_ran_at_gp], -1
+    mov rbx, qword ptr [rip + rcu_gp_seq]
+    lea rdi, [rip + test_rcu_head]
+    lea rsi, [rip + test_cb]
+    call call_rcu
+    call rcu_barrier
+    lea rax, [rip + .Lcb_not_run]
+    mov rcx, qword ptr [rip + cb_ran_at_gp]
+    cmp rcx, -1
+    je .Lcb_end
+    lea rax, [rip + .Lcb_early]
+    add rbx, 2
+    cmp rcx, rbx                        # at least one whole grace period after call_rcu
+    jb .Lcb_end
+    xor eax, eax
+.Lcb_end:
+    pop rbx
+    ret
+
+test_cb:
+    mov rax, qword ptr [rip + rcu_gp_seq]
+    mov qword ptr [rip + cb_ran_at_gp], rax
+    ret
+
+SELFTEST sched_timer_ticks, selftest_sched_timer_ticks
+SELFTEST sched_preempts_spinning_kthreads, selftest_sched_preempts_spinning_kthreads
+SELFTEST sched_task_reaping, selftest_sched_task_reaping
+SELFTEST sched_wait_queue, selftest_sched_wait_queue
+SELFTEST sched_user_sleep_and_yield, selftest_sched_user_sleep_and_yield
+SELFTEST sched_user_spinner_cannot_starve, selftest_sched_user_spinner_cannot_starve
+SELFTEST rcu_synchronize, selftest_rcu_synchronize
+SELFTEST rcu_call_rcu_and_barrier, selftest_rcu_call_rcu_and_barrier
+
+.section .rodata
+.Lspin_a:
+    .asciz "spin-a"
+.Lspin_b:
+    .asciz "spin-b"
+.Lshort:
+    .asciz "short"
+.Lwaiter:
+    .asciz "waiter"
+.Lsleeper:
+    .asciz "sleeper"
+.Lspinner:
+    .asciz "user-spinner"
+.Lspin_fmt:
+    .asciz "# spinners counted %u and %u, preempted %u and %u times\n"
+REASON .Lfew_ticks, "fewer ticks than slept"
+REASON .Lidle_unused, "the idle task never ran"
+REASON .Lstarved, "a task never ran: starved"
+REASON .Lnot_preempted, "a task that never yields was never preempted"
+REASON .Lwrong_exit, "the task did not exit as expected"
+REASON .Lpages_lost, "the task's stack pages did not come back"
+REASON .Lnot_asleep, "the waiter is not asleep on the wait queue"
+REASON .Lno_gp, "no grace period completed"
+REASON .Lpremature, "a quiescent state was reported inside a reader"
+REASON .Lcb_not_run, "the callback did not run"
+REASON .Lcb_early, "the callback ran before a full grace period"
+
+.section .bss
+.balign 8
+spin_stop:
+    .zero 8
+spin_count_a:
+    .zero 8
+spin_count_b:
+    .zero 8
+wq_flag:
+    .zero 8
+test_wq:
+    .zero 8
+cb_ran_at_gp:
+    .zero 8
+test_rcu_head:
+    .zero RCU_HEAD_SIZE
