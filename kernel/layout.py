@@ -109,6 +109,11 @@ CONSTANTS = {
     "USER_STACK_TOP": 0x80000000,
     "USER_STACK_SIZE": 0x10000,
     "USER_TOP": 0x800000000000,
+    # A "file-backed" region: its pages must be read in by a simulated I/O that completes
+    # IO_TICKS ticks later; the faulting task sleeps meanwhile (the seed's case 1).
+    "USER_FILE_BASE": 0x40000000,
+    "USER_FILE_SIZE": 0x10000,
+    "IO_TICKS": 3,
     "PTE_PRESENT": 1,
     "PTE_WRITE": 2,
     "PTE_USER": 4,

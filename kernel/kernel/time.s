@@ -10,6 +10,7 @@ __sysvec_apic_timer_interrupt:
     mov rbx, rdi
     call apic_eoi
     inc qword ptr [rip + jiffies]
+    call io_tick
     call scheduler_tick
     mov rdi, rbx
     call rcu_sched_clock_irq

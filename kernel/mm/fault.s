@@ -154,6 +154,10 @@ fault_in_user_page:
     mov qword ptr [rbx + TASK_SAME_FAULT_COUNT], 0
 .Lcheck_region:
     mov rax, r12
+    sub rax, USER_FILE_BASE
+    cmp rax, USER_FILE_SIZE
+    jb .Lread_in
+    mov rax, r12
     sub rax, USER_HEAP_BASE
     cmp rax, USER_HEAP_SIZE
     jb .Lmap
@@ -165,6 +169,7 @@ fault_in_user_page:
     call page_alloc
     test rax, rax
     jz .Lbad
+.Lmap_page:
     mov rdx, KERNEL_VIRT_BASE
     sub rax, rdx
     mov rdx, rax
@@ -181,10 +186,83 @@ fault_in_user_page:
     pop r12
     pop rbx
     ret
+.Lread_in:
+    # The page must be read in: start the I/O and sleep until the tick completes it.
+    pushfq
+    pop rax
+    test eax, X86_EFLAGS_IF
+    jz .Lbad                            # cannot sleep with interrupts off
+    mov rdi, r12
+    call read_in_page                   # RAX = the page, filled
+    test rax, rax
+    jz .Lbad
+    jmp .Lmap_page
 .Lbad:
     mov eax, 1
     pop r12
     pop rbx
+    ret
+
+# read_in_page - RDI = user address (page aligned).  Allocate a page, start a simulated read
+# that the tick completes IO_TICKS later, and sleep until then: a page fault that sleeps.
+# Called with interrupts on.  Returns RAX = the page (kernel address), or 0.
+.global read_in_page
+read_in_page:
+    push rbx
+    push r12
+    mov r12, rdi
+    call page_alloc
+    test rax, rax
+    jz .Lread_done
+    mov rbx, rax
+    call local_irq_disable
+    mov qword ptr [rip + io_page], rbx
+    mov qword ptr [rip + io_addr], r12
+    mov rax, qword ptr [rip + jiffies]
+    add rax, IO_TICKS
+    mov qword ptr [rip + io_ready_tick], rax
+    mov qword ptr [rip + io_done], 0
+    inc qword ptr [rip + io_sleeps]
+    # What RCU looks like while this task sleeps: process level, watching (the entry took
+    # the cond path and did not call rcu_irq_enter()).
+    mov rax, qword ptr gs:[PCPU_DYNTICKS_NESTING]
+    mov qword ptr [rip + io_sleep_rcu], rax
+    mov rax, qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING]
+    mov qword ptr [rip + io_sleep_rcu + 8], rax
+    mov rax, qword ptr gs:[PCPU_DYNTICKS]
+    mov qword ptr [rip + io_sleep_rcu + 16], rax
+.Lio_wait:
+    cmp qword ptr [rip + io_done], 0
+    jne .Lio_complete
+    lea rdi, [rip + io_wq]
+    call sleep_on
+    jmp .Lio_wait
+.Lio_complete:
+    inc qword ptr [rip + io_wakeups]
+    call local_irq_enable
+    mov rax, rbx
+.Lread_done:
+    pop r12
+    pop rbx
+    ret
+
+# io_tick - from the tick: complete the pending read when its time has come (the page gets
+# its "file contents": the address it is read for, at offset 0), wake the sleeper.
+.global io_tick
+io_tick:
+    mov rdi, qword ptr [rip + io_page]
+    test rdi, rdi
+    jz .Lno_io
+    mov rax, qword ptr [rip + jiffies]
+    cmp rax, qword ptr [rip + io_ready_tick]
+    jb .Lno_io
+    mov rax, qword ptr [rip + io_addr]
+    mov qword ptr [rdi], rax
+    mov qword ptr [rip + io_page], 0
+    mov qword ptr [rip + io_done], 1
+    lea rdi, [rip + io_wq]
+    jmp wake_up
+.Lno_io:
     ret
 
 # pf_nested_probe - the nested-fault self-test's hook: while handling a fault on
@@ -262,3 +340,25 @@ pf_nest_outer_cr2:
 .global pf_nest_cr2_after
 pf_nest_cr2_after:
     .zero 8
+
+# The simulated disk: one read in flight at a time.
+.balign 8
+io_page:
+    .zero 8
+io_addr:
+    .zero 8
+io_ready_tick:
+    .zero 8
+io_done:
+    .zero 8
+io_wq:
+    .zero 8
+.global io_sleeps
+io_sleeps:
+    .zero 8
+.global io_wakeups
+io_wakeups:
+    .zero 8
+.global io_sleep_rcu
+io_sleep_rcu:
+    .zero 24

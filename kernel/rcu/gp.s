@@ -281,3 +281,16 @@ rcu_barrier_head:
 .global rcu_stats
 rcu_stats:
     .zero RCU_STATS_SIZE
+
+.section .text
+# rcu_force_gp_for_test - make sure a grace period is in progress and waits for this CPU.
+# Interrupts off.  For the entry-policy self-test.
+.global rcu_force_gp_for_test
+rcu_force_gp_for_test:
+    test qword ptr [rip + rcu_gp_seq], 1
+    jnz .Lforce_owed
+    inc qword ptr [rip + rcu_gp_seq]
+    inc qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
+.Lforce_owed:
+    mov qword ptr [rip + rcu_qs_pending], 1
+    ret

@@ -298,6 +298,56 @@ selftest_exit_irqs_on_cond_preempt_disabled:
     CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves, ANY, X86_TRAP_PAGE_FAULT
     jmp .Lreturn
 
+# The lightweight reschedule IPI (SYSVEC_SIMPLE) on the cond-RCU path ------------------------
+
+# hitting the idle task's RCU idle section: RCU is entered (and left through the
+# preempt_count > 0 rows: the idle task runs with preemption disabled).
+selftest_resched_ipi_hits_idle:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    lea rax, [rip + ipi_idle_hook]
+    mov qword ptr [rip + idle_hook], rax
+    call timer_unblock
+    mov edi, 2
+    call sleep_ticks
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, RESCHEDULE_VECTOR
+    jmp .Lreturn
+
+# ipi_idle_hook - in the idle task, interrupts off: the IPI stays pending until the idle
+# loop's sti, so it arrives inside the RCU idle section.
+ipi_idle_hook:
+    mov qword ptr [rip + idle_hook], 0
+    mov edi, RESCHEDULE_VECTOR
+    jmp send_self_ipi
+
+# hitting a busy kernel thread: RCU is watching, so it is not entered; the switch happens on
+# the exit path (preempt_schedule_irq).
+selftest_resched_ipi_hits_busy_kthread:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    lea rdi, [rip + .Lbusy_name]
+    lea rsi, [rip + ipi_busy_fn]
+    xor edx, edx
+    call kthread_create
+    push rax
+    mov rdi, rax
+    call enqueue_task
+    pop rdi
+    call task_wait
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcombo_off, 0, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_cond_resched, ANY, RESCHEDULE_VECTOR
+    jmp .Lreturn
+
+# ipi_busy_fn - a kernel thread (interrupts on) asks itself to reschedule: the IPI arrives at
+# once, in this thread.
+ipi_busy_fn:
+    call resched_curr
+    xor eax, eax
+    ret
+
 .Lcheck_resched_consumed:
     call need_resched
     lea rcx, [rip + .Lresched_left]
@@ -340,6 +390,8 @@ SELFTEST exit_irqs_on_cond_preemptible, selftest_exit_irqs_on_cond_preemptible
 SELFTEST exit_irqs_on_cond_need_resched_stub, selftest_exit_irqs_on_cond_need_resched_stub
 SELFTEST exit_irqs_on_rcu_exit_preempt_disabled, selftest_exit_irqs_on_rcu_exit_preempt_disabled
 SELFTEST exit_irqs_on_cond_preempt_disabled, selftest_exit_irqs_on_cond_preempt_disabled
+SELFTEST resched_ipi_hits_idle, selftest_resched_ipi_hits_idle
+SELFTEST resched_ipi_hits_busy_kthread, selftest_resched_ipi_hits_busy_kthread
 
 .section .rodata
 .balign 2
@@ -368,6 +420,8 @@ SELFTEST exit_irqs_on_cond_preempt_disabled, selftest_exit_irqs_on_cond_preempt_
     .word EV_LOCKDEP_HARDIRQS_ON, 0
 .Lexit_halves:
     .word EV_TRACE_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON, 0
+.Lbusy_name:
+    .asciz "ipi-busy"
 .Lnotify_name:
     .asciz "entry-syscall"
 .Ltouch_name:

@@ -268,17 +268,20 @@ selftest_sched_user_spinner_cannot_starve:
 # rcu_synchronize - synchronize_rcu() waits for a grace period that starts and completes.
 selftest_rcu_synchronize:
     push rbx
+    push r12
     call timer_unblock
     mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    mov r12, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
     call synchronize_rcu
     lea rax, [rip + .Lno_gp]
     cmp qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED], rbx
     je .Lsync_end
     lea rax, [rip + .Lpremature]
-    cmp qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS], 0
+    cmp qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS], r12
     jne .Lsync_end
     xor eax, eax
 .Lsync_end:
+    pop r12
     pop rbx
     ret
 
@@ -363,3 +366,78 @@ cb_ran_at_gp:
     .zero 8
 test_rcu_head:
     .zero RCU_HEAD_SIZE
+
+.section .text
+# page_fault_sleeps - the seed's case 1: a kernel-mode fault on a user address whose page must
+# be read in sleeps inside the handler while other tasks run, then the access completes.  The
+# entry took the cond path without rcu_irq_enter(), and RCU stayed at process level.
+selftest_page_fault_sleeps:
+    push rbx
+    push r12
+    push r13
+    call timer_unblock
+    call event_seq
+    mov r13, rax
+    mov r12, qword ptr [rip + io_sleeps]
+    mov qword ptr [rip + spin_stop], 0
+    mov qword ptr [rip + spin_count_a], 0
+    lea rdi, [rip + .Lspin_a]
+    lea rsi, [rip + spin_fn]
+    lea rdx, [rip + spin_count_a]
+    call kthread_create
+    mov rbx, rax
+    mov rdi, rbx
+    call enqueue_task
+    lea rdi, [rip + .Lreader]
+    mov rsi, offset user_read_file
+    call task_create
+    mov rdi, rax
+    call run_user_task
+    push rax
+    mov qword ptr [rip + spin_stop], 1
+    mov rdi, rbx
+    call task_wait
+    pop rcx
+    lea rax, [rip + .Lwrong_exit]
+    test rcx, rcx
+    jnz .Lsleeps_end
+    lea rax, [rip + .Lno_sleep]
+    mov rcx, qword ptr [rip + io_sleeps]
+    sub rcx, r12
+    cmp rcx, 2
+    jb .Lsleeps_end
+    lea rax, [rip + .Lstarved]
+    cmp qword ptr [rip + spin_count_a], 0
+    je .Lsleeps_end
+    lea rax, [rip + .Lsleep_rcu_state]
+    cmp qword ptr [rip + io_sleep_rcu], 1
+    jne .Lsleeps_end
+    mov rcx, DYNTICK_IRQ_NONIDLE
+    cmp qword ptr [rip + io_sleep_rcu + 8], rcx
+    jne .Lsleeps_end
+    test qword ptr [rip + io_sleep_rcu + 16], RCU_DYNTICKS_WATCHING
+    jz .Lsleeps_end
+    # The kernel-mode fault's entry: trace_hardirqs_off only, no rcu_irq_enter().
+    mov rdi, r13
+    mov esi, EV_IDTENTRY_ENTER
+    mov edx, EV_IDTENTRY_ENTER_END
+    lea rcx, [rip + .Ltrace_off_only]
+    xor r8d, r8d
+    mov r9d, X86_TRAP_PAGE_FAULT
+    call expect_calls
+.Lsleeps_end:
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+SELFTEST page_fault_sleeps, selftest_page_fault_sleeps
+
+.section .rodata
+.balign 2
+.Ltrace_off_only:
+    .word EV_TRACE_HARDIRQS_OFF, 0
+.Lreader:
+    .asciz "file-reader"
+REASON .Lno_sleep, "the faults did not sleep for their reads"
+REASON .Lsleep_rcu_state, "RCU was not at process level while the faulting task slept"

@@ -193,3 +193,21 @@ user_sleeper:
 user_spin:
     inc rbx
     jmp user_spin
+
+# user_read_file - the kernel reads a "file" page for us (copy_from_user faults in kernel mode
+# and sleeps until the read completes), then we touch another page ourselves (a user-mode
+# fault that sleeps).  Exits 0 when both hold the address they were read for.
+.global user_read_file
+user_read_file:
+    mov edi, USER_FILE_BASE
+    SYSCALL SYS_PEEK
+    test rax, rax
+    jnz .Lfile_bad
+    cmp rdx, USER_FILE_BASE
+    jne .Lfile_bad
+    mov eax, USER_FILE_BASE + 0x1000
+    cmp qword ptr [rax], rax
+    jne .Lfile_bad
+    EXIT 0
+.Lfile_bad:
+    EXIT 1
