@@ -181,9 +181,20 @@ CONSTANTS = {
     "HARDIRQ_OFFSET": 0x10000,
     "HARDIRQ_MASK": 0xF0000,
     "NMI_OFFSET": 0x100000,
+    # The RCU torture test: options and their ranges (torture_ticks=, torture_readers=,
+    # torture_writers=), its object pool, the poison of a freed object.
+    "TORTURE_TICKS_DEFAULT": 50,
+    "TORTURE_TICKS_MAX": 10000,
+    "TORTURE_READERS_DEFAULT": 2,
+    "TORTURE_READERS_MAX": 8,
+    "TORTURE_WRITERS_DEFAULT": 1,
+    "TORTURE_WRITERS_MAX": 4,
+    "TORTURE_OBJECTS": 64,
+    "TORTURE_POISON": 0x6B6B6B6B6B6B6B6B,
     # Softirq bits.
     "SOFTIRQ_RCU": 1,
     "SOFTIRQ_TEST": 2,
+    "SOFTIRQ_TORTURE": 4,
     # The timer: default and allowed rates (hz=), in ticks per second.
     "HZ_DEFAULT": 100,
     "HZ_MIN": 10,

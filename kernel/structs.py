@@ -75,7 +75,16 @@ RCU_STATS = Struct("RCU_STATS", tuple((n, 8) for n in (
     "gp_started gp_completed cbs_queued cbs_invoked qs_reported premature_qs sync_calls "
     "idle_tick_qs").split()))  # fmt: skip
 
-STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS)
+# An object the RCU torture test publishes, reads and frees (the rcu_head first).
+TORTURE_OBJ = Struct("TOBJ", (("rcu", 24), ("value", 8), ("poison", 8), ("in_use", 8)))
+
+# The torture test's counters (kernel/kernel/torture.s), read by the host.
+TORTURE_STATS = Struct("TORTURE", tuple((n, 8) for n in (
+    "reads updates frees_cb frees_sync errors grace_periods faults switches preemptions "
+    "ticks readers writers").split()))  # fmt: skip
+
+STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
+           TORTURE_OBJ, TORTURE_STATS)  # fmt: skip
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"
 assert TSS.offsets()["ist1"] == 36 and TSS.size == 104

@@ -14,6 +14,11 @@ __sysvec_apic_timer_interrupt:
     call scheduler_tick
     mov rdi, rbx
     call rcu_sched_clock_irq
+    cmp qword ptr [rip + torture_irq_updates], 0
+    je .Ltick_done
+    mov edi, SOFTIRQ_TORTURE
+    call raise_softirq
+.Ltick_done:
     pop rbx
     ret
 
@@ -54,10 +59,6 @@ do_softirq:
     mov qword ptr [rip + softirq_pending], 0
     inc qword ptr [rip + softirq_runs]
     call local_irq_enable
-    test rbx, SOFTIRQ_RCU
-    jz .Lno_rcu
-    call rcu_core
-.Lno_rcu:
     test rbx, SOFTIRQ_TEST
     jz .Lno_test
     mov rax, qword ptr [rip + softirq_test_hook]
@@ -65,6 +66,14 @@ do_softirq:
     jz .Lno_test
     call rax
 .Lno_test:
+    test rbx, SOFTIRQ_TORTURE
+    jz .Lno_torture
+    call torture_irq_update
+.Lno_torture:
+    test rbx, SOFTIRQ_RCU | SOFTIRQ_TORTURE
+    jz .Lno_rcu
+    call rcu_core                       # last: it sees what the others queued
+.Lno_rcu:
     call local_irq_disable
     cmp qword ptr [rip + softirq_pending], 0
     jne .Lsoftirq_again

@@ -211,3 +211,27 @@ user_read_file:
     EXIT 0
 .Lfile_bad:
     EXIT 1
+
+# user_fault_stream - fault in 64 heap pages, sleeping a tick after every 8.  Exits 0 when
+# every page holds what was written.
+.global user_fault_stream
+user_fault_stream:
+    mov rbx, USER_HEAP_BASE + 0x40000
+    xor r12d, r12d
+.Lstream_next:
+    mov rax, r12
+    shl rax, 12
+    mov qword ptr [rbx + rax], r12
+    cmp qword ptr [rbx + rax], r12
+    jne .Lstream_bad
+    inc r12
+    test r12, 7
+    jnz .Lstream_more
+    mov edi, 1
+    SYSCALL SYS_SLEEP
+.Lstream_more:
+    cmp r12, 64
+    jb .Lstream_next
+    EXIT 0
+.Lstream_bad:
+    EXIT 1

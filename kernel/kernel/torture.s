@@ -1,0 +1,424 @@
+# rcutorture, toy-sized: readers check under rcu_read_lock() that the object they see was not
+# freed (freed objects are poisoned); writers publish new objects and free the old ones after
+# a grace period, through call_rcu() or synchronize_rcu(); an updater in the tick's softirq
+# replaces the object under running readers; user tasks fault pages in meanwhile; the tick
+# preempts everything.  Any poisoned object a reader sees is an error.
+.include "layout.inc"
+
+.section .text
+# torture_options - read torture_ticks=, torture_readers=, torture_writers= into the stats.
+# Returns EAX = 0, or the address of the message for a value out of range (refused).
+torture_options:
+    push rbx
+    lea rdi, [rip + .Lticks_key]
+    mov esi, 1
+    mov edx, TORTURE_TICKS_MAX
+    mov ecx, TORTURE_TICKS_DEFAULT
+    call option_in_range
+    jc .Lbad_ticks
+    mov qword ptr [rip + torture_stats + TORTURE_TICKS], rax
+    lea rdi, [rip + .Lreaders_key]
+    mov esi, 1
+    mov edx, TORTURE_READERS_MAX
+    mov ecx, TORTURE_READERS_DEFAULT
+    call option_in_range
+    jc .Lbad_readers
+    mov qword ptr [rip + torture_stats + TORTURE_READERS], rax
+    lea rdi, [rip + .Lwriters_key]
+    mov esi, 1
+    mov edx, TORTURE_WRITERS_MAX
+    mov ecx, TORTURE_WRITERS_DEFAULT
+    call option_in_range
+    jc .Lbad_writers
+    mov qword ptr [rip + torture_stats + TORTURE_WRITERS], rax
+    xor eax, eax
+    pop rbx
+    ret
+.Lbad_ticks:
+    lea rax, [rip + .Lbad_ticks_msg]
+    pop rbx
+    ret
+.Lbad_readers:
+    lea rax, [rip + .Lbad_readers_msg]
+    pop rbx
+    ret
+.Lbad_writers:
+    lea rax, [rip + .Lbad_writers_msg]
+    pop rbx
+    ret
+
+# option_in_range - RDI = "key=", ESI = min, EDX = max, ECX = default.  RAX = the value (the
+# default when absent); CF set when present but not a number in [min, max].
+.global option_in_range
+option_in_range:
+    push rbx
+    push r12
+    push r13
+    mov ebx, esi
+    mov r12d, edx
+    mov r13d, ecx
+    call cmdline_get
+    test rax, rax
+    jz .Ldefault
+    mov rdi, rax
+    mov rsi, rdx
+    call parse_uint
+    test edx, edx
+    jz .Lout_of_range
+    cmp rax, rbx
+    jb .Lout_of_range
+    cmp rax, r12
+    ja .Lout_of_range
+    clc
+    jmp .Loption_end
+.Ldefault:
+    mov eax, r13d
+    clc
+    jmp .Loption_end
+.Lout_of_range:
+    stc
+.Loption_end:
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# torture_alloc - RAX = a free object from the pool (value 0, not poisoned), or 0.
+# Interrupts off.
+torture_alloc:
+    lea rax, [rip + torture_pool]
+    mov ecx, TORTURE_OBJECTS
+.Lalloc_next:
+    cmp qword ptr [rax + TOBJ_IN_USE], 0
+    je .Lalloc_found
+    add rax, TOBJ_SIZE
+    dec ecx
+    jnz .Lalloc_next
+    xor eax, eax
+    ret
+.Lalloc_found:
+    mov qword ptr [rax + TOBJ_IN_USE], 1
+    mov qword ptr [rax + TOBJ_POISON], 0
+    ret
+
+# torture_free - RDI = object: poison it and give it back to the pool.
+torture_free:
+    mov rax, TORTURE_POISON
+    mov qword ptr [rdi + TOBJ_POISON], rax
+    mov qword ptr [rdi + TOBJ_VALUE], rax
+    mov qword ptr [rdi + TOBJ_IN_USE], 0
+    ret
+
+# torture_free_cb - the call_rcu() callback: RDI = the object's rcu_head (at offset 0).
+torture_free_cb:
+    inc qword ptr [rip + torture_stats + TORTURE_FREES_CB]
+    jmp torture_free
+
+# torture_reader - a kernel thread: read the published object under rcu_read_lock() until
+# told to stop; an object found poisoned is an error.
+torture_reader:
+    push rbx
+.Lread_again:
+    cmp qword ptr [rip + torture_stop], 0
+    jne .Lreader_done
+    call rcu_read_lock
+    mov rbx, qword ptr [rip + torture_current]
+    test rbx, rbx
+    jz .Lread_unlock
+    mov ecx, 200
+    test qword ptr [rip + torture_stats + TORTURE_READS], 31
+    jnz .Lread_spin
+    mov ecx, 3000000                    # now and then, across ticks: the updater's window
+.Lread_spin:                            # linger inside the critical section
+    mov rax, TORTURE_POISON
+    cmp qword ptr [rbx + TOBJ_POISON], rax
+    je .Lread_error
+    dec ecx
+    jnz .Lread_spin
+    jmp .Lread_unlock
+.Lread_error:
+    inc qword ptr [rip + torture_stats + TORTURE_ERRORS]
+.Lread_unlock:
+    call rcu_read_unlock
+    inc qword ptr [rip + torture_stats + TORTURE_READS]
+    jmp .Lread_again
+.Lreader_done:
+    xor eax, eax
+    pop rbx
+    ret
+
+# torture_writer - a kernel thread (RDI = its number): publish a new object, free the old one
+# after a grace period (call_rcu on even rounds, synchronize_rcu on odd ones), now and then
+# sleep a tick.
+torture_writer:
+    push rbx
+    push r12
+    push r13
+    mov r13, rdi
+    xor r12d, r12d                      # round
+.Lwrite_again:
+    cmp qword ptr [rip + torture_stop], 0
+    jne .Lwriter_done
+    call local_irq_disable
+    call torture_alloc
+    mov rbx, rax
+    call local_irq_enable
+    test rbx, rbx
+    jnz .Lpublish
+    call rcu_barrier                    # the pool is empty: let the callbacks free some
+    jmp .Lwrite_again
+.Lpublish:
+    inc r12
+    mov qword ptr [rbx + TOBJ_VALUE], r12
+    xchg qword ptr [rip + torture_current], rbx    # rcu_assign_pointer; RBX = the old one
+    inc qword ptr [rip + torture_stats + TORTURE_UPDATES]
+    test rbx, rbx
+    jz .Lwritten
+    test r12, 1
+    jnz .Lsync_free
+    mov rdi, rbx
+    lea rsi, [rip + torture_free_cb]
+    call call_rcu
+    jmp .Lwritten
+.Lsync_free:
+    call synchronize_rcu
+    inc qword ptr [rip + torture_stats + TORTURE_FREES_SYNC]
+    call local_irq_disable
+    mov rdi, rbx
+    call torture_free
+    call local_irq_enable
+.Lwritten:
+    test r12, 7
+    jnz .Lwrite_again
+    mov edi, 1
+    call sleep_ticks
+    jmp .Lwrite_again
+.Lwriter_done:
+    xor eax, eax
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# torture_irq_update - the updater in softirq context (the tick's soft part): it can run in
+# the middle of a reader's critical section, so the object it replaces may be the one that
+# reader holds; only a correct grace period keeps the callback from freeing it under the
+# reader.
+.global torture_irq_update
+torture_irq_update:
+    push rbx
+    call local_irq_disable
+    call torture_alloc
+    mov rbx, rax
+    call local_irq_enable
+    test rbx, rbx
+    jz .Lirq_update_done                # pool empty: skip this tick
+    inc qword ptr [rip + torture_irq_round]
+    mov rax, qword ptr [rip + torture_irq_round]
+    mov qword ptr [rbx + TOBJ_VALUE], rax
+    xchg qword ptr [rip + torture_current], rbx
+    inc qword ptr [rip + torture_stats + TORTURE_UPDATES]
+    test rbx, rbx
+    jz .Lirq_update_done
+    mov rdi, rbx
+    lea rsi, [rip + torture_free_cb]
+    call call_rcu
+.Lirq_update_done:
+    pop rbx
+    ret
+
+# rcu_torture - run the torture test for torture_ticks ticks with its readers, writers and a
+# user task faulting pages in.  Returns RAX = 0 when no reader ever saw a freed object, no
+# premature quiescent state or warning happened and every callback ran; else the reason.
+.global rcu_torture
+rcu_torture:
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    call torture_options
+    test rax, rax
+    jnz .Ltorture_end
+    call timer_unblock
+    mov qword ptr [rip + torture_stop], 0
+    mov qword ptr [rip + torture_current], 0
+    mov qword ptr [rip + torture_irq_updates], 1
+    mov r14, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
+    mov r15, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    mov rax, qword ptr gs:[PCPU_PF_DEMAND]
+    mov qword ptr [rip + torture_faults_before], rax
+    mov rax, qword ptr [rip + context_switches]
+    mov qword ptr [rip + torture_switches_before], rax
+    lea r12, [rip + torture_tasks]
+    xor ebx, ebx
+.Lstart_readers:
+    cmp rbx, qword ptr [rip + torture_stats + TORTURE_READERS]
+    jae .Lreaders_started
+    lea rdi, [rip + .Lreader_name]
+    lea rsi, [rip + torture_reader]
+    mov rdx, rbx
+    call kthread_create
+    call .Lstart_task
+    inc rbx
+    jmp .Lstart_readers
+.Lreaders_started:
+    xor ebx, ebx
+.Lstart_writers:
+    cmp rbx, qword ptr [rip + torture_stats + TORTURE_WRITERS]
+    jae .Lwriters_started
+    lea rdi, [rip + .Lwriter_name]
+    lea rsi, [rip + torture_writer]
+    mov rdx, rbx
+    call kthread_create
+    call .Lstart_task
+    inc rbx
+    jmp .Lstart_writers
+.Lwriters_started:
+    lea rdi, [rip + .Lfaulter_name]
+    mov rsi, offset user_fault_stream
+    call task_create
+    call .Lstart_task
+    mov rdi, qword ptr [rip + torture_stats + TORTURE_TICKS]
+    call sleep_ticks
+    mov qword ptr [rip + torture_stop], 1
+    mov qword ptr [rip + torture_irq_updates], 0
+    lea r13, [rip + torture_tasks]
+.Lwait_all:
+    cmp r13, r12
+    jae .Lall_stopped
+    mov rdi, qword ptr [r13]
+    call task_wait
+    mov rdi, qword ptr [r13]
+    mov rax, qword ptr [rdi + TASK_PREEMPTIONS]
+    add qword ptr [rip + torture_stats + TORTURE_PREEMPTIONS], rax
+    add r13, 8
+    jmp .Lwait_all
+.Lall_stopped:
+    call rcu_barrier                    # the last callbacks
+    mov rax, qword ptr [rip + torture_current]
+    test rax, rax
+    jz .Lno_last
+    mov rdi, rax
+    call torture_free
+.Lno_last:
+    mov rax, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    sub rax, r15
+    mov qword ptr [rip + torture_stats + TORTURE_GRACE_PERIODS], rax
+    mov rax, qword ptr gs:[PCPU_PF_DEMAND]
+    sub rax, qword ptr [rip + torture_faults_before]
+    mov qword ptr [rip + torture_stats + TORTURE_FAULTS], rax
+    mov rax, qword ptr [rip + context_switches]
+    sub rax, qword ptr [rip + torture_switches_before]
+    mov qword ptr [rip + torture_stats + TORTURE_SWITCHES], rax
+    call torture_report
+    lea rax, [rip + .Lreader_saw_freed]
+    cmp qword ptr [rip + torture_stats + TORTURE_ERRORS], 0
+    jne .Ltorture_end
+    lea rax, [rip + .Lpremature]
+    cmp qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS], r14
+    jne .Ltorture_end
+    lea rax, [rip + .Lcallbacks_lost]
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_CBS_QUEUED]
+    cmp rcx, qword ptr [rip + rcu_stats + RCU_STATS_CBS_INVOKED]
+    jne .Ltorture_end
+    lea rax, [rip + .Lno_progress]
+    cmp qword ptr [rip + torture_stats + TORTURE_GRACE_PERIODS], 0
+    je .Ltorture_end
+    cmp qword ptr [rip + torture_stats + TORTURE_READS], 0
+    je .Ltorture_end
+    xor eax, eax
+.Ltorture_end:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    ret
+# .Lstart_task: RAX = a created task: remember it in torture_tasks (R12) and start it.
+.Lstart_task:
+    mov qword ptr [r12], rax
+    add r12, 8
+    mov rdi, rax
+    jmp enqueue_task
+
+# torture_report - the counts, as a KTAP diagnostic.
+torture_report:
+    lea rdi, [rip + .Lreport1]
+    mov rsi, qword ptr [rip + torture_stats + TORTURE_READERS]
+    mov rdx, qword ptr [rip + torture_stats + TORTURE_WRITERS]
+    mov rcx, qword ptr [rip + torture_stats + TORTURE_TICKS]
+    mov r8, qword ptr [rip + torture_stats + TORTURE_READS]
+    mov r9, qword ptr [rip + torture_stats + TORTURE_UPDATES]
+    call printk
+    lea rdi, [rip + .Lreport2]
+    mov rsi, qword ptr [rip + torture_stats + TORTURE_GRACE_PERIODS]
+    mov rdx, qword ptr [rip + rcu_stats + RCU_STATS_CBS_QUEUED]
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_CBS_INVOKED]
+    mov r8, qword ptr [rip + torture_stats + TORTURE_FREES_SYNC]
+    mov r9, qword ptr [rip + torture_stats + TORTURE_FAULTS]
+    call printk
+    lea rdi, [rip + .Lreport3]
+    mov rsi, qword ptr [rip + torture_stats + TORTURE_SWITCHES]
+    mov rdx, qword ptr [rip + torture_stats + TORTURE_PREEMPTIONS]
+    mov rcx, qword ptr [rip + torture_stats + TORTURE_ERRORS]
+    mov r8, qword ptr gs:[PCPU_WARNINGS]
+    jmp printk
+
+.section .rodata
+.Lticks_key:
+    .asciz "torture_ticks="
+.Lreaders_key:
+    .asciz "torture_readers="
+.Lwriters_key:
+    .asciz "torture_writers="
+.Lreader_name:
+    .asciz "rcu-reader"
+.Lwriter_name:
+    .asciz "rcu-writer"
+.Lfaulter_name:
+    .asciz "fault-stream"
+.Lreport1:
+    .asciz "# rcu_torture: %u readers, %u writers, %u ticks: %u reads, %u updates\n"
+.Lreport2:
+    .asciz "# rcu_torture: %u grace periods, callbacks %u queued / %u invoked, %u synchronize_rcu frees, %u demand faults\n"
+.Lreport3:
+    .asciz "# rcu_torture: %u context switches, %u preemptions, %u errors, %u warnings\n"
+.Lbad_ticks_msg:
+    .asciz "torture_ticks= must be a number from 1 to 10000"
+.Lbad_readers_msg:
+    .asciz "torture_readers= must be a number from 1 to 8"
+.Lbad_writers_msg:
+    .asciz "torture_writers= must be a number from 1 to 4"
+.Lreader_saw_freed:
+    .asciz "a reader saw a freed (poisoned) object"
+.Lpremature:
+    .asciz "a quiescent state was reported inside a reader"
+.Lcallbacks_lost:
+    .asciz "not every queued callback was invoked"
+.Lno_progress:
+    .asciz "no grace period or no read happened"
+
+.section .bss
+.balign 8
+.global torture_stats
+torture_stats:
+    .zero TORTURE_SIZE
+torture_stop:
+    .zero 8
+.global torture_irq_updates
+torture_irq_updates:
+    .zero 8
+torture_irq_round:
+    .zero 8
+torture_current:
+    .zero 8
+torture_faults_before:
+    .zero 8
+torture_switches_before:
+    .zero 8
+torture_tasks:
+    .zero (TORTURE_READERS_MAX + TORTURE_WRITERS_MAX + 1) * 8
+.balign 8
+torture_pool:
+    .zero TORTURE_OBJECTS * TOBJ_SIZE
