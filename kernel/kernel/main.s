@@ -148,6 +148,11 @@ crash_on_purpose:
     lea rdx, [rip + .Lcrash_pf]
     call word_is
     jz .Lpf
+    mov rdi, rbx
+    mov rsi, r12
+    lea rdx, [rip + .Lcrash_stack]
+    call word_is
+    jz .Lstack
     lea rdi, [rip + .Lcrash_bad]
     call printk
     pop r12
@@ -165,6 +170,21 @@ crash_on_purpose:
 .Lpf:
     mov eax, 0xdead0000                 # an unrecoverable kernel page fault: no fixup
     mov rax, qword ptr [rax]
+.Lstack:
+    lea rdi, [rip + .Lcrash_stack]      # a kernel thread that recurses into its guard page
+    lea rsi, [rip + recurse_forever]
+    xor edx, edx
+    call kthread_create
+    mov rdi, rax
+    call run_user_task
+    ud2
+
+# recurse_forever - each call takes 16 bytes of stack until the guard page stops it.
+recurse_forever:
+    push rdi
+    call recurse_forever
+    pop rdi
+    ret
 
 .section .rodata
 .Lbanner:
@@ -201,8 +221,10 @@ crash_on_purpose:
     .asciz "oops"
 .Lcrash_pf:
     .asciz "pf"
+.Lcrash_stack:
+    .asciz "stack"
 .Lcrash_bad:
-    .asciz "error: crash= takes triple, hang, oops or pf\n"
+    .asciz "error: crash= takes triple, hang, oops, pf or stack\n"
 .balign 8
     .word 0, 0, 0
 .Lnull_idt:

@@ -1,0 +1,143 @@
+"""The tick, the scheduler, the reschedule IPI, RCU grace periods and the torture test under
+QEMU, judged from outside: QEMU's interrupt log, guest memory through QMP, and reproducible
+runs under -icount.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kernel.structs import RCU_STATS, TORTURE_STATS
+from tools import ktap, qemulog
+from tools.eventlog import read_state
+from tools.qemu import Outcome, QemuConfig, QemuRunner, run
+
+pytestmark = pytest.mark.qemu
+
+ICOUNT = ("-icount", "shift=5,sleep=off")  # virtual time follows the instruction count
+SCHED_TESTS = ("sched_timer_ticks", "resched_ipi_hits_idle", "resched_ipi_hits_busy_kthread")
+
+
+def boot(image: Path, append: str, **kw):
+    return run(QemuConfig(image, append=append, timeout=60, **kw))
+
+
+def test_tick_and_ipi_vectors_in_qemu_log(kernel_image, kernel_symbols, tmp_path):
+    log = tmp_path / "int.log"
+    result = boot(kernel_image, "selftest=" + ",".join(SCHED_TESTS), log_int=log)
+    assert result.outcome is Outcome.PASS, result.console
+    records = qemulog.parse_file(log).records
+    ticks = [r for r in records if r.vector == 0xEC]
+    ipis = [r for r in records if r.vector == 0xFD]
+    assert len(ticks) >= 5 and not any(r.is_software for r in ticks)
+    assert len(ipis) >= 2
+    where = {kernel_symbols.symbolize(r.ip).split("+")[0] for r in ipis}
+    assert "idle_loop" in where  # the IPI that hit the idle task's sti;hlt
+    assert where & {"send_self_ipi", "resched_curr", "ipi_busy_fn"}  # the busy thread's own
+    # The idle task's ticks arrive on the instruction after its hlt.
+    assert any(kernel_symbols.symbolize(r.ip).startswith("idle_loop+") for r in ticks)
+
+
+def test_counters_read_through_qmp_after_torture(kernel_image, kernel_symbols):
+    append = "selftest=rcu_torture,sched_preempts_spinning_kthreads torture_ticks=100 hold"
+    with QemuRunner(QemuConfig(kernel_image, append=append, timeout=60)) as vm:
+        vm.launch()
+        vm.cont()
+        vm.wait_for_console(r"HOLD 0x10", timeout=60)
+        rcu = RCU_STATS.decode(vm.read_virt(kernel_symbols.address("rcu_stats"), RCU_STATS.size))
+        torture = TORTURE_STATS.decode(
+            vm.read_virt(kernel_symbols.address("torture_stats"), TORTURE_STATS.size)
+        )
+        state = read_state(vm, kernel_symbols)
+        switches = int.from_bytes(vm.read_virt(kernel_symbols.address("context_switches"), 8),
+                                  "little")  # fmt: skip
+        console = vm.console
+    assert ktap.parse(console).passed
+    assert rcu["gp_completed"] >= 5 and rcu["gp_started"] >= rcu["gp_completed"]
+    assert rcu["cbs_queued"] == rcu["cbs_invoked"] > 0
+    assert rcu["premature_qs"] == 0
+    assert torture["errors"] == 0 and torture["reads"] > 0 and torture["updates"] > 0
+    assert torture["ticks"] == 100 and torture["readers"] == 2 and torture["writers"] == 1
+    assert switches >= torture["switches"] > 0
+    assert state.percpu["preempt_schedule_irq_count"] > 0
+    assert state.percpu.rcu_balanced and state.percpu["warnings"] == 0
+    # The console's report says what memory says.
+    m = re.search(r"rcu_torture: (\d+) readers, (\d+) writers, (\d+) ticks: (\d+) reads", console)
+    assert m and int(m[4]) == torture["reads"]
+
+
+def spin_line(result) -> str:
+    m = re.search(r"# spinners counted \d+ and \d+, preempted \d+ and \d+ times", result.console)
+    assert m, result.console
+    return m[0]
+
+
+def test_scheduling_is_reproducible_under_icount(kernel_image):
+    runs = [boot(kernel_image, "selftest=sched_preempts_spinning_kthreads", extra_args=ICOUNT)
+            for _ in range(2)]  # fmt: skip
+    assert all(r.outcome is Outcome.PASS for r in runs)
+    assert spin_line(runs[0]) == spin_line(runs[1])  # same counts, same preemption points
+
+
+@pytest.mark.parametrize("extra", [(), ICOUNT], ids=["tcg", "icount"])
+def test_scheduler_and_rcu_suite(kernel_image, extra):
+    tests = ("sched_timer_ticks,sched_preempts_spinning_kthreads,sched_task_reaping,"
+             "sched_wait_queue,sched_user_sleep_and_yield,sched_user_spinner_cannot_starve,"
+             "rcu_synchronize,rcu_call_rcu_and_barrier,page_fault_sleeps,resched_ipi_hits_idle,"
+             "resched_ipi_hits_busy_kthread,rcu_torture")  # fmt: skip
+    result = boot(kernel_image, f"selftest={tests}", extra_args=extra)
+    report = ktap.parse(result.console)
+    assert result.outcome is Outcome.PASS and report.passed, report.summary()
+
+
+@pytest.mark.parametrize("policy,premature", [("v6", 1), ("v58", 0)])
+def test_entry_policy_changes_the_nested_tick(kernel_image, policy, premature):
+    result = boot(kernel_image, f"selftest=entry_policy_nested_tick entry_policy={policy}")
+    assert result.outcome is Outcome.PASS, result.console
+    assert f"entry policy: {policy}" in result.console
+    m = re.search(rf"entry_policy={policy}: premature quiescent states (\d+), "
+                  r"rcu_irq_enter calls (\d+)", result.console)  # fmt: skip
+    assert m and int(m[1]) == premature
+    assert int(m[2]) == (2 if policy == "v6" else 3)  # v58 also enters RCU for the nested tick
+
+
+@pytest.mark.parametrize(
+    "append,message",
+    [
+        ("hz=5", "error: hz= takes a number from 10 to 1000"),
+        ("hz=1001", "error: hz= takes a number from 10 to 1000"),
+        ("hz=fast", "error: hz= takes a number from 10 to 1000"),
+        ("entry_policy=v7", "error: entry_policy= takes v6 or v58"),
+        ("selftest=rcu_torture torture_readers=9", "torture_readers= must be a number from 1 to 8"),
+        ("selftest=rcu_torture torture_writers=0", "torture_writers= must be a number from 1 to 4"),
+        ("selftest=rcu_torture torture_ticks=20000", "torture_ticks= must be a number from 1"),
+        ("selftest=idt repeat=0", "error: repeat= takes a number from 1 to 1000"),
+    ],
+)
+def test_out_of_range_options_are_refused(kernel_image, append, message):
+    result = boot(kernel_image, append)
+    assert result.outcome is Outcome.FAIL
+    assert message in result.console
+    assert "# rcu_torture:" not in result.console  # refused, not obeyed
+
+
+def test_timer_rate_is_obeyed(kernel_image):
+    fast = boot(kernel_image, "selftest=sched_timer_ticks hz=1000", extra_args=ICOUNT)
+    slow = boot(kernel_image, "selftest=sched_timer_ticks hz=10", extra_args=ICOUNT)
+    period = {}
+    for name, r in (("fast", fast), ("slow", slow)):
+        assert r.outcome is Outcome.PASS, r.console
+        period[name] = int(re.search(r"APIC timer period (\d+)", r.console)[1])
+    assert 90 <= period["slow"] / period["fast"] <= 110  # 100 times longer between ticks
+
+
+def test_stack_overflow_hits_the_guard_page(kernel_image, kernel_symbols):
+    result = boot(kernel_image, "crash=stack")
+    assert result.outcome is Outcome.PANIC
+    assert "#DF Double Fault (vector 8)" in result.console
+    rsp = int(re.search(r"RSP: 0018:([0-9a-f]{16})", result.console)[1], 16)
+    assert 0xFFFFC90000000000 <= rsp < 0xFFFFC90000000000 + 16 * 0x8000  # a kernel stack
+    assert rsp % 0x8000 < 0x4000 + 0x100  # at the guard page's edge of its window
