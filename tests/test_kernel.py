@@ -91,16 +91,29 @@ def test_demonstration_is_the_default_boot(image):
     assert result.outcome is Outcome.PASS, result.console
     out = result.console
     assert out.count("hello from ring 3") == 2
-    for task, code in (("hello-1", 0), ("hello-2", 0), ("copy-from-user", 0),
-                       ("writes-its-code", 139)):  # fmt: skip
-        assert re.search(rf"demo: task {task}\[\d+\] exited with {code} ", out), task
-    assert re.search(r"task writes-its-code\[\d+\]: killed by signal 11", out)
-    assert "RCU idle again after: yes" in out and "cond taken 1" in out
-    m = re.search(r"summary: page faults (\d+): demand-paged (\d+), fixed up (\d+), "
-                  r"user tasks killed (\d+)", out)  # fmt: skip
-    assert m and int(m[2]) >= 7 and int(m[3]) == 2 and int(m[4]) == 1
-    assert int(m[1]) == int(m[2]) + int(m[3]) + int(m[4])
-    assert "summary: warnings 0; RCU nesting 1, nmi_nesting 0x4000000000000000" in out
+    for task, code in (("hello-1", 0), ("file-reader", 0), ("hello-2", 0),
+                       ("writes-its-code", 139), ("user-spinner", 137),
+                       ("kthread-spinner", 0)):  # fmt: skip
+        assert re.search(rf"demo: task {task}\[\d+\] exited with {code}: ", out), task
+    # The never-yielding tasks were preempted, again and again.
+    for task in ("user-spinner", "kthread-spinner"):
+        m = re.search(rf"demo: task {task}\[\d+\] exited with \d+: \d+ switches in, "
+                      r"(\d+) involuntary", out)  # fmt: skip
+        assert m and int(m[1]) >= 2, task
+    assert "RCU idle again after: yes" in out
+    assert re.search(r"# rcu_torture: \d+ context switches, \d+ preemptions, 0 errors, 0 warnings",
+                     out)  # fmt: skip
+    m = re.search(r"summary: page faults (\d+): demand-paged (\d+) \((\d+) slept for a read\), "
+                  r"fixed up (\d+), user tasks killed (\d+)", out)  # fmt: skip
+    assert m and int(m[3]) >= 2 and int(m[5]) == 1
+    assert int(m[1]) == int(m[2]) + int(m[4]) + int(m[5])
+    m = re.search(r"summary: grace periods (\d+), callbacks (\d+) queued / (\d+) invoked, "
+                  r"quiescent states \d+ \(premature 0\)", out)  # fmt: skip
+    assert m and int(m[1]) > 0 and m[2] == m[3]
+    m = re.search(r"demo: idle for 5 ticks: (\d+) RCU idle sections entered", out)
+    assert m and int(m[1]) >= 1
+    assert re.search(r"summary: warnings 0, NMIs 0; RCU nesting 1, nmi_nesting 0x4000000000000000",
+                     out)  # fmt: skip
 
 
 def test_unknown_selftest_is_refused(image):

@@ -1,52 +1,107 @@
-# The demonstration (the default boot): user tasks that fault their memory in and print
-# through int 0x80, one that misbehaves and is killed, a page fault inside an RCU idle section,
-# then a summary of what the entry path did.
+# The demonstration (the default boot): user tasks and kernel threads preempting one another,
+# a page fault that sleeps for a read, one task killed for writing its own code, RCU readers
+# and updaters (the torture test, briefly), a fault inside an RCU idle section, idle time, and
+# a summary of what the entry path, the scheduler and RCU did.
 .include "layout.inc"
 .include "extable.inc"
 
+.set DEMO_MAX, 8
+
 .section .text
-# demo_main - returns EAX = EXIT_SUCCESS when every task ended as expected and no warning
-# fired, else EXIT_FAILURE.
+# demo_main - returns EAX = EXIT_SUCCESS when every task ended as expected, the torture test
+# passed and no warning fired, else EXIT_FAILURE.
 .global demo_main
 demo_main:
     push rbx
     push r12
     push r13
+    push r14
     xor r13d, r13d                      # failures
     lea rdi, [rip + .Lintro]
     call printk
+    # Start every task; they run concurrently from here on.
     lea rbx, [rip + .Ltasks]
-.Lnext_task:
+    lea r12, [rip + demo_started]
+.Lstart_next:
     mov rdi, qword ptr [rbx]
     test rdi, rdi
-    jz .Ltasks_done
+    jz .Lstarted
     mov rsi, qword ptr [rbx + 8]
+    cmp qword ptr [rbx + 24], 0
+    jne .Lstart_kthread
     call task_create
+    jmp .Lcreated
+.Lstart_kthread:
+    lea rdx, [rip + demo_spin_count]
+    call kthread_create
+.Lcreated:
+    mov qword ptr [r12], rax
     test rax, rax
-    jz .Ltask_failed
-    mov r12, rax
-    mov rdi, r12
-    call run_user_task
-    lea rdi, [rip + .Ltask_fmt]
-    mov rsi, qword ptr [r12 + TASK_NAME]
-    mov rdx, qword ptr [r12 + TASK_ID]
-    mov rcx, rax
-    mov r8, qword ptr [r12 + TASK_DEMAND_FAULTS]
-    mov r9, qword ptr [r12 + TASK_SYSCALLS]
-    cmp rax, qword ptr [rbx + 16]
-    je .Ltask_ok
+    jz .Lstart_failed
+    mov rdi, rax
+    call enqueue_task
+.Lstart_failed:
+    add rbx, 32
+    add r12, 8
+    jmp .Lstart_next
+.Lstarted:
+    # RCU readers and updaters beside them, for torture_ticks (50 unless given).
+    call rcu_torture
+    test rax, rax
+    jz .Ltorture_ok
     inc r13
-.Ltask_ok:
+    mov rsi, rax
+    lea rdi, [rip + .Ltorture_failed]
     call printk
-    add rbx, 24
-    jmp .Lnext_task
-.Ltask_failed:
+.Ltorture_ok:
+    mov qword ptr [rip + demo_spin_stop], 1
+    # Wait for every task; print its line.
+    lea rbx, [rip + .Ltasks]
+    lea r12, [rip + demo_started]
+.Lwait_next:
+    cmp qword ptr [rbx], 0
+    je .Lwaited
+    mov r14, qword ptr [r12]
+    test r14, r14
+    jz .Ltask_missing
+    cmp qword ptr [rbx + 16], -1
+    jne .Lno_kill
+    mov rdi, r14                        # the spinner: stopped by a signal
+    mov esi, SIGKILL
+    call send_sig
+.Lno_kill:
+    mov rdi, r14
+    call task_wait
+    mov rcx, qword ptr [rbx + 16]
+    cmp rcx, -1
+    jne .Lexpected_code
+    mov ecx, 128 + SIGKILL
+.Lexpected_code:
+    cmp rax, rcx
+    je .Lexit_ok
     inc r13
-    add rbx, 24
-    jmp .Lnext_task
-.Ltasks_done:
+.Lexit_ok:
+    mov rdi, r14
+    mov rsi, rax
+    call print_task_line
+    jmp .Lwait_advance
+.Ltask_missing:
+    inc r13
+.Lwait_advance:
+    add rbx, 32
+    add r12, 8
+    jmp .Lwait_next
+.Lwaited:
     call demo_idle_fault
     add r13, rax
+    # Idle time: nothing runnable for 5 ticks.
+    mov r14, qword ptr [rip + idle_entries]
+    mov edi, 5
+    call sleep_ticks
+    lea rdi, [rip + .Lidle_fmt]
+    mov rsi, qword ptr [rip + idle_entries]
+    sub rsi, r14
+    call printk
     call print_summary
     mov eax, EXIT_SUCCESS
     cmp qword ptr gs:[PCPU_WARNINGS], 0
@@ -56,13 +111,42 @@ demo_main:
 .Ldemo_failed:
     mov eax, EXIT_FAILURE
 .Ldemo_end:
+    pop r14
     pop r13
     pop r12
     pop rbx
     ret
 
+# print_task_line - RDI = task (exited), RSI = its exit code.
+print_task_line:
+    push rbx
+    mov rbx, rdi
+    mov rdx, rsi
+    lea rdi, [rip + .Ltask_fmt]
+    mov rsi, qword ptr [rbx + TASK_NAME]
+    mov rcx, qword ptr [rbx + TASK_ID]
+    xchg rdx, rcx
+    mov r8, qword ptr [rbx + TASK_SWITCHES]
+    mov r9, qword ptr [rbx + TASK_PREEMPTIONS]
+    call printk
+    lea rdi, [rip + .Ltask_fmt2]
+    mov rsi, qword ptr [rbx + TASK_DEMAND_FAULTS]
+    mov rdx, qword ptr [rbx + TASK_KERNEL_FAULTS]
+    mov rcx, qword ptr [rbx + TASK_SYSCALLS]
+    call printk
+    pop rbx
+    ret
+
+# demo_spin - a kernel thread that never yields: counts until the demo stops it.
+demo_spin:
+    inc qword ptr [rdi]
+    cmp qword ptr [rip + demo_spin_stop], 0
+    je demo_spin
+    xor eax, eax
+    ret
+
 # demo_idle_fault - a page fault inside an RCU idle section (preemption disabled, as in the
-# idle task).  RAX = 0 when the handler ran with RCU watching and RCU is idle again after.
+# idle task).  RAX = 0 when the cond path entered RCU once and RCU is idle again after it.
 demo_idle_fault:
     push rbx
     mov rbx, qword ptr gs:[PCPU_COND_RCU_TAKEN]
@@ -80,7 +164,7 @@ demo_idle_fault:
     pop rcx                             # watching after the fault, still in the idle section?
     mov rdx, qword ptr gs:[PCPU_COND_RCU_TAKEN]
     sub rdx, rbx
-    lea rdi, [rip + .Lidle_fmt]
+    lea rdi, [rip + .Lidle_fault_fmt]
     mov rsi, rdx
     lea rdx, [rip + .Lno]
     test rcx, rcx
@@ -103,14 +187,15 @@ demo_idle_fault:
     pop rbx
     ret
 
-# print_summary - the entry path's counters as a table.
+# print_summary - the entry path's, the scheduler's and RCU's counters.
 .global print_summary
 print_summary:
     lea rdi, [rip + .Lsum_faults]
     mov rsi, qword ptr gs:[PCPU_PF_COUNT]
     mov rdx, qword ptr gs:[PCPU_PF_DEMAND]
-    mov rcx, qword ptr gs:[PCPU_PF_FIXUP]
-    mov r8, qword ptr gs:[PCPU_USER_KILLS]
+    mov rcx, qword ptr [rip + io_sleeps]
+    mov r8, qword ptr gs:[PCPU_PF_FIXUP]
+    mov r9, qword ptr gs:[PCPU_USER_KILLS]
     call printk
     lea rdi, [rip + .Lsum_rcu]
     mov rsi, qword ptr gs:[PCPU_COND_RCU_SKIPPED]
@@ -119,52 +204,83 @@ print_summary:
     mov r8, qword ptr gs:[PCPU_RCU_IRQ_ENTER_COUNT]
     mov r9, qword ptr gs:[PCPU_RCU_IRQ_EXIT_COUNT]
     call printk
-    lea rdi, [rip + .Lsum_state]
-    mov rsi, qword ptr gs:[PCPU_LOCKDEP_OFF_EVENTS]
-    mov rdx, qword ptr gs:[PCPU_LOCKDEP_ON_EVENTS]
-    mov rcx, qword ptr gs:[PCPU_EXIT_WORK_LOOPS]
-    mov r8, qword ptr gs:[PCPU_PREEMPT_SCHEDULE_IRQ_COUNT]
-    mov r9, qword ptr gs:[PCPU_NMI_COUNT]
+    lea rdi, [rip + .Lsum_gp]
+    mov rsi, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    mov rdx, qword ptr [rip + rcu_stats + RCU_STATS_CBS_QUEUED]
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_CBS_INVOKED]
+    mov r8, qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
+    mov r9, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
+    call printk
+    lea rdi, [rip + .Lsum_sched]
+    mov rsi, qword ptr [rip + jiffies]
+    mov rdx, qword ptr [rip + context_switches]
+    mov rcx, qword ptr gs:[PCPU_PREEMPT_SCHEDULE_IRQ_COUNT]
+    mov r8, qword ptr [rip + resched_ipis]
+    mov r9, qword ptr [rip + idle_entries]
     call printk
     lea rdi, [rip + .Lsum_warn]
     mov rsi, qword ptr gs:[PCPU_WARNINGS]
-    mov rdx, qword ptr gs:[PCPU_DYNTICKS_NESTING]
-    mov rcx, qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING]
+    mov rdx, qword ptr gs:[PCPU_NMI_COUNT]
+    mov rcx, qword ptr gs:[PCPU_DYNTICKS_NESTING]
+    mov r8, qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING]
     call printk
     ret
 
 .section .rodata
 .balign 8
-# {name, entry, expected exit code}
+# {name, entry, expected exit code (-1: killed by the demo), 1 for a kernel thread}
 .Ltasks:
-    .quad .Lname_hello1, user_hello, 0
-    .quad .Lname_hello2, user_hello, 0
-    .quad .Lname_peek, user_peek, 0
-    .quad .Lname_bad, user_write_text, 128 + SIGSEGV
-    .quad 0, 0, 0
+    .quad .Lname_hello1, user_hello, 0, 0
+    .quad .Lname_reader, user_read_file, 0, 0
+    .quad .Lname_hello2, user_hello, 0, 0
+    .quad .Lname_bad, user_write_text, 128 + SIGSEGV, 0
+    .quad .Lname_spinner, user_spin, -1, 0
+    .quad .Lname_kspin, demo_spin, 0, 1
+    .quad 0, 0, 0, 0
 .Lname_hello1:
     .asciz "hello-1"
 .Lname_hello2:
     .asciz "hello-2"
-.Lname_peek:
-    .asciz "copy-from-user"
+.Lname_reader:
+    .asciz "file-reader"
 .Lname_bad:
     .asciz "writes-its-code"
+.Lname_spinner:
+    .asciz "user-spinner"
+.Lname_kspin:
+    .asciz "kthread-spinner"
 .Lintro:
-    .asciz "demo: user tasks fault their heap in and print through int 0x80; one writes its own code and is killed; then a fault in an RCU idle section\n"
+    .asciz "demo: user tasks and kernel threads preempting one another, a fault that sleeps for a read, a task killed, RCU readers and updaters, a fault in an RCU idle section, idle time\n"
 .Ltask_fmt:
-    .asciz "demo: task %s[%u] exited with %u (%u demand faults, %u system calls)\n"
+    .asciz "demo: task %s[%u] exited with %u: %u switches in, %u involuntary, "
+.Ltask_fmt2:
+    .asciz "%u demand faults, %u kernel faults on its memory, %u system calls\n"
+.Ltorture_failed:
+    .asciz "demo: rcu_torture failed: %s\n"
 .Lidle_fmt:
+    .asciz "demo: idle for 5 ticks: %u RCU idle sections entered\n"
+.Lidle_fault_fmt:
     .asciz "demo: fault in an RCU idle section: rcu_irq_enter taken %u time(s) on the cond path; RCU idle again after: %s\n"
 .Lyes:
     .asciz "no"
 .Lno:
     .asciz "yes"
 .Lsum_faults:
-    .asciz "summary: page faults %u: demand-paged %u, fixed up %u, user tasks killed %u\n"
+    .asciz "summary: page faults %u: demand-paged %u (%u slept for a read), fixed up %u, user tasks killed %u\n"
 .Lsum_rcu:
     .asciz "summary: RCU entry path: cond skipped %u, cond taken %u, unconditional %u (rcu_irq_enter %u, rcu_irq_exit %u)\n"
-.Lsum_state:
-    .asciz "summary: lockdep off/on %u/%u, exit-to-user work loops %u, preempt_schedule_irq %u, NMIs %u\n"
+.Lsum_gp:
+    .asciz "summary: grace periods %u, callbacks %u queued / %u invoked, quiescent states %u (premature %u)\n"
+.Lsum_sched:
+    .asciz "summary: ticks %u, context switches %u, preempt_schedule_irq %u, reschedule IPIs %u, idle sections %u\n"
 .Lsum_warn:
-    .asciz "summary: warnings %u; RCU nesting %u, nmi_nesting 0x%x (process level)\n"
+    .asciz "summary: warnings %u, NMIs %u; RCU nesting %u, nmi_nesting 0x%x (process level)\n"
+
+.section .bss
+.balign 8
+demo_started:
+    .zero DEMO_MAX * 8
+demo_spin_count:
+    .zero 8
+demo_spin_stop:
+    .zero 8

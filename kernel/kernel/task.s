@@ -104,18 +104,27 @@ task_alloc:
     push r13
     mov r12, rdi
     mov r13, rsi
-    lea rbx, [rip + tasks]
-    xor ecx, ecx
+    # Next fit: a freed slot is reused only after all others, so a dead task's numbers stay
+    # readable for a while (its waiter reads them after the reap).
+    mov rcx, qword ptr [rip + last_slot]
+    mov edx, MAX_TASKS
 .Lslot:
+    inc rcx
+    cmp rcx, MAX_TASKS
+    jb .Lslot_in_range
+    xor ecx, ecx
+.Lslot_in_range:
+    imul rbx, rcx, TASK_SIZE
+    lea rax, [rip + tasks]
+    add rbx, rax
     cmp qword ptr [rbx + TASK_STATE], TASK_UNUSED
     je .Lfound
-    add rbx, TASK_SIZE
-    inc ecx
-    cmp ecx, MAX_TASKS
-    jb .Lslot
+    dec edx
+    jnz .Lslot
     xor eax, eax
     jmp .Lalloc_end
 .Lfound:
+    mov qword ptr [rip + last_slot], rcx
     push rcx
     mov rdi, rbx
     mov ecx, TASK_SIZE / 8
@@ -278,6 +287,31 @@ run_user_task:
     pop rbx
     ret
 
+# task_wait - RDI = a started task: sleep until it has exited.  RAX = its exit code.
+.global task_wait
+task_wait:
+    push rbx
+    mov rbx, rdi
+.Lwait:
+    cmp qword ptr [rbx + TASK_STATE], TASK_DEAD
+    je .Ldone
+    cmp qword ptr [rbx + TASK_STATE], TASK_UNUSED
+    je .Ldone
+    lea rdi, [rbx + TASK_EXIT_WQ]
+    call sleep_on
+    jmp .Lwait
+.Ldone:
+    mov rax, qword ptr [rbx + TASK_EXIT_CODE]
+    pop rbx
+    ret
+
+# send_sig - RDI = task, ESI = signal: it dies on its next way back to user mode.
+.global send_sig
+send_sig:
+    mov qword ptr [rdi + TASK_SIGNAL], rsi
+    or qword ptr [rdi + TASK_FLAGS], TIF_SIGPENDING
+    ret
+
 # do_exit - RDI = exit code.  The current task ends: interrupts off, back on the kernel's
 # page tables, its user memory freed, waiters woken, and the CPU given away for good; the next
 # task reaps its stack.  Does not return.
@@ -429,9 +463,15 @@ tasks:
 .balign 8
 next_pid:
     .zero 8
+
 .global tasks_created
 tasks_created:
     .zero 8
 .global tasks_exited
 tasks_exited:
     .zero 8
+
+.section .data
+.balign 8
+last_slot:
+    .quad MAX_TASKS - 1

@@ -3,31 +3,6 @@
 .include "selftest.inc"
 
 .section .text
-# task_wait - RDI = a started task: sleep until it has exited.  RAX = its exit code.
-.global task_wait
-task_wait:
-    push rbx
-    mov rbx, rdi
-.Lwait:
-    cmp qword ptr [rbx + TASK_STATE], TASK_DEAD
-    je .Ldone
-    cmp qword ptr [rbx + TASK_STATE], TASK_UNUSED
-    je .Ldone
-    lea rdi, [rbx + TASK_EXIT_WQ]
-    call sleep_on
-    jmp .Lwait
-.Ldone:
-    mov rax, qword ptr [rbx + TASK_EXIT_CODE]
-    pop rbx
-    ret
-
-# send_sig - RDI = task, ESI = signal: it dies on its next way back to user mode.
-.global send_sig
-send_sig:
-    mov qword ptr [rdi + TASK_SIGNAL], rsi
-    or qword ptr [rdi + TASK_FLAGS], TIF_SIGPENDING
-    ret
-
 # spin_fn - a kernel thread that never yields: RDI = counter; it counts until spin_stop.
 spin_fn:
     inc qword ptr [rdi]
