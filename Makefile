@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-# QEMU and OVMF from Debian's packages, when missing.
+# QEMU and OVMF, and binutils (GNU as and ld: the oracle and the runner's fixture guests), from
+# Debian's packages, when missing.
 qemu:
-	@command -v qemu-system-x86_64 >/dev/null && [ -e /usr/share/OVMF/OVMF_CODE.fd ] || { \
-	  echo "installing qemu-system-x86 and ovmf"; \
+	@command -v qemu-system-x86_64 >/dev/null && [ -e /usr/share/OVMF/OVMF_CODE.fd ] && \
+	  command -v as >/dev/null && command -v ld >/dev/null && command -v readelf >/dev/null || { \
+	  echo "installing qemu-system-x86, ovmf and binutils"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-system-x86 ovmf >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-system-x86 ovmf binutils >/dev/null; }
 
 build: $(STAMP)
 	$(PY) build.py
