@@ -199,6 +199,7 @@ CONSTANTS = {
     "HZ_DEFAULT": 100,
     "HZ_MIN": 10,
     "HZ_MAX": 1000,
+    "REPEAT_MAX": 1000,  # repeat=: how many times the self-test selection may run
     # System calls (int 0x80; number in RAX, arguments in RDI, RSI, RDX).
     "SYS_EXIT": 1,
     "SYS_WRITE": 2,

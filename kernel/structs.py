@@ -83,8 +83,11 @@ TORTURE_STATS = Struct("TORTURE", tuple((n, 8) for n in (
     "reads updates frees_cb frees_sync errors grace_periods faults switches preemptions "
     "ticks readers writers").split()))  # fmt: skip
 
+# A numeric command-line option (kernel/lib/cmdline.s): its "key=", smallest and largest value.
+NUMOPT = Struct("NUMOPT", (("key", 8), ("min", 8), ("max", 8)))
+
 STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
-           TORTURE_OBJ, TORTURE_STATS)  # fmt: skip
+           TORTURE_OBJ, TORTURE_STATS, NUMOPT)  # fmt: skip
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"
 assert TSS.offsets()["ist1"] == 36 and TSS.size == 104

@@ -104,24 +104,56 @@ def test_entry_policy_changes_the_nested_tick(kernel_image, policy, premature):
     assert int(m[2]) == (2 if policy == "v6" else 3)  # v58 also enters RCU for the nested tick
 
 
+HZ_RANGE = "error: hz= takes a number from 10 to 1000"
+TICKS_RANGE = "error: torture_ticks= takes a number from 1 to 10000"
+READERS_RANGE = "error: torture_readers= takes a number from 1 to 8"
+WRITERS_RANGE = "error: torture_writers= takes a number from 1 to 4"
+REPEAT_RANGE = "error: repeat= takes a number from 1 to 1000"
+
+
 @pytest.mark.parametrize(
     "append,message",
     [
-        ("hz=5", "error: hz= takes a number from 10 to 1000"),
-        ("hz=1001", "error: hz= takes a number from 10 to 1000"),
-        ("hz=fast", "error: hz= takes a number from 10 to 1000"),
+        ("hz=5", HZ_RANGE),
+        ("hz=1001", HZ_RANGE),
+        ("hz=fast", HZ_RANGE),
+        ("hz=abc", HZ_RANGE),
+        ("hz=", HZ_RANGE),
+        ("hz=99999999999", HZ_RANGE),
         ("entry_policy=v7", "error: entry_policy= takes v6 or v58"),
-        ("selftest=rcu_torture torture_readers=9", "torture_readers= must be a number from 1 to 8"),
-        ("selftest=rcu_torture torture_writers=0", "torture_writers= must be a number from 1 to 4"),
-        ("selftest=rcu_torture torture_ticks=20000", "torture_ticks= must be a number from 1"),
-        ("selftest=idt repeat=0", "error: repeat= takes a number from 1 to 1000"),
+        ("selftest=rcu_torture torture_readers=9", READERS_RANGE),
+        ("selftest=rcu_torture torture_writers=0", WRITERS_RANGE),
+        ("selftest=rcu_torture torture_ticks=20000", TICKS_RANGE),
+        ("selftest=rcu_torture torture_ticks=", TICKS_RANGE),
+        ("selftest=rcu_torture torture_readers=two", READERS_RANGE),
+        # Options of a test that is not even selected are refused too, before anything runs.
+        ("selftest=idt torture_readers=9 torture_ticks=99999", TICKS_RANGE),
+        ("selftest=idt torture_writers=5", WRITERS_RANGE),
+        ("torture_readers=0", READERS_RANGE),  # the demo
+        ("selftest=idt repeat=0", REPEAT_RANGE),
+        ("selftest=idt repeat=1001", REPEAT_RANGE),
+        ("selftest=idt repeat=x", REPEAT_RANGE),
     ],
 )
 def test_out_of_range_options_are_refused(kernel_image, append, message):
     result = boot(kernel_image, append)
     assert result.outcome is Outcome.FAIL
     assert message in result.console
-    assert "# rcu_torture:" not in result.console  # refused, not obeyed
+    # Refused at boot, not obeyed: no self-test, no demo task, not even the timer started.
+    assert "KTAP version" not in result.console
+    assert "timer:" not in result.console and "task " not in result.console
+    assert "# rcu_torture:" not in result.console
+
+
+@pytest.mark.parametrize(
+    "append",
+    ["hz=10 repeat=1000 torture_ticks=10000 torture_readers=8 torture_writers=4",
+     "hz=1000 repeat=1 torture_ticks=1 torture_readers=1 torture_writers=1"],
+)  # fmt: skip
+def test_options_at_their_limits_are_accepted(kernel_image, append):
+    result = boot(kernel_image, f"selftest=idt {append}")
+    assert result.outcome is Outcome.PASS, result.console
+    assert "error:" not in result.console
 
 
 def test_timer_rate_is_obeyed(kernel_image):

@@ -11,8 +11,9 @@ kernel_main:
     lea rsi, [rip + cmdline_buf]
     call printk
 
-    call timer_setup                    # hz=: returns only with a valid rate
-    call policy_setup                   # entry_policy=
+    call cmdline_check_numbers          # every numeric option, before anything runs
+    call policy_setup                   # entry_policy=: returns only with a valid policy
+    call timer_setup                    # hz=: the tick starts
     lea rdi, [rip + .Lcrash_key]
     call cmdline_get
     test rax, rax

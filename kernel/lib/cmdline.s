@@ -1,4 +1,6 @@
 # The kernel command line: space-separated KEY=VALUE words after the kernel's path.
+.include "layout.inc"
+
 .section .text
 
 # cmdline_get - RDI = "key=" (NUL-terminated, with its '=').  Returns RAX = the value's first
@@ -84,3 +86,67 @@ parse_uint:
     xor eax, eax
     xor edx, edx
     ret
+
+# cmdline_check_numbers - refuse the command line when a numeric option (NUMERIC_OPTIONS
+# below) is present with a value that is empty, not all digits, or outside its range: print
+# "error: KEY takes a number from MIN to MAX" and end the VM with failure.  Runs before the
+# timer, the self-tests or the demo start, so no refused value is ever obeyed.  Returns
+# only when every numeric option present is valid.  Clobbers caller-saved registers.
+.global cmdline_check_numbers
+cmdline_check_numbers:
+    push rbx
+    lea rbx, [rip + numeric_options]
+.Lcheck_next:
+    mov rdi, qword ptr [rbx + NUMOPT_KEY]
+    test rdi, rdi
+    jz .Lcheck_done
+    call cmdline_get
+    test rax, rax
+    jz .Lcheck_skip                     # absent: its default applies
+    mov rdi, rax
+    mov rsi, rdx
+    call parse_uint
+    test edx, edx
+    jz .Lcheck_refuse
+    cmp rax, qword ptr [rbx + NUMOPT_MIN]
+    jb .Lcheck_refuse
+    cmp rax, qword ptr [rbx + NUMOPT_MAX]
+    ja .Lcheck_refuse
+.Lcheck_skip:
+    add rbx, NUMOPT_SIZE
+    jmp .Lcheck_next
+.Lcheck_done:
+    pop rbx
+    ret
+.Lcheck_refuse:
+    lea rdi, [rip + .Lnumber_bad_fmt]
+    mov rsi, qword ptr [rbx + NUMOPT_KEY]
+    mov rdx, qword ptr [rbx + NUMOPT_MIN]
+    mov rcx, qword ptr [rbx + NUMOPT_MAX]
+    call printk
+    mov edi, EXIT_FAILURE
+    call qemu_exit
+
+.section .rodata
+# numeric_options - every option that takes a number: key, smallest and largest value
+# (struct NUMOPT in kernel/structs.py); a zero key ends the table.
+.balign 8
+numeric_options:
+    .quad .Lhz_key, HZ_MIN, HZ_MAX
+    .quad .Lrepeat_key, 1, REPEAT_MAX
+    .quad .Lticks_key, 1, TORTURE_TICKS_MAX
+    .quad .Lreaders_key, 1, TORTURE_READERS_MAX
+    .quad .Lwriters_key, 1, TORTURE_WRITERS_MAX
+    .quad 0, 0, 0
+.Lhz_key:
+    .asciz "hz="
+.Lrepeat_key:
+    .asciz "repeat="
+.Lticks_key:
+    .asciz "torture_ticks="
+.Lreaders_key:
+    .asciz "torture_readers="
+.Lwriters_key:
+    .asciz "torture_writers="
+.Lnumber_bad_fmt:
+    .asciz "error: %s takes a number from %u to %u\n"
