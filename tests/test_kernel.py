@@ -123,20 +123,62 @@ def test_unknown_selftest_is_refused(image):
     assert "KTAP version 1" not in result.console  # nothing runs
 
 
-def test_oops_reports_the_exception_and_fails(image, symbols, tmp_path):
+GPRS = ("RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP",
+        "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15")  # fmt: skip
+OOPS_HEAD_RE = re.compile(
+    r"PANIC: unexpected exception (?P<name>#\w+) [\w ]+ \(vector (?P<vector>\d+)\) in kernel mode\n"
+    r"  error code: 0x(?P<error>[0-9a-f]+)  CR2: 0x(?P<cr2>[0-9a-f]+)\n"
+    r"(?:  #PF error: .*\n)?"
+    r"  RIP: (?P<cs>[0-9a-f]{4}):(?P<rip>[0-9a-f]{16}) <(?P<sym>[^>]+)>\n"
+    r"  RSP: (?P<ss>[0-9a-f]{4}):(?P<rsp>[0-9a-f]{16})  RFLAGS: (?P<rflags>[0-9a-f]{8})\n"
+    r"(?P<regs>(?:  .*\n)*?)  handler stack: "
+)
+
+
+def parse_oops(console: str) -> tuple[dict[str, str], dict[str, int]]:
+    """The head of an oops report (name, vector, error code, CR2, RIP, RSP, RFLAGS as text) and
+    the register lines after it (`RAX: value` ... `CR3: value`) as name -> value."""
+    m = OOPS_HEAD_RE.search(console)
+    assert m, console
+    regs = {name: int(v, 16) for name, v in re.findall(r"([A-Z][A-Z0-9]*): +([0-9a-f]{16})\b",
+                                                       m["regs"])}  # fmt: skip
+    return m.groupdict(), regs
+
+
+@pytest.mark.parametrize(("crash", "vector"), [("oops", 6), ("pf", 14)])
+def test_oops_reports_the_exception_and_fails(image, symbols, tmp_path, crash, vector):
+    # crash=oops (#UD) and crash=pf (#PF) load a distinct 64-bit value into every general
+    # register before faulting; every value the report prints must be the one QEMU's -d int
+    # dump shows at the delivery of that exception, so a register printed from the wrong
+    # pt_regs slot (or truncated) fails here.
     log = tmp_path / "int.log"
-    result = boot(image, "crash=oops", log_int=log)
+    result = boot(image, f"crash={crash}", log_int=log)
     assert result.outcome is Outcome.PANIC
-    assert (
-        "PANIC: unexpected exception #UD Invalid Opcode (vector 6) in kernel mode" in result.console
-    )
-    m = re.search(r"RIP: 0010:([0-9a-f]{16}) <(crash_on_purpose\+0x[0-9a-f]+)>", result.console)
-    assert m, result.console
-    assert symbols.symbolize(int(m[1], 16)) == m[2]
-    (ud,) = qemulog.parse_file(log).find(6)
-    assert ud.ip == int(m[1], 16) and ud.cpl == 0
-    for reg in ("RAX", "RBX", "RSP", "R15", "CR2", "CR3", "RFLAGS"):
-        assert f"{reg}:" in result.console
+    head, regs = parse_oops(result.console)
+    (rec,) = qemulog.parse_file(log).find(vector)
+    assert rec.cpl == 0 and rec.kind is qemulog.Kind.EXCEPTION
+    assert int(head["vector"]) == vector and head["name"] == qemulog.EXCEPTION_NAMES[vector]
+    # RIP, CS, the interrupted RSP/SS and RFLAGS: the CPU's frame, as QEMU delivered it.
+    assert int(head["rip"], 16) == rec.ip == rec.regs["RIP"]
+    assert head["sym"] == symbols.symbolize(rec.ip) and head["sym"].startswith("crash_on_purpose+")
+    assert int(head["cs"], 16) == rec.cs == 0x10
+    assert int(head["rsp"], 16) == rec.sp == rec.regs["RSP"]
+    assert int(head["ss"], 16) == rec.ss
+    assert int(head["rflags"], 16) == rec.regs["RFL"]
+    # The error code: the CPU's for #PF, the stub's -1 for a vector without one.
+    want_error = rec.error_code if rec.error_code is not None else 2**64 - 1
+    assert vector != 14 or rec.error_code is not None
+    assert int(head["error"], 16) == want_error
+    # CR2: the faulting address for #PF (QEMU's record line), else what CR2 held (its dump).
+    cr2 = rec.cr2 if vector == 14 else rec.regs["CR2"]
+    assert cr2 == (0xDEAD0000 if vector == 14 else 0xC2C2C2C2C2C2C2C2)
+    assert int(head["cr2"], 16) == regs["CR2"] == cr2
+    assert regs["CR3"] == rec.regs["CR3"]
+    # Every general register; the values are distinct, so any mix-up shows.
+    dumped = {r: rec.regs[r] for r in GPRS}
+    assert len(set(dumped.values())) == len(GPRS)
+    assert {r: regs.get(r) for r in GPRS} == dumped
+    assert set(regs) == {*GPRS, "CR2", "CR3"}
 
 
 def test_triple_fault_is_reported(image):

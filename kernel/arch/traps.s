@@ -64,7 +64,7 @@ do_error_trap:
     mov rdi, rbx
     mov rsi, r12
     mov edx, r13d
-    xor ecx, ecx
+    mov rcx, cr2                        # as show_regs: the live CR2, not a made-up 0
     call die
 
 # do_unexpected_irq - RDI = regs, RSI = vector (pushed by the stub).  Nothing raises one yet.

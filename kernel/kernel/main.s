@@ -122,6 +122,8 @@ policy_setup:
     mov edi, EXIT_FAILURE
     call qemu_exit
 
+.set OOPS_CR2, 0xc2c2c2c2c2c2c2c2         # what crash=oops leaves in CR2 before its #UD
+
 # crash_on_purpose - RDI/RSI = the value of crash=.  "triple": triple fault; "hang": never
 # return; "oops": an exception with no fixup.  Prints an error and returns for anything else.
 crash_on_purpose:
@@ -167,8 +169,12 @@ crash_on_purpose:
     hlt
     jmp .Lhang
 .Loops:
+    mov rax, OOPS_CR2                   # CR2 too, so the report's CR2 is checkable
+    mov cr2, rax
+    call load_register_pattern          # the report must show each register in its place
     ud2
 .Lpf:
+    call load_register_pattern
     mov eax, 0xdead0000                 # an unrecoverable kernel page fault: no fixup
     mov rax, qword ptr [rax]
 .Lstack:
@@ -179,6 +185,27 @@ crash_on_purpose:
     mov rdi, rax
     call run_user_task
     ud2
+
+# load_register_pattern - set rax, rbx, rcx, rdx, rsi, rdi, rbp and r8-r15 to distinct 64-bit
+# values (0x1111111111111111 ... 0xffffffffffffffff, in that order), so that an oops report
+# that prints a register from the wrong pt_regs slot, or only its low half, shows it.
+load_register_pattern:
+    mov rax, 0x1111111111111111
+    mov rbx, 0x2222222222222222
+    mov rcx, 0x3333333333333333
+    mov rdx, 0x4444444444444444
+    mov rsi, 0x5555555555555555
+    mov rdi, 0x6666666666666666
+    mov rbp, 0x7777777777777777
+    mov r8, 0x8888888888888888
+    mov r9, 0x9999999999999999
+    mov r10, 0xaaaaaaaaaaaaaaaa
+    mov r11, 0xbbbbbbbbbbbbbbbb
+    mov r12, 0xcccccccccccccccc
+    mov r13, 0xdddddddddddddddd
+    mov r14, 0xeeeeeeeeeeeeeeee
+    mov r15, 0xffffffffffffffff
+    ret
 
 # recurse_forever - each call takes 16 bytes of stack until the guard page stops it.
 recurse_forever:
