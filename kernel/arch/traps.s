@@ -67,7 +67,8 @@ do_error_trap:
     mov rcx, cr2                        # as show_regs: the live CR2, not a made-up 0
     call die
 
-# do_unexpected_irq - RDI = regs, RSI = vector (pushed by the stub).  Nothing raises one yet.
+# do_unexpected_irq - RDI = regs, RSI = vector (pushed by the stub): a vector with no entry of
+# its own fired (crash=vector raises one with `int`).  Reports it and ends the VM; no return.
 .global do_unexpected_irq
 do_unexpected_irq:
     mov rdx, rsi

@@ -123,9 +123,12 @@ policy_setup:
     call qemu_exit
 
 .set OOPS_CR2, 0xc2c2c2c2c2c2c2c2         # what crash=oops leaves in CR2 before its #UD
+.set CRASH_VECTOR, 0x41                     # crash=vector: a vector with no entry of its own
 
 # crash_on_purpose - RDI/RSI = the value of crash=.  "triple": triple fault; "hang": never
-# return; "oops": an exception with no fixup.  Prints an error and returns for anything else.
+# return; "oops": an exception with no fixup; "pf": a kernel page fault with no fixup;
+# "stack": a kernel thread overflowing its stack; "vector": `int` on an unhandled vector.
+# Prints an error and returns for anything else.
 crash_on_purpose:
     push rbx
     push r12
@@ -156,6 +159,11 @@ crash_on_purpose:
     lea rdx, [rip + .Lcrash_stack]
     call word_is
     jz .Lstack
+    mov rdi, rbx
+    mov rsi, r12
+    lea rdx, [rip + .Lcrash_vector]
+    call word_is
+    jz .Lvector
     lea rdi, [rip + .Lcrash_bad]
     call printk
     pop r12
@@ -177,6 +185,10 @@ crash_on_purpose:
     call load_register_pattern
     mov eax, 0xdead0000                 # an unrecoverable kernel page fault: no fixup
     mov rax, qword ptr [rax]
+.Lvector:
+    call load_register_pattern          # a software interrupt on a vector nobody handles
+    int CRASH_VECTOR
+    ud2
 .Lstack:
     lea rdi, [rip + .Lcrash_stack]      # a kernel thread that recurses into its guard page
     lea rsi, [rip + recurse_forever]
@@ -251,8 +263,10 @@ recurse_forever:
     .asciz "pf"
 .Lcrash_stack:
     .asciz "stack"
+.Lcrash_vector:
+    .asciz "vector"
 .Lcrash_bad:
-    .asciz "error: crash= takes triple, hang, oops, pf or stack\n"
+    .asciz "error: crash= takes triple, hang, oops, pf, stack or vector\n"
 .balign 8
     .word 0, 0, 0
 .Lnull_idt:
