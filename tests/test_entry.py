@@ -11,18 +11,26 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from kernel.events import DYNTICK_IRQ_NONIDLE, WARN
+from kernel.events import DYNTICK_IRQ_NONIDLE, EVENT_LOG_ENTRIES, WARN
 from tools import ktap, qemulog
-from tools.eventlog import KernelState, read_state
+from tools.eventlog import (
+    KernelState,
+    fault_handler_irq_violations,
+    fault_handler_pairs,
+    irqs_off_exit_violations,
+    read_state,
+)
 from tools.qemu import Outcome, QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
 
 pytestmark = pytest.mark.qemu
+ROOT = Path(__file__).resolve().parent.parent
 
 KILL_RE = re.compile(
     r"task (?P<name>\w+)\[\d+\]: #PF Page Fault at ip (?P<ip>[0-9a-f]+) error 0x(?P<err>[0-9a-f]+)"
@@ -45,9 +53,10 @@ def symbols(kernel_symbols: SymbolTable) -> SymbolTable:
     return kernel_symbols
 
 
-def held(image: Path, append: str, during=None) -> tuple[str, KernelState]:
-    """Boot with `hold`, run `during(vm)` while the tests run, then read the kernel's state."""
-    with QemuRunner(QemuConfig(image, append=f"{append} hold", timeout=60)) as vm:
+def held(image: Path, append: str, during=None, **config) -> tuple[str, KernelState]:
+    """Boot with `hold`, run `during(vm)` while the tests run, then read the kernel's state.
+    `config`: more QemuConfig fields (log_int=...)."""
+    with QemuRunner(QemuConfig(image, append=f"{append} hold", timeout=60, **config)) as vm:
         vm.launch()
         vm.cont()
         if during is not None:
@@ -141,12 +150,10 @@ def check_invariants(state: KernelState, provoked: int = 0) -> None:
                 assert kinds.index("lockdep_hardirqs_off") < kinds.index("rcu_irq_enter")
                 assert kinds.index("rcu_irq_enter") < kinds.index("trace_hardirqs_off_prepare")
             assert ev[end].arg == ("rcu_irq_enter" in kinds)
-    # Exits that saw IF clear in the interrupted context never turn lockdep/tracer on.
-    for i, e in enumerate(ev):
-        if e.kind == "idtentry_exit" and e.cpl == 0:
-            end = next(j for j in range(i, len(ev)) if ev[j].kind == "idtentry_exit_end")
-            if not ev[end].lockdep_on:
-                assert not any(x.kind.endswith("_on") for x in ev[i:end])
+    # Exits to a context that had IF clear never turn lockdep/tracer on (invariant 4), and
+    # the page-fault handler runs with the interrupted context's IF (SPEC.md section 5).
+    assert not irqs_off_exit_violations(state.events)
+    assert not fault_handler_irq_violations(state.events)
     assert state.percpu.rcu_balanced
     assert state.warn_counts[WARN_TEST] == provoked
     assert state.percpu["warnings"] == sum(state.warn_counts.values()) == provoked
@@ -157,6 +164,14 @@ def check_invariants(state: KernelState, provoked: int = 0) -> None:
 def test_every_record_of_a_full_run_keeps_the_seed_order(image):
     console, state = held(image, "selftest=all")
     assert ktap.parse(console).passed, ktap.parse(console).summary()
+    # Every record of the run is still in the ring: none was overwritten, none is missing.
+    seq = state.percpu["event_seq"]
+    assert seq <= EVENT_LOG_ENTRIES, f"the ring wrapped: {seq} records, {EVENT_LOG_ENTRIES} slots"
+    assert [e.seq for e in state.events] == list(range(seq))
+    # The handler check saw faults of both kinds: interrupted with IF clear and with IF set,
+    # in the kernel and (IF always set) from user mode.
+    seen = {(entry.regs_if, handler.cpl) for entry, handler in fault_handler_pairs(state.events)}
+    assert {(False, 0), (True, 0), (True, 3)} <= seen, seen
     check_invariants(state, provoked=2)
     assert console.count("WARNING:") == 1  # WARN_ONCE
     kinds = {e.kind for e in state.events}
@@ -213,3 +228,49 @@ def test_noinstr_check_runs_on_the_kernel(image):
     with image.open("rb") as f:
         markers = ELFFile(f).get_section_by_name(".instr_markers")
         assert markers is not None and markers.data_size >= 16 * 10  # the entry code's regions
+
+
+def mutant(tmp_path: Path, source: str, old: str, new: str) -> Path:
+    """The kernel built from a copy of kernel/ in which `source` has `old` (which must occur
+    exactly once) replaced by `new`."""
+    import build
+
+    tree = tmp_path / "kernel"
+    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    path = tree / source
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} in {source}"
+    path.write_text(text.replace(old, new))
+    out = tmp_path / "out"
+    assert build.main(["--out", str(out), "--kernel-dir", str(tree)]) == 0
+    return out / "kernel.elf"
+
+
+# Faults taken with IF clear (kernel) and with IF set (kernel and user).
+IF_FAULT_TESTS = (
+    "selftest=entry_kernel_cond_rcu_watching,exit_irqs_on_cond_preemptible,user_demand_fault"
+)
+
+
+def test_fault_handler_runs_with_the_interrupted_contexts_if(image, tmp_path):
+    _, state = held(image, IF_FAULT_TESTS)
+    pairs = fault_handler_pairs(state.events)
+    assert {(entry.regs_if, h.cpl) for entry, h in pairs} == {(False, 0), (True, 0), (True, 3)}
+    assert not fault_handler_irq_violations(state.events)
+    # Mutation: a handler that enables interrupts whatever the interrupted context had.
+    bad = mutant(tmp_path, "mm/fault.s", "    jz .Lirqs_stay_off\n", "")
+    _, state = held(bad, IF_FAULT_TESTS)
+    found = fault_handler_irq_violations(state.events)
+    assert found and all("entered with IF=0 handled with IF=1" in v for v in found), found
+
+
+def test_exit_to_an_irqs_off_context_keeps_lockdep_off(image, tmp_path):
+    _, state = held(image, IF_FAULT_TESTS)
+    assert any(e.kind == "idtentry_exit" and not e.regs_if for e in state.events)
+    assert not irqs_off_exit_violations(state.events)
+    # Mutation: the exit ignores regs->flags.IF and takes the interrupts-on rows for every
+    # kernel-mode return; lockdep then believes interrupts are on when the exit ends.
+    bad = mutant(tmp_path, "entry/common.s", "    jz .Lexit_irqs_off\n", "")
+    _, state = held(bad, IF_FAULT_TESTS)
+    found = irqs_off_exit_violations(state.events)
+    assert any("trace_hardirqs_on" in v for v in found), found

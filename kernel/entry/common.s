@@ -22,7 +22,8 @@ __idtentry_enter:
     mov rbx, rdi
     mov r12d, esi
     mov edi, EV_IDTENTRY_ENTER
-    call event_log
+    mov rdx, rbx
+    call event_log_regs
     test byte ptr [rbx + PT_CS], 3
     jz .Lenter_kernel
     call enter_from_user_mode
@@ -69,7 +70,8 @@ __idtentry_enter:
 .Lenter_done:
     mov edi, EV_IDTENTRY_ENTER_END
     mov esi, eax
-    call event_log
+    mov rdx, rbx
+    call event_log_regs
     pop r12
     pop rbx
     ret
@@ -81,10 +83,22 @@ idtentry_enter:
     xor esi, esi
     jmp __idtentry_enter
 
-# idtentry_enter_cond_rcu - RDI = regs.  __idtentry_enter(regs, true): on a kernel-mode entry
-# rcu_irq_enter() only when RCU is not watching, so that a page fault can schedule and that
-# an entry from an RCU idle section still runs with RCU watching.  Returns EAX = whether RCU
-# was adjusted; feed it to idtentry_exit_cond_rcu().
+# idtentry_enter_cond_rcu - RDI = regs.  __idtentry_enter(regs, true): lockdep and the tracer
+# learn that the entry turned interrupts off, context tracking runs for a user-mode entry,
+# and on a kernel-mode entry rcu_irq_enter() happens only when RCU is not watching.  Two
+# users need that:
+# - page faults: kernel code may fault and then sleep (a copy from user memory, exec).  It
+#   runs outside RCU idle sections, so RCU watches; entering RCU here would leave nothing to
+#   leave it again before the task schedules.  A fault in an RCU idle section is a bug in
+#   any case, but entering RCU for it at least keeps the report from RCU complaints.
+# - the lightweight scheduler IPI: its own work needs no RCU, but it calls instrumentable
+#   code (the APIC's EOI) and can arrive in an RCU idle section (the idle loop), so RCU is
+#   adjusted there, and only there.  (Where the IPI is taken after kernel context was set up
+#   again, as KVM does when it kicks a vCPU out of the guest, nothing needs adjusting.)
+# A user-mode entry always goes through enter_from_user_mode(): that is what gives a
+# NOHZ_FULL CPU, which stops the tick in user mode, the kernel context in which the exit may
+# schedule.  Returns EAX = 1 if RCU was adjusted on a kernel entry, else 0; feed it to
+# idtentry_exit_cond_rcu().
 .global idtentry_enter_cond_rcu
 idtentry_enter_cond_rcu:
     mov esi, 1
@@ -103,7 +117,8 @@ __idtentry_exit:
     mov rbx, rdi
     mov r12d, esi
     mov edi, EV_IDTENTRY_EXIT
-    call event_log
+    mov rdx, rbx
+    call event_log_regs
     call lockdep_assert_irqs_disabled
     test byte ptr [rbx + PT_CS], 3
     jz .Lexit_kernel
@@ -124,6 +139,8 @@ __idtentry_exit:
 .Lexit_preemptible:
     # Preemptible kernel: RCU first, so that scheduling happens in process-level RCU state.
     INSTRUMENTATION_BEGIN
+    # Only when the entry entered RCU: idtentry_exit_cond_rcu() passes what its entry
+    # returned, every other caller always asks for it.
     test r12d, r12d
     jz .Lexit_no_rcu
     call rcu_irq_exit_preempt
@@ -144,6 +161,8 @@ __idtentry_exit:
     call trace_hardirqs_on_prepare
     call lockdep_hardirqs_on_prepare
     INSTRUMENTATION_END
+    # Again only if the entry entered RCU (the cond_rcu callers' choice; always for the
+    # others).
     test r12d, r12d
     jz .Lexit_no_rcu2
     call rcu_irq_exit
@@ -151,14 +170,16 @@ __idtentry_exit:
     call lockdep_hardirqs_on
     jmp .Lexit_done
 .Lexit_irqs_off:
-    # IRQ flags state is correct already.  Just tell RCU.
+    # IRQ flags state is correct already.  Just tell RCU, and that too only when the entry
+    # entered it: conditional for idtentry_exit_cond_rcu(), always for the other callers.
     test r12d, r12d
     jz .Lexit_done
     call rcu_irq_exit
 .Lexit_done:
     mov edi, EV_IDTENTRY_EXIT_END
     xor esi, esi
-    call event_log
+    mov rdx, rbx
+    call event_log_regs
     pop r12
     pop rbx
     ret

@@ -16,13 +16,32 @@ event_log:
     push rcx
     push rdx
     push r8
+    xor ecx, ecx                                    # no flags from the caller
+    jmp .Llog
+
+# event_log_regs - event_log for a caller that holds the interrupted context's registers:
+# EDI = kind, RSI = arg, RDX = regs.  The record also gets EVF_REGS_IF when regs->flags has
+# IF set, so that the host can judge an entry or exit by the interrupted context's IF.
+# Preserves every register.
+.global event_log_regs
+event_log_regs:
+    pushfq
+    push rax
+    push rcx
+    push rdx
+    push r8
+    xor ecx, ecx
+    test qword ptr [rdx + PT_FLAGS], X86_EFLAGS_IF
+    jz .Llog
+    mov ecx, EVF_REGS_IF
+.Llog:
     mov eax, 1
     xadd qword ptr gs:[PCPU_EVENT_SEQ], rax         # RAX = this record's sequence number
     mov r8, rax
     and r8, EVENT_LOG_MASK
     shl r8, EV_SIZE_SHIFT
-    lea rcx, [rip + event_log_buf]
-    add r8, rcx
+    lea rdx, [rip + event_log_buf]
+    add r8, rdx
     mov qword ptr [r8 + EV_SEQ], rax
     mov word ptr [r8 + EV_KIND], di
     mov qword ptr [r8 + EV_ARG], rsi
@@ -36,7 +55,6 @@ event_log:
     mov byte ptr [r8 + EV_CPL], al
     mov rax, qword ptr gs:[PCPU_DYNTICKS]
     mov qword ptr [r8 + EV_DYNTICKS], rax
-    xor ecx, ecx
     test eax, RCU_DYNTICKS_WATCHING
     jz .Lnot_watching
     or ecx, EVF_WATCHING
