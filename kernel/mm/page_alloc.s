@@ -24,31 +24,82 @@ page_pool_init:
     ret
 
 # page_alloc - RAX = the kernel address of a zeroed page, or 0 when the pool is empty.
-# Clobbers rax, rcx, rdi.  Interrupts must be off or the caller the only user.
+# Callable with interrupts and preemption on (the demand-fault and read-in paths call it
+# so): the free list is unlinked with interrupts off, so that no tick can preempt the task
+# between reading the list head and storing the next one and hand the same page to another
+# task.  Returns with the caller's interrupt state.  Clobbers rax, rcx, rdi.
 .global page_alloc
 page_alloc:
+    pushfq                              # raw save/restore: no lockdep or tracer call inside
+    cli
     mov rax, qword ptr [rip + free_list]
     test rax, rax
     jz .Lempty
     mov rcx, qword ptr [rax]
     mov qword ptr [rip + free_list], rcx
     dec qword ptr [rip + free_pages]
+    popfq
     push rax
     mov rdi, rax
     mov ecx, PAGE_SIZE / 8
     xor eax, eax
-    rep stosq
+    rep stosq                           # the page is ours alone now: zero it interruptibly
     pop rax
+    ret
 .Lempty:
+    popfq
     ret
 
-# page_free - RDI = kernel address of a page from page_alloc.  Clobbers rax.
+# page_free - RDI = kernel address of a page from page_alloc.  Callable with interrupts and
+# preemption on (linked in with interrupts off, as page_alloc unlinks).  Clobbers rax.
 .global page_free
 page_free:
+    pushfq
+    cli
     mov rax, qword ptr [rip + free_list]
     mov qword ptr [rdi], rax
     mov qword ptr [rip + free_list], rdi
     inc qword ptr [rip + free_pages]
+    popfq
+    ret
+
+# page_pool_check - walk the free list with interrupts off.  RAX = the number of pages on it,
+# RDX = 1 when that equals free_pages and every page lies in the pool, page aligned, else 0.
+# Clobbers rcx, rsi.
+.global page_pool_check
+page_pool_check:
+    pushfq
+    cli
+    xor eax, eax
+    mov edx, 1
+    mov rcx, qword ptr [rip + free_list]
+.Lcheck_page:
+    test rcx, rcx
+    jz .Lcheck_end
+    inc rax
+    mov rsi, rcx
+    test esi, PAGE_SIZE - 1
+    jnz .Lcheck_bad
+    mov rsi, KERNEL_VIRT_BASE
+    neg rsi
+    add rsi, rcx                        # the physical address
+    cmp rsi, POOL_START
+    jb .Lcheck_bad
+    cmp rsi, POOL_END
+    jae .Lcheck_bad
+    cmp rax, (POOL_END - POOL_START) / PAGE_SIZE
+    ja .Lcheck_bad                      # more pages than the pool has: a cycle
+    mov rcx, qword ptr [rcx]
+    jmp .Lcheck_page
+.Lcheck_bad:
+    xor edx, edx
+    jmp .Lcheck_out
+.Lcheck_end:
+    cmp rax, qword ptr [rip + free_pages]
+    je .Lcheck_out
+    xor edx, edx
+.Lcheck_out:
+    popfq
     ret
 
 .section .bss

@@ -416,3 +416,164 @@ SELFTEST page_fault_sleeps, selftest_page_fault_sleeps
     .asciz "file-reader"
 REASON .Lno_sleep, "the faults did not sleep for their reads"
 REASON .Lsleep_rcu_state, "RCU was not at process level while the faulting task slept"
+
+.section .text
+# page_churn_fn - a kernel thread (RDI = its number): allocate a page, claim it in
+# page_owner_map, tag it, spin, check the tag, unclaim and free it, until spin_stop.  It asks
+# for a reschedule before every allocation, so that any tick preempts it wherever it is
+# (inside page_alloc too).  A page already claimed when page_alloc hands it out was given to
+# two tasks: counted in page_double_allocs; a tag overwritten under its owner in page_tag_errors.
+page_churn_fn:
+    push rbx
+    push r12
+    push r13
+    lea r12, [rdi + 1]                  # the tag: never 0, the value of a zeroed page
+.Lchurn_next:
+    cmp qword ptr [rip + spin_stop], 0
+    jne .Lchurn_done
+    call set_need_resched
+    call page_alloc
+    test rax, rax
+    jz .Lchurn_next
+    mov rbx, rax
+    mov rax, KERNEL_VIRT_BASE
+    mov r13, rbx
+    sub r13, rax
+    sub r13, POOL_START
+    shr r13, 12                         # the page's index in the pool
+    lea rcx, [rip + page_owner_map]
+    pushfq
+    cli
+    cmp byte ptr [rcx + r13], 0
+    je .Lchurn_claim
+    inc qword ptr [rip + page_double_allocs]
+.Lchurn_claim:
+    mov byte ptr [rcx + r13], 1
+    popfq
+    cmp qword ptr [rbx], 0
+    je .Lchurn_zeroed
+    inc qword ptr [rip + page_tag_errors]  # handed out not zeroed: someone else's tag
+.Lchurn_zeroed:
+    mov qword ptr [rbx], r12
+    mov ecx, 20
+.Lchurn_spin:
+    dec ecx
+    jnz .Lchurn_spin
+    cmp qword ptr [rbx], r12
+    je .Lchurn_tag_ok
+    inc qword ptr [rip + page_tag_errors]
+.Lchurn_tag_ok:
+    lea rcx, [rip + page_owner_map]
+    pushfq
+    cli
+    mov byte ptr [rcx + r13], 0
+    popfq
+    mov rdi, rbx
+    call page_free
+    inc qword ptr [rip + page_churns]
+    jmp .Lchurn_next
+.Lchurn_done:
+    xor eax, eax
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# page_alloc_preempted - for half a second, three kernel threads allocate and free pages with
+# interrupts and preemption on while every tick preempts them (hz=1000 makes that often; under
+# -icount the ticks land on any instruction, inside page_alloc too): no page is ever handed to
+# two of them, the free list stays a well-formed list of free_pages pool pages, and every
+# page comes back.
+selftest_page_alloc_preempted:
+    push rbx
+    push r12
+    push r13
+    push r14
+    call timer_unblock
+    mov r14, qword ptr [rip + free_pages]
+    mov qword ptr [rip + spin_stop], 0
+    mov qword ptr [rip + page_double_allocs], 0
+    mov qword ptr [rip + page_tag_errors], 0
+    mov qword ptr [rip + page_churns], 0
+    xor ebx, ebx
+.Lchurn_start:
+    lea rdi, [rip + .Lchurn_name]
+    lea rsi, [rip + page_churn_fn]
+    mov rdx, rbx
+    call kthread_create
+    lea rcx, [rip + churn_tasks]
+    mov qword ptr [rcx + rbx * 8], rax
+    mov rdi, rax
+    call enqueue_task
+    inc rbx
+    cmp rbx, 3
+    jb .Lchurn_start
+    mov rdi, qword ptr [rip + tick_hz]
+    shr rdi, 1                          # half a second
+    call sleep_ticks
+    mov qword ptr [rip + spin_stop], 1
+    xor ebx, ebx
+    xor r13d, r13d                      # their preemptions
+.Lchurn_wait:
+    lea rcx, [rip + churn_tasks]
+    mov rdi, qword ptr [rcx + rbx * 8]
+    push rdi
+    call task_wait
+    pop rdi
+    add r13, qword ptr [rdi + TASK_PREEMPTIONS]
+    inc rbx
+    cmp rbx, 3
+    jb .Lchurn_wait
+    lea rdi, [rip + .Lchurn_fmt]
+    mov rsi, qword ptr [rip + page_churns]
+    mov rdx, r13
+    mov rcx, qword ptr [rip + page_double_allocs]
+    mov r8, qword ptr [rip + page_tag_errors]
+    call printk
+    lea rax, [rip + .Ldouble_alloc]
+    cmp qword ptr [rip + page_double_allocs], 0
+    jne .Lchurn_end
+    lea rax, [rip + .Ltag_overwritten]
+    cmp qword ptr [rip + page_tag_errors], 0
+    jne .Lchurn_end
+    lea rax, [rip + .Lnot_preempted]
+    cmp r13, 3
+    jb .Lchurn_end
+    lea rax, [rip + .Lfree_list_bad]
+    call page_pool_check
+    test edx, edx
+    jz .Lchurn_end
+    lea rax, [rip + .Lpages_lost]
+    cmp qword ptr [rip + free_pages], r14
+    jne .Lchurn_end
+    xor eax, eax
+.Lchurn_end:
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+SELFTEST page_alloc_preempted, selftest_page_alloc_preempted
+
+.section .rodata
+.Lchurn_name:
+    .asciz "page-churn"
+.Lchurn_fmt:
+    .asciz "# page churn: %u pages allocated and freed, %u preemptions, %u double allocations, %u tag errors\n"
+REASON .Ldouble_alloc, "a page was handed to two tasks at once"
+REASON .Ltag_overwritten, "a page's contents changed under its owner"
+REASON .Lfree_list_bad, "the free list does not hold free_pages pool pages"
+
+.section .bss
+.balign 8
+churn_tasks:
+    .zero 3 * 8
+page_double_allocs:
+    .zero 8
+page_tag_errors:
+    .zero 8
+page_churns:
+    .zero 8
+page_owner_map:
+    .zero (POOL_END - POOL_START) / PAGE_SIZE
