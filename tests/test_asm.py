@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from helpers import SMALL, build, disasm, section_bytes, symbol_bytes
 
@@ -218,7 +220,7 @@ def test_capstone_check_catches_wrong_bytes(tmp_path):
     ):
         verify_unit(unit, bytes(good), resolve)
     good[1] -= 4
-    good[0] = 0x66  # an operand-size prefix the source did not ask for
+    good[0] = 0x66  # opcode overwritten: no longer one instruction of the statement's size
     with pytest.raises(AsmError, match=r"a\.s:3: error"):
         verify_unit(unit, bytes(good), resolve)
 
@@ -246,3 +248,106 @@ def test_alignment_among_instructions_names_its_fill(tmp_path):
     image = build(tmp_path, {"b.s": ".section .text\nstart:\n    nop\n    .balign 8, 0xcc\n"
                              "    ret\n"})  # fmt: skip
     assert symbol_bytes(image, "start") == b"\x90" + b"\xcc" * 7 + b"\xc3"
+
+
+class Misencoding(KeystoneBackend):
+    """Keystone as if it mis-encoded one statement: the instruction text `wrong` is assembled in
+    place of `right` (the probes stay, so sizes and offsets are consistent), and the image holds
+    bytes the source did not ask for."""
+
+    def __init__(self, right: str, wrong: str) -> None:
+        super().__init__()
+        self.right, self.wrong = right, wrong
+
+    def __call__(self, work) -> None:
+        self.passes += 1
+        texts = [u.text(base, resolve) for u, base, resolve in work]
+        assert any(self.right in t for t in texts), f"{self.right!r} is not in keystone's input"
+        items = [
+            (64, base, t.replace(self.right, self.wrong)) for (_, base, _), t in zip(work, texts)
+        ]
+        for (u, base, _), r in zip(work, self.worker.assemble(items, self.timeout)):
+            assert r.ok, r.error
+            u.absorb(base, r.data)
+
+
+def _link_with(tmp_path, source: str, backend: KeystoneBackend):
+    src = tmp_path / "a.s"
+    src.write_text(source)
+    with backend:
+        return link(load_units([src], []), SMALL, backend)
+
+
+def test_capstone_check_catches_an_operand_size_prefix(tmp_path):
+    # Same mnemonic, same memory operand, one byte longer: only the 0x66 check sees that the
+    # increment became a 16-bit one.
+    source = ".section .text\nstart:\n    inc dword ptr [rdi]\n    ret\n"
+    _link_with(tmp_path, source, KeystoneBackend())
+    with pytest.raises(
+        LinkErrors, match=r"a\.s:3: error: 'inc' got an operand-size prefix \(0x66\)"
+    ):
+        _link_with(tmp_path, source, Misencoding("inc dword ptr [rdi]", "inc word ptr [rdi]"))
+
+
+def test_capstone_check_catches_a_wrong_register(tmp_path):
+    # Same size, same mnemonic, another register: only the register check sees it.
+    source = ".section .text\nstart:\n    mov eax, ecx\n    ret\n"
+    _link_with(tmp_path, source, KeystoneBackend())
+    with pytest.raises(
+        LinkErrors, match=r"a\.s:3: error: 'mov eax, ecx': register ecx was encoded as edx"
+    ):
+        _link_with(tmp_path, source, Misencoding("mov eax, ecx", "mov eax, edx"))
+
+
+BRANCHES_SRC = """.section .text
+start:
+    call target
+    jne .Lend
+    lea rax, [rip + data]
+.Lend:
+    ret
+target:
+    ret
+data:
+    .quad 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("mnemonic", "target", "disp_at", "byte", "delta"),
+    [
+        ("call", "target", 1, 0, 0x10),  # rel32, low byte
+        ("call", "target", 1, 3, 0x01),  # rel32, high byte: 16 MiB off
+        ("jne", ".Lend", 1, 0, 0x01),  # rel8
+        ("lea", "data", 3, 0, 0x08),  # [rip + disp32], low byte
+        ("lea", "data", 3, 3, 0x01),  # [rip + disp32], high byte
+    ],
+)
+def test_capstone_check_catches_corrupted_targets(tmp_path, mnemonic, target, disp_at, byte, delta):
+    # Keystone's sym_resolver bias and relocation slips leave instructions of the right shape
+    # and size whose target is off: byte `byte` of the displacement of `mnemonic` gets `delta`,
+    # and the verifier must name the line, the address it lands on and the symbol's.
+    src = tmp_path / "a.s"
+    src.write_text(BRANCHES_SRC)
+    units = load_units([src], [])
+    with KeystoneBackend() as backend:
+        image = link(units, SMALL, backend)
+    (unit,) = units
+    code = bytearray(section_bytes(image, ".text")[: unit.size])
+    labels = {n: unit.base + off for n, off in unit.label_offsets().items()}
+    verify_unit(unit, bytes(code), labels.get)
+    index, lw = next((i, lw) for i, lw in enumerate(unit.lowered)
+                     if getattr(lw.stmt, "mnemonic", None) == mnemonic)  # fmt: skip
+    off, _ = unit.statement_span(index)
+    assert code[off + disp_at + byte] + delta <= 0xFF  # no carry into the next byte
+    code[off + disp_at + byte] += delta
+    want = labels[target]
+    line = next(n for n, text in enumerate(BRANCHES_SRC.splitlines(), 1)
+                if text.strip().startswith(mnemonic))  # fmt: skip
+    got = want + (delta << (8 * byte))
+    if mnemonic == "lea":
+        message = rf"'\[rip \+ {target}\]' points at {got:#x}, not at {want:#x}"
+    else:
+        message = rf"'{mnemonic} {re.escape(target)}' lands on {got:#x}, not on {want:#x}"
+    with pytest.raises(AsmError, match=rf"a\.s:{line}: error: {message}"):
+        verify_unit(unit, bytes(code), labels.get)
