@@ -97,6 +97,11 @@ PERCPU = Struct("PCPU", (
     ("nmi_rsp", 8),  # the stack pointer of the last NMI handler (it runs on IST 2)
     ("pf_count", 8), ("pf_demand", 8), ("pf_fixup", 8), ("user_kills", 8),
     ("entry_policy", 8),  # 0: the seed's rule (v6), 1: Linux v5.8's is_idle_task() rule
+    # NMIs by the GS their paranoid entry found live: the user's (swapped) or the kernel's
+    ("nmi_user_gs", 8), ("nmi_kernel_gs", 8),
+    # set while a self-test holds RCU's counters in a broken state on purpose: NMIs leave
+    # them alone (kernel/selftest/warn.s)
+    ("rcu_broken_on_purpose", 8),
 ))  # fmt: skip
 
 # RCU's process-level interrupt nesting value (Linux's DYNTICK_IRQ_NONIDLE = LONG_MAX / 2 + 1).

@@ -113,6 +113,10 @@ CONSTANTS = {
     # IO_TICKS ticks later; the faulting task sleeps meanwhile (the seed's case 1).
     "USER_FILE_BASE": 0x40000000,
     "USER_FILE_SIZE": 0x10000,
+    # Where the NMI self-test maps the local APIC into one user task, so that ring 3 can send
+    # itself an NMI (kernel/selftest/nmi.s); outside every demand-paged region.
+    "USER_APIC_PAGE": 0x50000000,
+    "PTE_PCD": 1 << 4,  # cache disabled (MMIO)
     "IO_TICKS": 3,
     "PTE_PRESENT": 1,
     "PTE_WRITE": 2,

@@ -51,9 +51,10 @@ TRAP_RECORD = Struct("TRAP", (("count", 8), ("vector", 8), ("error_code", 8), ("
 # An exception-table entry (Linux's __ex_table): faulting address, continuation address.
 EX_ENTRY = Struct("EX", (("insn", 8), ("fixup", 8)))
 
-# A self-test table entry: name (NUL-terminated string), function, and the number of warnings
-# the test provokes on purpose (the runner fails it for any other number).
-SELFTEST = Struct("SELFTEST", (("name", 8), ("func", 8), ("warnings", 8)))
+# A self-test table entry: name (NUL-terminated string), function, the number of warnings
+# the test provokes on purpose (the runner fails it for any other number), and flags
+# (SELFTEST_BY_NAME: run only when named, not by selftest=all).
+SELFTEST = Struct("SELFTEST", (("name", 8), ("func", 8), ("warnings", 8), ("flags", 8)))
 
 # A task (user or kernel).  flags holds the TIF_* work bits the exit-to-user loop handles.
 TASK = Struct("TASK", (

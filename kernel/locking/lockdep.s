@@ -5,21 +5,23 @@
 # calls.  All clobber rax, rdi, rsi only.
 .include "layout.inc"
 
-.section .noinstr.text
-# warn_if_irqs_on - EDI = warning: warn if the CPU's IF is set.  Clobbers rax.
-warn_if_irqs_on:
+# WARN_IF_IRQS_ON kind: warn KIND if the CPU's IF is set (a macro, so that the warning names
+# the function it is in).  Clobbers rax, rdi.
+.macro WARN_IF_IRQS_ON kind
     pushfq
     pop rax
     test eax, X86_EFLAGS_IF
-    jz .Lok
+    jz .Lirqs_off_\@
+    mov edi, \kind
     call warn
-.Lok:
-    ret
+.Lirqs_off_\@:
+.endm
+
+.section .noinstr.text
 
 .global lockdep_hardirqs_off_core
 lockdep_hardirqs_off_core:
-    mov edi, WARN_LOCKDEP_OFF_IRQS_ON
-    call warn_if_irqs_on
+    WARN_IF_IRQS_ON WARN_LOCKDEP_OFF_IRQS_ON
     cmp qword ptr gs:[PCPU_LOCKDEP_HARDIRQS_ENABLED], 0
     je .Lredundant
     mov qword ptr gs:[PCPU_LOCKDEP_HARDIRQS_ENABLED], 0
@@ -40,8 +42,7 @@ lockdep_hardirqs_off:
 
 .global lockdep_hardirqs_on_core
 lockdep_hardirqs_on_core:
-    mov edi, WARN_LOCKDEP_ON_IRQS_ON
-    call warn_if_irqs_on
+    WARN_IF_IRQS_ON WARN_LOCKDEP_ON_IRQS_ON
     cmp qword ptr gs:[PCPU_LOCKDEP_HARDIRQS_ENABLED], 0
     jne .Lalready_on
     cmp qword ptr gs:[PCPU_LOCKDEP_PREPARED], 0
@@ -77,8 +78,7 @@ lockdep_assert_irqs_disabled:
 .section .text
 .global lockdep_hardirqs_on_prepare_core
 lockdep_hardirqs_on_prepare_core:
-    mov edi, WARN_LOCKDEP_ON_IRQS_ON
-    call warn_if_irqs_on
+    WARN_IF_IRQS_ON WARN_LOCKDEP_ON_IRQS_ON
     test qword ptr gs:[PCPU_DYNTICKS], RCU_DYNTICKS_WATCHING
     jnz .Lprepare_watching
     mov edi, WARN_LOCKDEP_PREPARE_EQS

@@ -9,6 +9,18 @@
 .include "layout.inc"
 .include "noinstr.inc"
 
+# RCU_CHECK_IRQS_OFF - the irq variants warn when the CPU's IF is set (a macro, so that the
+# warning names the function).  Clobbers rax, rdi.
+.macro RCU_CHECK_IRQS_OFF
+    pushfq
+    pop rax
+    test eax, X86_EFLAGS_IF
+    jz .Lirqs_off_\@
+    mov edi, WARN_RCU_IRQ_IRQS_ON
+    call warn
+.Lirqs_off_\@:
+.endm
+
 .section .noinstr.text
 # __rcu_is_watching - EAX = 1 when RCU watches this CPU.  Clobbers nothing else.
 .global __rcu_is_watching
@@ -51,16 +63,6 @@ rcu_nmi_exit_core:
     add qword ptr gs:[PCPU_DYNTICKS], 2                 # rcu_dynticks_eqs_enter()
     ret
 
-# rcu_check_irqs_off - the irq variants warn when the CPU's IF is set.  Clobbers rax, rdi.
-rcu_check_irqs_off:
-    pushfq
-    pop rax
-    test eax, X86_EFLAGS_IF
-    jz .Lirqs_off
-    mov edi, WARN_RCU_IRQ_IRQS_ON
-    call warn
-.Lirqs_off:
-    ret
 
 # rcu_nmi_enter - an NMI (or any interrupt) starts: make RCU watch.  Clobbers rax, rdi, rsi.
 .global rcu_nmi_enter
@@ -82,7 +84,7 @@ rcu_nmi_exit:
 # rcu_irq_enter - rcu_nmi_enter with interrupts required off.  Clobbers rax, rdi, rsi.
 .global rcu_irq_enter
 rcu_irq_enter:
-    call rcu_check_irqs_off
+    RCU_CHECK_IRQS_OFF
     call rcu_nmi_enter_core
     inc qword ptr gs:[PCPU_RCU_IRQ_ENTER_COUNT]
     mov edi, EV_RCU_IRQ_ENTER
@@ -92,7 +94,7 @@ rcu_irq_enter:
 # rcu_irq_exit - rcu_nmi_exit with interrupts required off.  Clobbers rax, rdi, rsi.
 .global rcu_irq_exit
 rcu_irq_exit:
-    call rcu_check_irqs_off
+    RCU_CHECK_IRQS_OFF
     call rcu_nmi_exit_core
     inc qword ptr gs:[PCPU_RCU_IRQ_EXIT_COUNT]
     mov edi, EV_RCU_IRQ_EXIT
@@ -162,7 +164,7 @@ rcu_user_exit:
 # Clobbers rax, rdi, rsi.
 .global rcu_irq_exit_preempt
 rcu_irq_exit_preempt:
-    call rcu_check_irqs_off
+    RCU_CHECK_IRQS_OFF
     call rcu_nmi_exit_core
     inc qword ptr gs:[PCPU_RCU_IRQ_EXIT_COUNT]
     cmp qword ptr gs:[PCPU_DYNTICKS_NESTING], 0

@@ -1,5 +1,6 @@
 # The self-test runner: selects tests from `selftest=`, runs them, reports in KTAP version 1.
 .include "layout.inc"
+.include "selftest.inc"
 
 .set MAX_SELFTESTS, 256
 
@@ -65,10 +66,15 @@ selftest_main:
     xor ecx, ecx
     call .Lcount
     lea rdi, [rip + selected]
+    lea rdx, [rip + __start_selftests]
 .Lmark:
     cmp rcx, rax
     jae .Lrun
+    test qword ptr [rdx + SELFTEST_FLAGS], SELFTEST_BY_NAME
+    jnz .Lmark_skip                     # runs only when named
     mov byte ptr [rdi + rcx], 1
+.Lmark_skip:
+    add rdx, SELFTEST_SIZE
     inc rcx
     jmp .Lmark
 
