@@ -87,8 +87,15 @@ TORTURE_STATS = Struct("TORTURE", tuple((n, 8) for n in (
 # A numeric command-line option (kernel/lib/cmdline.s): its "key=", smallest and largest value.
 NUMOPT = Struct("NUMOPT", (("key", 8), ("min", 8), ("max", 8)))
 
+# A read-in sleep of the page fault that sleeps (kernel/mm/fault.s io_sleep_log): RCU's state
+# as the task went to sleep, then jiffies, context switches and a watched counter at sleep and
+# at wake-up (each _wake field right after its _start field), and io_wakeups after it.
+IO_SLEEP = Struct("IO_SLEEP", tuple((n, 8) for n in (
+    "nesting nmi_nesting dynticks preempt_count jiffies_start jiffies_wake switches_start "
+    "switches_wake watch_start watch_wake wakeups").split()))  # fmt: skip
+
 STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
-           TORTURE_OBJ, TORTURE_STATS, NUMOPT)  # fmt: skip
+           TORTURE_OBJ, TORTURE_STATS, NUMOPT, IO_SLEEP)  # fmt: skip
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"
 assert TSS.offsets()["ist1"] == 36 and TSS.size == 104

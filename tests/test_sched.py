@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel.structs import RCU_STATS, TORTURE_STATS
+from kernel.events import DYNTICK_IRQ_NONIDLE, RCU_DYNTICKS_WATCHING
+from kernel.structs import IO_SLEEP, RCU_STATS, TORTURE_STATS
 from tools import ktap, qemulog
 from tools.eventlog import read_state
 from tools.qemu import Outcome, QemuConfig, QemuRunner, run
@@ -188,3 +189,35 @@ def test_page_alloc_is_safe_under_preemption(kernel_image):
     allocs, preemptions, doubles, tag_errors = map(int, m.groups())
     assert allocs > 1000 and preemptions >= 400
     assert doubles == 0 and tag_errors == 0
+
+
+def read_u64(vm: QemuRunner, symbols, name: str) -> int:
+    return int.from_bytes(vm.read_virt(symbols.address(name), 8), "little")
+
+
+def test_sleeping_fault_read_through_qmp(kernel_image, kernel_symbols):
+    # The seed's case 1 from outside: the kernel-mode fault's own sleep record (not the
+    # user-mode one's) says RCU was at process level when the task went to sleep, the
+    # spinning thread counted and tasks switched between that sleep and its wake-up, which
+    # came from the completed read.
+    append = "selftest=page_fault_sleeps hold"
+    with QemuRunner(QemuConfig(kernel_image, append=append, timeout=60)) as vm:
+        vm.launch()
+        vm.cont()
+        vm.wait_for_console(r"HOLD 0x10", timeout=60)
+        raw = vm.read_virt(kernel_symbols.address("io_sleep_log"), 2 * IO_SLEEP.size)
+        kernel, user = IO_SLEEP.decode(raw[: IO_SLEEP.size]), IO_SLEEP.decode(raw[IO_SLEEP.size :])
+        sleeps, wakeups = (read_u64(vm, kernel_symbols, n) for n in ("io_sleeps", "io_wakeups"))
+        console = vm.console
+    assert "ok 1 page_fault_sleeps" in console
+    assert sleeps == wakeups == 2
+    for record in (kernel, user):
+        assert record["nesting"] == 1 and record["nmi_nesting"] == DYNTICK_IRQ_NONIDLE
+        assert record["dynticks"] & RCU_DYNTICKS_WATCHING and record["preempt_count"] == 0
+        assert record["jiffies_wake"] - record["jiffies_start"] >= 3  # IO_TICKS
+        assert record["watch_wake"] > record["watch_start"]  # the spinner ran meanwhile
+        assert record["switches_wake"] - record["switches_start"] >= 2
+    assert kernel["wakeups"] == 1 and user["wakeups"] == 2  # the kernel-mode read came first
+    assert user["jiffies_start"] >= kernel["jiffies_wake"]  # two sleeps, not one recorded twice
+    m = re.search(r"kernel-mode read-in sleep: the spinner counted (\d+)", console)
+    assert m and int(m[1]) == kernel["watch_wake"] - kernel["watch_start"]

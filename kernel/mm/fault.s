@@ -44,6 +44,8 @@ exc_page_fault:
     pop rbx
     ret
 
+.set PF_SAME_FAULT_LIMIT, 3
+
 .section .text
 # handle_page_fault - RDI = regs, RSI = error code, RDX = address (CR2 at entry).
 # Interrupts are enabled while handling only if the interrupted context had them (user mode,
@@ -130,8 +132,10 @@ handle_page_fault:
 
 # fault_in_user_page - RDI = error code, RSI = address.  For a not-present fault inside the
 # current task's heap or stack region, map a zeroed page (demand paging).  Returns EAX = 0 if
-# the fault is resolved, 1 if it is a bad access.  A task that keeps faulting on one address
-# is a bad access too.  Clobbers caller-saved registers.
+# the fault is resolved, 1 if it is a bad access.  A task that faults on one page
+# PF_SAME_FAULT_LIMIT more times right after it was resolved is a bad access too, with a
+# report: resolving it evidently does not make the access succeed, and retrying forever would
+# hang the task in the kernel.  Clobbers caller-saved registers.
 .global fault_in_user_page
 fault_in_user_page:
     push rbx
@@ -146,13 +150,32 @@ fault_in_user_page:
     cmp r12, qword ptr [rbx + TASK_LAST_FAULT]
     jne .Lnew_address
     inc qword ptr [rbx + TASK_SAME_FAULT_COUNT]
-    cmp qword ptr [rbx + TASK_SAME_FAULT_COUNT], 3
-    jae .Lbad                               # the page is there and it still faults: give up
+    cmp qword ptr [rbx + TASK_SAME_FAULT_COUNT], PF_SAME_FAULT_LIMIT
+    jae .Lfault_repeats                     # resolved, and it still faults: give up
     jmp .Lcheck_region
 .Lnew_address:
     mov qword ptr [rbx + TASK_LAST_FAULT], r12
     mov qword ptr [rbx + TASK_SAME_FAULT_COUNT], 0
 .Lcheck_region:
+    mov rax, qword ptr [rip + pf_lose_mapping]
+    test rax, rax
+    jz .Lcheck_file
+    cmp r12, rax
+    jne .Lcheck_file
+    xor eax, eax                            # the self-test's page: "resolved", not mapped
+    pop r12
+    pop rbx
+    ret
+.Lfault_repeats:
+    lea rdi, [rip + .Lrepeat_fmt]
+    mov rsi, qword ptr [rbx + TASK_NAME]
+    mov rdx, qword ptr [rbx + TASK_ID]
+    mov rcx, r12
+    mov r8, qword ptr [rbx + TASK_SAME_FAULT_COUNT]
+    inc r8                                  # the first fault on the page counts too
+    call printk
+    jmp .Lbad
+.Lcheck_file:
     mov rax, r12
     sub rax, USER_FILE_BASE
     cmp rax, USER_FILE_SIZE
@@ -192,6 +215,7 @@ fault_in_user_page:
     pop rax
     test eax, X86_EFLAGS_IF
     jz .Lbad                            # cannot sleep with interrupts off
+    mov esi, edi                        # the error code: whose fault (user or kernel mode)
     mov rdi, r12
     call read_in_page                   # RAX = the page, filled
     test rax, rax
@@ -203,47 +227,101 @@ fault_in_user_page:
     pop rbx
     ret
 
-# read_in_page - RDI = user address (page aligned).  Allocate a page, start a simulated read
-# that the tick completes IO_TICKS later, and sleep until then: a page fault that sleeps.
+# read_in_page - RDI = user address (page aligned), ESI = the fault's error code.  Allocate a
+# page, start a simulated read that the tick completes IO_TICKS later, and sleep until then: a
+# page fault that sleeps.  One read is in flight at a time; a second reader waits its turn.
+# The sleep is recorded in io_sleep_log[PF_USER set: 1, else 0] (struct IO_SLEEP): RCU's
+# state as the task goes to sleep, and jiffies, context switches and *io_watch at sleep and at
+# wake-up, so that the host and the self-tests see what happened during this very sleep.
 # Called with interrupts on.  Returns RAX = the page (kernel address), or 0.
 .global read_in_page
 read_in_page:
     push rbx
     push r12
+    push r14
+    sub rsp, 8                          # the request's done flag (io_tick sets it)
     mov r12, rdi
+    xor r14d, r14d
+    test esi, PF_USER
+    jz .Lsleep_slot
+    mov r14d, IO_SLEEP_SIZE
+.Lsleep_slot:
+    lea rax, [rip + io_sleep_log]
+    add r14, rax                        # this sleep's record
     call page_alloc
     test rax, rax
     jz .Lread_done
     mov rbx, rax
     call local_irq_disable
+.Lio_busy:
+    cmp qword ptr [rip + io_page], 0
+    je .Lio_start
+    lea rdi, [rip + io_wq]              # another read is in flight: wait for its end
+    call sleep_on
+    jmp .Lio_busy
+.Lio_start:
+    mov qword ptr [rsp], 0
+    mov qword ptr [rip + io_done_flag], rsp
     mov qword ptr [rip + io_page], rbx
     mov qword ptr [rip + io_addr], r12
     mov rax, qword ptr [rip + jiffies]
     add rax, IO_TICKS
     mov qword ptr [rip + io_ready_tick], rax
-    mov qword ptr [rip + io_done], 0
     inc qword ptr [rip + io_sleeps]
-    # What RCU looks like while this task sleeps: process level, watching (the entry took
-    # the cond path and did not call rcu_irq_enter()).
+    mov rdi, r14
+    xor esi, esi
+    call io_sleep_snapshot
+    # What RCU looks like while this task sleeps: process level, watching (a kernel-mode
+    # fault's entry took the cond path and did not call rcu_irq_enter()).
     mov rax, qword ptr gs:[PCPU_DYNTICKS_NESTING]
-    mov qword ptr [rip + io_sleep_rcu], rax
+    mov qword ptr [r14 + IO_SLEEP_NESTING], rax
     mov rax, qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING]
-    mov qword ptr [rip + io_sleep_rcu + 8], rax
+    mov qword ptr [r14 + IO_SLEEP_NMI_NESTING], rax
     mov rax, qword ptr gs:[PCPU_DYNTICKS]
-    mov qword ptr [rip + io_sleep_rcu + 16], rax
+    mov qword ptr [r14 + IO_SLEEP_DYNTICKS], rax
+    mov rax, qword ptr gs:[PCPU_PREEMPT_COUNT]
+    mov qword ptr [r14 + IO_SLEEP_PREEMPT_COUNT], rax
 .Lio_wait:
-    cmp qword ptr [rip + io_done], 0
+    cmp qword ptr [rsp], 0
     jne .Lio_complete
     lea rdi, [rip + io_wq]
     call sleep_on
     jmp .Lio_wait
 .Lio_complete:
     inc qword ptr [rip + io_wakeups]
+    mov rdi, r14
+    mov esi, 1
+    call io_sleep_snapshot
+    mov rax, qword ptr [rip + io_wakeups]
+    mov qword ptr [r14 + IO_SLEEP_WAKEUPS], rax
+    lea rdi, [rip + io_wq]              # a reader waiting for its turn
+    call wake_up
     call local_irq_enable
     mov rax, rbx
 .Lread_done:
+    add rsp, 8
+    pop r14
     pop r12
     pop rbx
+    ret
+
+# io_sleep_snapshot - RDI = an IO_SLEEP record, ESI = 0 at sleep, 1 at wake-up: store jiffies,
+# context_switches and *io_watch (0 without a watch) in the record's _start or _wake fields.
+# Clobbers rax, rcx.
+io_sleep_snapshot:
+    shl esi, 3
+    add rdi, rsi                        # _wake fields follow their _start fields
+    mov rax, qword ptr [rip + jiffies]
+    mov qword ptr [rdi + IO_SLEEP_JIFFIES_START], rax
+    mov rax, qword ptr [rip + context_switches]
+    mov qword ptr [rdi + IO_SLEEP_SWITCHES_START], rax
+    xor eax, eax
+    mov rcx, qword ptr [rip + io_watch]
+    test rcx, rcx
+    jz .Lno_watch
+    mov rax, qword ptr [rcx]
+.Lno_watch:
+    mov qword ptr [rdi + IO_SLEEP_WATCH_START], rax
     ret
 
 # io_tick - from the tick: complete the pending read when its time has come (the page gets
@@ -259,7 +337,8 @@ io_tick:
     mov rax, qword ptr [rip + io_addr]
     mov qword ptr [rdi], rax
     mov qword ptr [rip + io_page], 0
-    mov qword ptr [rip + io_done], 1
+    mov rax, qword ptr [rip + io_done_flag]
+    mov qword ptr [rax], 1
     lea rdi, [rip + io_wq]
     jmp wake_up
 .Lno_io:
@@ -306,6 +385,8 @@ print_pf_error:
     jmp printk
 
 .section .rodata
+.Lrepeat_fmt:
+    .asciz "task %s[%u]: the fault at %x repeats after it was resolved (%u faults): giving up\n"
 .Lpf_fmt:
     .asciz "  #PF error: %s, %s, %s%s\n"
 .Lnot_present:
@@ -327,6 +408,11 @@ print_pf_error:
 
 .section .bss
 .balign 8
+# The looping-fault self-test: a user page (page aligned) whose not-present faults are
+# reported resolved without mapping anything; 0 when off.
+.global pf_lose_mapping
+pf_lose_mapping:
+    .zero 8
 # The nested-fault self-test: trigger address, inner address, and what was seen.
 .global pf_nest_trigger
 pf_nest_trigger:
@@ -349,7 +435,7 @@ io_addr:
     .zero 8
 io_ready_tick:
     .zero 8
-io_done:
+io_done_flag:                           # where the request in flight waits for its end
     .zero 8
 io_wq:
     .zero 8
@@ -359,6 +445,11 @@ io_sleeps:
 .global io_wakeups
 io_wakeups:
     .zero 8
-.global io_sleep_rcu
-io_sleep_rcu:
-    .zero 24
+# The last kernel-mode ([0]) and user-mode ([1]) read-in sleeps (kernel/structs.py
+# IO_SLEEP), read by the self-tests and the host; io_watch: a counter to snapshot in them.
+.global io_sleep_log
+io_sleep_log:
+    .zero 2 * IO_SLEEP_SIZE
+.global io_watch
+io_watch:
+    .zero 8

@@ -345,17 +345,29 @@ test_rcu_head:
 .section .text
 # page_fault_sleeps - the seed's case 1: a kernel-mode fault on a user address whose page must
 # be read in sleeps inside the handler while other tasks run, then the access completes.  The
-# entry took the cond path without rcu_irq_enter(), and RCU stayed at process level.
+# entry took the cond path without rcu_irq_enter(); the kernel-mode sleep's own record says
+# that RCU was at process level as the task went to sleep (nesting 1, nmi_nesting NONIDLE,
+# watching), that the spinning thread counted and tasks switched between that sleep and its
+# wake-up, and that the wake-up came from the completed read.  The user-mode fault's sleep
+# (the task's second read) is checked the same way.
 selftest_page_fault_sleeps:
     push rbx
     push r12
     push r13
+    push r14
     call timer_unblock
     call event_seq
     mov r13, rax
     mov r12, qword ptr [rip + io_sleeps]
+    mov r14, qword ptr [rip + io_wakeups]
+    lea rdi, [rip + io_sleep_log]
+    mov ecx, 2 * IO_SLEEP_SIZE / 8
+    xor eax, eax
+    rep stosq                           # only this test's sleeps in the records
     mov qword ptr [rip + spin_stop], 0
     mov qword ptr [rip + spin_count_a], 0
+    lea rax, [rip + spin_count_a]
+    mov qword ptr [rip + io_watch], rax
     lea rdi, [rip + .Lspin_a]
     lea rsi, [rip + spin_fn]
     lea rdx, [rip + spin_count_a]
@@ -369,6 +381,7 @@ selftest_page_fault_sleeps:
     mov rdi, rax
     call run_user_task
     push rax
+    mov qword ptr [rip + io_watch], 0
     mov qword ptr [rip + spin_stop], 1
     mov rdi, rbx
     call task_wait
@@ -380,18 +393,28 @@ selftest_page_fault_sleeps:
     mov rcx, qword ptr [rip + io_sleeps]
     sub rcx, r12
     cmp rcx, 2
-    jb .Lsleeps_end
-    lea rax, [rip + .Lstarved]
-    cmp qword ptr [rip + spin_count_a], 0
-    je .Lsleeps_end
-    lea rax, [rip + .Lsleep_rcu_state]
-    cmp qword ptr [rip + io_sleep_rcu], 1
     jne .Lsleeps_end
-    mov rcx, DYNTICK_IRQ_NONIDLE
-    cmp qword ptr [rip + io_sleep_rcu + 8], rcx
+    lea rax, [rip + .Lnot_woken]
+    mov rcx, qword ptr [rip + io_wakeups]
+    sub rcx, r14
+    cmp rcx, 2
     jne .Lsleeps_end
-    test qword ptr [rip + io_sleep_rcu + 16], RCU_DYNTICKS_WATCHING
-    jz .Lsleeps_end
+    lea rdi, [rip + io_sleep_log]       # the kernel-mode sleep
+    call check_io_sleep
+    test rax, rax
+    jnz .Lsleeps_end
+    lea rdi, [rip + io_sleep_log + IO_SLEEP_SIZE]   # the user-mode sleep
+    call check_io_sleep
+    test rax, rax
+    jnz .Lsleeps_end
+    lea rdi, [rip + .Lsleep_fmt]
+    mov rsi, qword ptr [rip + io_sleep_log + IO_SLEEP_WATCH_WAKE]
+    sub rsi, qword ptr [rip + io_sleep_log + IO_SLEEP_WATCH_START]
+    mov rdx, qword ptr [rip + io_sleep_log + IO_SLEEP_SWITCHES_WAKE]
+    sub rdx, qword ptr [rip + io_sleep_log + IO_SLEEP_SWITCHES_START]
+    mov rcx, qword ptr [rip + io_sleep_log + IO_SLEEP_JIFFIES_WAKE]
+    sub rcx, qword ptr [rip + io_sleep_log + IO_SLEEP_JIFFIES_START]
+    call printk
     # The kernel-mode fault's entry: trace_hardirqs_off only, no rcu_irq_enter().
     mov rdi, r13
     mov esi, EV_IDTENTRY_ENTER
@@ -401,9 +424,45 @@ selftest_page_fault_sleeps:
     mov r9d, X86_TRAP_PAGE_FAULT
     call expect_calls
 .Lsleeps_end:
+    pop r14
     pop r13
     pop r12
     pop rbx
+    ret
+
+# check_io_sleep - RDI = an IO_SLEEP record of this test.  RAX = 0 when the task slept at
+# process-level RCU (nesting 1, nmi_nesting NONIDLE, watching, preemptible), for at least
+# IO_TICKS ticks during which the spinner counted and tasks switched, and was woken; else the
+# reason.  Clobbers rcx.
+check_io_sleep:
+    lea rax, [rip + .Lnot_woken]
+    cmp qword ptr [rdi + IO_SLEEP_WAKEUPS], 0
+    je .Lcheck_sleep_end
+    lea rax, [rip + .Lsleep_rcu_state]
+    cmp qword ptr [rdi + IO_SLEEP_NESTING], 1
+    jne .Lcheck_sleep_end
+    mov rcx, DYNTICK_IRQ_NONIDLE
+    cmp qword ptr [rdi + IO_SLEEP_NMI_NESTING], rcx
+    jne .Lcheck_sleep_end
+    test qword ptr [rdi + IO_SLEEP_DYNTICKS], RCU_DYNTICKS_WATCHING
+    jz .Lcheck_sleep_end
+    cmp qword ptr [rdi + IO_SLEEP_PREEMPT_COUNT], 0
+    jne .Lcheck_sleep_end
+    lea rax, [rip + .Lshort_sleep]
+    mov rcx, qword ptr [rdi + IO_SLEEP_JIFFIES_WAKE]
+    sub rcx, qword ptr [rdi + IO_SLEEP_JIFFIES_START]
+    cmp rcx, IO_TICKS
+    jb .Lcheck_sleep_end
+    lea rax, [rip + .Lnobody_ran]
+    mov rcx, qword ptr [rdi + IO_SLEEP_SWITCHES_WAKE]
+    sub rcx, qword ptr [rdi + IO_SLEEP_SWITCHES_START]
+    cmp rcx, 2                          # away from the sleeper and back to it, at least
+    jb .Lcheck_sleep_end
+    mov rcx, qword ptr [rdi + IO_SLEEP_WATCH_WAKE]
+    cmp rcx, qword ptr [rdi + IO_SLEEP_WATCH_START]
+    jbe .Lcheck_sleep_end
+    xor eax, eax
+.Lcheck_sleep_end:
     ret
 
 SELFTEST page_fault_sleeps, selftest_page_fault_sleeps
@@ -414,8 +473,13 @@ SELFTEST page_fault_sleeps, selftest_page_fault_sleeps
     .word EV_TRACE_HARDIRQS_OFF, 0
 .Lreader:
     .asciz "file-reader"
-REASON .Lno_sleep, "the faults did not sleep for their reads"
+.Lsleep_fmt:
+    .asciz "# kernel-mode read-in sleep: the spinner counted %u, %u context switches, %u ticks\n"
+REASON .Lno_sleep, "the two faults did not sleep once each for their reads"
+REASON .Lnot_woken, "a sleeping fault was not woken by its completed read"
 REASON .Lsleep_rcu_state, "RCU was not at process level while the faulting task slept"
+REASON .Lshort_sleep, "a read-in sleep was shorter than the read"
+REASON .Lnobody_ran, "no other task ran while the faulting task slept"
 
 .section .text
 # page_churn_fn - a kernel thread (RDI = its number): allocate a page, claim it in
