@@ -111,10 +111,12 @@ def _serve() -> None:
 
     # No option is ever set on these engines: any option call switches keystone to radix 16
     # and leaks it into later engines (KEYSTONE.md).  All numbers the front-end sends are hex
-    # anyway; this probe makes sure decimal still means decimal in this process.
+    # anyway; these probes make sure decimal still means decimal in every engine of this
+    # process (an earlier option call may have poisoned one engine and not the other).
     engines = {32: Ks(KS_ARCH_X86, KS_MODE_32), 64: Ks(KS_ARCH_X86, KS_MODE_64)}
-    probe = bytes(engines[64].asm("add rsp, 16", 0)[0])
-    radix_ok = probe == bytes.fromhex("4883c410")
+    probes = {32: ("add esp, 16", "83c410"), 64: ("add rsp, 16", "4883c410")}
+    radix_ok = all(bytes(engines[bits].asm(text, 0)[0]).hex() == want
+                   for bits, (text, want) in probes.items())  # fmt: skip
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     while True:
         header = inp.read(4)

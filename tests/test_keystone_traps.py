@@ -6,6 +6,10 @@ Every expected encoding below was checked against GNU as (`as --64 -msyntax=inte
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from helpers import HIGH, build, disasm, section_bytes, symbol_bytes
 from keystone import KS_ARCH_X86, KS_MODE_64, KS_OPT_SYNTAX, KS_OPT_SYNTAX_INTEL, Ks
@@ -69,7 +73,9 @@ def test_sym_resolver_bias_and_addends(tmp_path, layout):
 
 
 def test_radix_is_decimal_even_after_an_option_call(tmp_path):
-    # Trap: any option call switches keystone to radix 16 and leaks into later engines.
+    # Trap: any option call switches keystone to radix 16 and leaks into later engines. An
+    # option call in this process does not reach the build's keystone, which runs in the worker
+    # (the worker's own guard is tested below).
     poisoned = Ks(KS_ARCH_X86, KS_MODE_64)
     poisoned.syntax = KS_OPT_SYNTAX_INTEL  # what triggers it in this (test) process
     del poisoned
@@ -91,6 +97,62 @@ after:
     assert disasm(image, "start")[:2] == ["add rsp, 0x10", "mov eax, 0x64"]
     assert image.symbol("after").value % 16 == 0
     assert KS_OPT_SYNTAX  # the option exists: the poisoning above was real
+
+
+# Installed as sitecustomize in the worker: every engine of the modes in POISONED gets an option
+# call as it is created, which switches it to radix 16 (the state a leak from an earlier option
+# call leaves an engine in, made deterministic: a leak depends on the heap's history).
+POISON = """
+import keystone
+
+_init = keystone.Ks.__init__
+
+
+def _init_then_set_an_option(self, arch, mode):
+    _init(self, arch, mode)
+    if mode in POISONED:
+        self.syntax = keystone.KS_OPT_SYNTAX_INTEL
+
+
+keystone.Ks.__init__ = _init_then_set_an_option
+"""
+# The worker's engines, in its order: which of them reads `16` as 0x16?
+PROBE = """
+from keystone import KS_ARCH_X86, KS_MODE_32, KS_MODE_64, Ks
+e32, e64 = Ks(KS_ARCH_X86, KS_MODE_32), Ks(KS_ARCH_X86, KS_MODE_64)
+print(bytes(e32.asm("add esp, 16", 0)[0]).hex(), bytes(e64.asm("add rsp, 16", 0)[0]).hex())
+"""
+
+
+@pytest.mark.parametrize(
+    ("modes", "probed"),
+    [
+        ("keystone.KS_MODE_32,", ["83c416", "4883c410"]),  # the 32-bit engine only
+        ("keystone.KS_MODE_64,", ["83c410", "4883c416"]),  # the 64-bit engine only
+        ("keystone.KS_MODE_32, keystone.KS_MODE_64", ["83c416", "4883c416"]),
+    ],
+)
+def test_the_worker_refuses_to_assemble_in_a_poisoned_process(tmp_path, monkeypatch, modes,
+                                                              probed):  # fmt: skip
+    # Trap: the radix leak happens in the process that runs keystone, which is the worker, not
+    # this one. Poison the worker itself through a sitecustomize on its PYTHONPATH. Its guard
+    # must then refuse every statement (the build names the line) instead of assembling `16`
+    # as 0x16, whichever of its engines is affected.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(POISON + f"POISONED = ({modes})\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                           check=True, env=os.environ.copy())  # fmt: skip
+    assert probe.stdout.split() == probed, "the poisoning did not reproduce the trap"
+    with KeystoneWorker() as worker:
+        results = worker.assemble([(64, 0, "add rsp, 16"), (32, 0, "add esp, 16")])
+    assert all(not r.ok and "radix 16" in r.error for r in results), results
+    source = {"a.s": ".section .text\n.global start\nstart:\n    add rsp, 16\n"}
+    with pytest.raises(AsmError, match=r"a\.s:4: error: keystone: .*radix 16.* in 'add rsp, 16'"):
+        build(tmp_path, source)
+    monkeypatch.delenv("PYTHONPATH")
+    assert disasm(build(tmp_path, source), "start") == ["add rsp, 0x10"]  # unpoisoned: fine
 
 
 def test_rip_relative_to_an_absolute_constant_is_an_error(tmp_path):
