@@ -113,6 +113,9 @@ CONSTANTS = {
     # IO_TICKS ticks later; the faulting task sleeps meanwhile (the seed's case 1).
     "USER_FILE_BASE": 0x40000000,
     "USER_FILE_SIZE": 0x10000,
+    # The heap page whose faults the user_fault_loop self-test "resolves" without mapping it
+    # (pf_lose_mapping), so that user_fault_loop faults on it again and again.
+    "USER_FAULT_LOOP_ADDR": 0x10080000,
     # Where the NMI self-test maps the local APIC into one user task, so that ring 3 can send
     # itself an NMI (kernel/selftest/nmi.s); outside every demand-paged region.
     "USER_APIC_PAGE": 0x50000000,

@@ -66,6 +66,8 @@ TASK = Struct("TASK", (
     ("kind", 8), ("kfunc", 8), ("karg", 8), ("preempt_count", 8), ("run_next", 8),
     ("wait_next", 8), ("wake_tick", 8), ("slice", 8), ("switches", 8), ("preemptions", 8),
     ("exit_wq", 8), ("slot", 8),
+    # a kernel function run once on the way back to user mode (TIF_NOTIFY_RESUME)
+    ("resume_work", 8),
 ))  # fmt: skip
 
 # An RCU callback (Linux's struct rcu_head, plus the grace-period number it waits for).

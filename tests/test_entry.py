@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from kernel.events import DYNTICK_IRQ_NONIDLE, EVENT_LOG_ENTRIES, WARN
+from kernel.layout import CONSTANTS
 from tools import ktap, qemulog
 from tools.eventlog import (
     KernelState,
@@ -41,6 +42,7 @@ USER_FAULT_TESTS = (
     "user_jumps_to_kernel", "user_fault_loop", "user_copy_from_user",
 )  # fmt: skip
 HEAP = 0x10000000
+USER_FAULT_LOOP_ADDR = CONSTANTS["USER_FAULT_LOOP_ADDR"]
 
 
 @pytest.fixture
@@ -212,7 +214,14 @@ def test_nmis_at_random_moments_are_survived(image):
     assert injected > 20, injected
     # NMIs that arrive while one is being handled are latched into one: at most `injected`.
     assert 0 < state.percpu["nmi_count"] <= injected
-    print(f"{injected} NMIs injected, {state.percpu['nmi_count']} handled")
+    user_gs, kernel_gs = state.percpu["nmi_user_gs"], state.percpu["nmi_kernel_gs"]
+    print(f"{injected} NMIs injected, {state.percpu['nmi_count']} handled, "
+          f"{user_gs} found the user's GS, {kernel_gs} the kernel's")  # fmt: skip
+    # Every NMI got one verdict from its paranoid entry, and the storm hit the user's GS
+    # (ring 3, or the kernel between an entry and its swapgs) at least once; the self-tests
+    # that send NMIs on purpose run only when named, so these are the storm's.
+    assert user_gs + kernel_gs == state.percpu["nmi_count"]
+    assert user_gs >= 1
     check_invariants(state, provoked=2 * 20)
     assert console.count("WARNING:") == 1
     # The log keeps the last records only; the NMIs among them ran with RCU watching.
@@ -274,3 +283,41 @@ def test_exit_to_an_irqs_off_context_keeps_lockdep_off(image, tmp_path):
     _, state = held(bad, IF_FAULT_TESTS)
     found = irqs_off_exit_violations(state.events)
     assert any("trace_hardirqs_on" in v for v in found), found
+
+
+REPEAT_RE = re.compile(
+    r"task user_fault_loop\[\d+\]: the fault at (?P<addr>[0-9a-f]+) repeats after it was "
+    r"resolved \((?P<n>\d+) faults\): giving up"
+)
+
+
+def test_a_fault_that_keeps_coming_back_is_given_up(image, tmp_path):
+    # The fault is "resolved" each time without the access succeeding (nothing is mapped):
+    # the same-fault guard kills the task after a few faults, each one real in QEMU's log.
+    log = tmp_path / "int.log"
+    result = run(QemuConfig(image, append="selftest=user_fault_loop,user_demand_fault",
+                            timeout=30, log_int=log))  # fmt: skip
+    assert result.outcome is Outcome.PASS, result.console
+    m = REPEAT_RE.search(result.console)
+    assert m and int(m["addr"], 16) == USER_FAULT_LOOP_ADDR, result.console
+    (kill,) = [k for k in KILL_RE.finditer(result.console) if k["name"] == "user_fault_loop"]
+    faults = [r for r in qemulog.parse_file(log).find(14, cpl=3) if r.cr2 == USER_FAULT_LOOP_ADDR]
+    assert len(faults) == int(m["n"]) > 1
+    assert {(r.ip, r.error_code) for r in faults} == {(int(kill["ip"], 16), 0x4)}
+    assert int(kill["addr"], 16) == USER_FAULT_LOOP_ADDR
+    # Mutation: without the guard the task faults for ever and the run never ends.
+    bad = mutant(tmp_path, "mm/fault.s", "    jae .Lfault_repeats", "    jmp .Lcheck_region")
+    result = run(QemuConfig(bad, append="selftest=user_fault_loop", timeout=5))
+    assert result.outcome is Outcome.TIMEOUT, result.console
+
+
+def test_exit_work_loop_rechecks_with_irqs_off(image, tmp_path):
+    result = run(QemuConfig(image, append="selftest=user_exit_work_loop", timeout=30))
+    assert result.outcome is Outcome.PASS, result.console
+    # Mutation: the loop does not look at the flags again after its work.
+    bad = mutant(tmp_path, "entry/common.s", "    jmp .Lwork\n", "    jmp .Lwork_done\n")
+    result = run(QemuConfig(bad, append="selftest=user_exit_work_loop", timeout=30))
+    assert result.outcome is Outcome.FAIL
+    assert "not ok 1 user_exit_work_loop # the notify-resume works did not both run" in (
+        result.console
+    )

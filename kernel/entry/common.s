@@ -272,8 +272,7 @@ __prepare_exit_to_usermode:
 .Lno_signal:
     test r12, TIF_NOTIFY_RESUME
     jz .Lno_notify
-    mov rax, qword ptr gs:[PCPU_CURRENT]
-    and qword ptr [rax + TASK_FLAGS], ~TIF_NOTIFY_RESUME
+    call resume_user_work
 .Lno_notify:
     call local_irq_disable
     jmp .Lwork
@@ -281,4 +280,29 @@ __prepare_exit_to_usermode:
     call rcu_qs                         # returning to user mode: a quiescent state
     pop r12
     pop rbx
+    ret
+
+# resume_user_work - the notify-resume work of the current task, run by the work loop with
+# interrupts on: clear TIF_NOTIFY_RESUME first, so that work queued meanwhile (also by the
+# work itself) sets it again and gets a pass of its own, then run the queued function, if
+# any.  Clobbers caller-saved registers.
+resume_user_work:
+    mov rdi, qword ptr gs:[PCPU_CURRENT]
+    and qword ptr [rdi + TASK_FLAGS], ~TIF_NOTIFY_RESUME
+    xor eax, eax
+    xchg qword ptr [rdi + TASK_RESUME_WORK], rax
+    test rax, rax
+    jz .Lno_resume_work
+    jmp rax                             # RDI = the task
+.Lno_resume_work:
+    ret
+
+# task_work_add - RDI = task, RSI = a kernel function: run it once, with interrupts on, on the
+# task's next way back to user mode (Linux's task_work_add() with TWA_RESUME, one slot: a
+# second call replaces the first).  The function gets RDI = the task and may clobber
+# caller-saved registers.  Clobbers nothing.
+.global task_work_add
+task_work_add:
+    mov qword ptr [rdi + TASK_RESUME_WORK], rsi
+    or qword ptr [rdi + TASK_FLAGS], TIF_NOTIFY_RESUME
     ret

@@ -114,11 +114,192 @@ USER_TEST user_jumps_to_kernel, user_jump_kernel, (128 + SIGSEGV), 0
 USER_TEST user_int3, user_int3, (128 + SIGTRAP), 0
 USER_TEST user_divide_error, user_div0, (128 + SIGFPE), 0
 USER_TEST user_invalid_op, user_ud2, (128 + SIGILL), 0
-USER_TEST user_fault_loop, user_fault_loop, (128 + SIGSEGV), 0
 USER_TEST user_copy_from_user, user_peek, 0, 1
-USER_TEST user_exit_work_loop, user_notify, 0, 0
+
+.section .text
+.set RESUME_WORK_FIRST_IRQS_ON, 1
+.set RESUME_WORK_SECOND_IN_TIME, 2
+
+# user_exit_work_loop - the exit-to-user work loop, observed.  user_notify's SYS_NOTIFY asks
+# for need-resched and notify-resume work; the notify-resume work queued for the task
+# (resume_work_first) runs with interrupts on and queues more work (resume_work_second),
+# which sets TIF_NOTIFY_RESUME again while the loop runs.  The re-check with interrupts off
+# must catch it in the same return to user mode: the event log holds exactly two work passes
+# of the task, logged with IF clear, with the flags [NEED_RESCHED|NOTIFY_RESUME] then
+# [NOTIFY_RESUME]; both works ran, the second before the task's next system call; the
+# loop counter grew by two and no work flag is left.  RAX = 0 or the reason.
+selftest_user_exit_work_loop:
+    push rbx
+    push r12
+    push r13
+    push r14
+    mov r14, qword ptr gs:[PCPU_EXIT_WORK_LOOPS]
+    mov qword ptr [rip + resume_work_seen], 0
+    call event_seq
+    mov r12, rax
+    lea rdi, [rip + .Lwork_task_name]
+    mov rsi, offset user_notify
+    call task_create
+    lea rcx, [rip + .Lno_task]
+    test rax, rax
+    jz .Lwl_end
+    mov rbx, rax
+    # Queued without its flag: the task's own SYS_NOTIFY sets TIF_NOTIFY_RESUME.
+    lea rax, [rip + resume_work_first]
+    mov qword ptr [rbx + TASK_RESUME_WORK], rax
+    mov rdi, rbx
+    call run_user_task
+    lea rcx, [rip + .Lwrong_exit]
+    test rax, rax
+    jnz .Lwl_end
+    lea rcx, [rip + .Lworks_not_run]
+    cmp qword ptr [rip + resume_work_seen], RESUME_WORK_FIRST_IRQS_ON | RESUME_WORK_SECOND_IN_TIME
+    jne .Lwl_end
+    lea rcx, [rip + .Lwork_flags_left]
+    test qword ptr [rbx + TASK_FLAGS], TIF_NEED_RESCHED | TIF_NOTIFY_RESUME
+    jnz .Lwl_end
+    lea rcx, [rip + .Lloop_count]
+    mov rax, qword ptr gs:[PCPU_EXIT_WORK_LOOPS]
+    sub rax, r14
+    cmp rax, 2
+    jne .Lwl_end
+    # The two passes in the event log.
+    mov rdi, r12
+    mov rsi, qword ptr [rbx + TASK_ID]
+    call next_work_record
+    lea rcx, [rip + .Lfirst_pass]
+    test rax, rax
+    jz .Lwl_end
+    cmp qword ptr [rax + EV_ARG], TIF_NEED_RESCHED | TIF_NOTIFY_RESUME
+    jne .Lwl_end
+    test dword ptr [rax + EV_FLAGS], EVF_IF
+    jnz .Lwl_end
+    mov rdi, rdx
+    mov rsi, qword ptr [rbx + TASK_ID]
+    call next_work_record
+    lea rcx, [rip + .Lsecond_pass]
+    test rax, rax
+    jz .Lwl_end
+    cmp qword ptr [rax + EV_ARG], TIF_NOTIFY_RESUME
+    jne .Lwl_end
+    test dword ptr [rax + EV_FLAGS], EVF_IF
+    jnz .Lwl_end
+    mov rdi, rdx
+    mov rsi, qword ptr [rbx + TASK_ID]
+    call next_work_record
+    lea rcx, [rip + .Lthird_pass]
+    test rax, rax
+    jnz .Lwl_end
+    xor ecx, ecx
+.Lwl_end:
+    mov rax, rcx
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# next_work_record - RDI = first sequence number, RSI = task id.  RAX = the next
+# exit_to_usermode_work record of that task (NMI records skipped), RDX = the sequence number
+# after it; RAX = 0 when there is none.
+next_work_record:
+    push rbx
+    push r12
+    mov rbx, rdi
+    mov r12, rsi
+.Lnext_work:
+    mov rdi, rbx
+    call event_at
+    test rax, rax
+    jz .Lwork_found
+    inc rbx
+    test dword ptr [rax + EV_FLAGS], EVF_NMI
+    jnz .Lnext_work
+    cmp word ptr [rax + EV_KIND], EV_EXIT_TO_USERMODE_WORK
+    jne .Lnext_work
+    cmp dword ptr [rax + EV_TASK], r12d
+    jne .Lnext_work
+.Lwork_found:
+    mov rdx, rbx
+    pop r12
+    pop rbx
+    ret
+
+# resume_work_first - RDI = task: the test's notify-resume work.  Notes whether interrupts are
+# on and the task's system-call count, then queues resume_work_second.
+resume_work_first:
+    mov rax, qword ptr [rdi + TASK_SYSCALLS]
+    mov qword ptr [rip + resume_work_syscalls], rax
+    pushfq
+    pop rax
+    test eax, X86_EFLAGS_IF
+    jz .Lfirst_irqs_off
+    or qword ptr [rip + resume_work_seen], RESUME_WORK_FIRST_IRQS_ON
+.Lfirst_irqs_off:
+    lea rsi, [rip + resume_work_second]
+    jmp task_work_add
+
+# resume_work_second - RDI = task: notes that it runs after resume_work_first and before the
+# task made another system call (in the same return to user mode).
+resume_work_second:
+    mov rax, qword ptr [rdi + TASK_SYSCALLS]
+    cmp rax, qword ptr [rip + resume_work_syscalls]
+    jne .Lsecond_late
+    or qword ptr [rip + resume_work_seen], RESUME_WORK_SECOND_IN_TIME
+.Lsecond_late:
+    ret
+
+SELFTEST user_exit_work_loop, selftest_user_exit_work_loop
+
+# user_fault_loop - a task whose page fault is "resolved" each time without the access ever
+# succeeding (pf_lose_mapping: nothing gets mapped) faults on the same address again and
+# again; the same-fault guard of fault_in_user_page must kill it with a report (SIGSEGV), and
+# the kernel goes on (user_test's checks).  It must have faulted more than once: the guard,
+# not the first fault, ended it.  RAX = 0 or the reason.
+selftest_user_fault_loop:
+    push rbx
+    mov rbx, qword ptr gs:[PCPU_PF_COUNT]
+    mov eax, USER_FAULT_LOOP_ADDR
+    mov qword ptr [rip + pf_lose_mapping], rax
+    lea rdi, [rip + .Lfault_loop_name]
+    mov rsi, offset user_fault_loop
+    mov edx, 128 + SIGSEGV
+    xor ecx, ecx
+    call user_test
+    mov qword ptr [rip + pf_lose_mapping], 0
+    test rax, rax
+    jnz .Lfault_loop_end
+    lea rax, [rip + .Lfault_loop_once]
+    mov rcx, qword ptr gs:[PCPU_PF_COUNT]
+    sub rcx, rbx
+    cmp rcx, 2
+    jb .Lfault_loop_end
+    xor eax, eax
+.Lfault_loop_end:
+    pop rbx
+    ret
+
+SELFTEST user_fault_loop, selftest_user_fault_loop
+
+.section .bss
+.balign 8
+resume_work_seen:
+    .zero 8
+resume_work_syscalls:
+    .zero 8
 
 .section .rodata
+.Lwork_task_name:
+    .asciz "user_exit_work_loop"
+.Lfault_loop_name:
+    .asciz "user_fault_loop"
+REASON .Lfault_loop_once, "the task did not fault more than once: the guard never ran"
+REASON .Lworks_not_run, "the notify-resume works did not both run in one return to user mode, the first with interrupts on"
+REASON .Lwork_flags_left, "work flags are left on the task"
+REASON .Lloop_count, "the exit work loop did not make exactly two passes"
+REASON .Lfirst_pass, "no first work pass with need-resched and notify-resume, flags read with interrupts off"
+REASON .Lsecond_pass, "the flag set during the first pass was not caught by a second pass with interrupts off"
+REASON .Lthird_pass, "a third work pass"
 .Lexit_fmt:
     .asciz "# task %s[%u] exited with %u after %u demand faults and %u system calls\n"
 REASON .Lno_task, "task_create failed"

@@ -107,13 +107,14 @@ user_div0:
 user_ud2:
     ud2
 
-# user_fault_loop - keep reading an address outside every region of the task.
+# user_fault_loop - read USER_FAULT_LOOP_ADDR, a heap page, once; exit 0.  Under the
+# user_fault_loop self-test the kernel "resolves" each fault on that page without mapping it,
+# so the read faults again and again until the kernel gives up on the task.
 .global user_fault_loop
 user_fault_loop:
-    mov rax, 0x20000000
-.Lloop:
+    mov eax, USER_FAULT_LOOP_ADDR
     mov rbx, qword ptr [rax]
-    jmp .Lloop
+    EXIT 0
 
 # user_peek - ask the kernel to read user memory for us (copy_from_user): a heap page never
 # touched (the kernel faults it in), a kernel address (refused before any access) and an
