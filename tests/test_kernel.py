@@ -10,10 +10,13 @@ import re
 from pathlib import Path
 
 import pytest
+from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+from capstone.x86 import X86_OP_IMM
+from elftools.elf.elffile import ELFFile
 
 from tools import ktap, qemulog
 from tools.eventlog import read_state
-from tools.qemu import Outcome, QemuConfig, QemuRunner, run
+from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
 
 pytestmark = pytest.mark.qemu
@@ -240,3 +243,50 @@ def test_entry_refuses_a_wrong_bootloader_magic(image, tmp_path):
     assert result.outcome is Outcome.PANIC
     assert "PANIC: not started by a Multiboot loader" in result.console
     assert "condrcu:" not in result.console  # the kernel proper never ran
+
+
+def _file_offset(image: Path, address: int) -> int:
+    """The file offset of virtual `address` in the image (through its section headers)."""
+    with image.open("rb") as f:
+        for sec in ELFFile(f).iter_sections():
+            lo = sec["sh_addr"]
+            if sec["sh_type"] == "SHT_PROGBITS" and lo <= address < lo + sec["sh_size"]:
+                return sec["sh_offset"] + address - lo
+    raise AssertionError(f"{address:#x} is in no section")
+
+
+def test_a_failing_selftest_is_reported_and_fails_the_vm(image, symbols, tmp_path):
+    # Mutation: the general_protection self-test loads a selector into DS (the CPU's #GP error
+    # code is that selector) and then expects that same number as the error code. Change the
+    # expected one in a copy of the image; the test must then say `not ok`, with its reason,
+    # and the VM must end with the failure status.
+    func = symbols["selftest_general_protection"]
+    with image.open("rb") as f:
+        code = ELFFile(f).get_section_by_name(".text")
+        start = code["sh_offset"] + func.address - code["sh_addr"]
+    data = bytearray(image.read_bytes())
+    md = Cs(CS_ARCH_X86, CS_MODE_64)
+    md.detail = True
+    movs = [i for i in md.disasm(bytes(data[start : start + func.size]), func.address)
+            if i.mnemonic == "mov" and i.operands[-1].type == X86_OP_IMM]  # fmt: skip
+    loaded = next(i for i in movs if i.op_str.startswith("eax,")).operands[1].imm
+    (expected,) = [i for i in movs if i.op_str.startswith("edx,")]
+    assert expected.operands[1].imm == loaded  # the expected error code is the selector
+    at = _file_offset(image, expected.address) + expected.imm_offset
+    assert int.from_bytes(data[at : at + 4], "little") == loaded
+    data[at : at + 4] = (loaded ^ 0x8).to_bytes(4, "little")
+    mutant = tmp_path / "mutant.elf"
+    mutant.write_bytes(data)
+    names = ["int3", "general_protection", "page_fault_read"]  # in the order they run
+    result = boot(mutant, "selftest=" + ",".join(names))
+    assert result.outcome is Outcome.FAIL and result.exit_status == STATUS_FAIL, result.reason
+    report = ktap.parse(result.console)
+    assert report.plan == 3 and [t.name for t in report.tests] == names
+    assert [t.ok for t in report.tests] == [True, False, True] and not report.passed
+    assert report.tests[1].reason == "wrong error code"
+    assert "not ok 2 general_protection # wrong error code" in result.console.splitlines()
+    # The CPU's error code, as the kernel recorded it, is still the loaded selector.
+    (trap,) = [m for m in TRAP_RE.finditer(result.console) if m["vector"] == "d"]
+    assert int(trap["error"], 16) == loaded
+    # The unmodified image passes the same run.
+    assert boot(image, "selftest=" + ",".join(names)).outcome is Outcome.PASS
