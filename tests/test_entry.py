@@ -110,8 +110,15 @@ def test_unrecoverable_kernel_fault_is_an_oops(image, symbols, tmp_path):
     assert pf.cpl == 0 and pf.cr2 == 0xDEAD0000 and pf.ip == int(m[1], 16)
 
 
-def test_rcu_idle_fault_seen_from_guest_memory(image):
-    _, state = held(image, "selftest=entry_kernel_cond_rcu_not_watching")
+def test_rcu_idle_fault_seen_from_guest_memory(image, tmp_path):
+    log = tmp_path / "int.log"
+    _, state = held(image, "selftest=entry_kernel_cond_rcu_not_watching", log_int=log)
+    # Every page fault the kernel handled is one QEMU delivered, in ring 0, at the CR2 the
+    # handler recorded, and there are no others; the idle-section fault is among them.
+    handled = [e for e in state.events if e.kind == "handler" and e.vector == 14]
+    delivered = qemulog.parse_file(log).find(14)
+    assert [(r.cpl, r.cr2) for r in delivered] == [(h.cpl, h.arg) for h in handled]
+    assert {r.cpl for r in delivered} == {0} and 0xDEAD0000 in {r.cr2 for r in delivered}
     ev = state.events
     idle = next(i for i, e in enumerate(ev) if e.kind == "rcu_idle_enter")
     seq = [e for e in ev[idle:] if not e.in_nmi]
@@ -321,3 +328,62 @@ def test_exit_work_loop_rechecks_with_irqs_off(image, tmp_path):
     assert "not ok 1 user_exit_work_loop # the notify-resume works did not both run" in (
         result.console
     )
+
+
+NEST_RE = re.compile(
+    r"# nested #PF: outer handler reports 0x(?P<outer>[0-9a-f]+), CR2 after the inner fault "
+    r"0x(?P<inner>[0-9a-f]+), (?P<n>\d+) faults"
+)
+
+
+def test_nested_fault_matches_qemu_log(image, symbols, tmp_path):
+    log = tmp_path / "int.log"
+    result = run(QemuConfig(image, append="selftest=page_fault_nested", timeout=30, log_int=log))
+    assert result.outcome is Outcome.PASS, result.console
+    m = NEST_RE.search(result.console)
+    assert m and int(m["n"]) == 2, result.console
+    # QEMU delivered exactly two #PFs, both in ring 0: the outer one in the test, the inner
+    # one in the outer fault's handler, at the addresses the kernel reported.
+    outer, inner = qemulog.parse_file(log).find(14)
+    assert outer.cpl == inner.cpl == 0
+    assert (outer.cr2, inner.cr2) == (int(m["outer"], 16), int(m["inner"], 16))
+    assert outer.cr2 == 0xDEAD1000 and inner.cr2 == 0xDEAD2008
+    assert symbols.symbolize(outer.ip).startswith("selftest_page_fault_nested+")
+    assert symbols.symbolize(inner.ip).startswith("pf_nested_probe+")
+
+
+TRAP_KILL_RE = re.compile(
+    r"task (?P<name>\w+)\[\d+\]: #(?P<mnemonic>[A-Z]{2}) [A-Za-z ]+ at ip (?P<ip>[0-9a-f]+) "
+    r"error 0x(?P<err>[0-9a-f]+)\ntask (?P=name)\[\d+\]: killed by signal (?P<sig>\d+)"
+)
+USER_TRAP_TESTS = {  # self-test: (mnemonic, vector, CPU error code or None, signal)
+    "user_cli": ("GP", 13, 0, 11),
+    "user_hlt": ("GP", 13, 0, 11),
+    "user_port_io": ("GP", 13, 0, 11),
+    "user_int3": ("BP", 3, None, 5),
+    "user_divide_error": ("DE", 0, None, 8),
+    "user_invalid_op": ("UD", 6, None, 4),
+}
+
+
+def test_user_traps_match_qemu_log(image, tmp_path):
+    # Each kill report of a ring-3 #GP/#BP/#DE/#UD names an exception QEMU delivered from
+    # CPL 3: the same vector, RIP and error code; and QEMU delivered no other exception.
+    log = tmp_path / "int.log"
+    result = run(QemuConfig(image, append="selftest=" + ",".join(USER_TRAP_TESTS), timeout=30,
+                            log_int=log))  # fmt: skip
+    assert result.outcome is Outcome.PASS, result.console
+    kills = {k["name"]: k for k in TRAP_KILL_RE.finditer(result.console)}
+    assert set(kills) == set(USER_TRAP_TESTS), result.console
+    exceptions = [r for r in qemulog.parse_file(log).records if r.vector < 32]
+    assert len(exceptions) == len(kills)
+    for name, (mnemonic, vector, error, signal) in USER_TRAP_TESTS.items():
+        k = kills[name]
+        assert (k["mnemonic"], int(k["sig"])) == (mnemonic, signal), k[0]
+        ip = int(k["ip"], 16) - (1 if vector == 3 else 0)  # QEMU logs the int3, not after it
+        (r,) = [r for r in exceptions if r.vector == vector and r.ip == ip]
+        assert r.cpl == 3 and r.cs == 0x33
+        if error is None:
+            assert int(k["err"], 16) == 2**64 - 1  # the stub's -1: the CPU pushed none
+        else:
+            assert r.error_code == int(k["err"], 16) == error

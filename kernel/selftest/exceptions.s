@@ -123,15 +123,17 @@ selftest_page_fault_nested:
     _ASM_EXTABLE .Lnest, .Lnest_fixup
     mov qword ptr [rip + pf_nest_trigger], 0
     pop rcx
+    sub rcx, qword ptr [rip + trap_record + TRAP_COUNT]
+    neg rcx                                 # the faults taken: the outer and the inner one
+    push rcx
     lea rdi, [rip + .Lnest_diag]
     mov rsi, qword ptr [rip + pf_nest_outer_cr2]
     mov rdx, qword ptr [rip + pf_nest_cr2_after]
-    sub rcx, qword ptr [rip + trap_record + TRAP_COUNT]
-    neg rcx
     call printk
+    pop rcx
     lea rax, [rip + .Lnest_two]
-    cmp qword ptr [rip + trap_record + TRAP_COUNT], 0
-    je .Lnest_end
+    cmp rcx, 2
+    jne .Lnest_end
     lea rax, [rip + .Lnest_inner_cr2]
     mov ecx, PF_NEST_INNER
     cmp qword ptr [rip + pf_nest_cr2_after], rcx
@@ -149,6 +151,6 @@ SELFTEST page_fault_nested, selftest_page_fault_nested
 .section .rodata
 .Lnest_diag:
     .asciz "# nested #PF: outer handler reports 0x%x, CR2 after the inner fault 0x%x, %u faults\n"
-REASON .Lnest_two, "no fault was taken"
+REASON .Lnest_two, "not exactly two faults (the outer one and the one inside its handler)"
 REASON .Lnest_inner_cr2, "the inner fault did not change CR2"
 REASON .Lnest_outer_cr2, "the outer handler lost its own address"
