@@ -329,6 +329,66 @@ def test_nm_agrees_with_map(built: Built) -> None:
     assert not nm - mapped, f"nm symbols the map lacks: {sorted(nm - mapped)[:20]}"
 
 
+def test_map_is_sorted_by_address(built: Built) -> None:
+    addrs = [s.addr for s in built.symbols]
+    assert addrs == sorted(addrs), "kernel.map symbols are not in address order"
+    assert len(set(addrs)) > 100  # a real table, not one address
+    vmas = [s.vma for s in built.sections]
+    assert built.sections[0].vma == min(vmas)  # sections in layout order, starting at the load
+
+
+def test_map_sizes_and_sections_agree_with_symtab(built: Built) -> None:
+    """Each map line is an ELF symbol with the same address, size, binding and the section its
+    st_shndx names, and the symbol lies inside that section; none is missing on either side."""
+    with built.elf.open("rb") as f:
+        elf = ELFFile(f)
+        table = elf.get_section_by_name(".symtab")
+        assert isinstance(table, SymbolTableSection)
+        names = {i: s.name for i, s in enumerate(elf.iter_sections())}
+        ours = Counter()
+        for s in table.iter_symbols():
+            if not s.name or s["st_info"]["type"] in ("STT_FILE", "STT_SECTION"):
+                continue
+            ndx = s["st_shndx"]
+            assert isinstance(ndx, int), f"{s.name}: st_shndx {ndx}"
+            ours[(s["st_value"], s["st_size"], names[ndx], s["st_info"]["bind"] == "STB_GLOBAL",
+                  s.name)] += 1  # fmt: skip
+    mapped = Counter((s.addr, s.size, s.section, s.is_global, s.name) for s in built.symbols)
+    assert not mapped - ours, f"map lines unlike the symtab: {sorted(mapped - ours)[:10]}"
+    assert not ours - mapped, f"symtab entries unlike the map: {sorted(ours - mapped)[:10]}"
+    by_name = {s.name: s for s in built.sections}
+    for s in built.symbols:
+        sec = by_name[s.section]
+        assert sec.vma <= s.addr <= sec.vma + sec.size, f"{s.name} outside {s.section}"
+
+
+def test_layout_numbers(built: Built, segments: list[Segment]) -> None:
+    """The numbers the issue fixes, written out: loaded at 1 MiB physical; the 32-bit boot code
+    runs there; the kernel proper in the top 2 GiB at 0xffffffff80000000 + physical; user code
+    linked in the lower half at 4 MiB."""
+    base, one_mib, top_2g = 0xFFFFFFFF80000000, 0x100000, 2**64 - 2**31
+    sec = {s.name: s for s in built.sections}
+    assert min(s.lma for s in built.sections) == one_mib
+    assert min(g.paddr for g in segments) == one_mib
+    assert sec[".boot"].vma == sec[".boot"].lma == one_mib
+    assert sec[".boot"].vma <= built.entry < sec[".boot"].vma + sec[".boot"].size
+    assert sec[".user"].vma == 0x400000
+    low = {".boot", ".boot.data", ".user"}
+    for s in built.sections:
+        if s.name not in low:
+            assert s.vma == base + s.lma, f"{s.name}: vma {s.vma:#x}, lma {s.lma:#x}"
+            assert top_2g <= s.vma and s.vma + s.size <= 2**64, f"{s.name} not in the top 2 GiB"
+    text = sec[".text"]
+    assert text.vma == base + text.lma and text.vma >= top_2g
+    assert next(s for s in built.symbols if s.name == "kernel_main").section == ".text"
+    assert base == CONSTANTS["KERNEL_VIRT_BASE"] and one_mib == CONSTANTS["LOAD_BASE"]
+    # Every kernel symbol outside the boot code and user programs is in the top 2 GiB, so
+    # rip-relative and sign-extended 32-bit addressing reach all of it.
+    for s in built.symbols:
+        if s.section not in low:
+            assert s.addr >= top_2g, s.name
+
+
 def test_objdump_labels_every_function(built: Built, func_symbols: list[MapSymbol]) -> None:
     text = tool("objdump", "-d", "-M", "intel", str(built.elf))
     labels = set(re.findall(r"^([0-9a-f]{16}) <(.+)>:$", text, re.M))
