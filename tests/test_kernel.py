@@ -103,7 +103,16 @@ def test_demonstration_is_the_default_boot(image):
         m = re.search(rf"demo: task {task}\[\d+\] exited with \d+: \d+ switches in, "
                       r"(\d+) involuntary", out)  # fmt: skip
         assert m and int(m[1]) >= 2, task
-    assert "RCU idle again after: yes" in out
+    assert re.search(r"demo: fault in an RCU idle section: rcu_irq_enter taken 1 time\(s\) on "
+                     r"the cond path; RCU idle again after: yes", out)  # fmt: skip
+    # The RCU entry path: every rcu_irq_enter() came from a cond entry that found RCU not
+    # watching or from an unconditional one, and each was undone.
+    m = re.search(r"summary: RCU entry path: cond skipped (\d+), cond taken (\d+), "
+                  r"unconditional (\d+) \(rcu_irq_enter (\d+), rcu_irq_exit (\d+)\)", out)  # fmt: skip
+    assert m, out
+    skipped, taken, uncond, enters, exits = map(int, m.groups())
+    assert skipped > 0 and taken >= 1  # the idle-section fault at least
+    assert enters == taken + uncond == exits
     assert re.search(r"# rcu_torture: \d+ context switches, \d+ preemptions, 0 errors, 0 warnings",
                      out)  # fmt: skip
     m = re.search(r"summary: page faults (\d+): demand-paged (\d+) \((\d+) slept for a read\), "
