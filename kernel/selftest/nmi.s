@@ -73,6 +73,7 @@ nmi_check:
     ret
 
 # nmi_send_self - an NMI to this CPU through the ICR.  Uses no GS.  Clobbers rax.
+.global nmi_send_self
 nmi_send_self:
     mov rax, APIC_VIRT
     mov dword ptr [rax + APIC_ICR_LOW], APIC_DM_NMI | APIC_ICR_SELF
@@ -81,6 +82,7 @@ nmi_send_self:
 # nmi_wait - RDI = nmi_count before: spin until an NMI has been handled, reading the counter
 # by address (not through GS, which may be the user's).  EAX = 1 if it came, 0 after
 # NMI_WAIT_LOOPS.  Clobbers rcx, rdx.
+.global nmi_wait
 nmi_wait:
     lea rdx, [rip + percpu]
     mov ecx, NMI_WAIT_LOOPS

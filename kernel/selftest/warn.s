@@ -154,11 +154,16 @@ provoke_warn_rcu_nmi_exit_underflow:
     jmp rcu_break_end
 
 # rcu_nmi_exit while RCU is not watching (an idle section) with a nesting that does not
-# underflow: the EQS check alone.  3 - 2 leaves 1; the idle section's 0 is put back.
+# underflow: the EQS check alone.  3 - 2 leaves 1; the idle section's 0 is put back.  An NMI
+# sent to self in the broken state must leave it alone (kernel/arch/nmi.s): were it to nest on
+# it, RCU would be watching when rcu_nmi_exit runs and the warning would not fire.
 provoke_warn_rcu_nmi_exit_eqs:
     call idle_section_begin
     call rcu_break_begin
     mov qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], 3
+    mov rdi, qword ptr gs:[PCPU_NMI_COUNT]
+    call nmi_send_self
+    call nmi_wait
     call rcu_nmi_exit
     mov qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], 0
     call rcu_break_end
