@@ -281,6 +281,41 @@ selftest_user_fault_loop:
 
 SELFTEST user_fault_loop, selftest_user_fault_loop
 
+# exit_user_prepare_exit_to_usermode - the exit to user mode, a row of its own beside the
+# kernel-mode exit table: the return from user_getpid's system call (no work pending) runs
+# prepare_exit_to_usermode, then tells lockdep and the tracer that interrupts will be on,
+# enters RCU's user EQS and ends with lockdep's last half; rcu_exit plays no part.  And the
+# task exits normally.  RAX = 0 or the reason.
+selftest_exit_user_prepare_exit_to_usermode:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    lea rdi, [rip + .Lgetpid_name]
+    mov rsi, offset user_getpid
+    call task_create
+    lea rcx, [rip + .Lno_task]
+    test rax, rax
+    jz .Lgetpid_end
+    mov rdi, rax
+    call run_user_task
+    lea rcx, [rip + .Lwrong_exit]
+    test rax, rax
+    jnz .Lgetpid_end
+    mov rdi, rbx
+    mov esi, EV_IDTENTRY_EXIT
+    mov edx, EV_IDTENTRY_EXIT_END
+    lea rcx, [rip + .Lexit_to_user]
+    mov r8, -1                              # the end's arg: not checked
+    mov r9, SYSCALL_VECTOR
+    call expect_calls
+    mov rcx, rax
+.Lgetpid_end:
+    mov rax, rcx
+    pop rbx
+    ret
+
+SELFTEST exit_user_prepare_exit_to_usermode, selftest_exit_user_prepare_exit_to_usermode
+
 .section .bss
 .balign 8
 resume_work_seen:
@@ -293,6 +328,12 @@ resume_work_syscalls:
     .asciz "user_exit_work_loop"
 .Lfault_loop_name:
     .asciz "user_fault_loop"
+.Lgetpid_name:
+    .asciz "exit_to_user"
+.balign 2
+.Lexit_to_user:
+    .word EV_PREPARE_EXIT_TO_USERMODE, EV_TRACE_HARDIRQS_ON_PREPARE
+    .word EV_LOCKDEP_HARDIRQS_ON_PREPARE, EV_RCU_USER_ENTER, EV_LOCKDEP_HARDIRQS_ON, 0
 REASON .Lfault_loop_once, "the task did not fault more than once: the guard never ran"
 REASON .Lworks_not_run, "the notify-resume works did not both run in one return to user mode, the first with interrupts on"
 REASON .Lwork_flags_left, "work flags are left on the task"

@@ -236,3 +236,10 @@ user_fault_stream:
     EXIT 0
 .Lstream_bad:
     EXIT 1
+
+.section .user.text
+# user_getpid - one system call that returns, with no exit work pending, then exit 0.
+.global user_getpid
+user_getpid:
+    SYSCALL SYS_GETPID
+    EXIT 0
