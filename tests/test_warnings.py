@@ -36,7 +36,7 @@ pytestmark = pytest.mark.qemu
 WARN_TESTS: dict[str, dict[str, int]] = {
     "warn_rcu_nmi_exit_underflow": {"rcu_nmi_exit_underflow": 2},
     "warn_rcu_nmi_exit_eqs": {"rcu_nmi_exit_eqs": 2},
-    "warn_rcu_irq_irqs_on": {"rcu_irq_irqs_on": 2},
+    "warn_rcu_irq_irqs_on": {"rcu_irq_irqs_on": 4},
     "warn_rcu_preempt_nesting": {"rcu_preempt_nesting": 2},
     "warn_rcu_preempt_nmi_nesting": {"rcu_preempt_nmi_nesting": 2},
     "warn_rcu_preempt_from_idle": {
@@ -51,6 +51,8 @@ WARN_TESTS: dict[str, dict[str, int]] = {
     "warn_lockdep_on_irqs_on": {"lockdep_on_irqs_on": 4},
     "warn_lockdep_prepare_eqs": {"lockdep_prepare_eqs": 2},
     "warn_tracer_eqs": {"tracer_eqs": 4},
+    "warn_user_entry_not_user": {"user_entry_not_user": 2, "rcu_eqs_exit_bad": 2},
+    "warn_schedule_bad_rcu_state": {"schedule_bad_rcu_state": 2},
     "warn_lockdep_assert_irqs_disabled": {"lockdep_assert_irqs_disabled": 2},
 }
 # The function each kind's first WARNING line must name (the one that checks).
@@ -69,6 +71,8 @@ WARN_SITES: dict[str, str] = {
     "lockdep_prepare_eqs": "lockdep_hardirqs_on_prepare_core",
     "tracer_eqs": "tracer_check_rcu",
     "lockdep_assert_irqs_disabled": "lockdep_assert_irqs_disabled",
+    "user_entry_not_user": "enter_from_user_mode",
+    "schedule_bad_rcu_state": "preempt_schedule_irq",
 }
 # NMIs one run of the warning tests sends to itself (warn_rcu_nmi_exit_eqs, once a call).
 SELF_NMIS_PER_RUN = 2

@@ -28,7 +28,7 @@ swapgs_restore_regs_and_return_to_usermode:
 # anywhere: between a user entry and its swapgs, or between the exit's swapgs and iretq.  The
 # GS base tells which GS is live: a kernel address (negative) means the kernel's.
 # Returns EBX = 1 when GS was already the kernel's, 0 when it was swapped here (and must be
-# swapped back by paranoid_exit).  Clobbers rax, rcx, rdx.
+# swapped back by paranoid_exit); exc_nmi counts NMIs by this verdict.  Clobbers rax, rcx, rdx.
 .global paranoid_entry
 paranoid_entry:
     mov ebx, 1

@@ -169,13 +169,13 @@ provoke_warn_rcu_nmi_exit_eqs:
     call rcu_break_end
     jmp idle_section_end
 
-# rcu_irq_enter with interrupts enabled (told to lockdep and the tracer, as local_irq_enable
-# does), its rcu_irq_exit with them disabled: one warning per pair.
+# rcu_irq_enter and rcu_irq_exit with interrupts enabled (told to lockdep and the tracer, as
+# local_irq_enable does): one warning each.
 provoke_warn_rcu_irq_irqs_on:
     call local_irq_enable
     call rcu_irq_enter
-    call local_irq_disable
-    jmp rcu_irq_exit
+    call rcu_irq_exit
+    jmp local_irq_disable
 
 # rcu_irq_exit_preempt from an interrupt at process level whose task has dynticks_nesting 0:
 # the nesting check alone (the other two hold).
@@ -251,9 +251,21 @@ provoke_warn_tracer_eqs:
     call trace_hardirqs_off
     jmp idle_section_end
 
+# enter_from_user_mode from the kernel (context tracking says kernel): its own warning, and
+# rcu_user_exit's, which finds RCU at process level rather than in the user EQS.
+provoke_warn_user_entry_not_user:
+    jmp enter_from_user_mode
+
+# preempt_schedule_irq from an interrupt level (nmi_nesting NONIDLE + 2), where scheduling is
+# not legal; nothing else is runnable, so it comes back to this task.
+provoke_warn_schedule_bad_rcu_state:
+    call rcu_irq_enter
+    call preempt_schedule_irq
+    jmp rcu_irq_exit
+
 WARN_SELFTEST warn_rcu_nmi_exit_underflow, 2
 WARN_SELFTEST warn_rcu_nmi_exit_eqs, 2
-WARN_SELFTEST warn_rcu_irq_irqs_on, 2
+WARN_SELFTEST warn_rcu_irq_irqs_on, 4
 WARN_SELFTEST warn_rcu_preempt_nesting, 2
 WARN_SELFTEST warn_rcu_preempt_nmi_nesting, 2
 WARN_SELFTEST warn_rcu_preempt_from_idle, 6
@@ -264,6 +276,8 @@ WARN_SELFTEST warn_lockdep_off_irqs_on, 2
 WARN_SELFTEST warn_lockdep_on_irqs_on, 4
 WARN_SELFTEST warn_lockdep_prepare_eqs, 2
 WARN_SELFTEST warn_tracer_eqs, 4
+WARN_SELFTEST warn_user_entry_not_user, 4
+WARN_SELFTEST warn_schedule_bad_rcu_state, 2
 
 .section .rodata
 .balign 8
@@ -272,7 +286,7 @@ expect_warn_rcu_nmi_exit_underflow:
 expect_warn_rcu_nmi_exit_eqs:
     .quad WARN_RCU_NMI_EXIT_EQS, 2, -1
 expect_warn_rcu_irq_irqs_on:
-    .quad WARN_RCU_IRQ_IRQS_ON, 2, -1
+    .quad WARN_RCU_IRQ_IRQS_ON, 4, -1
 expect_warn_rcu_preempt_nesting:
     .quad WARN_RCU_PREEMPT_NESTING, 2, -1
 expect_warn_rcu_preempt_nmi_nesting:
@@ -294,6 +308,10 @@ expect_warn_lockdep_prepare_eqs:
     .quad WARN_LOCKDEP_PREPARE_EQS, 2, -1
 expect_warn_tracer_eqs:
     .quad WARN_TRACER_EQS, 4, -1
+expect_warn_user_entry_not_user:
+    .quad WARN_USER_ENTRY_NOT_USER, 2, WARN_RCU_EQS_EXIT_BAD, 2, -1
+expect_warn_schedule_bad_rcu_state:
+    .quad WARN_SCHEDULE_BAD_RCU_STATE, 2, -1
 
 REASON .Lwrong_warnings, "not exactly the expected warnings"
 .Lmismatch_fmt:
