@@ -3,8 +3,9 @@
 
 Outputs: kernel.elf (bootable with `qemu-system-x86_64 -kernel`), kernel.map (symbols by
 address), kernel.lst (capstone listing).  Every output is written to a temporary name and
-renamed; a failed build removes the outputs of earlier builds, so nothing stale or half-written
-is left to boot.  The linked image must pass the noinstr check (tools/noinstr.py, objtool's
+renamed; a failed build -- an error in the sources, an OSError, an internal error or Ctrl-C --
+removes the outputs of earlier builds and its temporaries, so nothing stale or half-written is
+left to boot, and says why in one line (no traceback).  The linked image must pass the noinstr check (tools/noinstr.py, objtool's
 noinstr validation); each finding is an error at the source line of its instruction.
 """
 
@@ -13,8 +14,10 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -73,17 +76,61 @@ def check_image(image: Image, elf: bytes) -> None:
         raise LinkErrors([AsmError(image.locate(f.address), str(f)) for f in findings])
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def temporary(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def write_outputs(out: Path, files: dict[str, bytes]) -> None:
+    """Write every output to its temporary name first, then rename them all into place, so a
+    failure while writing leaves no output half-written (the caller cleans up)."""
+    for name, data in files.items():
+        temporary(out / name).write_bytes(data)
+    for name in files:
+        os.replace(temporary(out / name), out / name)
+
+
+def remove_outputs(out: Path, generated_too: bool) -> list[str]:
+    """After a failed build: remove the outputs of earlier builds, this build's temporaries and,
+    with `generated_too`, the generated sources (they may be an earlier build's or half
+    written).  Returns what could not be removed."""
+    left = []
+    paths = [p for name in OUTPUTS for p in (out / name, temporary(out / name))]
+    gen_dir = out / "gen"
+    if gen_dir.is_dir():
+        paths += sorted(gen_dir.glob("*.tmp"))
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            left.append(f"{rel(path)} ({e.strerror or e})")
+    if generated_too and gen_dir.is_dir():
+        shutil.rmtree(gen_dir, onerror=lambda _f, p, e: left.append(f"{rel(p)} ({e[1]})"))
+    return left
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a failure that is not an error in the sources: the OS's reason for an
+    OSError, else an internal error with the place it was raised."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "error: interrupted"
+    if isinstance(exc, OSError):
+        where = f"{rel(str(exc.filename))}: " if exc.filename else ""
+        return f"error: {where}{exc.strerror or exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    place = (
+        f" at {rel(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name}()"
+        if frames
+        else ""
+    )
+    return f"internal error: {type(exc).__name__}: {exc}{place}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Errors are printed as path:line: error: message; "
-                                 "the exit status is 1 when the build fails.")  # fmt: skip
+                                 "the exit status is 1 when the build fails (130 when interrupted).")  # fmt: skip
     ap.add_argument("--out", type=Path, default=ROOT / "build", help="output directory (build/)")
     ap.add_argument(
         "--kernel-dir",
@@ -108,17 +155,13 @@ def main(argv: list[str] | None = None) -> int:
             "kernel.map": write_map(image, name).encode(),
             "kernel.lst": write_listing(image, name).encode(),
         }
+        write_outputs(out, files)
     except (AsmError, LinkErrors) as e:
-        for name in OUTPUTS:
-            (out / name).unlink(missing_ok=True)
-        print(e, file=sys.stderr)
-        print("build failed", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    for name, data in files.items():
-        write_atomic(out / name, data)
+        # An error in the sources: the generated files are this build's; keep them to look at.
+        return failed(out, str(e), generated_too=False)
+    except (Exception, KeyboardInterrupt) as e:  # every failure cleans up and says why
+        status = failed(out, describe(e), generated_too=True)
+        return 130 if isinstance(e, KeyboardInterrupt) else status
     if args.verbose:
         for s in image.sections:
             print(f"  {s.spec.name:<12} vma {s.vma:#018x} lma {s.lma:#010x} size {s.size:#x}")
@@ -126,6 +169,19 @@ def main(argv: list[str] | None = None) -> int:
               f"{time.perf_counter() - start:.2f} s")  # fmt: skip
     print(f"built {rel(out / 'kernel.elf')}")
     return 0
+
+
+def failed(out: Path, message: str, generated_too: bool) -> int:
+    """Report a failed build, leave nothing of it or of earlier builds behind; returns 1."""
+    print(message, file=sys.stderr)
+    try:
+        left = remove_outputs(out, generated_too)
+    except Exception as e:  # the report must still come out
+        left = [describe(e)]
+    if left:
+        print(f"error: could not remove {', '.join(left)}", file=sys.stderr)
+    print("build failed", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
