@@ -178,8 +178,13 @@ selftest_main:
     jae .Llist_done
     imul rax, r14, SELFTEST_SIZE
     lea rcx, [rip + __start_selftests]
+    add rcx, rax
     lea rdi, [rip + .Lname_fmt]
-    mov rsi, qword ptr [rcx + rax + SELFTEST_NAME]
+    test qword ptr [rcx + SELFTEST_FLAGS], SELFTEST_BY_NAME
+    jz .Llist_print
+    lea rdi, [rip + .Lby_name_fmt]      # not part of selftest=all
+.Llist_print:
+    mov rsi, qword ptr [rcx + SELFTEST_NAME]
     call printk
     inc r14
     jmp .Llist_next
@@ -304,6 +309,8 @@ selftest_repeat:
     .asciz "# totals: %u tests, %u passed, %u failed\n"
 .Lname_fmt:
     .asciz "%s\n"
+.Lby_name_fmt:
+    .asciz "%s (only when named)\n"
 .Lrepeat_key:
     .asciz "repeat="
 .Lbad_repeat_msg:
