@@ -145,12 +145,12 @@ demo_spin:
     xor eax, eax
     ret
 
-# demo_idle_fault - a page fault inside an RCU idle section (preemption disabled, as in the
-# idle task).  RAX = 0 when the cond path entered RCU once and RCU is idle again after it.
-demo_idle_fault:
+# demo_idle_section_fault - in the idle task (run_in_idle): a page fault inside an RCU idle
+# section.  EAX = whether RCU was watching after the fault, still inside the section;
+# demo_idle_cond_taken = the cond-path rcu_irq_enter() entries meanwhile.
+demo_idle_section_fault:
     push rbx
     mov rbx, qword ptr gs:[PCPU_COND_RCU_TAKEN]
-    call preempt_disable
     call rcu_idle_enter
     mov eax, 0xdead0000
 .Lidle_touch:
@@ -160,10 +160,22 @@ demo_idle_fault:
     call __rcu_is_watching
     push rax
     call rcu_idle_exit
-    call preempt_enable
-    pop rcx                             # watching after the fault, still in the idle section?
-    mov rdx, qword ptr gs:[PCPU_COND_RCU_TAKEN]
-    sub rdx, rbx
+    mov rax, qword ptr gs:[PCPU_COND_RCU_TAKEN]
+    sub rax, rbx
+    mov qword ptr [rip + demo_idle_cond_taken], rax
+    pop rax
+    pop rbx
+    ret
+
+# demo_idle_fault - a page fault inside an RCU idle section of the idle task (the only task
+# where one is legal under entry_policy=v58 too).  RAX = 0 when the cond path entered RCU
+# once and RCU is idle again after it.
+demo_idle_fault:
+    push rbx
+    lea rdi, [rip + demo_idle_section_fault]
+    call run_in_idle
+    mov rcx, rax                        # watching after the fault, still in the idle section?
+    mov rdx, qword ptr [rip + demo_idle_cond_taken]
     lea rdi, [rip + .Lidle_fault_fmt]
     mov rsi, rdx
     lea rdx, [rip + .Lno]
@@ -277,6 +289,9 @@ print_summary:
     .asciz "summary: warnings %u, NMIs %u; RCU nesting %u, nmi_nesting 0x%x (process level)\n"
 
 .section .bss
+.balign 8
+demo_idle_cond_taken:
+    .zero 8
 .balign 8
 demo_started:
     .zero DEMO_MAX * 8

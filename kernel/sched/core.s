@@ -162,13 +162,21 @@ dequeue_task:
 .Ldequeue_done:
     ret
 
-# wake_up_process - RDI = a sleeping task: make it runnable.  Clobbers rax.
+# wake_up_process - RDI = a sleeping task: make it runnable.  When the idle task is running
+# (a wake-up from an interrupt or softirq that hit it, or from an idle hook), it gets
+# need-resched, so that the idle loop switches as soon as the interrupt returns instead of
+# halting until the next tick.  Clobbers rax.
 .global wake_up_process
 wake_up_process:
     cmp qword ptr [rdi + TASK_STATE], TASK_SLEEPING
     jne .Lnot_sleeping
     inc qword ptr [rip + wakeups]
-    jmp enqueue_task
+    call enqueue_task
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    cmp qword ptr [rax + TASK_KIND], TASK_KIND_IDLE
+    jne .Lnot_sleeping
+    or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
+    inc qword ptr [rip + idle_wakeups]
 .Lnot_sleeping:
     ret
 
@@ -440,6 +448,9 @@ context_switches:
     .zero 8
 .global wakeups
 wakeups:
+    .zero 8
+.global idle_wakeups
+idle_wakeups:                           # wake-ups that found the idle task running
     .zero 8
 .global yields
 yields:

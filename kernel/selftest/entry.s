@@ -162,19 +162,14 @@ selftest_entry_kernel_cond_rcu_watching:
 
 # kernel, W=0 (an RCU idle section), idtentry_enter_cond_rcu: the careful sequence, returns
 # true; the handler runs with RCU watching as the outermost interrupt from EQS; the exit
-# (preempt_count > 0, IF=0) calls rcu_irq_exit and RCU is back in EQS.
+# (preempt_count > 0, IF=0) calls rcu_irq_exit and RCU is back in EQS.  The idle section is
+# the idle task's (run_in_idle), the only place one is legal under entry_policy=v58.
 selftest_entry_kernel_cond_rcu_not_watching:
     push rbx
     call event_seq
     mov rbx, rax
-    call preempt_disable
-    call rcu_idle_enter
-    KERNEL_PF
-    call __rcu_is_watching
-    push rax
-    call rcu_idle_exit
-    call preempt_enable
-    pop rax
+    lea rdi, [rip + idle_section_fault]
+    call run_in_idle
     lea rcx, [rip + .Lidle_not_restored]
     test eax, eax
     jnz .Lreturn_reason
@@ -193,6 +188,17 @@ selftest_entry_kernel_cond_rcu_not_watching:
     jne .Lreturn_reason
     xor eax, eax
     jmp .Lreturn
+
+# idle_section_fault - in the idle task (run_in_idle): a kernel page fault inside an RCU idle
+# section.  EAX = whether RCU was watching after the fault, still inside the section.
+idle_section_fault:
+    call rcu_idle_enter
+    KERNEL_PF
+    call __rcu_is_watching
+    push rax
+    call rcu_idle_exit
+    pop rax
+    ret
 
 # user, idtentry_enter (int 0x80): enter_from_user_mode (lockdep off, RCU leaves the user
 # EQS, tracer), returns false.
@@ -224,6 +230,8 @@ selftest_entry_user_cond_rcu:
 # Exit rows, kernel mode with IF set --------------------------------------------------------
 
 # IF=1, rcu_exit=1, preempt_count=0, !need_resched: rcu_irq_exit_preempt, trace_hardirqs_on.
+# Under entry_policy=v58 an exit that undoes rcu_irq_enter() never preempts: the two halves
+# around rcu_irq_exit(), as with preemption disabled.
 selftest_exit_irqs_on_rcu_exit_preemptible:
     push rbx
     call event_seq
@@ -231,7 +239,12 @@ selftest_exit_irqs_on_rcu_exit_preemptible:
     call local_irq_enable
     KERNEL_INT3
     call local_irq_disable
+    cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
+    jne .Lrcu_exit_v58
     CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_preempt, ANY, X86_TRAP_INT3
+    jmp .Lreturn
+.Lrcu_exit_v58:
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, X86_TRAP_INT3
     jmp .Lreturn
 
 # IF=1, rcu_exit=1, preempt_count=0, need_resched: ... preempt_schedule_irq (stub) ...
@@ -243,8 +256,21 @@ selftest_exit_irqs_on_rcu_exit_need_resched_stub:
     call local_irq_enable
     KERNEL_INT3
     call local_irq_disable
+    cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
+    jne .Lrcu_exit_resched_v58
     CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_preempt_resched, ANY, X86_TRAP_INT3
     jmp .Lcheck_resched_consumed
+.Lrcu_exit_resched_v58:
+    # v58: no preemption on this exit, so need-resched is still set: consume it here.
+    call need_resched
+    push rax
+    call clear_need_resched
+    pop rax
+    lea rcx, [rip + .Lresched_consumed_v58]
+    test eax, eax
+    jz .Lreturn_reason
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, X86_TRAP_INT3
+    jmp .Lreturn
 
 # IF=1, rcu_exit=0, preempt_count=0, !need_resched: trace_hardirqs_on.
 selftest_exit_irqs_on_cond_preemptible:
@@ -434,3 +460,4 @@ REASON .Lwrong_return, "the return value differs from the truth table's row"
 REASON .Lidle_not_restored, "RCU is watching after the fault in the idle section"
 REASON .Lhandler_not_watching, "the handler did not run as the outermost interrupt from EQS with RCU watching"
 REASON .Lresched_left, "need-resched was not consumed"
+REASON .Lresched_consumed_v58, "under entry_policy=v58 the rcu_exit path rescheduled"
