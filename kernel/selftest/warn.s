@@ -38,7 +38,7 @@ REASON .Lnot_two, "lockdep_assert_irqs_disabled did not warn exactly twice"
 # rules that run checks on purpose; tests/test_warnings.py runs them.
 
 .section .text
-# warn_snapshot - remember every kind's count for warn_expect.  Clobbers rax, rcx, rdx.
+# warn_snapshot - remember every kind's count for warn_expect.  Clobbers rax, rcx, rdx, r8.
 warn_snapshot:
     lea rax, [rip + warn_counts]
     lea rdx, [rip + warn_before]
@@ -143,7 +143,7 @@ selftest_\name:
 SELFTEST \name, selftest_\name, \declared, SELFTEST_BY_NAME
 .endm
 
-# provoke_* - one provocation each; clobber rax, rcx, rdx, rsi, rdi, r8.
+# provoke_* - one provocation each, the state put back; clobber caller-saved registers.
 # rcu_nmi_exit with dynticks_nmi_nesting 0 while RCU watches: the underflow check alone.
 provoke_warn_rcu_nmi_exit_underflow:
     call rcu_break_begin
