@@ -88,7 +88,8 @@ def test_scheduler_and_rcu_suite(kernel_image, extra):
     tests = ("sched_timer_ticks,sched_preempts_spinning_kthreads,sched_task_reaping,"
              "sched_wait_queue,sched_user_sleep_and_yield,sched_user_spinner_cannot_starve,"
              "rcu_synchronize,rcu_call_rcu_and_barrier,page_fault_sleeps,resched_ipi_hits_idle,"
-             "resched_ipi_hits_busy_kthread,rcu_torture")  # fmt: skip
+             "resched_ipi_hits_busy_kthread,rcu_torture,rcu_barrier_concurrent,"
+             "page_alloc_preempted")  # fmt: skip
     result = boot(kernel_image, f"selftest={tests}", extra_args=extra)
     report = ktap.parse(result.console)
     assert result.outcome is Outcome.PASS and report.passed, report.summary()
@@ -246,3 +247,18 @@ def test_demo_passes_under_each_entry_policy(kernel_image, policy):
     assert re.search(r"fault in an RCU idle section: rcu_irq_enter taken 1 time\(s\) on the "
                      r"cond path; RCU idle again after: yes", result.console)  # fmt: skip
     assert re.search(r"summary: warnings 0, NMIs \d+", result.console)
+
+
+def test_concurrent_rcu_barriers(kernel_image, kernel_symbols):
+    append = "selftest=rcu_barrier_concurrent hold"
+    with QemuRunner(QemuConfig(kernel_image, append=append, timeout=60)) as vm:
+        vm.launch()
+        vm.cont()
+        vm.wait_for_console(r"HOLD 0x10", timeout=60)
+        most = read_u64(vm, kernel_symbols, "rcu_barrier_most_waiting")
+        rcu = RCU_STATS.decode(vm.read_virt(kernel_symbols.address("rcu_stats"), RCU_STATS.size))
+        console = vm.console
+    assert "ok 1 rcu_barrier_concurrent" in console
+    assert most == 2  # both callers were inside rcu_barrier() at once
+    assert rcu["cbs_queued"] == rcu["cbs_invoked"] >= 4  # two own callbacks, two barriers
+    assert "each saw its own callback first: 1" in console

@@ -219,33 +219,48 @@ synchronize_rcu:
     ret
 
 # rcu_barrier - wait until every callback queued so far has been invoked: queue one more and
-# wait for it (callbacks run in order).  Clobbers caller-saved registers.
+# wait for it (callbacks run in order).  Reentrant: each caller's callback head and done flag
+# live on its own stack (valid while it sleeps: kernel stacks are mapped in every address
+# space), so concurrent callers each wait for their own.  Callable with interrupts on or off,
+# at process level.  Clobbers caller-saved registers.
+.set BARRIER_DONE, RCU_HEAD_SIZE        # the done flag, after the head in the stack frame
 .global rcu_barrier
 rcu_barrier:
     push rbx
+    sub rsp, RCU_HEAD_SIZE + 8
     pushfq
     pop rbx
     call local_irq_disable_save
-    mov qword ptr [rip + rcu_barrier_done], 0
-    lea rdi, [rip + rcu_barrier_head]
+    inc qword ptr [rip + rcu_barrier_waiting]
+    mov rax, qword ptr [rip + rcu_barrier_waiting]
+    cmp rax, qword ptr [rip + rcu_barrier_most_waiting]
+    jbe .Lbarrier_queue
+    mov qword ptr [rip + rcu_barrier_most_waiting], rax
+.Lbarrier_queue:
+    mov qword ptr [rsp + BARRIER_DONE], 0
+    mov rdi, rsp
     lea rsi, [rip + rcu_barrier_cb]
     call call_rcu
 .Lbarrier_wait:
-    cmp qword ptr [rip + rcu_barrier_done], 0
+    cmp qword ptr [rsp + BARRIER_DONE], 0
     jne .Lbarrier_done
     lea rdi, [rip + rcu_barrier_wq]
     call sleep_on
     jmp .Lbarrier_wait
 .Lbarrier_done:
+    dec qword ptr [rip + rcu_barrier_waiting]
     test ebx, X86_EFLAGS_IF
     jz .Lbarrier_end
     call local_irq_enable
 .Lbarrier_end:
+    add rsp, RCU_HEAD_SIZE + 8
     pop rbx
     ret
 
+# rcu_barrier_cb - RDI = a barrier's rcu_head: mark its caller done and wake the waiters (each
+# checks its own flag).
 rcu_barrier_cb:
-    mov qword ptr [rip + rcu_barrier_done], 1
+    mov qword ptr [rdi + BARRIER_DONE], 1
     call local_irq_disable_save
     lea rdi, [rip + rcu_barrier_wq]
     call wake_up
@@ -272,10 +287,11 @@ rcu_gp_wq:
     .zero 8
 rcu_barrier_wq:
     .zero 8
-rcu_barrier_done:
+rcu_barrier_waiting:                    # callers inside rcu_barrier now
     .zero 8
-rcu_barrier_head:
-    .zero RCU_HEAD_SIZE
+.global rcu_barrier_most_waiting
+rcu_barrier_most_waiting:               # the most there ever were at once
+    .zero 8
 # Counters the host reads (kernel/structs.py RCU_STATS).
 .balign 8
 .global rcu_stats

@@ -641,3 +641,88 @@ page_churns:
     .zero 8
 page_owner_map:
     .zero (POOL_END - POOL_START) / PAGE_SIZE
+
+.section .text
+# barrier_fn - a kernel thread (RDI = a barrier_items entry): queue a callback on the entry,
+# then rcu_barrier().  Returns RAX = 1 when the callback had run by the time the barrier
+# returned, else 0.
+barrier_fn:
+    push rbx
+    mov rbx, rdi
+    lea rsi, [rip + barrier_item_cb]
+    call call_rcu
+    call rcu_barrier
+    mov rax, qword ptr [rbx + RCU_HEAD_SIZE]
+    pop rbx
+    ret
+
+# barrier_item_cb - RDI = a barrier_items entry's rcu_head: mark the entry's callback run.
+barrier_item_cb:
+    mov qword ptr [rdi + RCU_HEAD_SIZE], 1
+    ret
+
+# rcu_barrier_concurrent - two kernel threads are inside rcu_barrier() at once, each after
+# queueing a callback of its own: both return, each only after its own callback ran.
+selftest_rcu_barrier_concurrent:
+    push rbx
+    push r12
+    push r13
+    call timer_unblock
+    lea rdi, [rip + barrier_items]
+    mov ecx, 2 * (RCU_HEAD_SIZE + 8) / 8
+    xor eax, eax
+    rep stosq
+    mov qword ptr [rip + rcu_barrier_most_waiting], 0
+    lea rdi, [rip + .Lbarrier_a]
+    lea rsi, [rip + barrier_fn]
+    lea rdx, [rip + barrier_items]
+    call kthread_create
+    mov rbx, rax
+    lea rdi, [rip + .Lbarrier_b]
+    lea rsi, [rip + barrier_fn]
+    lea rdx, [rip + barrier_items + RCU_HEAD_SIZE + 8]
+    call kthread_create
+    mov r12, rax
+    mov rdi, rbx
+    call enqueue_task
+    mov rdi, r12
+    call enqueue_task
+    mov rdi, rbx
+    call task_wait
+    mov r13, rax
+    mov rdi, r12
+    call task_wait
+    and r13, rax                        # both saw their own callback run
+    lea rdi, [rip + .Lbarrier_fmt]
+    mov rsi, qword ptr [rip + rcu_barrier_most_waiting]
+    mov rdx, r13
+    call printk
+    lea rax, [rip + .Lbarrier_early]
+    cmp r13, 1
+    jne .Lbarrier_end
+    lea rax, [rip + .Lbarrier_not_concurrent]
+    cmp qword ptr [rip + rcu_barrier_most_waiting], 2
+    jb .Lbarrier_end
+    xor eax, eax
+.Lbarrier_end:
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+SELFTEST rcu_barrier_concurrent, selftest_rcu_barrier_concurrent
+
+.section .rodata
+.Lbarrier_a:
+    .asciz "barrier-a"
+.Lbarrier_b:
+    .asciz "barrier-b"
+.Lbarrier_fmt:
+    .asciz "# rcu_barrier: %u callers waiting at once; each saw its own callback first: %u\n"
+REASON .Lbarrier_early, "an rcu_barrier() returned before its caller's callback ran"
+REASON .Lbarrier_not_concurrent, "the two rcu_barrier() calls did not overlap"
+
+.section .bss
+.balign 8
+barrier_items:                          # two of: rcu_head, "its callback ran"
+    .zero 2 * (RCU_HEAD_SIZE + 8)
