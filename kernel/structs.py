@@ -96,8 +96,13 @@ IO_SLEEP = Struct("IO_SLEEP", tuple((n, 8) for n in (
     "nesting nmi_nesting dynticks preempt_count jiffies_start jiffies_wake switches_start "
     "switches_wake watch_start watch_wake wakeups").split()))  # fmt: skip
 
+# This CPU's RCU state (kernel/rcu/gp.s rcu_data), read by the host: qs_pending is 1 while the
+# grace period in progress waits for this CPU's quiescent state; read_nesting counts the
+# rcu_read_lock() sections it is in.
+RCU_DATA = Struct("RCU_DATA", (("qs_pending", 8), ("read_nesting", 8)))
+
 STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
-           TORTURE_OBJ, TORTURE_STATS, NUMOPT, IO_SLEEP)  # fmt: skip
+           TORTURE_OBJ, TORTURE_STATS, NUMOPT, IO_SLEEP, RCU_DATA)  # fmt: skip
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"
 assert TSS.offsets()["ist1"] == 36 and TSS.size == 104

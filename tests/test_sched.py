@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kernel.events import DYNTICK_IRQ_NONIDLE, RCU_DYNTICKS_WATCHING
-from kernel.structs import IO_SLEEP, RCU_STATS, TORTURE_STATS
+from kernel.structs import IO_SLEEP, RCU_DATA, RCU_STATS, TORTURE_STATS
 from tools import ktap, qemulog
 from tools.eventlog import read_state
 from tools.qemu import Outcome, QemuConfig, QemuRunner, run
@@ -262,3 +262,25 @@ def test_concurrent_rcu_barriers(kernel_image, kernel_symbols):
     assert most == 2  # both callers were inside rcu_barrier() at once
     assert rcu["cbs_queued"] == rcu["cbs_invoked"] >= 4  # two own callbacks, two barriers
     assert "each saw its own callback first: 1" in console
+
+
+def test_quiescent_state_flag_read_through_qmp(kernel_image, kernel_symbols):
+    # rcu_data (layout: kernel/structs.py RCU_DATA) read while a grace period waits for the
+    # CPU, which holds still until the host's NMI, and again after a context switch ended it.
+    def rcu_data(vm: QemuRunner) -> dict[str, int]:
+        return RCU_DATA.decode(vm.read_virt(kernel_symbols.address("rcu_data"), RCU_DATA.size))
+
+    append = "selftest=rcu_qs_flag_host hold"
+    with QemuRunner(QemuConfig(kernel_image, append=append, timeout=60)) as vm:
+        vm.launch()
+        vm.cont()
+        m = vm.wait_for_console(r"grace period (\d+) waits for this CPU", timeout=60)
+        waiting, gp_waiting = rcu_data(vm), read_u64(vm, kernel_symbols, "rcu_gp_seq")
+        vm.inject_nmi()
+        vm.wait_for_console(r"HOLD 0x10", timeout=60)
+        done, gp_done = rcu_data(vm), read_u64(vm, kernel_symbols, "rcu_gp_seq")
+        console = vm.console
+    assert "ok 1 rcu_qs_flag_host" in console
+    assert gp_waiting == int(m[1]) and gp_waiting % 2 == 1  # a grace period in progress
+    assert waiting == {"qs_pending": 1, "read_nesting": 0}
+    assert done["qs_pending"] == 0 and gp_done > gp_waiting and gp_done % 2 == 0

@@ -16,12 +16,12 @@
 .global rcu_read_lock
 rcu_read_lock:
     call preempt_disable
-    inc qword ptr [rip + rcu_read_nesting]
+    inc qword ptr [rip + rcu_data + RCU_DATA_READ_NESTING]
     ret
 
 .global rcu_read_unlock
 rcu_read_unlock:
-    dec qword ptr [rip + rcu_read_nesting]
+    dec qword ptr [rip + rcu_data + RCU_DATA_READ_NESTING]
     jmp preempt_enable
 
 # rcu_seq_snap - RAX = the gp_seq value after which a grace period that starts from now on is
@@ -36,13 +36,13 @@ rcu_seq_snap:
 # Clobbers rax, rdi.
 .global rcu_qs
 rcu_qs:
-    cmp qword ptr [rip + rcu_qs_pending], 0
+    cmp qword ptr [rip + rcu_data + RCU_DATA_QS_PENDING], 0
     je .Lno_qs_owed
-    cmp qword ptr [rip + rcu_read_nesting], 0
+    cmp qword ptr [rip + rcu_data + RCU_DATA_READ_NESTING], 0
     je .Lclean_qs
     inc qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
 .Lclean_qs:
-    mov qword ptr [rip + rcu_qs_pending], 0
+    mov qword ptr [rip + rcu_data + RCU_DATA_QS_PENDING], 0
     inc qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
     mov edi, SOFTIRQ_RCU
     jmp raise_softirq
@@ -109,7 +109,7 @@ rcu_core:
     call local_irq_disable
     test qword ptr [rip + rcu_gp_seq], 1
     jz .Lno_gp
-    cmp qword ptr [rip + rcu_qs_pending], 0
+    cmp qword ptr [rip + rcu_data + RCU_DATA_QS_PENDING], 0
     jne .Lgp_state_done
     # The QS arrived: the grace period ends.
     inc qword ptr [rip + rcu_gp_seq]
@@ -129,7 +129,7 @@ rcu_core:
     mov qword ptr [rip + rcu_gp_needed], 0
     inc qword ptr [rip + rcu_gp_seq]
     inc qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
-    mov qword ptr [rip + rcu_qs_pending], 1
+    mov qword ptr [rip + rcu_data + RCU_DATA_QS_PENDING], 1
 .Lgp_state_done:
     call local_irq_enable
     # Invoke ready callbacks (FIFO, so their targets only grow along the list).
@@ -273,12 +273,6 @@ rcu_gp_seq:
     .zero 8
 rcu_gp_needed:
     .zero 8
-.global rcu_qs_pending
-rcu_qs_pending:
-    .zero 8
-.global rcu_read_nesting
-rcu_read_nesting:
-    .zero 8
 rcu_cb_head:
     .zero 8
 rcu_cb_tail:
@@ -297,6 +291,12 @@ rcu_barrier_most_waiting:               # the most there ever were at once
 .global rcu_stats
 rcu_stats:
     .zero RCU_STATS_SIZE
+# This CPU's RCU state the host reads (kernel/structs.py RCU_DATA): the quiescent state the
+# current grace period still waits for, and the read-side nesting.
+.balign 8
+.global rcu_data
+rcu_data:
+    .zero RCU_DATA_SIZE
 
 .section .text
 # rcu_force_gp_for_test - make sure a grace period is in progress and waits for this CPU.
@@ -308,5 +308,5 @@ rcu_force_gp_for_test:
     inc qword ptr [rip + rcu_gp_seq]
     inc qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
 .Lforce_owed:
-    mov qword ptr [rip + rcu_qs_pending], 1
+    mov qword ptr [rip + rcu_data + RCU_DATA_QS_PENDING], 1
     ret

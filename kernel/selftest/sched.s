@@ -726,3 +726,64 @@ REASON .Lbarrier_not_concurrent, "the two rcu_barrier() calls did not overlap"
 .balign 8
 barrier_items:                          # two of: rcu_head, "its callback ran"
     .zero 2 * (RCU_HEAD_SIZE + 8)
+
+.section .text
+# rcu_qs_flag_host - for the host (run by name): a grace period waits for this CPU's quiescent
+# state, and the CPU holds still (interrupts off, no tick) with rcu_data.qs_pending set until
+# the host has read it and sends an NMI; then a context switch reports the quiescent state,
+# the grace period ends, and the flag is clear for the host's second look at the HOLD.
+selftest_rcu_qs_flag_host:
+    push rbx
+    push r12
+    pushfq
+    pop r12
+    call local_irq_disable_save
+    call timer_block
+    call rcu_force_gp_for_test
+    mov rbx, qword ptr gs:[PCPU_NMI_COUNT]
+    lea rdi, [rip + .Lqs_wait_fmt]
+    mov rsi, qword ptr [rip + rcu_gp_seq]
+    call printk
+.Lqs_wait_nmi:
+    pause
+    cmp qword ptr gs:[PCPU_NMI_COUNT], rbx
+    je .Lqs_wait_nmi
+    lea rax, [rip + .Lqs_lost]
+    cmp qword ptr [rip + rcu_data + RCU_DATA_QS_PENDING], 1
+    jne .Lqs_end
+    call timer_unblock
+    call local_irq_enable
+    mov edi, 3
+    call sleep_ticks                    # a context switch: the quiescent state
+    call local_irq_disable
+    lea rax, [rip + .Lqs_not_reported]
+    cmp qword ptr [rip + rcu_data + RCU_DATA_QS_PENDING], 0
+    jne .Lqs_end
+    lea rax, [rip + .Lqs_gp_open]
+    test qword ptr [rip + rcu_gp_seq], 1
+    jnz .Lqs_end
+    lea rdi, [rip + .Lqs_done_fmt]
+    mov rsi, qword ptr [rip + rcu_gp_seq]
+    call printk
+    xor eax, eax
+.Lqs_end:
+    test r12d, X86_EFLAGS_IF
+    jz .Lqs_irqs_stay_off
+    push rax
+    call local_irq_enable
+    pop rax
+.Lqs_irqs_stay_off:
+    pop r12
+    pop rbx
+    ret
+
+SELFTEST rcu_qs_flag_host, selftest_rcu_qs_flag_host, 0, SELFTEST_BY_NAME
+
+.section .rodata
+.Lqs_wait_fmt:
+    .asciz "# rcu_qs_flag: grace period %u waits for this CPU; send an NMI to go on\n"
+.Lqs_done_fmt:
+    .asciz "# rcu_qs_flag: quiescent state reported, grace period over (gp_seq %u)\n"
+REASON .Lqs_lost, "the quiescent-state flag changed while the CPU held still"
+REASON .Lqs_not_reported, "a context switch did not report the quiescent state"
+REASON .Lqs_gp_open, "the grace period did not end after the quiescent state"
