@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kernel.events import DYNTICK_IRQ_NONIDLE, RCU_DYNTICKS_WATCHING
+from kernel.layout import CONSTANTS
 from kernel.structs import IO_SLEEP, RCU_DATA, RCU_STATS, TORTURE_STATS
 from tools import ktap, qemulog
 from tools.eventlog import read_state
@@ -284,3 +285,36 @@ def test_quiescent_state_flag_read_through_qmp(kernel_image, kernel_symbols):
     assert gp_waiting == int(m[1]) and gp_waiting % 2 == 1  # a grace period in progress
     assert waiting == {"qs_pending": 1, "read_nesting": 0}
     assert done["qs_pending"] == 0 and gp_done > gp_waiting and gp_done % 2 == 0
+
+
+def test_interrupt_controllers_and_counts_match_qemu(kernel_image, kernel_symbols, tmp_path):
+    # QEMU's own view of the interrupt hardware (the monitor's `info pic` / `info lapic`) and
+    # its -d int log of the same run against the kernel's irq_counts table in guest memory.
+    log = tmp_path / "int.log"
+    append = "selftest=" + ",".join(SCHED_TESTS) + " hold"
+    config = QemuConfig(kernel_image, append=append, timeout=60, log_int=log)
+    with QemuRunner(config) as vm:
+        vm.launch()
+        vm.cont()
+        vm.wait_for_console(r"HOLD 0x10", timeout=60)  # the tick is held back (TPR) by now
+        pic, lapic = vm.hmp("info pic"), vm.hmp("info lapic")
+        raw = vm.read_virt(kernel_symbols.address("irq_counts"), 256 * 8)
+    counts = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]
+    timer, resched = CONSTANTS["LOCAL_TIMER_VECTOR"], CONSTANTS["RESCHEDULE_VECTOR"]
+    spurious = CONSTANTS["SPURIOUS_APIC_VECTOR"]
+    # Both 8259s remapped past the exceptions (0x20, 0x28) and every line masked.
+    assert re.search(r"pic0: .*imr=ff .*irq_base=20\b", pic), pic
+    assert re.search(r"pic1: .*imr=ff .*irq_base=28\b", pic), pic
+    # The local APIC enabled with the spurious vector; the timer periodic on the tick vector.
+    assert re.search(rf"SPIV\s+0x[0-9a-f]*{spurious:02x}\s+APIC enabled.*spurious vec {spurious}",
+                     lapic), lapic  # fmt: skip
+    lvtt = re.search(r"^LVTT\s+0x([0-9a-f]+)(.*)$", lapic, re.M)
+    assert lvtt and "periodic" in lvtt[2] and "masked" not in lvtt[2], lapic
+    assert int(lvtt[1], 16) & 0xFF == timer and f"(vec {timer})" in lvtt[2]
+    # Every tick and reschedule IPI the CPU took is counted once, and nothing else arrived.
+    records = qemulog.parse_file(log).records
+    hardware = [r for r in records if not r.is_software and r.vector >= 0x20]
+    assert counts[timer] == sum(r.vector == timer for r in hardware) >= 5
+    assert counts[resched] == sum(r.vector == resched for r in hardware) >= 2
+    assert {r.vector for r in hardware} <= {timer, resched, spurious}
+    assert counts[spurious] == sum(r.vector == spurious for r in hardware)
