@@ -90,7 +90,8 @@ def test_scheduler_and_rcu_suite(kernel_image, extra):
              "sched_wait_queue,sched_user_sleep_and_yield,sched_user_spinner_cannot_starve,"
              "rcu_synchronize,rcu_call_rcu_and_barrier,page_fault_sleeps,resched_ipi_hits_idle,"
              "resched_ipi_hits_busy_kthread,rcu_torture,rcu_barrier_concurrent,"
-             "page_alloc_preempted")  # fmt: skip
+             "page_alloc_preempted,sched_preempt_enable_reschedules,"
+             "sched_wake_from_idle_needs_no_tick")  # fmt: skip
     result = boot(kernel_image, f"selftest={tests}", extra_args=extra)
     report = ktap.parse(result.console)
     assert result.outcome is Outcome.PASS and report.passed, report.summary()

@@ -357,11 +357,22 @@ local_irq_disable_save:
 .Lalready_off:
     ret
 
-# sched_yield - let the other runnable tasks run first.
+# sched_yield - let the other runnable tasks run first.  yields counts the calls,
+# yields_switched those that let another task run.  Clobbers caller-saved registers.
 .global sched_yield
 sched_yield:
+    push rbx
     inc qword ptr [rip + yields]
-    jmp schedule
+    mov rbx, qword ptr gs:[PCPU_CURRENT]
+    mov rbx, qword ptr [rbx + TASK_SWITCHES]
+    call schedule
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    cmp rbx, qword ptr [rax + TASK_SWITCHES]
+    je .Lyield_alone                    # switched in again: someone else ran meanwhile
+    inc qword ptr [rip + yields_switched]
+.Lyield_alone:
+    pop rbx
+    ret
 
 # scheduler_tick - from the timer interrupt: wake the sleepers whose time has come, charge the
 # current task's slice and ask for a reschedule when it is used up (or when the idle task
@@ -454,6 +465,9 @@ idle_wakeups:                           # wake-ups that found the idle task runn
     .zero 8
 .global yields
 yields:
+    .zero 8
+.global yields_switched
+yields_switched:
     .zero 8
 .global resched_ipis
 resched_ipis:

@@ -168,27 +168,58 @@ waiter_fn:
     ret
 
 # sched_user_sleep_and_yield - a user task sleeps 3 ticks (and gets -EINVAL for 5000) and
-# yields through system calls.
+# yields through system calls, beside a kernel thread that counts: the yield gives the CPU to
+# that thread (the task is switched in again after it).
 selftest_sched_user_sleep_and_yield:
     push rbx
+    push r12
+    push r13
+    push r14
     call timer_unblock
     mov rbx, qword ptr [rip + jiffies]
+    mov r13, qword ptr [rip + yields]
+    mov r14, qword ptr [rip + yields_switched]
+    mov qword ptr [rip + spin_stop], 0
+    mov qword ptr [rip + spin_count_a], 0
+    lea rdi, [rip + .Lspin_a]
+    lea rsi, [rip + spin_fn]
+    lea rdx, [rip + spin_count_a]
+    call kthread_create
+    mov r12, rax
+    mov rdi, r12
+    call enqueue_task
     lea rdi, [rip + .Lsleeper]
     mov rsi, offset user_sleeper
     call task_create
     mov rdi, rax
     call run_user_task
-    lea rcx, [rip + .Lwrong_exit]
-    test rax, rax
-    jnz .Lsleep_fail
-    lea rcx, [rip + .Lfew_ticks]
-    mov rax, qword ptr [rip + jiffies]
-    sub rax, rbx
-    cmp rax, 3
-    jb .Lsleep_fail
-    xor ecx, ecx
-.Lsleep_fail:
-    mov rax, rcx
+    push rax
+    mov qword ptr [rip + spin_stop], 1
+    mov rdi, r12
+    call task_wait
+    pop rcx
+    lea rax, [rip + .Lwrong_exit]
+    test rcx, rcx
+    jnz .Lsleep_end
+    lea rax, [rip + .Lfew_ticks]
+    mov rcx, qword ptr [rip + jiffies]
+    sub rcx, rbx
+    cmp rcx, 3
+    jb .Lsleep_end
+    lea rax, [rip + .Lno_yield]
+    mov rcx, qword ptr [rip + yields]
+    sub rcx, r13
+    cmp rcx, 1
+    jne .Lsleep_end
+    mov rcx, qword ptr [rip + yields_switched]
+    sub rcx, r14
+    cmp rcx, 1
+    jne .Lsleep_end
+    xor eax, eax
+.Lsleep_end:
+    pop r14
+    pop r13
+    pop r12
     pop rbx
     ret
 
@@ -321,6 +352,7 @@ REASON .Lwrong_exit, "the task did not exit as expected"
 REASON .Lpages_lost, "the task's stack pages did not come back"
 REASON .Lnot_asleep, "the waiter is not asleep on the wait queue"
 REASON .Lno_gp, "no grace period completed"
+REASON .Lno_yield, "the yield system call did not give the CPU to the runnable thread"
 REASON .Lpremature, "a quiescent state was reported inside a reader"
 REASON .Lcb_not_run, "the callback did not run"
 REASON .Lcb_early, "the callback ran before a full grace period"
@@ -787,3 +819,126 @@ SELFTEST rcu_qs_flag_host, selftest_rcu_qs_flag_host, 0, SELFTEST_BY_NAME
 REASON .Lqs_lost, "the quiescent-state flag changed while the CPU held still"
 REASON .Lqs_not_reported, "a context switch did not report the quiescent state"
 REASON .Lqs_gp_open, "the grace period did not end after the quiescent state"
+
+.section .text
+# preempt_flag_fn - a kernel thread: note that it ran.
+preempt_flag_fn:
+    mov qword ptr [rip + preempt_flag], 1
+    xor eax, eax
+    ret
+
+# sched_preempt_enable_reschedules - with a thread runnable and need-resched set (interrupts
+# on, no tick), preempt_enable() from nesting 2 to 1 does not switch; from 1 to 0 it does, at
+# once: the thread has run when it returns, and the switch counts as a preemption.
+selftest_sched_preempt_enable_reschedules:
+    push rbx
+    push r12
+    push r13
+    push r14
+    pushfq
+    pop r14
+    mov qword ptr [rip + preempt_flag], 0
+    lea rdi, [rip + .Lflagger]
+    lea rsi, [rip + preempt_flag_fn]
+    xor edx, edx
+    call kthread_create
+    mov rbx, rax
+    mov r12, qword ptr gs:[PCPU_CURRENT]
+    mov r13, qword ptr [r12 + TASK_PREEMPTIONS]
+    call preempt_disable
+    call preempt_disable
+    call local_irq_disable_save
+    mov rdi, rbx
+    call enqueue_task
+    call set_need_resched
+    call local_irq_enable
+    call preempt_enable                 # 2 -> 1: still disabled
+    lea rax, [rip + .Lpreempted_early]
+    cmp qword ptr [rip + preempt_flag], 0
+    jne .Lpe_fix
+    call preempt_enable                 # 1 -> 0: reschedules now
+    lea rax, [rip + .Lpe_no_switch]
+    cmp qword ptr [rip + preempt_flag], 0
+    je .Lpe_end
+    lea rax, [rip + .Lpe_not_counted]
+    mov rcx, qword ptr [r12 + TASK_PREEMPTIONS]
+    sub rcx, r13
+    cmp rcx, 1
+    jne .Lpe_end
+    call need_resched
+    mov ecx, eax
+    lea rax, [rip + .Lresched_kept]
+    test ecx, ecx
+    jnz .Lpe_end
+    mov rdi, rbx
+    call task_wait
+    xor eax, eax
+    jmp .Lpe_end
+.Lpe_fix:
+    call preempt_enable
+.Lpe_end:
+    test r14d, X86_EFLAGS_IF
+    jnz .Lpe_irqs_on
+    push rax
+    call local_irq_disable
+    pop rax
+.Lpe_irqs_on:
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# idle_answer - run in the idle task: RAX = 42.
+idle_answer:
+    mov eax, 42
+    ret
+
+# sched_wake_from_idle_needs_no_tick - with the tick held back, a wake-up done by the idle task
+# (run_in_idle's) switches to the woken task at once: wake_up_process() set the idle task's
+# need-resched, and the idle loop does not halt waiting for a tick that never comes.
+selftest_sched_wake_from_idle_needs_no_tick:
+    push rbx
+    push r12
+    call timer_block
+    mov rbx, qword ptr [rip + jiffies]
+    mov r12, qword ptr [rip + idle_wakeups]
+    lea rdi, [rip + idle_answer]
+    call run_in_idle
+    mov rcx, rax
+    lea rax, [rip + .Lidle_no_answer]
+    cmp rcx, 42
+    jne .Lwake_idle_end
+    lea rax, [rip + .Lidle_waited_tick]
+    cmp qword ptr [rip + jiffies], rbx
+    jne .Lwake_idle_end
+    lea rax, [rip + .Lidle_no_resched]
+    mov rcx, qword ptr [rip + idle_wakeups]
+    sub rcx, r12
+    cmp rcx, 1
+    jne .Lwake_idle_end
+    xor eax, eax
+.Lwake_idle_end:
+    pop r12
+    pop rbx
+    ret
+
+SELFTEST sched_wake_from_idle_needs_no_tick, selftest_sched_wake_from_idle_needs_no_tick
+
+SELFTEST sched_preempt_enable_reschedules, selftest_sched_preempt_enable_reschedules
+
+.section .rodata
+.Lflagger:
+    .asciz "flagger"
+REASON .Lpreempted_early, "preempt_enable() rescheduled with preemption still disabled"
+REASON .Lpe_no_switch, "preempt_enable() to 0 with need-resched set did not reschedule"
+REASON .Lresched_kept, "need-resched was still set after preempt_enable() rescheduled"
+REASON .Lpe_not_counted, "the switch in preempt_enable() was not counted as a preemption"
+REASON .Lidle_no_answer, "the function run in the idle task did not return its value"
+REASON .Lidle_waited_tick, "a tick came between the idle task's wake-up and the switch"
+REASON .Lidle_no_resched, "the wake-up from the idle task did not set its need-resched"
+
+.section .bss
+.balign 8
+preempt_flag:
+    .zero 8
