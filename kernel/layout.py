@@ -207,6 +207,17 @@ CONSTANTS = {
     "HZ_MIN": 10,
     "HZ_MAX": 1000,
     "REPEAT_MAX": 1000,  # repeat=: how many times the self-test selection may run
+    # The 8259 pair: I/O ports, ICW1 (edge, cascade, ICW4 follows), ICW4 (8086 mode), the
+    # slave's line on the master, and the vector bases past the exceptions.
+    "PIC_MASTER_CMD": 0x20,
+    "PIC_MASTER_DATA": 0x21,
+    "PIC_SLAVE_CMD": 0xA0,
+    "PIC_SLAVE_DATA": 0xA1,
+    "PIC_ICW1_INIT": 0x11,
+    "PIC_ICW4_8086": 0x01,
+    "PIC_CASCADE_LINE": 2,
+    "PIC_MASTER_VECTOR": 0x20,
+    "PIC_SLAVE_VECTOR": 0x28,
     # System calls (int 0x80; number in RAX, arguments in RDI, RSI, RDX).
     "SYS_EXIT": 1,
     "SYS_WRITE": 2,

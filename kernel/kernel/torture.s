@@ -6,81 +6,21 @@
 .include "layout.inc"
 
 .section .text
-# torture_options - read torture_ticks=, torture_readers=, torture_writers= into the stats.
-# Returns EAX = 0, or the address of the message for a value out of range (refused).
+# torture_options - read torture_ticks=, torture_readers=, torture_writers= into the stats
+# (their ranges were checked when the command line was read, before anything ran).
 torture_options:
-    push rbx
     lea rdi, [rip + .Lticks_key]
-    mov esi, 1
-    mov edx, TORTURE_TICKS_MAX
-    mov ecx, TORTURE_TICKS_DEFAULT
-    call option_in_range
-    jc .Lbad_ticks
+    mov esi, TORTURE_TICKS_DEFAULT
+    call cmdline_number
     mov qword ptr [rip + torture_stats + TORTURE_TICKS], rax
     lea rdi, [rip + .Lreaders_key]
-    mov esi, 1
-    mov edx, TORTURE_READERS_MAX
-    mov ecx, TORTURE_READERS_DEFAULT
-    call option_in_range
-    jc .Lbad_readers
+    mov esi, TORTURE_READERS_DEFAULT
+    call cmdline_number
     mov qword ptr [rip + torture_stats + TORTURE_READERS], rax
     lea rdi, [rip + .Lwriters_key]
-    mov esi, 1
-    mov edx, TORTURE_WRITERS_MAX
-    mov ecx, TORTURE_WRITERS_DEFAULT
-    call option_in_range
-    jc .Lbad_writers
+    mov esi, TORTURE_WRITERS_DEFAULT
+    call cmdline_number
     mov qword ptr [rip + torture_stats + TORTURE_WRITERS], rax
-    xor eax, eax
-    pop rbx
-    ret
-.Lbad_ticks:
-    lea rax, [rip + .Lbad_ticks_msg]
-    pop rbx
-    ret
-.Lbad_readers:
-    lea rax, [rip + .Lbad_readers_msg]
-    pop rbx
-    ret
-.Lbad_writers:
-    lea rax, [rip + .Lbad_writers_msg]
-    pop rbx
-    ret
-
-# option_in_range - RDI = "key=", ESI = min, EDX = max, ECX = default.  RAX = the value (the
-# default when absent); CF set when present but not a number in [min, max].
-.global option_in_range
-option_in_range:
-    push rbx
-    push r12
-    push r13
-    mov ebx, esi
-    mov r12d, edx
-    mov r13d, ecx
-    call cmdline_get
-    test rax, rax
-    jz .Ldefault
-    mov rdi, rax
-    mov rsi, rdx
-    call parse_uint
-    test edx, edx
-    jz .Lout_of_range
-    cmp rax, rbx
-    jb .Lout_of_range
-    cmp rax, r12
-    ja .Lout_of_range
-    clc
-    jmp .Loption_end
-.Ldefault:
-    mov eax, r13d
-    clc
-    jmp .Loption_end
-.Lout_of_range:
-    stc
-.Loption_end:
-    pop r13
-    pop r12
-    pop rbx
     ret
 
 # torture_alloc - RAX = a free object from the pool (value 0, not poisoned), or 0.
@@ -238,8 +178,6 @@ rcu_torture:
     push r14
     push r15
     call torture_options
-    test rax, rax
-    jnz .Ltorture_end
     call timer_unblock
     mov qword ptr [rip + torture_stop], 0
     mov qword ptr [rip + torture_current], 0
@@ -392,12 +330,6 @@ torture_report:
     .asciz "# rcu_torture: %u grace periods, callbacks %u queued / %u invoked, %u synchronize_rcu frees, %u demand faults\n"
 .Lreport3:
     .asciz "# rcu_torture: %u context switches, %u preemptions, %u errors, %u warnings\n"
-.Lbad_ticks_msg:
-    .asciz "torture_ticks= must be a number from 1 to 10000"
-.Lbad_readers_msg:
-    .asciz "torture_readers= must be a number from 1 to 8"
-.Lbad_writers_msg:
-    .asciz "torture_writers= must be a number from 1 to 4"
 .Lreader_saw_freed:
     .asciz "a reader saw a freed (poisoned) object"
 .Lpremature:

@@ -127,6 +127,26 @@ cmdline_check_numbers:
     mov edi, EXIT_FAILURE
     call qemu_exit
 
+# cmdline_number - RDI = "key=" of a numeric option, ESI = its default.  RAX = its value, or
+# the default when it is absent.  The value was checked against the option's range by
+# cmdline_check_numbers at boot.  Clobbers caller-saved registers.
+.global cmdline_number
+cmdline_number:
+    push rbx
+    mov ebx, esi
+    call cmdline_get
+    test rax, rax
+    jz .Lnumber_default
+    mov rdi, rax
+    mov rsi, rdx
+    call parse_uint
+    pop rbx
+    ret
+.Lnumber_default:
+    mov eax, ebx
+    pop rbx
+    ret
+
 .section .rodata
 # numeric_options - every option that takes a number: key, smallest and largest value
 # (struct NUMOPT in kernel/structs.py); a zero key ends the table.

@@ -20,6 +20,8 @@ selftest_entry_policy_nested_tick:
     lea rax, [rip + scenario_idle_hook]
     mov qword ptr [rip + idle_hook], rax
     call timer_unblock
+    pushfq
+    call local_irq_disable_save         # check the flag, then sleep: no lost wake-up
 .Lwait_scenario:
     cmp qword ptr [rip + scenario_done], 0
     jne .Lscenario_over
@@ -27,6 +29,11 @@ selftest_entry_policy_nested_tick:
     call sleep_on
     jmp .Lwait_scenario
 .Lscenario_over:
+    pop rax
+    test eax, X86_EFLAGS_IF
+    jz .Lscenario_irqs_off
+    call local_irq_enable
+.Lscenario_irqs_off:
     mov qword ptr [rip + softirq_test_hook], 0
     mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
     sub rcx, rbx
