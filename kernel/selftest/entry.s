@@ -1,7 +1,7 @@
 # The truth tables of the seed (SPEC.md section 1), row by row: each test provokes an entry in
 # the state a row names and compares the calls the entry and exit code made, as recorded in
-# the event log, with the row.  "_stub" tests need the scheduler: preempt_schedule_irq() is a
-# stub that records its call until the scheduler issue lands.
+# the event log, with the row.  The need_resched rows run the real preempt_schedule_irq():
+# it consumes need-resched (with nothing else runnable, the scheduler picks the same task).
 .include "layout.inc"
 .include "selftest.inc"
 .include "extable.inc"
@@ -200,6 +200,48 @@ idle_section_fault:
     pop rax
     ret
 
+# kernel, W=0 (an RCU idle section), idtentry_enter (int3: unconditional): the careful
+# sequence, returns true, like the W=1 row; the handler runs with RCU watching as the
+# outermost interrupt from EQS; the exit (IF=0) calls rcu_irq_exit and RCU is back in EQS.
+# The idle section is the idle task's (run_in_idle), as for the cond_rcu row above.
+selftest_entry_kernel_idtentry_rcu_not_watching:
+    push rbx
+    call event_seq
+    mov rbx, rax
+    lea rdi, [rip + idle_section_int3]
+    call run_in_idle
+    lea rcx, [rip + .Lidle_not_restored]
+    test eax, eax
+    jnz .Lreturn_reason
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, X86_TRAP_INT3
+    mov rdi, rbx
+    call find_handler
+    lea rcx, [rip + .Lhandler_not_watching]
+    test rax, rax
+    jz .Lreturn_reason
+    cmp byte ptr [rax + EV_VECTOR], X86_TRAP_INT3
+    jne .Lreturn_reason
+    test dword ptr [rax + EV_FLAGS], EVF_WATCHING
+    jz .Lreturn_reason
+    cmp qword ptr [rax + EV_NMI_NESTING], 1
+    jne .Lreturn_reason
+    cmp qword ptr [rax + EV_NESTING], 0
+    jne .Lreturn_reason
+    xor eax, eax
+    jmp .Lreturn
+
+# idle_section_int3 - in the idle task (run_in_idle): an int3 inside an RCU idle section.
+# EAX = whether RCU was watching after it, still inside the section.
+idle_section_int3:
+    call rcu_idle_enter
+    KERNEL_INT3
+    call __rcu_is_watching
+    push rax
+    call rcu_idle_exit
+    pop rax
+    ret
+
 # user, idtentry_enter (int 0x80): enter_from_user_mode (lockdep off, RCU leaves the user
 # EQS, tracer), returns false.
 selftest_entry_user_idtentry:
@@ -247,8 +289,8 @@ selftest_exit_irqs_on_rcu_exit_preemptible:
     CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, X86_TRAP_INT3
     jmp .Lreturn
 
-# IF=1, rcu_exit=1, preempt_count=0, need_resched: ... preempt_schedule_irq (stub) ...
-selftest_exit_irqs_on_rcu_exit_need_resched_stub:
+# IF=1, rcu_exit=1, preempt_count=0, need_resched: ... preempt_schedule_irq ...
+selftest_exit_irqs_on_rcu_exit_need_resched:
     push rbx
     call event_seq
     mov rbx, rax
@@ -284,8 +326,8 @@ selftest_exit_irqs_on_cond_preemptible:
     CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lcombo_on, ANY, ANY
     jmp .Lreturn
 
-# IF=1, rcu_exit=0, preempt_count=0, need_resched: preempt_schedule_irq (stub), trace on.
-selftest_exit_irqs_on_cond_need_resched_stub:
+# IF=1, rcu_exit=0, preempt_count=0, need_resched: preempt_schedule_irq, trace on.
+selftest_exit_irqs_on_cond_need_resched:
     push rbx
     call event_seq
     mov rbx, rax
@@ -408,12 +450,13 @@ find_handler:
 SELFTEST entry_kernel_idtentry, selftest_entry_kernel_idtentry
 SELFTEST entry_kernel_cond_rcu_watching, selftest_entry_kernel_cond_rcu_watching
 SELFTEST entry_kernel_cond_rcu_not_watching, selftest_entry_kernel_cond_rcu_not_watching
+SELFTEST entry_kernel_idtentry_rcu_not_watching, selftest_entry_kernel_idtentry_rcu_not_watching
 SELFTEST entry_user_idtentry, selftest_entry_user_idtentry
 SELFTEST entry_user_cond_rcu, selftest_entry_user_cond_rcu
 SELFTEST exit_irqs_on_rcu_exit_preemptible, selftest_exit_irqs_on_rcu_exit_preemptible
-SELFTEST exit_irqs_on_rcu_exit_need_resched_stub, selftest_exit_irqs_on_rcu_exit_need_resched_stub
+SELFTEST exit_irqs_on_rcu_exit_need_resched, selftest_exit_irqs_on_rcu_exit_need_resched
 SELFTEST exit_irqs_on_cond_preemptible, selftest_exit_irqs_on_cond_preemptible
-SELFTEST exit_irqs_on_cond_need_resched_stub, selftest_exit_irqs_on_cond_need_resched_stub
+SELFTEST exit_irqs_on_cond_need_resched, selftest_exit_irqs_on_cond_need_resched
 SELFTEST exit_irqs_on_rcu_exit_preempt_disabled, selftest_exit_irqs_on_rcu_exit_preempt_disabled
 SELFTEST exit_irqs_on_cond_preempt_disabled, selftest_exit_irqs_on_cond_preempt_disabled
 SELFTEST resched_ipi_hits_idle, selftest_resched_ipi_hits_idle
