@@ -55,6 +55,8 @@ class Operand:
     rip: bool = False
     absolute: bool = False  # memory operand with neither base nor index register
     width16: bool = False
+    # memory operand: its registers as written, each (name, scale); scale 0 = a base register
+    mem_regs: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -139,24 +141,32 @@ def _operand(loc: Loc, text: str) -> Operand:
     if not m:
         raise AsmError(loc, f"cannot read memory operand '{text}'")
     terms = re.findall(r"([+-]?)\s*([^+-]+)", m[1].replace(" ", ""))
-    disp, rip, regs = [], False, 0
+    disp, rip, mem_regs = [], False, []
     for sign, term in terms:
         t = term.lower()
-        scaled = re.fullmatch(r"(\w+)\*\d+|\d+\*(\w+)", t)
-        if t in REGISTERS or (scaled and (scaled[1] or scaled[2]) in REGISTERS):
-            if sign == "-":
-                raise AsmError(loc, f"register subtracted in '{text}'")
-            rip = rip or t in ("rip", "eip")
-            regs += 1
+        scaled = re.fullmatch(r"(\w+)\*(0x[0-9a-f]+|\d+)|(0x[0-9a-f]+|\d+)\*(\w+)", t)
+        if scaled and (scaled[1] or scaled[4]) in REGISTERS:
+            mem_regs.append((scaled[1] or scaled[4], int(scaled[2] or scaled[3], 0)))
+        elif t in REGISTERS:
+            mem_regs.append((t, 0))
+        else:
+            disp.append(f"{sign or '+'}{term}")
             continue
-        disp.append(f"{sign or '+'}{term}")
+        if sign == "-":
+            raise AsmError(loc, f"register subtracted in '{text}'")
+        rip = rip or t in ("rip", "eip")
+    if rip and len(mem_regs) > 1:
+        # x86-64 has no RIP-relative form with an index; keystone drops the index silently.
+        raise AsmError(loc, f"'{text}': RIP-relative addressing takes no other register "
+                       "(load the address with 'lea' first)")  # fmt: skip
     value = None
     if disp:
         try:
             value = parse("".join(disp).lstrip("+"))
         except ExprError as e:
             raise AsmError(loc, f"operand '{text}': {e}") from None
-    return Operand(text, "mem", value, rip=rip, absolute=regs == 0, width16=width16)
+    return Operand(text, "mem", value, rip=rip, absolute=not mem_regs, width16=width16,
+                   mem_regs=tuple(mem_regs))  # fmt: skip
 
 
 class Unit:

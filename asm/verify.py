@@ -3,7 +3,8 @@
 Keystone produces wrong machine code without an error in many cases (KEYSTONE.md).  After
 linking, each instruction statement is decoded on its own and checked: one instruction of the
 statement's size, the same mnemonic, branch targets and RIP-relative operands landing on the
-address of the symbol the source named, immediates and displacements equal to the source's value
+address of the symbol the source named, the base, index and scale of memory operands as
+written, immediates and displacements equal to the source's value
 (so truncation and radix mistakes show), and no operand-size prefix the source did not ask for.
 A mismatch is an AsmError naming file and line.
 """
@@ -98,6 +99,8 @@ def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
                     raise AsmError(s.loc, f"'{text}': register {src.text.strip()} was encoded "
                                    f"as {name}")  # fmt: skip
                 continue
+            if src.kind == "mem" and got.type == X86_OP_MEM:
+                _check_mem_registers(s, text, src, d, got)
             if src.value is None:
                 continue
             want = value(src.value)
@@ -121,6 +124,23 @@ def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
                     if (got.mem.disp - want) & mod or not _fits_disp(want, s.bits):
                         raise AsmError(s.loc, f"displacement of '{src.text}' = {want:#x} was "
                                        f"encoded as {got.mem.disp:#x}")  # fmt: skip
+
+
+def _check_mem_registers(s: Insn, text: str, src, d, got) -> None:
+    """The registers capstone decoded in a memory operand are the ones the source wrote, with
+    their scales (an unscaled register may become the base or the index: the same address)."""
+    decoded = [(d.reg_name(got.mem.base), 1)] if got.mem.base else []
+    if got.mem.index:
+        decoded.append((d.reg_name(got.mem.index), got.mem.scale))
+    written = [(r, k or 1) for r, k in src.mem_regs]
+    if sorted(decoded) != sorted(written):
+        raise AsmError(s.loc, f"'{text}': memory operand '{src.text}' was encoded with "
+                       f"{_regs_text(decoded)}, not {_regs_text(written)}")  # fmt: skip
+
+
+def _regs_text(regs: list[tuple[str, int]]) -> str:
+    terms = [r if k == 1 else f"{r}*{k}" for r, k in sorted(regs)]
+    return f"registers [{' + '.join(terms)}]" if terms else "no register"
 
 
 def _fits_disp(value: int, bits: int) -> bool:

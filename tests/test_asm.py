@@ -299,6 +299,31 @@ def test_capstone_check_catches_a_wrong_register(tmp_path):
         _link_with(tmp_path, source, Misencoding("mov eax, ecx", "mov eax, edx"))
 
 
+@pytest.mark.parametrize(
+    ("right", "wrong", "message"),
+    [
+        # Same size, same mnemonic: another base register, or another scale.
+        ("mov rax, qword ptr [rsi + rcx]", "mov rax, qword ptr [rdi + rcx]",
+         r"encoded with registers \[rcx \+ rdi\], not registers \[rcx \+ rsi\]"),
+        ("lea rax, [rbx + rcx*0x8]", "lea rax, [rbx + rcx*0x4]",  # as keystone's input: hex
+         r"encoded with registers \[rbx \+ rcx\*4\], not registers \[rbx \+ rcx\*8\]"),
+    ],
+)  # fmt: skip
+def test_capstone_check_catches_wrong_address_registers(tmp_path, right, wrong, message):
+    source = f".section .text\nstart:\n    {right}\n    ret\n"
+    _link_with(tmp_path, source, KeystoneBackend())
+    with pytest.raises(LinkErrors, match=r"a\.s:3: error: .*" + message):
+        _link_with(tmp_path, source, Misencoding(right, wrong))
+
+
+def test_rip_relative_with_an_index_is_refused(tmp_path):
+    # x86-64 cannot encode [rip + sym + reg]; keystone silently drops the index register.
+    source = (".section .text\nstart:\n    mov byte ptr [rip + buf + r13], 1\n    ret\n"
+              ".section .data\nbuf:\n    .zero 8\n")  # fmt: skip
+    with pytest.raises(AsmError, match=r"a\.s:3: error: .*RIP-relative addressing takes no "):
+        _link_with(tmp_path, source, KeystoneBackend())
+
+
 BRANCHES_SRC = """.section .text
 start:
     call target
