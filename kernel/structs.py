@@ -68,6 +68,8 @@ TASK = Struct("TASK", (
     ("exit_wq", 8), ("slot", 8),
     # a kernel function run once on the way back to user mode (TIF_NOTIFY_RESUME)
     ("resume_work", 8),
+    # the event log's entry context (vector | CPL << 8) while switched out inside an entry
+    ("entry_ctx", 8),
 ))  # fmt: skip
 
 # An RCU callback (Linux's struct rcu_head, plus the grace-period number it waits for).

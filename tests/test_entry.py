@@ -22,6 +22,7 @@ from kernel.layout import CONSTANTS
 from tools import ktap, qemulog
 from tools.eventlog import (
     KernelState,
+    entry_context_violations,
     fault_handler_irq_violations,
     fault_handler_pairs,
     irqs_off_exit_violations,
@@ -166,6 +167,8 @@ def check_invariants(state: KernelState, provoked: int = 0) -> None:
     # the page-fault handler runs with the interrupted context's IF (SPEC.md section 5).
     assert not irqs_off_exit_violations(state.events)
     assert not fault_handler_irq_violations(state.events)
+    # Exits carry their own entry's vector and CPL, across sleeps and preemptions.
+    assert not entry_context_violations(state.events)
     assert state.percpu.rcu_balanced
     assert state.warn_counts[WARN_TEST] == provoked
     assert state.percpu["warnings"] == sum(state.warn_counts.values()) == provoked

@@ -191,3 +191,26 @@ def fault_handler_irq_violations(events: list[Event]) -> list[str]:
     the interrupted context had them (the handler record's IF against regs->flags.IF)."""
     return [f"fault entered with IF={int(entry.regs_if)} handled with IF={int(h.irqs_on)}: {h}"
             for entry, h in fault_handler_pairs(events) if h.irqs_on != entry.regs_if]  # fmt: skip
+
+
+def entry_context_violations(events: list[Event]) -> list[str]:
+    """Every `idtentry_exit` and `idtentry_exit_end` record carries the vector and CPL of the
+    entry it closes, also when its task slept or was preempted inside that entry and other
+    tasks' entries ran meanwhile: the entry context is per task.  Entries nest per task."""
+    out = []
+    open_entries: dict[int, list[Event]] = {}
+    for e in events:
+        if e.in_nmi:
+            continue
+        stack = open_entries.setdefault(e.task, [])
+        if e.kind == "idtentry_enter":
+            stack.append(e)
+        elif e.kind == "task_exit":
+            stack.clear()
+        elif e.kind in ("idtentry_exit", "idtentry_exit_end") and stack:
+            entry = stack[-1]
+            if (e.vector, e.cpl) != (entry.vector, entry.cpl):
+                out.append(f"{e} closes {entry}")
+            if e.kind == "idtentry_exit_end":
+                stack.pop()
+    return out

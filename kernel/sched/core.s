@@ -225,8 +225,9 @@ __schedule:
     ret
 
 # context_switch - RDI = prev, RSI = next.  Address space, kernel stack for the next entry,
-# preempt_count (per task, as Linux saves it), then the registers.  Returns RAX = the task
-# that switched to us.
+# preempt_count (per task, as Linux saves it), the event log's entry context (a task that
+# slept or was preempted inside an entry logs its exit under that entry's vector and CPL),
+# then the registers.  Returns RAX = the task that switched to us.
 context_switch:
     mov rax, qword ptr [rsi + TASK_CR3]
     test rax, rax
@@ -245,6 +246,10 @@ context_switch:
     mov qword ptr [rdi + TASK_PREEMPT_COUNT], rax
     mov rax, qword ptr [rsi + TASK_PREEMPT_COUNT]
     mov qword ptr gs:[PCPU_PREEMPT_COUNT], rax
+    mov rax, qword ptr gs:[PCPU_ENTRY_CTX]
+    mov qword ptr [rdi + TASK_ENTRY_CTX], rax
+    mov rax, qword ptr [rsi + TASK_ENTRY_CTX]
+    mov qword ptr gs:[PCPU_ENTRY_CTX], rax
     jmp switch_to
 
 # switch_to - RDI = prev, RSI = next: save the callee-saved registers and the stack pointer of
