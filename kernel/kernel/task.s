@@ -271,21 +271,8 @@ task_create:
 # off at process level; returns so.  Other runnable tasks run meanwhile.
 .global run_user_task
 run_user_task:
-    push rbx
-    mov rbx, rdi
-    call enqueue_task
-.Lwait_exit:
-    cmp qword ptr [rbx + TASK_STATE], TASK_DEAD
-    je .Lexited
-    cmp qword ptr [rbx + TASK_STATE], TASK_UNUSED
-    je .Lexited
-    lea rdi, [rbx + TASK_EXIT_WQ]
-    call sleep_on
-    jmp .Lwait_exit
-.Lexited:
-    mov rax, qword ptr [rbx + TASK_EXIT_CODE]
-    pop rbx
-    ret
+    call enqueue_task                   # clobbers only rax
+    jmp task_wait
 
 # task_wait - RDI = a started task: sleep until it has exited.  RAX = its exit code.
 .global task_wait
