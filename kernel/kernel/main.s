@@ -38,11 +38,20 @@ kernel_main:
     mov edi, eax
     jmp finish
 
-# finish - EDI = exit code.  End the VM with it; with `hold` on the command line, print
-# "HOLD <code>" and halt instead, so that the host can read guest memory through QMP (and
-# inject NMIs) before it ends the VM itself.  Does not return.
+# finish - EDI = exit code.  With `events=N`, print the last N event-log records first.  End
+# the VM with the code; with `hold` on the command line, print "HOLD <code>" and halt instead,
+# so that the host can read guest memory through QMP (and inject NMIs) before it ends the VM
+# itself.  Does not return.
 finish:
     push rdi
+    lea rdi, [rip + .Levents_key]
+    xor esi, esi                        # absent: print nothing
+    call cmdline_number
+    test rax, rax
+    jz .Lno_events
+    mov rdi, rax
+    call print_last_events
+.Lno_events:
     lea rdi, [rip + .Lhold_key]
     call cmdline_get
     pop rdi
@@ -247,6 +256,8 @@ recurse_forever:
     .asciz "error: entry_policy= takes v6 or v58\n"
 .Lhold_key:
     .asciz "hold"
+.Levents_key:
+    .asciz "events="
 .Lhold_fmt:
     .asciz "HOLD 0x%x\n"
 .Lcrash_key:

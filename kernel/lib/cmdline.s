@@ -157,6 +157,7 @@ numeric_options:
     .quad .Lticks_key, 1, TORTURE_TICKS_MAX
     .quad .Lreaders_key, 1, TORTURE_READERS_MAX
     .quad .Lwriters_key, 1, TORTURE_WRITERS_MAX
+    .quad .Levents_key, 1, EVENT_LOG_ENTRIES
     .quad 0, 0, 0
 .Lhz_key:
     .asciz "hz="
@@ -168,5 +169,7 @@ numeric_options:
     .asciz "torture_readers="
 .Lwriters_key:
     .asciz "torture_writers="
+.Levents_key:
+    .asciz "events="
 .Lnumber_bad_fmt:
     .asciz "error: %s takes a number from %u to %u\n"

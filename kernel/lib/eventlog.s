@@ -4,6 +4,8 @@
 .include "layout.inc"
 
 .set EVENT_LOG_MASK, EVENT_LOG_ENTRIES - 1
+.set EV_LINE_SIZE, 256                              # one printed record, with room to spare
+.set EV_PRINT_ARGS, 12                              # the conversions of .Lev_fmt (print_event_range)
 
 .section .noinstr.text
 # event_log - append a record.  EDI = kind, RSI = arg.  The record takes the vector and CPL of
@@ -139,41 +141,111 @@ event_at:
     xor eax, eax
     ret
 
-# print_events - RDI = first sequence number: print the records from there on as diagnostics.
+# print_events - RDI = first sequence number: print the records from there on as diagnostics
+# (print_event_range up to the newest).  Clobbers caller-saved registers.
 .global print_events
 print_events:
+    mov rsi, -1
+
+# print_event_range - RDI = first sequence number, RSI = end (exclusive): print each record in
+# [RDI, RSI) that is still in the ring as one KTAP diagnostic line with every field of the
+# record (.Lev_fmt), stopping at the first one that is not.  Clobbers caller-saved registers.
+.global print_event_range
+print_event_range:
     push rbx
     push r12
+    push r13
+    push rbp
+    sub rsp, EV_LINE_SIZE
+    mov rbp, rsp                                    # the line buffer
     mov rbx, rdi
+    mov r13, rsi
 .Lprint_next:
+    cmp rbx, r13
+    jae .Lprint_done
     mov rdi, rbx
     call event_at
     test rax, rax
     jz .Lprint_done
     mov r12, rax
-    lea rdi, [rip + .Lev_fmt]
-    mov rsi, qword ptr [r12 + EV_SEQ]
+    # The arguments of .Lev_fmt as an array of quads, pushed last to first.
+    push qword ptr [r12 + EV_TSC]
+    push qword ptr [r12 + EV_ARG]
+    mov eax, dword ptr [r12 + EV_TASK]
+    push rax
+    mov eax, dword ptr [r12 + EV_PREEMPT_COUNT]
+    push rax
+    push qword ptr [r12 + EV_NMI_NESTING]
+    push qword ptr [r12 + EV_NESTING]
+    push qword ptr [r12 + EV_DYNTICKS]
+    mov eax, dword ptr [r12 + EV_FLAGS]
+    push rax
+    movzx eax, byte ptr [r12 + EV_CPL]
+    push rax
+    movzx eax, byte ptr [r12 + EV_VECTOR]
+    push rax
     movzx eax, word ptr [r12 + EV_KIND]
-    lea rcx, [rip + event_names]
     cmp eax, NR_EVENT_KINDS
     jbe .Lkind_ok
-    xor eax, eax
+    xor eax, eax                                    # an unknown kind prints as "?"
 .Lkind_ok:
-    mov rdx, qword ptr [rcx + rax * 8]
-    movzx ecx, byte ptr [r12 + EV_VECTOR]
-    mov r8d, dword ptr [r12 + EV_FLAGS]
-    mov r9, qword ptr [r12 + EV_NMI_NESTING]
-    call printk
+    lea rcx, [rip + event_names]
+    push qword ptr [rcx + rax * 8]
+    push qword ptr [r12 + EV_SEQ]
+    mov rdi, rbp
+    mov esi, EV_LINE_SIZE
+    lea rdx, [rip + .Lev_fmt]
+    mov rcx, rsp
+    call vsnformat
+    add rsp, EV_PRINT_ARGS * 8
+    cmp rax, EV_LINE_SIZE - 1
+    jbe .Lline_fits
+    mov eax, EV_LINE_SIZE - 1
+.Lline_fits:
+    mov rdi, rbp
+    mov rsi, rax
+    call serial_write
     inc rbx
     jmp .Lprint_next
 .Lprint_done:
+    add rsp, EV_LINE_SIZE
+    pop rbp
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# print_last_events - RDI = N: print a header and the last N records logged before the call
+# (fewer when fewer were logged), as print_event_range does; records logged meanwhile (a tick)
+# are not printed.  Clobbers caller-saved registers.
+.global print_last_events
+print_last_events:
+    push rbx
+    push r12
+    mov rbx, qword ptr gs:[PCPU_EVENT_SEQ]          # the end: the next record's number
+    xor r12d, r12d
+    mov rax, rbx
+    sub rax, rdi
+    cmovae r12, rax                                 # the first: end - N, or 0
+    lea rdi, [rip + .Lev_header_fmt]
+    mov rsi, rbx
+    sub rsi, r12
+    mov rdx, r12
+    mov rcx, rbx
+    call printk
+    mov rdi, r12
+    mov rsi, rbx
+    call print_event_range
     pop r12
     pop rbx
     ret
 
 .section .rodata
 .Lev_fmt:
-    .asciz "# ev %u: %s vector=0x%x flags=0x%x nmi_nesting=0x%x\n"
+    .ascii "# ev %u: %s vector=0x%x cpl=%u flags=0x%x dynticks=0x%x nesting=%d "
+    .asciz "nmi_nesting=0x%x preempt_count=0x%x task=%u arg=0x%x tsc=%u\n"
+.Lev_header_fmt:
+    .asciz "# event log: the last %u records, %u to %u (exclusive)\n"
 
 .section .bss
 .balign 64
