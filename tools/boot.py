@@ -38,7 +38,7 @@ The serial console goes to stdout as it arrives; the one-line verdict goes to st
 """
 
 
-class _Parser(argparse.ArgumentParser):
+class UsageParser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors exit 64, distinct from the verdict codes."""
 
     def error(self, message: str) -> NoReturn:
@@ -48,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
-    parser = _Parser(
+    parser = UsageParser(
         prog="python -m tools.boot",
         description="Boot a kernel image under QEMU (TCG by default) and report the result.",
         epilog=EPILOG,

@@ -2,13 +2,25 @@
 
 The layouts come from kernel/events.py, the same definitions the kernel's assembly constants
 are generated from; the addresses come from the image's symbols (`percpu`, `event_log_buf`).
-`decode_*` are pure functions of bytes; `read_state` reads a running (or held) guest.
+`decode_*` are pure functions of bytes; `read_state` reads a running (or held) guest;
+`parse_printed_log` reads the records the kernel printed itself (`events=N`).
+
+`python -m tools.eventlog [IMAGE] [--append CMDLINE] [--kind K ...] [--task N] [--last N]`
+boots the image with `hold`, reads the log through QMP and prints it (see --help).
 """
 
 from __future__ import annotations
 
+import argparse
+import fnmatch
+import re
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
+
+from elftools.common.exceptions import ELFError
 
 from kernel.events import (
     DYNTICK_IRQ_NONIDLE,
@@ -20,6 +32,9 @@ from kernel.events import (
     RCU_DYNTICKS_WATCHING,
     WARNINGS,
 )
+from kernel.vectors import ENTRIES
+from tools.boot import EXIT_CODES, UsageParser
+from tools.qemu import QemuConfig, QemuError, QemuNotRunningError, QemuRunner
 from tools.symbols import SymbolTable
 
 
@@ -74,7 +89,12 @@ def _signed(value: int, bits: int) -> int:
 
 
 def decode_event(record: bytes) -> Event:
-    f = EVENT_RECORD.decode(record)
+    """One record of the ring, from its bytes in guest memory."""
+    return _event_from_fields(EVENT_RECORD.decode(record))
+
+
+def _event_from_fields(f: dict[str, int]) -> Event:
+    """An Event from a record's raw field values (EVENT_RECORD's names, unsigned)."""
     flags = f["flags"]
     kind = EVENT_KINDS[f["kind"] - 1] if 1 <= f["kind"] <= len(EVENT_KINDS) else f"?{f['kind']}"
     return Event(
@@ -214,3 +234,341 @@ def entry_context_violations(events: list[Event]) -> list[str]:
             if e.kind == "idtentry_exit_end":
                 stack.pop()
     return out
+
+
+# -- the records the kernel prints with `events=N` (kernel/lib/eventlog.s) ---------------------
+
+_PRINTED_HEADER_RE = re.compile(
+    r"^# event log: the last (\d+) records, (\d+) to (\d+) \(exclusive\)\r?$", re.M
+)
+_PRINTED_EVENT_RE = re.compile(
+    r"^# ev (?P<seq>\d+): (?P<kind>\S+) vector=0x(?P<vector>[0-9a-f]+) cpl=(?P<cpl>\d+) "
+    r"flags=0x(?P<flags>[0-9a-f]+) dynticks=0x(?P<dynticks>[0-9a-f]+) "
+    r"nesting=(?P<nesting>-?\d+) nmi_nesting=0x(?P<nmi_nesting>[0-9a-f]+) "
+    r"preempt_count=0x(?P<preempt_count>[0-9a-f]+) task=(?P<task>\d+) "
+    r"arg=0x(?P<arg>[0-9a-f]+) tsc=(?P<tsc>\d+)\r?$"
+)
+
+
+@dataclass(frozen=True)
+class PrintedLog:
+    """The event-log records the kernel printed at the end of its run (`events=N`): the
+    sequence numbers [first, end) it meant to print, and the records it did print."""
+
+    first: int
+    end: int
+    events: list[Event]
+
+
+def parse_printed_event(line: str) -> Event | None:
+    """The Event a `# ev ...` console line shows, or None for any other line."""
+    m = _PRINTED_EVENT_RE.match(line)
+    if m is None:
+        return None
+    fields = {name: int(m[name], 16) for name in
+              ("vector", "flags", "dynticks", "nmi_nesting", "preempt_count", "arg")}  # fmt: skip
+    fields.update({name: int(m[name]) for name in ("seq", "cpl", "task", "tsc")})
+    fields["nesting"] = int(m["nesting"]) & ((1 << 64) - 1)
+    fields["kind"] = EVENT_KINDS.index(m["kind"]) + 1 if m["kind"] in EVENT_KINDS else 0
+    return _event_from_fields(fields)
+
+
+def parse_printed_log(console: str) -> PrintedLog | None:
+    """The records after the last `# event log:` header of the console; None without one."""
+    headers = list(_PRINTED_HEADER_RE.finditer(console))
+    if not headers:
+        return None
+    header = headers[-1]
+    events = []
+    for line in console[header.end() :].splitlines():
+        event = parse_printed_event(line)
+        if event is not None:
+            events.append(event)
+    return PrintedLog(int(header[2]), int(header[3]), events)
+
+
+# -- python -m tools.eventlog ------------------------------------------------------------------
+
+DEFAULT_IMAGE = Path("build/kernel.elf")
+EXIT_FAILURE = 1  # the kernel failed before HOLD, or held with its failure code
+EXIT_TIMEOUT = 2
+EXIT_SETUP = 4  # no image, not a kernel image, no QEMU
+EXIT_INTERRUPTED = 130
+HOLD_PASS = 0x10  # finish's code when everything passed (HOLD 0x10)
+_HOLD_RE = re.compile(r"^HOLD 0x([0-9a-f]+)\r?\n", re.M)
+_REQUIRED_SYMBOLS = ("percpu", "event_log_buf", "warn_counts")
+# Per-CPU fields from here on are counters, except these (a pointer, a setting, a flag).
+_FIRST_COUNTER = "nmi_count"
+_NOT_COUNTERS = frozenset(("nmi_rsp", "entry_policy", "rcu_broken_on_purpose"))
+_KIND_WIDTH = max(len(kind) for kind in EVENT_KINDS)
+_VECTOR_NAMES = {v.number: v.mnemonic for v in ENTRIES}
+
+EPILOG = f"""\
+columns:
+  SEQ          the record's sequence number in the per-CPU event log
+  KIND         the function that logged it (kernel/events.py EVENT_KINDS)
+  VECTOR       the entry it was logged in: number and name (0 outside any entry, so
+               "0x00 #DE/-" is a divide error or no entry at all)
+  CPL          the privilege level that entry came from
+  WATCH        RCU watching (yes) or in an extended quiescent state (no)
+  NESTING      RCU's dynticks_nesting
+  NMI_NESTING  RCU's dynticks_nmi_nesting (NONIDLE = process level, {DYNTICK_IRQ_NONIDLE:#x})
+  LTIRN        L lockdep and T the tracer believe hardirqs are on, I the CPU's IF is set,
+               R the interrupted context had IF set (entry/exit records), N in an NMI
+  PREEMPT      preempt_count
+  TASK, ARG    the current task's id; the kind's argument
+
+exit status:
+  0    the kernel held with success (HOLD {HOLD_PASS:#x}); the log was printed
+  1    the kernel held with a failure code (the log is printed, then its console), or it
+       failed, panicked or triple-faulted before holding (its console is shown)
+  2    the kernel did not hold within --timeout seconds (its console is shown)
+  4    no image, not a kernel image, or QEMU could not be started
+  64   bad command-line usage
+  130  interrupted (Ctrl-C); QEMU is killed
+"""
+
+
+class KernelRunError(Exception):
+    """The kernel did not hold as asked: why, the exit status to give, its console."""
+
+    def __init__(self, message: str, status: int, console: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.console = console
+
+
+@dataclass(frozen=True)
+class HeldRun:
+    """One boot with `hold`: the console up to HOLD, the code HOLD showed, the state read."""
+
+    console: str
+    code: int
+    state: KernelState
+
+
+def boot_and_read(
+    image: Path, append: str, timeout: float, symbols: SymbolTable | None = None
+) -> HeldRun:
+    """Boot `image` with `append` and `hold`, wait for HOLD, pause the guest and read its
+    per-CPU state and event log through QMP.  Raises KernelRunError when the kernel ends or
+    hangs before holding, and QemuError when QEMU cannot be run."""
+    symbols = SymbolTable(image) if symbols is None else symbols
+    config = QemuConfig(image, append=f"{append} hold".strip(), timeout=timeout)
+    with QemuRunner(config) as vm:
+        vm.launch()
+        if vm.running:
+            vm.cont()
+        try:
+            hold = vm.wait_for_console(_HOLD_RE, timeout=timeout)
+        except TimeoutError:
+            message = f"the kernel did not reach HOLD within {timeout:g} s; QEMU killed"
+            raise KernelRunError(message, EXIT_TIMEOUT, vm.console) from None
+        except QemuNotRunningError:
+            result = vm.wait()
+            status = max(EXIT_CODES[result.outcome], EXIT_FAILURE)
+            message = f"the kernel ended before HOLD: {result.reason}"
+            console = result.console + (
+                f"\n[QEMU stderr]\n{result.stderr}" if result.stderr else ""
+            )
+            raise KernelRunError(message, status, console) from None
+        vm.pause()  # no tick adds records while the log is read
+        return HeldRun(vm.console, int(hold[1], 16), read_state(vm, symbols))
+
+
+def select_events(
+    events: list[Event], kinds: set[str] | None, task: int | None, last: int | None
+) -> list[Event]:
+    """The records of the given kinds (None: all) and task (None: any); of those the last
+    `last` (None: all)."""
+    out = [e for e in events if (kinds is None or e.kind in kinds)
+           and (task is None or e.task == task)]  # fmt: skip
+    return out[-last:] if last is not None else out
+
+
+def vector_name(vector: int) -> str:
+    """The vector's mnemonic (#PF, TIMER, INT80...); vector 0 is also "no entry"."""
+    if vector == 0:
+        return "#DE/-"
+    return _VECTOR_NAMES.get(vector, "?")
+
+
+def format_nmi_nesting(value: int) -> str:
+    """dynticks_nmi_nesting relative to DYNTICK_IRQ_NONIDLE when near it, else decimal."""
+    delta = value - DYNTICK_IRQ_NONIDLE
+    if delta == 0:
+        return "NONIDLE"
+    return f"NONIDLE{delta:+d}" if abs(delta) < 1 << 32 else str(value)
+
+
+def format_flags(e: Event) -> str:
+    """The LTIRN column: one letter per belief that is set, '-' for each that is clear."""
+    bits = (("L", e.lockdep_on), ("T", e.tracer_on), ("I", e.irqs_on), ("R", e.regs_if),
+            ("N", e.in_nmi))  # fmt: skip
+    return "".join(letter if on else "-" for letter, on in bits)
+
+
+HEADER = (f"{'SEQ':>7}  {'KIND':<{_KIND_WIDTH}}  {'VECTOR':<11}  CPL  WATCH  {'NESTING':>7}  "
+          f"{'NMI_NESTING':<12}  LTIRN  {'PREEMPT':>7}  {'TASK':>4}  ARG")  # fmt: skip
+
+
+def format_event(e: Event) -> str:
+    """One record as a line aligned under HEADER."""
+    vector = f"{e.vector:#04x} {vector_name(e.vector)}"
+    return (f"{e.seq:>7}  {e.kind:<{_KIND_WIDTH}}  {vector:<11}  {e.cpl:>3}  "
+            f"{'yes' if e.watching else 'no':<5}  {e.nesting:>7}  "
+            f"{format_nmi_nesting(e.nmi_nesting):<12}  {format_flags(e)}  "
+            f"{e.preempt_count:>#7x}  {e.task:>4}  {e.arg:#x}")  # fmt: skip
+
+
+def format_summary(state: KernelState, shown: int) -> list[str]:
+    """The lines after the records: how many, the CPU's state now, its counters, warnings."""
+    p = state.percpu
+    lines = [
+        f"records: {shown} shown, {len(state.events)} in the ring (next sequence number "
+        f"{p['event_seq']}; the ring holds {EVENT_LOG_ENTRIES})",
+        f"now: RCU {'watching' if p['dynticks'] & RCU_DYNTICKS_WATCHING else 'not watching'}, "
+        f"nesting {_signed(p['dynticks_nesting'], 64)}, "
+        f"nmi_nesting {format_nmi_nesting(_signed(p['dynticks_nmi_nesting'], 64))}, "
+        f"preempt_count {p['preempt_count']:#x}, entry policy "
+        f"{'v58' if p['entry_policy'] else 'v6'}",
+        "per-CPU counters:",
+    ]
+    names = [n for n, _ in PERCPU.fields]
+    counters = [n for n in names[names.index(_FIRST_COUNTER) :] if n not in _NOT_COUNTERS]
+    width = max(len(n) for n in counters)
+    cells = [f"{n:<{width}} {p[n]:>8}" for n in counters]
+    lines += ["  " + "    ".join(cells[i : i + 2]) for i in range(0, len(cells), 2)]
+    fired = [f"{name}={count}" for name, count in state.warn_counts.items() if count]
+    lines.append("warnings: " + (", ".join(fired) if fired else "none"))
+    return lines
+
+
+def _kind_pattern(text: str) -> str:
+    """argparse type of --kind: a kind name or fnmatch pattern that matches some kind."""
+    if not fnmatch.filter(EVENT_KINDS, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} matches no event kind; the kinds are: {', '.join(EVENT_KINDS)}"
+        )
+    return text
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _task_id(text: str) -> int:
+    """argparse type of --task: an integer >= 0."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a task id (>= 0)")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type of --timeout: seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (usage errors exit 64, as python -m tools.boot's)."""
+    parser = UsageParser(
+        prog="python -m tools.eventlog",
+        description="Boot a kernel image with `hold`, read its per-CPU state and event log "
+        "from guest memory through QMP, and print the records (oldest first) and a summary "
+        "of the per-CPU counters.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "image", nargs="?", type=Path, default=DEFAULT_IMAGE, help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--append", default="", metavar="CMDLINE", help="kernel command line (`hold` is added)"
+    )
+    parser.add_argument(
+        "--kind", nargs="+", action="extend", type=_kind_pattern, metavar="K",
+        help="only records of these kinds (names or patterns such as 'rcu_*')",
+    )  # fmt: skip
+    parser.add_argument("--task", type=_task_id, metavar="N", help="only records of task N")
+    parser.add_argument(
+        "--last", type=_positive_int, metavar="N", help="only the last N records (after filtering)"
+    )
+    parser.add_argument(
+        "--timeout", type=_positive_seconds, default=60.0, metavar="S",
+        help="seconds for the kernel to reach HOLD (default: %(default)g)",
+    )  # fmt: skip
+    return parser
+
+
+def _show_console(console: str) -> None:
+    """The kernel's console on stderr, framed, for a run that went wrong."""
+    text = console if console.endswith("\n") or not console else console + "\n"
+    sys.stderr.write(f"--- console ---\n{text}--- end of console ---\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (see EPILOG)."""
+    args = build_parser().parse_args(argv)
+    image: Path = args.image
+    if not image.is_file():
+        hint = "; build it with `python build.py`" if image == DEFAULT_IMAGE else ""
+        print(f"eventlog: error: kernel image {image} not found{hint}", file=sys.stderr)
+        return EXIT_SETUP
+    try:
+        symbols = SymbolTable(image)
+        names = {s.name for s in symbols.symbols}
+        missing = [name for name in _REQUIRED_SYMBOLS if name not in names]
+    except (ELFError, ValueError) as err:
+        print(f"eventlog: error: {image} is not a kernel image: {err}", file=sys.stderr)
+        return EXIT_SETUP
+    if missing:
+        print(f"eventlog: error: {image} has no symbol {missing[0]!r}: not this kernel's image",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_SETUP
+    try:
+        run = boot_and_read(image, args.append, args.timeout, symbols)
+    except KernelRunError as err:
+        _show_console(err.console)
+        print(f"eventlog: error: {err}", file=sys.stderr)
+        return err.status
+    except QemuError as err:
+        print(f"eventlog: error: {err}", file=sys.stderr)
+        return EXIT_SETUP
+    except KeyboardInterrupt:
+        print("\neventlog: interrupted; QEMU killed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    kinds = None
+    if args.kind:
+        kinds = {k for pattern in args.kind for k in fnmatch.filter(EVENT_KINDS, pattern)}
+    shown = select_events(run.state.events, kinds, args.task, args.last)
+    out = [HEADER, *(format_event(e) for e in shown)]
+    if not shown:
+        out.append("(no record matches)")
+    out += ["", *format_summary(run.state, len(shown))]
+    print("\n".join(out))
+    if run.code != HOLD_PASS:
+        _show_console(run.console)
+        print(f"eventlog: the kernel held with failure code {run.code:#x}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
