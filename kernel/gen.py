@@ -2,7 +2,8 @@
 
 `generate(outdir)` writes `layout.inc` (every struct offset and machine constant, the only place
 the assembly gets them from) and `idt.s` (one entry stub per vector, the default handlers, the
-IDT itself).  Both are pure functions of the Python tables: same tables, same bytes.
+IDT itself), `names.s` and `kmap.s` (the sections' page permissions for the boot page tables).
+All are pure functions of the Python tables: same tables, same bytes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import events
-from .layout import CONSTANTS
+from .layout import CONSTANTS, kernel_map_s
 from .structs import PT_REGS, STRUCTS
 from .vectors import ENTRIES, EXCEPTIONS, IST_DF, IST_MC, IST_NMI, SYSCALL, Vector
 
@@ -194,6 +195,7 @@ def generate(outdir: Path) -> list[Path]:
         "ptregs.inc": ptregs_inc(),
         "idt.s": idt_s(),
         "names.s": events.names_s(),
+        "kmap.s": kernel_map_s(),
     }
     for name, text in files.items():
         path = outdir / name
@@ -201,4 +203,4 @@ def generate(outdir: Path) -> list[Path]:
             tmp = path.with_suffix(path.suffix + ".tmp")
             tmp.write_text(text)
             tmp.replace(path)
-    return [outdir / "idt.s", outdir / "names.s"]
+    return [outdir / "idt.s", outdir / "names.s", outdir / "kmap.s"]

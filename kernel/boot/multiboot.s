@@ -31,51 +31,133 @@ _start:
     cmp eax, MULTIBOOT_BOOTLOADER_MAGIC
     jne bad_magic
 
-    # Fill the page directory: 512 x 2 MiB pages = physical 0..1 GiB, present + writable.
+    # The identity map, for the jump to the higher half only (start64 drops it): 512 x 2 MiB
+    # pages = physical 0..1 GiB, present, writable, executable.
     mov ecx, 0
-    mov eax, 0x83                     # P | RW | PS
+    mov eax, PTE_PRESENT | PTE_WRITE | PTE_PS
 .Lfill_pd:
-    mov dword ptr [boot_pd + ecx * 8], eax
-    mov dword ptr [boot_pd + ecx * 8 + 4], 0
-    add eax, 0x200000
+    mov dword ptr [boot_pd_ident + ecx * 8], eax
+    mov dword ptr [boot_pd_ident + ecx * 8 + 4], 0
+    add eax, LARGE_PAGE_SIZE
     inc ecx
-    cmp ecx, 512
+    cmp ecx, PT_ENTRIES
     jne .Lfill_pd
+    push esi                            # the Multiboot info
+    call kmap_build
+    pop esi
 
     mov eax, cr4
-    or eax, 0x20                      # CR4.PAE
+    or eax, CR4_PAE
     mov cr4, eax
     mov eax, offset boot_pml4
     mov cr3, eax
-    mov ecx, 0xc0000080               # IA32_EFER
+    mov ecx, MSR_EFER
     rdmsr
-    or eax, 0x900                     # LME | NXE
+    or eax, EFER_LME | EFER_NXE         # long mode; PTE_NX forbids instruction fetches
     wrmsr
     mov eax, cr0
-    or eax, 0x80010001                # PG | WP | PE
+    or eax, CR0_PG | CR0_WP | CR0_PE    # WP: read-only pages are read-only for ring 0 too
     mov cr0, eax
     lgdt [boot_gdt_descr]
     ljmp32 KERNEL_CS, start64_low
+
+# kmap_build - fill the page tables of the kernel's higher-half mapping of physical [0, 1 GiB)
+# (W^X, see kernel/layout.py): below KMAP_SMALL_END 4 KiB pages, read-write and not executable
+# except the pages of each section in kmap_table, which get the section's flags; above, 2 MiB
+# pages, read-write and not executable.  32-bit, paging off.  Does not return if a section
+# reaches KMAP_SMALL_END (the page pool).  Clobbers eax, ebx, ecx, edx, esi.
+.set PTE_NX_HIGH, PTE_NX >> 32           # the NX bit in an entry's upper dword
+.set KMAP_PT_ENTRIES, KMAP_SMALL_END / PAGE_SIZE
+kmap_build:
+    mov ecx, 0
+.Lkmap_pde:
+    cmp ecx, KMAP_PT_PAGES
+    jae .Lkmap_large
+    mov eax, ecx
+    shl eax, PAGE_SHIFT
+    mov edx, offset boot_pt             # (keystone encodes `add eax, offset sym` longer)
+    add eax, edx
+    or eax, PTE_PRESENT | PTE_WRITE     # the leaf entries decide
+    mov edx, 0
+    jmp .Lkmap_store_pde
+.Lkmap_large:
+    imul eax, ecx, LARGE_PAGE_SIZE
+    or eax, PTE_PRESENT | PTE_WRITE | PTE_PS
+    mov edx, PTE_NX_HIGH
+.Lkmap_store_pde:
+    mov dword ptr [boot_pd + ecx * 8], eax
+    mov dword ptr [boot_pd + ecx * 8 + 4], edx
+    inc ecx
+    cmp ecx, PT_ENTRIES
+    jne .Lkmap_pde
+
+    mov ecx, 0
+.Lkmap_default:
+    mov eax, ecx
+    shl eax, PAGE_SHIFT
+    or eax, PTE_PRESENT | PTE_WRITE
+    mov dword ptr [boot_pt + ecx * 8], eax
+    mov dword ptr [boot_pt + ecx * 8 + 4], PTE_NX_HIGH
+    inc ecx
+    cmp ecx, KMAP_PT_ENTRIES
+    jne .Lkmap_default
+
+    mov esi, offset kmap_table
+.Lkmap_section:
+    cmp esi, offset kmap_table_end
+    jae .Lkmap_done
+    mov ebx, dword ptr [esi + KMAP_STOP]
+    sub ebx, dword ptr [esi + KMAP_START]  # the size (sections are far below 4 GiB)
+    mov ecx, dword ptr [esi + KMAP_LMA]
+    add ebx, ecx                            # physical end
+    and ecx, ~(PAGE_SIZE - 1)
+.Lkmap_page:
+    cmp ecx, ebx
+    jae .Lkmap_next
+    cmp ecx, KMAP_SMALL_END
+    jae .Lkmap_too_big
+    mov edx, ecx
+    shr edx, PAGE_SHIFT
+    mov eax, dword ptr [esi + KMAP_FLAGS]
+    or eax, ecx
+    mov dword ptr [boot_pt + edx * 8], eax
+    mov eax, dword ptr [esi + KMAP_FLAGS + 4]
+    mov dword ptr [boot_pt + edx * 8 + 4], eax
+    add ecx, PAGE_SIZE
+    jmp .Lkmap_page
+.Lkmap_next:
+    add esi, KMAP_SIZE
+    jmp .Lkmap_section
+.Lkmap_done:
+    ret
+.Lkmap_too_big:
+    mov esi, offset kmap_too_big_msg
+    jmp boot_fail
 
 # bad_magic - not started by a Multiboot loader: say so on COM1 (no setup needed for QEMU's
 # UART) and end the VM with the failure status.  EDI = the EAX we were given.
 bad_magic:
     mov esi, offset bad_magic_msg
-.Lbad_magic_putc:
+    jmp boot_fail
+
+# boot_fail - print the NUL-terminated message at ESI on COM1 and end the VM with the failure
+# status.  32-bit, paging off.  Does not return.
+boot_fail:
+.Lboot_fail_putc:
     mov al, byte ptr [esi]
     test al, al
-    jz .Lbad_magic_exit
+    jz .Lboot_fail_exit
     mov dx, COM1
     out dx, al
     inc esi
-    jmp .Lbad_magic_putc
-.Lbad_magic_exit:
+    jmp .Lboot_fail_putc
+.Lboot_fail_exit:
     mov eax, EXIT_FAILURE
     mov dx, DEBUG_EXIT_PORT
     out dx, eax
-.Lbad_magic_halt:
+.Lboot_fail_halt:
     hlt
-    jmp .Lbad_magic_halt
+    jmp .Lboot_fail_halt
 
 .code64
 # start64_low - first 64-bit instructions, still at the load address: jump up.
@@ -87,31 +169,40 @@ start64_low:
     mov rax, offset start64
     jmp rax
 
-# Boot page tables: the same 1 GiB of physical memory mapped twice, at 0 (identity, for
-# the jump above; removed once in the higher half) and at KERNEL_VIRT_BASE.
+# Boot page tables: physical 0..1 GiB mapped twice, at 0 (identity, for the jump above;
+# removed once in the higher half) and at KERNEL_VIRT_BASE with per-section permissions
+# (filled by kmap_build).
 .section .boot.data
 bad_magic_msg:
     .asciz "PANIC: not started by a Multiboot loader (EAX is not 0x2badb002)\n"
+kmap_too_big_msg:
+    .asciz "PANIC: the kernel image reaches into the page pool (KMAP_SMALL_END)\n"
 
 .balign 4096
 .global boot_pml4
 boot_pml4:
-    .quad boot_pdpt_low + 0x3
+    .quad boot_pdpt_low + (PTE_PRESENT | PTE_WRITE)
     .zero 510 * 8
-    .quad boot_pdpt_high + 0x3
+    .quad boot_pdpt_high + (PTE_PRESENT | PTE_WRITE)
 boot_pdpt_low:
-    .quad boot_pd + 0x3
+    .quad boot_pd_ident + (PTE_PRESENT | PTE_WRITE)
     .zero 511 * 8
 boot_pdpt_high:
     .zero 510 * 8
-    .quad boot_pd + 0x3                 # KERNEL_VIRT_BASE = PML4 511, PDPT 510
-    .quad boot_pd_fixmap + 0x3          # APIC_VIRT = PML4 511, PDPT 511
-# The local APIC's registers: one 2 MiB page, present, writable, uncached (PCD | PWT).
+    .quad boot_pd + (PTE_PRESENT | PTE_WRITE)           # KERNEL_VIRT_BASE = PML4 511, PDPT 510
+    .quad boot_pd_fixmap + (PTE_PRESENT | PTE_WRITE)    # APIC_VIRT = PML4 511, PDPT 511
+# The local APIC's registers: one 2 MiB page, read-write, uncached, not executable.
 boot_pd_fixmap:
-    .quad APIC_PHYS | 0x9b
+    .quad APIC_PHYS | PTE_PRESENT | PTE_WRITE | PTE_PWT | PTE_PCD | PTE_PS | PTE_NX
     .zero 511 * 8
+boot_pd_ident:
+    .zero 4096
+.global boot_pd
 boot_pd:
     .zero 4096
+.global boot_pt
+boot_pt:
+    .zero KMAP_PT_PAGES * PAGE_SIZE
 
 # A minimal GDT for the switch: null, 32-bit code (unused), 64-bit code, data.
 .balign 16

@@ -23,9 +23,10 @@ mm_create:
 .Lcreate_done:
     ret
 
-# pte_walk - RDI = PML4 (kernel address), RSI = user address, EDX = 1 to create missing
-# tables.  RAX = the address of the page-table entry, or 0.  Clobbers rax, rcx, rdx, r8, r9,
-# r10, rdi.
+# pte_walk - RDI = PML4 (kernel address), RSI = virtual address, EDX = 1 to create missing
+# tables.  RAX = the address of the page-table entry, or 0.  A table it creates is reachable
+# from ring 3 (U) only for a lower-half address: the kernel half's tables are supervisor-only.
+# Clobbers rax, rcx, rdx, r8, r9, r10, rdi.
 .global pte_walk
 pte_walk:
     mov r8, rdi                             # current table
@@ -54,7 +55,11 @@ pte_walk:
     jz .Lmissing
     mov rcx, KERNEL_VIRT_BASE
     sub rdx, rcx                            # physical
-    or rdx, PTE_PRESENT | PTE_WRITE | PTE_USER
+    or rdx, PTE_PRESENT | PTE_WRITE         # the leaf entry decides what is allowed
+    test rsi, rsi
+    js .Lkernel_table                       # an upper-half address: no U on its path
+    or rdx, PTE_USER
+.Lkernel_table:
     mov qword ptr [rax], rdx
 .Lnext_table:
     mov rcx, PTE_ADDR_MASK
@@ -68,14 +73,20 @@ pte_walk:
 .Lleaf:
     ret
 
-# map_user_page - RDI = PML4, RSI = user address, RDX = physical address, RCX = PTE flags.
-# Returns EAX = 0, or -ENOMEM.  Clobbers caller-saved registers.
+# map_user_page - RDI = PML4, RSI = virtual address, RDX = physical address, RCX = PTE flags.
+# W^X: a writable page is never executable, so PTE_WRITE brings PTE_NX with it.  Returns
+# EAX = 0, or -ENOMEM.  Clobbers caller-saved registers.
 .global map_user_page
 map_user_page:
     push rbx
     push r12
     mov rbx, rdx
     mov r12, rcx
+    test r12d, PTE_WRITE
+    jz .Lflags_done
+    mov rax, PTE_NX
+    or r12, rax
+.Lflags_done:
     push rsi
     mov edx, 1
     call pte_walk
