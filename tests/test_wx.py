@@ -22,15 +22,16 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from kernel.layout import CONSTANTS
+from kernel.layout import CONSTANTS, KERNEL_VIRT_BASE, kernel_map_s
 from kernel.structs import KMAP
+from linker import Layout, OutputSection
 from tools import ktap, qemulog
 from tools.qemu import QemuConfig, QemuRunner
 from tools.symbols import SymbolTable
@@ -305,3 +306,18 @@ def test_a_wx_hole_is_caught(kernel_image, kernel_symbols, tmp_path, sections, s
                          for v in found), found  # fmt: skip
     report = ktap.parse(held.console)
     assert [t.name for t in report.tests if not t.ok] == [failing], report.summary()
+
+
+def test_the_map_refuses_two_permissions_on_one_page():
+    # The boot code maps whole pages, so a layout that lets a read-only section start inside
+    # the last page of a code section cannot be mapped W^X: the generator must refuse it.
+    good = Layout(
+        sections=(OutputSection(".text", (".text",), "rx", vma_offset=KERNEL_VIRT_BASE),
+                  OutputSection(".more", (".more",), "rx", vma_offset=KERNEL_VIRT_BASE, align=16),
+                  OutputSection(".rodata", (".rodata",), "r", vma_offset=KERNEL_VIRT_BASE)),
+        load_base=0x100000, entry="_start",
+    )  # fmt: skip
+    assert "__start_more" in kernel_map_s(good)
+    bad = Layout(good.sections[:2] + (replace(good.sections[2], align=16),), 0x100000, "_start")
+    with pytest.raises(ValueError, match="share a page"):
+        kernel_map_s(bad)
