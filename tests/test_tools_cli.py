@@ -30,7 +30,7 @@ pytestmark = pytest.mark.qemu
 REPO = Path(__file__).resolve().parents[1]
 # The rows of the CLI's table: the columns of HEADER, split on whitespace.
 ROW_RE = re.compile(
-    r"^\s*(?P<seq>\d+)\s+(?P<kind>\S+)\s+0x(?P<vector>[0-9a-f]{2}) (?P<vname>\S+)\s+"
+    r"^\s*(?P<seq>\d+)\s+(?P<kind>\S+)\s+(?:0x(?P<vector>[0-9a-f]{2}) (?P<vname>\S+)|-)\s+"
     r"(?P<cpl>\d)\s+(?P<watch>yes|no)\s+(?P<nesting>-?\d+)\s+(?P<nmi_nesting>\S+)\s+"
     r"(?P<flags>[L-][T-][I-][R-][N-])\s+0x(?P<preempt>[0-9a-f]+)\s+(?P<task>\d+)\s+"
     r"0x(?P<arg>[0-9a-f]+)$"
@@ -62,7 +62,12 @@ def table_rows(stdout: str) -> list[re.Match[str]]:
 def assert_row_is(row: re.Match[str], e: Event) -> None:
     """Every column of a printed row shows the record's field."""
     assert int(row["seq"]) == e.seq and row["kind"] == e.kind
-    assert int(row["vector"], 16) == e.vector and int(row["cpl"]) == e.cpl
+    if row["vector"] is None:  # "-": outside any entry
+        assert not e.in_entry and e.vector == 0 and e.cpl == 0
+    else:
+        assert e.in_entry and int(row["vector"], 16) == e.vector
+        assert row["vname"] == eventlog.vector_name(e.vector)
+    assert int(row["cpl"]) == e.cpl
     assert (row["watch"] == "yes") == e.watching and int(row["nesting"]) == e.nesting
     assert row["nmi_nesting"] == eventlog.format_nmi_nesting(e.nmi_nesting)
     flags = [c != "-" for c in row["flags"]]
@@ -107,6 +112,9 @@ def test_eventlog_kind_filter_matches_guest_memory(kernel_image, monkeypatch, ca
     for row, e in zip(rows, expected, strict=True):
         assert_row_is(row, e)
     assert {"idtentry_enter", "idtentry_enter_end", "handler"} <= {r["kind"] for r in rows}
+    # Records logged inside an entry say so; the new task's first exit to user mode is not in one.
+    entered = [e for e in expected if e.kind in ("idtentry_enter", "idtentry_enter_end", "handler")]
+    assert all(e.in_entry for e in entered) and not all(e.in_entry for e in state.events)
     # The summary: the counts and every per-CPU counter, as read from guest memory.
     assert (f"records: {len(rows)} shown, {len(state.events)} in the ring (next sequence "
             f"number {state.percpu['event_seq']};") in out  # fmt: skip

@@ -57,6 +57,7 @@ class Event:
     preempt_count: int
     task: int
     arg: int
+    in_entry: bool = False  # logged inside an entry: vector and cpl are that entry's
 
     def __str__(self) -> str:
         return (f"#{self.seq} {self.kind} v={self.vector:#x} cpl={self.cpl} "
@@ -104,6 +105,7 @@ def _event_from_fields(f: dict[str, int]) -> Event:
         bool(flags & EVENT_FLAGS["nmi"]), bool(flags & EVENT_FLAGS["regs_if"]),
         f["dynticks"], _signed(f["nesting"], 64),
         _signed(f["nmi_nesting"], 64), f["preempt_count"], f["task"], f["arg"],
+        in_entry=bool(flags & EVENT_FLAGS["entry"]),
     )  # fmt: skip
 
 
@@ -307,9 +309,8 @@ EPILOG = f"""\
 columns:
   SEQ          the record's sequence number in the per-CPU event log
   KIND         the function that logged it (kernel/events.py EVENT_KINDS)
-  VECTOR       the entry it was logged in: number and name (0 outside any entry, so
-               "0x00 #DE/-" is a divide error or no entry at all)
-  CPL          the privilege level that entry came from
+  VECTOR       the entry it was logged in: number and name ("-": outside any entry)
+  CPL          the privilege level that entry came from (0 outside any entry)
   WATCH        RCU watching (yes) or in an extended quiescent state (no)
   NESTING      RCU's dynticks_nesting
   NMI_NESTING  RCU's dynticks_nmi_nesting (NONIDLE = process level, {DYNTICK_IRQ_NONIDLE:#x})
@@ -387,9 +388,7 @@ def select_events(
 
 
 def vector_name(vector: int) -> str:
-    """The vector's mnemonic (#PF, TIMER, INT80...); vector 0 is also "no entry"."""
-    if vector == 0:
-        return "#DE/-"
+    """The vector's mnemonic (#PF, TIMER, INT80...), "?" for one without an entry of its own."""
     return _VECTOR_NAMES.get(vector, "?")
 
 
@@ -414,7 +413,7 @@ HEADER = (f"{'SEQ':>7}  {'KIND':<{_KIND_WIDTH}}  {'VECTOR':<11}  CPL  WATCH  {'N
 
 def format_event(e: Event) -> str:
     """One record as a line aligned under HEADER."""
-    vector = f"{e.vector:#04x} {vector_name(e.vector)}"
+    vector = f"{e.vector:#04x} {vector_name(e.vector)}" if e.in_entry else "-"
     return (f"{e.seq:>7}  {e.kind:<{_KIND_WIDTH}}  {vector:<11}  {e.cpl:>3}  "
             f"{'yes' if e.watching else 'no':<5}  {e.nesting:>7}  "
             f"{format_nmi_nesting(e.nmi_nesting):<12}  {format_flags(e)}  "

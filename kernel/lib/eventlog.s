@@ -5,11 +5,13 @@
 
 .set EVENT_LOG_MASK, EVENT_LOG_ENTRIES - 1
 .set EV_LINE_SIZE, 256                              # one printed record, with room to spare
+.set ENTRY_CTX_ACTIVE, 0x10000                      # entry_ctx: set inside an entry
 .set EV_PRINT_ARGS, 12                              # the conversions of .Lev_fmt (print_event_range)
 
 .section .noinstr.text
 # event_log - append a record.  EDI = kind, RSI = arg.  The record takes the vector and CPL of
-# the current entry context, the RCU counters, lockdep/tracer beliefs, IF and preempt_count.
+# the current entry context (and EVF_ENTRY inside one), the RCU counters, lockdep/tracer
+# beliefs, IF and preempt_count.
 # Preserves every register (it is called from places that save nothing).
 .global event_log
 event_log:
@@ -52,6 +54,10 @@ event_log_regs:
     or rax, rdx
     mov qword ptr [r8 + EV_TSC], rax
     mov rax, qword ptr gs:[PCPU_ENTRY_CTX]
+    test eax, ENTRY_CTX_ACTIVE
+    jz .Lno_entry
+    or ecx, EVF_ENTRY
+.Lno_entry:
     mov byte ptr [r8 + EV_VECTOR], al
     shr eax, 8
     mov byte ptr [r8 + EV_CPL], al
@@ -94,8 +100,9 @@ event_log_regs:
     popfq
     ret
 
-# entry_ctx_enter - EDI = vector, RSI = regs: the entry context (vector | CPL << 8) of the
-# records logged until entry_ctx_exit.  Returns RAX = the outer context.  Clobbers rcx.
+# entry_ctx_enter - EDI = vector, RSI = regs: the entry context (vector | CPL << 8 |
+# ENTRY_CTX_ACTIVE) of the records logged until entry_ctx_exit.  Returns RAX = the outer
+# context (0 outside any entry).  Clobbers rcx.
 .global entry_ctx_enter
 entry_ctx_enter:
     movzx ecx, byte ptr [rsi + PT_CS]
@@ -103,6 +110,7 @@ entry_ctx_enter:
     shl ecx, 8
     movzx eax, dil
     or ecx, eax
+    or ecx, ENTRY_CTX_ACTIVE
     mov rax, qword ptr gs:[PCPU_ENTRY_CTX]
     mov qword ptr gs:[PCPU_ENTRY_CTX], rcx
     ret
