@@ -503,7 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--kind", nargs="+", action="extend", type=_kind_pattern, metavar="K",
-        help="only records of these kinds (names or patterns such as 'rcu_*')",
+        help="only records of these kinds (names or patterns such as 'rcu_*'; "
+        "give IMAGE before it)",
     )  # fmt: skip
     parser.add_argument("--task", type=_task_id, metavar="N", help="only records of task N")
     parser.add_argument(
