@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APPEND ?=
 TIMEOUT ?= 60
 
-.PHONY: setup build run test debug bench clean qemu
+.PHONY: setup build run events test debug bench clean qemu
 
 setup: $(STAMP) qemu
 
@@ -30,6 +30,12 @@ build: $(STAMP)
 
 run: setup build
 	$(PY) -m tools.boot build/kernel.elf --timeout $(TIMEOUT) $(if $(APPEND),--append "$(APPEND)")
+
+# The event log of a run, decoded on the host: make events APPEND="selftest=user_demand_fault"
+# KIND="idtentry_* rcu_*"
+KIND ?=
+events: setup build
+	$(PY) -m tools.eventlog build/kernel.elf --timeout $(TIMEOUT) $(if $(APPEND),--append "$(APPEND)") $(if $(KIND),--kind $(foreach k,$(KIND),'$(k)'))
 
 test: setup
 	$(PY) -m pytest -q
