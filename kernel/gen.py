@@ -66,10 +66,13 @@ def ptregs_inc() -> str:
 
 
 def _stub(v: Vector) -> list[str]:
-    """asm_exc_<name>: the IDT entry point.  Builds pt_regs, gets the kernel's GS, calls
-    exc_<name>(regs, error_code) and returns through the common exit."""
+    """asm_exc_<name>: the IDT entry point.  Clears DF first (the CPU leaves the interrupted
+    context's direction flag in place, and a user task may have set it: the kernel's string
+    instructions count upwards), builds pt_regs, gets the kernel's GS, calls
+    exc_<name>(regs, error_code) and returns through the common exit (iretq restores DF)."""
     head = [f"# vector {v.number:#x}: {v.mnemonic} {v.title} ({v.entry_kind})",
-            f".global asm_{v.prefix}_{v.name}", f"asm_{v.prefix}_{v.name}:"]  # fmt: skip
+            f".global asm_{v.prefix}_{v.name}", f"asm_{v.prefix}_{v.name}:",
+            "    cld  # the interrupted context's DF is in the saved RFLAGS"]  # fmt: skip
     if not v.error_code:
         head.append("    push -1  # no CPU error code")
     head.append("    PUSH_REGS")
@@ -150,8 +153,8 @@ def idt_s() -> str:
     for n in range(32, 256):
         if n not in own:
             L += [f"asm_irq_{n}:", f"    push {n:#x}", "    jmp irq_common_entry"]
-    L += ["", "irq_common_entry:", "    PUSH_REGS", "    test byte ptr [rsp + PT_CS], 3",
-          "    jz .Lirq_kernel_gs", "    swapgs", ".Lirq_kernel_gs:", "    mov rdi, rsp",
+    L += ["", "irq_common_entry:", "    cld  # as in every stub: DF may be the user's",
+          "    PUSH_REGS", "    test byte ptr [rsp + PT_CS], 3", "    jz .Lirq_kernel_gs", "    swapgs", ".Lirq_kernel_gs:", "    mov rdi, rsp",
           "    mov rsi, qword ptr [rsp + PT_ORIG_AX]", "    call exc_unexpected_irq",
           "    jmp error_return", ""]  # fmt: skip
     for v in ENTRIES:

@@ -100,6 +100,7 @@ CONSTANTS = {
     "TIF_SIGPENDING": 2,
     "TIF_NOTIFY_RESUME": 4,
     "X86_EFLAGS_IF": 0x200,
+    "X86_EFLAGS_DF": 0x400,  # string instructions count down: the kernel clears it on entry
     # Memory: the page pool (physical), the user address space of every task.
     "POOL_START": 0x400000,
     "POOL_END": 0x2000000,

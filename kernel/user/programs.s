@@ -243,3 +243,62 @@ user_fault_stream:
 user_getpid:
     SYSCALL SYS_GETPID
     EXIT 0
+
+.section .user.text
+# user_df_set - enter the kernel with the direction flag set (robust_user_df).  Fills heap page
+# 0 with a pattern, then with DF set: touches heap page 1 (a demand fault: the kernel zeroes a
+# new page) and writes a line (a system call copies it).  DF must still be set on return; page
+# 1 must be zero but for the marker stored, page 0 must still hold the pattern.  Exits 0, or:
+# 1 write failed, 2 DF lost, 3 page 1 not zeroed, 4 page 0 damaged.
+.set DF_PATTERN, 0x5a5a5a5a5a5a5a5a
+.set DF_MARKER, 0x600df
+.global user_df_set
+user_df_set:
+    cld
+    mov rbx, USER_HEAP_BASE
+    mov rax, DF_PATTERN
+    xor ecx, ecx
+.Ldf_fill:
+    mov qword ptr [rbx + rcx * 8], rax
+    inc ecx
+    cmp ecx, PAGE_SIZE / 8
+    jb .Ldf_fill
+    std
+    mov qword ptr [rbx + PAGE_SIZE], DF_MARKER
+    PRINT .Ldf_line, (.Ldf_line_end - .Ldf_line)
+    cmp rax, rsi                        # the length asked for (the kernel keeps RSI)
+    jne .Ldf_bad_write
+    pushfq
+    pop rax
+    cld
+    test eax, X86_EFLAGS_DF
+    jz .Ldf_bad_flag
+    cmp qword ptr [rbx + PAGE_SIZE], DF_MARKER
+    jne .Ldf_bad_page
+    mov ecx, 1
+.Ldf_zero:
+    cmp qword ptr [rbx + PAGE_SIZE + rcx * 8], 0
+    jne .Ldf_bad_page
+    inc ecx
+    cmp ecx, PAGE_SIZE / 8
+    jb .Ldf_zero
+    mov rax, DF_PATTERN
+    xor ecx, ecx
+.Ldf_check:
+    cmp qword ptr [rbx + rcx * 8], rax
+    jne .Ldf_bad_neighbour
+    inc ecx
+    cmp ecx, PAGE_SIZE / 8
+    jb .Ldf_check
+    EXIT 0
+.Ldf_bad_write:
+    EXIT 1
+.Ldf_bad_flag:
+    EXIT 2
+.Ldf_bad_page:
+    EXIT 3
+.Ldf_bad_neighbour:
+    EXIT 4
+.Ldf_line:
+    .ascii "written with DF set\n"
+.Ldf_line_end:

@@ -1,0 +1,89 @@
+"""Robustness of the entry code against what user tasks do.
+
+- The direction flag: the CPU delivers interrupts and exceptions with the interrupted
+  context's DF, so every entry stub must clear it before the kernel runs a string instruction.
+  Checked statically (every one of the 256 IDT gates of the image leads to `cld` before
+  anything else) and at run time (a user task with DF set takes a demand fault and makes a
+  system call; QEMU's -d int log confirms that DF was set at both entries).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+from elftools.elf.elffile import ELFFile
+
+from kernel.layout import CONSTANTS
+from tools import ktap, qemulog
+from tools.qemu import QemuConfig, run
+from tools.symbols import SymbolTable
+
+pytestmark = pytest.mark.qemu
+
+X86_EFLAGS_DF = 0x400  # architectural, written out rather than taken from the layout
+IDT_GATES = 256
+GATE_SIZE = 16
+PF_VECTOR = 14
+SYSCALL_VECTOR = 0x80
+
+
+def read_image(image: Path, address: int, size: int) -> bytes:
+    """`size` bytes at virtual `address` of the image's PT_LOAD segments."""
+    with image.open("rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            start = seg["p_vaddr"]
+            if seg["p_type"] == "PT_LOAD" and start <= address < start + seg["p_filesz"]:
+                data = seg.data()
+                return data[address - start : address - start + size]
+    raise AssertionError(f"{address:#x} is in no loaded segment")
+
+
+def gate_targets(image: Path, symbols: SymbolTable) -> list[int]:
+    """The handler address of each IDT gate, decoded from `idt_table` in the image."""
+    raw = read_image(image, symbols.address("idt_table"), IDT_GATES * GATE_SIZE)
+    targets = []
+    for n in range(IDT_GATES):
+        low = int.from_bytes(raw[n * GATE_SIZE : n * GATE_SIZE + 8], "little")
+        high = int.from_bytes(raw[n * GATE_SIZE + 8 : n * GATE_SIZE + 12], "little")
+        targets.append((low & 0xFFFF) | ((low >> 48) & 0xFFFF) << 16 | high << 32)
+    return targets
+
+
+def first_instruction_after_forwarding(image: Path, address: int) -> str:
+    """The mnemonic of the first instruction that does something at `address`: a stub that only
+    pushes a vector number and jumps on is followed to where it jumps."""
+    md = Cs(CS_ARCH_X86, CS_MODE_64)
+    insns = list(md.disasm(read_image(image, address, 32), address, count=2))
+    first = insns[0]
+    if first.mnemonic == "push" and len(insns) > 1 and insns[1].mnemonic == "jmp":
+        target = int(insns[1].op_str, 16)
+        return next(md.disasm(read_image(image, target, 16), target, count=1)).mnemonic
+    return first.mnemonic
+
+
+def test_every_gate_clears_df_first(kernel_image, kernel_symbols):
+    targets = gate_targets(kernel_image, kernel_symbols)
+    firsts = {n: first_instruction_after_forwarding(kernel_image, t) for n, t in enumerate(targets)}
+    assert {n: m for n, m in firsts.items() if m != "cld"} == {}
+
+
+def test_user_task_with_df_set(kernel_image, kernel_symbols, tmp_path):
+    log = tmp_path / "int.log"
+    config = QemuConfig(kernel_image, append="selftest=robust_user_df", timeout=60, log_int=log)
+    result = run(config)
+    report = ktap.parse(result.console)
+    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    assert "written with DF set\n" in result.console.replace("\r\n", "\n")
+    # DF was set when the CPU entered the kernel from the program, for the demand fault on
+    # heap page 1 and for the write system call.
+    prog = kernel_symbols.address("user_df_set")
+    records = qemulog.parse_file(log).records
+    from_prog = [r for r in records if r.cpl == 3 and 0 <= r.ip - prog < 0x200]
+    with_df = [r for r in from_prog if r.regs["RFL"] & X86_EFLAGS_DF]
+    heap_page_1 = CONSTANTS["USER_HEAP_BASE"] + CONSTANTS["PAGE_SIZE"]
+    assert any(r.vector == PF_VECTOR and r.cr2 == heap_page_1 for r in with_df), from_prog
+    assert any(r.vector == SYSCALL_VECTOR and r.is_software for r in with_df), from_prog
+    # No exception in ring 0: the kernel ran with DF cleared.
+    assert [r for r in records if r.cpl == 0 and r.kind is qemulog.Kind.EXCEPTION] == []
