@@ -5,10 +5,14 @@
   Checked statically (every one of the 256 IDT gates of the image leads to `cld` before
   anything else) and at run time (a user task with DF set takes a demand fault and makes a
   system call; QEMU's -d int log confirms that DF was set at both entries).
+- write() from two user tasks that preempt each other inside it (hz=1000): the console holds
+  exactly the letters each task wrote, no more and no fewer (the copy of a task's buffer must
+  be its own, not a buffer shared by every task).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -87,3 +91,26 @@ def test_user_task_with_df_set(kernel_image, kernel_symbols, tmp_path):
     assert any(r.vector == SYSCALL_VECTOR and r.is_software for r in with_df), from_prog
     # No exception in ring 0: the kernel ran with DF cleared.
     assert [r for r in records if r.cpl == 0 and r.kind is qemulog.Kind.EXCEPTION] == []
+
+
+# user_letters_x / user_letters_y (kernel/user/programs.s): lines of 199 letters and a newline.
+LETTER_LINES = 150
+LETTERS_PER_LINE = 199
+RACE_END_RE = re.compile(r"^# write race: end, (?P<preemptions>\d+) preemptions$", re.M)
+
+
+def test_two_tasks_writing_at_once_keep_their_letters(kernel_image):
+    config = QemuConfig(kernel_image, append="selftest=robust_write_race hz=1000", timeout=120)
+    result = run(config)
+    console = result.console.replace("\r\n", "\n")
+    report = ktap.parse(console)
+    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    begin = console.index("# write race: begin\n") + len("# write race: begin\n")
+    end = RACE_END_RE.search(console, begin)
+    assert end is not None, console[-2000:]
+    # The tasks were preempted while they wrote: the race had its chances.
+    assert int(end["preemptions"]) > 0
+    written = console[begin : end.start()]
+    assert set(written) <= {"x", "y", "\n"}, "something else was printed during the race"
+    assert (written.count("x"), written.count("y")) == (LETTER_LINES * LETTERS_PER_LINE,) * 2
+    assert written.count("\n") == 2 * LETTER_LINES + 1  # and the end line's leading newline

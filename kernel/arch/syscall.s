@@ -54,36 +54,43 @@ do_int80_syscall:
     call do_exit
 
 # write(buf, len): copy from user memory (faulting pages in), print.  RAX = len or -EFAULT.
+# The copy lives on this task's kernel stack: the call runs with interrupts on and can be
+# preempted between the copy and the print, and another task's write must not overwrite it.
 .Lsys_write:
+    sub rsp, WRITE_MAX
     mov rdx, qword ptr [rbx + PT_SI]
     cmp rdx, WRITE_MAX
     jbe .Lwrite_len_ok
     mov edx, WRITE_MAX
 .Lwrite_len_ok:
-    push rdx
-    lea rdi, [rip + write_buf]
+    mov r12, rdx                        # the call number is no longer needed
+    mov rdi, rsp
     mov rsi, qword ptr [rbx + PT_DI]
     call copy_from_user
-    pop rdx
     mov qword ptr [rbx + PT_AX], rax
     test rax, rax
-    jnz .Lsys_done
-    mov qword ptr [rbx + PT_AX], rdx
-    lea rdi, [rip + write_buf]
-    mov rsi, rdx
+    jnz .Lwrite_out
+    mov qword ptr [rbx + PT_AX], r12
+    mov rdi, rsp
+    mov rsi, r12
     call serial_write
+.Lwrite_out:
+    add rsp, WRITE_MAX
     jmp .Lsys_done
 
-# peek(addr): the kernel reads 8 bytes of user memory.  RAX = 0 and RDX = the value, or
-# RAX = -EFAULT.
+# peek(addr): the kernel reads 8 bytes of user memory (into this task's stack, like write).
+# RAX = 0 and RDX = the value, or RAX = -EFAULT (RDX = 0 then, or what part was read: never
+# what the stack held before).
 .Lsys_peek:
-    lea rdi, [rip + write_buf]
+    push 0
+    mov rdi, rsp
     mov rsi, qword ptr [rbx + PT_DI]
     mov edx, 8
     call copy_from_user
     mov qword ptr [rbx + PT_AX], rax
-    mov rax, qword ptr [rip + write_buf]
+    mov rax, qword ptr [rsp]
     mov qword ptr [rbx + PT_DX], rax
+    add rsp, 8
     jmp .Lsys_done
 
 .Lsys_getpid:
@@ -115,7 +122,3 @@ do_int80_syscall:
     call sched_yield
     mov qword ptr [rbx + PT_AX], 0
     jmp .Lsys_done
-
-.section .bss
-write_buf:
-    .zero WRITE_MAX

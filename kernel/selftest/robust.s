@@ -54,3 +54,82 @@ SELFTEST robust_user_df, selftest_robust_user_df
 .section .rodata
 .Ldf_name:
     .asciz "user_df_set"
+
+.section .text
+# robust_write_race - two user tasks (user_letters_x, user_letters_y) write long lines of their
+# own letter at once, preempting each other inside write() (run it with hz=1000, as
+# tests/test_robust.py does).  The console between the begin and end lines must hold exactly
+# as many of each letter as its task wrote: a copy shared between tasks would lose some of one
+# and double some of the other; the host counts.  Here: both exit 0 and give their pages back;
+# the preemptions they took are printed.  RAX = 0 or the reason.
+selftest_robust_write_race:
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    call timer_unblock
+    mov r15, qword ptr [rip + free_pages]
+    lea rdi, [rip + .Lrace_name_x]
+    mov rsi, offset user_letters_x
+    call task_create
+    lea rcx, [rip + .Lrace_no_task]
+    test rax, rax
+    jz .Lrace_end
+    mov rbx, rax
+    lea rdi, [rip + .Lrace_name_y]
+    mov rsi, offset user_letters_y
+    call task_create
+    test rax, rax
+    jnz .Lrace_created
+    mov rdi, rbx                        # start x alone so that it exits and is reaped
+    call run_user_task
+    lea rcx, [rip + .Lrace_no_task]
+    jmp .Lrace_end
+.Lrace_created:
+    mov r12, rax
+    lea rdi, [rip + .Lrace_begin_fmt]
+    call printk
+    mov rdi, rbx
+    call enqueue_task
+    mov rdi, r12
+    call enqueue_task
+    mov rdi, rbx
+    call task_wait
+    mov r13, rax
+    mov rdi, r12
+    call task_wait
+    mov r14, rax
+    lea rdi, [rip + .Lrace_end_fmt]
+    mov rsi, qword ptr [rbx + TASK_PREEMPTIONS]
+    add rsi, qword ptr [r12 + TASK_PREEMPTIONS]
+    call printk
+    lea rcx, [rip + .Lrace_wrong_exit]
+    or r13, r14
+    jnz .Lrace_end
+    lea rcx, [rip + .Lrace_pages_lost]
+    cmp qword ptr [rip + free_pages], r15
+    jne .Lrace_end
+    xor ecx, ecx
+.Lrace_end:
+    mov rax, rcx
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    ret
+SELFTEST robust_write_race, selftest_robust_write_race, 0, SELFTEST_BY_NAME
+
+.section .rodata
+.Lrace_name_x:
+    .asciz "letters_x"
+.Lrace_name_y:
+    .asciz "letters_y"
+.Lrace_begin_fmt:
+    .asciz "# write race: begin\n"
+.Lrace_end_fmt:
+    .asciz "\n# write race: end, %u preemptions\n"
+REASON .Lrace_no_task, "no task could be created"
+REASON .Lrace_wrong_exit, "a letter task did not exit 0"
+REASON .Lrace_pages_lost, "the pool did not get every page back"

@@ -302,3 +302,40 @@ user_df_set:
 .Ldf_line:
     .ascii "written with DF set\n"
 .Ldf_line_end:
+
+.section .user.text
+# user_letters_x, user_letters_y - write LETTER_LINES lines of LETTER_LINE_LEN - 1 copies of
+# one letter each (robust_write_race: two of them preempt each other inside write()).  Exits
+# 0, or 1 when a write did not take the whole line.
+.set LETTER_LINES, 150
+.set LETTER_LINE_LEN, 200
+.global user_letters_x
+user_letters_x:
+    mov r12d, 'x'
+    jmp user_letters
+.global user_letters_y
+user_letters_y:
+    mov r12d, 'y'
+# user_letters - R12B = the letter.  The line is built on the user stack.
+user_letters:
+    sub rsp, LETTER_LINE_LEN
+    xor ecx, ecx
+.Lletters_fill:
+    mov byte ptr [rsp + rcx], r12b
+    inc ecx
+    cmp ecx, LETTER_LINE_LEN - 1
+    jb .Lletters_fill
+    mov byte ptr [rsp + rcx], 10
+    xor ebx, ebx
+.Lletters_line:
+    mov rdi, rsp
+    mov esi, LETTER_LINE_LEN
+    SYSCALL SYS_WRITE
+    cmp rax, LETTER_LINE_LEN
+    jne .Lletters_bad
+    inc ebx
+    cmp ebx, LETTER_LINES
+    jb .Lletters_line
+    EXIT 0
+.Lletters_bad:
+    EXIT 1
