@@ -1,6 +1,6 @@
 """The command-line tools on the real kernel: `python -m tools.eventlog` against the state it
 read through QMP in the same run, the kernel's own `events=N` printout against guest memory,
-and `python -m tools.boot` interrupted by SIGINT.
+and `python -m tools.boot`/`tools.eventlog` ended by SIGINT, SIGTERM, SIGHUP or SIGKILL.
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def test_events_out_of_range_is_refused(kernel_image, value):
     assert "KTAP version" not in result.console and "# event log:" not in result.console
 
 
-# --- python -m tools.boot and SIGINT ---------------------------------------------------------
+# --- python -m tools.boot / tools.eventlog and signals ---------------------------------------------------------
 
 
 def children_of(pid: int) -> list[int]:
@@ -271,32 +271,92 @@ def read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float) -> 
     return data
 
 
-def test_boot_cli_sigint_kills_qemu_and_cleans_up(kernel_image, tmp_path):
-    tmp = tmp_path / "tmp"  # the runner's QMP socket directory goes here
-    tmp.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.boot", str(kernel_image), "--append", "crash=hang",
+def qemu_children(pid: int) -> list[int]:
+    """The QEMU processes among `pid`'s children."""
+    return [child for child in children_of(pid)
+            if Path(f"/proc/{child}/comm").read_text().startswith("qemu-system")]  # fmt: skip
+
+
+def is_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (an orphan nobody reaped has stopped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def start_cli(tool: str, kernel_image: Path, tmp: Path) -> subprocess.Popen[bytes]:
+    """`python -m tools.TOOL IMAGE --append crash=hang` with its temporary files in `tmp`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", f"tools.{tool}", str(kernel_image), "--append", "crash=hang",
          "--timeout", "120"],
         cwd=REPO, env={**os.environ, "TMPDIR": str(tmp)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
+
+
+def wait_for_qemu(proc: subprocess.Popen[bytes], tool: str, tmp: Path) -> list[int]:
+    """Wait until the runner has started QEMU and listens on its QMP socket (for tools.boot:
+    until the kernel's timer line shows, so the guest runs); returns QEMU's pid in a list."""
+    if tool == "boot":
+        read_until(proc, b"timer: ", timeout=60)  # the kernel runs (and then hangs)
+    deadline = time.monotonic() + 60
+    while not (qemu_children(proc.pid) and list(tmp.glob("qemu-run-*/qmp.sock"))):
+        assert proc.poll() is None and time.monotonic() < deadline, "QEMU did not start"
+        time.sleep(0.05)
+    return qemu_children(proc.pid)
+
+
+@pytest.mark.parametrize(
+    ("tool", "sig", "status"),
+    [("boot", signal.SIGINT, 130), ("boot", signal.SIGTERM, 143), ("boot", signal.SIGHUP, 129),
+     ("eventlog", signal.SIGTERM, 143), ("eventlog", signal.SIGHUP, 129)],
+)  # fmt: skip
+def test_cli_signal_kills_qemu_and_cleans_up(kernel_image, tmp_path, tool, sig, status):
+    tmp = tmp_path / "tmp"  # the runner's QMP socket directory goes here
+    tmp.mkdir()
+    proc = start_cli(tool, kernel_image, tmp)
     qemu: list[int] = []
     try:
-        read_until(proc, b"timer: ", timeout=60)  # the kernel runs (and then hangs)
-        qemu = [pid for pid in children_of(proc.pid)
-                if Path(f"/proc/{pid}/comm").read_text().startswith("qemu-system")]  # fmt: skip
+        qemu = wait_for_qemu(proc, tool, tmp)
         assert len(qemu) == 1
         assert len(list(tmp.glob("qemu-run-*/qmp.sock"))) == 1  # what must be removed is there
-        os.kill(proc.pid, signal.SIGINT)  # to the runner alone, not to QEMU
-        status = proc.wait(timeout=30)
+        os.kill(proc.pid, sig)  # to the runner alone, not to QEMU
+        got = proc.wait(timeout=30)
         stderr = proc.stderr.read().decode() if proc.stderr else ""
         with pytest.raises(ProcessLookupError):
             os.kill(qemu[0], 0)  # QEMU is gone (reaped, not orphaned)
         assert list(tmp.iterdir()) == []  # the socket and its directory too
-        assert status == 130, stderr
-        assert stderr.rstrip().endswith("boot: interrupted; QEMU killed")
+        assert got == status, stderr
+        how = "interrupted" if sig == signal.SIGINT else f"terminated by {sig.name}"
+        assert stderr.rstrip().endswith(f"{tool}: {how}; QEMU killed"), stderr
         assert "Traceback" not in stderr
     finally:  # a failure leaves nothing running behind
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in qemu:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_boot_cli_killed_runner_takes_qemu_with_it(kernel_image, tmp_path):
+    # SIGKILL runs no cleanup in the runner: QEMU must still not outlive it.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = start_cli("boot", kernel_image, tmp)
+    qemu: list[int] = []
+    try:
+        qemu = wait_for_qemu(proc, "boot", tmp)
+        assert len(qemu) == 1 and is_alive(qemu[0])
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30  # a hang bound: the kernel delivers it at once
+        while is_alive(qemu[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not is_alive(qemu[0]), "QEMU outlived its killed runner"
+    finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import NoReturn
 
 from tools import ktap
-from tools.qemu import ImageNotFoundError, Outcome, QemuConfig, QemuError, QemuResult, run
+from tools.qemu import (
+    ImageNotFoundError,
+    Outcome,
+    QemuConfig,
+    QemuError,
+    QemuResult,
+    SignalExit,
+    exit_on_signals,
+    run,
+)
 
 DEFAULT_IMAGE = Path("build/kernel.elf")
 EXIT_CODES = {
@@ -33,6 +42,7 @@ exit status:
   4    QEMU error, or QEMU could not be started (no image, no QEMU, KVM unusable)
   64   bad command-line usage
   130  interrupted (Ctrl-C); QEMU is killed
+  129, 143  ended by SIGHUP or SIGTERM (128 + the signal); QEMU is killed
 
 The serial console goes to stdout as it arrives; the one-line verdict goes to stderr.
 """
@@ -100,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_int=args.log_int,
     )
     try:
-        result = run(config, on_console=_write_console)
+        with exit_on_signals():
+            result = run(config, on_console=_write_console)
     except ImageNotFoundError as err:
         hint = "; build it with `python build.py`" if args.image == DEFAULT_IMAGE else ""
         print(f"boot: error: {err}{hint}", file=sys.stderr)
@@ -111,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nboot: interrupted; QEMU killed", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SignalExit as err:
+        print(f"\nboot: terminated by {err.name}; QEMU killed", file=sys.stderr)
+        return 128 + err.signum
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
         sys.stdout.flush()

@@ -39,17 +39,20 @@ import asyncio
 import codecs
 import concurrent.futures
 import contextlib
+import ctypes
 import enum
 import fcntl
 import os
 import re
 import selectors
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -68,6 +71,8 @@ QMP_TIMEOUT = 10.0  # seconds for one QMP command
 KVM_DEVICE = Path("/dev/kvm")
 _KVM_GET_API_VERSION = 0xAE00
 _KVM_API_VERSION = 12
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the thread that forked it dies
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what exit_on_signals() turns into SignalExit
 
 _T = TypeVar("_T")
 
@@ -105,6 +110,66 @@ class QemuNotRunningError(QemuError):
 
 class QmpCommandError(QemuError):
     """QEMU answered a QMP command with an error."""
+
+
+class SignalExit(BaseException):
+    """Raised in the main thread by exit_on_signals() when SIGTERM or SIGHUP arrives: like
+    KeyboardInterrupt, it unwinds through every ``with QemuRunner(...)`` block, which kills QEMU
+    and removes its temporary directory. ``signum`` is the signal; exit with ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        """The signal's name, e.g. ``SIGTERM``."""
+        return signal.Signals(self.signum).name
+
+
+@contextlib.contextmanager
+def exit_on_signals(signals: tuple[int, ...] = EXIT_SIGNALS) -> Iterator[None]:
+    """For the block, turn each of ``signals`` into SignalExit in the main thread, so that the
+    runners' cleanup runs before the program ends; later signals of the same kinds are ignored
+    while that cleanup runs. Restores the previous handlers. Does nothing off the main thread
+    (Python delivers signals only there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
+        raise SignalExit(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGKILL when the thread that started it dies
+    (Linux ``PR_SET_PDEATHSIG``), so that a runner killed without cleanup (SIGKILL, a crash)
+    leaves no QEMU behind; None where prctl is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return preexec
 
 
 @dataclass(frozen=True)
@@ -305,7 +370,9 @@ class QemuRunner:
     def launch(self) -> None:
         """Start QEMU paused and connect QMP. Raises QemuNotFoundError, ImageNotFoundError,
         KvmUnavailableError before starting anything. If QEMU exits during start-up (bad image,
-        bad option) this returns normally and ``wait()`` reports QEMU_ERROR with its stderr."""
+        bad option) this returns normally and ``wait()`` reports QEMU_ERROR with its stderr.
+        On Linux QEMU gets SIGKILL when the thread that called this ends (even by SIGKILL), so
+        launch from a thread that outlives the runner (normally the main thread)."""
         if self._proc is not None:
             raise QemuError("launch() called twice")
         cfg = self.config
@@ -328,6 +395,7 @@ class QemuRunner:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent(),
         )
         self._pump = threading.Thread(target=self._pump_output, name="qemu-output", daemon=True)
         self._pump.start()
@@ -732,8 +800,10 @@ __all__ = [
     "QemuRunner",
     "QmpCommandError",
     "QmpEvent",
+    "SignalExit",
     "check_kvm",
     "classify",
+    "exit_on_signals",
     "find_qemu",
     "run",
 ]
