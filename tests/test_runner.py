@@ -419,6 +419,30 @@ def test_cli_missing_qemu(guest: Callable[[str], Mb32Guest], tmp_path: Path) -> 
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0", "0 is not a finite number of seconds > 0"),
+     ("-1", "-1 is not a finite number of seconds > 0"),
+     ("nan", "nan is not a finite number of seconds > 0"),
+     ("inf", "inf is not a finite number of seconds > 0"),
+     ("soon", "'soon' is not a number of seconds")],
+)  # fmt: skip
+def test_cli_bad_timeout_is_a_usage_error(
+    guest: Callable[[str], Mb32Guest], value: str, message: str
+) -> None:
+    done = boot(str(guest("pass").path), "--timeout", value)
+    assert done.returncode == 64, done.stderr
+    assert done.stderr.startswith("usage: ")
+    assert f"error: argument --timeout: {message}" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf")])
+def test_config_refuses_a_timeout_that_cannot_end(value: float) -> None:
+    with pytest.raises(ValueError, match="timeout must be a finite number of seconds > 0"):
+        QemuConfig(Path("kernel.elf"), timeout=value)
+
+
 def test_cli_usage_error() -> None:
     done = boot("--accel", "xen")
     assert done.returncode == 64

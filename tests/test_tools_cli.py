@@ -155,6 +155,9 @@ def test_eventlog_as_a_program(kernel_image):
      (["--kind", "no_such_kind"], "'no_such_kind' matches no event kind"),
      (["--task", "-1"], "argument --task: -1 is not a task id"),
      (["--timeout", "0"], "argument --timeout: 0 is not a positive number"),
+     (["--timeout", "nan"], "argument --timeout: nan is not a positive number"),
+     (["--timeout", "-1"], "argument --timeout: -1 is not a positive number"),
+     (["--timeout", "inf"], "argument --timeout: inf is not a finite number of seconds"),
      (["--bogus"], "unrecognized arguments: --bogus")],
 )  # fmt: skip
 def test_eventlog_bad_options(kernel_image, args, message):

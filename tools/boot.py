@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +57,17 @@ class UsageParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type of --timeout: a finite number of seconds > 0 (not 0, -1, nan or inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds > 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     parser = UsageParser(
@@ -69,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--append", default="", metavar="CMDLINE", help="kernel command line")
     parser.add_argument(
-        "--timeout", type=float, default=60.0, metavar="S", help="seconds (default: %(default)g)"
+        "--timeout",
+        type=positive_seconds,
+        default=60.0,
+        metavar="S",
+        help="seconds (default: %(default)g)",
     )
     parser.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
     parser.add_argument(

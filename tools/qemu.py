@@ -42,6 +42,7 @@ import contextlib
 import ctypes
 import enum
 import fcntl
+import math
 import os
 import re
 import selectors
@@ -190,6 +191,10 @@ class QemuConfig:
     machine: str = "pc"
     extra_args: tuple[str, ...] = ()
     qemu: str = "qemu-system-x86_64"
+
+    def __post_init__(self) -> None:
+        if not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise ValueError(f"timeout must be a finite number of seconds > 0, not {self.timeout}")
 
     @property
     def cpu_model(self) -> str:
