@@ -54,6 +54,8 @@ WARN_TESTS: dict[str, dict[str, int]] = {
     "warn_user_entry_not_user": {"user_entry_not_user": 2, "rcu_eqs_exit_bad": 2},
     "warn_schedule_bad_rcu_state": {"schedule_bad_rcu_state": 2},
     "warn_lockdep_assert_irqs_disabled": {"lockdep_assert_irqs_disabled": 2},
+    # kernel/selftest/robust.s: the assertion at the top of __idtentry_exit, once.
+    "warn_idtentry_exit_irqs_on": {"lockdep_assert_irqs_disabled": 1},
 }
 # The function each kind's first WARNING line must name (the one that checks).
 WARN_SITES: dict[str, str] = {

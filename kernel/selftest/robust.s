@@ -133,3 +133,89 @@ SELFTEST robust_write_race, selftest_robust_write_race, 0, SELFTEST_BY_NAME
 REASON .Lrace_no_task, "no task could be created"
 REASON .Lrace_wrong_exit, "a letter task did not exit 0"
 REASON .Lrace_pages_lost, "the pool did not get every page back"
+
+.section .text
+# next_non_nmi_record - RDI = sequence number.  RAX = the first record at or after it that was
+# not logged in an NMI (an NMI may land anywhere), RDX = its sequence number; RAX = 0 when
+# there is none.  Clobbers rcx, rdi.
+next_non_nmi_record:
+    mov rdx, rdi
+    call event_at
+    test rax, rax
+    jz .Lnon_nmi_end
+    test dword ptr [rax + EV_FLAGS], EVF_NMI
+    jz .Lnon_nmi_end
+    lea rdi, [rdx + 1]
+    jmp next_non_nmi_record
+.Lnon_nmi_end:
+    ret
+
+# warn_idtentry_exit_irqs_on - __idtentry_exit asserts that interrupts are off (lockdep's
+# view).  Reach it through idtentry_exit_cond_rcu(regs, 0) for a kernel frame with IF clear
+# (the branch that changes nothing else) while lockdep believes interrupts are on (told by
+# local_irq_enable, then a raw cli), and put lockdep's and the tracer's belief back with
+# local_irq_disable.  Exactly one lockdep_assert_irqs_disabled warning, and its record is the
+# one right after __idtentry_exit's own: the assertion at the top of __idtentry_exit fired.
+# RAX = 0 or the reason.
+selftest_warn_idtentry_exit_irqs_on:
+    push rbx
+    push r12
+    lea rax, [rip + warn_counts]
+    mov rbx, qword ptr [rax + WARN_LOCKDEP_ASSERT_IRQS_DISABLED * 8]
+    call event_seq
+    mov r12, rax
+    sub rsp, PT_SIZE
+    mov rdi, rsp
+    mov ecx, PT_SIZE / 8
+    xor eax, eax
+    rep stosq
+    mov qword ptr [rsp + PT_CS], KERNEL_CS
+    mov qword ptr [rsp + PT_SS], KERNEL_DS
+    mov qword ptr [rsp + PT_FLAGS], 2   # IF clear: the exit only tells RCU, if asked to
+    mov qword ptr [rsp + PT_ORIG_AX], -1
+    call local_irq_enable
+    cli                                 # raw: lockdep still believes interrupts are on
+    mov rdi, rsp
+    xor esi, esi
+    call idtentry_exit_cond_rcu
+    call local_irq_disable
+    add rsp, PT_SIZE
+    lea rax, [rip + warn_counts]
+    mov rcx, qword ptr [rax + WARN_LOCKDEP_ASSERT_IRQS_DISABLED * 8]
+    sub rcx, rbx
+    lea rax, [rip + .Lexit_not_one]
+    cmp rcx, 1
+    jne .Lexit_assert_end
+    # The first record since the start that __idtentry_exit logged, then the warning.
+    mov rdi, r12
+.Lexit_find:
+    call next_non_nmi_record
+    test rax, rax
+    jz .Lexit_no_record
+    lea rdi, [rdx + 1]
+    cmp word ptr [rax + EV_KIND], EV_IDTENTRY_EXIT
+    jne .Lexit_find
+    call next_non_nmi_record
+    lea rcx, [rip + .Lexit_not_next]
+    test rax, rax
+    jz .Lexit_fail
+    cmp word ptr [rax + EV_KIND], EV_WARN
+    jne .Lexit_fail
+    cmp qword ptr [rax + EV_ARG], WARN_LOCKDEP_ASSERT_IRQS_DISABLED
+    jne .Lexit_fail
+    xor eax, eax
+    jmp .Lexit_assert_end
+.Lexit_no_record:
+    lea rcx, [rip + .Lexit_no_exit_record]
+.Lexit_fail:
+    mov rax, rcx
+.Lexit_assert_end:
+    pop r12
+    pop rbx
+    ret
+SELFTEST warn_idtentry_exit_irqs_on, selftest_warn_idtentry_exit_irqs_on, 1, SELFTEST_BY_NAME
+
+.section .rodata
+REASON .Lexit_not_one, "__idtentry_exit did not warn exactly once"
+REASON .Lexit_no_exit_record, "no idtentry_exit record"
+REASON .Lexit_not_next, "the warning is not the record after idtentry_exit's"
