@@ -72,7 +72,7 @@ WARN = {name: i for i, (name, _) in enumerate(WARNINGS)}
 # interrupted context's IF (regs->flags; only in the records of idtentry_enter/exit and their
 # ends, which event_log_regs writes), bit 6 logged inside an entry (an exception, interrupt, NMI
 # or system call: vector and cpl are that entry's; without it they are 0, which alone would
-# read as #DE).
+# read as #DE), bit 7 the current task has TIF_NEED_RESCHED set.
 EVENT_RECORD = Struct("EV", (
     ("seq", 8), ("tsc", 8), ("kind", 2), ("vector", 1), ("cpl", 1), ("flags", 4),
     ("dynticks", 8), ("nesting", 8), ("nmi_nesting", 8), ("preempt_count", 4), ("task", 4),
@@ -80,7 +80,7 @@ EVENT_RECORD = Struct("EV", (
 ))  # fmt: skip
 assert EVENT_RECORD.size & (EVENT_RECORD.size - 1) == 0, "records are indexed by shifting"
 EVENT_FLAGS = {"watching": 1, "lockdep_on": 2, "tracer_on": 4, "if": 8, "nmi": 16, "regs_if": 32,
-               "entry": 64}  # fmt: skip
+               "entry": 64, "need_resched": 128}  # fmt: skip
 # A power of two; large enough that `selftest=all` (about 4,100 records) fits with room to grow,
 # so that the host sees every record of a full run (1 MiB of .bss).
 EVENT_LOG_ENTRIES = 16384

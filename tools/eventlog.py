@@ -319,7 +319,7 @@ def entry_row(e: Event, policy: str, idle_task: int | None) -> tuple[str, tuple[
     v6 the cond rule is "RCU not watching" (the record's watching flag), under v58
     "current is the idle task" (the record's task against `idle_task`)."""
     if e.cpl == 3:
-        return "user", ENTRY_FROM_USER, 0
+        return "from user mode", ENTRY_FROM_USER, 0
     if not e.arg:
         return "kernel idtentry_enter", ENTRY_CAREFUL, 1
     if policy == "v58":
@@ -372,7 +372,7 @@ def exit_row(e: Event, policy: str) -> tuple[str, tuple[str, ...] | None]:
     preempts: it takes the preempt_count > 0 row whatever preempt_count is."""
     rcu = bool(e.arg)
     if e.cpl == 3:
-        return "user", None
+        return "to user mode", None
     if not e.regs_if:
         return f"IF=0 rcu_exit={int(rcu)}", ("rcu_irq_exit",) if rcu else ()
     if e.preempt_count == 0 and not (rcu and policy == "v58"):

@@ -11,7 +11,7 @@
 .section .noinstr.text
 # event_log - append a record.  EDI = kind, RSI = arg.  The record takes the vector and CPL of
 # the current entry context (and EVF_ENTRY inside one), the RCU counters, lockdep/tracer
-# beliefs, IF and preempt_count.
+# beliefs, IF, the current task's need-resched bit and preempt_count.
 # Preserves every register (it is called from places that save nothing).
 .global event_log
 event_log:
@@ -87,6 +87,11 @@ event_log_regs:
     je .Lnot_nmi
     or ecx, EVF_NMI
 .Lnot_nmi:
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    test qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
+    jz .Lno_resched
+    or ecx, EVF_NEED_RESCHED
+.Lno_resched:
     mov dword ptr [r8 + EV_FLAGS], ecx
     mov rax, qword ptr gs:[PCPU_PREEMPT_COUNT]
     mov dword ptr [r8 + EV_PREEMPT_COUNT], eax
