@@ -61,6 +61,12 @@ GUESTS: dict[str, tuple[str, str]] = {
         "empty_idtr: .word 0\n    .long 0",
     ),
     "ud2": ("    .globl fault_ip\nfault_ip:\n    ud2\n", ""),
+    # The kernel's `hold` ending: HOLD and its code, then spin with the memory still there.
+    "held": (
+        f"    movl ${MAGIC[0]:#x}, {MAGIC_ADDR:#x}\n    PUTS msg\n    HANG\n",
+        'msg: .asciz "KTAP version 1\\n1..1\\nok 1 a\\nHOLD 0x10\\n"',
+    ),
+    "held_fail": ("    PUTS msg\n    HANG\n", 'msg: .asciz "HOLD 0x11\\n"'),
     "ktap_liar": (
         "    PUTS msg\n    EXIT 0x10\n",
         'msg: .asciz "KTAP version 1\\n1..2\\nok 1 a\\n"',
@@ -118,6 +124,48 @@ def test_panic_banner_with_failure_status(guest: Callable[[str], Mb32Guest]) -> 
     result = run(config(guest("panic").path))
     assert result.outcome is Outcome.PANIC
     assert result.reason == "PANIC: #GP in test"
+
+
+def test_hold_ends_the_run(guest: Callable[[str], Mb32Guest]) -> None:
+    with QemuRunner(config(guest("held").path, timeout=60)) as vm:
+        vm.launch()
+        vm.cont()
+        result = vm.wait()
+        assert vm.pid is not None and vm.workdir is not None
+        pid, workdir = vm.pid, vm.workdir
+        assert not vm.running  # the spinning guest is not left behind
+    assert_gone(pid, workdir)
+    assert result.outcome is Outcome.PASS, result.reason  # not a TIMEOUT after 60 s
+    assert result.hold_code == 0x10 and not result.vm_alive
+    assert result.reason == "guest held with success (HOLD 0x10, the `hold` option); QEMU killed"
+
+
+def test_hold_with_a_failure_code_fails(guest: Callable[[str], Mb32Guest]) -> None:
+    result = run(config(guest("held_fail").path, timeout=60))
+    assert result.outcome is Outcome.FAIL and result.hold_code == 0x11
+    assert "guest held with failure (HOLD 0x11" in result.reason
+
+
+def test_hold_under_keep_alive_leaves_memory_readable(guest: Callable[[str], Mb32Guest]) -> None:
+    with QemuRunner(config(guest("held").path, timeout=60, keep_alive=True)) as vm:
+        vm.launch()
+        vm.cont()
+        result = vm.wait()
+        assert result.outcome is Outcome.PASS and result.vm_alive
+        assert result.reason.endswith("QEMU paused")
+        assert vm.status() == "paused"
+        assert vm.read_phys(MAGIC_ADDR, 4) == struct.pack("<I", MAGIC[0])
+
+
+def test_hold_can_be_left_to_the_caller(guest: Callable[[str], Mb32Guest]) -> None:
+    # end_at_hold=False: wait() does not end the run at HOLD (the caller reads memory first).
+    with QemuRunner(config(guest("held").path, end_at_hold=False)) as vm:
+        vm.launch()
+        vm.cont()
+        vm.wait_for_console(r"HOLD 0x10\n")
+        assert vm.read_phys(MAGIC_ADDR, 4) == struct.pack("<I", MAGIC[0])
+        result = vm.wait(timeout=1)
+        assert result.outcome is Outcome.TIMEOUT and result.hold_code is None
 
 
 def test_triple_fault(guest: Callable[[str], Mb32Guest]) -> None:
@@ -389,6 +437,22 @@ def test_cli_streams_console_and_reports_ktap(guest: Callable[[str], Mb32Guest])
     assert done.returncode == 0, done.stderr
     assert done.stdout == "hello from the guest\nKTAP version 1\n1..1\nok 1 demo\n"
     assert "KTAP 1 tests: 1 passed, 0 failed" in done.stderr
+
+
+@pytest.mark.parametrize(("name", "code"), [("held", 0), ("held_fail", 1)])
+def test_cli_hold_is_a_verdict(guest: Callable[[str], Mb32Guest], name: str, code: int) -> None:
+    path = guest(name).path
+    done = boot(str(path), "--append", "selftest=a hold", "--timeout", "60")
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == (
+        "boot: the kernel held (`hold`) for its memory to be read; QEMU was killed. "
+        f"`python -m tools.eventlog {path} --append selftest=a` boots it the same way and "
+        "prints its event log and per-CPU state"
+    )
+    verdict = "PASS: guest held with success" if code == 0 else "FAIL: guest held with failure"
+    assert lines[1].startswith(f"boot: {verdict}") and len(lines) == 2
+    assert "TIMEOUT" not in done.stderr and "hung" not in done.stderr
 
 
 def test_cli_ktap_contradicting_success_fails(guest: Callable[[str], Mb32Guest]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +37,8 @@ EXIT_INTERRUPTED = 130
 
 EPILOG = """\
 exit status:
-  0    the kernel reported success (isa-debug-exit 0x10) and its KTAP output, if any, agrees
+  0    the kernel reported success (isa-debug-exit 0x10, or HOLD 0x10 with `hold`) and its
+       KTAP output, if any, agrees
   1    the kernel reported failure or panicked (0x11), or KTAP shows failed/missing tests
   2    timeout: the kernel hung and QEMU was killed
   3    triple fault (the CPU reset itself under -no-reboot)
@@ -109,6 +111,19 @@ def verdict(result: QemuResult) -> tuple[int, str]:
     return code, f"boot: {label}: {reason} ({result.duration:.2f} s)"
 
 
+def hold_hint(image: Path, append: str) -> str:
+    """What to say when the kernel held: this tool cannot read its memory, tools.eventlog can
+    (it boots the same command line with `hold` and reads the state through QMP)."""
+    rest = " ".join(word for word in append.split() if word != "hold")
+    command = f"python -m tools.eventlog {shlex.quote(str(image))}"
+    if rest:
+        command += f" --append {shlex.quote(rest)}"
+    return (
+        "boot: the kernel held (`hold`) for its memory to be read; QEMU was killed. "
+        f"`{command}` boots it the same way and prints its event log and per-CPU state"
+    )
+
+
 def _write_console(text: str) -> None:
     """Copy console text to stdout at once."""
     sys.stdout.write(text)
@@ -146,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
     if result.outcome is Outcome.QEMU_ERROR and result.stderr.strip():
         sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
+    if result.hold_code is not None:
+        print(hold_hint(args.image, args.append), file=sys.stderr)
     if result.outcome is Outcome.TIMEOUT:
         print(
             f"boot: the kernel hung: killed after {args.timeout:g} s (its console is above)",

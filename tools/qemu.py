@@ -27,6 +27,12 @@ instead (``-action shutdown=pause,panic=pause``): ``wait()`` returns the verdict
 closed. For a kernel that ends through isa-debug-exit, read memory before it exits: wait for a
 console marker and ``pause()`` (or let the guest spin until you are done).
 
+The kernel's ``hold`` option makes it print ``HOLD 0x<code>`` (0x10 success, else failure) and
+spin instead of exiting, so that the host can read its memory. ``wait()`` takes that line as the
+end of the run (PASS or FAIL from the code; QEMU is killed, or paused when keep_alive is set)
+unless ``QemuConfig(end_at_hold=False)``; callers that read memory at HOLD use
+``wait_for_console`` and never reach ``wait()``, so they are not affected.
+
 Threads: one thread pumps QEMU's stdout/stderr (the console callback runs on it), one runs the
 asyncio loop of the ``qemu.qmp`` client; call the public methods from one (the owner's) thread.
 ``close()`` (also on exceptions and KeyboardInterrupt via the context manager) kills QEMU, stops
@@ -65,6 +71,8 @@ from tools.ktap import find_panic
 
 STATUS_PASS = 33  # guest wrote 0x10 to isa-debug-exit: (0x10 << 1) | 1
 STATUS_FAIL = 35  # guest wrote 0x11
+HOLD_RE = re.compile(r"^HOLD 0x([0-9a-f]+)\r?\n", re.M)  # the kernel's `hold` line
+HOLD_PASS = 0x10  # the code HOLD shows when everything passed
 DEBUG_EXIT_DEVICE = "isa-debug-exit,iobase=0xf4,iosize=4"
 INSTALL_HINT = "install it with `apt-get install qemu-system-x86`"
 CONNECT_TIMEOUT = 10.0  # seconds for QEMU to start and connect to QMP
@@ -178,7 +186,8 @@ class QemuConfig:
     """How to run QEMU. ``cpu=None`` picks ``max`` under TCG (every feature TCG emulates) and
     ``qemu64`` under KVM (``max``/``host`` abort on unusual KVM hosts). ``log_int`` makes QEMU
     write its interrupt log (``-d int,cpu_reset -D FILE``; TCG only). ``keep_alive`` pauses the VM
-    on guest shutdown, reset or panic instead of ending QEMU (see module docstring)."""
+    on guest shutdown, reset or panic instead of ending QEMU (see module docstring).
+    ``end_at_hold`` makes ``wait()`` end the run at the kernel's ``HOLD 0x..`` line."""
 
     image: Path
     append: str = ""
@@ -188,6 +197,7 @@ class QemuConfig:
     cpu: str | None = None
     log_int: Path | None = None
     keep_alive: bool = False
+    end_at_hold: bool = True
     machine: str = "pc"
     extra_args: tuple[str, ...] = ()
     qemu: str = "qemu-system-x86_64"
@@ -241,7 +251,8 @@ class QmpEvent:
 class QemuResult:
     """What one run produced. ``exit_status`` is None while QEMU is still alive (``vm_alive``:
     keep_alive paused it) and negative when a signal ended it; ``duration`` is seconds from launch
-    to verdict; ``console`` is all serial output; ``stderr`` is QEMU's own messages."""
+    to verdict; ``console`` is all serial output; ``stderr`` is QEMU's own messages; ``hold_code``
+    is the code of the kernel's ``HOLD 0x..`` line when that ended the run."""
 
     outcome: Outcome
     exit_status: int | None
@@ -252,6 +263,7 @@ class QemuResult:
     stderr: str = ""
     command: tuple[str, ...] = ()
     vm_alive: bool = False
+    hold_code: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -478,8 +490,9 @@ class QemuRunner:
         return str(self.qmp("query-status")["status"])
 
     def wait(self, timeout: float | None = None) -> QemuResult:
-        """Block until QEMU exits, a keep_alive VM pauses after a guest shutdown/reset/panic, or
-        the timeout passes (default: ``config.timeout`` counted from ``cont()``); on timeout QEMU
+        """Block until QEMU exits, a keep_alive VM pauses after a guest shutdown/reset/panic, the
+        kernel prints ``HOLD 0x..`` (with ``end_at_hold``: QEMU is then killed, or paused under
+        keep_alive), or the timeout passes (default: ``config.timeout`` counted from ``cont()``); on timeout QEMU
         is killed and the outcome is TIMEOUT with the console so far. Returns the same result if
         called again. Re-raises an exception raised by the console callback."""
         if self._result is not None:
@@ -492,7 +505,7 @@ class QemuRunner:
                 raise QemuError("the guest was never started: call cont() first")
             base = self._started_at if timeout is None and self._started_at else time.monotonic()
             deadline = base + limit
-            while not self._exited and not self._guest_stopped():
+            while not self._exited and not self._guest_stopped() and self._hold_code() is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -504,6 +517,14 @@ class QemuRunner:
             self._result = self._make_result(self._proc.returncode)
         elif self._guest_stopped():
             self._result = self._make_result(None)
+        elif (code := self._hold_code()) is not None:
+            if self.config.keep_alive:
+                self.pause()
+            else:
+                self._kill()
+            self._result = self._make_result(
+                None if self.config.keep_alive else self._proc.returncode, hold_code=code
+            )
         else:
             self._kill()
             self._result = self._make_result(
@@ -602,7 +623,17 @@ class QemuRunner:
                 return True
         return False
 
-    def _make_result(self, status: int | None, timeout_reason: str | None = None) -> QemuResult:
+    def _hold_code(self) -> int | None:
+        """With ``end_at_hold``, the code of the kernel's ``HOLD 0x..`` line once it has shown;
+        else None. Call with ``_cond`` held or from the owner's thread."""
+        if not self.config.end_at_hold:
+            return None
+        match = HOLD_RE.search("".join(self._console))
+        return None if match is None else int(match[1], 16)
+
+    def _make_result(
+        self, status: int | None, timeout_reason: str | None = None, hold_code: int | None = None
+    ) -> QemuResult:
         """Freeze the collected state into a QemuResult."""
         if self._pump is not None and status is not None:
             self._pump.join(timeout=5)
@@ -615,6 +646,11 @@ class QemuRunner:
             panic = find_panic(console)
             if panic:
                 reason += f"; console shows {panic!r}"
+        elif hold_code is not None:
+            outcome = Outcome.PASS if hold_code == HOLD_PASS else Outcome.FAIL
+            verdict = "success" if hold_code == HOLD_PASS else "failure"
+            now = "QEMU paused" if status is None else "QEMU killed"
+            reason = f"guest held with {verdict} (HOLD {hold_code:#x}, the `hold` option); {now}"
         else:
             outcome, reason = classify(status, events, console, stderr)
         return QemuResult(
@@ -627,6 +663,7 @@ class QemuRunner:
             stderr=stderr,
             command=tuple(self._command),
             vm_alive=status is None,
+            hold_code=hold_code,
         )
 
     def _kill(self) -> None:
@@ -792,6 +829,8 @@ def run(config: QemuConfig, on_console: Callable[[str], None] | None = None) -> 
 
 __all__ = [
     "DEBUG_EXIT_DEVICE",
+    "HOLD_PASS",
+    "HOLD_RE",
     "STATUS_FAIL",
     "STATUS_PASS",
     "ImageNotFoundError",
