@@ -8,6 +8,8 @@
 - write() from two user tasks that preempt each other inside it (hz=1000): the console holds
   exactly the letters each task wrote, no more and no fewer (the copy of a task's buffer must
   be its own, not a buffer shared by every task).
+- A warning kind whose first occurrence is in an NMI (which cannot print) is printed by its
+  next occurrence outside one: once, naming the function that checks.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
+from kernel.events import WARNINGS
 from kernel.layout import CONSTANTS
 from tools import ktap, qemulog
 from tools.qemu import QemuConfig, run
@@ -114,3 +117,16 @@ def test_two_tasks_writing_at_once_keep_their_letters(kernel_image):
     assert set(written) <= {"x", "y", "\n"}, "something else was printed during the race"
     assert (written.count("x"), written.count("y")) == (LETTER_LINES * LETTERS_PER_LINE,) * 2
     assert written.count("\n") == 2 * LETTER_LINES + 1  # and the end line's leading newline
+
+
+WARNING_RE = re.compile(r"^WARNING: (?P<text>.*) \(at (?P<site>\w+)\+0x[0-9a-f]+\)$", re.M)
+
+
+def test_warning_first_seen_in_an_nmi_is_printed_later(kernel_image):
+    result = run(QemuConfig(kernel_image, append="selftest=warn_first_in_nmi", timeout=60))
+    console = result.console.replace("\r\n", "\n")
+    report = ktap.parse(console)
+    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    text = dict(WARNINGS)["rcu_nmi_exit_underflow"]
+    lines = [(m["text"], m["site"]) for m in WARNING_RE.finditer(console)]
+    assert lines == [(text, "rcu_nmi_exit_core")]

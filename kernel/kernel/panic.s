@@ -3,9 +3,10 @@
 .include "noinstr.inc"
 
 .section .noinstr.text
-# warn - EDI = warning kind (WARN_*).  Counts it, logs EV_WARN and, the first time and not in
-# an NMI, prints "WARNING: <text> (at <caller>)".  Callable from noinstr code in any state.
-# Preserves every register.
+# warn - EDI = warning kind (WARN_*).  Counts it, logs EV_WARN and, the first time it fires
+# outside an NMI, prints "WARNING: <text> (at <caller>)" (once per kind: an occurrence in an
+# NMI, which cannot print, does not use up the message).  Callable from noinstr code in any
+# state.  Preserves every register.
 .global warn
 warn:
     pushfq
@@ -25,10 +26,12 @@ warn:
     mov esi, edi
     mov edi, EV_WARN
     call event_log
-    cmp qword ptr [rcx + rax * 8], 1
-    jne .Lquiet
     cmp qword ptr gs:[PCPU_IN_NMI], 0
+    jne .Lquiet                                     # printk is not NMI-safe: a later one prints
+    lea rcx, [rip + warn_printed]
+    cmp byte ptr [rcx + rax], 0
     jne .Lquiet
+    mov byte ptr [rcx + rax], 1
     INSTRUMENTATION_BEGIN
     lea rdx, [rip + warning_texts]
     mov rsi, qword ptr [rdx + rax * 8]
@@ -58,3 +61,7 @@ warn:
 .global warn_counts
 warn_counts:
     .zero NR_WARNINGS * 8
+
+# Per kind: 1 once its message was printed.
+warn_printed:
+    .zero NR_WARNINGS

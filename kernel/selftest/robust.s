@@ -219,3 +219,43 @@ SELFTEST warn_idtentry_exit_irqs_on, selftest_warn_idtentry_exit_irqs_on, 1, SEL
 REASON .Lexit_not_one, "__idtentry_exit did not warn exactly once"
 REASON .Lexit_no_exit_record, "no idtentry_exit record"
 REASON .Lexit_not_next, "the warning is not the record after idtentry_exit's"
+
+.section .text
+# provoke_nmi_exit_underflow - rcu_nmi_exit with dynticks_nmi_nesting 0 while RCU watches:
+# one rcu_nmi_exit_underflow warning, the counters put back (real NMIs leave RCU alone
+# meanwhile).  Clobbers rax, rdi, rsi.
+provoke_nmi_exit_underflow:
+    mov qword ptr gs:[PCPU_RCU_BROKEN_ON_PURPOSE], 1
+    mov qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], 0
+    call rcu_nmi_exit
+    mov rax, DYNTICK_IRQ_NONIDLE
+    mov qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], rax
+    mov qword ptr gs:[PCPU_RCU_BROKEN_ON_PURPOSE], 0
+    ret
+
+# warn_first_in_nmi - a warning kind whose first occurrence is in an NMI (in_nmi raised, as
+# exc_nmi does: the warning is counted, not printed) and whose second is not: the second
+# prints the message.  Run it alone: tests/test_robust.py finds exactly one WARNING line for
+# rcu_nmi_exit_underflow on the console.  RAX = 0 or the reason.
+selftest_warn_first_in_nmi:
+    push rbx
+    lea rax, [rip + warn_counts]
+    mov rbx, qword ptr [rax + WARN_RCU_NMI_EXIT_UNDERFLOW * 8]
+    inc qword ptr gs:[PCPU_IN_NMI]
+    call provoke_nmi_exit_underflow
+    dec qword ptr gs:[PCPU_IN_NMI]
+    call provoke_nmi_exit_underflow
+    lea rax, [rip + warn_counts]
+    mov rcx, qword ptr [rax + WARN_RCU_NMI_EXIT_UNDERFLOW * 8]
+    sub rcx, rbx
+    lea rax, [rip + .Lnmi_not_two]
+    cmp rcx, 2
+    jne .Lfirst_in_nmi_end
+    xor eax, eax
+.Lfirst_in_nmi_end:
+    pop rbx
+    ret
+SELFTEST warn_first_in_nmi, selftest_warn_first_in_nmi, 2, SELFTEST_BY_NAME
+
+.section .rodata
+REASON .Lnmi_not_two, "rcu_nmi_exit_underflow did not fire twice"
