@@ -88,8 +88,9 @@ TORTURE_STATS = Struct("TORTURE", tuple((n, 8) for n in (
     "reads updates frees_cb frees_sync errors grace_periods faults switches preemptions "
     "ticks readers writers").split()))  # fmt: skip
 
-# A numeric command-line option (kernel/lib/cmdline.s): its "key=", smallest and largest value.
-NUMOPT = Struct("NUMOPT", (("key", 8), ("min", 8), ("max", 8)))
+# A known command-line option (kernel/lib/cmdline.s): its key ("key=", or a bare word), the
+# function that checks its value (0: none) and, for a number, its smallest and largest value.
+OPTION = Struct("OPTION", (("key", 8), ("check", 8), ("min", 8), ("max", 8)))
 
 # A read-in sleep of the page fault that sleeps (kernel/mm/fault.s io_sleep_log): RCU's state
 # as the task went to sleep, then jiffies, context switches and a watched counter at sleep and
@@ -104,7 +105,7 @@ IO_SLEEP = Struct("IO_SLEEP", tuple((n, 8) for n in (
 RCU_DATA = Struct("RCU_DATA", (("qs_pending", 8), ("read_nesting", 8)))
 
 STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
-           TORTURE_OBJ, TORTURE_STATS, NUMOPT, IO_SLEEP, RCU_DATA)  # fmt: skip
+           TORTURE_OBJ, TORTURE_STATS, OPTION, IO_SLEEP, RCU_DATA)  # fmt: skip
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"
 assert TSS.offsets()["ist1"] == 36 and TSS.size == 104

@@ -229,7 +229,7 @@ def test_nmi_is_handled_on_its_ist_stack(image, symbols):
 
 def test_guest_memory_through_qmp(image, symbols):
     # The command line the kernel copied, read from guest memory at the symbol's address.
-    append = "crash=hang marker=qmp-read-check"
+    append = "crash=hang hz=999 events=7"
     with QemuRunner(QemuConfig(image, append=append, timeout=20)) as vm:
         vm.launch()
         vm.cont()

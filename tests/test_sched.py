@@ -140,6 +140,26 @@ REPEAT_RANGE = "error: repeat= takes a number from 1 to 1000"
         ("selftest=idt repeat=0", REPEAT_RANGE),
         ("selftest=idt repeat=1001", REPEAT_RANGE),
         ("selftest=idt repeat=x", REPEAT_RANGE),
+        # A selection that names nothing, or a name that is empty, unknown or given twice.
+        ("selftest=", "error: selftest= names no test"),
+        ("selftest=idt,", "error: selftest= has an empty name"),
+        ("selftest=idt,,page_alloc", "error: selftest= has an empty name"),
+        ("selftest=no_such_test", "error: unknown selftest 'no_such_test'"),
+        ("selftest=idt,idt", "error: selftest 'idt' named twice"),
+        # A key given twice: neither value is obeyed, the later out-of-range one neither.
+        ("hz=100 hz=5", "error: option hz= given more than once"),
+        ("selftest=idt repeat=2 repeat=2", "error: option repeat= given more than once"),
+        ("selftest=idt hold hold", "error: option hold given more than once"),
+        # Unknown words, named in the error.
+        ("HZ=5", "error: unknown option 'HZ=5'"),
+        ("selftest=idt torture_tick=5", "error: unknown option 'torture_tick=5'"),
+        ("crash", "error: unknown option 'crash'"),
+        ("selftest=idt hold=1", "error: unknown option 'hold=1'"),
+        ("selftest=idt Hz=100", "  the options are: hz= repeat="),
+        # repeat= repeats named self-tests: without them it would be silently ignored.
+        ("repeat=2", "error: repeat= repeats the self-tests that selftest= names"),
+        ("selftest=list repeat=2", "error: repeat= repeats the self-tests that selftest= names"),
+        ("crash=nothing", "error: crash= takes triple"),
     ],
 )
 def test_out_of_range_options_are_refused(kernel_image, append, message):
@@ -150,6 +170,24 @@ def test_out_of_range_options_are_refused(kernel_image, append, message):
     assert "KTAP version" not in result.console
     assert "timer:" not in result.console and "task " not in result.console
     assert "# rcu_torture:" not in result.console
+
+
+@pytest.mark.parametrize("extra,refused", [(0, False), (1, True)])
+def test_command_line_longer_than_the_buffer_is_refused(kernel_image, extra, refused):
+    # QEMU hands the kernel "IMAGE APPEND"; the kernel keeps CMDLINE_MAX - 1 bytes of it.
+    # Spaces pad the line so that hz=10 ends exactly at the limit, or one byte beyond it
+    # (where the old kernel cut it off silently and ran at the default 100 Hz).
+    limit = CONSTANTS["CMDLINE_MAX"] - 1
+    head, tail = "selftest=sched_timer_ticks", "hz=10"
+    pad = limit - len(f"{kernel_image} {head}{tail}") + extra
+    result = boot(kernel_image, head + " " * pad + tail)
+    if refused:
+        assert result.outcome is Outcome.FAIL
+        assert f"is longer than {limit} bytes: refused rather than cut" in result.console
+        assert "timer:" not in result.console and "KTAP version" not in result.console
+    else:
+        assert result.outcome is Outcome.PASS, result.console
+        assert "timer: 10 Hz" in result.console
 
 
 @pytest.mark.parametrize(

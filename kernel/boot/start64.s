@@ -46,8 +46,8 @@ start64:
     jmp .Lhang
 
 # copy_cmdline - copy the Multiboot command line into cmdline_buf (NUL-terminated, at most
-# CMDLINE_MAX - 1 bytes).  RDI = physical address of the Multiboot info, reached through the
-# higher-half mapping of low memory.  Clobbers rax, rcx, rdx, rsi, rdi.
+# CMDLINE_MAX - 1 bytes; cmdline_truncated = 1 when it was longer).  RDI = physical address
+# of the Multiboot info, reached through the higher-half mapping of low memory.  Clobbers rax, rcx, rdx, rsi, rdi.
 copy_cmdline:
     lea rsi, [rip + cmdline_buf]
     mov byte ptr [rsi], 0
@@ -67,6 +67,8 @@ copy_cmdline:
     inc rdx
     dec ecx
     jnz .Lcopy_loop
+    cmp byte ptr [rdx], 0               # more than fits: cut here, and say so for
+    setne byte ptr [rip + cmdline_truncated]  # cmdline_parse to refuse it
 .Lcopy_end:
     mov byte ptr [rsi], 0
 .Lcopy_done:

@@ -11,8 +11,8 @@ kernel_main:
     lea rsi, [rip + cmdline_buf]
     call printk
 
-    call cmdline_check_numbers          # every numeric option, before anything runs
-    call policy_setup                   # entry_policy=: returns only with a valid policy
+    call cmdline_parse                  # every option checked before anything runs
+    call policy_setup                   # entry_policy=
     call timer_setup                    # hz=: the tick starts
     lea rdi, [rip + .Lcrash_key]
     call cmdline_get
@@ -20,9 +20,7 @@ kernel_main:
     jz .Lno_crash
     mov rdi, rax
     mov rsi, rdx
-    call crash_on_purpose               # returns only for an unknown value
-    mov edi, EXIT_FAILURE
-    call qemu_exit
+    call crash_on_purpose               # does not return
 .Lno_crash:
     lea rdi, [rip + .Lselftest_key]
     call cmdline_get
@@ -98,24 +96,17 @@ timer_setup:
     call qemu_exit
 
 # policy_setup - entry_policy=v6 (the seed's rule, the default) or v58 (Linux v5.8's
-# is_idle_task() rule); anything else is refused.
+# is_idle_task() rule), as policy_check accepted it at boot.
 policy_setup:
     lea rdi, [rip + .Lpolicy_key]
     call cmdline_get
     test rax, rax
     jz .Lpolicy_done
-    mov rbx, rax
-    mov r12, rdx
-    mov rdi, rbx
-    mov rsi, r12
-    lea rdx, [rip + .Lpolicy_v6]
-    call word_is
-    jz .Lpolicy_done
-    mov rdi, rbx
-    mov rsi, r12
+    mov rdi, rax
+    mov rsi, rdx
     lea rdx, [rip + .Lpolicy_v58]
     call word_is
-    jnz .Lpolicy_bad
+    jnz .Lpolicy_done
     mov qword ptr gs:[PCPU_ENTRY_POLICY], 1
 .Lpolicy_done:
     lea rdi, [rip + .Lpolicy_fmt]
@@ -125,59 +116,93 @@ policy_setup:
     lea rsi, [rip + .Lpolicy_v58]
 .Lpolicy_print:
     jmp printk
-.Lpolicy_bad:
-    lea rdi, [rip + .Lpolicy_bad_fmt]
-    call printk
-    mov edi, EXIT_FAILURE
-    call qemu_exit
 
-.set OOPS_CR2, 0xc2c2c2c2c2c2c2c2         # what crash=oops leaves in CR2 before its #UD
-.set CRASH_VECTOR, 0x41                     # crash=vector: a vector with no entry of its own
-
-# crash_on_purpose - RDI/RSI = the value of crash=.  "triple": triple fault; "hang": never
-# return; "oops": an exception with no fixup; "pf": a kernel page fault with no fixup;
-# "stack": a kernel thread overflowing its stack; "vector": `int` on an unhandled vector.
-# Prints an error and returns for anything else.
-crash_on_purpose:
+# policy_check - the check of entry_policy= (see `options` in kernel/lib/cmdline.s): RDI/RSI
+# = the value, RDX = the option's entry.  EAX = 0 for v6 or v58; else prints the choices and
+# EAX = 1.  Clobbers caller-saved registers.
+.global policy_check
+policy_check:
     push rbx
     push r12
     mov rbx, rdi
     mov r12, rsi
+    lea rdx, [rip + .Lpolicy_v6]
+    call word_is
+    jz .Lpolicy_ok
     mov rdi, rbx
     mov rsi, r12
-    lea rdx, [rip + .Lcrash_triple]
+    lea rdx, [rip + .Lpolicy_v58]
     call word_is
-    jz .Ltriple
-    mov rdi, rbx
-    mov rsi, r12
-    lea rdx, [rip + .Lcrash_hang]
-    call word_is
-    jz .Lhang
-    mov rdi, rbx
-    mov rsi, r12
-    lea rdx, [rip + .Lcrash_oops]
-    call word_is
-    jz .Loops
-    mov rdi, rbx
-    mov rsi, r12
-    lea rdx, [rip + .Lcrash_pf]
-    call word_is
-    jz .Lpf
-    mov rdi, rbx
-    mov rsi, r12
-    lea rdx, [rip + .Lcrash_stack]
-    call word_is
-    jz .Lstack
-    mov rdi, rbx
-    mov rsi, r12
-    lea rdx, [rip + .Lcrash_vector]
-    call word_is
-    jz .Lvector
-    lea rdi, [rip + .Lcrash_bad]
+    jz .Lpolicy_ok
+    lea rdi, [rip + .Lpolicy_bad_fmt]
     call printk
+    mov eax, 1
+    jmp .Lpolicy_check_end
+.Lpolicy_ok:
+    xor eax, eax
+.Lpolicy_check_end:
     pop r12
     pop rbx
     ret
+
+.set OOPS_CR2, 0xc2c2c2c2c2c2c2c2         # what crash=oops leaves in CR2 before its #UD
+.set CRASH_VECTOR, 0x41                     # crash=vector: a vector with no entry of its own
+
+# crash_lookup - RDI/RSI = a value of crash= and its length.  RAX = its index in .Lcrash_names
+# (and .Lcrash_actions), or -1 for an unknown value.  Clobbers caller-saved registers.
+crash_lookup:
+    push rbx
+    push r12
+    push r13
+    mov r12, rdi
+    mov r13, rsi
+    xor ebx, ebx
+.Lcrash_next:
+    lea rax, [rip + .Lcrash_names]
+    mov rdx, qword ptr [rax + rbx*8]
+    test rdx, rdx
+    jz .Lcrash_none
+    mov rdi, r12
+    mov rsi, r13
+    call word_is
+    jz .Lcrash_hit
+    inc rbx
+    jmp .Lcrash_next
+.Lcrash_hit:
+    mov rax, rbx
+    jmp .Lcrash_lookup_end
+.Lcrash_none:
+    mov rax, -1
+.Lcrash_lookup_end:
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# crash_check - the check of crash= (see `options` in kernel/lib/cmdline.s): RDI/RSI = the
+# value, RDX = the option's entry.  EAX = 0 for a known crash; else prints the choices and
+# EAX = 1.  Clobbers caller-saved registers.
+.global crash_check
+crash_check:
+    call crash_lookup
+    test rax, rax
+    js .Lcrash_bad_value
+    xor eax, eax
+    ret
+.Lcrash_bad_value:
+    lea rdi, [rip + .Lcrash_bad]
+    call printk
+    mov eax, 1
+    ret
+
+# crash_on_purpose - RDI/RSI = the value of crash=, as crash_check accepted it.  "triple":
+# triple fault; "hang": never return; "oops": an exception with no fixup; "pf": a kernel page
+# fault with no fixup; "stack": a kernel thread overflowing its stack; "vector": `int` on an
+# unhandled vector.  Does not return.
+crash_on_purpose:
+    call crash_lookup
+    lea rcx, [rip + .Lcrash_actions]
+    jmp qword ptr [rcx + rax*8]
 .Ltriple:
     lidt [rip + .Lnull_idt]             # no gate at all: #BP -> #GP -> #DF -> triple fault
     int3
@@ -279,6 +304,11 @@ recurse_forever:
 .Lcrash_bad:
     .asciz "error: crash= takes triple, hang, oops, pf, stack or vector\n"
 .balign 8
+# The values of crash= and, in the same order, what each does.
+.Lcrash_names:
+    .quad .Lcrash_triple, .Lcrash_hang, .Lcrash_oops, .Lcrash_pf, .Lcrash_stack, .Lcrash_vector, 0
+.Lcrash_actions:
+    .quad .Ltriple, .Lhang, .Loops, .Lpf, .Lstack, .Lvector
     .word 0, 0, 0
 .Lnull_idt:
     .word 0

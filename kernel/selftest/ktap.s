@@ -5,9 +5,149 @@
 .set MAX_SELFTESTS, 256
 
 .section .text
-# selftest_main - RDI/RSI = the value of selftest= ("list", "all" or NAME[,NAME...]).
-# Returns EAX = EXIT_SUCCESS when every selected test passed (or for "list"), else
-# EXIT_FAILURE.  Preserves rbx, rbp, r12-r15.
+# selftest_check - the check of selftest= (see `options` in kernel/lib/cmdline.s), run at
+# boot before anything starts: RDI/RSI = the value ("list", "all" or NAME[,NAME...]), RDX =
+# the option's entry.  Selects the tests to run (`all`: every test not marked by-name).  EAX
+# = 0 when the value is valid; else prints why (no test named, an empty or unknown name, a
+# name given twice) and EAX = 1.  Preserves rbx, rbp, r12-r15.
+.global selftest_check
+selftest_check:
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    mov r12, rdi                        # spec
+    mov r13, rsi                        # spec length
+    test r13, r13
+    jz .Lno_name
+    call .Lcount
+    cmp rax, MAX_SELFTESTS              # `selected` has a byte for each
+    ja .Ltoo_many
+    mov rdi, r12
+    mov rsi, r13
+    lea rdx, [rip + .Llist]
+    call word_is
+    jz .Lcheck_ok
+    mov rdi, r12
+    mov rsi, r13
+    lea rdx, [rip + .Lall]
+    call word_is
+    jz .Lselect_all
+
+    # NAME[,NAME...]: select each.
+    xor ebp, ebp                        # offset of the current name in the spec
+.Lnext_name:
+    mov r14, rbp                        # name start
+.Lname_end:
+    cmp rbp, r13
+    jae .Lname_found_end
+    cmp byte ptr [r12 + rbp], ','
+    je .Lname_found_end
+    inc rbp
+    jmp .Lname_end
+.Lname_found_end:
+    cmp rbp, r14
+    je .Lempty_name
+    lea rdi, [r12 + r14]
+    mov rsi, rbp
+    sub rsi, r14                        # name length
+    call .Lfind
+    test rax, rax
+    js .Lunknown
+    lea rcx, [rip + selected]
+    cmp byte ptr [rcx + rax], 0
+    jne .Lnamed_twice
+    mov byte ptr [rcx + rax], 1
+    cmp rbp, r13
+    jae .Lcheck_ok
+    inc rbp                             # skip the comma
+    jmp .Lnext_name
+.Lno_name:
+    lea rdi, [rip + .Lno_name_msg]
+    call printk
+    jmp .Lcheck_bad
+.Lempty_name:
+    lea rdi, [rip + .Lempty_name_msg]
+    call printk
+    jmp .Lcheck_bad
+.Lunknown:
+    lea rdi, [rip + .Lunknown_fmt]
+    jmp .Lname_error
+.Lnamed_twice:
+    lea rdi, [rip + .Ltwice_fmt]
+.Lname_error:
+    lea rsi, [r12 + r14]
+    mov rdx, rbp
+    sub rdx, r14
+    call cmdline_print_word
+.Lcheck_bad:
+    mov eax, 1
+    jmp .Lcheck_return
+
+.Lselect_all:
+    call .Lcount
+    xor ecx, ecx
+    lea rdi, [rip + selected]
+    lea rdx, [rip + __start_selftests]
+.Lmark:
+    cmp rcx, rax
+    jae .Lcheck_ok
+    test qword ptr [rdx + SELFTEST_FLAGS], SELFTEST_BY_NAME
+    jnz .Lmark_skip                     # runs only when named
+    mov byte ptr [rdi + rcx], 1
+.Lmark_skip:
+    add rdx, SELFTEST_SIZE
+    inc rcx
+    jmp .Lmark
+.Ltoo_many:
+    lea rdi, [rip + .Ltoo_many_msg]
+    mov esi, MAX_SELFTESTS
+    call printk
+    jmp .Lcheck_bad
+.Lcheck_ok:
+    xor eax, eax
+.Lcheck_return:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    ret
+
+# selftest_check_repeat - the check of repeat= (see `options` in kernel/lib/cmdline.s):
+# RDI/RSI = the value, RDX = the option's entry.  EAX = 0 when the value is in the entry's
+# range and selftest= names tests to run; else prints why and EAX = 1.  Clobbers
+# caller-saved registers.
+.global selftest_check_repeat
+selftest_check_repeat:
+    call cmdline_check_number
+    test eax, eax
+    jnz .Lrepeat_check_end
+    lea rdi, [rip + .Lselftest_key]
+    call cmdline_get
+    test rax, rax
+    jz .Lrepeat_alone
+    mov rdi, rax
+    mov rsi, rdx
+    lea rdx, [rip + .Llist]
+    call word_is
+    jz .Lrepeat_alone
+    xor eax, eax
+.Lrepeat_check_end:
+    ret
+.Lrepeat_alone:
+    lea rdi, [rip + .Lrepeat_alone_msg]
+    call printk
+    mov eax, 1
+    ret
+
+# selftest_main - RDI/RSI = the value of selftest=, accepted by selftest_check at boot.
+# Lists the tests for "list", else runs the selection.  Returns EAX = EXIT_SUCCESS when
+# every selected test passed (or for "list"), else EXIT_FAILURE.  Preserves rbx, rbp,
+# r12-r15.
 .global selftest_main
 selftest_main:
     push rbx
@@ -23,60 +163,6 @@ selftest_main:
     lea rdx, [rip + .Llist]
     call word_is
     jz .Ldo_list
-    mov rdi, r12
-    mov rsi, r13
-    lea rdx, [rip + .Lall]
-    call word_is
-    jz .Lselect_all
-
-    # NAME[,NAME...]: mark each; an unknown name is an error before anything runs.
-    xor ebp, ebp                        # offset of the current name in the spec
-.Lnext_name:
-    cmp rbp, r13
-    jae .Lrun
-    mov r14, rbp                        # name start
-.Lname_end:
-    cmp rbp, r13
-    jae .Lname_found_end
-    cmp byte ptr [r12 + rbp], ','
-    je .Lname_found_end
-    inc rbp
-    jmp .Lname_end
-.Lname_found_end:
-    lea rdi, [r12 + r14]
-    mov rsi, rbp
-    sub rsi, r14                        # name length
-    call .Lfind
-    test rax, rax
-    js .Lunknown
-    lea rcx, [rip + selected]
-    mov byte ptr [rcx + rax], 1
-    inc rbp                             # skip the comma
-    jmp .Lnext_name
-.Lunknown:
-    lea rdi, [rip + .Lunknown_fmt]
-    mov rsi, rbp
-    sub rsi, r14
-    lea rdx, [r12 + r14]
-    call .Lprint_name_error
-    mov eax, EXIT_FAILURE
-    jmp .Lreturn
-
-.Lselect_all:
-    xor ecx, ecx
-    call .Lcount
-    lea rdi, [rip + selected]
-    lea rdx, [rip + __start_selftests]
-.Lmark:
-    cmp rcx, rax
-    jae .Lrun
-    test qword ptr [rdx + SELFTEST_FLAGS], SELFTEST_BY_NAME
-    jnz .Lmark_skip                     # runs only when named
-    mov byte ptr [rdi + rcx], 1
-.Lmark_skip:
-    add rdx, SELFTEST_SIZE
-    inc rcx
-    jmp .Lmark
 
 .Lrun:
     # Plan: the number of selected tests.
@@ -271,29 +357,6 @@ selftest_repeat:
     pop rbx
     ret
 
-# .Lprint_name_error: RDI = format, RSI = length, RDX = name (not NUL-terminated): copies
-# the name into a buffer first.
-.Lprint_name_error:
-    push rdi
-    lea rdi, [rip + name_buf]
-    cmp rsi, 63
-    jbe .Lname_len_ok
-    mov esi, 63
-.Lname_len_ok:
-    mov byte ptr [rdi + rsi], 0
-.Lname_copy:
-    test rsi, rsi
-    jz .Lname_copied
-    dec rsi
-    mov al, byte ptr [rdx + rsi]
-    mov byte ptr [rdi + rsi], al
-    jmp .Lname_copy
-.Lname_copied:
-    pop rdi
-    lea rsi, [rip + name_buf]
-    call printk
-    ret
-
 .section .rodata
 .Llist:
     .asciz "list"
@@ -317,12 +380,22 @@ selftest_repeat:
     .asciz "error: repeat= takes a number from 1 to 1000\n"
 .Lunknown_fmt:
     .asciz "error: unknown selftest '%s' (selftest=list shows the names)\n"
+.Ltwice_fmt:
+    .asciz "error: selftest '%s' named twice (repeat=N runs the selection N times)\n"
+.Lno_name_msg:
+    .asciz "error: selftest= names no test (NAME[,NAME...], all or list)\n"
+.Lempty_name_msg:
+    .asciz "error: selftest= has an empty name between commas\n"
+.Ltoo_many_msg:
+    .asciz "error: more than %u self-tests in the table\n"
+.Lselftest_key:
+    .asciz "selftest="
+.Lrepeat_alone_msg:
+    .asciz "error: repeat= repeats the self-tests that selftest= names; there are none\n"
 
 .section .bss
 selected:
     .zero MAX_SELFTESTS
-name_buf:
-    .zero 64
 .balign 8
 repeat_left:
     .zero 8
