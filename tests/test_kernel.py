@@ -167,6 +167,12 @@ def test_oops_reports_the_exception_and_fails(image, symbols, tmp_path, crash, v
     result = boot(image, f"crash={crash}", log_int=log)
     assert result.outcome is Outcome.PANIC
     head, regs = parse_oops(result.console)
+    # The harness's verdict names it an oops and gives the banner once, without its "PANIC:".
+    assert result.label == "OOPS"
+    banner = re.search(r"^PANIC: (.*)$", result.console, re.M)
+    assert banner and result.reason == banner[1]
+    assert result.reason.startswith(f"unexpected exception {head['name']} ")
+    assert result.reason.endswith(f"(vector {vector}) in kernel mode")
     (rec,) = qemulog.parse_file(log).find(vector)
     assert rec.cpl == 0 and rec.kind is qemulog.Kind.EXCEPTION
     assert int(head["vector"]) == vector and head["name"] == qemulog.EXCEPTION_NAMES[vector]

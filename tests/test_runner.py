@@ -67,6 +67,13 @@ GUESTS: dict[str, tuple[str, str]] = {
         'msg: .asciz "KTAP version 1\\n1..1\\nok 1 a\\nHOLD 0x10\\n"',
     ),
     "held_fail": ("    PUTS msg\n    HANG\n", 'msg: .asciz "HOLD 0x11\\n"'),
+    # A self-test oopses: the kernel's banner for an exception in kernel mode, then failure.
+    "ktap_oops": (
+        "    PUTS msg\n    EXIT 0x11\n",
+        'msg: .asciz "KTAP version 1\\n1..2\\nok 1 a\\n'
+        "PANIC: unexpected exception #GP General Protection (vector 13) in kernel mode\\n"
+        '  RIP: 0010:ffffffff80001234\\nPANIC: end of report\\n"',
+    ),
     "ktap_liar": (
         "    PUTS msg\n    EXIT 0x10\n",
         'msg: .asciz "KTAP version 1\\n1..2\\nok 1 a\\n"',
@@ -122,8 +129,14 @@ def test_console_is_streamed_and_kept(guest: Callable[[str], Mb32Guest]) -> None
 
 def test_panic_banner_with_failure_status(guest: Callable[[str], Mb32Guest]) -> None:
     result = run(config(guest("panic").path))
-    assert result.outcome is Outcome.PANIC
-    assert result.reason == "PANIC: #GP in test"
+    assert result.outcome is Outcome.PANIC and result.label == "PANIC"
+    assert result.reason == "#GP in test"  # the banner once: the outcome says PANIC
+
+
+def test_oops_is_named(guest: Callable[[str], Mb32Guest]) -> None:
+    result = run(config(guest("ktap_oops").path))
+    assert result.outcome is Outcome.PANIC and result.label == "OOPS"
+    assert result.reason == "unexpected exception #GP General Protection (vector 13) in kernel mode"
 
 
 def test_hold_ends_the_run(guest: Callable[[str], Mb32Guest]) -> None:
@@ -379,7 +392,7 @@ def shutdown(reason: str) -> QmpEvent:
     [
         (33, (), "", "", Outcome.PASS, "status 33"),
         (35, (), "x\n", "", Outcome.FAIL, "status 35"),
-        (35, (), "x\nPANIC: boom\n", "", Outcome.PANIC, "PANIC: boom"),
+        (35, (), "x\nPANIC: boom\n", "", Outcome.PANIC, "boom"),
         (0, (shutdown("guest-reset"),), "", "", Outcome.TRIPLE_FAULT, "triple fault"),
         (None, (shutdown("guest-reset"),), "", "", Outcome.TRIPLE_FAULT, "triple fault"),
         (0, (shutdown("guest-panic"),), "", "", Outcome.PANIC, "pvpanic"),
@@ -453,6 +466,19 @@ def test_cli_hold_is_a_verdict(guest: Callable[[str], Mb32Guest], name: str, cod
     verdict = "PASS: guest held with success" if code == 0 else "FAIL: guest held with failure"
     assert lines[1].startswith(f"boot: {verdict}") and len(lines) == 2
     assert "TIMEOUT" not in done.stderr and "hung" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [("panic", "boot: PANIC: #GP in test ("),
+     ("ktap_oops", "boot: OOPS: unexpected exception #GP General Protection (vector 13) in kernel "
+      "mode; KTAP 2 tests: 1 passed, 0 failed, 0 skipped, 1 missing (")],
+)  # fmt: skip
+def test_cli_names_a_panic_once(guest: Callable[[str], Mb32Guest], name: str, line: str) -> None:
+    done = boot(str(guest(name).path))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(line), done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.count("PANIC") <= 1
 
 
 def test_cli_ktap_contradicting_success_fails(guest: Callable[[str], Mb32Guest]) -> None:

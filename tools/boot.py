@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import shlex
 import sys
@@ -39,7 +40,8 @@ EPILOG = """\
 exit status:
   0    the kernel reported success (isa-debug-exit 0x10, or HOLD 0x10 with `hold`) and its
        KTAP output, if any, agrees
-  1    the kernel reported failure or panicked (0x11), or KTAP shows failed/missing tests
+  1    the kernel reported failure, oopsed or panicked (0x11), or KTAP shows failed/missing
+       tests
   2    timeout: the kernel hung and QEMU was killed
   3    triple fault (the CPU reset itself under -no-reboot)
   4    QEMU error, or QEMU could not be started (no image, no QEMU, KVM unusable)
@@ -98,12 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def verdict(result: QemuResult) -> tuple[int, str]:
     """Exit code and one-line verdict for a run; a success contradicted by the kernel's own KTAP
-    output (failed or missing tests, a panic banner) counts as failure."""
+    output (failed or missing tests, a panic banner) counts as failure. The verdict names an
+    oops (an unexpected exception in kernel mode) OOPS, other panics PANIC."""
     code = EXIT_CODES[result.outcome]
-    label = result.outcome.name
+    label = result.label
     reason = result.reason
     report = ktap.parse(result.console)
     if report.version is not None:
+        if result.outcome is Outcome.PANIC:  # the reason has the banner already
+            report = dataclasses.replace(report, panic=None)
         reason += f"; KTAP {report.summary()}"
         if result.outcome is Outcome.PASS and not report.passed:
             code, label = EXIT_CODES[Outcome.FAIL], "FAIL"

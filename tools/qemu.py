@@ -67,12 +67,14 @@ from typing import Any, Literal, Self, TypeVar
 
 from qemu.qmp import EventListener, ExecuteError, QMPClient, QMPError, Runstate
 
-from tools.ktap import find_panic
+from tools.ktap import PANIC_PREFIX, find_panic
 
 STATUS_PASS = 33  # guest wrote 0x10 to isa-debug-exit: (0x10 << 1) | 1
 STATUS_FAIL = 35  # guest wrote 0x11
 HOLD_RE = re.compile(r"^HOLD 0x([0-9a-f]+)\r?\n", re.M)  # the kernel's `hold` line
 HOLD_PASS = 0x10  # the code HOLD shows when everything passed
+# The banner's text (after "PANIC: ") for an exception the kernel took in kernel mode: an oops.
+OOPS_RE = re.compile(r"^unexpected exception .* in kernel mode$")
 DEBUG_EXIT_DEVICE = "isa-debug-exit,iobase=0xf4,iosize=4"
 INSTALL_HINT = "install it with `apt-get install qemu-system-x86`"
 CONNECT_TIMEOUT = 10.0  # seconds for QEMU to start and connect to QMP
@@ -87,7 +89,9 @@ _T = TypeVar("_T")
 
 
 class Outcome(enum.Enum):
-    """Verdict of one QEMU run."""
+    """Verdict of one QEMU run. PANIC: the kernel printed its ``PANIC:`` banner and reported
+    failure, or pvpanic fired; an oops (an unexpected exception in kernel mode) is a PANIC whose
+    ``QemuResult.label`` is ``OOPS``."""
 
     PASS = "pass"
     FAIL = "fail"
@@ -271,6 +275,14 @@ class QemuResult:
         return self.outcome is Outcome.PASS
 
     @property
+    def label(self) -> str:
+        """The verdict's name: the outcome's, except ``OOPS`` for a PANIC whose banner reports
+        an unexpected exception in kernel mode."""
+        if self.outcome is Outcome.PANIC and OOPS_RE.match(self.reason):
+            return "OOPS"
+        return self.outcome.name
+
+    @property
     def event_names(self) -> list[str]:
         """Names of the QMP events, in order."""
         return [e.name for e in self.events]
@@ -307,22 +319,24 @@ def check_kvm(device: Path | None = None) -> None:
 def classify(
     status: int | None, events: tuple[QmpEvent, ...], console: str, stderr: str
 ) -> tuple[Outcome, str]:
-    """Turn how QEMU ended into a verdict and a one-line reason (pure).
+    """Turn how QEMU ended into a verdict and a one-line reason (pure). For PANIC the reason is
+    the banner's text without its ``PANIC:`` (the outcome says it).
 
     ``status`` None means QEMU is still alive, paused by keep_alive after a guest event."""
     panic = find_panic(console)
+    banner = None if panic is None else panic.removeprefix(PANIC_PREFIX).strip()
     if status == STATUS_PASS:
         return Outcome.PASS, "guest reported success (isa-debug-exit 0x10, status 33)"
     if status == STATUS_FAIL:
-        if panic is not None:
-            return Outcome.PANIC, panic
+        if banner is not None:
+            return Outcome.PANIC, banner
         return Outcome.FAIL, "guest reported failure (isa-debug-exit 0x11, status 35)"
     if status is not None and status < 0:
         return Outcome.QEMU_ERROR, f"QEMU was killed by signal {-status}"
     reasons = [e.data.get("reason") for e in events if e.name == "SHUTDOWN"]
     if status in (0, None):
         if any(e.name == "GUEST_PANICKED" for e in events) or "guest-panic" in reasons:
-            return Outcome.PANIC, panic or "guest panicked (pvpanic)"
+            return Outcome.PANIC, banner or "guest panicked (pvpanic)"
         if "guest-reset" in reasons:
             tail = f" after {panic!r}" if panic else ""
             return Outcome.TRIPLE_FAULT, f"guest reset (triple fault under -no-reboot){tail}"
@@ -831,6 +845,7 @@ __all__ = [
     "DEBUG_EXIT_DEVICE",
     "HOLD_PASS",
     "HOLD_RE",
+    "OOPS_RE",
     "STATUS_FAIL",
     "STATUS_PASS",
     "ImageNotFoundError",
