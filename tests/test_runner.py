@@ -15,6 +15,7 @@ import pytest
 
 from tools import qemu, qemulog
 from tools.qemu import (
+    BadImageError,
     ImageNotFoundError,
     KvmUnavailableError,
     Outcome,
@@ -257,6 +258,20 @@ def test_missing_qemu(
 def test_missing_image(tmp_path: Path) -> None:
     with pytest.raises(ImageNotFoundError, match="not found"):
         run(config(tmp_path / "nothing.elf"))
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [("/dev/null", "kernel image /dev/null is not a regular file"),
+     (".", "is a directory, not an ELF file")],
+)  # fmt: skip
+def test_image_that_is_not_a_file(tmp_path: Path, path: str, message: str) -> None:
+    with pytest.raises(BadImageError, match=message):
+        run(config(Path(path)))
+    done = boot(path)
+    assert done.returncode == 4
+    assert done.stderr.startswith("boot: error: kernel image ") and message in done.stderr
+    assert "not found" not in done.stderr and done.stderr.count("\n") == 1
 
 
 def test_kvm_unusable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -366,3 +366,22 @@ def test_boot_cli_killed_runner_takes_qemu_with_it(kernel_image, tmp_path):
         for pid in qemu:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+# --- small CLIs: bad input is one line or a usage error -------------------------------------
+
+
+def test_noinstr_missing_image_names_it_once(tmp_path):
+    missing = tmp_path / "missing.elf"
+    done = subprocess.run([sys.executable, "-m", "tools.noinstr", str(missing)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == f"error: {missing}: No such file or directory\n"
+
+
+def test_bench_refuses_zero_repetitions():
+    done = subprocess.run([sys.executable, "-m", "tools.bench", "-n", "0"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.startswith("usage: ")
+    assert "argument -n: 0 is not a number of repetitions (>= 1)" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""

@@ -22,9 +22,20 @@ def _median(fn, n: int) -> float:
     return statistics.median(times)
 
 
+def _repetitions(text: str) -> int:
+    """argparse type of -n: an integer >= 1 (a median needs at least one timing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a number of repetitions (>= 1)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
-    ap.add_argument("-n", type=int, default=5, help="repetitions (default 5)")
+    ap.add_argument("-n", type=_repetitions, default=5, help="repetitions (default 5)")
     args = ap.parse_args(argv)
     import build
 

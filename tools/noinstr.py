@@ -266,7 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         findings = check(args.image)
-    except (OSError, ValueError, ELFError) as e:
+    except OSError as e:  # its str() repeats the path
+        print(f"error: {args.image}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except (ValueError, ELFError) as e:
         print(f"error: {args.image}: {e}", file=sys.stderr)
         return 2
     for f in findings:

@@ -117,6 +117,10 @@ class ImageNotFoundError(QemuError):
     """The kernel image does not exist."""
 
 
+class BadImageError(QemuError):
+    """The kernel image exists but is not a regular file (a directory, a device)."""
+
+
 class QemuNotRunningError(QemuError):
     """The operation needs a live QEMU with a QMP session, and there is none."""
 
@@ -400,7 +404,7 @@ class QemuRunner:
 
     def launch(self) -> None:
         """Start QEMU paused and connect QMP. Raises QemuNotFoundError, ImageNotFoundError,
-        KvmUnavailableError before starting anything. If QEMU exits during start-up (bad image,
+        BadImageError, KvmUnavailableError before starting anything. If QEMU exits during start-up (bad image,
         bad option) this returns normally and ``wait()`` reports QEMU_ERROR with its stderr.
         On Linux QEMU gets SIGKILL when the thread that called this ends (even by SIGKILL), so
         launch from a thread that outlives the runner (normally the main thread)."""
@@ -408,8 +412,12 @@ class QemuRunner:
             raise QemuError("launch() called twice")
         cfg = self.config
         qemu_path = find_qemu(cfg.qemu)
-        if not Path(cfg.image).is_file():
+        image = Path(cfg.image)
+        if not image.exists():
             raise ImageNotFoundError(f"kernel image {cfg.image} not found")
+        if not image.is_file():
+            what = "a directory, not an ELF file" if image.is_dir() else "not a regular file"
+            raise BadImageError(f"kernel image {cfg.image} is {what}")
         if cfg.accel == "kvm":
             check_kvm()
             if cfg.log_int is not None:
@@ -843,6 +851,7 @@ def run(config: QemuConfig, on_console: Callable[[str], None] | None = None) -> 
 
 __all__ = [
     "DEBUG_EXIT_DEVICE",
+    "BadImageError",
     "HOLD_PASS",
     "HOLD_RE",
     "OOPS_RE",
