@@ -6,13 +6,15 @@ runs under -icount.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
 from kernel.events import DYNTICK_IRQ_NONIDLE, RCU_DYNTICKS_WATCHING
 from kernel.layout import CONSTANTS
-from kernel.structs import IO_SLEEP, RCU_DATA, RCU_STATS, TORTURE_STATS
+from kernel.structs import IO_SLEEP, OPTION, RCU_DATA, RCU_STATS, TORTURE_STATS
 from tools import ktap, qemulog
 from tools.eventlog import read_state
 from tools.qemu import Outcome, QemuConfig, QemuRunner, run
@@ -188,6 +190,55 @@ def test_command_line_longer_than_the_buffer_is_refused(kernel_image, extra, ref
     else:
         assert result.outcome is Outcome.PASS, result.console
         assert "timer: 10 Hz" in result.console
+
+
+@dataclass(frozen=True)
+class NumericOption:
+    key: str
+    low: int
+    high: int
+
+
+def image_bytes(image: Path, address: int, size: int) -> bytes:
+    """`size` bytes of the image at virtual `address`, from the section that holds it."""
+    with image.open("rb") as f:
+        for sec in ELFFile(f).iter_sections():
+            start = sec["sh_addr"]
+            if sec["sh_type"] == "SHT_PROGBITS" and start <= address < start + sec["sh_size"]:
+                return sec.data()[address - start : address - start + size]
+    raise AssertionError(f"{address:#x} is in no section of the image")
+
+
+def numeric_options(image: Path, symbols) -> list[NumericOption]:
+    """The numeric entries of the kernel's option table, read from the image."""
+    checks = {symbols.address("cmdline_check_number"), symbols.address("selftest_check_repeat")}
+    out, address = [], symbols.address("options")
+    while True:
+        entry = OPTION.decode(image_bytes(image, address, OPTION.size))
+        if entry["key"] == 0:
+            return out
+        if entry["check"] in checks:
+            key = image_bytes(image, entry["key"], 64).split(b"\0")[0].decode()
+            out.append(NumericOption(key, entry["min"], entry["max"]))
+        address += OPTION.size
+
+
+def test_option_table_is_the_only_range_check(kernel_image, kernel_symbols):
+    # Each numeric option is accepted at the limits its table entry gives and refused one
+    # step beyond them, with the table's message: no second check with other limits
+    # (the old hz= and repeat= checks of their own) may refuse or let through anything else.
+    options = numeric_options(kernel_image, kernel_symbols)
+    assert {o.key for o in options} >= {"hz=", "repeat=", "torture_ticks=", "events="}
+    for limit in ("low", "high"):
+        words = " ".join(f"{o.key}{getattr(o, limit)}" for o in options)
+        result = boot(kernel_image, f"selftest=idt {words}")
+        assert result.outcome is Outcome.PASS, result.console
+    for o in options:
+        for value in (o.low - 1, o.high + 1):
+            result = boot(kernel_image, f"selftest=idt {o.key}{value}")
+            assert result.outcome is Outcome.FAIL, (o, value)
+            message = f"error: {o.key} takes a number from {o.low} to {o.high}"
+            assert message in result.console and "timer:" not in result.console
 
 
 @pytest.mark.parametrize(

@@ -179,9 +179,9 @@ selftest_main:
     inc rcx
     jmp .Lcount_selected
 .Lplan:
-    call selftest_repeat                # EAX = times to run the selection, 0: bad value
-    test eax, eax
-    jz .Lbad_repeat
+    lea rdi, [rip + .Lrepeat_key]
+    mov esi, 1
+    call cmdline_number                 # RAX = times to run the selection
     mov qword ptr [rip + repeat_left], rax
     imul rbx, rax
     lea rdi, [rip + .Lheader]
@@ -237,11 +237,6 @@ selftest_main:
     jz .Lall_done
     xor r14d, r14d                      # once more (repeat=N): numbering goes on
     jmp .Lrun_next
-.Lbad_repeat:
-    lea rdi, [rip + .Lbad_repeat_msg]
-    call printk
-    mov eax, EXIT_FAILURE
-    jmp .Lreturn
 .Lall_done:
     lea rdi, [rip + .Ltotals_fmt]
     mov rsi, rbp
@@ -284,30 +279,6 @@ selftest_main:
     pop rbp
     pop rbx
     ret
-
-# selftest_repeat - EAX = the value of repeat= (1 when absent; 0 when not in 1..1000).
-selftest_repeat:
-    lea rdi, [rip + .Lrepeat_key]
-    call cmdline_get
-    test rax, rax
-    jz .Lrepeat_once
-    mov rdi, rax
-    mov rsi, rdx
-    call parse_uint
-    test edx, edx
-    jz .Lrepeat_bad
-    test eax, eax
-    jz .Lrepeat_bad
-    cmp eax, 1000
-    ja .Lrepeat_bad
-    ret
-.Lrepeat_once:
-    mov eax, 1
-    ret
-.Lrepeat_bad:
-    xor eax, eax
-    ret
-
 
 # .Lcount: RAX = number of entries in the self-test table.
 .Lcount:
@@ -376,8 +347,6 @@ selftest_repeat:
     .asciz "%s (only when named)\n"
 .Lrepeat_key:
     .asciz "repeat="
-.Lbad_repeat_msg:
-    .asciz "error: repeat= takes a number from 1 to 1000\n"
 .Lunknown_fmt:
     .asciz "error: unknown selftest '%s' (selftest=list shows the names)\n"
 .Ltwice_fmt:
