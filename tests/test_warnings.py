@@ -56,6 +56,8 @@ WARN_TESTS: dict[str, dict[str, int]] = {
     "warn_lockdep_assert_irqs_disabled": {"lockdep_assert_irqs_disabled": 2},
     # kernel/selftest/robust.s: the assertion at the top of __idtentry_exit, once.
     "warn_idtentry_exit_irqs_on": {"lockdep_assert_irqs_disabled": 1},
+    # kernel/selftest/robust.s: context tracking's check runs once RCU watches again.
+    "warn_user_entry_in_eqs": {"user_entry_not_user": 1},
 }
 # The function each kind's first WARNING line must name (the one that checks).
 WARN_SITES: dict[str, str] = {

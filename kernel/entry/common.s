@@ -191,28 +191,37 @@ idtentry_exit:
     mov esi, 1
     jmp __idtentry_exit
 
-# idtentry_exit_cond_rcu - RDI = regs, ESI = the value idtentry_enter_cond_rcu() returned.
-# __idtentry_exit(regs, false, rcu_exit).
+# idtentry_exit_cond_rcu - RDI = regs, ESI = the value idtentry_enter_cond_rcu() returned
+# (call rcu_irq_exit() only when it is 1).  __idtentry_exit(regs, false, rcu_exit): whether
+# the interrupted context is the kernel or user mode, it does the preemption and exit work
+# that is due and possible there, and comes back with interrupts off and nothing left to do.
+# It is the entry's last step: after it the assembly stub only restores the registers and
+# returns to the interrupted context.
 .global idtentry_exit_cond_rcu
 idtentry_exit_cond_rcu:
     jmp __idtentry_exit
 
 # enter_from_user_mode - establish kernel context on entry from user mode: lockdep learns
-# that interrupts are off, RCU leaves the user extended quiescent state, then (RCU watching)
-# the tracer.  Interrupts are off.  Clobbers caller-saved registers.
+# that interrupts are off, context tracking and RCU leave the user extended quiescent state,
+# then, with RCU watching and instrumentation allowed, the check that context tracking did say
+# user mode (its warning prints) and the tracer.  Interrupts are off.  Clobbers caller-saved
+# registers.
 .global enter_from_user_mode
 enter_from_user_mode:
+    push rbx
+    mov rbx, qword ptr gs:[PCPU_CONTEXT_USER]       # the state before: it must be user mode
     call lockdep_hardirqs_off
-    cmp qword ptr gs:[PCPU_CONTEXT_USER], 0
     mov qword ptr gs:[PCPU_CONTEXT_USER], 0
-    jne .Lwas_user
+    call rcu_user_exit
+    INSTRUMENTATION_BEGIN
+    test rbx, rbx
+    jnz .Lwas_user
     mov edi, WARN_USER_ENTRY_NOT_USER
     call warn
 .Lwas_user:
-    call rcu_user_exit
-    INSTRUMENTATION_BEGIN
     call trace_hardirqs_off_prepare
     INSTRUMENTATION_END
+    pop rbx
     mov edi, EV_ENTER_FROM_USER_MODE
     xor esi, esi
     jmp event_log

@@ -259,3 +259,78 @@ SELFTEST warn_first_in_nmi, selftest_warn_first_in_nmi, 2, SELFTEST_BY_NAME
 
 .section .rodata
 REASON .Lnmi_not_two, "rcu_nmi_exit_underflow did not fire twice"
+
+.section .text
+# find_warn_record - RDI = first sequence number, ESI = warning kind.  RAX = the first warn
+# record of that kind from there on that was not logged in an NMI, RDX = its sequence number;
+# RAX = 0 when there is none.  Clobbers rcx, rdi.
+find_warn_record:
+    call next_non_nmi_record
+    test rax, rax
+    jz .Lfind_warn_end
+    lea rdi, [rdx + 1]
+    cmp word ptr [rax + EV_KIND], EV_WARN
+    jne find_warn_record
+    cmp qword ptr [rax + EV_ARG], rsi
+    jne find_warn_record
+.Lfind_warn_end:
+    ret
+
+# warn_user_entry_in_eqs - enter_from_user_mode while RCU is in the user EQS (rcu_user_enter
+# done, as on a return to user mode) but context tracking says kernel: the mismatch warning
+# (user_entry_not_user) fires once, and only after rcu_user_exit, so that its record shows RCU
+# watching (the message is printed from instrumentable code, as Linux's CT_WARN_ON is).
+# enter_from_user_mode leaves RCU at process level and context tracking at kernel: nothing to
+# restore.  RAX = 0 or the reason.
+selftest_warn_user_entry_in_eqs:
+    push rbx
+    push r12
+    lea rax, [rip + warn_counts]
+    mov rbx, qword ptr [rax + WARN_USER_ENTRY_NOT_USER * 8]
+    call event_seq
+    mov r12, rax
+    call rcu_user_enter
+    call enter_from_user_mode
+    lea rax, [rip + warn_counts]
+    mov rcx, qword ptr [rax + WARN_USER_ENTRY_NOT_USER * 8]
+    sub rcx, rbx
+    lea rax, [rip + .Leqs_not_one]
+    cmp rcx, 1
+    jne .Leqs_end
+    mov rdi, r12
+    mov esi, WARN_USER_ENTRY_NOT_USER
+    call find_warn_record
+    lea rcx, [rip + .Leqs_no_record]
+    test rax, rax
+    jz .Leqs_fail
+    lea rcx, [rip + .Leqs_not_watching]
+    test dword ptr [rax + EV_FLAGS], EVF_WATCHING
+    jz .Leqs_fail
+    # rcu_user_exit was logged before the warning (and after rcu_user_enter).
+    mov rbx, rdx                        # the warning's sequence number
+    mov rdi, r12
+.Leqs_find_exit:
+    call next_non_nmi_record
+    lea rcx, [rip + .Leqs_exit_after]
+    test rax, rax
+    jz .Leqs_fail
+    cmp rdx, rbx
+    jae .Leqs_fail
+    lea rdi, [rdx + 1]
+    cmp word ptr [rax + EV_KIND], EV_RCU_USER_EXIT
+    jne .Leqs_find_exit
+    xor eax, eax
+    jmp .Leqs_end
+.Leqs_fail:
+    mov rax, rcx
+.Leqs_end:
+    pop r12
+    pop rbx
+    ret
+SELFTEST warn_user_entry_in_eqs, selftest_warn_user_entry_in_eqs, 1, SELFTEST_BY_NAME
+
+.section .rodata
+REASON .Leqs_not_one, "enter_from_user_mode did not warn exactly once"
+REASON .Leqs_no_record, "no user_entry_not_user record"
+REASON .Leqs_not_watching, "the warning fired while RCU was not watching"
+REASON .Leqs_exit_after, "the warning came before rcu_user_exit"
