@@ -23,9 +23,17 @@ from tools import ktap, qemulog
 from tools.eventlog import (
     KernelState,
     entry_context_violations,
+    entry_table_violations,
+    exit_table_violations,
     fault_handler_irq_violations,
     fault_handler_pairs,
+    host_table_violations,
     irqs_off_exit_violations,
+    judge_entries,
+    judge_exits,
+    lockdep_after_rcu_exit_violations,
+    rcu_balance_violations,
+    rcu_exit_pairing_violations,
     read_state,
 )
 from tools.qemu import Outcome, QemuConfig, QemuRunner, run
@@ -169,6 +177,11 @@ def check_invariants(state: KernelState, provoked: int = 0) -> None:
     assert not fault_handler_irq_violations(state.events)
     # Exits carry their own entry's vector and CPL, across sleeps and preemptions.
     assert not entry_context_violations(state.events)
+    # The seed's truth tables judged here, not by the kernel's expect_calls: every entry and
+    # exit of the log against its row under the policy in force, each exit's rcu_exit
+    # against its own entry's return, RCU's counters per exception, lockdep after RCU.
+    found = host_table_violations(state)
+    assert not found, "\n".join(found[:20])
     assert state.percpu.rcu_balanced
     assert state.warn_counts[WARN_TEST] == provoked
     assert state.percpu["warnings"] == sum(state.warn_counts.values()) == provoked
@@ -176,9 +189,47 @@ def check_invariants(state: KernelState, provoked: int = 0) -> None:
     assert not state.percpu["lockdep_hardirqs_enabled"] and state.percpu["tracer_hardirqs_off"]
 
 
+def table_rows(state: KernelState) -> set[str]:
+    """The rows of the entry and exit tables that the log's entries and exits took."""
+    entries = judge_entries(state.events, state.policy, state.idle_task)
+    exits = judge_exits(state.events, state.policy)
+    return {f"entry: {j.row}" for j in entries} | {f"exit: {j.row}" for j in exits}
+
+
+# Every row of SPEC.md section 1's tables, under each policy; `selftest=all` takes them all.
+EXIT_ROWS_COMMON = {
+    "exit: to user mode", "exit: IF=0 rcu_exit=0", "exit: IF=0 rcu_exit=1",
+    "exit: IF=1 rcu_exit=0 preempt_count=0 need_resched=0",
+    "exit: IF=1 rcu_exit=0 preempt_count=0 need_resched=1",
+    "exit: IF=1 rcu_exit=0 preempt_count>0", "exit: IF=1 rcu_exit=1 preempt_count>0",
+}  # fmt: skip
+V6_ROWS = EXIT_ROWS_COMMON | {
+    "entry: from user mode", "entry: kernel idtentry_enter",
+    "entry: kernel cond_rcu RCU not watching", "entry: kernel cond_rcu RCU watching",
+    "exit: IF=1 rcu_exit=1 preempt_count=0 need_resched=0",
+    "exit: IF=1 rcu_exit=1 preempt_count=0 need_resched=1",
+}  # fmt: skip
+V58_ROWS = EXIT_ROWS_COMMON | {
+    "entry: from user mode", "entry: kernel idtentry_enter",
+    "entry: kernel cond_rcu idle task (v58)", "entry: kernel cond_rcu not the idle task (v58)",
+    "exit: IF=1 rcu_exit=1 preempt_count=0 (v58: no preemption after rcu_exit)",
+}  # fmt: skip
+# The demo's: user tasks, faults and ticks in tasks and in the idle loop, preemption, the
+# fault in an RCU idle section (IF clear).
+DEMO_ROWS = {
+    "entry: from user mode", "entry: kernel cond_rcu RCU not watching",
+    "entry: kernel cond_rcu RCU watching", "exit: to user mode", "exit: IF=0 rcu_exit=1",
+    "exit: IF=1 rcu_exit=0 preempt_count=0 need_resched=1",
+    "exit: IF=1 rcu_exit=1 preempt_count>0",
+}  # fmt: skip
+
+
 def test_every_record_of_a_full_run_keeps_the_seed_order(image):
     console, state = held(image, "selftest=all")
     assert ktap.parse(console).passed, ktap.parse(console).summary()
+    assert state.policy == "v6" and state.idle_task is not None
+    # The host's table checks (in check_invariants) saw every row of both tables.
+    assert table_rows(state) >= V6_ROWS, V6_ROWS - table_rows(state)
     # Every record of the run is still in the ring: none was overwritten, none is missing.
     seq = state.percpu["event_seq"]
     assert seq <= EVENT_LOG_ENTRIES, f"the ring wrapped: {seq} records, {EVENT_LOG_ENTRIES} slots"
@@ -194,6 +245,29 @@ def test_every_record_of_a_full_run_keeps_the_seed_order(image):
             "prepare_exit_to_usermode", "rcu_user_enter", "preempt_schedule_irq"} <= kinds  # fmt: skip
     assert state.percpu["cond_rcu_skipped"] and state.percpu["cond_rcu_taken"]
     assert state.percpu["uncond_rcu"] and state.percpu["exit_work_loops"]
+
+
+@pytest.mark.parametrize(
+    ("append", "provoked", "rows"),
+    [("selftest=all entry_policy=v58", 2, V58_ROWS), ("", 0, DEMO_ROWS)],
+    ids=["selftest_all_v58", "demo"],
+)
+def test_host_judges_every_entry_and_exit(image, append, provoked, rows):
+    # The other policy and the demo, judged by the same host checks as the v6 suite above:
+    # every entry and exit in the log against its row, with the policy the kernel reports.
+    console, state = held(image, append)
+    assert "HOLD 0x10" in console, console
+    assert state.policy == ("v58" if "v58" in append else "v6")
+    assert [e.seq for e in state.events] == list(range(state.percpu["event_seq"]))
+    check_invariants(state, provoked=provoked)
+    assert table_rows(state) >= rows, rows - table_rows(state)
+    # Under v58 the idle task's entries (and only they) took the careful row, watching or
+    # not: the rule is the task, not RCU's state.
+    if state.policy == "v58":
+        taken = [j.record for j in judge_entries(state.events, "v58", state.idle_task)
+                 if j.row == "kernel cond_rcu idle task (v58)"]  # fmt: skip
+        assert taken and {e.task for e in taken} == {state.idle_task}
+        assert any(e.watching for e in taken), "no nested entry of the idle task under v58"
 
 
 def test_nmis_at_random_moments_are_survived(image):
@@ -296,6 +370,77 @@ def test_exit_to_an_irqs_off_context_keeps_lockdep_off(image, tmp_path):
     _, state = held(bad, IF_FAULT_TESTS)
     found = irqs_off_exit_violations(state.events)
     assert any("trace_hardirqs_on" in v for v in found), found
+
+
+# Mutant kernels that each break one row or rule: the host check named must report it.
+# (source, old text, new text, self-tests to run, the check, a phrase its report must contain)
+HOST_MUTANTS = {
+    # The cond path treats RCU not watching like watching: no rcu_irq_enter().
+    "entry_cond_skips_rcu_irq_enter": (
+        "entry/common.s",
+        "    jnz .Lenter_watching\n    jmp .Lenter_cond_taken\n",
+        "    jmp .Lenter_watching\n",
+        "entry_kernel_cond_rcu_not_watching",
+        lambda s: entry_table_violations(s.events, s.policy, s.idle_task),
+        "row 'kernel cond_rcu RCU not watching': called ['warn', 'trace_hardirqs_off'] and "
+        "returned 0",
+    ),
+    # The exit ignores preempt_count: preempt_schedule_irq() with preemption disabled.
+    "exit_preempts_with_preempt_count": (
+        "entry/common.s",
+        "    cmp qword ptr gs:[PCPU_PREEMPT_COUNT], 0\n    jne .Lexit_preempt_disabled\n",
+        "",
+        "exit_irqs_on_cond_preempt_disabled,exit_irqs_on_rcu_exit_preempt_disabled",
+        lambda s: exit_table_violations(s.events, s.policy),
+        "row 'IF=1 rcu_exit=1 preempt_count>0': called ['rcu_irq_exit_preempt', "
+        "'preempt_schedule_irq', 'trace_hardirqs_on']",
+    ),
+    # idtentry_exit_cond_rcu() drops its rcu_exit argument: each exit follows a row of the
+    # exit table, but not the one its entry asked for.
+    "exit_drops_rcu_exit": (
+        "entry/common.s",
+        "idtentry_exit_cond_rcu:\n    jmp __idtentry_exit\n",
+        "idtentry_exit_cond_rcu:\n    xor esi, esi\n    jmp __idtentry_exit\n",
+        "entry_kernel_cond_rcu_not_watching",
+        lambda s: rcu_exit_pairing_violations(s.events),
+        "passes rcu_exit=0x0; its entry",
+    ),
+    # lockdep_hardirqs_on_prepare() turns lockdep on itself: the calls are the rows', but
+    # lockdep believes interrupts on before RCU's exit.  The kernel's own suite passes.
+    "lockdep_on_before_rcu_exit": (
+        "locking/lockdep.s",
+        "    mov qword ptr gs:[PCPU_LOCKDEP_PREPARED], 1\n    ret\n",
+        "    mov qword ptr gs:[PCPU_LOCKDEP_PREPARED], 1\n"
+        "    mov qword ptr gs:[PCPU_LOCKDEP_HARDIRQS_ENABLED], 1\n    ret\n",
+        "exit_irqs_on_rcu_exit_preempt_disabled,exit_user_prepare_exit_to_usermode",
+        lambda s: lockdep_after_rcu_exit_violations(s.events, s.policy),
+        "lockdep believes interrupts on at",
+    ),
+    # rcu_irq_enter() from a watching context adds 4 to nmi_nesting, the exit takes 2.
+    "rcu_nesting_unbalanced": (
+        "rcu/tree.s",
+        ".Lenter_nested:\n    add qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], 2\n",
+        ".Lenter_nested:\n    add qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], 4\n",
+        "entry_kernel_idtentry",
+        lambda s: rcu_balance_violations(s.events),
+        "nmi_nesting=NONIDLE+2 after its exit",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(HOST_MUTANTS))
+def test_host_table_checks_catch_mutants(image, tmp_path, name):
+    source, old, new, selftests, check, phrase = HOST_MUTANTS[name]
+    # The real kernel passes the same check on the same self-tests.
+    _, state = held(image, f"selftest={selftests}")
+    assert not check(state), check(state)
+    bad = mutant(tmp_path, source, old, new)
+    _, state = held(bad, f"selftest={selftests}")
+    found = check(state)
+    assert any(phrase in v for v in found), found
+    if name == "exit_drops_rcu_exit":
+        # Each exit followed a row of the exit table: only the pairing shows the bug.
+        assert not exit_table_violations(state.events, state.policy)
 
 
 REPEAT_RE = re.compile(

@@ -506,12 +506,16 @@ def rcu_balance_violations(events: list[Event]) -> list[str]:
     the CPU went idle meanwhile; the watching bit is the part of it that must come back."""
     out = []
     for entry, _, _, end in _entries_with_exits(events):
-        before = (entry.watching, entry.nesting, entry.nmi_nesting)
-        after = (end.watching, end.nesting, end.nmi_nesting)
+        before, after = _rcu_state(entry), _rcu_state(end)
         if before != after:
-            out.append(f"RCU (watching, nesting, nmi_nesting) {before} at entry {entry}, "
-                       f"{after} after its exit {end}")  # fmt: skip
+            out.append(f"RCU {before} at entry {entry}, {after} after its exit {end}")
     return out
+
+
+def _rcu_state(e: Event) -> str:
+    """RCU's watching flag, nesting and nmi_nesting in a record, as one comparable text."""
+    return (f"watching={int(e.watching)} nesting={e.nesting} "
+            f"nmi_nesting={format_nmi_nesting(e.nmi_nesting)}")  # fmt: skip
 
 
 def lockdep_after_rcu_exit_violations(events: list[Event], policy: str) -> list[str]:
