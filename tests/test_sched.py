@@ -192,6 +192,31 @@ def test_command_line_longer_than_the_buffer_is_refused(kernel_image, extra, ref
         assert "timer: 10 Hz" in result.console
 
 
+def selftest_table(image: Path) -> list[str]:
+    """The self-test table's names in table order (selftest=list), by-name ones marked."""
+    result = boot(image, "selftest=list")
+    assert result.outcome is Outcome.PASS, result.console
+    start = result.console.index("timer:")
+    return [line for line in result.console[start:].splitlines()[1:] if line]
+
+
+def test_selftests_run_in_the_order_named(kernel_image):
+    table = selftest_table(kernel_image)
+    named = ["multiboot", "idt", "gdt_tss"]
+    assert [table.index(n) for n in named] == [2, 0, 1], table[:3]  # not in table order
+    result = boot(kernel_image, f"selftest={','.join(named)} repeat=2")
+    assert result.outcome is Outcome.PASS, result.console
+    report = ktap.parse(result.console)
+    assert report.plan == 6
+    assert [t.name for t in report.tests] == named * 2
+    assert [t.number for t in report.tests] == list(range(1, 7))
+    # `all` keeps table order and leaves out the tests that run only when named.
+    result = boot(kernel_image, "selftest=all")
+    assert result.outcome is Outcome.PASS, result.console
+    expected = [n for n in table if not n.endswith(" (only when named)")]
+    assert [t.name for t in ktap.parse(result.console).tests] == expected
+
+
 @dataclass(frozen=True)
 class NumericOption:
     key: str

@@ -7,9 +7,11 @@
 .section .text
 # selftest_check - the check of selftest= (see `options` in kernel/lib/cmdline.s), run at
 # boot before anything starts: RDI/RSI = the value ("list", "all" or NAME[,NAME...]), RDX =
-# the option's entry.  Selects the tests to run (`all`: every test not marked by-name).  EAX
-# = 0 when the value is valid; else prints why (no test named, an empty or unknown name, a
-# name given twice) and EAX = 1.  Preserves rbx, rbp, r12-r15.
+# the option's entry.  Selects the tests to run: the named ones in the order named (a name
+# given twice is refused: repeat=N is the way to run tests again), or for `all` every test
+# not marked by-name, in table order.  EAX = 0 when the value is valid; else prints why (no
+# test named, an empty or unknown name, a name given twice) and EAX = 1.  Preserves rbx,
+# rbp, r12-r15.
 .global selftest_check
 selftest_check:
     push rbx
@@ -60,6 +62,8 @@ selftest_check:
     cmp byte ptr [rcx + rax], 0
     jne .Lnamed_twice
     mov byte ptr [rcx + rax], 1
+    mov rdi, rax
+    call .Lappend                       # runs in the order named
     cmp rbp, r13
     jae .Lcheck_ok
     inc rbp                             # skip the comma
@@ -97,6 +101,10 @@ selftest_check:
     test qword ptr [rdx + SELFTEST_FLAGS], SELFTEST_BY_NAME
     jnz .Lmark_skip                     # runs only when named
     mov byte ptr [rdi + rcx], 1
+    push rdi
+    mov rdi, rcx
+    call .Lappend                       # in table order
+    pop rdi
 .Lmark_skip:
     add rdx, SELFTEST_SIZE
     inc rcx
@@ -165,20 +173,9 @@ selftest_main:
     jz .Ldo_list
 
 .Lrun:
-    # Plan: the number of selected tests.
-    call .Lcount
-    mov r15, rax                        # tests in the table
-    xor ecx, ecx
-    xor ebx, ebx                        # selected count
-    lea rdi, [rip + selected]
-.Lcount_selected:
-    cmp rcx, r15
-    jae .Lplan
-    movzx eax, byte ptr [rdi + rcx]
-    add rbx, rax
-    inc rcx
-    jmp .Lcount_selected
-.Lplan:
+    # Plan: the number of selected tests, times repeat=.
+    mov r15, qword ptr [rip + run_count]
+    mov rbx, r15
     lea rdi, [rip + .Lrepeat_key]
     mov esi, 1
     call cmdline_number                 # RAX = times to run the selection
@@ -187,17 +184,16 @@ selftest_main:
     lea rdi, [rip + .Lheader]
     mov rsi, rbx
     call printk
-    xor r14d, r14d                      # table index
+    xor r14d, r14d                      # position in run_order
     xor ebp, ebp                        # KTAP test number
     xor ebx, ebx                        # failures
 .Lrun_next:
     cmp r14, r15
     jae .Lsummary
-    lea rax, [rip + selected]
-    cmp byte ptr [rax + r14], 0
-    je .Lrun_skip
     inc rbp
-    imul r13, r14, SELFTEST_SIZE
+    lea rax, [rip + run_order]
+    mov r13, qword ptr [rax + r14*8]
+    imul r13, r13, SELFTEST_SIZE
     lea rax, [rip + __start_selftests]
     add r13, rax                        # table entry
     push qword ptr gs:[PCPU_WARNINGS]
@@ -278,6 +274,14 @@ selftest_main:
     pop r12
     pop rbp
     pop rbx
+    ret
+
+# .Lappend: RDI = a table index: add it to run_order.  Clobbers r8, r9.
+.Lappend:
+    mov r8, qword ptr [rip + run_count]
+    lea r9, [rip + run_order]
+    mov qword ptr [r9 + r8*8], rdi
+    inc qword ptr [rip + run_count]
     ret
 
 # .Lcount: RAX = number of entries in the self-test table.
@@ -363,8 +367,13 @@ selftest_main:
     .asciz "error: repeat= repeats the self-tests that selftest= names; there are none\n"
 
 .section .bss
-selected:
+selected:                               # a byte for each table entry: 1 once selected
     .zero MAX_SELFTESTS
+.balign 8
+run_order:                              # the selected tests' table indices, in run order
+    .zero MAX_SELFTESTS * 8
+run_count:
+    .zero 8
 .balign 8
 repeat_left:
     .zero 8
