@@ -64,6 +64,8 @@ WARNINGS: tuple[tuple[str, str], ...] = (
     ("tracer_eqs", "a tracer call while RCU is not watching"),
     ("schedule_bad_rcu_state", "preempt_schedule_irq: RCU state forbids scheduling"),
     ("user_entry_not_user", "enter_from_user_mode: context tracking is not in user mode"),
+    ("rcu_eqs_enter_nmi_nesting", "rcu_idle/user_enter: dynticks_nmi_nesting != NONIDLE"),
+    ("rcu_eqs_exit_nmi_nesting", "rcu_idle/user_exit: dynticks_nmi_nesting != 0"),
 )
 WARN = {name: i for i, (name, _) in enumerate(WARNINGS)}
 

@@ -58,6 +58,8 @@ WARN_TESTS: dict[str, dict[str, int]] = {
     "warn_idtentry_exit_irqs_on": {"lockdep_assert_irqs_disabled": 1},
     # kernel/selftest/robust.s: context tracking's check runs once RCU watches again.
     "warn_user_entry_in_eqs": {"user_entry_not_user": 1},
+    "warn_rcu_eqs_enter_nmi_nesting": {"rcu_eqs_enter_nmi_nesting": 2},
+    "warn_rcu_eqs_exit_nmi_nesting": {"rcu_eqs_exit_nmi_nesting": 2},
 }
 # The function each kind's first WARNING line must name (the one that checks).
 WARN_SITES: dict[str, str] = {
@@ -77,6 +79,8 @@ WARN_SITES: dict[str, str] = {
     "lockdep_assert_irqs_disabled": "lockdep_assert_irqs_disabled",
     "user_entry_not_user": "enter_from_user_mode",
     "schedule_bad_rcu_state": "preempt_schedule_irq",
+    "rcu_eqs_enter_nmi_nesting": "rcu_eqs_enter_core",
+    "rcu_eqs_exit_nmi_nesting": "rcu_eqs_exit_core",
 }
 # NMIs one run of the warning tests sends to itself (warn_rcu_nmi_exit_eqs, once a call).
 SELF_NMIS_PER_RUN = 2

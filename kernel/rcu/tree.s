@@ -4,8 +4,10 @@
 # state (EQS: idle, user mode) adds 2.  dynticks_nesting: process-level nesting (1 in a task,
 # 0 in EQS).  dynticks_nmi_nesting: interrupt nesting (DYNTICK_IRQ_NONIDLE at process level,
 # 0 in EQS, 1 for an outermost interrupt from EQS, +2 per further level).  Every update is one
-# instruction on per-CPU data, in the order Linux uses, so that an NMI between two of them
-# still leaves the counters balanced.
+# instruction on per-CPU data, in the order Linux v5.8's rcu_eqs_enter/exit use, so that an
+# NMI between two of them still leaves the counters balanced: entering an EQS clears
+# nmi_nesting, then nesting, and only then makes RCU stop watching (dynticks += 2); leaving
+# one makes RCU watch first, then sets nesting and nmi_nesting back.
 .include "layout.inc"
 .include "noinstr.inc"
 
@@ -102,18 +104,28 @@ rcu_irq_exit:
     jmp event_log
 
 # rcu_eqs_enter_core - process level (nesting 1) to EQS.  Warns and does nothing otherwise.
+# From process level it also warns when an interrupt level is still open (nmi_nesting is not
+# NONIDLE), as Linux does, and enters the EQS all the same.  Clobbers rax, rdi.
 rcu_eqs_enter_core:
     cmp qword ptr gs:[PCPU_DYNTICKS_NESTING], 1
     je .Leqs_enter_ok
     mov edi, WARN_RCU_EQS_ENTER_BAD
     jmp warn
 .Leqs_enter_ok:
+    mov rax, DYNTICK_IRQ_NONIDLE
+    cmp qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], rax
+    je .Leqs_enter_nmi_ok
+    mov edi, WARN_RCU_EQS_ENTER_NMI_NESTING
+    call warn
+.Leqs_enter_nmi_ok:
     mov qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], 0
     mov qword ptr gs:[PCPU_DYNTICKS_NESTING], 0
     add qword ptr gs:[PCPU_DYNTICKS], 2                 # rcu_dynticks_eqs_enter()
     ret
 
 # rcu_eqs_exit_core - EQS (nesting 0) back to process level.  Warns and does nothing otherwise.
+# Once RCU watches again it also warns when nmi_nesting is not the EQS's 0 (an interrupt level
+# left open), as Linux does, and sets it to NONIDLE all the same.  Clobbers rax, rdi.
 rcu_eqs_exit_core:
     cmp qword ptr gs:[PCPU_DYNTICKS_NESTING], 0
     je .Leqs_exit_ok
@@ -122,6 +134,11 @@ rcu_eqs_exit_core:
 .Leqs_exit_ok:
     add qword ptr gs:[PCPU_DYNTICKS], 2                 # rcu_dynticks_eqs_exit()
     mov qword ptr gs:[PCPU_DYNTICKS_NESTING], 1
+    cmp qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], 0
+    je .Leqs_exit_nmi_ok
+    mov edi, WARN_RCU_EQS_EXIT_NMI_NESTING
+    call warn
+.Leqs_exit_nmi_ok:
     mov rax, DYNTICK_IRQ_NONIDLE
     mov qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], rax
     ret

@@ -334,3 +334,58 @@ REASON .Leqs_not_one, "enter_from_user_mode did not warn exactly once"
 REASON .Leqs_no_record, "no user_entry_not_user record"
 REASON .Leqs_not_watching, "the warning fired while RCU was not watching"
 REASON .Leqs_exit_after, "the warning came before rcu_user_exit"
+
+.section .text
+# provoke_eqs_enter_nmi_nesting - rcu_idle_enter at process level with nmi_nesting not
+# NONIDLE (as if an interrupt level were left open): one warning; the EQS entry clears
+# nmi_nesting all the same and rcu_idle_exit sets it back, so the state is restored.  NMIs
+# leave RCU alone while the counters are wrong.  Clobbers rax, rdi, rsi.
+provoke_eqs_enter_nmi_nesting:
+    call preempt_disable
+    mov qword ptr gs:[PCPU_RCU_BROKEN_ON_PURPOSE], 1
+    mov rax, DYNTICK_IRQ_NONIDLE + 2
+    mov qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], rax
+    call rcu_idle_enter
+    mov qword ptr gs:[PCPU_RCU_BROKEN_ON_PURPOSE], 0
+    call rcu_idle_exit
+    jmp preempt_enable_no_resched
+
+# provoke_eqs_exit_nmi_nesting - rcu_idle_exit from an idle section whose nmi_nesting is not 0:
+# one warning; the exit sets NONIDLE all the same.  Clobbers rax, rdi, rsi.
+provoke_eqs_exit_nmi_nesting:
+    call preempt_disable
+    call rcu_idle_enter
+    mov qword ptr gs:[PCPU_RCU_BROKEN_ON_PURPOSE], 1
+    mov qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING], 2
+    call rcu_idle_exit
+    mov qword ptr gs:[PCPU_RCU_BROKEN_ON_PURPOSE], 0
+    jmp preempt_enable_no_resched
+
+# EQS_NMI_SELFTEST name, kind: the self-test NAME calls provoke_NAME twice and expects KIND to
+# have fired exactly twice (counted twice, printed once), RCU back at process level.
+.macro EQS_NMI_SELFTEST name, kind
+.section .text
+selftest_\name:
+    push rbx
+    lea rax, [rip + warn_counts]
+    mov rbx, qword ptr [rax + \kind * 8]
+    call provoke_\name
+    call provoke_\name
+    lea rax, [rip + warn_counts]
+    mov rcx, qword ptr [rax + \kind * 8]
+    sub rcx, rbx
+    lea rax, [rip + .Leqs_nmi_not_two]
+    cmp rcx, 2
+    jne .Leqs_nmi_end_\@
+    xor eax, eax
+.Leqs_nmi_end_\@:
+    pop rbx
+    ret
+SELFTEST warn_rcu_\name, selftest_\name, 2, SELFTEST_BY_NAME
+.endm
+
+EQS_NMI_SELFTEST eqs_enter_nmi_nesting, WARN_RCU_EQS_ENTER_NMI_NESTING
+EQS_NMI_SELFTEST eqs_exit_nmi_nesting, WARN_RCU_EQS_EXIT_NMI_NESTING
+
+.section .rodata
+REASON .Leqs_nmi_not_two, "the nmi_nesting warning did not fire exactly twice"
