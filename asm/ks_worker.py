@@ -106,17 +106,30 @@ class KeystoneWorker:
         self.close()
 
 
+_ENGINE_TRIES = 8  # engines made per mode before the process is taken as poisoned
+
+
 def _serve() -> None:
     from keystone import KS_ARCH_X86, KS_MODE_32, KS_MODE_64, Ks, KsError
 
     # No option is ever set on these engines: any option call switches keystone to radix 16
     # and leaks it into later engines (KEYSTONE.md).  All numbers the front-end sends are hex
     # anyway; these probes make sure decimal still means decimal in every engine of this
-    # process (an earlier option call may have poisoned one engine and not the other).
-    engines = {32: Ks(KS_ARCH_X86, KS_MODE_32), 64: Ks(KS_ARCH_X86, KS_MODE_64)}
+    # process (an earlier option call may have poisoned one engine and not the other).  The
+    # radix field is never initialised, so an engine can also inherit 16 from whatever the heap
+    # held (it depends on what Python allocated before): such an engine is kept alive, so that
+    # its memory is not handed out again, and a new one is made, a few times at most.
+    modes = {32: KS_MODE_32, 64: KS_MODE_64}
     probes = {32: ("add esp, 16", "83c410"), 64: ("add rsp, 16", "4883c410")}
-    radix_ok = all(bytes(engines[bits].asm(text, 0)[0]).hex() == want
-                   for bits, (text, want) in probes.items())  # fmt: skip
+    engines, rejected = {}, []
+    for bits, (text, want) in probes.items():
+        for _ in range(_ENGINE_TRIES):
+            engine = Ks(KS_ARCH_X86, modes[bits])
+            if bytes(engine.asm(text, 0)[0]).hex() == want:
+                engines[bits] = engine
+                break
+            rejected.append(engine)
+    radix_ok = len(engines) == len(probes)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     while True:
         header = inp.read(4)

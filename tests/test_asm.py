@@ -7,7 +7,7 @@ import re
 import pytest
 from helpers import SMALL, build, disasm, section_bytes, symbol_bytes
 
-from asm import AsmError, KeystoneBackend, load_units
+from asm import AsmError, KeystoneBackend, KeystoneWorker, load_units
 from asm.expr import ExprError, parse
 from asm.verify import verify_unit
 from linker import Layout, LinkErrors, OutputSection, link
@@ -376,3 +376,34 @@ def test_capstone_check_catches_corrupted_targets(tmp_path, mnemonic, target, di
         message = rf"'{mnemonic} {re.escape(target)}' lands on {got:#x}, not on {want:#x}"
     with pytest.raises(AsmError, match=rf"a\.s:{line}: error: {message}"):
         verify_unit(unit, bytes(code), labels.get)
+
+
+# Installed as sitecustomize in the keystone worker: the first engine of each mode gets an option
+# call, which switches it to radix 16 -- what an engine that inherits the never-initialised radix
+# field from the heap looks like.  Later engines are left alone.
+FIRST_ENGINE_POISON = """
+import keystone
+
+_init = keystone.Ks.__init__
+_seen = set()
+
+
+def _init_poisoning_the_first(self, arch, mode):
+    _init(self, arch, mode)
+    if mode not in _seen:
+        _seen.add(mode)
+        self.syntax = keystone.KS_OPT_SYNTAX_INTEL
+
+
+keystone.Ks.__init__ = _init_poisoning_the_first
+"""
+
+
+def test_the_worker_replaces_an_engine_born_in_radix_16(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FIRST_ENGINE_POISON)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    with KeystoneWorker() as worker:
+        results = worker.assemble([(64, 0, "add rsp, 16"), (32, 0, "add esp, 16")])
+    assert [r.data.hex() for r in results] == ["4883c410", "83c410"], results
