@@ -8,6 +8,9 @@
 - write() from two user tasks that preempt each other inside it (hz=1000): the console holds
   exactly the letters each task wrote, no more and no fewer (the copy of a task's buffer must
   be its own, not a buffer shared by every task).
+- The page pool: `free_pages`, read from guest memory through QMP while the kernel waits for
+  the host, and again after a run of user tasks that exit (some killed, some preempted): the
+  same count, and the free list walked from guest memory holds that many distinct pool pages.
 - A warning kind whose first occurrence is in an NMI (which cannot print) is printed by its
   next occurrence outside one: once, naming the function that checks.
 """
@@ -24,7 +27,7 @@ from elftools.elf.elffile import ELFFile
 from kernel.events import WARNINGS
 from kernel.layout import CONSTANTS
 from tools import ktap, qemulog
-from tools.qemu import QemuConfig, run
+from tools.qemu import QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
 
 pytestmark = pytest.mark.qemu
@@ -130,3 +133,49 @@ def test_warning_first_seen_in_an_nmi_is_printed_later(kernel_image):
     text = dict(WARNINGS)["rcu_nmi_exit_underflow"]
     lines = [(m["text"], m["site"]) for m in WARNING_RE.finditer(console)]
     assert lines == [(text, "rcu_nmi_exit_core")]
+
+
+# User tasks that exit (normally, killed, preempted while writing) after the host's first look.
+POOL_TASK_TESTS = ("user_demand_fault", "user_reads_kernel_memory", "user_copy_from_user",
+                   "robust_user_df", "robust_write_race")  # fmt: skip
+EXITED_RE = re.compile(r"^# task \S+ exited with", re.M)
+
+
+def free_list_pages(vm: QemuRunner, symbols: SymbolTable) -> list[int]:
+    """The physical addresses on the pool's free list, walked in a copy of the pool read from
+    guest memory: each free page holds the kernel address of the next one in its first word."""
+    start, end = CONSTANTS["POOL_START"], CONSTANTS["POOL_END"]
+    virt_base = CONSTANTS["KERNEL_VIRT_BASE"]
+    pool = vm.read_phys(start, end - start)
+    head = int.from_bytes(vm.read_virt(symbols.address("free_list"), 8), "little")
+    pages: list[int] = []
+    while head:
+        phys = head - virt_base
+        assert start <= phys < end and phys % CONSTANTS["PAGE_SIZE"] == 0, hex(head)
+        assert len(pages) <= (end - start) // CONSTANTS["PAGE_SIZE"], "the free list loops"
+        pages.append(phys)
+        head = int.from_bytes(pool[phys - start : phys - start + 8], "little")
+    return pages
+
+
+def test_free_pages_come_back_after_tasks_exit(kernel_image, kernel_symbols):
+    append = f"selftest=robust_wait_host,{','.join(POOL_TASK_TESTS)} hz=1000 hold"
+    free_pages = kernel_symbols.address("free_pages")
+    with QemuRunner(QemuConfig(kernel_image, append=append, timeout=120)) as vm:
+        vm.launch()
+        vm.cont()
+        vm.wait_for_console(r"waiting for an NMI from the host", timeout=60)
+        before = int.from_bytes(vm.read_virt(free_pages, 8), "little")
+        listed_before = free_list_pages(vm, kernel_symbols)
+        vm.inject_nmi()
+        vm.wait_for_console(r"HOLD 0x1[01]", timeout=120)
+        after = int.from_bytes(vm.read_virt(free_pages, 8), "little")
+        listed_after = free_list_pages(vm, kernel_symbols)
+        console = vm.console.replace("\r\n", "\n")
+    # Judged from guest memory first, before what the kernel says about itself.
+    assert len(EXITED_RE.findall(console)) >= 3  # the tasks ran and exited
+    assert 0 < before == after
+    assert len(listed_before) == len(set(listed_before)) == before
+    assert len(listed_after) == len(set(listed_after)) == after
+    report = ktap.parse(console)
+    assert report.passed and len(report.tests) == 1 + len(POOL_TASK_TESTS), report.summary()

@@ -389,3 +389,36 @@ EQS_NMI_SELFTEST eqs_exit_nmi_nesting, WARN_RCU_EQS_EXIT_NMI_NESTING
 
 .section .rodata
 REASON .Leqs_nmi_not_two, "the nmi_nesting warning did not fire exactly twice"
+
+.section .text
+.set HOST_WAIT_LOOPS, 0x100000000
+# robust_wait_host - a point where the host may read guest memory while nothing changes:
+# print that we wait, then spin with interrupts off until an NMI arrives (the host injects it
+# through QMP when it has read what it wanted).  tests/test_robust.py reads free_pages here
+# and again after the tasks that follow in the selection.  RAX = 0 or the reason.
+selftest_robust_wait_host:
+    push rbx
+    mov rbx, qword ptr gs:[PCPU_NMI_COUNT]
+    lea rdi, [rip + .Lwait_host_fmt]
+    mov rsi, qword ptr [rip + free_pages]
+    call printk
+    mov rcx, HOST_WAIT_LOOPS
+.Lwait_host_spin:
+    cmp qword ptr gs:[PCPU_NMI_COUNT], rbx
+    jne .Lwait_host_came
+    pause
+    dec rcx
+    jnz .Lwait_host_spin
+    lea rax, [rip + .Lwait_host_none]
+    pop rbx
+    ret
+.Lwait_host_came:
+    xor eax, eax
+    pop rbx
+    ret
+SELFTEST robust_wait_host, selftest_robust_wait_host, 0, SELFTEST_BY_NAME
+
+.section .rodata
+.Lwait_host_fmt:
+    .asciz "# robust: %u free pages; waiting for an NMI from the host\n"
+REASON .Lwait_host_none, "no NMI came from the host"
