@@ -443,6 +443,32 @@ def test_host_table_checks_catch_mutants(image, tmp_path, name):
         assert not exit_table_violations(state.events, state.policy)
 
 
+def test_exit_to_user_check_catches_a_work_loop_that_ignores_need_resched(image, tmp_path):
+    # A user task that never yields is preempted on its way back to ring 3 after its slice:
+    # the work loop runs with need-resched set.  The real kernel passes the check.
+    spinner = "selftest=sched_user_spinner_cannot_starve"
+    _, state = held(image, spinner)
+    exits = [j for j in judge_exits(state.events, state.policy) if j.row == "to user mode"]
+    assert any("exit_to_usermode_work" in j.calls for j in exits)
+    assert not exit_table_violations(state.events, state.policy)
+    # Mutation: the loop looks only at signals and notify-resume, so the spinner goes back
+    # to ring 3 with need-resched set and starves everything else (the run never ends): read
+    # the log after a while instead of at HOLD.
+    bad = mutant(tmp_path, "entry/common.s", "    test r12, EXIT_TO_USERMODE_LOOP_FLAGS\n",
+                 "    test r12, TIF_SIGPENDING | TIF_NOTIFY_RESUME\n")  # fmt: skip
+    with QemuRunner(QemuConfig(bad, append=f"{spinner} hold", timeout=60)) as vm:
+        vm.launch()
+        vm.cont()
+        vm.wait_for_console(r"KTAP version 1", timeout=30)
+        time.sleep(2)
+        vm.pause()
+        assert "HOLD" not in vm.console
+        state = read_state(vm, SymbolTable(bad))
+    found = exit_table_violations(state.events, state.policy)
+    assert any("row 'to user mode': left the work loop with need-resched set" in v
+               for v in found), found  # fmt: skip
+
+
 REPEAT_RE = re.compile(
     r"task user_fault_loop\[\d+\]: the fault at (?P<addr>[0-9a-f]+) repeats after it was "
     r"resolved \((?P<n>\d+) faults\): giving up"
