@@ -94,7 +94,9 @@ def remove_outputs(out: Path, generated_too: bool) -> list[str]:
     """After a failed build: remove the outputs of earlier builds, this build's temporaries and,
     with `generated_too`, the generated sources (they may be an earlier build's or half
     written).  Returns what could not be removed."""
-    left = []
+    left: list[str] = []
+    if not out.is_dir():  # never created (an --out below a file): nothing of ours is there
+        return left
     paths = [p for name in OUTPUTS for p in (out / name, temporary(out / name))]
     gen_dir = out / "gen"
     if gen_dir.is_dir():
@@ -107,6 +109,18 @@ def remove_outputs(out: Path, generated_too: bool) -> list[str]:
     if generated_too and gen_dir.is_dir():
         shutil.rmtree(gen_dir, onerror=lambda _f, p, e: left.append(f"{rel(p)} ({e[1]})"))
     return left
+
+
+def check_dirs(out: Path, kernel_dir: Path) -> str | None:
+    """One line saying why --out or --kernel-dir cannot be used, or None: the output directory
+    may be missing (it is created) but not be something else; the source tree must exist."""
+    if out.exists() and not out.is_dir():
+        return f"error: --out {rel(out)}: not a directory"
+    if not kernel_dir.exists():
+        return f"error: --kernel-dir {rel(kernel_dir)}: no such directory"
+    if not kernel_dir.is_dir():
+        return f"error: --kernel-dir {rel(kernel_dir)}: not a directory"
+    return None
 
 
 def describe(exc: BaseException) -> str:
@@ -141,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="print sections and timings")
     args = ap.parse_args(argv)
     out: Path = args.out
+    problem = check_dirs(out, args.kernel_dir)
+    if problem is not None:  # nothing was written, so there is nothing to clean up
+        print(problem, file=sys.stderr)
+        print("build failed", file=sys.stderr)
+        return 1
     start = time.perf_counter()
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ _LABEL = re.compile(rf"\s*({NAME_RE})\s*:(?!:)")
 _NUMERIC_LABEL = re.compile(r"\s*\d+\s*:")
 _MACRO_ARG = re.compile(r"\\(\w+|@)")
 
+MAX_MACRO_DEPTH = 100  # macros expanding macros: deeper is taken as a macro that calls itself
+MAX_REPT = 100_000  # the largest .rept count (and the most .rept repetitions in one file)
 DATA_WIDTHS = {".byte": 1, ".word": 2, ".short": 2, ".value": 2, ".long": 4, ".int": 4, ".quad": 8}
 
 
@@ -139,6 +141,8 @@ class Parser:
         self.stack: list[str | None] = []
         self.bits = 64
         self.expansions = 0
+        self.macro_depth = 0
+        self.repetitions = 0
         self.include_chain: list[Path] = []
 
     # -- input ---------------------------------------------------------------------------------
@@ -148,11 +152,18 @@ class Parser:
         return self.file
 
     def _read(self, path: Path, where: Loc | None) -> list[tuple[Loc, str]]:
+        """The lines of `path` with comments removed, each with its location; an unreadable
+        file is an error at `where` (the .include), bytes that are not UTF-8 one at their line."""
         try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            msg = f"cannot read '{path}': {e.strerror if isinstance(e, OSError) else e}"
-            raise AsmError(where or Loc(path, 0), msg) from None
+            data = path.read_bytes()
+        except OSError as e:
+            raise AsmError(where or Loc(path, 0), f"cannot read '{path}': {e.strerror}") from None
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise AsmError(Loc(path, line), f"byte {data[e.start]:#04x} is not UTF-8 text: "
+                           "sources must be UTF-8 (ASCII outside strings)") from None  # fmt: skip
         return [(Loc(path, n), line) for n, line in enumerate(_strip_comments(text, path), 1)]
 
     def _lines(self, lines: list[tuple[Loc, str]]) -> None:
@@ -165,11 +176,27 @@ class Parser:
                 self._define_macro(loc, line[6:].strip(), it)
             elif line.startswith(".rept") and (len(line) == 5 or line[5].isspace()):
                 body = self._block(loc, it, ".rept", ".endr")
-                count = self._const(loc, line[5:].strip())
+                count = self._rept_count(loc, line[5:].strip())
                 for _ in range(count):
                     self._lines(body)
             else:
                 self._statement(loc, line)
+
+    def _rept_count(self, loc: Loc, text: str) -> int:
+        """The count of a `.rept`: a constant from 0 to MAX_REPT, and the file's repetitions so
+        far (nested .rept multiply) must stay within MAX_REPT too."""
+        if not text:
+            raise AsmError(loc, ".rept needs a count")
+        count = self._const(loc, text)
+        if count < 0:
+            raise AsmError(loc, f".rept count {count} is negative")
+        if count > MAX_REPT:
+            raise AsmError(loc, f".rept count {count} is over the limit of {MAX_REPT}")
+        self.repetitions += count
+        if self.repetitions > MAX_REPT:
+            raise AsmError(loc, f".rept repeats more than {MAX_REPT} times in all in this file "
+                           "(nested .rept multiply)")  # fmt: skip
+        return count
 
     def _block(self, loc: Loc, it, opener: str, closer: str) -> list[tuple[Loc, str]]:
         body, depth = [], 1
@@ -230,7 +257,17 @@ class Parser:
             return values[m[1]]
 
         body = [(bloc.via(loc), _MACRO_ARG.sub(subst, text)) for bloc, text in macro.body]
-        self._lines(body)
+        if self.macro_depth >= MAX_MACRO_DEPTH:
+            outer = loc
+            while outer.expanded_from is not None:
+                outer = outer.expanded_from
+            raise AsmError(outer, f"macro recursion too deep: '{name}' expands macros "
+                           f"{MAX_MACRO_DEPTH} levels deep (does it call itself?)")  # fmt: skip
+        self.macro_depth += 1
+        try:
+            self._lines(body)
+        finally:
+            self.macro_depth -= 1
 
     # -- statements ----------------------------------------------------------------------------
 
@@ -308,6 +345,8 @@ class Parser:
         elif word in (".text", ".data", ".bss", ".rodata"):
             self.section = word
         elif word in (".global", ".globl"):
+            if not args or not all(re.fullmatch(NAME_RE, a) for a in args):
+                raise AsmError(loc, f"{word} needs symbol names, got '{rest}'")
             for a in args:
                 self.file.globals.setdefault(a, loc)
         elif word in (".extern", ".local"):

@@ -378,6 +378,52 @@ def test_capstone_check_catches_corrupted_targets(tmp_path, mnemonic, target, di
         verify_unit(unit, bytes(code), labels.get)
 
 
+# -- bad input: one error at the right line, never an internal error or a hang ------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [(".macro AGAIN\n    nop\n    AGAIN\n.endm\n.section .text\n    AGAIN\n", 6,
+      "macro recursion too deep: 'AGAIN'"),
+     (".macro PING\n    PONG\n.endm\n.macro PONG\n    PING\n.endm\n.section .text\n    PING\n", 8,
+      "macro recursion too deep"),
+     (".section .text\n.rept 100001\n    nop\n.endr\n", 2,
+      ".rept count 100001 is over the limit of 100000"),
+     (".section .text\n.rept 1 << 40\n    nop\n.endr\n", 2,
+      ".rept count 1099511627776 is over the limit of 100000"),
+     (".section .text\n.rept -1\n    nop\n.endr\n", 2, ".rept count -1 is negative"),
+     (".section .text\n.rept 1000\n.rept 1000\n    nop\n.endr\n.endr\n", 3,
+      ".rept repeats more than 100000 times in all"),
+     (".section .text\n.rept\n    nop\n.endr\n", 2, ".rept needs a count"),
+     (".section .text\n.globl\nstart:\n    nop\n", 2, ".globl needs symbol names, got ''"),
+     (".section .text\n.global\n", 2, ".global needs symbol names"),
+     (".section .text\n.globl 1start\n", 2, ".globl needs symbol names, got '1start'")],
+)  # fmt: skip
+def test_runaway_and_empty_directives_are_errors(tmp_path, text, line, message):
+    with pytest.raises(AsmError) as e:
+        build(tmp_path, {"a.s": text})
+    assert f"/a.s:{line}: error: {message}" in str(e.value), str(e.value)
+    assert str(e.value).count("error:") == 1
+
+
+def test_rept_at_the_limit_is_fine(tmp_path):
+    image = build(tmp_path, {"a.s": ".section .text\nstart:\n.rept 100000\n    nop\n.endr\n"})
+    assert section_bytes(image, ".text")[:100000] == b"\x90" * 100000
+
+
+@pytest.mark.parametrize("where", ["a.s", "b.inc"])
+def test_non_utf8_source_is_reported_at_its_line(tmp_path, where):
+    text = {"a.s": b'.section .text\n.include "b.inc"\n    nop\n', "b.inc": b"    nop\n    nop\n"}
+    text[where] = text[where].replace(b"nop\n", b"nop\n    .byte 1 # caf\xe9\n", 1)
+    (tmp_path / "b.inc").write_bytes(text["b.inc"])
+    (tmp_path / "a.s").write_bytes(text["a.s"])
+    with pytest.raises(AsmError) as e:
+        load_units([tmp_path / "a.s"], [tmp_path])
+    line = 4 if where == "a.s" else 2
+    assert str(e.value) == (f"{tmp_path / where}:{line}: error: byte 0xe9 is not UTF-8 text: "
+                            "sources must be UTF-8 (ASCII outside strings)")  # fmt: skip
+
+
 # Installed as sitecustomize in the keystone worker: the first engine of each mode gets an option
 # call, which switches it to radix 16 -- what an engine that inherits the never-initialised radix
 # field from the heap looks like.  Later engines are left alone.
