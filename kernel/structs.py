@@ -104,8 +104,14 @@ IO_SLEEP = Struct("IO_SLEEP", tuple((n, 8) for n in (
 # rcu_read_lock() sections it is in.
 RCU_DATA = Struct("RCU_DATA", (("qs_pending", 8), ("read_nesting", 8)))
 
+# A task of the demonstration (kernel/kernel/demo.s): its name, entry point, the exit code
+# expected (-1: killed by the demo with SIGKILL), 1 for a kernel thread, and a note saying
+# why the exit is expected (0: none).
+DEMO_TASK = Struct("DEMO_TASK", (("name", 8), ("entry", 8), ("exit", 8), ("kthread", 8),
+                                 ("note", 8)))  # fmt: skip
+
 STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
-           TORTURE_OBJ, TORTURE_STATS, OPTION, IO_SLEEP, RCU_DATA)  # fmt: skip
+           TORTURE_OBJ, TORTURE_STATS, OPTION, IO_SLEEP, RCU_DATA, DEMO_TASK)  # fmt: skip
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"
 assert TSS.offsets()["ist1"] == 36 and TSS.size == 104

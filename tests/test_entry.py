@@ -43,8 +43,8 @@ pytestmark = pytest.mark.qemu
 ROOT = Path(__file__).resolve().parent.parent
 
 KILL_RE = re.compile(
-    r"task (?P<name>\w+)\[\d+\]: #PF Page Fault at ip (?P<ip>[0-9a-f]+) error 0x(?P<err>[0-9a-f]+)"
-    r"\n  address (?P<addr>[0-9a-f]+)"
+    r"task (?P<name>\w+)\[\d+\]: #PF Page Fault at ip 0x(?P<ip>[0-9a-f]+) error 0x(?P<err>[0-9a-f]+)"
+    r"\n  address 0x(?P<addr>[0-9a-f]+)"
 )
 USER_FAULT_TESTS = (
     "user_demand_fault", "user_reads_kernel_memory", "user_writes_read_only_page",
@@ -470,7 +470,7 @@ def test_exit_to_user_check_catches_a_work_loop_that_ignores_need_resched(image,
 
 
 REPEAT_RE = re.compile(
-    r"task user_fault_loop\[\d+\]: the fault at (?P<addr>[0-9a-f]+) repeats after it was "
+    r"task user_fault_loop\[\d+\]: the fault at 0x(?P<addr>[0-9a-f]+) repeats after it was "
     r"resolved \((?P<n>\d+) faults\): giving up"
 )
 
@@ -530,7 +530,7 @@ def test_nested_fault_matches_qemu_log(image, symbols, tmp_path):
 
 
 TRAP_KILL_RE = re.compile(
-    r"task (?P<name>\w+)\[\d+\]: #(?P<mnemonic>[A-Z]{2}) [A-Za-z ]+ at ip (?P<ip>[0-9a-f]+) "
+    r"task (?P<name>\w+)\[\d+\]: #(?P<mnemonic>[A-Z]{2}) [A-Za-z ]+ at ip 0x(?P<ip>[0-9a-f]+) "
     r"error 0x(?P<err>[0-9a-f]+)\ntask (?P=name)\[\d+\]: killed by signal (?P<sig>\d+)"
 )
 USER_TRAP_TESTS = {  # self-test: (mnemonic, vector, CPU error code or None, signal)

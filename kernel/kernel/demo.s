@@ -23,11 +23,11 @@ demo_main:
     lea rbx, [rip + .Ltasks]
     lea r12, [rip + demo_started]
 .Lstart_next:
-    mov rdi, qword ptr [rbx]
+    mov rdi, qword ptr [rbx + DEMO_TASK_NAME]
     test rdi, rdi
     jz .Lstarted
-    mov rsi, qword ptr [rbx + 8]
-    cmp qword ptr [rbx + 24], 0
+    mov rsi, qword ptr [rbx + DEMO_TASK_ENTRY]
+    cmp qword ptr [rbx + DEMO_TASK_KTHREAD], 0
     jne .Lstart_kthread
     call task_create
     jmp .Lcreated
@@ -41,7 +41,7 @@ demo_main:
     mov rdi, rax
     call enqueue_task
 .Lstart_failed:
-    add rbx, 32
+    add rbx, DEMO_TASK_SIZE
     add r12, 8
     jmp .Lstart_next
 .Lstarted:
@@ -59,12 +59,12 @@ demo_main:
     lea rbx, [rip + .Ltasks]
     lea r12, [rip + demo_started]
 .Lwait_next:
-    cmp qword ptr [rbx], 0
+    cmp qword ptr [rbx + DEMO_TASK_NAME], 0
     je .Lwaited
     mov r14, qword ptr [r12]
     test r14, r14
     jz .Ltask_missing
-    cmp qword ptr [rbx + 16], -1
+    cmp qword ptr [rbx + DEMO_TASK_EXIT], -1
     jne .Lno_kill
     mov rdi, r14                        # the spinner: stopped by a signal
     mov esi, SIGKILL
@@ -72,23 +72,24 @@ demo_main:
 .Lno_kill:
     mov rdi, r14
     call task_wait
-    mov rcx, qword ptr [rbx + 16]
-    cmp rcx, -1
+    mov rdx, qword ptr [rbx + DEMO_TASK_EXIT]
+    cmp rdx, -1
     jne .Lexpected_code
-    mov ecx, 128 + SIGKILL
+    mov edx, 128 + SIGKILL
 .Lexpected_code:
-    cmp rax, rcx
+    cmp rax, rdx
     je .Lexit_ok
     inc r13
 .Lexit_ok:
     mov rdi, r14
     mov rsi, rax
+    mov rcx, qword ptr [rbx + DEMO_TASK_NOTE]
     call print_task_line
     jmp .Lwait_advance
 .Ltask_missing:
     inc r13
 .Lwait_advance:
-    add rbx, 32
+    add rbx, DEMO_TASK_SIZE
     add r12, 8
     jmp .Lwait_next
 .Lwaited:
@@ -117,23 +118,46 @@ demo_main:
     pop rbx
     ret
 
-# print_task_line - RDI = task (exited), RSI = its exit code.
+# print_task_line - RDI = a task (exited), RSI = its exit code, RDX = the code expected, RCX
+# = why that code is expected (a string, or 0).  Prints the demo's line for it: whether the
+# exit was the expected one, then its counters.  Clobbers caller-saved registers.
 print_task_line:
     push rbx
+    push r12
+    push r13
+    push r14
     mov rbx, rdi
-    mov rdx, rsi
+    mov r12, rsi
+    mov r13, rdx
+    mov r14, rcx
     lea rdi, [rip + .Ltask_fmt]
     mov rsi, qword ptr [rbx + TASK_NAME]
-    mov rcx, qword ptr [rbx + TASK_ID]
-    xchg rdx, rcx
-    mov r8, qword ptr [rbx + TASK_SWITCHES]
-    mov r9, qword ptr [rbx + TASK_PREEMPTIONS]
+    mov rdx, qword ptr [rbx + TASK_ID]
+    mov rcx, r12
     call printk
-    lea rdi, [rip + .Ltask_fmt2]
-    mov rsi, qword ptr [rbx + TASK_DEMAND_FAULTS]
-    mov rdx, qword ptr [rbx + TASK_KERNEL_FAULTS]
-    mov rcx, qword ptr [rbx + TASK_SYSCALLS]
+    cmp r12, r13
+    jne .Ltask_unexpected
+    lea rdi, [rip + .Ltask_expected]
+    test r14, r14
+    jz .Ltask_verdict
+    lea rdi, [rip + .Ltask_expected_note]
+    mov rsi, r14
+    jmp .Ltask_verdict
+.Ltask_unexpected:
+    lea rdi, [rip + .Ltask_unexpected_fmt]
+    mov rsi, r13
+.Ltask_verdict:
     call printk
+    lea rdi, [rip + .Ltask_counts_fmt]
+    mov rsi, qword ptr [rbx + TASK_SWITCHES]
+    mov rdx, qword ptr [rbx + TASK_PREEMPTIONS]
+    mov rcx, qword ptr [rbx + TASK_DEMAND_FAULTS]
+    mov r8, qword ptr [rbx + TASK_KERNEL_FAULTS]
+    mov r9, qword ptr [rbx + TASK_SYSCALLS]
+    call printk
+    pop r14
+    pop r13
+    pop r12
     pop rbx
     ret
 
@@ -178,10 +202,10 @@ demo_idle_fault:
     mov rdx, qword ptr [rip + demo_idle_cond_taken]
     lea rdi, [rip + .Lidle_fault_fmt]
     mov rsi, rdx
-    lea rdx, [rip + .Lno]
+    lea rdx, [rip + .Lyes]              # RCU not watching: idle again
     test rcx, rcx
     jz .Lidle_print
-    lea rdx, [rip + .Lyes]
+    lea rdx, [rip + .Lno]
 .Lidle_print:
     push rcx
     push rsi
@@ -240,15 +264,15 @@ print_summary:
 
 .section .rodata
 .balign 8
-# {name, entry, expected exit code (-1: killed by the demo), 1 for a kernel thread}
+# The tasks (struct DEMO_TASK in kernel/structs.py); a zero name ends the table.
 .Ltasks:
-    .quad .Lname_hello1, user_hello, 0, 0
-    .quad .Lname_reader, user_read_file, 0, 0
-    .quad .Lname_hello2, user_hello, 0, 0
-    .quad .Lname_bad, user_write_text, 128 + SIGSEGV, 0
-    .quad .Lname_spinner, user_spin, -1, 0
-    .quad .Lname_kspin, demo_spin, 0, 1
-    .quad 0, 0, 0, 0
+    .quad .Lname_hello1, user_hello, 0, 0, 0
+    .quad .Lname_reader, user_read_file, 0, 0, 0
+    .quad .Lname_hello2, user_hello, 0, 0, 0
+    .quad .Lname_bad, user_write_text, 128 + SIGSEGV, 0, .Lnote_bad
+    .quad .Lname_spinner, user_spin, -1, 0, .Lnote_spinner
+    .quad .Lname_kspin, demo_spin, 0, 1, 0
+    .quad 0, 0, 0, 0, 0
 .Lname_hello1:
     .asciz "hello-1"
 .Lname_hello2:
@@ -261,24 +285,34 @@ print_summary:
     .asciz "user-spinner"
 .Lname_kspin:
     .asciz "kthread-spinner"
+.Lnote_bad:
+    .asciz "killed on purpose: SIGSEGV for writing its own code"
+.Lnote_spinner:
+    .asciz "killed on purpose: SIGKILL from the demo, as it never exits"
 .Lintro:
-    .asciz "demo: user tasks and kernel threads preempting one another, a fault that sleeps for a read, a task killed, RCU readers and updaters, a fault in an RCU idle section, idle time\n"
+    .asciz "demo: user tasks and kernel threads preempting one another, a fault that sleeps for a read, two tasks killed on purpose (writes-its-code, user-spinner), RCU readers and updaters, a fault in an RCU idle section, idle time\n"
 .Ltask_fmt:
-    .asciz "demo: task %s[%u] exited with %u: %u switches in, %u involuntary, "
-.Ltask_fmt2:
-    .asciz "%u demand faults, %u kernel faults on its memory, %u system calls\n"
+    .asciz "demo: task %s[%u] exited with %u"
+.Ltask_expected:
+    .asciz " as expected"
+.Ltask_expected_note:
+    .asciz " as expected (%s)"
+.Ltask_unexpected_fmt:
+    .asciz ", NOT the expected %u"
+.Ltask_counts_fmt:
+    .asciz "; switches in: %u, involuntary: %u, demand faults: %u, kernel faults on its memory: %u, system calls: %u\n"
 .Ltorture_failed:
     .asciz "demo: rcu_torture failed: %s\n"
 .Lidle_fmt:
-    .asciz "demo: idle for 5 ticks: %u RCU idle sections entered\n"
+    .asciz "demo: idle for 5 ticks: RCU idle sections entered: %u\n"
 .Lidle_fault_fmt:
-    .asciz "demo: fault in an RCU idle section: rcu_irq_enter taken %u time(s) on the cond path; RCU idle again after: %s\n"
+    .asciz "demo: fault in an RCU idle section: rcu_irq_enter on the cond path: %u (1 expected); RCU idle again after: %s\n"
 .Lyes:
-    .asciz "no"
-.Lno:
     .asciz "yes"
+.Lno:
+    .asciz "no"
 .Lsum_faults:
-    .asciz "summary: page faults %u: demand-paged %u (%u slept for a read), fixed up %u, user tasks killed %u\n"
+    .asciz "summary: page faults %u: demand-paged %u (%u slept for a read), fixed up %u, fatal to a user task %u\n"
 .Lsum_rcu:
     .asciz "summary: RCU entry path: cond skipped %u, cond taken %u, unconditional %u (rcu_irq_enter %u, rcu_irq_exit %u)\n"
 .Lsum_gp:

@@ -8,8 +8,8 @@
 kernel_main:
     call serial_init
     lea rdi, [rip + .Lbanner]
-    lea rsi, [rip + cmdline_buf]
     call printk
+    call cmdline_show
 
     call cmdline_parse                  # every option checked before anything runs
     call policy_setup                   # entry_policy=
@@ -243,7 +243,7 @@ recurse_forever:
 
 .section .rodata
 .Lbanner:
-    .asciz "condrcu: x86-64 entry-path bench, command line '%s'\n"
+    .asciz "condrcu: x86-64 bare metal, re-enacting the conditional-RCU entry path of Linux\n"
 .Lhz_key:
     .asciz "hz="
 .Lhz_fmt:

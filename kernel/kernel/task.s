@@ -434,9 +434,9 @@ user_trap_kill:
 
 .section .rodata
 .Lreport_fmt:
-    .asciz "task %s[%u]: %s at ip %x error 0x%x\n"
+    .asciz "task %s[%u]: %s at ip 0x%x error 0x%x\n"
 .Laddr_fmt:
-    .asciz "  address %x\n"
+    .asciz "  address 0x%x\n"
 .Lkilled_fmt:
     .asciz "task %s[%u]: killed by signal %u\n"
 .Lidle_name:

@@ -168,6 +168,30 @@ cmdline_print_word:
     lea rsi, [rip + word_buf]
     jmp printk
 
+# cmdline_show - print "command line: OPTIONS" (without the image path QEMU puts first, and
+# without trailing spaces), or "command line: (empty: the demo runs)".  Clobbers caller-saved
+# registers.
+.global cmdline_show
+cmdline_show:
+    call cmdline_args
+    mov rsi, rax
+    mov rdi, rax
+    call strlen
+    mov rdx, rax
+.Lshow_trim:
+    test rdx, rdx
+    jz .Lshow_empty
+    cmp byte ptr [rsi + rdx - 1], ' '
+    jne .Lshow_print
+    dec rdx
+    jmp .Lshow_trim
+.Lshow_print:
+    lea rdi, [rip + .Lshow_fmt]
+    jmp cmdline_print_word
+.Lshow_empty:
+    lea rdi, [rip + .Lshow_empty_msg]
+    jmp printk
+
 # cmdline_parse - refuse the command line unless it is whole (not cut to the buffer), every
 # option word is one of `options` and given once, and every value present passes its
 # option's check (in table order; each check prints its own error).  A refusal prints
@@ -390,6 +414,10 @@ options:
     .asciz "crash="
 .Lhold_key:
     .asciz "hold"
+.Lshow_fmt:
+    .asciz "command line: %s\n"
+.Lshow_empty_msg:
+    .asciz "command line: (empty: the demo runs)\n"
 .Lnumber_bad_fmt:
     .asciz "error: %s takes a number from %u to %u\n"
 .Ltoo_long_fmt:

@@ -386,7 +386,7 @@ print_pf_error:
 
 .section .rodata
 .Lrepeat_fmt:
-    .asciz "task %s[%u]: the fault at %x repeats after it was resolved (%u faults): giving up\n"
+    .asciz "task %s[%u]: the fault at 0x%x repeats after it was resolved (%u faults): giving up\n"
 .Lpf_fmt:
     .asciz "  #PF error: %s, %s, %s%s\n"
 .Lnot_present:

@@ -22,11 +22,14 @@
 .endm
 
 .section .user.text
-# user_hello - say hello, fault in three heap pages by writing them (demand paging), read
-# them back.  Exits 0, or 1 if a page does not hold what was written.
+.set HELLO_LINE_END, 0x800             # user_hello builds its line below here, in heap page 0
+
+# user_hello - fault in three heap pages by writing them (demand paging), read them back, then
+# say hello with its pid (from SYS_GETPID), so that the line names the task that printed it.
+# The line is built in heap page 0, already mapped: no fault beyond the three.  Exits 0, or 1
+# if a page does not hold what was written.
 .global user_hello
 user_hello:
-    PRINT .Lhello, (.Lhello_end - .Lhello)
     mov rbx, USER_HEAP_BASE
     xor ecx, ecx
 .Lhello_write:
@@ -47,7 +50,33 @@ user_hello:
     inc ecx
     cmp ecx, 3
     jb .Lhello_check
-    PRINT .Lheap_ok, (.Lheap_ok_end - .Lheap_ok)
+    SYSCALL SYS_GETPID                  # RAX = this task's pid
+    # Right to left: the tail, the pid's digits, the greeting.
+    lea rdi, [rbx + HELLO_LINE_END]
+    mov ecx, (.Lhello_tail_end - .Lhello_tail)
+    sub rdi, rcx
+    mov r12, rdi
+    lea rsi, [rip + .Lhello_tail]
+    rep movsb
+    mov rdi, r12
+    mov ecx, 10
+.Lhello_digit:
+    xor edx, edx
+    div rcx
+    add dl, '0'
+    dec rdi
+    mov byte ptr [rdi], dl
+    test rax, rax
+    jnz .Lhello_digit
+    mov ecx, (.Lhello_end - .Lhello)
+    sub rdi, rcx
+    mov r12, rdi
+    lea rsi, [rip + .Lhello]
+    rep movsb
+    mov rdi, r12
+    lea rsi, [rbx + HELLO_LINE_END]
+    sub rsi, rdi                        # the line's length
+    SYSCALL SYS_WRITE
     EXIT 0
 .Lhello_bad:
     EXIT 1
@@ -159,11 +188,11 @@ user_notify:
     EXIT 1
 
 .Lhello:
-    .ascii "hello from ring 3\n"
+    .ascii "hello from ring 3: pid "
 .Lhello_end:
-.Lheap_ok:
-    .ascii "heap pages written and read back\n"
-.Lheap_ok_end:
+.Lhello_tail:
+    .ascii " wrote three heap pages and read them back\n"
+.Lhello_tail_end:
 
 .section .user.text
 # user_touch_heap - the first kernel entry is a demand fault on the heap.
