@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
+import itertools
 import os
 import shutil
 import sys
 import time
 import traceback
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
@@ -56,9 +59,35 @@ def output_namer(out: Path, kernel_dir: Path):
     return name
 
 
-def kernel_sources(gen_dir: Path, kernel_dir: Path = ROOT / "kernel") -> list[Path]:
-    """Hand-written sources (sorted, so the link order is stable) then generated ones."""
-    return sorted(kernel_dir.rglob("*.s")) + gen.generate(gen_dir)
+_private_names = itertools.count()
+
+
+def kernel_modules(kernel_dir: Path) -> tuple[ModuleType, ModuleType]:
+    """The `gen` and `layout` modules of the kernel tree at `kernel_dir`: the checkout's own for
+    kernel/, else the copy's Python files (gen.py, layout.py and what they import: vectors.py,
+    structs.py, events.py), loaded as a package under a private name that is removed from
+    sys.modules again, so that the rest of the process keeps seeing the checkout's `kernel`."""
+    if kernel_dir.resolve() == (ROOT / "kernel").resolve():
+        return gen, sys.modules["kernel.layout"]
+    name = f"_kernel_dir_{next(_private_names)}"
+    package = ModuleType(name, f"the kernel definitions in {kernel_dir}")
+    package.__path__ = [str(kernel_dir.resolve())]
+    package.__package__ = name
+    sys.modules[name] = package
+    try:
+        return (importlib.import_module(f"{name}.gen"),
+                importlib.import_module(f"{name}.layout"))  # fmt: skip
+    finally:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
+
+
+def kernel_sources(
+    gen_dir: Path, kernel_dir: Path = ROOT / "kernel", generator: ModuleType = gen
+) -> list[Path]:
+    """Hand-written sources (sorted, so the link order is stable) then the ones `generator`
+    (a kernel tree's gen module) writes into `gen_dir`."""
+    return sorted(kernel_dir.rglob("*.s")) + generator.generate(gen_dir)
 
 
 def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT) -> Image:
@@ -120,6 +149,9 @@ def check_dirs(out: Path, kernel_dir: Path) -> str | None:
         return f"error: --kernel-dir {rel(kernel_dir)}: no such directory"
     if not kernel_dir.is_dir():
         return f"error: --kernel-dir {rel(kernel_dir)}: not a directory"
+    missing = [f for f in ("gen.py", "layout.py") if not (kernel_dir / f).is_file()]
+    if missing:
+        return f"error: --kernel-dir {rel(kernel_dir)}: no {missing[0]} (not a kernel tree)"
     return None
 
 
@@ -150,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         "--kernel-dir",
         type=Path,
         default=ROOT / "kernel",
-        help="assembly source tree (kernel/); include files come from its include/",
+        help="kernel source tree (kernel/): its assembly, its include/ and its Python "
+        "definitions (gen.py, layout.py, vectors.py, structs.py, events.py)",
     )
     ap.add_argument("-v", "--verbose", action="store_true", help="print sections and timings")
     args = ap.parse_args(argv)
@@ -164,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         gen_dir = out / "gen"
-        sources = kernel_sources(gen_dir, args.kernel_dir)
-        image = build_image(sources, [gen_dir, args.kernel_dir / "include"])
+        generator, layout = kernel_modules(args.kernel_dir)
+        sources = kernel_sources(gen_dir, args.kernel_dir, generator)
+        image = build_image(sources, [gen_dir, args.kernel_dir / "include"], layout.LAYOUT)
         name = output_namer(out, args.kernel_dir)
         elf = write_elf(image, name)
         check_image(image, elf)

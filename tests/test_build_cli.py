@@ -235,3 +235,34 @@ def test_runaway_macro_in_the_kernel_is_an_error_at_its_line(tree, tmp_path):
     assert r.returncode == 1
     assert f"serial.s:{line}: error: macro recursion too deep: 'FOREVER'" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+
+
+def test_kernel_dir_python_definitions_come_from_the_copy(tree, tmp_path):
+    # The copy's vectors.py (read by its gen.py) decides the exception names in the image, not
+    # the checkout's; and the checkout's modules stay what the rest of this process sees.
+    import kernel.vectors
+
+    vectors = tree / "vectors.py"
+    text = vectors.read_text()
+    old = 'Vector(4, "#OF", "overflow", "Overflow", False)'
+    assert text.count(old) == 1
+    vectors.write_text(text.replace(old, 'Vector(4, "#OF", "overflow", "Mutant Overflow", False)'))
+    before = set(sys.modules)
+    assert build.main(["--out", str(tmp_path / "copy"), "--kernel-dir", str(tree)]) == 0
+    assert build.main(["--out", str(tmp_path / "checkout")]) == 0
+    assert b"#OF Mutant Overflow\0" in (tmp_path / "copy" / "kernel.elf").read_bytes()
+    assert b"#OF Mutant Overflow" not in (tmp_path / "checkout" / "kernel.elf").read_bytes()
+    assert b"#OF Overflow\0" in (tmp_path / "checkout" / "kernel.elf").read_bytes()
+    # The copy's modules were not left behind (the build may import other modules lazily).
+    assert not [m for m in set(sys.modules) - before if "kernel" in m]
+    assert kernel.vectors.EXCEPTIONS[4].title == "Overflow"
+    assert sys.modules["kernel.vectors"] is kernel.vectors
+
+
+def test_kernel_dir_without_python_definitions_is_refused(tmp_path):
+    tree = tmp_path / "kernel"
+    tree.mkdir()
+    (tree / "a.s").write_text(".section .text\n")
+    r = run_build("--out", str(tmp_path / "out"), "--kernel-dir", str(tree))
+    assert r.returncode == 1
+    assert r.stderr == f"error: --kernel-dir {tree}: no gen.py (not a kernel tree)\nbuild failed\n"
