@@ -69,7 +69,7 @@ def test_counters_read_through_qmp_after_torture(kernel_image, kernel_symbols):
     assert state.percpu["preempt_schedule_irq_count"] > 0
     assert state.percpu.rcu_balanced and state.percpu["warnings"] == 0
     # The console's report says what memory says.
-    m = re.search(r"rcu_torture: (\d+) readers, (\d+) writers, (\d+) ticks: (\d+) reads", console)
+    m = re.search(r"rcu_torture: readers (\d+), writers (\d+), ticks (\d+): reads (\d+)", console)
     assert m and int(m[4]) == torture["reads"]
 
 

@@ -325,11 +325,11 @@ torture_report:
 .Lfaulter_name:
     .asciz "fault-stream"
 .Lreport1:
-    .asciz "# rcu_torture: %u readers, %u writers, %u ticks: %u reads, %u updates\n"
+    .asciz "# rcu_torture: readers %u, writers %u, ticks %u: reads %u, updates %u\n"
 .Lreport2:
-    .asciz "# rcu_torture: %u grace periods, callbacks %u queued / %u invoked, %u synchronize_rcu frees, %u demand faults\n"
+    .asciz "# rcu_torture: grace periods %u, callbacks %u queued / %u invoked, synchronize_rcu frees %u, demand faults %u\n"
 .Lreport3:
-    .asciz "# rcu_torture: %u context switches, %u preemptions, %u errors, %u warnings\n"
+    .asciz "# rcu_torture: context switches %u, preemptions %u, errors %u, warnings %u\n"
 .Lreader_saw_freed:
     .asciz "a reader saw a freed (poisoned) object"
 .Lpremature:
