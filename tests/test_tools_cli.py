@@ -177,7 +177,8 @@ def test_eventlog_missing_or_foreign_image(tmp_path):
 
 @pytest.mark.parametrize(
     ("append", "status", "shown", "message"),
-    [("crash=oops", 1, "PANIC: unexpected exception #UD", "the kernel ended before HOLD"),
+    [("crash=oops", 1, "PANIC: unexpected exception #UD",
+      "the kernel ended before HOLD: OOPS: unexpected exception #UD"),
      ("events=0", 1, "error: events= takes a number from 1 to", "guest reported failure"),
      ("crash=hang", 2, "condrcu: x86-64", "did not reach HOLD within 3 s"),
      ("selftest=no_such_test", 1, "error: unknown selftest", "guest reported failure")],

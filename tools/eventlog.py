@@ -677,7 +677,7 @@ def boot_and_read(
         except QemuNotRunningError:
             result = vm.wait()
             status = max(EXIT_CODES[result.outcome], EXIT_FAILURE)
-            message = f"the kernel ended before HOLD: {result.reason}"
+            message = f"the kernel ended before HOLD: {result.label}: {result.reason}"
             console = result.console + (
                 f"\n[QEMU stderr]\n{result.stderr}" if result.stderr else ""
             )
