@@ -173,6 +173,14 @@ def test_eventlog_missing_or_foreign_image(tmp_path):
     assert done.stderr == f"eventlog: error: kernel image {tmp_path / 'missing.elf'} not found\n"
     done = cli(str(REPO / "pyproject.toml"))
     assert done.returncode == 4 and "is not a kernel image" in done.stderr
+    done = cli(str(tmp_path))
+    assert done.returncode == 4
+    assert (
+        done.stderr == f"eventlog: error: kernel image {tmp_path} is a directory, not an ELF file\n"
+    )
+    done = cli("/dev/null")
+    assert done.returncode == 4
+    assert done.stderr == "eventlog: error: kernel image /dev/null is not a regular file\n"
 
 
 @pytest.mark.parametrize(

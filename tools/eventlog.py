@@ -838,9 +838,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see EPILOG)."""
     args = build_parser().parse_args(argv)
     image: Path = args.image
-    if not image.is_file():
+    if not image.exists():
         hint = "; build it with `python build.py`" if image == DEFAULT_IMAGE else ""
         print(f"eventlog: error: kernel image {image} not found{hint}", file=sys.stderr)
+        return EXIT_SETUP
+    if not image.is_file():
+        what = "a directory, not an ELF file" if image.is_dir() else "not a regular file"
+        print(f"eventlog: error: kernel image {image} is {what}", file=sys.stderr)
         return EXIT_SETUP
     try:
         symbols = SymbolTable(image)
