@@ -122,6 +122,28 @@ def test_two_tasks_writing_at_once_keep_their_letters(kernel_image):
     assert written.count("\n") == 2 * LETTER_LINES + 1  # and the end line's leading newline
 
 
+PRINTK_LINES, PRINTK_WIDTH = 500, 199  # kernel/selftest/robust.s PRINTK_RACE_LINES, _WIDTH
+PRINTK_END_RE = re.compile(r"^# printk race: end, (?P<preemptions>\d+) preemptions$", re.M)
+
+
+def test_two_threads_printing_at_once_keep_their_lines_whole(kernel_image):
+    # printk formats into one buffer: without the console held, a thread preempted between
+    # formatting and writing sends out the other's line, or half of each.
+    config = QemuConfig(kernel_image, append="selftest=robust_printk_race hz=1000", timeout=120)
+    result = run(config)
+    console = result.console.replace("\r\n", "\n")
+    report = ktap.parse(console)
+    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    begin = console.index("# printk race: begin\n") + len("# printk race: begin\n")
+    end = PRINTK_END_RE.search(console, begin)
+    assert end is not None, console[-2000:]
+    assert int(end["preemptions"]) > 0  # the threads were preempted while they printed
+    lines = console[begin : end.start()].split("\n")[:-1]
+    broken = [line for line in lines if line not in ("x" * PRINTK_WIDTH, "y" * PRINTK_WIDTH)]
+    assert not broken, f"{len(broken)} broken lines, the first: {broken[0]!r}"
+    assert (lines.count("x" * PRINTK_WIDTH), lines.count("y" * PRINTK_WIDTH)) == (PRINTK_LINES,) * 2
+
+
 WARNING_RE = re.compile(r"^WARNING: (?P<text>.*) \(at (?P<site>\w+)\+0x[0-9a-f]+\)$", re.M)
 
 

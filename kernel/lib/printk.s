@@ -296,9 +296,13 @@ snprintf:
 
 # printk - RDI = format, RSI, RDX, RCX, R8, R9 = up to five arguments; formats into
 # printk_buf and writes it to the console.  Returns RAX = length written.  Clobbers the
-# caller-saved registers.
+# caller-saved registers.  The one buffer and the console are held with interrupts off (raw:
+# lockdep and the tracer are not told, as for Linux's console lock), so neither an interrupt
+# nor a preempting task can format over a line before it is out; an NMI does not print.
 .global printk
 printk:
+    pushfq
+    cli
     push r9
     push r8
     push rcx
@@ -319,6 +323,7 @@ printk:
     call serial_write
     pop rax
     add rsp, 40
+    popfq
     ret
 
 .section .rodata

@@ -422,3 +422,107 @@ SELFTEST robust_wait_host, selftest_robust_wait_host, 0, SELFTEST_BY_NAME
 .Lwait_host_fmt:
     .asciz "# robust: %u free pages; waiting for an NMI from the host\n"
 REASON .Lwait_host_none, "no NMI came from the host"
+
+.set PRINTK_RACE_LINES, 500
+.set PRINTK_RACE_WIDTH, 199
+
+.section .text
+# robust_printk_race - two kernel threads printk long lines of their own letter at once,
+# preempting each other inside printk (run it with hz=1000, as tests/test_robust.py does).
+# Every line between the begin and end lines must be whole: one letter, full width; a format
+# buffer shared without protection would send one thread's line out under the other's, cut
+# or mixed.  Here: both threads exit 0; the preemptions they took are printed.  RAX = 0 or
+# the reason.
+selftest_robust_printk_race:
+    push rbx
+    push r12
+    push r13
+    call timer_unblock
+    lea rdi, [rip + .Lpr_name_x]
+    mov rsi, offset printk_letters
+    lea rdx, [rip + .Lpr_line_x]
+    call kthread_create
+    lea rcx, [rip + .Lrace_no_task]
+    test rax, rax
+    jz .Lpr_end
+    mov rbx, rax
+    lea rdi, [rip + .Lpr_name_y]
+    mov rsi, offset printk_letters
+    lea rdx, [rip + .Lpr_line_y]
+    call kthread_create
+    test rax, rax
+    jnz .Lpr_created
+    mov rdi, rbx                        # start x alone so that it exits and is reaped
+    call run_user_task
+    lea rcx, [rip + .Lrace_no_task]
+    jmp .Lpr_end
+.Lpr_created:
+    mov r12, rax
+    lea rdi, [rip + .Lpr_begin_fmt]
+    call printk
+    mov rdi, rbx
+    call enqueue_task
+    mov rdi, r12
+    call enqueue_task
+    mov rdi, rbx
+    call task_wait
+    mov r13, rax
+    mov rdi, r12
+    call task_wait
+    or r13, rax
+    lea rdi, [rip + .Lpr_end_fmt]
+    mov rsi, qword ptr [rbx + TASK_PREEMPTIONS]
+    add rsi, qword ptr [r12 + TASK_PREEMPTIONS]
+    call printk
+    lea rcx, [rip + .Lpr_wrong_exit]
+    test r13, r13
+    jnz .Lpr_end
+    xor ecx, ecx
+.Lpr_end:
+    mov rax, rcx
+    pop r13
+    pop r12
+    pop rbx
+    ret
+SELFTEST robust_printk_race, selftest_robust_printk_race, 0, SELFTEST_BY_NAME
+
+# printk_letters - a kernel thread: RDI = a line of one letter; printk it PRINTK_RACE_LINES
+# times.  Returns RAX = 0.
+printk_letters:
+    push rbx
+    push r12
+    mov rbx, rdi
+    mov r12d, PRINTK_RACE_LINES
+.Lpr_line:
+    lea rdi, [rip + .Lpr_line_fmt]
+    mov rsi, rbx
+    call printk
+    dec r12d
+    jnz .Lpr_line
+    xor eax, eax
+    pop r12
+    pop rbx
+    ret
+
+.section .rodata
+.Lpr_name_x:
+    .asciz "printk_x"
+.Lpr_name_y:
+    .asciz "printk_y"
+.Lpr_line_fmt:
+    .asciz "%s\n"
+.Lpr_line_x:
+.rept PRINTK_RACE_WIDTH
+    .ascii "x"
+.endr
+    .byte 0
+.Lpr_line_y:
+.rept PRINTK_RACE_WIDTH
+    .ascii "y"
+.endr
+    .byte 0
+.Lpr_begin_fmt:
+    .asciz "# printk race: begin\n"
+.Lpr_end_fmt:
+    .asciz "# printk race: end, %u preemptions\n"
+REASON .Lpr_wrong_exit, "a printk thread did not exit 0"
