@@ -65,30 +65,55 @@ SELFTEST robust_user_df, selftest_robust_user_df
 selftest_robust_write_race:
     push rbx
     push r12
-    push r13
-    push r14
-    push r15
     call timer_unblock
-    mov r15, qword ptr [rip + free_pages]
+    mov r12, qword ptr [rip + free_pages]
     lea rdi, [rip + .Lrace_name_x]
     mov rsi, offset user_letters_x
     call task_create
-    lea rcx, [rip + .Lrace_no_task]
-    test rax, rax
-    jz .Lrace_end
     mov rbx, rax
     lea rdi, [rip + .Lrace_name_y]
     mov rsi, offset user_letters_y
     call task_create
-    test rax, rax
-    jnz .Lrace_created
-    mov rdi, rbx                        # start x alone so that it exits and is reaped
-    call run_user_task
+    mov rdi, rbx
+    mov rsi, rax
+    lea rdx, [rip + .Lrace_begin_fmt]
+    lea rcx, [rip + .Lrace_end_fmt]
+    call race_two
     lea rcx, [rip + .Lrace_no_task]
-    jmp .Lrace_end
-.Lrace_created:
-    mov r12, rax
-    lea rdi, [rip + .Lrace_begin_fmt]
+    cmp rax, -1
+    je .Lrace_end
+    lea rcx, [rip + .Lrace_wrong_exit]
+    test rax, rax
+    jnz .Lrace_end
+    lea rcx, [rip + .Lrace_pages_lost]
+    cmp qword ptr [rip + free_pages], r12
+    jne .Lrace_end
+    xor ecx, ecx
+.Lrace_end:
+    mov rax, rcx
+    pop r12
+    pop rbx
+    ret
+SELFTEST robust_write_race, selftest_robust_write_race, 0, SELFTEST_BY_NAME
+
+# race_two - RDI, RSI = two created tasks (either may be 0: creation failed), RDX = a format
+# printed before they start, RCX = one printed after both exited, with their preemptions.
+# Starts both at once and waits for both.  RAX = their exit codes ORed together, or -1 when one
+# was missing (the other is then run alone, so that it exits and is reaped).  Clobbers
+# caller-saved registers.
+race_two:
+    push rbx
+    push r12
+    push r13
+    push r14
+    mov rbx, rdi
+    mov r12, rsi
+    mov r14, rcx
+    test rbx, rbx
+    jz .Lrace_two_alone_b
+    test r12, r12
+    jz .Lrace_two_alone_a
+    mov rdi, rdx
     call printk
     mov rdi, rbx
     call enqueue_task
@@ -99,27 +124,30 @@ selftest_robust_write_race:
     mov r13, rax
     mov rdi, r12
     call task_wait
-    mov r14, rax
-    lea rdi, [rip + .Lrace_end_fmt]
+    or r13, rax
+    mov rdi, r14
     mov rsi, qword ptr [rbx + TASK_PREEMPTIONS]
     add rsi, qword ptr [r12 + TASK_PREEMPTIONS]
     call printk
-    lea rcx, [rip + .Lrace_wrong_exit]
-    or r13, r14
-    jnz .Lrace_end
-    lea rcx, [rip + .Lrace_pages_lost]
-    cmp qword ptr [rip + free_pages], r15
-    jne .Lrace_end
-    xor ecx, ecx
-.Lrace_end:
-    mov rax, rcx
-    pop r15
+    mov rax, r13
+    jmp .Lrace_two_end
+.Lrace_two_alone_a:
+    mov rdi, rbx
+    jmp .Lrace_two_alone
+.Lrace_two_alone_b:
+    mov rdi, r12
+    test rdi, rdi
+    jz .Lrace_two_none
+.Lrace_two_alone:
+    call run_user_task
+.Lrace_two_none:
+    mov rax, -1
+.Lrace_two_end:
     pop r14
     pop r13
     pop r12
     pop rbx
     ret
-SELFTEST robust_write_race, selftest_robust_write_race, 0, SELFTEST_BY_NAME
 
 .section .rodata
 .Lrace_name_x:
@@ -435,53 +463,30 @@ REASON .Lwait_host_none, "no NMI came from the host"
 # the reason.
 selftest_robust_printk_race:
     push rbx
-    push r12
-    push r13
     call timer_unblock
     lea rdi, [rip + .Lpr_name_x]
     mov rsi, offset printk_letters
     lea rdx, [rip + .Lpr_line_x]
     call kthread_create
-    lea rcx, [rip + .Lrace_no_task]
-    test rax, rax
-    jz .Lpr_end
     mov rbx, rax
     lea rdi, [rip + .Lpr_name_y]
     mov rsi, offset printk_letters
     lea rdx, [rip + .Lpr_line_y]
     call kthread_create
-    test rax, rax
-    jnz .Lpr_created
-    mov rdi, rbx                        # start x alone so that it exits and is reaped
-    call run_user_task
+    mov rdi, rbx
+    mov rsi, rax
+    lea rdx, [rip + .Lpr_begin_fmt]
+    lea rcx, [rip + .Lpr_end_fmt]
+    call race_two
     lea rcx, [rip + .Lrace_no_task]
-    jmp .Lpr_end
-.Lpr_created:
-    mov r12, rax
-    lea rdi, [rip + .Lpr_begin_fmt]
-    call printk
-    mov rdi, rbx
-    call enqueue_task
-    mov rdi, r12
-    call enqueue_task
-    mov rdi, rbx
-    call task_wait
-    mov r13, rax
-    mov rdi, r12
-    call task_wait
-    or r13, rax
-    lea rdi, [rip + .Lpr_end_fmt]
-    mov rsi, qword ptr [rbx + TASK_PREEMPTIONS]
-    add rsi, qword ptr [r12 + TASK_PREEMPTIONS]
-    call printk
+    cmp rax, -1
+    je .Lpr_end
     lea rcx, [rip + .Lpr_wrong_exit]
-    test r13, r13
+    test rax, rax
     jnz .Lpr_end
     xor ecx, ecx
 .Lpr_end:
     mov rax, rcx
-    pop r13
-    pop r12
     pop rbx
     ret
 SELFTEST robust_printk_race, selftest_robust_printk_race, 0, SELFTEST_BY_NAME
