@@ -38,7 +38,7 @@ events: setup build
 	$(PY) -m tools.eventlog build/kernel.elf --timeout $(TIMEOUT) $(if $(APPEND),--append "$(APPEND)") $(if $(KIND),--kind $(foreach k,$(KIND),'$(k)'))
 
 test: setup
-	$(PY) -m pytest -q
+	CONDRCU_NO_SKIPS=1 $(PY) -m pytest -q
 
 bench: setup
 	$(PY) -m tools.bench

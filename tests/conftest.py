@@ -118,3 +118,20 @@ def kernel_symbols(kernel_image: Path):
     from tools.symbols import SymbolTable
 
     return SymbolTable(kernel_image)
+
+
+# --- make test: nothing may be skipped ---------------------------------------------------------
+# `make setup` installs every tool the suite needs (binutils, QEMU, ruff), so under `make test`
+# (CONDRCU_NO_SKIPS=1) a skipped test means a broken set-up, and the run fails instead of
+# passing with less checked.
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import os
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if os.environ.get("CONDRCU_NO_SKIPS") == "1" and skipped and exitstatus == 0:
+        reasons = sorted({str(r.longrepr[-1]) for r in skipped if isinstance(r.longrepr, tuple)})
+        reporter.write_line(f"error: {len(skipped)} tests skipped under make test: {reasons}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
