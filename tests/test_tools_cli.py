@@ -154,10 +154,10 @@ def test_eventlog_as_a_program(kernel_image):
     [(["--last", "0"], "argument --last: 0 is not a positive number"),
      (["--kind", "no_such_kind"], "'no_such_kind' matches no event kind"),
      (["--task", "-1"], "argument --task: -1 is not a task id"),
-     (["--timeout", "0"], "argument --timeout: 0 is not a positive number"),
-     (["--timeout", "nan"], "argument --timeout: nan is not a positive number"),
-     (["--timeout", "-1"], "argument --timeout: -1 is not a positive number"),
-     (["--timeout", "inf"], "argument --timeout: inf is not a finite number of seconds"),
+     (["--timeout", "0"], "argument --timeout: 0 is not a finite number of seconds > 0"),
+     (["--timeout", "nan"], "argument --timeout: nan is not a finite number of seconds > 0"),
+     (["--timeout", "-1"], "argument --timeout: -1 is not a finite number of seconds > 0"),
+     (["--timeout", "inf"], "argument --timeout: inf is not a finite number of seconds > 0"),
      (["--bogus"], "unrecognized arguments: --bogus")],
 )  # fmt: skip
 def test_eventlog_bad_options(kernel_image, args, message):

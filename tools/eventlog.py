@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import math
 import re
 import sys
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from kernel.events import (
 from kernel.layout import CONSTANTS
 from kernel.structs import TASK
 from kernel.vectors import ENTRIES
-from tools.boot import EXIT_CODES, UsageParser
+from tools.boot import EXIT_CODES, UsageParser, positive_seconds
 from tools.qemu import (
     QemuConfig,
     QemuError,
@@ -783,19 +782,6 @@ def _task_id(text: str) -> int:
     return value
 
 
-def _positive_seconds(text: str) -> float:
-    """argparse type of --timeout: seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (usage errors exit 64, as python -m tools.boot's)."""
     parser = UsageParser(
@@ -822,7 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--last", type=_positive_int, metavar="N", help="only the last N records (after filtering)"
     )
     parser.add_argument(
-        "--timeout", type=_positive_seconds, default=60.0, metavar="S",
+        "--timeout", type=positive_seconds, default=60.0, metavar="S",
         help="seconds for the kernel to reach HOLD (default: %(default)g)",
     )  # fmt: skip
     return parser
