@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
+from elftools.elf.elffile import ELFFile
 
 from asm import KeystoneBackend, load_units
 from linker import Image, Layout, OutputSection, link
@@ -60,3 +61,21 @@ def disasm(image: Image, name: str, bits: int = 64) -> list[str]:
     md = Cs(CS_ARCH_X86, CS_MODE_64 if bits == 64 else CS_MODE_32)
     addr = image.symbol(name).value
     return [f"{i.mnemonic} {i.op_str}".strip() for i in md.disasm(symbol_bytes(image, name), addr)]
+
+
+def image_file_offset(image: Path, address: int) -> int:
+    """The file offset of virtual `address` in an ELF image, through the section holding it."""
+    with image.open("rb") as f:
+        for sec in ELFFile(f).iter_sections():
+            lo = sec["sh_addr"]
+            if sec["sh_type"] == "SHT_PROGBITS" and lo <= address < lo + sec["sh_size"]:
+                return sec["sh_offset"] + address - lo
+    raise AssertionError(f"{address:#x} is in no section of the image")
+
+
+def image_bytes(image: Path, address: int, size: int) -> bytes:
+    """`size` bytes of an ELF image at virtual `address`."""
+    at = image_file_offset(image, address)
+    with image.open("rb") as f:
+        f.seek(at)
+        return f.read(size)

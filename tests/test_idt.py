@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
+from helpers import image_bytes
 
 from kernel.layout import CONSTANTS
 from kernel.structs import TSS
@@ -76,16 +77,6 @@ def stub_name(vector: int) -> str:
     return f"asm_{v.prefix}_{v.name}" if v else f"asm_irq_{vector}"
 
 
-def code_at(image: Path, address: int, size: int) -> bytes:
-    """`size` bytes of the image at virtual `address`, from the section that holds it."""
-    with image.open("rb") as f:
-        for sec in ELFFile(f).iter_sections():
-            start = sec["sh_addr"]
-            if sec["sh_type"] == "SHT_PROGBITS" and start <= address < start + sec["sh_size"]:
-                return sec.data()[address - start : address - start + size]
-    raise AssertionError(f"{address:#x} is in no section of the image")
-
-
 @dataclass(frozen=True)
 class Held:
     """What the host read from the guest while it held after its tests."""
@@ -139,7 +130,7 @@ def test_all_256_gates(held, kernel_image, kernel_symbols):
     md = Cs(CS_ARCH_X86, CS_MODE_64)
     own = {v.number for v in ENTRIES}
     for n in (n for n in range(32, 256) if n not in own):
-        insn = next(md.disasm(code_at(kernel_image, gates[n].offset, 16), gates[n].offset))
+        insn = next(md.disasm(image_bytes(kernel_image, gates[n].offset, 16), gates[n].offset))
         assert (insn.mnemonic, int(insn.op_str, 16)) == ("push", n), f"asm_irq_{n}: {insn}"
 
 
@@ -170,7 +161,7 @@ def test_unexpected_vector_is_reported_and_fails(kernel_image, kernel_symbols, t
     assert not qlog.exceptions, [r.name for r in qlog.exceptions]
     assert vector == rec.vector
     # The CPU pushes the address after `int imm8` (2 bytes); QEMU logs the instruction itself.
-    insn = next(Cs(CS_ARCH_X86, CS_MODE_64).disasm(code_at(kernel_image, rec.ip, 16), rec.ip))
+    insn = next(Cs(CS_ARCH_X86, CS_MODE_64).disasm(image_bytes(kernel_image, rec.ip, 16), rec.ip))
     assert (insn.mnemonic, int(insn.op_str, 16)) == ("int", CRASH_VECTOR)
     assert rip == rec.ip + insn.size
     assert sym == kernel_symbols.symbolize(rip) and sym.startswith("crash_on_purpose+")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_IMM
-from elftools.elf.elffile import ELFFile
+from helpers import image_file_offset
 
 from tools import ktap, qemulog
 from tools.eventlog import read_state
@@ -280,25 +280,13 @@ def test_entry_refuses_a_wrong_bootloader_magic(image, tmp_path):
     assert "condrcu:" not in result.console  # the kernel proper never ran
 
 
-def _file_offset(image: Path, address: int) -> int:
-    """The file offset of virtual `address` in the image (through its section headers)."""
-    with image.open("rb") as f:
-        for sec in ELFFile(f).iter_sections():
-            lo = sec["sh_addr"]
-            if sec["sh_type"] == "SHT_PROGBITS" and lo <= address < lo + sec["sh_size"]:
-                return sec["sh_offset"] + address - lo
-    raise AssertionError(f"{address:#x} is in no section")
-
-
 def test_a_failing_selftest_is_reported_and_fails_the_vm(image, symbols, tmp_path):
     # Mutation: the general_protection self-test loads a selector into DS (the CPU's #GP error
     # code is that selector) and then expects that same number as the error code. Change the
     # expected one in a copy of the image; the test must then say `not ok`, with its reason,
     # and the VM must end with the failure status.
     func = symbols["selftest_general_protection"]
-    with image.open("rb") as f:
-        code = ELFFile(f).get_section_by_name(".text")
-        start = code["sh_offset"] + func.address - code["sh_addr"]
+    start = image_file_offset(image, func.address)
     data = bytearray(image.read_bytes())
     md = Cs(CS_ARCH_X86, CS_MODE_64)
     md.detail = True
@@ -307,7 +295,7 @@ def test_a_failing_selftest_is_reported_and_fails_the_vm(image, symbols, tmp_pat
     loaded = next(i for i in movs if i.op_str.startswith("eax,")).operands[1].imm
     (expected,) = [i for i in movs if i.op_str.startswith("edx,")]
     assert expected.operands[1].imm == loaded  # the expected error code is the selector
-    at = _file_offset(image, expected.address) + expected.imm_offset
+    at = image_file_offset(image, expected.address) + expected.imm_offset
     assert int.from_bytes(data[at : at + 4], "little") == loaded
     data[at : at + 4] = (loaded ^ 0x8).to_bytes(4, "little")
     mutant = tmp_path / "mutant.elf"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from elftools.elf.elffile import ELFFile
+from helpers import image_bytes
 
 from kernel.events import DYNTICK_IRQ_NONIDLE, RCU_DYNTICKS_WATCHING
 from kernel.layout import CONSTANTS
@@ -222,16 +222,6 @@ class NumericOption:
     key: str
     low: int
     high: int
-
-
-def image_bytes(image: Path, address: int, size: int) -> bytes:
-    """`size` bytes of the image at virtual `address`, from the section that holds it."""
-    with image.open("rb") as f:
-        for sec in ELFFile(f).iter_sections():
-            start = sec["sh_addr"]
-            if sec["sh_type"] == "SHT_PROGBITS" and start <= address < start + sec["sh_size"]:
-                return sec.data()[address - start : address - start + size]
-    raise AssertionError(f"{address:#x} is in no section of the image")
 
 
 def numeric_options(image: Path, symbols) -> list[NumericOption]:
