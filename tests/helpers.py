@@ -1,7 +1,12 @@
-"""Shared helpers for the assembler and linker tests: build small programs from strings."""
+"""Shared test helpers: small programs built from strings for the assembler and linker tests,
+reading an ELF image at a virtual address, and booting the kernel with `hold`."""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
@@ -9,6 +14,9 @@ from elftools.elf.elffile import ELFFile
 
 from asm import KeystoneBackend, load_units
 from linker import Image, Layout, OutputSection, link
+from tools.eventlog import KernelState, read_state
+from tools.qemu import QemuConfig, QemuRunner
+from tools.symbols import SymbolTable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,3 +87,47 @@ def image_bytes(image: Path, address: int, size: int) -> bytes:
     with image.open("rb") as f:
         f.seek(at)
         return f.read(size)
+
+
+def held(
+    image: Path,
+    append: str,
+    during: Callable[[QemuRunner], None] | None = None,
+    timeout: float = 60,
+    **config,
+) -> tuple[str, KernelState]:
+    """Boot with `hold`, run `during(vm)` while the tests run, then read the kernel's state
+    from guest memory.  `config`: more QemuConfig fields (log_int=...)."""
+    cfg = QemuConfig(image, append=f"{append} hold", timeout=timeout, **config)
+    with QemuRunner(cfg) as vm:
+        vm.launch()
+        vm.cont()
+        if during is not None:
+            during(vm)
+        vm.wait_for_console(r"HOLD 0x1[01]", timeout=timeout)
+        return vm.console, read_state(vm, SymbolTable(image))
+
+
+@dataclass
+class NmiStorm:
+    """A `during` for held(): NMIs injected through QMP at random moments, `low`..`high`
+    seconds apart, from the KTAP header (an NMI during the 32-bit boot has no gate to go to)
+    until the kernel holds or `seconds` have passed.  `injected` counts them."""
+
+    seed: int
+    low: float
+    high: float
+    seconds: float = 30
+    injected: int = 0
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def __call__(self, vm: QemuRunner) -> None:
+        vm.wait_for_console(r"KTAP version 1")
+        deadline = time.monotonic() + self.seconds
+        while time.monotonic() < deadline and "HOLD" not in vm.console:
+            vm.inject_nmi()
+            self.injected += 1
+            time.sleep(self.rng.uniform(self.low, self.high))

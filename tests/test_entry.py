@@ -9,13 +9,13 @@ balanced.
 
 from __future__ import annotations
 
-import random
 import re
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+from helpers import NmiStorm, held
 
 from kernel.events import DYNTICK_IRQ_NONIDLE, EVENT_LOG_ENTRIES, WARN
 from kernel.layout import CONSTANTS
@@ -62,19 +62,6 @@ def image(kernel_image: Path) -> Path:
 @pytest.fixture
 def symbols(kernel_symbols: SymbolTable) -> SymbolTable:
     return kernel_symbols
-
-
-def held(image: Path, append: str, during=None, **config) -> tuple[str, KernelState]:
-    """Boot with `hold`, run `during(vm)` while the tests run, then read the kernel's state.
-    `config`: more QemuConfig fields (log_int=...)."""
-    with QemuRunner(QemuConfig(image, append=f"{append} hold", timeout=60, **config)) as vm:
-        vm.launch()
-        vm.cont()
-        if during is not None:
-            during(vm)
-        vm.wait_for_console(r"HOLD 0x1[01]", timeout=60)
-        state = read_state(vm, SymbolTable(image))
-        return vm.console, state
 
 
 def test_user_page_faults_match_qemu_log(image, tmp_path):
@@ -273,29 +260,9 @@ def test_host_judges_every_entry_and_exit(image, append, provoked, rows):
 def test_nmis_at_random_moments_are_survived(image):
     # NMIs injected through QMP while every self-test runs, at random moments: between an
     # entry and its swapgs, inside the entry code, in ring 3, in an RCU idle section.
-    injected = 0
-    rng = random.Random(20200515)
-
-    def storm(vm: QemuRunner) -> None:
-        nonlocal injected
-        # Not before the IDT is loaded: an NMI during the 32-bit boot has no gate to go to.
-        vm.wait_for_console(r"KTAP version 1")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and "HOLD" not in vm.console:
-            vm.inject_nmi()
-            injected += 1
-            time.sleep(rng.uniform(0.0005, 0.003))
-
-    thread_errors: list[BaseException] = []
-
-    def during(vm: QemuRunner) -> None:
-        try:
-            storm(vm)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            thread_errors.append(e)
-
-    console, state = held(image, "selftest=all repeat=20", during=during)
-    assert not thread_errors
+    storm = NmiStorm(seed=20200515, low=0.0005, high=0.003)
+    console, state = held(image, "selftest=all repeat=20", during=storm)
+    injected = storm.injected
     report = ktap.parse(console)
     assert report.passed, report.summary()
     assert injected > 20, injected

@@ -14,21 +14,17 @@
 
 from __future__ import annotations
 
-import random
 import re
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import NmiStorm, held
 
 from kernel.events import EVENT_LOG_ENTRIES, WARNINGS
 from tools import ktap
-from tools.eventlog import Event, KernelState, read_state
-from tools.qemu import QemuConfig, QemuRunner
-from tools.symbols import SymbolTable
+from tools.eventlog import Event, KernelState
 
 pytestmark = pytest.mark.qemu
 
@@ -94,19 +90,6 @@ def image(kernel_image: Path) -> Path:
     return kernel_image
 
 
-def held(image: Path, append: str, log_int: Path | None = None,
-         during: Callable[[QemuRunner], None] | None = None) -> tuple[str, KernelState]:  # fmt: skip
-    """Boot with `hold`; after the self-tests, read the kernel's state through QMP."""
-    config = QemuConfig(image, append=f"{append} hold", timeout=90, log_int=log_int)
-    with QemuRunner(config) as vm:
-        vm.launch()
-        vm.cont()
-        if during is not None:
-            during(vm)
-        vm.wait_for_console(r"HOLD 0x1[01]", timeout=90)
-        return vm.console, read_state(vm, SymbolTable(image))
-
-
 def provoked(repeat: int) -> Counter[str]:
     """The warnings the warning self-tests provoke in `repeat` runs, by kind."""
     total: Counter[str] = Counter()
@@ -129,7 +112,7 @@ def assert_whole_log(state: KernelState) -> None:
 
 def test_each_warning_is_counted_each_time_and_printed_once(image):
     repeat = 3
-    console, state = held(image, f"selftest={','.join(WARN_TESTS)} repeat={repeat}")
+    console, state = held(image, f"selftest={','.join(WARN_TESTS)} repeat={repeat}", timeout=90)
     report = ktap.parse(console)
     assert report.passed and len(report.tests) == repeat * len(WARN_TESTS), report.summary()
     expected = provoked(repeat)
@@ -156,20 +139,10 @@ def test_warning_tests_under_an_nmi_storm(image):
     # NMIs from the host at random moments of the warning tests: the counts stay exact (no
     # NMI provokes or hides a warning) and every test still restores the state it broke.
     repeat = 1000
-    rng = random.Random(20200521)
-    injected = 0
-
-    def storm(vm: QemuRunner) -> None:
-        nonlocal injected
-        vm.wait_for_console(r"KTAP version 1")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and "HOLD" not in vm.console:
-            vm.inject_nmi()
-            injected += 1
-            time.sleep(rng.uniform(0.0002, 0.001))
-
+    storm = NmiStorm(seed=20200521, low=0.0002, high=0.001)
     console, state = held(image, f"selftest={','.join(WARN_TESTS)} repeat={repeat}",
-                          during=storm)  # fmt: skip
+                          during=storm, timeout=90)  # fmt: skip
+    injected = storm.injected
     report = ktap.parse(console)
     assert report.passed, report.summary()
     print(f"{injected} NMIs injected, {state.percpu['nmi_count']} handled")
@@ -227,7 +200,7 @@ def audit_flags(events: list[Event]) -> FlagAudit:
 
 @pytest.mark.parametrize("selection", ["all", ",".join(WARN_TESTS)], ids=["all", "warnings"])
 def test_lockdep_and_tracer_counters_match_the_event_log(image, selection):
-    console, state = held(image, f"selftest={selection}")
+    console, state = held(image, f"selftest={selection}", timeout=90)
     assert ktap.parse(console).passed, ktap.parse(console).summary()
     assert_whole_log(state)
     audit = audit_flags(state.events)
@@ -268,7 +241,9 @@ def qemu_nmis(log: str) -> list[QemuNmi]:
 
 def test_nmi_gs_verdicts_match_qemu_log(image, kernel_symbols, tmp_path):
     log = tmp_path / "int.log"
-    console, state = held(image, f"selftest={','.join(NMI_TESTS)} repeat=2", log_int=log)
+    console, state = held(
+        image, f"selftest={','.join(NMI_TESTS)} repeat=2", timeout=90, log_int=log
+    )
     assert ktap.parse(console).passed, ktap.parse(console).summary()
     nmis = qemu_nmis(log.read_text(errors="replace"))
     user_gs = [n for n in nmis if n.gs_base < 1 << 63]  # the kernel's GS is in the top half
