@@ -4,6 +4,8 @@ from __future__ import annotations
 
 # --- mb32_guest: tiny 32-bit Multiboot v1 guests for the QEMU runner tests ---------------------
 # Self-contained: uses GNU as/ld only (not asm/ or linker/), so tools/qemu.py is tested on its own.
+import fcntl
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,17 +102,36 @@ def mb32_guest(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Mb32Gu
 # --- end of mb32_guest ------------------------------------------------------------------------
 
 
-# --- kernel_image: the real kernel, built once per session into a temporary directory ------
+# --- kernel_build: the real kernel, built once per run into a temporary directory ----------
 
 
 @pytest.fixture(scope="session")
-def kernel_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """build/kernel.elf of the current sources, built by build.py (not the checkout's build/)."""
+def kernel_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output directory of one build.py run on the current sources (kernel.elf, kernel.map,
+    kernel.lst, gen/; not the checkout's build/), shared read-only by every test of the run.
+    Under pytest-xdist the workers share one build: the first to get the lock builds it in
+    the run's common temporary directory, the others wait for it.  A test that needs another
+    kernel builds it in its own tmp_path."""
     import build
 
-    out = tmp_path_factory.mktemp("kernel")
-    assert build.main(["--out", str(out)]) == 0, "the kernel does not build"
-    return out / "kernel.elf"
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        out = tmp_path_factory.mktemp("kernel")
+        assert build.main(["--out", str(out)]) == 0, "the kernel does not build"
+        return out
+    common = tmp_path_factory.getbasetemp().parent  # one per run, the workers' basetemps in it
+    out, done = common / "kernel", common / "kernel.built"
+    with (common / "kernel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():  # a failed build leaves no mark: the next worker tries (and fails)
+            assert build.main(["--out", str(out)]) == 0, "the kernel does not build"
+            done.touch()
+    return out
+
+
+@pytest.fixture(scope="session")
+def kernel_image(kernel_build: Path) -> Path:
+    """kernel.elf of kernel_build."""
+    return kernel_build / "kernel.elf"
 
 
 @pytest.fixture(scope="session")
@@ -127,8 +148,6 @@ def kernel_symbols(kernel_image: Path):
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    import os
-
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
     if os.environ.get("CONDRCU_NO_SKIPS") == "1" and skipped and exitstatus == 0:

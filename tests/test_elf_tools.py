@@ -1,6 +1,6 @@
 """The image is a standard artefact: GNU binutils and pyelftools read build/ the way we mean it.
 
-Checks build outputs (built once per module into a temporary --out directory) with readelf,
+Checks build outputs (the session's one build, in a temporary --out directory) with readelf,
 objdump, nm and pyelftools: ELF and program headers (one PT_LOAD per group of sections, W^X,
 the flat file layout QEMU's Multiboot loader needs), symbol table against kernel.map, the
 Multiboot header against the ELF, the listing against the image, and determinism.
@@ -137,6 +137,10 @@ def segment_mapping(elf: Path) -> list[list[str]]:
 
 def build_into(out: Path) -> Built:
     assert build.main(["--out", str(out)]) == 0, "the build failed"
+    return read_built(out)
+
+
+def read_built(out: Path) -> Built:
     elf = out / "kernel.elf"
     sections, symbols, entry = parse_map((out / "kernel.map").read_text())
     return Built(out, elf, elf.read_bytes(), sections, symbols, entry)
@@ -166,8 +170,9 @@ def containing(segs: list[Segment], s: MapSection) -> list[Segment]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return build_into(tmp_path_factory.mktemp("elf"))
+def built(kernel_build: Path) -> Built:
+    """The session's build: shared, so read it, never build into it."""
+    return read_built(kernel_build)
 
 
 @pytest.fixture(scope="module")
@@ -534,14 +539,15 @@ def _compare_outputs(a: Path, b: Path) -> list[str]:
     ]
 
 
-def test_rebuild_is_identical(built: Built, tmp_path: Path) -> None:
+def test_rebuild_is_identical(tmp_path: Path) -> None:
     """Building again in the same process into the same place gives the same bytes."""
+    first = build_into(tmp_path / "out")  # not into the shared build: other tests read it
     before = tmp_path / "before"
     before.mkdir()
     for n in build.OUTPUTS:
-        shutil.copy(built.out / n, before / n)
-    build_into(built.out)
-    diffs = _compare_outputs(before, built.out)
+        shutil.copy(first.out / n, before / n)
+    build_into(first.out)
+    diffs = _compare_outputs(before, first.out)
     assert not diffs, "outputs changed on rebuild:\n" + "\n".join(diffs)
 
 

@@ -57,6 +57,7 @@ MISSING = [t for t in GNU_TOOLS if shutil.which(t) is None]
 
 pytestmark = [
     pytest.mark.gnu_as,
+    pytest.mark.xdist_group("gnu_oracle"),  # one worker builds the oracle, once
     pytest.mark.skipif(
         bool(MISSING),
         reason=f"GNU binutils not installed (missing: {', '.join(MISSING)}); "
@@ -392,9 +393,8 @@ def parse_listing(text: str) -> list[tuple[int, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def ours(tmp_path_factory: pytest.TempPathFactory) -> Ours:
-    out = tmp_path_factory.mktemp("ours")
-    assert build.main(["--out", str(out)]) == 0, "our build failed"
+def ours(kernel_build: Path) -> Ours:
+    out = kernel_build
     elf = out / "kernel.elf"
     return Ours(out, elf, elf_sections(elf), parse_map((out / "kernel.map").read_text()),
                 parse_listing((out / "kernel.lst").read_text()))  # fmt: skip
@@ -402,7 +402,7 @@ def ours(tmp_path_factory: pytest.TempPathFactory) -> Ours:
 
 @pytest.fixture(scope="module")
 def oracle(ours: Ours, tmp_path_factory: pytest.TempPathFactory) -> Oracle:
-    gen_dir = ours.out / "gen"
+    gen_dir = tmp_path_factory.mktemp("gen")  # generated again: ours is shared, read-only
     sources = build.kernel_sources(gen_dir)
     includes = [gen_dir, ROOT / "kernel" / "include"]
     kallsyms = ours.sections[".kallsyms"].size
