@@ -154,3 +154,49 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reasons = sorted({str(r.longrepr[-1]) for r in skipped if isinstance(r.longrepr, tuple)})
         reporter.write_line(f"error: {len(skipped)} tests skipped under make test: {reasons}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- markers: a test that runs QEMU or binutils says so ---------------------------------------
+# `-m "not qemu and not gnu_as"` selects the fast unit tests, which need neither tool.  So that
+# the selection stays true, a test runs as on a machine without the tools it is not marked
+# for: stubs that fail, naming the test and its missing marker, come first on its PATH (for
+# the test's process and every program it starts, e.g. `python -m tools.boot`).
+MARKED_TOOLS = {
+    "qemu": ("qemu-system-x86_64",),
+    "gnu_as": ("as", "ld", "readelf", "objdump", "nm"),
+}
+STUB = """#!/bin/sh
+echo "$(basename "$0"): not for $CONDRCU_TEST, which is not marked {marker} (pytest.mark.{marker})" >&2
+exit 127
+"""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A fixture guest is built with GNU as and ld, to be booted under QEMU.
+    for item in items:
+        if "mb32_guest" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.gnu_as)
+            item.add_marker(pytest.mark.qemu)
+
+
+@pytest.fixture(scope="session")
+def tool_stubs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """marker -> a directory of failing stubs of the programs a test needs that marker for."""
+    dirs = {}
+    for marker, programs in MARKED_TOOLS.items():
+        dirs[marker] = tmp_path_factory.mktemp(f"no-{marker}")
+        for program in programs:
+            stub = dirs[marker] / program
+            stub.write_text(STUB.format(marker=marker))
+            stub.chmod(0o755)
+    return dirs
+
+
+@pytest.fixture(autouse=True)
+def _only_the_marked_tools(
+    request: pytest.FixtureRequest, tool_stubs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hidden = [str(d) for m, d in tool_stubs.items() if request.node.get_closest_marker(m) is None]
+    if hidden:
+        monkeypatch.setenv("PATH", os.pathsep.join([*hidden, os.environ.get("PATH", "")]))
+        monkeypatch.setenv("CONDRCU_TEST", request.node.nodeid)

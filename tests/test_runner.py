@@ -84,7 +84,8 @@ GUESTS: dict[str, tuple[str, str]] = {
 
 @pytest.fixture
 def guest(mb32_guest: Callable[..., Mb32Guest]) -> Callable[[str], Mb32Guest]:
-    """guest(name) -> the built GUESTS[name]."""
+    """guest(name) -> the built GUESTS[name].  A test using it is marked qemu and gnu_as
+    (conftest)."""
     return lambda name: mb32_guest(name, *GUESTS[name])
 
 
@@ -250,9 +251,10 @@ def test_console_callback_error_is_raised(guest: Callable[[str], Mb32Guest]) -> 
 def test_missing_qemu(
     guest: Callable[[str], Mb32Guest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    image = guest("pass").path  # built before PATH loses GNU as
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(QemuNotFoundError, match=r"apt-get install qemu-system-x86"):
-        run(config(guest("pass").path))
+        run(config(image))
 
 
 def test_missing_image(tmp_path: Path) -> None:
