@@ -432,8 +432,11 @@ def test_apic_timer_calibration_against_qemu(kernel_image, hz):
     # initial count was loaded, shifted right by count_shift), and a periodic timer reloads
     # after initial_count + 1 steps.  So hz ticks a second need
     # (initial_count + 1) * divide * hz == 1e9; the calibration may be off by a few percent.
+    # Under icount: the kernel calibrates over 10 ms, which a busy host (tests running in
+    # parallel) would stretch by descheduling QEMU in real time, not in virtual time.
     append = f"selftest=sched_timer_ticks hz={hz} hold"
-    with QemuRunner(QemuConfig(kernel_image, append=append, timeout=60)) as vm:
+    config = QemuConfig(kernel_image, append=append, timeout=60, extra_args=ICOUNT)
+    with QemuRunner(config) as vm:
         vm.launch()
         vm.cont()
         vm.wait_for_console(r"HOLD 0x10\n", timeout=60)
