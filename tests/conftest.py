@@ -6,10 +6,12 @@ from __future__ import annotations
 # Self-contained: uses GNU as/ld only (not asm/ or linker/), so tools/qemu.py is tested on its own.
 import fcntl
 import os
+import pickle
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -102,30 +104,56 @@ def mb32_guest(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Mb32Gu
 # --- end of mb32_guest ------------------------------------------------------------------------
 
 
+# --- once_per_run: what the whole run shares, built once even under pytest-xdist -----------
+
+_T = TypeVar("_T")
+
+
+def once_per_run(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], _T]
+) -> _T:
+    """`make(directory)` run once for the whole run, its result shared read-only.  Under
+    pytest-xdist the first worker to take the lock makes it in the run's common temporary
+    directory (the parent of the workers' basetemps) and pickles the result there; the others
+    wait and unpickle it.  A failed `make` leaves no result: the next worker tries again."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return make(tmp_path_factory.mktemp(name))
+    common = tmp_path_factory.getbasetemp().parent
+    result = common / f"{name}.pickle"
+    with (common / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if result.exists():
+            return pickle.loads(result.read_bytes())
+        (common / name).mkdir(exist_ok=True)
+        value = make(common / name)
+        partial = result.with_suffix(".tmp")
+        partial.write_bytes(pickle.dumps(value))
+        partial.replace(result)
+        return value
+
+
+@pytest.fixture(scope="session")
+def run_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[[Path], _T]], _T]:
+    """once_per_run as a fixture: ``run_once(name, make)``."""
+    return lambda name, make: once_per_run(tmp_path_factory, name, make)
+
+
 # --- kernel_build: the real kernel, built once per run into a temporary directory ----------
+
+
+def _build_kernel(out: Path) -> Path:
+    import build
+
+    assert build.main(["--out", str(out)]) == 0, "the kernel does not build"
+    return out
 
 
 @pytest.fixture(scope="session")
 def kernel_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The output directory of one build.py run on the current sources (kernel.elf, kernel.map,
-    kernel.lst, gen/; not the checkout's build/), shared read-only by every test of the run.
-    Under pytest-xdist the workers share one build: the first to get the lock builds it in
-    the run's common temporary directory, the others wait for it.  A test that needs another
-    kernel builds it in its own tmp_path."""
-    import build
-
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        out = tmp_path_factory.mktemp("kernel")
-        assert build.main(["--out", str(out)]) == 0, "the kernel does not build"
-        return out
-    common = tmp_path_factory.getbasetemp().parent  # one per run, the workers' basetemps in it
-    out, done = common / "kernel", common / "kernel.built"
-    with (common / "kernel.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not done.exists():  # a failed build leaves no mark: the next worker tries (and fails)
-            assert build.main(["--out", str(out)]) == 0, "the kernel does not build"
-            done.touch()
-    return out
+    kernel.lst, gen/; not the checkout's build/), shared read-only by every test of the run,
+    on every xdist worker.  A test that needs another kernel builds it in its own tmp_path."""
+    return once_per_run(tmp_path_factory, "kernel", _build_kernel)
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +180,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
     if os.environ.get("CONDRCU_NO_SKIPS") == "1" and skipped and exitstatus == 0:
         reasons = sorted({str(r.longrepr[-1]) for r in skipped if isinstance(r.longrepr, tuple)})
+        reporter.write_line("")  # end the progress line (-q leaves it open here)
         reporter.write_line(f"error: {len(skipped)} tests skipped under make test: {reasons}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -57,7 +57,6 @@ MISSING = [t for t in GNU_TOOLS if shutil.which(t) is None]
 
 pytestmark = [
     pytest.mark.gnu_as,
-    pytest.mark.xdist_group("gnu_oracle"),  # one worker builds the oracle, once
     pytest.mark.skipif(
         bool(MISSING),
         reason=f"GNU binutils not installed (missing: {', '.join(MISSING)}); "
@@ -401,13 +400,16 @@ def ours(kernel_build: Path) -> Ours:
 
 
 @pytest.fixture(scope="module")
-def oracle(ours: Ours, tmp_path_factory: pytest.TempPathFactory) -> Oracle:
-    gen_dir = tmp_path_factory.mktemp("gen")  # generated again: ours is shared, read-only
-    sources = build.kernel_sources(gen_dir)
-    includes = [gen_dir, ROOT / "kernel" / "include"]
+def oracle(ours: Ours, run_once) -> Oracle:
     kallsyms = ours.sections[".kallsyms"].size
-    work = tmp_path_factory.mktemp("gnu")
-    return OracleBuilder(work, sources, includes, kallsyms).build()
+
+    def make(work: Path) -> Oracle:
+        gen_dir = work / "gen"  # generated again: ours is shared, read-only
+        sources = build.kernel_sources(gen_dir)
+        includes = [gen_dir, ROOT / "kernel" / "include"]
+        return OracleBuilder(work, sources, includes, kallsyms).build()
+
+    return run_once("gnu_oracle", make)  # shared by the xdist workers
 
 
 @pytest.fixture(scope="module")

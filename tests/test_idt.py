@@ -25,7 +25,7 @@ from tools import qemulog
 from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
 
-pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("idt")]  # one worker boots `held`
+pytestmark = pytest.mark.qemu
 
 GATE_SIZE = 16
 INTERRUPT_GATE_64 = 0xE  # type field of a 64-bit interrupt gate (IF cleared on delivery)
