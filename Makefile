@@ -1,4 +1,4 @@
-# The commands a person types: setup, build, run, test, debug, bench, clean.  Everything installs what it needs on first use.
+# The commands a person types: setup, build, run, test, test-fast, debug, bench, clean.  Everything installs what it needs on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APPEND ?=
 TIMEOUT ?= 60
 
-.PHONY: setup build run events test debug bench clean qemu
+.PHONY: setup build run events test test-fast durations debug bench clean qemu
 
 setup: $(STAMP) qemu
 
@@ -37,8 +37,19 @@ KIND ?=
 events: setup build
 	$(PY) -m tools.eventlog build/kernel.elf --timeout $(TIMEOUT) $(if $(APPEND),--append "$(APPEND)") $(if $(KIND),--kind $(foreach k,$(KIND),'$(k)'))
 
+# The whole suite on every core (pytest-xdist); any skip fails it.  PYTEST_ARGS: more options
+# (.ci/shard passes pytest-split's).  test-fast: the unit tests that need neither QEMU nor
+# binutils.
+PYTEST_ARGS ?=
 test: setup
-	CONDRCU_NO_SKIPS=1 $(PY) -m pytest -q
+	CONDRCU_NO_SKIPS=1 $(PY) -m pytest -q -n auto $(PYTEST_ARGS)
+
+test-fast: setup
+	CONDRCU_NO_SKIPS=1 $(PY) -m pytest -q -n auto -m "not qemu and not gnu_as" $(PYTEST_ARGS)
+
+# .test_durations, by which .ci/shard splits the suite: each test's time under make test.
+durations: setup
+	$(PY) -m pytest -q -n auto --store-durations --clean-durations
 
 bench: setup
 	$(PY) -m tools.bench
