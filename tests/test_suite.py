@@ -1,12 +1,20 @@
-"""The `qemu` and `gnu_as` markers are true: a test runs without the tools it is not marked
-for (conftest's stubs), so `-m "not qemu and not gnu_as"` needs neither QEMU nor binutils."""
+"""The suite's own rules: the `qemu` and `gnu_as` markers are true (a test runs without the
+tools it is not marked for, conftest's stubs, so `-m "not qemu and not gnu_as"` needs neither
+QEMU nor binutils); `make test` fails on a skip and on no tests, also under pytest-xdist; the
+CI shards of .ci/shard are a partition of the suite."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+from collections import Counter
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PROGRAMS = {"qemu": ["qemu-system-x86_64"], "gnu_as": ["as", "ld", "readelf", "objdump", "nm"]}
 
@@ -44,3 +52,99 @@ def test_a_marked_test_runs_the_real_tools():
 def test_each_marker_shows_only_its_own_tools():
     assert version("as").returncode == 0
     assert "which is not marked qemu" in version("qemu-system-x86_64").stderr
+
+
+# -- make test fails on a skip, and on no tests -------------------------------------------------
+
+SCRATCH = """
+import pytest
+
+
+def test_ok():
+    pass
+
+
+def test_skipped():
+    pytest.skip("deliberately")
+"""
+
+
+def pytest_in(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest, as `make test` runs it (CONDRCU_NO_SKIPS=1), on `tmp` with this suite's conftest."""
+    env = {**os.environ, "CONDRCU_NO_SKIPS": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp)]
+    return subprocess.run([*cmd, *args, str(tmp)], cwd=tmp, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def test_a_skip_fails_make_test_under_xdist(tmp_path):
+    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_scratch.py").write_text(SCRATCH)
+    # Judged on the xdist controller, from its worker's reports.
+    r = pytest_in(tmp_path, "-n", "1")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "error: 1 tests skipped under make test: ['Skipped: deliberately']" in r.stdout
+    r = pytest_in(tmp_path, "-k", "test_ok")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = pytest_in(tmp_path, "-k", "no_such_test")
+    assert r.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, r.stdout + r.stderr
+
+
+# -- .ci/shard: N shards, every test in exactly one ---------------------------------------------
+
+SHARDS = 3
+
+
+COLLECT = """
+import sys
+
+import pytest
+
+for args in sys.argv[1:]:
+    print("== collect", args, flush=True)
+    code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *args.split()])
+    print("== exit", int(code), flush=True)
+"""
+
+
+def collections(*runs: str) -> list[list[str]]:
+    """The node ids `pytest --collect-only` lists with each of `runs` (options, space
+    separated), collected in one process (the imports once)."""
+    r = subprocess.run([sys.executable, "-c", COLLECT, *runs], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    parts = r.stdout.split("== collect ")[1:]
+    assert len(parts) == len(runs), r.stdout
+    for part in parts:
+        assert part.rstrip().endswith("== exit 0"), part
+    return [[x for x in p.splitlines() if "::" in x and not x.startswith("[")] for p in parts]
+
+
+def partition_problems(whole: list[str], shards: list[list[str]]) -> list[str]:
+    """How `shards` fail to be a partition of `whole`: tests in no shard or in two, shards
+    that are empty."""
+    counts = Counter(t for shard in shards for t in shard)
+    problems = [f"in no shard: {t}" for t in whole if counts[t] == 0]
+    problems += [f"in {n} shards: {t}" for t, n in counts.items() if n > 1]
+    problems += [f"not in the suite: {t}" for t in counts if t not in set(whole)]
+    problems += [f"shard {k} is empty" for k, shard in enumerate(shards, 1) if not shard]
+    return problems
+
+
+def test_partition_problems_are_found():
+    whole = ["a::x", "a::y", "b::z"]
+    assert partition_problems(whole, [["a::x"], ["a::y", "b::z"]]) == []
+    assert partition_problems(whole, [["a::x", "a::y"], ["a::y"], []]) == [
+        "in no shard: b::z", "in 2 shards: a::y", "shard 3 is empty",
+    ]  # fmt: skip
+    assert partition_problems(whole, [["a::x", "a::y", "b::z", "c::w"]]) == [
+        "not in the suite: c::w"
+    ]
+
+
+def test_ci_shards_are_a_partition_of_the_suite():
+    # As .ci/shard selects them: pytest-split by .test_durations.
+    shards = [f"--splits {SHARDS} --group {k}" for k in range(1, SHARDS + 1)]
+    whole, *parts = collections("", *shards)
+    assert len(whole) > 100 and len(set(whole)) == len(whole)
+    assert partition_problems(whole, parts) == []
