@@ -1,18 +1,23 @@
 """The suite's own rules: the `qemu` and `gnu_as` markers are true (a test runs without the
 tools it is not marked for, conftest's stubs, so `-m "not qemu and not gnu_as"` needs neither
-QEMU nor binutils); `make test` fails on a skip and on no tests, also under pytest-xdist; the
-CI shards of .ci/shard are a partition of the suite."""
+QEMU nor binutils); what the run shares is made once for all xdist workers; `make test` fails
+on a skip and on no tests, also under pytest-xdist; the CI shards of .ci/shard are a partition
+of the suite."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import once_per_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,3 +153,43 @@ def test_ci_shards_are_a_partition_of_the_suite():
     whole, *parts = collections("", *shards)
     assert len(whole) > 100 and len(set(whole)) == len(whole)
     assert partition_problems(whole, parts) == []
+
+
+# -- once_per_run: one kernel build for every worker --------------------------------------------
+
+
+@dataclass
+class WorkerTemp:
+    """What once_per_run asks of pytest's TempPathFactory, for a worker whose basetemp is
+    `base` (the workers of one run share its parent)."""
+
+    base: Path
+
+    def getbasetemp(self) -> Path:
+        return self.base
+
+
+def test_once_per_run_makes_once_for_all_workers(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    made: list[Path] = []
+
+    def make(directory: Path) -> dict[str, Path]:
+        time.sleep(0.2)  # long enough for the others to wait on the lock
+        made.append(directory)
+        (directory / "kernel.elf").write_text("built")
+        return {"image": directory / "kernel.elf"}
+
+    workers = [WorkerTemp(tmp_path / f"popen-gw{i}") for i in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
+        got = list(pool.map(lambda w: once_per_run(w, "kernel", make), workers))
+    assert made == [tmp_path / "kernel"]
+    assert got == [{"image": tmp_path / "kernel" / "kernel.elf"}] * len(workers)
+
+    def broken(directory: Path) -> None:
+        raise AssertionError("the kernel does not build")
+
+    # A failed make leaves nothing behind: the next worker tries again.
+    for _ in range(2):
+        with pytest.raises(AssertionError, match="does not build"):
+            once_per_run(workers[0], "broken", broken)
+    assert not (tmp_path / "broken.pickle").exists()
