@@ -14,9 +14,9 @@ from elftools.elf.elffile import ELFFile
 
 from asm import KeystoneBackend, load_units
 from linker import Image, Layout, OutputSection, link
-from tools.eventlog import KernelState, read_state
-from tools.qemu import QemuConfig, QemuRunner
-from tools.symbols import SymbolTable
+from tools.events.decode import KernelState
+from tools.hold import boot_held
+from tools.qemu import QemuRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,15 +97,9 @@ def held(
     **config,
 ) -> tuple[str, KernelState]:
     """Boot with `hold`, run `during(vm)` while the tests run, then read the kernel's state
-    from guest memory.  `config`: more QemuConfig fields (log_int=...)."""
-    cfg = QemuConfig(image, append=f"{append} hold", timeout=timeout, **config)
-    with QemuRunner(cfg) as vm:
-        vm.launch()
-        vm.cont()
-        if during is not None:
-            during(vm)
-        vm.wait_for_console(r"HOLD 0x1[01]", timeout=timeout)
-        return vm.console, read_state(vm, SymbolTable(image))
+    from guest memory, paused (tools/hold.py).  `config`: more QemuConfig fields (log_int=...)."""
+    with boot_held(image, append, timeout, during, **config) as h:
+        return h.console, h.state()
 
 
 @dataclass
