@@ -237,3 +237,7 @@ def constants() -> dict[str, int]:
                 raise ValueError(f"constant {name} defined twice: {out[name]:#x}, {value:#x}")
             out[name] = value
     return out
+
+
+# Every shared constant by the name the assembly uses (what layout.inc defines).
+SHARED: dict[str, int] = constants()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import NmiStorm, held
 
-from kernel.abi import CONSTANTS, UNMAPPED_ADDR
+from kernel.abi import CONSTANTS, SHARED, UNMAPPED_ADDR
 from kernel.events import DYNTICK_IRQ_NONIDLE, EVENT_LOG_ENTRIES, WARN
 from tools import ktap, qemulog
 from tools.events.decode import KernelState, read_state
@@ -40,7 +40,7 @@ from tools.symbols import SymbolTable
 
 pytestmark = pytest.mark.qemu
 ROOT = Path(__file__).resolve().parent.parent
-PF_VECTOR = CONSTANTS["X86_TRAP_PAGE_FAULT"]
+PF_VECTOR = SHARED["X86_TRAP_PAGE_FAULT"]
 
 KILL_RE = re.compile(
     r"task (?P<name>\w+)\[\d+\]: #PF Page Fault at ip 0x(?P<ip>[0-9a-f]+) error 0x(?P<err>[0-9a-f]+)"

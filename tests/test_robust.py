@@ -24,7 +24,7 @@ import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
-from kernel.abi import CONSTANTS
+from kernel.abi import CONSTANTS, SHARED
 from kernel.events import WARNINGS
 from tools import ktap, qemulog
 from tools.hold import boot_held
@@ -36,8 +36,8 @@ pytestmark = pytest.mark.qemu
 X86_EFLAGS_DF = 0x400  # architectural, written out rather than taken from the layout
 IDT_GATES = 256
 GATE_SIZE = 16
-PF_VECTOR = CONSTANTS["X86_TRAP_PAGE_FAULT"]
-SYSCALL_VECTOR = CONSTANTS["SYSCALL_VECTOR"]
+PF_VECTOR = SHARED["X86_TRAP_PAGE_FAULT"]
+SYSCALL_VECTOR = SHARED["SYSCALL_VECTOR"]
 
 
 def read_image(image: Path, address: int, size: int) -> bytes:

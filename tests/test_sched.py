@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import image_bytes
 
-from kernel.abi import CONSTANTS
+from kernel.abi import CONSTANTS, SHARED
 from kernel.events import DYNTICK_IRQ_NONIDLE, RCU_DYNTICKS_WATCHING
 from kernel.structs import IO_SLEEP, OPTION, RCU_DATA, RCU_STATS, TORTURE_STATS
 from tools import ktap, qemulog
@@ -34,8 +34,8 @@ def test_tick_and_ipi_vectors_in_qemu_log(kernel_image, kernel_symbols, tmp_path
     result = boot(kernel_image, "selftest=" + ",".join(SCHED_TESTS), log_int=log)
     assert result.outcome is Outcome.PASS, result.console
     records = qemulog.parse_file(log).records
-    ticks = [r for r in records if r.vector == CONSTANTS["LOCAL_TIMER_VECTOR"]]
-    ipis = [r for r in records if r.vector == CONSTANTS["RESCHEDULE_VECTOR"]]
+    ticks = [r for r in records if r.vector == SHARED["LOCAL_TIMER_VECTOR"]]
+    ipis = [r for r in records if r.vector == SHARED["RESCHEDULE_VECTOR"]]
     assert len(ticks) >= 5 and not any(r.is_software for r in ticks)
     assert len(ipis) >= 2
     where = {kernel_symbols.symbolize(r.ip).split("+")[0] for r in ipis}
@@ -393,8 +393,8 @@ def test_interrupt_controllers_and_counts_match_qemu(kernel_image, kernel_symbol
         raw = h.read("irq_counts", 256 * 8)
     assert h.passed, h.console
     counts = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]
-    timer, resched = CONSTANTS["LOCAL_TIMER_VECTOR"], CONSTANTS["RESCHEDULE_VECTOR"]
-    spurious = CONSTANTS["SPURIOUS_APIC_VECTOR"]
+    timer, resched = SHARED["LOCAL_TIMER_VECTOR"], SHARED["RESCHEDULE_VECTOR"]
+    spurious = SHARED["SPURIOUS_APIC_VECTOR"]
     # Both 8259s remapped past the exceptions (0x20, 0x28) and every line masked.
     assert re.search(r"pic0: .*imr=ff .*irq_base=20\b", pic), pic
     assert re.search(r"pic1: .*imr=ff .*irq_base=28\b", pic), pic
