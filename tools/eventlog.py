@@ -212,8 +212,7 @@ def kernel_symbols(image: Path) -> SymbolTable:
         symbols = SymbolTable(image)
     except (ELFError, ValueError) as err:
         raise CliError(f"{image} is not a kernel image: {err}", EXIT_SETUP) from None
-    names = {s.name for s in symbols.symbols}
-    missing = [name for name in REQUIRED_SYMBOLS if name not in names]
+    missing = [name for name in REQUIRED_SYMBOLS if name not in symbols]
     if missing:
         raise CliError(f"{image} has no symbol {missing[0]!r}: not this kernel's image", EXIT_SETUP)
     return symbols
