@@ -17,6 +17,7 @@ from linker import Image, Layout, OutputSection, link
 from tools.events.decode import KernelState
 from tools.hold import boot_held
 from tools.qemu import QemuRunner
+from tools.verdict import KERNEL_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,7 +122,7 @@ class NmiStorm:
     def __call__(self, vm: QemuRunner) -> None:
         vm.wait_for_console(r"KTAP version 1")
         deadline = time.monotonic() + self.seconds
-        while time.monotonic() < deadline and "HOLD" not in vm.console:
+        while time.monotonic() < deadline and KERNEL_RULES.hold_code(vm.console) is None:
             vm.inject_nmi()
             self.injected += 1
             time.sleep(self.rng.uniform(self.low, self.high))

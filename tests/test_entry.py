@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import NmiStorm, held
 
-from kernel.abi import CONSTANTS, SHARED, UNMAPPED_ADDR
+from kernel.abi import CONSTANTS, HOLD_PASS, SHARED, UNMAPPED_ADDR
 from kernel.events import DYNTICK_IRQ_NONIDLE, EVENT_LOG_ENTRIES, WARN
 from tools import ktap, qemulog
 from tools.events.decode import KernelState, read_state
@@ -37,6 +37,7 @@ from tools.events.judge import (
 )
 from tools.qemu import Outcome, QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
+from tools.verdict import KERNEL_RULES
 
 pytestmark = pytest.mark.qemu
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,7 +244,7 @@ def test_host_judges_every_entry_and_exit(image, append, provoked, rows):
     # The other policy and the demo, judged by the same host checks as the v6 suite above:
     # every entry and exit in the log against its row, with the policy the kernel reports.
     console, state = held(image, append)
-    assert "HOLD 0x10" in console, console
+    assert KERNEL_RULES.hold_code(console) == HOLD_PASS, console
     assert state.policy == ("v58" if "v58" in append else "v6")
     assert [e.seq for e in state.events] == list(range(state.percpu["event_seq"]))
     check_invariants(state, provoked=provoked)
@@ -429,7 +430,7 @@ def test_exit_to_user_check_catches_a_work_loop_that_ignores_need_resched(image,
         vm.wait_for_console(r"KTAP version 1", timeout=30)
         time.sleep(2)
         vm.pause()
-        assert "HOLD" not in vm.console
+        assert KERNEL_RULES.hold_code(vm.console) is None
         state = read_state(vm, SymbolTable(bad))
     found = exit_table_violations(state.events, state.policy)
     assert any("row 'to user mode': left the work loop with need-resched set" in v
