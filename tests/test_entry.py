@@ -51,7 +51,7 @@ USER_FAULT_TESTS = (
     "user_demand_fault", "user_reads_kernel_memory", "user_writes_read_only_page",
     "user_jumps_to_kernel", "user_fault_loop", "user_copy_from_user",
 )  # fmt: skip
-HEAP = 0x10000000
+HEAP = CONSTANTS["USER_HEAP_BASE"]
 USER_FAULT_LOOP_ADDR = CONSTANTS["USER_FAULT_LOOP_ADDR"]
 
 

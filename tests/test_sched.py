@@ -108,11 +108,12 @@ def test_entry_policy_changes_the_nested_tick(kernel_image, policy, premature):
     assert int(m[2]) == (1 if policy == "v6" else 2)
 
 
-HZ_RANGE = "error: hz= takes a number from 10 to 1000"
-TICKS_RANGE = "error: torture_ticks= takes a number from 1 to 10000"
-READERS_RANGE = "error: torture_readers= takes a number from 1 to 8"
-WRITERS_RANGE = "error: torture_writers= takes a number from 1 to 4"
-REPEAT_RANGE = "error: repeat= takes a number from 1 to 1000"
+C = CONSTANTS
+HZ_RANGE = f"error: hz= takes a number from {C['HZ_MIN']} to {C['HZ_MAX']}"
+TICKS_RANGE = f"error: torture_ticks= takes a number from 1 to {C['TORTURE_TICKS_MAX']}"
+READERS_RANGE = f"error: torture_readers= takes a number from 1 to {C['TORTURE_READERS_MAX']}"
+WRITERS_RANGE = f"error: torture_writers= takes a number from 1 to {C['TORTURE_WRITERS_MAX']}"
+REPEAT_RANGE = f"error: repeat= takes a number from 1 to {C['REPEAT_MAX']}"
 
 
 @pytest.mark.parametrize(
@@ -253,8 +254,9 @@ def test_option_table_is_the_only_range_check(kernel_image, kernel_symbols):
 
 @pytest.mark.parametrize(
     "append",
-    ["hz=10 repeat=1000 torture_ticks=10000 torture_readers=8 torture_writers=4",
-     "hz=1000 repeat=1 torture_ticks=1 torture_readers=1 torture_writers=1"],
+    [f"hz={C['HZ_MIN']} repeat={C['REPEAT_MAX']} torture_ticks={C['TORTURE_TICKS_MAX']} "
+     f"torture_readers={C['TORTURE_READERS_MAX']} torture_writers={C['TORTURE_WRITERS_MAX']}",
+     f"hz={C['HZ_MAX']} repeat=1 torture_ticks=1 torture_readers=1 torture_writers=1"],
 )  # fmt: skip
 def test_options_at_their_limits_are_accepted(kernel_image, append):
     result = boot(kernel_image, f"selftest=idt {append}")
@@ -277,8 +279,10 @@ def test_stack_overflow_hits_the_guard_page(kernel_image, kernel_symbols):
     assert result.outcome is Outcome.PANIC
     assert "#DF Double Fault (vector 8)" in result.console
     rsp = int(re.search(r"RSP: 0018:([0-9a-f]{16})", result.console)[1], 16)
-    assert 0xFFFFC90000000000 <= rsp < 0xFFFFC90000000000 + 16 * 0x8000  # a kernel stack
-    assert rsp % 0x8000 < 0x4000 + 0x100  # at the guard page's edge of its window
+    area, stride = C["KSTACK_AREA"], C["KSTACK_STRIDE"]
+    assert area <= rsp < area + C["MAX_TASKS"] * stride  # a kernel stack
+    bottom = stride - C["KERNEL_STACK_SIZE"]  # each stack ends its window; the guard is below
+    assert bottom <= rsp % stride < bottom + 0x100  # at the guard page's edge
 
 
 def test_page_alloc_is_safe_under_preemption(kernel_image):
