@@ -110,6 +110,10 @@ class GuestRules(Protocol):
         """True when a hold with `code` reports success."""
         ...
 
+    def hold_reason(self, code: int) -> str:
+        """The verdict's reason for a run that ended at a hold with `code`."""
+        ...
+
     def panic_line(self, console: str) -> str | None:
         """The guest's panic banner as printed, None when there is none."""
         ...
@@ -545,7 +549,7 @@ class QemuRunner:
 
     def wait(self, timeout: float | None = None) -> QemuResult:
         """Block until QEMU exits, a keep_alive VM pauses after a guest shutdown/reset/panic, the
-        kernel prints ``HOLD 0x..`` (with ``end_at_hold``: QEMU is then killed, or paused under
+        guest prints its hold line (with ``end_at_hold``: QEMU is then killed, or paused under
         keep_alive), or the timeout passes (default: ``config.timeout`` counted from ``cont()``); on timeout QEMU
         is killed and the outcome is TIMEOUT with the console so far. Returns the same result if
         called again. Re-raises an exception raised by the console callback."""
@@ -701,11 +705,9 @@ class QemuRunner:
             if panic:
                 reason += f"; console shows {panic!r}"
         elif hold_code is not None:
-            passed = rules.hold_passed(hold_code)
-            outcome = Outcome.PASS if passed else Outcome.FAIL
-            verdict = "success" if passed else "failure"
+            outcome = Outcome.PASS if rules.hold_passed(hold_code) else Outcome.FAIL
             now = "QEMU paused" if status is None else "QEMU killed"
-            reason = f"guest held with {verdict} (HOLD {hold_code:#x}, the `hold` option); {now}"
+            reason = f"{rules.hold_reason(hold_code)}; {now}"
         else:
             outcome, reason = classify(status, events, console, stderr, rules)
         return QemuResult(

@@ -31,6 +31,11 @@ class KernelRules:
         """True for the code of a run where everything passed."""
         return code == HOLD_PASS
 
+    def hold_reason(self, code: int) -> str:
+        """Why a run that ended at `HOLD <code>` passed or failed."""
+        verdict = "success" if self.hold_passed(code) else "failure"
+        return f"guest held with {verdict} (HOLD {code:#x}, the `hold` option)"
+
     def panic_line(self, console: str) -> str | None:
         """The panic banner as printed (`PANIC: ...`), None when there is none."""
         return find_panic(console)
