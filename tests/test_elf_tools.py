@@ -23,7 +23,8 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 import build
-from kernel.layout import CONSTANTS, LAYOUT
+from kernel.abi import CONSTANTS
+from kernel.layout import LAYOUT
 from kernel.vectors import ENTRIES, EXCEPTIONS
 from tools.symbols import read_symbols
 

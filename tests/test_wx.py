@@ -29,7 +29,8 @@ import pytest
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from kernel.layout import CONSTANTS, KERNEL_VIRT_BASE, kernel_map_s
+from kernel.abi import CONSTANTS, KERNEL_VIRT_BASE
+from kernel.layout import kernel_map_s
 from kernel.structs import KMAP
 from linker import Layout, OutputSection
 from tools import ktap, qemulog
