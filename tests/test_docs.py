@@ -41,8 +41,8 @@ def anchors(markdown: str) -> set[str]:
     for line in markdown.splitlines():
         if line.startswith("```"):
             in_code = not in_code
-        elif not in_code and line.startswith("#"):
-            out.add(slug(line.lstrip("#")))
+        elif not in_code and (m := re.match(r"#{1,6}\s+(.*)", line)):
+            out.add(slug(m[1]))
     return out
 
 
