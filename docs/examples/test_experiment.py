@@ -7,23 +7,35 @@ and it runs against the session's kernel; tests/test_docs_example.py runs it on 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from kernel.abi import HOLD_PASS
 from kernel.vectors import ENTRIES
-from tools.eventlog import Event, HeldRun, boot_and_read
+from tools.events.decode import Event, KernelState
+from tools.hold import boot_held
 from tools.symbols import SymbolTable
 
 NAME = "experiment_rodata_writes"
 WRITES = 3  # EXPERIMENT_WRITES in experiment.s
 PAGE_FAULT = next(v.number for v in ENTRIES if v.name == "page_fault")  # X86_TRAP_PAGE_FAULT
-HOLD_PASS = 0x10  # the code after HOLD when every test passed
 
 
-def run(image: Path, timeout: float = 60) -> HeldRun:
+@dataclass(frozen=True)
+class Run:
+    """What the host kept of one run: the HOLD code, the console, the kernel's state."""
+
+    code: int
+    console: str
+    state: KernelState
+
+
+def run(image: Path, timeout: float = 60) -> Run:
     """Boot `image` with only the experiment, hold, pause, and read the kernel's state."""
-    return boot_and_read(image, f"selftest={NAME}", timeout)
+    with boot_held(image, f"selftest={NAME}", timeout) as held:
+        return Run(held.code, held.console, held.state())
 
 
 def fault_entries(events: list[Event], target: int) -> list[list[Event]]:
@@ -46,7 +58,7 @@ def fault_entries(events: list[Event], target: int) -> list[list[Event]]:
     return out
 
 
-def problems(held: HeldRun, target: int) -> list[str]:
+def problems(held: Run, target: int) -> list[str]:
     """What is wrong with the run: empty when the experiment's expectations hold."""
     found = []
     if held.code != HOLD_PASS:
