@@ -408,7 +408,7 @@ class Parser:
             rep, size, value = vals[:3]
             if size not in (1, 2, 4, 8) or rep < 0:
                 raise AsmError(loc, ".fill: SIZE must be 1, 2, 4 or 8 and REPEAT not negative")
-            self._emit(Blob(loc, _pack(loc, value, size) * rep))
+            self._emit(Blob(loc, pack(loc, value, size) * rep))
             return
         if not 1 <= len(args) <= 2:
             raise AsmError(loc, f"{word} needs COUNT[, FILL]")
@@ -434,7 +434,8 @@ class Parser:
         self.include_chain.pop()
 
 
-def _pack(loc: Loc, value: int, size: int) -> bytes:
+def pack(loc: Loc, value: int, size: int) -> bytes:
+    """`value` as `size` little-endian bytes; an AsmError at `loc` when it does not fit."""
     # GNU as takes any value that fits the width as signed or unsigned, or whose negation
     # does (`.long -(magic + flags)` of a Multiboot checksum): the same here.
     if not -(1 << (8 * size)) < value < (1 << (8 * size)):

@@ -18,10 +18,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse
 from .source import Align, Blob, Data, Insn, Label, SizeMark, SourceFile, Statement
+from .source import pack as _pack
 from .x86 import (
     BRANCHES,
     FIXED_BYTES,
@@ -57,6 +59,18 @@ class Operand:
     width16: bool = False
     # memory operand: its registers as written, each (name, scale); scale 0 = a base register
     mem_regs: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Span:
+    """One statement's bytes in its unit: offset, size, source line; the label it defines or
+    the mode (32/64) of the instruction it is, None for anything else."""
+
+    offset: int
+    size: int
+    loc: Loc
+    label: str | None
+    bits: int | None
 
 
 @dataclass
@@ -182,6 +196,7 @@ class Unit:
         self.size = 0
         self.raw = b""
         self.base = 0
+        self.final = b""
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -397,8 +412,79 @@ class Unit:
         end = self.offsets[i + 1] if i + 1 < len(self.offsets) else self.size
         return self.offsets[i], end - self.offsets[i]
 
+    # -- what the linker asks (it reads no statement itself) -----------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The source file the unit comes from (an object file, in GNU terms)."""
+        return self.file.path
+
+    @property
+    def loc(self) -> Loc | None:
+        """Where the unit starts in its source (None: it is empty)."""
+        return self.stmts[0].loc if self.stmts else None
+
+    def data_loc(self) -> Loc | None:
+        """The first statement that puts code or non-zero bytes in the unit, or None (the unit
+        fits a nobits section)."""
+        for s in self.stmts:
+            if isinstance(s, (Insn, Data)) or (isinstance(s, Blob) and any(s.data)):
+                return s.loc
+        return None
+
+    def label_locs(self) -> list[tuple[str, Loc]]:
+        """Every label the unit defines, in source order, with where."""
+        return [(s.name, s.loc) for s in self.stmts if isinstance(s, Label)]
+
+    def is_global(self, name: str) -> bool:
+        return name in self.file.globals
+
+    def symbol_kind(self, name: str) -> str | None:
+        """"function" or "object" as `.type` says, else None."""
+        attrs = self.file.attrs.get(name)
+        return attrs.kind if attrs is not None else None
+
+    def constant(self, name: str) -> int | None:
+        """The value of a `.set` constant of the unit's file, or None."""
+        return self.file.constants.get(name)
+
+    def size_marks(self, resolve: Resolve) -> dict[str, int | None]:
+        """`.size NAME, EXPR` values, each evaluated where it stands (None: not known yet, a
+        label not placed in this pass); only once offsets are known (after `absorb`)."""
+        marks: dict[str, int | None] = {}
+        if not self.offsets:
+            return marks
+        for i, s in enumerate(self.stmts):
+            if isinstance(s, SizeMark):
+                try:
+                    marks[s.name] = s.expr.evaluate(resolve, dot=self.base + self.offsets[i])
+                except ExprError:
+                    marks[s.name] = None
+        return marks
+
+    def locate(self, offset: int) -> Loc | None:
+        """The source line of the statement whose bytes hold `offset` (None: padding)."""
+        for i, lw in enumerate(self.lowered):
+            off, size = self.statement_span(i)
+            if off <= offset < off + size:
+                return lw.stmt.loc
+        return None
+
+    def spans(self) -> list[Span]:
+        """Every statement's place in the unit, for the listing."""
+        out = []
+        for i, lw in enumerate(self.lowered):
+            off, size = self.statement_span(i)
+            s = lw.stmt
+            out.append(Span(off, size, s.loc, s.name if isinstance(s, Label) else None,
+                            s.bits if isinstance(s, Insn) else None))  # fmt: skip
+        return out
+
+    # -- the final bytes --------------------------------------------------------------------
+
     def finish(self, resolve: Resolve) -> bytes:
-        """The unit's final bytes: data and external branches patched; resolve is final."""
+        """The unit's final bytes: data and external branches patched; resolve is final.  They
+        are kept as `final` for the passes after linking."""
         out = bytearray(self.raw)
         for i, lw in enumerate(self.lowered):
             off, size = self.statement_span(i)
@@ -435,12 +521,6 @@ class Unit:
             else:
                 continue
             out[off : off + size] = chunk
-        return bytes(out)
+        self.final = bytes(out)
+        return self.final
 
-
-def _pack(loc: Loc, value: int, size: int) -> bytes:
-    # GNU as takes any value that fits the width as signed or unsigned, or whose negation
-    # does (`.long -(magic + flags)` of a Multiboot checksum): the same here.
-    if not -(1 << (8 * size)) < value < (1 << (8 * size)):
-        raise AsmError(loc, f"value {value:#x} does not fit in {size} byte(s)")
-    return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")

@@ -7,8 +7,6 @@ from collections.abc import Callable
 
 from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
 
-from asm.source import Insn, Label
-
 from .link import Image
 
 
@@ -25,24 +23,22 @@ def write_listing(image: Image, rel_path: Callable[[str], str] = str) -> str:
             continue
         out.append(f"\nSection {sec.spec.name} ({sec.vma:#x}):")
         for u in sorted(sec.units, key=lambda u: u.base):
-            for i, lw in enumerate(u.lowered):
-                s = lw.stmt
-                off, size = u.statement_span(i)
-                addr = u.base + off
-                if isinstance(s, Label):
-                    if not s.name.startswith("__k"):
-                        out.append(f"\n{addr:016x} <{s.name}>:")
+            for span in u.spans():
+                addr = u.base + span.offset
+                if span.label is not None:
+                    if not span.label.startswith("__k"):
+                        out.append(f"\n{addr:016x} <{span.label}>:")
                     continue
-                if not size:
+                if not span.size:
                     continue
-                code = sec.data[addr - sec.vma : addr - sec.vma + size]
-                where = f"{rel_path(str(s.loc.path))}:{s.loc.line}"
-                if isinstance(s, Insn):
-                    for d in _cs(s.bits).disasm(code, addr):
+                code = sec.data[addr - sec.vma : addr - sec.vma + span.size]
+                where = f"{rel_path(str(span.loc.path))}:{span.loc.line}"
+                if span.bits is not None:
+                    for d in _cs(span.bits).disasm(code, addr):
                         text = f"{d.mnemonic} {d.op_str}".strip()
                         out.append(f"  {d.address:x}:  {d.bytes.hex(' '):<30} {text:<44} # {where}")
                 else:
-                    for k in range(0, size, 16):
+                    for k in range(0, span.size, 16):
                         chunk = code[k : k + 16]
                         out.append(f"  {addr + k:x}:  {chunk.hex(' '):<47} (data)  # {where}")
     return "\n".join(out).lstrip("\n") + "\n"

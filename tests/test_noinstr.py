@@ -1,4 +1,4 @@
-"""The noinstr check (tools/noinstr.py): objtool's findings on purpose-built images, and in the build.
+"""The noinstr check (linker/noinstr.py): objtool's findings on purpose-built images, and in the build.
 
 Each small image has a `.text` (instrumentable: `printk` lives there), a `.noinstr.text` and the
 sorted `.instr_markers` table, linked in the higher half as the kernel is (capstone gives branch
@@ -15,7 +15,7 @@ from pathlib import Path
 from helpers import build
 
 from linker import Image, Layout, OutputSection, write_elf
-from tools.noinstr import Finding, check
+from linker.noinstr import Finding, check
 
 ROOT = Path(__file__).resolve().parent.parent
 HIGH = 0xFFFFFFFF80000000

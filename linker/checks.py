@@ -1,0 +1,32 @@
+"""The passes over a linked image: capstone verification of every instruction, and objtool's
+noinstr check of the ELF file.  Each finding is an AsmError at the source line it concerns."""
+
+from __future__ import annotations
+
+from asm.errors import AsmError
+
+from . import noinstr
+from .link import Image, LinkErrors
+
+
+def verify_image(image: Image) -> None:
+    """Decode every instruction of every unit in its final place and check it against its
+    source (asm/verify.py); raises LinkErrors listing every mismatch (the first per unit)."""
+    from asm.verify import verify_unit  # capstone: loaded only when a build verifies
+
+    errors: list[AsmError] = []
+    for unit, resolve in zip(image.units(), image.resolvers, strict=True):
+        try:
+            verify_unit(unit, unit.final, resolve)
+        except AsmError as e:
+            errors.append(e)
+    if errors:
+        raise LinkErrors(errors)
+
+
+def check_noinstr(image: Image, elf: bytes) -> None:
+    """The noinstr check on the ELF file of `image`; raises LinkErrors, one per finding, each
+    at the source statement of the offending instruction."""
+    findings = noinstr.check(elf)
+    if findings:
+        raise LinkErrors([AsmError(image.locate(f.address), str(f)) for f in findings])
