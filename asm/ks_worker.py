@@ -47,6 +47,10 @@ class KeystoneWorker:
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
 
+    def start(self) -> None:
+        """Start the process now (it loads keystone while the caller does other work)."""
+        self._start()
+
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen(
@@ -59,9 +63,24 @@ class KeystoneWorker:
         return self.proc
 
     def assemble(self, items: list[tuple[int, int, str]], timeout: float = 60.0) -> list[KsResult]:
+        self.send(items)
+        return self.receive(timeout)
+
+    def send(self, items: list[tuple[int, int, str]]) -> None:
+        """The first half of `assemble`: send a batch (then `receive` its results)."""
         proc = self._start()
         try:
             _send(proc.stdin, items)
+        except BrokenPipeError:
+            self.close()
+            raise KeystoneCrash("keystone crashed", hang=False) from None
+
+    def receive(self, timeout: float = 60.0) -> list[KsResult]:
+        """The results of the batch sent last, waiting at most `timeout` s."""
+        proc = self.proc
+        if proc is None:
+            raise KeystoneCrash("keystone crashed", hang=False)
+        try:
             header = self._read(proc, 4, timeout)
             (n,) = struct.unpack("<I", header)
             reply = json.loads(self._read(proc, n, timeout))
@@ -129,7 +148,6 @@ def _serve() -> None:
                 engines[bits] = engine
                 break
             rejected.append(engine)
-    radix_ok = len(engines) == len(probes)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     while True:
         header = inp.read(4)
@@ -138,8 +156,9 @@ def _serve() -> None:
         (n,) = struct.unpack("<I", header)
         reply = []
         for bits, addr, text in json.loads(inp.read(n)):
-            if not radix_ok:
-                reply.append(["error", "keystone reads numbers in radix 16 in this process"])
+            if bits not in engines:  # only this mode's engines all failed the probe
+                reply.append(["error", f"keystone reads numbers in radix 16 in this process "
+                              f"({bits}-bit engine)"])  # fmt: skip
                 continue
             try:
                 data, _ = engines[bits].asm(text, addr)

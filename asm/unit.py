@@ -15,6 +15,8 @@ branches and verifies every instruction with capstone.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,11 +99,15 @@ def _words(text: str) -> list[str]:
     ]
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+@functools.cache
 def ks_name(name: str) -> str:
     """The spelling of a symbol for keystone: it rejects names that start with '.' inside
     memory operands ('[rip + .Lx]' is "Invalid operand"), so such names are mangled into the
     reserved '__kn_' space (sources may not use names starting with '__k')."""
-    if re.fullmatch(r"[A-Za-z_]\w*", name):
+    if _PLAIN_NAME.fullmatch(name):
         return name
     return "__kn_" + name.replace("_", "__").replace(".", "_d").replace("$", "_s")
 
@@ -197,6 +203,9 @@ class Unit:
         self.raw = b""
         self.base = 0
         self.final = b""
+        self._body: list[str | Lowered] | None = None  # text() after the .set lines
+        self.last_text = ""  # what text() returned last
+        self.cache_key: str | None = None  # set by a caller that caches results about the unit
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -364,6 +373,27 @@ class Unit:
             value = base if value is None else value
             sign = "+" if value >= base else "-"
             lines.append(f".set {ks_name(name)}, __kunit {sign} {hex(abs(value - base))}")
+        if self._body is None:
+            self._body = self._static_body()
+        for part in self._body:
+            if isinstance(part, str):
+                lines.append(part)
+                continue
+            text = part.text
+            for placeholder, expr in part.late.items():
+                try:
+                    v = expr.evaluate(lambda n: self.file.constants.get(n, resolve(n)))
+                except ExprError:
+                    v = 0  # first pass: labels not placed yet
+                text = text.replace(placeholder, hex(v) if v >= 0 else f"-{hex(-v)}")
+            lines.append(text)
+        self.last_text = "\n".join(lines) + "\n"
+        return self.last_text
+
+    def _static_body(self) -> list[str | Lowered]:
+        """The keystone input after the `.set` lines, as lines; a statement whose text takes
+        values from the previous pass (`late`) stays a Lowered, filled in by text()."""
+        lines: list[str | Lowered] = []
         bits = None
         for i, lw in enumerate(self.lowered):
             stmt_bits = getattr(lw.stmt, "bits", bits or 64)
@@ -374,14 +404,7 @@ class Unit:
             if isinstance(lw.stmt, Label):
                 lines.append(f"{ks_name(lw.stmt.name)}:")
             elif lw.text:
-                text = lw.text
-                for placeholder, expr in lw.late.items():
-                    try:
-                        v = expr.evaluate(lambda n: self.file.constants.get(n, resolve(n)))
-                    except ExprError:
-                        v = 0  # first pass: labels not placed yet
-                    text = text.replace(placeholder, hex(v) if v >= 0 else f"-{hex(-v)}")
-                lines.append(text)
+                lines.append(lw if lw.late else lw.text)
             elif lw.size:
                 lines.append(f".zero {hex(lw.size)}")
         lines.append(f"__kp{len(self.lowered)}:")
@@ -389,7 +412,7 @@ class Unit:
         probes = [f"__kp{i}" for i in range(len(self.lowered) + 1)]
         for k in range(0, len(probes), 16):
             lines.append(".quad " + ", ".join(probes[k : k + 16]))
-        return "\n".join(lines) + "\n"
+        return lines
 
     def absorb(self, base: int, data: bytes) -> None:
         """Take keystone's bytes for `text(base, ...)`: split off the probe table."""
@@ -440,7 +463,7 @@ class Unit:
         return name in self.file.globals
 
     def symbol_kind(self, name: str) -> str | None:
-        """"function" or "object" as `.type` says, else None."""
+        """The kind `.type` gives `name` ("function" or "object"), else None."""
         attrs = self.file.attrs.get(name)
         return attrs.kind if attrs is not None else None
 
@@ -479,6 +502,17 @@ class Unit:
             out.append(Span(off, size, s.loc, s.name if isinstance(s, Label) else None,
                             s.bits if isinstance(s, Insn) else None))  # fmt: skip
         return out
+
+    def result_key(self) -> bytes | None:
+        """A digest of everything a result about the linked unit depends on (its statements
+        through `cache_key`, its address, what keystone was given, its final bytes); None
+        when the caller set no `cache_key`."""
+        if self.cache_key is None:
+            return None
+        h = hashlib.sha256(self.cache_key.encode())
+        for part in (b"%x" % self.base, self.last_text.encode(), self.final):
+            h.update(len(part).to_bytes(8, "little") + part)
+        return h.digest()
 
     # -- the final bytes --------------------------------------------------------------------
 
@@ -523,4 +557,3 @@ class Unit:
             out[off : off + size] = chunk
         self.final = bytes(out)
         return self.final
-

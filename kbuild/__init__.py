@@ -17,7 +17,7 @@ same `out` take turns (a lock file, out/.build.lock).
 from __future__ import annotations
 
 import fcntl
-import hashlib
+import functools
 import importlib.util
 import os
 import shutil
@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import Cache
+from .cache import Cache, digest
 from .paths import ROOT, rel
 
 OUTPUTS = ("kernel.elf", "kernel.map", "kernel.lst")
@@ -96,24 +96,26 @@ def build_kernel(out: Path = ROOT / "build", kernel_dir: Path = ROOT / "kernel",
 
 
 def build_key(kernel_dir: Path) -> str:
-    """The SHA-256 of every input of a build of `kernel_dir`: its files, our code, the tools'
-    versions, the Python version (each name with its bytes)."""
-    h = hashlib.sha256(KEY_FORMAT)
+    """The SHA-256 of every input of a build of `kernel_dir`: our code and tools (code_key),
+    and every file of the tree, each name with its bytes."""
+    parts: list[bytes | str] = [code_key()]
+    for p in _tree(kernel_dir):
+        parts += [str(p.relative_to(kernel_dir)), p.read_bytes()]
+    return digest(*parts)
 
-    def add(name: str, data: bytes) -> None:
-        for b in (name.encode(), data):
-            h.update(len(b).to_bytes(8, "little"))
-            h.update(b)
 
-    add("python", sys.version.encode())
+@functools.cache
+def code_key() -> str:
+    """The SHA-256 of what decides the outputs besides the kernel tree: our code (asm/,
+    linker/, kbuild/), the keystone and capstone versions, the Python version.  Every cache
+    key includes it."""
+    parts: list[bytes | str] = [KEY_FORMAT, sys.version]
     for module, dist in TOOLS:
-        add(module, tool_version(module, dist).encode())
+        parts += [module, tool_version(module, dist)]
     for d in CODE:
         for p in sorted((ROOT / d).glob("*.py")):
-            add(f"{d}/{p.name}", p.read_bytes())
-    for p in _tree(kernel_dir):
-        add(f"kernel/{p.relative_to(kernel_dir)}", p.read_bytes())
-    return h.hexdigest()
+            parts += [f"{d}/{p.name}", p.read_bytes()]
+    return digest(*parts)
 
 
 def tool_version(module: str, dist: str) -> str:

@@ -13,14 +13,15 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from asm import KeystoneBackend, load_units
+from asm import KeystoneBackend, SharedParse, Unit
+from asm.source import parse_file
 from kernel import gen
 from kernel.layout import LAYOUT
 from linker import Image, link, write_elf, write_listing, write_map
 from linker.checks import check_noinstr, verify_image
 
-from . import Built
-from .cache import Cache
+from . import Built, code_key
+from .cache import Cache, digest
 from .paths import ROOT, rel
 
 _private_names = itertools.count()
@@ -71,13 +72,44 @@ def output_namer(out: Path, kernel_dir: Path):
     return name
 
 
+def load(sources: list[Path], include_dirs: list[Path]) -> list[Unit]:
+    """Parse and lower every source into units, each with a `cache_key`: a digest of our code,
+    the file's path and bytes and those of everything it read; raises AsmError."""
+    digests: dict[Path, str] = {}
+
+    def file_digest(path: Path) -> str:
+        if path not in digests:
+            digests[path] = digest(path.read_bytes())
+        return digests[path]
+
+    shared = SharedParse()
+    units: list[Unit] = []
+    for path in sources:
+        src = parse_file(path, include_dirs, None, shared)
+        src.labels()  # duplicate labels within a file
+        key = digest(code_key(), str(path), file_digest(path),
+                     *(f"{p}\n{file_digest(p)}" for p in src.inputs))  # fmt: skip
+        for section, stmts in src.sections.items():
+            units.append(Unit(src, section, stmts))
+            units[-1].cache_key = digest(key, section)
+    return units
+
+
 def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
                 cache: Cache | None = None) -> Image:  # fmt: skip
     """Assemble, link and verify `sources`; raises AsmError or LinkErrors."""
-    units = load_units(sources, include_dirs)
-    with KeystoneBackend() as backend:
+    store = cache if cache is not None else Cache(None)
+    memo_key = digest(code_key(), "keystone")
+    memo = store.get("keystone", memo_key) or {}
+    # Two workers (keystone loading in them while we parse) when most units are new.
+    with KeystoneBackend(memo=memo, workers=1 if memo else 2, start=True) as backend:
+        units = load(sources, include_dirs)
         image = link(units, layout, backend, verify=False)
-    verify_image(image)
+    store.put("keystone", memo_key, backend.used)
+    checked_key = digest(code_key(), "verified")
+    verified = store.get("checked", checked_key) or set()
+    verify_image(image, verified)
+    store.put("checked", checked_key, {u.result_key() for u in image.units()} & verified)
     return image
 
 
@@ -91,10 +123,14 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     name = output_namer(out, kernel_dir)
     elf = write_elf(image, name)
     check_noinstr(image, elf)
+    listing_key = digest(code_key(), "listing")
+    listed = cache.get("checked", listing_key) or {}
+    listing = write_listing(image, name, listed)
+    cache.put("checked", listing_key, listed)
     files = {
         "kernel.elf": elf,
         "kernel.map": write_map(image, name).encode(),
-        "kernel.lst": write_listing(image, name).encode(),
+        "kernel.lst": listing.encode(),
     }
     generated = {p.name: p.read_bytes() for p in sorted(gen_dir.iterdir())
                  if p.is_file() and not p.name.endswith(".tmp")}  # fmt: skip

@@ -9,17 +9,25 @@ from . import noinstr
 from .link import Image, LinkErrors
 
 
-def verify_image(image: Image) -> None:
+def verify_image(image: Image, verified: set[bytes] | None = None) -> None:
     """Decode every instruction of every unit in its final place and check it against its
-    source (asm/verify.py); raises LinkErrors listing every mismatch (the first per unit)."""
+    source (asm/verify.py); raises LinkErrors listing every mismatch (the first per unit).
+    `verified` holds the result keys (Unit.result_key) of units that passed before: those are
+    not decoded again; the keys of the units that pass are added to it."""
     from asm.verify import verify_unit  # capstone: loaded only when a build verifies
 
     errors: list[AsmError] = []
     for unit, resolve in zip(image.units(), image.resolvers, strict=True):
+        key = unit.result_key() if verified is not None else None
+        if key is not None and key in verified:
+            continue
         try:
             verify_unit(unit, unit.final, resolve)
         except AsmError as e:
             errors.append(e)
+            continue
+        if key is not None:
+            verified.add(key)
     if errors:
         raise LinkErrors(errors)
 

@@ -107,8 +107,9 @@ class Linker:
                     errors.append(AsmError(loc, f"'{u.section}' holds no data (nobits): "
                                            "only labels, .zero and .balign belong there"))  # fmt: skip
             self.by_section[out.name].append(u)
-        for spec in layout.sections:  # input-pattern order first (a header goes first), then file order
-            self.by_section[spec.name].sort(key=lambda u, spec=spec: _pattern_index(spec, u.section))
+        # Input-pattern order first (a header goes first), then file order.
+        for spec in layout.sections:
+            self.by_section[spec.name].sort(key=lambda u, s=spec: _pattern_index(s, u.section))
         # Units are known by their position in this list (placement order) everywhere below.
         self.units = [u for us in self.by_section.values() for u in us]
         self._check_symbols(errors)
