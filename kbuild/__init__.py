@@ -65,18 +65,21 @@ class Built:
 
 
 def build_kernel(out: Path = ROOT / "build", kernel_dir: Path = ROOT / "kernel",
-                 cache: bool = True) -> BuildResult:  # fmt: skip
+                 cache: bool | Path = True) -> BuildResult:  # fmt: skip
     """Build the kernel tree at `kernel_dir` into `out`; never raises for a failed build (the
-    result says why, and nothing of it or of earlier builds is left in `out`)."""
+    result says why, and nothing of it or of earlier builds is left in `out`).  `cache`: True
+    for out/cache, False for none, or the cache directory to use (builds into different
+    directories may share one)."""
     problem = check_dirs(out, kernel_dir)
     if problem is not None:  # nothing was written, so there is nothing to clean up
         return BuildResult(1, [problem, "build failed"])
     start = time.perf_counter()
-    store = Cache(out / "cache" if cache else None)
+    root = cache if isinstance(cache, Path) else out / "cache" if cache else None
+    store = Cache(root)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with _locked(out):
-            key = build_key(kernel_dir) if cache else None
+            key = build_key(kernel_dir, out) if root is not None else None
             built = store.get("build", key) if key else None
             cached = built is not None
             if built is None:
@@ -95,11 +98,11 @@ def build_kernel(out: Path = ROOT / "build", kernel_dir: Path = ROOT / "kernel",
     return BuildResult(0, store.warnings, summary, cached, time.perf_counter() - start)
 
 
-def build_key(kernel_dir: Path) -> str:
+def build_key(kernel_dir: Path, out: Path) -> str:
     """The SHA-256 of every input of a build of `kernel_dir`: our code and tools (code_key),
-    and every file of the tree, each name with its bytes."""
+    and every file of the tree (but `out`, should it lie inside), each name with its bytes."""
     parts: list[bytes | str] = [code_key()]
-    for p in _tree(kernel_dir):
+    for p in _tree(kernel_dir, out):
         parts += [str(p.relative_to(kernel_dir)), p.read_bytes()]
     return digest(*parts)
 
@@ -129,11 +132,13 @@ def tool_version(module: str, dist: str) -> str:
     return ",".join(infos) or spec.origin
 
 
-def _tree(top: Path) -> list[Path]:
-    """Every file under `top` but Python's bytecode caches, sorted."""
+def _tree(top: Path, skip: Path) -> list[Path]:
+    """Every file under `top` but Python's bytecode caches and what is under `skip`, sorted."""
     found = []
+    skip = skip.resolve()
     for d, dirs, files in os.walk(top):
-        dirs[:] = sorted(x for x in dirs if x != "__pycache__")
+        dirs[:] = sorted(x for x in dirs
+                         if x != "__pycache__" and Path(d, x).resolve() != skip)  # fmt: skip
         found += [Path(d, f) for f in files if not f.endswith((".pyc", ".tmp"))]
     return sorted(found)
 

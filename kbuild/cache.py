@@ -85,8 +85,12 @@ class Cache:
         value = decode(key, data)
         if value is None:
             self.misses += 1
-        else:
-            self.hits += 1
+            return None
+        self.hits += 1
+        try:
+            os.utime(self.path(kind, key))  # recently used: the last to be pruned
+        except OSError:
+            pass
         return value
 
     def put(self, kind: str, key: str, value: Any) -> None:

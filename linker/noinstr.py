@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import io
 import sys
 from collections.abc import Sequence
@@ -188,6 +189,13 @@ def _read(elf: Path | bytes) -> _Image | None:
     return _Image(text["sh_addr"], text.data(), symbols, markers)
 
 
+@functools.cache
+def _decoder() -> Cs:
+    md = Cs(CS_ARCH_X86, CS_MODE_64)
+    md.detail = True
+    return md
+
+
 def _walk(img: _Image, func: _Function, markers: dict[int, list[int]]) -> list[Finding]:
     """Decode `func` linearly and judge each call, jump and return by the marker state."""
     findings: list[Finding] = []
@@ -195,8 +203,7 @@ def _walk(img: _Image, func: _Function, markers: dict[int, list[int]]) -> list[F
     def report(address: int, message: str) -> None:
         findings.append(Finding(address, func.name, address - func.start, message))
 
-    md = Cs(CS_ARCH_X86, CS_MODE_64)
-    md.detail = True
+    md = _decoder()
     code = img.code[func.start - img.start : func.end - img.start]
     enabled = False
     decoded = func.start  # end of the last instruction capstone decoded

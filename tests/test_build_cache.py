@@ -225,3 +225,12 @@ def test_no_cache_option(tmp_path):
     store.put("build", "0" * 64, 1)
     assert store.get("build", "0" * 64) is None and not store.warnings
     assert os.path.exists(tmp_path)
+
+
+def test_builds_into_two_directories_can_share_a_cache(reference, tmp_path):
+    shared = tmp_path / "shared-cache"
+    first = kbuild.build_kernel(tmp_path / "a", cache=shared)
+    second = kbuild.build_kernel(tmp_path / "b", cache=shared)
+    assert first.ok and second.ok and not first.cached and second.cached
+    assert outputs(tmp_path / "a") == outputs(tmp_path / "b") == reference
+    assert not (tmp_path / "a" / "cache").exists()
