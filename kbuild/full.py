@@ -122,7 +122,7 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache)
     name = output_namer(out, kernel_dir)
     elf = write_elf(image, name)
-    check_noinstr(image, elf)
+    check_noinstr(image)
     listing_key = digest(code_key(), "listing")
     listed = cache.get("checked", listing_key) or {}
     listing = write_listing(image, name, listed)

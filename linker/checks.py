@@ -32,9 +32,9 @@ def verify_image(image: Image, verified: set[bytes] | None = None) -> None:
         raise LinkErrors(errors)
 
 
-def check_noinstr(image: Image, elf: bytes) -> None:
-    """The noinstr check on the ELF file of `image`; raises LinkErrors, one per finding, each
-    at the source statement of the offending instruction."""
-    findings = noinstr.check(elf)
+def check_noinstr(image: Image) -> None:
+    """The noinstr check on the linked `image` (as its ELF file will be); raises LinkErrors,
+    one per finding, each at the source statement of the offending instruction."""
+    findings = noinstr.check_linked(image)
     if findings:
         raise LinkErrors([AsmError(image.locate(f.address), str(f)) for f in findings])

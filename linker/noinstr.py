@@ -45,9 +45,8 @@ from pathlib import Path
 
 from capstone import CS_ARCH_X86, CS_GRP_BRANCH_RELATIVE, CS_GRP_CALL, CS_GRP_JUMP, CS_MODE_64, Cs
 from capstone.x86 import X86_INS_RET, X86_OP_IMM
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+
+from .link import Image
 
 NOINSTR = ".noinstr.text"
 MARKERS = ".instr_markers"
@@ -152,6 +151,9 @@ class _Image:
 
 def _read(elf: Path | bytes) -> _Image | None:
     """The parts of the image the check reads; None when it has no (or an empty) .noinstr.text."""
+    from elftools.elf.elffile import ELFFile  # the build checks its Image: check_linked
+    from elftools.elf.sections import SymbolTableSection
+
     data = elf if isinstance(elf, bytes) else Path(elf).read_bytes()
     f = ELFFile(io.BytesIO(data))
     text = f.get_section_by_name(NOINSTR)
@@ -176,17 +178,32 @@ def _read(elf: Path | bytes) -> _Image | None:
         ),
         key=lambda s: (s.address, s.name),
     )
-    markers: list[tuple[int, int]] = []
     table = f.get_section_by_name(MARKERS)
-    if table is not None and table["sh_size"]:
-        raw = table.data()
-        if len(raw) % 16:
-            raise ValueError(f"{MARKERS}: size {len(raw)} is not a multiple of 16-byte entries")
-        for i in range(0, len(raw), 16):
-            markers.append((int.from_bytes(raw[i : i + 8], "little"),
-                            int.from_bytes(raw[i + 8 : i + 16], "little")))  # fmt: skip
-        markers.sort(key=lambda m: m[0])
-    return _Image(text["sh_addr"], text.data(), symbols, markers)
+    raw = table.data() if table is not None and table["sh_size"] else b""
+    return _Image(text["sh_addr"], text.data(), symbols, _markers(raw))
+
+
+def _markers(raw: bytes) -> list[tuple[int, int]]:
+    """The `.instr_markers` entries (address, kind), sorted by address (stable)."""
+    if len(raw) % 16:
+        raise ValueError(f"{MARKERS}: size {len(raw)} is not a multiple of 16-byte entries")
+    markers = [(int.from_bytes(raw[i : i + 8], "little"),
+                int.from_bytes(raw[i + 8 : i + 16], "little")) for i in range(0, len(raw), 16)]  # fmt: skip
+    return sorted(markers, key=lambda m: m[0])
+
+
+def check_linked(image: Image) -> list[Finding]:
+    """`check` on a linked image before it is an ELF file: the same sections and symbols the
+    ELF writer puts in the file (linker/elf.py), read from the Image itself."""
+    sections = {s.spec.name: s for s in image.sections}
+    text = sections.get(NOINSTR)
+    if text is None or not text.size:
+        return []
+    symbols = sorted((_Sym(s.name, s.value, s.size, s.kind == "function", s.is_global)
+                      for s in image.symbols if s.name), key=lambda s: (s.address, s.name))  # fmt: skip
+    table = sections.get(MARKERS)
+    raw = table.data if table is not None and table.size else b""
+    return _findings(_Image(text.vma, text.data, symbols, _markers(raw)))
 
 
 @functools.cache
@@ -246,8 +263,10 @@ def _walk(img: _Image, func: _Function, markers: dict[int, list[int]]) -> list[F
 def check(elf: Path | bytes) -> list[Finding]:
     """Every noinstr violation in the ELF image (a path or its bytes), by address."""
     img = _read(elf)
-    if img is None:
-        return []
+    return [] if img is None else _findings(img)
+
+
+def _findings(img: _Image) -> list[Finding]:
     markers: dict[int, list[int]] = {}
     for address, kind in img.markers:
         if img.start <= address <= img.end:  # the end: a marker after the last instruction
@@ -271,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("image", nargs="?", type=Path, default=DEFAULT_IMAGE,
                     help="ELF image (default: %(default)s)")  # fmt: skip
     args = ap.parse_args(argv)
+    from elftools.common.exceptions import ELFError
+
     try:
         findings = check(args.image)
     except OSError as e:  # its str() repeats the path
