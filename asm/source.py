@@ -487,9 +487,9 @@ class Parser:
     def _state(self) -> tuple:
         """Everything but constants and macros that a line can change."""
         f = self.file
-        return (tuple((k, len(v)) for k, v in f.sections.items()), len(f.globals), len(f.attrs),
-                tuple(f.attrs.values()), self.section, tuple(self.stack), self.bits,
-                self.expansions, self.repetitions, self.includes)  # fmt: skip
+        return (tuple((k, len(v)) for k, v in f.sections.items()), len(f.globals),
+                tuple((k, a.kind) for k, a in f.attrs.items()), self.section, tuple(self.stack),
+                self.bits, self.expansions, self.repetitions, self.includes)  # fmt: skip
 
 
 def pack(loc: Loc, value: int, size: int) -> bytes:
