@@ -53,8 +53,9 @@ class KeystoneWorker:
 
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
+            # This file as a script: the worker loads keystone, not the `asm` package.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "asm.ks_worker"],
+                [sys.executable, os.path.abspath(__file__)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
