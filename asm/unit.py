@@ -206,6 +206,8 @@ class Unit:
         self._body: list[str | Lowered] | None = None  # text() after the .set lines
         self.last_text = ""  # what text() returned last
         self.cache_key: str | None = None  # set by a caller that caches results about the unit
+        self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
+        self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -356,10 +358,7 @@ class Unit:
 
     def externals(self) -> set[str]:
         """Names this unit needs from outside (other units, files, the linker)."""
-        out: set[str] = set()
-        for lw in self.lowered:
-            out |= lw.externals
-        return out
+        return set(self._externals)
 
     def references(self) -> list[tuple[str, Loc]]:
         """Each use of an outside name with its location, for undefined-symbol errors."""
@@ -368,7 +367,7 @@ class Unit:
     def text(self, base: int, resolve: Resolve) -> str:
         """The keystone input for this unit placed at `base`, outside names as `resolve` says."""
         lines = ["__kunit:"]
-        for name in sorted(self.externals()):
+        for name in self._externals:
             value = resolve(name)
             value = base if value is None else value
             sign = "+" if value >= base else "-"
@@ -427,8 +426,8 @@ class Unit:
                            "keystone output does not match its probe table")  # fmt: skip
 
     def label_offsets(self) -> dict[str, int]:
-        return {lw.stmt.name: off for lw, off in zip(self.lowered, self.offsets)
-                if isinstance(lw.stmt, Label)}  # fmt: skip
+        offsets = self.offsets
+        return {name: offsets[i] for i, name in self._labels_at} if offsets else {}
 
     def statement_span(self, i: int) -> tuple[int, int]:
         """Offset and size of statement i."""
