@@ -10,7 +10,10 @@ every statement plus a trailing `.quad` list tells each statement's offset.
 
 The caller (the linker) drives it in three steps: `text(base, resolve)` for keystone, `absorb()`
 with keystone's bytes, then `finish(resolve)` once addresses are final, which patches data and
-branches and verifies every instruction with capstone.
+branches (the bytes stay in `final`, which the capstone verification pass after linking checks,
+asm/verify.py).  The linker reads nothing else of a unit than its methods and properties: the
+labels and references it has, its data for a nobits check, `.size` values, where an offset is
+in the source, the spans the listing shows.
 """
 
 from __future__ import annotations
