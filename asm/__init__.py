@@ -14,7 +14,7 @@ from .ks_worker import KeystoneCrash, KeystoneWorker, KsResult
 from .source import Insn, Label, SharedParse, parse_file
 from .unit import Resolve, Unit, ks_name
 
-__all__ = ["AsmError", "Loc", "KeystoneBackend", "SharedParse", "Unit", "load_units"]
+__all__ = ["AsmError", "Loc", "KeystoneBackend", "SharedParse", "Unit", "load_units", "memo_key"]
 
 
 def load_units(
@@ -52,6 +52,7 @@ class KeystoneBackend:
         self.passes = 0
         self.memo = memo if memo is not None else {}
         self.used: dict[bytes, bytes] = {}
+        self._prefetched: list[tuple[KeystoneWorker, int, list[bytes]]] = []
         if start:  # keystone loads in the workers while the caller parses
             for w in (self.worker, *self.helpers):
                 w.start()
@@ -63,8 +64,45 @@ class KeystoneBackend:
         for w in (self.worker, *self.helpers):
             w.close()
 
+    def prefetch(self, work: list[tuple[Unit, int, Resolve]]) -> None:
+        """Start keystone on `work` (units at the addresses and with the names a pass will
+        most likely use) without waiting: the results go to the memo before the next call.
+        Only a guess made early: a text the pass then makes otherwise is simply assembled
+        then; a failure here is left for that pass to find and report."""
+        items, keys = [], []
+        for u, base, resolve in work:
+            text = u.text(base, resolve)
+            key = memo_key(base, text)
+            if key not in self.memo and key not in keys:
+                items.append((64, base, text))
+                keys.append(key)
+        if not items:
+            return
+        workers = [self.worker, *self.helpers]
+        worker = min(workers, key=lambda w: (w.outstanding, workers.index(w)))
+        try:
+            worker.send(items)
+        except KeystoneCrash:
+            return
+        self._prefetched.append((worker, worker.generation, keys))
+
+    def _collect(self) -> None:
+        """Take the results of every prefetch into the memo (dropping what failed)."""
+        pending, self._prefetched = self._prefetched, []
+        for worker, generation, keys in pending:
+            if worker.generation != generation:  # it crashed (and was closed) since
+                continue
+            try:
+                results = worker.receive(self.timeout)
+            except KeystoneCrash:
+                continue
+            for key, r in zip(keys, results):
+                if r.ok:
+                    self.memo[key] = r.data
+
     def __call__(self, work: list[tuple[Unit, int, Resolve]]) -> None:
         self.passes += 1
+        self._collect()
         data: list[bytes | None] = []
         keys: list[bytes] = []
         todo: list[tuple[int, bytes, tuple[int, int, str]]] = []  # (index in work, key, item)

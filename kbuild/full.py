@@ -10,6 +10,7 @@ import functools
 import importlib
 import itertools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -19,6 +20,7 @@ from kernel import gen
 from kernel.layout import LAYOUT
 from linker import Image, link, write_elf, write_listing, write_map
 from linker.checks import check_noinstr, verify_image
+from linker.link import first_pass
 
 from . import Built, code_key
 from .cache import Cache, digest
@@ -72,9 +74,11 @@ def output_namer(out: Path, kernel_dir: Path):
     return name
 
 
-def load(sources: list[Path], include_dirs: list[Path]) -> list[Unit]:
+def load(sources: list[Path], include_dirs: list[Path],
+         loaded: Callable[[list[Unit]], None] = lambda units: None) -> list[Unit]:  # fmt: skip
     """Parse and lower every source into units, each with a `cache_key`: a digest of our code,
-    the file's path and bytes and those of everything it read; raises AsmError."""
+    the file's path and bytes and those of everything it read; `loaded` is given each file's
+    units as soon as they are made.  Raises AsmError."""
     digests: dict[Path, str] = {}
 
     def file_digest(path: Path) -> str:
@@ -89,9 +93,11 @@ def load(sources: list[Path], include_dirs: list[Path]) -> list[Unit]:
         src.labels()  # duplicate labels within a file
         key = digest(code_key(), str(path), file_digest(path),
                      *(f"{p}\n{file_digest(p)}" for p in src.inputs))  # fmt: skip
-        for section, stmts in src.sections.items():
-            units.append(Unit(src, section, stmts))
-            units[-1].cache_key = digest(key, section)
+        file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
+        for u in file_units:
+            u.cache_key = digest(key, u.section)
+        loaded(file_units)
+        units += file_units
     return units
 
 
@@ -103,7 +109,13 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
     memo = store.get("keystone", memo_key) or {}
     # Two workers (keystone loading in them while we parse) when most units are new.
     with KeystoneBackend(memo=memo, workers=1 if memo else 2, start=True) as backend:
-        units = load(sources, include_dirs)
+        place = first_pass(layout)
+
+        def prefetch(file_units: list[Unit]) -> None:  # keystone works while we parse
+            work = [(u, *p) for u in file_units if (p := place(u)) is not None]
+            backend.prefetch(work)
+
+        units = load(sources, include_dirs, prefetch)
         image = link(units, layout, backend, verify=False)
     store.put("keystone", memo_key, backend.used)
     checked_key = digest(code_key(), "verified")

@@ -170,21 +170,7 @@ class Linker:
         return bases, spans
 
     def _linker_symbols(self, spans: dict[str, tuple[int, int, int]]) -> dict[str, int]:
-        syms: dict[str, int] = {}
-        progbits_end = self.layout.load_base
-        end = self.layout.load_base
-        for spec in self.layout.sections:
-            vma, lma, size = spans[spec.name]
-            syms[f"__start_{spec.symbol_stem}"] = vma
-            syms[f"__stop_{spec.symbol_stem}"] = vma + size
-            syms[f"__lma_start_{spec.symbol_stem}"] = lma
-            if not spec.nobits:
-                progbits_end = max(progbits_end, lma + size)
-            end = max(end, lma + size)
-        syms["__image_lma_start"] = self.layout.load_base
-        syms["__image_lma_end"] = progbits_end
-        syms["__image_lma_bss_end"] = end
-        return syms
+        return linker_symbols(self.layout, spans)
 
     def _resolver(self, u: Unit, values: dict[tuple[object, str], int], linker: dict[str, int]):
         path = u.path
@@ -300,6 +286,51 @@ class Linker:
                                                f"{y + b.size:#x}) overlap ({kind} addresses)"))  # fmt: skip
         if errors:
             raise LinkErrors(errors)
+
+
+def linker_symbols(layout: Layout, spans: dict[str, tuple[int, int, int]]) -> dict[str, int]:
+    """The symbols the linker defines for output sections at `spans` (vma, lma, size)."""
+    syms: dict[str, int] = {}
+    progbits_end = layout.load_base
+    end = layout.load_base
+    for spec in layout.sections:
+        vma, lma, size = spans[spec.name]
+        syms[f"__start_{spec.symbol_stem}"] = vma
+        syms[f"__stop_{spec.symbol_stem}"] = vma + size
+        syms[f"__lma_start_{spec.symbol_stem}"] = lma
+        if not spec.nobits:
+            progbits_end = max(progbits_end, lma + size)
+        end = max(end, lma + size)
+    syms["__image_lma_start"] = layout.load_base
+    syms["__image_lma_end"] = progbits_end
+    syms["__image_lma_bss_end"] = end
+    return syms
+
+
+def first_pass(layout: Layout) -> Callable[[Unit], tuple[int, Resolve] | None]:
+    """Where the fixpoint's first pass (every size still 0) places a unit and how its names
+    resolve there, known before any unit is read: a guess of its keystone input that lets
+    assembling start while the sources are still being parsed (KeystoneBackend.prefetch).
+    None for a unit the layout does not place."""
+    spans, cursor = {}, layout.load_base
+    for spec in layout.sections:
+        lma = spec.lma if spec.lma is not None else _align(cursor, spec.align)
+        vma = spec.vma if spec.vma is not None else lma + spec.vma_offset
+        spans[spec.name], cursor = (vma, lma, 0), lma
+    syms = linker_symbols(layout, spans)
+
+    def place(u: Unit) -> tuple[int, Resolve] | None:
+        spec = layout.output_for(u.section)
+        if spec is None:
+            return None
+
+        def resolve(name: str) -> int | None:
+            value = u.constant(name)
+            return value if value is not None else syms.get(name)
+
+        return _align(spans[spec.name][0], u.align), resolve
+
+    return place
 
 
 def _pattern_index(spec: OutputSection, name: str) -> int:
