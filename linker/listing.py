@@ -55,9 +55,10 @@ def _unit_lines(sec: PlacedSection, u: Unit, rel_path: Callable[[str], str]) -> 
         code = sec.data[addr - sec.vma : addr - sec.vma + span.size]
         where = f"{rel_path(str(span.loc.path))}:{span.loc.line}"
         if span.bits is not None:
-            for d in _cs(span.bits).disasm(code, addr):
-                text = f"{d.mnemonic} {d.op_str}".strip()
-                out.append(f"  {d.address:x}:  {d.bytes.hex(' '):<30} {text:<44} # {where}")
+            for address, size, mnemonic, op_str in _cs(span.bits).disasm_lite(code, addr):
+                text = f"{mnemonic} {op_str}".strip()
+                raw = code[address - addr : address - addr + size]
+                out.append(f"  {address:x}:  {raw.hex(' '):<30} {text:<44} # {where}")
         else:
             for k in range(0, span.size, 16):
                 chunk = code[k : k + 16]
