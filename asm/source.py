@@ -21,6 +21,7 @@ _LABEL = re.compile(rf"\s*({NAME_RE})\s*:(?!:)")
 _NUMERIC_LABEL = re.compile(r"\s*\d+\s*:")
 _MACRO_ARG = re.compile(r"\\(\w+|@)")
 _NESTING = re.compile(r"[][()\"']")  # what makes a comma not split operands
+_SPLIT_SPECIAL = re.compile(r"[][()\"',]")
 
 MAX_MACRO_DEPTH = 100  # macros expanding macros: deeper is taken as a macro that calls itself
 MAX_REPT = 100_000  # the largest .rept count (and the most .rept repetitions in one file)
@@ -523,25 +524,22 @@ def _split_operands(text: str) -> list[str]:
     """Split on commas that are outside brackets, parentheses and strings."""
     if not _NESTING.search(text):
         return [part.strip() for part in text.split(",")]
-    out, depth, cur, quote = [], 0, [], None
-    for ch in text:
+    out, depth, quote, start = [], 0, None, 0
+    for m in _SPLIT_SPECIAL.finditer(text):
+        ch, i = m[0], m.start()
         if quote:
-            cur.append(ch)
-            if ch == quote and (len(cur) < 2 or cur[-2] != "\\"):
+            if ch == quote and text[i - 1] != "\\":  # the opening quote is before i
                 quote = None
-            continue
-        if ch in "\"'":
+        elif ch in "\"'":
             quote = ch
         elif ch in "[(":
             depth += 1
         elif ch in "])":
             depth -= 1
         elif ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-            continue
-        cur.append(ch)
-    out.append("".join(cur).strip())
+            out.append(text[start:i].strip())
+            start = i + 1
+    out.append(text[start:].strip())
     return out
 
 

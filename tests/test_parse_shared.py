@@ -74,3 +74,89 @@ def test_a_replayed_include_fails_where_the_first_did(tree):
     parse_file(tree / "b.s", [tree], None, shared)
     with pytest.raises(AsmError, match=r"consts\.inc:3: error: macro 'TWICE' is already defined"):
         parse_file(tree / "twice.s", [tree], {"OFFSET": 5}, shared)
+
+
+# -- the line lexer and the operand splitter against character-by-character references --------
+
+
+def _reference_strip(text: str) -> list[str] | str:
+    """Comments removed one character at a time (the lexer's specification)."""
+    out, in_block = [], False
+    for line in text.split("\n"):
+        res, i, quote = [], 0, None
+        while i < len(line):
+            ch = line[i]
+            if in_block:
+                if line.startswith("*/", i):
+                    in_block, i = False, i + 2
+                else:
+                    i += 1
+                continue
+            if quote:
+                res.append(ch)
+                if ch == "\\" and i + 1 < len(line):
+                    res.append(line[i + 1])
+                    i += 1
+                elif ch == quote:
+                    quote = None
+            elif ch == '"' or (ch == "'" and i + 2 < len(line) and line[i + 2] == "'"):
+                quote = ch
+                res.append(ch)
+            elif ch == "#":
+                break
+            elif line.startswith("/*", i):
+                in_block, i = True, i + 2
+                continue
+            elif line.startswith("//", i):
+                return f"error at line {len(out) + 1}"
+            else:
+                res.append(ch)
+            i += 1
+        out.append("".join(res))
+    return out
+
+
+def _reference_split(text: str) -> list[str]:
+    """Operands split one character at a time (the splitter's specification)."""
+    out, depth, cur, quote = [], 0, [], None
+    for ch in text:
+        if quote:
+            cur.append(ch)
+            if ch == quote and (len(cur) < 2 or cur[-2] != "\\"):
+                quote = None
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    out.append("".join(cur).strip())
+    return out
+
+
+def _strip(text: str) -> list[str] | str:
+    try:
+        return asm.source._strip_comments(text, Path("x.s"))
+    except AsmError as e:
+        return f"error at line {e.loc.line}"
+
+
+def test_lexer_and_splitter_agree_with_their_references():
+    import random
+
+    rng = random.Random(7)
+    alphabet = ['"', "'", "#", "/", "*", "\\", "[", "]", "(", ")", ",", "a", " ", "\n"]
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert _strip(text) == _reference_strip(text), repr(text)
+        line = text.replace("\n", " ")
+        assert asm.source._split_operands(line) == _reference_split(line), repr(line)
+    for path in Path(__file__).resolve().parent.parent.glob("kernel/**/*.[si]*"):
+        text = path.read_text()
+        assert _strip(text) == _reference_strip(text), path
