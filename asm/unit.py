@@ -10,18 +10,25 @@ every statement plus a trailing `.quad` list tells each statement's offset.
 
 The caller (the linker) drives it in three steps: `text(base, resolve)` for keystone, `absorb()`
 with keystone's bytes, then `finish(resolve)` once addresses are final, which patches data and
-branches and verifies every instruction with capstone.
+branches (the bytes stay in `final`, which the capstone verification pass after linking checks,
+asm/verify.py).  The linker reads nothing else of a unit than its methods and properties: the
+labels and references it has, its data for a nobits check, `.size` values, where an offset is
+in the source, the spans the listing shows.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse
 from .source import Align, Blob, Data, Insn, Label, SizeMark, SourceFile, Statement
+from .source import pack as _pack
 from .x86 import (
     BRANCHES,
     FIXED_BYTES,
@@ -59,6 +66,18 @@ class Operand:
     mem_regs: tuple[tuple[str, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class Span:
+    """One statement's bytes in its unit: offset, size, source line; the label it defines or
+    the mode (32/64) of the instruction it is, None for anything else."""
+
+    offset: int
+    size: int
+    loc: Loc
+    label: str | None
+    bits: int | None
+
+
 @dataclass
 class Lowered:
     """What one statement becomes: keystone text or fixed bytes, and how to finish it."""
@@ -83,11 +102,15 @@ def _words(text: str) -> list[str]:
     ]
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+@functools.cache
 def ks_name(name: str) -> str:
     """The spelling of a symbol for keystone: it rejects names that start with '.' inside
     memory operands ('[rip + .Lx]' is "Invalid operand"), so such names are mangled into the
     reserved '__kn_' space (sources may not use names starting with '__k')."""
-    if re.fullmatch(r"[A-Za-z_]\w*", name):
+    if _PLAIN_NAME.fullmatch(name):
         return name
     return "__kn_" + name.replace("_", "__").replace(".", "_d").replace("$", "_s")
 
@@ -182,6 +205,12 @@ class Unit:
         self.size = 0
         self.raw = b""
         self.base = 0
+        self.final = b""
+        self._body: list[str | Lowered] | None = None  # text() after the .set lines
+        self.last_text = ""  # what text() returned last
+        self.cache_key: str | None = None  # set by a caller that caches results about the unit
+        self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
+        self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -332,10 +361,7 @@ class Unit:
 
     def externals(self) -> set[str]:
         """Names this unit needs from outside (other units, files, the linker)."""
-        out: set[str] = set()
-        for lw in self.lowered:
-            out |= lw.externals
-        return out
+        return set(self._externals)
 
     def references(self) -> list[tuple[str, Loc]]:
         """Each use of an outside name with its location, for undefined-symbol errors."""
@@ -344,11 +370,32 @@ class Unit:
     def text(self, base: int, resolve: Resolve) -> str:
         """The keystone input for this unit placed at `base`, outside names as `resolve` says."""
         lines = ["__kunit:"]
-        for name in sorted(self.externals()):
+        for name in self._externals:
             value = resolve(name)
             value = base if value is None else value
             sign = "+" if value >= base else "-"
             lines.append(f".set {ks_name(name)}, __kunit {sign} {hex(abs(value - base))}")
+        if self._body is None:
+            self._body = self._static_body()
+        for part in self._body:
+            if isinstance(part, str):
+                lines.append(part)
+                continue
+            text = part.text
+            for placeholder, expr in part.late.items():
+                try:
+                    v = expr.evaluate(lambda n: self.file.constants.get(n, resolve(n)))
+                except ExprError:
+                    v = 0  # first pass: labels not placed yet
+                text = text.replace(placeholder, hex(v) if v >= 0 else f"-{hex(-v)}")
+            lines.append(text)
+        self.last_text = "\n".join(lines) + "\n"
+        return self.last_text
+
+    def _static_body(self) -> list[str | Lowered]:
+        """The keystone input after the `.set` lines, as lines; a statement whose text takes
+        values from the previous pass (`late`) stays a Lowered, filled in by text()."""
+        lines: list[str | Lowered] = []
         bits = None
         for i, lw in enumerate(self.lowered):
             stmt_bits = getattr(lw.stmt, "bits", bits or 64)
@@ -359,14 +406,7 @@ class Unit:
             if isinstance(lw.stmt, Label):
                 lines.append(f"{ks_name(lw.stmt.name)}:")
             elif lw.text:
-                text = lw.text
-                for placeholder, expr in lw.late.items():
-                    try:
-                        v = expr.evaluate(lambda n: self.file.constants.get(n, resolve(n)))
-                    except ExprError:
-                        v = 0  # first pass: labels not placed yet
-                    text = text.replace(placeholder, hex(v) if v >= 0 else f"-{hex(-v)}")
-                lines.append(text)
+                lines.append(lw if lw.late else lw.text)
             elif lw.size:
                 lines.append(f".zero {hex(lw.size)}")
         lines.append(f"__kp{len(self.lowered)}:")
@@ -374,7 +414,7 @@ class Unit:
         probes = [f"__kp{i}" for i in range(len(self.lowered) + 1)]
         for k in range(0, len(probes), 16):
             lines.append(".quad " + ", ".join(probes[k : k + 16]))
-        return "\n".join(lines) + "\n"
+        return lines
 
     def absorb(self, base: int, data: bytes) -> None:
         """Take keystone's bytes for `text(base, ...)`: split off the probe table."""
@@ -389,16 +429,98 @@ class Unit:
                            "keystone output does not match its probe table")  # fmt: skip
 
     def label_offsets(self) -> dict[str, int]:
-        return {lw.stmt.name: off for lw, off in zip(self.lowered, self.offsets)
-                if isinstance(lw.stmt, Label)}  # fmt: skip
+        offsets = self.offsets
+        return {name: offsets[i] for i, name in self._labels_at} if offsets else {}
 
     def statement_span(self, i: int) -> tuple[int, int]:
         """Offset and size of statement i."""
         end = self.offsets[i + 1] if i + 1 < len(self.offsets) else self.size
         return self.offsets[i], end - self.offsets[i]
 
+    # -- what the linker asks (it reads no statement itself) -----------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The source file the unit comes from (an object file, in GNU terms)."""
+        return self.file.path
+
+    @property
+    def loc(self) -> Loc | None:
+        """Where the unit starts in its source (None: it is empty)."""
+        return self.stmts[0].loc if self.stmts else None
+
+    def data_loc(self) -> Loc | None:
+        """The first statement that puts code or non-zero bytes in the unit, or None (the unit
+        fits a nobits section)."""
+        for s in self.stmts:
+            if isinstance(s, (Insn, Data)) or (isinstance(s, Blob) and any(s.data)):
+                return s.loc
+        return None
+
+    def label_locs(self) -> list[tuple[str, Loc]]:
+        """Every label the unit defines, in source order, with where."""
+        return [(s.name, s.loc) for s in self.stmts if isinstance(s, Label)]
+
+    def is_global(self, name: str) -> bool:
+        return name in self.file.globals
+
+    def symbol_kind(self, name: str) -> str | None:
+        """The kind `.type` gives `name` ("function" or "object"), else None."""
+        attrs = self.file.attrs.get(name)
+        return attrs.kind if attrs is not None else None
+
+    def constant(self, name: str) -> int | None:
+        """The value of a `.set` constant of the unit's file, or None."""
+        return self.file.constants.get(name)
+
+    def size_marks(self, resolve: Resolve) -> dict[str, int | None]:
+        """`.size NAME, EXPR` values, each evaluated where it stands (None: not known yet, a
+        label not placed in this pass); only once offsets are known (after `absorb`)."""
+        marks: dict[str, int | None] = {}
+        if not self.offsets:
+            return marks
+        for i, s in enumerate(self.stmts):
+            if isinstance(s, SizeMark):
+                try:
+                    marks[s.name] = s.expr.evaluate(resolve, dot=self.base + self.offsets[i])
+                except ExprError:
+                    marks[s.name] = None
+        return marks
+
+    def locate(self, offset: int) -> Loc | None:
+        """The source line of the statement whose bytes hold `offset` (None: padding)."""
+        for i, lw in enumerate(self.lowered):
+            off, size = self.statement_span(i)
+            if off <= offset < off + size:
+                return lw.stmt.loc
+        return None
+
+    def spans(self) -> list[Span]:
+        """Every statement's place in the unit, for the listing."""
+        out = []
+        for i, lw in enumerate(self.lowered):
+            off, size = self.statement_span(i)
+            s = lw.stmt
+            out.append(Span(off, size, s.loc, s.name if isinstance(s, Label) else None,
+                            s.bits if isinstance(s, Insn) else None))  # fmt: skip
+        return out
+
+    def result_key(self) -> bytes | None:
+        """A digest of everything a result about the linked unit depends on (its statements
+        through `cache_key`, its address, what keystone was given, its final bytes); None
+        when the caller set no `cache_key`."""
+        if self.cache_key is None:
+            return None
+        h = hashlib.sha256(self.cache_key.encode())
+        for part in (b"%x" % self.base, self.last_text.encode(), self.final):
+            h.update(len(part).to_bytes(8, "little") + part)
+        return h.digest()
+
+    # -- the final bytes --------------------------------------------------------------------
+
     def finish(self, resolve: Resolve) -> bytes:
-        """The unit's final bytes: data and external branches patched; resolve is final."""
+        """The unit's final bytes: data and external branches patched; resolve is final.  They
+        are kept as `final` for the passes after linking."""
         out = bytearray(self.raw)
         for i, lw in enumerate(self.lowered):
             off, size = self.statement_span(i)
@@ -435,12 +557,5 @@ class Unit:
             else:
                 continue
             out[off : off + size] = chunk
-        return bytes(out)
-
-
-def _pack(loc: Loc, value: int, size: int) -> bytes:
-    # GNU as takes any value that fits the width as signed or unsigned, or whose negation
-    # does (`.long -(magic + flags)` of a Multiboot checksum): the same here.
-    if not -(1 << (8 * size)) < value < (1 << (8 * size)):
-        raise AsmError(loc, f"value {value:#x} does not fit in {size} byte(s)")
-    return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        self.final = bytes(out)
+        return self.final
