@@ -84,7 +84,7 @@ def test_user_task_with_df_set(kernel_image, kernel_symbols, tmp_path):
     config = QemuConfig(kernel_image, append="selftest=robust_user_df", timeout=60, log_int=log)
     result = run(config)
     report = ktap.parse(result.console)
-    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    assert result.passed and report.passed and len(report.cases) == 1, report.summary()
     assert "written with DF set\n" in result.console.replace("\r\n", "\n")
     # DF was set when the CPU entered the kernel from the program, for the demand fault on
     # heap page 1 and for the write system call.
@@ -110,7 +110,7 @@ def test_two_tasks_writing_at_once_keep_their_letters(kernel_image):
     result = run(config)
     console = result.console.replace("\r\n", "\n")
     report = ktap.parse(console)
-    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    assert result.passed and report.passed and len(report.cases) == 1, report.summary()
     begin = console.index("# write race: begin\n") + len("# write race: begin\n")
     end = RACE_END_RE.search(console, begin)
     assert end is not None, console[-2000:]
@@ -133,7 +133,7 @@ def test_two_threads_printing_at_once_keep_their_lines_whole(kernel_image):
     result = run(config)
     console = result.console.replace("\r\n", "\n")
     report = ktap.parse(console)
-    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    assert result.passed and report.passed and len(report.cases) == 1, report.summary()
     begin = console.index("# printk race: begin\n") + len("# printk race: begin\n")
     end = PRINTK_END_RE.search(console, begin)
     assert end is not None, console[-2000:]
@@ -151,7 +151,7 @@ def test_warning_first_seen_in_an_nmi_is_printed_later(kernel_image):
     result = run(QemuConfig(kernel_image, append="selftest=warn_first_in_nmi", timeout=60))
     console = result.console.replace("\r\n", "\n")
     report = ktap.parse(console)
-    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    assert result.passed and report.passed and len(report.cases) == 1, report.summary()
     text = dict(WARNINGS)["rcu_nmi_exit_underflow"]
     lines = [(m["text"], m["site"]) for m in WARNING_RE.finditer(console)]
     assert lines == [(text, "rcu_nmi_exit_core")]
@@ -200,4 +200,4 @@ def test_free_pages_come_back_after_tasks_exit(kernel_image, kernel_symbols):
     assert len(listed_before) == len(set(listed_before)) == before
     assert len(listed_after) == len(set(listed_after)) == after
     report = ktap.parse(console)
-    assert report.passed and len(report.tests) == 1 + len(POOL_TASK_TESTS), report.summary()
+    assert report.passed and len(report.cases) == 1 + len(POOL_TASK_TESTS), report.summary()

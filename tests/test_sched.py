@@ -148,6 +148,8 @@ REPEAT_RANGE = "error: repeat= takes a number from 1 to 1000"
         ("selftest=idt,,page_alloc", "error: selftest= has an empty name"),
         ("selftest=no_such_test", "error: unknown selftest 'no_such_test'"),
         ("selftest=idt,idt", "error: selftest 'idt' named twice"),
+        ("selftest=arch,idt", "error: selftest 'idt' named twice"),  # by its suite first
+        ("selftest=idt,arch", "error: selftest 'arch' named twice"),
         # A key given twice: neither value is obeyed, the later out-of-range one neither.
         ("hz=100 hz=5", "error: option hz= given more than once"),
         ("selftest=idt repeat=2 repeat=2", "error: option repeat= given more than once"),
@@ -192,29 +194,64 @@ def test_command_line_longer_than_the_buffer_is_refused(kernel_image, extra, ref
         assert "timer: 10 Hz" in result.console
 
 
-def selftest_table(image: Path) -> list[str]:
-    """The self-test table's names in table order (selftest=list), by-name ones marked."""
+def selftest_table(image: Path) -> dict[str, list[str]]:
+    """The suites and their tests' names (selftest=list), in the order selftest=all runs
+    them, by-name ones marked."""
     result = boot(image, "selftest=list")
     assert result.outcome is Outcome.PASS, result.console
     start = result.console.index("timer:")
-    return [line for line in result.console[start:].splitlines()[1:] if line]
+    suites: dict[str, list[str]] = {}
+    for line in result.console[start:].splitlines()[1:]:
+        if line.endswith(":"):
+            suites[line[:-1]] = []
+        elif line.startswith("    "):
+            suites[list(suites)[-1]].append(line[4:])
+    return suites
 
 
 def test_selftests_run_in_the_order_named(kernel_image):
-    table = selftest_table(kernel_image)
+    suites = selftest_table(kernel_image)
+    table = [name for tests in suites.values() for name in tests]
     named = ["multiboot", "idt", "gdt_tss"]
     assert [table.index(n) for n in named] == [2, 0, 1], table[:3]  # not in table order
     result = boot(kernel_image, f"selftest={','.join(named)} repeat=2")
     assert result.outcome is Outcome.PASS, result.console
     report = ktap.parse(result.console)
-    assert report.plan == 6
-    assert [t.name for t in report.tests] == named * 2
-    assert [t.number for t in report.tests] == list(range(1, 7))
+    assert report.plan == 2  # the suite, twice
+    assert [(t.number, t.name) for t in report.tests] == [(1, "arch"), (2, "arch")]
+    assert [t.name for t in report.cases] == named * 2
+    assert [t.number for t in report.cases] == [1, 2, 3] * 2
+    # Named tests of several suites run grouped by suite, the suites in the order their
+    # first test was named.
+    named = ["sched_timer_ticks", "idt", "sched_wait_queue", "multiboot"]
+    result = boot(kernel_image, f"selftest={','.join(named)}")
+    report = ktap.parse(result.console)
+    assert result.outcome is Outcome.PASS and report.passed, report.summary()
+    assert [t.name for t in report.tests] == ["sched", "arch"]
+    assert [t.name for t in report.cases] == [named[0], named[2], named[1], named[3]]
     # `all` keeps table order and leaves out the tests that run only when named.
     result = boot(kernel_image, "selftest=all")
     assert result.outcome is Outcome.PASS, result.console
     expected = [n for n in table if not n.endswith(" (only when named)")]
-    assert [t.name for t in ktap.parse(result.console).tests] == expected
+    assert [t.name for t in ktap.parse(result.console).cases] == expected
+
+
+def test_a_suite_name_runs_the_whole_suite(kernel_image):
+    suites = selftest_table(kernel_image)
+    # Its by-name tests too: naming the suite names them.
+    for suite in ("arch", "nmi"):
+        result = boot(kernel_image, f"selftest={suite}")
+        report = ktap.parse(result.console)
+        assert result.outcome is Outcome.PASS and report.passed, report.summary()
+        assert [t.name for t in report.tests] == [suite]
+        assert [t.name for t in report.cases] == [
+            n.removesuffix(" (only when named)") for n in suites[suite]]  # fmt: skip
+    # A suite and a test, run together in the order named.
+    result = boot(kernel_image, "selftest=gdt_tss,exceptions")
+    report = ktap.parse(result.console)
+    assert result.outcome is Outcome.PASS and report.passed, report.summary()
+    assert [t.name for t in report.tests] == ["arch", "exceptions"]
+    assert len(report.cases) == 1 + len(suites["exceptions"])
 
 
 @dataclass(frozen=True)

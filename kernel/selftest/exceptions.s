@@ -94,12 +94,12 @@ selftest_page_fault_write:
     mov r8, PF_TEST_ADDR + 0x18
     jmp trap_check
 
-SELFTEST divide_error, selftest_divide_error
-SELFTEST invalid_op, selftest_invalid_op
-SELFTEST int3, selftest_int3
-SELFTEST general_protection, selftest_general_protection
-SELFTEST page_fault_read, selftest_page_fault_read
-SELFTEST page_fault_write, selftest_page_fault_write
+SELFTEST exceptions, divide_error, selftest_divide_error
+SELFTEST exceptions, invalid_op, selftest_invalid_op
+SELFTEST exceptions, int3, selftest_int3
+SELFTEST exceptions, general_protection, selftest_general_protection
+SELFTEST exceptions, page_fault_read, selftest_page_fault_read
+SELFTEST exceptions, page_fault_write, selftest_page_fault_write
 
 # page_fault_nested - a fault inside the fault handler: while handling a fault on the
 # trigger address, the handler touches another unmapped address, so CR2 changes under it.
@@ -146,7 +146,7 @@ selftest_page_fault_nested:
 .Lnest_end:
     ret
 
-SELFTEST page_fault_nested, selftest_page_fault_nested
+SELFTEST exceptions, page_fault_nested, selftest_page_fault_nested
 
 .section .rodata
 .Lnest_diag:

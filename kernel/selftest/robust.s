@@ -49,7 +49,7 @@ selftest_robust_user_df:
     xor edx, edx
     mov ecx, 2
     jmp user_test
-SELFTEST robust_user_df, selftest_robust_user_df
+SELFTEST robustness, robust_user_df, selftest_robust_user_df
 
 .section .rodata
 .Ldf_name:
@@ -94,7 +94,7 @@ selftest_robust_write_race:
     pop r12
     pop rbx
     ret
-SELFTEST robust_write_race, selftest_robust_write_race, 0, SELFTEST_BY_NAME
+SELFTEST robustness, robust_write_race, selftest_robust_write_race, 0, SELFTEST_BY_NAME
 
 # race_two - RDI, RSI = two created tasks (either may be 0: creation failed), RDX = a format
 # printed before they start, RCX = one printed after both exited, with their preemptions.
@@ -241,7 +241,7 @@ selftest_warn_idtentry_exit_irqs_on:
     pop r12
     pop rbx
     ret
-SELFTEST warn_idtentry_exit_irqs_on, selftest_warn_idtentry_exit_irqs_on, 1, SELFTEST_BY_NAME
+SELFTEST warn, warn_idtentry_exit_irqs_on, selftest_warn_idtentry_exit_irqs_on, 1, SELFTEST_BY_NAME
 
 .section .rodata
 REASON .Lexit_not_one, "__idtentry_exit did not warn exactly once"
@@ -283,7 +283,7 @@ selftest_warn_first_in_nmi:
 .Lfirst_in_nmi_end:
     pop rbx
     ret
-SELFTEST warn_first_in_nmi, selftest_warn_first_in_nmi, 2, SELFTEST_BY_NAME
+SELFTEST warn, warn_first_in_nmi, selftest_warn_first_in_nmi, 2, SELFTEST_BY_NAME
 
 .section .rodata
 REASON .Lnmi_not_two, "rcu_nmi_exit_underflow did not fire twice"
@@ -355,7 +355,7 @@ selftest_warn_user_entry_in_eqs:
     pop r12
     pop rbx
     ret
-SELFTEST warn_user_entry_in_eqs, selftest_warn_user_entry_in_eqs, 1, SELFTEST_BY_NAME
+SELFTEST warn, warn_user_entry_in_eqs, selftest_warn_user_entry_in_eqs, 1, SELFTEST_BY_NAME
 
 .section .rodata
 REASON .Leqs_not_one, "enter_from_user_mode did not warn exactly once"
@@ -409,7 +409,7 @@ selftest_\name:
 .Leqs_nmi_end_\@:
     pop rbx
     ret
-SELFTEST warn_rcu_\name, selftest_\name, 2, SELFTEST_BY_NAME
+SELFTEST warn, warn_rcu_\name, selftest_\name, 2, SELFTEST_BY_NAME
 .endm
 
 EQS_NMI_SELFTEST eqs_enter_nmi_nesting, WARN_RCU_EQS_ENTER_NMI_NESTING
@@ -444,7 +444,7 @@ selftest_robust_wait_host:
     xor eax, eax
     pop rbx
     ret
-SELFTEST robust_wait_host, selftest_robust_wait_host, 0, SELFTEST_BY_NAME
+SELFTEST robustness, robust_wait_host, selftest_robust_wait_host, 0, SELFTEST_BY_NAME
 
 .section .rodata
 .Lwait_host_fmt:
@@ -489,7 +489,7 @@ selftest_robust_printk_race:
     mov rax, rcx
     pop rbx
     ret
-SELFTEST robust_printk_race, selftest_robust_printk_race, 0, SELFTEST_BY_NAME
+SELFTEST robustness, robust_printk_race, selftest_robust_printk_race, 0, SELFTEST_BY_NAME
 
 # printk_letters - a kernel thread: RDI = a line of one letter; printk it PRINTK_RACE_LINES
 # times.  Returns RAX = 0.

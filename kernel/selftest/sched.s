@@ -320,14 +320,14 @@ test_cb:
     mov qword ptr [rip + cb_ran_at_gp], rax
     ret
 
-SELFTEST sched_timer_ticks, selftest_sched_timer_ticks
-SELFTEST sched_preempts_spinning_kthreads, selftest_sched_preempts_spinning_kthreads
-SELFTEST sched_task_reaping, selftest_sched_task_reaping
-SELFTEST sched_wait_queue, selftest_sched_wait_queue
-SELFTEST sched_user_sleep_and_yield, selftest_sched_user_sleep_and_yield
-SELFTEST sched_user_spinner_cannot_starve, selftest_sched_user_spinner_cannot_starve
-SELFTEST rcu_synchronize, selftest_rcu_synchronize
-SELFTEST rcu_call_rcu_and_barrier, selftest_rcu_call_rcu_and_barrier
+SELFTEST sched, sched_timer_ticks, selftest_sched_timer_ticks
+SELFTEST sched, sched_preempts_spinning_kthreads, selftest_sched_preempts_spinning_kthreads
+SELFTEST sched, sched_task_reaping, selftest_sched_task_reaping
+SELFTEST sched, sched_wait_queue, selftest_sched_wait_queue
+SELFTEST sched, sched_user_sleep_and_yield, selftest_sched_user_sleep_and_yield
+SELFTEST sched, sched_user_spinner_cannot_starve, selftest_sched_user_spinner_cannot_starve
+SELFTEST rcu, rcu_synchronize, selftest_rcu_synchronize
+SELFTEST rcu, rcu_call_rcu_and_barrier, selftest_rcu_call_rcu_and_barrier
 
 .section .rodata
 .Lspin_a:
@@ -497,7 +497,7 @@ check_io_sleep:
 .Lcheck_sleep_end:
     ret
 
-SELFTEST page_fault_sleeps, selftest_page_fault_sleeps
+SELFTEST mm, page_fault_sleeps, selftest_page_fault_sleeps
 
 .section .rodata
 .balign 2
@@ -650,7 +650,7 @@ selftest_page_alloc_preempted:
     pop rbx
     ret
 
-SELFTEST page_alloc_preempted, selftest_page_alloc_preempted
+SELFTEST mm, page_alloc_preempted, selftest_page_alloc_preempted
 
 .section .rodata
 .Lchurn_name:
@@ -742,7 +742,7 @@ selftest_rcu_barrier_concurrent:
     pop rbx
     ret
 
-SELFTEST rcu_barrier_concurrent, selftest_rcu_barrier_concurrent
+SELFTEST rcu, rcu_barrier_concurrent, selftest_rcu_barrier_concurrent
 
 .section .rodata
 .Lbarrier_a:
@@ -809,7 +809,7 @@ selftest_rcu_qs_flag_host:
     pop rbx
     ret
 
-SELFTEST rcu_qs_flag_host, selftest_rcu_qs_flag_host, 0, SELFTEST_BY_NAME
+SELFTEST rcu, rcu_qs_flag_host, selftest_rcu_qs_flag_host, 0, SELFTEST_BY_NAME
 
 .section .rodata
 .Lqs_wait_fmt:
@@ -923,9 +923,9 @@ selftest_sched_wake_from_idle_needs_no_tick:
     pop rbx
     ret
 
-SELFTEST sched_wake_from_idle_needs_no_tick, selftest_sched_wake_from_idle_needs_no_tick
+SELFTEST sched, sched_wake_from_idle_needs_no_tick, selftest_sched_wake_from_idle_needs_no_tick
 
-SELFTEST sched_preempt_enable_reschedules, selftest_sched_preempt_enable_reschedules
+SELFTEST sched, sched_preempt_enable_reschedules, selftest_sched_preempt_enable_reschedules
 
 .section .rodata
 .Lflagger:

@@ -101,7 +101,7 @@ selftest_\name:
 .section .rodata
 .Ltask_name_\@:
     .asciz "\name"
-SELFTEST \name, selftest_\name
+SELFTEST user, \name, selftest_\name
 .endm
 
 USER_TEST user_demand_fault, user_hello, 0, 3
@@ -249,7 +249,7 @@ resume_work_second:
 .Lsecond_late:
     ret
 
-SELFTEST user_exit_work_loop, selftest_user_exit_work_loop
+SELFTEST user, user_exit_work_loop, selftest_user_exit_work_loop
 
 # user_fault_loop - a task whose page fault is "resolved" each time without the access ever
 # succeeding (pf_lose_mapping: nothing gets mapped) faults on the same address again and
@@ -279,7 +279,7 @@ selftest_user_fault_loop:
     pop rbx
     ret
 
-SELFTEST user_fault_loop, selftest_user_fault_loop
+SELFTEST user, user_fault_loop, selftest_user_fault_loop
 
 # exit_user_prepare_exit_to_usermode - the exit to user mode, a row of its own beside the
 # kernel-mode exit table: the return from user_getpid's system call (no work pending) runs
@@ -314,7 +314,7 @@ selftest_exit_user_prepare_exit_to_usermode:
     pop rbx
     ret
 
-SELFTEST exit_user_prepare_exit_to_usermode, selftest_exit_user_prepare_exit_to_usermode
+SELFTEST entry, exit_user_prepare_exit_to_usermode, selftest_exit_user_prepare_exit_to_usermode
 
 .section .bss
 .balign 8
