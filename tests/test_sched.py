@@ -232,20 +232,25 @@ def test_selftests_run_in_the_order_named(kernel_image):
     # `all` keeps table order and leaves out the tests that run only when named.
     result = boot(kernel_image, "selftest=all")
     assert result.outcome is Outcome.PASS, result.console
-    expected = [n for n in table if not n.endswith(" (only when named)")]
+    expected = [n for n in table if " (only when named" not in n]
     assert [t.name for t in ktap.parse(result.console).cases] == expected
 
 
 def test_a_suite_name_runs_the_whole_suite(kernel_image):
     suites = selftest_table(kernel_image)
-    # Its by-name tests too: naming the suite names them.
-    for suite in ("arch", "nmi"):
+    # Its by-name tests too (naming the suite names them), but not those that wait for the
+    # host (they would wait for ever).
+    host = " (only when named, waits for the host)"
+    assert [n for tests in suites.values() for n in tests if n.endswith(host)] == [
+        "rcu_qs_flag_host" + host, "robust_wait_host" + host]  # fmt: skip
+    for suite in ("arch", "nmi", "robustness", "rcu"):
         result = boot(kernel_image, f"selftest={suite}")
         report = ktap.parse(result.console)
         assert result.outcome is Outcome.PASS and report.passed, report.summary()
         assert [t.name for t in report.tests] == [suite]
         assert [t.name for t in report.cases] == [
-            n.removesuffix(" (only when named)") for n in suites[suite]]  # fmt: skip
+            n.removesuffix(" (only when named)") for n in suites[suite] if not n.endswith(host)
+        ]
     # A suite and a test, run together in the order named.
     result = boot(kernel_image, "selftest=gdt_tss,exceptions")
     report = ktap.parse(result.console)
@@ -486,3 +491,29 @@ def test_apic_timer_calibration_against_qemu(kernel_image, hz):
     # What the kernel says it programmed is what the APIC holds.
     printed = re.search(r"timer: (\d+) Hz \(APIC timer period (\d+)\)", console)
     assert printed and int(printed[1]) == hz and int(printed[2]) == count, console
+
+
+def test_failed_checks_are_all_listed_and_the_test_goes_on(kernel_image, tmp_path):
+    from test_entry import mutant
+
+    # Mutation: sched_timer_ticks sleeps one tick instead of five. Two of its three CHECKs
+    # fail; each is listed as `# NAME: REASON` (kunit_tool shows those lines with the
+    # failure), the test runs to its end (the third check passes silently), its result
+    # carries the first reason, and the suite's next test still runs.
+    old = "    mov edi, 5\n    call sleep_ticks\n    mov rax, qword ptr [rip + jiffies]\n"
+    bad = mutant(tmp_path, "selftest/sched.s", old, old.replace("edi, 5", "edi, 1"))
+    append = "selftest=sched_timer_ticks,sched_task_reaping"
+    result = boot(bad, append)
+    assert result.outcome is Outcome.FAIL and result.exit_status == 35, result.console
+    lines = result.console.splitlines()
+    at = lines.index("    not ok 1 sched_timer_ticks # fewer ticks than slept")
+    assert [line for line in lines[:at] if line.startswith("    # sched_timer_ticks:")] == [
+        "    # sched_timer_ticks: fewer ticks than slept",
+        "    # sched_timer_ticks: fewer timer interrupts than ticks slept",
+    ]
+    report = ktap.parse(result.console)
+    assert [(t.name, t.ok) for t in report.cases] == [
+        ("sched_timer_ticks", False), ("sched_task_reaping", True)]  # fmt: skip
+    assert [(t.name, t.ok) for t in report.tests] == [("sched", False)]
+    # The unmodified kernel passes the same run.
+    assert boot(kernel_image, append).outcome is Outcome.PASS

@@ -7,7 +7,6 @@
 .include "extable.inc"
 
 .set PF_ADDR, 0xdead0000                # unmapped: kernel-mode faults here resume at a fixup
-.set ANY, -1
 
 .section .text
 # expect_calls - RDI = first sequence number to search from, ESI = opening kind, EDX = closing
@@ -30,24 +29,15 @@ expect_calls:
     mov r14, rcx
     mov r15, r8
     mov rbp, r9
-.Lfind_open:
-    mov rdi, rbx
-    call event_at
+    mov rdi, rbx                            # the opening record (of that vector)
+    mov esi, r12d
+    mov rdx, rbp
+    mov rcx, ANY
+    call event_find
     lea rcx, [rip + .Lno_open]
     test rax, rax
     jz .Lfail
-    movzx ecx, word ptr [rax + EV_KIND]
-    inc rbx
-    test dword ptr [rax + EV_FLAGS], EVF_NMI
-    jnz .Lfind_open
-    cmp ecx, r12d
-    jne .Lfind_open
-    cmp rbp, ANY
-    je .Lopened
-    movzx edx, byte ptr [rax + EV_VECTOR]
-    cmp rdx, rbp
-    jne .Lfind_open                         # another vector's entry (a tick): not this one
-.Lopened:
+    lea rbx, [rdx + 1]
     push rbx                                # the record after the opening one
 .Lnext:
     mov rdi, rbx
@@ -176,7 +166,10 @@ selftest_entry_kernel_cond_rcu_not_watching:
     CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_PAGE_FAULT
     CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, ANY
     mov rdi, rbx
-    call find_handler
+    mov esi, EV_HANDLER
+    mov rdx, ANY
+    mov rcx, ANY
+    call event_find
     lea rcx, [rip + .Lhandler_not_watching]
     test rax, rax
     jz .Lreturn_reason
@@ -216,7 +209,10 @@ selftest_entry_kernel_idtentry_rcu_not_watching:
     CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_INT3
     CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, X86_TRAP_INT3
     mov rdi, rbx
-    call find_handler
+    mov esi, EV_HANDLER
+    mov rdx, ANY
+    mov rcx, ANY
+    call event_find
     lea rcx, [rip + .Lhandler_not_watching]
     test rax, rax
     jz .Lreturn_reason
@@ -426,24 +422,6 @@ ipi_busy_fn:
 .Lreturn_reason:
     mov rax, rcx
 .Lreturn:
-    pop rbx
-    ret
-
-# find_handler - RDI = first sequence number.  RAX = the first EV_HANDLER record, or 0.
-find_handler:
-    push rbx
-    mov rbx, rdi
-.Lfind_handler:
-    mov rdi, rbx
-    call event_at
-    test rax, rax
-    jz .Lfound_handler
-    inc rbx
-    test dword ptr [rax + EV_FLAGS], EVF_NMI
-    jnz .Lfind_handler
-    cmp word ptr [rax + EV_KIND], EV_HANDLER
-    jne .Lfind_handler
-.Lfound_handler:
     pop rbx
     ret
 

@@ -326,6 +326,9 @@ selftest_main:
     test qword ptr [rcx + SELFTEST_FLAGS], SELFTEST_BY_NAME
     jz .Llist_print
     lea rdi, [rip + .Lby_name_fmt]      # not part of selftest=all
+    test qword ptr [rcx + SELFTEST_FLAGS], SELFTEST_HOST
+    jz .Llist_print
+    lea rdi, [rip + .Lhost_fmt]         # nor of selftest=SUITE
 .Llist_print:
     mov rsi, qword ptr [rcx + SELFTEST_NAME]
     call printk
@@ -527,7 +530,8 @@ selftest_fail:
     ret
 
 # .Lselect_suite: RDI/RSI = a name and its length.  Selects every test of the suite of that
-# name, those that run only when named too (naming the suite names them).  RAX = how many it
+# name, those that run only when named too (naming the suite names them), but not those that
+# wait for the host (SELFTEST_HOST).  RAX = how many it
 # selected (0: no such suite), or -1 when one of them was selected already.  Preserves rbx,
 # rbp, r12-r15.
 .Lselect_suite:
@@ -548,6 +552,8 @@ selftest_fail:
     imul rax, rbx, SELFTEST_SIZE
     lea rcx, [rip + __start_selftests]
     mov rdx, qword ptr [rcx + rax + SELFTEST_SUITE]
+    test qword ptr [rcx + rax + SELFTEST_FLAGS], SELFTEST_HOST
+    jnz .Lselect_suite_skip             # it waits for the host: only when named itself
     mov rdi, r12
     mov rsi, r13
     call word_is
@@ -650,6 +656,8 @@ selftest_fail:
     .asciz "    %s\n"
 .Lby_name_fmt:
     .asciz "    %s (only when named)\n"
+.Lhost_fmt:
+    .asciz "    %s (only when named, waits for the host)\n"
 .Lrepeat_key:
     .asciz "repeat="
 .Lunknown_fmt:

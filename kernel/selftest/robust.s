@@ -163,21 +163,6 @@ REASON .Lrace_wrong_exit, "a letter task did not exit 0"
 REASON .Lrace_pages_lost, "the pool did not get every page back"
 
 .section .text
-# next_non_nmi_record - RDI = sequence number.  RAX = the first record at or after it that was
-# not logged in an NMI (an NMI may land anywhere), RDX = its sequence number; RAX = 0 when
-# there is none.  Clobbers rcx, rdi.
-next_non_nmi_record:
-    mov rdx, rdi
-    call event_at
-    test rax, rax
-    jz .Lnon_nmi_end
-    test dword ptr [rax + EV_FLAGS], EVF_NMI
-    jz .Lnon_nmi_end
-    lea rdi, [rdx + 1]
-    jmp next_non_nmi_record
-.Lnon_nmi_end:
-    ret
-
 # warn_idtentry_exit_irqs_on - __idtentry_exit asserts that interrupts are off (lockdep's
 # view).  Reach it through idtentry_exit_cond_rcu(regs, 0) for a kernel frame with IF clear
 # (the branch that changes nothing else) while lockdep believes interrupts are on (told by
@@ -216,14 +201,17 @@ selftest_warn_idtentry_exit_irqs_on:
     jne .Lexit_assert_end
     # The first record since the start that __idtentry_exit logged, then the warning.
     mov rdi, r12
-.Lexit_find:
-    call next_non_nmi_record
+    mov esi, EV_IDTENTRY_EXIT
+    mov rdx, ANY
+    mov rcx, ANY
+    call event_find
     test rax, rax
     jz .Lexit_no_record
     lea rdi, [rdx + 1]
-    cmp word ptr [rax + EV_KIND], EV_IDTENTRY_EXIT
-    jne .Lexit_find
-    call next_non_nmi_record
+    mov esi, ANY
+    mov rdx, ANY
+    mov rcx, ANY
+    call event_find
     lea rcx, [rip + .Lexit_not_next]
     test rax, rax
     jz .Lexit_fail
@@ -291,17 +279,26 @@ REASON .Lnmi_not_two, "rcu_nmi_exit_underflow did not fire twice"
 .section .text
 # find_warn_record - RDI = first sequence number, ESI = warning kind.  RAX = the first warn
 # record of that kind from there on that was not logged in an NMI, RDX = its sequence number;
-# RAX = 0 when there is none.  Clobbers rcx, rdi.
+# RAX = 0 when there is none.  Clobbers caller-saved registers.
 find_warn_record:
-    call next_non_nmi_record
+    push rbx
+    push r12
+    mov rbx, rdi
+    mov r12d, esi
+.Lfind_warn_next:
+    mov rdi, rbx
+    mov esi, EV_WARN
+    mov rdx, ANY
+    mov rcx, ANY
+    call event_find
     test rax, rax
     jz .Lfind_warn_end
-    lea rdi, [rdx + 1]
-    cmp word ptr [rax + EV_KIND], EV_WARN
-    jne find_warn_record
-    cmp qword ptr [rax + EV_ARG], rsi
-    jne find_warn_record
+    lea rbx, [rdx + 1]
+    cmp qword ptr [rax + EV_ARG], r12
+    jne .Lfind_warn_next
 .Lfind_warn_end:
+    pop r12
+    pop rbx
     ret
 
 # warn_user_entry_in_eqs - enter_from_user_mode while RCU is in the user EQS (rcu_user_enter
@@ -337,16 +334,15 @@ selftest_warn_user_entry_in_eqs:
     # rcu_user_exit was logged before the warning (and after rcu_user_enter).
     mov rbx, rdx                        # the warning's sequence number
     mov rdi, r12
-.Leqs_find_exit:
-    call next_non_nmi_record
+    mov esi, EV_RCU_USER_EXIT
+    mov rdx, ANY
+    mov rcx, ANY
+    call event_find
     lea rcx, [rip + .Leqs_exit_after]
     test rax, rax
     jz .Leqs_fail
     cmp rdx, rbx
     jae .Leqs_fail
-    lea rdi, [rdx + 1]
-    cmp word ptr [rax + EV_KIND], EV_RCU_USER_EXIT
-    jne .Leqs_find_exit
     xor eax, eax
     jmp .Leqs_end
 .Leqs_fail:
@@ -444,7 +440,7 @@ selftest_robust_wait_host:
     xor eax, eax
     pop rbx
     ret
-SELFTEST robustness, robust_wait_host, selftest_robust_wait_host, 0, SELFTEST_BY_NAME
+SELFTEST robustness, robust_wait_host, selftest_robust_wait_host, 0, SELFTEST_BY_NAME|SELFTEST_HOST
 
 .section .rodata
 .Lwait_host_fmt:

@@ -165,8 +165,10 @@ selftest_user_exit_work_loop:
     jne .Lwl_end
     # The two passes in the event log.
     mov rdi, r12
-    mov rsi, qword ptr [rbx + TASK_ID]
-    call next_work_record
+    mov esi, EV_EXIT_TO_USERMODE_WORK
+    mov rdx, ANY
+    mov rcx, qword ptr [rbx + TASK_ID]
+    call event_find
     lea rcx, [rip + .Lfirst_pass]
     test rax, rax
     jz .Lwl_end
@@ -174,9 +176,11 @@ selftest_user_exit_work_loop:
     jne .Lwl_end
     test dword ptr [rax + EV_FLAGS], EVF_IF
     jnz .Lwl_end
-    mov rdi, rdx
-    mov rsi, qword ptr [rbx + TASK_ID]
-    call next_work_record
+    lea rdi, [rdx + 1]
+    mov esi, EV_EXIT_TO_USERMODE_WORK
+    mov rdx, ANY
+    mov rcx, qword ptr [rbx + TASK_ID]
+    call event_find
     lea rcx, [rip + .Lsecond_pass]
     test rax, rax
     jz .Lwl_end
@@ -184,9 +188,11 @@ selftest_user_exit_work_loop:
     jne .Lwl_end
     test dword ptr [rax + EV_FLAGS], EVF_IF
     jnz .Lwl_end
-    mov rdi, rdx
-    mov rsi, qword ptr [rbx + TASK_ID]
-    call next_work_record
+    lea rdi, [rdx + 1]
+    mov esi, EV_EXIT_TO_USERMODE_WORK
+    mov rdx, ANY
+    mov rcx, qword ptr [rbx + TASK_ID]
+    call event_find
     lea rcx, [rip + .Lthird_pass]
     test rax, rax
     jnz .Lwl_end
@@ -195,32 +201,6 @@ selftest_user_exit_work_loop:
     mov rax, rcx
     pop r14
     pop r13
-    pop r12
-    pop rbx
-    ret
-
-# next_work_record - RDI = first sequence number, RSI = task id.  RAX = the next
-# exit_to_usermode_work record of that task (NMI records skipped), RDX = the sequence number
-# after it; RAX = 0 when there is none.
-next_work_record:
-    push rbx
-    push r12
-    mov rbx, rdi
-    mov r12, rsi
-.Lnext_work:
-    mov rdi, rbx
-    call event_at
-    test rax, rax
-    jz .Lwork_found
-    inc rbx
-    test dword ptr [rax + EV_FLAGS], EVF_NMI
-    jnz .Lnext_work
-    cmp word ptr [rax + EV_KIND], EV_EXIT_TO_USERMODE_WORK
-    jne .Lnext_work
-    cmp dword ptr [rax + EV_TASK], r12d
-    jne .Lnext_work
-.Lwork_found:
-    mov rdx, rbx
     pop r12
     pop rbx
     ret
