@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import events
+from . import events, selftest_counts, truth
 from .layout import CONSTANTS, kernel_map_s
 from .structs import PT_REGS, STRUCTS
 from .vectors import ENTRIES, EXCEPTIONS, IST_DF, IST_MC, IST_NMI, SYSCALL, Vector
@@ -29,6 +29,7 @@ def constants() -> dict[str, int]:
         out[f"X86_TRAP_{v.name.upper()}"] = v.number
     out.update(IST_DF=IST_DF, IST_NMI=IST_NMI, IST_MC=IST_MC, SYSCALL_VECTOR=SYSCALL.number)
     out.update(events.constants())
+    out.update(selftest_counts.CONSTANTS)
     return out
 
 
@@ -199,6 +200,7 @@ def generate(outdir: Path) -> list[Path]:
         "idt.s": idt_s(),
         "names.s": events.names_s(),
         "kmap.s": kernel_map_s(),
+        "truth.s": truth.truth_s(),
     }
     for name, text in files.items():
         path = outdir / name
@@ -206,4 +208,4 @@ def generate(outdir: Path) -> list[Path]:
             tmp = path.with_suffix(path.suffix + ".tmp")
             tmp.write_text(text)
             tmp.replace(path)
-    return [outdir / "idt.s", outdir / "names.s", outdir / "kmap.s"]
+    return [outdir / "idt.s", outdir / "names.s", outdir / "kmap.s", outdir / "truth.s"]
