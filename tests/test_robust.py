@@ -26,6 +26,12 @@ from elftools.elf.elffile import ELFFile
 
 from kernel.events import WARNINGS
 from kernel.layout import CONSTANTS
+from kernel.selftest_counts import (
+    LETTER_LINE_LEN,
+    LETTER_LINES,
+    PRINTK_RACE_LINES,
+    PRINTK_RACE_WIDTH,
+)
 from tools import ktap, qemulog
 from tools.qemu import QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
@@ -99,9 +105,8 @@ def test_user_task_with_df_set(kernel_image, kernel_symbols, tmp_path):
     assert [r for r in records if r.cpl == 0 and r.kind is qemulog.Kind.EXCEPTION] == []
 
 
-# user_letters_x / user_letters_y (kernel/user/programs.s): lines of 199 letters and a newline.
-LETTER_LINES = 150
-LETTERS_PER_LINE = 199
+# user_letters_x / user_letters_y (kernel/user/programs.s): lines of letters and a newline.
+LETTERS_PER_LINE = LETTER_LINE_LEN - 1
 RACE_END_RE = re.compile(r"^# write race: end, (?P<preemptions>\d+) preemptions$", re.M)
 
 
@@ -122,7 +127,7 @@ def test_two_tasks_writing_at_once_keep_their_letters(kernel_image):
     assert written.count("\n") == 2 * LETTER_LINES + 1  # and the end line's leading newline
 
 
-PRINTK_LINES, PRINTK_WIDTH = 500, 199  # kernel/selftest/robust.s PRINTK_RACE_LINES, _WIDTH
+PRINTK_LINES, PRINTK_WIDTH = PRINTK_RACE_LINES, PRINTK_RACE_WIDTH  # kernel/selftest/robust.s
 PRINTK_END_RE = re.compile(r"^# printk race: end, (?P<preemptions>\d+) preemptions$", re.M)
 
 

@@ -447,8 +447,6 @@ SELFTEST robustness, robust_wait_host, selftest_robust_wait_host, 0, SELFTEST_BY
     .asciz "# robust: %u free pages; waiting for an NMI from the host\n"
 REASON .Lwait_host_none, "no NMI came from the host"
 
-.set PRINTK_RACE_LINES, 500
-.set PRINTK_RACE_WIDTH, 199
 
 .section .text
 # robust_printk_race - two kernel threads printk long lines of their own letter at once,
