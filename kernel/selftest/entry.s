@@ -135,8 +135,8 @@ selftest_entry_kernel_idtentry:
     call event_seq
     mov rbx, rax
     KERNEL_INT3
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_INT3
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, ANY
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY, ANY
     jmp .Lreturn
 
 # kernel, W=1, idtentry_enter_cond_rcu: trace_hardirqs_off only, returns false.  Exit row
@@ -146,8 +146,8 @@ selftest_entry_kernel_cond_rcu_watching:
     call event_seq
     mov rbx, rax
     KERNEL_PF
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcombo_off, 0, X86_TRAP_PAGE_FAULT
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lnothing, ANY, ANY
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, 0, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off, ANY, ANY
     jmp .Lreturn
 
 # kernel, W=0 (an RCU idle section), idtentry_enter_cond_rcu: the careful sequence, returns
@@ -163,8 +163,8 @@ selftest_entry_kernel_cond_rcu_not_watching:
     lea rcx, [rip + .Lidle_not_restored]
     test eax, eax
     jnz .Lreturn_reason
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_PAGE_FAULT
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, ANY
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY, ANY
     mov rdi, rbx
     mov esi, EV_HANDLER
     mov rdx, ANY
@@ -206,8 +206,8 @@ selftest_entry_kernel_idtentry_rcu_not_watching:
     lea rcx, [rip + .Lidle_not_restored]
     test eax, eax
     jnz .Lreturn_reason
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_INT3
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY, X86_TRAP_INT3
     mov rdi, rbx
     mov esi, EV_HANDLER
     mov rdx, ANY
@@ -249,7 +249,7 @@ selftest_entry_user_idtentry:
     call task_create
     mov rdi, rax
     call run_user_task
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lfrom_user, 0, SYSCALL_VECTOR
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_from_user, 0, SYSCALL_VECTOR
     jmp .Lreturn
 
 # user, idtentry_enter_cond_rcu (a demand fault): the same, returns false.
@@ -262,7 +262,7 @@ selftest_entry_user_cond_rcu:
     call task_create
     mov rdi, rax
     call run_user_task
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lfrom_user, 0, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_from_user, 0, X86_TRAP_PAGE_FAULT
     jmp .Lreturn
 
 # Exit rows, kernel mode with IF set --------------------------------------------------------
@@ -279,10 +279,10 @@ selftest_exit_irqs_on_rcu_exit_preemptible:
     call local_irq_disable
     cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
     jne .Lrcu_exit_v58
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_preempt, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_rcu, ANY, X86_TRAP_INT3
     jmp .Lreturn
 .Lrcu_exit_v58:
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, X86_TRAP_INT3
     jmp .Lreturn
 
 # IF=1, rcu_exit=1, preempt_count=0, need_resched: ... preempt_schedule_irq ...
@@ -296,7 +296,7 @@ selftest_exit_irqs_on_rcu_exit_need_resched:
     call local_irq_disable
     cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
     jne .Lrcu_exit_resched_v58
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_preempt_resched, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_rcu_resched, ANY, X86_TRAP_INT3
     jmp .Lcheck_resched_consumed
 .Lrcu_exit_resched_v58:
     # v58: no preemption on this exit, so need-resched is still set: consume it here.
@@ -307,7 +307,7 @@ selftest_exit_irqs_on_rcu_exit_need_resched:
     lea rcx, [rip + .Lresched_consumed_v58]
     test eax, eax
     jz .Lreturn_reason
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, X86_TRAP_INT3
     jmp .Lreturn
 
 # IF=1, rcu_exit=0, preempt_count=0, !need_resched: trace_hardirqs_on.
@@ -318,8 +318,8 @@ selftest_exit_irqs_on_cond_preemptible:
     call local_irq_enable
     KERNEL_PF
     call local_irq_disable
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcombo_off, 0, X86_TRAP_PAGE_FAULT
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lcombo_on, ANY, ANY
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, 0, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible, ANY, ANY
     jmp .Lreturn
 
 # IF=1, rcu_exit=0, preempt_count=0, need_resched: preempt_schedule_irq, trace on.
@@ -331,7 +331,7 @@ selftest_exit_irqs_on_cond_need_resched:
     call local_irq_enable
     KERNEL_PF
     call local_irq_disable
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_cond_resched, ANY, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_resched, ANY, X86_TRAP_PAGE_FAULT
     jmp .Lcheck_resched_consumed
 
 # IF=1, rcu_exit=1, preempt_count>0 (need_resched set, and ignored): the two halves.
@@ -346,7 +346,7 @@ selftest_exit_irqs_on_rcu_exit_preempt_disabled:
     call local_irq_disable
     call preempt_enable
     call clear_need_resched
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, X86_TRAP_INT3
     jmp .Lreturn
 
 # IF=1, rcu_exit=0, preempt_count>0: the two halves without RCU.
@@ -359,7 +359,7 @@ selftest_exit_irqs_on_cond_preempt_disabled:
     KERNEL_PF
     call local_irq_disable
     call preempt_enable
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves, ANY, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled, ANY, X86_TRAP_PAGE_FAULT
     jmp .Lreturn
 
 # The lightweight reschedule IPI (SYSVEC_SIMPLE) on the cond-RCU path ------------------------
@@ -375,8 +375,8 @@ selftest_resched_ipi_hits_idle:
     call timer_unblock
     mov edi, 2
     call sleep_ticks
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, RESCHEDULE_VECTOR
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, RESCHEDULE_VECTOR
     jmp .Lreturn
 
 # ipi_idle_hook - in the idle task, interrupts off: the IPI stays pending until the idle
@@ -401,8 +401,8 @@ selftest_resched_ipi_hits_busy_kthread:
     call enqueue_task
     pop rdi
     call task_wait
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcombo_off, 0, RESCHEDULE_VECTOR
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_cond_resched, ANY, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, 0, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_resched, ANY, RESCHEDULE_VECTOR
     jmp .Lreturn
 
 # ipi_busy_fn - a kernel thread (interrupts on) asks itself to reschedule: the IPI arrives at
@@ -441,32 +441,6 @@ SELFTEST entry, resched_ipi_hits_idle, selftest_resched_ipi_hits_idle
 SELFTEST entry, resched_ipi_hits_busy_kthread, selftest_resched_ipi_hits_busy_kthread
 
 .section .rodata
-.balign 2
-.Lcareful:
-    .word EV_LOCKDEP_HARDIRQS_OFF, EV_RCU_IRQ_ENTER, EV_TRACE_HARDIRQS_OFF_PREPARE, 0
-.Lcombo_off:
-    .word EV_TRACE_HARDIRQS_OFF, 0
-.Lfrom_user:
-    # enter_from_user_mode() and, before its own record, what it calls
-    .word EV_LOCKDEP_HARDIRQS_OFF, EV_RCU_USER_EXIT, EV_TRACE_HARDIRQS_OFF_PREPARE
-    .word EV_ENTER_FROM_USER_MODE, 0
-.Lrcu_exit_only:
-    .word EV_RCU_IRQ_EXIT, 0
-.Lnothing:
-    .word 0
-.Lexit_preempt:
-    .word EV_RCU_IRQ_EXIT_PREEMPT, EV_TRACE_HARDIRQS_ON, 0
-.Lexit_preempt_resched:
-    .word EV_RCU_IRQ_EXIT_PREEMPT, EV_PREEMPT_SCHEDULE_IRQ, EV_TRACE_HARDIRQS_ON, 0
-.Lcombo_on:
-    .word EV_TRACE_HARDIRQS_ON, 0
-.Lexit_cond_resched:
-    .word EV_PREEMPT_SCHEDULE_IRQ, EV_TRACE_HARDIRQS_ON, 0
-.Lexit_halves_rcu:
-    .word EV_TRACE_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON_PREPARE, EV_RCU_IRQ_EXIT
-    .word EV_LOCKDEP_HARDIRQS_ON, 0
-.Lexit_halves:
-    .word EV_TRACE_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON, 0
 .Lbusy_name:
     .asciz "ipi-busy"
 .Lnotify_name:

@@ -76,7 +76,7 @@ selftest_page_fault_sleeps:
     mov rdi, r13
     mov esi, EV_IDTENTRY_ENTER
     mov edx, EV_IDTENTRY_ENTER_END
-    lea rcx, [rip + .Ltrace_off_only]
+    lea rcx, [rip + truth_entry_combo]
     xor r8d, r8d
     mov r9d, X86_TRAP_PAGE_FAULT
     call expect_calls
@@ -125,9 +125,6 @@ check_io_sleep:
 SELFTEST mm, page_fault_sleeps, selftest_page_fault_sleeps
 
 .section .rodata
-.balign 2
-.Ltrace_off_only:
-    .word EV_TRACE_HARDIRQS_OFF, 0
 .Lreader:
     .asciz "file-reader"
 .Lspin_a:

@@ -284,7 +284,7 @@ selftest_exit_user_prepare_exit_to_usermode:
     mov rdi, rbx
     mov esi, EV_IDTENTRY_EXIT
     mov edx, EV_IDTENTRY_EXIT_END
-    lea rcx, [rip + .Lexit_to_user]
+    lea rcx, [rip + truth_exit_to_user]
     mov r8, -1                              # the end's arg: not checked
     mov r9, SYSCALL_VECTOR
     call expect_calls
@@ -310,10 +310,6 @@ resume_work_syscalls:
     .asciz "user_fault_loop"
 .Lgetpid_name:
     .asciz "exit_to_user"
-.balign 2
-.Lexit_to_user:
-    .word EV_PREPARE_EXIT_TO_USERMODE, EV_TRACE_HARDIRQS_ON_PREPARE
-    .word EV_LOCKDEP_HARDIRQS_ON_PREPARE, EV_RCU_USER_ENTER, EV_LOCKDEP_HARDIRQS_ON, 0
 REASON .Lfault_loop_once, "the task did not fault more than once: the guard never ran"
 REASON .Lworks_not_run, "the notify-resume works did not both run in one return to user mode, the first with interrupts on"
 REASON .Lwork_flags_left, "work flags are left on the task"
