@@ -98,9 +98,9 @@ expect_calls:
     pop rbx
     ret
 
-# CALLS open, close, list, ret, vector: expect_calls from the mark in RBX; a mismatch returns
-# the reason from the test (the test pushed RBX on entry).
-.macro CALLS open, close, list, ret, vector
+# CALLS open, close, list, ret, vector[, fail]: expect_calls from the mark in RBX; a mismatch
+# jumps to FAIL with the reason in RAX (default .Lreturn: the test pushed RBX alone on entry).
+.macro CALLS open, close, list, ret, vector, fail=.Lreturn
     mov rdi, rbx
     mov esi, \open
     mov edx, \close
@@ -109,7 +109,7 @@ expect_calls:
     mov r9, \vector
     call expect_calls
     test rax, rax
-    jnz .Lreturn
+    jnz \fail
 .endm
 
 # KERNEL_INT3 / KERNEL_PF: an exception from kernel mode that resumes after itself.
@@ -155,32 +155,52 @@ selftest_entry_kernel_cond_rcu_watching:
 # (preempt_count > 0, IF=0) calls rcu_irq_exit and RCU is back in EQS.  The idle section is
 # the idle task's (run_in_idle), the only place one is legal under entry_policy=v58.
 selftest_entry_kernel_cond_rcu_not_watching:
+    lea rdi, [rip + idle_section_fault]
+    mov esi, X86_TRAP_PAGE_FAULT
+    jmp idle_section_test
+
+# idle_section_test - RDI = a function for run_in_idle that enters an RCU idle section, takes
+# an exception of vector ESI there from kernel mode and returns EAX = whether RCU was watching
+# after it, still inside the section.  The careful entry returns true, the handler runs with
+# RCU watching as the outermost interrupt from EQS (nmi_nesting 1, nesting 0), the exit (IF=0)
+# calls rcu_irq_exit and RCU is back in EQS.  RAX = 0 or the reason.
+idle_section_test:
     push rbx
+    push r12
+    push r13
+    mov r12, rdi
+    mov r13d, esi
     call event_seq
     mov rbx, rax
-    lea rdi, [rip + idle_section_fault]
+    mov rdi, r12
     call run_in_idle
     lea rcx, [rip + .Lidle_not_restored]
     test eax, eax
-    jnz .Lreturn_reason
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, X86_TRAP_PAGE_FAULT
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY, ANY
+    jnz .Lidle_test_reason
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, r13, .Lidle_test_end
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY, r13, .Lidle_test_end
     mov rdi, rbx
     mov esi, EV_HANDLER
-    mov rdx, ANY
+    mov rdx, r13
     mov rcx, ANY
     call event_find
     lea rcx, [rip + .Lhandler_not_watching]
     test rax, rax
-    jz .Lreturn_reason
+    jz .Lidle_test_reason
     test dword ptr [rax + EV_FLAGS], EVF_WATCHING
-    jz .Lreturn_reason
+    jz .Lidle_test_reason
     cmp qword ptr [rax + EV_NMI_NESTING], 1
-    jne .Lreturn_reason
+    jne .Lidle_test_reason
     cmp qword ptr [rax + EV_NESTING], 0
-    jne .Lreturn_reason
-    xor eax, eax
-    jmp .Lreturn
+    jne .Lidle_test_reason
+    xor ecx, ecx
+.Lidle_test_reason:
+    mov rax, rcx
+.Lidle_test_end:
+    pop r13
+    pop r12
+    pop rbx
+    ret
 
 # idle_section_fault - in the idle task (run_in_idle): a kernel page fault inside an RCU idle
 # section.  EAX = whether RCU was watching after the fault, still inside the section.
@@ -198,34 +218,9 @@ idle_section_fault:
 # outermost interrupt from EQS; the exit (IF=0) calls rcu_irq_exit and RCU is back in EQS.
 # The idle section is the idle task's (run_in_idle), as for the cond_rcu row above.
 selftest_entry_kernel_idtentry_rcu_not_watching:
-    push rbx
-    call event_seq
-    mov rbx, rax
     lea rdi, [rip + idle_section_int3]
-    call run_in_idle
-    lea rcx, [rip + .Lidle_not_restored]
-    test eax, eax
-    jnz .Lreturn_reason
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, X86_TRAP_INT3
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY, X86_TRAP_INT3
-    mov rdi, rbx
-    mov esi, EV_HANDLER
-    mov rdx, ANY
-    mov rcx, ANY
-    call event_find
-    lea rcx, [rip + .Lhandler_not_watching]
-    test rax, rax
-    jz .Lreturn_reason
-    cmp byte ptr [rax + EV_VECTOR], X86_TRAP_INT3
-    jne .Lreturn_reason
-    test dword ptr [rax + EV_FLAGS], EVF_WATCHING
-    jz .Lreturn_reason
-    cmp qword ptr [rax + EV_NMI_NESTING], 1
-    jne .Lreturn_reason
-    cmp qword ptr [rax + EV_NESTING], 0
-    jne .Lreturn_reason
-    xor eax, eax
-    jmp .Lreturn
+    mov esi, X86_TRAP_INT3
+    jmp idle_section_test
 
 # idle_section_int3 - in the idle task (run_in_idle): an int3 inside an RCU idle section.
 # EAX = whether RCU was watching after it, still inside the section.
