@@ -137,8 +137,6 @@ REASON .Lsleep_rcu_state, "RCU was not at process level while the faulting task 
 REASON .Lshort_sleep, "a read-in sleep was shorter than the read"
 REASON .Lnobody_ran, "no other task ran while the faulting task slept"
 REASON .Lwrong_exit, "the task did not exit as expected"
-REASON .Lnot_preempted, "a task that never yields was never preempted"
-REASON .Lpages_lost, "the task's stack pages did not come back"
 
 .section .text
 # page_churn_fn - a kernel thread (RDI = its number): allocate a page, claim it in
@@ -251,22 +249,15 @@ selftest_page_alloc_preempted:
     mov rcx, qword ptr [rip + page_double_allocs]
     mov r8, qword ptr [rip + page_tag_errors]
     call printk
-    lea rax, [rip + .Ldouble_alloc]
-    cmp qword ptr [rip + page_double_allocs], 0
-    jne .Lchurn_end
-    lea rax, [rip + .Ltag_overwritten]
-    cmp qword ptr [rip + page_tag_errors], 0
-    jne .Lchurn_end
-    lea rax, [rip + .Lnot_preempted]
-    cmp r13, 3
-    jb .Lchurn_end
-    lea rax, [rip + .Lfree_list_bad]
+    mov rax, qword ptr [rip + page_double_allocs]
+    CHECK e, rax, 0, "a page was handed to two tasks at once"
+    mov rax, qword ptr [rip + page_tag_errors]
+    CHECK e, rax, 0, "a page's contents changed under its owner"
+    CHECK ae, r13, 3, "the page-churning threads were not preempted"
     call page_pool_check
-    test edx, edx
-    jz .Lchurn_end
-    lea rax, [rip + .Lpages_lost]
-    cmp qword ptr [rip + free_pages], r14
-    jne .Lchurn_end
+    CHECK ne, edx, 0, "the free list does not hold free_pages pool pages"
+    mov rax, qword ptr [rip + free_pages]
+    CHECK e, rax, r14, "the pool did not get every page back"
     xor eax, eax
 .Lchurn_end:
     pop r14
@@ -282,9 +273,6 @@ SELFTEST mm, page_alloc_preempted, selftest_page_alloc_preempted
     .asciz "page-churn"
 .Lchurn_fmt:
     .asciz "# page churn: %u pages allocated and freed, %u preemptions, %u double allocations, %u tag errors\n"
-REASON .Ldouble_alloc, "a page was handed to two tasks at once"
-REASON .Ltag_overwritten, "a page's contents changed under its owner"
-REASON .Lfree_list_bad, "the free list does not hold free_pages pool pages"
 
 .section .bss
 .balign 8

@@ -12,14 +12,11 @@ selftest_rcu_synchronize:
     mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
     mov r12, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
     call synchronize_rcu
-    lea rax, [rip + .Lno_gp]
-    cmp qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED], rbx
-    je .Lsync_end
-    lea rax, [rip + .Lpremature]
-    cmp qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS], r12
-    jne .Lsync_end
+    mov rax, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    CHECK ne, rax, rbx, "no grace period completed"
+    mov rax, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
+    CHECK e, rax, r12, "a quiescent state was reported inside a reader"
     xor eax, eax
-.Lsync_end:
     pop r12
     pop rbx
     ret
@@ -35,16 +32,11 @@ selftest_rcu_call_rcu_and_barrier:
     lea rsi, [rip + test_cb]
     call call_rcu
     call rcu_barrier
-    lea rax, [rip + .Lcb_not_run]
-    mov rcx, qword ptr [rip + cb_ran_at_gp]
-    cmp rcx, -1
-    je .Lcb_end
-    lea rax, [rip + .Lcb_early]
+    mov rax, qword ptr [rip + cb_ran_at_gp]
+    CHECK ne, rax, -1, "the callback did not run"
     add rbx, 2
-    cmp rcx, rbx                        # at least one whole grace period after call_rcu
-    jb .Lcb_end
+    CHECK ae, rax, rbx, "the callback ran before a full grace period"
     xor eax, eax
-.Lcb_end:
     pop rbx
     ret
 
@@ -55,12 +47,6 @@ test_cb:
 
 SELFTEST rcu, rcu_synchronize, selftest_rcu_synchronize
 SELFTEST rcu, rcu_call_rcu_and_barrier, selftest_rcu_call_rcu_and_barrier
-
-.section .rodata
-REASON .Lno_gp, "no grace period completed"
-REASON .Lpremature, "a quiescent state was reported inside a reader"
-REASON .Lcb_not_run, "the callback did not run"
-REASON .Lcb_early, "the callback ran before a full grace period"
 
 .section .bss
 .balign 8
