@@ -39,8 +39,8 @@ check_kernel_state:
     ret
 
 # user_test - RDI = task name, RSI = entry, RDX = expected exit code, RCX = the least number
-# of demand faults the task must have taken.  Runs the task and checks its exit, its faults,
-# the pages it gave back and the kernel's state.  RAX = 0 or the reason.
+# of demand faults the task must have taken.  Runs the task and checks (CHECK) its exit, its
+# faults and the pages it gave back, then the kernel's state.  RAX = 0 or the reason.
 .global user_test
 user_test:
     push rbx
@@ -68,15 +68,11 @@ user_test:
     mov r9, qword ptr [rbx + TASK_SYSCALLS]
     call printk
     pop rax
-    lea rcx, [rip + .Lwrong_exit]
-    cmp rax, r12
-    jne .Lfail
-    lea rcx, [rip + .Lfew_faults]
-    cmp qword ptr [rbx + TASK_DEMAND_FAULTS], r13
-    jb .Lfail
-    lea rcx, [rip + .Lpages_lost]
-    cmp qword ptr [rip + free_pages], r15
-    jne .Lfail
+    CHECK e, rax, r12, "the task did not exit as expected"
+    mov rax, qword ptr [rbx + TASK_DEMAND_FAULTS]
+    CHECK ae, rax, r13, "the task took fewer demand faults than expected"
+    mov rax, qword ptr [rip + free_pages]
+    CHECK e, rax, r15, "the task's pages did not come back to the pool"
     mov rdi, r14
     call check_kernel_state
     mov rcx, rax
@@ -321,8 +317,6 @@ REASON .Lthird_pass, "a third work pass"
     .asciz "# task %s[%u] exited with %u after %u demand faults and %u system calls\n"
 REASON .Lno_task, "task_create failed"
 REASON .Lwrong_exit, "the task did not exit as expected"
-REASON .Lfew_faults, "the task took fewer demand faults than expected"
-REASON .Lpages_lost, "the task's pages did not come back to the pool"
 REASON .Lwarned, "a warning fired"
 REASON .Lrcu_state, "RCU is not at process level and watching"
 REASON .Llockdep_state, "lockdep or the tracer believe interrupts are on"
