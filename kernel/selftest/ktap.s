@@ -348,7 +348,8 @@ selftest_main:
 # selftest_fail - RDI = a reason (NUL-terminated).  Records a failed check of the running
 # self-test, which goes on: prints `# NAME: REASON` at the test's indentation (as KUnit does,
 # so that kunit_tool shows it with the failure) and counts it; the runner then reports the
-# test `not ok` with the first reason.  Preserves every register and the flags.
+# test `not ok` with the first reason.  From the test's own context (it prints).  Preserves
+# every register and the flags.
 .global selftest_fail
 selftest_fail:
     pushfq
@@ -367,8 +368,12 @@ selftest_fail:
 .Lfail_counted:
     inc qword ptr [rip + selftest_failures]
     mov rdx, rdi
+    lea rsi, [rip + .Lno_test]
     mov rax, qword ptr [rip + selftest_current]
+    test rax, rax
+    jz .Lfail_print                     # outside a self-test: still printed
     mov rsi, qword ptr [rax + SELFTEST_NAME]
+.Lfail_print:
     lea rdi, [rip + .Lfail_fmt]
     call printk
     pop r11
@@ -428,6 +433,7 @@ selftest_fail:
     mov ebx, 1
 .Lrun_print:
     call printk
+    mov qword ptr [rip + selftest_current], 0
     mov eax, ebx
     pop rbx
     pop r13
@@ -642,6 +648,8 @@ selftest_fail:
     .asciz "    not ok %u %s # %s\n"
 .Lfail_fmt:
     .asciz "    # %s: %s\n"
+.Lno_test:
+    .asciz "(no self-test)"
 .Lsuite_counts_fmt:
     .asciz "# %s: pass:%u fail:%u skip:0 total:%u\n"
 .Lok_fmt:
