@@ -1,7 +1,7 @@
 """The counts the robustness self-tests and their host tests (tests/test_robust.py) share.
 
-Emitted into the generated `layout.inc` (kernel/gen.py), read by the host from here. Imports
-nothing: the host reads them without loading the assembler.
+Part of kernel/abi.py's constants (so of the generated `layout.inc` and of `abi.SHARED`); the
+host may read them from here. Imports nothing.
 """
 
 from __future__ import annotations

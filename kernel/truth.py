@@ -7,7 +7,7 @@ record follows the calls it made). Calls are event kinds (kernel/events.py).
 
 Two readers: the kernel's entry_*/exit_* self-tests compare the event log with the call lists
 of `truth_s()` (kernel/gen.py writes it as build/gen/truth.s, `truth_<row>` labels), and the
-host's judge (tools/eventlog.py) can take `entry_row` and `exit_row` for every entry and exit
+host's judge (tools/events/judge.py) can take `entry_row` and `exit_row` for every entry and exit
 it decodes. Imports nothing: the host reads it without loading the assembler.
 """
 

@@ -23,8 +23,10 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 import build
-from kernel.layout import CONSTANTS, LAYOUT
+from kernel.abi import CONSTANTS
+from kernel.layout import LAYOUT
 from kernel.vectors import ENTRIES, EXCEPTIONS
+from tools.symbols import read_symbols
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,11 +180,7 @@ def segments(built: Built) -> list[Segment]:
 @pytest.fixture(scope="module")
 def func_symbols(built: Built) -> list[MapSymbol]:
     """Map symbols the ELF types STT_FUNC."""
-    with built.elf.open("rb") as f:
-        table = ELFFile(f).get_section_by_name(".symtab")
-        assert isinstance(table, SymbolTableSection)
-        funcs = {(s.name, s["st_value"]) for s in table.iter_symbols()
-                 if s["st_info"]["type"] == "STT_FUNC"}  # fmt: skip
+    funcs = {(s.name, s.address) for s in read_symbols(built.elf) if s.is_func}
     out = [s for s in built.symbols if (s.name, s.addr) in funcs]
     assert len(out) == len(funcs), "STT_FUNC symbols missing from kernel.map"
     return out

@@ -44,11 +44,11 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
 
 import build
 from kernel.layout import LAYOUT
 from linker import Layout, OutputSection
+from tools.symbols import read_symbols
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -193,17 +193,12 @@ def symbols_by_file(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, in
     symbol table order, and globals, of a linked ELF file."""
     by_file: dict[str, dict[str, int]] = {}
     globals_: dict[str, int] = {}
-    current: dict[str, int] = {}
-    with path.open("rb") as f:
-        table = ELFFile(f).get_section_by_name(".symtab")
-        assert isinstance(table, SymbolTableSection)
-        for s in table.iter_symbols():
-            if s["st_info"]["type"] == "STT_FILE":
-                current = by_file.setdefault(Path(s.name).stem, {})
-            elif s["st_info"]["bind"] == "STB_LOCAL" and s.name:
-                current[s.name] = s["st_value"]
-            elif s.name and s["st_shndx"] != "SHN_UNDEF":
-                globals_[s.name] = s["st_value"]
+    for s in read_symbols(path):
+        if s.is_local:
+            if s.file:
+                by_file.setdefault(Path(s.file).stem, {})[s.name] = s.address
+        elif s.defined:
+            globals_[s.name] = s.address
     return by_file, globals_
 
 

@@ -14,8 +14,10 @@ from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_IMM
 from helpers import image_file_offset
 
+from kernel.abi import OOPS_CR2, UNMAPPED_ADDR
+from kernel.events import DYNTICK_IRQ_NONIDLE, PERCPU
 from tools import ktap, qemulog
-from tools.eventlog import read_state
+from tools.hold import boot_held
 from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
 
@@ -144,8 +146,8 @@ def test_demonstration_is_the_default_boot(image):
     assert m and int(m[1]) > 0 and m[2] == m[3]
     m = re.search(r"demo: idle for 5 ticks: RCU idle sections entered: (\d+)", out)
     assert m and int(m[1]) >= 1
-    assert re.search(r"summary: warnings 0, NMIs 0; RCU nesting 1, nmi_nesting 0x4000000000000000",
-                     out)  # fmt: skip
+    assert re.search(rf"summary: warnings 0, NMIs 0; RCU nesting 1, nmi_nesting "
+                     rf"{DYNTICK_IRQ_NONIDLE:#x}", out)  # fmt: skip
 
 
 def test_unknown_selftest_is_refused(image):
@@ -209,7 +211,7 @@ def test_oops_reports_the_exception_and_fails(image, symbols, tmp_path, crash, v
     assert int(head["error"], 16) == want_error
     # CR2: the faulting address for #PF (QEMU's record line), else what CR2 held (its dump).
     cr2 = rec.cr2 if vector == 14 else rec.regs["CR2"]
-    assert cr2 == (0xDEAD0000 if vector == 14 else 0xC2C2C2C2C2C2C2C2)
+    assert cr2 == (UNMAPPED_ADDR if vector == 14 else OOPS_CR2)
     assert int(head["cr2"], 16) == regs["CR2"] == cr2
     assert regs["CR3"] == rec.regs["CR3"]
     # Every general register; the values are distinct, so any mix-up shows.
@@ -233,15 +235,16 @@ def test_hang_is_killed_at_timeout(image):
 def test_nmi_is_handled_on_its_ist_stack(image, symbols):
     # An NMI injected through QMP while the kernel halts: the gate uses IST 2, RCU is told
     # through rcu_nmi_enter/exit, and every counter is back where it was.
-    with QemuRunner(QemuConfig(image, append="selftest=idt hold", timeout=20)) as vm:
-        vm.launch()
-        vm.cont()
-        vm.wait_for_console(r"HOLD 0x10")
-        vm.inject_nmi()
+    nmi_count = PERCPU.offsets()["nmi_count"]
+    with boot_held(image, "selftest=idt", 20, symbols=symbols) as h:
+        assert h.passed, h.console
+        h.vm.cont()  # the kernel halts where it held: the NMI wakes it
+        h.vm.inject_nmi()
         for _ in range(100):
-            state = read_state(vm, symbols)
-            if state.percpu["nmi_count"]:
+            if h.read_u64("percpu", nmi_count):
                 break
+        h.vm.pause()
+        state = h.state()
     assert state.percpu["nmi_count"] == 1
     lo, hi = symbols.address("ist_stack_nmi"), symbols.address("ist_stack_nmi_top")
     assert lo <= state.percpu["nmi_rsp"] < hi, "the NMI handler did not run on IST 2"

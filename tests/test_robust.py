@@ -24,8 +24,8 @@ import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
+from kernel.abi import CONSTANTS, SHARED
 from kernel.events import WARNINGS
-from kernel.layout import CONSTANTS
 from kernel.selftest_counts import (
     LETTER_LINE_LEN,
     LETTER_LINES,
@@ -33,6 +33,7 @@ from kernel.selftest_counts import (
     PRINTK_RACE_WIDTH,
 )
 from tools import ktap, qemulog
+from tools.hold import boot_held
 from tools.qemu import QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
 
@@ -41,8 +42,8 @@ pytestmark = pytest.mark.qemu
 X86_EFLAGS_DF = 0x400  # architectural, written out rather than taken from the layout
 IDT_GATES = 256
 GATE_SIZE = 16
-PF_VECTOR = 14
-SYSCALL_VECTOR = 0x80
+PF_VECTOR = SHARED["X86_TRAP_PAGE_FAULT"]
+SYSCALL_VECTOR = SHARED["SYSCALL_VECTOR"]
 
 
 def read_image(image: Path, address: int, size: int) -> bytes:
@@ -186,23 +187,26 @@ def free_list_pages(vm: QemuRunner, symbols: SymbolTable) -> list[int]:
 
 
 def test_free_pages_come_back_after_tasks_exit(kernel_image, kernel_symbols):
-    append = f"selftest=robust_wait_host,{','.join(POOL_TASK_TESTS)} hz=1000 hold"
+    append = f"selftest=robust_wait_host,{','.join(POOL_TASK_TESTS)} hz=1000"
     free_pages = kernel_symbols.address("free_pages")
-    with QemuRunner(QemuConfig(kernel_image, append=append, timeout=120)) as vm:
-        vm.launch()
-        vm.cont()
+    before: list[int] = []
+    listed_before: list[int] = []
+
+    def first_look(vm: QemuRunner) -> None:
+        # The kernel holds still until the host's NMI: its pool is read in between.
         vm.wait_for_console(r"waiting for an NMI from the host", timeout=60)
-        before = int.from_bytes(vm.read_virt(free_pages, 8), "little")
-        listed_before = free_list_pages(vm, kernel_symbols)
+        before.append(int.from_bytes(vm.read_virt(free_pages, 8), "little"))
+        listed_before.extend(free_list_pages(vm, kernel_symbols))
         vm.inject_nmi()
-        vm.wait_for_console(r"HOLD 0x1[01]", timeout=120)
-        after = int.from_bytes(vm.read_virt(free_pages, 8), "little")
-        listed_after = free_list_pages(vm, kernel_symbols)
-        console = vm.console.replace("\r\n", "\n")
+
+    with boot_held(kernel_image, append, 120, first_look, kernel_symbols) as h:
+        after = h.read_u64("free_pages")
+        listed_after = free_list_pages(h.vm, kernel_symbols)
+        console = h.console.replace("\r\n", "\n")
     # Judged from guest memory first, before what the kernel says about itself.
     assert len(EXITED_RE.findall(console)) >= 3  # the tasks ran and exited
-    assert 0 < before == after
-    assert len(listed_before) == len(set(listed_before)) == before
+    assert 0 < before[0] == after
+    assert len(listed_before) == len(set(listed_before)) == before[0]
     assert len(listed_after) == len(set(listed_after)) == after
     report = ktap.parse(console)
     assert report.passed and len(report.cases) == 1 + len(POOL_TASK_TESTS), report.summary()

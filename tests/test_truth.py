@@ -1,6 +1,6 @@
 """kernel/truth.py: the seed's truth tables as data, for the kernel's self-tests and the host.
 
-The host's judge (tools/eventlog.py) still has its own copy of the rules; until it reads this
+The host's judge (tools/events/judge.py) still has its own copy of the rules; until it reads this
 module, every row of both must agree. The kernel's entry_*/exit_* self-tests compare the event
 log with truth.s, generated from this module (they run in test_kernel.py and test_entry.py).
 """
@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 from kernel import truth
 from kernel.gen import generate
-from tools import eventlog
+from tools.events import judge as eventlog
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE = 1

@@ -24,7 +24,7 @@ from helpers import NmiStorm, held
 
 from kernel.events import EVENT_LOG_ENTRIES, WARNINGS
 from tools import ktap
-from tools.eventlog import Event, KernelState
+from tools.events.decode import Event, KernelState
 
 pytestmark = pytest.mark.qemu
 

@@ -29,11 +29,12 @@ import pytest
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from kernel.layout import CONSTANTS, KERNEL_VIRT_BASE, kernel_map_s
+from kernel.abi import CONSTANTS, KERNEL_VIRT_BASE
+from kernel.layout import kernel_map_s
 from kernel.structs import KMAP
 from linker import Layout, OutputSection
 from tools import ktap, qemulog
-from tools.qemu import QemuConfig, QemuRunner
+from tools.hold import boot_held
 from tools.symbols import SymbolTable
 
 pytestmark = pytest.mark.qemu
@@ -182,12 +183,8 @@ class Held:
 def run_held(image: Path, log: Path) -> Held:
     """Boot the W^X self-tests with `hold`, pause at HOLD and walk the page tables at CR3."""
     tables: dict[int, tuple[int, ...]] = {}
-    with QemuRunner(QemuConfig(image, append="selftest=" + ",".join(WX_TESTS) + " hold",
-                               timeout=30, log_int=log)) as vm:  # fmt: skip
-        vm.launch()
-        vm.cont()
-        vm.wait_for_console(r"HOLD 0x1[01]", timeout=30)
-        vm.pause()
+    with boot_held(image, "selftest=" + ",".join(WX_TESTS), 30, log_int=log) as h:
+        vm = h.vm
         cr3_match = re.search(r"\bCR3=([0-9a-f]+)", vm.registers())
         assert cr3_match, "no CR3 in info registers"
         cr3 = int(cr3_match[1], 16)
@@ -199,7 +196,7 @@ def run_held(image: Path, log: Path) -> Held:
 
         leaves = walk_upper_half(read_table, cr3)
         lower = read_table(cr3 & ADDRESS)[:256]
-        console = vm.console
+        console = h.console
     return Held(leaves, cr3, lower, console, qemulog.parse_file(log))
 
 

@@ -5,7 +5,7 @@
 # SYSCALL nr: RAX = nr, int 0x80.  Arguments in RDI, RSI, RDX; result in RAX.
 .macro SYSCALL nr
     mov eax, \nr
-    int 0x80
+    int SYSCALL_VECTOR
 .endm
 
 # PRINT label, len: write LEN bytes at LABEL (in this section) to the console.
