@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from . import events, vectors
+from . import events, selftest_counts, vectors
 from .structs import STRUCTS
 
 LOAD_BASE = 0x100000
@@ -228,9 +228,13 @@ CONSTANTS.update({
 
 def constants() -> dict[str, int]:
     """Every constant the assembly sees, by name: CONSTANTS, the struct layouts, the vectors,
-    the event log's kinds, flags and layouts.  Raises ValueError if two define one name."""
+    the event log's kinds, flags and layouts, the counts of kernel/selftest_counts.py.  Raises ValueError if two define one name."""
     out = dict(CONSTANTS)
-    parts = [st.constants() for st in STRUCTS] + [vectors.constants(), events.constants()]
+    parts = [st.constants() for st in STRUCTS] + [
+        vectors.constants(),
+        events.constants(),
+        selftest_counts.CONSTANTS,
+    ]
     for part in parts:
         for name, value in part.items():
             if name in out and out[name] != value:

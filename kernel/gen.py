@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import abi, events
+from . import abi, events, truth
 from .layout import kernel_map_s
 from .structs import PT_REGS
 from .vectors import ENTRIES, EXCEPTIONS, Vector
@@ -199,6 +199,7 @@ def generate(outdir: Path) -> list[Path]:
         "idt.s": idt_s(),
         "names.s": events.names_s() + strings_s(),
         "kmap.s": kernel_map_s(),
+        "truth.s": truth.truth_s(),
     }
     for name, text in files.items():
         path = outdir / name
@@ -206,4 +207,4 @@ def generate(outdir: Path) -> list[Path]:
             tmp = path.with_suffix(path.suffix + ".tmp")
             tmp.write_text(text)
             tmp.replace(path)
-    return [outdir / "idt.s", outdir / "names.s", outdir / "kmap.s"]
+    return [outdir / "idt.s", outdir / "names.s", outdir / "kmap.s", outdir / "truth.s"]

@@ -26,7 +26,7 @@ DOCS = ROOT / "docs"
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 _CODE = re.compile(r"`([^`\n]+)`")
 _PATH = re.compile(r"^(?:\.\.?/)?[\w.-]+(?:/[\w.*-]+)*/?$")
-_SELFTEST_DEF = re.compile(r"^\s*SELFTEST\s+(\w+)\s*,", re.M)
+_SELFTEST_DEF = re.compile(r"^\s*SELFTEST\s+(\w+)\s*,\s*(\w+)\s*,", re.M)
 
 
 def slug(heading: str) -> str:
@@ -47,18 +47,20 @@ def anchors(markdown: str) -> set[str]:
 
 
 def selftest_names(root: Path) -> set[str]:
-    """Every self-test name SELFTEST registers, expanding the one-level macros that register
-    several (`SELFTEST \\name, ...` inside a .macro: their invocations' first argument)."""
+    """Every name selftest= takes: each self-test `SELFTEST suite, name, ...` registers and
+    each suite, expanding the one-level macros that register several (`SELFTEST suite,
+    \\name, ...` inside a .macro: their invocations' first argument)."""
     names: set[str] = set()
     for path in sorted((root / "kernel").rglob("*.s")):
         text = path.read_text()
-        names.update(_SELFTEST_DEF.findall(text))
+        names.update(n for pair in _SELFTEST_DEF.findall(text) for n in pair)
         for macro in re.finditer(r"^\.macro\s+(\w+)(.*?)^\.endm", text, re.M | re.S):
             body = macro[2]
-            m = re.search(r"SELFTEST\s+(\w*)\\(\w+)", body)
+            m = re.search(r"SELFTEST\s+(\w+)\s*,\s*(\w*)\\(\w+)", body)
             if m is None:
                 continue
-            prefix = m[1]
+            names.add(m[1])
+            prefix = m[2]
             for call in re.finditer(rf"^\s*{macro[1]}\s+(\w+)", text, re.M):
                 names.add(prefix + call[1])
     return names
@@ -201,6 +203,8 @@ def test_sound_references_are_accepted():
 def test_selftest_names_include_the_macro_registered_ones():
     names = selftest_names(ROOT)
     assert {"int3", "user_demand_fault", "entry_user_cond_rcu"} <= names
+    assert {"exceptions", "user", "entry"} <= names  # suites
+    assert "SELFTEST" not in names and "selftest_int3" not in names
 
 
 # -- code cites docs/, never a path outside the repository ---------------------------------------

@@ -48,21 +48,29 @@ def boot(image: Path, append: str, timeout: float = 30.0, **kw):
 def test_all_selftests_pass(image):
     listed = boot(image, "selftest=list")
     assert listed.outcome is Outcome.PASS
-    names = re.findall(r"^([a-z0-9_]+)$", listed.console, re.M)
+    names = re.findall(r"^    ([a-z0-9_]+)$", listed.console, re.M)
+    suites = re.findall(r"^([a-z0-9_]+):$", listed.console, re.M)
     assert set(EXCEPTION_TESTS) <= set(names) and len(names) == len(set(names))
+    assert {"entry", "exceptions", "mm", "sched", "rcu", "robustness", "warn", "nmi"} <= set(suites)
+    assert len(suites) == len(set(suites)) and not set(suites) & set(names)
     result = boot(image, "selftest=all")
     assert result.outcome is Outcome.PASS, result.console
     report = ktap.parse(result.console)
     assert report.passed, report.summary()
-    assert [t.name for t in report.tests] == names
-    assert report.plan == len(names)
+    assert [t.name for t in report.cases] == names
+    # One KTAP subtest per suite that has tests in selftest=all, in the order listed.
+    assert [t.name for t in report.tests] == [s for s in suites if s in {
+        t.name for t in report.tests}]  # fmt: skip
+    assert report.plan == len(report.tests) and len(report.tests) >= len(suites) - 1
+    assert all([c.number for c in t.subtests] == list(range(1, len(t.subtests) + 1))
+               for t in report.tests)  # fmt: skip
 
 
 def test_each_selftest_alone(image):
-    names = re.findall(r"^([a-z0-9_]+)$", boot(image, "selftest=list").console, re.M)
+    names = re.findall(r"^    ([a-z0-9_]+)$", boot(image, "selftest=list").console, re.M)
     for name in names:
         report = ktap.parse(boot(image, f"selftest={name}").console)
-        assert report.passed and [t.name for t in report.tests] == [name], report.summary()
+        assert report.passed and [t.name for t in report.cases] == [name], report.summary()
 
 
 def test_exceptions_match_qemu_interrupt_log(image, symbols, tmp_path):
@@ -304,13 +312,19 @@ def test_a_failing_selftest_is_reported_and_fails_the_vm(image, symbols, tmp_pat
     mutant = tmp_path / "mutant.elf"
     mutant.write_bytes(data)
     names = ["int3", "general_protection", "page_fault_read"]  # in the order they run
-    result = boot(mutant, "selftest=" + ",".join(names))
+    result = boot(mutant, "selftest=" + ",".join(names) + ",idt")
     assert result.outcome is Outcome.FAIL and result.exit_status == STATUS_FAIL, result.reason
     report = ktap.parse(result.console)
-    assert report.plan == 3 and [t.name for t in report.tests] == names
-    assert [t.ok for t in report.tests] == [True, False, True] and not report.passed
-    assert report.tests[1].reason == "wrong error code"
-    assert "not ok 2 general_protection # wrong error code" in result.console.splitlines()
+    assert report.plan == 2 and [t.name for t in report.cases] == [*names, "idt"]
+    assert [(t.name, t.ok) for t in report.tests] == [("exceptions", False), ("arch", True)]
+    assert [t.ok for t in report.cases] == [True, False, True, True] and not report.passed
+    assert report.cases[1].reason == "wrong error code"
+    assert "general_protection: wrong error code" in report.cases[1].diagnostics
+    # As KUnit prints it: the reason as a diagnostic of the test, then its result.
+    lines = result.console.splitlines()
+    at = lines.index("    not ok 2 general_protection # wrong error code")
+    assert lines[at - 1] == "    # general_protection: wrong error code"
+    assert "not ok 1 exceptions" in lines and "ok 2 arch" in lines
     # The CPU's error code, as the kernel recorded it, is still the loaded selector.
     (trap,) = [m for m in TRAP_RE.finditer(result.console) if m["vector"] == "d"]
     assert int(trap["error"], 16) == loaded

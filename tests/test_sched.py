@@ -144,6 +144,8 @@ REPEAT_RANGE = f"error: repeat= takes a number from 1 to {C['REPEAT_MAX']}"
         ("selftest=idt,,page_alloc", "error: selftest= has an empty name"),
         ("selftest=no_such_test", "error: unknown selftest 'no_such_test'"),
         ("selftest=idt,idt", "error: selftest 'idt' named twice"),
+        ("selftest=arch,idt", "error: selftest 'idt' named twice"),  # by its suite first
+        ("selftest=idt,arch", "error: selftest 'arch' named twice"),
         # A key given twice: neither value is obeyed, the later out-of-range one neither.
         ("hz=100 hz=5", "error: option hz= given more than once"),
         ("selftest=idt repeat=2 repeat=2", "error: option repeat= given more than once"),
@@ -188,29 +190,69 @@ def test_command_line_longer_than_the_buffer_is_refused(kernel_image, extra, ref
         assert "timer: 10 Hz" in result.console
 
 
-def selftest_table(image: Path) -> list[str]:
-    """The self-test table's names in table order (selftest=list), by-name ones marked."""
+def selftest_table(image: Path) -> dict[str, list[str]]:
+    """The suites and their tests' names (selftest=list), in the order selftest=all runs
+    them, by-name ones marked."""
     result = boot(image, "selftest=list")
     assert result.outcome is Outcome.PASS, result.console
     start = result.console.index("timer:")
-    return [line for line in result.console[start:].splitlines()[1:] if line]
+    suites: dict[str, list[str]] = {}
+    for line in result.console[start:].splitlines()[1:]:
+        if line.endswith(":"):
+            suites[line[:-1]] = []
+        elif line.startswith("    "):
+            suites[list(suites)[-1]].append(line[4:])
+    return suites
 
 
 def test_selftests_run_in_the_order_named(kernel_image):
-    table = selftest_table(kernel_image)
+    suites = selftest_table(kernel_image)
+    table = [name for tests in suites.values() for name in tests]
     named = ["multiboot", "idt", "gdt_tss"]
     assert [table.index(n) for n in named] == [2, 0, 1], table[:3]  # not in table order
     result = boot(kernel_image, f"selftest={','.join(named)} repeat=2")
     assert result.outcome is Outcome.PASS, result.console
     report = ktap.parse(result.console)
-    assert report.plan == 6
-    assert [t.name for t in report.tests] == named * 2
-    assert [t.number for t in report.tests] == list(range(1, 7))
+    assert report.plan == 2  # the suite, twice
+    assert [(t.number, t.name) for t in report.tests] == [(1, "arch"), (2, "arch")]
+    assert [t.name for t in report.cases] == named * 2
+    assert [t.number for t in report.cases] == [1, 2, 3] * 2
+    # Named tests of several suites run grouped by suite, the suites in the order their
+    # first test was named.
+    named = ["sched_timer_ticks", "idt", "sched_wait_queue", "multiboot"]
+    result = boot(kernel_image, f"selftest={','.join(named)}")
+    report = ktap.parse(result.console)
+    assert result.outcome is Outcome.PASS and report.passed, report.summary()
+    assert [t.name for t in report.tests] == ["sched", "arch"]
+    assert [t.name for t in report.cases] == [named[0], named[2], named[1], named[3]]
     # `all` keeps table order and leaves out the tests that run only when named.
     result = boot(kernel_image, "selftest=all")
     assert result.outcome is Outcome.PASS, result.console
-    expected = [n for n in table if not n.endswith(" (only when named)")]
-    assert [t.name for t in ktap.parse(result.console).tests] == expected
+    expected = [n for n in table if " (only when named" not in n]
+    assert [t.name for t in ktap.parse(result.console).cases] == expected
+
+
+def test_a_suite_name_runs_the_whole_suite(kernel_image):
+    suites = selftest_table(kernel_image)
+    # Its by-name tests too (naming the suite names them), but not those that wait for the
+    # host (they would wait for ever).
+    host = " (only when named, waits for the host)"
+    assert [n for tests in suites.values() for n in tests if n.endswith(host)] == [
+        "rcu_qs_flag_host" + host, "robust_wait_host" + host]  # fmt: skip
+    for suite in ("arch", "nmi", "robustness", "rcu"):
+        result = boot(kernel_image, f"selftest={suite}")
+        report = ktap.parse(result.console)
+        assert result.outcome is Outcome.PASS and report.passed, report.summary()
+        assert [t.name for t in report.tests] == [suite]
+        assert [t.name for t in report.cases] == [
+            n.removesuffix(" (only when named)") for n in suites[suite] if not n.endswith(host)
+        ]
+    # A suite and a test, run together in the order named.
+    result = boot(kernel_image, "selftest=gdt_tss,exceptions")
+    report = ktap.parse(result.console)
+    assert result.outcome is Outcome.PASS and report.passed, report.summary()
+    assert [t.name for t in report.tests] == ["arch", "exceptions"]
+    assert len(report.cases) == 1 + len(suites["exceptions"])
 
 
 @dataclass(frozen=True)
@@ -427,8 +469,7 @@ def test_apic_timer_calibration_against_qemu(kernel_image, hz):
     # Under -icount virtual time follows the instruction count, so the PIT the kernel polls
     # and the APIC timer agree whatever the host's load (under plain TCG a loaded host skews
     # the calibration by tens of percent).
-    with boot_held(kernel_image, f"selftest=sched_timer_ticks hz={hz}", 60,
-                   extra_args=ICOUNT) as h:
+    with boot_held(kernel_image, f"selftest=sched_timer_ticks hz={hz}", 60, extra_args=ICOUNT) as h:
         lapic = h.vm.hmp("info lapic")
         console = h.console
     assert h.passed, console
@@ -442,3 +483,29 @@ def test_apic_timer_calibration_against_qemu(kernel_image, hz):
     # What the kernel says it programmed is what the APIC holds.
     printed = re.search(r"timer: (\d+) Hz \(APIC timer period (\d+)\)", console)
     assert printed and int(printed[1]) == hz and int(printed[2]) == count, console
+
+
+def test_failed_checks_are_all_listed_and_the_test_goes_on(kernel_image, tmp_path):
+    from test_entry import mutant
+
+    # Mutation: sched_timer_ticks sleeps one tick instead of five. Two of its three CHECKs
+    # fail; each is listed as `# NAME: REASON` (kunit_tool shows those lines with the
+    # failure), the test runs to its end (the third check passes silently), its result
+    # carries the first reason, and the suite's next test still runs.
+    old = "    mov edi, 5\n    call sleep_ticks\n    mov rax, qword ptr [rip + jiffies]\n"
+    bad = mutant(tmp_path, "selftest/sched.s", old, old.replace("edi, 5", "edi, 1"))
+    append = "selftest=sched_timer_ticks,sched_task_reaping"
+    result = boot(bad, append)
+    assert result.outcome is Outcome.FAIL and result.exit_status == 35, result.console
+    lines = result.console.splitlines()
+    at = lines.index("    not ok 1 sched_timer_ticks # fewer ticks than slept")
+    assert [line for line in lines[:at] if line.startswith("    # sched_timer_ticks:")] == [
+        "    # sched_timer_ticks: fewer ticks than slept",
+        "    # sched_timer_ticks: fewer timer interrupts than ticks slept",
+    ]
+    report = ktap.parse(result.console)
+    assert [(t.name, t.ok) for t in report.cases] == [
+        ("sched_timer_ticks", False), ("sched_task_reaping", True)]  # fmt: skip
+    assert [(t.name, t.ok) for t in report.tests] == [("sched", False)]
+    # The unmodified kernel passes the same run.
+    assert boot(kernel_image, append).outcome is Outcome.PASS

@@ -114,7 +114,7 @@ def test_each_warning_is_counted_each_time_and_printed_once(image):
     repeat = 3
     console, state = held(image, f"selftest={','.join(WARN_TESTS)} repeat={repeat}", timeout=90)
     report = ktap.parse(console)
-    assert report.passed and len(report.tests) == repeat * len(WARN_TESTS), report.summary()
+    assert report.passed and len(report.cases) == repeat * len(WARN_TESTS), report.summary()
     expected = provoked(repeat)
     # Counted each time: the per-kind counters, the total and the event log agree.
     assert {k: n for k, n in state.warn_counts.items() if n} == dict(expected)

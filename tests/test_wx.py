@@ -239,7 +239,7 @@ def test_the_rest_of_the_upper_half(held, kernel_image):
 
 def test_selftests_fault_as_qemu_logs_them(held, kernel_symbols):
     report = ktap.parse(held.console)
-    assert [t.name for t in report.tests] == list(WX_TESTS) and report.passed, report.summary()
+    assert [t.name for t in report.cases] == list(WX_TESTS) and report.passed, report.summary()
     traps = [m.groupdict() for m in TRAP_RE.finditer(held.console)]
     assert len(traps) == len(WX_TESTS)
     expect = {
@@ -302,7 +302,7 @@ def test_a_wx_hole_is_caught(kernel_image, kernel_symbols, tmp_path, sections, s
     assert found and all(v.startswith(sections) or "writable and executable" in v
                          for v in found), found  # fmt: skip
     report = ktap.parse(held.console)
-    assert [t.name for t in report.tests if not t.ok] == [failing], report.summary()
+    assert [t.name for t in report.cases if not t.ok] == [failing], report.summary()
 
 
 def test_the_map_refuses_two_permissions_on_one_page():

@@ -39,7 +39,7 @@ selftest_experiment_rodata_writes:
     pop rbx
     ret
 
-SELFTEST experiment_rodata_writes, selftest_experiment_rodata_writes
+SELFTEST experiment, experiment_rodata_writes, selftest_experiment_rodata_writes
 REASON .Lnot_skipped, "a fault with RCU watching called rcu_irq_enter()"
 
 .section .rodata

@@ -25,7 +25,7 @@ selftest_warn_lockdep_assert_irqs_disabled:
     pop rbx
     ret
 
-SELFTEST warn_lockdep_assert_irqs_disabled, selftest_warn_lockdep_assert_irqs_disabled, 2
+SELFTEST warn, warn_lockdep_assert_irqs_disabled, selftest_warn_lockdep_assert_irqs_disabled, 2
 
 .section .rodata
 REASON .Lnot_two, "lockdep_assert_irqs_disabled did not warn exactly twice"
@@ -140,7 +140,7 @@ selftest_\name:
     call warn_expect
     pop rbx
     ret
-SELFTEST \name, selftest_\name, \declared, SELFTEST_BY_NAME
+SELFTEST warn, \name, selftest_\name, \declared, SELFTEST_BY_NAME
 .endm
 
 # provoke_* - one provocation each, the state put back; clobber caller-saved registers.
