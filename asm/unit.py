@@ -26,7 +26,6 @@ from .x86 import (
     BRANCHES,
     FIXED_BYTES,
     JCC_CODES,
-    OPERAND_KEYWORDS,
     REFUSED,
     REGISTERS,
     REGISTERS16,  # fmt: skip
@@ -71,16 +70,6 @@ class Lowered:
     operands: list[Operand] = field(default_factory=list)
     externals: set[str] = field(default_factory=set)
     late: dict[str, Expr] = field(default_factory=dict)  # placeholder -> `end - start` value
-
-
-def _words(text: str) -> list[str]:
-    """Names used in an operand (not registers, keywords or numbers)."""
-    text = re.sub(r"'(?:\\.|[^'\\])'", "", text)
-    return [
-        m[3]
-        for m in _TOKENS.finditer(text)
-        if m[3] and m[3].lower() not in REGISTERS and m[3].lower() not in OPERAND_KEYWORDS
-    ]
 
 
 def ks_name(name: str) -> str:
