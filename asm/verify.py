@@ -167,6 +167,12 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, decoder: _Decoder
             raise AsmError(s.loc, f"cannot verify '{text}': it decodes with {len(ops)} "
                            "operands")  # fmt: skip
         return
+    if src_mn == "xchg" and all(o.type == X86_OP_REG for o in ops) and len(ops) == 2:
+        # xchg is symmetric: keystone and GNU as encode `xchg rax, rbx` as xchg rbx, rax (93).
+        want_regs = sorted(o.text.strip().lower() for o in lw.operands)
+        if want_regs != sorted(d.reg_name(o.reg) for o in ops):
+            raise AsmError(s.loc, f"'{text}' decodes as '{d.mnemonic} {d.op_str}'")
+        return
     for src, got in zip(lw.operands, ops):
         if src.kind == "reg" and got.type == X86_OP_REG:
             name = d.reg_name(got.reg)
