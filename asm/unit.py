@@ -178,6 +178,10 @@ def _operand(loc: Loc, text: str) -> Operand:
         elif t in REGISTERS:
             mem_regs.append((t, 0))
         else:
+            if not disp and mem_regs:
+                # After a register the sign is binary: GNU as reads `[ecx*2 - 64 >> 51]` as
+                # ecx*2 - (64 >> 51), where a leading `-64 >> 51` alone would be unary.
+                disp.append("0")
             disp.append(f"{sign or '+'}{term}")
             continue
         if sign == "-":

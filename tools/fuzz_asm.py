@@ -157,6 +157,8 @@ def expressions(draw, depth: int = 2) -> str:
         return draw(st.sampled_from([str(n), hex(n)]))
     op = draw(st.sampled_from(_EXPR_OPS))
     a, b = draw(expressions(depth - 1)), draw(expressions(depth - 1))
+    if op in ("<<", ">>") and draw(st.integers(0, 3)):
+        b = str(draw(st.integers(0, 63)))  # mostly counts in range (others are refused)
     text = f"{a} {op} {b}"
     shape = draw(st.integers(0, 3))
     return {0: text, 1: f"({text})", 2: f"-{a} {op} {b}", 3: f"~({text})"}[shape]
