@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 
-from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs, CsInsn
+from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_IMM, X86_OP_MEM, X86_OP_REG
 
 from .errors import AsmError
@@ -81,14 +81,13 @@ def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
 
     Raises AsmError at the first statement that does not say what its source said; an
     unexpected failure of a check itself is reported at that statement's line too."""
-    decoder = _Decoder(unit, image)
     for i, lw in enumerate(unit.lowered):
         s = lw.stmt
         if not isinstance(s, Insn):
             continue
         off, size = unit.statement_span(i)
         try:
-            _verify_insn(lw, s, unit.base + off, image[off : off + size], decoder, resolve)
+            _verify_insn(lw, s, unit.base + off, image[off : off + size], resolve)
         except AsmError:
             raise
         except Exception as e:  # a bug here must still name the line being checked
@@ -96,36 +95,13 @@ def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
                            f"{type(e).__name__}: {e}") from e  # fmt: skip
 
 
-class _Decoder:
-    """Capstone over a unit's bytes: one disasm call from a statement on, reused for the
-    statements after it, and a call of its own for a statement the stream does not cover."""
-
-    def __init__(self, unit: Unit, image: bytes) -> None:
-        self.unit, self.image = unit, image
-        self.seen: dict[tuple[int, int], CsInsn] = {}
-
-    def at(self, bits: int, addr: int, size: int) -> list[CsInsn]:
-        """The instructions the `size` bytes at `addr` decode to."""
-        d = self.seen.get((bits, addr))
-        if d is None:
-            off = addr - self.unit.base
-            for insn in _cs(bits).disasm(self.image[off:], addr):
-                self.seen[(bits, insn.address)] = insn
-            d = self.seen.get((bits, addr))
-        if d is not None and d.size == size:
-            return [d]
-        off = addr - self.unit.base
-        return list(_cs(bits).disasm(self.image[off : off + size], addr))
-
-
 def _text(s: Insn) -> str:
     return f"{s.mnemonic} {', '.join(s.operands)}".strip()
 
 
-def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, decoder: _Decoder,
-                 resolve: Resolve) -> None:  # fmt: skip
+def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve) -> None:
     size = len(code)
-    decoded = decoder.at(s.bits, addr, size)
+    decoded = list(_cs(s.bits).disasm(code, addr))
     if len(decoded) != 1 or decoded[0].size != size:
         got = "; ".join(f"{d.mnemonic} {d.op_str}" for d in decoded) or code.hex()
         raise AsmError(s.loc, f"'{s.mnemonic}' assembled to {size} bytes that decode as '{got}'")
