@@ -228,7 +228,13 @@ class Unit:
             return Lowered(s, size=s.width * len(s.exprs), externals=self._ext(s.exprs))
         if isinstance(s, Blob):
             return Lowered(s, size=len(s.data))
-        return self._lower_insn(s)
+        try:
+            return self._lower_insn(s)
+        except AsmError:
+            raise
+        except Exception as e:  # a bug here must still name the line being read
+            raise AsmError(s.loc, f"internal error while reading '{s.mnemonic} "
+                           f"{', '.join(s.operands)}': {type(e).__name__}: {e}") from e  # fmt: skip
 
     def _fill(self, s: Align) -> int:
         if s.fill is not None:

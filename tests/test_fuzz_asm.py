@@ -194,13 +194,21 @@ def test_forms_encoded_unlike_gnu_as_are_refused(oracle, case, message):
     assert re.search(message, r.detail), r.detail
 
 
-def test_keystone_failure_is_blamed_on_its_own_line(tmp_path):
-    # Found by fuzzing: a failure that only shows in the unit (here a `loop` out of rel8 range)
-    # was reported at the unit's first line, and a statement that fails only alone (a late
-    # `a - b` value) was blamed for a later one.
-    src = (".section .text\nstart:\n    mov r13, b - a\na:\n    nop\nb:\n.Lback:\n"
-           "    .zero 300\n    mov eax, 1\n    loop .Lback\n    ret\n")  # fmt: skip
-    with pytest.raises(AsmError, match=r"a\.s:10: error: keystone: Invalid fixup .* in 'loop "):
+@pytest.mark.parametrize(
+    ("body", "line", "culprit"),
+    [
+        # A statement that fails alone only (a late `a - b` value) was blamed for a later one.
+        ("    mov r13, a - b\na:\n    nop\nb:\n    movabs rax, qword ptr [0x123456789]\n", 7,
+         "movabs rax"),
+        # A failure that shows only in the unit (a `loop` out of rel8 range) was reported at the
+        # unit's first line.
+        ("    mov r13, b - a\na:\n    nop\nb:\n.Lback:\n    .zero 300\n    mov eax, 1\n"
+         "    loop .Lback\n", 10, "loop .Lback"),
+    ],
+)  # fmt: skip
+def test_keystone_failure_is_blamed_on_its_own_line(tmp_path, body, line, culprit):
+    src = ".section .text\nstart:\n" + body + "    ret\n"
+    with pytest.raises(AsmError, match=rf"a\.s:{line}: error: keystone: .* in '{culprit}"):
         build(tmp_path, {"a.s": src})
 
 
@@ -246,3 +254,15 @@ def test_cli_small_run():
     r = _cli("-n", "20", "--seed", "3")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip().splitlines()[-1].startswith("20 snippets, seed 3: ")
+
+
+def test_an_internal_error_while_lowering_names_its_line(tmp_path, monkeypatch):
+    import asm.unit
+
+    def broken(*args):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(asm.unit, "_linear", broken)
+    with pytest.raises(AsmError, match=r"a\.s:4: error: internal error while reading "
+                       r"'mov eax, \[rbx \+ 1\]': IndexError: list index out of range"):  # fmt: skip
+        build(tmp_path, {"a.s": ".section .text\nstart:\n    nop\n    mov eax, [rbx + 1]\n"})
