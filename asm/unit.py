@@ -309,6 +309,11 @@ class Unit:
             if o.value is not None:
                 ext |= {n for n in o.value.names if n not in consts and n not in self.labels}
         self._refuse_prefix_orders(s, base_mn, ops)
+        if base_mn == "int" and len(ops) == 1 and ops[0].kind == "imm":
+            if _linear(ops[0].value, self.file.constants) == "0x3":
+                # GNU as encodes `int 3` as int3 (cc), keystone as cd 03: GNU as's bytes.
+                s = Insn(s.loc, "int3", [], s.bits, s.known_constants)
+                base_mn, mn, ops = "int3", "int3", []
         if base_mn in ("str", "sldt") and len(ops) == 1:
             # `str r64`: keystone adds REX.W, GNU as encodes the r32 form (the same
             # zero-extended store): spell it r32 for keystone and for the verifier.

@@ -166,6 +166,9 @@ def test_long_expressions_do_not_recurse():
         Case(32, ("rep stosw",)),
         Case(32, ("ljmp32 0x10, fz_far",)),
         Case(32, ("lgdt [fz_near + 6]",)),
+        _c64("int 3"),  # keystone: cd 03, GNU as: cc
+        _c64(".set FZC{k}, 3", "int FZC{k}"),
+        _c64("int 0x80"),
         _c64("pxor xmm1, xmm2"),
         _c64("stosw"),
     ],
