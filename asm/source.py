@@ -124,7 +124,6 @@ class _Macro:
 
 
 _UNSUPPORTED = {
-    ".text": None, ".data": None, ".bss": None, ".rodata": None,  # handled as section shorthands
     ".p2align": "use .balign with a byte count",
     ".balignw": "keystone kills the process on it; use .balign",
     ".balignl": "use .balign",

@@ -33,7 +33,6 @@ from .x86 import (
     BRANCHES,
     FIXED_BYTES,
     JCC_CODES,
-    OPERAND_KEYWORDS,
     REFUSED,
     REGISTERS,
     REGISTERS16,  # fmt: skip
@@ -45,6 +44,11 @@ Resolve = Callable[[str], int | None]
 _SREGS = ("ds", "es", "fs", "gs", "ss")
 _R16_TO_R32 = {r: "e" + r for r in ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp")} | {
     f"r{i}w": f"r{i}d" for i in range(8, 16)
+}
+
+_WORD_STRING_OPS = ("stosw", "movsw", "lodsw", "scasw", "cmpsw", "insw", "outsw")
+_R64_TO_R32 = {"r" + r: "e" + r for r in ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp")} | {
+    f"r{i}": f"r{i}d" for i in range(8, 16)
 }
 
 _TOKENS = re.compile(rf"(0[xX][0-9a-fA-F]+|0[bB][01]+|\d+)|('(?:\\.|[^'\\])')|({NAME_RE})")
@@ -92,16 +96,6 @@ class Lowered:
     late: dict[str, Expr] = field(default_factory=dict)  # placeholder -> `end - start` value
 
 
-def _words(text: str) -> list[str]:
-    """Names used in an operand (not registers, keywords or numbers)."""
-    text = re.sub(r"'(?:\\.|[^'\\])'", "", text)
-    return [
-        m[3]
-        for m in _TOKENS.finditer(text)
-        if m[3] and m[3].lower() not in REGISTERS and m[3].lower() not in OPERAND_KEYWORDS
-    ]
-
-
 _PLAIN_NAME = re.compile(r"[A-Za-z_]\w*")
 
 
@@ -147,6 +141,40 @@ def _is_difference(expr: Expr, consts: dict[str, int]) -> bool:
         return False
 
 
+def _signed_hex(v: int) -> str:
+    return hex(v) if v >= 0 else f"-{hex(-v)}"
+
+
+def _linear(expr: Expr, consts: dict[str, int]) -> str | None:
+    """Keystone's text for `expr` when it is a constant, or one symbol plus a constant
+    (`sym + 2 * 8`), with the constant computed here; None for any other form."""
+    syms = {n for n in expr.names if n not in consts}
+    if len(syms) > 1 or "." in syms:
+        return None
+    try:
+        if not syms:
+            return _signed_hex(expr.evaluate(consts.get))
+        (sym,) = syms
+        at = [expr.evaluate(lambda n, b=b: consts.get(n, b)) for b in (0, 1 << 40, 1 << 41)]
+    except ExprError:
+        return None
+    if at[1] - at[0] != 1 << 40 or at[2] - at[0] != 1 << 41:
+        return None
+    if at[0] == 0:
+        return ks_name(sym)
+    return f"{ks_name(sym)} + {hex(at[0])}" if at[0] > 0 else f"{ks_name(sym)} - {hex(-at[0])}"
+
+
+def _mem_text(o: Operand, disp: str) -> str:
+    """A memory operand for keystone: its size, segment and registers as written, and `disp`."""
+    head = o.text[: o.text.index("[")]
+    regs = [r if k == 0 else f"{r}*{k}" for r, k in o.mem_regs]
+    if not regs:
+        return f"{head}[{disp}]"
+    sign, rest = ("-", disp[1:]) if disp.startswith("-") else ("+", disp)
+    return f"{head}[{' + '.join(regs)} {sign} {rest}]"
+
+
 def _operand(loc: Loc, text: str) -> Operand:
     width16 = bool(re.match(r"\s*word\s+ptr", text, re.I)) or text.strip().lower() in REGISTERS16
     body = _SIZE_PTR.sub("", text)
@@ -173,6 +201,10 @@ def _operand(loc: Loc, text: str) -> Operand:
         elif t in REGISTERS:
             mem_regs.append((t, 0))
         else:
+            if not disp and mem_regs:
+                # After a register the sign is binary: GNU as reads `[ecx*2 - 64 >> 51]` as
+                # ecx*2 - (64 >> 51), where a leading `-64 >> 51` alone would be unary.
+                disp.append("0")
             disp.append(f"{sign or '+'}{term}")
             continue
         if sign == "-":
@@ -225,7 +257,13 @@ class Unit:
             return Lowered(s, size=s.width * len(s.exprs), externals=self._ext(s.exprs))
         if isinstance(s, Blob):
             return Lowered(s, size=len(s.data))
-        return self._lower_insn(s)
+        try:
+            return self._lower_insn(s)
+        except AsmError:
+            raise
+        except Exception as e:  # a bug here must still name the line being read
+            raise AsmError(s.loc, f"internal error while reading '{s.mnemonic} "
+                           f"{', '.join(s.operands)}': {type(e).__name__}: {e}") from e  # fmt: skip
 
     def _fill(self, s: Align) -> int:
         if s.fill is not None:
@@ -256,6 +294,14 @@ class Unit:
         consts = self.file.constants
         ops = [_operand(s.loc, o) for o in s.operands]
         self._check_constant_order(s, ops)
+        if base_mn == "mov" and len(ops) == 2 and ops[1].text.strip().lower() in _SREGS + ("cs",):
+            # `mov r64, Sreg`: keystone adds REX.W, GNU as encodes the r32 form (the same
+            # zero-extended load): spell it r32 for keystone, and for the verifier.
+            dst = ops[0].text.strip().lower()
+            if dst in _R64_TO_R32:
+                s = Insn(s.loc, s.mnemonic, [_R64_TO_R32[dst], s.operands[1]], s.bits,
+                         s.known_constants)  # fmt: skip
+                ops = [_operand(s.loc, s.operands[0]), ops[1]]
         if base_mn == "mov" and len(ops) == 2 and ops[0].text.strip().lower() in _SREGS:
             # `mov Sreg, r16`: keystone adds a 0x66 prefix that GNU as leaves out; the r32
             # spelling encodes the same instruction without it.
@@ -291,9 +337,31 @@ class Unit:
         for o in ops:
             if o.value is not None:
                 ext |= {n for n in o.value.names if n not in consts and n not in self.labels}
+        self._refuse_prefix_orders(s, base_mn, ops)
+        if base_mn == "int" and len(ops) == 1 and ops[0].kind == "imm":
+            if _linear(ops[0].value, self.file.constants) == "0x3":
+                # GNU as encodes `int 3` as int3 (cc), keystone as cd 03: GNU as's bytes.
+                s = Insn(s.loc, "int3", [], s.bits, s.known_constants)
+                base_mn, mn, ops = "int3", "int3", []
+        if base_mn in ("str", "sldt") and len(ops) == 1:
+            # `str r64`: keystone adds REX.W, GNU as encodes the r32 form (the same
+            # zero-extended store): spell it r32 for keystone and for the verifier.
+            reg = ops[0].text.strip().lower()
+            if reg in _R64_TO_R32:
+                s = Insn(s.loc, s.mnemonic, [_R64_TO_R32[reg]], s.bits, s.known_constants)
+                ops = [_operand(s.loc, s.operands[0])]
         text = RENAMED.get(base_mn, base_mn)
         prefix = " ".join(mn.split()[:-1])
         text = f"{prefix} {text}".strip()
+        if base_mn in _WORD_STRING_OPS and prefix and not ops:
+            # `rep stosw`: keystone writes f3 66 ab, GNU as 66 f3 ab; the 0x66 goes first here.
+            text = f".byte 0x66\n{prefix} {base_mn[:-1]}d"
+        if (
+            base_mn == "xchg"
+            and s.bits == 64
+            and [o.text.strip().lower() for o in ops] == ["rax", "rax"]
+        ):
+            text, ops = "nop", []  # GNU as's encoding (90), not keystone's 48 90: the same no-op
         if ops:
             texts = [_hexify(o, consts) for o in s.operands]
             late: dict[str, Expr] = {}
@@ -301,8 +369,18 @@ class Unit:
                 # A constant immediate is computed here: keystone then sees one number (it
                 # rejects '~' and would read decimal in its own radix).
                 if o.kind == "imm" and all(n in consts for n in o.value.names):
-                    v = o.value.evaluate(consts.get)
+                    try:
+                        v = o.value.evaluate(consts.get)
+                    except ExprError as e:
+                        raise AsmError(s.loc, f"operand '{o.text}': {e}") from None
                     texts[k] = hex(v) if v >= 0 else f"-{hex(-v)}"
+                elif (
+                    o.kind in ("imm", "mem")
+                    and o.value is not None
+                    and ((d := _linear(o.value, consts)) is not None)
+                ):
+                    # Our value of the constant part (GNU as's precedence), never keystone's.
+                    texts[k] = d if o.kind == "imm" else _mem_text(o, d)
                 elif o.kind == "imm" and _is_difference(o.value, consts):
                     # `end - start`: keystone rejects it in some forms; the value comes from the
                     # previous pass of the fixpoint (text() fills it in).
@@ -316,6 +394,22 @@ class Unit:
                         texts[k] = texts[k].replace("[", "[riz*1 + ", 1)
             text += " " + ", ".join(texts)
         return Lowered(s, text=text, operands=ops, externals=ext, late=late if ops else {})
+
+    def _refuse_prefix_orders(self, s: Insn, mn: str, ops: list[Operand]) -> None:
+        """Forms keystone encodes otherwise than GNU as (same behaviour, other bytes): refused,
+        so that the image stays byte-identical with GNU as's."""
+        if "lock" in s.mnemonic.split()[:-1]:
+            regs32 = s.bits == 64 and any(r.startswith("e") or r.endswith("d")
+                                          for o in ops for r, _ in o.mem_regs)  # fmt: skip
+            seg = any(o.kind == "mem" and _SEG.match(_SIZE_PTR.sub("", o.text)) for o in ops)
+            if any(o.width16 for o in ops) or regs32 or seg:
+                raise AsmError(s.loc, "'lock' with a 16-bit operand, a 32-bit address or a "
+                               "segment override: keystone writes lock before the 0x66/0x67/"
+                               "segment prefix, GNU as after it")  # fmt: skip
+        if mn == "mov" and len(ops) == 2 and ops[0].kind == "mem":
+            if ops[1].text.strip().lower() in _SREGS + ("cs",):
+                raise AsmError(s.loc, "'mov MEM, Sreg': keystone adds a 0x66 prefix GNU as "
+                               "leaves out; store through a register (mov eax, ds)")  # fmt: skip
 
     def _check_constant_order(self, s: Insn, ops: list[Operand]) -> None:
         """A constant used in an instruction before its `.set` is an error: GNU as reads a

@@ -22,7 +22,7 @@ def verify_image(image: Image, verified: set[bytes] | None = None) -> None:
         if key is not None and key in verified:
             continue
         try:
-            verify_unit(unit, unit.final, resolve)
+            verify_unit(unit, placed_bytes(image, unit), resolve)
         except AsmError as e:
             errors.append(e)
             continue
@@ -30,6 +30,19 @@ def verify_image(image: Image, verified: set[bytes] | None = None) -> None:
             verified.add(key)
     if errors:
         raise LinkErrors(errors)
+
+
+def placed_bytes(image: Image, unit) -> bytes:
+    """The bytes the image holds where `unit` was placed: what is verified is what boots, not
+    what the unit says it produced.  A section whose entries are sorted after placement (the
+    exception table: data only) and a nobits section keep the unit's own bytes."""
+    for sec in image.sections:
+        if sec.vma <= unit.base < sec.vma + max(sec.size, 1):
+            if sec.spec.sort_entries or sec.spec.nobits:
+                break
+            start = unit.base - sec.vma
+            return sec.data[start : start + unit.size]
+    return unit.final
 
 
 def check_noinstr(image: Image) -> None:
