@@ -1,7 +1,9 @@
 """kernel/truth.py: the seed's truth tables as data, for the kernel's self-tests and the host.
 
-The host's judge (tools/events/judge.py) still has its own copy of the rules; until it reads this
-module, every row of both must agree. The kernel's entry_*/exit_* self-tests compare the event
+The host's judge (tools/events/judge.py) reads its rows from this module through entry_row and
+exit_row, which map a decoded record's fields onto the table's inputs: every state must give the
+judge the row the table names (a wrong mapping -- CPL, cond_rcu, the idle task, IF -- shows
+here). The kernel's entry_*/exit_* self-tests compare the event
 log with truth.s, generated from this module (they run in test_kernel.py and test_entry.py).
 """
 

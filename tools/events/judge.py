@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kernel import truth
 from kernel.abi import CONSTANTS
+from kernel.truth import EXIT_TO_USER_END
 from kernel.vectors import EXCEPTIONS
 from tools.events.decode import Event, KernelState, format_nmi_nesting
 
@@ -121,14 +123,6 @@ def entry_context_violations(events: list[Event]) -> list[str]:
 
 # The calls of each entry row, in the order the event log shows them (a function logs its
 # record after its work, so enter_from_user_mode's record follows the calls it made).
-ENTRY_FROM_USER = ("lockdep_hardirqs_off", "rcu_user_exit", "trace_hardirqs_off_prepare",
-                   "enter_from_user_mode")  # fmt: skip
-ENTRY_CAREFUL = ("lockdep_hardirqs_off", "rcu_irq_enter", "trace_hardirqs_off_prepare")
-ENTRY_COMBO = ("trace_hardirqs_off",)
-# The end of every exit to user mode (exit_to_user_mode): after the work loop's passes.
-EXIT_TO_USER_END = ("trace_hardirqs_on_prepare", "lockdep_hardirqs_on_prepare", "rcu_user_enter",
-                    "lockdep_hardirqs_on")  # fmt: skip
-EXIT_HALVES = ("trace_hardirqs_on_prepare", "lockdep_hardirqs_on_prepare")
 RCU_EXIT_KINDS = frozenset(("rcu_irq_exit", "rcu_irq_exit_preempt", "rcu_user_enter"))
 LOCKDEP_ON_KINDS = frozenset(("lockdep_hardirqs_on", "trace_hardirqs_on"))
 TIF_NEED_RESCHED = CONSTANTS["TIF_NEED_RESCHED"]
@@ -153,21 +147,14 @@ class Judged:
 
 
 def entry_row(e: Event, policy: str, idle_task: int | None) -> tuple[str, tuple[str, ...], int]:
-    """The entry table's row for the `idtentry_enter` record `e` (arg = cond_rcu; its flags
-    are the state before the entry did anything): its name, calls and return value.  Under
-    v6 the cond rule is "RCU not watching" (the record's watching flag), under v58
-    "current is the idle task" (the record's task against `idle_task`)."""
-    if e.cpl == 3:
-        return "from user mode", ENTRY_FROM_USER, 0
-    if not e.arg:
-        return "kernel idtentry_enter", ENTRY_CAREFUL, 1
-    if policy == "v58":
-        if e.task == idle_task:
-            return "kernel cond_rcu idle task (v58)", ENTRY_CAREFUL, 1
-        return "kernel cond_rcu not the idle task (v58)", ENTRY_COMBO, 0
-    if not e.watching:
-        return "kernel cond_rcu RCU not watching", ENTRY_CAREFUL, 1
-    return "kernel cond_rcu RCU watching", ENTRY_COMBO, 0
+    """The entry table's row (kernel/truth.py, the table the kernel's self-tests use too) for
+    the `idtentry_enter` record `e` (arg = cond_rcu; its flags are the state before the entry
+    did anything): its name, calls and return value.  The v58 rule "current is the idle task"
+    compares the record's task with `idle_task`."""
+    row = truth.entry_row(user=e.cpl == 3, cond_rcu=bool(e.arg), watching=bool(e.watching),
+                          idle_task=e.task == idle_task, policy=policy)  # fmt: skip
+    assert row.calls is not None and row.returns is not None
+    return row.name, row.calls, row.returns
 
 
 def judge_entries(events: list[Event], policy: str, idle_task: int | None) -> list[Judged]:
@@ -205,23 +192,13 @@ def entry_table_violations(events: list[Event], policy: str, idle_task: int | No
 
 
 def exit_row(e: Event, policy: str) -> tuple[str, tuple[str, ...] | None]:
-    """The exit table's row for the `idtentry_exit` record `e` (arg = rcu_exit; regs_if, the
-    interrupted context's IF; preempt_count and need_resched as the exit found them): its
-    name and calls, None for an exit to user mode.  Under v58 an exit with rcu_exit never
-    preempts: it takes the preempt_count > 0 row whatever preempt_count is."""
-    rcu = bool(e.arg)
-    if e.cpl == 3:
-        return "to user mode", None
-    if not e.regs_if:
-        return f"IF=0 rcu_exit={int(rcu)}", ("rcu_irq_exit",) if rcu else ()
-    if e.preempt_count == 0 and not (rcu and policy == "v58"):
-        calls = (*(("rcu_irq_exit_preempt",) if rcu else ()),
-                 *(("preempt_schedule_irq",) if e.need_resched else ()), "trace_hardirqs_on")  # fmt: skip
-        return (f"IF=1 rcu_exit={int(rcu)} preempt_count=0 need_resched={int(e.need_resched)}",
-                calls)  # fmt: skip
-    count = "=0 (v58: no preemption after rcu_exit)" if e.preempt_count == 0 else ">0"
-    calls = (*EXIT_HALVES, *(("rcu_irq_exit",) if rcu else ()), "lockdep_hardirqs_on")
-    return f"IF=1 rcu_exit={int(rcu)} preempt_count{count}", calls
+    """The exit table's row (kernel/truth.py) for the `idtentry_exit` record `e` (arg =
+    rcu_exit; regs_if, the interrupted context's IF; preempt_count and need_resched as the
+    exit found them): its name and calls, None for an exit to user mode."""
+    row = truth.exit_row(user=e.cpl == 3, rcu_exit=bool(e.arg), regs_if=bool(e.regs_if),
+                         preempt_count=e.preempt_count, need_resched=bool(e.need_resched),
+                         policy=policy)  # fmt: skip
+    return row.name, row.calls
 
 
 def judge_exits(events: list[Event], policy: str) -> list[Judged]:
