@@ -3,7 +3,7 @@
 An expression is numbers (decimal, 0x hex, 0b binary, 'c' characters), names (labels, constants,
 linker symbols), `.` (the current location) and the operators + - * / % << >> & | ^ ~ with
 parentheses.  Evaluation is done here, in Python, so that keystone never sees an expression whose
-meaning depends on its radix setting (KEYSTONE.md, "number radix").
+meaning depends on its radix setting (docs/assembler.md, number radix).
 
 GNU as's rules, not Python's (checked against `as` 2.40, see tests/test_fuzz_asm.py):
 

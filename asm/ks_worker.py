@@ -1,7 +1,7 @@
 """Keystone in a process of its own.
 
 Keystone hangs on some inputs, kills its process through exit(1) on others and segfaults on a few
-(KEYSTONE.md).  The build talks to it through this worker so that none of that can take the build
+(docs/assembler.md, crashes and hangs).  The build talks to it through this worker so that none of that can take the build
 down: a crash or a hang becomes an error that names the source lines being assembled.
 
 Protocol on stdin/stdout: a 4-byte little-endian length, then a JSON document.  Request: a list
@@ -163,7 +163,7 @@ def _serve() -> None:
     from keystone import KS_ARCH_X86, KS_MODE_32, KS_MODE_64, Ks, KsError
 
     # No option is ever set on these engines: any option call switches keystone to radix 16
-    # and leaks it into later engines (KEYSTONE.md).  All numbers the front-end sends are hex
+    # and leaks it into later engines (docs/assembler.md, number radix).  All numbers the front-end sends are hex
     # anyway; these probes make sure decimal still means decimal in every engine of this
     # process (an earlier option call may have poisoned one engine and not the other).  The
     # radix field is never initialised, so an engine can also inherit 16 from whatever the heap

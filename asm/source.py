@@ -1,7 +1,7 @@
 """Reading assembly sources: includes, comments, macros, constants, sections, statements.
 
 Everything GNU as would do as a directive is done here, in Python, because keystone assembles
-flat blobs only and mishandles most directives (KEYSTONE.md).  The result of `parse_file` is a
+flat blobs only and mishandles most directives (docs/assembler.md).  The result of `parse_file` is a
 `SourceFile`: per section, a list of statements, each with its `Loc` (file and line), plus the
 file's constants, global names and symbol attributes.  Nothing here knows about kernels.
 """

@@ -3,7 +3,7 @@
 Keystone only ever sees what this module writes for it: instructions whose numbers are all hex,
 labels, `.balign` with an explicit fill, `.code32/.code64`, and `.zero` placeholders.  Every
 symbol that lives outside the unit is given to keystone as `.set name, __kunit + OFFSET`, the one
-form that encodes correctly (KEYSTONE.md: sym_resolver is off by the fixup bias and drops
+form that encodes correctly (docs/assembler.md: sym_resolver is off by the fixup bias and drops
 addends).  Direct branches to such symbols are encoded here as rel32 (as GNU as does for
 symbols of other sections), data is evaluated here with range checks, and a probe label before
 every statement plus a trailing `.quad` list tells each statement's offset.

@@ -1,6 +1,6 @@
 """Capstone verification: every instruction placed in the image says what its source said.
 
-Keystone produces wrong machine code without an error in many cases (KEYSTONE.md).  After
+Keystone produces wrong machine code without an error in many cases (docs/assembler.md).  After
 linking, each instruction statement is decoded on its own and checked: one instruction of the
 statement's size, the same mnemonic, branch targets and RIP-relative operands landing on the
 address of the symbol the source named, the base, index and scale of memory operands as

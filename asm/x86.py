@@ -27,7 +27,7 @@ JCC_CODES = {
     "jle": 14, "jng": 14, "jnle": 15, "jg": 15,
 }  # fmt: skip
 
-# Source mnemonics that keystone encodes wrongly and what to write instead (KEYSTONE.md).
+# Source mnemonics that keystone encodes wrongly and what to write instead (docs/assembler.md).
 REFUSED = {
     "pushf": "keystone emits the 16-bit form (66 9c); write pushfq",
     "popf": "keystone emits the 16-bit form (66 9d); write popfq",

@@ -1,4 +1,4 @@
-"""The seed's truth tables (SPEC.md section 1) as data, defined once.
+"""The seed's truth tables (docs/entry.md, the truth tables) as data, defined once.
 
 Which calls an entry (`idtentry_enter` up to `idtentry_enter_end`) and an exit
 (`idtentry_exit` up to `idtentry_exit_end`) make, by the state they start in, in the order the

@@ -1,6 +1,6 @@
 """The noinstr check: objtool's `--noinstr` validation, done on our linked image.
 
-Code in `.noinstr.text` runs before RCU, lockdep and tracing may be used (SPEC.md section 4).  It
+Code in `.noinstr.text` runs before RCU, lockdep and tracing may be used (docs/entry.md, the helpers the tables call).  It
 may call or jump only to other `.noinstr.text` code, except between INSTRUMENTATION_BEGIN and
 INSTRUMENTATION_END (kernel/include/noinstr.inc, Linux's instrumentation_begin/end), and it may
 not return from inside such a region.  The markers are in the image as `.instr_markers`: sorted

@@ -245,7 +245,6 @@ def test_outside_citation_pattern(line: str, cites: bool):
     assert bool(outside_citations("f", line)) is cites
 
 
-@pytest.mark.xfail(strict=True, reason="citations are rewritten after the merge")
 def test_no_code_cites_a_path_outside_the_repository():
     found = []
     for name in tracked_files():

@@ -2,7 +2,7 @@
 
 QEMU's `-d int` log confirms each page fault the kernel reports (CPL 3 or 0, error code,
 CR2); the event log and the per-CPU counters read from guest memory through QMP confirm the
-order the seed prescribes (SPEC.md section 6) over every record of a whole self-test run; NMIs
+order the seed prescribes (docs/entry.md, invariants) over every record of a whole self-test run; NMIs
 injected at random moments of that run must leave every test passing and every counter
 balanced.
 """
@@ -139,7 +139,7 @@ WARN_KIND = WARN[WARN_TEST]
 
 
 def check_invariants(state: KernelState, provoked: int = 0) -> None:
-    """SPEC.md section 6 over every record in the log; `provoked` warnings of WARN_TEST are
+    """docs/entry.md's invariants over every record in the log; `provoked` warnings of WARN_TEST are
     the ones a self-test asks for, any other warning fails."""
     ev = [e for e in state.events if not e.in_nmi]
     assert ev, "empty event log"
@@ -160,7 +160,7 @@ def check_invariants(state: KernelState, provoked: int = 0) -> None:
                 assert kinds.index("rcu_irq_enter") < kinds.index("trace_hardirqs_off_prepare")
             assert ev[end].arg == ("rcu_irq_enter" in kinds)
     # Exits to a context that had IF clear never turn lockdep/tracer on (invariant 4), and
-    # the page-fault handler runs with the interrupted context's IF (SPEC.md section 5).
+    # the page-fault handler runs with the interrupted context's IF (docs/entry.md, the page fault).
     assert not irqs_off_exit_violations(state.events)
     assert not fault_handler_irq_violations(state.events)
     # Exits carry their own entry's vector and CPL, across sleeps and preemptions.
@@ -184,7 +184,7 @@ def table_rows(state: KernelState) -> set[str]:
     return {f"entry: {j.row}" for j in entries} | {f"exit: {j.row}" for j in exits}
 
 
-# Every row of SPEC.md section 1's tables, under each policy; `selftest=all` takes them all.
+# Every row of the truth tables (docs/entry.md), under each policy; `selftest=all` takes them all.
 EXIT_ROWS_COMMON = {
     "exit: to user mode", "exit: IF=0 rcu_exit=0", "exit: IF=0 rcu_exit=1",
     "exit: IF=1 rcu_exit=0 preempt_count=0 need_resched=0",

@@ -1,4 +1,4 @@
-"""One test per trap of ../shared/KEYSTONE.md: each is turned into correct bytes or a clear error.
+"""One test per keystone trap of docs/assembler.md: each is turned into correct bytes or a clear error.
 
 Every expected encoding below was checked against GNU as (`as --64 -msyntax=intel
 -mnaked-reg`); the tests decode our output with capstone independently of asm/verify.py.
@@ -347,7 +347,7 @@ def test_string_escapes_are_ours(tmp_path):
 
 
 def test_dot_names_inside_brackets(tmp_path):
-    # Found here (not in KEYSTONE.md): keystone rejects '[rip + .Lx]' as "Invalid operand".
+    # Found here (not among the original traps; docs/assembler.md, missing mnemonics): keystone rejects '[rip + .Lx]' as "Invalid operand".
     image = build(
         tmp_path,
         {

@@ -1,6 +1,6 @@
 """Warnings provoked on purpose, lockdep's and the tracer's counters, NMIs by the GS they found.
 
-- Each warning kind of RCU, lockdep and the tracer (SPEC.md sections 2, 3) has a self-test in
+- Each warning kind of RCU, lockdep and the tracer (docs/entry.md: RCU's watching state, the helpers) has a self-test in
   kernel/selftest/warn.s that provokes it twice.  Read from guest memory after the run: each
   kind counted exactly as often as provoked, as many `warn` records in the event log, and one
   WARNING line on the console per kind (WARN_ONCE), naming the function that warned.

@@ -1,4 +1,4 @@
-# The truth tables of the seed (SPEC.md section 1), row by row: each test provokes an entry in
+# The truth tables of the seed (docs/entry.md, the truth tables), row by row: each test provokes an entry in
 # the state a row names and compares the calls the entry and exit code made, as recorded in
 # the event log, with the row.  The need_resched rows run the real preempt_schedule_irq():
 # it consumes need-resched (with nothing else runnable, the scheduler picks the same task).

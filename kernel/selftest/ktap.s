@@ -413,7 +413,7 @@ selftest_fail:
     add rdi, qword ptr [r13 + SELFTEST_WARNINGS]    # warnings provoked on purpose
     test rax, rax
     jnz .Lrun_failed
-    # Every test must leave the entry state as it found it (SPEC 6: counters balanced, no
+    # Every test must leave the entry state as it found it (docs/entry.md, invariants: counters balanced, no
     # warning unless the test provokes one on purpose).
     call check_kernel_state
     test rax, rax

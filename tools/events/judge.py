@@ -2,7 +2,7 @@
 
 Each `*_violations` function takes the records (tools/events/decode.py) and returns one line per
 violation (empty: the log obeys the rule); `host_table_violations` applies every rule of
-SPEC.md section 1 and section 6 under the policy the kernel ran with.
+the truth tables and the invariants of docs/entry.md under the policy the kernel ran with.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def exit_window(events: list[Event], start: int) -> tuple[int, list[Event]] | No
 
 
 def irqs_off_exit_violations(events: list[Event]) -> list[str]:
-    """SPEC.md section 6, invariant 4: an exit to a context that had IF clear (regs->flags,
+    """docs/entry.md, invariant 4: an exit to a context that had IF clear (regs->flags,
     recorded with the idtentry_exit record) calls nothing that turns lockdep's or the tracer's
     interrupt state on, and leaves both believing interrupts are off."""
     out = []
@@ -90,7 +90,7 @@ def fault_handler_pairs(events: list[Event]) -> list[tuple[Event, Event]]:
 
 
 def fault_handler_irq_violations(events: list[Event]) -> list[str]:
-    """SPEC.md section 5: the page-fault handler runs with interrupts enabled exactly when
+    """docs/entry.md, the page fault: the page-fault handler runs with interrupts enabled exactly when
     the interrupted context had them (the handler record's IF against regs->flags.IF)."""
     return [f"fault entered with IF={int(entry.regs_if)} handled with IF={int(h.irqs_on)}: {h}"
             for entry, h in fault_handler_pairs(events) if h.irqs_on != entry.regs_if]  # fmt: skip
@@ -119,7 +119,7 @@ def entry_context_violations(events: list[Event]) -> list[str]:
     return out
 
 
-# -- the seed's truth tables, judged by the host (SPEC.md section 1) ---------------------------
+# -- the seed's truth tables, judged by the host (docs/entry.md) ---------------------------
 
 # The calls of each entry row, in the order the event log shows them (a function logs its
 # record after its work, so enter_from_user_mode's record follows the calls it made).
@@ -174,7 +174,7 @@ def judge_entries(events: list[Event], policy: str, idle_task: int | None) -> li
 
 
 def entry_table_violations(events: list[Event], policy: str, idle_task: int | None) -> list[str]:
-    """SPEC.md section 1, the entry table, over every entry in the log: the calls between
+    """docs/entry.md's truth tables, the entry table, over every entry in the log: the calls between
     `idtentry_enter` and its `idtentry_enter_end` (same task, same level) are exactly the
     row's, in order, and the return value (the end record's arg) is the row's.  The row
     follows from the entry record alone: CPL, cond_rcu, RCU watching before the entry, and
@@ -252,7 +252,7 @@ def user_exit_problems(inside: Sequence[Event]) -> list[str]:
 
 
 def exit_table_violations(events: list[Event], policy: str) -> list[str]:
-    """SPEC.md section 1, the exit table, over every exit in the log: the calls between
+    """docs/entry.md's truth tables, the exit table, over every exit in the log: the calls between
     `idtentry_exit` and its `idtentry_exit_end` (same task, same level) are exactly the
     row's, in order.  The row follows from the exit record alone: CPL, regs->flags.IF,
     rcu_exit, preempt_count and need-resched, and the policy (v58 never preempts after
@@ -298,7 +298,7 @@ def _entries_with_exits(events: list[Event]) -> list[tuple[Event, int | None, Ev
 
 
 def rcu_exit_pairing_violations(events: list[Event]) -> list[str]:
-    """SPEC.md section 6, invariant 2's second half: each exit's rcu_exit (the arg of its
+    """docs/entry.md, invariant 2's second half: each exit's rcu_exit (the arg of its
     `idtentry_exit`) is what its own entry returned, pairing entries and exits per task
     with nesting.  That is the value idtentry_enter_cond_rcu() returned for a cond_rcu
     entry; idtentry_exit(), the unconditional entry's partner, always passes true (from
@@ -313,7 +313,7 @@ def rcu_exit_pairing_violations(events: list[Event]) -> list[str]:
 
 
 def rcu_balance_violations(events: list[Event]) -> list[str]:
-    """SPEC.md section 6, invariant 1, per exception: RCU watching, dynticks_nesting and
+    """docs/entry.md, invariant 1, per exception: RCU watching, dynticks_nesting and
     dynticks_nmi_nesting when the exit ends (the `idtentry_exit_end` record) equal their
     values when the entry began (its `idtentry_enter` record, logged before the entry
     changed anything).  The dynticks counter itself is not compared: it legitimately grows,
@@ -335,7 +335,7 @@ def _rcu_state(e: Event) -> str:
 
 
 def lockdep_after_rcu_exit_violations(events: list[Event], policy: str) -> list[str]:
-    """SPEC.md section 6, invariant 5's last part: in every exit that leaves RCU (rcu_irq_exit,
+    """docs/entry.md, invariant 5's last part: in every exit that leaves RCU (rcu_irq_exit,
     rcu_irq_exit_preempt, or rcu_user_enter on the way to user mode), lockdep still believes
     interrupts are off when RCU has stopped watching (the RCU exit's record), and if the
     exit ends with lockdep believing them on, a call that turns it on comes after that
@@ -354,7 +354,7 @@ def lockdep_after_rcu_exit_violations(events: list[Event], policy: str) -> list[
 
 
 def host_table_violations(state: KernelState) -> list[str]:
-    """Every host-side judgement of the seed's tables over a run's log (SPEC.md section 1,
+    """Every host-side judgement of the seed's tables over a run's log (docs/entry.md's truth tables,
     section 6 invariants 1, 2 and 5), under the policy the kernel ran with."""
     ev, policy = state.events, state.policy
     return [*entry_table_violations(ev, policy, state.idle_task),
