@@ -24,6 +24,8 @@ _NESTING = re.compile(r"[][()\"']")  # what makes a comma not split operands
 _SPLIT_SPECIAL = re.compile(r"[][()\"',]")
 
 MAX_MACRO_DEPTH = 100  # macros expanding macros: deeper is taken as a macro that calls itself
+MAX_SPACE = 1 << 24  # the most bytes one .zero/.skip/.space/.fill may reserve (16 MiB)
+MAX_ALIGN = 1 << 21  # the largest .balign boundary (2 MiB: a large page)
 MAX_REPT = 100_000  # the largest .rept count (and the most .rept repetitions in one file)
 DATA_WIDTHS = {".byte": 1, ".word": 2, ".short": 2, ".value": 2, ".long": 4, ".int": 4, ".quad": 8}
 
@@ -406,6 +408,9 @@ class Parser:
             n = self._const(loc, args[0])
             if n <= 0 or n & (n - 1):
                 raise AsmError(loc, f"{word} {n}: the boundary must be a power of two")
+            if n > MAX_ALIGN:
+                raise AsmError(loc, f"{word} {n:#x}: the boundary is over the limit of "
+                               f"{MAX_ALIGN:#x}")  # fmt: skip
             fill = self._const(loc, args[1]) if len(args) == 2 else None
             if fill is not None and not 0 <= fill <= 255:
                 raise AsmError(loc, f"{word}: fill byte {fill:#x} does not fit in a byte")
@@ -440,6 +445,7 @@ class Parser:
             rep, size, value = vals[:3]
             if size not in (1, 2, 4, 8) or rep < 0:
                 raise AsmError(loc, ".fill: SIZE must be 1, 2, 4 or 8 and REPEAT not negative")
+            _check_space(loc, word, rep * size)
             self._emit(Blob(loc, pack(loc, value, size) * rep))
             return
         if not 1 <= len(args) <= 2:
@@ -448,6 +454,7 @@ class Parser:
         fill = self._const(loc, args[1]) if len(args) == 2 else 0
         if n < 0 or not 0 <= fill <= 255:
             raise AsmError(loc, f"{word}: count must not be negative and fill must fit a byte")
+        _check_space(loc, word, n)
         self._emit(Blob(loc, bytes([fill]) * n))
 
     def _find(self, loc: Loc, name: str) -> Path:
@@ -499,6 +506,13 @@ def pack(loc: Loc, value: int, size: int) -> bytes:
     if not -(1 << (8 * size)) < value < (1 << (8 * size)):
         raise AsmError(loc, f"value {value:#x} does not fit in {size} bytes")
     return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+
+def _check_space(loc: Loc, word: str, size: int) -> None:
+    """A reservation of `size` bytes must stay within MAX_SPACE (a huge count would exhaust
+    memory before any error could name the line)."""
+    if size > MAX_SPACE:
+        raise AsmError(loc, f"{word} of {size:#x} bytes is over the limit of {MAX_SPACE:#x}")
 
 
 def _string(loc: Loc, text: str) -> bytes:

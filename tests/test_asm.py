@@ -558,3 +558,28 @@ def test_the_worker_replaces_an_engine_born_in_radix_16(tmp_path, monkeypatch):
     with KeystoneWorker() as worker:
         results = worker.assemble([(64, 0, "add rsp, 16"), (32, 0, "add esp, 16")])
     assert [r.data.hex() for r in results] == ["4883c410", "83c410"], results
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (".zero 1 << 40", r".zero of 0x10000000000 bytes is over the limit"),
+        (".skip (1 << 24) + 1", r".skip of 0x1000001 bytes is over the limit"),
+        (".fill 1 << 30, 8, 0", r".fill of 0x200000000 bytes is over the limit"),
+        (".balign 1 << 40", r".balign 0x10000000000: the boundary is over the limit"),
+    ],
+)
+def test_huge_reservations_are_refused_at_their_line(tmp_path, line, message):
+    # Without the bounds, .zero 1 << 40 exhausted memory with no line named and .balign 1 << 40
+    # crashed keystone, blamed on the unit's first statement.
+    src = tmp_path / "a.s"
+    src.write_text(f".section .data\nx:\n    .byte 1\n    {line}\n")
+    with pytest.raises(AsmError, match=rf"a\.s:4: error: {message}"):
+        load_units([src], [])
+
+
+def test_reservations_at_the_limits_are_fine(tmp_path):
+    src = tmp_path / "a.s"
+    src.write_text(".section .data\nx:\n    .zero 1 << 24\n    .balign 1 << 21\n")
+    (unit,) = load_units([src], [])
+    assert unit.align == 1 << 21

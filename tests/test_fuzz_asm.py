@@ -269,3 +269,14 @@ def test_an_internal_error_while_lowering_names_its_line(tmp_path, monkeypatch):
     with pytest.raises(AsmError, match=r"a\.s:4: error: internal error while reading "
                        r"'mov eax, \[rbx \+ 1\]': IndexError: list index out of range"):  # fmt: skip
         build(tmp_path, {"a.s": ".section .text\nstart:\n    nop\n    mov eax, [rbx + 1]\n"})
+
+
+def test_cli_without_hypothesis_says_so():
+    # Hypothesis is a dev extra: without it the CLI names it, exit 2, no traceback.
+    code = ("import sys, runpy; sys.modules['hypothesis'] = None; "
+            "sys.argv = ['fuzz_asm', '-n', '1']; "
+            "runpy.run_module('tools.fuzz_asm', run_name='__main__')")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith("fuzz_asm: error: Hypothesis is missing")
+    assert "Traceback" not in done.stderr

@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError:  # a dev extra: say so at the CLI instead of a traceback
+    if __name__ == "__main__":
+        print("fuzz_asm: error: Hypothesis is missing (a dev extra): run 'make setup' or "
+              "pip install hypothesis", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
+    raise
 
 from asm import AsmError, KeystoneBackend, load_units
 from linker import Layout, LinkErrors, OutputSection, link
