@@ -1,7 +1,7 @@
 """Reading assembly sources: includes, comments, macros, constants, sections, statements.
 
 Everything GNU as would do as a directive is done here, in Python, because keystone assembles
-flat blobs only and mishandles most directives (KEYSTONE.md).  The result of `parse_file` is a
+flat blobs only and mishandles most directives (docs/assembler.md).  The result of `parse_file` is a
 `SourceFile`: per section, a list of statements, each with its `Loc` (file and line), plus the
 file's constants, global names and symbol attributes.  Nothing here knows about kernels.
 """
@@ -20,8 +20,12 @@ from .x86 import REGISTERS
 _LABEL = re.compile(rf"\s*({NAME_RE})\s*:(?!:)")
 _NUMERIC_LABEL = re.compile(r"\s*\d+\s*:")
 _MACRO_ARG = re.compile(r"\\(\w+|@)")
+_NESTING = re.compile(r"[][()\"']")  # what makes a comma not split operands
+_SPLIT_SPECIAL = re.compile(r"[][()\"',]")
 
 MAX_MACRO_DEPTH = 100  # macros expanding macros: deeper is taken as a macro that calls itself
+MAX_SPACE = 1 << 24  # the most bytes one .zero/.skip/.space/.fill may reserve (16 MiB)
+MAX_ALIGN = 1 << 21  # the largest .balign boundary (2 MiB: a large page)
 MAX_REPT = 100_000  # the largest .rept count (and the most .rept repetitions in one file)
 DATA_WIDTHS = {".byte": 1, ".word": 2, ".short": 2, ".value": 2, ".long": 4, ".int": 4, ".quad": 8}
 
@@ -93,6 +97,9 @@ class SourceFile:
     globals: dict[str, Loc] = field(default_factory=dict)
     constants: dict[str, int] = field(default_factory=dict)
     attrs: dict[str, SymbolAttrs] = field(default_factory=dict)
+    # What parsing it read besides the file itself (includes, .incbin): with the file, all
+    # that its statements depend on.
+    inputs: list[Path] = field(default_factory=list)
 
     def constant_order(self) -> dict[str, int]:
         """Each constant's position in definition order (Insn.known_constants counts these)."""
@@ -119,7 +126,6 @@ class _Macro:
 
 
 _UNSUPPORTED = {
-    ".text": None, ".data": None, ".bss": None, ".rodata": None,  # handled as section shorthands
     ".p2align": "use .balign with a byte count",
     ".balignw": "keystone kills the process on it; use .balign",
     ".balignl": "use .balign",
@@ -129,10 +135,31 @@ _UNSUPPORTED = {
 }  # fmt: skip
 
 
+@dataclass
+class _IncludeEffect:
+    """What an include that only defines constants and macros did: the constants it set to a
+    new value (in definition order) and the macros it defined."""
+
+    constants: dict[str, int]
+    macros: dict[str, _Macro]
+
+
+@dataclass
+class SharedParse:
+    """What the parsers of one build share: each file's lines (read and stripped once), and the
+    effects of includes by (path, constants, macro names) before them."""
+
+    lines: dict[Path, list[tuple[Loc, str]]] = field(default_factory=dict)
+    includes: dict[tuple, _IncludeEffect] = field(default_factory=dict)
+
+
 class Parser:
     """Turns one source file (with its includes and macros) into a SourceFile."""
 
-    def __init__(self, path: Path, include_dirs: list[Path], constants: dict[str, int]) -> None:
+    def __init__(self, path: Path, include_dirs: list[Path], constants: dict[str, int],
+                 shared: SharedParse | None = None) -> None:  # fmt: skip
+        self.shared = shared if shared is not None else SharedParse()
+        self.includes = 0  # .include lines processed
         self.file = SourceFile(path)
         self.file.constants.update(constants)
         self.include_dirs = include_dirs
@@ -153,7 +180,14 @@ class Parser:
 
     def _read(self, path: Path, where: Loc | None) -> list[tuple[Loc, str]]:
         """The lines of `path` with comments removed, each with its location; an unreadable
-        file is an error at `where` (the .include), bytes that are not UTF-8 one at their line."""
+        file is an error at `where` (the .include), bytes that are not UTF-8 one at their line.
+        Each file is read once per SharedParse."""
+        lines = self.shared.lines.get(path)
+        if lines is None:
+            lines = self.shared.lines[path] = self._read_file(path, where)
+        return lines
+
+    def _read_file(self, path: Path, where: Loc | None) -> list[tuple[Loc, str]]:
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -374,6 +408,9 @@ class Parser:
             n = self._const(loc, args[0])
             if n <= 0 or n & (n - 1):
                 raise AsmError(loc, f"{word} {n}: the boundary must be a power of two")
+            if n > MAX_ALIGN:
+                raise AsmError(loc, f"{word} {n:#x}: the boundary is over the limit of "
+                               f"{MAX_ALIGN:#x}")  # fmt: skip
             fill = self._const(loc, args[1]) if len(args) == 2 else None
             if fill is not None and not 0 <= fill <= 255:
                 raise AsmError(loc, f"{word}: fill byte {fill:#x} does not fit in a byte")
@@ -408,7 +445,8 @@ class Parser:
             rep, size, value = vals[:3]
             if size not in (1, 2, 4, 8) or rep < 0:
                 raise AsmError(loc, ".fill: SIZE must be 1, 2, 4 or 8 and REPEAT not negative")
-            self._emit(Blob(loc, _pack(loc, value, size) * rep))
+            _check_space(loc, word, rep * size)
+            self._emit(Blob(loc, pack(loc, value, size) * rep))
             return
         if not 1 <= len(args) <= 2:
             raise AsmError(loc, f"{word} needs COUNT[, FILL]")
@@ -416,11 +454,15 @@ class Parser:
         fill = self._const(loc, args[1]) if len(args) == 2 else 0
         if n < 0 or not 0 <= fill <= 255:
             raise AsmError(loc, f"{word}: count must not be negative and fill must fit a byte")
+        _check_space(loc, word, n)
         self._emit(Blob(loc, bytes([fill]) * n))
 
     def _find(self, loc: Loc, name: str) -> Path:
+        """The first `name` in the file's directory or the include directories (an input)."""
         for d in [self.file.path.parent, *self.include_dirs]:
             if (d / name).is_file():
+                if d / name not in self.file.inputs:
+                    self.file.inputs.append(d / name)
                 return d / name
         raise AsmError(loc, f"file '{name}' not found (searched {self.file.path.parent}"
                        + "".join(f", {d}" for d in self.include_dirs) + ")")  # fmt: skip
@@ -429,17 +471,48 @@ class Parser:
         path = self._find(loc, _string(loc, rest).decode())
         if path in self.include_chain or len(self.include_chain) > 32:
             raise AsmError(loc, f"recursive .include of '{path}'")
+        self.includes += 1
+        # An include read before in the same state (constants, macro names) that then only
+        # defined constants and macros does the same again: replay what it did.
+        key = (path, tuple(self.file.constants.items()), frozenset(self.macros))
+        effect = self.shared.includes.get(key)
+        if effect is not None:
+            self.file.constants.update(effect.constants)
+            self.macros.update(effect.macros)
+            return
+        before = self._state()
+        constants, macros = dict(self.file.constants), set(self.macros)
         self.include_chain.append(path)
         self._lines(self._read(path, loc))
         self.include_chain.pop()
+        if self._state() == before:
+            self.shared.includes[key] = _IncludeEffect(
+                {k: v for k, v in self.file.constants.items() if constants.get(k, v + 1) != v},
+                {k: m for k, m in self.macros.items() if k not in macros},
+            )
+
+    def _state(self) -> tuple:
+        """Everything but constants and macros that a line can change."""
+        f = self.file
+        return (tuple((k, len(v)) for k, v in f.sections.items()), len(f.globals),
+                tuple((k, a.kind) for k, a in f.attrs.items()), self.section, tuple(self.stack),
+                self.bits, self.expansions, self.repetitions, self.includes)  # fmt: skip
 
 
-def _pack(loc: Loc, value: int, size: int) -> bytes:
+def pack(loc: Loc, value: int, size: int) -> bytes:
+    """`value` as `size` little-endian bytes; an AsmError at `loc` when it does not fit."""
     # GNU as takes any value that fits the width as signed or unsigned, or whose negation
     # does (`.long -(magic + flags)` of a Multiboot checksum): the same here.
     if not -(1 << (8 * size)) < value < (1 << (8 * size)):
         raise AsmError(loc, f"value {value:#x} does not fit in {size} bytes")
     return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+
+def _check_space(loc: Loc, word: str, size: int) -> None:
+    """A reservation of `size` bytes must stay within MAX_SPACE (a huge count would exhaust
+    memory before any error could name the line)."""
+    if size > MAX_SPACE:
+        raise AsmError(loc, f"{word} of {size:#x} bytes is over the limit of {MAX_SPACE:#x}")
 
 
 def _string(loc: Loc, text: str) -> bytes:
@@ -462,75 +535,81 @@ def _outside_strings(line: str) -> str:
 
 def _split_operands(text: str) -> list[str]:
     """Split on commas that are outside brackets, parentheses and strings."""
-    out, depth, cur, quote = [], 0, [], None
-    for ch in text:
+    if not _NESTING.search(text):
+        return [part.strip() for part in text.split(",")]
+    out, depth, quote, start = [], 0, None, 0
+    for m in _SPLIT_SPECIAL.finditer(text):
+        ch, i = m[0], m.start()
         if quote:
-            cur.append(ch)
-            if ch == quote and (len(cur) < 2 or cur[-2] != "\\"):
+            if ch == quote and text[i - 1] != "\\":  # the opening quote is before i
                 quote = None
-            continue
-        if ch in "\"'":
+        elif ch in "\"'":
             quote = ch
         elif ch in "[(":
             depth += 1
         elif ch in "])":
             depth -= 1
         elif ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-            continue
-        cur.append(ch)
-    out.append("".join(cur).strip())
+            out.append(text[start:i].strip())
+            start = i + 1
+    out.append(text[start:].strip())
     return out
+
+
+# One token of a line outside a block comment: a string (a '"' one, or a 'c' character literal:
+# a quote two characters before another), a comment start, or text without any of those.
+_COMMENT_TOKEN = re.compile(
+    r"""(?P<str>"(?:[^"\\]|\\.?)*"?|'(?=.')(?:[^'\\]|\\.?)*'?)"""
+    r"""|(?P<hash>\#)|(?P<block>/\*)|(?P<slashes>//)|(?P<text>[^"'\#/]+|.)"""
+)
 
 
 def _strip_comments(text: str, path: Path) -> list[str]:
     """Remove `# ...` and `/* ... */` comments (not inside strings), keeping line numbers."""
-    out, in_block = [], False
+    out: list[str] = []
+    in_block = False
     for line in text.split("\n"):
-        res, i, quote = [], 0, None
+        if not in_block and '"' not in line and "'" not in line and "/" not in line:
+            out.append(line.partition("#")[0])  # most lines: no string, no block comment
+            continue
+        res, i = [], 0
         while i < len(line):
-            ch = line[i]
             if in_block:
-                if line.startswith("*/", i):
-                    in_block, i = False, i + 2
-                else:
-                    i += 1
+                end = line.find("*/", i)
+                if end < 0:
+                    break
+                in_block, i = False, end + 2
                 continue
-            if quote:
-                res.append(ch)
-                if ch == "\\" and i + 1 < len(line):
-                    res.append(line[i + 1])
-                    i += 1
-                elif ch == quote:
-                    quote = None
-            elif ch == '"' or (ch == "'" and i + 2 < len(line) and line[i + 2] == "'"):
-                quote = ch
-                res.append(ch)
-            elif ch == "#":
+            m = _COMMENT_TOKEN.match(line, i)
+            kind = m.lastgroup
+            if kind == "hash":
                 break
-            elif line.startswith("/*", i):
-                in_block, i = True, i + 2
-                continue
-            elif line.startswith("//", i):
+            if kind == "block":
+                in_block = True
+            elif kind == "slashes":
                 raise AsmError(Loc(path, len(out) + 1), "'//' is not a comment; use '#'")
             else:
-                res.append(ch)
-            i += 1
+                res.append(m[0])
+            i = m.end()
         out.append("".join(res))
     return out
 
 
 def parse_file(
-    path: Path, include_dirs: list[Path] | None = None, constants: dict[str, int] | None = None
+    path: Path,
+    include_dirs: list[Path] | None = None,
+    constants: dict[str, int] | None = None,
+    shared: SharedParse | None = None,
 ) -> SourceFile:
-    """Parse one source file; raises AsmError naming file and line on the first error."""
-    return Parser(path, include_dirs or [], constants or {}).parse()
+    """Parse one source file; raises AsmError naming file and line on the first error.  Files
+    parsed with the same `shared` read each include once (their bytes must not change)."""
+    return Parser(path, include_dirs or [], constants or {}, shared).parse()
 
 
 __all__ = [
     "parse_file",
     "parse_number",
+    "SharedParse",
     "SourceFile",
     "Label",
     "Insn",

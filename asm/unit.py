@@ -3,30 +3,36 @@
 Keystone only ever sees what this module writes for it: instructions whose numbers are all hex,
 labels, `.balign` with an explicit fill, `.code32/.code64`, and `.zero` placeholders.  Every
 symbol that lives outside the unit is given to keystone as `.set name, __kunit + OFFSET`, the one
-form that encodes correctly (KEYSTONE.md: sym_resolver is off by the fixup bias and drops
+form that encodes correctly (docs/assembler.md: sym_resolver is off by the fixup bias and drops
 addends).  Direct branches to such symbols are encoded here as rel32 (as GNU as does for
 symbols of other sections), data is evaluated here with range checks, and a probe label before
 every statement plus a trailing `.quad` list tells each statement's offset.
 
 The caller (the linker) drives it in three steps: `text(base, resolve)` for keystone, `absorb()`
 with keystone's bytes, then `finish(resolve)` once addresses are final, which patches data and
-branches and verifies every instruction with capstone.
+branches (the bytes stay in `final`, which the capstone verification pass after linking checks,
+asm/verify.py).  The linker reads nothing else of a unit than its methods and properties: the
+labels and references it has, its data for a nobits check, `.size` values, where an offset is
+in the source, the spans the listing shows.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse
 from .source import Align, Blob, Data, Insn, Label, SizeMark, SourceFile, Statement
+from .source import pack as _pack
 from .x86 import (
     BRANCHES,
     FIXED_BYTES,
     JCC_CODES,
-    OPERAND_KEYWORDS,
     REFUSED,
     REGISTERS,
     REGISTERS16,  # fmt: skip
@@ -38,6 +44,11 @@ Resolve = Callable[[str], int | None]
 _SREGS = ("ds", "es", "fs", "gs", "ss")
 _R16_TO_R32 = {r: "e" + r for r in ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp")} | {
     f"r{i}w": f"r{i}d" for i in range(8, 16)
+}
+
+_WORD_STRING_OPS = ("stosw", "movsw", "lodsw", "scasw", "cmpsw", "insw", "outsw")
+_R64_TO_R32 = {"r" + r: "e" + r for r in ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp")} | {
+    f"r{i}": f"r{i}d" for i in range(8, 16)
 }
 
 _TOKENS = re.compile(rf"(0[xX][0-9a-fA-F]+|0[bB][01]+|\d+)|('(?:\\.|[^'\\])')|({NAME_RE})")
@@ -59,6 +70,18 @@ class Operand:
     mem_regs: tuple[tuple[str, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class Span:
+    """One statement's bytes in its unit: offset, size, source line; the label it defines or
+    the mode (32/64) of the instruction it is, None for anything else."""
+
+    offset: int
+    size: int
+    loc: Loc
+    label: str | None
+    bits: int | None
+
+
 @dataclass
 class Lowered:
     """What one statement becomes: keystone text or fixed bytes, and how to finish it."""
@@ -73,21 +96,15 @@ class Lowered:
     late: dict[str, Expr] = field(default_factory=dict)  # placeholder -> `end - start` value
 
 
-def _words(text: str) -> list[str]:
-    """Names used in an operand (not registers, keywords or numbers)."""
-    text = re.sub(r"'(?:\\.|[^'\\])'", "", text)
-    return [
-        m[3]
-        for m in _TOKENS.finditer(text)
-        if m[3] and m[3].lower() not in REGISTERS and m[3].lower() not in OPERAND_KEYWORDS
-    ]
+_PLAIN_NAME = re.compile(r"[A-Za-z_]\w*")
 
 
+@functools.cache
 def ks_name(name: str) -> str:
     """The spelling of a symbol for keystone: it rejects names that start with '.' inside
     memory operands ('[rip + .Lx]' is "Invalid operand"), so such names are mangled into the
     reserved '__kn_' space (sources may not use names starting with '__k')."""
-    if re.fullmatch(r"[A-Za-z_]\w*", name):
+    if _PLAIN_NAME.fullmatch(name):
         return name
     return "__kn_" + name.replace("_", "__").replace(".", "_d").replace("$", "_s")
 
@@ -124,6 +141,40 @@ def _is_difference(expr: Expr, consts: dict[str, int]) -> bool:
         return False
 
 
+def _signed_hex(v: int) -> str:
+    return hex(v) if v >= 0 else f"-{hex(-v)}"
+
+
+def _linear(expr: Expr, consts: dict[str, int]) -> str | None:
+    """Keystone's text for `expr` when it is a constant, or one symbol plus a constant
+    (`sym + 2 * 8`), with the constant computed here; None for any other form."""
+    syms = {n for n in expr.names if n not in consts}
+    if len(syms) > 1 or "." in syms:
+        return None
+    try:
+        if not syms:
+            return _signed_hex(expr.evaluate(consts.get))
+        (sym,) = syms
+        at = [expr.evaluate(lambda n, b=b: consts.get(n, b)) for b in (0, 1 << 40, 1 << 41)]
+    except ExprError:
+        return None
+    if at[1] - at[0] != 1 << 40 or at[2] - at[0] != 1 << 41:
+        return None
+    if at[0] == 0:
+        return ks_name(sym)
+    return f"{ks_name(sym)} + {hex(at[0])}" if at[0] > 0 else f"{ks_name(sym)} - {hex(-at[0])}"
+
+
+def _mem_text(o: Operand, disp: str) -> str:
+    """A memory operand for keystone: its size, segment and registers as written, and `disp`."""
+    head = o.text[: o.text.index("[")]
+    regs = [r if k == 0 else f"{r}*{k}" for r, k in o.mem_regs]
+    if not regs:
+        return f"{head}[{disp}]"
+    sign, rest = ("-", disp[1:]) if disp.startswith("-") else ("+", disp)
+    return f"{head}[{' + '.join(regs)} {sign} {rest}]"
+
+
 def _operand(loc: Loc, text: str) -> Operand:
     width16 = bool(re.match(r"\s*word\s+ptr", text, re.I)) or text.strip().lower() in REGISTERS16
     body = _SIZE_PTR.sub("", text)
@@ -150,6 +201,10 @@ def _operand(loc: Loc, text: str) -> Operand:
         elif t in REGISTERS:
             mem_regs.append((t, 0))
         else:
+            if not disp and mem_regs:
+                # After a register the sign is binary: GNU as reads `[ecx*2 - 64 >> 51]` as
+                # ecx*2 - (64 >> 51), where a leading `-64 >> 51` alone would be unary.
+                disp.append("0")
             disp.append(f"{sign or '+'}{term}")
             continue
         if sign == "-":
@@ -182,6 +237,12 @@ class Unit:
         self.size = 0
         self.raw = b""
         self.base = 0
+        self.final = b""
+        self._body: list[str | Lowered] | None = None  # text() after the .set lines
+        self.last_text = ""  # what text() returned last
+        self.cache_key: str | None = None  # set by a caller that caches results about the unit
+        self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
+        self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -196,7 +257,13 @@ class Unit:
             return Lowered(s, size=s.width * len(s.exprs), externals=self._ext(s.exprs))
         if isinstance(s, Blob):
             return Lowered(s, size=len(s.data))
-        return self._lower_insn(s)
+        try:
+            return self._lower_insn(s)
+        except AsmError:
+            raise
+        except Exception as e:  # a bug here must still name the line being read
+            raise AsmError(s.loc, f"internal error while reading '{s.mnemonic} "
+                           f"{', '.join(s.operands)}': {type(e).__name__}: {e}") from e  # fmt: skip
 
     def _fill(self, s: Align) -> int:
         if s.fill is not None:
@@ -227,6 +294,14 @@ class Unit:
         consts = self.file.constants
         ops = [_operand(s.loc, o) for o in s.operands]
         self._check_constant_order(s, ops)
+        if base_mn == "mov" and len(ops) == 2 and ops[1].text.strip().lower() in _SREGS + ("cs",):
+            # `mov r64, Sreg`: keystone adds REX.W, GNU as encodes the r32 form (the same
+            # zero-extended load): spell it r32 for keystone, and for the verifier.
+            dst = ops[0].text.strip().lower()
+            if dst in _R64_TO_R32:
+                s = Insn(s.loc, s.mnemonic, [_R64_TO_R32[dst], s.operands[1]], s.bits,
+                         s.known_constants)  # fmt: skip
+                ops = [_operand(s.loc, s.operands[0]), ops[1]]
         if base_mn == "mov" and len(ops) == 2 and ops[0].text.strip().lower() in _SREGS:
             # `mov Sreg, r16`: keystone adds a 0x66 prefix that GNU as leaves out; the r32
             # spelling encodes the same instruction without it.
@@ -262,9 +337,31 @@ class Unit:
         for o in ops:
             if o.value is not None:
                 ext |= {n for n in o.value.names if n not in consts and n not in self.labels}
+        self._refuse_prefix_orders(s, base_mn, ops)
+        if base_mn == "int" and len(ops) == 1 and ops[0].kind == "imm":
+            if _linear(ops[0].value, self.file.constants) == "0x3":
+                # GNU as encodes `int 3` as int3 (cc), keystone as cd 03: GNU as's bytes.
+                s = Insn(s.loc, "int3", [], s.bits, s.known_constants)
+                base_mn, mn, ops = "int3", "int3", []
+        if base_mn in ("str", "sldt") and len(ops) == 1:
+            # `str r64`: keystone adds REX.W, GNU as encodes the r32 form (the same
+            # zero-extended store): spell it r32 for keystone and for the verifier.
+            reg = ops[0].text.strip().lower()
+            if reg in _R64_TO_R32:
+                s = Insn(s.loc, s.mnemonic, [_R64_TO_R32[reg]], s.bits, s.known_constants)
+                ops = [_operand(s.loc, s.operands[0])]
         text = RENAMED.get(base_mn, base_mn)
         prefix = " ".join(mn.split()[:-1])
         text = f"{prefix} {text}".strip()
+        if base_mn in _WORD_STRING_OPS and prefix and not ops:
+            # `rep stosw`: keystone writes f3 66 ab, GNU as 66 f3 ab; the 0x66 goes first here.
+            text = f".byte 0x66\n{prefix} {base_mn[:-1]}d"
+        if (
+            base_mn == "xchg"
+            and s.bits == 64
+            and [o.text.strip().lower() for o in ops] == ["rax", "rax"]
+        ):
+            text, ops = "nop", []  # GNU as's encoding (90), not keystone's 48 90: the same no-op
         if ops:
             texts = [_hexify(o, consts) for o in s.operands]
             late: dict[str, Expr] = {}
@@ -272,8 +369,18 @@ class Unit:
                 # A constant immediate is computed here: keystone then sees one number (it
                 # rejects '~' and would read decimal in its own radix).
                 if o.kind == "imm" and all(n in consts for n in o.value.names):
-                    v = o.value.evaluate(consts.get)
+                    try:
+                        v = o.value.evaluate(consts.get)
+                    except ExprError as e:
+                        raise AsmError(s.loc, f"operand '{o.text}': {e}") from None
                     texts[k] = hex(v) if v >= 0 else f"-{hex(-v)}"
+                elif (
+                    o.kind in ("imm", "mem")
+                    and o.value is not None
+                    and ((d := _linear(o.value, consts)) is not None)
+                ):
+                    # Our value of the constant part (GNU as's precedence), never keystone's.
+                    texts[k] = d if o.kind == "imm" else _mem_text(o, d)
                 elif o.kind == "imm" and _is_difference(o.value, consts):
                     # `end - start`: keystone rejects it in some forms; the value comes from the
                     # previous pass of the fixpoint (text() fills it in).
@@ -287,6 +394,22 @@ class Unit:
                         texts[k] = texts[k].replace("[", "[riz*1 + ", 1)
             text += " " + ", ".join(texts)
         return Lowered(s, text=text, operands=ops, externals=ext, late=late if ops else {})
+
+    def _refuse_prefix_orders(self, s: Insn, mn: str, ops: list[Operand]) -> None:
+        """Forms keystone encodes otherwise than GNU as (same behaviour, other bytes): refused,
+        so that the image stays byte-identical with GNU as's."""
+        if "lock" in s.mnemonic.split()[:-1]:
+            regs32 = s.bits == 64 and any(r.startswith("e") or r.endswith("d")
+                                          for o in ops for r, _ in o.mem_regs)  # fmt: skip
+            seg = any(o.kind == "mem" and _SEG.match(_SIZE_PTR.sub("", o.text)) for o in ops)
+            if any(o.width16 for o in ops) or regs32 or seg:
+                raise AsmError(s.loc, "'lock' with a 16-bit operand, a 32-bit address or a "
+                               "segment override: keystone writes lock before the 0x66/0x67/"
+                               "segment prefix, GNU as after it")  # fmt: skip
+        if mn == "mov" and len(ops) == 2 and ops[0].kind == "mem":
+            if ops[1].text.strip().lower() in _SREGS + ("cs",):
+                raise AsmError(s.loc, "'mov MEM, Sreg': keystone adds a 0x66 prefix GNU as "
+                               "leaves out; store through a register (mov eax, ds)")  # fmt: skip
 
     def _check_constant_order(self, s: Insn, ops: list[Operand]) -> None:
         """A constant used in an instruction before its `.set` is an error: GNU as reads a
@@ -332,10 +455,7 @@ class Unit:
 
     def externals(self) -> set[str]:
         """Names this unit needs from outside (other units, files, the linker)."""
-        out: set[str] = set()
-        for lw in self.lowered:
-            out |= lw.externals
-        return out
+        return set(self._externals)
 
     def references(self) -> list[tuple[str, Loc]]:
         """Each use of an outside name with its location, for undefined-symbol errors."""
@@ -344,11 +464,32 @@ class Unit:
     def text(self, base: int, resolve: Resolve) -> str:
         """The keystone input for this unit placed at `base`, outside names as `resolve` says."""
         lines = ["__kunit:"]
-        for name in sorted(self.externals()):
+        for name in self._externals:
             value = resolve(name)
             value = base if value is None else value
             sign = "+" if value >= base else "-"
             lines.append(f".set {ks_name(name)}, __kunit {sign} {hex(abs(value - base))}")
+        if self._body is None:
+            self._body = self._static_body()
+        for part in self._body:
+            if isinstance(part, str):
+                lines.append(part)
+                continue
+            text = part.text
+            for placeholder, expr in part.late.items():
+                try:
+                    v = expr.evaluate(lambda n: self.file.constants.get(n, resolve(n)))
+                except ExprError:
+                    v = 0  # first pass: labels not placed yet
+                text = text.replace(placeholder, hex(v) if v >= 0 else f"-{hex(-v)}")
+            lines.append(text)
+        self.last_text = "\n".join(lines) + "\n"
+        return self.last_text
+
+    def _static_body(self) -> list[str | Lowered]:
+        """The keystone input after the `.set` lines, as lines; a statement whose text takes
+        values from the previous pass (`late`) stays a Lowered, filled in by text()."""
+        lines: list[str | Lowered] = []
         bits = None
         for i, lw in enumerate(self.lowered):
             stmt_bits = getattr(lw.stmt, "bits", bits or 64)
@@ -359,14 +500,7 @@ class Unit:
             if isinstance(lw.stmt, Label):
                 lines.append(f"{ks_name(lw.stmt.name)}:")
             elif lw.text:
-                text = lw.text
-                for placeholder, expr in lw.late.items():
-                    try:
-                        v = expr.evaluate(lambda n: self.file.constants.get(n, resolve(n)))
-                    except ExprError:
-                        v = 0  # first pass: labels not placed yet
-                    text = text.replace(placeholder, hex(v) if v >= 0 else f"-{hex(-v)}")
-                lines.append(text)
+                lines.append(lw if lw.late else lw.text)
             elif lw.size:
                 lines.append(f".zero {hex(lw.size)}")
         lines.append(f"__kp{len(self.lowered)}:")
@@ -374,7 +508,7 @@ class Unit:
         probes = [f"__kp{i}" for i in range(len(self.lowered) + 1)]
         for k in range(0, len(probes), 16):
             lines.append(".quad " + ", ".join(probes[k : k + 16]))
-        return "\n".join(lines) + "\n"
+        return lines
 
     def absorb(self, base: int, data: bytes) -> None:
         """Take keystone's bytes for `text(base, ...)`: split off the probe table."""
@@ -389,16 +523,98 @@ class Unit:
                            "keystone output does not match its probe table")  # fmt: skip
 
     def label_offsets(self) -> dict[str, int]:
-        return {lw.stmt.name: off for lw, off in zip(self.lowered, self.offsets)
-                if isinstance(lw.stmt, Label)}  # fmt: skip
+        offsets = self.offsets
+        return {name: offsets[i] for i, name in self._labels_at} if offsets else {}
 
     def statement_span(self, i: int) -> tuple[int, int]:
         """Offset and size of statement i."""
         end = self.offsets[i + 1] if i + 1 < len(self.offsets) else self.size
         return self.offsets[i], end - self.offsets[i]
 
+    # -- what the linker asks (it reads no statement itself) -----------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The source file the unit comes from (an object file, in GNU terms)."""
+        return self.file.path
+
+    @property
+    def loc(self) -> Loc | None:
+        """Where the unit starts in its source (None: it is empty)."""
+        return self.stmts[0].loc if self.stmts else None
+
+    def data_loc(self) -> Loc | None:
+        """The first statement that puts code or non-zero bytes in the unit, or None (the unit
+        fits a nobits section)."""
+        for s in self.stmts:
+            if isinstance(s, (Insn, Data)) or (isinstance(s, Blob) and any(s.data)):
+                return s.loc
+        return None
+
+    def label_locs(self) -> list[tuple[str, Loc]]:
+        """Every label the unit defines, in source order, with where."""
+        return [(s.name, s.loc) for s in self.stmts if isinstance(s, Label)]
+
+    def is_global(self, name: str) -> bool:
+        return name in self.file.globals
+
+    def symbol_kind(self, name: str) -> str | None:
+        """The kind `.type` gives `name` ("function" or "object"), else None."""
+        attrs = self.file.attrs.get(name)
+        return attrs.kind if attrs is not None else None
+
+    def constant(self, name: str) -> int | None:
+        """The value of a `.set` constant of the unit's file, or None."""
+        return self.file.constants.get(name)
+
+    def size_marks(self, resolve: Resolve) -> dict[str, int | None]:
+        """`.size NAME, EXPR` values, each evaluated where it stands (None: not known yet, a
+        label not placed in this pass); only once offsets are known (after `absorb`)."""
+        marks: dict[str, int | None] = {}
+        if not self.offsets:
+            return marks
+        for i, s in enumerate(self.stmts):
+            if isinstance(s, SizeMark):
+                try:
+                    marks[s.name] = s.expr.evaluate(resolve, dot=self.base + self.offsets[i])
+                except ExprError:
+                    marks[s.name] = None
+        return marks
+
+    def locate(self, offset: int) -> Loc | None:
+        """The source line of the statement whose bytes hold `offset` (None: padding)."""
+        for i, lw in enumerate(self.lowered):
+            off, size = self.statement_span(i)
+            if off <= offset < off + size:
+                return lw.stmt.loc
+        return None
+
+    def spans(self) -> list[Span]:
+        """Every statement's place in the unit, for the listing."""
+        out = []
+        for i, lw in enumerate(self.lowered):
+            off, size = self.statement_span(i)
+            s = lw.stmt
+            out.append(Span(off, size, s.loc, s.name if isinstance(s, Label) else None,
+                            s.bits if isinstance(s, Insn) else None))  # fmt: skip
+        return out
+
+    def result_key(self) -> bytes | None:
+        """A digest of everything a result about the linked unit depends on (its statements
+        through `cache_key`, its address, what keystone was given, its final bytes); None
+        when the caller set no `cache_key`."""
+        if self.cache_key is None:
+            return None
+        h = hashlib.sha256(self.cache_key.encode())
+        for part in (b"%x" % self.base, self.last_text.encode(), self.final):
+            h.update(len(part).to_bytes(8, "little") + part)
+        return h.digest()
+
+    # -- the final bytes --------------------------------------------------------------------
+
     def finish(self, resolve: Resolve) -> bytes:
-        """The unit's final bytes: data and external branches patched; resolve is final."""
+        """The unit's final bytes: data and external branches patched; resolve is final.  They
+        are kept as `final` for the passes after linking."""
         out = bytearray(self.raw)
         for i, lw in enumerate(self.lowered):
             off, size = self.statement_span(i)
@@ -435,12 +651,5 @@ class Unit:
             else:
                 continue
             out[off : off + size] = chunk
-        return bytes(out)
-
-
-def _pack(loc: Loc, value: int, size: int) -> bytes:
-    # GNU as takes any value that fits the width as signed or unsigned, or whose negation
-    # does (`.long -(magic + flags)` of a Multiboot checksum): the same here.
-    if not -(1 << (8 * size)) < value < (1 << (8 * size)):
-        raise AsmError(loc, f"value {value:#x} does not fit in {size} byte(s)")
-    return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        self.final = bytes(out)
+        return self.final

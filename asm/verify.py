@@ -1,6 +1,6 @@
 """Capstone verification: every instruction placed in the image says what its source said.
 
-Keystone produces wrong machine code without an error in many cases (KEYSTONE.md).  After
+Keystone produces wrong machine code without an error in many cases (docs/assembler.md).  After
 linking, each instruction statement is decoded on its own and checked: one instruction of the
 statement's size, the same mnemonic, branch targets and RIP-relative operands landing on the
 address of the symbol the source named, the base, index and scale of memory operands as
@@ -19,7 +19,7 @@ from capstone.x86 import X86_OP_IMM, X86_OP_MEM, X86_OP_REG
 from .errors import AsmError
 from .expr import ExprError
 from .source import Insn
-from .unit import Resolve, Unit
+from .unit import Lowered, Resolve, Unit
 from .x86 import ALIASES, BRANCHES, FIXED_BYTES
 
 _M64 = (1 << 64) - 1
@@ -36,94 +36,169 @@ def _canon(mnemonic: str) -> str:
     return " ".join(ALIASES.get(w, w) for w in mnemonic.lower().split())
 
 
-def _sse(mnemonic: str) -> bool:
-    # Instructions for which 0x66 is a mandatory prefix, not an operand-size override.
-    return mnemonic.startswith(("p", "movdq", "movap", "movup", "xorp", "andp", "orp", "cvt",
-                                "movq", "movd", "sqrt", "addp", "subp", "mulp", "divp", "shufp",
-                                "unpck", "movhp", "movlp", "movmsk", "comis", "ucomis"))  # fmt: skip
+# Capstone's names of the instructions whose 0x66 is a mandatory prefix (part of the opcode:
+# SSE2+ on xmm registers and a few system instructions), not an operand-size override.  Made
+# by decoding every 66 0f xx, 66 0f 38 xx and 66 0f 3a xx with capstone and keeping each whose
+# decoding without the 0x66 is another instruction.  A name that also has a prefix-less MMX
+# form (movq, pxor...) is safe here: a stray 0x66 turns its mm operand into an xmm one, which
+# the register check reports.
+MANDATORY_66 = frozenset(
+    """
+adcx addpd addsubpd aesdec aesdeclast aesenc aesenclast aesimc aeskeygenassist andnpd andpd
+blendpd blendps blendvpd blendvps bndmov clflushopt clwb cmpeqpd cmplepd cmpltpd cmpneqpd
+cmpnlepd cmpnltpd cmpordpd cmppd cmpunordpd comisd cvtpd2pi cvtpd2ps cvtpi2pd cvtps2dq
+cvttpd2dq cvttpd2pi divpd dppd dpps extractps extrq gf2p8affineinvqb gf2p8affineqb
+gf2p8mulb haddpd hsubpd insertps invept invpcid invvpid maskmovdqu maxpd minpd movapd movd
+movdir64b movdqa movhpd movlpd movmskpd movntdq movntdqa movntpd movq movupd mpsadbw mulpd
+orpd pabsb pabsd pabsw packssdw packsswb packusdw packuswb paddb paddd paddq paddsb paddsw
+paddusb paddusw paddw palignr pand pandn pavgb pavgw pblendvb pblendw pclmulqdq pcmpeqb
+pcmpeqd pcmpeqq pcmpeqw pcmpestri pcmpestrm pcmpgtb pcmpgtd pcmpgtq pcmpgtw pcmpistri
+pcmpistrm pextrb pextrd pextrq pextrw phaddd phaddsw phaddw phminposuw phsubd phsubsw
+phsubw pinsrb pinsrd pinsrq pinsrw pmaddubsw pmaddwd pmaxsb pmaxsd pmaxsw pmaxub pmaxud
+pmaxuw pminsb pminsd pminsw pminub pminud pminuw pmovmskb pmovsxbd pmovsxbq pmovsxbw
+pmovsxdq pmovsxwd pmovsxwq pmovzxbd pmovzxbq pmovzxbw pmovzxdq pmovzxwd pmovzxwq pmuldq
+pmulhrsw pmulhuw pmulhw pmulld pmullw pmuludq por psadbw pshufb pshufd psignb psignd psignw
+pslld pslldq psllq psllw psrad psraw psrld psrldq psrlq psrlw psubb psubd psubq psubsb
+psubsw psubusb psubusw psubw ptest punpckhbw punpckhdq punpckhqdq punpckhwd punpcklbw
+punpckldq punpcklqdq punpcklwd pxor roundpd roundps roundsd roundss shufpd sqrtpd subpd
+tpause ucomisd unpckhpd unpcklpd vmclear wrussd wrussq xorpd
+""".split()
+)
+
+# Source mnemonics that name a 16-bit operation themselves: their 0x66 is asked for.
+WORD_MNEMONICS = frozenset("cbw cwd movsw stosw lodsw cmpsw scasw insw outsw".split())
+
+
+def _asked_for_66(src_mn: str, got_mn: str, operands) -> bool:
+    return (
+        any(o.width16 for o in operands) or got_mn.split()[-1] in MANDATORY_66
+        or src_mn in WORD_MNEMONICS
+    )  # fmt: skip
 
 
 def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
-    """Decode each instruction of `unit` (final bytes `image`) and check it against its source."""
+    """Decode each instruction of `unit` (final bytes `image`) and check it against its source.
+
+    Raises AsmError at the first statement that does not say what its source said; an
+    unexpected failure of a check itself is reported at that statement's line too."""
     for i, lw in enumerate(unit.lowered):
         s = lw.stmt
         if not isinstance(s, Insn):
             continue
         off, size = unit.statement_span(i)
-        addr = unit.base + off
-        code = image[off : off + size]
-        decoded = list(_cs(s.bits).disasm(code, addr))
-        if len(decoded) != 1 or decoded[0].size != size:
-            got = "; ".join(f"{d.mnemonic} {d.op_str}" for d in decoded) or code.hex()
-            raise AsmError(
-                s.loc, f"'{s.mnemonic}' assembled to {size} bytes that decode as '{got}'"
-            )
-        d = decoded[0]
-        src_mn = s.mnemonic.split()[-1]
-        if src_mn in FIXED_BYTES or src_mn == "ljmp32":
-            continue
+        try:
+            _verify_insn(lw, s, unit.base + off, image[off : off + size], resolve)
+        except AsmError:
+            raise
+        except Exception as e:  # a bug here must still name the line being checked
+            raise AsmError(s.loc, f"internal error while verifying '{_text(s)}': "
+                           f"{type(e).__name__}: {e}") from e  # fmt: skip
 
-        def value(expr) -> int:
-            try:
-                return expr.evaluate(resolve, dot=addr)
-            except ExprError as e:
-                raise AsmError(s.loc, str(e)) from None
 
-        want_mn = "jmp" if src_mn == "ljmp32" else _canon(s.mnemonic)
-        got_mn = _canon(d.mnemonic)
-        if want_mn != got_mn and not _compatible(want_mn, got_mn):
-            raise AsmError(s.loc, f"'{s.mnemonic}' decodes as '{d.mnemonic} {d.op_str}'")
-        if d.prefix[2] == 0x66 and not any(o.width16 for o in lw.operands) and not _sse(got_mn):
-            raise AsmError(s.loc, f"'{s.mnemonic}' got an operand-size prefix (0x66) the source "
-                           f"did not ask for: {code.hex()} = '{d.mnemonic} {d.op_str}'")  # fmt: skip
-        ops = d.operands
-        text = f"{s.mnemonic} {', '.join(s.operands)}".strip()
-        if lw.branch and src_mn in ("lgdt", "lidt"):
+def _text(s: Insn) -> str:
+    return f"{s.mnemonic} {', '.join(s.operands)}".strip()
+
+
+def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve) -> None:
+    size = len(code)
+    decoded = list(_cs(s.bits).disasm(code, addr))
+    if len(decoded) != 1 or decoded[0].size != size:
+        got = "; ".join(f"{d.mnemonic} {d.op_str}" for d in decoded) or code.hex()
+        raise AsmError(s.loc, f"'{s.mnemonic}' assembled to {size} bytes that decode as '{got}'")
+    d = decoded[0]
+    src_mn = s.mnemonic.split()[-1]
+    if src_mn in FIXED_BYTES:
+        if code != FIXED_BYTES[src_mn]:
+            raise AsmError(s.loc, f"'{src_mn}' assembled to {code.hex()}, not "
+                           f"{FIXED_BYTES[src_mn].hex()}")  # fmt: skip
+        return
+
+    def value(expr) -> int:
+        try:
+            return expr.evaluate(resolve, dot=addr)
+        except ExprError as e:
+            raise AsmError(s.loc, str(e)) from None
+
+    text = _text(s)
+    want_mn = "ljmp" if src_mn == "ljmp32" else _canon(s.mnemonic)
+    got_mn = _canon(d.mnemonic)
+    if want_mn != got_mn and not _compatible(want_mn, got_mn):
+        raise AsmError(s.loc, f"'{s.mnemonic}' decodes as '{d.mnemonic} {d.op_str}'")
+    if d.prefix[2] == 0x66 and not _asked_for_66(src_mn, got_mn, lw.operands):
+        raise AsmError(s.loc, f"'{s.mnemonic}' got an operand-size prefix (0x66) the source "
+                       f"did not ask for: {code.hex()} = '{d.mnemonic} {d.op_str}'")  # fmt: skip
+    ops = d.operands
+    if lw.far32:
+        _check_far32(s, text, d, value(lw.far32[0]), value(lw.far32[1]))
+        return
+    if src_mn in BRANCHES and len(lw.operands) == 1 and lw.operands[0].kind == "imm":
+        want = value(lw.operands[0].value) & _M64
+        got = ops[0].imm & _M64 if ops and ops[0].type == X86_OP_IMM else None
+        if got != want:
+            raise AsmError(s.loc, f"'{s.mnemonic} {s.operands[0]}' lands on "
+                           f"{'?' if got is None else hex(got)}, not on {want:#x}")  # fmt: skip
+        return
+    if len(ops) != len(lw.operands):
+        if any(o.value is not None for o in lw.operands):
+            raise AsmError(s.loc, f"cannot verify '{text}': it decodes with {len(ops)} "
+                           "operands")  # fmt: skip
+        return
+    if src_mn == "xchg" and all(o.type == X86_OP_REG for o in ops) and len(ops) == 2:
+        # xchg is symmetric: keystone and GNU as encode `xchg rax, rbx` as xchg rbx, rax (93).
+        want_regs = sorted(o.text.strip().lower() for o in lw.operands)
+        if want_regs != sorted(d.reg_name(o.reg) for o in ops):
+            raise AsmError(s.loc, f"'{text}' decodes as '{d.mnemonic} {d.op_str}'")
+        return
+    for src, got in zip(lw.operands, ops):
+        if src.kind == "reg" and got.type == X86_OP_REG:
+            name = d.reg_name(got.reg)
+            if name != src.text.strip().lower():
+                raise AsmError(s.loc, f"'{text}': register {src.text.strip()} was encoded "
+                               f"as {name}")  # fmt: skip
             continue
-        if src_mn in BRANCHES and len(lw.operands) == 1 and lw.operands[0].kind == "imm":
-            want = value(lw.operands[0].value) & _M64
-            got = ops[0].imm & _M64 if ops and ops[0].type == X86_OP_IMM else None
-            if got != want:
-                raise AsmError(s.loc, f"'{s.mnemonic} {s.operands[0]}' lands on "
-                               f"{'?' if got is None else hex(got)}, not on {want:#x}")  # fmt: skip
+        if src.kind == "mem" and got.type == X86_OP_MEM:
+            _check_mem_registers(s, text, src, d, got)
+        if src.value is None:
             continue
-        if len(ops) != len(lw.operands):
-            if any(o.value is not None for o in lw.operands):
-                raise AsmError(s.loc, f"cannot verify '{s.mnemonic} {', '.join(s.operands)}': "
-                               f"it decodes with {len(ops)} operands")  # fmt: skip
-            continue
-        for src, got in zip(lw.operands, ops):
-            if src.kind == "reg" and got.type == X86_OP_REG:
-                name = d.reg_name(got.reg)
-                if name != src.text.strip().lower():
-                    raise AsmError(s.loc, f"'{text}': register {src.text.strip()} was encoded "
-                                   f"as {name}")  # fmt: skip
-                continue
-            if src.kind == "mem" and got.type == X86_OP_MEM:
-                _check_mem_registers(s, text, src, d, got)
-            if src.value is None:
-                continue
-            want = value(src.value)
-            if src.kind == "imm":
-                bits = 8 * got.size
-                if got.type != X86_OP_IMM:
-                    raise AsmError(s.loc, f"operand '{src.text}' did not become an immediate")
-                if not -(1 << (bits - 1)) <= want < (1 << bits) or (got.imm - want) % (1 << bits):
-                    raise AsmError(s.loc, f"'{text}': immediate {want:#x} was encoded as "
-                                   f"{got.imm & ((1 << bits) - 1):#x} ({bits}-bit operand)")  # fmt: skip
-            elif src.kind == "mem":
-                if got.type != X86_OP_MEM:
-                    raise AsmError(s.loc, f"operand '{src.text}' did not become a memory operand")
-                if src.rip:
-                    ea = (addr + size + got.mem.disp) & _M64
-                    if ea != want & _M64:
-                        raise AsmError(s.loc, f"'{src.text}' points at {ea:#x}, not at "
-                                       f"{want & _M64:#x}")  # fmt: skip
-                else:
-                    mod = _M64 if s.bits == 64 else 0xFFFFFFFF
-                    if (got.mem.disp - want) & mod or not _fits_disp(want, s.bits):
-                        raise AsmError(s.loc, f"displacement of '{src.text}' = {want:#x} was "
-                                       f"encoded as {got.mem.disp:#x}")  # fmt: skip
+        want = value(src.value)
+        if src.kind == "imm":
+            if got.type != X86_OP_IMM:
+                raise AsmError(s.loc, f"operand '{src.text}' did not become an immediate")
+            # An implicit immediate (`rcl x, 1` as d1 /2) has no encoded width: it must be exact.
+            bits = 8 * got.size
+            if not bits:
+                ok = got.imm == want
+            else:
+                ok = -(1 << (bits - 1)) <= want < (1 << bits) and not (got.imm - want) % (1 << bits)
+            if not ok:
+                enc = got.imm & ((1 << bits) - 1) if bits else got.imm
+                raise AsmError(s.loc, f"'{text}': immediate {want:#x} was encoded as "
+                               f"{enc:#x} ({bits or 'implicit'}-bit operand)")  # fmt: skip
+        elif src.kind == "mem":
+            if got.type != X86_OP_MEM:
+                raise AsmError(s.loc, f"operand '{src.text}' did not become a memory operand")
+            if src.rip:
+                ea = (addr + size + got.mem.disp) & _M64
+                if ea != want & _M64:
+                    raise AsmError(s.loc, f"'{src.text}' points at {ea:#x}, not at "
+                                   f"{want & _M64:#x}")  # fmt: skip
+            else:
+                mod = _M64 if s.bits == 64 else 0xFFFFFFFF
+                if (got.mem.disp - want) & mod or not _fits_disp(want, s.bits):
+                    raise AsmError(s.loc, f"displacement of '{src.text}' = {want:#x} was "
+                                   f"encoded as {got.mem.disp:#x}")  # fmt: skip
+
+
+def _check_far32(s: Insn, text: str, d, selector: int, target: int) -> None:
+    """`ljmp32 SEL, TARGET` is ea, a 4-byte offset, a 2-byte selector: both as written."""
+    ops = d.operands
+    got = [o.imm for o in ops if o.type == X86_OP_IMM]
+    if len(ops) != 2 or len(got) != 2 or d.size != 7:
+        raise AsmError(s.loc, f"'{text}' decodes as '{d.mnemonic} {d.op_str}'")
+    if not 0 <= selector < 1 << 16 or got[0] != selector:
+        raise AsmError(s.loc, f"'{text}': selector {selector:#x} was encoded as {got[0]:#x}")
+    if not 0 <= target < 1 << 32 or got[1] != target:
+        raise AsmError(s.loc, f"'{text}': target {target:#x} was encoded as {got[1]:#x}")
 
 
 def _check_mem_registers(s: Insn, text: str, src, d, got) -> None:

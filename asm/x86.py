@@ -14,11 +14,6 @@ _OTHER = (
 REGISTERS16 = frozenset(_GPR16 + ["cs", "ds", "es", "fs", "gs", "ss"])
 REGISTERS = frozenset(_GPR64 + _GPR32 + _GPR16 + _GPR8 + _OTHER)
 
-# Words that may appear in an operand and are neither registers nor symbols.
-OPERAND_KEYWORDS = frozenset(
-    "byte word dword qword tbyte fword oword xmmword ymmword zmmword ptr offset near far short".split()
-)
-
 BRANCHES = frozenset(
     "jmp call jo jno jb jnae jc jnb jae jnc je jz jne jnz jbe jna jnbe ja js jns jp jpe jnp jpo "
     "jl jnge jnl jge jle jng jnle jg jcxz jecxz jrcxz loop loope loopz loopne loopnz".split()
@@ -32,7 +27,7 @@ JCC_CODES = {
     "jle": 14, "jng": 14, "jnle": 15, "jg": 15,
 }  # fmt: skip
 
-# Source mnemonics that keystone encodes wrongly and what to write instead (KEYSTONE.md).
+# Source mnemonics that keystone encodes wrongly and what to write instead (docs/assembler.md).
 REFUSED = {
     "pushf": "keystone emits the 16-bit form (66 9c); write pushfq",
     "popf": "keystone emits the 16-bit form (66 9d); write popfq",
@@ -58,5 +53,5 @@ ALIASES = {
     "jnle": "jg", "sal": "shl", "loopz": "loope", "loopnz": "loopne", "sysret": "sysretq",
     "setz": "sete", "setnz": "setne", "cmovz": "cmove", "cmovnz": "cmovne", "setc": "setb",
     "setnc": "setae", "cmovc": "cmovb", "cmovnc": "cmovae", "xlat": "xlatb",
-    "repz": "repe", "repnz": "repne", "wait": "wait", "int3": "int3",
+    "repz": "repe", "repnz": "repne",
 }  # fmt: skip

@@ -52,9 +52,12 @@ TRAP_RECORD = Struct("TRAP", (("count", 8), ("vector", 8), ("error_code", 8), ("
 EX_ENTRY = Struct("EX", (("insn", 8), ("fixup", 8)))
 
 # A self-test table entry: name (NUL-terminated string), function, the number of warnings
-# the test provokes on purpose (the runner fails it for any other number), and flags
-# (SELFTEST_BY_NAME: run only when named, not by selftest=all).
-SELFTEST = Struct("SELFTEST", (("name", 8), ("func", 8), ("warnings", 8), ("flags", 8)))
+# the test provokes on purpose (the runner fails it for any other number), flags
+# (SELFTEST_BY_NAME: run only when named, not by selftest=all), and the name of its suite
+# (the KTAP subtest it reports under).
+SELFTEST = Struct(
+    "SELFTEST", (("name", 8), ("func", 8), ("warnings", 8), ("flags", 8), ("suite", 8))
+)
 
 # A task (user or kernel).  flags holds the TIF_* work bits the exit-to-user loop handles.
 TASK = Struct("TASK", (

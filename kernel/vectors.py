@@ -47,6 +47,13 @@ class Vector:
 # IST stacks: #DF, NMI and #MC never run on a possibly broken stack.
 IST_DF, IST_NMI, IST_MC = 1, 2, 3
 
+# The system call gate and the local APIC's system vectors (Linux's numbers,
+# arch/x86/include/asm/irq_vectors.h).
+SYSCALL_VECTOR = 0x80
+LOCAL_TIMER_VECTOR = 0xEC
+RESCHEDULE_VECTOR = 0xFD
+SPURIOUS_APIC_VECTOR = 0xFF
+
 EXCEPTIONS: tuple[Vector, ...] = (
     Vector(0, "#DE", "divide_error", "Divide Error", False),
     Vector(1, "#DB", "debug", "Debug", False),
@@ -80,18 +87,28 @@ EXCEPTIONS: tuple[Vector, ...] = (
 assert [v.number for v in EXCEPTIONS] == list(range(32))
 
 # The system call gate: `int 0x80` from ring 3 (DPL 3), entered like any DEFINE_IDTENTRY.
-SYSCALL = Vector(0x80, "INT80", "int80_syscall", "System Call", False, dpl=3,
+SYSCALL = Vector(SYSCALL_VECTOR, "INT80", "int80_syscall", "System Call", False, dpl=3,
                  body="do_int80_syscall")  # fmt: skip
 
 # System vectors of the local APIC (Linux's numbers and names).
 SYSVECS: tuple[Vector, ...] = (
-    Vector(0xEC, "TIMER", "apic_timer_interrupt", "Local APIC timer", False, kind="sysvec",
+    Vector(LOCAL_TIMER_VECTOR, "TIMER", "apic_timer_interrupt", "Local APIC timer", False, kind="sysvec",
            body="__sysvec_apic_timer_interrupt"),
-    Vector(0xFD, "RESCHED", "reschedule_ipi", "Reschedule IPI", False, kind="sysvec_simple",
+    Vector(RESCHEDULE_VECTOR, "RESCHED", "reschedule_ipi", "Reschedule IPI", False, kind="sysvec_simple",
            body="__sysvec_reschedule_ipi"),
-    Vector(0xFF, "SPURIOUS", "spurious_apic_interrupt", "Spurious APIC interrupt", False,
+    Vector(SPURIOUS_APIC_VECTOR, "SPURIOUS", "spurious_apic_interrupt", "Spurious APIC interrupt", False,
            kind="sysvec_simple", body="__sysvec_spurious_apic_interrupt"),
 )  # fmt: skip
 
 # Every vector with an entry of its own; the others share the unexpected-interrupt path.
 ENTRIES: tuple[Vector, ...] = (*EXCEPTIONS, SYSCALL, *SYSVECS)
+
+
+def constants() -> dict[str, int]:
+    """Assembler constants: X86_TRAP_<NAME> for each exception (X86_TRAP_PAGE_FAULT...), the
+    IST indexes, the system call and system vectors."""
+    out = {f"X86_TRAP_{v.name.upper()}": v.number for v in EXCEPTIONS}
+    out.update(IST_DF=IST_DF, IST_NMI=IST_NMI, IST_MC=IST_MC, SYSCALL_VECTOR=SYSCALL_VECTOR,
+               LOCAL_TIMER_VECTOR=LOCAL_TIMER_VECTOR, RESCHEDULE_VECTOR=RESCHEDULE_VECTOR,
+               SPURIOUS_APIC_VECTOR=SPURIOUS_APIC_VECTOR)  # fmt: skip
+    return out

@@ -2,7 +2,7 @@
 
 The loadable bytes are stored flat from `layout.file_base`: the byte at load address A lies at
 file offset file_base + (A - load_base).  That is what QEMU's Multiboot loader needs when the
-header's address fields are used (QEMU.md), and it keeps every segment's offset congruent to
+header's address fields are used (docs/qemu.md, Multiboot loading), and it keeps every segment's offset congruent to
 its virtual address modulo the page size, as ELF requires.
 """
 

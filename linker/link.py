@@ -2,26 +2,26 @@
 
 Instruction sizes depend on symbol values (rel8 or rel32, imm32 or imm64) and symbol values on
 sizes, so placement is repeated until a pass assembles every unit with exactly the addresses the
-pass before produced.  The linker knows units only through their interface (align, externals,
-text/absorb/finish); the assembling itself is a callable it is given.
+pass before produced.  The linker knows units only through their interface (align, labels, references,
+text/absorb/finish); the assembling itself is a callable it is given, and verifying the
+instructions is a pass over the linked image (linker/checks.py).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from asm.errors import AsmError, Loc
-from asm.expr import ExprError
-from asm.source import Blob, Data, Insn, Label, SizeMark
-from asm.unit import Unit
+from asm.unit import Resolve, Unit
 
 from .layout import Layout, OutputSection
 
 MAX_PASSES = 10
 
 # (unit, base, resolve) for every unit: fills in the units' sizes and offsets.
-AssembleFn = Callable[[list[tuple[Unit, int, Callable[[str], int | None]]]], None]
+AssembleFn = Callable[[list[tuple[Unit, int, Resolve]]], None]
 
 
 class LinkErrors(Exception):
@@ -55,18 +55,24 @@ class PlacedSection:
 
 @dataclass
 class Image:
-    """The linked program: sections with bytes and addresses, symbols, entry point."""
+    """The linked program: sections with bytes and addresses, symbols, entry point, and for each
+    unit (in placement order, as `units()` gives them) how its names resolve."""
 
     layout: Layout
     sections: list[PlacedSection]
     symbols: list[Symbol]
     entry: int
+    resolvers: list[Resolve] = field(default_factory=list)
 
     def symbol(self, name: str) -> Symbol:
         for s in self.symbols:
             if s.name == name:
                 return s
         raise KeyError(name)
+
+    def units(self) -> list[Unit]:
+        """Every unit, in placement order."""
+        return [u for sec in self.sections for u in sec.units]
 
     def locate(self, address: int) -> Loc | None:
         """The source line of the statement whose bytes hold `address` (None: padding between
@@ -75,12 +81,8 @@ class Image:
             if not sec.vma <= address < sec.vma + sec.size:
                 continue
             for u in sec.units:
-                if not u.base <= address < u.base + u.size:
-                    continue
-                for i, lw in enumerate(u.lowered):
-                    off, size = u.statement_span(i)
-                    if u.base + off <= address < u.base + off + size:
-                        return lw.stmt.loc
+                if u.base <= address < u.base + u.size:
+                    return u.locate(address - u.base)
         return None
 
 
@@ -97,53 +99,48 @@ class Linker:
         for u in units:
             out = layout.output_for(u.section)
             if out is None:
-                errors.append(AsmError(u.stmts[0].loc if u.stmts else None,
-                                       f"section '{u.section}' is not placed by the layout"))  # fmt: skip
+                errors.append(AsmError(u.loc, f"section '{u.section}' is not placed by the layout"))
                 continue
             if out.nobits:
-                for s in u.stmts:
-                    if isinstance(s, (Insn, Data)) or (isinstance(s, Blob) and any(s.data)):
-                        errors.append(AsmError(s.loc, f"'{u.section}' holds no data (nobits): "
-                                               "only labels, .zero and .balign belong there"))  # fmt: skip
-                        break
+                loc = u.data_loc()
+                if loc is not None:
+                    errors.append(AsmError(loc, f"'{u.section}' holds no data (nobits): "
+                                           "only labels, .zero and .balign belong there"))  # fmt: skip
             self.by_section[out.name].append(u)
-        for (
-            spec
-        ) in layout.sections:  # input-pattern order first (a header goes first), then file order
-            self.by_section[spec.name].sort(
-                key=lambda u, spec=spec: _pattern_index(spec, u.section)
-            )
+        # Input-pattern order first (a header goes first), then file order.
+        for spec in layout.sections:
+            self.by_section[spec.name].sort(key=lambda u, s=spec: _pattern_index(s, u.section))
+        # Units are known by their position in this list (placement order) everywhere below.
         self.units = [u for us in self.by_section.values() for u in us]
         self._check_symbols(errors)
         if errors:
             raise LinkErrors(errors)
 
     def _check_symbols(self, errors: list[AsmError]) -> None:
-        self.file_labels: dict[object, dict[str, Unit]] = {}
+        self.file_labels: dict[object, set[str]] = {}
         self.global_def: dict[str, tuple[Unit, Loc]] = {}
         label_locs: dict[tuple[object, str], Loc] = {}
         for u in self.units:
-            table = self.file_labels.setdefault(u.file.path, {})
-            for s in u.stmts:
-                if isinstance(s, Label):
-                    key = (u.file.path, s.name)
-                    if key in label_locs:
-                        errors.append(AsmError(s.loc, f"symbol '{s.name}' is already defined "
-                                               f"at {label_locs[key]}"))  # fmt: skip
-                        continue
-                    label_locs[key] = s.loc
-                    table[s.name] = u
-                    if s.name in u.file.globals:
-                        if s.name in self.global_def:
-                            other = self.global_def[s.name][1]
-                            errors.append(AsmError(s.loc, f"duplicate symbol '{s.name}' "
-                                                   f"(also defined at {other})"))  # fmt: skip
-                        else:
-                            self.global_def[s.name] = (u, s.loc)
-        linker_names = set(self._linker_symbols(self._initial_bases()[1]))
+            table = self.file_labels.setdefault(u.path, set())
+            for name, loc in u.label_locs():
+                key = (u.path, name)
+                if key in label_locs:
+                    errors.append(AsmError(loc, f"symbol '{name}' is already defined "
+                                           f"at {label_locs[key]}"))  # fmt: skip
+                    continue
+                label_locs[key] = loc
+                table.add(name)
+                if u.is_global(name):
+                    if name in self.global_def:
+                        other = self.global_def[name][1]
+                        errors.append(AsmError(loc, f"duplicate symbol '{name}' "
+                                               f"(also defined at {other})"))  # fmt: skip
+                    else:
+                        self.global_def[name] = (u, loc)
+        linker_names = set(self._linker_symbols(self._place([0] * len(self.units))[1]))
         for u in self.units:
             for name, loc in u.references():
-                if name in self.file_labels[u.file.path] or name in self.global_def:
+                if name in self.file_labels[u.path] or name in self.global_def:
                     continue
                 if name in linker_names:
                     continue
@@ -151,22 +148,21 @@ class Linker:
 
     # -- placement -----------------------------------------------------------------------------
 
-    def _initial_bases(self) -> tuple[dict[int, int], dict[str, tuple[int, int, int]]]:
-        return self._place({id(u): 0 for u in self.units})
-
-    def _place(self, sizes: dict[int, int]):
-        """Unit bases and output section (vma, lma, size) for the given unit sizes."""
-        bases: dict[int, int] = {}
+    def _place(self, sizes: list[int]) -> tuple[list[int], dict[str, tuple[int, int, int]]]:
+        """Unit bases (by position in self.units) and output section (vma, lma, size) for the
+        given unit sizes."""
+        bases: list[int] = []
         spans: dict[str, tuple[int, int, int]] = {}
         cursor = self.layout.load_base
+        units = iter(zip(self.units, sizes))
         for spec in self.layout.sections:
             lma = spec.lma if spec.lma is not None else _align(cursor, spec.align)
             vma = spec.vma if spec.vma is not None else lma + spec.vma_offset
             pos = vma
-            for u in self.by_section[spec.name]:
+            for u, size in itertools.islice(units, len(self.by_section[spec.name])):
                 pos = _align(pos, u.align)
-                bases[id(u)] = pos
-                pos += sizes[id(u)]
+                bases.append(pos)
+                pos += size
             if spec.generate is not None:
                 pos += self._generated_size.get(spec.name, 0)
             spans[spec.name] = (vma, lma, pos - vma)
@@ -174,53 +170,41 @@ class Linker:
         return bases, spans
 
     def _linker_symbols(self, spans: dict[str, tuple[int, int, int]]) -> dict[str, int]:
-        syms: dict[str, int] = {}
-        progbits_end = self.layout.load_base
-        end = self.layout.load_base
-        for spec in self.layout.sections:
-            vma, lma, size = spans[spec.name]
-            syms[f"__start_{spec.symbol_stem}"] = vma
-            syms[f"__stop_{spec.symbol_stem}"] = vma + size
-            syms[f"__lma_start_{spec.symbol_stem}"] = lma
-            if not spec.nobits:
-                progbits_end = max(progbits_end, lma + size)
-            end = max(end, lma + size)
-        syms["__image_lma_start"] = self.layout.load_base
-        syms["__image_lma_end"] = progbits_end
-        syms["__image_lma_bss_end"] = end
-        return syms
+        return linker_symbols(self.layout, spans)
 
     def _resolver(self, u: Unit, values: dict[tuple[object, str], int], linker: dict[str, int]):
-        path = u.file.path
+        path = u.path
 
         def resolve(name: str) -> int | None:
             if (path, name) in values:
                 return values[(path, name)]
-            if name in u.file.constants:
-                return u.file.constants[name]
+            value = u.constant(name)
+            if value is not None:
+                return value
             g = self.global_def.get(name)
             if g is not None:
-                return values.get((g[0].file.path, name))
+                return values.get((g[0].path, name))
             return linker.get(name)
 
         return resolve
 
     def link(self) -> Image:
-        sizes = {id(u): 0 for u in self.units}
+        sizes = [0] * len(self.units)
         values: dict[tuple[object, str], int] = {}
         self._generated_size = {}
         for _ in range(MAX_PASSES):
             bases, spans = self._place(sizes)
             linker = self._linker_symbols(spans)
-            work = [(u, bases[id(u)], self._resolver(u, values, linker)) for u in self.units]
+            work = [(u, base, self._resolver(u, values, linker))
+                    for u, base in zip(self.units, bases)]  # fmt: skip
             self.assemble(work)
-            new_sizes = {id(u): u.size for u in self.units}
-            new_values = {(u.file.path, n): u.base + off
+            new_sizes = [u.size for u in self.units]
+            new_values = {(u.path, n): u.base + off
                           for u in self.units for n, off in u.label_offsets().items()}  # fmt: skip
             symbols = self._symbols(new_values, spans)
             gen = {s.name: len(s.generate(symbols)) for s in self.layout.sections if s.generate}
             if new_sizes == sizes and new_values == values and gen == self._generated_size:
-                return self._finish(bases, spans, linker, values, symbols)
+                return self._finish(spans, linker, values, symbols)
             sizes, values, self._generated_size = new_sizes, new_values, gen
         raise LinkErrors([AsmError(None, f"layout did not settle after {MAX_PASSES} passes "
                                    "(instruction sizes keep changing)")])  # fmt: skip
@@ -231,22 +215,13 @@ class Linker:
         for spec in self.layout.sections:
             entries = []
             for u in self.by_section[spec.name]:
-                marks = {}
-                for i, s in enumerate(u.stmts):
-                    if isinstance(s, SizeMark) and u.offsets:
-                        dot = u.base + u.offsets[i]
-                        resolve = lambda n, u=u: values.get((u.file.path, n))  # noqa: E731
-                        try:
-                            marks[s.name] = s.expr.evaluate(resolve, dot=dot)
-                        except ExprError:  # a label of a later unit, before it is placed
-                            marks[s.name] = None
+                marks = u.size_marks(lambda n, u=u: values.get((u.path, n)))
                 for name, off in u.label_offsets().items():
                     if _hidden(name):
                         continue
-                    kind = u.file.attrs[name].kind if name in u.file.attrs else None
-                    kind = kind or ("function" if spec.perm == "rx" else "object")
+                    kind = u.symbol_kind(name) or ("function" if spec.perm == "rx" else "object")
                     entries.append([u.base + off, name, marks.get(name), kind,
-                                    name in u.file.globals, str(u.file.path)])  # fmt: skip
+                                    u.is_global(name), str(u.path)])  # fmt: skip
             entries.sort(key=lambda e: (e[0], e[1]))
             end = spans[spec.name][0] + spans[spec.name][2]
             for k, (value, name, size, kind, glob, file) in enumerate(entries):
@@ -256,11 +231,10 @@ class Linker:
                 out.append(Symbol(name, value, size, spec.name, kind, glob, file))
         return out
 
-    def _finish(self, bases, spans, linker, values, symbols) -> Image:
-        from asm.verify import verify_unit
-
+    def _finish(self, spans, linker, values, symbols) -> Image:
         placed = []
         errors: list[AsmError] = []
+        resolvers: list[Resolve] = []
         for spec in self.layout.sections:
             vma, lma, size = spans[spec.name]
             fill = 0xCC if spec.perm == "rx" else 0
@@ -269,10 +243,10 @@ class Linker:
                 resolve = self._resolver(u, values, linker)
                 try:
                     final = u.finish(resolve)
-                    verify_unit(u, final, resolve)
                 except AsmError as e:
                     errors.append(e)
                     continue
+                resolvers.append(resolve)
                 data[u.base - vma : u.base - vma + u.size] = final
             if spec.generate is not None:
                 gen = spec.generate(symbols)
@@ -297,7 +271,7 @@ class Linker:
             raise LinkErrors(
                 [AsmError(None, f"entry symbol '{self.layout.entry}' is not defined")]
             ) from None
-        return Image(self.layout, placed, symbols, entry)
+        return Image(self.layout, placed, symbols, entry, resolvers)
 
     def _check_overlaps(self, placed: list[PlacedSection]) -> None:
         errors = []
@@ -314,6 +288,51 @@ class Linker:
             raise LinkErrors(errors)
 
 
+def linker_symbols(layout: Layout, spans: dict[str, tuple[int, int, int]]) -> dict[str, int]:
+    """The symbols the linker defines for output sections at `spans` (vma, lma, size)."""
+    syms: dict[str, int] = {}
+    progbits_end = layout.load_base
+    end = layout.load_base
+    for spec in layout.sections:
+        vma, lma, size = spans[spec.name]
+        syms[f"__start_{spec.symbol_stem}"] = vma
+        syms[f"__stop_{spec.symbol_stem}"] = vma + size
+        syms[f"__lma_start_{spec.symbol_stem}"] = lma
+        if not spec.nobits:
+            progbits_end = max(progbits_end, lma + size)
+        end = max(end, lma + size)
+    syms["__image_lma_start"] = layout.load_base
+    syms["__image_lma_end"] = progbits_end
+    syms["__image_lma_bss_end"] = end
+    return syms
+
+
+def first_pass(layout: Layout) -> Callable[[Unit], tuple[int, Resolve] | None]:
+    """Where the fixpoint's first pass (every size still 0) places a unit and how its names
+    resolve there, known before any unit is read: a guess of its keystone input that lets
+    assembling start while the sources are still being parsed (KeystoneBackend.prefetch).
+    None for a unit the layout does not place."""
+    spans, cursor = {}, layout.load_base
+    for spec in layout.sections:
+        lma = spec.lma if spec.lma is not None else _align(cursor, spec.align)
+        vma = spec.vma if spec.vma is not None else lma + spec.vma_offset
+        spans[spec.name], cursor = (vma, lma, 0), lma
+    syms = linker_symbols(layout, spans)
+
+    def place(u: Unit) -> tuple[int, Resolve] | None:
+        spec = layout.output_for(u.section)
+        if spec is None:
+            return None
+
+        def resolve(name: str) -> int | None:
+            value = u.constant(name)
+            return value if value is not None else syms.get(name)
+
+        return _align(spans[spec.name][0], u.align), resolve
+
+    return place
+
+
 def _pattern_index(spec: OutputSection, name: str) -> int:
     return next(
         i for i, pat in enumerate(spec.inputs) if OutputSection(spec.name, (pat,), "r").takes(name)
@@ -324,6 +343,12 @@ def _align(x: int, a: int) -> int:
     return (x + a - 1) & ~(a - 1)
 
 
-def link(units: list[Unit], layout: Layout, assemble: AssembleFn) -> Image:
-    """Place, resolve and assemble `units` per `layout`; raises LinkErrors listing every error."""
-    return Linker(units, layout, assemble).link()
+def link(units: list[Unit], layout: Layout, assemble: AssembleFn, verify: bool = True) -> Image:
+    """Place, resolve and assemble `units` per `layout`, then (with `verify`) run the capstone
+    verification pass on the image; raises LinkErrors listing every error."""
+    image = Linker(units, layout, assemble).link()
+    if verify:
+        from .checks import verify_image
+
+        verify_image(image)
+    return image

@@ -14,9 +14,10 @@ from elftools.elf.elffile import ELFFile
 
 from asm import KeystoneBackend, load_units
 from linker import Image, Layout, OutputSection, link
-from tools.eventlog import KernelState, read_state
-from tools.qemu import QemuConfig, QemuRunner
-from tools.symbols import SymbolTable
+from tools.events.decode import KernelState
+from tools.hold import boot_held
+from tools.qemu import QemuRunner
+from tools.verdict import KERNEL_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,15 +98,9 @@ def held(
     **config,
 ) -> tuple[str, KernelState]:
     """Boot with `hold`, run `during(vm)` while the tests run, then read the kernel's state
-    from guest memory.  `config`: more QemuConfig fields (log_int=...)."""
-    cfg = QemuConfig(image, append=f"{append} hold", timeout=timeout, **config)
-    with QemuRunner(cfg) as vm:
-        vm.launch()
-        vm.cont()
-        if during is not None:
-            during(vm)
-        vm.wait_for_console(r"HOLD 0x1[01]", timeout=timeout)
-        return vm.console, read_state(vm, SymbolTable(image))
+    from guest memory, paused (tools/hold.py).  `config`: more QemuConfig fields (log_int=...)."""
+    with boot_held(image, append, timeout, during, **config) as h:
+        return h.console, h.state()
 
 
 @dataclass
@@ -127,7 +122,7 @@ class NmiStorm:
     def __call__(self, vm: QemuRunner) -> None:
         vm.wait_for_console(r"KTAP version 1")
         deadline = time.monotonic() + self.seconds
-        while time.monotonic() < deadline and "HOLD" not in vm.console:
+        while time.monotonic() < deadline and KERNEL_RULES.hold_code(vm.console) is None:
             vm.inject_nmi()
             self.injected += 1
             time.sleep(self.rng.uniform(self.low, self.high))

@@ -7,7 +7,7 @@ import re
 import pytest
 from helpers import SMALL, build, disasm, section_bytes, symbol_bytes
 
-from asm import AsmError, KeystoneBackend, KeystoneWorker, load_units
+from asm import AsmError, KeystoneBackend, KeystoneWorker, Unit, load_units
 from asm.expr import ExprError, parse
 from asm.verify import verify_unit
 from linker import Layout, LinkErrors, OutputSection, link
@@ -316,6 +316,111 @@ def test_capstone_check_catches_wrong_address_registers(tmp_path, right, wrong, 
         _link_with(tmp_path, source, Misencoding(right, wrong))
 
 
+@pytest.mark.parametrize(
+    ("right", "message"),
+    [
+        # 66 6a 10: a 16-bit push, same mnemonic and immediate: only the 0x66 check sees it.
+        ("push 0x10", r"'push' got an operand-size prefix \(0x66\)"),
+        ("pop qword ptr [rax]", r"'pop' got an operand-size prefix \(0x66\)"),
+        ("pause", r"'pause' assembled to 3 bytes that decode as '66f390'"),
+        ("pop rbx", r"'pop' got an operand-size prefix \(0x66\) .*: 665b = 'pop bx'"),
+        ("popfq", r"'popfq' decodes as 'popf '"),
+    ],
+)  # fmt: skip
+def test_stray_operand_size_prefix_on_p_mnemonics_is_caught(tmp_path, right, message):
+    # The 0x66 exemption is an exact list of SSE forms, not "every mnemonic starting with p".
+    source = f".section .text\nstart:\n    {right}\n    ret\n"
+    _link_with(tmp_path, source, KeystoneBackend())
+    with pytest.raises(LinkErrors, match=r"a\.s:3: error: " + message):
+        _link_with(tmp_path, source, Misencoding(right, f".byte 0x66\n{right}"))
+
+
+def test_mandatory_0x66_of_sse_forms_and_16_bit_mnemonics_is_fine(tmp_path):
+    source = (".section .text\nstart:\n    pxor xmm0, xmm1\n    movdqa xmm2, xmm3\n"
+              "    paddd xmm4, xmm5\n    stosw\n    cwd\n    ret\n")  # fmt: skip
+    image = _link_with(tmp_path, source, KeystoneBackend())
+    assert symbol_bytes(image, "start") == bytes.fromhex("660fefc1660f6fd3660ffee566ab6699c3")
+
+
+FAR_SRC = """.section .text
+.code32
+start:
+    lgdt [gdtr]
+    lidt [gdtr + 6]
+    ljmp32 0x10, target
+.code64
+target:
+    ret
+gdtr:
+    .zero 12
+"""
+
+
+def _corrupt_finish(monkeypatch, mnemonic: str, patch) -> None:
+    """The front-end as if it encoded the statements of `mnemonic` wrongly: `patch` rewrites
+    their final bytes (ljmp32 and 32-bit lgdt/lidt are encoded by the front-end, not keystone,
+    so their bytes come from Unit.finish)."""
+    real = Unit.finish
+
+    def finish(self, resolve):
+        out = bytearray(real(self, resolve))
+        for i, lw in enumerate(self.lowered):
+            if getattr(lw.stmt, "mnemonic", None) == mnemonic:
+                off, size = self.statement_span(i)
+                out[off : off + size] = patch(bytes(out[off : off + size]))
+        return bytes(out)
+
+    monkeypatch.setattr(Unit, "finish", finish)
+
+
+def _add(at: int, delta: int):
+    return lambda code: code[:at] + bytes([(code[at] + delta) & 0xFF]) + code[at + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("mnemonic", "patch", "line", "message"),
+    [
+        ("ljmp32", _add(5, 0x08), 6, r"'ljmp32 0x10, target': selector 0x10 was encoded as 0x18"),
+        ("ljmp32", _add(1, 0x01), 6, r"'ljmp32 0x10, target': target 0x[0-9a-f]+ was encoded as"),
+        ("ljmp32", lambda c: b"\x9a" + c[1:], 6, r"'ljmp32' decodes as 'lcall 0x10, 0x"),
+        ("lgdt", _add(3, 0x01), 4, r"displacement of '\[gdtr\]' = 0x[0-9a-f]+ was encoded as"),
+        ("lidt", _add(6, 0x01), 5, r"displacement of '\[gdtr \+ 6\]'"),
+        ("lgdt", _add(2, 0x08), 4, r"'lgdt' decodes as 'lidt"),
+        ("lidt", lambda c: c[:2] + b"\x98" + c[3:], 5, r"encoded with registers \[eax\]"),
+    ],
+)  # fmt: skip
+def test_far_jump_and_32_bit_descriptor_loads_are_verified(tmp_path, monkeypatch, mnemonic,
+                                                           patch, line, message):  # fmt: skip
+    build(tmp_path, {"a.s": FAR_SRC})
+    _corrupt_finish(monkeypatch, mnemonic, patch)
+    with pytest.raises(LinkErrors, match=rf"a\.s:{line}: error: .*{message}"):
+        build(tmp_path, {"a.s": FAR_SRC})
+
+
+def test_implicit_shift_count_is_verified_not_an_internal_error(tmp_path):
+    # `rcl qword ptr [rax], 1` is d1 /2: capstone gives its 1 a width of 0 (once a ValueError
+    # in the verifier).  Encoded with an explicit count byte of 2 it is reported at its line.
+    source = ".section .text\nstart:\n    rcl qword ptr [rax], 1\n    ret\n"
+    image = _link_with(tmp_path, source, KeystoneBackend())
+    assert symbol_bytes(image, "start") == bytes.fromhex("48d110c3")
+    with pytest.raises(LinkErrors, match=r"a\.s:3: error: .*immediate 0x1 was encoded as 0x2"):
+        _link_with(tmp_path, source, Misencoding("rcl qword ptr [rax], 0x1",
+                                                 "rcl qword ptr [rax], 0x2"))  # fmt: skip
+
+
+def test_an_internal_error_of_the_verifier_names_the_line(tmp_path, monkeypatch):
+    import asm.verify
+
+    def broken(*args):
+        raise ValueError("negative shift count")
+
+    monkeypatch.setattr(asm.verify, "_check_mem_registers", broken)
+    source = ".section .text\nstart:\n    nop\n    mov rax, qword ptr [rbx]\n"
+    with pytest.raises(LinkErrors, match=r"a\.s:4: error: internal error while verifying "
+                       r"'mov rax, qword ptr \[rbx\]': ValueError: negative shift count"):  # fmt: skip
+        _link_with(tmp_path, source, KeystoneBackend())
+
+
 def test_rip_relative_with_an_index_is_refused(tmp_path):
     # x86-64 cannot encode [rip + sym + reg]; keystone silently drops the index register.
     source = (".section .text\nstart:\n    mov byte ptr [rip + buf + r13], 1\n    ret\n"
@@ -453,3 +558,28 @@ def test_the_worker_replaces_an_engine_born_in_radix_16(tmp_path, monkeypatch):
     with KeystoneWorker() as worker:
         results = worker.assemble([(64, 0, "add rsp, 16"), (32, 0, "add esp, 16")])
     assert [r.data.hex() for r in results] == ["4883c410", "83c410"], results
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (".zero 1 << 40", r".zero of 0x10000000000 bytes is over the limit"),
+        (".skip (1 << 24) + 1", r".skip of 0x1000001 bytes is over the limit"),
+        (".fill 1 << 30, 8, 0", r".fill of 0x200000000 bytes is over the limit"),
+        (".balign 1 << 40", r".balign 0x10000000000: the boundary is over the limit"),
+    ],
+)
+def test_huge_reservations_are_refused_at_their_line(tmp_path, line, message):
+    # Without the bounds, .zero 1 << 40 exhausted memory with no line named and .balign 1 << 40
+    # crashed keystone, blamed on the unit's first statement.
+    src = tmp_path / "a.s"
+    src.write_text(f".section .data\nx:\n    .byte 1\n    {line}\n")
+    with pytest.raises(AsmError, match=rf"a\.s:4: error: {message}"):
+        load_units([src], [])
+
+
+def test_reservations_at_the_limits_are_fine(tmp_path):
+    src = tmp_path / "a.s"
+    src.write_text(".section .data\nx:\n    .zero 1 << 24\n    .balign 1 << 21\n")
+    (unit,) = load_units([src], [])
+    assert unit.align == 1 << 21

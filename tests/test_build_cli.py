@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 import build
+import kbuild
+import kbuild.full
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,14 +106,14 @@ def test_keystone_misencoding_is_caught(tree, tmp_path):
 
 def _stale_outputs(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for name in build.OUTPUTS:
+    for name in kbuild.OUTPUTS:
         (out / name).write_bytes(b"stale")
 
 
 def _assert_nothing_left(out: Path, err: str) -> None:
     assert "Traceback" not in err, err
     assert err.rstrip().endswith("build failed"), err
-    for name in build.OUTPUTS:
+    for name in kbuild.OUTPUTS:
         assert not (out / name).exists(), f"{name} left behind by a failed build"
     assert not list(out.glob(".*.tmp")) and not list(out.glob("gen/*.tmp"))
 
@@ -166,7 +168,7 @@ def test_an_internal_error_is_reported_without_a_traceback(tmp_path, monkeypatch
     def broken_writer(*args, **kwargs):
         raise ValueError("no map today")
 
-    monkeypatch.setattr(build, "write_map", broken_writer)
+    monkeypatch.setattr(kbuild.full, "write_map", broken_writer)
     assert build.main(["--out", str(out)]) == 1
     err = capsys.readouterr().err
     line = broken_writer.__code__.co_firstlineno + 1
@@ -185,7 +187,7 @@ def test_an_interrupted_build_leaves_nothing(tmp_path, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(build, "build_image", interrupted)
+    monkeypatch.setattr(kbuild.full, "build_image", interrupted)
     assert build.main(["--out", str(out)]) == 130
     err = capsys.readouterr().err
     assert "error: interrupted" in err

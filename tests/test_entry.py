@@ -2,7 +2,7 @@
 
 QEMU's `-d int` log confirms each page fault the kernel reports (CPL 3 or 0, error code,
 CR2); the event log and the per-CPU counters read from guest memory through QMP confirm the
-order the seed prescribes (SPEC.md section 6) over every record of a whole self-test run; NMIs
+order the seed prescribes (docs/entry.md, invariants) over every record of a whole self-test run; NMIs
 injected at random moments of that run must leave every test passing and every counter
 balanced.
 """
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from helpers import NmiStorm, held
 
+from kernel.abi import CONSTANTS, HOLD_PASS, SHARED, UNMAPPED_ADDR
 from kernel.events import DYNTICK_IRQ_NONIDLE, EVENT_LOG_ENTRIES, WARN
-from kernel.layout import CONSTANTS
 from tools import ktap, qemulog
-from tools.eventlog import (
-    KernelState,
+from tools.events.decode import KernelState, read_state
+from tools.events.judge import (
     entry_context_violations,
     entry_table_violations,
     exit_table_violations,
@@ -34,13 +34,14 @@ from tools.eventlog import (
     lockdep_after_rcu_exit_violations,
     rcu_balance_violations,
     rcu_exit_pairing_violations,
-    read_state,
 )
 from tools.qemu import Outcome, QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
+from tools.verdict import KERNEL_RULES
 
 pytestmark = pytest.mark.qemu
 ROOT = Path(__file__).resolve().parent.parent
+PF_VECTOR = SHARED["X86_TRAP_PAGE_FAULT"]
 
 KILL_RE = re.compile(
     r"task (?P<name>\w+)\[\d+\]: #PF Page Fault at ip 0x(?P<ip>[0-9a-f]+) error 0x(?P<err>[0-9a-f]+)"
@@ -50,7 +51,7 @@ USER_FAULT_TESTS = (
     "user_demand_fault", "user_reads_kernel_memory", "user_writes_read_only_page",
     "user_jumps_to_kernel", "user_fault_loop", "user_copy_from_user",
 )  # fmt: skip
-HEAP = 0x10000000
+HEAP = CONSTANTS["USER_HEAP_BASE"]
 USER_FAULT_LOOP_ADDR = CONSTANTS["USER_FAULT_LOOP_ADDR"]
 
 
@@ -103,7 +104,7 @@ def test_unrecoverable_kernel_fault_is_an_oops(image, symbols, tmp_path):
     assert re.search(r"last events:\n(# ev \d+: .*\n)+", console)
     assert "handler vector=0xe" in console
     (pf,) = qemulog.parse_file(log).find(14)
-    assert pf.cpl == 0 and pf.cr2 == 0xDEAD0000 and pf.ip == int(m[1], 16)
+    assert pf.cpl == 0 and pf.cr2 == UNMAPPED_ADDR and pf.ip == int(m[1], 16)
 
 
 def test_rcu_idle_fault_seen_from_guest_memory(image, tmp_path):
@@ -111,22 +112,22 @@ def test_rcu_idle_fault_seen_from_guest_memory(image, tmp_path):
     _, state = held(image, "selftest=entry_kernel_cond_rcu_not_watching", log_int=log)
     # Every page fault the kernel handled is one QEMU delivered, in ring 0, at the CR2 the
     # handler recorded, and there are no others; the idle-section fault is among them.
-    handled = [e for e in state.events if e.kind == "handler" and e.vector == 14]
+    handled = [e for e in state.events if e.kind == "handler" and e.vector == PF_VECTOR]
     delivered = qemulog.parse_file(log).find(14)
     assert [(r.cpl, r.cr2) for r in delivered] == [(h.cpl, h.arg) for h in handled]
-    assert {r.cpl for r in delivered} == {0} and 0xDEAD0000 in {r.cr2 for r in delivered}
+    assert {r.cpl for r in delivered} == {0} and UNMAPPED_ADDR in {r.cr2 for r in delivered}
     ev = [e for e in state.events if not e.in_nmi]
     # The test's idle section: the one a page fault interrupts (the idle loop has its own).
     idle = next(i for i, e in enumerate(ev[:-1])
                 if e.kind == "rcu_idle_enter" and ev[i + 1].kind == "idtentry_enter"
-                and ev[i + 1].vector == 14)  # fmt: skip
+                and ev[i + 1].vector == PF_VECTOR)  # fmt: skip
     seq = ev[idle:]
     kinds = [e.kind for e in seq]
     assert kinds[: kinds.index("rcu_idle_exit") + 1][:2] == ["rcu_idle_enter", "idtentry_enter"]
     assert not seq[0].watching and seq[0].nesting == 0 and seq[0].nmi_nesting == 0
     handler = next(e for e in seq if e.kind == "handler")
     assert handler.watching and handler.nesting == 0 and handler.nmi_nesting == 1
-    assert handler.vector == 14 and handler.arg == 0xDEAD0000
+    assert handler.vector == PF_VECTOR and handler.arg == UNMAPPED_ADDR
     rcu_exit = next(e for e in seq if e.kind == "rcu_irq_exit")
     assert not rcu_exit.watching and rcu_exit.nmi_nesting == 0  # back in the idle EQS
     assert state.percpu.rcu_balanced and sum(state.warn_counts.values()) == 0
@@ -138,7 +139,7 @@ WARN_KIND = WARN[WARN_TEST]
 
 
 def check_invariants(state: KernelState, provoked: int = 0) -> None:
-    """SPEC.md section 6 over every record in the log; `provoked` warnings of WARN_TEST are
+    """docs/entry.md's invariants over every record in the log; `provoked` warnings of WARN_TEST are
     the ones a self-test asks for, any other warning fails."""
     ev = [e for e in state.events if not e.in_nmi]
     assert ev, "empty event log"
@@ -159,7 +160,7 @@ def check_invariants(state: KernelState, provoked: int = 0) -> None:
                 assert kinds.index("rcu_irq_enter") < kinds.index("trace_hardirqs_off_prepare")
             assert ev[end].arg == ("rcu_irq_enter" in kinds)
     # Exits to a context that had IF clear never turn lockdep/tracer on (invariant 4), and
-    # the page-fault handler runs with the interrupted context's IF (SPEC.md section 5).
+    # the page-fault handler runs with the interrupted context's IF (docs/entry.md, the page fault).
     assert not irqs_off_exit_violations(state.events)
     assert not fault_handler_irq_violations(state.events)
     # Exits carry their own entry's vector and CPL, across sleeps and preemptions.
@@ -183,7 +184,7 @@ def table_rows(state: KernelState) -> set[str]:
     return {f"entry: {j.row}" for j in entries} | {f"exit: {j.row}" for j in exits}
 
 
-# Every row of SPEC.md section 1's tables, under each policy; `selftest=all` takes them all.
+# Every row of the truth tables (docs/entry.md), under each policy; `selftest=all` takes them all.
 EXIT_ROWS_COMMON = {
     "exit: to user mode", "exit: IF=0 rcu_exit=0", "exit: IF=0 rcu_exit=1",
     "exit: IF=1 rcu_exit=0 preempt_count=0 need_resched=0",
@@ -243,7 +244,7 @@ def test_host_judges_every_entry_and_exit(image, append, provoked, rows):
     # The other policy and the demo, judged by the same host checks as the v6 suite above:
     # every entry and exit in the log against its row, with the policy the kernel reports.
     console, state = held(image, append)
-    assert "HOLD 0x10" in console, console
+    assert KERNEL_RULES.hold_code(console) == HOLD_PASS, console
     assert state.policy == ("v58" if "v58" in append else "v6")
     assert [e.seq for e in state.events] == list(range(state.percpu["event_seq"]))
     check_invariants(state, provoked=provoked)
@@ -437,7 +438,7 @@ def test_exit_to_user_check_catches_a_work_loop_that_ignores_need_resched(image,
         vm.wait_for_console(r"KTAP version 1", timeout=30)
         time.sleep(2)
         vm.pause()
-        assert "HOLD" not in vm.console
+        assert KERNEL_RULES.hold_code(vm.console) is None
         state = read_state(vm, SymbolTable(bad))
     found = exit_table_violations(state.events, state.policy)
     assert any("row 'to user mode': left the work loop with need-resched set" in v

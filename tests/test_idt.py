@@ -18,11 +18,12 @@ from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 from helpers import image_bytes
 
-from kernel.layout import CONSTANTS
+from kernel.abi import CONSTANTS
 from kernel.structs import TSS
 from kernel.vectors import ENTRIES, IST_DF, IST_MC, IST_NMI
 from tools import qemulog
-from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
+from tools.hold import boot_held
+from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, run
 from tools.symbols import SymbolTable
 
 pytestmark = pytest.mark.qemu
@@ -34,7 +35,7 @@ INTERRUPT_GATE_64 = 0xE  # type field of a 64-bit interrupt gate (IF cleared on 
 # stacks of their own.
 USER_CALLABLE = {3: 3, 0x80: 3}
 IST_OF = {8: IST_DF, 2: IST_NMI, 18: IST_MC}
-CRASH_VECTOR = 0x41  # what crash=vector raises (kernel/kernel/main.s)
+CRASH_VECTOR = CONSTANTS["CRASH_VECTOR"]  # what crash=vector raises (kernel/kernel/main.s)
 GPRS = ("RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP",
         "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15")  # fmt: skip
 
@@ -90,11 +91,9 @@ class Held:
 def held(kernel_image: Path, kernel_symbols: SymbolTable) -> Held:
     """Boot `selftest=idt hold`, pause at HOLD, read the IDT and the TSS where the CPU's IDTR
     and TR say they are."""
-    with QemuRunner(QemuConfig(kernel_image, append="selftest=idt hold", timeout=30)) as vm:
-        vm.launch()
-        vm.cont()
-        vm.wait_for_console(r"HOLD 0x1[01]", timeout=30)  # judged here, not by selftest_idt
-        vm.pause()
+    # Held with either code: the gates are judged here, not by selftest_idt.
+    with boot_held(kernel_image, "selftest=idt", 30, symbols=kernel_symbols) as h:
+        vm = h.vm
         regs = vm.registers()
         idtr = re.search(r"^IDT=\s+([0-9a-f]+) ([0-9a-f]+)", regs, re.M)
         tr = re.search(r"^TR =[0-9a-f]+ ([0-9a-f]+) ", regs, re.M)

@@ -14,8 +14,10 @@ from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_IMM
 from helpers import image_file_offset
 
+from kernel.abi import OOPS_CR2, UNMAPPED_ADDR
+from kernel.events import DYNTICK_IRQ_NONIDLE, PERCPU
 from tools import ktap, qemulog
-from tools.eventlog import read_state
+from tools.hold import boot_held
 from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
 
@@ -46,14 +48,22 @@ def boot(image: Path, append: str, timeout: float = 30.0, **kw):
 def test_all_selftests_pass(image):
     listed = boot(image, "selftest=list")
     assert listed.outcome is Outcome.PASS
-    names = re.findall(r"^([a-z0-9_]+)$", listed.console, re.M)
+    names = re.findall(r"^    ([a-z0-9_]+)$", listed.console, re.M)
+    suites = re.findall(r"^([a-z0-9_]+):$", listed.console, re.M)
     assert set(EXCEPTION_TESTS) <= set(names) and len(names) == len(set(names))
+    assert {"entry", "exceptions", "mm", "sched", "rcu", "robustness", "warn", "nmi"} <= set(suites)
+    assert len(suites) == len(set(suites)) and not set(suites) & set(names)
     result = boot(image, "selftest=all")
     assert result.outcome is Outcome.PASS, result.console
     report = ktap.parse(result.console)
     assert report.passed, report.summary()
-    assert [t.name for t in report.tests] == names
-    assert report.plan == len(names)
+    assert [t.name for t in report.cases] == names
+    # One KTAP subtest per suite that has tests in selftest=all, in the order listed.
+    assert [t.name for t in report.tests] == [s for s in suites if s in {
+        t.name for t in report.tests}]  # fmt: skip
+    assert report.plan == len(report.tests) and len(report.tests) >= len(suites) - 1
+    assert all([c.number for c in t.subtests] == list(range(1, len(t.subtests) + 1))
+               for t in report.tests)  # fmt: skip
 
 
 ALONE_PARTS = 4  # test_each_selftest_alone's boots, in parts that xdist runs in parallel
@@ -61,11 +71,11 @@ ALONE_PARTS = 4  # test_each_selftest_alone's boots, in parts that xdist runs in
 
 @pytest.mark.parametrize("part", range(ALONE_PARTS))
 def test_each_selftest_alone(image, part):
-    names = re.findall(r"^([a-z0-9_]+)$", boot(image, "selftest=list").console, re.M)
+    names = re.findall(r"^    ([a-z0-9_]+)$", boot(image, "selftest=list").console, re.M)
     assert len(names) >= ALONE_PARTS
     for name in names[part::ALONE_PARTS]:  # the parts together: every name, once
         report = ktap.parse(boot(image, f"selftest={name}").console)
-        assert report.passed and [t.name for t in report.tests] == [name], report.summary()
+        assert report.passed and [t.name for t in report.cases] == [name], report.summary()
 
 
 def test_exceptions_match_qemu_interrupt_log(image, symbols, tmp_path):
@@ -141,8 +151,8 @@ def test_demonstration_is_the_default_boot(image):
     assert m and int(m[1]) > 0 and m[2] == m[3]
     m = re.search(r"demo: idle for 5 ticks: RCU idle sections entered: (\d+)", out)
     assert m and int(m[1]) >= 1
-    assert re.search(r"summary: warnings 0, NMIs 0; RCU nesting 1, nmi_nesting 0x4000000000000000",
-                     out)  # fmt: skip
+    assert re.search(rf"summary: warnings 0, NMIs 0; RCU nesting 1, nmi_nesting "
+                     rf"{DYNTICK_IRQ_NONIDLE:#x}", out)  # fmt: skip
 
 
 def test_unknown_selftest_is_refused(image):
@@ -206,7 +216,7 @@ def test_oops_reports_the_exception_and_fails(image, symbols, tmp_path, crash, v
     assert int(head["error"], 16) == want_error
     # CR2: the faulting address for #PF (QEMU's record line), else what CR2 held (its dump).
     cr2 = rec.cr2 if vector == 14 else rec.regs["CR2"]
-    assert cr2 == (0xDEAD0000 if vector == 14 else 0xC2C2C2C2C2C2C2C2)
+    assert cr2 == (UNMAPPED_ADDR if vector == 14 else OOPS_CR2)
     assert int(head["cr2"], 16) == regs["CR2"] == cr2
     assert regs["CR3"] == rec.regs["CR3"]
     # Every general register; the values are distinct, so any mix-up shows.
@@ -230,15 +240,16 @@ def test_hang_is_killed_at_timeout(image):
 def test_nmi_is_handled_on_its_ist_stack(image, symbols):
     # An NMI injected through QMP while the kernel halts: the gate uses IST 2, RCU is told
     # through rcu_nmi_enter/exit, and every counter is back where it was.
-    with QemuRunner(QemuConfig(image, append="selftest=idt hold", timeout=20)) as vm:
-        vm.launch()
-        vm.cont()
-        vm.wait_for_console(r"HOLD 0x10")
-        vm.inject_nmi()
+    nmi_count = PERCPU.offsets()["nmi_count"]
+    with boot_held(image, "selftest=idt", 20, symbols=symbols) as h:
+        assert h.passed, h.console
+        h.vm.cont()  # the kernel halts where it held: the NMI wakes it
+        h.vm.inject_nmi()
         for _ in range(100):
-            state = read_state(vm, symbols)
-            if state.percpu["nmi_count"]:
+            if h.read_u64("percpu", nmi_count):
                 break
+        h.vm.pause()
+        state = h.state()
     assert state.percpu["nmi_count"] == 1
     lo, hi = symbols.address("ist_stack_nmi"), symbols.address("ist_stack_nmi_top")
     assert lo <= state.percpu["nmi_rsp"] < hi, "the NMI handler did not run on IST 2"
@@ -306,13 +317,19 @@ def test_a_failing_selftest_is_reported_and_fails_the_vm(image, symbols, tmp_pat
     mutant = tmp_path / "mutant.elf"
     mutant.write_bytes(data)
     names = ["int3", "general_protection", "page_fault_read"]  # in the order they run
-    result = boot(mutant, "selftest=" + ",".join(names))
+    result = boot(mutant, "selftest=" + ",".join(names) + ",idt")
     assert result.outcome is Outcome.FAIL and result.exit_status == STATUS_FAIL, result.reason
     report = ktap.parse(result.console)
-    assert report.plan == 3 and [t.name for t in report.tests] == names
-    assert [t.ok for t in report.tests] == [True, False, True] and not report.passed
-    assert report.tests[1].reason == "wrong error code"
-    assert "not ok 2 general_protection # wrong error code" in result.console.splitlines()
+    assert report.plan == 2 and [t.name for t in report.cases] == [*names, "idt"]
+    assert [(t.name, t.ok) for t in report.tests] == [("exceptions", False), ("arch", True)]
+    assert [t.ok for t in report.cases] == [True, False, True, True] and not report.passed
+    assert report.cases[1].reason == "wrong error code"
+    assert "general_protection: wrong error code" in report.cases[1].diagnostics
+    # As KUnit prints it: the reason as a diagnostic of the test, then its result.
+    lines = result.console.splitlines()
+    at = lines.index("    not ok 2 general_protection # wrong error code")
+    assert lines[at - 1] == "    # general_protection: wrong error code"
+    assert "not ok 1 exceptions" in lines and "ok 2 arch" in lines
     # The CPU's error code, as the kernel recorded it, is still the loaded selector.
     (trap,) = [m for m in TRAP_RE.finditer(result.console) if m["vector"] == "d"]
     assert int(trap["error"], 16) == loaded

@@ -157,3 +157,73 @@ def test_line_details() -> None:
     assert t3.name == ""
     assert (t4.skipped, t4.reason) == (True, "")
     assert (t5.failed, t5.reason, t5.diagnostics) == (True, "", ("",))
+
+
+# The kernel's nested output: each suite a subtest, a failed test's reason as a diagnostic.
+NESTED = """\
+KTAP version 1
+1..2
+    KTAP version 1
+    # Subtest: exceptions
+    1..2
+# trap: vector=0x3
+    ok 1 int3
+# trap: vector=0xd
+    # general_protection: wrong error code
+    # general_protection: wrong vector
+    not ok 2 general_protection # wrong error code
+# exceptions: pass:1 fail:1 skip:0 total:2
+not ok 1 exceptions
+    KTAP version 1
+    # Subtest: arch
+    1..1
+    ok 1 idt
+# arch: pass:1 fail:0 skip:0 total:1
+ok 2 arch
+# totals: 3 tests, 2 passed, 1 failed
+"""
+
+
+def test_suites_nest_their_cases() -> None:
+    result = ktap.parse(NESTED)
+    assert result.errors == () and result.missing == ()
+    assert [(t.number, t.name, t.ok) for t in result.tests] == [
+        (1, "exceptions", False),
+        (2, "arch", True),
+    ]
+    assert [(t.number, t.name, t.ok) for t in result.cases] == [
+        (1, "int3", True),
+        (2, "general_protection", False),
+        (1, "idt", True),
+    ]
+    failed = result.tests[0].subtests[1]
+    assert failed.reason == "wrong error code"
+    assert failed.diagnostics == (
+        "trap: vector=0xd",
+        "general_protection: wrong error code",
+        "general_protection: wrong vector",
+    )
+    assert result.tests[0].diagnostics == ("exceptions: pass:1 fail:1 skip:0 total:2",)
+    assert result.failed == (failed,)
+    assert result.summary() == "3 tests: 2 passed, 1 failed, 0 skipped, 0 missing"
+    # The same with every case ok passes; a suite that says `not ok` over ok cases does not.
+    fixed = NESTED.replace("    not ok 2 general_protection # wrong error code", "    ok 2 gp")
+    assert ktap.parse(fixed.replace("not ok 1 exceptions", "ok 1 exceptions")).passed
+    assert not ktap.parse(fixed).passed
+
+
+def test_broken_nesting_is_an_error() -> None:
+    # A suite whose result line never came (the kernel died in it).
+    cut = NESTED[: NESTED.index("# exceptions: pass")]
+    result = ktap.parse(cut)
+    assert result.errors == ("subtest exceptions has no result line",)
+    assert result.missing == (1, 2) and not result.passed
+    # A case missing from a suite's plan, and one outside it.
+    result = ktap.parse(NESTED.replace("    ok 1 int3\n", "    ok 3 int3\n"))
+    assert result.errors == (
+        "subtest exceptions: result 1 missing",
+        "subtest exceptions: result 3 outside plan 1..2",
+    )
+    assert not result.passed
+    result = ktap.parse(NESTED.replace("    1..1\n", ""))
+    assert result.errors == ("subtest arch: no plan line",)

@@ -1,4 +1,4 @@
-"""The noinstr check (tools/noinstr.py): objtool's findings on purpose-built images, and in the build.
+"""The noinstr check (linker/noinstr.py): objtool's findings on purpose-built images, and in the build.
 
 Each small image has a `.text` (instrumentable: `printk` lives there), a `.noinstr.text` and the
 sorted `.instr_markers` table, linked in the higher half as the kernel is (capstone gives branch
@@ -15,7 +15,7 @@ from pathlib import Path
 from helpers import build
 
 from linker import Image, Layout, OutputSection, write_elf
-from tools.noinstr import Finding, check
+from linker.noinstr import Finding, check, check_linked
 
 ROOT = Path(__file__).resolve().parent.parent
 HIGH = 0xFFFFFFFF80000000
@@ -62,7 +62,12 @@ def image_of(tmp_path: Path, noinstr: str) -> tuple[Image, Path]:
 
 
 def findings(tmp_path: Path, noinstr: str) -> list[str]:
-    return [str(f) for f in check(image_of(tmp_path, noinstr)[1])]
+    """The findings on the ELF file; the build's way (check_linked, on the linked Image before
+    it is a file) must find the same."""
+    image, elf = image_of(tmp_path, noinstr)
+    from_file = [str(f) for f in check(elf)]
+    assert [str(f) for f in check_linked(image)] == from_file
+    return from_file
 
 
 def test_clean_function_has_no_findings(tmp_path):

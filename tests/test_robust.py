@@ -24,9 +24,16 @@ import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
+from kernel.abi import CONSTANTS, SHARED
 from kernel.events import WARNINGS
-from kernel.layout import CONSTANTS
+from kernel.selftest_counts import (
+    LETTER_LINE_LEN,
+    LETTER_LINES,
+    PRINTK_RACE_LINES,
+    PRINTK_RACE_WIDTH,
+)
 from tools import ktap, qemulog
+from tools.hold import boot_held
 from tools.qemu import QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
 
@@ -35,8 +42,8 @@ pytestmark = pytest.mark.qemu
 X86_EFLAGS_DF = 0x400  # architectural, written out rather than taken from the layout
 IDT_GATES = 256
 GATE_SIZE = 16
-PF_VECTOR = 14
-SYSCALL_VECTOR = 0x80
+PF_VECTOR = SHARED["X86_TRAP_PAGE_FAULT"]
+SYSCALL_VECTOR = SHARED["SYSCALL_VECTOR"]
 
 
 def read_image(image: Path, address: int, size: int) -> bytes:
@@ -84,7 +91,7 @@ def test_user_task_with_df_set(kernel_image, kernel_symbols, tmp_path):
     config = QemuConfig(kernel_image, append="selftest=robust_user_df", timeout=60, log_int=log)
     result = run(config)
     report = ktap.parse(result.console)
-    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    assert result.passed and report.passed and len(report.cases) == 1, report.summary()
     assert "written with DF set\n" in result.console.replace("\r\n", "\n")
     # DF was set when the CPU entered the kernel from the program, for the demand fault on
     # heap page 1 and for the write system call.
@@ -99,9 +106,8 @@ def test_user_task_with_df_set(kernel_image, kernel_symbols, tmp_path):
     assert [r for r in records if r.cpl == 0 and r.kind is qemulog.Kind.EXCEPTION] == []
 
 
-# user_letters_x / user_letters_y (kernel/user/programs.s): lines of 199 letters and a newline.
-LETTER_LINES = 150
-LETTERS_PER_LINE = 199
+# user_letters_x / user_letters_y (kernel/user/programs.s): lines of letters and a newline.
+LETTERS_PER_LINE = LETTER_LINE_LEN - 1
 RACE_END_RE = re.compile(r"^# write race: end, (?P<preemptions>\d+) preemptions$", re.M)
 
 
@@ -110,7 +116,7 @@ def test_two_tasks_writing_at_once_keep_their_letters(kernel_image):
     result = run(config)
     console = result.console.replace("\r\n", "\n")
     report = ktap.parse(console)
-    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    assert result.passed and report.passed and len(report.cases) == 1, report.summary()
     begin = console.index("# write race: begin\n") + len("# write race: begin\n")
     end = RACE_END_RE.search(console, begin)
     assert end is not None, console[-2000:]
@@ -122,7 +128,7 @@ def test_two_tasks_writing_at_once_keep_their_letters(kernel_image):
     assert written.count("\n") == 2 * LETTER_LINES + 1  # and the end line's leading newline
 
 
-PRINTK_LINES, PRINTK_WIDTH = 500, 199  # kernel/selftest/robust.s PRINTK_RACE_LINES, _WIDTH
+PRINTK_LINES, PRINTK_WIDTH = PRINTK_RACE_LINES, PRINTK_RACE_WIDTH  # kernel/selftest/robust.s
 PRINTK_END_RE = re.compile(r"^# printk race: end, (?P<preemptions>\d+) preemptions$", re.M)
 
 
@@ -133,7 +139,7 @@ def test_two_threads_printing_at_once_keep_their_lines_whole(kernel_image):
     result = run(config)
     console = result.console.replace("\r\n", "\n")
     report = ktap.parse(console)
-    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    assert result.passed and report.passed and len(report.cases) == 1, report.summary()
     begin = console.index("# printk race: begin\n") + len("# printk race: begin\n")
     end = PRINTK_END_RE.search(console, begin)
     assert end is not None, console[-2000:]
@@ -151,7 +157,7 @@ def test_warning_first_seen_in_an_nmi_is_printed_later(kernel_image):
     result = run(QemuConfig(kernel_image, append="selftest=warn_first_in_nmi", timeout=60))
     console = result.console.replace("\r\n", "\n")
     report = ktap.parse(console)
-    assert result.passed and report.passed and len(report.tests) == 1, report.summary()
+    assert result.passed and report.passed and len(report.cases) == 1, report.summary()
     text = dict(WARNINGS)["rcu_nmi_exit_underflow"]
     lines = [(m["text"], m["site"]) for m in WARNING_RE.finditer(console)]
     assert lines == [(text, "rcu_nmi_exit_core")]
@@ -181,23 +187,26 @@ def free_list_pages(vm: QemuRunner, symbols: SymbolTable) -> list[int]:
 
 
 def test_free_pages_come_back_after_tasks_exit(kernel_image, kernel_symbols):
-    append = f"selftest=robust_wait_host,{','.join(POOL_TASK_TESTS)} hz=1000 hold"
+    append = f"selftest=robust_wait_host,{','.join(POOL_TASK_TESTS)} hz=1000"
     free_pages = kernel_symbols.address("free_pages")
-    with QemuRunner(QemuConfig(kernel_image, append=append, timeout=120)) as vm:
-        vm.launch()
-        vm.cont()
+    before: list[int] = []
+    listed_before: list[int] = []
+
+    def first_look(vm: QemuRunner) -> None:
+        # The kernel holds still until the host's NMI: its pool is read in between.
         vm.wait_for_console(r"waiting for an NMI from the host", timeout=60)
-        before = int.from_bytes(vm.read_virt(free_pages, 8), "little")
-        listed_before = free_list_pages(vm, kernel_symbols)
+        before.append(int.from_bytes(vm.read_virt(free_pages, 8), "little"))
+        listed_before.extend(free_list_pages(vm, kernel_symbols))
         vm.inject_nmi()
-        vm.wait_for_console(r"HOLD 0x1[01]", timeout=120)
-        after = int.from_bytes(vm.read_virt(free_pages, 8), "little")
-        listed_after = free_list_pages(vm, kernel_symbols)
-        console = vm.console.replace("\r\n", "\n")
+
+    with boot_held(kernel_image, append, 120, first_look, kernel_symbols) as h:
+        after = h.read_u64("free_pages")
+        listed_after = free_list_pages(h.vm, kernel_symbols)
+        console = h.console.replace("\r\n", "\n")
     # Judged from guest memory first, before what the kernel says about itself.
     assert len(EXITED_RE.findall(console)) >= 3  # the tasks ran and exited
-    assert 0 < before == after
-    assert len(listed_before) == len(set(listed_before)) == before
+    assert 0 < before[0] == after
+    assert len(listed_before) == len(set(listed_before)) == before[0]
     assert len(listed_after) == len(set(listed_after)) == after
     report = ktap.parse(console)
-    assert report.passed and len(report.tests) == 1 + len(POOL_TASK_TESTS), report.summary()
+    assert report.passed and len(report.cases) == 1 + len(POOL_TASK_TESTS), report.summary()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from tools.qemu import (
     classify,
     run,
 )
+from tools.verdict import KernelRules
 
 if TYPE_CHECKING:
     from tests.conftest import Mb32Guest
@@ -159,6 +161,28 @@ def test_hold_with_a_failure_code_fails(guest: Callable[[str], Mb32Guest]) -> No
     result = run(config(guest("held_fail").path, timeout=60))
     assert result.outcome is Outcome.FAIL and result.hold_code == 0x11
     assert "guest held with failure (HOLD 0x11" in result.reason
+
+
+class OtherGuestRules(KernelRules):
+    """A guest whose hold line is `DONE <code>` and whose banner is `BUG: ...`."""
+
+    def hold_code(self, console: str) -> int | None:
+        m = re.search(r"^DONE (\d+)$", console, re.M)
+        return None if m is None else int(m[1])
+
+    def panic_line(self, console: str) -> str | None:
+        return next((x for x in console.splitlines() if x.startswith("BUG:")), None)
+
+
+def test_the_runner_reads_the_console_by_the_rules_it_is_given(
+    guest: Callable[[str], Mb32Guest],
+) -> None:
+    # tools/qemu.py knows QEMU, not the kernel: under another guest's rules the kernel's HOLD
+    # line ends nothing (the run times out) and its PANIC banner is no panic.
+    held = run(config(guest("held").path, timeout=2.0, rules=OtherGuestRules()))
+    assert held.outcome is Outcome.TIMEOUT and held.hold_code is None
+    panic = run(config(guest("panic").path, rules=OtherGuestRules()))
+    assert panic.outcome is Outcome.FAIL, panic.reason
 
 
 def test_hold_under_keep_alive_leaves_memory_readable(guest: Callable[[str], Mb32Guest]) -> None:

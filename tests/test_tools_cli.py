@@ -21,9 +21,17 @@ from pathlib import Path
 import pytest
 
 from kernel.events import EVENT_KINDS, EVENT_LOG_ENTRIES
-from tools import eventlog
-from tools.eventlog import HEADER, Event, KernelState, parse_printed_log, read_state
-from tools.qemu import Outcome, QemuConfig, QemuRunner, run
+from tools import eventlog, hold
+from tools.eventlog import HEADER
+from tools.events.decode import (
+    Event,
+    KernelState,
+    format_nmi_nesting,
+    parse_printed_log,
+    read_state,
+)
+from tools.qemu import Outcome, QemuConfig, run
+from tools.verdict import KERNEL_RULES
 
 pytestmark = pytest.mark.qemu
 
@@ -69,7 +77,7 @@ def assert_row_is(row: re.Match[str], e: Event) -> None:
         assert row["vname"] == eventlog.vector_name(e.vector)
     assert int(row["cpl"]) == e.cpl
     assert (row["watch"] == "yes") == e.watching and int(row["nesting"]) == e.nesting
-    assert row["nmi_nesting"] == eventlog.format_nmi_nesting(e.nmi_nesting)
+    assert row["nmi_nesting"] == format_nmi_nesting(e.nmi_nesting)
     flags = [c != "-" for c in row["flags"]]
     assert flags == [e.lockdep_on, e.tracer_on, e.irqs_on, e.regs_if, e.in_nmi]
     assert int(row["preempt"], 16) == e.preempt_count
@@ -88,7 +96,7 @@ def run_cli_in_process(
         seen.append(state)
         return state
 
-    monkeypatch.setattr(eventlog, "read_state", spy)
+    monkeypatch.setattr(hold, "read_state", spy)
     status = eventlog.main(list(args))
     out, err = capsys.readouterr()
     assert len(seen) == 1, err
@@ -198,7 +206,7 @@ def test_eventlog_kernel_failures(kernel_image, append, status, shown, message):
     assert shown in console and message in done.stderr
     assert "Traceback" not in done.stderr
     # A kernel that held, even with its failure code, still gets its log printed.
-    assert (HEADER in done.stdout) == ("HOLD" in console)
+    assert (HEADER in done.stdout) == (KERNEL_RULES.hold_code(console) is not None)
 
 
 # --- events=N: the kernel prints its last N records -----------------------------------------
@@ -209,14 +217,10 @@ def test_eventlog_kernel_failures(kernel_image, append, status, shown, message):
     [("int3", 20), ("int3", 5), ("user_demand_fault,int3", 200)],
 )  # fmt: skip
 def test_printed_events_agree_with_guest_memory(kernel_image, kernel_symbols, selftests, count):
-    append = f"selftest={selftests} events={count} hold"
-    with QemuRunner(QemuConfig(kernel_image, append=append, timeout=60)) as vm:
-        vm.launch()
-        vm.cont()
-        vm.wait_for_console(r"HOLD 0x10\n", timeout=60)
-        vm.pause()
-        state = read_state(vm, kernel_symbols)
-        console = vm.console
+    append = f"selftest={selftests} events={count}"
+    with hold.boot_held(kernel_image, append, 60, symbols=kernel_symbols) as h:
+        state, console = h.state(), h.console
+    assert h.passed, console
     printed = parse_printed_log(console)
     assert printed is not None, console
     # Exactly the last `count` records logged before the printout (all when fewer).

@@ -1,6 +1,6 @@
 """Warnings provoked on purpose, lockdep's and the tracer's counters, NMIs by the GS they found.
 
-- Each warning kind of RCU, lockdep and the tracer (SPEC.md sections 2, 3) has a self-test in
+- Each warning kind of RCU, lockdep and the tracer (docs/entry.md: RCU's watching state, the helpers) has a self-test in
   kernel/selftest/warn.s that provokes it twice.  Read from guest memory after the run: each
   kind counted exactly as often as provoked, as many `warn` records in the event log, and one
   WARNING line on the console per kind (WARN_ONCE), naming the function that warned.
@@ -24,7 +24,7 @@ from helpers import NmiStorm, held
 
 from kernel.events import EVENT_LOG_ENTRIES, WARNINGS
 from tools import ktap
-from tools.eventlog import Event, KernelState
+from tools.events.decode import Event, KernelState
 
 pytestmark = pytest.mark.qemu
 
@@ -114,7 +114,7 @@ def test_each_warning_is_counted_each_time_and_printed_once(image):
     repeat = 3
     console, state = held(image, f"selftest={','.join(WARN_TESTS)} repeat={repeat}", timeout=90)
     report = ktap.parse(console)
-    assert report.passed and len(report.tests) == repeat * len(WARN_TESTS), report.summary()
+    assert report.passed and len(report.cases) == repeat * len(WARN_TESTS), report.summary()
     expected = provoked(repeat)
     # Counted each time: the per-kind counters, the total and the event log agree.
     assert {k: n for k, n in state.warn_counts.items() if n} == dict(expected)

@@ -29,11 +29,12 @@ import pytest
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from kernel.layout import CONSTANTS, KERNEL_VIRT_BASE, kernel_map_s
+from kernel.abi import CONSTANTS, KERNEL_VIRT_BASE
+from kernel.layout import kernel_map_s
 from kernel.structs import KMAP
 from linker import Layout, OutputSection
 from tools import ktap, qemulog
-from tools.qemu import QemuConfig, QemuRunner
+from tools.hold import boot_held
 from tools.symbols import SymbolTable
 
 pytestmark = pytest.mark.qemu
@@ -182,12 +183,8 @@ class Held:
 def run_held(image: Path, log: Path) -> Held:
     """Boot the W^X self-tests with `hold`, pause at HOLD and walk the page tables at CR3."""
     tables: dict[int, tuple[int, ...]] = {}
-    with QemuRunner(QemuConfig(image, append="selftest=" + ",".join(WX_TESTS) + " hold",
-                               timeout=30, log_int=log)) as vm:  # fmt: skip
-        vm.launch()
-        vm.cont()
-        vm.wait_for_console(r"HOLD 0x1[01]", timeout=30)
-        vm.pause()
+    with boot_held(image, "selftest=" + ",".join(WX_TESTS), 30, log_int=log) as h:
+        vm = h.vm
         cr3_match = re.search(r"\bCR3=([0-9a-f]+)", vm.registers())
         assert cr3_match, "no CR3 in info registers"
         cr3 = int(cr3_match[1], 16)
@@ -199,7 +196,7 @@ def run_held(image: Path, log: Path) -> Held:
 
         leaves = walk_upper_half(read_table, cr3)
         lower = read_table(cr3 & ADDRESS)[:256]
-        console = vm.console
+        console = h.console
     return Held(leaves, cr3, lower, console, qemulog.parse_file(log))
 
 
@@ -242,7 +239,7 @@ def test_the_rest_of_the_upper_half(held, kernel_image):
 
 def test_selftests_fault_as_qemu_logs_them(held, kernel_symbols):
     report = ktap.parse(held.console)
-    assert [t.name for t in report.tests] == list(WX_TESTS) and report.passed, report.summary()
+    assert [t.name for t in report.cases] == list(WX_TESTS) and report.passed, report.summary()
     traps = [m.groupdict() for m in TRAP_RE.finditer(held.console)]
     assert len(traps) == len(WX_TESTS)
     expect = {
@@ -305,7 +302,7 @@ def test_a_wx_hole_is_caught(kernel_image, kernel_symbols, tmp_path, sections, s
     assert found and all(v.startswith(sections) or "writable and executable" in v
                          for v in found), found  # fmt: skip
     report = ktap.parse(held.console)
-    assert [t.name for t in report.tests if not t.ok] == [failing], report.summary()
+    assert [t.name for t in report.cases if not t.ok] == [failing], report.summary()
 
 
 def test_the_map_refuses_two_permissions_on_one_page():

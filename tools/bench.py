@@ -1,23 +1,41 @@
 """`python -m tools.bench`: how long the build and a boot take (medians; timings live here,
-never in pass/fail tests)."""
+never in pass/fail tests).
+
+The build is timed through the library (kbuild.build_kernel) in this process: a fresh build
+into an empty directory (its cache empty too), a rebuild with nothing changed, rebuilds after
+one `.s` file is touched (its time stamp only), edited in a comment, or given one more
+instruction (code after it moves); then the same sources assembled and linked by GNU as + ld
+(kbuild/gnu.py, the oracle's way: the floor).  Times are wall-clock medians; the Python start
+(about 20 ms) is not in them, the imports only in the first fresh build.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tools.qemu import Outcome, QemuConfig, run
+from kbuild import BuildResult, build_kernel
+from kbuild.paths import ROOT
+
+EDITED = Path("lib/serial.s")  # the file the rebuilds change, in a copy of the tree
 
 
-def _median(fn, n: int) -> float:
+class BenchError(Exception):
+    """A build or a boot failed: the timing would mean nothing."""
+
+
+def _median(fn: Callable[[int], object], n: int) -> float:
     times = []
-    for _ in range(n):
+    for i in range(n):
         t = time.perf_counter()
-        fn()
+        fn(i)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -33,28 +51,138 @@ def _repetitions(text: str) -> int:
     return value
 
 
+class _Once(argparse.Action):
+    """An option that may be given once: a second -n is an error, not a silent override."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if getattr(namespace, f"_{self.dest}_seen", False):
+            parser.error(f"argument {option_string}: given twice")
+        setattr(namespace, f"_{self.dest}_seen", True)
+        setattr(namespace, self.dest, values)
+
+
+def _checked(result: BuildResult) -> BuildResult:
+    if not result.ok:
+        raise BenchError("build failed:\n" + "\n".join(result.messages))
+    return result
+
+
+def build_rows(work: Path, n: int) -> list[tuple[str, float]]:
+    """Median build times: fresh, unchanged, after one file is touched or edited."""
+    tree = work / "kernel"
+    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    out = work / "out"
+
+    def fresh(i: int) -> None:
+        _checked(build_kernel(work / f"fresh{i}", tree))
+
+    rows = [("fresh build (empty build dir and cache)", _median(fresh, n))]
+    _checked(build_kernel(out, tree))
+
+    def again(_: int) -> None:
+        if not _checked(build_kernel(out, tree)).cached:
+            raise BenchError("a build with nothing changed did not come from the cache")
+
+    rows.append(("rebuild, nothing changed", _median(again, n)))
+    edited = tree / EDITED
+
+    def touch(_: int) -> None:
+        os.utime(edited)
+        _checked(build_kernel(out, tree))
+
+    rows.append((f"rebuild, {EDITED} touched (time stamp)", _median(touch, n)))
+
+    def comment(i: int) -> None:
+        with edited.open("a") as f:
+            f.write(f"# bench edit {i}\n")
+        _checked(build_kernel(out, tree))
+
+    rows.append((f"rebuild, {EDITED} edited (a comment)", _median(comment, n)))
+    text = edited.read_text()
+    if "    ret\n" not in text:
+        raise BenchError(f"{EDITED} has no '    ret' line to put an instruction before")
+
+    def instruction(i: int) -> None:
+        edited.write_text(text.replace("    ret\n", "    nop\n" * (i + 1) + "    ret\n", 1))
+        _checked(build_kernel(out, tree))
+
+    rows.append((f"rebuild, {EDITED} edited (one more instruction)", _median(instruction, n)))
+    return rows
+
+
+def gnu_row(work: Path, n: int) -> tuple[str, float] | None:
+    """The median time GNU as + ld take to build the same sources; None without binutils."""
+    if not all(shutil.which(t) for t in ("as", "ld", "nm")):
+        return None
+    from elftools.elf.elffile import ELFFile
+
+    from kbuild.full import kernel_sources
+    from kbuild.gnu import GnuError, OracleBuilder
+    from kernel.layout import LAYOUT
+
+    out = work / "gnu-src"
+    _checked(build_kernel(out, cache=False))
+    with (out / "kernel.elf").open("rb") as f:
+        kallsyms = ELFFile(f).get_section_by_name(".kallsyms")["sh_size"]
+    gen_dir = out / "gen"
+    sources = kernel_sources(gen_dir)
+
+    def gnu(i: int) -> None:
+        d = work / f"gnu{i}"
+        d.mkdir()
+        try:
+            OracleBuilder(d, sources, [gen_dir, ROOT / "kernel" / "include"], kallsyms,
+                          LAYOUT).build()  # fmt: skip
+        except GnuError as e:
+            raise BenchError(f"GNU as/ld failed: {e}") from None
+
+    return ("GNU as + ld, the same sources (the floor)", _median(gnu, n))
+
+
+def boot_rows(work: Path, n: int) -> list[tuple[str, float]]:
+    from tools.qemu import Outcome, QemuConfig, run
+
+    out = work / "boot"
+    _checked(build_kernel(out))
+    rows = []
+    for append in ("selftest=list", "selftest=all", ""):
+        cfg = QemuConfig(out / "kernel.elf", append=append, timeout=60)
+
+        def boot(_: int, cfg=cfg) -> None:
+            result = run(cfg)
+            if result.outcome is not Outcome.PASS:
+                raise BenchError(f"boot failed: {result.reason}")
+
+        rows.append((f"boot to exit, TCG, '{append or 'demo'}'", _median(boot, n)))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
-    ap.add_argument("-n", type=_repetitions, default=5, help="repetitions (default 5)")
+    ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("-n", type=_repetitions, default=5, action=_Once,
+                    help="repetitions of each timing (default 5)")  # fmt: skip
+    ap.add_argument("--no-boot", action="store_true", help="time the build only")
     args = ap.parse_args(argv)
-    import build
-
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d)
-        build_s = _median(lambda: build.main(["--out", str(out)]), args.n)
-        image = out / "kernel.elf"
-        rows = [("build (generate, assemble, verify, link, write)", build_s)]
-        for append in ("selftest=list", "selftest=all", ""):
-            cfg = QemuConfig(image, append=append, timeout=60)
-
-            def boot(cfg=cfg) -> None:
-                result = run(cfg)
-                if result.outcome is not Outcome.PASS:
-                    raise SystemExit(f"boot failed: {result.reason}")
-
-            rows.append((f"boot to exit, TCG, '{append or 'demo'}'", _median(boot, args.n)))
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            work = Path(d)
+            rows = build_rows(work, args.n)
+            gnu = gnu_row(work, args.n)
+            if not args.no_boot:
+                rows += boot_rows(work, args.n)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    floor = gnu[1] if gnu else None
+    if gnu:
+        rows.insert(5, gnu)
     for what, seconds in rows:
-        print(f"{seconds * 1000:9.1f} ms  {what}")
+        build_row = what.startswith(("fresh", "rebuild", "GNU"))
+        ratio = f"{seconds / floor:.2f}x GNU" if floor and build_row else ""
+        print(f"{seconds * 1000:9.1f} ms  {ratio:>10}  {what}")
+    if not gnu:
+        print("GNU as + ld: not installed (binutils), no floor to compare with")
     return 0
 
 

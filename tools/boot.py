@@ -4,37 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from tools import ktap
-from tools.qemu import (
-    ImageNotFoundError,
-    Outcome,
-    QemuConfig,
-    QemuError,
-    QemuResult,
-    SignalExit,
-    exit_on_signals,
-    run,
-)
-
-DEFAULT_IMAGE = Path("build/kernel.elf")
-EXIT_CODES = {
-    Outcome.PASS: 0,
-    Outcome.FAIL: 1,
-    Outcome.PANIC: 1,
-    Outcome.TIMEOUT: 2,
-    Outcome.TRIPLE_FAULT: 3,
-    Outcome.QEMU_ERROR: 4,
-}
-EXIT_SETUP = 4  # missing image, missing QEMU, unusable KVM
-EXIT_USAGE = 64
-EXIT_INTERRUPTED = 130
+from tools.cli import DEFAULT_IMAGE, EXIT_CODES, UsageParser, positive_seconds, run_cli
+from tools.qemu import Outcome, QemuConfig, QemuResult, run
 
 EPILOG = """\
 exit status:
@@ -51,25 +28,6 @@ exit status:
 
 The serial console goes to stdout as it arrives; the one-line verdict goes to stderr.
 """
-
-
-class UsageParser(argparse.ArgumentParser):
-    """ArgumentParser whose usage errors exit 64, distinct from the verdict codes."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def positive_seconds(text: str) -> float:
-    """argparse type of --timeout: a finite number of seconds > 0 (not 0, -1, nan or inf)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds > 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,32 +103,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         accel=args.accel,
         log_int=args.log_int,
     )
-    try:
-        with exit_on_signals():
-            result = run(config, on_console=_write_console)
-    except ImageNotFoundError as err:
-        hint = "; build it with `python build.py`" if args.image == DEFAULT_IMAGE else ""
-        print(f"boot: error: {err}{hint}", file=sys.stderr)
-        return EXIT_SETUP
-    except QemuError as err:
-        print(f"boot: error: {err}", file=sys.stderr)
-        return EXIT_SETUP
-    except KeyboardInterrupt:
-        print("\nboot: interrupted; QEMU killed", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except SignalExit as err:
-        print(f"\nboot: terminated by {err.name}; QEMU killed", file=sys.stderr)
-        return 128 + err.signum
+    return run_cli("boot", args.image, lambda: _boot(config))
+
+
+def _boot(config: QemuConfig) -> int:
+    """Boot, stream the console, print the verdict; returns the exit status."""
+    result = run(config, on_console=_write_console)
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
         sys.stdout.flush()
     if result.outcome is Outcome.QEMU_ERROR and result.stderr.strip():
         sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
     if result.hold_code is not None:
-        print(hold_hint(args.image, args.append), file=sys.stderr)
+        print(hold_hint(config.image, config.append), file=sys.stderr)
     if result.outcome is Outcome.TIMEOUT:
         print(
-            f"boot: the kernel hung: killed after {args.timeout:g} s (its console is above)",
+            f"boot: the kernel hung: killed after {config.timeout:g} s (its console is above)",
             file=sys.stderr,
         )
     code, line = verdict(result)

@@ -1,25 +1,37 @@
 """KTAP version 1 parser: a pure function from serial-console text to typed results.
 
 The kernel prints its self-test results on the serial console in KTAP v1 (the format of Linux
-KUnit), possibly among ordinary log lines::
+KUnit), possibly among ordinary log lines, each suite a nested subtest::
 
     KTAP version 1
-    1..3
-    # entry: checking the ring-3 page fault path
-    ok 1 pf_user
-    not ok 2 nmi_nesting # RCU not watching in NMI
-    ok 3 ud2_kernel # SKIP needs selftest=all
+    1..2
+        KTAP version 1
+        # Subtest: exceptions
+        1..2
+    # trap: vector=0x3 ...
+        ok 1 int3
+        # general_protection: wrong error code
+        not ok 2 general_protection # wrong error code
+    # exceptions: pass:1 fail:1 skip:0 total:2
+    not ok 1 exceptions
+        KTAP version 1
+        # Subtest: arch
+        1..1
+        ok 1 idt # SKIP needs selftest=all
+    ok 2 arch
 
 Rules (following the KTAP spec and kunit_tool):
 
 - Lines before the first ``KTAP version N`` (or ``TAP version N``) line are ignored, except for the
   panic banner. Whatever precedes ``KTAP version`` on its line (a log prefix such as a timestamp)
   is stripped, by length, from every later line, as kunit_tool does.
-- Lines that are not KTAP (kernel log output) are ignored; nested (indented) subtests are not
-  interpreted: their parent's result line summarises them.
-- A diagnostic ``# text`` belongs to the next result line: the diagnostics printed after test N-1's
-  result and before test N's result are test N's. Diagnostics after the last result are kept in
-  ``KtapResult.trailing``.
+- Nesting is by indentation, 4 spaces a level: an indented version line opens a subtest, whose
+  plan and results are indented like it; the next result line less indented is the subtest's
+  own result, and the subtest's results are its ``subtests``. ``# Subtest: NAME`` names it.
+- Lines that are not KTAP (kernel log output) are ignored.
+- A diagnostic ``# text``, at any indentation, belongs to the next result line: the diagnostics
+  printed after one result and before the next are the next one's (kunit_tool's log of a test).
+  Diagnostics after the last result are kept in ``KtapResult.trailing``.
 - In a result line, text after `` # `` is the directive: ``SKIP reason`` marks the test skipped;
   anything else is the reason (for ``not ok``: why it failed).
 - A line starting with ``PANIC:`` is the kernel's banner for an unexpected exception.
@@ -28,11 +40,12 @@ Rules (following the KTAP spec and kunit_tool):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _VERSION_RE = re.compile(r"\b(K?TAP) version (\d+)\s*$")
 _PLAN_RE = re.compile(r"^1\.\.(\d+)\s*(?:#.*)?$")
 _RESULT_RE = re.compile(r"^(not ok|ok) (\d+)\b(?: - | )?(.*?)(?:\s+#\s*(.*?))?\s*$")
+_SUBTEST_RE = re.compile(r"^# Subtest: (.*?)\s*$")
 _DIAG_RE = re.compile(r"^#(?: ?)(.*?)\s*$")
 _SKIP_RE = re.compile(r"^SKIP\b\s*(.*)$", re.IGNORECASE)
 PANIC_PREFIX = "PANIC:"
@@ -40,7 +53,8 @@ PANIC_PREFIX = "PANIC:"
 
 @dataclass(frozen=True)
 class KtapTest:
-    """One ``ok``/``not ok`` result line and the diagnostics that preceded it."""
+    """One ``ok``/``not ok`` result line, the diagnostics that preceded it and, for a suite, the
+    results of its subtests (in its own numbering, from 1)."""
 
     number: int
     name: str
@@ -48,16 +62,25 @@ class KtapTest:
     skipped: bool = False
     reason: str = ""
     diagnostics: tuple[str, ...] = ()
+    subtests: tuple[KtapTest, ...] = ()
 
     @property
     def failed(self) -> bool:
         """True for ``not ok`` results that are not skipped."""
         return not self.ok and not self.skipped
 
+    @property
+    def cases(self) -> tuple[KtapTest, ...]:
+        """The test cases under this result, depth first: itself when it has no subtests."""
+        if not self.subtests:
+            return (self,)
+        return tuple(case for sub in self.subtests for case in sub.cases)
+
 
 @dataclass(frozen=True)
 class KtapResult:
-    """Everything parsed from one console log."""
+    """Everything parsed from one console log. ``tests`` are the top-level results (the suites
+    when the output nests); ``cases`` are the results without subtests, in order."""
 
     version: int | None
     plan: int | None
@@ -68,31 +91,39 @@ class KtapResult:
     errors: tuple[str, ...] = ()
 
     @property
+    def cases(self) -> tuple[KtapTest, ...]:
+        """The test cases, depth first (for flat output: the tests)."""
+        return tuple(case for test in self.tests for case in test.cases)
+
+    @property
     def failed(self) -> tuple[KtapTest, ...]:
-        """The results that failed (``not ok`` and not skipped)."""
-        return tuple(t for t in self.tests if t.failed)
+        """The test cases that failed (``not ok`` and not skipped)."""
+        return tuple(t for t in self.cases if t.failed)
 
     @property
     def skipped(self) -> tuple[KtapTest, ...]:
-        """The results that were skipped."""
-        return tuple(t for t in self.tests if t.skipped)
+        """The test cases that were skipped."""
+        return tuple(t for t in self.cases if t.skipped)
 
     @property
     def passed(self) -> bool:
-        """True iff a plan was printed, every planned result is present, none failed, no result
-        was malformed or outside the plan, and the kernel did not panic."""
+        """True iff a plan was printed, every planned result is present (at every level), no
+        result failed, none was malformed or outside its plan, and the kernel did not panic."""
         return (
             self.plan is not None
             and not self.missing
             and not self.failed
+            and not any(t.failed for t in self.tests)
             and not self.errors
             and self.panic is None
         )
 
     def summary(self) -> str:
-        """One line such as ``5 tests: 3 passed, 1 failed, 1 skipped, 0 missing``."""
-        n_ok = sum(1 for t in self.tests if t.ok and not t.skipped)
-        planned = "?" if self.plan is None else str(self.plan)
+        """One line such as ``5 tests: 3 passed, 1 failed, 1 skipped, 0 missing``, counting
+        test cases (a suite's plan stands for its cases; a missing suite counts as one)."""
+        cases = self.cases
+        n_ok = sum(1 for t in cases if t.ok and not t.skipped)
+        planned = "?" if self.plan is None else str(len(cases) + len(self.missing))
         text = (
             f"{planned} tests: {n_ok} passed, {len(self.failed)} failed, "
             f"{len(self.skipped)} skipped, {len(self.missing)} missing"
@@ -110,9 +141,21 @@ def find_panic(text: str) -> str | None:
     return None
 
 
+@dataclass
+class _Level:
+    """A KTAP level being read: the top level or an open subtest."""
+
+    indent: int
+    name: str = ""
+    plan: int | None = None
+    tests: list[KtapTest] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)
+
+
 def parse(text: str) -> KtapResult:
     """Parse KTAP v1 results out of console text. Never raises on malformed input: problems
-    (duplicate results, results outside the plan, a missing version line) go to ``errors``."""
+    (duplicate results, results outside the plan, a missing version line, a subtest without
+    its result) go to ``errors``."""
     lines = [line.rstrip("\r") for line in text.splitlines()]
     version: int | None = None
     start = 0
@@ -128,38 +171,54 @@ def parse(text: str) -> KtapResult:
     errors: list[str] = []
     if version is None:
         errors.append("no 'KTAP version' line")
-    plan: int | None = None
-    tests: list[KtapTest] = []
+    levels = [_Level(indent=0)]
     pending: list[str] = []
-    seen: set[int] = set()
     panic = find_panic(text)
     for raw in lines[start:]:
         line = raw[prefix_len:] if prefix_len and len(raw) >= prefix_len else raw
         if panic is None and line.startswith(PANIC_PREFIX):
             panic = line.strip()
-        if match := _PLAN_RE.match(line):
-            if plan is None:
-                plan = int(match.group(1))
+        body = line.lstrip(" ")
+        indent = len(line) - len(body)
+        if _VERSION_RE.fullmatch(body):
+            if indent > levels[-1].indent:
+                levels.append(_Level(indent=indent))
+        elif match := _PLAN_RE.match(body):
+            level = levels[-1]
+            if level.plan is None:
+                level.plan = int(match.group(1))
             else:
-                errors.append(f"second plan line {line.strip()!r}")
-        elif match := _RESULT_RE.match(line):
-            test = _make_test(match, tuple(pending))
+                errors.append(f"{_where(level)}second plan line {body.strip()!r}")
+        elif match := _RESULT_RE.match(body):
+            subtests: tuple[KtapTest, ...] = ()
+            while len(levels) > 1 and indent < levels[-1].indent:
+                done = levels.pop()
+                errors.extend(_check_plan(done))
+                subtests = tuple(done.tests)
+            test = _make_test(match, tuple(pending), subtests)
             pending.clear()
-            if test.number in seen:
-                errors.append(f"duplicate result for test {test.number}")
-            seen.add(test.number)
-            tests.append(test)
-        elif match := _DIAG_RE.match(line):
+            level = levels[-1]
+            if test.number in level.seen:
+                errors.append(f"{_where(level)}duplicate result for test {test.number}")
+            level.seen.add(test.number)
+            level.tests.append(test)
+        elif match := _SUBTEST_RE.match(body):
+            levels[-1].name = match.group(1)
+        elif match := _DIAG_RE.match(body):
             pending.append(match.group(1))
 
+    for open_level in levels[1:]:
+        errors.append(f"subtest {open_level.name or '?'} has no result line")
+    top = levels[0]
     missing: tuple[int, ...] = ()
-    if plan is not None:
-        missing = tuple(n for n in range(1, plan + 1) if n not in seen)
-        errors.extend(f"result {n} outside plan 1..{plan}" for n in sorted(seen) if n > plan)
+    if top.plan is not None:
+        missing = tuple(n for n in range(1, top.plan + 1) if n not in top.seen)
+        errors.extend(f"result {n} outside plan 1..{top.plan}" for n in sorted(top.seen)
+                      if n > top.plan)  # fmt: skip
     return KtapResult(
         version=version,
-        plan=plan,
-        tests=tuple(tests),
+        plan=top.plan,
+        tests=tuple(top.tests),
         missing=missing,
         panic=panic,
         trailing=tuple(pending),
@@ -167,7 +226,25 @@ def parse(text: str) -> KtapResult:
     )
 
 
-def _make_test(match: re.Match[str], diagnostics: tuple[str, ...]) -> KtapTest:
+def _where(level: _Level) -> str:
+    """The prefix that names a subtest in an error message (none for the top level)."""
+    return f"subtest {level.name or '?'}: " if level.indent else ""
+
+
+def _check_plan(level: _Level) -> list[str]:
+    """The errors of a closed subtest: no plan, results missing from it or outside it."""
+    if level.plan is None:
+        return [f"{_where(level)}no plan line"]
+    errors = [f"{_where(level)}result {n} missing" for n in range(1, level.plan + 1)
+              if n not in level.seen]  # fmt: skip
+    errors.extend(f"{_where(level)}result {n} outside plan 1..{level.plan}"
+                  for n in sorted(level.seen) if n > level.plan)  # fmt: skip
+    return errors
+
+
+def _make_test(
+    match: re.Match[str], diagnostics: tuple[str, ...], subtests: tuple[KtapTest, ...]
+) -> KtapTest:
     """Build a KtapTest from a matched result line."""
     status, number, name, directive = match.groups()
     directive = directive or ""
@@ -179,4 +256,5 @@ def _make_test(match: re.Match[str], diagnostics: tuple[str, ...]) -> KtapTest:
         skipped=skip is not None,
         reason=skip.group(1).strip() if skip else directive.strip(),
         diagnostics=diagnostics,
+        subtests=subtests,
     )

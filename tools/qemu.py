@@ -27,11 +27,13 @@ instead (``-action shutdown=pause,panic=pause``): ``wait()`` returns the verdict
 closed. For a kernel that ends through isa-debug-exit, read memory before it exits: wait for a
 console marker and ``pause()`` (or let the guest spin until you are done).
 
-The kernel's ``hold`` option makes it print ``HOLD 0x<code>`` (0x10 success, else failure) and
-spin instead of exiting, so that the host can read its memory. ``wait()`` takes that line as the
-end of the run (PASS or FAIL from the code; QEMU is killed, or paused when keep_alive is set)
-unless ``QemuConfig(end_at_hold=False)``; callers that read memory at HOLD use
-``wait_for_console`` and never reach ``wait()``, so they are not affected.
+The runner knows QEMU, not the guest: what the guest's console means is asked of
+``QemuConfig.rules`` (a GuestRules; by default this kernel's, tools/verdict.py). A guest may
+*hold*: print a line with a code and spin instead of exiting, so that the host can read its
+memory. ``wait()`` takes that line as the end of the run (PASS or FAIL from the code; QEMU is
+killed, or paused when keep_alive is set) unless ``QemuConfig(end_at_hold=False)``; callers
+that read memory at the hold (tools/hold.py) pause there and never reach ``wait()``.
+A panic banner on the console turns a failure into PANIC, with the rules' reason and label.
 
 Threads: one thread pumps QEMU's stdout/stderr (the console callback runs on it), one runs the
 asyncio loop of the ``qemu.qmp`` client; call the public methods from one (the owner's) thread.
@@ -63,18 +65,14 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 
 from qemu.qmp import EventListener, ExecuteError, QMPClient, QMPError, Runstate
 
-from tools.ktap import PANIC_PREFIX, find_panic
+from tools.verdict import KERNEL_RULES
 
 STATUS_PASS = 33  # guest wrote 0x10 to isa-debug-exit: (0x10 << 1) | 1
 STATUS_FAIL = 35  # guest wrote 0x11
-HOLD_RE = re.compile(r"^HOLD 0x([0-9a-f]+)\r?\n", re.M)  # the kernel's `hold` line
-HOLD_PASS = 0x10  # the code HOLD shows when everything passed
-# The banner's text (after "PANIC: ") for an exception the kernel took in kernel mode: an oops.
-OOPS_RE = re.compile(r"^unexpected exception .* in kernel mode$")
 DEBUG_EXIT_DEVICE = "isa-debug-exit,iobase=0xf4,iosize=4"
 INSTALL_HINT = "install it with `apt-get install qemu-system-x86`"
 CONNECT_TIMEOUT = 10.0  # seconds for QEMU to start and connect to QMP
@@ -99,6 +97,34 @@ class Outcome(enum.Enum):
     TIMEOUT = "timeout"
     TRIPLE_FAULT = "triple-fault"
     QEMU_ERROR = "qemu-error"
+
+
+class GuestRules(Protocol):
+    """What the guest's console means (tools/verdict.py has this kernel's)."""
+
+    def hold_code(self, console: str) -> int | None:
+        """The code of the guest's hold line once it has shown, else None."""
+        ...
+
+    def hold_passed(self, code: int) -> bool:
+        """True when a hold with `code` reports success."""
+        ...
+
+    def hold_reason(self, code: int) -> str:
+        """The verdict's reason for a run that ended at a hold with `code`."""
+        ...
+
+    def panic_line(self, console: str) -> str | None:
+        """The guest's panic banner as printed, None when there is none."""
+        ...
+
+    def panic_reason(self, line: str) -> str:
+        """The reason a PANIC verdict gives for that banner."""
+        ...
+
+    def panic_label(self, reason: str) -> str:
+        """The verdict's name for a panic with that reason (PANIC, or a finer one)."""
+        ...
 
 
 class QemuError(Exception):
@@ -195,7 +221,8 @@ class QemuConfig:
     ``qemu64`` under KVM (``max``/``host`` abort on unusual KVM hosts). ``log_int`` makes QEMU
     write its interrupt log (``-d int,cpu_reset -D FILE``; TCG only). ``keep_alive`` pauses the VM
     on guest shutdown, reset or panic instead of ending QEMU (see module docstring).
-    ``end_at_hold`` makes ``wait()`` end the run at the kernel's ``HOLD 0x..`` line."""
+    ``end_at_hold`` makes ``wait()`` end the run at the guest's hold line; ``rules`` reads the
+    guest's console (hold line, panic banner)."""
 
     image: Path
     append: str = ""
@@ -209,6 +236,7 @@ class QemuConfig:
     machine: str = "pc"
     extra_args: tuple[str, ...] = ()
     qemu: str = "qemu-system-x86_64"
+    rules: GuestRules = KERNEL_RULES
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -260,7 +288,8 @@ class QemuResult:
     """What one run produced. ``exit_status`` is None while QEMU is still alive (``vm_alive``:
     keep_alive paused it) and negative when a signal ended it; ``duration`` is seconds from launch
     to verdict; ``console`` is all serial output; ``stderr`` is QEMU's own messages; ``hold_code``
-    is the code of the kernel's ``HOLD 0x..`` line when that ended the run."""
+    is the code of the guest's hold line when that ended the run; ``panic_label`` names a PANIC
+    (the rules' label for its reason)."""
 
     outcome: Outcome
     exit_status: int | None
@@ -272,6 +301,7 @@ class QemuResult:
     command: tuple[str, ...] = ()
     vm_alive: bool = False
     hold_code: int | None = None
+    panic_label: str = "PANIC"
 
     @property
     def passed(self) -> bool:
@@ -280,11 +310,9 @@ class QemuResult:
 
     @property
     def label(self) -> str:
-        """The verdict's name: the outcome's, except ``OOPS`` for a PANIC whose banner reports
-        an unexpected exception in kernel mode."""
-        if self.outcome is Outcome.PANIC and OOPS_RE.match(self.reason):
-            return "OOPS"
-        return self.outcome.name
+        """The verdict's name: the outcome's, except for a PANIC the rules' label (this kernel's
+        names an oops, an unexpected exception in kernel mode, ``OOPS``)."""
+        return self.panic_label if self.outcome is Outcome.PANIC else self.outcome.name
 
     @property
     def event_names(self) -> list[str]:
@@ -298,6 +326,15 @@ def find_qemu(name: str = "qemu-system-x86_64") -> str:
     if path is None:
         raise QemuNotFoundError(f"{name} not found on PATH; {INSTALL_HINT}")
     return path
+
+
+def check_image(image: Path) -> None:
+    """Raise ImageNotFoundError or BadImageError unless ``image`` is an existing regular file."""
+    if not image.exists():
+        raise ImageNotFoundError(f"kernel image {image} not found")
+    if not image.is_file():
+        what = "a directory, not an ELF file" if image.is_dir() else "not a regular file"
+        raise BadImageError(f"kernel image {image} is {what}")
 
 
 def check_kvm(device: Path | None = None) -> None:
@@ -321,14 +358,18 @@ def check_kvm(device: Path | None = None) -> None:
 
 
 def classify(
-    status: int | None, events: tuple[QmpEvent, ...], console: str, stderr: str
+    status: int | None,
+    events: tuple[QmpEvent, ...],
+    console: str,
+    stderr: str,
+    rules: GuestRules = KERNEL_RULES,
 ) -> tuple[Outcome, str]:
     """Turn how QEMU ended into a verdict and a one-line reason (pure). For PANIC the reason is
-    the banner's text without its ``PANIC:`` (the outcome says it).
+    the rules' reason for the banner (this kernel's: its text without ``PANIC:``).
 
     ``status`` None means QEMU is still alive, paused by keep_alive after a guest event."""
-    panic = find_panic(console)
-    banner = None if panic is None else panic.removeprefix(PANIC_PREFIX).strip()
+    panic = rules.panic_line(console)
+    banner = None if panic is None else rules.panic_reason(panic)
     if status == STATUS_PASS:
         return Outcome.PASS, "guest reported success (isa-debug-exit 0x10, status 33)"
     if status == STATUS_FAIL:
@@ -412,12 +453,7 @@ class QemuRunner:
             raise QemuError("launch() called twice")
         cfg = self.config
         qemu_path = find_qemu(cfg.qemu)
-        image = Path(cfg.image)
-        if not image.exists():
-            raise ImageNotFoundError(f"kernel image {cfg.image} not found")
-        if not image.is_file():
-            what = "a directory, not an ELF file" if image.is_dir() else "not a regular file"
-            raise BadImageError(f"kernel image {cfg.image} is {what}")
+        check_image(Path(cfg.image))
         if cfg.accel == "kvm":
             check_kvm()
             if cfg.log_int is not None:
@@ -513,7 +549,7 @@ class QemuRunner:
 
     def wait(self, timeout: float | None = None) -> QemuResult:
         """Block until QEMU exits, a keep_alive VM pauses after a guest shutdown/reset/panic, the
-        kernel prints ``HOLD 0x..`` (with ``end_at_hold``: QEMU is then killed, or paused under
+        guest prints its hold line (with ``end_at_hold``: QEMU is then killed, or paused under
         keep_alive), or the timeout passes (default: ``config.timeout`` counted from ``cont()``); on timeout QEMU
         is killed and the outcome is TIMEOUT with the console so far. Returns the same result if
         called again. Re-raises an exception raised by the console callback."""
@@ -646,12 +682,11 @@ class QemuRunner:
         return False
 
     def _hold_code(self) -> int | None:
-        """With ``end_at_hold``, the code of the kernel's ``HOLD 0x..`` line once it has shown;
-        else None. Call with ``_cond`` held or from the owner's thread."""
+        """With ``end_at_hold``, the code of the guest's hold line once it has shown; else
+        None. Call with ``_cond`` held or from the owner's thread."""
         if not self.config.end_at_hold:
             return None
-        match = HOLD_RE.search("".join(self._console))
-        return None if match is None else int(match[1], 16)
+        return self.config.rules.hold_code("".join(self._console))
 
     def _make_result(
         self, status: int | None, timeout_reason: str | None = None, hold_code: int | None = None
@@ -663,18 +698,18 @@ class QemuRunner:
             console = "".join(self._console)
             events = tuple(self._events)
         stderr = self._stderr.decode(errors="replace")
+        rules = self.config.rules
         if timeout_reason is not None:
             outcome, reason = Outcome.TIMEOUT, timeout_reason
-            panic = find_panic(console)
+            panic = rules.panic_line(console)
             if panic:
                 reason += f"; console shows {panic!r}"
         elif hold_code is not None:
-            outcome = Outcome.PASS if hold_code == HOLD_PASS else Outcome.FAIL
-            verdict = "success" if hold_code == HOLD_PASS else "failure"
+            outcome = Outcome.PASS if rules.hold_passed(hold_code) else Outcome.FAIL
             now = "QEMU paused" if status is None else "QEMU killed"
-            reason = f"guest held with {verdict} (HOLD {hold_code:#x}, the `hold` option); {now}"
+            reason = f"{rules.hold_reason(hold_code)}; {now}"
         else:
-            outcome, reason = classify(status, events, console, stderr)
+            outcome, reason = classify(status, events, console, stderr, rules)
         return QemuResult(
             outcome=outcome,
             exit_status=status,
@@ -686,6 +721,7 @@ class QemuRunner:
             command=tuple(self._command),
             vm_alive=status is None,
             hold_code=hold_code,
+            panic_label=rules.panic_label(reason) if outcome is Outcome.PANIC else "PANIC",
         )
 
     def _kill(self) -> None:
@@ -852,9 +888,7 @@ def run(config: QemuConfig, on_console: Callable[[str], None] | None = None) -> 
 __all__ = [
     "DEBUG_EXIT_DEVICE",
     "BadImageError",
-    "HOLD_PASS",
-    "HOLD_RE",
-    "OOPS_RE",
+    "GuestRules",
     "STATUS_FAIL",
     "STATUS_PASS",
     "ImageNotFoundError",
@@ -869,6 +903,7 @@ __all__ = [
     "QmpCommandError",
     "QmpEvent",
     "SignalExit",
+    "check_image",
     "check_kvm",
     "classify",
     "exit_on_signals",

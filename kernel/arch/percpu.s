@@ -3,8 +3,6 @@
 # from and exit to user mode.
 .include "layout.inc"
 
-.set MSR_GS_BASE, 0xc0000101
-.set MSR_KERNEL_GS_BASE, 0xc0000102
 
 .section .data
 .balign 64

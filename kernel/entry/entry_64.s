@@ -3,7 +3,6 @@
 .include "layout.inc"
 .include "ptregs.inc"
 
-.set MSR_GS_BASE, 0xc0000101
 
 .section .noinstr.text
 # error_return - RSP = pt_regs after exc_<name> returned: back to the interrupted context,

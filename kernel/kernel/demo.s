@@ -176,7 +176,7 @@ demo_idle_section_fault:
     push rbx
     mov rbx, qword ptr gs:[PCPU_COND_RCU_TAKEN]
     call rcu_idle_enter
-    mov eax, 0xdead0000
+    mov eax, UNMAPPED_ADDR
 .Lidle_touch:
     mov rax, qword ptr [rax]
 .Lidle_fixup:

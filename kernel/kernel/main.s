@@ -56,7 +56,7 @@ finish:
     test rax, rax
     jz qemu_exit
     mov rsi, rdi
-    lea rdi, [rip + .Lhold_fmt]
+    lea rdi, [rip + hold_fmt]           # generated from kernel/abi.py HOLD_FORMAT
     call printk
 .Lhold:
     hlt
@@ -125,9 +125,6 @@ policy_check:
     pop r12
     pop rbx
     ret
-
-.set OOPS_CR2, 0xc2c2c2c2c2c2c2c2         # what crash=oops leaves in CR2 before its #UD
-.set CRASH_VECTOR, 0x41                     # crash=vector: a vector with no entry of its own
 
 # crash_lookup - RDI/RSI = a value of crash= and its length.  RAX = its index in .Lcrash_names
 # (and .Lcrash_actions), or -1 for an unknown value.  Clobbers caller-saved registers.
@@ -198,7 +195,7 @@ crash_on_purpose:
     ud2
 .Lpf:
     call load_register_pattern
-    mov eax, 0xdead0000                 # an unrecoverable kernel page fault: no fixup
+    mov eax, UNMAPPED_ADDR              # an unrecoverable kernel page fault: no fixup
     mov rax, qword ptr [rax]
 .Lvector:
     call load_register_pattern          # a software interrupt on a vector nobody handles
@@ -262,8 +259,6 @@ recurse_forever:
     .asciz "hold"
 .Levents_key:
     .asciz "events="
-.Lhold_fmt:
-    .asciz "HOLD 0x%x\n"
 .Lcrash_key:
     .asciz "crash="
 .Lselftest_key:

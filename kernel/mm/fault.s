@@ -71,10 +71,14 @@ handle_page_fault:
     mov rcx, r13
     call record_trap
     inc qword ptr gs:[PCPU_PF_COUNT]
-    cmp r13, qword ptr [rip + pf_nest_trigger]
-    jne .Lnot_nested_test
-    call pf_nested_probe
-.Lnot_nested_test:
+    mov rax, qword ptr [rip + pf_test_hook]
+    test rax, rax
+    jz .Lno_test_hook
+    mov rdi, rbx
+    mov rsi, r12
+    mov rdx, r13
+    call rax
+.Lno_test_hook:
     test byte ptr [rbx + PT_CS], 3
     jz .Lkernel_mode
     # A user-mode fault: demand paging in the task's regions, a fatal signal otherwise.
@@ -109,9 +113,6 @@ handle_page_fault:
     jz .Loops
     mov qword ptr [rbx + PT_IP], rax
     inc qword ptr gs:[PCPU_PF_FIXUP]
-    cmp r13, qword ptr [rip + pf_nest_trigger]
-    jne .Ldone
-    mov qword ptr [rip + pf_nest_outer_cr2], r13    # what this (outer) handler reports
 .Ldone:
     test r14d, r14d
     jz .Lreturn
@@ -344,19 +345,6 @@ io_tick:
 .Lno_io:
     ret
 
-# pf_nested_probe - the nested-fault self-test's hook: while handling a fault on
-# pf_nest_trigger, touch pf_nest_inner (unmapped, with a fixup), so that a second #PF runs
-# inside this handler and CR2 changes under it; keep the CR2 seen afterwards.  Clobbers rax.
-pf_nested_probe:
-    mov rax, qword ptr [rip + pf_nest_inner]
-.Lnested_touch:
-    mov rax, qword ptr [rax]
-.Lnested_fixup:
-    mov rax, cr2
-    mov qword ptr [rip + pf_nest_cr2_after], rax
-    ret
-    _ASM_EXTABLE .Lnested_touch, .Lnested_fixup
-
 # print_pf_error - RDI = #PF error code: "  #PF: present|not-present, read|write, user|kernel
 # [, instruction fetch]".  Clobbers caller-saved registers.
 .global print_pf_error
@@ -413,18 +401,13 @@ print_pf_error:
 .global pf_lose_mapping
 pf_lose_mapping:
     .zero 8
-# The nested-fault self-test: trigger address, inner address, and what was seen.
-.global pf_nest_trigger
-pf_nest_trigger:
-    .zero 8
-.global pf_nest_inner
-pf_nest_inner:
-    .zero 8
-.global pf_nest_outer_cr2
-pf_nest_outer_cr2:
-    .zero 8
-.global pf_nest_cr2_after
-pf_nest_cr2_after:
+# pf_test_hook - a self-test's function, called by handle_page_fault after it recorded the
+# fault and before it handles it: RDI = regs, RSI = error code, RDX = address (CR2 at entry),
+# interrupts as the handler runs with them; it preserves rbx, rbp, r12-r15.  0: none (the one
+# hook of the fault path; the looping-fault test's pf_lose_mapping sits after the same-fault
+# guard of fault_in_user_page, which its test checks).
+.global pf_test_hook
+pf_test_hook:
     .zero 8
 
 # The simulated disk: one read in flight at a time.

@@ -144,7 +144,7 @@ rcu_eqs_exit_core:
     ret
 
 # rcu_idle_enter / rcu_idle_exit - the idle loop's EQS.  Interrupts off, preemption disabled
-# (SPEC 2: an interrupt in an idle section must leave through the preempt_count > 0 rows).
+# (docs/entry.md, RCU's watching state: an interrupt in an idle section must leave through the preempt_count > 0 rows).
 # rcu_user_enter / rcu_user_exit - the same for user mode (context tracking).
 # All four clobber rax, rdi, rsi.
 .global rcu_idle_enter

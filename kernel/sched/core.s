@@ -186,7 +186,6 @@ wake_up_process:
 .global __schedule
 __schedule:
     push rbx
-    push r12
     mov rbx, qword ptr gs:[PCPU_CURRENT]
     call rcu_note_context_switch
     and qword ptr [rbx + TASK_FLAGS], ~TIF_NEED_RESCHED
@@ -220,7 +219,6 @@ __schedule:
     mov rdi, rax                        # the task we switched away from, seen from here
     call finish_task_switch
 .Lsame:
-    pop r12
     pop rbx
     ret
 
@@ -385,7 +383,6 @@ sched_yield:
 .global scheduler_tick
 scheduler_tick:
     push rbx
-    push r12
     mov rcx, qword ptr [rip + timer_wq]
     mov qword ptr [rip + timer_wq], 0
 .Ltimer_next:
@@ -423,7 +420,6 @@ scheduler_tick:
 .Lrefill:
     mov qword ptr [rbx + TASK_SLICE], SLICE_TICKS
 .Ltick_done:
-    pop r12
     pop rbx
     ret
 

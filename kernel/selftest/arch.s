@@ -123,8 +123,8 @@ selftest_gdt_tss:
 .Lgdt_end:
     ret
 
-SELFTEST idt, selftest_idt
-SELFTEST gdt_tss, selftest_gdt_tss
+SELFTEST arch, idt, selftest_idt
+SELFTEST arch, gdt_tss, selftest_gdt_tss
 
 .section .rodata
 REASON .Lidt_base, "IDTR does not hold idt_table with limit 4095"
@@ -163,7 +163,7 @@ selftest_multiboot:
 .Lmb_end:
     ret
 
-SELFTEST multiboot, selftest_multiboot
+SELFTEST arch, multiboot, selftest_multiboot
 
 .section .rodata
 REASON .Lbad_magic, "start64 did not get the Multiboot magic"

@@ -1,4 +1,4 @@
-# The truth tables of the seed (SPEC.md section 1), row by row: each test provokes an entry in
+# The truth tables of the seed (docs/entry.md, the truth tables), row by row: each test provokes an entry in
 # the state a row names and compares the calls the entry and exit code made, as recorded in
 # the event log, with the row.  The need_resched rows run the real preempt_schedule_irq():
 # it consumes need-resched (with nothing else runnable, the scheduler picks the same task).
@@ -7,7 +7,6 @@
 .include "extable.inc"
 
 .set PF_ADDR, 0xdead0000                # unmapped: kernel-mode faults here resume at a fixup
-.set ANY, -1
 
 .section .text
 # expect_calls - RDI = first sequence number to search from, ESI = opening kind, EDX = closing
@@ -30,24 +29,15 @@ expect_calls:
     mov r14, rcx
     mov r15, r8
     mov rbp, r9
-.Lfind_open:
-    mov rdi, rbx
-    call event_at
+    mov rdi, rbx                            # the opening record (of that vector)
+    mov esi, r12d
+    mov rdx, rbp
+    mov rcx, ANY
+    call event_find
     lea rcx, [rip + .Lno_open]
     test rax, rax
     jz .Lfail
-    movzx ecx, word ptr [rax + EV_KIND]
-    inc rbx
-    test dword ptr [rax + EV_FLAGS], EVF_NMI
-    jnz .Lfind_open
-    cmp ecx, r12d
-    jne .Lfind_open
-    cmp rbp, ANY
-    je .Lopened
-    movzx edx, byte ptr [rax + EV_VECTOR]
-    cmp rdx, rbp
-    jne .Lfind_open                         # another vector's entry (a tick): not this one
-.Lopened:
+    lea rbx, [rdx + 1]
     push rbx                                # the record after the opening one
 .Lnext:
     mov rdi, rbx
@@ -108,9 +98,9 @@ expect_calls:
     pop rbx
     ret
 
-# CALLS open, close, list, ret, vector: expect_calls from the mark in RBX; a mismatch returns
-# the reason from the test (the test pushed RBX on entry).
-.macro CALLS open, close, list, ret, vector
+# CALLS open, close, list, ret, vector[, fail]: expect_calls from the mark in RBX; a mismatch
+# jumps to FAIL with the reason in RAX (default .Lreturn: the test pushed RBX alone on entry).
+.macro CALLS open, close, list, ret, vector, fail=.Lreturn
     mov rdi, rbx
     mov esi, \open
     mov edx, \close
@@ -119,7 +109,7 @@ expect_calls:
     mov r9, \vector
     call expect_calls
     test rax, rax
-    jnz .Lreturn
+    jnz \fail
 .endm
 
 # KERNEL_INT3 / KERNEL_PF: an exception from kernel mode that resumes after itself.
@@ -145,8 +135,8 @@ selftest_entry_kernel_idtentry:
     call event_seq
     mov rbx, rax
     KERNEL_INT3
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_INT3
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, ANY
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY, ANY
     jmp .Lreturn
 
 # kernel, W=1, idtentry_enter_cond_rcu: trace_hardirqs_off only, returns false.  Exit row
@@ -156,8 +146,8 @@ selftest_entry_kernel_cond_rcu_watching:
     call event_seq
     mov rbx, rax
     KERNEL_PF
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcombo_off, 0, X86_TRAP_PAGE_FAULT
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lnothing, ANY, ANY
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, 0, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off, ANY, ANY
     jmp .Lreturn
 
 # kernel, W=0 (an RCU idle section), idtentry_enter_cond_rcu: the careful sequence, returns
@@ -165,29 +155,52 @@ selftest_entry_kernel_cond_rcu_watching:
 # (preempt_count > 0, IF=0) calls rcu_irq_exit and RCU is back in EQS.  The idle section is
 # the idle task's (run_in_idle), the only place one is legal under entry_policy=v58.
 selftest_entry_kernel_cond_rcu_not_watching:
+    lea rdi, [rip + idle_section_fault]
+    mov esi, X86_TRAP_PAGE_FAULT
+    jmp idle_section_test
+
+# idle_section_test - RDI = a function for run_in_idle that enters an RCU idle section, takes
+# an exception of vector ESI there from kernel mode and returns EAX = whether RCU was watching
+# after it, still inside the section.  The careful entry returns true, the handler runs with
+# RCU watching as the outermost interrupt from EQS (nmi_nesting 1, nesting 0), the exit (IF=0)
+# calls rcu_irq_exit and RCU is back in EQS.  RAX = 0 or the reason.
+idle_section_test:
     push rbx
+    push r12
+    push r13
+    mov r12, rdi
+    mov r13d, esi
     call event_seq
     mov rbx, rax
-    lea rdi, [rip + idle_section_fault]
+    mov rdi, r12
     call run_in_idle
     lea rcx, [rip + .Lidle_not_restored]
     test eax, eax
-    jnz .Lreturn_reason
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_PAGE_FAULT
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, ANY
+    jnz .Lidle_test_reason
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, r13, .Lidle_test_end
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY, r13, .Lidle_test_end
     mov rdi, rbx
-    call find_handler
+    mov esi, EV_HANDLER
+    mov rdx, r13
+    mov rcx, ANY
+    call event_find
     lea rcx, [rip + .Lhandler_not_watching]
     test rax, rax
-    jz .Lreturn_reason
+    jz .Lidle_test_reason
     test dword ptr [rax + EV_FLAGS], EVF_WATCHING
-    jz .Lreturn_reason
+    jz .Lidle_test_reason
     cmp qword ptr [rax + EV_NMI_NESTING], 1
-    jne .Lreturn_reason
+    jne .Lidle_test_reason
     cmp qword ptr [rax + EV_NESTING], 0
-    jne .Lreturn_reason
-    xor eax, eax
-    jmp .Lreturn
+    jne .Lidle_test_reason
+    xor ecx, ecx
+.Lidle_test_reason:
+    mov rax, rcx
+.Lidle_test_end:
+    pop r13
+    pop r12
+    pop rbx
+    ret
 
 # idle_section_fault - in the idle task (run_in_idle): a kernel page fault inside an RCU idle
 # section.  EAX = whether RCU was watching after the fault, still inside the section.
@@ -205,31 +218,9 @@ idle_section_fault:
 # outermost interrupt from EQS; the exit (IF=0) calls rcu_irq_exit and RCU is back in EQS.
 # The idle section is the idle task's (run_in_idle), as for the cond_rcu row above.
 selftest_entry_kernel_idtentry_rcu_not_watching:
-    push rbx
-    call event_seq
-    mov rbx, rax
     lea rdi, [rip + idle_section_int3]
-    call run_in_idle
-    lea rcx, [rip + .Lidle_not_restored]
-    test eax, eax
-    jnz .Lreturn_reason
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, X86_TRAP_INT3
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lrcu_exit_only, ANY, X86_TRAP_INT3
-    mov rdi, rbx
-    call find_handler
-    lea rcx, [rip + .Lhandler_not_watching]
-    test rax, rax
-    jz .Lreturn_reason
-    cmp byte ptr [rax + EV_VECTOR], X86_TRAP_INT3
-    jne .Lreturn_reason
-    test dword ptr [rax + EV_FLAGS], EVF_WATCHING
-    jz .Lreturn_reason
-    cmp qword ptr [rax + EV_NMI_NESTING], 1
-    jne .Lreturn_reason
-    cmp qword ptr [rax + EV_NESTING], 0
-    jne .Lreturn_reason
-    xor eax, eax
-    jmp .Lreturn
+    mov esi, X86_TRAP_INT3
+    jmp idle_section_test
 
 # idle_section_int3 - in the idle task (run_in_idle): an int3 inside an RCU idle section.
 # EAX = whether RCU was watching after it, still inside the section.
@@ -253,7 +244,7 @@ selftest_entry_user_idtentry:
     call task_create
     mov rdi, rax
     call run_user_task
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lfrom_user, 0, SYSCALL_VECTOR
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_from_user, 0, SYSCALL_VECTOR
     jmp .Lreturn
 
 # user, idtentry_enter_cond_rcu (a demand fault): the same, returns false.
@@ -266,7 +257,7 @@ selftest_entry_user_cond_rcu:
     call task_create
     mov rdi, rax
     call run_user_task
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lfrom_user, 0, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_from_user, 0, X86_TRAP_PAGE_FAULT
     jmp .Lreturn
 
 # Exit rows, kernel mode with IF set --------------------------------------------------------
@@ -283,10 +274,10 @@ selftest_exit_irqs_on_rcu_exit_preemptible:
     call local_irq_disable
     cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
     jne .Lrcu_exit_v58
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_preempt, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_rcu, ANY, X86_TRAP_INT3
     jmp .Lreturn
 .Lrcu_exit_v58:
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, X86_TRAP_INT3
     jmp .Lreturn
 
 # IF=1, rcu_exit=1, preempt_count=0, need_resched: ... preempt_schedule_irq ...
@@ -300,7 +291,7 @@ selftest_exit_irqs_on_rcu_exit_need_resched:
     call local_irq_disable
     cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
     jne .Lrcu_exit_resched_v58
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_preempt_resched, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_rcu_resched, ANY, X86_TRAP_INT3
     jmp .Lcheck_resched_consumed
 .Lrcu_exit_resched_v58:
     # v58: no preemption on this exit, so need-resched is still set: consume it here.
@@ -311,7 +302,7 @@ selftest_exit_irqs_on_rcu_exit_need_resched:
     lea rcx, [rip + .Lresched_consumed_v58]
     test eax, eax
     jz .Lreturn_reason
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, X86_TRAP_INT3
     jmp .Lreturn
 
 # IF=1, rcu_exit=0, preempt_count=0, !need_resched: trace_hardirqs_on.
@@ -322,8 +313,8 @@ selftest_exit_irqs_on_cond_preemptible:
     call local_irq_enable
     KERNEL_PF
     call local_irq_disable
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcombo_off, 0, X86_TRAP_PAGE_FAULT
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lcombo_on, ANY, ANY
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, 0, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible, ANY, ANY
     jmp .Lreturn
 
 # IF=1, rcu_exit=0, preempt_count=0, need_resched: preempt_schedule_irq, trace on.
@@ -335,7 +326,7 @@ selftest_exit_irqs_on_cond_need_resched:
     call local_irq_enable
     KERNEL_PF
     call local_irq_disable
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_cond_resched, ANY, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_resched, ANY, X86_TRAP_PAGE_FAULT
     jmp .Lcheck_resched_consumed
 
 # IF=1, rcu_exit=1, preempt_count>0 (need_resched set, and ignored): the two halves.
@@ -350,7 +341,7 @@ selftest_exit_irqs_on_rcu_exit_preempt_disabled:
     call local_irq_disable
     call preempt_enable
     call clear_need_resched
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, X86_TRAP_INT3
     jmp .Lreturn
 
 # IF=1, rcu_exit=0, preempt_count>0: the two halves without RCU.
@@ -363,7 +354,7 @@ selftest_exit_irqs_on_cond_preempt_disabled:
     KERNEL_PF
     call local_irq_disable
     call preempt_enable
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves, ANY, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled, ANY, X86_TRAP_PAGE_FAULT
     jmp .Lreturn
 
 # The lightweight reschedule IPI (SYSVEC_SIMPLE) on the cond-RCU path ------------------------
@@ -379,8 +370,8 @@ selftest_resched_ipi_hits_idle:
     call timer_unblock
     mov edi, 2
     call sleep_ticks
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcareful, 1, RESCHEDULE_VECTOR
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_halves_rcu, ANY, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, RESCHEDULE_VECTOR
     jmp .Lreturn
 
 # ipi_idle_hook - in the idle task, interrupts off: the IPI stays pending until the idle
@@ -405,8 +396,8 @@ selftest_resched_ipi_hits_busy_kthread:
     call enqueue_task
     pop rdi
     call task_wait
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, .Lcombo_off, 0, RESCHEDULE_VECTOR
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, .Lexit_cond_resched, ANY, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, 0, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_resched, ANY, RESCHEDULE_VECTOR
     jmp .Lreturn
 
 # ipi_busy_fn - a kernel thread (interrupts on) asks itself to reschedule: the IPI arrives at
@@ -429,66 +420,22 @@ ipi_busy_fn:
     pop rbx
     ret
 
-# find_handler - RDI = first sequence number.  RAX = the first EV_HANDLER record, or 0.
-find_handler:
-    push rbx
-    mov rbx, rdi
-.Lfind_handler:
-    mov rdi, rbx
-    call event_at
-    test rax, rax
-    jz .Lfound_handler
-    inc rbx
-    test dword ptr [rax + EV_FLAGS], EVF_NMI
-    jnz .Lfind_handler
-    cmp word ptr [rax + EV_KIND], EV_HANDLER
-    jne .Lfind_handler
-.Lfound_handler:
-    pop rbx
-    ret
-
-SELFTEST entry_kernel_idtentry, selftest_entry_kernel_idtentry
-SELFTEST entry_kernel_cond_rcu_watching, selftest_entry_kernel_cond_rcu_watching
-SELFTEST entry_kernel_cond_rcu_not_watching, selftest_entry_kernel_cond_rcu_not_watching
-SELFTEST entry_kernel_idtentry_rcu_not_watching, selftest_entry_kernel_idtentry_rcu_not_watching
-SELFTEST entry_user_idtentry, selftest_entry_user_idtentry
-SELFTEST entry_user_cond_rcu, selftest_entry_user_cond_rcu
-SELFTEST exit_irqs_on_rcu_exit_preemptible, selftest_exit_irqs_on_rcu_exit_preemptible
-SELFTEST exit_irqs_on_rcu_exit_need_resched, selftest_exit_irqs_on_rcu_exit_need_resched
-SELFTEST exit_irqs_on_cond_preemptible, selftest_exit_irqs_on_cond_preemptible
-SELFTEST exit_irqs_on_cond_need_resched, selftest_exit_irqs_on_cond_need_resched
-SELFTEST exit_irqs_on_rcu_exit_preempt_disabled, selftest_exit_irqs_on_rcu_exit_preempt_disabled
-SELFTEST exit_irqs_on_cond_preempt_disabled, selftest_exit_irqs_on_cond_preempt_disabled
-SELFTEST resched_ipi_hits_idle, selftest_resched_ipi_hits_idle
-SELFTEST resched_ipi_hits_busy_kthread, selftest_resched_ipi_hits_busy_kthread
+SELFTEST entry, entry_kernel_idtentry, selftest_entry_kernel_idtentry
+SELFTEST entry, entry_kernel_cond_rcu_watching, selftest_entry_kernel_cond_rcu_watching
+SELFTEST entry, entry_kernel_cond_rcu_not_watching, selftest_entry_kernel_cond_rcu_not_watching
+SELFTEST entry, entry_kernel_idtentry_rcu_not_watching, selftest_entry_kernel_idtentry_rcu_not_watching
+SELFTEST entry, entry_user_idtentry, selftest_entry_user_idtentry
+SELFTEST entry, entry_user_cond_rcu, selftest_entry_user_cond_rcu
+SELFTEST entry, exit_irqs_on_rcu_exit_preemptible, selftest_exit_irqs_on_rcu_exit_preemptible
+SELFTEST entry, exit_irqs_on_rcu_exit_need_resched, selftest_exit_irqs_on_rcu_exit_need_resched
+SELFTEST entry, exit_irqs_on_cond_preemptible, selftest_exit_irqs_on_cond_preemptible
+SELFTEST entry, exit_irqs_on_cond_need_resched, selftest_exit_irqs_on_cond_need_resched
+SELFTEST entry, exit_irqs_on_rcu_exit_preempt_disabled, selftest_exit_irqs_on_rcu_exit_preempt_disabled
+SELFTEST entry, exit_irqs_on_cond_preempt_disabled, selftest_exit_irqs_on_cond_preempt_disabled
+SELFTEST entry, resched_ipi_hits_idle, selftest_resched_ipi_hits_idle
+SELFTEST entry, resched_ipi_hits_busy_kthread, selftest_resched_ipi_hits_busy_kthread
 
 .section .rodata
-.balign 2
-.Lcareful:
-    .word EV_LOCKDEP_HARDIRQS_OFF, EV_RCU_IRQ_ENTER, EV_TRACE_HARDIRQS_OFF_PREPARE, 0
-.Lcombo_off:
-    .word EV_TRACE_HARDIRQS_OFF, 0
-.Lfrom_user:
-    # enter_from_user_mode() and, before its own record, what it calls
-    .word EV_LOCKDEP_HARDIRQS_OFF, EV_RCU_USER_EXIT, EV_TRACE_HARDIRQS_OFF_PREPARE
-    .word EV_ENTER_FROM_USER_MODE, 0
-.Lrcu_exit_only:
-    .word EV_RCU_IRQ_EXIT, 0
-.Lnothing:
-    .word 0
-.Lexit_preempt:
-    .word EV_RCU_IRQ_EXIT_PREEMPT, EV_TRACE_HARDIRQS_ON, 0
-.Lexit_preempt_resched:
-    .word EV_RCU_IRQ_EXIT_PREEMPT, EV_PREEMPT_SCHEDULE_IRQ, EV_TRACE_HARDIRQS_ON, 0
-.Lcombo_on:
-    .word EV_TRACE_HARDIRQS_ON, 0
-.Lexit_cond_resched:
-    .word EV_PREEMPT_SCHEDULE_IRQ, EV_TRACE_HARDIRQS_ON, 0
-.Lexit_halves_rcu:
-    .word EV_TRACE_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON_PREPARE, EV_RCU_IRQ_EXIT
-    .word EV_LOCKDEP_HARDIRQS_ON, 0
-.Lexit_halves:
-    .word EV_TRACE_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON_PREPARE, EV_LOCKDEP_HARDIRQS_ON, 0
 .Lbusy_name:
     .asciz "ipi-busy"
 .Lnotify_name:

@@ -94,12 +94,12 @@ selftest_page_fault_write:
     mov r8, PF_TEST_ADDR + 0x18
     jmp trap_check
 
-SELFTEST divide_error, selftest_divide_error
-SELFTEST invalid_op, selftest_invalid_op
-SELFTEST int3, selftest_int3
-SELFTEST general_protection, selftest_general_protection
-SELFTEST page_fault_read, selftest_page_fault_read
-SELFTEST page_fault_write, selftest_page_fault_write
+SELFTEST exceptions, divide_error, selftest_divide_error
+SELFTEST exceptions, invalid_op, selftest_invalid_op
+SELFTEST exceptions, int3, selftest_int3
+SELFTEST exceptions, general_protection, selftest_general_protection
+SELFTEST exceptions, page_fault_read, selftest_page_fault_read
+SELFTEST exceptions, page_fault_write, selftest_page_fault_write
 
 # page_fault_nested - a fault inside the fault handler: while handling a fault on the
 # trigger address, the handler touches another unmapped address, so CR2 changes under it.
@@ -108,12 +108,10 @@ SELFTEST page_fault_write, selftest_page_fault_write
 .set PF_NEST_INNER, 0xdead2008
 
 selftest_page_fault_nested:
-    mov eax, PF_NEST_TRIGGER
-    mov qword ptr [rip + pf_nest_trigger], rax
-    mov eax, PF_NEST_INNER
-    mov qword ptr [rip + pf_nest_inner], rax
     mov qword ptr [rip + pf_nest_outer_cr2], 0
     mov qword ptr [rip + pf_nest_cr2_after], 0
+    lea rax, [rip + pf_nest_hook]
+    mov qword ptr [rip + pf_test_hook], rax
     call trap_expect
     push rax
     mov eax, PF_NEST_TRIGGER
@@ -121,7 +119,7 @@ selftest_page_fault_nested:
     mov rax, qword ptr [rax]
 .Lnest_fixup:
     _ASM_EXTABLE .Lnest, .Lnest_fixup
-    mov qword ptr [rip + pf_nest_trigger], 0
+    mov qword ptr [rip + pf_test_hook], 0
     pop rcx
     sub rcx, qword ptr [rip + trap_record + TRAP_COUNT]
     neg rcx                                 # the faults taken: the outer and the inner one
@@ -146,7 +144,34 @@ selftest_page_fault_nested:
 .Lnest_end:
     ret
 
-SELFTEST page_fault_nested, selftest_page_fault_nested
+# pf_nest_hook - page_fault_nested's pf_test_hook: RDI = regs, RSI = error code, RDX = the
+# address the handler was entered for.  For the trigger address, fault again inside the
+# handler (pf_nested_probe) and keep the address the outer handler goes on with.
+pf_nest_hook:
+    mov eax, PF_NEST_TRIGGER
+    cmp rdx, rax
+    jne .Lnest_not_ours
+    push rdx
+    call pf_nested_probe
+    pop rdx
+    mov qword ptr [rip + pf_nest_outer_cr2], rdx    # what this (outer) handler reports
+.Lnest_not_ours:
+    ret
+
+# pf_nested_probe - touch PF_NEST_INNER (unmapped, with a fixup), so that a second #PF runs
+# inside the outer handler and CR2 changes under it; keep the CR2 seen afterwards.  Clobbers
+# rax.
+pf_nested_probe:
+    mov eax, PF_NEST_INNER
+.Lnested_touch:
+    mov rax, qword ptr [rax]
+.Lnested_fixup:
+    mov rax, cr2
+    mov qword ptr [rip + pf_nest_cr2_after], rax
+    ret
+    _ASM_EXTABLE .Lnested_touch, .Lnested_fixup
+
+SELFTEST exceptions, page_fault_nested, selftest_page_fault_nested
 
 .section .rodata
 .Lnest_diag:
@@ -154,3 +179,10 @@ SELFTEST page_fault_nested, selftest_page_fault_nested
 REASON .Lnest_two, "not exactly two faults (the outer one and the one inside its handler)"
 REASON .Lnest_inner_cr2, "the inner fault did not change CR2"
 REASON .Lnest_outer_cr2, "the outer handler lost its own address"
+
+.section .bss
+.balign 8
+pf_nest_outer_cr2:                      # the address the outer handler went on with
+    .zero 8
+pf_nest_cr2_after:                      # CR2 after the inner fault
+    .zero 8

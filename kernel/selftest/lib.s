@@ -129,9 +129,9 @@ selftest_exception_table:
     pop rbx
     ret
 
-SELFTEST printk_format, selftest_printk_format
-SELFTEST kallsyms, selftest_kallsyms
-SELFTEST exception_table, selftest_exception_table
+SELFTEST lib, printk_format, selftest_printk_format
+SELFTEST lib, kallsyms, selftest_kallsyms
+SELFTEST lib, exception_table, selftest_exception_table
 
 .section .rodata
 .balign 8

@@ -115,7 +115,7 @@ selftest_nmi_from_kernel:
     mov rax, rcx
     ret
 
-SELFTEST nmi_from_kernel, selftest_nmi_from_kernel, 0, SELFTEST_BY_NAME
+SELFTEST nmi, nmi_from_kernel, selftest_nmi_from_kernel, 0, SELFTEST_BY_NAME
 
 # nmi_between_swapgs - an NMI taken in the kernel while the user's GS is live, as between an
 # entry from user mode and its swapgs: interrupts off, swapgs, NMI, wait for it, swapgs.
@@ -137,7 +137,7 @@ selftest_nmi_between_swapgs:
     mov rax, rcx
     ret
 
-SELFTEST nmi_between_swapgs, selftest_nmi_between_swapgs, 0, SELFTEST_BY_NAME
+SELFTEST nmi, nmi_between_swapgs, selftest_nmi_between_swapgs, 0, SELFTEST_BY_NAME
 
 # nmi_from_user - a user task that sends itself an NMI from ring 3 through the APIC, mapped
 # into its address space at USER_APIC_PAGE (not owned: the task's end leaves it alone).
@@ -173,7 +173,7 @@ selftest_nmi_from_user:
     pop rbx
     ret
 
-SELFTEST nmi_from_user, selftest_nmi_from_user, 0, SELFTEST_BY_NAME
+SELFTEST nmi, nmi_from_user, selftest_nmi_from_user, 0, SELFTEST_BY_NAME
 
 .section .user.text
 # user_nmi_self - ring 3: an NMI to self through the APIC page the test mapped, then spin a

@@ -91,7 +91,7 @@ nested_tick_work:
     call wake_up
     jmp local_irq_enable
 
-SELFTEST entry_policy_nested_tick, selftest_entry_policy_nested_tick
+SELFTEST entry, entry_policy_nested_tick, selftest_entry_policy_nested_tick
 
 .section .rodata
 .Lresult_fmt:

@@ -49,7 +49,7 @@ selftest_robust_user_df:
     xor edx, edx
     mov ecx, 2
     jmp user_test
-SELFTEST robust_user_df, selftest_robust_user_df
+SELFTEST robustness, robust_user_df, selftest_robust_user_df
 
 .section .rodata
 .Ldf_name:
@@ -94,7 +94,7 @@ selftest_robust_write_race:
     pop r12
     pop rbx
     ret
-SELFTEST robust_write_race, selftest_robust_write_race, 0, SELFTEST_BY_NAME
+SELFTEST robustness, robust_write_race, selftest_robust_write_race, 0, SELFTEST_BY_NAME
 
 # race_two - RDI, RSI = two created tasks (either may be 0: creation failed), RDX = a format
 # printed before they start, RCX = one printed after both exited, with their preemptions.
@@ -163,21 +163,6 @@ REASON .Lrace_wrong_exit, "a letter task did not exit 0"
 REASON .Lrace_pages_lost, "the pool did not get every page back"
 
 .section .text
-# next_non_nmi_record - RDI = sequence number.  RAX = the first record at or after it that was
-# not logged in an NMI (an NMI may land anywhere), RDX = its sequence number; RAX = 0 when
-# there is none.  Clobbers rcx, rdi.
-next_non_nmi_record:
-    mov rdx, rdi
-    call event_at
-    test rax, rax
-    jz .Lnon_nmi_end
-    test dword ptr [rax + EV_FLAGS], EVF_NMI
-    jz .Lnon_nmi_end
-    lea rdi, [rdx + 1]
-    jmp next_non_nmi_record
-.Lnon_nmi_end:
-    ret
-
 # warn_idtentry_exit_irqs_on - __idtentry_exit asserts that interrupts are off (lockdep's
 # view).  Reach it through idtentry_exit_cond_rcu(regs, 0) for a kernel frame with IF clear
 # (the branch that changes nothing else) while lockdep believes interrupts are on (told by
@@ -216,14 +201,17 @@ selftest_warn_idtentry_exit_irqs_on:
     jne .Lexit_assert_end
     # The first record since the start that __idtentry_exit logged, then the warning.
     mov rdi, r12
-.Lexit_find:
-    call next_non_nmi_record
+    mov esi, EV_IDTENTRY_EXIT
+    mov rdx, ANY
+    mov rcx, ANY
+    call event_find
     test rax, rax
     jz .Lexit_no_record
     lea rdi, [rdx + 1]
-    cmp word ptr [rax + EV_KIND], EV_IDTENTRY_EXIT
-    jne .Lexit_find
-    call next_non_nmi_record
+    mov esi, ANY
+    mov rdx, ANY
+    mov rcx, ANY
+    call event_find
     lea rcx, [rip + .Lexit_not_next]
     test rax, rax
     jz .Lexit_fail
@@ -241,7 +229,7 @@ selftest_warn_idtentry_exit_irqs_on:
     pop r12
     pop rbx
     ret
-SELFTEST warn_idtentry_exit_irqs_on, selftest_warn_idtentry_exit_irqs_on, 1, SELFTEST_BY_NAME
+SELFTEST warn, warn_idtentry_exit_irqs_on, selftest_warn_idtentry_exit_irqs_on, 1, SELFTEST_BY_NAME
 
 .section .rodata
 REASON .Lexit_not_one, "__idtentry_exit did not warn exactly once"
@@ -283,7 +271,7 @@ selftest_warn_first_in_nmi:
 .Lfirst_in_nmi_end:
     pop rbx
     ret
-SELFTEST warn_first_in_nmi, selftest_warn_first_in_nmi, 2, SELFTEST_BY_NAME
+SELFTEST warn, warn_first_in_nmi, selftest_warn_first_in_nmi, 2, SELFTEST_BY_NAME
 
 .section .rodata
 REASON .Lnmi_not_two, "rcu_nmi_exit_underflow did not fire twice"
@@ -291,17 +279,26 @@ REASON .Lnmi_not_two, "rcu_nmi_exit_underflow did not fire twice"
 .section .text
 # find_warn_record - RDI = first sequence number, ESI = warning kind.  RAX = the first warn
 # record of that kind from there on that was not logged in an NMI, RDX = its sequence number;
-# RAX = 0 when there is none.  Clobbers rcx, rdi.
+# RAX = 0 when there is none.  Clobbers caller-saved registers.
 find_warn_record:
-    call next_non_nmi_record
+    push rbx
+    push r12
+    mov rbx, rdi
+    mov r12d, esi
+.Lfind_warn_next:
+    mov rdi, rbx
+    mov esi, EV_WARN
+    mov rdx, ANY
+    mov rcx, ANY
+    call event_find
     test rax, rax
     jz .Lfind_warn_end
-    lea rdi, [rdx + 1]
-    cmp word ptr [rax + EV_KIND], EV_WARN
-    jne find_warn_record
-    cmp qword ptr [rax + EV_ARG], rsi
-    jne find_warn_record
+    lea rbx, [rdx + 1]
+    cmp qword ptr [rax + EV_ARG], r12
+    jne .Lfind_warn_next
 .Lfind_warn_end:
+    pop r12
+    pop rbx
     ret
 
 # warn_user_entry_in_eqs - enter_from_user_mode while RCU is in the user EQS (rcu_user_enter
@@ -337,16 +334,15 @@ selftest_warn_user_entry_in_eqs:
     # rcu_user_exit was logged before the warning (and after rcu_user_enter).
     mov rbx, rdx                        # the warning's sequence number
     mov rdi, r12
-.Leqs_find_exit:
-    call next_non_nmi_record
+    mov esi, EV_RCU_USER_EXIT
+    mov rdx, ANY
+    mov rcx, ANY
+    call event_find
     lea rcx, [rip + .Leqs_exit_after]
     test rax, rax
     jz .Leqs_fail
     cmp rdx, rbx
     jae .Leqs_fail
-    lea rdi, [rdx + 1]
-    cmp word ptr [rax + EV_KIND], EV_RCU_USER_EXIT
-    jne .Leqs_find_exit
     xor eax, eax
     jmp .Leqs_end
 .Leqs_fail:
@@ -355,7 +351,7 @@ selftest_warn_user_entry_in_eqs:
     pop r12
     pop rbx
     ret
-SELFTEST warn_user_entry_in_eqs, selftest_warn_user_entry_in_eqs, 1, SELFTEST_BY_NAME
+SELFTEST warn, warn_user_entry_in_eqs, selftest_warn_user_entry_in_eqs, 1, SELFTEST_BY_NAME
 
 .section .rodata
 REASON .Leqs_not_one, "enter_from_user_mode did not warn exactly once"
@@ -409,7 +405,7 @@ selftest_\name:
 .Leqs_nmi_end_\@:
     pop rbx
     ret
-SELFTEST warn_rcu_\name, selftest_\name, 2, SELFTEST_BY_NAME
+SELFTEST warn, warn_rcu_\name, selftest_\name, 2, SELFTEST_BY_NAME
 .endm
 
 EQS_NMI_SELFTEST eqs_enter_nmi_nesting, WARN_RCU_EQS_ENTER_NMI_NESTING
@@ -444,15 +440,13 @@ selftest_robust_wait_host:
     xor eax, eax
     pop rbx
     ret
-SELFTEST robust_wait_host, selftest_robust_wait_host, 0, SELFTEST_BY_NAME
+SELFTEST robustness, robust_wait_host, selftest_robust_wait_host, 0, SELFTEST_BY_NAME|SELFTEST_HOST
 
 .section .rodata
 .Lwait_host_fmt:
     .asciz "# robust: %u free pages; waiting for an NMI from the host\n"
 REASON .Lwait_host_none, "no NMI came from the host"
 
-.set PRINTK_RACE_LINES, 500
-.set PRINTK_RACE_WIDTH, 199
 
 .section .text
 # robust_printk_race - two kernel threads printk long lines of their own letter at once,
@@ -489,7 +483,7 @@ selftest_robust_printk_race:
     mov rax, rcx
     pop rbx
     ret
-SELFTEST robust_printk_race, selftest_robust_printk_race, 0, SELFTEST_BY_NAME
+SELFTEST robustness, robust_printk_race, selftest_robust_printk_race, 0, SELFTEST_BY_NAME
 
 # printk_letters - a kernel thread: RDI = a line of one letter; printk it PRINTK_RACE_LINES
 # times.  Returns RAX = 0.

@@ -3,4 +3,4 @@
 .include "layout.inc"
 .include "selftest.inc"
 
-SELFTEST rcu_torture, rcu_torture
+SELFTEST rcu, rcu_torture, rcu_torture

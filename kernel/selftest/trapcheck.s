@@ -1,5 +1,6 @@
 # Helpers for exception self-tests: compare trap_record with what the test expected.
 .include "layout.inc"
+.include "selftest.inc"
 
 .section .text
 # trap_expect - start an exception test: RAX = the current trap count (pass it to trap_check).
@@ -10,8 +11,8 @@ trap_expect:
 
 # trap_check - RDI = count from trap_expect, RSI = expected vector, RDX = expected error code
 # (-1: none), RCX = expected RIP, R8 = expected CR2.  Prints the recorded exception as a KTAP
-# diagnostic (the host compares it with QEMU's interrupt log) and returns RAX = 0 when exactly
-# one exception was taken and every field matches, else the reason.
+# diagnostic (the host compares it with QEMU's interrupt log) and checks that exactly one
+# exception was taken and every field matches (each mismatch a failed CHECK).  RAX = 0.
 .global trap_check
 trap_check:
     push rbx
@@ -31,28 +32,19 @@ trap_check:
     mov r8, qword ptr [rip + trap_record + TRAP_CR2]
     mov r9, qword ptr [rip + trap_record + TRAP_CS]
     call printk
-    lea rax, [rip + .Lno_trap]
-    mov rcx, qword ptr [rip + trap_record + TRAP_COUNT]
-    sub rcx, rbx
-    cmp rcx, 1
-    jne .Lend
-    lea rax, [rip + .Lbad_vector]
-    cmp r12, qword ptr [rip + trap_record + TRAP_VECTOR]
-    jne .Lend
-    lea rax, [rip + .Lbad_error]
-    cmp r13, qword ptr [rip + trap_record + TRAP_ERROR_CODE]
-    jne .Lend
-    lea rax, [rip + .Lbad_rip]
-    cmp r14, qword ptr [rip + trap_record + TRAP_IP]
-    jne .Lend
-    lea rax, [rip + .Lbad_cr2]
-    cmp r15, qword ptr [rip + trap_record + TRAP_CR2]
-    jne .Lend
-    lea rax, [rip + .Lbad_cs]
-    cmp qword ptr [rip + trap_record + TRAP_CS], KERNEL_CS
-    jne .Lend
+    mov rax, qword ptr [rip + trap_record + TRAP_COUNT]
+    CHECK_DELTA e, rax, rbx, 1, "expected exactly one exception"
+    mov rax, qword ptr [rip + trap_record + TRAP_VECTOR]
+    CHECK e, rax, r12, "wrong vector"
+    mov rax, qword ptr [rip + trap_record + TRAP_ERROR_CODE]
+    CHECK e, rax, r13, "wrong error code"
+    mov rax, qword ptr [rip + trap_record + TRAP_IP]
+    CHECK e, rax, r14, "wrong RIP"
+    mov rax, qword ptr [rip + trap_record + TRAP_CR2]
+    CHECK e, rax, r15, "wrong CR2"
+    mov rax, qword ptr [rip + trap_record + TRAP_CS]
+    CHECK e, rax, KERNEL_CS, "not taken in ring 0"
     xor eax, eax
-.Lend:
     pop r15
     pop r14
     pop r13
@@ -63,15 +55,3 @@ trap_check:
 .section .rodata
 .Ldiag:
     .asciz "# trap: vector=0x%x error=0x%x rip=0x%x cr2=0x%x cs=0x%x\n"
-.Lno_trap:
-    .asciz "expected exactly one exception"
-.Lbad_vector:
-    .asciz "wrong vector"
-.Lbad_error:
-    .asciz "wrong error code"
-.Lbad_rip:
-    .asciz "wrong RIP"
-.Lbad_cr2:
-    .asciz "wrong CR2"
-.Lbad_cs:
-    .asciz "not taken in ring 0"

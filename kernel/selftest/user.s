@@ -39,8 +39,8 @@ check_kernel_state:
     ret
 
 # user_test - RDI = task name, RSI = entry, RDX = expected exit code, RCX = the least number
-# of demand faults the task must have taken.  Runs the task and checks its exit, its faults,
-# the pages it gave back and the kernel's state.  RAX = 0 or the reason.
+# of demand faults the task must have taken.  Runs the task and checks (CHECK) its exit, its
+# faults and the pages it gave back, then the kernel's state.  RAX = 0 or the reason.
 .global user_test
 user_test:
     push rbx
@@ -68,15 +68,11 @@ user_test:
     mov r9, qword ptr [rbx + TASK_SYSCALLS]
     call printk
     pop rax
-    lea rcx, [rip + .Lwrong_exit]
-    cmp rax, r12
-    jne .Lfail
-    lea rcx, [rip + .Lfew_faults]
-    cmp qword ptr [rbx + TASK_DEMAND_FAULTS], r13
-    jb .Lfail
-    lea rcx, [rip + .Lpages_lost]
-    cmp qword ptr [rip + free_pages], r15
-    jne .Lfail
+    CHECK e, rax, r12, "the task did not exit as expected"
+    mov rax, qword ptr [rbx + TASK_DEMAND_FAULTS]
+    CHECK ae, rax, r13, "the task took fewer demand faults than expected"
+    mov rax, qword ptr [rip + free_pages]
+    CHECK e, rax, r15, "the task's pages did not come back to the pool"
     mov rdi, r14
     call check_kernel_state
     mov rcx, rax
@@ -101,7 +97,7 @@ selftest_\name:
 .section .rodata
 .Ltask_name_\@:
     .asciz "\name"
-SELFTEST \name, selftest_\name
+SELFTEST user, \name, selftest_\name
 .endm
 
 USER_TEST user_demand_fault, user_hello, 0, 3
@@ -165,8 +161,10 @@ selftest_user_exit_work_loop:
     jne .Lwl_end
     # The two passes in the event log.
     mov rdi, r12
-    mov rsi, qword ptr [rbx + TASK_ID]
-    call next_work_record
+    mov esi, EV_EXIT_TO_USERMODE_WORK
+    mov rdx, ANY
+    mov rcx, qword ptr [rbx + TASK_ID]
+    call event_find
     lea rcx, [rip + .Lfirst_pass]
     test rax, rax
     jz .Lwl_end
@@ -174,9 +172,11 @@ selftest_user_exit_work_loop:
     jne .Lwl_end
     test dword ptr [rax + EV_FLAGS], EVF_IF
     jnz .Lwl_end
-    mov rdi, rdx
-    mov rsi, qword ptr [rbx + TASK_ID]
-    call next_work_record
+    lea rdi, [rdx + 1]
+    mov esi, EV_EXIT_TO_USERMODE_WORK
+    mov rdx, ANY
+    mov rcx, qword ptr [rbx + TASK_ID]
+    call event_find
     lea rcx, [rip + .Lsecond_pass]
     test rax, rax
     jz .Lwl_end
@@ -184,9 +184,11 @@ selftest_user_exit_work_loop:
     jne .Lwl_end
     test dword ptr [rax + EV_FLAGS], EVF_IF
     jnz .Lwl_end
-    mov rdi, rdx
-    mov rsi, qword ptr [rbx + TASK_ID]
-    call next_work_record
+    lea rdi, [rdx + 1]
+    mov esi, EV_EXIT_TO_USERMODE_WORK
+    mov rdx, ANY
+    mov rcx, qword ptr [rbx + TASK_ID]
+    call event_find
     lea rcx, [rip + .Lthird_pass]
     test rax, rax
     jnz .Lwl_end
@@ -195,32 +197,6 @@ selftest_user_exit_work_loop:
     mov rax, rcx
     pop r14
     pop r13
-    pop r12
-    pop rbx
-    ret
-
-# next_work_record - RDI = first sequence number, RSI = task id.  RAX = the next
-# exit_to_usermode_work record of that task (NMI records skipped), RDX = the sequence number
-# after it; RAX = 0 when there is none.
-next_work_record:
-    push rbx
-    push r12
-    mov rbx, rdi
-    mov r12, rsi
-.Lnext_work:
-    mov rdi, rbx
-    call event_at
-    test rax, rax
-    jz .Lwork_found
-    inc rbx
-    test dword ptr [rax + EV_FLAGS], EVF_NMI
-    jnz .Lnext_work
-    cmp word ptr [rax + EV_KIND], EV_EXIT_TO_USERMODE_WORK
-    jne .Lnext_work
-    cmp dword ptr [rax + EV_TASK], r12d
-    jne .Lnext_work
-.Lwork_found:
-    mov rdx, rbx
     pop r12
     pop rbx
     ret
@@ -249,7 +225,7 @@ resume_work_second:
 .Lsecond_late:
     ret
 
-SELFTEST user_exit_work_loop, selftest_user_exit_work_loop
+SELFTEST user, user_exit_work_loop, selftest_user_exit_work_loop
 
 # user_fault_loop - a task whose page fault is "resolved" each time without the access ever
 # succeeding (pf_lose_mapping: nothing gets mapped) faults on the same address again and
@@ -279,7 +255,7 @@ selftest_user_fault_loop:
     pop rbx
     ret
 
-SELFTEST user_fault_loop, selftest_user_fault_loop
+SELFTEST user, user_fault_loop, selftest_user_fault_loop
 
 # exit_user_prepare_exit_to_usermode - the exit to user mode, a row of its own beside the
 # kernel-mode exit table: the return from user_getpid's system call (no work pending) runs
@@ -304,7 +280,7 @@ selftest_exit_user_prepare_exit_to_usermode:
     mov rdi, rbx
     mov esi, EV_IDTENTRY_EXIT
     mov edx, EV_IDTENTRY_EXIT_END
-    lea rcx, [rip + .Lexit_to_user]
+    lea rcx, [rip + truth_exit_to_user]
     mov r8, -1                              # the end's arg: not checked
     mov r9, SYSCALL_VECTOR
     call expect_calls
@@ -314,7 +290,7 @@ selftest_exit_user_prepare_exit_to_usermode:
     pop rbx
     ret
 
-SELFTEST exit_user_prepare_exit_to_usermode, selftest_exit_user_prepare_exit_to_usermode
+SELFTEST entry, exit_user_prepare_exit_to_usermode, selftest_exit_user_prepare_exit_to_usermode
 
 .section .bss
 .balign 8
@@ -330,10 +306,6 @@ resume_work_syscalls:
     .asciz "user_fault_loop"
 .Lgetpid_name:
     .asciz "exit_to_user"
-.balign 2
-.Lexit_to_user:
-    .word EV_PREPARE_EXIT_TO_USERMODE, EV_TRACE_HARDIRQS_ON_PREPARE
-    .word EV_LOCKDEP_HARDIRQS_ON_PREPARE, EV_RCU_USER_ENTER, EV_LOCKDEP_HARDIRQS_ON, 0
 REASON .Lfault_loop_once, "the task did not fault more than once: the guard never ran"
 REASON .Lworks_not_run, "the notify-resume works did not both run in one return to user mode, the first with interrupts on"
 REASON .Lwork_flags_left, "work flags are left on the task"
@@ -345,8 +317,6 @@ REASON .Lthird_pass, "a third work pass"
     .asciz "# task %s[%u] exited with %u after %u demand faults and %u system calls\n"
 REASON .Lno_task, "task_create failed"
 REASON .Lwrong_exit, "the task did not exit as expected"
-REASON .Lfew_faults, "the task took fewer demand faults than expected"
-REASON .Lpages_lost, "the task's pages did not come back to the pool"
 REASON .Lwarned, "a warning fired"
 REASON .Lrcu_state, "RCU is not at process level and watching"
 REASON .Llockdep_state, "lockdep or the tracer believe interrupts are on"

@@ -25,13 +25,13 @@ selftest_warn_lockdep_assert_irqs_disabled:
     pop rbx
     ret
 
-SELFTEST warn_lockdep_assert_irqs_disabled, selftest_warn_lockdep_assert_irqs_disabled, 2
+SELFTEST warn, warn_lockdep_assert_irqs_disabled, selftest_warn_lockdep_assert_irqs_disabled, 2
 
 .section .rodata
 REASON .Lnot_two, "lockdep_assert_irqs_disabled did not warn exactly twice"
 
 # ---------------------------------------------------------------------------------------------
-# One self-test per warning kind of RCU, lockdep and the tracer (SPEC 2, 3).  Each provokes its
+# One self-test per warning kind of RCU, lockdep and the tracer (docs/entry.md: RCU's watching state, the helpers).  Each provokes its
 # warning twice (counted twice, printed once), restores the state it broke, and checks that
 # exactly the expected kinds fired the expected number of times.  They run only when named
 # (SELFTEST_BY_NAME): selftest=all checks a whole run for zero warnings, and these break the
@@ -140,7 +140,7 @@ selftest_\name:
     call warn_expect
     pop rbx
     ret
-SELFTEST \name, selftest_\name, \declared, SELFTEST_BY_NAME
+SELFTEST warn, \name, selftest_\name, \declared, SELFTEST_BY_NAME
 .endm
 
 # provoke_* - one provocation each, the state put back; clobber caller-saved registers.
@@ -195,7 +195,7 @@ provoke_warn_rcu_preempt_nmi_nesting:
     call rcu_irq_exit_preempt
     jmp rcu_irq_exit
 
-# rcu_irq_exit_preempt from an interrupt taken in an RCU idle section (SPEC 2: such an exit
+# rcu_irq_exit_preempt from an interrupt taken in an RCU idle section (docs/entry.md, RCU's watching state: such an exit
 # must never get there): its rcu_irq_exit returns to EQS, so all three checks fire.  "Not
 # watching" cannot fire alone: the only way back to EQS sets nmi_nesting to 0, and leaving
 # an interrupt while not watching fires rcu_nmi_exit_eqs instead.

@@ -63,9 +63,9 @@ selftest_wx_exec_data:
     mov r8, rcx
     jmp trap_check
 
-SELFTEST wx_write_text, selftest_wx_write_text
-SELFTEST wx_write_rodata, selftest_wx_write_rodata
-SELFTEST wx_exec_data, selftest_wx_exec_data
+SELFTEST mm, wx_write_text, selftest_wx_write_text
+SELFTEST mm, wx_write_rodata, selftest_wx_write_rodata
+SELFTEST mm, wx_exec_data, selftest_wx_exec_data
 
 .section .rodata
 .balign 8

@@ -5,7 +5,7 @@
 # SYSCALL nr: RAX = nr, int 0x80.  Arguments in RDI, RSI, RDX; result in RAX.
 .macro SYSCALL nr
     mov eax, \nr
-    int 0x80
+    int SYSCALL_VECTOR
 .endm
 
 # PRINT label, len: write LEN bytes at LABEL (in this section) to the console.
@@ -335,9 +335,7 @@ user_df_set:
 .section .user.text
 # user_letters_x, user_letters_y - write LETTER_LINES lines of LETTER_LINE_LEN - 1 copies of
 # one letter each (robust_write_race: two of them preempt each other inside write()).  Exits
-# 0, or 1 when a write did not take the whole line.
-.set LETTER_LINES, 150
-.set LETTER_LINE_LEN, 200
+# 0, or 1 when a write did not take the whole line.  (The counts: kernel/selftest_counts.py.)
 .global user_letters_x
 user_letters_x:
     mov r12d, 'x'

@@ -1,0 +1,129 @@
+"""A content-addressed cache of build results under the output directory (build/cache/).
+
+An entry is a file named `KIND-KEY`, KEY the SHA-256 of every input of what it holds.  Its
+bytes are: MAGIC, the format, the payload's length, KEY again, the payload's SHA-256, then the
+payload (a pickle).  An entry that is short, long, from another format, under another name or
+whose payload does not hash right is treated as absent (and replaced when the result is
+stored again): a damaged entry is never used.  Entries are written to a temporary file in the
+same directory and renamed into place, so a reader sees a whole entry or none, whoever else
+writes at the same time, and an interrupted write leaves only its temporary, which it removes.
+The pickles are our own, read only from our own build directory.
+
+A directory that cannot be written makes the cache read-only for the rest of the build, with
+one warning (`warnings`); the build goes on without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import struct
+from pathlib import Path
+from typing import Any
+
+MAGIC = b"condrcu-cache\n"
+FORMAT = 1
+_HEADER = struct.Struct("<IQ64s32s")  # format, payload length, key (hex), payload SHA-256
+KEEP = {"build": 8, "keystone": 4, "checked": 8}  # newest entries kept per kind
+
+
+def digest(*parts: bytes | str) -> str:
+    """The SHA-256 (hex) of `parts`, each length-prefixed so that no two lists collide."""
+    h = hashlib.sha256()
+    for p in parts:
+        b = p.encode() if isinstance(p, str) else p
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def encode(key: str, value: Any) -> bytes:
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    header = _HEADER.pack(FORMAT, len(payload), key.encode(), hashlib.sha256(payload).digest())
+    return MAGIC + header + payload
+
+
+def decode(key: str, data: bytes) -> Any | None:
+    """The value of an entry's bytes, or None when they are not a whole, intact entry for `key`."""
+    start = len(MAGIC) + _HEADER.size
+    if len(data) < start or not data.startswith(MAGIC):
+        return None
+    fmt, length, stored_key, sha = _HEADER.unpack_from(data, len(MAGIC))
+    payload = data[start:]
+    if fmt != FORMAT or length != len(payload) or stored_key != key.encode():
+        return None
+    if hashlib.sha256(payload).digest() != sha:
+        return None
+    try:
+        return pickle.loads(payload)
+    except Exception:  # an intact payload of a class that changed since: not ours to use
+        return None
+
+
+class Cache:
+    """The entries under `root`; `root` None is no cache at all (--no-cache)."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self.writable = root is not None
+        self.warnings: list[str] = []
+        self.hits = self.misses = 0
+
+    def path(self, kind: str, key: str) -> Path:
+        assert self.root is not None
+        return self.root / f"{kind}-{key}"
+
+    def get(self, kind: str, key: str) -> Any | None:
+        if self.root is None:
+            return None
+        try:
+            data = self.path(kind, key).read_bytes()
+        except OSError:
+            self.misses += 1
+            return None
+        value = decode(key, data)
+        if value is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        try:
+            os.utime(self.path(kind, key))  # recently used: the last to be pruned
+        except OSError:
+            pass
+        return value
+
+    def put(self, kind: str, key: str, value: Any) -> None:
+        """Store `value` under `key` (atomically); a failure disables writing, with a warning."""
+        if not self.writable or self.root is None:
+            return
+        target = self.path(kind, key)
+        tmp = self.root / f".{target.name}.{os.getpid()}.tmp"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(encode(key, value))
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        except OSError as e:
+            self.writable = False
+            self.warnings.append(f"warning: cache {e.filename or self.root}: "
+                                 f"{e.strerror or e}; building without storing results")  # fmt: skip
+            return
+        self._prune(kind)
+
+    def _prune(self, kind: str) -> None:
+        """Keep the newest KEEP[kind] entries of `kind`."""
+        assert self.root is not None
+        try:
+            entries = [p for p in self.root.iterdir() if p.name.startswith(kind + "-")]
+            if len(entries) <= KEEP[kind]:
+                return
+            entries.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+            for p in entries[KEEP[kind] :]:
+                p.unlink(missing_ok=True)
+        except OSError:
+            pass  # another build pruned first

@@ -1,0 +1,152 @@
+"""The build itself: generate, parse, assemble, link, verify, check, and the output bytes.
+
+Loaded only when the whole-build cache entry is missing: importing it loads the assembler,
+the linker, capstone and the kernel's Python definitions.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import itertools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+from asm import KeystoneBackend, SharedParse, Unit
+from asm.source import parse_file
+from kernel import gen
+from kernel.layout import LAYOUT
+from linker import Image, link, write_elf, write_listing, write_map
+from linker.checks import check_noinstr, verify_image
+from linker.link import first_pass
+
+from . import Built, code_key
+from .cache import Cache, digest
+from .paths import ROOT, rel
+
+_private_names = itertools.count()
+
+
+def kernel_modules(kernel_dir: Path) -> tuple[ModuleType, ModuleType]:
+    """The `gen` and `layout` modules of the kernel tree at `kernel_dir`: the checkout's own for
+    kernel/, else the copy's Python files (gen.py, layout.py and what they import: abi.py, vectors.py,
+    structs.py, events.py), loaded as a package under a private name that is removed from
+    sys.modules again, so that the rest of the process keeps seeing the checkout's `kernel`."""
+    if kernel_dir.resolve() == (ROOT / "kernel").resolve():
+        return gen, sys.modules["kernel.layout"]
+    name = f"_kernel_dir_{next(_private_names)}"
+    package = ModuleType(name, f"the kernel definitions in {kernel_dir}")
+    package.__path__ = [str(kernel_dir.resolve())]
+    package.__package__ = name
+    sys.modules[name] = package
+    try:
+        return (importlib.import_module(f"{name}.gen"),
+                importlib.import_module(f"{name}.layout"))  # fmt: skip
+    finally:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
+
+
+def kernel_sources(
+    gen_dir: Path, kernel_dir: Path = ROOT / "kernel", generator: ModuleType = gen
+) -> list[Path]:
+    """Hand-written sources (sorted, so the link order is stable) then the ones `generator`
+    (a kernel tree's gen module) writes into `gen_dir`."""
+    return sorted(kernel_dir.rglob("*.s")) + generator.generate(gen_dir)
+
+
+def output_namer(out: Path, kernel_dir: Path):
+    """Source names written into the outputs (STT_FILE symbols, map, listing): the same
+    whatever --out and --kernel-dir are, so that the same sources give the same bytes."""
+    out, kernel_dir = out.resolve(), kernel_dir.resolve()
+
+    @functools.cache
+    def name(path: str | Path) -> str:
+        p = Path(path).resolve()
+        if p.is_relative_to(out):
+            return "build/" + str(p.relative_to(out))
+        if p.is_relative_to(kernel_dir):
+            return "kernel/" + str(p.relative_to(kernel_dir))
+        return rel(p)
+
+    return name
+
+
+def load(sources: list[Path], include_dirs: list[Path],
+         loaded: Callable[[list[Unit]], None] = lambda units: None) -> list[Unit]:  # fmt: skip
+    """Parse and lower every source into units, each with a `cache_key`: a digest of our code,
+    the file's path and bytes and those of everything it read; `loaded` is given each file's
+    units as soon as they are made.  Raises AsmError."""
+    digests: dict[Path, str] = {}
+
+    def file_digest(path: Path) -> str:
+        if path not in digests:
+            digests[path] = digest(path.read_bytes())
+        return digests[path]
+
+    shared = SharedParse()
+    units: list[Unit] = []
+    for path in sources:
+        src = parse_file(path, include_dirs, None, shared)
+        src.labels()  # duplicate labels within a file
+        key = digest(code_key(), str(path), file_digest(path),
+                     *(f"{p}\n{file_digest(p)}" for p in src.inputs))  # fmt: skip
+        file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
+        for u in file_units:
+            u.cache_key = digest(key, u.section)
+        loaded(file_units)
+        units += file_units
+    return units
+
+
+def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
+                cache: Cache | None = None) -> Image:  # fmt: skip
+    """Assemble, link and verify `sources`; raises AsmError or LinkErrors."""
+    store = cache if cache is not None else Cache(None)
+    memo_key = digest(code_key(), "keystone")
+    memo = store.get("keystone", memo_key) or {}
+    # Two workers (keystone loading in them while we parse) when most units are new.
+    with KeystoneBackend(memo=memo, workers=1 if memo else 2, start=True) as backend:
+        place = first_pass(layout)
+
+        def prefetch(file_units: list[Unit]) -> None:  # keystone works while we parse
+            work = [(u, *p) for u in file_units if (p := place(u)) is not None]
+            backend.prefetch(work)
+
+        units = load(sources, include_dirs, prefetch)
+        image = link(units, layout, backend, verify=False)
+    store.put("keystone", memo_key, backend.used)
+    checked_key = digest(code_key(), "verified")
+    verified = store.get("checked", checked_key) or set()
+    verify_image(image, verified)
+    store.put("checked", checked_key, {u.result_key() for u in image.units()} & verified)
+    return image
+
+
+def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
+    """Generate into out/gen, build, check; the outputs' bytes (nothing is written to `out`
+    but the generated sources).  Raises AsmError or LinkErrors for errors in the sources."""
+    gen_dir = out / "gen"
+    generator, layout = kernel_modules(kernel_dir)
+    sources = kernel_sources(gen_dir, kernel_dir, generator)
+    image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache)
+    name = output_namer(out, kernel_dir)
+    elf = write_elf(image, name)
+    check_noinstr(image)
+    listing_key = digest(code_key(), "listing")
+    listed = cache.get("checked", listing_key) or {}
+    listing = write_listing(image, name, listed)
+    cache.put("checked", listing_key, listed)
+    files = {
+        "kernel.elf": elf,
+        "kernel.map": write_map(image, name).encode(),
+        "kernel.lst": listing.encode(),
+    }
+    generated = {p.name: p.read_bytes() for p in sorted(gen_dir.iterdir())
+                 if p.is_file() and not p.name.endswith(".tmp")}  # fmt: skip
+    summary = [f"  {s.spec.name:<12} vma {s.vma:#018x} lma {s.lma:#010x} size {s.size:#x}"
+               for s in image.sections]  # fmt: skip
+    summary.append(f"  {len(sources)} sources, {len(image.symbols)} symbols")
+    return Built(files, generated, summary)

@@ -1,0 +1,247 @@
+"""Every number the host and the kernel share, defined once.
+
+The assembly gets them from the generated `layout.inc` (kernel/gen.py emits `constants()`); the
+host (tools/, tests/) imports them from here.  This module and what it imports (vectors.py,
+events.py, structs.py) are plain Python: reading a constant never loads the assembler, the
+linker, keystone or capstone.  Imports are relative, so that `build.py --kernel-dir COPY` reads
+a copy's definitions.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import events, selftest_counts, vectors
+from .structs import STRUCTS
+
+LOAD_BASE = 0x100000
+KERNEL_VIRT_BASE = 0xFFFFFFFF80000000
+USER_TEXT_BASE = 0x400000
+PAGE_SIZE = 0x1000
+KSTACK_PAGES = 4  # pages of each kernel stack
+MSR_GS_BASE = 0xC0000101
+# An address in the lower half that nothing ever maps: a kernel access to it faults (the
+# self-tests' and crash=pf's page faults, the demo's fixed-up fault).
+UNMAPPED_ADDR = 0xDEAD0000
+OOPS_CR2 = 0xC2C2C2C2C2C2C2C2  # what crash=oops leaves in CR2 before its #UD
+CRASH_VECTOR = 0x41  # crash=vector: a vector with no entry of its own
+LOCAL_TIMER_VECTOR = vectors.LOCAL_TIMER_VECTOR
+
+# How the kernel ends a run (kernel/kernel/main.s finish): isa-debug-exit with EXIT_SUCCESS or
+# EXIT_FAILURE, or with `hold` on the command line the line HOLD_FORMAT of the same code.
+EXIT_SUCCESS = 0x10
+EXIT_FAILURE = 0x11
+HOLD_FORMAT = "HOLD 0x%x\n"  # printk's format; the kernel's string is generated from it
+HOLD_RE = re.compile(r"^HOLD 0x([0-9a-f]+)\r?\n", re.M)  # that line on the console
+HOLD_PASS = EXIT_SUCCESS
+
+# Fixed numbers of the machine and of our conventions, exported to the assembler.
+CONSTANTS = {
+    "LOAD_BASE": LOAD_BASE,
+    "KERNEL_VIRT_BASE": KERNEL_VIRT_BASE,
+    # GDT selectors, laid out as Linux's x86-64 GDT (so QEMU logs show CS=0010 / 0033).
+    "KERNEL32_CS": 0x08,
+    "KERNEL_CS": 0x10,
+    "KERNEL_DS": 0x18,
+    "USER32_CS": 0x23,
+    "USER_DS": 0x2B,
+    "USER_CS": 0x33,
+    "TSS_SEL": 0x40,
+    "MULTIBOOT_HEADER_MAGIC": 0x1BADB002,
+    "MULTIBOOT_FLAGS": 1 << 16,  # address fields present (QEMU loads an ELF64 only with this)
+    "MULTIBOOT_BOOTLOADER_MAGIC": 0x2BADB002,
+    "MBI_FLAGS": 0,
+    "MBI_CMDLINE": 16,
+    "MBI_FLAG_CMDLINE": 1 << 2,
+    "COM1": 0x3F8,
+    "DEBUG_EXIT_PORT": 0xF4,
+    "EXIT_SUCCESS": EXIT_SUCCESS,  # QEMU exits with (0x10 << 1) | 1 = 33
+    "EXIT_FAILURE": EXIT_FAILURE,  # 35
+    "PAGE_SIZE": PAGE_SIZE,
+    # Thread-info work flags (task.flags) the exit-to-user loop handles.
+    "TIF_NEED_RESCHED": 1,
+    "TIF_SIGPENDING": 2,
+    "TIF_NOTIFY_RESUME": 4,
+    "X86_EFLAGS_IF": 0x200,
+    "X86_EFLAGS_DF": 0x400,  # string instructions count down: the kernel clears it on entry
+    # Memory: the page pool (physical), the user address space of every task.
+    "POOL_START": 0x400000,
+    "POOL_END": 0x2000000,
+    "USER_TEXT_BASE": USER_TEXT_BASE,
+    "UNMAPPED_ADDR": UNMAPPED_ADDR,
+    "USER_HEAP_BASE": 0x10000000,
+    "USER_HEAP_SIZE": 0x100000,
+    "USER_STACK_TOP": 0x80000000,
+    "USER_STACK_SIZE": 0x10000,
+    "USER_TOP": 0x800000000000,
+    # A "file-backed" region: its pages must be read in by a simulated I/O that completes
+    # IO_TICKS ticks later; the faulting task sleeps meanwhile (the seed's case 1).
+    "USER_FILE_BASE": 0x40000000,
+    "USER_FILE_SIZE": 0x10000,
+    # The heap page whose faults the user_fault_loop self-test "resolves" without mapping it
+    # (pf_lose_mapping), so that user_fault_loop faults on it again and again.
+    "USER_FAULT_LOOP_ADDR": 0x10080000,
+    # Where the NMI self-test maps the local APIC into one user task, so that ring 3 can send
+    # itself an NMI (kernel/selftest/nmi.s); outside every demand-paged region.
+    "USER_APIC_PAGE": 0x50000000,
+    "PTE_PCD": 1 << 4,  # cache disabled (MMIO)
+    "IO_TICKS": 3,
+    "PTE_PRESENT": 1,
+    "PTE_WRITE": 2,
+    "PTE_USER": 4,
+    "PTE_OWNED": 1 << 9,  # software bit: the page came from the pool; free it with the task
+    "PTE_NX": 1 << 63,
+    "PTE_ADDR_MASK": 0x000FFFFFFFFFF000,
+    # Page-fault error code bits.
+    "PF_PROT": 1,
+    "PF_WRITE": 2,
+    "PF_USER": 4,
+    "PF_INSTR": 16,
+    # Tasks and signals.
+    "MAX_TASKS": 16,
+    "TASK_UNUSED": 0,
+    "TASK_RUNNABLE": 1,
+    "TASK_DEAD": 2,
+    "TASK_RUNNING": 3,
+    "TASK_SLEEPING": 4,
+    "TASK_KIND_USER": 0,
+    "TASK_KIND_KTHREAD": 1,
+    "TASK_KIND_IDLE": 2,
+    "SLICE_TICKS": 5,
+    # Kernel stacks: 4 pages each, below each an unmapped guard page, in their own area.
+    "KSTACK_AREA": 0xFFFFC90000000000,
+    "KSTACK_STRIDE": 0x8000,
+    "KSTACK_PAGES": KSTACK_PAGES,
+    "SIGILL": 4,
+    "SIGTRAP": 5,
+    "SIGFPE": 8,
+    "SIGKILL": 9,
+    "SIGSEGV": 11,
+    "EFAULT": 14,
+    "ENOSYS": 38,
+    "ENOMEM": 12,
+    "EINVAL": 22,
+    # The local APIC (xAPIC, MMIO mapped uncached at APIC_VIRT by the boot page tables).
+    "APIC_PHYS": 0xFEE00000,
+    "APIC_VIRT": 0xFFFFFFFFC0000000,
+    "APIC_ID": 0x20,
+    "APIC_TPR": 0x80,
+    "APIC_EOI": 0xB0,
+    "APIC_SVR": 0xF0,
+    "APIC_ICR_LOW": 0x300,
+    "APIC_ICR_HIGH": 0x310,
+    "APIC_LVT_TIMER": 0x320,
+    "APIC_LVT_LINT0": 0x350,
+    "APIC_LVT_LINT1": 0x360,
+    "APIC_LVT_ERROR": 0x370,
+    "APIC_TIMER_INIT": 0x380,
+    "APIC_TIMER_CURRENT": 0x390,
+    "APIC_TIMER_DIVIDE": 0x3E0,
+    "APIC_LVT_MASKED": 1 << 16,
+    "APIC_DM_NMI": 0x400,
+    "APIC_TIMER_PERIODIC": 1 << 17,
+    "APIC_ICR_SELF": 1 << 18,  # destination shorthand: self
+    # The timer's priority class: holds the timer back, not the reschedule IPI or spurious.
+    "TPR_BLOCK_TIMER": LOCAL_TIMER_VECTOR & 0xF0,
+    # preempt_count layout (Linux include/linux/preempt.h).
+    "PREEMPT_MASK": 0xFF,
+    "SOFTIRQ_OFFSET": 0x100,
+    "SOFTIRQ_MASK": 0xFF00,
+    "HARDIRQ_OFFSET": 0x10000,
+    "HARDIRQ_MASK": 0xF0000,
+    "NMI_OFFSET": 0x100000,
+    # The RCU torture test: options and their ranges (torture_ticks=, torture_readers=,
+    # torture_writers=), its object pool, the poison of a freed object.
+    "TORTURE_TICKS_DEFAULT": 50,
+    "TORTURE_TICKS_MAX": 10000,
+    "TORTURE_READERS_DEFAULT": 2,
+    "TORTURE_READERS_MAX": 8,
+    "TORTURE_WRITERS_DEFAULT": 1,
+    "TORTURE_WRITERS_MAX": 4,
+    "TORTURE_OBJECTS": 64,
+    "TORTURE_POISON": 0x6B6B6B6B6B6B6B6B,
+    # Softirq bits.
+    "SOFTIRQ_RCU": 1,
+    "SOFTIRQ_TEST": 2,
+    "SOFTIRQ_TORTURE": 4,
+    # The timer: default and allowed rates (hz=), in ticks per second.
+    "HZ_DEFAULT": 100,
+    "HZ_MIN": 10,
+    "HZ_MAX": 1000,
+    "REPEAT_MAX": 1000,  # repeat=: how many times the self-test selection may run
+    # The 8259 pair: I/O ports, ICW1 (edge, cascade, ICW4 follows), ICW4 (8086 mode), the
+    # slave's line on the master, and the vector bases past the exceptions.
+    "PIC_MASTER_CMD": 0x20,
+    "PIC_MASTER_DATA": 0x21,
+    "PIC_SLAVE_CMD": 0xA0,
+    "PIC_SLAVE_DATA": 0xA1,
+    "PIC_ICW1_INIT": 0x11,
+    "PIC_ICW4_8086": 0x01,
+    "PIC_CASCADE_LINE": 2,
+    "PIC_MASTER_VECTOR": 0x20,
+    "PIC_SLAVE_VECTOR": 0x28,
+    # System calls (int 0x80; number in RAX, arguments in RDI, RSI, RDX).
+    "SYS_EXIT": 1,
+    "SYS_WRITE": 2,
+    "SYS_PEEK": 3,
+    "SYS_GETPID": 4,
+    "SYS_NOTIFY": 5,
+    "SYS_SLEEP": 6,
+    "SYS_YIELD": 7,
+    "CMDLINE_MAX": 1024,
+    "OOPS_CR2": OOPS_CR2,
+    "CRASH_VECTOR": CRASH_VECTOR,
+    "KERNEL_STACK_SIZE": KSTACK_PAGES * PAGE_SIZE,
+    "IST_STACK_SIZE": 0x1000,
+}
+
+# -- W^X: the kernel's higher-half page tables ------------------------------------------------
+#
+# The boot code (kernel/boot/multiboot.s) maps physical [0, 1 GiB) at KERNEL_VIRT_BASE: below
+# POOL_START (the image and what lies before it) with 4 KiB pages, each section's pages with the
+# flags of its permission here, every other page read-write and not executable; the page pool
+# and above with 2 MiB pages, read-write and not executable.  CR0.WP makes read-only pages
+# read-only for ring 0 too, EFER.NXE makes PTE_NX forbid instruction fetches.
+LARGE_PAGE_SIZE = 0x200000
+KMAP_SMALL_END = CONSTANTS["POOL_START"]  # physical memory below this gets 4 KiB pages
+assert KMAP_SMALL_END % LARGE_PAGE_SIZE == 0, "the 4 KiB-mapped range must end on 2 MiB"
+
+CONSTANTS.update({
+    "MSR_EFER": 0xC0000080,
+    "MSR_GS_BASE": MSR_GS_BASE,
+    "MSR_KERNEL_GS_BASE": 0xC0000102,
+    "EFER_LME": 1 << 8,
+    "EFER_NXE": 1 << 11,
+    "CR0_PE": 1,
+    "CR0_WP": 1 << 16,
+    "CR0_PG": 1 << 31,
+    "CR4_PAE": 1 << 5,
+    "PTE_PWT": 1 << 3,  # write-through (with PTE_PCD: uncached, for MMIO)
+    "PTE_PS": 1 << 7,  # in a page-directory entry: a 2 MiB page
+    "PAGE_SHIFT": 12,
+    "PT_ENTRIES": 512,  # entries in a page table of any level
+    "LARGE_PAGE_SIZE": LARGE_PAGE_SIZE,
+    "KMAP_SMALL_END": KMAP_SMALL_END,
+    "KMAP_PT_PAGES": KMAP_SMALL_END // LARGE_PAGE_SIZE,  # page tables for the 4 KiB range
+})  # fmt: skip
+
+
+def constants() -> dict[str, int]:
+    """Every constant the assembly sees, by name: CONSTANTS, the struct layouts, the vectors,
+    the event log's kinds, flags and layouts, the counts of kernel/selftest_counts.py.  Raises ValueError if two define one name."""
+    out = dict(CONSTANTS)
+    parts = [st.constants() for st in STRUCTS] + [
+        vectors.constants(),
+        events.constants(),
+        selftest_counts.CONSTANTS,
+    ]
+    for part in parts:
+        for name, value in part.items():
+            if name in out and out[name] != value:
+                raise ValueError(f"constant {name} defined twice: {out[name]:#x}, {value:#x}")
+            out[name] = value
+    return out
+
+
+# Every shared constant by the name the assembly uses (what layout.inc defines).
+SHARED: dict[str, int] = constants()

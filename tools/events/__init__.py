@@ -1,0 +1,1 @@
+"""The kernel's event log on the host: decode.py reads it, judge.py judges it."""

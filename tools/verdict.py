@@ -1,0 +1,52 @@
+"""How this kernel ends a run, read from its console: the rules tools/qemu.py's runner is given.
+
+The runner knows QEMU (exit statuses, QMP events); these rules know the kernel: its `hold`
+line (`HOLD 0x<code>`, kernel/abi.py HOLD_FORMAT; HOLD_PASS is success), its panic banner
+(`PANIC: ...`, tools/ktap.py) and the banner of an oops (an unexpected exception in kernel
+mode), which the verdict names OOPS.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kernel.abi import HOLD_PASS, HOLD_RE
+from tools.ktap import PANIC_PREFIX, find_panic
+
+# The banner's text (after "PANIC: ") for an exception the kernel took in kernel mode: an oops.
+OOPS_RE = re.compile(r"^unexpected exception .* in kernel mode$")
+
+
+@dataclass(frozen=True)
+class KernelRules:
+    """This kernel's console conventions (tools.qemu.GuestRules)."""
+
+    def hold_code(self, console: str) -> int | None:
+        """The code of the first `HOLD 0x..` line, None before the kernel holds."""
+        match = HOLD_RE.search(console)
+        return None if match is None else int(match[1], 16)
+
+    def hold_passed(self, code: int) -> bool:
+        """True for the code of a run where everything passed."""
+        return code == HOLD_PASS
+
+    def hold_reason(self, code: int) -> str:
+        """Why a run that ended at `HOLD <code>` passed or failed."""
+        verdict = "success" if self.hold_passed(code) else "failure"
+        return f"guest held with {verdict} (HOLD {code:#x}, the `hold` option)"
+
+    def panic_line(self, console: str) -> str | None:
+        """The panic banner as printed (`PANIC: ...`), None when there is none."""
+        return find_panic(console)
+
+    def panic_reason(self, line: str) -> str:
+        """The banner's text without `PANIC:` (the outcome PANIC says it)."""
+        return line.removeprefix(PANIC_PREFIX).strip()
+
+    def panic_label(self, reason: str) -> str:
+        """The verdict's name for a panic with this reason: OOPS or PANIC."""
+        return "OOPS" if OOPS_RE.match(reason) else "PANIC"
+
+
+KERNEL_RULES = KernelRules()
