@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,12 +67,23 @@ def selftest_names(root: Path) -> set[str]:
     return names
 
 
+def generated_names() -> set[str]:
+    """The names of the files kernel/gen.py writes into build/gen/."""
+    from kernel import gen
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gen.generate(Path(tmp))
+        return {p.name for p in Path(tmp).iterdir()}
+
+
 @dataclass
 class Checker:
     root: Path
 
     def __post_init__(self) -> None:
-        self.files = {p.name for p in self.root.rglob("*") if ".venv" not in p.parts}
+        self.files = {p.name for p in self.root.rglob("*")
+                      if not {".venv", "build"} & set(p.relative_to(self.root).parts)}  # fmt: skip
+        self.files |= generated_names()  # build/gen/: in every build, not in a clean clone
         self.selftests = selftest_names(self.root)
 
     def link(self, doc: Path, target: str) -> str | None:
