@@ -23,6 +23,7 @@ from pathlib import Path
 
 from kbuild import BuildResult, build_kernel
 from kbuild.paths import ROOT
+from tools.cli import at_least
 
 EDITED = Path("lib/serial.s")  # the file the rebuilds change, in a copy of the tree
 
@@ -38,17 +39,6 @@ def _median(fn: Callable[[int], object], n: int) -> float:
         fn(i)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
-
-
-def _repetitions(text: str) -> int:
-    """argparse type of -n: an integer >= 1 (a median needs at least one timing)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a number of repetitions (>= 1)")
-    return value
 
 
 class _Once(argparse.Action):
@@ -160,7 +150,7 @@ def boot_rows(work: Path, n: int) -> list[tuple[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("-n", type=_repetitions, default=5, action=_Once,
+    ap.add_argument("-n", type=at_least(1, "a number of repetitions (>= 1)"), default=5, action=_Once,
                     help="repetitions of each timing (default 5)")  # fmt: skip
     ap.add_argument("--no-boot", action="store_true", help="time the build only")
     args = ap.parse_args(argv)

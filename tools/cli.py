@@ -48,6 +48,22 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def at_least(minimum: int, what: str) -> Callable[[str], int]:
+    """argparse type: an integer (decimal, or 0x/0o/0b) >= `minimum`; `what` names the
+    kind of number in the message ("0 is not a positive count")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is not {what}")
+        return value
+
+    return parse
+
+
 class CliError(Exception):
     """An error the CLI reports as `PROG: error: MESSAGE` and ends with `status`."""
 

@@ -31,6 +31,7 @@ from tools.cli import (
     EXIT_SETUP,
     CliError,
     UsageParser,
+    at_least,
     positive_seconds,
     run_cli,
     show_console,
@@ -145,28 +146,6 @@ def _kind_pattern(text: str) -> str:
     return text
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
-
-
-def _task_id(text: str) -> int:
-    """argparse type of --task: an integer >= 0."""
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is not a task id (>= 0)")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (usage errors exit 64, as python -m tools.boot's)."""
     parser = UsageParser(
@@ -188,9 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="only records of these kinds (names or patterns such as 'rcu_*'; "
         "give IMAGE before it)",
     )  # fmt: skip
-    parser.add_argument("--task", type=_task_id, metavar="N", help="only records of task N")
     parser.add_argument(
-        "--last", type=_positive_int, metavar="N", help="only the last N records (after filtering)"
+        "--task", type=at_least(0, "a task id (>= 0)"), metavar="N", help="only records of task N"
+    )
+    parser.add_argument(
+        "--last",
+        type=at_least(1, "a positive number"),
+        metavar="N",
+        help="only the last N records (after filtering)",
     )
     parser.add_argument(
         "--timeout", type=positive_seconds, default=60.0, metavar="S",

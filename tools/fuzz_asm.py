@@ -39,6 +39,7 @@ except ModuleNotFoundError:  # a dev extra: say so at the CLI instead of a trace
 
 from asm import AsmError, KeystoneBackend, load_units
 from linker import Layout, LinkErrors, OutputSection, link
+from tools.cli import at_least
 
 AS_CMD = ["as", "--64", "-msyntax=intel", "-mnaked-reg"]
 LAYOUT = Layout(
@@ -510,16 +511,6 @@ def run(n: int, seed: int, batch: int = 100, out=sys.stdout) -> Summary:
     return summary
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive count")
-    return value
-
-
 def _seed(text: str) -> int:
     try:
         return int(text, 0)
@@ -534,9 +525,14 @@ def main(argv: list[str] | None = None) -> int:
         "every snippet whose bytes differ (or that fails inside the front-end), then a summary. "
         "Exit status 0: no difference; 1: differences; 2: bad arguments or no GNU as.",
     )
-    ap.add_argument("-n", type=_positive, default=1000, help="snippets to try (default 1000)")
+    ap.add_argument(
+        "-n",
+        type=at_least(1, "a positive count"),
+        default=1000,
+        help="snippets to try (default 1000)",
+    )
     ap.add_argument("--seed", type=_seed, default=0, help="Hypothesis seed (default 0)")
-    ap.add_argument("--batch", type=_positive, default=100,
+    ap.add_argument("--batch", type=at_least(1, "a positive count"), default=100,
                     help="snippets assembled together (default 100)")  # fmt: skip
     args = ap.parse_args(argv)
     missing = [t for t in ("as", "ld") if shutil.which(t) is None]
