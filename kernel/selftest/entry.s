@@ -6,7 +6,6 @@
 .include "selftest.inc"
 .include "extable.inc"
 
-.set PF_ADDR, 0xdead0000                # unmapped: kernel-mode faults here resume at a fixup
 
 .section .text
 # expect_calls - RDI = first sequence number to search from, ESI = opening kind, EDX = closing
@@ -120,7 +119,7 @@ expect_calls:
 .endm
 
 .macro KERNEL_PF
-    mov eax, PF_ADDR
+    mov eax, UNMAPPED_ADDR
 .Lpf_\@:
     mov rax, qword ptr [rax]
 .Lpf_fixup_\@:

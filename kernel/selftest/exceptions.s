@@ -4,7 +4,6 @@
 .include "selftest.inc"
 .include "extable.inc"
 
-.set PF_TEST_ADDR, 0xdead0000           # in the lower half, which the kernel leaves unmapped
 .set GP_TEST_SELECTOR, 0x1238           # beyond the GDT's limit: #GP(selector)
 
 .section .text
@@ -69,7 +68,7 @@ selftest_general_protection:
 selftest_page_fault_read:
     call trap_expect
     mov rdi, rax
-    mov rax, PF_TEST_ADDR
+    mov rax, UNMAPPED_ADDR
 .Lpf_read:
     mov rax, qword ptr [rax]
 .Lpf_read_fixup:
@@ -77,13 +76,13 @@ selftest_page_fault_read:
     mov esi, X86_TRAP_PAGE_FAULT
     xor edx, edx                        # not present, read, supervisor
     lea rcx, [rip + .Lpf_read]
-    mov r8, PF_TEST_ADDR
+    mov r8, UNMAPPED_ADDR
     jmp trap_check
 
 selftest_page_fault_write:
     call trap_expect
     mov rdi, rax
-    mov rax, PF_TEST_ADDR + 0x18
+    mov rax, UNMAPPED_ADDR + 0x18
 .Lpf_write:
     mov qword ptr [rax], rdi
 .Lpf_write_fixup:
@@ -91,7 +90,7 @@ selftest_page_fault_write:
     mov esi, X86_TRAP_PAGE_FAULT
     mov edx, 2                          # not present, write, supervisor
     lea rcx, [rip + .Lpf_write]
-    mov r8, PF_TEST_ADDR + 0x18
+    mov r8, UNMAPPED_ADDR + 0x18
     jmp trap_check
 
 SELFTEST exceptions, divide_error, selftest_divide_error
