@@ -339,8 +339,18 @@ def test_cli_signal_kills_qemu_and_cleans_up(kernel_image, tmp_path, tool, sig, 
         assert len(qemu) == 1
         assert len(list(tmp.glob("qemu-run-*/qmp.sock"))) == 1  # what must be removed is there
         os.kill(proc.pid, sig)  # to the runner alone, not to QEMU
-        got = proc.wait(timeout=30)
-        stderr = proc.stderr.read().decode() if proc.stderr else ""
+        # communicate() drains both pipes while it waits: a runner blocked writing to a full
+        # pipe could otherwise not end.
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # say where the runner is stuck (tools.cli: SIGUSR1)
+            os.kill(proc.pid, signal.SIGUSR1)
+            time.sleep(1)
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(f"the runner did not end on {sig.name}:\n{err.decode()}")
+        got = proc.returncode
+        stderr = err.decode()
         with pytest.raises(ProcessLookupError):
             os.kill(qemu[0], 0)  # QEMU is gone (reaped, not orphaned)
         assert list(tmp.iterdir()) == []  # the socket and its directory too

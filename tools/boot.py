@@ -25,6 +25,7 @@ exit status:
   64   bad command-line usage
   130  interrupted (Ctrl-C); QEMU is killed
   129, 143  ended by SIGHUP or SIGTERM (128 + the signal); QEMU is killed
+  (kill -USR1 PID prints the stack of every thread of a runner that seems stuck)
 
 The serial console goes to stdout as it arrives; the one-line verdict goes to stderr.
 """

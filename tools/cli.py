@@ -5,7 +5,9 @@ stderr and an exit status."""
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import math
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +97,8 @@ def run_cli(prog: str, image: Path, work: Callable[[], int]) -> int:
     KeyboardInterrupt    `PROG: interrupted; QEMU killed`; 130
     SignalExit           `PROG: terminated by SIGxxx; QEMU killed`; 128 + the signal
     """
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints every thread's stack on stderr
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         with exit_on_signals():
             return work()
