@@ -5,6 +5,7 @@ stderr and an exit status."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import math
 import signal
@@ -98,7 +99,9 @@ def run_cli(prog: str, image: Path, work: Callable[[], int]) -> int:
     SignalExit           `PROG: terminated by SIGxxx; QEMU killed`; 128 + the signal
     """
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints every thread's stack on stderr
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        # (the process's own stderr: sys.stderr may be a stream with no file descriptor)
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     try:
         with exit_on_signals():
             return work()
