@@ -141,19 +141,28 @@ def run_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callabl
 # --- kernel_build: the real kernel, built once per run into a temporary directory ----------
 
 
-def _build_kernel(out: Path) -> Path:
-    import build
-
-    assert build.main(["--out", str(out)]) == 0, "the kernel does not build"
-    return out
+@pytest.fixture(scope="session")
+def build_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build cache directory for the whole run (every xdist worker): the kernel_build and
+    the tests' mutant kernels (copies of kernel/ with one edit) reuse each other's results for
+    the units they share.  Tests of the cache itself keep using caches of their own."""
+    return once_per_run(tmp_path_factory, "build-cache", lambda directory: directory)
 
 
 @pytest.fixture(scope="session")
-def kernel_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The output directory of one build.py run on the current sources (kernel.elf, kernel.map,
+def kernel_build(tmp_path_factory: pytest.TempPathFactory, build_cache: Path) -> Path:
+    """The output directory of one build of the current sources (kernel.elf, kernel.map,
     kernel.lst, gen/; not the checkout's build/), shared read-only by every test of the run,
     on every xdist worker.  A test that needs another kernel builds it in its own tmp_path."""
-    return once_per_run(tmp_path_factory, "kernel", _build_kernel)
+
+    def make(out: Path) -> Path:
+        import kbuild
+
+        result = kbuild.build_kernel(out, cache=build_cache)
+        assert result.status == 0, "the kernel does not build:\n" + "\n".join(result.messages)
+        return out
+
+    return once_per_run(tmp_path_factory, "kernel", make)
 
 
 @pytest.fixture(scope="session")

@@ -488,7 +488,7 @@ def test_apic_timer_calibration_against_qemu(kernel_image, hz):
     assert printed and int(printed[1]) == hz and int(printed[2]) == count, console
 
 
-def test_failed_checks_are_all_listed_and_the_test_goes_on(kernel_image, tmp_path):
+def test_failed_checks_are_all_listed_and_the_test_goes_on(kernel_image, tmp_path, build_cache):
     from test_entry import mutant
 
     # Mutation: sched_timer_ticks sleeps one tick instead of five. Two of its three CHECKs
@@ -496,7 +496,7 @@ def test_failed_checks_are_all_listed_and_the_test_goes_on(kernel_image, tmp_pat
     # failure), the test runs to its end (the third check passes silently), its result
     # carries the first reason, and the suite's next test still runs.
     old = "    mov edi, 5\n    call sleep_ticks\n    mov rax, qword ptr [rip + jiffies]\n"
-    bad = mutant(tmp_path, "selftest/sched.s", old, old.replace("edi, 5", "edi, 1"))
+    bad = mutant(tmp_path, build_cache, "selftest/sched.s", old, old.replace("edi, 5", "edi, 1"))
     append = "selftest=sched_timer_ticks,sched_task_reaping"
     result = boot(bad, append)
     assert result.outcome is Outcome.FAIL and result.exit_status == 35, result.console
