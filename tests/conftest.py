@@ -5,6 +5,7 @@ from __future__ import annotations
 # --- mb32_guest: tiny 32-bit Multiboot v1 guests for the QEMU runner tests ---------------------
 # Self-contained: uses GNU as/ld only (not asm/ or linker/), so tools/qemu.py is tested on its own.
 import fcntl
+import hashlib
 import os
 import pickle
 import subprocess
@@ -169,6 +170,28 @@ def kernel_build(tmp_path_factory: pytest.TempPathFactory, build_cache: Path) ->
 def kernel_image(kernel_build: Path) -> Path:
     """kernel.elf of kernel_build."""
     return kernel_build / "kernel.elf"
+
+
+@pytest.fixture(scope="session")
+def held_once(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
+    """``held_once(append) -> (console, state)``: helpers.held on kernel_image with `append`,
+    booted once per run and command line (up to 90 s) and shared by the tests that only read
+    the console and the kernel's state of that same boot; each call gets its own copy.  A test
+    that needs its own boot (a QEMU log, NMIs, a mutant) calls helpers.held itself."""
+    from helpers import held
+
+    boots: dict[str, bytes] = {}
+
+    def get(append: str):
+        if append not in boots:
+            name = "held-" + hashlib.sha256(append.encode()).hexdigest()[:16]
+            made = once_per_run(
+                tmp_path_factory, name, lambda _: held(kernel_image, append, timeout=90)
+            )
+            boots[append] = pickle.dumps(made)
+        return pickle.loads(boots[append])
+
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -212,8 +212,8 @@ DEMO_ROWS = {
 }  # fmt: skip
 
 
-def test_every_record_of_a_full_run_keeps_the_seed_order(image):
-    console, state = held(image, "selftest=all")
+def test_every_record_of_a_full_run_keeps_the_seed_order(held_once):
+    console, state = held_once("selftest=all")
     assert ktap.parse(console).passed, ktap.parse(console).summary()
     assert state.policy == "v6" and state.idle_task is not None
     # The host's table checks (in check_invariants) saw every row of both tables.
@@ -240,10 +240,10 @@ def test_every_record_of_a_full_run_keeps_the_seed_order(image):
     [("selftest=all entry_policy=v58", 2, V58_ROWS), ("", 0, DEMO_ROWS)],
     ids=["selftest_all_v58", "demo"],
 )
-def test_host_judges_every_entry_and_exit(image, append, provoked, rows):
+def test_host_judges_every_entry_and_exit(held_once, append, provoked, rows):
     # The other policy and the demo, judged by the same host checks as the v6 suite above:
     # every entry and exit in the log against its row, with the policy the kernel reports.
-    console, state = held(image, append)
+    console, state = held_once(append)
     assert KERNEL_RULES.hold_code(console) == HOLD_PASS, console
     assert state.policy == ("v58" if "v58" in append else "v6")
     assert [e.seq for e in state.events] == list(range(state.percpu["event_seq"]))
@@ -325,8 +325,8 @@ IF_FAULT_TESTS = (
 )
 
 
-def test_fault_handler_runs_with_the_interrupted_contexts_if(image, tmp_path, build_cache):
-    _, state = held(image, IF_FAULT_TESTS)
+def test_fault_handler_runs_with_the_interrupted_contexts_if(held_once, tmp_path, build_cache):
+    _, state = held_once(IF_FAULT_TESTS)
     pairs = fault_handler_pairs(state.events)
     assert {(entry.regs_if, h.cpl) for entry, h in pairs} == {(False, 0), (True, 0), (True, 3)}
     assert not fault_handler_irq_violations(state.events)
@@ -337,8 +337,8 @@ def test_fault_handler_runs_with_the_interrupted_contexts_if(image, tmp_path, bu
     assert found and all("entered with IF=0 handled with IF=1" in v for v in found), found
 
 
-def test_exit_to_an_irqs_off_context_keeps_lockdep_off(image, tmp_path, build_cache):
-    _, state = held(image, IF_FAULT_TESTS)
+def test_exit_to_an_irqs_off_context_keeps_lockdep_off(held_once, tmp_path, build_cache):
+    _, state = held_once(IF_FAULT_TESTS)
     assert any(e.kind == "idtentry_exit" and not e.regs_if for e in state.events)
     assert not irqs_off_exit_violations(state.events)
     # Mutation: the exit ignores regs->flags.IF and takes the interrupts-on rows for every
@@ -406,10 +406,10 @@ HOST_MUTANTS = {
 
 
 @pytest.mark.parametrize("name", list(HOST_MUTANTS))
-def test_host_table_checks_catch_mutants(image, tmp_path, build_cache, name):
+def test_host_table_checks_catch_mutants(held_once, tmp_path, build_cache, name):
     source, old, new, selftests, check, phrase = HOST_MUTANTS[name]
     # The real kernel passes the same check on the same self-tests.
-    _, state = held(image, f"selftest={selftests}")
+    _, state = held_once(f"selftest={selftests}")
     assert not check(state), check(state)
     bad = mutant(tmp_path, build_cache, source, old, new)
     _, state = held(bad, f"selftest={selftests}")
