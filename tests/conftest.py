@@ -195,6 +195,17 @@ def held_once(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
 
 
 @pytest.fixture(scope="session")
+def selftest_list(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
+    """The QemuResult of booting kernel_image with `selftest=list`, once per run."""
+    from tools.qemu import QemuConfig, run
+
+    def make(_: Path):
+        return run(QemuConfig(kernel_image, append="selftest=list", timeout=30))
+
+    return once_per_run(tmp_path_factory, "selftest-list", make)
+
+
+@pytest.fixture(scope="session")
 def kernel_symbols(kernel_image: Path):
     from tools.symbols import SymbolTable
 

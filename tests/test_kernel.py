@@ -47,8 +47,8 @@ def boot(image: Path, append: str, timeout: float = 30.0, **kw):
     return run(QemuConfig(image, append=append, timeout=timeout, **kw))
 
 
-def test_all_selftests_pass(image, held_once):
-    listed = boot(image, "selftest=list")
+def test_all_selftests_pass(held_once, selftest_list):
+    listed = selftest_list
     assert listed.outcome is Outcome.PASS
     names = re.findall(r"^    ([a-z0-9_]+)$", listed.console, re.M)
     suites = re.findall(r"^([a-z0-9_]+):$", listed.console, re.M)
@@ -72,8 +72,8 @@ ALONE_PARTS = 4  # test_each_selftest_alone's boots, in parts that xdist runs in
 
 
 @pytest.mark.parametrize("part", range(ALONE_PARTS))
-def test_each_selftest_alone(image, part):
-    names = re.findall(r"^    ([a-z0-9_]+)$", boot(image, "selftest=list").console, re.M)
+def test_each_selftest_alone(image, selftest_list, part):
+    names = re.findall(r"^    ([a-z0-9_]+)$", selftest_list.console, re.M)
     assert len(names) >= ALONE_PARTS
     for name in names[part::ALONE_PARTS]:  # the parts together: every name, once
         report = ktap.parse(boot(image, f"selftest={name}").console)

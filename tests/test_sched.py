@@ -194,10 +194,9 @@ def test_command_line_longer_than_the_buffer_is_refused(kernel_image, extra, ref
         assert "timer: 10 Hz" in result.console
 
 
-def selftest_table(image: Path) -> dict[str, list[str]]:
-    """The suites and their tests' names (selftest=list), in the order selftest=all runs
-    them, by-name ones marked."""
-    result = boot(image, "selftest=list")
+def selftest_table(result) -> dict[str, list[str]]:
+    """The suites and their tests' names in `result` (a selftest=list boot: selftest_list), in
+    the order selftest=all runs them, by-name ones marked."""
     assert result.outcome is Outcome.PASS, result.console
     start = result.console.index("timer:")
     suites: dict[str, list[str]] = {}
@@ -209,8 +208,8 @@ def selftest_table(image: Path) -> dict[str, list[str]]:
     return suites
 
 
-def test_selftests_run_in_the_order_named(kernel_image, held_once):
-    suites = selftest_table(kernel_image)
+def test_selftests_run_in_the_order_named(kernel_image, selftest_list, held_once):
+    suites = selftest_table(selftest_list)
     table = [name for tests in suites.values() for name in tests]
     named = ["multiboot", "idt", "gdt_tss"]
     assert [table.index(n) for n in named] == [2, 0, 1], table[:3]  # not in table order
@@ -236,8 +235,8 @@ def test_selftests_run_in_the_order_named(kernel_image, held_once):
     assert [t.name for t in ktap.parse(console).cases] == expected
 
 
-def test_a_suite_name_runs_the_whole_suite(kernel_image):
-    suites = selftest_table(kernel_image)
+def test_a_suite_name_runs_the_whole_suite(kernel_image, selftest_list):
+    suites = selftest_table(selftest_list)
     # Its by-name tests too (naming the suite names them), but not those that wait for the
     # host (they would wait for ever).
     host = " (only when named, waits for the host)"
