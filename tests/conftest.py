@@ -5,6 +5,7 @@ from __future__ import annotations
 # --- mb32_guest: tiny 32-bit Multiboot v1 guests for the QEMU runner tests ---------------------
 # Self-contained: uses GNU as/ld only (not asm/ or linker/), so tools/qemu.py is tested on its own.
 import fcntl
+import hashlib
 import os
 import pickle
 import subprocess
@@ -141,25 +142,67 @@ def run_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callabl
 # --- kernel_build: the real kernel, built once per run into a temporary directory ----------
 
 
-def _build_kernel(out: Path) -> Path:
-    import build
-
-    assert build.main(["--out", str(out)]) == 0, "the kernel does not build"
-    return out
+@pytest.fixture(scope="session")
+def build_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build cache directory for the whole run (every xdist worker): the kernel_build and
+    the tests' mutant kernels (copies of kernel/ with one edit) reuse each other's results for
+    the units they share.  Tests of the cache itself keep using caches of their own."""
+    return once_per_run(tmp_path_factory, "build-cache", lambda directory: directory)
 
 
 @pytest.fixture(scope="session")
-def kernel_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The output directory of one build.py run on the current sources (kernel.elf, kernel.map,
+def kernel_build(tmp_path_factory: pytest.TempPathFactory, build_cache: Path) -> Path:
+    """The output directory of one build of the current sources (kernel.elf, kernel.map,
     kernel.lst, gen/; not the checkout's build/), shared read-only by every test of the run,
     on every xdist worker.  A test that needs another kernel builds it in its own tmp_path."""
-    return once_per_run(tmp_path_factory, "kernel", _build_kernel)
+
+    def make(out: Path) -> Path:
+        import kbuild
+
+        result = kbuild.build_kernel(out, cache=build_cache)
+        assert result.status == 0, "the kernel does not build:\n" + "\n".join(result.messages)
+        return out
+
+    return once_per_run(tmp_path_factory, "kernel", make)
 
 
 @pytest.fixture(scope="session")
 def kernel_image(kernel_build: Path) -> Path:
     """kernel.elf of kernel_build."""
     return kernel_build / "kernel.elf"
+
+
+@pytest.fixture(scope="session")
+def held_once(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
+    """``held_once(append) -> (console, state)``: helpers.held on kernel_image with `append`,
+    booted once per run and command line (up to 90 s) and shared by the tests that only read
+    the console and the kernel's state of that same boot; each call gets its own copy.  A test
+    that needs its own boot (a QEMU log, NMIs, a mutant) calls helpers.held itself."""
+    from helpers import held
+
+    boots: dict[str, bytes] = {}
+
+    def get(append: str):
+        if append not in boots:
+            name = "held-" + hashlib.sha256(append.encode()).hexdigest()[:16]
+            made = once_per_run(
+                tmp_path_factory, name, lambda _: held(kernel_image, append, timeout=90)
+            )
+            boots[append] = pickle.dumps(made)
+        return pickle.loads(boots[append])
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def selftest_list(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
+    """The QemuResult of booting kernel_image with `selftest=list`, once per run."""
+    from tools.qemu import QemuConfig, run
+
+    def make(_: Path):
+        return run(QemuConfig(kernel_image, append="selftest=list", timeout=30))
+
+    return once_per_run(tmp_path_factory, "selftest-list", make)
 
 
 @pytest.fixture(scope="session")

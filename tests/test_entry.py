@@ -212,8 +212,8 @@ DEMO_ROWS = {
 }  # fmt: skip
 
 
-def test_every_record_of_a_full_run_keeps_the_seed_order(image):
-    console, state = held(image, "selftest=all")
+def test_every_record_of_a_full_run_keeps_the_seed_order(held_once):
+    console, state = held_once("selftest=all")
     assert ktap.parse(console).passed, ktap.parse(console).summary()
     assert state.policy == "v6" and state.idle_task is not None
     # The host's table checks (in check_invariants) saw every row of both tables.
@@ -240,10 +240,10 @@ def test_every_record_of_a_full_run_keeps_the_seed_order(image):
     [("selftest=all entry_policy=v58", 2, V58_ROWS), ("", 0, DEMO_ROWS)],
     ids=["selftest_all_v58", "demo"],
 )
-def test_host_judges_every_entry_and_exit(image, append, provoked, rows):
+def test_host_judges_every_entry_and_exit(held_once, append, provoked, rows):
     # The other policy and the demo, judged by the same host checks as the v6 suite above:
     # every entry and exit in the log against its row, with the policy the kernel reports.
-    console, state = held(image, append)
+    console, state = held_once(append)
     assert KERNEL_RULES.hold_code(console) == HOLD_PASS, console
     assert state.policy == ("v58" if "v58" in append else "v6")
     assert [e.seq for e in state.events] == list(range(state.percpu["event_seq"]))
@@ -302,10 +302,10 @@ def test_noinstr_check_runs_on_the_kernel(image):
         assert markers is not None and markers.data_size >= 16 * 10  # the entry code's regions
 
 
-def mutant(tmp_path: Path, source: str, old: str, new: str) -> Path:
+def mutant(tmp_path: Path, cache: Path, source: str, old: str, new: str) -> Path:
     """The kernel built from a copy of kernel/ in which `source` has `old` (which must occur
-    exactly once) replaced by `new`."""
-    import build
+    exactly once) replaced by `new`, through the run's build cache `cache` (build_cache)."""
+    import kbuild
 
     tree = tmp_path / "kernel"
     shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
@@ -314,7 +314,8 @@ def mutant(tmp_path: Path, source: str, old: str, new: str) -> Path:
     assert text.count(old) == 1, f"{old!r} in {source}"
     path.write_text(text.replace(old, new))
     out = tmp_path / "out"
-    assert build.main(["--out", str(out), "--kernel-dir", str(tree)]) == 0
+    result = kbuild.build_kernel(out, tree, cache=cache)
+    assert result.status == 0, "\n".join(result.messages)
     return out / "kernel.elf"
 
 
@@ -324,25 +325,25 @@ IF_FAULT_TESTS = (
 )
 
 
-def test_fault_handler_runs_with_the_interrupted_contexts_if(image, tmp_path):
-    _, state = held(image, IF_FAULT_TESTS)
+def test_fault_handler_runs_with_the_interrupted_contexts_if(held_once, tmp_path, build_cache):
+    _, state = held_once(IF_FAULT_TESTS)
     pairs = fault_handler_pairs(state.events)
     assert {(entry.regs_if, h.cpl) for entry, h in pairs} == {(False, 0), (True, 0), (True, 3)}
     assert not fault_handler_irq_violations(state.events)
     # Mutation: a handler that enables interrupts whatever the interrupted context had.
-    bad = mutant(tmp_path, "mm/fault.s", "    jz .Lirqs_stay_off\n", "")
+    bad = mutant(tmp_path, build_cache, "mm/fault.s", "    jz .Lirqs_stay_off\n", "")
     _, state = held(bad, IF_FAULT_TESTS)
     found = fault_handler_irq_violations(state.events)
     assert found and all("entered with IF=0 handled with IF=1" in v for v in found), found
 
 
-def test_exit_to_an_irqs_off_context_keeps_lockdep_off(image, tmp_path):
-    _, state = held(image, IF_FAULT_TESTS)
+def test_exit_to_an_irqs_off_context_keeps_lockdep_off(held_once, tmp_path, build_cache):
+    _, state = held_once(IF_FAULT_TESTS)
     assert any(e.kind == "idtentry_exit" and not e.regs_if for e in state.events)
     assert not irqs_off_exit_violations(state.events)
     # Mutation: the exit ignores regs->flags.IF and takes the interrupts-on rows for every
     # kernel-mode return; lockdep then believes interrupts are on when the exit ends.
-    bad = mutant(tmp_path, "entry/common.s", "    jz .Lexit_irqs_off\n", "")
+    bad = mutant(tmp_path, build_cache, "entry/common.s", "    jz .Lexit_irqs_off\n", "")
     _, state = held(bad, IF_FAULT_TESTS)
     found = irqs_off_exit_violations(state.events)
     assert any("trace_hardirqs_on" in v for v in found), found
@@ -405,12 +406,12 @@ HOST_MUTANTS = {
 
 
 @pytest.mark.parametrize("name", list(HOST_MUTANTS))
-def test_host_table_checks_catch_mutants(image, tmp_path, name):
+def test_host_table_checks_catch_mutants(held_once, tmp_path, build_cache, name):
     source, old, new, selftests, check, phrase = HOST_MUTANTS[name]
     # The real kernel passes the same check on the same self-tests.
-    _, state = held(image, f"selftest={selftests}")
+    _, state = held_once(f"selftest={selftests}")
     assert not check(state), check(state)
-    bad = mutant(tmp_path, source, old, new)
+    bad = mutant(tmp_path, build_cache, source, old, new)
     _, state = held(bad, f"selftest={selftests}")
     found = check(state)
     assert any(phrase in v for v in found), found
@@ -419,7 +420,9 @@ def test_host_table_checks_catch_mutants(image, tmp_path, name):
         assert not exit_table_violations(state.events, state.policy)
 
 
-def test_exit_to_user_check_catches_a_work_loop_that_ignores_need_resched(image, tmp_path):
+def test_exit_to_user_check_catches_a_work_loop_that_ignores_need_resched(
+    image, tmp_path, build_cache
+):
     # A user task that never yields is preempted on its way back to ring 3 after its slice:
     # the work loop runs with need-resched set.  The real kernel passes the check.
     spinner = "selftest=sched_user_spinner_cannot_starve"
@@ -430,13 +433,13 @@ def test_exit_to_user_check_catches_a_work_loop_that_ignores_need_resched(image,
     # Mutation: the loop looks only at signals and notify-resume, so the spinner goes back
     # to ring 3 with need-resched set and starves everything else (the run never ends): read
     # the log after a while instead of at HOLD.
-    bad = mutant(tmp_path, "entry/common.s", "    test r12, EXIT_TO_USERMODE_LOOP_FLAGS\n",
+    bad = mutant(tmp_path, build_cache, "entry/common.s", "    test r12, EXIT_TO_USERMODE_LOOP_FLAGS\n",
                  "    test r12, TIF_SIGPENDING | TIF_NOTIFY_RESUME\n")  # fmt: skip
     with QemuRunner(QemuConfig(bad, append=f"{spinner} hold", timeout=60)) as vm:
         vm.launch()
         vm.cont()
         vm.wait_for_console(r"KTAP version 1", timeout=30)
-        time.sleep(2)
+        time.sleep(1)  # the real kernel's whole run of the spinner takes ~0.4 s
         vm.pause()
         assert KERNEL_RULES.hold_code(vm.console) is None
         state = read_state(vm, SymbolTable(bad))
@@ -451,7 +454,7 @@ REPEAT_RE = re.compile(
 )
 
 
-def test_a_fault_that_keeps_coming_back_is_given_up(image, tmp_path):
+def test_a_fault_that_keeps_coming_back_is_given_up(image, tmp_path, build_cache):
     # The fault is "resolved" each time without the access succeeding (nothing is mapped):
     # the same-fault guard kills the task after a few faults, each one real in QEMU's log.
     log = tmp_path / "int.log"
@@ -466,16 +469,21 @@ def test_a_fault_that_keeps_coming_back_is_given_up(image, tmp_path):
     assert {(r.ip, r.error_code) for r in faults} == {(int(kill["ip"], 16), 0x4)}
     assert int(kill["addr"], 16) == USER_FAULT_LOOP_ADDR
     # Mutation: without the guard the task faults for ever and the run never ends.
-    bad = mutant(tmp_path, "mm/fault.s", "    jae .Lfault_repeats", "    jmp .Lcheck_region")
-    result = run(QemuConfig(bad, append="selftest=user_fault_loop", timeout=5))
+    bad = mutant(
+        tmp_path, build_cache, "mm/fault.s", "    jae .Lfault_repeats", "    jmp .Lcheck_region"
+    )
+    # (2 s: over ten times what the real kernel's run of it takes.)
+    result = run(QemuConfig(bad, append="selftest=user_fault_loop", timeout=2))
     assert result.outcome is Outcome.TIMEOUT, result.console
 
 
-def test_exit_work_loop_rechecks_with_irqs_off(image, tmp_path):
+def test_exit_work_loop_rechecks_with_irqs_off(image, tmp_path, build_cache):
     result = run(QemuConfig(image, append="selftest=user_exit_work_loop", timeout=30))
     assert result.outcome is Outcome.PASS, result.console
     # Mutation: the loop does not look at the flags again after its work.
-    bad = mutant(tmp_path, "entry/common.s", "    jmp .Lwork\n", "    jmp .Lwork_done\n")
+    bad = mutant(
+        tmp_path, build_cache, "entry/common.s", "    jmp .Lwork\n", "    jmp .Lwork_done\n"
+    )
     result = run(QemuConfig(bad, append="selftest=user_exit_work_loop", timeout=30))
     assert result.outcome is Outcome.FAIL
     assert "not ok 1 user_exit_work_loop # the notify-resume works did not both run" in (

@@ -35,10 +35,10 @@ def test_the_held_guest_is_paused_and_stays_still(kernel_image, kernel_symbols):
 @pytest.mark.parametrize(
     ("append", "outcome", "message"),
     [("crash=oops", Outcome.PANIC, "the kernel ended before HOLD: OOPS: unexpected exception"),
-     ("crash=hang", Outcome.TIMEOUT, "the kernel did not reach HOLD within 3 s")],
+     ("crash=hang", Outcome.TIMEOUT, "the kernel did not reach HOLD within 1.5 s")],
 )  # fmt: skip
 def test_a_kernel_that_does_not_hold(kernel_image, append, outcome, message):
-    with pytest.raises(HoldError) as info, boot_held(kernel_image, append, 3):
+    with pytest.raises(HoldError) as info, boot_held(kernel_image, append, 1.5):
         pytest.fail("the kernel held")
     assert info.value.outcome is outcome and message in str(info.value)
     assert "condrcu:" in info.value.console

@@ -380,7 +380,7 @@ def test_worker_survives_keystone_crash_and_hang():
             w.assemble([(64, 0, ".text\nnop\n")], timeout=10)
         assert not crash.value.hang
         with pytest.raises(KeystoneCrash) as hang:
-            w.assemble([(64, 0, "nop\n.p2align 0x20\n")], timeout=2)
+            w.assemble([(64, 0, "nop\n.p2align 0x20\n")], timeout=1)
         assert hang.value.hang
         (r,) = w.assemble([(64, 0, "nop")], timeout=10)
         assert r.ok and r.data == b"\x90"

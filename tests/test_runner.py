@@ -179,7 +179,7 @@ def test_the_runner_reads_the_console_by_the_rules_it_is_given(
 ) -> None:
     # tools/qemu.py knows QEMU, not the kernel: under another guest's rules the kernel's HOLD
     # line ends nothing (the run times out) and its PANIC banner is no panic.
-    held = run(config(guest("held").path, timeout=2.0, rules=OtherGuestRules()))
+    held = run(config(guest("held").path, timeout=1.0, rules=OtherGuestRules()))
     assert held.outcome is Outcome.TIMEOUT and held.hold_code is None
     panic = run(config(guest("panic").path, rules=OtherGuestRules()))
     assert panic.outcome is Outcome.FAIL, panic.reason

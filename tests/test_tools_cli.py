@@ -196,11 +196,11 @@ def test_eventlog_missing_or_foreign_image(tmp_path):
     [("crash=oops", 1, "PANIC: unexpected exception #UD",
       "the kernel ended before HOLD: OOPS: unexpected exception #UD"),
      ("events=0", 1, "error: events= takes a number from 1 to", "guest reported failure"),
-     ("crash=hang", 2, "condrcu: x86-64", "did not reach HOLD within 3 s"),
+     ("crash=hang", 2, "condrcu: x86-64", "did not reach HOLD within 2 s"),
      ("selftest=no_such_test", 1, "error: unknown selftest", "guest reported failure")],
 )  # fmt: skip
 def test_eventlog_kernel_failures(kernel_image, append, status, shown, message):
-    done = cli(str(kernel_image), "--append", append, "--timeout", "3")
+    done = cli(str(kernel_image), "--append", append, "--timeout", "2")
     assert done.returncode == status, done.stderr
     console = done.stderr.split("--- console ---\n")[1].split("--- end of console ---")[0]
     assert shown in console and message in done.stderr

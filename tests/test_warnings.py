@@ -199,8 +199,8 @@ def audit_flags(events: list[Event]) -> FlagAudit:
 
 
 @pytest.mark.parametrize("selection", ["all", ",".join(WARN_TESTS)], ids=["all", "warnings"])
-def test_lockdep_and_tracer_counters_match_the_event_log(image, selection):
-    console, state = held(image, f"selftest={selection}", timeout=90)
+def test_lockdep_and_tracer_counters_match_the_event_log(held_once, selection):
+    console, state = held_once(f"selftest={selection}")
     assert ktap.parse(console).passed, ktap.parse(console).summary()
     assert_whole_log(state)
     audit = audit_flags(state.events)
