@@ -439,7 +439,7 @@ def test_exit_to_user_check_catches_a_work_loop_that_ignores_need_resched(
         vm.launch()
         vm.cont()
         vm.wait_for_console(r"KTAP version 1", timeout=30)
-        time.sleep(1)  # the real kernel's whole run of the spinner takes ~0.4 s
+        time.sleep(2)  # the real kernel's whole run of the spinner takes ~0.4 s: ample under load
         vm.pause()
         assert KERNEL_RULES.hold_code(vm.console) is None
         state = read_state(vm, SymbolTable(bad))
