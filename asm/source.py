@@ -12,6 +12,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse, parse_number
@@ -100,6 +101,8 @@ class SourceFile:
     # What parsing it read besides the file itself (includes, .incbin): with the file, all
     # that its statements depend on.
     inputs: list[Path] = field(default_factory=list)
+    # Operand text -> its reading (asm.unit.Operand), shared by the files parsed together.
+    operands: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def constant_order(self) -> dict[str, int]:
         """Each constant's position in definition order (Insn.known_constants counts these)."""
@@ -151,6 +154,7 @@ class SharedParse:
 
     lines: dict[Path, list[tuple[Loc, str]]] = field(default_factory=dict)
     includes: dict[tuple, _IncludeEffect] = field(default_factory=dict)
+    operands: dict[str, Any] = field(default_factory=dict)  # SourceFile.operands
 
 
 class Parser:
@@ -160,7 +164,7 @@ class Parser:
                  shared: SharedParse | None = None) -> None:  # fmt: skip
         self.shared = shared if shared is not None else SharedParse()
         self.includes = 0  # .include lines processed
-        self.file = SourceFile(path)
+        self.file = SourceFile(path, operands=self.shared.operands)
         self.file.constants.update(constants)
         self.include_dirs = include_dirs
         self.macros: dict[str, _Macro] = {}
