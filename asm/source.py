@@ -9,6 +9,7 @@ file's constants, global names and symbol attributes.  Nothing here knows about 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ _NUMERIC_LABEL = re.compile(r"\s*\d+\s*:")
 _MACRO_ARG = re.compile(r"\\(\w+|@)")
 _NESTING = re.compile(r"[][()\"']")  # what makes a comma not split operands
 _SPLIT_SPECIAL = re.compile(r"[][()\"',]")
+_INSN = re.compile(r"((?:(?:lock|rep|repe|repz|repne|repnz)\s+)*)([A-Za-z]\w*)\s*(.*)$")
 
 MAX_MACRO_DEPTH = 100  # macros expanding macros: deeper is taken as a macro that calls itself
 MAX_SPACE = 1 << 24  # the most bytes one .zero/.skip/.space/.fill may reserve (16 MiB)
@@ -310,7 +312,7 @@ class Parser:
     # -- statements ----------------------------------------------------------------------------
 
     def _statement(self, loc: Loc, line: str) -> None:
-        if ";" in _outside_strings(line):
+        if ";" in line and ";" in _outside_strings(line):
             raise AsmError(loc, "';' is not a comment here and keystone splits statements on it; "
                            "use '#' for comments and one statement per line")  # fmt: skip
         while True:
@@ -352,7 +354,7 @@ class Parser:
         self.file.sections.setdefault(self.section, []).append(stmt)
 
     def _insn(self, loc: Loc, line: str) -> None:
-        m = re.match(r"((?:(?:lock|rep|repe|repz|repne|repnz)\s+)*)([A-Za-z]\w*)\s*(.*)$", line)
+        m = _INSN.match(line)
         if not m:
             raise AsmError(loc, f"cannot parse '{line}'")
         mnemonic = (" ".join(m[1].split() + [m[2]])).lower()
@@ -539,6 +541,15 @@ def _outside_strings(line: str) -> str:
 
 def _split_operands(text: str) -> list[str]:
     """Split on commas that are outside brackets, parentheses and strings."""
+    return list(_split(text))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(_split_text(text))
+
+
+def _split_text(text: str) -> list[str]:
     if not _NESTING.search(text):
         return [part.strip() for part in text.split(",")]
     out, depth, quote, start = [], 0, None, 0
