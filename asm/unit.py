@@ -253,6 +253,24 @@ def _read_operand(text: str) -> Operand:
                    mem_regs=tuple(mem_regs))  # fmt: skip
 
 
+def _joined(parts: list[str | Lowered]) -> list[str | Lowered]:
+    """`parts` with each run of adjacent lines joined by newlines (one string to copy per
+    pass, not one per statement); the Lowered parts stay as they are."""
+    out: list[str | Lowered] = []
+    run: list[str] = []
+    for p in parts:
+        if isinstance(p, str):
+            run.append(p)
+            continue
+        if run:
+            out.append("\n".join(run))
+            run = []
+        out.append(p)
+    if run:
+        out.append("\n".join(run))
+    return out
+
+
 class Unit:
     """The statements of `section` in `file`; offsets are known after `absorb`."""
 
@@ -519,7 +537,7 @@ class Unit:
             sign = "+" if value >= base else "-"
             lines.append(f".set {ks_name(name)}, __kunit {sign} {hex(abs(value - base))}")
         if self._body is None:
-            self._body = self._static_body()
+            self._body = _joined(self._static_body())
         for part in self._body:
             if isinstance(part, str):
                 lines.append(part)
