@@ -357,7 +357,7 @@ class Parser:
         m = _INSN.match(line)
         if not m:
             raise AsmError(loc, f"cannot parse '{line}'")
-        mnemonic = (" ".join(m[1].split() + [m[2]])).lower()
+        mnemonic = (" ".join(m[1].split() + [m[2]])).lower() if m[1] else m[2].lower()
         ops = _split_operands(m[3]) if m[3].strip() else []
         if any(not o for o in ops):
             raise AsmError(loc, f"empty operand in '{line}'")
@@ -525,8 +525,10 @@ def _string(loc: Loc, text: str) -> bytes:
     text = text.strip()
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
         raise AsmError(loc, f"expected a quoted string, got {text}")
+    inner = text[1:-1]
     try:
-        value = ast.literal_eval(text)
+        # A string without escapes or inner quotes is its own text; else Python reads it.
+        value = inner if '"' not in inner and "\\" not in inner else ast.literal_eval(text)
     except (SyntaxError, ValueError):
         raise AsmError(loc, f"bad string literal {text}") from None
     try:

@@ -330,7 +330,9 @@ class Unit:
             stmt = s
         else:  # rewritten (`int 3` as int3, a register spelled otherwise): the same for s
             stmt = dataclasses.replace(lowered.stmt, loc=s.loc, known_constants=s.known_constants)
-        return dataclasses.replace(lowered, stmt=stmt)
+        lw = lowered
+        return Lowered(stmt, lw.text, lw.size, lw.branch, lw.far32, lw.operands, lw.externals,
+                       lw.late)  # fmt: skip
 
     def _fill(self, s: Align) -> int:
         if s.fill is not None:
