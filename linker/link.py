@@ -190,11 +190,17 @@ class Linker:
 
     def link(self) -> Image:
         sizes = [0] * len(self.units)
-        values: dict[tuple[object, str], int] = {}
         self._generated_size = {}
         for _ in range(MAX_PASSES):
             bases, spans = self._place(sizes)
             linker = self._linker_symbols(spans)
+            # Each label at its last-pass offset from where its unit starts now: exact when no
+            # size changed (the usual case), so that pass is the last, not the one after.
+            values: dict[tuple[object, str], int] = {
+                (u.path, n): base + off
+                for u, base in zip(self.units, bases)
+                for n, off in u.label_offsets().items()
+            }
             work = [(u, base, self._resolver(u, values, linker))
                     for u, base in zip(self.units, bases)]  # fmt: skip
             self.assemble(work)
@@ -205,7 +211,7 @@ class Linker:
             gen = {s.name: len(s.generate(symbols)) for s in self.layout.sections if s.generate}
             if new_sizes == sizes and new_values == values and gen == self._generated_size:
                 return self._finish(spans, linker, values, symbols)
-            sizes, values, self._generated_size = new_sizes, new_values, gen
+            sizes, self._generated_size = new_sizes, gen
         raise LinkErrors([AsmError(None, f"layout did not settle after {MAX_PASSES} passes "
                                    "(instruction sizes keep changing)")])  # fmt: skip
 
