@@ -1,8 +1,9 @@
 """Symbol resolution, placement and the fixpoint on sizes.
 
 Instruction sizes depend on symbol values (rel8 or rel32, imm32 or imm64) and symbol values on
-sizes, so placement is repeated until a pass assembles every unit with exactly the addresses the
-pass before produced.  The linker knows units only through their interface (align, labels, references,
+sizes, so placement is repeated until a pass assembles every unit with exactly the addresses it
+produces (each pass places the labels at their last offsets from their units' new starts, so
+that, when no size changes, the second pass is the last).  The linker knows units only through their interface (align, labels, references,
 text/absorb/finish); the assembling itself is a callable it is given, and verifying the
 instructions is a pass over the linked image (linker/checks.py).
 """
