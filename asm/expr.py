@@ -171,7 +171,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
                 break
             raise ExprError(f"unexpected character '{rest[:1]}' in '{text}'")
         pos = m.end()
-        kind = next(k for k in ("num", "chr", "name", "op") if m[k])
+        kind = m.lastgroup  # the one named group that matched (they hold no other)
         out.append((kind, m[kind]))
     return out
 

@@ -9,9 +9,11 @@ file's constants, global names and symbol attributes.  Nothing here knows about 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse, parse_number
@@ -22,6 +24,7 @@ _NUMERIC_LABEL = re.compile(r"\s*\d+\s*:")
 _MACRO_ARG = re.compile(r"\\(\w+|@)")
 _NESTING = re.compile(r"[][()\"']")  # what makes a comma not split operands
 _SPLIT_SPECIAL = re.compile(r"[][()\"',]")
+_INSN = re.compile(r"((?:(?:lock|rep|repe|repz|repne|repnz)\s+)*)([A-Za-z]\w*)\s*(.*)$")
 
 MAX_MACRO_DEPTH = 100  # macros expanding macros: deeper is taken as a macro that calls itself
 MAX_SPACE = 1 << 24  # the most bytes one .zero/.skip/.space/.fill may reserve (16 MiB)
@@ -100,6 +103,8 @@ class SourceFile:
     # What parsing it read besides the file itself (includes, .incbin): with the file, all
     # that its statements depend on.
     inputs: list[Path] = field(default_factory=list)
+    # Operand text -> its reading (asm.unit.Operand), shared by the files parsed together.
+    operands: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def constant_order(self) -> dict[str, int]:
         """Each constant's position in definition order (Insn.known_constants counts these)."""
@@ -151,6 +156,7 @@ class SharedParse:
 
     lines: dict[Path, list[tuple[Loc, str]]] = field(default_factory=dict)
     includes: dict[tuple, _IncludeEffect] = field(default_factory=dict)
+    operands: dict[str, Any] = field(default_factory=dict)  # SourceFile.operands
 
 
 class Parser:
@@ -160,7 +166,7 @@ class Parser:
                  shared: SharedParse | None = None) -> None:  # fmt: skip
         self.shared = shared if shared is not None else SharedParse()
         self.includes = 0  # .include lines processed
-        self.file = SourceFile(path)
+        self.file = SourceFile(path, operands=self.shared.operands)
         self.file.constants.update(constants)
         self.include_dirs = include_dirs
         self.macros: dict[str, _Macro] = {}
@@ -306,7 +312,7 @@ class Parser:
     # -- statements ----------------------------------------------------------------------------
 
     def _statement(self, loc: Loc, line: str) -> None:
-        if ";" in _outside_strings(line):
+        if ";" in line and ";" in _outside_strings(line):
             raise AsmError(loc, "';' is not a comment here and keystone splits statements on it; "
                            "use '#' for comments and one statement per line")  # fmt: skip
         while True:
@@ -348,10 +354,10 @@ class Parser:
         self.file.sections.setdefault(self.section, []).append(stmt)
 
     def _insn(self, loc: Loc, line: str) -> None:
-        m = re.match(r"((?:(?:lock|rep|repe|repz|repne|repnz)\s+)*)([A-Za-z]\w*)\s*(.*)$", line)
+        m = _INSN.match(line)
         if not m:
             raise AsmError(loc, f"cannot parse '{line}'")
-        mnemonic = (" ".join(m[1].split() + [m[2]])).lower()
+        mnemonic = (" ".join(m[1].split() + [m[2]])).lower() if m[1] else m[2].lower()
         ops = _split_operands(m[3]) if m[3].strip() else []
         if any(not o for o in ops):
             raise AsmError(loc, f"empty operand in '{line}'")
@@ -519,8 +525,10 @@ def _string(loc: Loc, text: str) -> bytes:
     text = text.strip()
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
         raise AsmError(loc, f"expected a quoted string, got {text}")
+    inner = text[1:-1]
     try:
-        value = ast.literal_eval(text)
+        # A string without escapes or inner quotes is its own text; else Python reads it.
+        value = inner if '"' not in inner and "\\" not in inner else ast.literal_eval(text)
     except (SyntaxError, ValueError):
         raise AsmError(loc, f"bad string literal {text}") from None
     try:
@@ -535,6 +543,15 @@ def _outside_strings(line: str) -> str:
 
 def _split_operands(text: str) -> list[str]:
     """Split on commas that are outside brackets, parentheses and strings."""
+    return list(_split(text))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(_split_text(text))
+
+
+def _split_text(text: str) -> list[str]:
     if not _NESTING.search(text):
         return [part.strip() for part in text.split(",")]
     out, depth, quote, start = [], 0, None, 0

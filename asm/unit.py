@@ -18,6 +18,7 @@ in the source, the spans the listing shows.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -175,27 +176,55 @@ def _mem_text(o: Operand, disp: str) -> str:
     return f"{head}[{' + '.join(regs)} {sign} {rest}]"
 
 
-def _operand(loc: Loc, text: str) -> Operand:
-    width16 = bool(re.match(r"\s*word\s+ptr", text, re.I)) or text.strip().lower() in REGISTERS16
+class _OperandError(Exception):
+    """An operand that cannot be read; the caller adds the location."""
+
+
+def _operand(loc: Loc, text: str, memo: dict[str, Operand] | None = None) -> Operand:
+    """The operand `text`, AsmError at `loc`; `memo` keeps the operands read before (shared:
+    an Operand is never changed once made)."""
+    if memo is not None:
+        found = memo.get(text)
+        if found is not None:
+            return found
+    try:
+        op = _read_operand(text)
+    except _OperandError as e:
+        raise AsmError(loc, str(e)) from None
+    if memo is not None:
+        memo[text] = op
+    return op
+
+
+_WORD_PTR = re.compile(r"\s*word\s+ptr", re.I)
+_BRANCH_KIND = re.compile(r"^\s*(near|far|short)\b", re.I)
+_OFFSET = re.compile(r"\boffset\b", re.I)
+_MEMORY = re.compile(r"\s*\[(.*)\]\s*")
+_TERMS = re.compile(r"([+-]?)\s*([^+-]+)")
+_SCALED = re.compile(r"(\w+)\*(0x[0-9a-f]+|\d+)|(0x[0-9a-f]+|\d+)\*(\w+)")
+
+
+def _read_operand(text: str) -> Operand:
+    width16 = bool(_WORD_PTR.match(text)) or text.strip().lower() in REGISTERS16
     body = _SIZE_PTR.sub("", text)
     body = _SEG.sub("", body)
     if body.strip().lower() in REGISTERS:
         return Operand(text, "reg", width16=width16)
     if "[" not in body:
-        if re.match(r"^\s*(near|far|short)\b", body, re.I):
+        if _BRANCH_KIND.match(body):
             return Operand(text, "other")
         try:
-            return Operand(text, "imm", parse(re.sub(r"\boffset\b", "", body, flags=re.I)))
+            return Operand(text, "imm", parse(_OFFSET.sub("", body)))
         except ExprError as e:
-            raise AsmError(loc, f"operand '{text}': {e}") from None
-    m = re.fullmatch(r"\s*\[(.*)\]\s*", body)
+            raise _OperandError(f"operand '{text}': {e}") from None
+    m = _MEMORY.fullmatch(body)
     if not m:
-        raise AsmError(loc, f"cannot read memory operand '{text}'")
-    terms = re.findall(r"([+-]?)\s*([^+-]+)", m[1].replace(" ", ""))
+        raise _OperandError(f"cannot read memory operand '{text}'")
+    terms = _TERMS.findall(m[1].replace(" ", ""))
     disp, rip, mem_regs = [], False, []
     for sign, term in terms:
         t = term.lower()
-        scaled = re.fullmatch(r"(\w+)\*(0x[0-9a-f]+|\d+)|(0x[0-9a-f]+|\d+)\*(\w+)", t)
+        scaled = _SCALED.fullmatch(t)
         if scaled and (scaled[1] or scaled[4]) in REGISTERS:
             mem_regs.append((scaled[1] or scaled[4], int(scaled[2] or scaled[3], 0)))
         elif t in REGISTERS:
@@ -208,20 +237,38 @@ def _operand(loc: Loc, text: str) -> Operand:
             disp.append(f"{sign or '+'}{term}")
             continue
         if sign == "-":
-            raise AsmError(loc, f"register subtracted in '{text}'")
+            raise _OperandError(f"register subtracted in '{text}'")
         rip = rip or t in ("rip", "eip")
     if rip and len(mem_regs) > 1:
         # x86-64 has no RIP-relative form with an index; keystone drops the index silently.
-        raise AsmError(loc, f"'{text}': RIP-relative addressing takes no other register "
-                       "(load the address with 'lea' first)")  # fmt: skip
+        raise _OperandError(f"'{text}': RIP-relative addressing takes no other register "
+                            "(load the address with 'lea' first)")  # fmt: skip
     value = None
     if disp:
         try:
             value = parse("".join(disp).lstrip("+"))
         except ExprError as e:
-            raise AsmError(loc, f"operand '{text}': {e}") from None
+            raise _OperandError(f"operand '{text}': {e}") from None
     return Operand(text, "mem", value, rip=rip, absolute=not mem_regs, width16=width16,
                    mem_regs=tuple(mem_regs))  # fmt: skip
+
+
+def _joined(parts: list[str | Lowered]) -> list[str | Lowered]:
+    """`parts` with each run of adjacent lines joined by newlines (one string to copy per
+    pass, not one per statement); the Lowered parts stay as they are."""
+    out: list[str | Lowered] = []
+    run: list[str] = []
+    for p in parts:
+        if isinstance(p, str):
+            run.append(p)
+            continue
+        if run:
+            out.append("\n".join(run))
+            run = []
+        out.append(p)
+    if run:
+        out.append("\n".join(run))
+    return out
 
 
 class Unit:
@@ -232,6 +279,10 @@ class Unit:
         self.labels = {s.name for s in stmts if isinstance(s, Label)}
         self.align = max([s.boundary for s in stmts if isinstance(s, Align)], default=1)
         self.const_order = file.constant_order()
+        # An instruction written again in the unit lowers as it did the first time (the same
+        # text, mode, constants and labels): (mnemonic, operands, bits) -> (first, lowered).
+        self._insns: dict[tuple, tuple[Insn, Lowered]] = {}
+        self._operands: dict[str, Operand] = file.operands  # read once per parse
         self.lowered = [self._lower(s) for s in stmts]
         self.offsets: list[int] = []
         self.size = 0
@@ -257,13 +308,31 @@ class Unit:
             return Lowered(s, size=s.width * len(s.exprs), externals=self._ext(s.exprs))
         if isinstance(s, Blob):
             return Lowered(s, size=len(s.data))
+        key = (s.mnemonic, tuple(s.operands), s.bits)
+        seen = self._insns.get(key)
+        if seen is not None:
+            return self._again(s, *seen)
         try:
-            return self._lower_insn(s)
+            lowered = self._lower_insn(s)
+            self._insns[key] = (s, lowered)
+            return lowered
         except AsmError:
             raise
         except Exception as e:  # a bug here must still name the line being read
             raise AsmError(s.loc, f"internal error while reading '{s.mnemonic} "
                            f"{', '.join(s.operands)}': {type(e).__name__}: {e}") from e  # fmt: skip
+
+    def _again(self, s: Insn, first: Insn, lowered: Lowered) -> Lowered:
+        """`s` lowered as `first`, an instruction of the same text before it, was: only the
+        check of where constants were defined depends on the line."""
+        self._check_constant_order(s, [_operand(s.loc, o, self._operands) for o in s.operands])
+        if lowered.stmt is first:
+            stmt = s
+        else:  # rewritten (`int 3` as int3, a register spelled otherwise): the same for s
+            stmt = dataclasses.replace(lowered.stmt, loc=s.loc, known_constants=s.known_constants)
+        lw = lowered
+        return Lowered(stmt, lw.text, lw.size, lw.branch, lw.far32, lw.operands, lw.externals,
+                       lw.late)  # fmt: skip
 
     def _fill(self, s: Align) -> int:
         if s.fill is not None:
@@ -292,7 +361,7 @@ class Unit:
         if base_mn == "ljmp32":
             return self._lower_far(s)
         consts = self.file.constants
-        ops = [_operand(s.loc, o) for o in s.operands]
+        ops = [_operand(s.loc, o, self._operands) for o in s.operands]
         self._check_constant_order(s, ops)
         if base_mn == "mov" and len(ops) == 2 and ops[1].text.strip().lower() in _SREGS + ("cs",):
             # `mov r64, Sreg`: keystone adds REX.W, GNU as encodes the r32 form (the same
@@ -470,7 +539,7 @@ class Unit:
             sign = "+" if value >= base else "-"
             lines.append(f".set {ks_name(name)}, __kunit {sign} {hex(abs(value - base))}")
         if self._body is None:
-            self._body = self._static_body()
+            self._body = _joined(self._static_body())
         for part in self._body:
             if isinstance(part, str):
                 lines.append(part)

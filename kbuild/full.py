@@ -19,7 +19,7 @@ from asm.source import parse_file
 from kernel import gen
 from kernel.layout import LAYOUT
 from linker import Image, link, write_elf, write_listing, write_map
-from linker.checks import check_noinstr, verify_image
+from linker.checks import BackgroundVerify, check_noinstr
 from linker.link import first_pass
 
 from . import Built, code_key
@@ -103,7 +103,8 @@ def load(sources: list[Path], include_dirs: list[Path],
 
 def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
                 cache: Cache | None = None) -> Image:  # fmt: skip
-    """Assemble, link and verify `sources`; raises AsmError or LinkErrors."""
+    """Assemble and link `sources` (not verified yet: see build()); raises AsmError or
+    LinkErrors."""
     store = cache if cache is not None else Cache(None)
     memo_key = digest(code_key(), "keystone")
     memo = store.get("keystone", memo_key) or {}
@@ -118,10 +119,6 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
         units = load(sources, include_dirs, prefetch)
         image = link(units, layout, backend, verify=False)
     store.put("keystone", memo_key, backend.used)
-    checked_key = digest(code_key(), "verified")
-    verified = store.get("checked", checked_key) or set()
-    verify_image(image, verified)
-    store.put("checked", checked_key, {u.result_key() for u in image.units()} & verified)
     return image
 
 
@@ -133,11 +130,25 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     sources = kernel_sources(gen_dir, kernel_dir, generator)
     image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache)
     name = output_namer(out, kernel_dir)
-    elf = write_elf(image, name)
-    check_noinstr(image)
+    checked_key = digest(code_key(), "verified")
+    verified = cache.get("checked", checked_key) or set()
     listing_key = digest(code_key(), "listing")
     listed = cache.get("checked", listing_key) or {}
-    listing = write_listing(image, name, listed)
+    # Capstone verification runs (mostly) in a forked child while this process makes the
+    # outputs; its errors come first, as when it ran before them.
+    with BackgroundVerify(image, verified) as verification:
+        verification.start()
+        try:
+            elf = write_elf(image, name)
+            check_noinstr(image)
+            listing = write_listing(image, name, listed)
+            later: Exception | None = None
+        except Exception as e:
+            later = e
+        verification.finish()
+        if later is not None:
+            raise later
+    cache.put("checked", checked_key, {u.result_key() for u in image.units()} & verified)
     cache.put("checked", listing_key, listed)
     files = {
         "kernel.elf": elf,

@@ -3,10 +3,20 @@ noinstr check of the ELF file.  Each finding is an AsmError at the source line i
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import pickle
+import signal
+
 from asm.errors import AsmError
 
 from . import noinstr
 from .link import Image, LinkErrors
+
+# Verification forks a child for its larger share only when there is at least this much to do
+# (statements to decode): below it the fork costs more than it saves.
+FORK_MIN_STATEMENTS = 1500
+CHILD_SHARE = 0.7  # the part of the work the child takes: the parent has the other passes
 
 
 def verify_image(image: Image, verified: set[bytes] | None = None) -> None:
@@ -14,22 +24,155 @@ def verify_image(image: Image, verified: set[bytes] | None = None) -> None:
     source (asm/verify.py); raises LinkErrors listing every mismatch (the first per unit).
     `verified` holds the result keys (Unit.result_key) of units that passed before: those are
     not decoded again; the keys of the units that pass are added to it."""
+    errors, passed = _verify(image, _todo(image, verified))
+    if verified is not None:
+        verified.update(passed)
+    if errors:
+        raise LinkErrors([e for _, e in sorted(errors, key=lambda x: x[0])])
+
+
+def _todo(image: Image, verified: set[bytes] | None) -> list[int]:
+    """The positions (in image.units()) of the units to decode: those not in `verified`."""
+    if verified is None:
+        return list(range(len(image.resolvers)))
+    return [i for i, u in enumerate(image.units()) if u.result_key() not in verified]
+
+
+def _verify(image: Image, todo: list[int]) -> tuple[list[tuple[int, AsmError]], list[bytes]]:
+    """Verify the units at positions `todo`: the errors (with their unit's position) and the
+    result keys of the units that passed."""
     from asm.verify import verify_unit  # capstone: loaded only when a build verifies
 
-    errors: list[AsmError] = []
-    for unit, resolve in zip(image.units(), image.resolvers, strict=True):
-        key = unit.result_key() if verified is not None else None
-        if key is not None and key in verified:
-            continue
+    units = image.units()
+    errors: list[tuple[int, AsmError]] = []
+    passed: list[bytes] = []
+    for i in todo:
+        unit = units[i]
         try:
-            verify_unit(unit, placed_bytes(image, unit), resolve)
+            verify_unit(unit, placed_bytes(image, unit), image.resolvers[i])
         except AsmError as e:
-            errors.append(e)
+            errors.append((i, e))
             continue
+        key = unit.result_key()
         if key is not None:
-            verified.add(key)
-    if errors:
-        raise LinkErrors(errors)
+            passed.append(key)
+    return errors, passed
+
+
+class BackgroundVerify:
+    """verify_image shared with a forked child, so that it runs on a second core while this
+    process does the other passes: `start()` forks (when there is enough to decode), `finish()`
+    verifies this process's share, waits for the child and then acts as verify_image does
+    (the errors in unit order, `verified` updated).  Used as a context manager: leaving it
+    otherwise than through finish() (an error, Ctrl-C) kills the child.  A child that dies
+    without an answer is an internal error; one that hits an unexpected exception reports it
+    as one, with its place."""
+
+    def __init__(self, image: Image, verified: set[bytes] | None = None) -> None:
+        self.image, self.verified = image, verified
+        self.todo = _todo(image, verified)
+        self.pid: int | None = None
+        self.fd: int | None = None
+
+    def __enter__(self) -> BackgroundVerify:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._close(kill=True)
+
+    def start(self) -> None:
+        units = self.image.units()
+        weights = [len(units[i].lowered) for i in self.todo]
+        total = sum(weights)
+        if total < FORK_MIN_STATEMENTS or not hasattr(os, "fork"):
+            return
+        import asm.verify  # noqa: F401  (loaded before the fork, not by the child)
+
+        acc, cut = 0, len(self.todo)
+        while cut > 0 and acc + weights[cut - 1] <= total * CHILD_SHARE:
+            cut -= 1
+            acc += weights[cut]
+        mine, theirs = self.todo[:cut], self.todo[cut:]
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: verify its share, answer, and leave without cleanup
+            status = 0
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+                faulthandler.disable()  # a crash is the parent's to report, in one line
+                os.close(r)
+                answer = _child_answer(self.image, theirs)
+                with os.fdopen(w, "wb") as f:
+                    f.write(answer)
+            except BaseException:
+                status = 1
+            os._exit(status)
+        os.close(w)
+        self.pid, self.fd, self.todo = pid, r, mine
+
+    def finish(self) -> None:
+        errors, passed = _verify(self.image, self.todo)
+        if self.pid is not None:
+            more_errors, more_passed = self._join()
+            errors += more_errors
+            passed += more_passed
+        if self.verified is not None:
+            self.verified.update(passed)
+        if errors:
+            raise LinkErrors([e for _, e in sorted(errors, key=lambda x: x[0])])
+
+    def _join(self) -> tuple[list[tuple[int, AsmError]], list[bytes]]:
+        assert self.fd is not None
+        with os.fdopen(self.fd, "rb") as f:
+            self.fd = None
+            data = f.read()
+        status = self._close(kill=False)
+        try:
+            kind, payload = pickle.loads(data)
+        except Exception:
+            why = (f"signal {-status}" if status is not None and status < 0
+                   else f"status {status}")  # fmt: skip
+            raise RuntimeError(f"the capstone verification process died ({why})") from None
+        if kind == "internal":
+            raise RuntimeError(f"in the capstone verification process: {payload}")
+        errors, passed = payload
+        return [(i, AsmError(loc, message)) for i, loc, message in errors], passed
+
+    def _close(self, kill: bool) -> int | None:
+        """Reap the child (killing it first with `kill`); its exit status (negative: the
+        signal that ended it), None when there was none."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.pid is None:
+            return None
+        pid, self.pid = self.pid, None
+        if kill:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+
+def _child_answer(image: Image, todo: list[int]) -> bytes:
+    """The child's answer: ("ok", (errors as (position, loc, message), passed keys)), or
+    ("internal", text) for an unexpected exception, with where it was raised."""
+    try:
+        errors, passed = _verify(image, todo)
+        answer: tuple = ("ok", ([(i, e.loc, e.message) for i, e in errors], passed))
+    except Exception as e:
+        import traceback
+
+        frames = traceback.extract_tb(e.__traceback__)
+        place = (
+            f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}()"
+            if frames
+            else ""
+        )
+        answer = ("internal", f"{type(e).__name__}: {e}{place}")
+    return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def placed_bytes(image: Image, unit) -> bytes:

@@ -1,8 +1,9 @@
 """Symbol resolution, placement and the fixpoint on sizes.
 
 Instruction sizes depend on symbol values (rel8 or rel32, imm32 or imm64) and symbol values on
-sizes, so placement is repeated until a pass assembles every unit with exactly the addresses the
-pass before produced.  The linker knows units only through their interface (align, labels, references,
+sizes, so placement is repeated until a pass assembles every unit with exactly the addresses it
+produces (each pass places the labels at their last offsets from their units' new starts, so
+that, when no size changes, the second pass is the last).  The linker knows units only through their interface (align, labels, references,
 text/absorb/finish); the assembling itself is a callable it is given, and verifying the
 instructions is a pass over the linked image (linker/checks.py).
 """
@@ -190,11 +191,17 @@ class Linker:
 
     def link(self) -> Image:
         sizes = [0] * len(self.units)
-        values: dict[tuple[object, str], int] = {}
         self._generated_size = {}
         for _ in range(MAX_PASSES):
             bases, spans = self._place(sizes)
             linker = self._linker_symbols(spans)
+            # Each label at its last-pass offset from where its unit starts now: exact when no
+            # size changed (the usual case), so that pass is the last, not the one after.
+            values: dict[tuple[object, str], int] = {
+                (u.path, n): base + off
+                for u, base in zip(self.units, bases)
+                for n, off in u.label_offsets().items()
+            }
             work = [(u, base, self._resolver(u, values, linker))
                     for u, base in zip(self.units, bases)]  # fmt: skip
             self.assemble(work)
@@ -205,7 +212,7 @@ class Linker:
             gen = {s.name: len(s.generate(symbols)) for s in self.layout.sections if s.generate}
             if new_sizes == sizes and new_values == values and gen == self._generated_size:
                 return self._finish(spans, linker, values, symbols)
-            sizes, values, self._generated_size = new_sizes, new_values, gen
+            sizes, self._generated_size = new_sizes, gen
         raise LinkErrors([AsmError(None, f"layout did not settle after {MAX_PASSES} passes "
                                    "(instruction sizes keep changing)")])  # fmt: skip
 

@@ -44,7 +44,9 @@ def write_listing(image: Image, rel_path: Callable[[str], str] = str,
 
 def _unit_lines(sec: PlacedSection, u: Unit, rel_path: Callable[[str], str]) -> list[str]:
     out = []
-    for span in u.spans():
+    spans = u.spans()
+    decoded = _decode_runs(sec, u, spans)
+    for k, span in enumerate(spans):
         addr = u.base + span.offset
         if span.label is not None:
             if not span.label.startswith("__k"):
@@ -55,13 +57,58 @@ def _unit_lines(sec: PlacedSection, u: Unit, rel_path: Callable[[str], str]) -> 
         code = sec.data[addr - sec.vma : addr - sec.vma + span.size]
         where = f"{rel_path(str(span.loc.path))}:{span.loc.line}"
         if span.bits is not None:
-            for address, size, mnemonic, op_str in _cs(span.bits).disasm_lite(code, addr):
+            insns = decoded.get(k)
+            if insns is None:
+                insns = list(_cs(span.bits).disasm_lite(code, addr))
+            for address, size, mnemonic, op_str in insns:
                 text = f"{mnemonic} {op_str}".strip()
                 raw = code[address - addr : address - addr + size]
                 out.append(f"  {address:x}:  {raw.hex(' '):<30} {text:<44} # {where}")
         else:
-            for k in range(0, span.size, 16):
-                chunk = code[k : k + 16]
-                out.append(f"  {addr + k:x}:  {chunk.hex(' '):<47} (data)  # {where}")
+            for j in range(0, span.size, 16):
+                chunk = code[j : j + 16]
+                out.append(f"  {addr + j:x}:  {chunk.hex(' '):<47} (data)  # {where}")
     return out
-    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _decode_runs(sec: PlacedSection, u: Unit, spans) -> dict[int, list[tuple]]:
+    """Each instruction span's instructions (by its index in `spans`), from one capstone call
+    per run of adjacent instruction spans of one mode: what decoding each span alone gives
+    when the run's instructions start and end exactly at every span's bounds.  A run where
+    they do not (bytes that decode across a bound or not at all) is left out: its spans are
+    decoded one by one."""
+    runs: list[list[int]] = []
+    end = bits = None
+    for k, span in enumerate(spans):
+        if span.label is not None or not span.size:
+            continue
+        start = u.base + span.offset
+        if span.bits is None:
+            end = None
+            continue
+        if runs and start == end and span.bits == bits:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+        end, bits = start + span.size, span.bits
+    found: dict[int, list[tuple]] = {}
+    for run in runs:
+        first, last = spans[run[0]], spans[run[-1]]
+        lo = u.base + first.offset
+        hi = u.base + last.offset + last.size
+        insns = list(_cs(first.bits).disasm_lite(sec.data[lo - sec.vma : hi - sec.vma], lo))
+        mine: dict[int, list[tuple]] = {}
+        i = 0
+        for k in run:
+            start = u.base + spans[k].offset
+            stop = start + spans[k].size
+            group = []
+            while i < len(insns) and insns[i][0] < stop:
+                group.append(insns[i])
+                i += 1
+            if not group or group[0][0] != start or group[-1][0] + group[-1][1] != stop:
+                break
+            mine[k] = group
+        else:
+            found.update(mine)
+    return found

@@ -85,9 +85,25 @@ def test_partly_cached_build_of_a_changed_tree_is_the_same_bytes(tmp_path, monke
     that did not change come from the cache, and the outputs equal an uncached build's."""
     import asm.verify
 
-    verified = []
+    # Verification runs partly in a forked child (linker.checks.BackgroundVerify): the units
+    # decoded are counted through a file both processes append to.
+    log = tmp_path / "verified.log"
     real = asm.verify.verify_unit
-    monkeypatch.setattr(asm.verify, "verify_unit", lambda u, *a: verified.append(u) or real(u, *a))
+
+    def counted(u, *a):
+        with log.open("a") as f:
+            f.write(f"{u.path}:{u.section}\n")
+        return real(u, *a)
+
+    class Verified:
+        def __len__(self) -> int:
+            return len(log.read_text().splitlines()) if log.exists() else 0
+
+        def clear(self) -> None:
+            log.unlink(missing_ok=True)
+
+    verified = Verified()
+    monkeypatch.setattr(asm.verify, "verify_unit", counted)
     tree = tmp_path / "kernel"
     shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
     out, plain = tmp_path / "out", tmp_path / "plain"
