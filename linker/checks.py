@@ -6,7 +6,9 @@ from __future__ import annotations
 import faulthandler
 import os
 import pickle
+import select
 import signal
+import time
 
 from asm.errors import AsmError
 
@@ -17,6 +19,7 @@ from .link import Image, LinkErrors
 # (statements to decode): below it the fork costs more than it saves.
 FORK_MIN_STATEMENTS = 1500
 CHILD_SHARE = 0.7  # the part of the work the child takes: the parent has the other passes
+CHILD_TIMEOUT = 120.0  # s: a child that has not answered by then is taken as hung (it needs ~0.3 s)
 
 
 def verify_image(image: Image, verified: set[bytes] | None = None) -> None:
@@ -123,10 +126,11 @@ class BackgroundVerify:
 
     def _join(self) -> tuple[list[tuple[int, AsmError]], list[bytes]]:
         assert self.fd is not None
-        with os.fdopen(self.fd, "rb") as f:
-            self.fd = None
-            data = f.read()
-        status = self._close(kill=False)
+        data = self._read_all(self.fd)
+        status = self._close(kill=data is None)
+        if data is None:
+            raise RuntimeError(f"the capstone verification process did not answer within "
+                               f"{CHILD_TIMEOUT:g} s; killed")  # fmt: skip
         try:
             kind, payload = pickle.loads(data)
         except Exception:
@@ -137,6 +141,21 @@ class BackgroundVerify:
             raise RuntimeError(f"in the capstone verification process: {payload}")
         errors, passed = payload
         return [(i, AsmError(loc, message)) for i, loc, message in errors], passed
+
+    @staticmethod
+    def _read_all(fd: int) -> bytes | None:
+        """Everything the child writes to `fd` until it closes it; None if that takes longer
+        than CHILD_TIMEOUT (a child that hangs, e.g. on a lock another thread held at the fork,
+        must not hang the build)."""
+        chunks, deadline = [], time.monotonic() + CHILD_TIMEOUT
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
 
     def _close(self, kill: bool) -> int | None:
         """Reap the child (killing it first with `kill`); its exit status (negative: the

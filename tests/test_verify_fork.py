@@ -143,3 +143,26 @@ def test_little_work_is_done_here_without_a_fork(tmp_path):
         v.start()
         assert v.pid is None  # under FORK_MIN_STATEMENTS
         v.finish()
+
+
+def test_a_child_that_never_answers_is_killed_at_the_bound(tmp_path, forking, monkeypatch):
+    # A child stuck for good (a lock another thread held at the fork, say) must not hang the
+    # build: past CHILD_TIMEOUT it is killed and reaped, and the build fails in one line.
+    image = _image(tmp_path, bad=False)
+    parent = os.getpid()
+    real = linker.checks.placed_bytes
+
+    def hang(image, unit):
+        if os.getpid() != parent:
+            signal.pause()
+        return real(image, unit)
+
+    monkeypatch.setattr(linker.checks, "placed_bytes", hang)
+    monkeypatch.setattr(linker.checks, "CHILD_TIMEOUT", 0.5)
+    with BackgroundVerify(image) as v:
+        v.start()
+        pid = v.pid
+        with pytest.raises(RuntimeError, match=r"did not answer within 0.5 s; killed"):
+            v.finish()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped
