@@ -1,4 +1,5 @@
 # Warnings (Linux's WARN_ONCE): counted per kind, logged, printed the first time.
+.include "calling.inc"
 .include "layout.inc"
 .include "noinstr.inc"
 
@@ -9,16 +10,7 @@
 # state.  Preserves every register.
 .global warn
 warn:
-    pushfq
-    push rax
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push r8
-    push r9
-    push r10
-    push r11
+    PUSH_CALLER_SAVED
     inc qword ptr gs:[PCPU_WARNINGS]
     mov eax, edi
     lea rcx, [rip + warn_counts]
@@ -40,16 +32,7 @@ warn:
     call printk
     INSTRUMENTATION_END
 .Lquiet:
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rax
-    popfq
+    POP_CALLER_SAVED
     ret
 
 .section .rodata

@@ -1,5 +1,6 @@
 # The self-test runner: selects tests and suites from `selftest=`, runs them, reports in KTAP
 # version 1 with a subtest for each suite.
+.include "calling.inc"
 .include "layout.inc"
 .include "selftest.inc"
 
@@ -352,16 +353,7 @@ selftest_main:
 # every register and the flags.
 .global selftest_fail
 selftest_fail:
-    pushfq
-    push rax
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push r8
-    push r9
-    push r10
-    push r11
+    PUSH_CALLER_SAVED
     cmp qword ptr [rip + selftest_failures], 0
     jne .Lfail_counted
     mov qword ptr [rip + selftest_first_reason], rdi
@@ -376,16 +368,7 @@ selftest_fail:
 .Lfail_print:
     lea rdi, [rip + .Lfail_fmt]
     call printk
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rax
-    popfq
+    POP_CALLER_SAVED
     ret
 
 # .Lrun_one: RDI = a table entry, RSI = its KTAP number in its suite.  Runs the test, checks
