@@ -404,6 +404,7 @@ def test_command_line(tmp_path: Path) -> None:
         "-accel tcg",
         "-cpu max",
         "-m 128M",
+        "-nodefaults",
         "-display none",
         "-serial stdio",
         "-no-reboot",
