@@ -50,6 +50,19 @@ def forking(monkeypatch):
     monkeypatch.setattr(linker.checks, "CHILD_SHARE", 0.5)
 
 
+def _in_child(monkeypatch, act) -> None:
+    """Make the forked child (only) run `act()` each time it reads a unit's bytes."""
+    parent = os.getpid()
+    real = linker.checks.placed_bytes
+
+    def placed(image, unit):
+        if os.getpid() != parent:
+            act()
+        return real(image, unit)
+
+    monkeypatch.setattr(linker.checks, "placed_bytes", placed)
+
+
 def _background(image, verified=None) -> BackgroundVerify:
     v = BackgroundVerify(image, verified)
     v.start()
@@ -83,30 +96,18 @@ def test_a_clean_image_passes_and_every_key_is_recorded(tmp_path, forking):
 
 def test_a_crashing_child_is_an_internal_error(tmp_path, forking, monkeypatch):
     image = _image(tmp_path, bad=False)
-    parent = os.getpid()
-    real = linker.checks.placed_bytes
-
-    def crash(image, unit):
-        if os.getpid() != parent:
-            os.kill(os.getpid(), signal.SIGSEGV)
-        return real(image, unit)
-
-    monkeypatch.setattr(linker.checks, "placed_bytes", crash)
+    _in_child(monkeypatch, lambda: os.kill(os.getpid(), signal.SIGSEGV))
     with _background(image) as v, pytest.raises(RuntimeError, match=r"died \(signal 11\)"):
         v.finish()
 
 
 def test_an_exception_in_the_child_is_reported_with_its_place(tmp_path, forking, monkeypatch):
     image = _image(tmp_path, bad=False)
-    parent = os.getpid()
-    real = linker.checks.placed_bytes
 
-    def broken(image, unit):
-        if os.getpid() != parent:
-            raise ValueError("no bytes today")
-        return real(image, unit)
+    def broken() -> None:
+        raise ValueError("no bytes today")
 
-    monkeypatch.setattr(linker.checks, "placed_bytes", broken)
+    _in_child(monkeypatch, broken)
     with (
         _background(image) as v,
         pytest.raises(
@@ -119,15 +120,7 @@ def test_an_exception_in_the_child_is_reported_with_its_place(tmp_path, forking,
 
 def test_leaving_early_kills_and_reaps_the_child(tmp_path, forking, monkeypatch):
     image = _image(tmp_path, bad=False)
-    parent = os.getpid()
-    real = linker.checks.placed_bytes
-
-    def hang(image, unit):
-        if os.getpid() != parent:
-            signal.pause()  # SIGINT is ignored in the child: only a kill ends this
-        return real(image, unit)
-
-    monkeypatch.setattr(linker.checks, "placed_bytes", hang)
+    _in_child(monkeypatch, signal.pause)  # SIGINT is ignored in the child: only a kill ends it
     with pytest.raises(KeyboardInterrupt), BackgroundVerify(image) as v:
         v.start()
         pid = v.pid
@@ -149,15 +142,7 @@ def test_a_child_that_never_answers_is_killed_at_the_bound(tmp_path, forking, mo
     # A child stuck for good (a lock another thread held at the fork, say) must not hang the
     # build: past CHILD_TIMEOUT it is killed and reaped, and the build fails in one line.
     image = _image(tmp_path, bad=False)
-    parent = os.getpid()
-    real = linker.checks.placed_bytes
-
-    def hang(image, unit):
-        if os.getpid() != parent:
-            signal.pause()
-        return real(image, unit)
-
-    monkeypatch.setattr(linker.checks, "placed_bytes", hang)
+    _in_child(monkeypatch, signal.pause)  # SIGINT is ignored in the child: only a kill ends it
     monkeypatch.setattr(linker.checks, "CHILD_TIMEOUT", 0.5)
     with BackgroundVerify(image) as v:
         v.start()
