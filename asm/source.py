@@ -49,6 +49,11 @@ class Insn:
     bits: int  # 32 or 64: the .code32/.code64 mode in force
     known_constants: int = 0  # how many of the file's constants were defined before this line
 
+    @property
+    def text(self) -> str:
+        """The instruction as written, for messages: `mnemonic op1, op2`."""
+        return f"{self.mnemonic} {', '.join(self.operands)}".strip()
+
 
 @dataclass
 class Data:

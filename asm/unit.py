@@ -319,8 +319,8 @@ class Unit:
         except AsmError:
             raise
         except Exception as e:  # a bug here must still name the line being read
-            raise AsmError(s.loc, f"internal error while reading '{s.mnemonic} "
-                           f"{', '.join(s.operands)}': {type(e).__name__}: {e}") from e  # fmt: skip
+            raise AsmError(s.loc, f"internal error while reading '{s.text}': "
+                           f"{type(e).__name__}: {e}") from e  # fmt: skip
 
     def _again(self, s: Insn, first: Insn, lowered: Lowered) -> Lowered:
         """`s` lowered as `first`, an instruction of the same text before it, was: only the

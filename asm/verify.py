@@ -91,12 +91,8 @@ def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
         except AsmError:
             raise
         except Exception as e:  # a bug here must still name the line being checked
-            raise AsmError(s.loc, f"internal error while verifying '{_text(s)}': "
+            raise AsmError(s.loc, f"internal error while verifying '{s.text}': "
                            f"{type(e).__name__}: {e}") from e  # fmt: skip
-
-
-def _text(s: Insn) -> str:
-    return f"{s.mnemonic} {', '.join(s.operands)}".strip()
 
 
 def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve) -> None:
@@ -119,7 +115,7 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve)
         except ExprError as e:
             raise AsmError(s.loc, str(e)) from None
 
-    text = _text(s)
+    text = s.text
     want_mn = "ljmp" if src_mn == "ljmp32" else _canon(s.mnemonic)
     got_mn = _canon(d.mnemonic)
     if want_mn != got_mn and not _compatible(want_mn, got_mn):
