@@ -47,22 +47,26 @@ class KeystoneBackend:
 
     def __init__(self, timeout: float = 60.0, memo: dict[bytes, bytes] | None = None,
                  workers: int = 1, start: bool = False) -> None:  # fmt: skip
-        self.worker = KeystoneWorker()
-        self.helpers = [KeystoneWorker() for _ in range(workers - 1)]
+        self.workers = [KeystoneWorker() for _ in range(max(1, workers))]
         self.timeout = timeout
         self.passes = 0
         self.memo = memo if memo is not None else {}
         self.used: dict[bytes, bytes] = {}
         self._prefetched: list[tuple[KeystoneWorker, int, list[bytes]]] = []
         if start:  # keystone loads in the workers while the caller parses
-            for w in (self.worker, *self.helpers):
+            for w in self.workers:
                 w.start()
+
+    @property
+    def worker(self) -> KeystoneWorker:
+        """The first worker: the one single requests (diagnosis) go to."""
+        return self.workers[0]
 
     def __enter__(self) -> KeystoneBackend:
         return self
 
     def __exit__(self, *exc) -> None:
-        for w in (self.worker, *self.helpers):
+        for w in self.workers:
             w.close()
 
     def prefetch(self, work: list[tuple[Unit, int, Resolve]]) -> None:
@@ -79,7 +83,7 @@ class KeystoneBackend:
                 keys.append(key)
         if not items:
             return
-        workers = [self.worker, *self.helpers]
+        workers = self.workers
         worker = min(workers, key=lambda w: (w.outstanding, workers.index(w)))
         try:
             worker.send(items)
@@ -127,7 +131,7 @@ class KeystoneBackend:
     def _assemble(self, items: list[tuple[int, int, str]]) -> list[KsResult] | None:
         """Keystone's results for `items`, shared out between the workers; None if one crashed
         or hung (then _diagnose finds the statement)."""
-        workers = [self.worker, *self.helpers][: max(1, min(len(items), 1 + len(self.helpers)))]
+        workers = self.workers[: max(1, min(len(items), len(self.workers)))]
         # Contiguous shares of about the same amount of text, so results stay in order.
         total, shares, start, acc = sum(len(t) for _, _, t in items), [], 0, 0
         for k, (_, _, text) in enumerate(items):
@@ -177,12 +181,12 @@ class KeystoneBackend:
                 for i in insns:
                     if self._alone(u, i, base) is None:
                         stmt = u.lowered[i].stmt
-                        raise AsmError(stmt.loc, f"keystone: {error} in '{_source(stmt)}'")
+                        raise AsmError(stmt.loc, f"keystone: {error} in '{stmt.text}'")
                 first = next((s for s in u.stmts if not isinstance(s, Label)), None)
                 raise AsmError(first.loc if first else None, f"keystone: {error} in this unit, "
                                "on none of its instructions")  # fmt: skip
             stmt = u.lowered[insns[hi - 1]].stmt
-            raise AsmError(stmt.loc, f"keystone: {error} in '{_source(stmt)}'")
+            raise AsmError(stmt.loc, f"keystone: {error} in '{stmt.text}'")
         first = next((s for u, _, _ in work for s in u.stmts if not isinstance(s, Label)), None)
         raise AsmError(first.loc if first else None, "keystone failed on these units but on "
                        "none of them alone")  # fmt: skip
@@ -260,7 +264,3 @@ def _chunks(text: str) -> _Chunks:
 def memo_key(base: int, text: str) -> bytes:
     """The key of keystone's result for `text` at address `base` in a KeystoneBackend's memo."""
     return hashlib.sha256(b"%x\n%s" % (base, text.encode())).digest()
-
-
-def _source(s: Insn) -> str:
-    return f"{s.mnemonic} {', '.join(s.operands)}".strip()
