@@ -138,7 +138,7 @@ class Linker:
                                                f"(also defined at {other})"))  # fmt: skip
                     else:
                         self.global_def[name] = (u, loc)
-        linker_names = set(self._linker_symbols(self._place([0] * len(self.units))[1]))
+        linker_names = set(linker_symbols(self.layout, self._place([0] * len(self.units))[1]))
         for u in self.units:
             for name, loc in u.references():
                 if name in self.file_labels[u.path] or name in self.global_def:
@@ -170,9 +170,6 @@ class Linker:
             cursor = lma + (pos - vma)
         return bases, spans
 
-    def _linker_symbols(self, spans: dict[str, tuple[int, int, int]]) -> dict[str, int]:
-        return linker_symbols(self.layout, spans)
-
     def _resolver(self, u: Unit, values: dict[tuple[object, str], int], linker: dict[str, int]):
         path = u.path
 
@@ -194,7 +191,7 @@ class Linker:
         self._generated_size = {}
         for _ in range(MAX_PASSES):
             bases, spans = self._place(sizes)
-            linker = self._linker_symbols(spans)
+            linker = linker_symbols(self.layout, spans)
             # Each label at its last-pass offset from where its unit starts now: exact when no
             # size changed (the usual case), so that pass is the last, not the one after.
             values: dict[tuple[object, str], int] = {
