@@ -38,10 +38,10 @@ except ModuleNotFoundError:  # a dev extra: say so at the CLI instead of a trace
     raise
 
 from asm import AsmError, KeystoneBackend, load_units
+from kbuild.gnu import AS_FLAGS  # the dialect's GNU as, as the oracle runs it
 from linker import Layout, LinkErrors, OutputSection, link
 from tools.cli import at_least
 
-AS_CMD = ["as", "--64", "-msyntax=intel", "-mnaked-reg"]
 LAYOUT = Layout(
     sections=(
         OutputSection(".text", (".text",), "rx"),
@@ -431,7 +431,7 @@ class Oracle:
             # GNU as 2.40 rejects segment overrides without it (tests/test_gnu_oracle.py): on
             # the first line, so that line numbers stay ours.
             src.write_text(_GNU_PRELUDE + "\n".join(lines) + "\n")
-            r = subprocess.run([*AS_CMD, str(src), "-o", str(obj)], capture_output=True,
+            r = subprocess.run(["as", *AS_FLAGS, str(src), "-o", str(obj)], capture_output=True,
                                text=True, check=False)  # fmt: skip
             new = {}
             for m in re.finditer(r"^[^:\n]+:(\d+): Error: (.*)$", r.stderr, re.M):
