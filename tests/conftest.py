@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
 
 MB32_PRELUDE = r"""
     .macro EXIT code            /* isa-debug-exit: QEMU exits with (code << 1) | 1 */
@@ -67,11 +65,10 @@ class Mb32Guest:
 
 
 def _elf_symbols(path: Path) -> dict[str, int]:
-    """Named symbols of an ELF file."""
-    with path.open("rb") as f:
-        table = ELFFile(f).get_section_by_name(".symtab")
-        assert isinstance(table, SymbolTableSection)
-        return {s.name: s["st_value"] for s in table.iter_symbols() if s.name}
+    """Named symbols of an ELF file (tools/symbols.py, the one symbol reader)."""
+    from tools.symbols import read_symbols
+
+    return {s.name: s.address for s in read_symbols(path)}
 
 
 @pytest.fixture(scope="session")
