@@ -193,6 +193,9 @@ CONSTANTS = {
     "CRASH_VECTOR": CRASH_VECTOR,
     "KERNEL_STACK_SIZE": KSTACK_PAGES * PAGE_SIZE,
     "IST_STACK_SIZE": 0x1000,
+    # SMP: the most CPUs the kernel runs (the per-CPU arrays' length); CPUs beyond it are
+    # named on the console and left parked.
+    "NR_CPUS": 8,
 }
 
 # -- W^X: the kernel's higher-half page tables ------------------------------------------------
