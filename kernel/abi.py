@@ -65,8 +65,8 @@ CONSTANTS = {
     "X86_EFLAGS_IF": 0x200,
     "X86_EFLAGS_DF": 0x400,  # string instructions count down: the kernel clears it on entry
     # Memory: the page pool (physical), the user address space of every task.
-    "POOL_START": 0x400000,
-    "POOL_END": 0x2000000,
+    "POOL_START": 0x1000000,
+    "POOL_END": 0x3000000,
     "USER_TEXT_BASE": USER_TEXT_BASE,
     "UNMAPPED_ADDR": UNMAPPED_ADDR,
     "USER_HEAP_BASE": 0x10000000,
@@ -141,6 +141,8 @@ CONSTANTS = {
     "APIC_DM_NMI": 0x400,
     "APIC_TIMER_PERIODIC": 1 << 17,
     "APIC_ICR_SELF": 1 << 18,  # destination shorthand: self
+    "APIC_ICR_ASSERT": 1 << 14,  # level: assert (every IPI but INIT de-assert)
+    "APIC_ICR_BUSY": 1 << 12,  # delivery status: send pending
     # The timer's priority class: holds the timer back, not the reschedule IPI or spurious.
     "TPR_BLOCK_TIMER": LOCAL_TIMER_VECTOR & 0xF0,
     # preempt_count layout (Linux include/linux/preempt.h).
@@ -193,9 +195,15 @@ CONSTANTS = {
     "CRASH_VECTOR": CRASH_VECTOR,
     "KERNEL_STACK_SIZE": KSTACK_PAGES * PAGE_SIZE,
     "IST_STACK_SIZE": 0x1000,
+    "IST_STACKS_PER_CPU": vectors.IST_MC,  # IST 1..3: #DF, NMI, #MC
     # SMP: the most CPUs the kernel runs (the per-CPU arrays' length); CPUs beyond it are
     # named on the console and left parked.
     "NR_CPUS": 8,
+    # The lock checker's bits in a spinlock's usage word: taken in hard-interrupt context,
+    # taken with interrupts on, and the warning about both already given for this lock.
+    "SPIN_USED_IN_HARDIRQ": 1,
+    "SPIN_USED_IRQS_ON": 2,
+    "SPIN_REPORTED_BIT": 2,
 }
 
 # -- W^X: the kernel's higher-half page tables ------------------------------------------------

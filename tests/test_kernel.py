@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_IMM
-from helpers import image_file_offset
+from helpers import image_file_offset, ist_stack
 
 from kernel.abi import HOLD_PASS, OOPS_CR2, UNMAPPED_ADDR
 from kernel.events import DYNTICK_IRQ_NONIDLE, PERCPU
+from kernel.vectors import IST_NMI
 from tools import ktap, qemulog
 from tools.hold import boot_held
 from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
@@ -257,7 +258,7 @@ def test_nmi_is_handled_on_its_ist_stack(image, symbols):
         h.vm.pause()
         state = h.state()
     assert state.percpu["nmi_count"] == 1
-    lo, hi = symbols.address("ist_stack_nmi"), symbols.address("ist_stack_nmi_top")
+    lo, hi = ist_stack(symbols, 0, IST_NMI)
     assert lo <= state.percpu["nmi_rsp"] < hi, "the NMI handler did not run on IST 2"
     assert state.percpu.rcu_balanced and not state.percpu["in_nmi"]
     kinds = [e.kind for e in state.events if e.kind.startswith(("rcu_nmi", "nmi"))]

@@ -314,7 +314,7 @@ io_sleep_snapshot:
     add rdi, rsi                        # _wake fields follow their _start fields
     mov rax, qword ptr [rip + jiffies]
     mov qword ptr [rdi + IO_SLEEP_JIFFIES_START], rax
-    mov rax, qword ptr [rip + context_switches]
+    mov rax, qword ptr gs:[PCPU_CONTEXT_SWITCHES]
     mov qword ptr [rdi + IO_SLEEP_SWITCHES_START], rax
     xor eax, eax
     mov rcx, qword ptr [rip + io_watch]
