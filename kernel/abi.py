@@ -79,7 +79,7 @@ CONSTANTS = {
     "USER_FILE_BASE": 0x40000000,
     "USER_FILE_SIZE": 0x10000,
     # The heap page whose faults the user_fault_loop self-test "resolves" without mapping it
-    # (pf_lose_mapping), so that user_fault_loop faults on it again and again.
+    # (its pf_test_hook), so that user_fault_loop faults on it again and again.
     "USER_FAULT_LOOP_ADDR": 0x10080000,
     # Where the NMI self-test maps the local APIC into one user task, so that ring 3 can send
     # itself an NMI (kernel/selftest/nmi.s); outside every demand-paged region.

@@ -145,7 +145,8 @@ selftest_page_fault_nested:
 
 # pf_nest_hook - page_fault_nested's pf_test_hook: RDI = regs, RSI = error code, RDX = the
 # address the handler was entered for.  For the trigger address, fault again inside the
-# handler (pf_nested_probe) and keep the address the outer handler goes on with.
+# handler (pf_nested_probe) and keep the address the outer handler goes on with.  EAX = 0: the
+# handler goes on as usual.
 pf_nest_hook:
     mov eax, PF_NEST_TRIGGER
     cmp rdx, rax
@@ -155,6 +156,7 @@ pf_nest_hook:
     pop rdx
     mov qword ptr [rip + pf_nest_outer_cr2], rdx    # what this (outer) handler reports
 .Lnest_not_ours:
+    xor eax, eax
     ret
 
 # pf_nested_probe - touch PF_NEST_INNER (unmapped, with a fixup), so that a second #PF runs
