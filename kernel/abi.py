@@ -27,8 +27,10 @@ OOPS_CR2 = 0xC2C2C2C2C2C2C2C2  # what crash=oops leaves in CR2 before its #UD
 CRASH_VECTOR = 0x41  # crash=vector: a vector with no entry of its own
 LOCAL_TIMER_VECTOR = vectors.LOCAL_TIMER_VECTOR
 
-# How the kernel ends a run (kernel/kernel/main.s finish): isa-debug-exit with EXIT_SUCCESS or
-# EXIT_FAILURE, or with `hold` on the command line the line HOLD_FORMAT of the same code.
+# How the kernel ends a run (kernel/kernel/main.s finish): QEMU's isa-debug-exit device at
+# DEBUG_EXIT_PORT with EXIT_SUCCESS or EXIT_FAILURE, or with `hold` on the command line the line
+# HOLD_FORMAT of the same code.
+DEBUG_EXIT_PORT = 0xF4
 EXIT_SUCCESS = 0x10
 EXIT_FAILURE = 0x11
 HOLD_FORMAT = "HOLD 0x%x\n"  # printk's format; the kernel's string is generated from it
@@ -54,7 +56,7 @@ CONSTANTS = {
     "MBI_CMDLINE": 16,
     "MBI_FLAG_CMDLINE": 1 << 2,
     "COM1": 0x3F8,
-    "DEBUG_EXIT_PORT": 0xF4,
+    "DEBUG_EXIT_PORT": DEBUG_EXIT_PORT,
     "EXIT_SUCCESS": EXIT_SUCCESS,  # QEMU exits with (0x10 << 1) | 1 = 33
     "EXIT_FAILURE": EXIT_FAILURE,  # 35
     "PAGE_SIZE": PAGE_SIZE,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from kernel.abi import DEBUG_EXIT_PORT
 from tools import qemu, qemulog
 from tools.qemu import (
     BadImageError,
@@ -183,6 +184,16 @@ def test_the_runner_reads_the_console_by_the_rules_it_is_given(
     assert held.outcome is Outcome.TIMEOUT and held.hold_code is None
     panic = run(config(guest("panic").path, rules=OtherGuestRules()))
     assert panic.outcome is Outcome.FAIL, panic.reason
+
+
+def test_the_exit_device_is_at_the_port_the_rules_give(
+    guest: Callable[[str], Mb32Guest],
+) -> None:
+    # The guest writes its success code to the kernel's port; with the device elsewhere QEMU
+    # does not end (the write goes nowhere), so the runner's port is the rules' one.
+    moved = run(config(guest("pass").path, timeout=1.0, rules=KernelRules(debug_exit_port=0x501)))
+    assert moved.outcome is Outcome.TIMEOUT, moved.reason
+    assert run(config(guest("pass").path)).outcome is Outcome.PASS
 
 
 def test_hold_under_keep_alive_leaves_memory_readable(guest: Callable[[str], Mb32Guest]) -> None:
@@ -408,7 +419,7 @@ def test_command_line(tmp_path: Path) -> None:
         "-display none",
         "-serial stdio",
         "-no-reboot",
-        "-device isa-debug-exit,iobase=0xf4,iosize=4",
+        f"-device isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=4",  # the kernel's port
         "-kernel k.elf",
         "-append selftest=all",
         f"-qmp unix:{sock}",
@@ -423,6 +434,9 @@ def test_command_line(tmp_path: Path) -> None:
     assert "-d int,cpu_reset -D i.log" in joined
     assert "-action shutdown=pause,panic=pause" in joined
     assert cmd[-1] == "-x"
+    # The device sits where the rules say, not at a port of the runner's own.
+    cmd = QemuConfig(Path("k.elf"), rules=KernelRules(debug_exit_port=0x501)).command("q", sock)
+    assert cmd[cmd.index("-device") + 1] == "isa-debug-exit,iobase=0x501,iosize=4"
 
 
 def shutdown(reason: str) -> QmpEvent:
