@@ -4,7 +4,8 @@ QEMU starts paused (``-S``) and connects to a QMP socket we listen on; the runne
 ``cont``, so no QMP event is missed. The serial console (COM1) is QEMU's stdout: it is streamed to a
 callback as it arrives and kept. The guest ends the run through ``isa-debug-exit`` at the port
 its rules name (``GuestRules.debug_exit_port``; this kernel's is kernel/abi.py DEBUG_EXIT_PORT):
-writing 0x10 makes QEMU exit with status 33 (PASS), 0x11 with 35 (FAIL/PANIC). A triple fault under
+writing V makes QEMU exit with status (V << 1) | 1, PASS for the rules' ``exit_success`` value,
+FAIL (or PANIC) for their ``exit_failure`` value. A triple fault under
 ``-no-reboot`` ends QEMU with status 0 after a ``SHUTDOWN`` event whose reason is ``guest-reset``.
 
 Typical use::
@@ -72,8 +73,6 @@ from qemu.qmp import EventListener, ExecuteError, QMPClient, QMPError, Runstate
 
 from tools.verdict import KERNEL_RULES
 
-STATUS_PASS = 33  # guest wrote 0x10 to isa-debug-exit: (0x10 << 1) | 1
-STATUS_FAIL = 35  # guest wrote 0x11
 INSTALL_HINT = "install it with `apt-get install qemu-system-x86`"
 CONNECT_TIMEOUT = 10.0  # seconds for QEMU to start and connect to QMP
 QMP_TIMEOUT = 10.0  # seconds for one QMP command
@@ -106,6 +105,16 @@ class GuestRules(Protocol):
     @property
     def debug_exit_port(self) -> int:
         """The I/O port at which the guest expects QEMU's isa-debug-exit device."""
+        ...
+
+    @property
+    def exit_success(self) -> int:
+        """The value the guest writes to isa-debug-exit when it passed."""
+        ...
+
+    @property
+    def exit_failure(self) -> int:
+        """The value the guest writes to isa-debug-exit when it failed."""
         ...
 
     def hold_code(self, console: str) -> int | None:
@@ -224,6 +233,15 @@ def _die_with_parent() -> Callable[[], None] | None:
 def debug_exit_device(port: int) -> str:
     """The ``-device`` argument of an isa-debug-exit device at I/O port `port`."""
     return f"isa-debug-exit,iobase={port:#x},iosize=4"
+
+
+def debug_exit_status(value: int) -> int:
+    """QEMU's exit status after the guest wrote `value` to isa-debug-exit."""
+    return (value << 1) | 1
+
+
+STATUS_PASS = debug_exit_status(KERNEL_RULES.exit_success)  # this kernel's, by default rules
+STATUS_FAIL = debug_exit_status(KERNEL_RULES.exit_failure)
 
 
 @dataclass(frozen=True)
@@ -382,12 +400,16 @@ def classify(
     ``status`` None means QEMU is still alive, paused by keep_alive after a guest event."""
     panic = rules.panic_line(console)
     banner = None if panic is None else rules.panic_reason(panic)
-    if status == STATUS_PASS:
-        return Outcome.PASS, "guest reported success (isa-debug-exit 0x10, status 33)"
-    if status == STATUS_FAIL:
+    if status == debug_exit_status(rules.exit_success):
+        return Outcome.PASS, (
+            f"guest reported success (isa-debug-exit {rules.exit_success:#x}, status {status})"
+        )
+    if status == debug_exit_status(rules.exit_failure):
         if banner is not None:
             return Outcome.PANIC, banner
-        return Outcome.FAIL, "guest reported failure (isa-debug-exit 0x11, status 35)"
+        return Outcome.FAIL, (
+            f"guest reported failure (isa-debug-exit {rules.exit_failure:#x}, status {status})"
+        )
     if status is not None and status < 0:
         return Outcome.QEMU_ERROR, f"QEMU was killed by signal {-status}"
     reasons = [e.data.get("reason") for e in events if e.name == "SHUTDOWN"]
@@ -918,6 +940,7 @@ __all__ = [
     "check_kvm",
     "classify",
     "debug_exit_device",
+    "debug_exit_status",
     "exit_on_signals",
     "find_qemu",
     "run",
