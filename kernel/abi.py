@@ -83,6 +83,10 @@ CONSTANTS = {
     # The heap page whose faults the user_fault_loop self-test "resolves" without mapping it
     # (its pf_test_hook), so that user_fault_loop faults on it again and again.
     "USER_FAULT_LOOP_ADDR": 0x10080000,
+    # page_fault_nested's unmapped kernel accesses: the outer fault's address, and the one its
+    # handler touches so that CR2 changes under it (kernel/selftest/exceptions.s).
+    "PF_NEST_TRIGGER": 0xDEAD1000,
+    "PF_NEST_INNER": 0xDEAD2008,
     # Where the NMI self-test maps the local APIC into one user task, so that ring 3 can send
     # itself an NMI (kernel/selftest/nmi.s); outside every demand-paged region.
     "USER_APIC_PAGE": 0x50000000,

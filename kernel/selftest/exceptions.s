@@ -103,8 +103,7 @@ SELFTEST exceptions, page_fault_write, selftest_page_fault_write
 # page_fault_nested - a fault inside the fault handler: while handling a fault on the
 # trigger address, the handler touches another unmapped address, so CR2 changes under it.
 # The outer handler must still report the address it was entered for (it read CR2 first).
-.set PF_NEST_TRIGGER, 0xdead1000
-.set PF_NEST_INNER, 0xdead2008
+# PF_NEST_TRIGGER and PF_NEST_INNER: kernel/abi.py.
 
 selftest_page_fault_nested:
     mov qword ptr [rip + pf_nest_outer_cr2], 0
