@@ -27,8 +27,10 @@ OOPS_CR2 = 0xC2C2C2C2C2C2C2C2  # what crash=oops leaves in CR2 before its #UD
 CRASH_VECTOR = 0x41  # crash=vector: a vector with no entry of its own
 LOCAL_TIMER_VECTOR = vectors.LOCAL_TIMER_VECTOR
 
-# How the kernel ends a run (kernel/kernel/main.s finish): isa-debug-exit with EXIT_SUCCESS or
-# EXIT_FAILURE, or with `hold` on the command line the line HOLD_FORMAT of the same code.
+# How the kernel ends a run (kernel/kernel/main.s finish): QEMU's isa-debug-exit device at
+# DEBUG_EXIT_PORT with EXIT_SUCCESS or EXIT_FAILURE, or with `hold` on the command line the line
+# HOLD_FORMAT of the same code.
+DEBUG_EXIT_PORT = 0xF4
 EXIT_SUCCESS = 0x10
 EXIT_FAILURE = 0x11
 HOLD_FORMAT = "HOLD 0x%x\n"  # printk's format; the kernel's string is generated from it
@@ -54,7 +56,7 @@ CONSTANTS = {
     "MBI_CMDLINE": 16,
     "MBI_FLAG_CMDLINE": 1 << 2,
     "COM1": 0x3F8,
-    "DEBUG_EXIT_PORT": 0xF4,
+    "DEBUG_EXIT_PORT": DEBUG_EXIT_PORT,
     "EXIT_SUCCESS": EXIT_SUCCESS,  # QEMU exits with (0x10 << 1) | 1 = 33
     "EXIT_FAILURE": EXIT_FAILURE,  # 35
     "PAGE_SIZE": PAGE_SIZE,
@@ -79,8 +81,12 @@ CONSTANTS = {
     "USER_FILE_BASE": 0x40000000,
     "USER_FILE_SIZE": 0x10000,
     # The heap page whose faults the user_fault_loop self-test "resolves" without mapping it
-    # (pf_lose_mapping), so that user_fault_loop faults on it again and again.
+    # (its pf_test_hook), so that user_fault_loop faults on it again and again.
     "USER_FAULT_LOOP_ADDR": 0x10080000,
+    # page_fault_nested's unmapped kernel accesses: the outer fault's address, and the one its
+    # handler touches so that CR2 changes under it (kernel/selftest/exceptions.s).
+    "PF_NEST_TRIGGER": 0xDEAD1000,
+    "PF_NEST_INNER": 0xDEAD2008,
     # Where the NMI self-test maps the local APIC into one user task, so that ring 3 can send
     # itself an NMI (kernel/selftest/nmi.s); outside every demand-paged region.
     "USER_APIC_PAGE": 0x50000000,

@@ -18,7 +18,7 @@ from kernel.structs import IO_SLEEP, OPTION, RCU_STATS, TORTURE_STATS
 from tools import ktap, qemulog
 from tools.events.decode import read_irq_counts
 from tools.hold import boot_held
-from tools.qemu import Outcome, QemuConfig, QemuRunner, run
+from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
 from tools.verdict import KERNEL_RULES
 
 pytestmark = pytest.mark.qemu
@@ -505,7 +505,7 @@ def test_failed_checks_are_all_listed_and_the_test_goes_on(kernel_image, tmp_pat
     bad = mutant(tmp_path, build_cache, "selftest/sched.s", old, old.replace("edi, 5", "edi, 1"))
     append = "selftest=sched_timer_ticks,sched_task_reaping"
     result = boot(bad, append)
-    assert result.outcome is Outcome.FAIL and result.exit_status == 35, result.console
+    assert result.outcome is Outcome.FAIL and result.exit_status == STATUS_FAIL, result.console
     lines = result.console.splitlines()
     at = lines.index("    not ok 1 sched_timer_ticks # fewer ticks than slept")
     assert [line for line in lines[:at] if line.startswith("    # sched_timer_ticks:")] == [
