@@ -210,6 +210,32 @@ wake_up_process:
 .Lnot_sleeping:
     ret
 
+# wake_up_new_task - RDI = a task just created (not started): start it on its CPU, which gets
+# need-resched and, if it is another idle one, the reschedule IPI (wake_up_process).  Callable
+# with interrupts on or off.  Clobbers rax, rsi, rdi.
+.global wake_up_new_task
+wake_up_new_task:
+    push rdi
+    pushfq
+    call local_irq_disable_save
+    pop rsi
+    pop rdi
+    push rsi
+    call wake_up_process
+    pop rsi
+    test esi, X86_EFLAGS_IF
+    jz .Lnew_task_done
+    jmp local_irq_enable
+.Lnew_task_done:
+    ret
+
+# task_set_cpu - RDI = a task not started yet, ESI = a CPU: the task will run there.
+# Clobbers nothing.
+.global task_set_cpu
+task_set_cpu:
+    mov qword ptr [rdi + TASK_CPU], rsi
+    ret
+
 # smp_send_reschedule - EDI = another CPU: send it the reschedule IPI.  Interrupts off.
 # Clobbers rax.
 .global smp_send_reschedule
