@@ -382,9 +382,8 @@ def test_16_bit_traps_are_refused(tmp_path, line, message):
 
 
 def _link16(tmp_path, source: str, backend):
-    from linker import link
-
     from asm import load_units
+    from linker import link
 
     src = tmp_path / "a.s"
     src.write_text(source)
