@@ -452,7 +452,7 @@ def test_capstone_check_catches_a_16_bit_far_jump(tmp_path):
         image = link(units, LOW16, backend)
     (unit,) = units
     good = bytearray(section_bytes(image, ".text16")[: unit.size])
-    assert bytes(good) == bytes.fromhex("66ea00800000" "0800")
+    assert bytes(good) == bytes.fromhex("66ea008000000800")
     resolve = {n: unit.base + off for n, off in unit.label_offsets().items()}.get
     verify_unit(unit, bytes(good), resolve)
     good[0] = 0x90
