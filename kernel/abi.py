@@ -20,8 +20,8 @@ USER_TEXT_BASE = 0x400000
 PAGE_SIZE = 0x1000
 # Where the application processors' real-mode trampoline runs (kernel/arch/trampoline.s): a
 # page of conventional memory that neither the BIOS data (0x400-0x4ff, the EBDA near 640 KiB)
-# nor QEMU's Multiboot information (placed after the image) uses; the SIPI vector is its page
-# number.
+# nor QEMU's Multiboot information (from 0x9000 up; tests/test_smp_boot.py) uses; the SIPI
+# vector is its page number.
 TRAMPOLINE_PHYS = 0x8000
 KSTACK_PAGES = 4  # pages of each kernel stack
 MSR_GS_BASE = 0xC0000101
