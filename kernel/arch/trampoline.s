@@ -51,9 +51,9 @@ tramp_gdt:
     .quad GDT_CODE32_DESC                   # KERNEL32_CS
     .quad GDT_CODE64_DESC                   # KERNEL_CS
     .quad GDT_DATA_DESC                     # KERNEL_DS
-tramp_gdt_end:
+.Ltramp_gdt_end:
 tramp_gdt_descr:
-    .word tramp_gdt_end - tramp_gdt - 1
+    .word .Ltramp_gdt_end - tramp_gdt - 1
     .long tramp_gdt
 # tramp_cr3 - the physical address of the page tables the AP enables paging with (written by
 # smp_boot in the copy; below 4 GiB).
@@ -61,5 +61,3 @@ tramp_gdt_descr:
 .global tramp_cr3
 tramp_cr3:
     .long 0
-.global trampoline_end
-trampoline_end:
