@@ -32,8 +32,10 @@ OOPS_CR2 = 0xC2C2C2C2C2C2C2C2  # what crash=oops leaves in CR2 before its #UD
 CRASH_VECTOR = 0x41  # crash=vector: a vector with no entry of its own
 LOCAL_TIMER_VECTOR = vectors.LOCAL_TIMER_VECTOR
 
-# How the kernel ends a run (kernel/kernel/main.s finish): isa-debug-exit with EXIT_SUCCESS or
-# EXIT_FAILURE, or with `hold` on the command line the line HOLD_FORMAT of the same code.
+# How the kernel ends a run (kernel/kernel/main.s finish): QEMU's isa-debug-exit device at
+# DEBUG_EXIT_PORT with EXIT_SUCCESS or EXIT_FAILURE, or with `hold` on the command line the line
+# HOLD_FORMAT of the same code.
+DEBUG_EXIT_PORT = 0xF4
 EXIT_SUCCESS = 0x10
 EXIT_FAILURE = 0x11
 HOLD_FORMAT = "HOLD 0x%x\n"  # printk's format; the kernel's string is generated from it
@@ -59,7 +61,7 @@ CONSTANTS = {
     "MBI_CMDLINE": 16,
     "MBI_FLAG_CMDLINE": 1 << 2,
     "COM1": 0x3F8,
-    "DEBUG_EXIT_PORT": 0xF4,
+    "DEBUG_EXIT_PORT": DEBUG_EXIT_PORT,
     "EXIT_SUCCESS": EXIT_SUCCESS,  # QEMU exits with (0x10 << 1) | 1 = 33
     "EXIT_FAILURE": EXIT_FAILURE,  # 35
     "PAGE_SIZE": PAGE_SIZE,
@@ -70,8 +72,8 @@ CONSTANTS = {
     "X86_EFLAGS_IF": 0x200,
     "X86_EFLAGS_DF": 0x400,  # string instructions count down: the kernel clears it on entry
     # Memory: the page pool (physical), the user address space of every task.
-    "POOL_START": 0x400000,
-    "POOL_END": 0x2000000,
+    "POOL_START": 0x1000000,
+    "POOL_END": 0x3000000,
     "USER_TEXT_BASE": USER_TEXT_BASE,
     "UNMAPPED_ADDR": UNMAPPED_ADDR,
     "USER_HEAP_BASE": 0x10000000,
@@ -84,8 +86,12 @@ CONSTANTS = {
     "USER_FILE_BASE": 0x40000000,
     "USER_FILE_SIZE": 0x10000,
     # The heap page whose faults the user_fault_loop self-test "resolves" without mapping it
-    # (pf_lose_mapping), so that user_fault_loop faults on it again and again.
+    # (its pf_test_hook), so that user_fault_loop faults on it again and again.
     "USER_FAULT_LOOP_ADDR": 0x10080000,
+    # page_fault_nested's unmapped kernel accesses: the outer fault's address, and the one its
+    # handler touches so that CR2 changes under it (kernel/selftest/exceptions.s).
+    "PF_NEST_TRIGGER": 0xDEAD1000,
+    "PF_NEST_INNER": 0xDEAD2008,
     # Where the NMI self-test maps the local APIC into one user task, so that ring 3 can send
     # itself an NMI (kernel/selftest/nmi.s); outside every demand-paged region.
     "USER_APIC_PAGE": 0x50000000,
@@ -146,6 +152,8 @@ CONSTANTS = {
     "APIC_DM_NMI": 0x400,
     "APIC_TIMER_PERIODIC": 1 << 17,
     "APIC_ICR_SELF": 1 << 18,  # destination shorthand: self
+    "APIC_ICR_ASSERT": 1 << 14,  # level: assert (every IPI but INIT de-assert)
+    "APIC_ICR_BUSY": 1 << 12,  # delivery status: send pending
     # The timer's priority class: holds the timer back, not the reschedule IPI or spurious.
     "TPR_BLOCK_TIMER": LOCAL_TIMER_VECTOR & 0xF0,
     # preempt_count layout (Linux include/linux/preempt.h).
@@ -198,6 +206,7 @@ CONSTANTS = {
     "CRASH_VECTOR": CRASH_VECTOR,
     "KERNEL_STACK_SIZE": KSTACK_PAGES * PAGE_SIZE,
     "IST_STACK_SIZE": 0x1000,
+    "IST_STACKS_PER_CPU": vectors.IST_MC,  # IST 1..3: #DF, NMI, #MC
     # SMP: the most CPUs the kernel runs (the per-CPU arrays' length); CPUs beyond it are
     # named on the console and left parked.
     "NR_CPUS": 8,
@@ -208,7 +217,6 @@ CONSTANTS = {
     "AP_BOOT_TIMEOUT_MS": 500,
     "APIC_DM_INIT": 0x500,
     "APIC_DM_STARTUP": 0x600,
-    "APIC_ICR_BUSY": 1 << 12,  # delivery status: the IPI is not sent yet
     "APIC_INT_ASSERT": 1 << 14,
     "APIC_INT_LEVELTRIG": 1 << 15,
     # The 32-bit code, 64-bit code and data descriptors of the boot GDTs (multiboot.s, the
@@ -216,6 +224,11 @@ CONSTANTS = {
     "GDT_CODE32_DESC": 0x00CF9A000000FFFF,
     "GDT_CODE64_DESC": 0x00AF9A000000FFFF,
     "GDT_DATA_DESC": 0x00CF92000000FFFF,
+    # The lock checker's bits in a spinlock's usage word: taken in hard-interrupt context,
+    # taken with interrupts on, and the warning about both already given for this lock.
+    "SPIN_USED_IN_HARDIRQ": 1,
+    "SPIN_USED_IRQS_ON": 2,
+    "SPIN_REPORTED_BIT": 2,
 }
 
 # -- W^X: the kernel's higher-half page tables ------------------------------------------------

@@ -13,10 +13,12 @@ from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
 from asm import KeystoneBackend, load_units
+from kernel.abi import SHARED
 from linker import Image, Layout, OutputSection, link
 from tools.events.decode import KernelState
 from tools.hold import boot_held
 from tools.qemu import QemuRunner
+from tools.symbols import SymbolTable
 from tools.verdict import KERNEL_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,3 +138,11 @@ class NmiStorm:
             vm.inject_nmi()
             self.injected += 1
             time.sleep(self.rng.uniform(self.low, self.high))
+
+
+def ist_stack(symbols: SymbolTable, cpu: int, ist: int) -> tuple[int, int]:
+    """The bounds [low, top) of CPU `cpu`'s stack for IST slot `ist` (1-based, as the TSS
+    numbers them): ist_stacks holds IST_STACKS_PER_CPU stacks per CPU, in slot order."""
+    size = SHARED["IST_STACK_SIZE"]
+    low = symbols.address("ist_stacks") + (cpu * SHARED["IST_STACKS_PER_CPU"] + ist - 1) * size
+    return low, low + size

@@ -508,7 +508,7 @@ def test_nested_fault_matches_qemu_log(image, symbols, tmp_path):
     outer, inner = qemulog.parse_file(log).find(14)
     assert outer.cpl == inner.cpl == 0
     assert (outer.cr2, inner.cr2) == (int(m["outer"], 16), int(m["inner"], 16))
-    assert outer.cr2 == 0xDEAD1000 and inner.cr2 == 0xDEAD2008
+    assert (outer.cr2, inner.cr2) == (CONSTANTS["PF_NEST_TRIGGER"], CONSTANTS["PF_NEST_INNER"])
     assert symbols.symbolize(outer.ip).startswith("selftest_page_fault_nested+")
     assert symbols.symbolize(inner.ip).startswith("pf_nested_probe+")
 
@@ -543,7 +543,7 @@ def test_user_traps_match_qemu_log(image, tmp_path):
         assert (k["mnemonic"], int(k["sig"])) == (mnemonic, signal), k[0]
         ip = int(k["ip"], 16) - (1 if vector == 3 else 0)  # QEMU logs the int3, not after it
         (r,) = [r for r in exceptions if r.vector == vector and r.ip == ip]
-        assert r.cpl == 3 and r.cs == 0x33
+        assert r.cpl == 3 and r.cs == CONSTANTS["USER_CS"]
         if error is None:
             assert int(k["err"], 16) == 2**64 - 1  # the stub's -1: the CPU pushed none
         else:

@@ -13,11 +13,12 @@ import pytest
 from helpers import image_bytes
 
 from kernel.abi import CONSTANTS, HOLD_PASS, SHARED
-from kernel.events import DYNTICK_IRQ_NONIDLE, RCU_DYNTICKS_WATCHING
-from kernel.structs import IO_SLEEP, OPTION, RCU_DATA, RCU_STATS, TORTURE_STATS
+from kernel.events import DYNTICK_IRQ_NONIDLE, PERCPU, RCU_DYNTICKS_WATCHING
+from kernel.structs import IO_SLEEP, OPTION, RCU_STATS, TORTURE_STATS
 from tools import ktap, qemulog
+from tools.events.decode import read_irq_counts
 from tools.hold import boot_held
-from tools.qemu import Outcome, QemuConfig, QemuRunner, run
+from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
 from tools.verdict import KERNEL_RULES
 
 pytestmark = pytest.mark.qemu
@@ -52,7 +53,7 @@ def test_counters_read_through_qmp_after_torture(kernel_image, kernel_symbols):
         rcu = RCU_STATS.decode(h.read("rcu_stats", RCU_STATS.size))
         torture = TORTURE_STATS.decode(h.read("torture_stats", TORTURE_STATS.size))
         state = h.state()
-        switches = h.read_u64("context_switches")
+        switches = state.percpu["context_switches"]
         console = h.console
     assert h.passed, console
     assert ktap.parse(console).passed
@@ -410,23 +411,26 @@ def test_concurrent_rcu_barriers(kernel_image, kernel_symbols):
 
 
 def test_quiescent_state_flag_read_through_qmp(kernel_image, kernel_symbols):
-    # rcu_data (layout: kernel/structs.py RCU_DATA) read while a grace period waits for the
-    # CPU, which holds still until the host's NMI, and again after a context switch ended it.
-    def read(vm: QemuRunner, name: str, size: int) -> bytes:
-        return vm.read_virt(kernel_symbols.address(name), size)
+    # CPU 0's RCU fields of its per-CPU page (layout: kernel/events.py PERCPU) read while a
+    # grace period waits for the CPU, which holds still until the host's NMI, and again after
+    # a context switch ended it.
+    def rcu_fields(vm: QemuRunner) -> dict[str, int]:
+        percpu = PERCPU.decode(vm.read_virt(kernel_symbols.address("percpu"), PERCPU.size))
+        return {"qs_pending": percpu["rcu_qs_pending"], "read_nesting": percpu["rcu_read_nesting"]}
 
     first: list = []
 
     def first_look(vm: QemuRunner) -> None:
-        # The CPU holds still until the host's NMI: rcu_data is read in between.
+        # The CPU holds still until the host's NMI: its RCU fields are read in between.
         m = vm.wait_for_console(r"grace period (\d+) waits for this CPU", timeout=60)
-        first.extend([m, RCU_DATA.decode(read(vm, "rcu_data", RCU_DATA.size)),
-                      int.from_bytes(read(vm, "rcu_gp_seq", 8), "little")])  # fmt: skip
+        first.extend([m, rcu_fields(vm),
+                      int.from_bytes(vm.read_virt(kernel_symbols.address("rcu_gp_seq"), 8),
+                                     "little")])  # fmt: skip
         vm.inject_nmi()
 
     append = "selftest=rcu_qs_flag_host"
     with boot_held(kernel_image, append, 60, first_look, kernel_symbols) as h:
-        done, gp_done = RCU_DATA.decode(h.read("rcu_data", RCU_DATA.size)), h.read_u64("rcu_gp_seq")
+        done, gp_done = rcu_fields(h.vm), h.read_u64("rcu_gp_seq")
         console = h.console
     m, waiting, gp_waiting = first
     assert "ok 1 rcu_qs_flag_host" in console
@@ -437,15 +441,14 @@ def test_quiescent_state_flag_read_through_qmp(kernel_image, kernel_symbols):
 
 def test_interrupt_controllers_and_counts_match_qemu(kernel_image, kernel_symbols, tmp_path):
     # QEMU's own view of the interrupt hardware (the monitor's `info pic` / `info lapic`) and
-    # its -d int log of the same run against the kernel's irq_counts table in guest memory.
+    # its -d int log of the same run against CPU 0's irq counts in guest memory.
     log = tmp_path / "int.log"
     append = "selftest=" + ",".join(SCHED_TESTS)
     with boot_held(kernel_image, append, 60, symbols=kernel_symbols, log_int=log) as h:
         # The tick is held back (TPR) by now, and the guest is paused.
         pic, lapic = h.vm.hmp("info pic"), h.vm.hmp("info lapic")
-        raw = h.read("irq_counts", 256 * 8)
+        counts = read_irq_counts(h.vm, kernel_symbols, 0)
     assert h.passed, h.console
-    counts = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]
     timer, resched = SHARED["LOCAL_TIMER_VECTOR"], SHARED["RESCHEDULE_VECTOR"]
     spurious = SHARED["SPURIOUS_APIC_VECTOR"]
     # Both 8259s remapped past the exceptions (0x20, 0x28) and every line masked.
@@ -503,7 +506,7 @@ def test_failed_checks_are_all_listed_and_the_test_goes_on(kernel_image, tmp_pat
     bad = mutant(tmp_path, build_cache, "selftest/sched.s", old, old.replace("edi, 5", "edi, 1"))
     append = "selftest=sched_timer_ticks,sched_task_reaping"
     result = boot(bad, append)
-    assert result.outcome is Outcome.FAIL and result.exit_status == 35, result.console
+    assert result.outcome is Outcome.FAIL and result.exit_status == STATUS_FAIL, result.console
     lines = result.console.splitlines()
     at = lines.index("    not ok 1 sched_timer_ticks # fewer ticks than slept")
     assert [line for line in lines[:at] if line.startswith("    # sched_timer_ticks:")] == [

@@ -9,16 +9,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from kernel.abi import EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS
 from tools import ktap
 from tools.cli import DEFAULT_IMAGE, EXIT_CODES, UsageParser, positive_seconds, run_cli
 from tools.qemu import MAX_SMP, Outcome, QemuConfig, QemuResult, run
 
-EPILOG = """\
+EPILOG = f"""\
 exit status:
-  0    the kernel reported success (isa-debug-exit 0x10, or HOLD 0x10 with `hold`) and its
-       KTAP output, if any, agrees
-  1    the kernel reported failure, oopsed or panicked (0x11), or KTAP shows failed/missing
-       tests
+  0    the kernel reported success (isa-debug-exit {EXIT_SUCCESS:#x}, or HOLD {HOLD_PASS:#x} with `hold`)
+       and its KTAP output, if any, agrees
+  1    the kernel reported failure, oopsed or panicked ({EXIT_FAILURE:#x}), or KTAP shows
+       failed/missing tests
   2    timeout: the kernel hung and QEMU was killed
   3    triple fault (the CPU reset itself under -no-reboot)
   4    QEMU error, or QEMU could not be started (no image, no QEMU, KVM unusable)

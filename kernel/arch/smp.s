@@ -5,15 +5,34 @@
 .section .text
 # ap_main - an application processor's first code in the kernel proper: 64-bit, higher half,
 # CR3 = the kernel's page tables (boot_pml4), interrupts off, RSP = the top of its boot stack,
-# EDI = its logical CPU number (1 .. NR_CPUS - 1; its APIC ID is cpu_apic_id[EDI]).  Reports
-# in (cpu_online_mask) and does not return.
+# EDI = its logical CPU number (1 .. NR_CPUS - 1; its APIC ID is cpu_apic_id[EDI]).  Sets up
+# the CPU as start64 does the boot CPU (GDT, TSS and IST stacks, per-CPU page and GS, IDT, local
+# APIC and its timer at the boot CPU's calibration), becomes its idle task on that task's
+# stack, reports in (cpu_online_mask) and runs the idle loop.  Does not return.
 .global ap_main
 ap_main:
-    lock bts qword ptr [rip + cpu_online_mask], rdi
-.Lpark:
-    cli
-    hlt
-    jmp .Lpark
+    mov ebx, edi
+    mov rsi, rsp
+    call gdt_init
+    mov edi, ebx
+    lea rsi, [rip + ap_boot_task]       # current until the idle task exists
+    mov rdx, rsp
+    call percpu_init
+    call idt_init
+    mov edi, ebx
+    call idle_task_init
+    mov qword ptr [rax + TASK_STATE], TASK_RUNNING
+    mov qword ptr gs:[PCPU_CURRENT], rax
+    mov qword ptr gs:[PCPU_PREEMPT_COUNT], 1  # the idle task's (idle_task_init)
+    mov rcx, qword ptr [rax + TASK_KSTACK_TOP]
+    mov qword ptr gs:[PCPU_TOP_OF_STACK], rcx
+    mov qword ptr gs:[PCPU_TSS + TSS_RSP0], rcx
+    mov rsp, rcx                        # the boot stack is left for good
+    call apic_init
+    mov rdi, qword ptr [rip + apic_timer_period]
+    call apic_timer_program
+    lock bts qword ptr [rip + cpu_online_mask], rbx
+    jmp idle_loop
 
 .section .bss
 .balign 8
@@ -29,3 +48,8 @@ nr_cpu_ids:
 .global cpu_online_mask
 cpu_online_mask:
     .zero 8
+# ap_boot_task - what an application processor runs as between its per-CPU set-up and its
+# idle task's creation (nothing there logs an event or schedules).
+.balign 8
+ap_boot_task:
+    .zero TASK_SIZE

@@ -96,11 +96,11 @@ demo_main:
     call demo_idle_fault
     add r13, rax
     # Idle time: nothing runnable for 5 ticks.
-    mov r14, qword ptr [rip + idle_entries]
+    mov r14, qword ptr gs:[PCPU_IDLE_ENTRIES]
     mov edi, 5
     call sleep_ticks
     lea rdi, [rip + .Lidle_fmt]
-    mov rsi, qword ptr [rip + idle_entries]
+    mov rsi, qword ptr gs:[PCPU_IDLE_ENTRIES]
     sub rsi, r14
     call printk
     call print_summary
@@ -249,10 +249,10 @@ print_summary:
     call printk
     lea rdi, [rip + .Lsum_sched]
     mov rsi, qword ptr [rip + jiffies]
-    mov rdx, qword ptr [rip + context_switches]
+    mov rdx, qword ptr gs:[PCPU_CONTEXT_SWITCHES]
     mov rcx, qword ptr gs:[PCPU_PREEMPT_SCHEDULE_IRQ_COUNT]
-    mov r8, qword ptr [rip + resched_ipis]
-    mov r9, qword ptr [rip + idle_entries]
+    mov r8, qword ptr gs:[PCPU_RESCHED_IPIS]
+    mov r9, qword ptr gs:[PCPU_IDLE_ENTRIES]
     call printk
     lea rdi, [rip + .Lsum_warn]
     mov rsi, qword ptr gs:[PCPU_WARNINGS]

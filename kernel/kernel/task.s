@@ -97,13 +97,17 @@ kstack_free:
 
 # task_alloc - RDI = name, RSI = kind.  A zeroed slot with an id, a kernel stack and the
 # first switch_to frame (six callee-saved registers, then ret_from_fork) below a pt_regs
-# frame.  Returns RAX = the task, or 0.  Clobbers caller-saved registers.
+# frame, on this CPU.  The slot is claimed under tasks_lock.  Returns RAX = the task, or 0.
+# Clobbers caller-saved registers.
 task_alloc:
     push rbx
     push r12
     push r13
     mov r12, rdi
     mov r13, rsi
+    lea rdi, [rip + tasks_lock]
+    call spin_lock_irqsave
+    push rax
     # Next fit: a freed slot is reused only after all others, so a dead task's numbers stay
     # readable for a while (its waiter reads them after the reap).
     mov rcx, qword ptr [rip + last_slot]
@@ -121,6 +125,9 @@ task_alloc:
     je .Lfound
     dec edx
     jnz .Lslot
+    push rcx
+    call .Lunlock_tasks
+    pop rcx
     xor eax, eax
     jmp .Lalloc_end
 .Lfound:
@@ -130,11 +137,18 @@ task_alloc:
     mov ecx, TASK_SIZE / 8
     xor eax, eax
     rep stosq
+    mov qword ptr [rbx + TASK_STATE], TASK_SLEEPING   # claimed; not runnable until woken
+    call .Lunlock_tasks
     pop rdi
     mov qword ptr [rbx + TASK_SLOT], rdi
+    mov rax, qword ptr gs:[PCPU_CPU]
+    mov qword ptr [rbx + TASK_CPU], rax
     call kstack_alloc
     test rax, rax
-    jz .Lalloc_end
+    jnz .Lhave_stack
+    mov qword ptr [rbx + TASK_STATE], TASK_UNUSED     # give the slot back
+    jmp .Lalloc_end
+.Lhave_stack:
     mov qword ptr [rbx + TASK_KSTACK_TOP], rax
     lea rcx, [rax - KERNEL_STACK_SIZE]
     mov qword ptr [rbx + TASK_KSTACK], rcx
@@ -150,19 +164,25 @@ task_alloc:
     jnz .Lzero_callee_saved
     lea rcx, [rip + ret_from_fork]
     mov qword ptr [rdi], rcx
-    inc qword ptr [rip + next_pid]
-    mov rax, qword ptr [rip + next_pid]
+    mov eax, 1
+    lock xadd qword ptr [rip + next_pid], rax
+    inc rax
     mov qword ptr [rbx + TASK_ID], rax
     mov qword ptr [rbx + TASK_NAME], r12
     mov qword ptr [rbx + TASK_KIND], r13
-    mov qword ptr [rbx + TASK_STATE], TASK_SLEEPING   # not runnable until woken
-    inc qword ptr [rip + tasks_created]
+    lock inc qword ptr [rip + tasks_created]
     mov rax, rbx
 .Lalloc_end:
+    add rsp, 8                          # the saved flags
     pop r13
     pop r12
     pop rbx
     ret
+# .Lunlock_tasks: release tasks_lock with the flags task_alloc saved.  Clobbers rax, rdi, rsi.
+.Lunlock_tasks:
+    lea rdi, [rip + tasks_lock]
+    mov rsi, qword ptr [rsp + 16]       # above our return address and the slot number
+    jmp spin_unlock_irqrestore
 
 # kthread_create - RDI = name, RSI = function, RDX = argument.  A kernel thread that runs
 # fn(arg) with interrupts on and exits with its result.  Not started: wake_up_process starts
@@ -186,17 +206,27 @@ kthread_create:
     pop rbx
     ret
 
-# idle_task_init - the idle task: a kernel thread running idle_loop with preempt_count 1.
+# idle_task_init - EDI = CPU number: that CPU's idle task, a kernel thread running idle_loop
+# with preempt_count 1, on that CPU.  Returns RAX = the task.  Clobbers caller-saved
+# registers.
 .global idle_task_init
 idle_task_init:
+    push rbx
+    mov ebx, edi
     lea rdi, [rip + .Lidle_name]
     mov esi, TASK_KIND_IDLE
     call task_alloc
+    mov qword ptr [rax + TASK_CPU], rbx
     lea rcx, [rip + idle_loop]
     mov qword ptr [rax + TASK_KFUNC], rcx
     mov qword ptr [rax + TASK_PREEMPT_COUNT], 1
     mov qword ptr [rax + TASK_STATE], TASK_RUNNABLE
-    mov qword ptr [rip + idle_task], rax
+    mov rcx, rax
+    mov edi, ebx
+    call percpu_area
+    mov qword ptr [rax + PCPU_IDLE_TASK], rcx
+    mov rax, rcx
+    pop rbx
     ret
 
 # task_create - RDI = name (string), RSI = user entry point.  A user task with its own address
@@ -325,7 +355,7 @@ do_exit:
     mov ax, KERNEL_DS
     mov ss, ax
     mov qword ptr [r12 + TASK_STATE], TASK_DEAD
-    inc qword ptr [rip + tasks_exited]
+    lock inc qword ptr [rip + tasks_exited]
     lea rdi, [r12 + TASK_EXIT_WQ]
     call wake_up
     mov qword ptr gs:[PCPU_PREEMPT_COUNT], 0
@@ -457,6 +487,8 @@ tasks_created:
 .global tasks_exited
 tasks_exited:
     .zero 8
+tasks_lock:                             # claiming a slot of the task table
+    .zero SPIN_SIZE
 
 .section .data
 .balign 8

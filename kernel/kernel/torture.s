@@ -186,7 +186,7 @@ rcu_torture:
     mov r15, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
     mov rax, qword ptr gs:[PCPU_PF_DEMAND]
     mov qword ptr [rip + torture_faults_before], rax
-    mov rax, qword ptr [rip + context_switches]
+    mov rax, qword ptr gs:[PCPU_CONTEXT_SWITCHES]
     mov qword ptr [rip + torture_switches_before], rax
     lea r12, [rip + torture_tasks]
     xor ebx, ebx
@@ -246,7 +246,7 @@ rcu_torture:
     mov rax, qword ptr gs:[PCPU_PF_DEMAND]
     sub rax, qword ptr [rip + torture_faults_before]
     mov qword ptr [rip + torture_stats + TORTURE_FAULTS], rax
-    mov rax, qword ptr [rip + context_switches]
+    mov rax, qword ptr gs:[PCPU_CONTEXT_SWITCHES]
     sub rax, qword ptr [rip + torture_switches_before]
     mov qword ptr [rip + torture_stats + TORTURE_SWITCHES], rax
     call torture_report

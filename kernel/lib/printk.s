@@ -297,12 +297,28 @@ snprintf:
 # printk - RDI = format, RSI, RDX, RCX, R8, R9 = up to five arguments; formats into
 # printk_buf and writes it to the console.  Returns RAX = length written.  Clobbers the
 # caller-saved registers.  The one buffer and the console are held with interrupts off (raw:
-# lockdep and the tracer are not told, as for Linux's console lock), so neither an interrupt
-# nor a preempting task can format over a line before it is out; an NMI does not print.
+# lockdep and the tracer are not told) and under the console lock, so that neither an
+# interrupt, a preempting task nor another CPU can format over a line before it is out, and
+# lines of different CPUs never interleave; an NMI does not print.
 .global printk
 printk:
     pushfq
     cli
+    # The console lock, unless this CPU holds it already (a fault while printing): R11 = 1
+    # when taken here.
+    xor r11d, r11d
+    mov r10, qword ptr gs:[PCPU_CPU]
+    inc r10
+    cmp qword ptr [rip + console_owner], r10
+    je .Lprintk_locked
+    xchg rdi, r11
+    lea rdi, [rip + console_lock]
+    call raw_spin_lock
+    mov rdi, r11
+    mov r11d, 1
+    mov qword ptr [rip + console_owner], r10
+.Lprintk_locked:
+    push r11
     push r9
     push r8
     push rcx
@@ -323,6 +339,13 @@ printk:
     call serial_write
     pop rax
     add rsp, 40
+    pop r11
+    test r11d, r11d
+    jz .Lprintk_end
+    mov qword ptr [rip + console_owner], 0
+    lea rdi, [rip + console_lock]
+    call raw_spin_unlock
+.Lprintk_end:
     popfq
     ret
 
@@ -337,5 +360,10 @@ printk:
     .asciz "0x"
 
 .section .bss
+.balign 8
+console_lock:
+    .zero SPIN_SIZE
+console_owner:                          # the CPU holding console_lock, plus 1 (0: none)
+    .zero 8
 printk_buf:
     .zero PRINTK_BUF_SIZE
