@@ -125,17 +125,17 @@ smp_boot_cpu:
     mov qword ptr [rip + ap_boot_stack], rax      # the top of its stack
     mov edi, r12d
     mov esi, APIC_DM_INIT | APIC_INT_LEVELTRIG | APIC_INT_ASSERT
-    call send_ipi
+    call smpboot_ipi
     mov edi, r12d
     mov esi, APIC_DM_INIT | APIC_INT_LEVELTRIG    # deassert (ignored by newer APICs)
-    call send_ipi
+    call smpboot_ipi
     mov edi, INIT_DELAY_US
     call pit_udelay
     mov r13d, 2                                   # two STARTUP IPIs
 .Lsipi:
     mov edi, r12d
     mov esi, APIC_DM_STARTUP | SIPI_VECTOR
-    call send_ipi
+    call smpboot_ipi
     mov edi, SIPI_DELAY_US
     call pit_udelay
     dec r13d
@@ -159,10 +159,10 @@ smp_boot_cpu:
     pop rbx
     ret
 
-# send_ipi - EDI = destination APIC ID, ESI = the ICR's low word: send it and wait until the
+# smpboot_ipi - EDI = destination APIC ID, ESI = the ICR's low word: send it and wait until the
 # APIC has delivered it (ICR delivery status clear), ICR_POLLS reads at most; says so if it
 # never clears.  Clobbers caller-saved registers.
-send_ipi:
+smpboot_ipi:
     mov rax, APIC_VIRT
     shl edi, 24
     mov dword ptr [rax + APIC_ICR_HIGH], edi
