@@ -18,6 +18,11 @@ LOAD_BASE = 0x100000
 KERNEL_VIRT_BASE = 0xFFFFFFFF80000000
 USER_TEXT_BASE = 0x400000
 PAGE_SIZE = 0x1000
+# Where the application processors' real-mode trampoline runs (kernel/arch/trampoline.s): a
+# page of conventional memory that neither the BIOS data (0x400-0x4ff, the EBDA near 640 KiB)
+# nor QEMU's Multiboot information (from 0x9000 up; tests/test_smp_boot.py) uses; the SIPI
+# vector is its page number.
+TRAMPOLINE_PHYS = 0x8000
 KSTACK_PAGES = 4  # pages of each kernel stack
 MSR_GS_BASE = 0xC0000101
 # An address in the lower half that nothing ever maps: a kernel access to it faults (the
@@ -212,6 +217,20 @@ CONSTANTS = {
     # SMP: the most CPUs the kernel runs (the per-CPU arrays' length); CPUs beyond it are
     # named on the console and left parked.
     "NR_CPUS": 8,
+    # AP bring-up (kernel/arch/smpboot.s): the trampoline's page and its SIPI vector, how long
+    # an AP has to report in, the ICR's fields for INIT and STARTUP.
+    "TRAMPOLINE_PHYS": TRAMPOLINE_PHYS,
+    "SIPI_VECTOR": TRAMPOLINE_PHYS // PAGE_SIZE,
+    "AP_BOOT_TIMEOUT_MS": 500,
+    "APIC_DM_INIT": 0x500,
+    "APIC_DM_STARTUP": 0x600,
+    "APIC_INT_ASSERT": 1 << 14,
+    "APIC_INT_LEVELTRIG": 1 << 15,
+    # The 32-bit code, 64-bit code and data descriptors of the boot GDTs (multiboot.s, the
+    # AP trampoline), at KERNEL32_CS, KERNEL_CS and KERNEL_DS.
+    "GDT_CODE32_DESC": 0x00CF9A000000FFFF,
+    "GDT_CODE64_DESC": 0x00AF9A000000FFFF,
+    "GDT_DATA_DESC": 0x00CF92000000FFFF,
     # The lock checker's bits in a spinlock's usage word: taken in hard-interrupt context,
     # taken with interrupts on, and the warning about both already given for this lock.
     "SPIN_USED_IN_HARDIRQ": 1,
@@ -247,6 +266,16 @@ CONSTANTS.update({
     "LARGE_PAGE_SIZE": LARGE_PAGE_SIZE,
     "KMAP_SMALL_END": KMAP_SMALL_END,
     "KMAP_PT_PAGES": KMAP_SMALL_END // LARGE_PAGE_SIZE,  # page tables for the 4 KiB range
+    # Physical memory the higher half maps (at KERNEL_VIRT_BASE + physical): 512 x 2 MiB.
+    "KMAP_PHYS_END": 512 * LARGE_PAGE_SIZE,
+})  # fmt: skip
+# What the boot CPU (kernel/boot/multiboot.s) and each AP (kernel/arch/trampoline.s) set on the
+# way to long mode: PAE paging; long mode, and PTE_NX forbidding instruction fetches; paging,
+# with read-only pages read-only for ring 0 too (WP).
+CONSTANTS.update({
+    "CR4_KERNEL": CONSTANTS["CR4_PAE"],
+    "EFER_KERNEL": CONSTANTS["EFER_LME"] | CONSTANTS["EFER_NXE"],
+    "CR0_KERNEL": CONSTANTS["CR0_PG"] | CONSTANTS["CR0_WP"] | CONSTANTS["CR0_PE"],
 })  # fmt: skip
 
 

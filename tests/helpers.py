@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
+from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
 from asm import KeystoneBackend, load_units
@@ -31,6 +31,16 @@ SMALL = Layout(
         OutputSection(".bss", (".bss",), "rw", nobits=True),
     ),
     load_base=0x400000,
+    entry="start",
+)
+
+# Real-mode code: a 16-bit section linked below 64 KiB (as the AP trampoline is), then 64-bit.
+LOW16 = Layout(
+    sections=(
+        OutputSection(".text16", (".text16",), "rx", vma=0x8000),
+        OutputSection(".text", (".text",), "rx"),
+    ),
+    load_base=0x100000,
     entry="start",
 )
 
@@ -69,7 +79,7 @@ def symbol_bytes(image: Image, name: str) -> bytes:
 
 def disasm(image: Image, name: str, bits: int = 64) -> list[str]:
     """Capstone's text ('mnemonic op_str') for each instruction of symbol `name`."""
-    md = Cs(CS_ARCH_X86, CS_MODE_64 if bits == 64 else CS_MODE_32)
+    md = Cs(CS_ARCH_X86, {16: CS_MODE_16, 32: CS_MODE_32, 64: CS_MODE_64}[bits])
     addr = image.symbol(name).value
     return [f"{i.mnemonic} {i.op_str}".strip() for i in md.disasm(symbol_bytes(image, name), addr)]
 

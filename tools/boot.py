@@ -12,7 +12,7 @@ from pathlib import Path
 from kernel.abi import EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS
 from tools import ktap
 from tools.cli import DEFAULT_IMAGE, EXIT_CODES, UsageParser, positive_seconds, run_cli
-from tools.qemu import Outcome, QemuConfig, QemuResult, run
+from tools.qemu import MAX_SMP, Outcome, QemuConfig, QemuResult, run
 
 EPILOG = f"""\
 exit status:
@@ -53,9 +53,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
     parser.add_argument(
+        "--smp",
+        type=smp_count,
+        default=1,
+        metavar="N",
+        help=f"CPUs (QEMU -smp N), 1..{MAX_SMP} (default: %(default)s)",
+    )
+    parser.add_argument(
         "--log-int", type=Path, metavar="FILE", help="write QEMU's -d int,cpu_reset log (TCG)"
     )
     return parser
+
+
+def smp_count(text: str) -> int:
+    """argparse type of --smp: a whole number of CPUs from 1 to MAX_SMP."""
+    try:
+        n = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of CPUs") from None
+    if not 1 <= n <= MAX_SMP:
+        raise argparse.ArgumentTypeError(f"{n} CPUs: QEMU's pc machine takes 1 to {MAX_SMP}")
+    return n
 
 
 def verdict(result: QemuResult) -> tuple[int, str]:
@@ -103,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         append=args.append,
         timeout=args.timeout,
         accel=args.accel,
+        smp=args.smp,
         log_int=args.log_int,
     )
     return run_cli("boot", args.image, lambda: _boot(config))

@@ -77,6 +77,7 @@ INSTALL_HINT = "install it with `apt-get install qemu-system-x86`"
 CONNECT_TIMEOUT = 10.0  # seconds for QEMU to start and connect to QMP
 QMP_TIMEOUT = 10.0  # seconds for one QMP command
 KVM_DEVICE = Path("/dev/kvm")
+MAX_SMP = 255  # QEMU's pc machine: -smp above 255 needs x2APIC and an IOMMU
 _KVM_GET_API_VERSION = 0xAE00
 _KVM_API_VERSION = 12
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the thread that forked it dies
@@ -251,13 +252,15 @@ class QemuConfig:
     write its interrupt log (``-d int,cpu_reset -D FILE``; TCG only). ``keep_alive`` pauses the VM
     on guest shutdown, reset or panic instead of ending QEMU (see module docstring).
     ``end_at_hold`` makes ``wait()`` end the run at the guest's hold line; ``rules`` gives the
-    guest's isa-debug-exit port and reads its console (hold line, panic banner)."""
+    guest's isa-debug-exit port and reads its console (hold line, panic banner). ``smp`` is the
+    number of vCPUs (``-smp``, 1..MAX_SMP)."""
 
     image: Path
     append: str = ""
     timeout: float = 60.0
     accel: Literal["tcg", "kvm"] = "tcg"
     memory: str = "128M"
+    smp: int = 1
     cpu: str | None = None
     log_int: Path | None = None
     keep_alive: bool = False
@@ -270,6 +273,8 @@ class QemuConfig:
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError(f"timeout must be a finite number of seconds > 0, not {self.timeout}")
+        if not 1 <= self.smp <= MAX_SMP:
+            raise ValueError(f"smp must be a number of CPUs from 1 to {MAX_SMP}, not {self.smp}")
 
     @property
     def cpu_model(self) -> str:
@@ -286,6 +291,7 @@ class QemuConfig:
             "-accel", self.accel,
             "-cpu", self.cpu_model,
             "-m", self.memory,
+            "-smp", str(self.smp),
             "-nodefaults",  # no VGA, NIC, floppy or CD-ROM: nothing the guests use (20 ms a boot)
             "-display", "none",
             "-monitor", "none",

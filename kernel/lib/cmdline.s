@@ -393,9 +393,12 @@ options:
     .quad .Lpolicy_key, policy_check, 0, 0
     .quad .Lcrash_key, crash_check, 0, 0
     .quad .Lhold_key, 0, 0, 0
+    .quad .Lsmp_expect_key, cmdline_check_number, 1, NR_CPUS
     .quad 0, 0, 0, 0
 .Lhz_key:
     .asciz "hz="
+.Lsmp_expect_key:
+    .asciz "smp_expect="
 .Lrepeat_key:
     .asciz "repeat="
 .Lticks_key:
