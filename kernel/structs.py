@@ -83,7 +83,7 @@ RCU_HEAD = Struct("RCU_HEAD", (("next", 8), ("func", 8), ("gp", 8)))
 # Grace-period counters (kernel/rcu/gp.s), read by the host.
 RCU_STATS = Struct("RCU_STATS", tuple((n, 8) for n in (
     "gp_started gp_completed cbs_queued cbs_invoked qs_reported premature_qs sync_calls "
-    "idle_tick_qs remote_eqs_qs").split()))  # fmt: skip
+    "idle_tick_qs remote_eqs_qs resched_cpu").split()))  # fmt: skip
 
 # An object the RCU torture test publishes, reads and frees (the rcu_head first).
 # retired: 1 + the number of grace periods completed when a writer replaced it (0: still

@@ -183,6 +183,8 @@ rcu_gp_start:
     push r12
     inc qword ptr [rip + rcu_gp_seq]
     lock inc qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
+    mov rax, qword ptr [rip + jiffies]
+    mov qword ptr [rip + rcu_gp_start_tick], rax
     xor ebx, ebx
 .Lstart_cpu:
     bt qword ptr [rip + cpu_online_mask], rbx
@@ -210,8 +212,11 @@ rcu_gp_start:
 
 # rcu_gp_scan - under rcu_gp_lock, a grace period in progress: report the QS of each other
 # CPU whose dynticks moved since the snapshot or shows an EQS (Linux's
-# rcu_implicit_dynticks_qs).  EAX = 1 when no online CPU owes a QS any more.  Clobbers
-# caller-saved registers.
+# rcu_implicit_dynticks_qs).  A CPU that still owes one RCU_RESCHED_TICKS after the start is
+# pushed (Linux's resched_cpu): need-resched for its current task, and the reschedule IPI for
+# another CPU, so that it passes through the scheduler (rcu_note_context_switch) on that
+# interrupt's exit.  EAX = 1 when no online CPU owes a QS any more.  Clobbers caller-saved
+# registers.
 rcu_gp_scan:
     push rbx
     push r12
@@ -243,6 +248,17 @@ rcu_gp_scan:
     jmp .Lscan_next
 .Lscan_owed:
     xor r13d, r13d
+    mov rax, qword ptr [rip + jiffies]
+    sub rax, qword ptr [rip + rcu_gp_start_tick]
+    cmp rax, RCU_RESCHED_TICKS
+    jb .Lscan_next
+    mov rax, qword ptr [r12 + PCPU_CURRENT]
+    lock or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
+    lock inc qword ptr [rip + rcu_stats + RCU_STATS_RESCHED_CPU]
+    cmp rbx, qword ptr gs:[PCPU_CPU]
+    je .Lscan_next
+    mov edi, ebx
+    call smp_send_reschedule
 .Lscan_next:
     inc ebx
     cmp ebx, NR_CPUS
@@ -396,6 +412,8 @@ rcu_gp_seq:
 # Taken before the wait queues' lock.
 rcu_gp_lock:
     .zero SPIN_SIZE
+rcu_gp_start_tick:                      # jiffies when the grace period in progress began
+    .zero 8
 rcu_gp_needed:
     .zero 8
 rcu_cb_head:
