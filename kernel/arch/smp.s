@@ -73,6 +73,28 @@ num_online_cpus:
 .Lpopped:
     ret
 
+# percpu_sum - EDI = an offset in the per-CPU page: RAX = the sum of that quad over the
+# online CPUs.  Clobbers rcx, rdx, rsi.
+.global percpu_sum
+percpu_sum:
+    mov esi, edi
+    xor edx, edx
+    xor ecx, ecx
+.Lsum_cpu:
+    bt qword ptr [rip + cpu_online_mask], rcx
+    jnc .Lsum_next
+    push rdi
+    mov edi, ecx
+    call percpu_area
+    pop rdi
+    add rdx, qword ptr [rax + rsi]
+.Lsum_next:
+    inc ecx
+    cmp ecx, NR_CPUS
+    jb .Lsum_cpu
+    mov rax, rdx
+    ret
+
 .section .bss
 .balign 8
 # cpu_apic_id - the local APIC ID of each logical CPU (0: the boot CPU), from the MADT.
