@@ -117,6 +117,8 @@ PERCPU = Struct("PCPU", (
     ("resched_ipis_folded", 8), ("resched_ipis_sent", 8), ("ticks", 8),
     # reschedule IPIs that arrived in this CPU's RCU idle section (the cond path entered RCU)
     ("resched_ipis_idle", 8),
+    # wake-ups of tasks that belong to another CPU
+    ("remote_wakeups", 8),
     # softirqs pending on this CPU, and how many times it ran them
     ("softirq_pending", 8), ("softirq_runs", 8),
     # RCU (kernel/rcu/gp.s): the quiescent state the current grace period waits for from this

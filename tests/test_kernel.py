@@ -108,7 +108,8 @@ def test_exceptions_match_qemu_interrupt_log(image, symbols, tmp_path):
 
 
 def test_demonstration_is_the_default_boot(image):
-    result = boot(image, "")
+    # On 2 CPUs, as `make run` boots it.
+    result = boot(image, "", smp=2)
     assert result.outcome is Outcome.PASS, result.console
     out = result.console
     # The banner says what this is and shows the options, not the image path QEMU put first.
@@ -156,6 +157,25 @@ def test_demonstration_is_the_default_boot(image):
     assert m and int(m[1]) >= 1
     assert re.search(rf"summary: warnings 0, NMIs 0; RCU nesting 1, nmi_nesting "
                      rf"{DYNTICK_IRQ_NONIDLE:#x}", out)  # fmt: skip
+    # Both CPUs ran tasks, woke each other's, and took reschedule IPIs; the IPIs that hit an
+    # idle CPU took the conditional RCU entry.
+    cpus = {int(m[1]): m for m in re.finditer(
+        r"summary: cpu (\d+): ticks (\d+), context switches (\d+), wake-ups of another CPU's "
+        r"tasks (\d+), reschedule IPIs sent (\d+)", out)}  # fmt: skip
+    ipis = {int(m[1]): m for m in re.finditer(
+        r"summary: cpu (\d+): reschedule IPIs taken (\d+), (\d+) of them in its RCU idle "
+        r"section \(the cond path entered RCU\); quiescent states reported itself (\d+), "
+        r"found remotely (\d+)", out)}  # fmt: skip
+    assert set(cpus) == set(ipis) == {0, 1}, out
+    assert all(int(cpus[c][3]) > 0 for c in cpus), "a CPU ran no task"
+    assert sum(int(cpus[c][4]) for c in cpus) > 0, "no cross-CPU wake-up"
+    assert sum(int(ipis[c][2]) for c in ipis) > 0 and sum(int(ipis[c][3]) for c in ipis) > 0
+    m = re.search(r"demo: synchronize_rcu on cpu 0 waited for (\d+) other CPUs: (\d+) of their "
+                  r"quiescent states found remotely \(idle, from their dynticks\), (\d+) "
+                  r"reported by themselves", out)  # fmt: skip
+    assert m and m[1] == "1" and int(m[2]) + int(m[3]) >= 1, out
+    pipe = re.search(r"# rcu_torture: Reader Pipe:((?: \d+)+)", out)
+    assert pipe and sum(map(int, pipe[1].split()[2:])) == 0
 
 
 def test_unknown_selftest_is_refused(image):

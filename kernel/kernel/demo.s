@@ -112,6 +112,7 @@ demo_main:
     mov rsi, qword ptr gs:[PCPU_IDLE_ENTRIES]
     sub rsi, r14
     call printk
+    call demo_gp_wait
     call print_summary
     mov eax, EXIT_SUCCESS
     cmp qword ptr gs:[PCPU_WARNINGS], 0
@@ -232,6 +233,46 @@ demo_idle_fault:
     pop rbx
     ret
 
+# demo_gp_wait - synchronize_rcu() on CPU 0 while the other CPUs idle: say how their
+# quiescent states reached the grace period (found remotely from their dynticks, or reported
+# by themselves).  Clobbers caller-saved registers.
+demo_gp_wait:
+    push rbx
+    push r12
+    call other_cpus_qs
+    mov rbx, rax
+    mov r12, rdx
+    call synchronize_rcu
+    call other_cpus_qs
+    sub rax, rbx
+    sub rdx, r12
+    mov rbx, rax
+    mov r12, rdx
+    call num_online_cpus
+    lea rsi, [rax - 1]
+    lea rdi, [rip + .Lgp_wait_fmt]
+    mov rdx, rbx
+    mov rcx, r12
+    call printk
+    pop r12
+    pop rbx
+    ret
+
+# other_cpus_qs - RAX = the quiescent states of every online CPU but this one found remotely,
+# RDX = those they reported themselves.  Clobbers caller-saved registers.
+other_cpus_qs:
+    push rbx
+    mov edi, PCPU_RCU_QS_SELF
+    call percpu_sum
+    sub rax, qword ptr gs:[PCPU_RCU_QS_SELF]
+    mov rbx, rax
+    mov edi, PCPU_RCU_QS_REMOTE
+    call percpu_sum
+    sub rax, qword ptr gs:[PCPU_RCU_QS_REMOTE]
+    mov rdx, rbx
+    pop rbx
+    ret
+
 # print_summary - the entry path's, the scheduler's and RCU's counters, summed over the online
 # CPUs, then a line per CPU: where its tasks ran, its reschedule IPIs, how its quiescent states
 # reached the grace periods.
@@ -281,7 +322,7 @@ print_summary:
     mov esi, ebx
     mov rdx, qword ptr [r12 + PCPU_TICKS]
     mov rcx, qword ptr [r12 + PCPU_CONTEXT_SWITCHES]
-    mov r8, qword ptr [r12 + PCPU_IDLE_ENTRIES]
+    mov r8, qword ptr [r12 + PCPU_REMOTE_WAKEUPS]
     mov r9, qword ptr [r12 + PCPU_RESCHED_IPIS_SENT]
     call printk
     lea rdi, [rip + .Lsum_cpu_ipis]
@@ -381,6 +422,8 @@ print_sums:
     .asciz "; switches in: %u, involuntary: %u, demand faults: %u, kernel faults on its memory: %u, system calls: %u\n"
 .Ltorture_failed:
     .asciz "demo: rcu_torture failed: %s\n"
+.Lgp_wait_fmt:
+    .asciz "demo: synchronize_rcu on cpu 0 waited for %u other CPUs: %u of their quiescent states found remotely (idle, from their dynticks), %u reported by themselves\n"
 .Lidle_fmt:
     .asciz "demo: idle for 5 ticks: RCU idle sections entered: %u\n"
 .Lidle_fault_fmt:
@@ -410,7 +453,7 @@ print_sums:
 .Lsum_gp_cpus:
     .asciz "summary: quiescent states found remotely (another CPU idle or in user mode, from its dynticks): %u; CPUs pushed with the reschedule IPI: %u\n"
 .Lsum_cpu:
-    .asciz "summary: cpu %u: ticks %u, context switches %u, idle sections %u, reschedule IPIs sent %u\n"
+    .asciz "summary: cpu %u: ticks %u, context switches %u, wake-ups of another CPU's tasks %u, reschedule IPIs sent %u\n"
 .Lsum_cpu_ipis:
     .asciz "summary: cpu %u: reschedule IPIs taken %u, %u of them in its RCU idle section (the cond path entered RCU); quiescent states reported itself %u, found remotely %u\n"
 

@@ -205,6 +205,10 @@ wake_up_process:
     je .Lwoken
     call smp_send_reschedule
 .Lwoken:
+    cmp rdi, qword ptr gs:[PCPU_CPU]
+    je .Lwoken_here
+    inc qword ptr gs:[PCPU_REMOTE_WAKEUPS]
+.Lwoken_here:
     pop rsi
     pop rdi
 .Lnot_sleeping:
