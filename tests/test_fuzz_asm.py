@@ -202,8 +202,10 @@ def test_same_bytes_as_gnu_as(oracle, case):
         (Case(16, ("push 0x10",)), r"'push IMM' in 16-bit code"),
         # Found by the fuzzer: past rel8, keystone writes 66 0f 85 rel32 (GNU as 0f 85 rel16);
         # the verifier refuses its 0x66.
-        (Case(16, (".Lfz{k}:", ".fill 200, 1, 0x90", "jne .Lfz{k}")),
-         r"'jne' got an operand-size prefix \(0x66\)"),
+        (
+            Case(16, (".Lfz{k}:", ".fill 200, 1, 0x90", "jne .Lfz{k}")),
+            r"'jne' got an operand-size prefix \(0x66\)",
+        ),
     ],
 )
 def test_forms_encoded_unlike_gnu_as_are_refused(oracle, case, message):
