@@ -173,6 +173,15 @@ CONSTANTS = {
     "TORTURE_WRITERS_MAX": 4,
     "TORTURE_OBJECTS": 64,
     "TORTURE_POISON": 0x6B6B6B6B6B6B6B6B,
+    # Buckets of the Reader Pipe histogram (grace periods completed while a reader held an
+    # object after it was replaced: 0 and 1 are legal, the last bucket counts every larger one).
+    "TORTURE_PIPE_LEN": 10,
+    # Ticks a grace period may wait for a CPU before it is sent the reschedule IPI.
+    "RCU_RESCHED_TICKS": 3,
+    # Reader lingering, in loop rounds: short, and long now and then (task readers: every 32nd
+    # read; interrupt readers: every 16th tick), long enough to span grace periods.
+    "TORTURE_LINGER_SHORT": 200,
+    "TORTURE_LINGER_LONG": 3000000,
     # Softirq bits.
     "SOFTIRQ_RCU": 1,
     "SOFTIRQ_TEST": 2,

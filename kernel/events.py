@@ -115,11 +115,16 @@ PERCPU = Struct("PCPU", (
     ("idle_task", 8), ("rq_lock", 16), ("rq_head", 8), ("rq_tail", 8), ("context_switches", 8),
     ("wakeups", 8), ("idle_wakeups", 8), ("idle_entries", 8), ("resched_ipis", 8),
     ("resched_ipis_folded", 8), ("resched_ipis_sent", 8), ("ticks", 8),
+    # reschedule IPIs that arrived in this CPU's RCU idle section (the cond path entered RCU)
+    ("resched_ipis_idle", 8),
     # softirqs pending on this CPU, and how many times it ran them
     ("softirq_pending", 8), ("softirq_runs", 8),
     # RCU (kernel/rcu/gp.s): the quiescent state the current grace period waits for from this
     # CPU, its rcu_read_lock() nesting, the dynticks snapshot taken when the grace period began
     ("rcu_qs_pending", 8), ("rcu_read_nesting", 8), ("rcu_dynticks_snap", 8),
+    # how this CPU's quiescent states reached the grace periods: its own reports, and CPU 0's
+    # remote samples of its dynticks (an extended quiescent state at or since the snapshot)
+    ("rcu_qs_self", 8), ("rcu_qs_remote", 8),
 ))  # fmt: skip
 
 # The rest of a CPU's per-CPU page: its interrupt counts by vector (256 quads), its TSS and its

@@ -83,15 +83,18 @@ RCU_HEAD = Struct("RCU_HEAD", (("next", 8), ("func", 8), ("gp", 8)))
 # Grace-period counters (kernel/rcu/gp.s), read by the host.
 RCU_STATS = Struct("RCU_STATS", tuple((n, 8) for n in (
     "gp_started gp_completed cbs_queued cbs_invoked qs_reported premature_qs sync_calls "
-    "idle_tick_qs remote_eqs_qs").split()))  # fmt: skip
+    "idle_tick_qs remote_eqs_qs resched_cpu").split()))  # fmt: skip
 
 # An object the RCU torture test publishes, reads and frees (the rcu_head first).
-TORTURE_OBJ = Struct("TOBJ", (("rcu", 24), ("value", 8), ("poison", 8), ("in_use", 8)))
+# retired: 1 + the number of grace periods completed when a writer replaced it (0: still
+# published, or free); a reader's pipe count is how many completed since.
+TORTURE_OBJ = Struct("TOBJ", (("rcu", 24), ("value", 8), ("poison", 8), ("in_use", 8),
+                              ("retired", 8)))  # fmt: skip
 
 # The torture test's counters (kernel/kernel/torture.s), read by the host.
 TORTURE_STATS = Struct("TORTURE", tuple((n, 8) for n in (
     "reads updates frees_cb frees_sync errors grace_periods faults switches preemptions "
-    "ticks readers writers").split()))  # fmt: skip
+    "ticks readers writers irq_reads cpus").split()))  # fmt: skip
 
 # A known command-line option (kernel/lib/cmdline.s): its key ("key=", or a bare word), the
 # function that checks its value (0: none) and, for a number, its smallest and largest value.

@@ -4,6 +4,7 @@ reading an ELF image at a virtual address, and booting the kernel with `hold`.""
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,3 +147,22 @@ def ist_stack(symbols: SymbolTable, cpu: int, ist: int) -> tuple[int, int]:
     size = SHARED["IST_STACK_SIZE"]
     low = symbols.address("ist_stacks") + (cpu * SHARED["IST_STACKS_PER_CPU"] + ist - 1) * size
     return low, low + size
+
+
+def mutant_build(tmp_path: Path, cache: Path, edits: list[tuple[str, str, str]]) -> Path:
+    """The output directory of a build of a copy of kernel/ with `edits` applied, each
+    (source under kernel/, old text occurring exactly once, new text), through the run's build
+    cache `cache` (the build_cache fixture).  The mutant kernel is its kernel.elf."""
+    import kbuild
+
+    tree = tmp_path / "kernel"
+    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    for source, old, new in edits:
+        path = tree / source
+        text = path.read_text()
+        assert text.count(old) == 1, f"{old!r} in {source}"
+        path.write_text(text.replace(old, new))
+    out = tmp_path / "out"
+    result = kbuild.build_kernel(out, tree, cache=cache)
+    assert result.status == 0, "\n".join(result.messages)
+    return out

@@ -10,12 +10,11 @@ balanced.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from helpers import NmiStorm, held
+from helpers import NmiStorm, held, mutant_build
 
 from kernel.abi import CONSTANTS, HOLD_PASS, SHARED, UNMAPPED_ADDR
 from kernel.events import DYNTICK_IRQ_NONIDLE, EVENT_LOG_ENTRIES, WARN
@@ -305,18 +304,7 @@ def test_noinstr_check_runs_on_the_kernel(image):
 def mutant(tmp_path: Path, cache: Path, source: str, old: str, new: str) -> Path:
     """The kernel built from a copy of kernel/ in which `source` has `old` (which must occur
     exactly once) replaced by `new`, through the run's build cache `cache` (build_cache)."""
-    import kbuild
-
-    tree = tmp_path / "kernel"
-    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
-    path = tree / source
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} in {source}"
-    path.write_text(text.replace(old, new))
-    out = tmp_path / "out"
-    result = kbuild.build_kernel(out, tree, cache=cache)
-    assert result.status == 0, "\n".join(result.messages)
-    return out / "kernel.elf"
+    return mutant_build(tmp_path, cache, [(source, old, new)]) / "kernel.elf"
 
 
 # Faults taken with IF clear (kernel) and with IF set (kernel and user).

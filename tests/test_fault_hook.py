@@ -11,13 +11,12 @@ copies into the sleep's record, which steers nothing.
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from capstone import CS_AC_READ, CS_AC_WRITE, CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86 import X86_INS_CALL, X86_INS_LEA, X86_OP_MEM, X86_OP_REG, X86_REG_RIP
-from helpers import image_bytes
+from helpers import image_bytes, mutant_build
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULT_PATH = "mm/fault.s"
@@ -96,19 +95,7 @@ def fault_path_hooks(out: Path) -> tuple[list[Access], list[str]]:
 def mutant(tmp_path: Path, cache: Path, edits: dict[str, tuple[str, str]]) -> Path:
     """The output directory of a build of a copy of kernel/ with `edits` (source -> (old,
     new), `old` occurring once), through the run's build cache."""
-    import kbuild
-
-    tree = tmp_path / "kernel"
-    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
-    for source, (old, new) in edits.items():
-        path = tree / source
-        text = path.read_text()
-        assert text.count(old) == 1, f"{old!r} in {source}"
-        path.write_text(text.replace(old, new))
-    out = tmp_path / "out"
-    result = kbuild.build_kernel(out, tree, cache=cache)
-    assert result.status == 0, "\n".join(result.messages)
-    return out
+    return mutant_build(tmp_path, cache, [(src, old, new) for src, (old, new) in edits.items()])
 
 
 def test_the_fault_path_has_one_test_hook(kernel_build, tmp_path, build_cache):

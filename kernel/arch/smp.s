@@ -34,6 +34,67 @@ ap_main:
     lock bts qword ptr [rip + cpu_online_mask], rbx
     jmp idle_loop
 
+# cpu_nth_online - EDI = n: EAX = the online CPU at position n modulo the number of online
+# CPUs (0: the first).  Spreads tasks over the CPUs.  Clobbers rcx, rdx.
+.global cpu_nth_online
+cpu_nth_online:
+    push rdi
+    call num_online_cpus
+    pop rdi
+    mov ecx, eax
+    mov eax, edi
+    xor edx, edx
+    div ecx                             # EDX = n mod count
+    xor eax, eax
+.Lfind:
+    bt qword ptr [rip + cpu_online_mask], rax
+    jnc .Lfind_next
+    test edx, edx
+    jz .Lfound
+    dec edx
+.Lfind_next:
+    inc eax
+    jmp .Lfind
+.Lfound:
+    ret
+
+# num_online_cpus - EAX = the number of online CPUs.  Clobbers rcx, rdx.
+.global num_online_cpus
+num_online_cpus:
+    mov rcx, qword ptr [rip + cpu_online_mask]
+    xor eax, eax
+.Lpop:
+    test rcx, rcx
+    jz .Lpopped
+    lea rdx, [rcx - 1]
+    and rcx, rdx
+    inc eax
+    jmp .Lpop
+.Lpopped:
+    ret
+
+# percpu_sum - EDI = an offset in the per-CPU page: RAX = the sum of that quad over the
+# online CPUs.  Clobbers rcx, rdx, rsi.
+.global percpu_sum
+percpu_sum:
+    mov esi, edi
+    xor edx, edx
+    xor ecx, ecx
+.Lsum_cpu:
+    bt qword ptr [rip + cpu_online_mask], rcx
+    jnc .Lsum_next
+    push rdi
+    mov edi, ecx
+    call percpu_area
+    pop rdi
+    add rdx, qword ptr [rax + rsi]
+.Lsum_next:
+    inc ecx
+    cmp ecx, NR_CPUS
+    jb .Lsum_cpu
+    mov rax, rdx
+    ret
+
 .section .bss
 .balign 8
 # cpu_apic_id - the local APIC ID of each logical CPU (0: the boot CPU), from the MADT.

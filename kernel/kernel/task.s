@@ -304,21 +304,40 @@ run_user_task:
     call enqueue_task                   # clobbers only rax
     jmp task_wait
 
-# task_wait - RDI = a started task: sleep until it has exited.  RAX = its exit code.
+# task_wait - RDI = a started task, on any CPU: sleep until it has exited.  RAX = its exit
+# code.  Callable with interrupts on or off; returns in the same state.  Its state is
+# checked, and the waiter queued, under exit_lock, under which do_exit marks it dead and wakes
+# its waiters.  Clobbers caller-saved registers.
 .global task_wait
 task_wait:
     push rbx
+    push r12
     mov rbx, rdi
+    pushfq
+    pop r12
+    call local_irq_disable_save
+    lea rdi, [rip + exit_lock]
+    call raw_spin_lock
 .Lwait:
     cmp qword ptr [rbx + TASK_STATE], TASK_DEAD
     je .Ldone
     cmp qword ptr [rbx + TASK_STATE], TASK_UNUSED
     je .Ldone
     lea rdi, [rbx + TASK_EXIT_WQ]
-    call sleep_on
+    lea rsi, [rip + exit_lock]
+    call sleep_on_unlock
+    lea rdi, [rip + exit_lock]
+    call raw_spin_lock
     jmp .Lwait
 .Ldone:
+    lea rdi, [rip + exit_lock]
+    call raw_spin_unlock
+    test r12d, X86_EFLAGS_IF
+    jz .Lwait_end
+    call local_irq_enable
+.Lwait_end:
     mov rax, qword ptr [rbx + TASK_EXIT_CODE]
+    pop r12
     pop rbx
     ret
 
@@ -326,7 +345,7 @@ task_wait:
 .global send_sig
 send_sig:
     mov qword ptr [rdi + TASK_SIGNAL], rsi
-    or qword ptr [rdi + TASK_FLAGS], TIF_SIGPENDING
+    lock or qword ptr [rdi + TASK_FLAGS], TIF_SIGPENDING
     ret
 
 # do_exit - RDI = exit code.  The current task ends: interrupts off, back on the kernel's
@@ -354,10 +373,14 @@ do_exit:
     # The entry from ring 3 loaded a NULL SS (64-bit mode does, on a privilege change).
     mov ax, KERNEL_DS
     mov ss, ax
+    lea rdi, [rip + exit_lock]
+    call raw_spin_lock
     mov qword ptr [r12 + TASK_STATE], TASK_DEAD
     lock inc qword ptr [rip + tasks_exited]
     lea rdi, [r12 + TASK_EXIT_WQ]
     call wake_up
+    lea rdi, [rip + exit_lock]
+    call raw_spin_unlock
     mov qword ptr gs:[PCPU_PREEMPT_COUNT], 0
     xor edi, edi
     call __schedule
@@ -389,14 +412,14 @@ task_reap:
 force_sig:
     mov rax, qword ptr gs:[PCPU_CURRENT]
     mov qword ptr [rax + TASK_SIGNAL], rsi
-    or qword ptr [rax + TASK_FLAGS], TIF_SIGPENDING
+    lock or qword ptr [rax + TASK_FLAGS], TIF_SIGPENDING
     ret
 
 # do_signal - RDI = regs.  A pending fatal signal kills the task (does not return).
 .global do_signal
 do_signal:
     mov rax, qword ptr gs:[PCPU_CURRENT]
-    and qword ptr [rax + TASK_FLAGS], ~TIF_SIGPENDING
+    lock and qword ptr [rax + TASK_FLAGS], ~TIF_SIGPENDING
     mov rsi, qword ptr [rax + TASK_SIGNAL]
     test rsi, rsi
     jz .Lno_signal
@@ -488,6 +511,8 @@ tasks_created:
 tasks_exited:
     .zero 8
 tasks_lock:                             # claiming a slot of the task table
+    .zero SPIN_SIZE
+exit_lock:                              # a task's death and its waiters (task_wait, do_exit)
     .zero SPIN_SIZE
 
 .section .data

@@ -23,6 +23,10 @@ __sysvec_apic_timer_interrupt:
     call scheduler_tick
     mov rdi, rbx
     call rcu_sched_clock_irq
+    cmp qword ptr [rip + torture_irq_reads], 0
+    je .Lno_irq_read
+    call torture_irq_read
+.Lno_irq_read:
     pop rbx
     ret
 

@@ -386,7 +386,7 @@ options:
     .quad .Lhz_key, cmdline_check_number, HZ_MIN, HZ_MAX
     .quad .Lrepeat_key, selftest_check_repeat, 1, REPEAT_MAX
     .quad .Lticks_key, cmdline_check_number, 1, TORTURE_TICKS_MAX
-    .quad .Lreaders_key, cmdline_check_number, 1, TORTURE_READERS_MAX
+    .quad .Lreaders_key, cmdline_check_number, 0, TORTURE_READERS_MAX
     .quad .Lwriters_key, cmdline_check_number, 1, TORTURE_WRITERS_MAX
     .quad .Levents_key, cmdline_check_number, 1, EVENT_LOG_ENTRIES
     .quad .Lselftest_key, selftest_check, 0, 0

@@ -219,7 +219,7 @@ print_event_range:
 .Lline_fits:
     mov rdi, rbp
     mov rsi, rax
-    call serial_write
+    call console_write
     inc rbx
     jmp .Lprint_next
 .Lprint_done:

@@ -256,11 +256,13 @@ read_in_page:
     jz .Lread_done
     mov rbx, rax
     call local_irq_disable
+    lea rdi, [rip + io_lock]
+    call raw_spin_lock
 .Lio_busy:
     cmp qword ptr [rip + io_page], 0
     je .Lio_start
     lea rdi, [rip + io_wq]              # another read is in flight: wait for its end
-    call sleep_on
+    call io_sleep
     jmp .Lio_busy
 .Lio_start:
     mov qword ptr [rsp], 0
@@ -288,7 +290,7 @@ read_in_page:
     cmp qword ptr [rsp], 0
     jne .Lio_complete
     lea rdi, [rip + io_wq]
-    call sleep_on
+    call io_sleep
     jmp .Lio_wait
 .Lio_complete:
     inc qword ptr [rip + io_wakeups]
@@ -299,6 +301,8 @@ read_in_page:
     mov qword ptr [r14 + IO_SLEEP_WAKEUPS], rax
     lea rdi, [rip + io_wq]              # a reader waiting for its turn
     call wake_up
+    lea rdi, [rip + io_lock]
+    call raw_spin_unlock
     call local_irq_enable
     mov rax, rbx
 .Lread_done:
@@ -307,6 +311,16 @@ read_in_page:
     pop r12
     pop rbx
     ret
+
+# io_sleep - RDI = io_wq, with io_lock held and interrupts off: sleep until io_tick or the
+# reader before us wakes the queue, then take io_lock again.  The condition is checked and the
+# task queued under io_lock, which the waker holds too: no wake-up from another CPU is lost.
+# Clobbers caller-saved registers.
+io_sleep:
+    lea rsi, [rip + io_lock]
+    call sleep_on_unlock
+    lea rdi, [rip + io_lock]
+    jmp raw_spin_lock
 
 # io_sleep_snapshot - RDI = an IO_SLEEP record, ESI = 0 at sleep, 1 at wake-up: store jiffies,
 # context_switches and *io_watch (0 without a watch) in the record's _start or _wake fields.
@@ -327,10 +341,13 @@ io_sleep_snapshot:
     mov qword ptr [rdi + IO_SLEEP_WATCH_START], rax
     ret
 
-# io_tick - from the tick: complete the pending read when its time has come (the page gets
-# its "file contents": the address it is read for, at offset 0), wake the sleeper.
+# io_tick - from CPU 0's tick: complete the pending read when its time has come (the page gets
+# its "file contents": the address it is read for, at offset 0), wake the sleeper, which may
+# be on another CPU.  Clobbers caller-saved registers.
 .global io_tick
 io_tick:
+    lea rdi, [rip + io_lock]
+    call raw_spin_lock
     mov rdi, qword ptr [rip + io_page]
     test rdi, rdi
     jz .Lno_io
@@ -343,9 +360,10 @@ io_tick:
     mov rax, qword ptr [rip + io_done_flag]
     mov qword ptr [rax], 1
     lea rdi, [rip + io_wq]
-    jmp wake_up
+    call wake_up
 .Lno_io:
-    ret
+    lea rdi, [rip + io_lock]
+    jmp raw_spin_unlock
 
 # print_pf_error - RDI = #PF error code: "  #PF: present|not-present, read|write, user|kernel
 # [, instruction fetch]".  Clobbers caller-saved registers.
@@ -420,6 +438,8 @@ io_done_flag:                           # where the request in flight waits for 
     .zero 8
 io_wq:
     .zero 8
+io_lock:                                # the request in flight and io_wq's condition
+    .zero SPIN_SIZE
 .global io_sleeps
 io_sleeps:
     .zero 8

@@ -1,13 +1,18 @@
-# RCU grace periods: a toy of our own design for one CPU (documented in README.md).
+# RCU grace periods: a toy of our own design (docs/entry.md), for every online CPU.
 #
 # gp_seq counts grace-period boundaries: even = no grace period in progress, odd = one is.
-# Starting a grace period makes the CPU owe a quiescent state (QS); it reports one at a
-# context switch, on a tick that interrupted user mode or the idle loop (Linux's
-# rcu_is_cpu_rrupt_from_idle(): nmi_nesting <= 1 and nesting == 0), on the way back to user
-# mode and in the idle loop.  The RCU softirq (the tick's soft part) starts grace periods that
-# are needed, ends the one whose QS arrived, wakes synchronize_rcu() waiters and invokes the
-# callbacks whose grace period is over.  Readers (rcu_read_lock, the non-preemptible flavour)
-# disable preemption; a QS reported while a reader runs is premature: counted as an error.
+# Starting a grace period makes every online CPU owe a quiescent state (QS, its
+# rcu_qs_pending).  A CPU reports its own at a context switch, on a tick that interrupted user
+# mode or the idle loop (Linux's rcu_is_cpu_rrupt_from_idle(): nmi_nesting <= 1 and
+# nesting == 0), on the way back to user mode and in the idle loop.  Other CPUs' QSs are also
+# found remotely from their dynticks, as Linux's force-quiescent-state scan does: a CPU in an
+# extended quiescent state (EQS: idle or user, RCU not watching) when the grace period starts,
+# or whose counter moved since that snapshot, has passed one.  The grace-period machine runs
+# in CPU 0's RCU softirq (the tick's soft part): it starts grace periods that are needed, ends
+# the one whose QSs all arrived, wakes synchronize_rcu() waiters and invokes the callbacks whose
+# grace period is over; rcu_gp_lock holds its state and the callback list.  Readers
+# (rcu_read_lock, the non-preemptible flavour) disable preemption; a QS reported while a
+# reader runs is premature: counted as an error.
 .include "calling.inc"
 .include "layout.inc"
 
@@ -33,7 +38,8 @@ rcu_seq_snap:
     and rax, -2
     ret
 
-# rcu_qs - this CPU passed a quiescent state.  Premature if a reader is running.
+# rcu_qs - this CPU passed a quiescent state.  Premature if a reader is running.  On CPU 0
+# the softirq looks at the grace period at once; other CPUs' reports wait for CPU 0's tick.
 # Clobbers rax, rdi.
 .global rcu_qs
 rcu_qs:
@@ -41,10 +47,16 @@ rcu_qs:
     je .Lno_qs_owed
     cmp qword ptr gs:[PCPU_RCU_READ_NESTING], 0
     je .Lclean_qs
-    inc qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
+    lock inc qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
 .Lclean_qs:
-    mov qword ptr gs:[PCPU_RCU_QS_PENDING], 0
-    inc qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
+    xor eax, eax
+    xchg qword ptr gs:[PCPU_RCU_QS_PENDING], rax    # CPU 0's scan may clear it meanwhile
+    test rax, rax
+    jz .Lno_qs_owed
+    lock inc qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
+    inc qword ptr gs:[PCPU_RCU_QS_SELF]
+    cmp qword ptr gs:[PCPU_CPU], 0
+    jne .Lno_qs_owed
     mov edi, SOFTIRQ_RCU
     jmp raise_softirq
 .Lno_qs_owed:
@@ -183,6 +195,8 @@ rcu_gp_start:
     push r12
     inc qword ptr [rip + rcu_gp_seq]
     lock inc qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
+    mov rax, qword ptr [rip + jiffies]
+    mov qword ptr [rip + rcu_gp_start_tick], rax
     xor ebx, ebx
 .Lstart_cpu:
     bt qword ptr [rip + cpu_online_mask], rbx
@@ -200,6 +214,7 @@ rcu_gp_start:
     jnz .Lstart_next
     mov qword ptr [r12 + PCPU_RCU_QS_PENDING], 0   # in an EQS: quiescent now
     lock inc qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
+    lock inc qword ptr [r12 + PCPU_RCU_QS_REMOTE]
 .Lstart_next:
     inc ebx
     cmp ebx, NR_CPUS
@@ -210,8 +225,11 @@ rcu_gp_start:
 
 # rcu_gp_scan - under rcu_gp_lock, a grace period in progress: report the QS of each other
 # CPU whose dynticks moved since the snapshot or shows an EQS (Linux's
-# rcu_implicit_dynticks_qs).  EAX = 1 when no online CPU owes a QS any more.  Clobbers
-# caller-saved registers.
+# rcu_implicit_dynticks_qs).  A CPU that still owes one RCU_RESCHED_TICKS after the start is
+# pushed (Linux's resched_cpu): need-resched for its current task, and the reschedule IPI for
+# another CPU, so that it passes through the scheduler (rcu_note_context_switch) on that
+# interrupt's exit.  EAX = 1 when no online CPU owes a QS any more.  Clobbers caller-saved
+# registers.
 rcu_gp_scan:
     push rbx
     push r12
@@ -240,9 +258,21 @@ rcu_gp_scan:
     test rax, rax
     jz .Lscan_next                      # it reported its own meanwhile
     lock inc qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
+    lock inc qword ptr [r12 + PCPU_RCU_QS_REMOTE]
     jmp .Lscan_next
 .Lscan_owed:
     xor r13d, r13d
+    mov rax, qword ptr [rip + jiffies]
+    sub rax, qword ptr [rip + rcu_gp_start_tick]
+    cmp rax, RCU_RESCHED_TICKS
+    jb .Lscan_next
+    mov rax, qword ptr [r12 + PCPU_CURRENT]
+    lock or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
+    lock inc qword ptr [rip + rcu_stats + RCU_STATS_RESCHED_CPU]
+    cmp rbx, qword ptr gs:[PCPU_CPU]
+    je .Lscan_next
+    mov edi, ebx
+    call smp_send_reschedule
 .Lscan_next:
     inc ebx
     cmp ebx, NR_CPUS
@@ -396,6 +426,8 @@ rcu_gp_seq:
 # Taken before the wait queues' lock.
 rcu_gp_lock:
     .zero SPIN_SIZE
+rcu_gp_start_tick:                      # jiffies when the grace period in progress began
+    .zero 8
 rcu_gp_needed:
     .zero 8
 rcu_cb_head:

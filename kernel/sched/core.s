@@ -27,13 +27,13 @@ need_resched:
 .global set_need_resched
 set_need_resched:
     mov rax, qword ptr gs:[PCPU_CURRENT]
-    or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
+    lock or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
     ret
 
 .global clear_need_resched
 clear_need_resched:
     mov rax, qword ptr gs:[PCPU_CURRENT]
-    and qword ptr [rax + TASK_FLAGS], ~TIF_NEED_RESCHED
+    lock and qword ptr [rax + TASK_FLAGS], ~TIF_NEED_RESCHED
     ret
 
 # preempt_disable - the per-CPU preempt_count.  Clobbers nothing.
@@ -210,6 +210,32 @@ wake_up_process:
 .Lnot_sleeping:
     ret
 
+# wake_up_new_task - RDI = a task just created (not started): start it on its CPU, which gets
+# need-resched and, if it is another idle one, the reschedule IPI (wake_up_process).  Callable
+# with interrupts on or off.  Clobbers rax, rsi, rdi.
+.global wake_up_new_task
+wake_up_new_task:
+    push rdi
+    pushfq
+    call local_irq_disable_save
+    pop rsi
+    pop rdi
+    push rsi
+    call wake_up_process
+    pop rsi
+    test esi, X86_EFLAGS_IF
+    jz .Lnew_task_done
+    jmp local_irq_enable
+.Lnew_task_done:
+    ret
+
+# task_set_cpu - RDI = a task not started yet, ESI = a CPU: the task will run there.
+# Clobbers nothing.
+.global task_set_cpu
+task_set_cpu:
+    mov qword ptr [rdi + TASK_CPU], rsi
+    ret
+
 # smp_send_reschedule - EDI = another CPU: send it the reschedule IPI.  Interrupts off.
 # Clobbers rax.
 .global smp_send_reschedule
@@ -233,7 +259,7 @@ __schedule:
     push rbx
     mov rbx, qword ptr gs:[PCPU_CURRENT]
     call rcu_note_context_switch
-    and qword ptr [rbx + TASK_FLAGS], ~TIF_NEED_RESCHED
+    lock and qword ptr [rbx + TASK_FLAGS], ~TIF_NEED_RESCHED
     cmp qword ptr [rbx + TASK_STATE], TASK_RUNNING
     jne .Lprev_settled
     # Still runnable: an involuntary switch (preemption, exit-to-user reschedule, yield), as
@@ -494,7 +520,7 @@ scheduler_tick:
     cmp qword ptr gs:[PCPU_RQ_HEAD], 0
     je .Lrefill                         # nobody else wants the CPU
 .Lresched:
-    or qword ptr [rbx + TASK_FLAGS], TIF_NEED_RESCHED
+    lock or qword ptr [rbx + TASK_FLAGS], TIF_NEED_RESCHED
 .Lrefill:
     mov qword ptr [rbx + TASK_SLICE], SLICE_TICKS
 .Ltick_done:
@@ -515,6 +541,11 @@ resched_curr:
 __sysvec_reschedule_ipi:
     call apic_eoi
     inc qword ptr gs:[PCPU_RESCHED_IPIS]
+    call rcu_is_cpu_rrupt_from_idle
+    test eax, eax
+    jz .Lnot_from_idle_section
+    inc qword ptr gs:[PCPU_RESCHED_IPIS_IDLE]
+.Lnot_from_idle_section:
     call need_resched
     test eax, eax
     jz .Lnothing_folded
