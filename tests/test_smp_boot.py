@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.qemu
 
 BANNER = re.compile(r"^smp: (\d+) CPUs up \(APIC IDs((?: \d+)*)\)\r?$", re.M)
 NR_CPUS = CONSTANTS["NR_CPUS"]
+Edit = tuple[str, str]  # a source text and what replaces it, in a mutant kernel
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,52 @@ def test_more_cpus_than_nr_cpus_are_named_and_parked(image):
     assert 8 not in b.in_kernel and 9 not in b.in_kernel  # still waiting for a SIPI
 
 
+def madt_cpu_table(held: Held) -> tuple[list[int], list[int]]:
+    """The CPU table the kernel should have made, from the MADT read out of guest memory here
+    (its address from the kernel's `acpi: MADT at` line, its checksum checked here): the boot
+    CPU, then each enabled processor local APIC in table order up to NR_CPUS; and the parked
+    ones past NR_CPUS."""
+    phys = int(re.search(r"^acpi: MADT at ([0-9a-f]+),", held.console, re.M)[1], 16)
+    length = int.from_bytes(held.vm.read_phys(phys + 4, 4), "little")
+    madt = held.vm.read_phys(phys, length)
+    assert madt[:4] == b"APIC" and sum(madt) % 256 == 0
+    boot = held.read_u64("cpu_apic_id")
+    enabled, at = [], 44
+    while at + 2 <= length:
+        kind, size = madt[at], madt[at + 1]
+        if kind == 0 and int.from_bytes(madt[at + 4 : at + 8], "little") & 1:
+            enabled.append(madt[at + 3])
+        at += size
+    table = [boot] + [i for i in enabled if i != boot]
+    return table[:NR_CPUS], table[NR_CPUS:]
+
+
+def kernel_cpu_table(held: Held) -> list[int]:
+    n = held.read_u64("nr_cpu_ids")
+    return [held.read_u64("cpu_apic_id", 8 * i) for i in range(n)]
+
+
+@pytest.mark.parametrize("smp", ["2,maxcpus=4", "10"])
+def test_the_cpu_table_is_the_madts(image, smp):
+    # maxcpus: QEMU lists the absent (hot-pluggable) CPUs in its MADT, not enabled.
+    with boot_held(image, "selftest=arch", timeout=90, extra_args=("-smp", smp)) as held:
+        table, parked = madt_cpu_table(held)
+        assert kernel_cpu_table(held) == table
+        for apic_id in parked:
+            assert f"smp: CPU with APIC ID {apic_id} left parked" in held.console
+        assert len(table) + len(parked) == int(smp.split(",")[0])
+
+
+def test_the_cpu_table_check_catches_a_parser_that_ignores_enabled(tmp_path, build_cache):
+    bad = mutant(tmp_path, build_cache, [], acpi=[(
+        "    jz .Lnext_entry                     # disabled, or only online-capable: not started\n",
+        "")])  # fmt: skip
+    with boot_held(bad, "selftest=arch", timeout=90, extra_args=("-smp", "2,maxcpus=4")) as held:
+        table, _ = madt_cpu_table(held)
+        assert table == [0, 1] and kernel_cpu_table(held) == [0, 1, 2, 3]
+        assert "smp: CPU 2 (APIC ID 2) did not come up" in held.console
+
+
 def test_smp_expect(image):
     ok = run(QemuConfig(image, append="smp_expect=2 selftest=arch", smp=2, timeout=60))
     assert ok.passed, ok.console
@@ -179,19 +227,20 @@ WAIT = """    mov r13d, AP_BOOT_TIMEOUT_MS
 .Lwait_online:"""
 
 
-def mutant(tmp_path: Path, cache: Path, edits: list[tuple[str, str]]) -> Path:
-    """The kernel built from a copy of kernel/ with kernel/arch/smpboot.s edited: each `old`
-    (occurring once) replaced by its `new`."""
+def mutant(tmp_path: Path, cache: Path, edits: Sequence[Edit], acpi: Sequence[Edit] = ()) -> Path:
+    """The kernel built from a copy of kernel/ with kernel/arch/smpboot.s (`edits`) and
+    kernel/arch/acpi.s (`acpi`) edited: each `old` (occurring once) replaced by its `new`."""
     import kbuild
 
     tree = tmp_path / "kernel"
     shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
-    path = tree / "arch" / "smpboot.s"
-    text = path.read_text()
-    for old, new in edits:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    path.write_text(text)
+    for name, changes in (("smpboot.s", edits), ("acpi.s", acpi)):
+        path = tree / "arch" / name
+        text = path.read_text()
+        for old, new in changes:
+            assert text.count(old) == 1, old
+            text = text.replace(old, new)
+        path.write_text(text)
     result = kbuild.build_kernel(tmp_path / "out", tree, cache=cache)
     assert result.status == 0, "\n".join(result.messages)
     return tmp_path / "out" / "kernel.elf"
