@@ -116,7 +116,7 @@ def test_entry_policy_changes_the_nested_tick(kernel_image, policy, premature):
 C = CONSTANTS
 HZ_RANGE = f"error: hz= takes a number from {C['HZ_MIN']} to {C['HZ_MAX']}"
 TICKS_RANGE = f"error: torture_ticks= takes a number from 1 to {C['TORTURE_TICKS_MAX']}"
-READERS_RANGE = f"error: torture_readers= takes a number from 1 to {C['TORTURE_READERS_MAX']}"
+READERS_RANGE = f"error: torture_readers= takes a number from 0 to {C['TORTURE_READERS_MAX']}"
 WRITERS_RANGE = f"error: torture_writers= takes a number from 1 to {C['TORTURE_WRITERS_MAX']}"
 REPEAT_RANGE = f"error: repeat= takes a number from 1 to {C['REPEAT_MAX']}"
 
@@ -139,7 +139,7 @@ REPEAT_RANGE = f"error: repeat= takes a number from 1 to {C['REPEAT_MAX']}"
         # Options of a test that is not even selected are refused too, before anything runs.
         ("selftest=idt torture_readers=9 torture_ticks=99999", TICKS_RANGE),
         ("selftest=idt torture_writers=5", WRITERS_RANGE),
-        ("torture_readers=0", READERS_RANGE),  # the demo
+        ("torture_readers=-1", READERS_RANGE),  # the demo
         ("selftest=idt repeat=0", REPEAT_RANGE),
         ("selftest=idt repeat=1001", REPEAT_RANGE),
         ("selftest=idt repeat=x", REPEAT_RANGE),
@@ -303,7 +303,7 @@ def test_option_table_is_the_only_range_check(kernel_image, kernel_symbols):
     "append",
     [f"hz={C['HZ_MIN']} repeat={C['REPEAT_MAX']} torture_ticks={C['TORTURE_TICKS_MAX']} "
      f"torture_readers={C['TORTURE_READERS_MAX']} torture_writers={C['TORTURE_WRITERS_MAX']}",
-     f"hz={C['HZ_MAX']} repeat=1 torture_ticks=1 torture_readers=1 torture_writers=1"],
+     f"hz={C['HZ_MAX']} repeat=1 torture_ticks=1 torture_readers=0 torture_writers=1"],
 )  # fmt: skip
 def test_options_at_their_limits_are_accepted(kernel_image, append):
     result = boot(kernel_image, f"selftest=idt {append}")

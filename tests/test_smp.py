@@ -60,7 +60,10 @@ def test_an_nmi_reaches_every_cpu_on_its_own_ist_stack(kernel_image, kernel_symb
         assert cpu.percpu["nmi_count"] == 1, cpu.cpu
         low, top = ist_stack(kernel_symbols, cpu.cpu, IST_NMI)
         assert low <= cpu.percpu["nmi_rsp"] < top, f"cpu {cpu.cpu}: not on its NMI stack"
-        assert cpu.percpu.rcu_balanced and not cpu.percpu["in_nmi"]
+        # Back where it was: at process level (CPU 0's init task), or in the idle loop's EQS.
+        p = cpu.percpu
+        idle_eqs = not p["dynticks"] & 2 and p["dynticks_nesting"] == p["dynticks_nmi_nesting"] == 0
+        assert (p.rcu_balanced or idle_eqs) and not p["in_nmi"], cpu.cpu
         kinds = [e.kind for e in cpu.events if e.kind.startswith(("rcu_nmi", "nmi"))]
         assert kinds[-3:] == ["rcu_nmi_enter", "nmi", "rcu_nmi_exit"], cpu.cpu
     assert host_table_violations(state) == []
@@ -86,7 +89,7 @@ def test_reschedule_ipis_counted_by_the_kernel_and_by_qemu_agree(
         lvtt = re.search(r"^LVTT\s+0x([0-9a-f]+)(.*)$", lapic, re.M)
         assert lvtt and "periodic" in lvtt[2] and "masked" not in lvtt[2], (cpu, lapic)
         assert int(lvtt[1], 16) & 0xFF == TIMER
-        assert re.search(r"^Timer\s+DCR=0x3 \(divide by 16\) initial_count=[1-9]", lapic, re.M), \
+        assert re.search(r"^Timer\s+DCR=0x3 \(divide by 16\) initial_count = [1-9]", lapic, re.M), \
             (cpu, lapic)
 
 
