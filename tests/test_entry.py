@@ -259,6 +259,7 @@ def test_host_judges_every_entry_and_exit(held_once, append, provoked, rows):
 
 NMI_REPEATS = 20  # repetitions of `selftest=all` under the NMI storm, in all
 NMI_BOOTS = 4  # ... in this many boots, which run in parallel under pytest-xdist
+NMI_CPUS = 4  # ... each on this many CPUs
 
 
 @pytest.mark.parametrize("boot", range(NMI_BOOTS))
@@ -269,7 +270,8 @@ def test_nmis_at_random_moments_are_survived(image, boot):
     # one boot of all of them would.
     repeat = NMI_REPEATS // NMI_BOOTS
     storm = NmiStorm(seed=20200515 + boot, low=0.0005, high=0.003)
-    console, state = held(image, f"selftest=all repeat={repeat}", during=storm)
+    # On 4 CPUs: each NMI reaches every CPU, the self-tests' and the idle ones.
+    console, state = held(image, f"selftest=all repeat={repeat}", during=storm, smp=NMI_CPUS)
     injected = storm.injected
     report = ktap.parse(console)
     assert report.passed, report.summary()
@@ -288,6 +290,13 @@ def test_nmis_at_random_moments_are_survived(image, boot):
     assert console.count("WARNING:") == 1
     # The log keeps the last records only; the NMIs among them ran with RCU watching.
     assert all(e.in_nmi and e.watching for e in state.events if e.kind == "nmi")
+    # The other CPUs took the storm too, each on its own stack, and their rings follow the
+    # tables.
+    assert len(state.cpus) == NMI_CPUS
+    for cpu in state.cpus[1:]:
+        assert 0 < cpu.percpu["nmi_count"] <= injected, cpu.cpu
+        assert all(e.in_nmi and e.watching for e in cpu.events if e.kind == "nmi"), cpu.cpu
+    assert host_table_violations(state) == []
 
 
 def test_noinstr_check_runs_on_the_kernel(image):
