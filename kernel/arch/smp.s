@@ -19,6 +19,7 @@ ap_main:
     mov rdx, rsp
     call percpu_init
     call idt_init
+    call syscall_init
     mov edi, ebx
     call idle_task_init
     mov qword ptr [rax + TASK_STATE], TASK_RUNNING

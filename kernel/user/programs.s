@@ -1,9 +1,17 @@
 # User programs: ring-3 code linked at USER_TEXT_BASE (section .user), mapped read-only and
-# executable into every task.  System calls are int 0x80 (kernel/arch/syscall.s).
+# executable into every task.  System calls are `syscall`, a few programs use the compat
+# int 0x80 (kernel/arch/syscall.s).
 .include "layout.inc"
 
-# SYSCALL nr: RAX = nr, int 0x80.  Arguments in RDI, RSI, RDX; result in RAX.
+# SYSCALL nr: RAX = nr, `syscall`.  Arguments in RDI, RSI, RDX; result in RAX; RCX and R11
+# are lost (the CPU puts the return RIP and RFLAGS there).
 .macro SYSCALL nr
+    mov eax, \nr
+    syscall
+.endm
+
+# SYSCALL_INT80 nr: the same call through the compat entry, int 0x80 (RCX, R11 kept).
+.macro SYSCALL_INT80 nr
     mov eax, \nr
     int SYSCALL_VECTOR
 .endm
@@ -173,14 +181,14 @@ user_peek:
 .Lpeek_bad3:
     EXIT 3
 
-# user_notify - ask for exit-to-user work (need-resched, notify-resume), then check that we
+# user_notify - ask for exit-to-user work (need-resched, notify-resume) through int 0x80, then check that we
 # came back and can still make calls.
 .global user_notify
 user_notify:
-    SYSCALL SYS_NOTIFY
+    SYSCALL_INT80 SYS_NOTIFY
     test rax, rax
     jnz .Lnotify_bad
-    SYSCALL SYS_GETPID
+    SYSCALL_INT80 SYS_GETPID
     test rax, rax
     jz .Lnotify_bad
     EXIT 0
@@ -273,6 +281,44 @@ user_getpid:
     SYSCALL SYS_GETPID
     EXIT 0
 
+# BEND_CHECK name, case, reg: a program that asks SYS_BEND_FRAME to bend its saved frame
+# (CASE), so that its return from that call cannot be sysretq, then checks that REG holds what
+# iretq restored, 0 (sysretq would have put RIP in RCX, RFLAGS in R11): exits 0, or 1.
+.macro BEND_CHECK name, case, reg
+.global \name
+\name:
+    mov edi, \case
+    SYSCALL SYS_BEND_FRAME
+    test \reg, \reg
+    jnz .Lbend_bad_\@
+    EXIT 0
+.Lbend_bad_\@:
+    EXIT 1
+.endm
+
+# BEND_EXIT name, case: the same bend, then an exit.  With TF set (case 3) the single step
+# traps after the first instruction (SIGTRAP) and the exit is never reached.
+.macro BEND_EXIT name, case
+.global \name
+\name:
+    mov edi, \case
+    SYSCALL SYS_BEND_FRAME
+    nop
+    EXIT 0
+.endm
+
+BEND_CHECK user_bend_rcx, 1, rcx
+BEND_CHECK user_bend_r11, 2, r11
+BEND_EXIT user_bend_tf, 3
+BEND_EXIT user_bend_rf, 4
+
+# user_getpid_int80 - the same call through the compat entry, int 0x80, and an exit.
+.global user_getpid_int80
+user_getpid_int80:
+    SYSCALL_INT80 SYS_GETPID
+    mov edi, 0
+    SYSCALL_INT80 SYS_EXIT
+
 .section .user.text
 # user_df_set - enter the kernel with the direction flag set (robust_user_df).  Fills heap page
 # 0 with a pattern, then with DF set: touches heap page 1 (a demand fault: the kernel zeroes a
@@ -294,7 +340,9 @@ user_df_set:
     jb .Ldf_fill
     std
     mov qword ptr [rbx + PAGE_SIZE], DF_MARKER
-    PRINT .Ldf_line, (.Ldf_line_end - .Ldf_line)
+    lea rdi, [rip + .Ldf_line]          # through int 0x80: `syscall` would clear DF itself
+    mov esi, .Ldf_line_end - .Ldf_line
+    SYSCALL_INT80 SYS_WRITE
     cmp rax, rsi                        # the length asked for (the kernel keeps RSI)
     jne .Ldf_bad_write
     pushfq

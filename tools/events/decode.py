@@ -55,6 +55,7 @@ class Event:
     arg: int
     cpu: int = 0
     in_entry: bool = False  # logged inside an entry: vector and cpl are that entry's
+    in_syscall64: bool = False  # logged inside a `syscall` entry (vector 0, cpl 3)
     need_resched: bool = False  # the current task's TIF_NEED_RESCHED
 
     def __str__(self) -> str:
@@ -104,6 +105,7 @@ def _event_from_fields(f: dict[str, int]) -> Event:
         f["dynticks"], signed(f["nesting"], 64),
         signed(f["nmi_nesting"], 64), f["preempt_count"], f["task"], f["arg"],
         cpu=f.get("cpu", 0), in_entry=bool(flags & EVENT_FLAGS["entry"]),
+        in_syscall64=bool(flags & EVENT_FLAGS["syscall64"]),
         need_resched=bool(flags & EVENT_FLAGS["need_resched"]),
     )  # fmt: skip
 
