@@ -282,6 +282,12 @@ CONSTANTS.update({
     "CR0_WP": 1 << 16,
     "CR0_PG": 1 << 31,
     "CR4_PAE": 1 << 5,
+    "CR4_SMEP": 1 << 20,  # supervisor mode execution prevention: no kernel fetch from user pages
+    "CR4_SMAP": 1 << 21,  # supervisor mode access prevention: no kernel access unless EFLAGS.AC
+    "CPUID7_EBX_SMEP": 1 << 7,
+    "CPUID7_EBX_SMAP": 1 << 20,
+    # Where the SMAP/SMEP self-tests map a user page into the kernel's own page tables.
+    "USER_SMAP_PAGE": 0x60000000,
     "PTE_PWT": 1 << 3,  # write-through (with PTE_PCD: uncached, for MMIO)
     "PTE_PS": 1 << 7,  # in a page-directory entry: a 2 MiB page
     "PAGE_SHIFT": 12,

@@ -103,6 +103,9 @@ PERCPU = Struct("PCPU", (
     # entry_SYSCALL_64: the user RSP while the frame is built, and how each call returned
     ("user_rsp", 8), ("sysret_returns", 8), ("syscall_iret_returns", 8),
     ("syscalls_enosys", 8),  # system calls with a number out of range
+    # kernel faults on user pages that SMAP (an access outside stac/clac) or SMEP (a fetch)
+    # caught
+    ("smap_violations", 8), ("smep_violations", 8),
     # counters the host and the summary read
     ("nmi_count", 8), ("rcu_irq_enter_count", 8), ("rcu_irq_exit_count", 8),
     ("rcu_nmi_enter_count", 8), ("cond_rcu_skipped", 8), ("cond_rcu_taken", 8),
