@@ -91,10 +91,19 @@ event_log_regs:
     or ecx, EVF_NMI
 .Lnot_nmi:
     mov rax, qword ptr gs:[PCPU_CURRENT]
-    test qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
+    mov rax, qword ptr [rax + TASK_FLAGS]           # the work mask, bit by bit
+    test eax, TIF_NEED_RESCHED
     jz .Lno_resched
     or ecx, EVF_NEED_RESCHED
 .Lno_resched:
+    test eax, TIF_SIGPENDING
+    jz .Lno_sigpending
+    or ecx, EVF_SIGPENDING
+.Lno_sigpending:
+    test eax, TIF_NOTIFY_RESUME
+    jz .Lno_notify_resume
+    or ecx, EVF_NOTIFY_RESUME
+.Lno_notify_resume:
     mov dword ptr [r8 + EV_FLAGS], ecx
     mov rax, qword ptr gs:[PCPU_PREEMPT_COUNT]
     mov dword ptr [r8 + EV_PREEMPT_COUNT], eax

@@ -221,8 +221,8 @@ def user_exit_problems(inside: Sequence[Event]) -> list[str]:
     """What is wrong with the records of one exit to user mode: prepare_exit_to_usermode,
     then zero or more passes of the work loop (exit_to_usermode_work with the work flags it
     found, interrupts on, the work, interrupts off), then exit_to_user_mode's fixed sequence
-    (EXIT_TO_USER_END), entered with need-resched clear; each pass's flags name
-    need-resched exactly when the task had it set."""
+    (EXIT_TO_USER_END), entered with no work left (need-resched, a pending signal,
+    notify-resume); each pass's flags are exactly the task's work mask at that moment."""
     kinds = [x.kind for x in inside]
     problems = []
     if not kinds or kinds[0] != "prepare_exit_to_usermode":
@@ -236,6 +236,10 @@ def user_exit_problems(inside: Sequence[Event]) -> list[str]:
         return ["no room for prepare_exit_to_usermode before the final sequence"]
     if inside[tail - 1].need_resched:
         problems.append(f"left the work loop with need-resched set: {inside[tail - 1]}")
+    if inside[tail - 1].work & ~TIF_NEED_RESCHED:
+        problems.append(
+            f"left the work loop with work {inside[tail - 1].work:#x}: {inside[tail - 1]}"
+        )
     starts = [k for k in range(1, tail) if kinds[k] == "exit_to_usermode_work"]
     if tail > 1 and starts[:1] != [1]:
         problems.append(f"records before the first pass of the work loop: {kinds[1:tail]}")
@@ -244,8 +248,9 @@ def user_exit_problems(inside: Sequence[Event]) -> list[str]:
         body = kinds[a:b]
         if not work.arg & EXIT_WORK_FLAGS:
             problems.append(f"a pass of the work loop with no work: {work}")
-        if bool(work.arg & TIF_NEED_RESCHED) != work.need_resched:
-            problems.append(f"work flags {work.arg:#x} disagree with need-resched: {work}")
+        if work.arg & EXIT_WORK_FLAGS != work.work:
+            problems.append(f"work flags {work.arg:#x} disagree with the task's {work.work:#x}: "
+                            f"{work}")  # fmt: skip
         if len(body) < 3 or body[1] != "trace_hardirqs_on" or body[-1] != "trace_hardirqs_off":
             problems.append(f"a pass that does not enable and then disable interrupts: {body}")
     return problems
