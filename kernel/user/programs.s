@@ -3,9 +3,10 @@
 # int 0x80 (kernel/arch/syscall.s).
 .include "layout.inc"
 
-# SYSCALL nr: RAX = nr, `syscall`.  Arguments in RDI, RSI, RDX; result in RAX; RCX and R11
+# SYSCALL64 nr: RAX = nr, `syscall` (GNU as reads macro names without case: a macro named
+# SYSCALL would swallow the instruction).  Arguments in RDI, RSI, RDX; result in RAX; RCX and R11
 # are lost (the CPU puts the return RIP and RFLAGS there).
-.macro SYSCALL nr
+.macro SYSCALL64 nr
     mov eax, \nr
     syscall
 .endm
@@ -20,13 +21,13 @@
 .macro PRINT label, len
     lea rdi, [rip + \label]
     mov esi, \len
-    SYSCALL SYS_WRITE
+    SYSCALL64 SYS_WRITE
 .endm
 
 # EXIT code
 .macro EXIT code
     mov edi, \code
-    SYSCALL SYS_EXIT
+    SYSCALL64 SYS_EXIT
 .endm
 
 .section .user.text
@@ -58,7 +59,7 @@ user_hello:
     inc ecx
     cmp ecx, 3
     jb .Lhello_check
-    SYSCALL SYS_GETPID                  # RAX = this task's pid
+    SYSCALL64 SYS_GETPID                  # RAX = this task's pid
     # Right to left: the tail, the pid's digits, the greeting.
     lea rdi, [rbx + HELLO_LINE_END]
     mov ecx, (.Lhello_tail_end - .Lhello_tail)
@@ -84,7 +85,7 @@ user_hello:
     mov rdi, r12
     lea rsi, [rbx + HELLO_LINE_END]
     sub rsi, rdi                        # the line's length
-    SYSCALL SYS_WRITE
+    SYSCALL64 SYS_WRITE
     EXIT 0
 .Lhello_bad:
     EXIT 1
@@ -160,17 +161,17 @@ user_fault_loop:
 .global user_peek
 user_peek:
     mov rdi, USER_HEAP_BASE + 0x10000
-    SYSCALL SYS_PEEK
+    SYSCALL64 SYS_PEEK
     test rax, rax
     jnz .Lpeek_bad1
     test rdx, rdx
     jnz .Lpeek_bad1
     mov rdi, KERNEL_VIRT_BASE + LOAD_BASE
-    SYSCALL SYS_PEEK
+    SYSCALL64 SYS_PEEK
     cmp rax, -EFAULT
     jne .Lpeek_bad2
     mov rdi, 0x30000000
-    SYSCALL SYS_PEEK
+    SYSCALL64 SYS_PEEK
     cmp rax, -EFAULT
     jne .Lpeek_bad3
     EXIT 0
@@ -214,14 +215,14 @@ user_touch_heap:
 .global user_sleeper
 user_sleeper:
     mov edi, 3
-    SYSCALL SYS_SLEEP
+    SYSCALL64 SYS_SLEEP
     test rax, rax
     jnz .Lsleeper_bad
     mov edi, 5000
-    SYSCALL SYS_SLEEP
+    SYSCALL64 SYS_SLEEP
     cmp rax, -EINVAL
     jne .Lsleeper_bad
-    SYSCALL SYS_YIELD
+    SYSCALL64 SYS_YIELD
     EXIT 0
 .Lsleeper_bad:
     EXIT 1
@@ -238,7 +239,7 @@ user_spin:
 .global user_read_file
 user_read_file:
     mov edi, USER_FILE_BASE
-    SYSCALL SYS_PEEK
+    SYSCALL64 SYS_PEEK
     test rax, rax
     jnz .Lfile_bad
     cmp rdx, USER_FILE_BASE
@@ -266,7 +267,7 @@ user_fault_stream:
     test r12, 7
     jnz .Lstream_more
     mov edi, 1
-    SYSCALL SYS_SLEEP
+    SYSCALL64 SYS_SLEEP
 .Lstream_more:
     cmp r12, 64
     jb .Lstream_next
@@ -278,7 +279,7 @@ user_fault_stream:
 # user_getpid - one system call that returns, with no exit work pending, then exit 0.
 .global user_getpid
 user_getpid:
-    SYSCALL SYS_GETPID
+    SYSCALL64 SYS_GETPID
     EXIT 0
 
 # BEND_CHECK name, case, reg: a program that asks SYS_BEND_FRAME to bend its saved frame
@@ -288,7 +289,7 @@ user_getpid:
 .global \name
 \name:
     mov edi, \case
-    SYSCALL SYS_BEND_FRAME
+    SYSCALL64 SYS_BEND_FRAME
     test \reg, \reg
     jnz .Lbend_bad_\@
     EXIT 0
@@ -302,7 +303,7 @@ user_getpid:
 .global \name
 \name:
     mov edi, \case
-    SYSCALL SYS_BEND_FRAME
+    SYSCALL64 SYS_BEND_FRAME
     nop
     EXIT 0
 .endm
@@ -405,7 +406,7 @@ user_letters:
 .Lletters_line:
     mov rdi, rsp
     mov esi, LETTER_LINE_LEN
-    SYSCALL SYS_WRITE
+    SYSCALL64 SYS_WRITE
     cmp rax, LETTER_LINE_LEN
     jne .Lletters_bad
     inc ebx
