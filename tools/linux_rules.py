@@ -7,7 +7,8 @@ is read as Linux prints it: an optional log level (``<3>``), the printk time sta
 the message. A message that *starts* with one of these ends the run with the verdict PANIC:
 
 - ``Kernel panic - not syncing: WHY`` (kernel/panic.c), labelled PANIC;
-- ``BUG: WHAT`` and ``kernel BUG at FILE:LINE!``, labelled BUG;
+- ``BUG: WHAT``, ``kernel BUG at FILE:LINE!`` and the soft-lockup watchdog's
+  ``watchdog: BUG: soft lockup - ...``, labelled BUG;
 - an oops, x86's die header ``[Oops: ]WHAT: CODE [#N] ...`` (``Oops: 0000 [#1] SMP``,
   ``general protection fault, ...: 0000 [#1] PREEMPT SMP``), labelled OOPS.
 
@@ -33,18 +34,15 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from kernel.abi import DEBUG_EXIT_PORT, EXIT_FAILURE, EXIT_SUCCESS
+from tools.ktap import PRINTK_PREFIX, strip_printk
 from tools.verdict import PanicReport
-
-# What precedes the message on a console line: a log level, the time stamp, the caller id.
-PRINTK_PREFIX = r"(?:<[0-7]>)?(?:\[ *\d+\.\d+\](?: ?\[ *[CT]\d+\])? )?"
-_PREFIX_RE = re.compile(PRINTK_PREFIX)
 
 # (label, message pattern): a message that matches one ends the run; the first that matches the
 # report's first line labels it.
 PANIC_PATTERNS: tuple[tuple[str, str], ...] = (
     ("PANIC", r"Kernel panic - not syncing: .*"),
-    ("BUG", r"BUG: .*|kernel BUG at \S+"),
-    ("OOPS", r"(?:Oops: )?\S[^\[\]]*?: [0-9a-f]{4} \[#\d+\].*"),
+    ("BUG", r"BUG: .*|kernel BUG at \S+|watchdog: BUG: soft lockup - .*"),
+    ("OOPS", r"(?:Oops: )?[A-Za-z][^\[\]'\"`]*?: [0-9a-f]{4} \[#\d+\].*"),
 )
 PANIC_PREFIX = "Kernel panic - not syncing: "
 PANIC_END_RE = re.compile(r"---\[ end Kernel panic - not syncing: .*\]---")
@@ -56,10 +54,8 @@ HALTED_CODE = 0  # the hold code of `reboot: System halted`
 
 
 def message(line: str) -> str:
-    """A console line without its printk prefix and line end."""
-    line = line.rstrip("\r\n")
-    prefix = _PREFIX_RE.match(line)
-    return line if prefix is None else line[prefix.end() :]
+    """A console line without its printk prefix (tools/ktap.py PRINTK_PREFIX) and line end."""
+    return strip_printk(line.rstrip("\r\n"))
 
 
 def line_regex(body: str) -> re.Pattern[str]:
