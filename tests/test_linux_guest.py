@@ -29,7 +29,7 @@ from tools.linux_rules import (
     is_bzimage,
     linux_append,
 )
-from tools.qemu import Outcome, QemuConfig, QemuResult, run
+from tools.qemu import Outcome, QemuConfig, QemuResult, QmpEvent, classify, run
 from tools.verdict import KERNEL_RULES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -395,6 +395,36 @@ def test_orderly_ends_and_the_halt() -> None:
     # This kernel's rules have none of these.
     assert KERNEL_RULES.orderly_end("reboot: Restarting system\n") is None
     assert KERNEL_RULES.panic_wait is None
+
+
+def shutdown(reason: str) -> QmpEvent:
+    return QmpEvent("SHUTDOWN", {"guest": True, "reason": reason}, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("console", "reason", "outcome", "why"),
+    [
+        (SCENARIOS["panic_reboot"][0], "guest-reset", Outcome.PANIC,
+         f"{VFS_REASON}; then the guest reset itself"),
+        (SCENARIOS["panic_reboot"][0], "guest-shutdown", Outcome.PANIC,
+         f"{VFS_REASON}; then the guest powered off itself"),
+        (BOOT, "guest-reset", Outcome.TRIPLE_FAULT, "guest reset (triple fault under -no-reboot)"),
+        (klog(9, "reboot: Restarting system"), "guest-reset", Outcome.PASS,
+         "guest restarted ('reboot: Restarting system')"),
+        (klog(9, "reboot: Power down"), "guest-shutdown", Outcome.PASS,
+         "guest powered off ('reboot: Power down')"),
+        (BOOT, "guest-shutdown", Outcome.FAIL, "guest powered off without reporting a result"),
+        # A panic is a panic even if the kernel got as far as printing a reboot line.
+        (klog(9, "reboot: Restarting system", f"Kernel panic - not syncing: {VFS}"),
+         "guest-reset", Outcome.PANIC, f"{VFS_REASON}; then the guest reset itself"),
+    ],
+)  # fmt: skip
+def test_classify_under_linux_rules(console: str, reason: str, outcome: Outcome, why: str) -> None:
+    assert classify(0, (shutdown(reason),), console, "", LINUX_RULES) == (outcome, why)
+    # This kernel's rules read the same endings as before: a reset is a triple fault, a
+    # power-off a failure, whatever the console says.
+    ours = classify(0, (shutdown(reason),), console, "", KERNEL_RULES)[0]
+    assert ours is {"guest-reset": Outcome.TRIPLE_FAULT, "guest-shutdown": Outcome.FAIL}[reason]
 
 
 def test_console_is_added_to_a_linux_command_line(tmp_path: Path) -> None:
