@@ -29,7 +29,15 @@ from tools.linux_rules import (
     is_bzimage,
     linux_append,
 )
-from tools.qemu import Outcome, QemuConfig, QemuResult, QmpEvent, classify, run
+from tools.qemu import (
+    Outcome,
+    QemuConfig,
+    QemuResult,
+    QemuRunner,
+    QmpEvent,
+    classify,
+    run,
+)
 from tools.verdict import KERNEL_RULES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -558,6 +566,19 @@ def test_a_panic_ends_the_run_at_once(
     assert result.panic_lines[REPORT_BEFORE] == LINUX_RULES.panic_line(result.console)
     assert len(result.panic_lines) > REPORT_BEFORE + 3
     assert result.panic_lines[-1].endswith("]---") or not complete
+
+
+@pytest.mark.qemu
+@pytest.mark.gnu_as
+def test_a_panic_under_keep_alive_leaves_the_vm_paused(linux_guest: Callable[[str], Path]) -> None:
+    with QemuRunner(QemuConfig(linux_guest("panic"), rules=LINUX_RULES, keep_alive=True)) as vm:
+        vm.launch()
+        vm.cont()
+        result = vm.wait()
+        assert result.outcome is Outcome.PANIC and result.vm_alive
+        assert result.reason == f"{VFS_REASON}; QEMU paused at its end"
+        assert vm.status() == "paused"
+        assert "Kernel Offset: disabled" in result.panic_lines[-2]
 
 
 @pytest.mark.qemu
