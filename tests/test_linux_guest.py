@@ -30,6 +30,7 @@ from tools.linux_rules import (
     linux_append,
 )
 from tools.qemu import (
+    GuestRules,
     Outcome,
     QemuConfig,
     QemuResult,
@@ -275,7 +276,7 @@ def build_bzimage(directory: Path, name: str, text: str, end: str) -> Path:
     blob = image.read_bytes()
     setup = (blob[0x1F1] + 1) * 512
     assert blob[0x1FE:0x200] == b"\x55\xaa" and is_bzimage(blob)
-    assert blob.index(b"\x00", blob.index(b"Linux version")) < setup <= len(blob) - 512, name
+    assert data.encode() + b"\x00" in blob[:setup] and setup == len(blob) - 512, name
     return image
 
 
@@ -293,7 +294,7 @@ def linux_guest(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pat
     return get
 
 
-def boot_linux(image: Path, rules: object = LINUX_RULES, **kw: object) -> QemuResult:
+def boot_linux(image: Path, rules: GuestRules = LINUX_RULES, **kw: object) -> QemuResult:
     """Run the fixture under the Linux rules (or others), with console=ttyS0 as tools.boot adds."""
     kw.setdefault("timeout", TIMEOUT)
     kw.setdefault("append", linux_append("root=/dev/nowhere"))
