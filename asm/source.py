@@ -111,6 +111,10 @@ class SourceFile:
     # Operand text -> its reading (asm.unit.Operand), shared by the files parsed together.
     operands: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled alone (a cached parse): the operand memo is the build's, shared by every file.
+        return {**self.__dict__, "operands": {}}
+
     def constant_order(self) -> dict[str, int]:
         """Each constant's position in definition order (Insn.known_constants counts these)."""
         return {name: i for i, name in enumerate(self.constants)}

@@ -295,6 +295,13 @@ class Unit:
         self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
         self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
 
+    def __getstate__(self) -> dict:
+        """A unit as lowered, without where a link placed it or the lowering memos: what
+        unpickling gives is what parsing the file again would give (asm.unit pickles are a
+        build's cache, kbuild/full.py)."""
+        return {**self.__dict__, "_insns": {}, "_operands": {}, "offsets": [], "size": 0,
+                "raw": b"", "base": 0, "final": b"", "last_text": ""}  # fmt: skip
+
     # -- lowering (address independent, done once) ---------------------------------------------
 
     def _lower(self, s: Statement) -> Lowered:

@@ -75,30 +75,56 @@ def output_namer(out: Path, kernel_dir: Path):
 
 
 def load(sources: list[Path], include_dirs: list[Path],
-         loaded: Callable[[list[Unit]], None] = lambda units: None) -> list[Unit]:  # fmt: skip
+         loaded: Callable[[list[Unit]], None] = lambda units: None,
+         cache: Cache | None = None) -> list[Unit]:  # fmt: skip
     """Parse and lower every source into units, each with a `cache_key`: a digest of our code,
     the file's path and bytes and those of everything it read; `loaded` is given each file's
-    units as soon as they are made.  Raises AsmError."""
-    digests: dict[Path, str] = {}
+    units as soon as they are made.  With `cache`, a file whose bytes, include directories and
+    inputs (includes, .incbin) are those of an earlier parse takes that parse's units from it
+    (the "parsed" entries: the inputs' digests, checked here, then the units as lowered).
+    Raises AsmError."""
+    store = cache if cache is not None else Cache(None)
+    digests: dict[Path, str | None] = {}
 
-    def file_digest(path: Path) -> str:
+    def file_digest(path: Path) -> str | None:
         if path not in digests:
-            digests[path] = digest(path.read_bytes())
+            try:
+                digests[path] = digest(path.read_bytes())
+            except OSError:  # an input of an earlier parse that is gone: not that parse
+                digests[path] = None
         return digests[path]
 
     shared = SharedParse()
     units: list[Unit] = []
+    parsed = 0
+    dirs = [str(d) for d in include_dirs]
     for path in sources:
-        src = parse_file(path, include_dirs, None, shared)
-        src.labels()  # duplicate labels within a file
-        key = digest(code_key(), str(path), file_digest(path),
-                     *(f"{p}\n{file_digest(p)}" for p in src.inputs))  # fmt: skip
-        file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
+        parse_key = digest(code_key(), "parsed", str(path), *dirs, file_digest(path) or "")
+        entry = store.get("parsed", parse_key)
+        if entry is not None and inputs_unchanged(entry[0], file_digest):
+            inputs, file_units = entry
+        else:
+            src = parse_file(path, include_dirs, None, shared)
+            src.labels()  # duplicate labels within a file
+            inputs = [(str(p), file_digest(p)) for p in src.inputs]
+            file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
+            store.put("parsed", parse_key, (inputs, file_units), prune=False)
+            parsed += 1
+        key = digest(code_key(), str(path), file_digest(path) or "",
+                     *(f"{p}\n{d}" for p, d in inputs))  # fmt: skip
         for u in file_units:
             u.cache_key = digest(key, u.section)
         loaded(file_units)
         units += file_units
+    if parsed:
+        store.prune("parsed")
     return units
+
+
+def inputs_unchanged(inputs: list[tuple[str, str | None]],
+                     file_digest: Callable[[Path], str | None]) -> bool:  # fmt: skip
+    """True when every input an earlier parse read (path, digest) still has that digest."""
+    return all(file_digest(Path(p)) == d for p, d in inputs)
 
 
 def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
@@ -116,7 +142,7 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
             work = [(u, *p) for u in file_units if (p := place(u)) is not None]
             backend.prefetch(work)
 
-        units = load(sources, include_dirs, prefetch)
+        units = load(sources, include_dirs, prefetch, store)
         image = link(units, layout, backend, verify=False)
     store.put("keystone", memo_key, backend.used)
     return image
