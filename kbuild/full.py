@@ -33,8 +33,10 @@ def kernel_modules(kernel_dir: Path) -> tuple[ModuleType, ModuleType]:
     """The `gen` and `layout` modules of the kernel tree at `kernel_dir`: the checkout's own for
     kernel/, else the copy's Python files (gen.py, layout.py and what they import: abi.py, vectors.py,
     structs.py, events.py), loaded as a package under a private name that is removed from
-    sys.modules again, so that the rest of the process keeps seeing the checkout's `kernel`."""
-    if kernel_dir.resolve() == (ROOT / "kernel").resolve():
+    sys.modules again, so that the rest of the process keeps seeing the checkout's `kernel`.  A
+    copy whose Python files are the checkout's, byte for byte, gets the checkout's modules (they
+    are loaded already: the same code makes the same tables)."""
+    if kernel_dir.resolve() == (ROOT / "kernel").resolve() or _same_python(kernel_dir):
         return gen, sys.modules["kernel.layout"]
     name = f"_kernel_dir_{next(_private_names)}"
     package = ModuleType(name, f"the kernel definitions in {kernel_dir}")
@@ -47,6 +49,15 @@ def kernel_modules(kernel_dir: Path) -> tuple[ModuleType, ModuleType]:
     finally:
         for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
             del sys.modules[key]
+
+
+def _same_python(kernel_dir: Path) -> bool:
+    """True when `kernel_dir` holds the checkout's kernel/*.py files and no others, each with
+    the same bytes."""
+    mine = sorted(p.name for p in (ROOT / "kernel").glob("*.py"))
+    if sorted(p.name for p in kernel_dir.glob("*.py")) != mine:
+        return False
+    return all((kernel_dir / n).read_bytes() == (ROOT / "kernel" / n).read_bytes() for n in mine)
 
 
 def kernel_sources(
