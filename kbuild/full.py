@@ -87,13 +87,13 @@ def output_namer(out: Path, kernel_dir: Path):
 
 def load(sources: list[Path], include_dirs: list[Path],
          loaded: Callable[[list[Unit]], None] = lambda units: None,
-         cache: Cache | None = None) -> list[Unit]:  # fmt: skip
+         cache: Cache | None = None, store_parsed: bool = True) -> list[Unit]:  # fmt: skip
     """Parse and lower every source into units, each with a `cache_key`: a digest of our code,
     the file's path and bytes and those of everything it read; `loaded` is given each file's
     units as soon as they are made.  With `cache`, a file whose bytes, include directories and
     inputs (includes, .incbin) are those of an earlier parse takes that parse's units from it
-    (the "parsed" entries: the inputs' digests, checked here, then the units as lowered).
-    Raises AsmError."""
+    (the "parsed" entries: the inputs' digests, checked here, then the units as lowered); the
+    files parsed are stored there with `store_parsed`.  Raises AsmError."""
     store = cache if cache is not None else Cache(None)
     digests: dict[Path, str | None] = {}
 
@@ -119,8 +119,9 @@ def load(sources: list[Path], include_dirs: list[Path],
             src.labels()  # duplicate labels within a file
             inputs = [(str(p), file_digest(p)) for p in src.inputs]
             file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
-            store.put("parsed", parse_key, (inputs, file_units), prune=False)
-            parsed += 1
+            if store_parsed:
+                store.put("parsed", parse_key, (inputs, file_units), prune=False)
+                parsed += 1
         key = digest(code_key(), str(path), file_digest(path) or "",
                      *(f"{p}\n{d}" for p, d in inputs))  # fmt: skip
         for u in file_units:
@@ -139,9 +140,9 @@ def inputs_unchanged(inputs: list[tuple[str, str | None]],
 
 
 def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
-                cache: Cache | None = None) -> Image:  # fmt: skip
+                cache: Cache | None = None, store_parsed: bool = True) -> Image:  # fmt: skip
     """Assemble and link `sources` (not verified yet: see build()); raises AsmError or
-    LinkErrors."""
+    LinkErrors.  `store_parsed`: as load() has it."""
     store = cache if cache is not None else Cache(None)
     memo_key = digest(code_key(), "keystone")
     memo = store.get("keystone", memo_key) or {}
@@ -153,7 +154,7 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
             work = [(u, *p) for u in file_units if (p := place(u)) is not None]
             backend.prefetch(work)
 
-        units = load(sources, include_dirs, prefetch, store)
+        units = load(sources, include_dirs, prefetch, store, store_parsed)
         image = link(units, layout, backend, verify=False)
     store.put("keystone", memo_key, backend.used)
     return image
@@ -163,9 +164,14 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     """Generate into out/gen, build, check; the outputs' bytes (nothing is written to `out`
     but the generated sources).  Raises AsmError or LinkErrors for errors in the sources."""
     gen_dir = out / "gen"
+    # Parses are worth storing for a build that comes again: from the second into `out` on
+    # (pickling every file's units costs about 0.1 s; a first build into a new directory, as
+    # the tests' mutant kernels are, would store them for nothing).
+    store_parsed = gen_dir.is_dir()
     generator, layout = kernel_modules(kernel_dir)
     sources = kernel_sources(gen_dir, kernel_dir, generator)
-    image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache)
+    image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache,
+                        store_parsed)  # fmt: skip
     name = output_namer(out, kernel_dir)
     checked_key = digest(code_key(), "verified")
     verified = cache.get("checked", checked_key) or set()
