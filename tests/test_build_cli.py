@@ -284,3 +284,16 @@ def test_a_copy_with_the_checkouts_python_files_uses_the_checkouts_modules(tree)
     (tree / "extra.py").write_text("")
     (tree / "abi.py").write_text((ROOT / "kernel" / "abi.py").read_text())
     assert kbuild.full.kernel_modules(tree)[0] is not kernel.gen
+
+
+def test_the_outputs_do_not_depend_on_where_out_and_the_tree_are(tree, tmp_path):
+    """Outputs in a directory whose path sorts before the tree's and in one that sorts after
+    it: the same bytes (the symbol table's files once followed the absolute paths)."""
+    for out in ("a-out", "z-out"):
+        assert (
+            build.main(["--no-cache", "--out", str(tmp_path / out), "--kernel-dir", str(tree)]) == 0
+        )
+    for name in ("kernel.elf", "kernel.map", "kernel.lst"):
+        assert (tmp_path / "a-out" / name).read_bytes() == (
+            tmp_path / "z-out" / name
+        ).read_bytes(), name
