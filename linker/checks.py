@@ -18,7 +18,7 @@ from .link import Image, LinkErrors
 # Verification forks a child for its larger share only when there is at least this much to do
 # (statements to decode): below it the fork costs more than it saves.
 FORK_MIN_STATEMENTS = 1500
-CHILD_SHARE = 0.7  # the part of the work the child takes: the parent has the other passes
+CHILD_SHARE = 0.8  # the part of the work the child takes: the parent has the other passes
 CHILD_TIMEOUT = 120.0  # s: a child that has not answered by then is taken as hung (it needs ~0.3 s)
 
 
