@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse
@@ -71,10 +72,10 @@ class Operand:
     mem_regs: tuple[tuple[str, int], ...] = ()
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """One statement's bytes in its unit: offset, size, source line; the label it defines or
-    the mode (32/64) of the instruction it is, None for anything else."""
+    the mode (32/64) of the instruction it is, None for anything else.  (A tuple: the listing
+    makes one per statement.)"""
 
     offset: int
     size: int
@@ -668,11 +669,12 @@ class Unit:
     def spans(self) -> list[Span]:
         """Every statement's place in the unit, for the listing."""
         out = []
-        for i, lw in enumerate(self.lowered):
-            off, size = self.statement_span(i)
+        ends = [*self.offsets[1:], self.size]
+        for lw, off, end in zip(self.lowered, self.offsets, ends):
             s = lw.stmt
-            out.append(Span(off, size, s.loc, s.name if isinstance(s, Label) else None,
-                            s.bits if isinstance(s, Insn) else None))  # fmt: skip
+            kind = type(s)
+            out.append(Span(off, end - off, s.loc, s.name if kind is Label else None,
+                            s.bits if kind is Insn else None))  # fmt: skip
         return out
 
     def result_key(self) -> bytes | None:
