@@ -300,8 +300,9 @@ class Unit:
         """A unit as lowered, without where a link placed it or the lowering memos: what
         unpickling gives is what parsing the file again would give (asm.unit pickles are a
         build's cache, kbuild/full.py)."""
-        return {**self.__dict__, "_insns": {}, "_operands": {}, "offsets": [], "size": 0,
-                "raw": b"", "base": 0, "final": b"", "last_text": ""}  # fmt: skip
+        return {**self.__dict__, "_insns": {}, "_operands": {}, "const_order": {},
+                "offsets": [], "size": 0, "raw": b"", "base": 0, "final": b"",
+                "last_text": ""}  # fmt: skip
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
