@@ -207,9 +207,10 @@ def placed_bytes(image: Image, unit) -> bytes:
     return unit.final
 
 
-def check_noinstr(image: Image) -> None:
+def check_noinstr(image: Image, passed: set[bytes] | None = None) -> None:
     """The noinstr check on the linked `image` (as its ELF file will be); raises LinkErrors,
-    one per finding, each at the source statement of the offending instruction."""
-    findings = noinstr.check_linked(image)
+    one per finding, each at the source statement of the offending instruction.  `passed`: as
+    noinstr.check_linked has it."""
+    findings = noinstr.check_linked(image, passed)
     if findings:
         raise LinkErrors([AsmError(image.locate(f.address), str(f)) for f in findings])
