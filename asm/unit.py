@@ -293,6 +293,7 @@ class Unit:
         self._body: list[str | Lowered] | None = None  # text() after the .set lines
         self.last_text = ""  # what text() returned last
         self.cache_key: str | None = None  # set by a caller that caches results about the unit
+        self._result_memo: tuple[tuple, bytes] | None = None  # result_key's last inputs, key
         self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
         self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
 
@@ -302,7 +303,7 @@ class Unit:
         build's cache, kbuild/full.py)."""
         return {**self.__dict__, "_insns": {}, "_operands": {}, "const_order": {},
                 "offsets": [], "size": 0, "raw": b"", "base": 0, "final": b"",
-                "last_text": ""}  # fmt: skip
+                "last_text": "", "_result_memo": None}  # fmt: skip
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -684,10 +685,14 @@ class Unit:
         when the caller set no `cache_key`."""
         if self.cache_key is None:
             return None
+        inputs = (self.cache_key, self.base, self.last_text, self.final)
+        if self._result_memo is not None and self._result_memo[0] == inputs:
+            return self._result_memo[1]  # asked again (verification, listing, cache)
         h = hashlib.sha256(self.cache_key.encode())
         for part in (b"%x" % self.base, self.last_text.encode(), self.final):
             h.update(len(part).to_bytes(8, "little") + part)
-        return h.digest()
+        self._result_memo = (inputs, h.digest())
+        return self._result_memo[1]
 
     # -- the final bytes --------------------------------------------------------------------
 
