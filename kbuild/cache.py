@@ -25,7 +25,7 @@ from typing import Any
 MAGIC = b"condrcu-cache\n"
 FORMAT = 1
 _HEADER = struct.Struct("<IQ64s32s")  # format, payload length, key (hex), payload SHA-256
-KEEP = {"build": 8, "keystone": 4, "checked": 8, "parsed": 400}  # newest entries kept per kind
+KEEP = {"build": 8, "keystone": 4, "checked": 8, "parsed": 200}  # newest entries kept per kind
 
 
 def digest(*parts: bytes | str) -> str:
