@@ -118,6 +118,7 @@ def load(sources: list[Path], include_dirs: list[Path],
             src = parse_file(path, include_dirs, None, shared)
             src.labels()  # duplicate labels within a file
             inputs = [(str(p), file_digest(p)) for p in src.inputs]
+            inputs += [(str(p), None) for p in src.absent]  # must still not be there
             file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
             if store_parsed:
                 store.put("parsed", parse_key, (inputs, file_units), prune=False)
@@ -135,7 +136,8 @@ def load(sources: list[Path], include_dirs: list[Path],
 
 def inputs_unchanged(inputs: list[tuple[str, str | None]],
                      file_digest: Callable[[Path], str | None]) -> bool:  # fmt: skip
-    """True when every input an earlier parse read (path, digest) still has that digest."""
+    """True when every input an earlier parse read (path, digest) still has that digest, and
+    every place it looked in first (digest None) still holds no file."""
     return all(file_digest(Path(p)) == d for p, d in inputs)
 
 

@@ -113,3 +113,33 @@ def test_a_damaged_parse_entry_is_parsed_again(tree, tmp_path, parsed):
     assert all(decode(p.name.removeprefix("parsed-"), p.read_bytes()) is not None for p in entries)
     build(tmp_path / "plain", tree, cache=False)
     assert outputs(out) == outputs(tmp_path / "plain")
+
+
+def test_an_include_that_now_shadows_another_parses_its_includers_again(
+    tree, tmp_path, parsed, monkeypatch
+):
+    """panic.s includes calling.inc from include/; a calling.inc put beside panic.s is found
+    first from then on (as GNU as searches), so panic.s is parsed again.  A cache that checked
+    only the files a parse read (the mutant below) would keep the old units."""
+    out = tmp_path / "out"
+    built_twice(out, tree)
+    stale = tmp_path / "stale-cache"
+    shutil.copytree(out / "cache", stale)
+    inc = (tree / "include" / "calling.inc").read_text()
+    (tree / "kernel" / "calling.inc").write_text(
+        inc.replace("    push r11\n", "    push r11\n    nop\n", 1)
+    )
+    parsed.clear()
+    build(out, tree)
+    assert "panic.s" in parsed and "ktap.s" not in parsed
+    build(tmp_path / "plain", tree, cache=False)
+    assert outputs(out) == outputs(tmp_path / "plain")
+
+    real = kbuild.full.inputs_unchanged
+    monkeypatch.setattr(kbuild.full, "inputs_unchanged",
+                        lambda inputs, fd: real([(p, d) for p, d in inputs if d is not None], fd))  # fmt: skip
+    parsed.clear()
+    good = outputs(out)
+    assert kbuild.build_kernel(out, tree, cache=stale).ok
+    assert "panic.s" not in parsed
+    assert outputs(out)["kernel.elf"] != good["kernel.elf"]
