@@ -148,6 +148,7 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
     store = cache if cache is not None else Cache(None)
     memo_key = digest(code_key(), "keystone")
     memo = store.get("keystone", memo_key) or {}
+    stored = set(memo)
     # Two workers (keystone loading in them while we parse) when most units are new.
     with KeystoneBackend(memo=memo, workers=1 if memo else 2, start=True) as backend:
         place = first_pass(layout)
@@ -158,7 +159,8 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
 
         units = load(sources, include_dirs, prefetch, store, store_parsed)
         image = link(units, layout, backend, verify=False)
-    store.put("keystone", memo_key, backend.used)
+    if set(backend.used) != stored:  # else the entry holds these results already
+        store.put("keystone", memo_key, backend.used)
     return image
 
 
@@ -177,10 +179,13 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     name = output_namer(out, kernel_dir)
     checked_key = digest(code_key(), "verified")
     verified = cache.get("checked", checked_key) or set()
+    verified_before = set(verified)
     listing_key = digest(code_key(), "listing")
     listed = cache.get("checked", listing_key) or {}
+    listed_before = dict(listed)
     noinstr_key = digest(code_key(), "noinstr")
     noinstr_passed = cache.get("checked", noinstr_key) or set()
+    noinstr_before = set(noinstr_passed)
     if len(noinstr_passed) > 16:  # the images of the last builds are the ones worth keeping
         noinstr_passed = set()
     # Capstone verification runs (mostly) in a forked child while this process makes the
@@ -197,9 +202,14 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
         verification.finish()
         if later is not None:
             raise later
-    cache.put("checked", checked_key, {u.result_key() for u in image.units()} & verified)
-    cache.put("checked", listing_key, listed)
-    cache.put("checked", noinstr_key, noinstr_passed)
+    # Each entry is stored again only when it changed (an edit that moves no code changes
+    # none of them).
+    verified = {u.result_key() for u in image.units()} & verified
+    for key, value, before in ((checked_key, verified, verified_before),
+                               (listing_key, listed, listed_before),
+                               (noinstr_key, noinstr_passed, noinstr_before)):  # fmt: skip
+        if value != before:
+            cache.put("checked", key, value)
     files = {
         "kernel.elf": elf,
         "kernel.map": write_map(image, name).encode(),
