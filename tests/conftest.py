@@ -16,9 +16,14 @@ from typing import TypeVar
 
 import pytest
 
-MB32_PRELUDE = r"""
+from tools.verdict import KERNEL_RULES
+
+# The guests end runs as the runner's default rules (this kernel's) expect.
+MB32_PRELUDE = (
+    f"    .set DEBUG_EXIT_PORT, {KERNEL_RULES.debug_exit_port:#x}\n"
+    + r"""
     .macro EXIT code            /* isa-debug-exit: QEMU exits with (code << 1) | 1 */
-    mov $0xf4, %dx
+    mov $DEBUG_EXIT_PORT, %dx
     mov $\code, %eax
     out %eax, %dx
     .endm
@@ -38,6 +43,7 @@ MB32_PRELUDE = r"""
 _start:
     mov $mb32_stack_top, %esp
 """
+)
 MB32_EPILOGUE = r"""
     .text
     HANG

@@ -10,12 +10,11 @@ balanced.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from helpers import NmiStorm, held
+from helpers import NmiStorm, held, mutant_build
 
 from kernel.abi import CONSTANTS, HOLD_PASS, SHARED, UNMAPPED_ADDR
 from kernel.events import DYNTICK_IRQ_NONIDLE, EVENT_LOG_ENTRIES, WARN
@@ -260,6 +259,7 @@ def test_host_judges_every_entry_and_exit(held_once, append, provoked, rows):
 
 NMI_REPEATS = 20  # repetitions of `selftest=all` under the NMI storm, in all
 NMI_BOOTS = 4  # ... in this many boots, which run in parallel under pytest-xdist
+NMI_CPUS = 4  # ... each on this many CPUs
 
 
 @pytest.mark.parametrize("boot", range(NMI_BOOTS))
@@ -270,7 +270,8 @@ def test_nmis_at_random_moments_are_survived(image, boot):
     # one boot of all of them would.
     repeat = NMI_REPEATS // NMI_BOOTS
     storm = NmiStorm(seed=20200515 + boot, low=0.0005, high=0.003)
-    console, state = held(image, f"selftest=all repeat={repeat}", during=storm)
+    # On 4 CPUs: each NMI reaches every CPU, the self-tests' and the idle ones.
+    console, state = held(image, f"selftest=all repeat={repeat}", during=storm, smp=NMI_CPUS)
     injected = storm.injected
     report = ktap.parse(console)
     assert report.passed, report.summary()
@@ -289,6 +290,13 @@ def test_nmis_at_random_moments_are_survived(image, boot):
     assert console.count("WARNING:") == 1
     # The log keeps the last records only; the NMIs among them ran with RCU watching.
     assert all(e.in_nmi and e.watching for e in state.events if e.kind == "nmi")
+    # The other CPUs took the storm too, each on its own stack, and their rings follow the
+    # tables.
+    assert len(state.cpus) == NMI_CPUS
+    for cpu in state.cpus[1:]:
+        assert 0 < cpu.percpu["nmi_count"] <= injected, cpu.cpu
+        assert all(e.in_nmi and e.watching for e in cpu.events if e.kind == "nmi"), cpu.cpu
+    assert host_table_violations(state) == []
 
 
 def test_noinstr_check_runs_on_the_kernel(image):
@@ -305,18 +313,7 @@ def test_noinstr_check_runs_on_the_kernel(image):
 def mutant(tmp_path: Path, cache: Path, source: str, old: str, new: str) -> Path:
     """The kernel built from a copy of kernel/ in which `source` has `old` (which must occur
     exactly once) replaced by `new`, through the run's build cache `cache` (build_cache)."""
-    import kbuild
-
-    tree = tmp_path / "kernel"
-    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
-    path = tree / source
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} in {source}"
-    path.write_text(text.replace(old, new))
-    out = tmp_path / "out"
-    result = kbuild.build_kernel(out, tree, cache=cache)
-    assert result.status == 0, "\n".join(result.messages)
-    return out / "kernel.elf"
+    return mutant_build(tmp_path, cache, [(source, old, new)]) / "kernel.elf"
 
 
 # Faults taken with IF clear (kernel) and with IF set (kernel and user).
@@ -508,7 +505,7 @@ def test_nested_fault_matches_qemu_log(image, symbols, tmp_path):
     outer, inner = qemulog.parse_file(log).find(14)
     assert outer.cpl == inner.cpl == 0
     assert (outer.cr2, inner.cr2) == (int(m["outer"], 16), int(m["inner"], 16))
-    assert outer.cr2 == 0xDEAD1000 and inner.cr2 == 0xDEAD2008
+    assert (outer.cr2, inner.cr2) == (CONSTANTS["PF_NEST_TRIGGER"], CONSTANTS["PF_NEST_INNER"])
     assert symbols.symbolize(outer.ip).startswith("selftest_page_fault_nested+")
     assert symbols.symbolize(inner.ip).startswith("pf_nested_probe+")
 
@@ -543,7 +540,7 @@ def test_user_traps_match_qemu_log(image, tmp_path):
         assert (k["mnemonic"], int(k["sig"])) == (mnemonic, signal), k[0]
         ip = int(k["ip"], 16) - (1 if vector == 3 else 0)  # QEMU logs the int3, not after it
         (r,) = [r for r in exceptions if r.vector == vector and r.ip == ip]
-        assert r.cpl == 3 and r.cs == 0x33
+        assert r.cpl == 3 and r.cs == CONSTANTS["USER_CS"]
         if error is None:
             assert int(k["err"], 16) == 2**64 - 1  # the stub's -1: the CPU pushed none
         else:

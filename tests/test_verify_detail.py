@@ -1,14 +1,14 @@
 """asm.verify.x86_detail reads capstone's detail in place: the same prefix bytes and operands
 as the binding's own `prefix` and `operands`, for every instruction of the kernel image and for
-the forms the verifier singles out (a 0x66 prefix, the 32-bit far jump, memory operands with
-an index)."""
+the forms the verifier singles out (a 0x66 or 0x67 prefix, the far jump in 32- and 16-bit code,
+memory operands with an index)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
+from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
 from asm.verify import x86_detail
@@ -17,6 +17,7 @@ SAMPLES = {
     64: ["66 6a 10", "66 89 07", "48 8d 05 10 00 00 00", "48 8b 44 8b f8", "65 48 8b 04 25 18 00 00 00",
          "48 b8 88 77 66 55 44 33 22 11", "d1 10", "66 0f ef c0", "f3 48 ab", "e8 00 00 00 00"],
     32: ["ea 00 00 10 00 08 00", "0f 01 15 00 10 00 00", "66 b8 34 12"],
+    16: ["66 ea 00 10 00 00 08 00", "67 8b 00", "66 8b 07", "8b 47 02"],
 }  # fmt: skip
 
 
@@ -27,7 +28,7 @@ def _fields(prefix, operands) -> tuple:
 
 
 def _decoder(bits: int) -> Cs:
-    md = Cs(CS_ARCH_X86, CS_MODE_64 if bits == 64 else CS_MODE_32)
+    md = Cs(CS_ARCH_X86, {16: CS_MODE_16, 32: CS_MODE_32, 64: CS_MODE_64}[bits])
     md.detail = True
     return md
 
@@ -54,7 +55,7 @@ def test_the_same_as_the_bindings_accessors_over_the_image(kernel_image):
     assert decoded > 5000
 
 
-@pytest.mark.parametrize("bits", [64, 32])
+@pytest.mark.parametrize("bits", [64, 32, 16])
 def test_the_same_for_the_forms_the_verifier_checks(bits):
     for hexbytes in SAMPLES[bits]:
         assert _compare(_decoder(bits), bytes.fromhex(hexbytes), 0x1000) == 1, hexbytes

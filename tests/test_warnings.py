@@ -49,6 +49,7 @@ WARN_TESTS: dict[str, dict[str, int]] = {
     "warn_tracer_eqs": {"tracer_eqs": 4},
     "warn_user_entry_not_user": {"user_entry_not_user": 2, "rcu_eqs_exit_bad": 2},
     "warn_schedule_bad_rcu_state": {"schedule_bad_rcu_state": 2},
+    "warn_lock_irq_unsafe": {"lock_irq_unsafe": 2},
     "warn_lockdep_assert_irqs_disabled": {"lockdep_assert_irqs_disabled": 2},
     # kernel/selftest/robust.s: the assertion at the top of __idtentry_exit, once.
     "warn_idtentry_exit_irqs_on": {"lockdep_assert_irqs_disabled": 1},
@@ -75,6 +76,7 @@ WARN_SITES: dict[str, str] = {
     "lockdep_assert_irqs_disabled": "lockdep_assert_irqs_disabled",
     "user_entry_not_user": "enter_from_user_mode",
     "schedule_bad_rcu_state": "preempt_schedule_irq",
+    "lock_irq_unsafe": "spin_check_usage",
     "rcu_eqs_enter_nmi_nesting": "rcu_eqs_enter_core",
     "rcu_eqs_exit_nmi_nesting": "rcu_eqs_exit_core",
 }
@@ -141,7 +143,7 @@ def test_warning_tests_under_an_nmi_storm(image):
     repeat = 1000
     storm = NmiStorm(seed=20200521, low=0.0002, high=0.001)
     console, state = held(image, f"selftest={','.join(WARN_TESTS)} repeat={repeat}",
-                          during=storm, timeout=90)  # fmt: skip
+                          during=storm, timeout=90, smp=4)  # fmt: skip
     injected = storm.injected
     report = ktap.parse(console)
     assert report.passed, report.summary()
@@ -149,6 +151,9 @@ def test_warning_tests_under_an_nmi_storm(image):
     assert injected > 0 and state.percpu["nmi_count"] > SELF_NMIS_PER_RUN * repeat
     assert {k: n for k, n in state.warn_counts.items() if n} == dict(provoked(repeat))
     assert state.percpu.rcu_balanced and not state.percpu["rcu_broken_on_purpose"]
+    # The idle CPUs took the storm as well, without a warning of their own.
+    assert len(state.cpus) == 4 and all(c.percpu["nmi_count"] > 0 for c in state.cpus)
+    assert all(c.percpu["warnings"] == 0 for c in state.cpus[1:])
 
 
 @dataclass
