@@ -303,6 +303,7 @@ class Unit:
         self._result_memo: tuple[tuple, bytes] | None = None  # result_key's last inputs, key
         self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
         self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
+        self._has_insn = any(isinstance(st, Insn) for st in stmts)
 
     def __getstate__(self) -> dict:
         """A unit as lowered, without where a link placed it or the lowering memos: what
@@ -621,6 +622,32 @@ class Unit:
         for k in range(0, len(probes), 16):
             lines.append(".quad " + ", ".join(probes[k : k + 16]))
         return lines
+
+    @property
+    def has_instructions(self) -> bool:
+        """False for a unit keystone need not see (local_bytes makes its bytes)."""
+        return self._has_insn
+
+    def local_bytes(self, base: int) -> bytes | None:
+        """For a unit without instructions (labels, data, .zero, .balign): what keystone would
+        return for `text(base, ...)`, made here -- zeros where data and blobs go (finish()
+        writes them), the fill up to each boundary, then the probe table -- so that keystone
+        never spends its time on a large buffer (an 8 MiB `.zero` took it half a second, and
+        as much again to send back).  None for a unit with instructions."""
+        if self._has_insn:
+            return None
+        out = bytearray()
+        probes = []
+        for lw in self.lowered:
+            probes.append(base + len(out))
+            s = lw.stmt
+            if isinstance(s, Align):  # the unit's base is aligned to its largest boundary
+                out += bytes([self._fill(s)]) * (-(base + len(out)) % s.boundary)
+            elif lw.size:
+                out += bytes(lw.size)
+        probes.append(base + len(out))
+        out += b"".join(p.to_bytes(8, "little") for p in probes)
+        return bytes(out)
 
     def absorb(self, base: int, data: bytes) -> None:
         """Take keystone's bytes for `text(base, ...)`: split off the probe table."""
