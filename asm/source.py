@@ -272,12 +272,13 @@ class Parser:
         for p in parts[1:]:
             pname, _, default = p.partition("=")
             params.append((pname, default if _ else None))
-        if name in self.macros:
+        if name.lower() in self.macros:
             raise AsmError(loc, f"macro '{name}' is already defined")
-        self.macros[name] = _Macro(params, self._block(loc, it, ".macro", ".endm"))
+        # Keyed without case: GNU as invokes `.macro FOO` by `foo` too.
+        self.macros[name.lower()] = _Macro(params, self._block(loc, it, ".macro", ".endm"))
 
     def _expand(self, loc: Loc, name: str, argtext: str) -> None:
-        macro = self.macros[name]
+        macro = self.macros[name.lower()]
         args = _split_operands(argtext) if argtext.strip() else []
         if len(args) > len(macro.params):
             raise AsmError(
@@ -342,7 +343,7 @@ class Parser:
             word, _, rest2 = word.partition("\t")
             rest = rest2 + " " + rest
         rest = rest.strip()
-        if word in self.macros:
+        if word.lower() in self.macros:  # GNU as: macro names have no case
             self._expand(loc, word, rest)
         elif word.startswith("."):
             self._directive(loc, word, rest)
