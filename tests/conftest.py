@@ -177,13 +177,17 @@ def held_once(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
     that needs its own boot (a QEMU log, NMIs, a mutant) calls helpers.held itself."""
     from helpers import held
 
+    from tools.qemu import ICOUNT_DEFAULT
+
     boots: dict[str, bytes] = {}
 
     def get(append: str):
         if append not in boots:
             name = "held-" + hashlib.sha256(append.encode()).hexdigest()[:16]
             made = once_per_run(
-                tmp_path_factory, name, lambda _: held(kernel_image, append, timeout=90)
+                tmp_path_factory,
+                name,
+                lambda _: held(kernel_image, append, timeout=90, icount=ICOUNT_DEFAULT),
             )
             boots[append] = pickle.dumps(made)
         return pickle.loads(boots[append])
@@ -194,10 +198,10 @@ def held_once(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
 @pytest.fixture(scope="session")
 def selftest_list(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
     """The QemuResult of booting kernel_image with `selftest=list`, once per run."""
-    from tools.qemu import QemuConfig, run
+    from tools.qemu import ICOUNT_DEFAULT, QemuConfig, run
 
     def make(_: Path):
-        return run(QemuConfig(kernel_image, append="selftest=list", timeout=30))
+        return run(QemuConfig(kernel_image, "selftest=list", 30, icount=ICOUNT_DEFAULT))
 
     return once_per_run(tmp_path_factory, "selftest-list", make)
 
@@ -207,6 +211,33 @@ def kernel_symbols(kernel_image: Path):
     from tools.symbols import SymbolTable
 
     return SymbolTable(kernel_image)
+
+
+# --- icount: the suite's boots run on a virtual clock, unless a test needs the host's ---------
+# Every boot of a test marked qemu runs under `-icount ICOUNT_DEFAULT` (docs/qemu.md): the
+# clock follows the instructions executed and skips the time the guest would wait halted, so a
+# boot takes a fraction of its real-time length and ticks land on the same instructions in
+# every run, however loaded the host.  A test whose subject is the host's clock -- the runner's
+# timeouts, NMIs timed against a guest that waits in real time -- is marked
+# `realtime("why")` and boots on the host's clock.  The choice reaches every QemuConfig made
+# without an icount of its own, in the test and in the programs it starts (CONDRCU_ICOUNT).
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "realtime(why): its boots run on the host's clock, not under -icount"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _icount_unless_realtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    from tools.qemu import ICOUNT_DEFAULT, ICOUNT_ENV
+
+    marked = request.node.get_closest_marker
+    if marked("qemu") is not None and marked("realtime") is None:
+        monkeypatch.setenv(ICOUNT_ENV, ICOUNT_DEFAULT)
+    else:  # not even from the caller's environment
+        monkeypatch.delenv(ICOUNT_ENV, raising=False)
 
 
 # --- make test: nothing may be skipped ---------------------------------------------------------

@@ -2,7 +2,7 @@
 tools it is not marked for, conftest's stubs, so `-m "not qemu and not gnu_as"` needs neither
 QEMU nor binutils); what the run shares is made once for all xdist workers; `make test` fails
 on a skip and on no tests, also under pytest-xdist; the CI shards of .ci/shard are a partition
-of the suite."""
+of the suite; a test's boots run under -icount unless it is marked realtime."""
 
 from __future__ import annotations
 
@@ -193,3 +193,38 @@ def test_once_per_run_makes_once_for_all_workers(tmp_path, monkeypatch):
         with pytest.raises(AssertionError, match="does not build"):
             once_per_run(workers[0], "broken", broken)
     assert not (tmp_path / "broken.pickle").exists()
+
+
+# -- the clock of the suite's boots (conftest): -icount unless marked realtime ------------------
+
+
+def boot_command(kernel_image: Path) -> tuple[str, ...]:
+    from tools.qemu import QemuConfig, run
+
+    result = run(QemuConfig(kernel_image, append="selftest=int3", timeout=30))
+    assert result.passed, result.reason
+    return result.command
+
+
+@pytest.mark.qemu
+def test_a_qemu_test_boots_under_icount(kernel_image):
+    from tools.qemu import ICOUNT_DEFAULT, ICOUNT_ENV
+
+    assert os.environ[ICOUNT_ENV] == ICOUNT_DEFAULT  # also for the programs the test starts
+    command = boot_command(kernel_image)
+    assert command[command.index("-icount") + 1] == ICOUNT_DEFAULT
+
+
+@pytest.mark.qemu
+@pytest.mark.realtime("this test's subject")
+def test_a_realtime_test_boots_on_the_hosts_clock(kernel_image):
+    from tools.qemu import ICOUNT_ENV
+
+    assert ICOUNT_ENV not in os.environ
+    assert "-icount" not in boot_command(kernel_image)
+
+
+def test_an_unmarked_test_has_no_clock_to_choose():
+    from tools.qemu import ICOUNT_ENV
+
+    assert ICOUNT_ENV not in os.environ  # not even the caller's

@@ -10,8 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tools import ktap
-from tools.cli import DEFAULT_IMAGE, EXIT_CODES, UsageParser, positive_seconds, run_cli
-from tools.qemu import Outcome, QemuConfig, QemuResult, run
+from tools.cli import (
+    DEFAULT_IMAGE,
+    EXIT_CODES,
+    EXIT_USAGE,
+    UsageParser,
+    positive_seconds,
+    run_cli,
+)
+from tools.qemu import ICOUNT_DEFAULT, ICOUNT_ENV, Outcome, QemuConfig, QemuResult, run
 
 EPILOG = """\
 exit status:
@@ -54,7 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-int", type=Path, metavar="FILE", help="write QEMU's -d int,cpu_reset log (TCG)"
     )
+    parser.add_argument(
+        "--icount",
+        nargs="?",
+        const=ICOUNT_DEFAULT,
+        type=icount_spec,
+        metavar="SPEC",
+        help=f"virtual clock: QEMU's -icount SPEC (alone: {ICOUNT_DEFAULT}); default: "
+        f"${ICOUNT_ENV} if set, else the host's clock (docs/qemu.md)",
+    )
     return parser
+
+
+def icount_spec(text: str) -> str:
+    """argparse type of --icount: one word, as QEMU's -icount takes it, and not a path (with
+    the image after a bare --icount, argparse would hand the image's path here)."""
+    if not text or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an -icount spec like {ICOUNT_DEFAULT}")
+    if "/" in text or text.endswith(".elf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an -icount spec but a path: name the image before --icount, or "
+            "write --icount=SPEC"
+        )
+    return text
 
 
 def verdict(result: QemuResult) -> tuple[int, str]:
@@ -97,13 +126,19 @@ def _write_console(text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see EPILOG)."""
     args = build_parser().parse_args(argv)
-    config = QemuConfig(
-        image=args.image,
-        append=args.append,
-        timeout=args.timeout,
-        accel=args.accel,
-        log_int=args.log_int,
-    )
+    clock = {} if args.icount is None else {"icount": args.icount}
+    try:
+        config = QemuConfig(
+            image=args.image,
+            append=args.append,
+            timeout=args.timeout,
+            accel=args.accel,
+            log_int=args.log_int,
+            **clock,
+        )
+    except ValueError as err:  # a bad $CONDRCU_ICOUNT
+        print(f"boot: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     return run_cli("boot", args.image, lambda: _boot(config))
 
 

@@ -62,7 +62,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self, TypeVar
@@ -82,6 +82,9 @@ _KVM_GET_API_VERSION = 0xAE00
 _KVM_API_VERSION = 12
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the thread that forked it dies
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what exit_on_signals() turns into SignalExit
+# -icount: 32 ns of virtual time per instruction, and no sleeping when the guest idles (docs/qemu.md)
+ICOUNT_DEFAULT = "shift=5,sleep=off"
+ICOUNT_ENV = "CONDRCU_ICOUNT"  # the -icount spec of every QemuConfig that does not name one
 
 _T = TypeVar("_T")
 
@@ -222,7 +225,12 @@ class QemuConfig:
     write its interrupt log (``-d int,cpu_reset -D FILE``; TCG only). ``keep_alive`` pauses the VM
     on guest shutdown, reset or panic instead of ending QEMU (see module docstring).
     ``end_at_hold`` makes ``wait()`` end the run at the guest's hold line; ``rules`` reads the
-    guest's console (hold line, panic banner)."""
+    guest's console (hold line, panic banner).
+
+    ``icount``: QEMU's ``-icount`` spec (``ICOUNT_DEFAULT``: the virtual clock follows the
+    instructions executed, and time the guest would spend halted is skipped), or None for a
+    clock that follows the host's.  Not given, it is taken from the environment variable
+    ``CONDRCU_ICOUNT`` (unset or empty: None).  ``timeout`` is host time either way."""
 
     image: Path
     append: str = ""
@@ -237,10 +245,14 @@ class QemuConfig:
     extra_args: tuple[str, ...] = ()
     qemu: str = "qemu-system-x86_64"
     rules: GuestRules = KERNEL_RULES
+    icount: str | None = field(default_factory=lambda: os.environ.get(ICOUNT_ENV) or None)
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError(f"timeout must be a finite number of seconds > 0, not {self.timeout}")
+        if self.icount is not None and (not self.icount or any(c.isspace() for c in self.icount)):
+            raise ValueError(f"icount must be a QEMU -icount spec such as {ICOUNT_DEFAULT!r}, "
+                             f"not {self.icount!r}")  # fmt: skip
 
     @property
     def cpu_model(self) -> str:
@@ -272,6 +284,8 @@ class QemuConfig:
             cmd += ["-action", "shutdown=pause,panic=pause"]
         if self.log_int is not None:
             cmd += ["-d", "int,cpu_reset", "-D", str(self.log_int)]
+        if self.icount is not None:
+            cmd += ["-icount", self.icount]
         return cmd + list(self.extra_args)
 
 
@@ -888,6 +902,8 @@ def run(config: QemuConfig, on_console: Callable[[str], None] | None = None) -> 
 
 __all__ = [
     "DEBUG_EXIT_DEVICE",
+    "ICOUNT_DEFAULT",
+    "ICOUNT_ENV",
     "BadImageError",
     "GuestRules",
     "STATUS_FAIL",
