@@ -6,6 +6,7 @@ from __future__ import annotations
 # Self-contained: uses GNU as/ld only (not asm/ or linker/), so tools/qemu.py is tested on its own.
 import fcntl
 import hashlib
+import json
 import os
 import pickle
 import subprocess
@@ -277,6 +278,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "mb32_guest" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.gnu_as)
             item.add_marker(pytest.mark.qemu)
+    items[:] = slowest_files_first(items, DURATIONS)
+
+
+# --- the order of the run: the slowest files first -------------------------------------------
+# pytest-xdist hands the tests out in this order to whichever worker is free, so a slow file
+# that comes last leaves the other workers idle while it finishes.  By the times in
+# .test_durations (`make durations`), the files with the most work go first and the run ends
+# on short tests.  A file's tests stay together and in their order: a module-scoped fixture is
+# made once per worker, not again each time its file comes back.
+DURATIONS = Path(__file__).resolve().parent.parent / ".test_durations"
+
+
+def slowest_files_first(items: list[_T], durations: Path) -> list[_T]:
+    """`items` (pytest items, or anything with a nodeid) grouped by file, the files in order of
+    falling total time by `durations` (pytest-split's JSON: node id -> seconds; a file it does
+    not know counts as 0), ties and the tests within a file in their order.  Unchanged when
+    `durations` cannot be read."""
+    try:
+        known: dict[str, float] = json.loads(durations.read_text())
+    except (OSError, ValueError):
+        return items
+    if not isinstance(known, dict):
+        return items
+    cost: dict[str, float] = {}
+    for nodeid, seconds in known.items():
+        path = nodeid.split("::")[0]
+        cost[path] = cost.get(path, 0.0) + seconds
+    files: dict[str, list[_T]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)  # type: ignore[attr-defined]
+    order = sorted(files, key=lambda path: -cost.get(path, 0.0))
+    return [item for path in order for item in files[path]]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ of the suite; a test's boots run under -icount unless it is marked realtime."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import once_per_run
+from conftest import once_per_run, slowest_files_first
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -228,3 +229,25 @@ def test_an_unmarked_test_has_no_clock_to_choose():
     from tools.qemu import ICOUNT_ENV
 
     assert ICOUNT_ENV not in os.environ  # not even the caller's
+
+
+# -- the order of the run: the slowest files first (conftest) -----------------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    nodeid: str
+
+
+def test_the_slowest_files_go_first_each_in_its_own_order(tmp_path):
+    items = [Node("a.py::x"), Node("b.py::y"), Node("a.py::z[1]"), Node("c.py::w"),
+             Node("d.py::v")]  # fmt: skip
+    durations = tmp_path / ".test_durations"
+    durations.write_text(json.dumps({"a.py::x": 1.0, "a.py::z[1]": 2.5, "b.py::y": 3.0,
+                                     "d.py::v": 0.5, "gone.py::u": 9.0}))  # fmt: skip
+    got = [i.nodeid for i in slowest_files_first(items, durations)]
+    assert got == ["a.py::x", "a.py::z[1]", "b.py::y", "d.py::v", "c.py::w"]
+    for unreadable in ("", "{not json", "[1, 2]"):
+        durations.write_text(unreadable)
+        assert slowest_files_first(items, durations) == items
+    assert slowest_files_first(items, tmp_path / "missing") == items
