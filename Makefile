@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APPEND ?=
 TIMEOUT ?= 60
+# CPUs of `make run` (QEMU -smp)
+SMP ?= 2
 
 .PHONY: setup build run events test test-fast durations debug bench clean qemu
 
@@ -29,7 +31,7 @@ build: $(STAMP)
 	$(PY) build.py
 
 run: setup build
-	$(PY) -m tools.boot build/kernel.elf --timeout $(TIMEOUT) $(if $(APPEND),--append "$(APPEND)")
+	$(PY) -m tools.boot build/kernel.elf --timeout $(TIMEOUT) --smp $(SMP) $(if $(APPEND),--append "$(APPEND)")
 
 # The event log of a run, decoded on the host: make events APPEND="selftest=user_demand_fault"
 # KIND="idtentry_* rcu_*"

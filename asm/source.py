@@ -46,7 +46,7 @@ class Insn:
     loc: Loc
     mnemonic: str
     operands: list[str]
-    bits: int  # 32 or 64: the .code32/.code64 mode in force
+    bits: int  # 16, 32 or 64: the .code16/.code32/.code64 mode in force
     known_constants: int = 0  # how many of the file's constants were defined before this line
 
     @property
@@ -139,7 +139,6 @@ _UNSUPPORTED = {
     ".p2align": "use .balign with a byte count",
     ".balignw": "keystone kills the process on it; use .balign",
     ".balignl": "use .balign",
-    ".code16": "16-bit code is not supported (keystone mis-encodes call and retf there)",
     ".intel_syntax": "Intel syntax is the only syntax; remove the directive",
     ".att_syntax": "AT&T syntax is not supported",
 }  # fmt: skip
@@ -402,7 +401,7 @@ class Parser:
             self.file.constants[args[0]] = self._const(loc, args[1])
         elif word == ".include":
             self._include(loc, rest)
-        elif word in (".code32", ".code64"):
+        elif word in (".code16", ".code32", ".code64"):
             self.bits = int(word[5:])
         elif word in DATA_WIDTHS:
             if not args:

@@ -35,6 +35,7 @@ from .x86 import (
     FIXED_BYTES,
     JCC_CODES,
     REFUSED,
+    REFUSED16,
     REGISTERS,
     REGISTERS16,  # fmt: skip
     RENAMED,
@@ -174,6 +175,12 @@ def _mem_text(o: Operand, disp: str) -> str:
         return f"{head}[{disp}]"
     sign, rest = ("-", disp[1:]) if disp.startswith("-") else ("+", disp)
     return f"{head}[{' + '.join(regs)} {sign} {rest}]"
+
+
+def far32_opcode(bits: int) -> bytes:
+    """The opcode bytes of `ljmp32` (a far jump with a 32-bit offset, then a 16-bit selector)
+    in `bits`-bit code: 16-bit code needs the operand-size prefix for the 32-bit offset."""
+    return b"\x66\xea" if bits == 16 else b"\xea"
 
 
 class _OperandError(Exception):
@@ -354,6 +361,10 @@ class Unit:
         base_mn = mn.split()[-1]
         if base_mn in REFUSED:
             raise AsmError(s.loc, f"'{base_mn}' is refused: {REFUSED[base_mn]}")
+        if s.bits == 16:
+            for word in s.mnemonic.split():
+                if word in REFUSED16:
+                    raise AsmError(s.loc, f"'{word}' is refused in 16-bit code: {REFUSED16[word]}")
         if base_mn in FIXED_BYTES:
             if s.operands:
                 raise AsmError(s.loc, f"'{base_mn}' takes no operands")
@@ -371,7 +382,12 @@ class Unit:
                 s = Insn(s.loc, s.mnemonic, [_R64_TO_R32[dst], s.operands[1]], s.bits,
                          s.known_constants)  # fmt: skip
                 ops = [_operand(s.loc, s.operands[0]), ops[1]]
-        if base_mn == "mov" and len(ops) == 2 and ops[0].text.strip().lower() in _SREGS:
+        if (
+            base_mn == "mov"
+            and len(ops) == 2
+            and ops[0].text.strip().lower() in _SREGS
+            and s.bits != 16
+        ):
             # `mov Sreg, r16`: keystone adds a 0x66 prefix that GNU as leaves out; the r32
             # spelling encodes the same instruction without it.
             src = ops[1].text.strip().lower()
@@ -402,6 +418,9 @@ class Unit:
             return self._lower_descriptor_load(s, base_mn, ops)
         if s.bits == 32 and base_mn == "push" and ops and ops[0].text.lower() in REGISTERS16:
             raise AsmError(s.loc, "keystone encodes 'push SEG' in 32-bit code as a 2-byte push")
+        if s.bits == 16 and base_mn == "push" and ops and ops[0].kind == "imm":
+            raise AsmError(s.loc, "keystone encodes 'push IMM' in 16-bit code as the 32-bit "
+                           "push (66 68 imm32); push a register")  # fmt: skip
         ext = set()
         for o in ops:
             if o.value is not None:
@@ -422,7 +441,7 @@ class Unit:
         text = RENAMED.get(base_mn, base_mn)
         prefix = " ".join(mn.split()[:-1])
         text = f"{prefix} {text}".strip()
-        if base_mn in _WORD_STRING_OPS and prefix and not ops:
+        if base_mn in _WORD_STRING_OPS and prefix and not ops and s.bits != 16:
             # `rep stosw`: keystone writes f3 66 ab, GNU as 66 f3 ab; the 0x66 goes first here.
             text = f".byte 0x66\n{prefix} {base_mn[:-1]}d"
         if (
@@ -437,7 +456,16 @@ class Unit:
             for k, o in enumerate(ops):
                 # A constant immediate is computed here: keystone then sees one number (it
                 # rejects '~' and would read decimal in its own radix).
-                if o.kind == "imm" and all(n in consts for n in o.value.names):
+                if (
+                    s.bits == 16 and o.kind == "mem" and o.absolute and o.value is not None
+                    and any(n not in consts for n in o.value.names)
+                ):  # fmt: skip
+                    # `[sym]` in 16-bit code: keystone picks 32-bit addressing (0x67, disp32)
+                    # for a label it has not seen yet, GNU as disp16; the number (from the
+                    # previous pass, as for `end - start`) gets disp16 either way.
+                    texts[k] = _mem_text(o, f"__klate{k}")
+                    late[f"__klate{k}"] = o.value
+                elif o.kind == "imm" and all(n in consts for n in o.value.names):
                     try:
                         v = o.value.evaluate(consts.get)
                     except ExprError as e:
@@ -491,6 +519,9 @@ class Unit:
                                    "would read it as a memory operand: move the .set up")  # fmt: skip
 
     def _lower_branch(self, s: Insn, mn: str, target: Expr) -> Lowered:
+        if s.bits == 16:
+            raise AsmError(s.loc, f"'{mn}' in 16-bit code: its target must be in the same "
+                           "section of the same file (there is no rel32 form)")  # fmt: skip
         if mn == "call":
             op = b"\xe8"
         elif mn == "jmp":
@@ -503,13 +534,15 @@ class Unit:
         return Lowered(s, size=len(op) + 4, branch=(op, target), externals=self._ext([target]))
 
     def _lower_far(self, s: Insn) -> Lowered:
-        if s.bits != 32 or len(s.operands) != 2:
-            raise AsmError(s.loc, "ljmp32 SELECTOR, TARGET is a 32-bit-code pseudo-instruction")
+        if s.bits not in (16, 32) or len(s.operands) != 2:
+            raise AsmError(s.loc, "ljmp32 SELECTOR, TARGET is a pseudo-instruction of 16- and "
+                           "32-bit code")  # fmt: skip
         try:
             sel, tgt = parse(s.operands[0]), parse(s.operands[1])
         except ExprError as e:
             raise AsmError(s.loc, str(e)) from None
-        return Lowered(s, size=7, far32=(sel, tgt), externals=self._ext([sel, tgt]))
+        size = len(far32_opcode(s.bits)) + 6
+        return Lowered(s, size=size, far32=(sel, tgt), externals=self._ext([sel, tgt]))
 
     def _lower_descriptor_load(self, s: Insn, mn: str, ops: list[Operand]) -> Lowered:
         # Keystone gives 32-bit lgdt/lidt a 0x66 prefix (24-bit base): encode 0f 01 /2 or /3
@@ -708,7 +741,7 @@ class Unit:
                 chunk = FIXED_BYTES[s.mnemonic.split()[-1]]
             elif lw.far32:
                 sel, tgt = value(lw.far32[0]), value(lw.far32[1])
-                chunk = b"\xea" + _pack(s.loc, tgt, 4) + _pack(s.loc, sel, 2)
+                chunk = far32_opcode(s.bits) + _pack(s.loc, tgt, 4) + _pack(s.loc, sel, 2)
             elif lw.branch and s.mnemonic.split()[-1] in ("lgdt", "lidt"):
                 chunk = lw.branch[0] + _pack(s.loc, value(lw.branch[1]), 4)
             elif lw.branch:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import functools
 
-from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
+from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_IMM, X86_OP_MEM, X86_OP_REG
 
 from .errors import AsmError
 from .expr import ExprError
 from .source import Insn
-from .unit import Lowered, Resolve, Unit
+from .unit import Lowered, Resolve, Unit, far32_opcode
 from .x86 import ALIASES, BRANCHES, FIXED_BYTES
 
 _M64 = (1 << 64) - 1
@@ -27,7 +27,7 @@ _M64 = (1 << 64) - 1
 
 @functools.cache
 def _cs(bits: int) -> Cs:
-    md = Cs(CS_ARCH_X86, CS_MODE_64 if bits == 64 else CS_MODE_32)
+    md = Cs(CS_ARCH_X86, {16: CS_MODE_16, 32: CS_MODE_32, 64: CS_MODE_64}[bits])
     md.detail = True
     return md
 
@@ -69,7 +69,30 @@ tpause ucomisd unpckhpd unpcklpd vmclear wrussd wrussq xorpd
 WORD_MNEMONICS = frozenset("cbw cwd movsw stosw lodsw cmpsw scasw insw outsw".split())
 
 
-def _asked_for_66(src_mn: str, got_mn: str, operands) -> bool:
+# In 16-bit code 0x66 selects the 32-bit operation: source mnemonics that name one themselves.
+DWORD_MNEMONICS = frozenset("cwde cdq movsd stosd lodsd cmpsd scasd insd outsd ljmp32".split())
+
+_GPR32 = frozenset("eax ebx ecx edx esi edi ebp esp".split())
+_PTR_SIZES = {"byte": 1, "word": 2, "dword": 4, "qword": 8}
+
+
+def _ptr_size(text: str) -> int | None:
+    """The size a memory operand's `SIZE ptr` names, None when it names none."""
+    word = text.strip().split(None, 1)[0].lower() if text.strip() else ""
+    return _PTR_SIZES.get(word) if "ptr" in text.lower() else None
+
+
+def _width32(o) -> bool:
+    """A 32-bit operand: a 32-bit register or `dword ptr` memory."""
+    return o.text.strip().lower() in _GPR32 or (o.kind == "mem" and _ptr_size(o.text) == 4)
+
+
+def _asked_for_66(src_mn: str, got_mn: str, operands, bits: int = 64) -> bool:
+    if bits == 16:  # 0x66 makes the operation 32-bit
+        return (
+            any(_width32(o) for o in operands) or got_mn.split()[-1] in MANDATORY_66
+            or src_mn in DWORD_MNEMONICS
+        )  # fmt: skip
     return (
         any(o.width16 for o in operands) or got_mn.split()[-1] in MANDATORY_66
         or src_mn in WORD_MNEMONICS
@@ -120,12 +143,14 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve)
     got_mn = _canon(d.mnemonic)
     if want_mn != got_mn and not _compatible(want_mn, got_mn):
         raise AsmError(s.loc, f"'{s.mnemonic}' decodes as '{d.mnemonic} {d.op_str}'")
-    if d.prefix[2] == 0x66 and not _asked_for_66(src_mn, got_mn, lw.operands):
+    if d.prefix[2] == 0x66 and not _asked_for_66(src_mn, got_mn, lw.operands, s.bits):
         raise AsmError(s.loc, f"'{s.mnemonic}' got an operand-size prefix (0x66) the source "
                        f"did not ask for: {code.hex()} = '{d.mnemonic} {d.op_str}'")  # fmt: skip
     ops = d.operands
     if lw.far32:
         _check_far32(s, text, d, value(lw.far32[0]), value(lw.far32[1]))
+        if s.bits == 16 and d.prefix[2] != 0x66:
+            raise AsmError(s.loc, f"'{text}' has no operand-size prefix: its offset is 16-bit")
         return
     if src_mn in BRANCHES and len(lw.operands) == 1 and lw.operands[0].kind == "imm":
         want = value(lw.operands[0].value) & _M64
@@ -154,6 +179,16 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve)
             continue
         if src.kind == "mem" and got.type == X86_OP_MEM:
             _check_mem_registers(s, text, src, d, got)
+            if (
+                s.bits == 16
+                and d.prefix[3] == 0x67
+                and not any(r in _GPR32 for r, _ in src.mem_regs)
+            ):
+                raise AsmError(s.loc, f"'{text}': memory operand '{src.text}' got 32-bit "
+                               f"addressing (0x67) the source did not ask for: {code.hex()}")  # fmt: skip
+            if s.bits == 16 and _ptr_size(src.text) not in (None, got.size):
+                raise AsmError(s.loc, f"'{text}': memory operand '{src.text}' was encoded as "
+                               f"{got.size} bytes")  # fmt: skip
         if src.value is None:
             continue
         want = value(src.value)
@@ -179,17 +214,21 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve)
                     raise AsmError(s.loc, f"'{src.text}' points at {ea:#x}, not at "
                                    f"{want & _M64:#x}")  # fmt: skip
             else:
-                mod = _M64 if s.bits == 64 else 0xFFFFFFFF
-                if (got.mem.disp - want) & mod or not _fits_disp(want, s.bits):
+                width = s.bits
+                if s.bits == 16 and d.prefix[3] == 0x67:
+                    width = 32  # 32-bit addressing in 16-bit code
+                mod = {16: 0xFFFF, 32: 0xFFFFFFFF, 64: _M64}[width]
+                if (got.mem.disp - want) & mod or not _fits_disp(want, width):
                     raise AsmError(s.loc, f"displacement of '{src.text}' = {want:#x} was "
                                    f"encoded as {got.mem.disp:#x}")  # fmt: skip
 
 
 def _check_far32(s: Insn, text: str, d, selector: int, target: int) -> None:
-    """`ljmp32 SEL, TARGET` is ea, a 4-byte offset, a 2-byte selector: both as written."""
+    """`ljmp32 SEL, TARGET` is ea (66 ea in 16-bit code), a 4-byte offset, a 2-byte selector:
+    both as written."""
     ops = d.operands
     got = [o.imm for o in ops if o.type == X86_OP_IMM]
-    if len(ops) != 2 or len(got) != 2 or d.size != 7:
+    if len(ops) != 2 or len(got) != 2 or d.size != len(far32_opcode(s.bits)) + 6:
         raise AsmError(s.loc, f"'{text}' decodes as '{d.mnemonic} {d.op_str}'")
     if not 0 <= selector < 1 << 16 or got[0] != selector:
         raise AsmError(s.loc, f"'{text}': selector {selector:#x} was encoded as {got[0]:#x}")
@@ -215,6 +254,8 @@ def _regs_text(regs: list[tuple[str, int]]) -> str:
 
 
 def _fits_disp(value: int, bits: int) -> bool:
+    if bits == 16:
+        return -(1 << 15) <= value < (1 << 16)
     if bits == 32:
         return -(1 << 31) <= value < (1 << 32)
     v = value & _M64

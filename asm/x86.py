@@ -40,6 +40,13 @@ REFUSED = {
     "enter": "write push rbp / mov rbp, rsp / sub rsp, N",
 }
 
+# Source mnemonics that keystone encodes wrongly in 16-bit code (.code16): the 32-bit form.
+REFUSED16 = {
+    "call": "keystone encodes the 32-bit form (66 e8 rel32, a 4-byte return address); jump",
+    "ret": "keystone encodes the 32-bit form (66 c3)",
+    "lock": "not supported in 16-bit code",
+}
+
 # Mnemonics keystone lacks, written as the spelling it knows (same bytes, checked by capstone).
 RENAMED = {"sysretq": "sysret"}
 

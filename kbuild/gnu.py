@@ -4,7 +4,8 @@ tests/test_gnu_oracle.py and the floor tools/bench.py measures our build against
 What the oracle adds to the sources, and why (nothing else is changed):
 
 - a prelude that defines our `ljmp32 SEL, TARGET` pseudo-instruction as a GAS macro
-  (`.byte 0xea; .long TARGET; .word SEL`), and declares the sections the layout names with the
+  (`.byte 0xea; .long TARGET; .word SEL`; in `.code16` code, where it takes the operand-size
+  prefix, each `ljmp32` is renamed `ljmp32_code16`, whose macro adds 0x66), and declares the sections the layout names with the
   flags the layout gives them (in our dialect a section's flags come from the layout; GAS would
   make an unknown `.section .boot.text` neither allocated nor executable);
 - deferred data: our dialect evaluates data expressions at link time, so `.quad (sym & 0xffff)
@@ -47,7 +48,31 @@ LJMP32_MACRO = """\
     .long \\target
     .word \\sel
 .endm
+.macro ljmp32_code16 sel, target
+    .byte 0x66, 0xea
+    .long \\target
+    .word \\sel
+.endm
 """
+_CODE_MODE = re.compile(r"^\s*\.code(16|32|64)\b")
+_LJMP32 = re.compile(r"^(\s*(?:[A-Za-z_.$][\w.$]*\s*:\s*)*)ljmp32\b")
+
+
+def code16_far_jumps(lines: list[str]) -> list[str]:
+    """`lines` with each `ljmp32` that stands in `.code16` code renamed `ljmp32_code16` (the
+    mode is followed through the file's own lines; the kernel writes no mode switch in a macro
+    or an include)."""
+    out, bits = [], 64
+    for line in lines:
+        m = _CODE_MODE.match(line)
+        if m:
+            bits = int(m[1])
+        elif bits == 16:
+            line = _LJMP32.sub(r"\1ljmp32_code16", line)
+        out.append(line)
+    return out
+
+
 CODE_FILL = 0xCC  # our linker pads code sections (and code units) with int3
 DATA_LINE = re.compile(
     r"^(?P<labels>\s*(?:[A-Za-z_.$][\w.$]*\s*:\s*)*)"
@@ -219,7 +244,7 @@ class OracleBuilder:
         text = self.sources[i].read_text().split("\n")
         for n, new in lines.items():
             text[n - 1] = new
-        self.copies[i].write_text(self.prelude + "\n".join(text))
+        self.copies[i].write_text(self.prelude + "\n".join(code16_far_jumps(text)))
         inc = [f"-I{d}" for d in [self.sources[i].parent, *self.includes]]
         return run(["as", *AS_FLAGS, *inc, "-o", str(self.objects[i]), str(self.copies[i])])
 

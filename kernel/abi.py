@@ -18,6 +18,11 @@ LOAD_BASE = 0x100000
 KERNEL_VIRT_BASE = 0xFFFFFFFF80000000
 USER_TEXT_BASE = 0x400000
 PAGE_SIZE = 0x1000
+# Where the application processors' real-mode trampoline runs (kernel/arch/trampoline.s): a
+# page of conventional memory that neither the BIOS data (0x400-0x4ff, the EBDA near 640 KiB)
+# nor QEMU's Multiboot information (from 0x9000 up; tests/test_smp_boot.py) uses; the SIPI
+# vector is its page number.
+TRAMPOLINE_PHYS = 0x8000
 KSTACK_PAGES = 4  # pages of each kernel stack
 MSR_GS_BASE = 0xC0000101
 # An address in the lower half that nothing ever maps: a kernel access to it faults (the
@@ -27,8 +32,10 @@ OOPS_CR2 = 0xC2C2C2C2C2C2C2C2  # what crash=oops leaves in CR2 before its #UD
 CRASH_VECTOR = 0x41  # crash=vector: a vector with no entry of its own
 LOCAL_TIMER_VECTOR = vectors.LOCAL_TIMER_VECTOR
 
-# How the kernel ends a run (kernel/kernel/main.s finish): isa-debug-exit with EXIT_SUCCESS or
-# EXIT_FAILURE, or with `hold` on the command line the line HOLD_FORMAT of the same code.
+# How the kernel ends a run (kernel/kernel/main.s finish): QEMU's isa-debug-exit device at
+# DEBUG_EXIT_PORT with EXIT_SUCCESS or EXIT_FAILURE, or with `hold` on the command line the line
+# HOLD_FORMAT of the same code.
+DEBUG_EXIT_PORT = 0xF4
 EXIT_SUCCESS = 0x10
 EXIT_FAILURE = 0x11
 HOLD_FORMAT = "HOLD 0x%x\n"  # printk's format; the kernel's string is generated from it
@@ -54,7 +61,7 @@ CONSTANTS = {
     "MBI_CMDLINE": 16,
     "MBI_FLAG_CMDLINE": 1 << 2,
     "COM1": 0x3F8,
-    "DEBUG_EXIT_PORT": 0xF4,
+    "DEBUG_EXIT_PORT": DEBUG_EXIT_PORT,
     "EXIT_SUCCESS": EXIT_SUCCESS,  # QEMU exits with (0x10 << 1) | 1 = 33
     "EXIT_FAILURE": EXIT_FAILURE,  # 35
     "PAGE_SIZE": PAGE_SIZE,
@@ -65,8 +72,8 @@ CONSTANTS = {
     "X86_EFLAGS_IF": 0x200,
     "X86_EFLAGS_DF": 0x400,  # string instructions count down: the kernel clears it on entry
     # Memory: the page pool (physical), the user address space of every task.
-    "POOL_START": 0x400000,
-    "POOL_END": 0x2000000,
+    "POOL_START": 0x1000000,
+    "POOL_END": 0x3000000,
     "USER_TEXT_BASE": USER_TEXT_BASE,
     "UNMAPPED_ADDR": UNMAPPED_ADDR,
     "USER_HEAP_BASE": 0x10000000,
@@ -79,8 +86,12 @@ CONSTANTS = {
     "USER_FILE_BASE": 0x40000000,
     "USER_FILE_SIZE": 0x10000,
     # The heap page whose faults the user_fault_loop self-test "resolves" without mapping it
-    # (pf_lose_mapping), so that user_fault_loop faults on it again and again.
+    # (its pf_test_hook), so that user_fault_loop faults on it again and again.
     "USER_FAULT_LOOP_ADDR": 0x10080000,
+    # page_fault_nested's unmapped kernel accesses: the outer fault's address, and the one its
+    # handler touches so that CR2 changes under it (kernel/selftest/exceptions.s).
+    "PF_NEST_TRIGGER": 0xDEAD1000,
+    "PF_NEST_INNER": 0xDEAD2008,
     # Where the NMI self-test maps the local APIC into one user task, so that ring 3 can send
     # itself an NMI (kernel/selftest/nmi.s); outside every demand-paged region.
     "USER_APIC_PAGE": 0x50000000,
@@ -141,6 +152,8 @@ CONSTANTS = {
     "APIC_DM_NMI": 0x400,
     "APIC_TIMER_PERIODIC": 1 << 17,
     "APIC_ICR_SELF": 1 << 18,  # destination shorthand: self
+    "APIC_ICR_ASSERT": 1 << 14,  # level: assert (every IPI but INIT de-assert)
+    "APIC_ICR_BUSY": 1 << 12,  # delivery status: send pending
     # The timer's priority class: holds the timer back, not the reschedule IPI or spurious.
     "TPR_BLOCK_TIMER": LOCAL_TIMER_VECTOR & 0xF0,
     # preempt_count layout (Linux include/linux/preempt.h).
@@ -160,6 +173,15 @@ CONSTANTS = {
     "TORTURE_WRITERS_MAX": 4,
     "TORTURE_OBJECTS": 64,
     "TORTURE_POISON": 0x6B6B6B6B6B6B6B6B,
+    # Buckets of the Reader Pipe histogram (grace periods completed while a reader held an
+    # object after it was replaced: 0 and 1 are legal, the last bucket counts every larger one).
+    "TORTURE_PIPE_LEN": 10,
+    # Ticks a grace period may wait for a CPU before it is sent the reschedule IPI.
+    "RCU_RESCHED_TICKS": 3,
+    # Reader lingering, in loop rounds: short, and long now and then (task readers: every 32nd
+    # read; interrupt readers: every 16th tick), long enough to span grace periods.
+    "TORTURE_LINGER_SHORT": 200,
+    "TORTURE_LINGER_LONG": 3000000,
     # Softirq bits.
     "SOFTIRQ_RCU": 1,
     "SOFTIRQ_TEST": 2,
@@ -193,6 +215,29 @@ CONSTANTS = {
     "CRASH_VECTOR": CRASH_VECTOR,
     "KERNEL_STACK_SIZE": KSTACK_PAGES * PAGE_SIZE,
     "IST_STACK_SIZE": 0x1000,
+    "IST_STACKS_PER_CPU": vectors.IST_MC,  # IST 1..3: #DF, NMI, #MC
+    # SMP: the most CPUs the kernel runs (the per-CPU arrays' length); CPUs beyond it are
+    # named on the console and left parked.
+    "NR_CPUS": 8,
+    # AP bring-up (kernel/arch/smpboot.s): the trampoline's page and its SIPI vector, how long
+    # an AP has to report in, the ICR's fields for INIT and STARTUP.
+    "TRAMPOLINE_PHYS": TRAMPOLINE_PHYS,
+    "SIPI_VECTOR": TRAMPOLINE_PHYS // PAGE_SIZE,
+    "AP_BOOT_TIMEOUT_MS": 500,
+    "APIC_DM_INIT": 0x500,
+    "APIC_DM_STARTUP": 0x600,
+    "APIC_INT_ASSERT": 1 << 14,
+    "APIC_INT_LEVELTRIG": 1 << 15,
+    # The 32-bit code, 64-bit code and data descriptors of the boot GDTs (multiboot.s, the
+    # AP trampoline), at KERNEL32_CS, KERNEL_CS and KERNEL_DS.
+    "GDT_CODE32_DESC": 0x00CF9A000000FFFF,
+    "GDT_CODE64_DESC": 0x00AF9A000000FFFF,
+    "GDT_DATA_DESC": 0x00CF92000000FFFF,
+    # The lock checker's bits in a spinlock's usage word: taken in hard-interrupt context,
+    # taken with interrupts on, and the warning about both already given for this lock.
+    "SPIN_USED_IN_HARDIRQ": 1,
+    "SPIN_USED_IRQS_ON": 2,
+    "SPIN_REPORTED_BIT": 2,
 }
 
 # -- W^X: the kernel's higher-half page tables ------------------------------------------------
@@ -223,6 +268,16 @@ CONSTANTS.update({
     "LARGE_PAGE_SIZE": LARGE_PAGE_SIZE,
     "KMAP_SMALL_END": KMAP_SMALL_END,
     "KMAP_PT_PAGES": KMAP_SMALL_END // LARGE_PAGE_SIZE,  # page tables for the 4 KiB range
+    # Physical memory the higher half maps (at KERNEL_VIRT_BASE + physical): 512 x 2 MiB.
+    "KMAP_PHYS_END": 512 * LARGE_PAGE_SIZE,
+})  # fmt: skip
+# What the boot CPU (kernel/boot/multiboot.s) and each AP (kernel/arch/trampoline.s) set on the
+# way to long mode: PAE paging; long mode, and PTE_NX forbidding instruction fetches; paging,
+# with read-only pages read-only for ring 0 too (WP).
+CONSTANTS.update({
+    "CR4_KERNEL": CONSTANTS["CR4_PAE"],
+    "EFER_KERNEL": CONSTANTS["EFER_LME"] | CONSTANTS["EFER_NXE"],
+    "CR0_KERNEL": CONSTANTS["CR0_PG"] | CONSTANTS["CR0_WP"] | CONSTANTS["CR0_PE"],
 })  # fmt: skip
 
 

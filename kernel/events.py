@@ -9,7 +9,7 @@ memory read through QMP (tools/eventlog.py) with these same definitions.
 
 from __future__ import annotations
 
-from .structs import Struct
+from .structs import TSS, Struct
 
 # Event kinds, numbered from 1 in this order.  "_end" kinds close a function whose inner calls
 # are logged too, so that a test can cut out exactly the calls one function made.
@@ -66,6 +66,7 @@ WARNINGS: tuple[tuple[str, str], ...] = (
     ("user_entry_not_user", "enter_from_user_mode: context tracking is not in user mode"),
     ("rcu_eqs_enter_nmi_nesting", "rcu_idle/user_enter: dynticks_nmi_nesting != NONIDLE"),
     ("rcu_eqs_exit_nmi_nesting", "rcu_idle/user_exit: dynticks_nmi_nesting != 0"),
+    ("lock_irq_unsafe", "spinlock taken in hard-interrupt context and with interrupts on"),
 )
 WARN = {name: i for i, (name, _) in enumerate(WARNINGS)}
 
@@ -77,19 +78,22 @@ WARN = {name: i for i, (name, _) in enumerate(WARNINGS)}
 # read as #DE), bit 7 the current task has TIF_NEED_RESCHED set.
 EVENT_RECORD = Struct("EV", (
     ("seq", 8), ("tsc", 8), ("kind", 2), ("vector", 1), ("cpl", 1), ("flags", 4),
-    ("dynticks", 8), ("nesting", 8), ("nmi_nesting", 8), ("preempt_count", 4), ("task", 4),
-    ("arg", 8),
+    ("dynticks", 8), ("nesting", 8), ("nmi_nesting", 8), ("preempt_count", 4), ("task", 2),
+    ("cpu", 2), ("arg", 8),
 ))  # fmt: skip
 assert EVENT_RECORD.size & (EVENT_RECORD.size - 1) == 0, "records are indexed by shifting"
 EVENT_FLAGS = {"watching": 1, "lockdep_on": 2, "tracer_on": 4, "if": 8, "nmi": 16, "regs_if": 32,
                "entry": 64, "need_resched": 128}  # fmt: skip
-# A power of two; large enough that `selftest=all` (about 4,100 records) fits with room to grow,
-# so that the host sees every record of a full run (1 MiB of .bss).
+# Records per CPU's ring.  A power of two; large enough that `selftest=all` (about 4,100 records)
+# fits with room to grow, so that the host sees every record of a full run (1 MiB of .bss per
+# CPU: event_log_buf holds NR_CPUS rings, CPU N's at N * EVENT_RING_SIZE).
 EVENT_LOG_ENTRIES = 16384
+EVENT_RING_SIZE = EVENT_LOG_ENTRIES * EVENT_RECORD.size
 
-# The per-CPU area, reached through GS in the kernel (Linux's this_cpu_*).
+# The per-CPU area, reached through GS in the kernel (Linux's this_cpu_*): CPU N's is the page
+# at percpu + N * PCPU_STRIDE, this struct first, then (PERCPU_PAGE) its irq counts, TSS and GDT.
 PERCPU = Struct("PCPU", (
-    ("self", 8), ("current", 8), ("top_of_stack", 8), ("preempt_count", 8),
+    ("self", 8), ("cpu", 8), ("apic_id", 8), ("event_ring", 8), ("current", 8), ("top_of_stack", 8), ("preempt_count", 8),
     ("dynticks", 8), ("dynticks_nesting", 8), ("dynticks_nmi_nesting", 8),
     ("lockdep_hardirqs_enabled", 8), ("lockdep_prepared", 8), ("tracer_hardirqs_off", 8),
     ("in_nmi", 8), ("entry_ctx", 8), ("context_user", 8), ("event_seq", 8),
@@ -107,7 +111,34 @@ PERCPU = Struct("PCPU", (
     # set while a self-test holds RCU's counters in a broken state on purpose: NMIs leave
     # them alone (kernel/selftest/warn.s)
     ("rcu_broken_on_purpose", 8),
+    # the scheduler: this CPU's idle task, run queue (its lock first) and counters
+    ("idle_task", 8), ("rq_lock", 16), ("rq_head", 8), ("rq_tail", 8), ("context_switches", 8),
+    ("wakeups", 8), ("idle_wakeups", 8), ("idle_entries", 8), ("resched_ipis", 8),
+    ("resched_ipis_folded", 8), ("resched_ipis_sent", 8), ("ticks", 8),
+    # reschedule IPIs that arrived in this CPU's RCU idle section (the cond path entered RCU)
+    ("resched_ipis_idle", 8),
+    # wake-ups of tasks that belong to another CPU
+    ("remote_wakeups", 8),
+    # softirqs pending on this CPU, and how many times it ran them
+    ("softirq_pending", 8), ("softirq_runs", 8),
+    # RCU (kernel/rcu/gp.s): the quiescent state the current grace period waits for from this
+    # CPU, its rcu_read_lock() nesting, the dynticks snapshot taken when the grace period began
+    ("rcu_qs_pending", 8), ("rcu_read_nesting", 8), ("rcu_dynticks_snap", 8),
+    # how this CPU's quiescent states reached the grace periods: its own reports, and CPU 0's
+    # remote samples of its dynticks (an extended quiescent state at or since the snapshot)
+    ("rcu_qs_self", 8), ("rcu_qs_remote", 8),
 ))  # fmt: skip
+
+# The rest of a CPU's per-CPU page: its interrupt counts by vector (256 quads), its TSS and its
+# GDT (GDT_ENTRIES descriptors, the TSS's taking two).
+GDT_ENTRIES = 10
+PERCPU_PAGE = {
+    "PCPU_IRQ_COUNTS": (PERCPU.size + 63) & ~63,
+}
+PERCPU_PAGE["PCPU_TSS"] = PERCPU_PAGE["PCPU_IRQ_COUNTS"] + 256 * 8
+PERCPU_PAGE["PCPU_GDT"] = (PERCPU_PAGE["PCPU_TSS"] + TSS.size + 15) & ~15
+PCPU_STRIDE = 0x1000
+assert PERCPU_PAGE["PCPU_GDT"] + 8 * GDT_ENTRIES <= PCPU_STRIDE, "the per-CPU page overflows"
 
 # RCU's process-level interrupt nesting value (Linux's DYNTICK_IRQ_NONIDLE = LONG_MAX / 2 + 1).
 DYNTICK_IRQ_NONIDLE = (2**63 - 1) // 2 + 1
@@ -121,6 +152,10 @@ def constants() -> dict[str, int]:
     out.update({f"EVF_{n.upper()}": v for n, v in EVENT_FLAGS.items()})
     out.update(EVENT_RECORD.constants())
     out.update(PERCPU.constants())
+    out.update(PERCPU_PAGE)
+    out["PCPU_STRIDE"] = PCPU_STRIDE
+    out["GDT_ENTRIES"] = GDT_ENTRIES
+    out["EVENT_RING_SIZE"] = EVENT_RING_SIZE
     out["EVENT_LOG_ENTRIES"] = EVENT_LOG_ENTRIES
     out["EV_SIZE_SHIFT"] = EVENT_RECORD.size.bit_length() - 1
     out["NR_WARNINGS"] = len(WARNINGS)

@@ -113,7 +113,7 @@ def _sysvec(v: Vector) -> list[str]:
     """sysvec_<name>: DEFINE_IDTENTRY_SYSVEC(_SIMPLE).  The interrupt enters RCU only when RCU
     is not watching (the idle loop's EQS), like the page fault; the full form also marks the
     hard-interrupt context (irq_enter_rcu/irq_exit_rcu), which may run softirqs on the way
-    out.  Counts the vector in irq_counts."""
+    out.  Counts the vector in its CPU's irq counts (PCPU_IRQ_COUNTS)."""
     simple = v.entry_kind == "sysvec_simple"
     return [
         f"# sysvec_{v.name} - DEFINE_IDTENTRY_SYSVEC{'_SIMPLE' if simple else ''}.  RDI = regs.",
@@ -121,7 +121,7 @@ def _sysvec(v: Vector) -> list[str]:
         "    push rbx", "    push r12", "    push r13", "    mov rbx, rdi",
         f"    mov edi, {v.number:#x}", "    mov rsi, rbx", "    call entry_ctx_enter",
         "    mov r13, rax",
-        f"    inc qword ptr [rip + irq_counts + {v.number:#x} * 8]",
+        f"    inc qword ptr gs:[PCPU_IRQ_COUNTS + {v.number:#x} * 8]",
         "    mov rdi, rbx", "    call idtentry_enter_cond_rcu", "    mov r12d, eax",
         "    INSTRUMENTATION_BEGIN",
         *([] if simple else ["    call irq_enter_rcu"]),

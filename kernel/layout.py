@@ -12,7 +12,7 @@ import struct
 
 from linker import Layout, OutputSection, Symbol
 
-from .abi import CONSTANTS, KERNEL_VIRT_BASE, LOAD_BASE, USER_TEXT_BASE
+from .abi import CONSTANTS, KERNEL_VIRT_BASE, LOAD_BASE, TRAMPOLINE_PHYS, USER_TEXT_BASE
 
 
 def kallsyms(symbols: list[Symbol]) -> bytes:
@@ -41,6 +41,9 @@ LAYOUT = Layout(
         # User programs: loaded inside the image, linked (and mapped into each task) at a user
         # address, read-only and executable for ring 3.
         OutputSection(".user", (".user.text", ".user.rodata"), "rx", vma=USER_TEXT_BASE),
+        # The APs' real-mode trampoline: loaded inside the image, linked at the low page the
+        # boot CPU copies it to before the SIPIs (kernel/arch/smpboot.s).
+        OutputSection(".trampoline", (".trampoline",), "rx", vma=TRAMPOLINE_PHYS),
         OutputSection(".rodata", (".rodata", ".rodata.*"), "r", vma_offset=KERNEL_VIRT_BASE),
         OutputSection(
             ".ex_table",

@@ -73,6 +73,8 @@ TASK = Struct("TASK", (
     ("resume_work", 8),
     # the event log's entry context (vector | CPL << 8) while switched out inside an entry
     ("entry_ctx", 8),
+    # the CPU whose run queue the task belongs to
+    ("cpu", 8),
 ))  # fmt: skip
 
 # An RCU callback (Linux's struct rcu_head, plus the grace-period number it waits for).
@@ -81,15 +83,18 @@ RCU_HEAD = Struct("RCU_HEAD", (("next", 8), ("func", 8), ("gp", 8)))
 # Grace-period counters (kernel/rcu/gp.s), read by the host.
 RCU_STATS = Struct("RCU_STATS", tuple((n, 8) for n in (
     "gp_started gp_completed cbs_queued cbs_invoked qs_reported premature_qs sync_calls "
-    "idle_tick_qs").split()))  # fmt: skip
+    "idle_tick_qs remote_eqs_qs resched_cpu").split()))  # fmt: skip
 
 # An object the RCU torture test publishes, reads and frees (the rcu_head first).
-TORTURE_OBJ = Struct("TOBJ", (("rcu", 24), ("value", 8), ("poison", 8), ("in_use", 8)))
+# retired: 1 + the number of grace periods completed when a writer replaced it (0: still
+# published, or free); a reader's pipe count is how many completed since.
+TORTURE_OBJ = Struct("TOBJ", (("rcu", 24), ("value", 8), ("poison", 8), ("in_use", 8),
+                              ("retired", 8)))  # fmt: skip
 
 # The torture test's counters (kernel/kernel/torture.s), read by the host.
 TORTURE_STATS = Struct("TORTURE", tuple((n, 8) for n in (
     "reads updates frees_cb frees_sync errors grace_periods faults switches preemptions "
-    "ticks readers writers").split()))  # fmt: skip
+    "ticks readers writers irq_reads cpus").split()))  # fmt: skip
 
 # A known command-line option (kernel/lib/cmdline.s): its key ("key=", or a bare word), the
 # function that checks its value (0: none) and, for a number, its smallest and largest value.
@@ -102,19 +107,18 @@ IO_SLEEP = Struct("IO_SLEEP", tuple((n, 8) for n in (
     "nesting nmi_nesting dynticks preempt_count jiffies_start jiffies_wake switches_start "
     "switches_wake watch_start watch_wake wakeups").split()))  # fmt: skip
 
-# This CPU's RCU state (kernel/rcu/gp.s rcu_data), read by the host: qs_pending is 1 while the
-# grace period in progress waits for this CPU's quiescent state; read_nesting counts the
-# rcu_read_lock() sections it is in.
-RCU_DATA = Struct("RCU_DATA", (("qs_pending", 8), ("read_nesting", 8)))
-
 # A task of the demonstration (kernel/kernel/demo.s): its name, entry point, the exit code
 # expected (-1: killed by the demo with SIGKILL), 1 for a kernel thread, and a note saying
 # why the exit is expected (0: none).
 DEMO_TASK = Struct("DEMO_TASK", (("name", 8), ("entry", 8), ("exit", 8), ("kthread", 8),
                                  ("note", 8)))  # fmt: skip
 
-STRUCTS = (PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
-           TORTURE_OBJ, TORTURE_STATS, OPTION, IO_SLEEP, RCU_DATA, DEMO_TASK)  # fmt: skip
+# A ticket spinlock (kernel/locking/spinlock.s): the ticket being served, the next ticket to
+# hand out, and what the lock checker has seen of its use (SPIN_USED_* bits).
+SPINLOCK = Struct("SPIN", (("owner", 4), ("next", 4), ("usage", 4), ("reserved", 4)))
+
+STRUCTS = (SPINLOCK, PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
+           TORTURE_OBJ, TORTURE_STATS, OPTION, IO_SLEEP, DEMO_TASK)  # fmt: skip
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"
 assert TSS.offsets()["ist1"] == 36 and TSS.size == 104

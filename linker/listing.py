@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
+from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs
 
 from asm.unit import Unit
 
@@ -14,7 +14,7 @@ from .link import Image, PlacedSection
 
 @functools.cache
 def _cs(bits: int) -> Cs:
-    return Cs(CS_ARCH_X86, CS_MODE_64 if bits == 64 else CS_MODE_32)
+    return Cs(CS_ARCH_X86, {16: CS_MODE_16, 32: CS_MODE_32, 64: CS_MODE_64}[bits])
 
 
 def write_listing(image: Image, rel_path: Callable[[str], str] = str,

@@ -4,19 +4,22 @@ reading an ELF image at a virtual address, and booting the kernel with `hold`.""
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
+from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
 from asm import KeystoneBackend, load_units
+from kernel.abi import SHARED
 from linker import Image, Layout, OutputSection, link
 from tools.events.decode import KernelState
 from tools.hold import boot_held
 from tools.qemu import QemuRunner
+from tools.symbols import SymbolTable
 from tools.verdict import KERNEL_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +32,16 @@ SMALL = Layout(
         OutputSection(".bss", (".bss",), "rw", nobits=True),
     ),
     load_base=0x400000,
+    entry="start",
+)
+
+# Real-mode code: a 16-bit section linked below 64 KiB (as the AP trampoline is), then 64-bit.
+LOW16 = Layout(
+    sections=(
+        OutputSection(".text16", (".text16",), "rx", vma=0x8000),
+        OutputSection(".text", (".text",), "rx"),
+    ),
+    load_base=0x100000,
     entry="start",
 )
 
@@ -67,7 +80,7 @@ def symbol_bytes(image: Image, name: str) -> bytes:
 
 def disasm(image: Image, name: str, bits: int = 64) -> list[str]:
     """Capstone's text ('mnemonic op_str') for each instruction of symbol `name`."""
-    md = Cs(CS_ARCH_X86, CS_MODE_64 if bits == 64 else CS_MODE_32)
+    md = Cs(CS_ARCH_X86, {16: CS_MODE_16, 32: CS_MODE_32, 64: CS_MODE_64}[bits])
     addr = image.symbol(name).value
     return [f"{i.mnemonic} {i.op_str}".strip() for i in md.disasm(symbol_bytes(image, name), addr)]
 
@@ -126,3 +139,30 @@ class NmiStorm:
             vm.inject_nmi()
             self.injected += 1
             time.sleep(self.rng.uniform(self.low, self.high))
+
+
+def ist_stack(symbols: SymbolTable, cpu: int, ist: int) -> tuple[int, int]:
+    """The bounds [low, top) of CPU `cpu`'s stack for IST slot `ist` (1-based, as the TSS
+    numbers them): ist_stacks holds IST_STACKS_PER_CPU stacks per CPU, in slot order."""
+    size = SHARED["IST_STACK_SIZE"]
+    low = symbols.address("ist_stacks") + (cpu * SHARED["IST_STACKS_PER_CPU"] + ist - 1) * size
+    return low, low + size
+
+
+def mutant_build(tmp_path: Path, cache: Path, edits: list[tuple[str, str, str]]) -> Path:
+    """The output directory of a build of a copy of kernel/ with `edits` applied, each
+    (source under kernel/, old text occurring exactly once, new text), through the run's build
+    cache `cache` (the build_cache fixture).  The mutant kernel is its kernel.elf."""
+    import kbuild
+
+    tree = tmp_path / "kernel"
+    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    for source, old, new in edits:
+        path = tree / source
+        text = path.read_text()
+        assert text.count(old) == 1, f"{old!r} in {source}"
+        path.write_text(text.replace(old, new))
+    out = tmp_path / "out"
+    result = kbuild.build_kernel(out, tree, cache=cache)
+    assert result.status == 0, "\n".join(result.messages)
+    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kernel import abi, gen
-from tools.qemu import Outcome, classify
+from tools.qemu import STATUS_FAIL, Outcome, classify
 from tools.verdict import KERNEL_RULES, KernelRules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,8 +98,8 @@ class ShoutRules(KernelRules):
 
 def test_the_runner_judges_by_the_injected_rules():
     console = "BOOM disk on fire\nPANIC: ignored\n"
-    assert classify(35, (), console, "", ShoutRules()) == (Outcome.PANIC, "disk on fire")
-    assert classify(35, (), console, "") == (Outcome.PANIC, "ignored")
+    assert classify(STATUS_FAIL, (), console, "", ShoutRules()) == (Outcome.PANIC, "disk on fire")
+    assert classify(STATUS_FAIL, (), console, "") == (Outcome.PANIC, "ignored")
     assert KERNEL_RULES.panic_label("unexpected exception #UD Invalid Opcode (vector 6) in "
                                     "kernel mode") == "OOPS"  # fmt: skip
     assert KERNEL_RULES.panic_label("rcu stall") == "PANIC"

@@ -10,12 +10,11 @@ balanced.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from helpers import NmiStorm, held
+from helpers import NmiStorm, held, mutant_build
 
 from kernel.abi import CONSTANTS, HOLD_PASS, SHARED, UNMAPPED_ADDR
 from kernel.events import DYNTICK_IRQ_NONIDLE, EVENT_LOG_ENTRIES, WARN
@@ -310,18 +309,7 @@ def test_noinstr_check_runs_on_the_kernel(image):
 def mutant(tmp_path: Path, cache: Path, source: str, old: str, new: str) -> Path:
     """The kernel built from a copy of kernel/ in which `source` has `old` (which must occur
     exactly once) replaced by `new`, through the run's build cache `cache` (build_cache)."""
-    import kbuild
-
-    tree = tmp_path / "kernel"
-    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
-    path = tree / source
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} in {source}"
-    path.write_text(text.replace(old, new))
-    out = tmp_path / "out"
-    result = kbuild.build_kernel(out, tree, cache=cache)
-    assert result.status == 0, "\n".join(result.messages)
-    return out / "kernel.elf"
+    return mutant_build(tmp_path, cache, [(source, old, new)]) / "kernel.elf"
 
 
 # Faults taken with IF clear (kernel) and with IF set (kernel and user).
@@ -513,7 +501,7 @@ def test_nested_fault_matches_qemu_log(image, symbols, tmp_path):
     outer, inner = qemulog.parse_file(log).find(14)
     assert outer.cpl == inner.cpl == 0
     assert (outer.cr2, inner.cr2) == (int(m["outer"], 16), int(m["inner"], 16))
-    assert outer.cr2 == 0xDEAD1000 and inner.cr2 == 0xDEAD2008
+    assert (outer.cr2, inner.cr2) == (CONSTANTS["PF_NEST_TRIGGER"], CONSTANTS["PF_NEST_INNER"])
     assert symbols.symbolize(outer.ip).startswith("selftest_page_fault_nested+")
     assert symbols.symbolize(inner.ip).startswith("pf_nested_probe+")
 
@@ -548,7 +536,7 @@ def test_user_traps_match_qemu_log(image, tmp_path):
         assert (k["mnemonic"], int(k["sig"])) == (mnemonic, signal), k[0]
         ip = int(k["ip"], 16) - (1 if vector == 3 else 0)  # QEMU logs the int3, not after it
         (r,) = [r for r in exceptions if r.vector == vector and r.ip == ip]
-        assert r.cpl == 3 and r.cs == 0x33
+        assert r.cpl == 3 and r.cs == CONSTANTS["USER_CS"]
         if error is None:
             assert int(k["err"], 16) == 2**64 - 1  # the stub's -1: the CPU pushed none
         else:

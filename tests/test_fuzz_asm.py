@@ -171,6 +171,16 @@ def test_long_expressions_do_not_recurse():
         _c64("int 0x80"),
         _c64("pxor xmm1, xmm2"),
         _c64("stosw"),
+        # 16-bit code: the 0x66 of a 32-bit operation, mov Sreg with its r16, the 66 ea far
+        # jump, 16-bit and 32-bit addressing, rep stosw without the 32/64-bit rewrite.
+        Case(16, ("mov ds, ax",)),
+        Case(16, ("or eax, 0x1",)),
+        Case(16, ("ljmp32 0x8, fz_near",)),
+        Case(16, ("mov dword ptr [bx + si + 0x10], eax",)),
+        Case(16, ("mov ax, word ptr [eax + ecx*4 + 0x100]",)),
+        Case(16, ("lgdt [0x8040]",)),
+        Case(16, ("rep stosw",)),
+        Case(16, (".Lfz{k}:", ".fill 100, 1, 0x90", "jne .Lfz{k}")),
     ],
     ids=str,
 )
@@ -188,6 +198,14 @@ def test_same_bytes_as_gnu_as(oracle, case):
         (_c64("lock add dword ptr [eax], eax"), r"a 32-bit address"),
         (_c64("lock inc qword ptr gs:[0x10]"), r"a segment override"),
         (_c64("mov eax, 1 << 64"), r"shift count 64 is not between 0 and 63"),
+        (Case(16, ("call fz_near",)), r"'call' is refused in 16-bit code"),
+        (Case(16, ("push 0x10",)), r"'push IMM' in 16-bit code"),
+        # Found by the fuzzer: past rel8, keystone writes 66 0f 85 rel32 (GNU as 0f 85 rel16);
+        # the verifier refuses its 0x66.
+        (
+            Case(16, (".Lfz{k}:", ".fill 200, 1, 0x90", "jne .Lfz{k}")),
+            r"'jne' got an operand-size prefix \(0x66\)",
+        ),
     ],
 )
 def test_forms_encoded_unlike_gnu_as_are_refused(oracle, case, message):

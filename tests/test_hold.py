@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from kernel.abi import HOLD_PASS
 from kernel.events import PERCPU
 from tools.hold import HoldError, boot_held
 from tools.qemu import Outcome
@@ -17,7 +18,7 @@ EVENT_SEQ = PERCPU.offsets()["event_seq"]
 
 def test_the_held_guest_is_paused_and_stays_still(kernel_image, kernel_symbols):
     with boot_held(kernel_image, "selftest=int3", 60, symbols=kernel_symbols) as h:
-        assert h.passed and h.code == 0x10, h.console
+        assert h.passed and h.code == HOLD_PASS, h.console
         assert h.vm.status() == "paused"
         first = h.read_u64("percpu", EVENT_SEQ)
         h.vm.inject_nmi()  # an NMI logs records, were the guest running

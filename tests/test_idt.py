@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
-from helpers import image_bytes
+from helpers import image_bytes, ist_stack
 
 from kernel.abi import CONSTANTS
 from kernel.structs import TSS
@@ -136,10 +136,11 @@ def test_all_256_gates(held, kernel_image, kernel_symbols):
 def test_ist_gates_name_their_stacks_in_the_tss(held, kernel_symbols):
     # The IST index of each paranoid gate names a TSS slot holding the top of its own stack;
     # the other slots are unused.
-    want = {IST_DF: "ist_stack_df_top", IST_NMI: "ist_stack_nmi_top", IST_MC: "ist_stack_mc_top"}
+    # CPU 0's stacks, one per paranoid gate.
+    want = {ist: ist_stack(kernel_symbols, 0, ist)[1] for ist in (IST_DF, IST_NMI, IST_MC)}
     for index in range(1, 8):
         got = held.ist[index - 1]
-        assert got == (kernel_symbols.address(want[index]) if index in want else 0), index
+        assert got == want.get(index, 0), index
 
 
 def test_unexpected_vector_is_reported_and_fails(kernel_image, kernel_symbols, tmp_path):

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_IMM
-from helpers import image_file_offset
+from helpers import image_file_offset, ist_stack
 
-from kernel.abi import HOLD_PASS, OOPS_CR2, UNMAPPED_ADDR
+from kernel.abi import CONSTANTS, HOLD_PASS, OOPS_CR2, UNMAPPED_ADDR
 from kernel.events import DYNTICK_IRQ_NONIDLE, PERCPU
+from kernel.vectors import IST_NMI
 from tools import ktap, qemulog
 from tools.hold import boot_held
 from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
@@ -96,7 +97,7 @@ def test_exceptions_match_qemu_interrupt_log(image, symbols, tmp_path):
         records = [r for r in qlog.records if r.vector == vector and r.ip == rip]
         assert len(records) == 1, f"vector {vector} at {symbols.symbolize(rip)} not in the log"
         r = records[0]
-        assert r.cpl == 0 and r.cs == int(t["cs"], 16) == 0x10
+        assert r.cpl == 0 and r.cs == int(t["cs"], 16) == CONSTANTS["KERNEL_CS"]
         if vector in (13, 14):
             assert r.error_code == int(t["error"], 16)
         else:
@@ -107,7 +108,8 @@ def test_exceptions_match_qemu_interrupt_log(image, symbols, tmp_path):
 
 
 def test_demonstration_is_the_default_boot(image):
-    result = boot(image, "")
+    # On 2 CPUs, as `make run` boots it.
+    result = boot(image, "", smp=2)
     assert result.outcome is Outcome.PASS, result.console
     out = result.console
     # The banner says what this is and shows the options, not the image path QEMU put first.
@@ -155,6 +157,25 @@ def test_demonstration_is_the_default_boot(image):
     assert m and int(m[1]) >= 1
     assert re.search(rf"summary: warnings 0, NMIs 0; RCU nesting 1, nmi_nesting "
                      rf"{DYNTICK_IRQ_NONIDLE:#x}", out)  # fmt: skip
+    # Both CPUs ran tasks, woke each other's, and took reschedule IPIs; the IPIs that hit an
+    # idle CPU took the conditional RCU entry.
+    cpus = {int(m[1]): m for m in re.finditer(
+        r"summary: cpu (\d+): ticks (\d+), context switches (\d+), wake-ups of another CPU's "
+        r"tasks (\d+), reschedule IPIs sent (\d+)", out)}  # fmt: skip
+    ipis = {int(m[1]): m for m in re.finditer(
+        r"summary: cpu (\d+): reschedule IPIs taken (\d+), (\d+) of them in its RCU idle "
+        r"section \(the cond path entered RCU\); quiescent states reported itself (\d+), "
+        r"found remotely (\d+)", out)}  # fmt: skip
+    assert set(cpus) == set(ipis) == {0, 1}, out
+    assert all(int(cpus[c][3]) > 0 for c in cpus), "a CPU ran no task"
+    assert sum(int(cpus[c][4]) for c in cpus) > 0, "no cross-CPU wake-up"
+    assert sum(int(ipis[c][2]) for c in ipis) > 0 and sum(int(ipis[c][3]) for c in ipis) > 0
+    m = re.search(r"demo: synchronize_rcu on cpu 0 waited for (\d+) other CPUs: (\d+) of their "
+                  r"quiescent states found remotely \(idle, from their dynticks\), (\d+) "
+                  r"reported by themselves", out)  # fmt: skip
+    assert m and m[1] == "1" and int(m[2]) + int(m[3]) >= 1, out
+    pipe = re.search(r"# rcu_torture: Reader Pipe:((?: \d+)+)", out)
+    assert pipe and sum(map(int, pipe[1].split()[2:])) == 0
 
 
 def test_unknown_selftest_is_refused(image):
@@ -208,7 +229,7 @@ def test_oops_reports_the_exception_and_fails(image, symbols, tmp_path, crash, v
     # RIP, CS, the interrupted RSP/SS and RFLAGS: the CPU's frame, as QEMU delivered it.
     assert int(head["rip"], 16) == rec.ip == rec.regs["RIP"]
     assert head["sym"] == symbols.symbolize(rec.ip) and head["sym"].startswith("crash_on_purpose+")
-    assert int(head["cs"], 16) == rec.cs == 0x10
+    assert int(head["cs"], 16) == rec.cs == CONSTANTS["KERNEL_CS"]
     assert int(head["rsp"], 16) == rec.sp == rec.regs["RSP"]
     assert int(head["ss"], 16) == rec.ss
     assert int(head["rflags"], 16) == rec.regs["RFL"]
@@ -259,7 +280,7 @@ def test_nmi_is_handled_on_its_ist_stack(image, symbols):
         h.vm.pause()
         state = h.state()
     assert state.percpu["nmi_count"] == 1
-    lo, hi = symbols.address("ist_stack_nmi"), symbols.address("ist_stack_nmi_top")
+    lo, hi = ist_stack(symbols, 0, IST_NMI)
     assert lo <= state.percpu["nmi_rsp"] < hi, "the NMI handler did not run on IST 2"
     assert state.percpu.rcu_balanced and not state.percpu["in_nmi"]
     kinds = [e.kind for e in state.events if e.kind.startswith(("rcu_nmi", "nmi"))]

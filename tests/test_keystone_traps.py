@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import HIGH, build, disasm, section_bytes, symbol_bytes
+from helpers import HIGH, LOW16, build, disasm, section_bytes, symbol_bytes
 from keystone import KS_ARCH_X86, KS_MODE_64, KS_OPT_SYNTAX, KS_OPT_SYNTAX_INTEL, Ks
 
 from asm import AsmError
@@ -297,9 +297,167 @@ target:
     assert symbol_bytes(image, "start")[:7] == b"\xea" + t.to_bytes(4, "little") + b"\x10\x00"
 
 
-def test_16_bit_code_is_refused(tmp_path):
-    with pytest.raises(AsmError, match=r"a\.s:2: error: \.code16 is not supported"):
-        build(tmp_path, {"a.s": ".section .text\n.code16\nstart:\n    ret\n"})
+# -- 16-bit code (.code16): the AP trampoline's real-mode start ---------------------------------
+
+CODE16 = """
+.section .text16
+.code16
+.global start
+start:
+    cli
+    xor ax, ax
+    mov ds, ax
+    lgdt [gdtd]
+    mov eax, cr0
+    or eax, 0x1
+    mov cr0, eax
+    mov dword ptr [gdtd], eax
+    mov word ptr [gdtd], 0x10
+    mov eax, dword ptr [ebx + 4]
+    inc si
+    jne start
+    ljmp32 0x8, pm
+.code32
+pm:
+    mov eax, 1
+    hlt
+.balign 8, 0xcc
+gdtd:
+    .word 0
+    .long 0
+"""
+
+
+def _gnu_low16(tmp_path, source: str) -> bytes:
+    """`source` assembled by GNU as (the oracle's flags, its ljmp32 macros and .code16 rewrite)
+    and linked by ld at LOW16's address: the .text16 bytes."""
+    from kbuild.gnu import AS_FLAGS, LJMP32_MACRO, code16_far_jumps
+
+    lines = source.replace(".section .text16", '.section .text16, "ax"').split("\n")
+    text = ".intel_syntax noprefix\n" + LJMP32_MACRO + "\n".join(code16_far_jumps(lines))
+    (tmp_path / "g.s").write_text(text)
+    obj, elf, raw = tmp_path / "g.o", tmp_path / "g.elf", tmp_path / "g.bin"
+    subprocess.run(["as", *AS_FLAGS, "-o", obj, tmp_path / "g.s"], check=True)
+    subprocess.run(["ld", "-m", "elf_x86_64", "-e", "0", "--section-start=.text16=0x8000", "-o",
+                    elf, obj], check=True)  # fmt: skip
+    subprocess.run(["objcopy", "-O", "binary", "-j", ".text16", elf, raw], check=True)
+    return raw.read_bytes()
+
+
+@pytest.mark.gnu_as
+def test_16_bit_code_matches_gnu_as(tmp_path):
+    # GNU as (--64 with .code16, as the oracle runs it) is the truth, byte for byte: operand-
+    # size prefixes where the operation is 32-bit, disp16 for `[sym]` (keystone picks 0x67 and
+    # disp32 for a label it has not seen yet), the 66 ea far jump with its 32-bit offset.
+    image = build(tmp_path, {"a.s": CODE16}, LOW16)
+    ours = section_bytes(image, ".text16")
+    assert ours == _gnu_low16(tmp_path, CODE16)
+    gdtd = image.symbol("gdtd").value
+    assert disasm(image, "start", bits=16)[:4] == ["cli", "xor ax, ax", "mov ds, ax",
+                                                   f"lgdt [{gdtd:#x}]"]  # fmt: skip
+    assert ours[0x5:0xA] == bytes.fromhex("0f0116") + gdtd.to_bytes(2, "little")  # no 0x67
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("call start", r"'call' is refused in 16-bit code: keystone encodes the 32-bit form"),
+        ("ret", r"'ret' is refused in 16-bit code: keystone encodes the 32-bit form \(66 c3\)"),
+        ("push 0x10", r"keystone encodes 'push IMM' in 16-bit code as the 32-bit push"),
+        ("lock inc word ptr [bx]", r"'lock' is refused in 16-bit code"),
+        ("jmp elsewhere", r"'jmp' in 16-bit code: its target must be in the same section"),
+        ("ljmp32 0x8, start", None),  # accepted: the far jump into 32-bit code
+    ],
+)  # fmt: skip
+def test_16_bit_traps_are_refused(tmp_path, line, message):
+    # Measured: in 16-bit code keystone gives call, ret and push IMM the 32-bit forms (66 e8
+    # rel32, 66 c3, 66 68 imm32), and our rel32 branch to another unit would be read as rel16.
+    sources = {"a.s": f".section .text16\n.code16\n.global start\nstart:\n    {line}\n",
+               "b.s": ".section .text\n.global elsewhere\nelsewhere:\n    ret\n"}  # fmt: skip
+    if message is None:
+        build(tmp_path, sources, LOW16)
+        return
+    with pytest.raises((AsmError, LinkErrors), match=r"a\.s:5: error: " + message):
+        build(tmp_path, sources, LOW16)
+
+
+def _link16(tmp_path, source: str, backend):
+    from asm import load_units
+    from linker import link
+
+    src = tmp_path / "a.s"
+    src.write_text(source)
+    with backend:
+        return link(load_units([src], []), LOW16, backend)
+
+
+@pytest.mark.parametrize(
+    ("right", "wrong", "message"),
+    [
+        # The 0x66 left out: a 16-bit `or` (capstone reads ax).
+        ("or eax, 0x1", "or ax, 0x1", r"'or eax, 0x1': register eax was encoded as ax"),
+        # A 0x66 the source did not ask for: in 16-bit code it makes the move 32-bit.
+        ("mov ax, bx", "mov eax, ebx", r"'mov' got an operand-size prefix \(0x66\)"),
+        # The same bytes but for the 0x66: a word store where the source says dword.
+        ("mov dword ptr [0x8000], 0x5", "mov word ptr [0x8000], 0x5",
+         r"memory operand 'dword ptr \[0x8000\]' was encoded as 2 bytes"),
+    ],
+)  # fmt: skip
+def test_capstone_check_catches_16_bit_misencodings(tmp_path, right, wrong, message):
+    from test_asm import Misencoding
+
+    from asm import KeystoneBackend
+
+    source = f".section .text16\n.code16\nstart:\n    {right}\n    hlt\n"
+    _link16(tmp_path, source, KeystoneBackend())
+    with pytest.raises(LinkErrors, match=r"a\.s:4: error: .*" + message):
+        _link16(tmp_path, source, Misencoding(right, wrong))
+
+
+def test_capstone_check_catches_32_bit_addressing_in_16_bit_code(tmp_path):
+    # What keystone does unguarded: a label not seen yet gets 67 0f 01 15 disp32.  A backend
+    # that hands keystone the label again (not our number) must fail the build.
+    import re
+
+    from asm import KeystoneBackend
+
+    class Unguarded(KeystoneBackend):
+        def __call__(self, work) -> None:
+            self.passes += 1
+            texts = [re.sub(r"lgdt \[0x[0-9a-f]+\]", "lgdt [later]", u.text(base, resolve))
+                     for u, base, resolve in work]  # fmt: skip
+            items = [(64, base, text) for (_, base, _), text in zip(work, texts)]
+            for (u, base, _), r in zip(work, self.worker.assemble(items, self.timeout)):
+                assert r.ok, r.error
+                u.absorb(base, r.data)
+
+    source = ".section .text16\n.code16\nstart:\n    lgdt [later]\n    hlt\nlater:\n    .word 0\n"
+    _link16(tmp_path, source, KeystoneBackend())
+    with pytest.raises(LinkErrors, match=r"a\.s:4: error: .*got 32-bit addressing \(0x67\)"):
+        _link16(tmp_path, source, Unguarded())
+
+
+def test_capstone_check_catches_a_16_bit_far_jump(tmp_path):
+    # ljmp32 in 16-bit code needs its 0x66 (a 32-bit offset): without it the bytes decode as
+    # a 16-bit far jump and what follows.
+    from asm.verify import verify_unit
+
+    src = tmp_path / "a.s"
+    src.write_text(".section .text16\n.code16\nstart:\n    ljmp32 0x8, start\n")
+    from asm import KeystoneBackend, load_units
+    from linker import link
+
+    units = load_units([src], [])
+    with KeystoneBackend() as backend:
+        image = link(units, LOW16, backend)
+    (unit,) = units
+    good = bytearray(section_bytes(image, ".text16")[: unit.size])
+    assert bytes(good) == bytes.fromhex("66ea008000000800")
+    resolve = {n: unit.base + off for n, off in unit.label_offsets().items()}.get
+    verify_unit(unit, bytes(good), resolve)
+    good[0] = 0x90
+    with pytest.raises(AsmError, match=r"a\.s:4: error: 'ljmp32' assembled to 8 bytes"):
+        verify_unit(unit, bytes(good), resolve)
 
 
 def test_bare_label_operand_needs_offset_or_brackets(tmp_path):

@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from kernel.abi import DEBUG_EXIT_PORT, EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS
 from tools import qemu, qemulog
 from tools.qemu import (
     ICOUNT_DEFAULT,
     ICOUNT_ENV,
+    STATUS_FAIL,
+    STATUS_PASS,
     BadImageError,
     ImageNotFoundError,
     KvmUnavailableError,
@@ -29,6 +32,7 @@ from tools.qemu import (
     QmpEvent,
     check_kvm,
     classify,
+    debug_exit_status,
     run,
 )
 from tools.verdict import KernelRules
@@ -39,15 +43,18 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 MAGIC_ADDR = 0x200000
 MAGIC = (0xFEEDC0DE, 0x0BADCAFE)
+# The guests end runs with the kernel's values (the runner's default rules), as the kernel does.
+EXIT_OK, EXIT_BAD = f"    EXIT {EXIT_SUCCESS:#x}\n", f"    EXIT {EXIT_FAILURE:#x}\n"
+HOLD_OK, HOLD_BAD = f"HOLD {HOLD_PASS:#x}", f"HOLD {EXIT_FAILURE:#x}"
 
 GUESTS: dict[str, tuple[str, str]] = {
-    "pass": ("    EXIT 0x10\n", ""),
-    "fail": ("    EXIT 0x11\n", ""),
+    "pass": (EXIT_OK, ""),
+    "fail": (EXIT_BAD, ""),
     "hello": (
-        "    PUTS msg\n    EXIT 0x10\n",
+        "    PUTS msg\n" + EXIT_OK,
         'msg: .asciz "hello from the guest\\nKTAP version 1\\n1..1\\nok 1 demo\\n"',
     ),
-    "panic": ("    PUTS msg\n    EXIT 0x11\n", 'msg: .asciz "boot\\nPANIC: #GP in test\\n"'),
+    "panic": ("    PUTS msg\n" + EXIT_BAD, 'msg: .asciz "boot\\nPANIC: #GP in test\\n"'),
     "hang": ("    PUTS msg\n    HANG\n", 'msg: .asciz "hanging now\\n"'),
     "triple": (
         "    lidt empty_idtr\n    .globl int3_ip\nint3_ip:\n    int3\n",
@@ -69,18 +76,18 @@ GUESTS: dict[str, tuple[str, str]] = {
     # The kernel's `hold` ending: HOLD and its code, then spin with the memory still there.
     "held": (
         f"    movl ${MAGIC[0]:#x}, {MAGIC_ADDR:#x}\n    PUTS msg\n    HANG\n",
-        'msg: .asciz "KTAP version 1\\n1..1\\nok 1 a\\nHOLD 0x10\\n"',
+        f'msg: .asciz "KTAP version 1\\n1..1\\nok 1 a\\n{HOLD_OK}\\n"',
     ),
-    "held_fail": ("    PUTS msg\n    HANG\n", 'msg: .asciz "HOLD 0x11\\n"'),
+    "held_fail": ("    PUTS msg\n    HANG\n", f'msg: .asciz "{HOLD_BAD}\\n"'),
     # A self-test oopses: the kernel's banner for an exception in kernel mode, then failure.
     "ktap_oops": (
-        "    PUTS msg\n    EXIT 0x11\n",
+        "    PUTS msg\n" + EXIT_BAD,
         'msg: .asciz "KTAP version 1\\n1..2\\nok 1 a\\n'
         "PANIC: unexpected exception #GP General Protection (vector 13) in kernel mode\\n"
         '  RIP: 0010:ffffffff80001234\\nPANIC: end of report\\n"',
     ),
     "ktap_liar": (
-        "    PUTS msg\n    EXIT 0x10\n",
+        "    PUTS msg\n" + EXIT_OK,
         'msg: .asciz "KTAP version 1\\n1..2\\nok 1 a\\n"',
     ),
 }
@@ -120,7 +127,7 @@ def test_pass(guest: Callable[[str], Mb32Guest]) -> None:
     result = run(config(guest("pass").path))
     assert result.outcome is Outcome.PASS
     assert result.passed
-    assert result.exit_status == 33
+    assert result.exit_status == (EXIT_SUCCESS << 1) | 1  # QEMU's isa-debug-exit rule
     assert "RESUME" in result.event_names
     assert "-S" in result.command
 
@@ -128,7 +135,7 @@ def test_pass(guest: Callable[[str], Mb32Guest]) -> None:
 def test_fail(guest: Callable[[str], Mb32Guest]) -> None:
     result = run(config(guest("fail").path))
     assert result.outcome is Outcome.FAIL
-    assert result.exit_status == 35
+    assert result.exit_status == (EXIT_FAILURE << 1) | 1
     assert not result.passed
 
 
@@ -162,14 +169,14 @@ def test_hold_ends_the_run(guest: Callable[[str], Mb32Guest]) -> None:
         assert not vm.running  # the spinning guest is not left behind
     assert_gone(pid, workdir)
     assert result.outcome is Outcome.PASS, result.reason  # not a TIMEOUT after 60 s
-    assert result.hold_code == 0x10 and not result.vm_alive
-    assert result.reason == "guest held with success (HOLD 0x10, the `hold` option); QEMU killed"
+    assert result.hold_code == HOLD_PASS and not result.vm_alive
+    assert result.reason == f"guest held with success ({HOLD_OK}, the `hold` option); QEMU killed"
 
 
 def test_hold_with_a_failure_code_fails(guest: Callable[[str], Mb32Guest]) -> None:
     result = run(config(guest("held_fail").path, timeout=60))
-    assert result.outcome is Outcome.FAIL and result.hold_code == 0x11
-    assert "guest held with failure (HOLD 0x11" in result.reason
+    assert result.outcome is Outcome.FAIL and result.hold_code == EXIT_FAILURE
+    assert f"guest held with failure ({HOLD_BAD}" in result.reason
 
 
 class OtherGuestRules(KernelRules):
@@ -194,6 +201,16 @@ def test_the_runner_reads_the_console_by_the_rules_it_is_given(
     assert panic.outcome is Outcome.FAIL, panic.reason
 
 
+def test_the_exit_device_is_at_the_port_the_rules_give(
+    guest: Callable[[str], Mb32Guest],
+) -> None:
+    # The guest writes its success code to the kernel's port; with the device elsewhere QEMU
+    # does not end (the write goes nowhere), so the runner's port is the rules' one.
+    moved = run(config(guest("pass").path, timeout=1.0, rules=KernelRules(debug_exit_port=0x501)))
+    assert moved.outcome is Outcome.TIMEOUT, moved.reason
+    assert run(config(guest("pass").path)).outcome is Outcome.PASS
+
+
 def test_hold_under_keep_alive_leaves_memory_readable(guest: Callable[[str], Mb32Guest]) -> None:
     with QemuRunner(config(guest("held").path, timeout=60, keep_alive=True)) as vm:
         vm.launch()
@@ -210,7 +227,7 @@ def test_hold_can_be_left_to_the_caller(guest: Callable[[str], Mb32Guest]) -> No
     with QemuRunner(config(guest("held").path, end_at_hold=False)) as vm:
         vm.launch()
         vm.cont()
-        vm.wait_for_console(r"HOLD 0x10\n")
+        vm.wait_for_console(HOLD_OK + "\n")
         assert vm.read_phys(MAGIC_ADDR, 4) == struct.pack("<I", MAGIC[0])
         result = vm.wait(timeout=1)
         assert result.outcome is Outcome.TIMEOUT and result.hold_code is None
@@ -422,7 +439,7 @@ def test_command_line(tmp_path: Path) -> None:
         "-display none",
         "-serial stdio",
         "-no-reboot",
-        "-device isa-debug-exit,iobase=0xf4,iosize=4",
+        f"-device isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=4",  # the kernel's port
         "-kernel k.elf",
         "-append selftest=all",
         f"-qmp unix:{sock}",
@@ -437,6 +454,9 @@ def test_command_line(tmp_path: Path) -> None:
     assert "-d int,cpu_reset -D i.log" in joined
     assert "-action shutdown=pause,panic=pause" in joined
     assert cmd[-1] == "-x"
+    # The device sits where the rules say, not at a port of the runner's own.
+    cmd = QemuConfig(Path("k.elf"), rules=KernelRules(debug_exit_port=0x501)).command("q", sock)
+    assert cmd[cmd.index("-device") + 1] == "isa-debug-exit,iobase=0x501,iosize=4"
     assert "-icount" not in cmd  # the host's clock unless asked
     cmd = QemuConfig(Path("k.elf"), icount="shift=3").command("q", sock)
     assert cmd[cmd.index("-icount") + 1] == "shift=3"
@@ -453,6 +473,14 @@ def test_icount_default_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
             QemuConfig(Path("k.elf"), icount=bad)
 
 
+def test_classify_reads_the_exit_values_of_the_rules() -> None:
+    rules = KernelRules(exit_success=0x20, exit_failure=0x21)
+    assert classify(debug_exit_status(0x20), (), "", "", rules)[0] is Outcome.PASS
+    assert classify(debug_exit_status(0x21), (), "PANIC: x\n", "", rules) == (Outcome.PANIC, "x")
+    wrote = f"guest wrote {EXIT_SUCCESS:#x} to isa-debug-exit (status {STATUS_PASS})"
+    assert classify(STATUS_PASS, (), "", "", rules) == (Outcome.FAIL, wrote)
+
+
 def shutdown(reason: str) -> QmpEvent:
     return QmpEvent("SHUTDOWN", {"guest": True, "reason": reason}, 0.0)
 
@@ -460,9 +488,9 @@ def shutdown(reason: str) -> QmpEvent:
 @pytest.mark.parametrize(
     ("status", "events", "console", "stderr", "outcome", "reason"),
     [
-        (33, (), "", "", Outcome.PASS, "status 33"),
-        (35, (), "x\n", "", Outcome.FAIL, "status 35"),
-        (35, (), "x\nPANIC: boom\n", "", Outcome.PANIC, "boom"),
+        (STATUS_PASS, (), "", "", Outcome.PASS, f"status {STATUS_PASS}"),
+        (STATUS_FAIL, (), "x\n", "", Outcome.FAIL, f"status {STATUS_FAIL}"),
+        (STATUS_FAIL, (), "x\nPANIC: boom\n", "", Outcome.PANIC, "boom"),
         (0, (shutdown("guest-reset"),), "", "", Outcome.TRIPLE_FAULT, "triple fault"),
         (None, (shutdown("guest-reset"),), "", "", Outcome.TRIPLE_FAULT, "triple fault"),
         (0, (shutdown("guest-panic"),), "", "", Outcome.PANIC, "pvpanic"),

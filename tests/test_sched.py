@@ -13,11 +13,12 @@ import pytest
 from helpers import image_bytes
 
 from kernel.abi import CONSTANTS, HOLD_PASS, SHARED
-from kernel.events import DYNTICK_IRQ_NONIDLE, RCU_DYNTICKS_WATCHING
-from kernel.structs import IO_SLEEP, OPTION, RCU_DATA, RCU_STATS, TORTURE_STATS
+from kernel.events import DYNTICK_IRQ_NONIDLE, PERCPU, RCU_DYNTICKS_WATCHING
+from kernel.structs import IO_SLEEP, OPTION, RCU_STATS, TORTURE_STATS
 from tools import ktap, qemulog
+from tools.events.decode import read_irq_counts
 from tools.hold import boot_held
-from tools.qemu import ICOUNT_DEFAULT, Outcome, QemuConfig, QemuRunner, run
+from tools.qemu import ICOUNT_DEFAULT, STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
 from tools.verdict import KERNEL_RULES
 
 pytestmark = pytest.mark.qemu
@@ -52,7 +53,7 @@ def test_counters_read_through_qmp_after_torture(kernel_image, kernel_symbols):
         rcu = RCU_STATS.decode(h.read("rcu_stats", RCU_STATS.size))
         torture = TORTURE_STATS.decode(h.read("torture_stats", TORTURE_STATS.size))
         state = h.state()
-        switches = h.read_u64("context_switches")
+        switches = state.percpu["context_switches"]
         console = h.console
     assert h.passed, console
     assert ktap.parse(console).passed
@@ -118,7 +119,7 @@ def test_entry_policy_changes_the_nested_tick(kernel_image, policy, premature):
 C = CONSTANTS
 HZ_RANGE = f"error: hz= takes a number from {C['HZ_MIN']} to {C['HZ_MAX']}"
 TICKS_RANGE = f"error: torture_ticks= takes a number from 1 to {C['TORTURE_TICKS_MAX']}"
-READERS_RANGE = f"error: torture_readers= takes a number from 1 to {C['TORTURE_READERS_MAX']}"
+READERS_RANGE = f"error: torture_readers= takes a number from 0 to {C['TORTURE_READERS_MAX']}"
 WRITERS_RANGE = f"error: torture_writers= takes a number from 1 to {C['TORTURE_WRITERS_MAX']}"
 REPEAT_RANGE = f"error: repeat= takes a number from 1 to {C['REPEAT_MAX']}"
 
@@ -141,7 +142,7 @@ REPEAT_RANGE = f"error: repeat= takes a number from 1 to {C['REPEAT_MAX']}"
         # Options of a test that is not even selected are refused too, before anything runs.
         ("selftest=idt torture_readers=9 torture_ticks=99999", TICKS_RANGE),
         ("selftest=idt torture_writers=5", WRITERS_RANGE),
-        ("torture_readers=0", READERS_RANGE),  # the demo
+        ("torture_readers=-1", READERS_RANGE),  # the demo
         ("selftest=idt repeat=0", REPEAT_RANGE),
         ("selftest=idt repeat=1001", REPEAT_RANGE),
         ("selftest=idt repeat=x", REPEAT_RANGE),
@@ -290,7 +291,8 @@ def test_option_table_is_the_only_range_check(kernel_image, kernel_symbols):
     assert {o.key for o in options} >= {"hz=", "repeat=", "torture_ticks=", "events="}
     for limit in ("low", "high"):
         words = " ".join(f"{o.key}{getattr(o, limit)}" for o in options)
-        result = boot(kernel_image, f"selftest=idt {words}")
+        # smp_expect=NR_CPUS is met only with that many CPUs (fewer is a failure of its own).
+        result = boot(kernel_image, f"selftest=idt {words}", smp=SHARED["NR_CPUS"])
         assert result.outcome is Outcome.PASS, result.console
     for o in options:
         for value in (o.low - 1, o.high + 1):
@@ -304,7 +306,7 @@ def test_option_table_is_the_only_range_check(kernel_image, kernel_symbols):
     "append",
     [f"hz={C['HZ_MIN']} repeat={C['REPEAT_MAX']} torture_ticks={C['TORTURE_TICKS_MAX']} "
      f"torture_readers={C['TORTURE_READERS_MAX']} torture_writers={C['TORTURE_WRITERS_MAX']}",
-     f"hz={C['HZ_MAX']} repeat=1 torture_ticks=1 torture_readers=1 torture_writers=1"],
+     f"hz={C['HZ_MAX']} repeat=1 torture_ticks=1 torture_readers=0 torture_writers=1"],
 )  # fmt: skip
 def test_options_at_their_limits_are_accepted(kernel_image, append):
     result = boot(kernel_image, f"selftest=idt {append}")
@@ -412,23 +414,26 @@ def test_concurrent_rcu_barriers(kernel_image, kernel_symbols):
 
 
 def test_quiescent_state_flag_read_through_qmp(kernel_image, kernel_symbols):
-    # rcu_data (layout: kernel/structs.py RCU_DATA) read while a grace period waits for the
-    # CPU, which holds still until the host's NMI, and again after a context switch ended it.
-    def read(vm: QemuRunner, name: str, size: int) -> bytes:
-        return vm.read_virt(kernel_symbols.address(name), size)
+    # CPU 0's RCU fields of its per-CPU page (layout: kernel/events.py PERCPU) read while a
+    # grace period waits for the CPU, which holds still until the host's NMI, and again after
+    # a context switch ended it.
+    def rcu_fields(vm: QemuRunner) -> dict[str, int]:
+        percpu = PERCPU.decode(vm.read_virt(kernel_symbols.address("percpu"), PERCPU.size))
+        return {"qs_pending": percpu["rcu_qs_pending"], "read_nesting": percpu["rcu_read_nesting"]}
 
     first: list = []
 
     def first_look(vm: QemuRunner) -> None:
-        # The CPU holds still until the host's NMI: rcu_data is read in between.
+        # The CPU holds still until the host's NMI: its RCU fields are read in between.
         m = vm.wait_for_console(r"grace period (\d+) waits for this CPU", timeout=60)
-        first.extend([m, RCU_DATA.decode(read(vm, "rcu_data", RCU_DATA.size)),
-                      int.from_bytes(read(vm, "rcu_gp_seq", 8), "little")])  # fmt: skip
+        first.extend([m, rcu_fields(vm),
+                      int.from_bytes(vm.read_virt(kernel_symbols.address("rcu_gp_seq"), 8),
+                                     "little")])  # fmt: skip
         vm.inject_nmi()
 
     append = "selftest=rcu_qs_flag_host"
     with boot_held(kernel_image, append, 60, first_look, kernel_symbols) as h:
-        done, gp_done = RCU_DATA.decode(h.read("rcu_data", RCU_DATA.size)), h.read_u64("rcu_gp_seq")
+        done, gp_done = rcu_fields(h.vm), h.read_u64("rcu_gp_seq")
         console = h.console
     m, waiting, gp_waiting = first
     assert "ok 1 rcu_qs_flag_host" in console
@@ -439,15 +444,14 @@ def test_quiescent_state_flag_read_through_qmp(kernel_image, kernel_symbols):
 
 def test_interrupt_controllers_and_counts_match_qemu(kernel_image, kernel_symbols, tmp_path):
     # QEMU's own view of the interrupt hardware (the monitor's `info pic` / `info lapic`) and
-    # its -d int log of the same run against the kernel's irq_counts table in guest memory.
+    # its -d int log of the same run against CPU 0's irq counts in guest memory.
     log = tmp_path / "int.log"
     append = "selftest=" + ",".join(SCHED_TESTS)
     with boot_held(kernel_image, append, 60, symbols=kernel_symbols, log_int=log) as h:
         # The tick is held back (TPR) by now, and the guest is paused.
         pic, lapic = h.vm.hmp("info pic"), h.vm.hmp("info lapic")
-        raw = h.read("irq_counts", 256 * 8)
+        counts = read_irq_counts(h.vm, kernel_symbols, 0)
     assert h.passed, h.console
-    counts = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]
     timer, resched = SHARED["LOCAL_TIMER_VECTOR"], SHARED["RESCHEDULE_VECTOR"]
     spurious = SHARED["SPURIOUS_APIC_VECTOR"]
     # Both 8259s remapped past the exceptions (0x20, 0x28) and every line masked.
@@ -505,7 +509,7 @@ def test_failed_checks_are_all_listed_and_the_test_goes_on(kernel_image, tmp_pat
     bad = mutant(tmp_path, build_cache, "selftest/sched.s", old, old.replace("edi, 5", "edi, 1"))
     append = "selftest=sched_timer_ticks,sched_task_reaping"
     result = boot(bad, append)
-    assert result.outcome is Outcome.FAIL and result.exit_status == 35, result.console
+    assert result.outcome is Outcome.FAIL and result.exit_status == STATUS_FAIL, result.console
     lines = result.console.splitlines()
     at = lines.index("    not ok 1 sched_timer_ticks # fewer ticks than slept")
     assert [line for line in lines[:at] if line.startswith("    # sched_timer_ticks:")] == [

@@ -49,6 +49,7 @@ WARN_TESTS: dict[str, dict[str, int]] = {
     "warn_tracer_eqs": {"tracer_eqs": 4},
     "warn_user_entry_not_user": {"user_entry_not_user": 2, "rcu_eqs_exit_bad": 2},
     "warn_schedule_bad_rcu_state": {"schedule_bad_rcu_state": 2},
+    "warn_lock_irq_unsafe": {"lock_irq_unsafe": 2},
     "warn_lockdep_assert_irqs_disabled": {"lockdep_assert_irqs_disabled": 2},
     # kernel/selftest/robust.s: the assertion at the top of __idtentry_exit, once.
     "warn_idtentry_exit_irqs_on": {"lockdep_assert_irqs_disabled": 1},
@@ -75,6 +76,7 @@ WARN_SITES: dict[str, str] = {
     "lockdep_assert_irqs_disabled": "lockdep_assert_irqs_disabled",
     "user_entry_not_user": "enter_from_user_mode",
     "schedule_bad_rcu_state": "preempt_schedule_irq",
+    "lock_irq_unsafe": "spin_check_usage",
     "rcu_eqs_enter_nmi_nesting": "rcu_eqs_enter_core",
     "rcu_eqs_exit_nmi_nesting": "rcu_eqs_exit_core",
 }

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from kernel.abi import EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS
 from tools import ktap
 from tools.cli import (
     DEFAULT_IMAGE,
@@ -18,14 +19,14 @@ from tools.cli import (
     positive_seconds,
     run_cli,
 )
-from tools.qemu import ICOUNT_DEFAULT, ICOUNT_ENV, Outcome, QemuConfig, QemuResult, run
+from tools.qemu import ICOUNT_DEFAULT, ICOUNT_ENV, MAX_SMP, Outcome, QemuConfig, QemuResult, run
 
-EPILOG = """\
+EPILOG = f"""\
 exit status:
-  0    the kernel reported success (isa-debug-exit 0x10, or HOLD 0x10 with `hold`) and its
-       KTAP output, if any, agrees
-  1    the kernel reported failure, oopsed or panicked (0x11), or KTAP shows failed/missing
-       tests
+  0    the kernel reported success (isa-debug-exit {EXIT_SUCCESS:#x}, or HOLD {HOLD_PASS:#x} with `hold`)
+       and its KTAP output, if any, agrees
+  1    the kernel reported failure, oopsed or panicked ({EXIT_FAILURE:#x}), or KTAP shows
+       failed/missing tests
   2    timeout: the kernel hung and QEMU was killed
   3    triple fault (the CPU reset itself under -no-reboot)
   4    QEMU error, or QEMU could not be started (no image, no QEMU, KVM unusable)
@@ -59,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--accel", choices=("tcg", "kvm"), default="tcg")
     parser.add_argument(
+        "--smp",
+        type=smp_count,
+        default=1,
+        metavar="N",
+        help=f"CPUs (QEMU -smp N), 1..{MAX_SMP} (default: %(default)s)",
+    )
+    parser.add_argument(
         "--log-int", type=Path, metavar="FILE", help="write QEMU's -d int,cpu_reset log (TCG)"
     )
     parser.add_argument(
@@ -71,6 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
         f"${ICOUNT_ENV} if set, else the host's clock (docs/qemu.md)",
     )
     return parser
+
+
+def smp_count(text: str) -> int:
+    """argparse type of --smp: a whole number of CPUs from 1 to MAX_SMP."""
+    try:
+        n = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of CPUs") from None
+    if not 1 <= n <= MAX_SMP:
+        raise argparse.ArgumentTypeError(f"{n} CPUs: QEMU's pc machine takes 1 to {MAX_SMP}")
+    return n
 
 
 def icount_spec(text: str) -> str:
@@ -133,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             append=args.append,
             timeout=args.timeout,
             accel=args.accel,
+            smp=args.smp,
             log_int=args.log_int,
             **clock,
         )

@@ -4,7 +4,7 @@ Hypothesis generates snippets of our dialect: instructions of every form in FORM
 registers of each width, memory operands (base, index, scale, displacements at the edges of
 disp8/disp32, `[rip + sym]`), immediates at the edges of each width, constant expressions in
 operands and in `.set` (GNU as's precedence and 64-bit arithmetic), branches forward and
-backward across the rel8/rel32 boundary, in 32-bit and 64-bit code.  Each batch of snippets is
+backward across the rel8/rel32 boundary, in 16-bit, 32-bit and 64-bit code.  Each batch of snippets is
 assembled and linked by our front-end (keystone, our checks, our linker) and by GNU as + ld at
 the same addresses, and the bytes of every snippet are compared.
 
@@ -38,7 +38,7 @@ except ModuleNotFoundError:  # a dev extra: say so at the CLI instead of a trace
     raise
 
 from asm import AsmError, KeystoneBackend, load_units
-from kbuild.gnu import AS_FLAGS  # the dialect's GNU as, as the oracle runs it
+from kbuild.gnu import AS_FLAGS, code16_far_jumps  # the dialect's GNU as, as the oracle runs it
 from linker import Layout, LinkErrors, OutputSection, link
 from tools.cli import at_least
 
@@ -131,6 +131,22 @@ FORMS32: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("in",), ("al", "dx")), (("out",), ("dx", "al")), (("wrmsr", "rdmsr", "cpuid"), ()),
 ] + [((n,), ()) for n in NULLARY32]  # fmt: skip
 
+# 16-bit code (the AP trampoline's real mode): 16-bit operations, 32-bit ones (0x66), 16-bit
+# addressing ([bx + si + disp]) and 32-bit addressing (0x67).
+NULLARY16 = "nop hlt cli sti cld std pause cbw cwd int3 lodsb stosb movsb stosw".split()
+FORMS16: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+    (tuple(ALU), ("rm16", "r16")), (tuple(ALU), ("r16", "m16")), (tuple(ALU), ("rm16", "i16")),
+    (tuple(ALU), ("r32", "rm32")), (tuple(ALU), ("rm32", "i32")), (tuple(ALU), ("rm8", "i8")),
+    (("mov",), ("rm16", "r16")), (("mov",), ("r16", "rm16")), (("mov",), ("rm16", "i16")),
+    (("mov",), ("r32", "rm32")), (("mov",), ("rm32", "i32")), (("mov",), ("r8", "rm8")),
+    (("mov",), ("sreg", "r16")), (("mov",), ("r32", "cr")), (("mov",), ("cr", "r32")),
+    (tuple(UNARY), ("rm16",)), (tuple(UNARY), ("rm32",)), (("lea",), ("r16", "m")),
+    (("push", "pop"), ("r16",)), (tuple(SHIFTS), ("rm16", "i8u")), (("test",), ("rm16", "r16")),
+    (("lgdt", "lidt"), ("m",)), (("ljmp32",), ("sel", "target")),
+    (("in",), ("al", "dx")), (("out",), ("dx", "al")), (("rdmsr", "wrmsr", "cpuid"), ()),
+] + [((n,), ()) for n in NULLARY16]  # fmt: skip
+_ADDR16 = ["bx", "bp", "si", "di", "bx + si", "bx + di", "bp + si", "bp + di"]
+
 
 @dataclass(frozen=True)
 class Case:
@@ -186,7 +202,25 @@ def immediates(draw, bits: int, unsigned: bool = False) -> str:
 
 
 @st.composite
+def memory16(draw, width: int | None) -> str:
+    """A memory operand of 16-bit code: 16-bit addressing, or now and then 32-bit (0x67)."""
+    if draw(st.integers(0, 3)) == 0:
+        return draw(memory(width, 32))
+    ptr = f"{PTR[width]} ptr " if width else ""
+    regs = draw(st.sampled_from(_ADDR16 + [""]))
+    disp = draw(st.sampled_from([0, 1, -1, 0x7F, 0x80, -0x80, -0x81, 0xFF, 0x7FFF, 0x1234])
+                | st.integers(-(1 << 15), (1 << 15) - 1))  # fmt: skip
+    if not regs:
+        return f"{ptr}[{hex(disp & 0xFFFF)}]"
+    if not disp and draw(st.booleans()):
+        return f"{ptr}[{regs}]"
+    return f"{ptr}[{regs} {'-' if disp < 0 else '+'} {hex(abs(disp))}]"
+
+
+@st.composite
 def memory(draw, width: int | None, bits: int) -> str:
+    if bits == 16:
+        return draw(memory16(width))
     regs = REGS[bits]
     ptr = f"{PTR[width]} ptr " if width else ""
     if bits == 64 and draw(st.integers(0, 4)) == 0:
@@ -229,6 +263,8 @@ def operand(draw, kind: str, bits: int) -> str:
             what = draw(st.sampled_from(["r", "m"]))
         if what == "r":
             regs = REGS[width]
+            if bits == 16 and width == 8:
+                regs = regs[:4] + regs[-4:]  # al cl dl bl ah ch dh bh (sil is a symbol there)
             return draw(st.sampled_from(regs if bits == 64 else regs[:8]))
         if what == "m":
             return draw(memory(width, bits))
@@ -265,11 +301,20 @@ def instructions(draw) -> Case:
 
 
 @st.composite
+def instructions16(draw) -> Case:
+    mnemonics, kinds = draw(st.sampled_from(FORMS16))
+    mn = draw(st.sampled_from(mnemonics))
+    ops = [draw(operand(k, 16)) for k in kinds]
+    return Case(16, (f"{mn} {', '.join(ops)}".strip(),))
+
+
+@st.composite
 def branches(draw) -> Case:
     """A branch over (forward) or back across (backward) `gap` bytes, near the rel8 edge."""
-    bits = draw(st.sampled_from([64, 32]))
+    bits = draw(st.sampled_from([64, 32, 16]))
     mn = draw(st.sampled_from(["jmp", "call", "je", "jne", "jb", "jg", "js", "jrcxz" if bits == 64
-                               else "jecxz", "loop"]))  # fmt: skip
+                               else "jecxz", "loop"] if bits != 16 else
+                              ["jmp", "je", "jne", "jb", "jg", "js", "loop"]))  # fmt: skip
     gap = draw(st.sampled_from([0, 1, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131,
                                 132, 133, 134, 135, 136, 300]))  # fmt: skip
     fill = f".fill {gap}, 1, 0x90" if gap else ""
@@ -293,7 +338,8 @@ def constants(draw) -> Case:
 
 
 def cases() -> st.SearchStrategy[Case]:
-    return st.one_of(instructions(), instructions(), instructions(), branches(), constants())
+    return st.one_of(instructions(), instructions(), instructions(), instructions16(),
+                     branches(), constants())  # fmt: skip
 
 
 # -- the two assemblers -----------------------------------------------------------------------
@@ -331,7 +377,8 @@ def _source(cases: list[Case]) -> tuple[str, dict[int, int]]:
 # Before the first line, so that line numbers stay ours: Intel syntax for segment overrides (GNU
 # as 2.40 rejects them without it) and our ljmp32 pseudo-instruction (tests/test_gnu_oracle.py).
 _GNU_PRELUDE = (".intel_syntax noprefix; .macro ljmp32 sel, target; .byte 0xea; .long \\target; "
-                ".word \\sel; .endm; ")  # fmt: skip
+                ".word \\sel; .endm; .macro ljmp32_code16 sel, target; .byte 0x66, 0xea; "
+                ".long \\target; .word \\sel; .endm; ")  # fmt: skip
 _OUR_LINE = re.compile(r"\bfz\.s:(\d+)\b")
 
 
@@ -430,7 +477,7 @@ class Oracle:
                         lines[n - 1] = "    # refused"
             # GNU as 2.40 rejects segment overrides without it (tests/test_gnu_oracle.py): on
             # the first line, so that line numbers stay ours.
-            src.write_text(_GNU_PRELUDE + "\n".join(lines) + "\n")
+            src.write_text(_GNU_PRELUDE + "\n".join(code16_far_jumps(lines)) + "\n")
             r = subprocess.run(["as", *AS_FLAGS, str(src), "-o", str(obj)], capture_output=True,
                                text=True, check=False)  # fmt: skip
             new = {}

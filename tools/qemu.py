@@ -2,8 +2,10 @@
 
 QEMU starts paused (``-S``) and connects to a QMP socket we listen on; the runner then sends
 ``cont``, so no QMP event is missed. The serial console (COM1) is QEMU's stdout: it is streamed to a
-callback as it arrives and kept. The guest ends the run through ``isa-debug-exit`` at port 0xf4:
-writing 0x10 makes QEMU exit with status 33 (PASS), 0x11 with 35 (FAIL/PANIC). A triple fault under
+callback as it arrives and kept. The guest ends the run through ``isa-debug-exit`` at the port
+its rules name (``GuestRules.debug_exit_port``; this kernel's is kernel/abi.py DEBUG_EXIT_PORT):
+writing V makes QEMU exit with status (V << 1) | 1, PASS for the rules' ``exit_success`` value,
+FAIL (or PANIC) for their ``exit_failure`` value. A triple fault under
 ``-no-reboot`` ends QEMU with status 0 after a ``SHUTDOWN`` event whose reason is ``guest-reset``.
 
 Typical use::
@@ -27,8 +29,8 @@ instead (``-action shutdown=pause,panic=pause``): ``wait()`` returns the verdict
 closed. For a kernel that ends through isa-debug-exit, read memory before it exits: wait for a
 console marker and ``pause()`` (or let the guest spin until you are done).
 
-The runner knows QEMU, not the guest: what the guest's console means is asked of
-``QemuConfig.rules`` (a GuestRules; by default this kernel's, tools/verdict.py). A guest may
+The runner knows QEMU, not the guest: the guest's exit port and what its console means are
+asked of ``QemuConfig.rules`` (a GuestRules; by default this kernel's, tools/verdict.py). A guest may
 *hold*: print a line with a code and spin instead of exiting, so that the host can read its
 memory. ``wait()`` takes that line as the end of the run (PASS or FAIL from the code; QEMU is
 killed, or paused when keep_alive is set) unless ``QemuConfig(end_at_hold=False)``; callers
@@ -71,13 +73,11 @@ from qemu.qmp import EventListener, ExecuteError, QMPClient, QMPError, Runstate
 
 from tools.verdict import KERNEL_RULES
 
-STATUS_PASS = 33  # guest wrote 0x10 to isa-debug-exit: (0x10 << 1) | 1
-STATUS_FAIL = 35  # guest wrote 0x11
-DEBUG_EXIT_DEVICE = "isa-debug-exit,iobase=0xf4,iosize=4"
 INSTALL_HINT = "install it with `apt-get install qemu-system-x86`"
 CONNECT_TIMEOUT = 10.0  # seconds for QEMU to start and connect to QMP
 QMP_TIMEOUT = 10.0  # seconds for one QMP command
 KVM_DEVICE = Path("/dev/kvm")
+MAX_SMP = 255  # QEMU's pc machine: -smp above 255 needs x2APIC and an IOMMU
 _KVM_GET_API_VERSION = 0xAE00
 _KVM_API_VERSION = 12
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the thread that forked it dies
@@ -103,7 +103,23 @@ class Outcome(enum.Enum):
 
 
 class GuestRules(Protocol):
-    """What the guest's console means (tools/verdict.py has this kernel's)."""
+    """The guest's conventions: its isa-debug-exit port and what its console means
+    (tools/verdict.py has this kernel's)."""
+
+    @property
+    def debug_exit_port(self) -> int:
+        """The I/O port at which the guest expects QEMU's isa-debug-exit device."""
+        ...
+
+    @property
+    def exit_success(self) -> int:
+        """The value the guest writes to isa-debug-exit when it passed."""
+        ...
+
+    @property
+    def exit_failure(self) -> int:
+        """The value the guest writes to isa-debug-exit when it failed."""
+        ...
 
     def hold_code(self, console: str) -> int | None:
         """The code of the guest's hold line once it has shown, else None."""
@@ -218,14 +234,29 @@ def _die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
+def debug_exit_device(port: int) -> str:
+    """The ``-device`` argument of an isa-debug-exit device at I/O port `port`."""
+    return f"isa-debug-exit,iobase={port:#x},iosize=4"
+
+
+def debug_exit_status(value: int) -> int:
+    """QEMU's exit status after the guest wrote `value` to isa-debug-exit."""
+    return (value << 1) | 1
+
+
+STATUS_PASS = debug_exit_status(KERNEL_RULES.exit_success)  # this kernel's, by default rules
+STATUS_FAIL = debug_exit_status(KERNEL_RULES.exit_failure)
+
+
 @dataclass(frozen=True)
 class QemuConfig:
     """How to run QEMU. ``cpu=None`` picks ``max`` under TCG (every feature TCG emulates) and
     ``qemu64`` under KVM (``max``/``host`` abort on unusual KVM hosts). ``log_int`` makes QEMU
     write its interrupt log (``-d int,cpu_reset -D FILE``; TCG only). ``keep_alive`` pauses the VM
     on guest shutdown, reset or panic instead of ending QEMU (see module docstring).
-    ``end_at_hold`` makes ``wait()`` end the run at the guest's hold line; ``rules`` reads the
-    guest's console (hold line, panic banner).
+    ``end_at_hold`` makes ``wait()`` end the run at the guest's hold line; ``rules`` gives the
+    guest's isa-debug-exit port and reads its console (hold line, panic banner). ``smp`` is the
+    number of vCPUs (``-smp``, 1..MAX_SMP).
 
     ``icount``: QEMU's ``-icount`` spec (``ICOUNT_DEFAULT``: the virtual clock follows the
     instructions executed, and time the guest would spend halted is skipped), or None for a
@@ -237,6 +268,7 @@ class QemuConfig:
     timeout: float = 60.0
     accel: Literal["tcg", "kvm"] = "tcg"
     memory: str = "128M"
+    smp: int = 1
     cpu: str | None = None
     log_int: Path | None = None
     keep_alive: bool = False
@@ -250,6 +282,8 @@ class QemuConfig:
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError(f"timeout must be a finite number of seconds > 0, not {self.timeout}")
+        if not 1 <= self.smp <= MAX_SMP:
+            raise ValueError(f"smp must be a number of CPUs from 1 to {MAX_SMP}, not {self.smp}")
         if self.icount is not None and (not self.icount or any(c.isspace() for c in self.icount)):
             raise ValueError(f"icount must be a QEMU -icount spec such as {ICOUNT_DEFAULT!r}, "
                              f"not {self.icount!r}")  # fmt: skip
@@ -269,12 +303,13 @@ class QemuConfig:
             "-accel", self.accel,
             "-cpu", self.cpu_model,
             "-m", self.memory,
+            "-smp", str(self.smp),
             "-nodefaults",  # no VGA, NIC, floppy or CD-ROM: nothing the guests use (20 ms a boot)
             "-display", "none",
             "-monitor", "none",
             "-serial", "stdio",
             "-no-reboot",
-            "-device", DEBUG_EXIT_DEVICE,
+            "-device", debug_exit_device(self.rules.debug_exit_port),
             "-kernel", str(self.image),
             "-append", self.append,
             "-qmp", f"unix:{qmp_socket}",
@@ -385,12 +420,16 @@ def classify(
     ``status`` None means QEMU is still alive, paused by keep_alive after a guest event."""
     panic = rules.panic_line(console)
     banner = None if panic is None else rules.panic_reason(panic)
-    if status == STATUS_PASS:
-        return Outcome.PASS, "guest reported success (isa-debug-exit 0x10, status 33)"
-    if status == STATUS_FAIL:
+    if status == debug_exit_status(rules.exit_success):
+        return Outcome.PASS, (
+            f"guest reported success (isa-debug-exit {rules.exit_success:#x}, status {status})"
+        )
+    if status == debug_exit_status(rules.exit_failure):
         if banner is not None:
             return Outcome.PANIC, banner
-        return Outcome.FAIL, "guest reported failure (isa-debug-exit 0x11, status 35)"
+        return Outcome.FAIL, (
+            f"guest reported failure (isa-debug-exit {rules.exit_failure:#x}, status {status})"
+        )
     if status is not None and status < 0:
         return Outcome.QEMU_ERROR, f"QEMU was killed by signal {-status}"
     reasons = [e.data.get("reason") for e in events if e.name == "SHUTDOWN"]
@@ -901,7 +940,6 @@ def run(config: QemuConfig, on_console: Callable[[str], None] | None = None) -> 
 
 
 __all__ = [
-    "DEBUG_EXIT_DEVICE",
     "ICOUNT_DEFAULT",
     "ICOUNT_ENV",
     "BadImageError",
@@ -923,6 +961,8 @@ __all__ = [
     "check_image",
     "check_kvm",
     "classify",
+    "debug_exit_device",
+    "debug_exit_status",
     "exit_on_signals",
     "find_qemu",
     "run",

@@ -1,7 +1,8 @@
 """How this kernel ends a run, read from its console: the rules tools/qemu.py's runner is given.
 
-The runner knows QEMU (exit statuses, QMP events); these rules know the kernel: its `hold`
-line (`HOLD 0x<code>`, kernel/abi.py HOLD_FORMAT; HOLD_PASS is success), its panic banner
+The runner knows QEMU (exit statuses, QMP events); these rules know the kernel: the port of its
+isa-debug-exit device and the values it writes there (kernel/abi.py DEBUG_EXIT_PORT,
+EXIT_SUCCESS, EXIT_FAILURE), its `hold` line (`HOLD 0x<code>`, kernel/abi.py HOLD_FORMAT; HOLD_PASS is success), its panic banner
 (`PANIC: ...`, tools/ktap.py) and the banner of an oops (an unexpected exception in kernel
 mode), which the verdict names OOPS.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kernel.abi import HOLD_PASS, HOLD_RE
+from kernel.abi import DEBUG_EXIT_PORT, EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS, HOLD_RE
 from tools.ktap import PANIC_PREFIX, find_panic
 
 # The banner's text (after "PANIC: ") for an exception the kernel took in kernel mode: an oops.
@@ -20,7 +21,11 @@ OOPS_RE = re.compile(r"^unexpected exception .* in kernel mode$")
 
 @dataclass(frozen=True)
 class KernelRules:
-    """This kernel's console conventions (tools.qemu.GuestRules)."""
+    """This kernel's conventions (tools.qemu.GuestRules)."""
+
+    debug_exit_port: int = DEBUG_EXIT_PORT
+    exit_success: int = EXIT_SUCCESS
+    exit_failure: int = EXIT_FAILURE
 
     def hold_code(self, console: str) -> int | None:
         """The code of the first `HOLD 0x..` line, None before the kernel holds."""

@@ -104,13 +104,25 @@ apic_timer_start:
     div rbx                              # APIC ticks per timer tick
     mov qword ptr [rip + apic_timer_period], rax
     mov edi, eax
+    call apic_timer_program
+    pop rbx
+    ret
+
+# apic_timer_program - EDI = APIC ticks per timer tick: this CPU's periodic timer on
+# LOCAL_TIMER_VECTOR (the other CPUs reuse the boot CPU's calibration, apic_timer_period).
+# Clobbers caller-saved registers.
+.global apic_timer_program
+apic_timer_program:
+    push rdi
+    mov edi, 3                          # divide by 16, as calibrated
+    mov esi, APIC_TIMER_DIVIDE
+    call apic_write
+    pop rdi
     mov esi, APIC_TIMER_INIT
     call apic_write
     mov edi, LOCAL_TIMER_VECTOR | APIC_TIMER_PERIODIC
     mov esi, APIC_LVT_TIMER
-    call apic_write
-    pop rbx
-    ret
+    jmp apic_write
 
 # send_self_ipi - EDI = vector: a fixed interrupt to this CPU through the ICR.  Clobbers
 # rax, rsi.
@@ -119,6 +131,26 @@ send_self_ipi:
     mov rax, APIC_VIRT
     or edi, APIC_ICR_SELF
     mov dword ptr [rax + APIC_ICR_LOW], edi
+    ret
+
+# send_ipi - EDI = APIC ID, ESI = vector: a fixed interrupt to that CPU (physical
+# destination); waits until the APIC has sent it.  Interrupts off (the ICR is written in two
+# halves).  Clobbers rax.
+.global send_ipi
+send_ipi:
+    mov rax, APIC_VIRT
+    shl edi, 24
+    mov dword ptr [rax + APIC_ICR_HIGH], edi
+    shr edi, 24
+    or esi, APIC_ICR_ASSERT
+    mov dword ptr [rax + APIC_ICR_LOW], esi
+    and esi, 0xff
+.Lipi_pending:
+    test dword ptr [rax + APIC_ICR_LOW], APIC_ICR_BUSY
+    jz .Lipi_sent
+    pause
+    jmp .Lipi_pending
+.Lipi_sent:
     ret
 
 # timer_block / timer_unblock - hold the timer interrupt back (priority class 14 in the TPR)
@@ -148,6 +180,3 @@ apic_ticks_per_10ms:
 .global apic_timer_period
 apic_timer_period:
     .zero 8
-.global irq_counts
-irq_counts:
-    .zero 256 * 8

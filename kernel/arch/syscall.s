@@ -73,7 +73,7 @@ do_int80_syscall:
     mov qword ptr [rbx + PT_AX], r12
     mov rdi, rsp
     mov rsi, r12
-    call serial_write
+    call console_write
 .Lwrite_out:
     add rsp, WRITE_MAX
     jmp .Lsys_done
@@ -103,7 +103,7 @@ do_int80_syscall:
 # that the exit loop runs.
 .Lsys_notify:
     mov rax, qword ptr gs:[PCPU_CURRENT]
-    or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED | TIF_NOTIFY_RESUME
+    lock or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED | TIF_NOTIFY_RESUME
     mov qword ptr [rbx + PT_AX], 0
     jmp .Lsys_done
 

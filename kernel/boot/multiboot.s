@@ -47,16 +47,16 @@ _start:
     pop esi
 
     mov eax, cr4
-    or eax, CR4_PAE
+    or eax, CR4_KERNEL                  # PAE
     mov cr4, eax
     mov eax, offset boot_pml4
     mov cr3, eax
     mov ecx, MSR_EFER
     rdmsr
-    or eax, EFER_LME | EFER_NXE         # long mode; PTE_NX forbids instruction fetches
+    or eax, EFER_KERNEL                 # long mode; PTE_NX forbids instruction fetches
     wrmsr
     mov eax, cr0
-    or eax, CR0_PG | CR0_WP | CR0_PE    # WP: read-only pages are read-only for ring 0 too
+    or eax, CR0_KERNEL                  # WP: read-only pages are read-only for ring 0 too
     mov cr0, eax
     lgdt [boot_gdt_descr]
     ljmp32 KERNEL_CS, start64_low
@@ -208,9 +208,9 @@ boot_pt:
 .balign 16
 boot_gdt:
     .quad 0
-    .quad 0x00cf9a000000ffff
-    .quad 0x00af9a000000ffff
-    .quad 0x00cf92000000ffff
+    .quad GDT_CODE32_DESC
+    .quad GDT_CODE64_DESC
+    .quad GDT_DATA_DESC
 boot_gdt_end:
     .word 0
 boot_gdt_descr:

@@ -32,8 +32,14 @@ start64:
     mov rax, cr3
     mov cr3, rax
 
+    xor edi, edi                        # the boot CPU is CPU 0
+    lea rsi, [rip + boot_stack_end]
     call gdt_init
+    xor edi, edi
+    lea rsi, [rip + init_task]
+    lea rdx, [rip + boot_stack_end]
     call percpu_init
+    lock bts qword ptr [rip + cpu_online_mask], 0
     call idt_init
     call pic_mask_all
     call page_pool_init

@@ -297,7 +297,7 @@ __prepare_exit_to_usermode:
 # any.  Clobbers caller-saved registers.
 resume_user_work:
     mov rdi, qword ptr gs:[PCPU_CURRENT]
-    and qword ptr [rdi + TASK_FLAGS], ~TIF_NOTIFY_RESUME
+    lock and qword ptr [rdi + TASK_FLAGS], ~TIF_NOTIFY_RESUME
     xor eax, eax
     xchg qword ptr [rdi + TASK_RESUME_WORK], rax
     test rax, rax
@@ -313,5 +313,5 @@ resume_user_work:
 .global task_work_add
 task_work_add:
     mov qword ptr [rdi + TASK_RESUME_WORK], rsi
-    or qword ptr [rdi + TASK_FLAGS], TIF_NOTIFY_RESUME
+    lock or qword ptr [rdi + TASK_FLAGS], TIF_NOTIFY_RESUME
     ret

@@ -38,8 +38,17 @@ demo_main:
     mov qword ptr [r12], rax
     test rax, rax
     jz .Lstart_failed
-    mov rdi, rax
-    call enqueue_task
+    # Spread over the CPUs: the N-th task on online CPU N (modulo their number).
+    lea rdi, [rip + demo_started]
+    mov rax, r12
+    sub rax, rdi
+    shr eax, 3
+    mov edi, eax
+    call cpu_nth_online
+    mov rdi, qword ptr [r12]
+    mov esi, eax
+    call task_set_cpu
+    call wake_up_new_task
 .Lstart_failed:
     add rbx, DEMO_TASK_SIZE
     add r12, 8
@@ -96,13 +105,14 @@ demo_main:
     call demo_idle_fault
     add r13, rax
     # Idle time: nothing runnable for 5 ticks.
-    mov r14, qword ptr [rip + idle_entries]
+    mov r14, qword ptr gs:[PCPU_IDLE_ENTRIES]
     mov edi, 5
     call sleep_ticks
     lea rdi, [rip + .Lidle_fmt]
-    mov rsi, qword ptr [rip + idle_entries]
+    mov rsi, qword ptr gs:[PCPU_IDLE_ENTRIES]
     sub rsi, r14
     call printk
+    call demo_gp_wait
     call print_summary
     mov eax, EXIT_SUCCESS
     cmp qword ptr gs:[PCPU_WARNINGS], 0
@@ -223,23 +233,58 @@ demo_idle_fault:
     pop rbx
     ret
 
-# print_summary - the entry path's, the scheduler's and RCU's counters.
+# demo_gp_wait - synchronize_rcu() on CPU 0 while the other CPUs idle: say how their
+# quiescent states reached the grace period (found remotely from their dynticks, or reported
+# by themselves).  Clobbers caller-saved registers.
+demo_gp_wait:
+    push rbx
+    push r12
+    call other_cpus_qs
+    mov rbx, rax
+    mov r12, rdx
+    call synchronize_rcu
+    call other_cpus_qs
+    sub rax, rbx
+    sub rdx, r12
+    mov rbx, rax
+    mov r12, rdx
+    call num_online_cpus
+    lea rsi, [rax - 1]
+    lea rdi, [rip + .Lgp_wait_fmt]
+    mov rdx, rbx
+    mov rcx, r12
+    call printk
+    pop r12
+    pop rbx
+    ret
+
+# other_cpus_qs - RAX = the quiescent states of every online CPU but this one found remotely,
+# RDX = those they reported themselves.  Clobbers caller-saved registers.
+other_cpus_qs:
+    push rbx
+    mov edi, PCPU_RCU_QS_SELF
+    call percpu_sum
+    sub rax, qword ptr gs:[PCPU_RCU_QS_SELF]
+    mov rbx, rax
+    mov edi, PCPU_RCU_QS_REMOTE
+    call percpu_sum
+    sub rax, qword ptr gs:[PCPU_RCU_QS_REMOTE]
+    mov rdx, rbx
+    pop rbx
+    ret
+
+# print_summary - the entry path's, the scheduler's and RCU's counters, summed over the online
+# CPUs, then a line per CPU: where its tasks ran, its reschedule IPIs, how its quiescent states
+# reached the grace periods.
 .global print_summary
 print_summary:
+    push rbx
+    lea rbx, [rip + .Lsum_faults_fields]
     lea rdi, [rip + .Lsum_faults]
-    mov rsi, qword ptr gs:[PCPU_PF_COUNT]
-    mov rdx, qword ptr gs:[PCPU_PF_DEMAND]
-    mov rcx, qword ptr [rip + io_sleeps]
-    mov r8, qword ptr gs:[PCPU_PF_FIXUP]
-    mov r9, qword ptr gs:[PCPU_USER_KILLS]
-    call printk
+    call print_sums
+    lea rbx, [rip + .Lsum_rcu_fields]
     lea rdi, [rip + .Lsum_rcu]
-    mov rsi, qword ptr gs:[PCPU_COND_RCU_SKIPPED]
-    mov rdx, qword ptr gs:[PCPU_COND_RCU_TAKEN]
-    mov rcx, qword ptr gs:[PCPU_UNCOND_RCU]
-    mov r8, qword ptr gs:[PCPU_RCU_IRQ_ENTER_COUNT]
-    mov r9, qword ptr gs:[PCPU_RCU_IRQ_EXIT_COUNT]
-    call printk
+    call print_sums
     lea rdi, [rip + .Lsum_gp]
     mov rsi, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
     mov rdx, qword ptr [rip + rcu_stats + RCU_STATS_CBS_QUEUED]
@@ -247,19 +292,93 @@ print_summary:
     mov r8, qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
     mov r9, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
     call printk
-    lea rdi, [rip + .Lsum_sched]
-    mov rsi, qword ptr [rip + jiffies]
-    mov rdx, qword ptr [rip + context_switches]
-    mov rcx, qword ptr gs:[PCPU_PREEMPT_SCHEDULE_IRQ_COUNT]
-    mov r8, qword ptr [rip + resched_ipis]
-    mov r9, qword ptr [rip + idle_entries]
+    lea rdi, [rip + .Lsum_gp_cpus]
+    mov rsi, qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
+    mov rdx, qword ptr [rip + rcu_stats + RCU_STATS_RESCHED_CPU]
     call printk
+    lea rbx, [rip + .Lsum_sched_fields]
+    lea rdi, [rip + .Lsum_sched]
+    call print_sums
+    mov edi, PCPU_WARNINGS
+    call percpu_sum
+    push rax
+    mov edi, PCPU_NMI_COUNT
+    call percpu_sum
+    mov rdx, rax
+    pop rsi
     lea rdi, [rip + .Lsum_warn]
-    mov rsi, qword ptr gs:[PCPU_WARNINGS]
-    mov rdx, qword ptr gs:[PCPU_NMI_COUNT]
     mov rcx, qword ptr gs:[PCPU_DYNTICKS_NESTING]
     mov r8, qword ptr gs:[PCPU_DYNTICKS_NMI_NESTING]
     call printk
+    xor ebx, ebx
+.Lcpu_line:
+    bt qword ptr [rip + cpu_online_mask], rbx
+    jnc .Lcpu_next
+    mov edi, ebx
+    call percpu_area
+    push r12
+    mov r12, rax
+    lea rdi, [rip + .Lsum_cpu]
+    mov esi, ebx
+    mov rdx, qword ptr [r12 + PCPU_TICKS]
+    mov rcx, qword ptr [r12 + PCPU_CONTEXT_SWITCHES]
+    mov r8, qword ptr [r12 + PCPU_REMOTE_WAKEUPS]
+    mov r9, qword ptr [r12 + PCPU_RESCHED_IPIS_SENT]
+    call printk
+    lea rdi, [rip + .Lsum_cpu_ipis]
+    mov esi, ebx
+    mov rdx, qword ptr [r12 + PCPU_RESCHED_IPIS]
+    mov rcx, qword ptr [r12 + PCPU_RESCHED_IPIS_IDLE]
+    mov r8, qword ptr [r12 + PCPU_RCU_QS_SELF]
+    mov r9, qword ptr [r12 + PCPU_RCU_QS_REMOTE]
+    call printk
+    pop r12
+.Lcpu_next:
+    inc ebx
+    cmp ebx, NR_CPUS
+    jb .Lcpu_line
+    pop rbx
+    ret
+
+# print_sums - RDI = a format with five conversions, RBX = their fields (five quads: offsets
+# in the per-CPU page, or JIFFIES_FIELD / IO_SLEEPS_FIELD for those global counters): print the
+# format with each per-CPU field summed over the online CPUs.  Clobbers caller-saved
+# registers.
+.set JIFFIES_FIELD, -2
+.set IO_SLEEPS_FIELD, -3
+print_sums:
+    push r12
+    push r13
+    push r14
+    mov r12, rdi
+    sub rsp, 5 * 8
+    xor r13d, r13d
+.Lsum_field:
+    mov rdi, qword ptr [rbx + r13 * 8]
+    mov rax, qword ptr [rip + jiffies]
+    cmp rdi, JIFFIES_FIELD
+    je .Lsum_store
+    mov rax, qword ptr [rip + io_sleeps]
+    cmp rdi, IO_SLEEPS_FIELD
+    je .Lsum_store
+.Lsum_percpu:
+    call percpu_sum
+.Lsum_store:
+    mov qword ptr [rsp + r13 * 8], rax
+    inc r13
+    cmp r13, 5
+    jb .Lsum_field
+    mov rdi, r12
+    mov rsi, qword ptr [rsp]
+    mov rdx, qword ptr [rsp + 8]
+    mov rcx, qword ptr [rsp + 16]
+    mov r8, qword ptr [rsp + 24]
+    mov r9, qword ptr [rsp + 32]
+    add rsp, 5 * 8
+    call printk
+    pop r14
+    pop r13
+    pop r12
     ret
 
 .section .rodata
@@ -303,6 +422,8 @@ print_summary:
     .asciz "; switches in: %u, involuntary: %u, demand faults: %u, kernel faults on its memory: %u, system calls: %u\n"
 .Ltorture_failed:
     .asciz "demo: rcu_torture failed: %s\n"
+.Lgp_wait_fmt:
+    .asciz "demo: synchronize_rcu on cpu 0 waited for %u other CPUs: %u of their quiescent states found remotely (idle, from their dynticks), %u reported by themselves\n"
 .Lidle_fmt:
     .asciz "demo: idle for 5 ticks: RCU idle sections entered: %u\n"
 .Lidle_fault_fmt:
@@ -311,6 +432,14 @@ print_summary:
     .asciz "yes"
 .Lno:
     .asciz "no"
+.Lsum_faults_fields:
+    .quad PCPU_PF_COUNT, PCPU_PF_DEMAND, IO_SLEEPS_FIELD, PCPU_PF_FIXUP, PCPU_USER_KILLS
+.Lsum_rcu_fields:
+    .quad PCPU_COND_RCU_SKIPPED, PCPU_COND_RCU_TAKEN, PCPU_UNCOND_RCU, PCPU_RCU_IRQ_ENTER_COUNT
+    .quad PCPU_RCU_IRQ_EXIT_COUNT
+.Lsum_sched_fields:
+    .quad JIFFIES_FIELD, PCPU_CONTEXT_SWITCHES, PCPU_PREEMPT_SCHEDULE_IRQ_COUNT
+    .quad PCPU_RESCHED_IPIS, PCPU_IDLE_ENTRIES
 .Lsum_faults:
     .asciz "summary: page faults %u: demand-paged %u (%u slept for a read), fixed up %u, fatal to a user task %u\n"
 .Lsum_rcu:
@@ -321,6 +450,12 @@ print_summary:
     .asciz "summary: ticks %u, context switches %u, preempt_schedule_irq %u, reschedule IPIs %u, idle sections %u\n"
 .Lsum_warn:
     .asciz "summary: warnings %u, NMIs %u; RCU nesting %u, nmi_nesting 0x%x (process level)\n"
+.Lsum_gp_cpus:
+    .asciz "summary: quiescent states found remotely (another CPU idle or in user mode, from its dynticks): %u; CPUs pushed with the reschedule IPI: %u\n"
+.Lsum_cpu:
+    .asciz "summary: cpu %u: ticks %u, context switches %u, wake-ups of another CPU's tasks %u, reschedule IPIs sent %u\n"
+.Lsum_cpu_ipis:
+    .asciz "summary: cpu %u: reschedule IPIs taken %u, %u of them in its RCU idle section (the cond path entered RCU); quiescent states reported itself %u, found remotely %u\n"
 
 .section .bss
 .balign 8

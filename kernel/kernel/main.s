@@ -14,6 +14,7 @@ kernel_main:
     call cmdline_parse                  # every option checked before anything runs
     call policy_setup                   # entry_policy=
     call timer_setup                    # hz=: the tick starts
+    call smp_boot                       # the APs, after the timer's calibration they use
     lea rdi, [rip + .Lcrash_key]
     call cmdline_get
     test rax, rax

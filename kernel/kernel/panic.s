@@ -14,16 +14,17 @@ warn:
     inc qword ptr gs:[PCPU_WARNINGS]
     mov eax, edi
     lea rcx, [rip + warn_counts]
-    inc qword ptr [rcx + rax * 8]
+    lock inc qword ptr [rcx + rax * 8]
     mov esi, edi
     mov edi, EV_WARN
     call event_log
     cmp qword ptr gs:[PCPU_IN_NMI], 0
     jne .Lquiet                                     # printk is not NMI-safe: a later one prints
     lea rcx, [rip + warn_printed]
-    cmp byte ptr [rcx + rax], 0
-    jne .Lquiet
-    mov byte ptr [rcx + rax], 1
+    mov dl, 1
+    xchg byte ptr [rcx + rax], dl       # one CPU prints it
+    test dl, dl
+    jnz .Lquiet
     INSTRUMENTATION_BEGIN
     lea rdx, [rip + warning_texts]
     mov rsi, qword ptr [rdx + rax * 8]

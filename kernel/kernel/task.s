@@ -97,13 +97,17 @@ kstack_free:
 
 # task_alloc - RDI = name, RSI = kind.  A zeroed slot with an id, a kernel stack and the
 # first switch_to frame (six callee-saved registers, then ret_from_fork) below a pt_regs
-# frame.  Returns RAX = the task, or 0.  Clobbers caller-saved registers.
+# frame, on this CPU.  The slot is claimed under tasks_lock.  Returns RAX = the task, or 0.
+# Clobbers caller-saved registers.
 task_alloc:
     push rbx
     push r12
     push r13
     mov r12, rdi
     mov r13, rsi
+    lea rdi, [rip + tasks_lock]
+    call spin_lock_irqsave
+    push rax
     # Next fit: a freed slot is reused only after all others, so a dead task's numbers stay
     # readable for a while (its waiter reads them after the reap).
     mov rcx, qword ptr [rip + last_slot]
@@ -121,6 +125,9 @@ task_alloc:
     je .Lfound
     dec edx
     jnz .Lslot
+    push rcx
+    call .Lunlock_tasks
+    pop rcx
     xor eax, eax
     jmp .Lalloc_end
 .Lfound:
@@ -130,11 +137,18 @@ task_alloc:
     mov ecx, TASK_SIZE / 8
     xor eax, eax
     rep stosq
+    mov qword ptr [rbx + TASK_STATE], TASK_SLEEPING   # claimed; not runnable until woken
+    call .Lunlock_tasks
     pop rdi
     mov qword ptr [rbx + TASK_SLOT], rdi
+    mov rax, qword ptr gs:[PCPU_CPU]
+    mov qword ptr [rbx + TASK_CPU], rax
     call kstack_alloc
     test rax, rax
-    jz .Lalloc_end
+    jnz .Lhave_stack
+    mov qword ptr [rbx + TASK_STATE], TASK_UNUSED     # give the slot back
+    jmp .Lalloc_end
+.Lhave_stack:
     mov qword ptr [rbx + TASK_KSTACK_TOP], rax
     lea rcx, [rax - KERNEL_STACK_SIZE]
     mov qword ptr [rbx + TASK_KSTACK], rcx
@@ -150,19 +164,25 @@ task_alloc:
     jnz .Lzero_callee_saved
     lea rcx, [rip + ret_from_fork]
     mov qword ptr [rdi], rcx
-    inc qword ptr [rip + next_pid]
-    mov rax, qword ptr [rip + next_pid]
+    mov eax, 1
+    lock xadd qword ptr [rip + next_pid], rax
+    inc rax
     mov qword ptr [rbx + TASK_ID], rax
     mov qword ptr [rbx + TASK_NAME], r12
     mov qword ptr [rbx + TASK_KIND], r13
-    mov qword ptr [rbx + TASK_STATE], TASK_SLEEPING   # not runnable until woken
-    inc qword ptr [rip + tasks_created]
+    lock inc qword ptr [rip + tasks_created]
     mov rax, rbx
 .Lalloc_end:
+    add rsp, 8                          # the saved flags
     pop r13
     pop r12
     pop rbx
     ret
+# .Lunlock_tasks: release tasks_lock with the flags task_alloc saved.  Clobbers rax, rdi, rsi.
+.Lunlock_tasks:
+    lea rdi, [rip + tasks_lock]
+    mov rsi, qword ptr [rsp + 16]       # above our return address and the slot number
+    jmp spin_unlock_irqrestore
 
 # kthread_create - RDI = name, RSI = function, RDX = argument.  A kernel thread that runs
 # fn(arg) with interrupts on and exits with its result.  Not started: wake_up_process starts
@@ -186,17 +206,27 @@ kthread_create:
     pop rbx
     ret
 
-# idle_task_init - the idle task: a kernel thread running idle_loop with preempt_count 1.
+# idle_task_init - EDI = CPU number: that CPU's idle task, a kernel thread running idle_loop
+# with preempt_count 1, on that CPU.  Returns RAX = the task.  Clobbers caller-saved
+# registers.
 .global idle_task_init
 idle_task_init:
+    push rbx
+    mov ebx, edi
     lea rdi, [rip + .Lidle_name]
     mov esi, TASK_KIND_IDLE
     call task_alloc
+    mov qword ptr [rax + TASK_CPU], rbx
     lea rcx, [rip + idle_loop]
     mov qword ptr [rax + TASK_KFUNC], rcx
     mov qword ptr [rax + TASK_PREEMPT_COUNT], 1
     mov qword ptr [rax + TASK_STATE], TASK_RUNNABLE
-    mov qword ptr [rip + idle_task], rax
+    mov rcx, rax
+    mov edi, ebx
+    call percpu_area
+    mov qword ptr [rax + PCPU_IDLE_TASK], rcx
+    mov rax, rcx
+    pop rbx
     ret
 
 # task_create - RDI = name (string), RSI = user entry point.  A user task with its own address
@@ -274,21 +304,40 @@ run_user_task:
     call enqueue_task                   # clobbers only rax
     jmp task_wait
 
-# task_wait - RDI = a started task: sleep until it has exited.  RAX = its exit code.
+# task_wait - RDI = a started task, on any CPU: sleep until it has exited.  RAX = its exit
+# code.  Callable with interrupts on or off; returns in the same state.  Its state is
+# checked, and the waiter queued, under exit_lock, under which do_exit marks it dead and wakes
+# its waiters.  Clobbers caller-saved registers.
 .global task_wait
 task_wait:
     push rbx
+    push r12
     mov rbx, rdi
+    pushfq
+    pop r12
+    call local_irq_disable_save
+    lea rdi, [rip + exit_lock]
+    call raw_spin_lock
 .Lwait:
     cmp qword ptr [rbx + TASK_STATE], TASK_DEAD
     je .Ldone
     cmp qword ptr [rbx + TASK_STATE], TASK_UNUSED
     je .Ldone
     lea rdi, [rbx + TASK_EXIT_WQ]
-    call sleep_on
+    lea rsi, [rip + exit_lock]
+    call sleep_on_unlock
+    lea rdi, [rip + exit_lock]
+    call raw_spin_lock
     jmp .Lwait
 .Ldone:
+    lea rdi, [rip + exit_lock]
+    call raw_spin_unlock
+    test r12d, X86_EFLAGS_IF
+    jz .Lwait_end
+    call local_irq_enable
+.Lwait_end:
     mov rax, qword ptr [rbx + TASK_EXIT_CODE]
+    pop r12
     pop rbx
     ret
 
@@ -296,7 +345,7 @@ task_wait:
 .global send_sig
 send_sig:
     mov qword ptr [rdi + TASK_SIGNAL], rsi
-    or qword ptr [rdi + TASK_FLAGS], TIF_SIGPENDING
+    lock or qword ptr [rdi + TASK_FLAGS], TIF_SIGPENDING
     ret
 
 # do_exit - RDI = exit code.  The current task ends: interrupts off, back on the kernel's
@@ -324,10 +373,14 @@ do_exit:
     # The entry from ring 3 loaded a NULL SS (64-bit mode does, on a privilege change).
     mov ax, KERNEL_DS
     mov ss, ax
+    lea rdi, [rip + exit_lock]
+    call raw_spin_lock
     mov qword ptr [r12 + TASK_STATE], TASK_DEAD
-    inc qword ptr [rip + tasks_exited]
+    lock inc qword ptr [rip + tasks_exited]
     lea rdi, [r12 + TASK_EXIT_WQ]
     call wake_up
+    lea rdi, [rip + exit_lock]
+    call raw_spin_unlock
     mov qword ptr gs:[PCPU_PREEMPT_COUNT], 0
     xor edi, edi
     call __schedule
@@ -359,14 +412,14 @@ task_reap:
 force_sig:
     mov rax, qword ptr gs:[PCPU_CURRENT]
     mov qword ptr [rax + TASK_SIGNAL], rsi
-    or qword ptr [rax + TASK_FLAGS], TIF_SIGPENDING
+    lock or qword ptr [rax + TASK_FLAGS], TIF_SIGPENDING
     ret
 
 # do_signal - RDI = regs.  A pending fatal signal kills the task (does not return).
 .global do_signal
 do_signal:
     mov rax, qword ptr gs:[PCPU_CURRENT]
-    and qword ptr [rax + TASK_FLAGS], ~TIF_SIGPENDING
+    lock and qword ptr [rax + TASK_FLAGS], ~TIF_SIGPENDING
     mov rsi, qword ptr [rax + TASK_SIGNAL]
     test rsi, rsi
     jz .Lno_signal
@@ -457,6 +510,10 @@ tasks_created:
 .global tasks_exited
 tasks_exited:
     .zero 8
+tasks_lock:                             # claiming a slot of the task table
+    .zero SPIN_SIZE
+exit_lock:                              # a task's death and its waiters (task_wait, do_exit)
+    .zero SPIN_SIZE
 
 .section .data
 .balign 8

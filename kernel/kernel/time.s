@@ -3,22 +3,30 @@
 
 .section .text
 # __sysvec_apic_timer_interrupt - RDI = regs.  Acknowledge, count the tick, then the
-# scheduler's and RCU's per-tick work (Linux's update_process_times).
+# scheduler's and RCU's per-tick work (Linux's update_process_times); CPU 0 also keeps
+# jiffies, the simulated I/O and the torture test's interrupt-time updates.
 .global __sysvec_apic_timer_interrupt
 __sysvec_apic_timer_interrupt:
     push rbx
     mov rbx, rdi
     call apic_eoi
-    inc qword ptr [rip + jiffies]
+    cmp qword ptr gs:[PCPU_CPU], 0
+    jne .Lnot_timekeeper
+    inc qword ptr [rip + jiffies]       # CPU 0 keeps time (Linux's tick_do_timer_cpu)
     call io_tick
+    cmp qword ptr [rip + torture_irq_updates], 0
+    je .Lnot_timekeeper
+    mov edi, SOFTIRQ_TORTURE
+    call raise_softirq
+.Lnot_timekeeper:
+    inc qword ptr gs:[PCPU_TICKS]
     call scheduler_tick
     mov rdi, rbx
     call rcu_sched_clock_irq
-    cmp qword ptr [rip + torture_irq_updates], 0
-    je .Ltick_done
-    mov edi, SOFTIRQ_TORTURE
-    call raise_softirq
-.Ltick_done:
+    cmp qword ptr [rip + torture_irq_reads], 0
+    je .Lno_irq_read
+    call torture_irq_read
+.Lno_irq_read:
     pop rbx
     ret
 
@@ -33,7 +41,7 @@ irq_enter_rcu:
 .global irq_exit_rcu
 irq_exit_rcu:
     sub qword ptr gs:[PCPU_PREEMPT_COUNT], HARDIRQ_OFFSET
-    cmp qword ptr [rip + softirq_pending], 0
+    cmp qword ptr gs:[PCPU_SOFTIRQ_PENDING], 0
     je .Lno_softirq
     test qword ptr gs:[PCPU_PREEMPT_COUNT], SOFTIRQ_MASK | HARDIRQ_MASK
     jnz .Lno_softirq
@@ -44,7 +52,7 @@ irq_exit_rcu:
 # raise_softirq - EDI = softirq bit: run it on the next interrupt exit.  Clobbers rax.
 .global raise_softirq
 raise_softirq:
-    or qword ptr [rip + softirq_pending], rdi
+    or qword ptr gs:[PCPU_SOFTIRQ_PENDING], rdi
     ret
 
 # do_softirq - run the pending softirqs in softirq context with interrupts enabled (as
@@ -55,9 +63,9 @@ do_softirq:
     push rbx
     add qword ptr gs:[PCPU_PREEMPT_COUNT], SOFTIRQ_OFFSET
 .Lsoftirq_again:
-    mov rbx, qword ptr [rip + softirq_pending]
-    mov qword ptr [rip + softirq_pending], 0
-    inc qword ptr [rip + softirq_runs]
+    mov rbx, qword ptr gs:[PCPU_SOFTIRQ_PENDING]
+    mov qword ptr gs:[PCPU_SOFTIRQ_PENDING], 0
+    inc qword ptr gs:[PCPU_SOFTIRQ_RUNS]
     call local_irq_enable
     test rbx, SOFTIRQ_TEST
     jz .Lno_test
@@ -75,7 +83,7 @@ do_softirq:
     call rcu_core                       # last: it sees what the others queued
 .Lno_rcu:
     call local_irq_disable
-    cmp qword ptr [rip + softirq_pending], 0
+    cmp qword ptr gs:[PCPU_SOFTIRQ_PENDING], 0
     jne .Lsoftirq_again
     sub qword ptr gs:[PCPU_PREEMPT_COUNT], SOFTIRQ_OFFSET
     pop rbx
@@ -85,12 +93,6 @@ do_softirq:
 .balign 8
 .global jiffies
 jiffies:
-    .zero 8
-.global softirq_pending
-softirq_pending:
-    .zero 8
-.global softirq_runs
-softirq_runs:
     .zero 8
 .global softirq_test_hook
 softirq_test_hook:

@@ -1,9 +1,16 @@
-# rcutorture, toy-sized: readers check under rcu_read_lock() that the object they see was not
-# freed (freed objects are poisoned); writers publish new objects and free the old ones after
-# a grace period, through call_rcu() or synchronize_rcu(); an updater in the tick's softirq
-# replaces the object under running readers; user tasks fault pages in meanwhile; the tick
-# preempts everything.  Any poisoned object a reader sees is an error.
+# rcutorture, toy-sized, on every online CPU: readers check under rcu_read_lock() that the
+# object they see was not freed (freed objects are poisoned) nor reused (its value changed),
+# and note how many grace periods completed while they held it after a writer had replaced it
+# (rcutorture's Reader Pipe: 0 or 1 is legal, more means a grace period ended under a
+# reader).  Readers run as kernel threads spread over the CPUs from CPU 1 on, and in every
+# CPU's tick (hard-interrupt context, often from the idle loop's RCU idle section); writers
+# are threads spread from CPU 0 on: they publish new objects and free the old ones after a
+# grace period, through call_rcu() or synchronize_rcu(); an updater in CPU 0's tick softirq
+# replaces the object under running readers; a user task faults pages in meanwhile; the tick
+# preempts everything.  Any error fails the test.
 .include "layout.inc"
+
+.set PIPE_LINE_SIZE, 256                # the Reader Pipe line: the head and 10 counts
 
 .section .text
 # torture_options - read torture_ticks=, torture_readers=, torture_writers= into the stats
@@ -23,9 +30,13 @@ torture_options:
     mov qword ptr [rip + torture_stats + TORTURE_WRITERS], rax
     ret
 
-# torture_alloc - RAX = a free object from the pool (value 0, not poisoned), or 0.
-# Interrupts off.
+# torture_alloc - RAX = a free object from the pool (value 0, not poisoned, not retired), or
+# 0.  Any context, any CPU (torture_lock, interrupts off inside).  Clobbers caller-saved
+# registers.
 torture_alloc:
+    lea rdi, [rip + torture_lock]
+    call spin_lock_irqsave
+    mov rsi, rax
     lea rax, [rip + torture_pool]
     mov ecx, TORTURE_OBJECTS
 .Lalloc_next:
@@ -35,57 +46,129 @@ torture_alloc:
     dec ecx
     jnz .Lalloc_next
     xor eax, eax
-    ret
+    jmp .Lalloc_end
 .Lalloc_found:
     mov qword ptr [rax + TOBJ_IN_USE], 1
     mov qword ptr [rax + TOBJ_POISON], 0
+    mov qword ptr [rax + TOBJ_RETIRED], 0
+.Lalloc_end:
+    push rax
+    call spin_unlock_irqrestore
+    pop rax
     ret
 
-# torture_free - RDI = object: poison it and give it back to the pool.
+# torture_free - RDI = object: poison it and give it back to the pool.  Any context, any CPU.
+# Clobbers caller-saved registers.
 torture_free:
-    mov rax, TORTURE_POISON
-    mov qword ptr [rdi + TOBJ_POISON], rax
-    mov qword ptr [rdi + TOBJ_VALUE], rax
+    mov rsi, rdi
+    lea rdi, [rip + torture_lock]
+    push rsi
+    call spin_lock_irqsave
+    pop rdi
+    mov rsi, TORTURE_POISON
+    mov qword ptr [rdi + TOBJ_POISON], rsi
+    mov qword ptr [rdi + TOBJ_VALUE], rsi
     mov qword ptr [rdi + TOBJ_IN_USE], 0
+    mov rsi, rax
+    lea rdi, [rip + torture_lock]
+    jmp spin_unlock_irqrestore
+
+# torture_retire - RDI = an object a writer just replaced: note when (for the Reader Pipe).
+# Clobbers rax.
+torture_retire:
+    mov rax, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    inc rax
+    mov qword ptr [rdi + TOBJ_RETIRED], rax
+    ret
+
+# torture_next_value - RAX = a value no object had before (a published object's identity).
+torture_next_value:
+    mov eax, 1
+    lock xadd qword ptr [rip + torture_seq], rax
+    inc rax
     ret
 
 # torture_free_cb - the call_rcu() callback: RDI = the object's rcu_head (at offset 0).
 torture_free_cb:
-    inc qword ptr [rip + torture_stats + TORTURE_FREES_CB]
+    lock inc qword ptr [rip + torture_stats + TORTURE_FREES_CB]
     jmp torture_free
 
-# torture_reader - a kernel thread: read the published object under rcu_read_lock() until
-# told to stop; an object found poisoned is an error.
-torture_reader:
+# torture_read_one - one read-side critical section: RDI = rounds to linger in it.  Takes the
+# published object, checks through the lingering that it is not poisoned, and at the end that
+# its value is the one it had (not freed and reused); counts the read, an error, and its
+# Reader Pipe bucket.  Callable in a task or in an interrupt handler.  Clobbers caller-saved
+# registers.
+torture_read_one:
     push rbx
-.Lread_again:
-    cmp qword ptr [rip + torture_stop], 0
-    jne .Lreader_done
+    push r12
+    push r13
+    mov r12, rdi
     call rcu_read_lock
     mov rbx, qword ptr [rip + torture_current]
     test rbx, rbx
     jz .Lread_unlock
-    mov ecx, 200
-    test qword ptr [rip + torture_stats + TORTURE_READS], 31
-    jnz .Lread_spin
-    mov ecx, 3000000                    # now and then, across ticks: the updater's window
-.Lread_spin:                            # linger inside the critical section
+    mov r13, qword ptr [rbx + TOBJ_VALUE]
     mov rax, TORTURE_POISON
+.Lread_spin:
     cmp qword ptr [rbx + TOBJ_POISON], rax
     je .Lread_error
-    dec ecx
+    dec r12
     jnz .Lread_spin
+    cmp qword ptr [rbx + TOBJ_VALUE], r13
+    jne .Lread_error
+    xor ecx, ecx                        # the pipe: 0 while still published
+    mov rax, qword ptr [rbx + TOBJ_RETIRED]
+    test rax, rax
+    jz .Lread_pipe
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    inc rcx
+    sub rcx, rax
+    cmp rcx, TORTURE_PIPE_LEN - 1
+    jbe .Lread_pipe
+    mov ecx, TORTURE_PIPE_LEN - 1
+.Lread_pipe:
+    lea rax, [rip + torture_pipe]
+    lock inc qword ptr [rax + rcx * 8]
     jmp .Lread_unlock
 .Lread_error:
-    inc qword ptr [rip + torture_stats + TORTURE_ERRORS]
+    lock inc qword ptr [rip + torture_stats + TORTURE_ERRORS]
 .Lread_unlock:
     call rcu_read_unlock
-    inc qword ptr [rip + torture_stats + TORTURE_READS]
+    lock inc qword ptr [rip + torture_stats + TORTURE_READS]
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# torture_reader - a kernel thread: read the published object until told to stop, lingering
+# long now and then (across ticks: the updater's window).
+torture_reader:
+.Lread_again:
+    cmp qword ptr [rip + torture_stop], 0
+    jne .Lreader_done
+    mov edi, TORTURE_LINGER_SHORT
+    test qword ptr [rip + torture_stats + TORTURE_READS], 31
+    jnz .Lread_short
+    mov edi, TORTURE_LINGER_LONG
+.Lread_short:
+    call torture_read_one
     jmp .Lread_again
 .Lreader_done:
     xor eax, eax
-    pop rbx
     ret
+
+# torture_irq_read - from the tick on every CPU while the torture runs (hard-interrupt
+# context; on an idle CPU from its RCU idle section): one read, long on every 16th tick of
+# this CPU.  Clobbers caller-saved registers.
+.global torture_irq_read
+torture_irq_read:
+    mov edi, TORTURE_LINGER_SHORT
+    test qword ptr gs:[PCPU_TICKS], 15
+    jnz .Lirq_read_short
+    mov edi, TORTURE_LINGER_LONG
+.Lirq_read_short:
+    lock inc qword ptr [rip + torture_stats + TORTURE_IRQ_READS]
+    jmp torture_read_one
 
 # torture_writer - a kernel thread (RDI = its number): publish a new object, free the old one
 # after a grace period (call_rcu on even rounds, synchronize_rcu on odd ones), now and then
@@ -99,21 +182,22 @@ torture_writer:
 .Lwrite_again:
     cmp qword ptr [rip + torture_stop], 0
     jne .Lwriter_done
-    call local_irq_disable
     call torture_alloc
     mov rbx, rax
-    call local_irq_enable
     test rbx, rbx
     jnz .Lpublish
     call rcu_barrier                    # the pool is empty: let the callbacks free some
     jmp .Lwrite_again
 .Lpublish:
     inc r12
-    mov qword ptr [rbx + TOBJ_VALUE], r12
+    call torture_next_value
+    mov qword ptr [rbx + TOBJ_VALUE], rax
     xchg qword ptr [rip + torture_current], rbx    # rcu_assign_pointer; RBX = the old one
-    inc qword ptr [rip + torture_stats + TORTURE_UPDATES]
+    lock inc qword ptr [rip + torture_stats + TORTURE_UPDATES]
     test rbx, rbx
     jz .Lwritten
+    mov rdi, rbx
+    call torture_retire
     test r12, 1
     jnz .Lsync_free
     mov rdi, rbx
@@ -122,11 +206,9 @@ torture_writer:
     jmp .Lwritten
 .Lsync_free:
     call synchronize_rcu
-    inc qword ptr [rip + torture_stats + TORTURE_FREES_SYNC]
-    call local_irq_disable
+    lock inc qword ptr [rip + torture_stats + TORTURE_FREES_SYNC]
     mov rdi, rbx
     call torture_free
-    call local_irq_enable
 .Lwritten:
     test r12, 7
     jnz .Lwrite_again
@@ -147,19 +229,18 @@ torture_writer:
 .global torture_irq_update
 torture_irq_update:
     push rbx
-    call local_irq_disable
     call torture_alloc
     mov rbx, rax
-    call local_irq_enable
     test rbx, rbx
     jz .Lirq_update_done                # pool empty: skip this tick
-    inc qword ptr [rip + torture_irq_round]
-    mov rax, qword ptr [rip + torture_irq_round]
+    call torture_next_value
     mov qword ptr [rbx + TOBJ_VALUE], rax
     xchg qword ptr [rip + torture_current], rbx
-    inc qword ptr [rip + torture_stats + TORTURE_UPDATES]
+    lock inc qword ptr [rip + torture_stats + TORTURE_UPDATES]
     test rbx, rbx
     jz .Lirq_update_done
+    mov rdi, rbx
+    call torture_retire
     mov rdi, rbx
     lea rsi, [rip + torture_free_cb]
     call call_rcu
@@ -182,11 +263,14 @@ rcu_torture:
     mov qword ptr [rip + torture_stop], 0
     mov qword ptr [rip + torture_current], 0
     mov qword ptr [rip + torture_irq_updates], 1
+    mov qword ptr [rip + torture_irq_reads], 1
+    call num_online_cpus
+    mov qword ptr [rip + torture_stats + TORTURE_CPUS], rax
     mov r14, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
     mov r15, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
     mov rax, qword ptr gs:[PCPU_PF_DEMAND]
     mov qword ptr [rip + torture_faults_before], rax
-    mov rax, qword ptr [rip + context_switches]
+    mov rax, qword ptr gs:[PCPU_CONTEXT_SWITCHES]
     mov qword ptr [rip + torture_switches_before], rax
     lea r12, [rip + torture_tasks]
     xor ebx, ebx
@@ -197,6 +281,7 @@ rcu_torture:
     lea rsi, [rip + torture_reader]
     mov rdx, rbx
     call kthread_create
+    lea edi, [rbx + 1]                  # readers from CPU 1 on
     call .Lstart_task
     inc rbx
     jmp .Lstart_readers
@@ -209,6 +294,7 @@ rcu_torture:
     lea rsi, [rip + torture_writer]
     mov rdx, rbx
     call kthread_create
+    mov edi, ebx                        # writers from CPU 0 on
     call .Lstart_task
     inc rbx
     jmp .Lstart_writers
@@ -216,11 +302,13 @@ rcu_torture:
     lea rdi, [rip + .Lfaulter_name]
     mov rsi, offset user_fault_stream
     call task_create
+    xor edi, edi
     call .Lstart_task
     mov rdi, qword ptr [rip + torture_stats + TORTURE_TICKS]
     call sleep_ticks
     mov qword ptr [rip + torture_stop], 1
     mov qword ptr [rip + torture_irq_updates], 0
+    mov qword ptr [rip + torture_irq_reads], 0
     lea r13, [rip + torture_tasks]
 .Lwait_all:
     cmp r13, r12
@@ -246,13 +334,22 @@ rcu_torture:
     mov rax, qword ptr gs:[PCPU_PF_DEMAND]
     sub rax, qword ptr [rip + torture_faults_before]
     mov qword ptr [rip + torture_stats + TORTURE_FAULTS], rax
-    mov rax, qword ptr [rip + context_switches]
+    mov rax, qword ptr gs:[PCPU_CONTEXT_SWITCHES]
     sub rax, qword ptr [rip + torture_switches_before]
     mov qword ptr [rip + torture_stats + TORTURE_SWITCHES], rax
     call torture_report
     lea rax, [rip + .Lreader_saw_freed]
     cmp qword ptr [rip + torture_stats + TORTURE_ERRORS], 0
     jne .Ltorture_end
+    lea rax, [rip + .Lpipe_too_long]
+    lea rcx, [rip + torture_pipe]
+    mov edx, 2
+.Lpipe_check:
+    cmp qword ptr [rcx + rdx * 8], 0
+    jne .Ltorture_end
+    inc edx
+    cmp edx, TORTURE_PIPE_LEN
+    jb .Lpipe_check
     lea rax, [rip + .Lpremature]
     cmp qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS], r14
     jne .Ltorture_end
@@ -281,12 +378,16 @@ rcu_torture:
     pop r12
     pop rbx
     ret
-# .Lstart_task: RAX = a created task: remember it in torture_tasks (R12) and start it.
+# .Lstart_task: RAX = a created task, EDI = n: remember it in torture_tasks (R12) and start it
+# on online CPU n (cpu_nth_online).
 .Lstart_task:
     mov qword ptr [r12], rax
     add r12, 8
-    mov rdi, rax
-    jmp enqueue_task
+    call cpu_nth_online
+    mov rdi, qword ptr [r12 - 8]
+    mov esi, eax
+    call task_set_cpu
+    jmp wake_up_new_task
 
 # torture_report - the counts, as a KTAP diagnostic.
 torture_report:
@@ -309,7 +410,40 @@ torture_report:
     mov rdx, qword ptr [rip + torture_stats + TORTURE_PREEMPTIONS]
     mov rcx, qword ptr [rip + torture_stats + TORTURE_ERRORS]
     mov r8, qword ptr gs:[PCPU_WARNINGS]
-    jmp printk
+    call printk
+    lea rdi, [rip + .Lreport4]
+    mov rsi, qword ptr [rip + torture_stats + TORTURE_CPUS]
+    mov rdx, qword ptr [rip + torture_stats + TORTURE_IRQ_READS]
+    call printk
+    # rcutorture's Reader Pipe line, built in one buffer so that it is one console line.
+    push rbx
+    push r12
+    sub rsp, PIPE_LINE_SIZE
+    mov rdi, rsp
+    mov esi, PIPE_LINE_SIZE
+    lea rdx, [rip + .Lpipe_head]
+    call snprintf
+    mov r12, rax
+    xor ebx, ebx
+.Lpipe_bucket:
+    lea rdi, [rsp + r12]
+    mov esi, PIPE_LINE_SIZE
+    sub rsi, r12
+    lea rdx, [rip + .Lpipe_count]
+    lea rcx, [rip + torture_pipe]
+    mov rcx, qword ptr [rcx + rbx * 8]
+    call snprintf
+    add r12, rax
+    inc ebx
+    cmp ebx, TORTURE_PIPE_LEN
+    jb .Lpipe_bucket
+    lea rdi, [rip + .Lpipe_line]
+    mov rsi, rsp
+    call printk
+    add rsp, PIPE_LINE_SIZE
+    pop r12
+    pop rbx
+    ret
 
 .section .rodata
 .Lticks_key:
@@ -330,6 +464,16 @@ torture_report:
     .asciz "# rcu_torture: grace periods %u, callbacks %u queued / %u invoked, synchronize_rcu frees %u, demand faults %u\n"
 .Lreport3:
     .asciz "# rcu_torture: context switches %u, preemptions %u, errors %u, warnings %u\n"
+.Lreport4:
+    .asciz "# rcu_torture: CPUs %u, reads in interrupt handlers %u\n"
+.Lpipe_head:
+    .asciz "# rcu_torture: Reader Pipe:"
+.Lpipe_count:
+    .asciz " %u"
+.Lpipe_line:
+    .asciz "%s\n"
+.Lpipe_too_long:
+    .asciz "a reader held an object across a full grace period (Reader Pipe past bucket 1)"
 .Lreader_saw_freed:
     .asciz "a reader saw a freed (poisoned) object"
 .Lpremature:
@@ -351,8 +495,16 @@ torture_stop:
 .global torture_irq_updates
 torture_irq_updates:
     .zero 8
-torture_irq_round:
+.global torture_irq_reads
+torture_irq_reads:                      # every CPU's tick reads while set
     .zero 8
+torture_seq:
+    .zero 8
+torture_lock:                           # the object pool
+    .zero SPIN_SIZE
+.global torture_pipe
+torture_pipe:                           # the Reader Pipe histogram
+    .zero TORTURE_PIPE_LEN * 8
 torture_current:
     .zero 8
 torture_faults_before:

@@ -1,12 +1,12 @@
-# The event log: a per-CPU ring of EV_* records (kernel/events.py), appended to by every
-# function of the entry path after it has done its work.  NMI-safe on one CPU: a slot is
-# claimed with one xadd, so an NMI arriving mid-record writes the next slot.
+# The event log: one ring of EV_* records (kernel/events.py) per CPU, appended to by every
+# function of the entry path after it has done its work.  Only its CPU writes a ring; NMI-safe:
+# a slot is claimed with one xadd, so an NMI arriving mid-record writes the next slot.
 .include "layout.inc"
 
 .set EVENT_LOG_MASK, EVENT_LOG_ENTRIES - 1
 .set EV_LINE_SIZE, 256                              # one printed record, with room to spare
 .set ENTRY_CTX_ACTIVE, 0x10000                      # entry_ctx: set inside an entry
-.set EV_PRINT_ARGS, 12                              # the conversions of .Lev_fmt (print_event_range)
+.set EV_PRINT_ARGS, 13                              # the conversions of .Lev_fmt (print_event_range)
 
 .section .noinstr.text
 # event_log - append a record.  EDI = kind, RSI = arg.  The record takes the vector and CPL of
@@ -44,8 +44,7 @@ event_log_regs:
     mov r8, rax
     and r8, EVENT_LOG_MASK
     shl r8, EV_SIZE_SHIFT
-    lea rdx, [rip + event_log_buf]
-    add r8, rdx
+    add r8, qword ptr gs:[PCPU_EVENT_RING]
     mov qword ptr [r8 + EV_SEQ], rax
     mov word ptr [r8 + EV_KIND], di
     mov qword ptr [r8 + EV_ARG], rsi
@@ -97,7 +96,9 @@ event_log_regs:
     mov dword ptr [r8 + EV_PREEMPT_COUNT], eax
     mov rax, qword ptr gs:[PCPU_CURRENT]
     mov rax, qword ptr [rax + TASK_ID]
-    mov dword ptr [r8 + EV_TASK], eax
+    mov word ptr [r8 + EV_TASK], ax
+    mov rax, qword ptr gs:[PCPU_CPU]
+    mov word ptr [r8 + EV_CPU], ax
     pop r8
     pop rdx
     pop rcx
@@ -145,8 +146,7 @@ event_at:
     mov rax, rdi
     and rax, EVENT_LOG_MASK
     shl rax, EV_SIZE_SHIFT
-    lea rcx, [rip + event_log_buf]
-    add rax, rcx
+    add rax, qword ptr gs:[PCPU_EVENT_RING]
     cmp qword ptr [rax + EV_SEQ], rdi
     jne .Lnone
     ret
@@ -184,7 +184,9 @@ print_event_range:
     # The arguments of .Lev_fmt as an array of quads, pushed last to first.
     push qword ptr [r12 + EV_TSC]
     push qword ptr [r12 + EV_ARG]
-    mov eax, dword ptr [r12 + EV_TASK]
+    movzx eax, word ptr [r12 + EV_CPU]
+    push rax
+    movzx eax, word ptr [r12 + EV_TASK]
     push rax
     mov eax, dword ptr [r12 + EV_PREEMPT_COUNT]
     push rax
@@ -217,7 +219,7 @@ print_event_range:
 .Lline_fits:
     mov rdi, rbp
     mov rsi, rax
-    call serial_write
+    call console_write
     inc rbx
     jmp .Lprint_next
 .Lprint_done:
@@ -256,7 +258,7 @@ print_last_events:
 .section .rodata
 .Lev_fmt:
     .ascii "# ev %u: %s vector=0x%x cpl=%u flags=0x%x dynticks=0x%x nesting=%d "
-    .asciz "nmi_nesting=0x%x preempt_count=0x%x task=%u arg=0x%x tsc=%u\n"
+    .asciz "nmi_nesting=0x%x preempt_count=0x%x task=%u cpu=%u arg=0x%x tsc=%u\n"
 .Lev_header_fmt:
     .asciz "# event log: the last %u records, %u to %u (exclusive)\n"
 
@@ -264,4 +266,4 @@ print_last_events:
 .balign 64
 .global event_log_buf
 event_log_buf:
-    .zero EVENT_LOG_ENTRIES * EV_SIZE
+    .zero EVENT_RING_SIZE * NR_CPUS

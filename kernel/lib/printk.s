@@ -294,15 +294,62 @@ snprintf:
     add rsp, 24
     ret
 
+# console_lock_take - interrupts off: take the console lock, unless this CPU holds it already
+# (a fault while printing).  R11 = 1 when taken here (give it to console_lock_give).  Clobbers
+# r10.
+console_lock_take:
+    xor r11d, r11d
+    mov r10, qword ptr gs:[PCPU_CPU]
+    inc r10
+    cmp qword ptr [rip + console_owner], r10
+    je .Lalready_ours
+    push rdi
+    lea rdi, [rip + console_lock]
+    call raw_spin_lock
+    pop rdi
+    mov r11d, 1
+    mov qword ptr [rip + console_owner], r10
+.Lalready_ours:
+    ret
+
+# console_lock_give - R11 from console_lock_take: release the lock if that took it.  Clobbers
+# rdi.
+console_lock_give:
+    test r11d, r11d
+    jz .Lnot_taken
+    mov qword ptr [rip + console_owner], 0
+    lea rdi, [rip + console_lock]
+    jmp raw_spin_unlock
+.Lnot_taken:
+    ret
+
+# console_write - RDI = bytes, RSI = their number: write them to the console as one piece,
+# under the console lock (no other CPU's line inside it).  Callable with interrupts on or
+# off.  Clobbers caller-saved registers.
+.global console_write
+console_write:
+    pushfq
+    cli
+    call console_lock_take
+    push r11
+    call serial_write
+    pop r11
+    call console_lock_give
+    popfq
+    ret
+
 # printk - RDI = format, RSI, RDX, RCX, R8, R9 = up to five arguments; formats into
 # printk_buf and writes it to the console.  Returns RAX = length written.  Clobbers the
 # caller-saved registers.  The one buffer and the console are held with interrupts off (raw:
-# lockdep and the tracer are not told, as for Linux's console lock), so neither an interrupt
-# nor a preempting task can format over a line before it is out; an NMI does not print.
+# lockdep and the tracer are not told) and under the console lock, so that neither an
+# interrupt, a preempting task nor another CPU can format over a line before it is out, and
+# lines of different CPUs never interleave; an NMI does not print.
 .global printk
 printk:
     pushfq
     cli
+    call console_lock_take
+    push r11
     push r9
     push r8
     push rcx
@@ -323,6 +370,9 @@ printk:
     call serial_write
     pop rax
     add rsp, 40
+    pop r11
+    call console_lock_give
+.Lprintk_end:
     popfq
     ret
 
@@ -337,5 +387,10 @@ printk:
     .asciz "0x"
 
 .section .bss
+.balign 8
+console_lock:
+    .zero SPIN_SIZE
+console_owner:                          # the CPU holding console_lock, plus 1 (0: none)
+    .zero 8
 printk_buf:
     .zero PRINTK_BUF_SIZE

@@ -71,6 +71,9 @@ handle_page_fault:
     mov rcx, r13
     call record_trap
     inc qword ptr gs:[PCPU_PF_COUNT]
+    # The fault path's one test hook: EDX = its verdict (0 without a hook), live until
+    # fault_in_user_page takes it as its third argument (nothing in between clobbers it).
+    xor edx, edx
     mov rax, qword ptr [rip + pf_test_hook]
     test rax, rax
     jz .Lno_test_hook
@@ -78,6 +81,7 @@ handle_page_fault:
     mov rsi, r12
     mov rdx, r13
     call rax
+    mov edx, eax
 .Lno_test_hook:
     test byte ptr [rbx + PT_CS], 3
     jz .Lkernel_mode
@@ -131,11 +135,12 @@ handle_page_fault:
     mov rcx, r13
     call die
 
-# fault_in_user_page - RDI = error code, RSI = address.  For a not-present fault inside the
-# current task's heap or stack region, map a zeroed page (demand paging).  Returns EAX = 0 if
-# the fault is resolved, 1 if it is a bad access.  A task that faults on one page
-# PF_SAME_FAULT_LIMIT more times right after it was resolved is a bad access too, with a
-# report: resolving it evidently does not make the access succeed, and retrying forever would
+# fault_in_user_page - RDI = error code, RSI = address, EDX = pf_test_hook's verdict (0: none).
+# For a not-present fault inside the current task's heap or stack region, map a zeroed page
+# (demand paging); with a nonzero verdict, report any not-present fault of a user task resolved
+# and map nothing (after the same-fault guard).  Returns EAX = 0 if the fault is resolved, 1 if
+# it is a bad access.  A task that faults on one page PF_SAME_FAULT_LIMIT more times right after
+# it was resolved is a bad access too, with a report: resolving it evidently does not make the access succeed, and retrying forever would
 # hang the task in the kernel.  Clobbers caller-saved registers.
 .global fault_in_user_page
 fault_in_user_page:
@@ -158,12 +163,9 @@ fault_in_user_page:
     mov qword ptr [rbx + TASK_LAST_FAULT], r12
     mov qword ptr [rbx + TASK_SAME_FAULT_COUNT], 0
 .Lcheck_region:
-    mov rax, qword ptr [rip + pf_lose_mapping]
-    test rax, rax
+    test edx, edx
     jz .Lcheck_file
-    cmp r12, rax
-    jne .Lcheck_file
-    xor eax, eax                            # the self-test's page: "resolved", not mapped
+    xor eax, eax                            # the hook's verdict: "resolved", not mapped
     pop r12
     pop rbx
     ret
@@ -254,11 +256,13 @@ read_in_page:
     jz .Lread_done
     mov rbx, rax
     call local_irq_disable
+    lea rdi, [rip + io_lock]
+    call raw_spin_lock
 .Lio_busy:
     cmp qword ptr [rip + io_page], 0
     je .Lio_start
     lea rdi, [rip + io_wq]              # another read is in flight: wait for its end
-    call sleep_on
+    call io_sleep
     jmp .Lio_busy
 .Lio_start:
     mov qword ptr [rsp], 0
@@ -286,7 +290,7 @@ read_in_page:
     cmp qword ptr [rsp], 0
     jne .Lio_complete
     lea rdi, [rip + io_wq]
-    call sleep_on
+    call io_sleep
     jmp .Lio_wait
 .Lio_complete:
     inc qword ptr [rip + io_wakeups]
@@ -297,6 +301,8 @@ read_in_page:
     mov qword ptr [r14 + IO_SLEEP_WAKEUPS], rax
     lea rdi, [rip + io_wq]              # a reader waiting for its turn
     call wake_up
+    lea rdi, [rip + io_lock]
+    call raw_spin_unlock
     call local_irq_enable
     mov rax, rbx
 .Lread_done:
@@ -306,6 +312,16 @@ read_in_page:
     pop rbx
     ret
 
+# io_sleep - RDI = io_wq, with io_lock held and interrupts off: sleep until io_tick or the
+# reader before us wakes the queue, then take io_lock again.  The condition is checked and the
+# task queued under io_lock, which the waker holds too: no wake-up from another CPU is lost.
+# Clobbers caller-saved registers.
+io_sleep:
+    lea rsi, [rip + io_lock]
+    call sleep_on_unlock
+    lea rdi, [rip + io_lock]
+    jmp raw_spin_lock
+
 # io_sleep_snapshot - RDI = an IO_SLEEP record, ESI = 0 at sleep, 1 at wake-up: store jiffies,
 # context_switches and *io_watch (0 without a watch) in the record's _start or _wake fields.
 # Clobbers rax, rcx.
@@ -314,7 +330,7 @@ io_sleep_snapshot:
     add rdi, rsi                        # _wake fields follow their _start fields
     mov rax, qword ptr [rip + jiffies]
     mov qword ptr [rdi + IO_SLEEP_JIFFIES_START], rax
-    mov rax, qword ptr [rip + context_switches]
+    mov rax, qword ptr gs:[PCPU_CONTEXT_SWITCHES]
     mov qword ptr [rdi + IO_SLEEP_SWITCHES_START], rax
     xor eax, eax
     mov rcx, qword ptr [rip + io_watch]
@@ -325,10 +341,13 @@ io_sleep_snapshot:
     mov qword ptr [rdi + IO_SLEEP_WATCH_START], rax
     ret
 
-# io_tick - from the tick: complete the pending read when its time has come (the page gets
-# its "file contents": the address it is read for, at offset 0), wake the sleeper.
+# io_tick - from CPU 0's tick: complete the pending read when its time has come (the page gets
+# its "file contents": the address it is read for, at offset 0), wake the sleeper, which may
+# be on another CPU.  Clobbers caller-saved registers.
 .global io_tick
 io_tick:
+    lea rdi, [rip + io_lock]
+    call raw_spin_lock
     mov rdi, qword ptr [rip + io_page]
     test rdi, rdi
     jz .Lno_io
@@ -341,9 +360,10 @@ io_tick:
     mov rax, qword ptr [rip + io_done_flag]
     mov qword ptr [rax], 1
     lea rdi, [rip + io_wq]
-    jmp wake_up
+    call wake_up
 .Lno_io:
-    ret
+    lea rdi, [rip + io_lock]
+    jmp raw_spin_unlock
 
 # print_pf_error - RDI = #PF error code: "  #PF: present|not-present, read|write, user|kernel
 # [, instruction fetch]".  Clobbers caller-saved registers.
@@ -396,16 +416,12 @@ print_pf_error:
 
 .section .bss
 .balign 8
-# The looping-fault self-test: a user page (page aligned) whose not-present faults are
-# reported resolved without mapping anything; 0 when off.
-.global pf_lose_mapping
-pf_lose_mapping:
-    .zero 8
-# pf_test_hook - a self-test's function, called by handle_page_fault after it recorded the
-# fault and before it handles it: RDI = regs, RSI = error code, RDX = address (CR2 at entry),
-# interrupts as the handler runs with them; it preserves rbx, rbp, r12-r15.  0: none (the one
-# hook of the fault path; the looping-fault test's pf_lose_mapping sits after the same-fault
-# guard of fault_in_user_page, which its test checks).
+# pf_test_hook - a self-test's function, the one hook of the fault path: called by
+# handle_page_fault after it recorded the fault and before it handles it, with RDI = regs, RSI =
+# error code, RDX = address (CR2 at entry), interrupts as the handler runs with them; it
+# preserves rbx, rbp, r12-r15.  Returns EAX = 0 to handle the fault as usual, nonzero to have
+# fault_in_user_page report it resolved without mapping anything (the same-fault guard still
+# counts it).  0: no hook.
 .global pf_test_hook
 pf_test_hook:
     .zero 8
@@ -422,6 +438,8 @@ io_done_flag:                           # where the request in flight waits for 
     .zero 8
 io_wq:
     .zero 8
+io_lock:                                # the request in flight and io_wq's condition
+    .zero SPIN_SIZE
 .global io_sleeps
 io_sleeps:
     .zero 8

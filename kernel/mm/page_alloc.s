@@ -1,5 +1,6 @@
 # The page pool: physical pages [POOL_START, POOL_END) on a free list threaded through the
-# free pages themselves, reached through the kernel's mapping of low physical memory.
+# free pages themselves, reached through the kernel's mapping of low physical memory.  The
+# list is held with interrupts off (raw: no lockdep or tracer call inside) and under pool_lock.
 .include "layout.inc"
 
 .section .text
@@ -30,14 +31,17 @@ page_pool_init:
 # task.  Returns with the caller's interrupt state.  Clobbers rax, rcx, rdi.
 .global page_alloc
 page_alloc:
-    pushfq                              # raw save/restore: no lockdep or tracer call inside
+    pushfq
     cli
+    lea rdi, [rip + pool_lock]
+    call raw_spin_lock
     mov rax, qword ptr [rip + free_list]
     test rax, rax
     jz .Lempty
     mov rcx, qword ptr [rax]
     mov qword ptr [rip + free_list], rcx
     dec qword ptr [rip + free_pages]
+    call raw_spin_unlock
     popfq
     push rax
     mov rdi, rax
@@ -47,6 +51,7 @@ page_alloc:
     pop rax
     ret
 .Lempty:
+    call raw_spin_unlock
     popfq
     ret
 
@@ -56,10 +61,18 @@ page_alloc:
 page_free:
     pushfq
     cli
-    mov rax, qword ptr [rip + free_list]
-    mov qword ptr [rdi], rax
-    mov qword ptr [rip + free_list], rdi
+    push rdi
+    lea rdi, [rip + pool_lock]
+    call raw_spin_lock
+    mov rax, qword ptr [rsp]            # the page
+    push rcx
+    mov rcx, qword ptr [rip + free_list]
+    mov qword ptr [rax], rcx
+    mov qword ptr [rip + free_list], rax
+    pop rcx
     inc qword ptr [rip + free_pages]
+    call raw_spin_unlock
+    pop rdi
     popfq
     ret
 
@@ -70,6 +83,10 @@ page_free:
 page_pool_check:
     pushfq
     cli
+    lea rsi, [rip + pool_lock]
+    xchg rdi, rsi
+    call raw_spin_lock
+    xchg rdi, rsi
     xor eax, eax
     mov edx, 1
     mov rcx, qword ptr [rip + free_list]
@@ -99,6 +116,10 @@ page_pool_check:
     je .Lcheck_out
     xor edx, edx
 .Lcheck_out:
+    xchg rdi, rsi
+    lea rdi, [rip + pool_lock]
+    call raw_spin_unlock
+    xchg rdi, rsi
     popfq
     ret
 
@@ -106,6 +127,8 @@ page_pool_check:
 .balign 8
 free_list:
     .zero 8
+pool_lock:
+    .zero SPIN_SIZE
 .global free_pages
 free_pages:
     .zero 8

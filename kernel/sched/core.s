@@ -1,6 +1,9 @@
-# The toy scheduler: one CPU, a FIFO run queue, time slices from the tick, kernel preemption
-# through preempt_schedule_irq() on the exit path, wait queues, sleeping for ticks, the idle
-# task.  Everything here runs with interrupts off unless it says otherwise.
+# The toy scheduler: a FIFO run queue per CPU (its lock in the per-CPU page), time slices from
+# the tick, kernel preemption through preempt_schedule_irq() on the exit path, wait queues,
+# sleeping for ticks, an idle task per CPU.  A task stays on the CPU it was given (TASK_CPU);
+# only that CPU takes it off its run queue, so it never runs on two CPUs.  Waking a task of
+# another CPU sends that CPU the reschedule IPI when it idles.  Everything here runs with
+# interrupts off unless it says otherwise.
 .include "layout.inc"
 
 .section .data
@@ -24,13 +27,13 @@ need_resched:
 .global set_need_resched
 set_need_resched:
     mov rax, qword ptr gs:[PCPU_CURRENT]
-    or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
+    lock or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
     ret
 
 .global clear_need_resched
 clear_need_resched:
     mov rax, qword ptr gs:[PCPU_CURRENT]
-    and qword ptr [rax + TASK_FLAGS], ~TIF_NEED_RESCHED
+    lock and qword ptr [rax + TASK_FLAGS], ~TIF_NEED_RESCHED
     ret
 
 # preempt_disable - the per-CPU preempt_count.  Clobbers nothing.
@@ -133,51 +136,123 @@ rcu_schedulable:
 .Lnot:
     ret
 
-# enqueue_task - RDI = task: runnable, at the tail of the run queue.  Clobbers rax.
+# enqueue_task - RDI = task: runnable, at the tail of its CPU's run queue.  Clobbers rax.
 .global enqueue_task
 enqueue_task:
-    mov qword ptr [rdi + TASK_STATE], TASK_RUNNABLE
-    mov qword ptr [rdi + TASK_RUN_NEXT], 0
-    mov rax, qword ptr [rip + rq_tail]
+    push rcx
+    push rdi
+    mov rcx, rdi
+    mov edi, dword ptr [rcx + TASK_CPU]
+    call percpu_area
+    lea rdi, [rax + PCPU_RQ_LOCK]
+    call raw_spin_lock
+    mov qword ptr [rcx + TASK_STATE], TASK_RUNNABLE
+    mov qword ptr [rcx + TASK_RUN_NEXT], 0
+    mov rax, qword ptr [rdi + PCPU_RQ_TAIL - PCPU_RQ_LOCK]
     test rax, rax
     jz .Lenqueue_empty
-    mov qword ptr [rax + TASK_RUN_NEXT], rdi
-    mov qword ptr [rip + rq_tail], rdi
-    ret
+    mov qword ptr [rax + TASK_RUN_NEXT], rcx
+    jmp .Lenqueue_tail
 .Lenqueue_empty:
-    mov qword ptr [rip + rq_head], rdi
-    mov qword ptr [rip + rq_tail], rdi
+    mov qword ptr [rdi + PCPU_RQ_HEAD - PCPU_RQ_LOCK], rcx
+.Lenqueue_tail:
+    mov qword ptr [rdi + PCPU_RQ_TAIL - PCPU_RQ_LOCK], rcx
+    call raw_spin_unlock
+    pop rdi
+    pop rcx
     ret
 
-# dequeue_task - RAX = the task at the head of the run queue, or 0.  Clobbers rcx.
+# dequeue_task - RAX = the task at the head of this CPU's run queue, or 0.  Clobbers rcx,
+# rdi.
 dequeue_task:
-    mov rax, qword ptr [rip + rq_head]
+    mov rdi, qword ptr gs:[PCPU_SELF]
+    add rdi, PCPU_RQ_LOCK
+    call raw_spin_lock
+    mov rax, qword ptr gs:[PCPU_RQ_HEAD]
     test rax, rax
     jz .Ldequeue_done
     mov rcx, qword ptr [rax + TASK_RUN_NEXT]
-    mov qword ptr [rip + rq_head], rcx
+    mov qword ptr gs:[PCPU_RQ_HEAD], rcx
     test rcx, rcx
     jnz .Ldequeue_done
-    mov qword ptr [rip + rq_tail], 0
+    mov qword ptr gs:[PCPU_RQ_TAIL], 0
 .Ldequeue_done:
-    ret
+    jmp raw_spin_unlock
 
-# wake_up_process - RDI = a sleeping task: make it runnable.  When the idle task is running
-# (a wake-up from an interrupt or softirq that hit it, or from an idle hook), it gets
-# need-resched, so that the idle loop switches as soon as the interrupt returns instead of
-# halting until the next tick.  Clobbers rax.
+
+# wake_up_process - RDI = a sleeping task: make it runnable on its CPU.  When that CPU runs
+# its idle task (a wake-up from an interrupt or softirq that hit it, from an idle hook, or
+# from another CPU), the idle task gets need-resched, so that the idle loop switches as soon
+# as the interrupt returns instead of halting until the next tick; another CPU is sent the
+# reschedule IPI (Linux's resched_curr -> smp_send_reschedule).  Interrupts off.  Clobbers
+# rax.
 .global wake_up_process
 wake_up_process:
     cmp qword ptr [rdi + TASK_STATE], TASK_SLEEPING
     jne .Lnot_sleeping
-    inc qword ptr [rip + wakeups]
+    inc qword ptr gs:[PCPU_WAKEUPS]
     call enqueue_task
-    mov rax, qword ptr gs:[PCPU_CURRENT]
-    cmp qword ptr [rax + TASK_KIND], TASK_KIND_IDLE
-    jne .Lnot_sleeping
-    or qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
-    inc qword ptr [rip + idle_wakeups]
+    push rdi
+    push rsi
+    mov edi, dword ptr [rdi + TASK_CPU]
+    call percpu_area
+    mov rsi, qword ptr [rax + PCPU_CURRENT]
+    cmp qword ptr [rsi + TASK_KIND], TASK_KIND_IDLE
+    jne .Lwoken
+    lock or qword ptr [rsi + TASK_FLAGS], TIF_NEED_RESCHED
+    inc qword ptr gs:[PCPU_IDLE_WAKEUPS]
+    cmp rdi, qword ptr gs:[PCPU_CPU]
+    je .Lwoken
+    call smp_send_reschedule
+.Lwoken:
+    cmp rdi, qword ptr gs:[PCPU_CPU]
+    je .Lwoken_here
+    inc qword ptr gs:[PCPU_REMOTE_WAKEUPS]
+.Lwoken_here:
+    pop rsi
+    pop rdi
 .Lnot_sleeping:
+    ret
+
+# wake_up_new_task - RDI = a task just created (not started): start it on its CPU, which gets
+# need-resched and, if it is another idle one, the reschedule IPI (wake_up_process).  Callable
+# with interrupts on or off.  Clobbers rax, rsi, rdi.
+.global wake_up_new_task
+wake_up_new_task:
+    push rdi
+    pushfq
+    call local_irq_disable_save
+    pop rsi
+    pop rdi
+    push rsi
+    call wake_up_process
+    pop rsi
+    test esi, X86_EFLAGS_IF
+    jz .Lnew_task_done
+    jmp local_irq_enable
+.Lnew_task_done:
+    ret
+
+# task_set_cpu - RDI = a task not started yet, ESI = a CPU: the task will run there.
+# Clobbers nothing.
+.global task_set_cpu
+task_set_cpu:
+    mov qword ptr [rdi + TASK_CPU], rsi
+    ret
+
+# smp_send_reschedule - EDI = another CPU: send it the reschedule IPI.  Interrupts off.
+# Clobbers rax.
+.global smp_send_reschedule
+smp_send_reschedule:
+    push rdi
+    push rsi
+    call percpu_area
+    mov edi, dword ptr [rax + PCPU_APIC_ID]
+    mov esi, RESCHEDULE_VECTOR
+    call send_ipi
+    inc qword ptr gs:[PCPU_RESCHED_IPIS_SENT]
+    pop rsi
+    pop rdi
     ret
 
 # __schedule - interrupts off.  The current task stays runnable unless it set another state
@@ -188,7 +263,7 @@ __schedule:
     push rbx
     mov rbx, qword ptr gs:[PCPU_CURRENT]
     call rcu_note_context_switch
-    and qword ptr [rbx + TASK_FLAGS], ~TIF_NEED_RESCHED
+    lock and qword ptr [rbx + TASK_FLAGS], ~TIF_NEED_RESCHED
     cmp qword ptr [rbx + TASK_STATE], TASK_RUNNING
     jne .Lprev_settled
     # Still runnable: an involuntary switch (preemption, exit-to-user reschedule, yield), as
@@ -205,14 +280,14 @@ __schedule:
     call dequeue_task
     test rax, rax
     jnz .Lnext_found
-    mov rax, qword ptr [rip + idle_task]
+    mov rax, qword ptr gs:[PCPU_IDLE_TASK]
 .Lnext_found:
     mov qword ptr [rax + TASK_STATE], TASK_RUNNING
     mov qword ptr [rax + TASK_SLICE], SLICE_TICKS
     cmp rax, rbx
     je .Lsame
     inc qword ptr [rax + TASK_SWITCHES]
-    inc qword ptr [rip + context_switches]
+    inc qword ptr gs:[PCPU_CONTEXT_SWITCHES]
     mov rdi, rbx
     mov rsi, rax
     call context_switch
@@ -239,7 +314,7 @@ context_switch:
 .Lsame_mm:
     mov rax, qword ptr [rsi + TASK_KSTACK_TOP]
     mov qword ptr gs:[PCPU_TOP_OF_STACK], rax
-    mov qword ptr [rip + cpu_tss + TSS_RSP0], rax
+    mov qword ptr gs:[PCPU_TSS + TSS_RSP0], rax
     mov rax, qword ptr gs:[PCPU_PREEMPT_COUNT]
     mov qword ptr [rdi + TASK_PREEMPT_COUNT], rax
     mov rax, qword ptr [rsi + TASK_PREEMPT_COUNT]
@@ -298,21 +373,45 @@ ret_from_fork:
     call do_exit
 
 # sleep_on - RDI = wait queue head (a quad): put the current task to sleep on it until
-# wake_up.  Interrupts off on entry (check the condition first, then sleep: no wake-up can
-# slip in between).  Clobbers caller-saved registers.
+# wake_up.  Interrupts off on entry: the caller checks its condition first, then sleeps, and
+# no wake-up from this CPU can slip in between; when the waker may run on another CPU, use
+# sleep_on_unlock with the lock under which both check and set the condition.  Wait queues
+# share one lock.  Clobbers caller-saved registers.
 .global sleep_on
 sleep_on:
+    xor esi, esi
+    # fall through
+# sleep_on_unlock - RDI = wait queue head, RSI = a raw spinlock the caller holds (0: none):
+# queue the current task, release that lock, sleep.  Interrupts off.  Clobbers caller-saved
+# registers.
+.global sleep_on_unlock
+sleep_on_unlock:
+    push rsi
+    mov rsi, rdi
+    lea rdi, [rip + wq_lock]
+    call raw_spin_lock
     mov rax, qword ptr gs:[PCPU_CURRENT]
-    mov rcx, qword ptr [rdi]
+    mov rcx, qword ptr [rsi]
     mov qword ptr [rax + TASK_WAIT_NEXT], rcx
-    mov qword ptr [rdi], rax
+    mov qword ptr [rsi], rax
     mov qword ptr [rax + TASK_STATE], TASK_SLEEPING
+    call raw_spin_unlock
+    pop rdi
+    test rdi, rdi
+    jz .Lno_lock_held
+    call raw_spin_unlock
+.Lno_lock_held:
     xor edi, edi
     jmp __schedule
 
-# wake_up - RDI = wait queue head: wake every task on it.  Clobbers rax, rcx, rdi.
+# wake_up - RDI = wait queue head: wake every task on it.  Interrupts off.  Clobbers rax,
+# rcx, rdi.
 .global wake_up
 wake_up:
+    push rdi
+    lea rdi, [rip + wq_lock]
+    call raw_spin_lock
+    pop rdi
     mov rcx, qword ptr [rdi]
     mov qword ptr [rdi], 0
 .Lwake_next:
@@ -323,7 +422,8 @@ wake_up:
     call wake_up_process
     jmp .Lwake_next
 .Lwake_done:
-    ret
+    lea rdi, [rip + wq_lock]
+    jmp raw_spin_unlock
 
 # sleep_ticks - RDI = ticks: the current task sleeps that long.  Callable with interrupts on
 # or off; returns in the same state.  Clobbers caller-saved registers.
@@ -365,29 +465,34 @@ local_irq_disable_save:
 .global sched_yield
 sched_yield:
     push rbx
-    inc qword ptr [rip + yields]
+    lock inc qword ptr [rip + yields]
     mov rbx, qword ptr gs:[PCPU_CURRENT]
     mov rbx, qword ptr [rbx + TASK_SWITCHES]
     call schedule
     mov rax, qword ptr gs:[PCPU_CURRENT]
     cmp rbx, qword ptr [rax + TASK_SWITCHES]
     je .Lyield_alone                    # switched in again: someone else ran meanwhile
-    inc qword ptr [rip + yields_switched]
+    lock inc qword ptr [rip + yields_switched]
 .Lyield_alone:
     pop rbx
     ret
 
-# scheduler_tick - from the timer interrupt: wake the sleepers whose time has come, charge the
-# current task's slice and ask for a reschedule when it is used up (or when the idle task
-# runs while others wait).  Clobbers caller-saved registers.
+# scheduler_tick - from the timer interrupt: on CPU 0 (which keeps jiffies), wake the sleepers
+# whose time has come; on every CPU, charge the current task's slice and ask for a reschedule
+# when it is used up (or when the idle task runs while others wait).  Clobbers caller-saved
+# registers.
 .global scheduler_tick
 scheduler_tick:
     push rbx
+    cmp qword ptr gs:[PCPU_CPU], 0
+    jne .Ltimers_done
+    lea rdi, [rip + wq_lock]
+    call raw_spin_lock
     mov rcx, qword ptr [rip + timer_wq]
     mov qword ptr [rip + timer_wq], 0
 .Ltimer_next:
     test rcx, rcx
-    jz .Ltimers_done
+    jz .Ltimers_unlock
     mov rbx, rcx
     mov rcx, qword ptr [rcx + TASK_WAIT_NEXT]
     mov rax, qword ptr [rip + jiffies]
@@ -403,20 +508,23 @@ scheduler_tick:
     mov qword ptr [rbx + TASK_WAIT_NEXT], rax
     mov qword ptr [rip + timer_wq], rbx
     jmp .Ltimer_next
+.Ltimers_unlock:
+    lea rdi, [rip + wq_lock]
+    call raw_spin_unlock
 .Ltimers_done:
     mov rbx, qword ptr gs:[PCPU_CURRENT]
     cmp qword ptr [rbx + TASK_KIND], TASK_KIND_IDLE
     jne .Lcharge
-    cmp qword ptr [rip + rq_head], 0
+    cmp qword ptr gs:[PCPU_RQ_HEAD], 0
     je .Ltick_done
     jmp .Lresched
 .Lcharge:
     dec qword ptr [rbx + TASK_SLICE]
     jg .Ltick_done
-    cmp qword ptr [rip + rq_head], 0
+    cmp qword ptr gs:[PCPU_RQ_HEAD], 0
     je .Lrefill                         # nobody else wants the CPU
 .Lresched:
-    or qword ptr [rbx + TASK_FLAGS], TIF_NEED_RESCHED
+    lock or qword ptr [rbx + TASK_FLAGS], TIF_NEED_RESCHED
 .Lrefill:
     mov qword ptr [rbx + TASK_SLICE], SLICE_TICKS
 .Ltick_done:
@@ -436,45 +544,31 @@ resched_curr:
 .global __sysvec_reschedule_ipi
 __sysvec_reschedule_ipi:
     call apic_eoi
-    inc qword ptr [rip + resched_ipis]
+    inc qword ptr gs:[PCPU_RESCHED_IPIS]
+    call rcu_is_cpu_rrupt_from_idle
+    test eax, eax
+    jz .Lnot_from_idle_section
+    inc qword ptr gs:[PCPU_RESCHED_IPIS_IDLE]
+.Lnot_from_idle_section:
     call need_resched
     test eax, eax
     jz .Lnothing_folded
-    inc qword ptr [rip + resched_ipis_folded]
+    inc qword ptr gs:[PCPU_RESCHED_IPIS_FOLDED]
 .Lnothing_folded:
     ret
 
 .section .bss
 .balign 8
-rq_head:
-    .zero 8
-rq_tail:
-    .zero 8
-.global idle_task
-idle_task:
-    .zero 8
 timer_wq:
     .zero 8
-.global context_switches
-context_switches:
-    .zero 8
-.global wakeups
-wakeups:
-    .zero 8
-.global idle_wakeups
-idle_wakeups:                           # wake-ups that found the idle task running
-    .zero 8
+# The lock of every wait queue (timer_wq included).  Taken before a run queue's lock.
+wq_lock:
+    .zero SPIN_SIZE
 .global yields
 yields:
     .zero 8
 .global yields_switched
 yields_switched:
-    .zero 8
-.global resched_ipis
-resched_ipis:
-    .zero 8
-.global resched_ipis_folded
-resched_ipis_folded:
     .zero 8
 
 .section .text
@@ -490,6 +584,7 @@ sched_init:
     lea rcx, [rip + boot_stack_end]
     mov qword ptr [rax + TASK_KSTACK_TOP], rcx
     call kstack_area_init
+    xor edi, edi
     jmp idle_task_init
 
 .section .rodata

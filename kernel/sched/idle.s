@@ -15,6 +15,8 @@ idle_loop:
     call need_resched
     test eax, eax
     jnz .Lidle_schedule
+    cmp qword ptr gs:[PCPU_CPU], 0       # self-tests run their scenarios on CPU 0
+    jne .Lno_hook
     cmp qword ptr [rip + idle_hook], 0
     je .Lno_hook
     call qword ptr [rip + idle_hook]     # a self-test's scenario, run in the idle task
@@ -23,7 +25,7 @@ idle_loop:
     call rcu_qs                          # the idle loop holds no reader: a quiescent state
     call trace_hardirqs_on
     call rcu_idle_enter
-    inc qword ptr [rip + idle_entries]
+    inc qword ptr gs:[PCPU_IDLE_ENTRIES]
     sti
     hlt
     cli
@@ -89,7 +91,4 @@ idle_call_wq:
     .zero 8
 .global idle_hook
 idle_hook:
-    .zero 8
-.global idle_entries
-idle_entries:
     .zero 8

@@ -109,14 +109,14 @@ selftest_gdt_tss:
     lea rax, [rip + .Lbad_tr]
     jne .Lgdt_end
     lea rax, [rip + .Lbad_ist]
-    cmp qword ptr [rip + cpu_tss + TSS_IST1], 0
+    cmp qword ptr gs:[PCPU_TSS + TSS_IST1], 0
     je .Lgdt_end
-    cmp qword ptr [rip + cpu_tss + TSS_IST2], 0
+    cmp qword ptr gs:[PCPU_TSS + TSS_IST2], 0
     je .Lgdt_end
-    cmp qword ptr [rip + cpu_tss + TSS_IST3], 0
+    cmp qword ptr gs:[PCPU_TSS + TSS_IST3], 0
     je .Lgdt_end
     lea rcx, [rip + boot_stack_end]
-    cmp qword ptr [rip + cpu_tss + TSS_RSP0], rcx
+    cmp qword ptr gs:[PCPU_TSS + TSS_RSP0], rcx
     lea rax, [rip + .Lbad_rsp0]
     jne .Lgdt_end
     xor eax, eax

@@ -103,8 +103,7 @@ SELFTEST exceptions, page_fault_write, selftest_page_fault_write
 # page_fault_nested - a fault inside the fault handler: while handling a fault on the
 # trigger address, the handler touches another unmapped address, so CR2 changes under it.
 # The outer handler must still report the address it was entered for (it read CR2 first).
-.set PF_NEST_TRIGGER, 0xdead1000
-.set PF_NEST_INNER, 0xdead2008
+# PF_NEST_TRIGGER and PF_NEST_INNER: kernel/abi.py.
 
 selftest_page_fault_nested:
     mov qword ptr [rip + pf_nest_outer_cr2], 0
@@ -145,7 +144,8 @@ selftest_page_fault_nested:
 
 # pf_nest_hook - page_fault_nested's pf_test_hook: RDI = regs, RSI = error code, RDX = the
 # address the handler was entered for.  For the trigger address, fault again inside the
-# handler (pf_nested_probe) and keep the address the outer handler goes on with.
+# handler (pf_nested_probe) and keep the address the outer handler goes on with.  EAX = 0: the
+# handler goes on as usual.
 pf_nest_hook:
     mov eax, PF_NEST_TRIGGER
     cmp rdx, rax
@@ -155,6 +155,7 @@ pf_nest_hook:
     pop rdx
     mov qword ptr [rip + pf_nest_outer_cr2], rdx    # what this (outer) handler reports
 .Lnest_not_ours:
+    xor eax, eax
     ret
 
 # pf_nested_probe - touch PF_NEST_INNER (unmapped, with a fixup), so that a second #PF runs

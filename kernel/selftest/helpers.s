@@ -37,7 +37,7 @@ event_find:
 .Lfind_vector_ok:
     cmp r11, ANY
     je .Lfind_found
-    mov ecx, dword ptr [rax + EV_TASK]
+    movzx ecx, word ptr [rax + EV_TASK]
     cmp rcx, r11
     jne .Lfind_next
 .Lfind_found:

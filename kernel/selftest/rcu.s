@@ -142,7 +142,7 @@ barrier_items:                          # two of: rcu_head, "its callback ran"
 
 .section .text
 # rcu_qs_flag_host - for the host (run by name): a grace period waits for this CPU's quiescent
-# state, and the CPU holds still (interrupts off, no tick) with rcu_data.qs_pending set until
+# state, and the CPU holds still (interrupts off, no tick) with its rcu_qs_pending set until
 # the host has read it and sends an NMI; then a context switch reports the quiescent state,
 # the grace period ends, and the flag is clear for the host's second look at the HOLD.
 selftest_rcu_qs_flag_host:
@@ -162,7 +162,7 @@ selftest_rcu_qs_flag_host:
     cmp qword ptr gs:[PCPU_NMI_COUNT], rbx
     je .Lqs_wait_nmi
     lea rax, [rip + .Lqs_lost]
-    cmp qword ptr [rip + rcu_data + RCU_DATA_QS_PENDING], 1
+    cmp qword ptr gs:[PCPU_RCU_QS_PENDING], 1
     jne .Lqs_end
     call timer_unblock
     call local_irq_enable
@@ -170,7 +170,7 @@ selftest_rcu_qs_flag_host:
     call sleep_ticks                    # a context switch: the quiescent state
     call local_irq_disable
     lea rax, [rip + .Lqs_not_reported]
-    cmp qword ptr [rip + rcu_data + RCU_DATA_QS_PENDING], 0
+    cmp qword ptr gs:[PCPU_RCU_QS_PENDING], 0
     jne .Lqs_end
     lea rax, [rip + .Lqs_gp_open]
     test qword ptr [rip + rcu_gp_seq], 1

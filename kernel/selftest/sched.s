@@ -10,14 +10,14 @@ selftest_sched_timer_ticks:
     push r12
     call timer_unblock
     mov rbx, qword ptr [rip + jiffies]
-    mov r12, qword ptr [rip + irq_counts + LOCAL_TIMER_VECTOR * 8]
+    mov r12, qword ptr gs:[PCPU_IRQ_COUNTS + LOCAL_TIMER_VECTOR * 8]
     mov edi, 5
     call sleep_ticks
     mov rax, qword ptr [rip + jiffies]
     CHECK_DELTA ae, rax, rbx, 5, "fewer ticks than slept"
-    mov rax, qword ptr [rip + irq_counts + LOCAL_TIMER_VECTOR * 8]
+    mov rax, qword ptr gs:[PCPU_IRQ_COUNTS + LOCAL_TIMER_VECTOR * 8]
     CHECK_DELTA ae, rax, r12, 5, "fewer timer interrupts than ticks slept"
-    mov rax, qword ptr [rip + idle_entries]
+    mov rax, qword ptr gs:[PCPU_IDLE_ENTRIES]
     CHECK ne, rax, 0, "the idle task never ran"
     xor eax, eax
     pop r12
@@ -317,7 +317,7 @@ selftest_sched_wake_from_idle_needs_no_tick:
     push r12
     call timer_block
     mov rbx, qword ptr [rip + jiffies]
-    mov r12, qword ptr [rip + idle_wakeups]
+    mov r12, qword ptr gs:[PCPU_IDLE_WAKEUPS]
     lea rdi, [rip + idle_answer]
     call run_in_idle
     mov rcx, rax
@@ -328,7 +328,7 @@ selftest_sched_wake_from_idle_needs_no_tick:
     cmp qword ptr [rip + jiffies], rbx
     jne .Lwake_idle_end
     lea rax, [rip + .Lidle_no_resched]
-    mov rcx, qword ptr [rip + idle_wakeups]
+    mov rcx, qword ptr gs:[PCPU_IDLE_WAKEUPS]
     sub rcx, r12
     cmp rcx, 1
     jne .Lwake_idle_end

@@ -228,21 +228,21 @@ resume_work_second:
 SELFTEST user, user_exit_work_loop, selftest_user_exit_work_loop
 
 # user_fault_loop - a task whose page fault is "resolved" each time without the access ever
-# succeeding (pf_lose_mapping: nothing gets mapped) faults on the same address again and
+# succeeding (fault_loop_hook: nothing gets mapped) faults on the same address again and
 # again; the same-fault guard of fault_in_user_page must kill it with a report (SIGSEGV), and
 # the kernel goes on (user_test's checks).  It must have faulted more than once: the guard,
 # not the first fault, ended it.  RAX = 0 or the reason.
 selftest_user_fault_loop:
     push rbx
     mov rbx, qword ptr gs:[PCPU_PF_COUNT]
-    mov eax, USER_FAULT_LOOP_ADDR
-    mov qword ptr [rip + pf_lose_mapping], rax
+    lea rax, [rip + fault_loop_hook]
+    mov qword ptr [rip + pf_test_hook], rax
     lea rdi, [rip + .Lfault_loop_name]
     mov rsi, offset user_fault_loop
     mov edx, 128 + SIGSEGV
     xor ecx, ecx
     call user_test
-    mov qword ptr [rip + pf_lose_mapping], 0
+    mov qword ptr [rip + pf_test_hook], 0
     test rax, rax
     jnz .Lfault_loop_end
     lea rax, [rip + .Lfault_loop_once]
@@ -253,6 +253,19 @@ selftest_user_fault_loop:
     xor eax, eax
 .Lfault_loop_end:
     pop rbx
+    ret
+
+# fault_loop_hook - user_fault_loop's pf_test_hook: RDI = regs, RSI = error code, RDX = the
+# address.  EAX = 1 (resolved without mapping) for a fault on USER_FAULT_LOOP_ADDR's page, else
+# 0.  Clobbers rcx, rdx.
+fault_loop_hook:
+    xor eax, eax
+    and rdx, ~(PAGE_SIZE - 1)
+    mov ecx, USER_FAULT_LOOP_ADDR
+    cmp rdx, rcx
+    jne .Lloop_hook_end
+    inc eax
+.Lloop_hook_end:
     ret
 
 SELFTEST user, user_fault_loop, selftest_user_fault_loop

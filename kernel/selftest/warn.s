@@ -263,6 +263,30 @@ provoke_warn_schedule_bad_rcu_state:
     call preempt_schedule_irq
     jmp rcu_irq_exit
 
+# A spinlock taken in hard-interrupt context (preempt_count says so; interrupts off), then with
+# interrupts on: the lock checker's warning, once per lock (the lock is fresh each call).
+provoke_warn_lock_irq_unsafe:
+    pushfq
+    lea rdi, [rip + lockcheck_lock]
+    mov qword ptr [rdi], 0
+    mov qword ptr [rdi + 8], 0
+    call local_irq_disable_save
+    add qword ptr gs:[PCPU_PREEMPT_COUNT], HARDIRQ_OFFSET
+    lea rdi, [rip + lockcheck_lock]
+    call raw_spin_lock
+    call raw_spin_unlock
+    sub qword ptr gs:[PCPU_PREEMPT_COUNT], HARDIRQ_OFFSET
+    call local_irq_enable
+    lea rdi, [rip + lockcheck_lock]
+    call raw_spin_lock
+    call raw_spin_unlock
+    pop rax
+    test eax, X86_EFLAGS_IF
+    jnz .Llockcheck_done
+    jmp local_irq_disable
+.Llockcheck_done:
+    ret
+
 WARN_SELFTEST warn_rcu_nmi_exit_underflow, 2
 WARN_SELFTEST warn_rcu_nmi_exit_eqs, 2
 WARN_SELFTEST warn_rcu_irq_irqs_on, 4
@@ -278,9 +302,12 @@ WARN_SELFTEST warn_lockdep_prepare_eqs, 2
 WARN_SELFTEST warn_tracer_eqs, 4
 WARN_SELFTEST warn_user_entry_not_user, 4
 WARN_SELFTEST warn_schedule_bad_rcu_state, 2
+WARN_SELFTEST warn_lock_irq_unsafe, 2
 
 .section .rodata
 .balign 8
+expect_warn_lock_irq_unsafe:
+    .quad WARN_LOCK_IRQ_UNSAFE, 2, -1
 expect_warn_rcu_nmi_exit_underflow:
     .quad WARN_RCU_NMI_EXIT_UNDERFLOW, 2, -1
 expect_warn_rcu_nmi_exit_eqs:
@@ -321,3 +348,8 @@ REASON .Lwrong_warnings, "not exactly the expected warnings"
 .balign 8
 warn_before:
     .zero NR_WARNINGS * 8
+
+.section .bss
+.balign 8
+lockcheck_lock:                         # provoke_warn_lock_irq_unsafe's
+    .zero SPIN_SIZE

@@ -2,9 +2,10 @@
 
 The layouts come from kernel/events.py, the same definitions the kernel's assembly constants
 are generated from; the addresses come from the image's symbols (`percpu`, `event_log_buf`,
-`warn_counts`, `idle_task`).  `decode_*` are pure functions of bytes; `read_state` reads a
-running (or held and paused: tools/hold.py) guest; `parse_printed_log` reads the records the
-kernel printed itself (`events=N`).
+`warn_counts`, `cpu_online_mask`): CPU N's per-CPU page is at percpu + N * PCPU_STRIDE, its
+ring at event_log_buf + N * EVENT_RING_SIZE.  `decode_*` are pure functions of bytes;
+`read_state` reads a running (or held and paused: tools/hold.py) guest, every online CPU;
+`parse_printed_log` reads the records the kernel printed itself (`events=N`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from kernel.events import (
     EVENT_KINDS,
     EVENT_LOG_ENTRIES,
     EVENT_RECORD,
+    EVENT_RING_SIZE,
+    PCPU_STRIDE,
     PERCPU,
+    PERCPU_PAGE,
     RCU_DYNTICKS_WATCHING,
     WARNINGS,
 )
@@ -27,7 +31,7 @@ from kernel.structs import TASK
 from tools.symbols import SymbolTable
 
 # The symbols read_state reads: an image without them is not this kernel's.
-REQUIRED_SYMBOLS = ("percpu", "event_log_buf", "warn_counts", "idle_task")
+REQUIRED_SYMBOLS = ("percpu", "event_log_buf", "warn_counts", "cpu_online_mask")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Event:
     preempt_count: int
     task: int
     arg: int
+    cpu: int = 0
     in_entry: bool = False  # logged inside an entry: vector and cpl are that entry's
     need_resched: bool = False  # the current task's TIF_NEED_RESCHED
 
@@ -98,7 +103,7 @@ def _event_from_fields(f: dict[str, int]) -> Event:
         bool(flags & EVENT_FLAGS["nmi"]), bool(flags & EVENT_FLAGS["regs_if"]),
         f["dynticks"], signed(f["nesting"], 64),
         signed(f["nmi_nesting"], 64), f["preempt_count"], f["task"], f["arg"],
-        in_entry=bool(flags & EVENT_FLAGS["entry"]),
+        cpu=f.get("cpu", 0), in_entry=bool(flags & EVENT_FLAGS["entry"]),
         need_resched=bool(flags & EVENT_FLAGS["need_resched"]),
     )  # fmt: skip
 
@@ -121,11 +126,26 @@ class MemoryReader(Protocol):
 
 
 @dataclass(frozen=True)
+class CpuState:
+    """One online CPU: its per-CPU data, its ring's records, its idle task's id (None: not
+    created yet)."""
+
+    cpu: int
+    percpu: PerCpu
+    events: list[Event]
+    idle_task: int | None = None
+
+
+@dataclass(frozen=True)
 class KernelState:
+    """What the host reads of a run.  `percpu`, `events` and `idle_task` are the boot CPU's
+    (CPU 0, where the self-tests run); `cpus` holds every online CPU, CPU 0 first."""
+
     percpu: PerCpu
     events: list[Event]
     warn_counts: dict[str, int]
-    idle_task: int | None = None  # the idle task's id (None: not created yet, or not read)
+    idle_task: int | None = None
+    cpus: tuple[CpuState, ...] = ()
 
     @property
     def policy(self) -> str:
@@ -133,25 +153,51 @@ class KernelState:
         return "v58" if self.percpu["entry_policy"] else "v6"
 
 
-def read_idle_task_id(vm: MemoryReader, symbols: SymbolTable) -> int | None:
-    """The idle task's id: `idle_task` points to its task struct (None while it is 0)."""
-    pointer = int.from_bytes(vm.read_virt(symbols.address("idle_task"), 8), "little")
+def percpu_address(symbols: SymbolTable, cpu: int) -> int:
+    """Where CPU `cpu`'s per-CPU page lies."""
+    return symbols.address("percpu") + cpu * PCPU_STRIDE
+
+
+def read_u64(vm: MemoryReader, address: int) -> int:
+    return int.from_bytes(vm.read_virt(address, 8), "little")
+
+
+def online_cpus(vm: MemoryReader, symbols: SymbolTable) -> list[int]:
+    """The CPUs whose bit is set in cpu_online_mask, in order."""
+    mask = read_u64(vm, symbols.address("cpu_online_mask"))
+    return [cpu for cpu in range(64) if mask >> cpu & 1]
+
+
+def read_irq_counts(vm: MemoryReader, symbols: SymbolTable, cpu: int = 0) -> list[int]:
+    """CPU `cpu`'s interrupt counts, by vector."""
+    raw = vm.read_virt(percpu_address(symbols, cpu) + PERCPU_PAGE["PCPU_IRQ_COUNTS"], 256 * 8)
+    return [int.from_bytes(raw[8 * v : 8 * v + 8], "little") for v in range(256)]
+
+
+def read_idle_task_id(vm: MemoryReader, pointer: int) -> int | None:
+    """The id of the task at `pointer` (an idle task's struct; None while it is 0)."""
     if pointer == 0:
         return None
-    offset = TASK.offsets()["id"]
-    return int.from_bytes(vm.read_virt(pointer + offset, 8), "little")
+    return read_u64(vm, pointer + TASK.offsets()["id"])
+
+
+def read_cpu(vm: MemoryReader, symbols: SymbolTable, cpu: int) -> CpuState:
+    """CPU `cpu`'s per-CPU data and ring."""
+    percpu = decode_percpu(vm.read_virt(percpu_address(symbols, cpu), PERCPU.size))
+    ring = symbols.address("event_log_buf") + cpu * EVENT_RING_SIZE
+    buf = vm.read_virt(ring, EVENT_RING_SIZE)
+    events = decode_events(buf, percpu["event_seq"])
+    return CpuState(cpu, percpu, events, read_idle_task_id(vm, percpu["idle_task"]))
 
 
 def read_state(vm: MemoryReader, symbols: SymbolTable) -> KernelState:
-    """Per-CPU data, the event log, the warning counters and the idle task's id of the
-    guest, through QMP."""
-    percpu = decode_percpu(vm.read_virt(symbols.address("percpu"), PERCPU.size))
-    buf = vm.read_virt(symbols.address("event_log_buf"), EVENT_LOG_ENTRIES * EVENT_RECORD.size)
+    """Every online CPU's per-CPU data and event log, the warning counters, through QMP."""
+    cpus = tuple(read_cpu(vm, symbols, cpu) for cpu in online_cpus(vm, symbols) or [0])
     counts = vm.read_virt(symbols.address("warn_counts"), 8 * len(WARNINGS))
     warn = {name: int.from_bytes(counts[8 * i : 8 * i + 8], "little")
             for i, (name, _) in enumerate(WARNINGS)}  # fmt: skip
-    events = decode_events(buf, percpu["event_seq"])
-    return KernelState(percpu, events, warn, read_idle_task_id(vm, symbols))
+    boot = cpus[0]
+    return KernelState(boot.percpu, boot.events, warn, boot.idle_task, cpus)
 
 
 # The calls that tell lockdep or the tracer that interrupts are (about to be) on.
@@ -175,7 +221,7 @@ _PRINTED_EVENT_RE = re.compile(
     r"flags=0x(?P<flags>[0-9a-f]+) dynticks=0x(?P<dynticks>[0-9a-f]+) "
     r"nesting=(?P<nesting>-?\d+) nmi_nesting=0x(?P<nmi_nesting>[0-9a-f]+) "
     r"preempt_count=0x(?P<preempt_count>[0-9a-f]+) task=(?P<task>\d+) "
-    r"arg=0x(?P<arg>[0-9a-f]+) tsc=(?P<tsc>\d+)\r?$"
+    r"cpu=(?P<cpu>\d+) arg=0x(?P<arg>[0-9a-f]+) tsc=(?P<tsc>\d+)\r?$"
 )
 
 
@@ -196,7 +242,7 @@ def parse_printed_event(line: str) -> Event | None:
         return None
     fields = {name: int(m[name], 16) for name in
               ("vector", "flags", "dynticks", "nmi_nesting", "preempt_count", "arg")}  # fmt: skip
-    fields.update({name: int(m[name]) for name in ("seq", "cpl", "task", "tsc")})
+    fields.update({name: int(m[name]) for name in ("seq", "cpl", "task", "cpu", "tsc")})
     fields["nesting"] = int(m["nesting"]) & ((1 << 64) - 1)
     fields["kind"] = EVENT_KINDS.index(m["kind"]) + 1 if m["kind"] in EVENT_KINDS else 0
     return _event_from_fields(fields)

@@ -14,7 +14,7 @@ from kernel import truth
 from kernel.abi import CONSTANTS
 from kernel.truth import EXIT_TO_USER_END
 from kernel.vectors import EXCEPTIONS
-from tools.events.decode import Event, KernelState, format_nmi_nesting
+from tools.events.decode import CpuState, Event, KernelState, format_nmi_nesting
 
 PF_VECTOR = next(v.number for v in EXCEPTIONS if v.name == "page_fault")
 
@@ -355,8 +355,15 @@ def lockdep_after_rcu_exit_violations(events: list[Event], policy: str) -> list[
 
 def host_table_violations(state: KernelState) -> list[str]:
     """Every host-side judgement of the seed's tables over a run's log (docs/entry.md's truth tables,
-    section 6 invariants 1, 2 and 5), under the policy the kernel ran with."""
-    ev, policy = state.events, state.policy
-    return [*entry_table_violations(ev, policy, state.idle_task),
-            *exit_table_violations(ev, policy), *rcu_exit_pairing_violations(ev),
-            *rcu_balance_violations(ev), *lockdep_after_rcu_exit_violations(ev, policy)]  # fmt: skip
+    section 6 invariants 1, 2 and 5), under the policy the kernel ran with, over every CPU's
+    ring (each judged with its own idle task); a violation on a CPU other than 0 says which."""
+    policy = state.policy
+    cpus = state.cpus or (CpuState(0, state.percpu, state.events, state.idle_task),)
+    out = []
+    for cpu in cpus:
+        ev = cpu.events
+        found = [*entry_table_violations(ev, policy, cpu.idle_task),
+                 *exit_table_violations(ev, policy), *rcu_exit_pairing_violations(ev),
+                 *rcu_balance_violations(ev), *lockdep_after_rcu_exit_violations(ev, policy)]  # fmt: skip
+        out += found if cpu.cpu == 0 else [f"cpu {cpu.cpu}: {v}" for v in found]
+    return out
