@@ -230,10 +230,12 @@ def kernel_symbols(kernel_image: Path):
 # without an icount of its own, in the test and in the programs it starts (CONDRCU_ICOUNT).
 
 
-# The SMP tests' boots stay on the host's clock: under -icount QEMU runs the vCPUs in turn on
-# one thread (no MTTCG), which takes away the cross-CPU interleavings they look for (measured:
-# the mutant whose interrupts from idle skip rcu_irq_enter showed no reader error, and the
-# reschedule-IPI boot did not reach HOLD in 90 s).  A test there that wants -icount says so.
+# SMP boots stay on the host's clock: under -icount QEMU runs the vCPUs in turn on one thread
+# (no MTTCG), which takes away the cross-CPU interleavings the SMP tests look for (measured: the
+# mutant whose interrupts from idle skip rcu_irq_enter showed no reader error, the reschedule-IPI
+# boot did not reach HOLD in 90 s, the 2-CPU demo did not end in 30 s).  QemuConfig leaves a
+# boot with smp > 1 on it; the SMP files, which also set -smp through extra_args, are realtime
+# as a whole.  A test there that wants -icount says so.
 SMP_FILES = "test_smp"
 
 

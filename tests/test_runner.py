@@ -466,6 +466,8 @@ def test_icount_default_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(ICOUNT_ENV, "shift=7,sleep=off")
     assert QemuConfig(Path("k.elf")).icount == "shift=7,sleep=off"
     assert QemuConfig(Path("k.elf"), icount=None).icount is None  # said: wins
+    assert QemuConfig(Path("k.elf"), smp=2).icount is None  # several CPUs: the host's clock
+    assert QemuConfig(Path("k.elf"), smp=2, icount="shift=0").icount == "shift=0"  # unless said
     monkeypatch.setenv(ICOUNT_ENV, "")
     assert QemuConfig(Path("k.elf")).icount is None
     for bad in ("", "shift=5, sleep=off"):
