@@ -219,6 +219,14 @@ CONSTANTS = {
     # SMP: the most CPUs the kernel runs (the per-CPU arrays' length); CPUs beyond it are
     # named on the console and left parked.
     "NR_CPUS": 8,
+    # Boot paths (BOOT_INFO.path) and the memory map (kernel/boot/bootinfo.s).
+    "BOOT_PATH_MULTIBOOT": 1,
+    "BOOT_PATH_MULTIBOOT2": 2,
+    "BOOT_PATH_UEFI": 3,
+    "MMAP_MAX": 128,
+    "MMAP_USABLE": 1,
+    "MMAP_RESERVED": 2,
+    "MMAP_ACPI": 3,
     # AP bring-up (kernel/arch/smpboot.s): the trampoline's page and its SIPI vector, how long
     # an AP has to report in, the ICR's fields for INIT and STARTUP.
     "TRAMPOLINE_PHYS": TRAMPOLINE_PHYS,

@@ -75,6 +75,9 @@ TASK = Struct("TASK", (
     ("entry_ctx", 8),
     # the CPU whose run queue the task belongs to
     ("cpu", 8),
+    # 1 until the task first runs: its CPU flushes its TLB then, so that no stale entry of
+    # the stack slot's previous pages (mapped by another CPU) survives
+    ("tlb_fresh", 8),
 ))  # fmt: skip
 
 # An RCU callback (Linux's struct rcu_head, plus the grace-period number it waits for).
@@ -117,7 +120,16 @@ DEMO_TASK = Struct("DEMO_TASK", (("name", 8), ("entry", 8), ("exit", 8), ("kthre
 # hand out, and what the lock checker has seen of its use (SPIN_USED_* bits).
 SPINLOCK = Struct("SPIN", (("owner", 4), ("next", 4), ("usage", 4), ("reserved", 4)))
 
-STRUCTS = (SPINLOCK, PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
+# What a boot path hands the kernel proper (kernel/boot/bootinfo.s boot_info): which path booted
+# it (BOOT_PATH_*), the physical address of the NUL-terminated command line (0: none), of the
+# ACPI RSDP (0: not given; the kernel scans for it), and how many entries of boot_mmap (struct
+# MMAP_ENTRY, at most MMAP_MAX) the memory map has.  Filled by the entry path before start64;
+# nothing after it knows how the kernel was booted but from this.
+BOOT_INFO = Struct("BOOTINFO", (("path", 8), ("cmdline", 8), ("rsdp", 8), ("mmap_entries", 8)))
+# A memory-map entry: physical base, length in bytes, type (MMAP_* : 1 usable RAM, as E820's).
+MMAP_ENTRY = Struct("MMAP", (("base", 8), ("length", 8), ("type", 8)))
+
+STRUCTS = (BOOT_INFO, MMAP_ENTRY, SPINLOCK, PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
            TORTURE_OBJ, TORTURE_STATS, OPTION, IO_SLEEP, DEMO_TASK)  # fmt: skip
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"

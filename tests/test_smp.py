@@ -89,8 +89,10 @@ def test_reschedule_ipis_counted_by_the_kernel_and_by_qemu_agree(
         lvtt = re.search(r"^LVTT\s+0x([0-9a-f]+)(.*)$", lapic, re.M)
         assert lvtt and "periodic" in lvtt[2] and "masked" not in lvtt[2], (cpu, lapic)
         assert int(lvtt[1], 16) & 0xFF == TIMER
-        assert re.search(r"^Timer\s+DCR=0x3 \(divide by 16\) initial_count = [1-9]", lapic, re.M), \
-            (cpu, lapic)
+        assert re.search(r"^Timer\s+DCR=0x3 \(divide by 16\) initial_count = [1-9]", lapic, re.M), (
+            cpu,
+            lapic,
+        )
 
 
 def test_two_icount_runs_on_two_cpus_print_the_same(kernel_image):

@@ -143,7 +143,7 @@ def test_warning_tests_under_an_nmi_storm(image):
     repeat = 1000
     storm = NmiStorm(seed=20200521, low=0.0002, high=0.001)
     console, state = held(image, f"selftest={','.join(WARN_TESTS)} repeat={repeat}",
-                          during=storm, timeout=90)  # fmt: skip
+                          during=storm, timeout=90, smp=4)  # fmt: skip
     injected = storm.injected
     report = ktap.parse(console)
     assert report.passed, report.summary()
@@ -151,6 +151,9 @@ def test_warning_tests_under_an_nmi_storm(image):
     assert injected > 0 and state.percpu["nmi_count"] > SELF_NMIS_PER_RUN * repeat
     assert {k: n for k, n in state.warn_counts.items() if n} == dict(provoked(repeat))
     assert state.percpu.rcu_balanced and not state.percpu["rcu_broken_on_purpose"]
+    # The idle CPUs took the storm as well, without a warning of their own.
+    assert len(state.cpus) == 4 and all(c.percpu["nmi_count"] > 0 for c in state.cpus)
+    assert all(c.percpu["warnings"] == 0 for c in state.cpus[1:])
 
 
 @dataclass

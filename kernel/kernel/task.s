@@ -143,6 +143,7 @@ task_alloc:
     mov qword ptr [rbx + TASK_SLOT], rdi
     mov rax, qword ptr gs:[PCPU_CPU]
     mov qword ptr [rbx + TASK_CPU], rax
+    mov qword ptr [rbx + TASK_TLB_FRESH], 1
     call kstack_alloc
     test rax, rax
     jnz .Lhave_stack
