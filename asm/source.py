@@ -108,8 +108,15 @@ class SourceFile:
     # What parsing it read besides the file itself (includes, .incbin): with the file, all
     # that its statements depend on.
     inputs: list[Path] = field(default_factory=list)
+    # Where an include or .incbin was looked for before it was found: a file appearing there
+    # later would be read instead.
+    absent: list[Path] = field(default_factory=list)
     # Operand text -> its reading (asm.unit.Operand), shared by the files parsed together.
     operands: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled alone (a cached parse): the operand memo is the build's, shared by every file.
+        return {**self.__dict__, "operands": {}}
 
     def constant_order(self) -> dict[str, int]:
         """Each constant's position in definition order (Insn.known_constants counts these)."""
@@ -474,6 +481,8 @@ class Parser:
                 if d / name not in self.file.inputs:
                     self.file.inputs.append(d / name)
                 return d / name
+            if d / name not in self.file.absent:
+                self.file.absent.append(d / name)
         raise AsmError(loc, f"file '{name}' not found (searched {self.file.path.parent}"
                        + "".join(f", {d}" for d in self.include_dirs) + ")")  # fmt: skip
 

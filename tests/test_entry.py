@@ -397,6 +397,17 @@ HOST_MUTANTS = {
         lambda s: lockdep_after_rcu_exit_violations(s.events, s.policy),
         "lockdep believes interrupts on at",
     ),
+    # The exit-to-user work loop overlooks notify-resume when it is the only work (the
+    # notify-resume work queues more of itself): the task goes back to ring 3 with that work
+    # pending, which only the records' whole work mask shows.
+    "exit_work_loop_ignores_notify_resume": (
+        "entry/common.s",
+        "    test r12, EXIT_TO_USERMODE_LOOP_FLAGS\n",
+        "    test r12, TIF_NEED_RESCHED | TIF_SIGPENDING\n",
+        "user_exit_work_loop",
+        lambda s: exit_table_violations(s.events, s.policy),
+        "left the work loop with work 0x4",
+    ),
     # rcu_irq_enter() from a watching context adds 4 to nmi_nesting, the exit takes 2.
     "rcu_nesting_unbalanced": (
         "rcu/tree.s",

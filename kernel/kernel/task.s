@@ -476,7 +476,10 @@ user_trap_kill:
     mov esi, SIGILL
 .Lsig2:
     cmp r13d, X86_TRAP_INT3
+    je .Lsigtrap
+    cmp r13d, X86_TRAP_DEBUG            # a single step (TF) from user mode
     jne .Lsig3
+.Lsigtrap:
     mov esi, SIGTRAP
 .Lsig3:
     call force_sig
