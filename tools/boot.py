@@ -11,9 +11,25 @@ from pathlib import Path
 
 from kernel.abi import EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS
 from tools import ktap
-from tools.cli import DEFAULT_IMAGE, EXIT_CODES, UsageParser, positive_seconds, run_cli
+from tools.cli import (
+    DEFAULT_IMAGE,
+    EXIT_CODES,
+    EXIT_USAGE,
+    UsageParser,
+    positive_seconds,
+    run_cli,
+)
 from tools.linux_rules import LINUX_RULES, is_bzimage, linux_append
-from tools.qemu import MAX_SMP, GuestRules, Outcome, QemuConfig, QemuResult, run
+from tools.qemu import (
+    ICOUNT_DEFAULT,
+    ICOUNT_ENV,
+    MAX_SMP,
+    GuestRules,
+    Outcome,
+    QemuConfig,
+    QemuResult,
+    run,
+)
 from tools.verdict import KERNEL_RULES
 
 EPILOG = f"""\
@@ -77,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-int", type=Path, metavar="FILE", help="write QEMU's -d int,cpu_reset log (TCG)"
     )
+    parser.add_argument(
+        "--icount",
+        nargs="?",
+        const=ICOUNT_DEFAULT,
+        type=icount_spec,
+        metavar="SPEC",
+        help=f"virtual clock: QEMU's -icount SPEC (alone: {ICOUNT_DEFAULT}); default: "
+        f"${ICOUNT_ENV} if set, else the host's clock (docs/qemu.md)",
+    )
     return parser
 
 
@@ -105,6 +130,19 @@ def smp_count(text: str) -> int:
     if not 1 <= n <= MAX_SMP:
         raise argparse.ArgumentTypeError(f"{n} CPUs: QEMU's pc machine takes 1 to {MAX_SMP}")
     return n
+
+
+def icount_spec(text: str) -> str:
+    """argparse type of --icount: one word, as QEMU's -icount takes it, and not a path (with
+    the image after a bare --icount, argparse would hand the image's path here)."""
+    if not text or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an -icount spec like {ICOUNT_DEFAULT}")
+    if "/" in text or text.endswith(".elf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an -icount spec but a path: name the image before --icount, or "
+            "write --icount=SPEC"
+        )
+    return text
 
 
 def verdict(result: QemuResult) -> tuple[int, str]:
@@ -148,15 +186,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see EPILOG)."""
     args = build_parser().parse_args(argv)
     guest = guest_of(args.image, args.guest)
-    config = QemuConfig(
-        image=args.image,
-        append=linux_append(args.append) if guest == "linux" else args.append,
-        rules=GUESTS[guest],
-        timeout=args.timeout,
-        accel=args.accel,
-        smp=args.smp,
-        log_int=args.log_int,
-    )
+    clock = {} if args.icount is None else {"icount": args.icount}
+    try:
+        config = QemuConfig(
+            image=args.image,
+            append=linux_append(args.append) if guest == "linux" else args.append,
+            rules=GUESTS[guest],
+            timeout=args.timeout,
+            accel=args.accel,
+            smp=args.smp,
+            log_int=args.log_int,
+            **clock,
+        )
+    except ValueError as err:  # a bad $CONDRCU_ICOUNT
+        print(f"boot: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     return run_cli("boot", args.image, lambda: _boot(config))
 
 

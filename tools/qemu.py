@@ -85,6 +85,16 @@ _KVM_GET_API_VERSION = 0xAE00
 _KVM_API_VERSION = 12
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the thread that forked it dies
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what exit_on_signals() turns into SignalExit
+# -icount: 32 ns of virtual time per instruction, and no sleeping when the guest idles (docs/qemu.md)
+ICOUNT_DEFAULT = "shift=5,sleep=off"
+ICOUNT_ENV = "CONDRCU_ICOUNT"  # the -icount spec of a one-CPU QemuConfig that names none
+
+
+class _FromEnv(enum.Enum):
+    """QemuConfig.icount's default: ICOUNT_ENV's spec for one vCPU, else the host's clock."""
+
+    ICOUNT = "from $CONDRCU_ICOUNT"
+
 
 _T = TypeVar("_T")
 
@@ -272,7 +282,14 @@ class QemuConfig:
     on guest shutdown, reset or panic instead of ending QEMU (see module docstring).
     ``end_at_hold`` makes ``wait()`` end the run at the guest's hold line; ``rules`` gives the
     guest's isa-debug-exit port and reads its console (hold line, panic banner). ``smp`` is the
-    number of vCPUs (``-smp``, 1..MAX_SMP)."""
+    number of vCPUs (``-smp``, 1..MAX_SMP).
+
+    ``icount``: QEMU's ``-icount`` spec (``ICOUNT_DEFAULT``: the virtual clock follows the
+    instructions executed, and time the guest would spend halted is skipped), or None for a
+    clock that follows the host's.  Not given, it is taken from the environment variable
+    ``CONDRCU_ICOUNT`` (unset or empty: None) for one vCPU, and None for more: under -icount
+    QEMU runs the vCPUs in turn on one thread, never at once (docs/qemu.md).  ``timeout`` is
+    host time either way."""
 
     image: Path
     append: str = ""
@@ -288,12 +305,21 @@ class QemuConfig:
     extra_args: tuple[str, ...] = ()
     qemu: str = "qemu-system-x86_64"
     rules: GuestRules = KERNEL_RULES
+    icount: str | None | _FromEnv = _FromEnv.ICOUNT  # a str or None once made
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError(f"timeout must be a finite number of seconds > 0, not {self.timeout}")
         if not 1 <= self.smp <= MAX_SMP:
             raise ValueError(f"smp must be a number of CPUs from 1 to {MAX_SMP}, not {self.smp}")
+        if self.icount is _FromEnv.ICOUNT:
+            spec = (os.environ.get(ICOUNT_ENV) or None) if self.smp == 1 else None
+            object.__setattr__(self, "icount", spec)
+        if isinstance(self.icount, str) and (
+            not self.icount or any(c.isspace() for c in self.icount)
+        ):
+            raise ValueError(f"icount must be a QEMU -icount spec such as {ICOUNT_DEFAULT!r}, "
+                             f"not {self.icount!r}")  # fmt: skip
 
     @property
     def cpu_model(self) -> str:
@@ -326,6 +352,8 @@ class QemuConfig:
             cmd += ["-action", "shutdown=pause,panic=pause"]
         if self.log_int is not None:
             cmd += ["-d", "int,cpu_reset", "-D", str(self.log_int)]
+        if isinstance(self.icount, str):
+            cmd += ["-icount", self.icount]
         return cmd + list(self.extra_args)
 
 
@@ -1003,6 +1031,8 @@ def run(config: QemuConfig, on_console: Callable[[str], None] | None = None) -> 
 
 
 __all__ = [
+    "ICOUNT_DEFAULT",
+    "ICOUNT_ENV",
     "BadImageError",
     "GuestRules",
     "STATUS_FAIL",
