@@ -59,3 +59,12 @@ def test_the_judge_catches_a_syscall_that_skips_context_tracking(tmp_path, build
     found = syscall_violations(state.events)
     assert any("enter_from_user_mode missing" in v for v in found), found
     assert "entry_user_syscall" in failed(console)
+
+
+def test_bad_system_calls_fail_cleanly_and_are_counted(kernel_image):
+    # Numbers out of range through `syscall` and int 0x80 (ENOSYS, counted), a write from the
+    # kernel half (EFAULT): the program checks each result and exits 0, and nothing oopses.
+    console, state = held(kernel_image, "selftest=user_bad_syscalls")
+    assert ktap.parse(console).passed, console
+    assert state.percpu["syscalls_enosys"] == 2
+    assert "BUG:" not in console and "OOPS" not in console

@@ -124,6 +124,7 @@ USER_TEST user_int3, user_int3, (128 + SIGTRAP), 0
 USER_TEST user_divide_error, user_div0, (128 + SIGFPE), 0
 USER_TEST user_invalid_op, user_ud2, (128 + SIGILL), 0
 USER_TEST user_copy_from_user, user_peek, 0, 1
+USER_TEST user_bad_syscalls, user_bad_syscalls, 0, 0
 
 .section .text
 .set RESUME_WORK_FIRST_IRQS_ON, 1

@@ -313,6 +313,25 @@ BEND_CHECK user_bend_r11, 2, r11
 BEND_EXIT user_bend_tf, 3
 BEND_EXIT user_bend_rf, 4
 
+# user_bad_syscalls - numbers out of range through both entries, then a write from a pointer
+# into the kernel half: -ENOSYS twice and -EFAULT, or exit 1.  Exits 0.
+.global user_bad_syscalls
+user_bad_syscalls:
+    SYSCALL64 (NR_SYSCALLS + 1000)
+    cmp rax, -ENOSYS
+    jne .Lbad_syscalls_fail
+    SYSCALL_INT80 -1
+    cmp rax, -ENOSYS
+    jne .Lbad_syscalls_fail
+    mov rdi, KERNEL_VIRT_BASE
+    mov esi, 8
+    SYSCALL64 SYS_WRITE
+    cmp rax, -EFAULT
+    jne .Lbad_syscalls_fail
+    EXIT 0
+.Lbad_syscalls_fail:
+    EXIT 1
+
 # user_getpid_int80 - the same call through the compat entry, int 0x80, and an exit.
 .global user_getpid_int80
 user_getpid_int80:
