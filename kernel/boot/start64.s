@@ -42,9 +42,8 @@ start64:
     lock bts qword ptr [rip + cpu_online_mask], 0
     call idt_init
     call pic_mask_all
-    call serial_init                    # for boot_report's lines and page_pool_init's panic
+    call serial_init                    # for page_pool_init's panic
     call page_pool_init
-    call boot_report
     call sched_init
     call apic_init
     call kernel_main
