@@ -253,7 +253,9 @@ class QemuConfig:
     on guest shutdown, reset or panic instead of ending QEMU (see module docstring).
     ``end_at_hold`` makes ``wait()`` end the run at the guest's hold line; ``rules`` gives the
     guest's isa-debug-exit port and reads its console (hold line, panic banner). ``smp`` is the
-    number of vCPUs (``-smp``, 1..MAX_SMP)."""
+    number of vCPUs (``-smp``, 1..MAX_SMP). ``cdrom``: boot that ISO from the CD-ROM (``-cdrom
+    ISO -boot d``; its boot loader loads the kernel, and ``append`` is ignored: the ISO carries the
+    command line) instead of QEMU's Multiboot loader; ``image`` stays the kernel it holds."""
 
     image: Path
     append: str = ""
@@ -269,6 +271,7 @@ class QemuConfig:
     extra_args: tuple[str, ...] = ()
     qemu: str = "qemu-system-x86_64"
     rules: GuestRules = KERNEL_RULES
+    cdrom: Path | None = None
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -282,6 +285,12 @@ class QemuConfig:
         if self.cpu is not None:
             return self.cpu
         return "max" if self.accel == "tcg" else "qemu64"
+
+    def boot_args(self) -> list[str]:
+        """How QEMU starts the kernel: its Multiboot loader, or the CD-ROM's boot loader."""
+        if self.cdrom is not None:
+            return ["-cdrom", str(self.cdrom), "-boot", "d"]
+        return ["-kernel", str(self.image), "-append", self.append]
 
     def command(self, qemu_path: str, qmp_socket: Path) -> list[str]:
         """The full QEMU command line (pure; does not check that anything exists)."""
@@ -298,8 +307,7 @@ class QemuConfig:
             "-serial", "stdio",
             "-no-reboot",
             "-device", debug_exit_device(self.rules.debug_exit_port),
-            "-kernel", str(self.image),
-            "-append", self.append,
+            *self.boot_args(),
             "-qmp", f"unix:{qmp_socket}",
             "-S",
         ]  # fmt: skip
@@ -494,6 +502,8 @@ class QemuRunner:
         cfg = self.config
         qemu_path = find_qemu(cfg.qemu)
         check_image(Path(cfg.image))
+        if cfg.cdrom is not None:
+            check_image(Path(cfg.cdrom))
         if cfg.accel == "kvm":
             check_kvm()
             if cfg.log_int is not None:
