@@ -6,13 +6,27 @@ import argparse
 import dataclasses
 import shlex
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from kernel.abi import EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS
 from tools import ktap
-from tools.cli import DEFAULT_IMAGE, EXIT_CODES, UsageParser, positive_seconds, run_cli
-from tools.qemu import MAX_SMP, Outcome, QemuConfig, QemuResult, run
+from tools.cli import (
+    DEFAULT_IMAGE,
+    EXIT_CODES,
+    EXIT_SETUP,
+    CliError,
+    UsageParser,
+    positive_seconds,
+    run_cli,
+)
+from tools.grub import GrubError, build_iso
+from tools.qemu import MAX_SMP, Outcome, QemuConfig, QemuResult, check_image, run
+
+# How the kernel is started (docs/boot.md): QEMU's Multiboot loader, or GRUB from an ISO
+# (Multiboot2) that the harness builds with the command line in its grub.cfg.
+BOOT_PATHS = ("multiboot", "grub")
 
 EPILOG = f"""\
 exit status:
@@ -58,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help=f"CPUs (QEMU -smp N), 1..{MAX_SMP} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--boot",
+        choices=BOOT_PATHS,
+        default=BOOT_PATHS[0],
+        help="boot path (default: %(default)s; docs/boot.md)",
     )
     parser.add_argument(
         "--log-int", type=Path, metavar="FILE", help="write QEMU's -d int,cpu_reset log (TCG)"
@@ -124,7 +144,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         smp=args.smp,
         log_int=args.log_int,
     )
+    if args.boot == "grub":
+        return run_cli("boot", args.image, lambda: _boot_grub(config))
     return run_cli("boot", args.image, lambda: _boot(config))
+
+
+def _boot_grub(config: QemuConfig) -> int:
+    """Build a GRUB ISO holding the image and its command line in a temporary directory, boot
+    it from the CD-ROM; returns the exit status.  A missing GRUB package is a CliError naming it."""
+    check_image(config.image)
+    with tempfile.TemporaryDirectory(prefix="condrcu-grub-") as tmp:
+        try:
+            iso = build_iso(config.image, Path(tmp) / "condrcu.iso", config.append)
+        except GrubError as err:
+            raise CliError(str(err), EXIT_SETUP) from None
+        return _boot(dataclasses.replace(config, cdrom=iso))
 
 
 def _boot(config: QemuConfig) -> int:
