@@ -94,7 +94,9 @@ def build_iso(kernel: Path, iso: Path, cmdline: str = "", pc_dir: Path = GRUB_PC
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m tools.grub KERNEL -o ISO [--append CMDLINE]`: 0, or 1 after a one-line error."""
-    parser = argparse.ArgumentParser(prog="python -m tools.grub", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.grub", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("kernel", type=Path)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="ISO")
     parser.add_argument("--append", default="", metavar="CMDLINE", help="kernel command line")
