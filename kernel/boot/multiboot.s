@@ -15,12 +15,12 @@ multiboot_header:
     .long __image_lma_bss_end       # bss_end_addr
     .long _start                    # entry_addr
 
-.balign MB2_TAG_ALIGN
+.balign MB2_TAG_ALIGN, 0
 multiboot2_header:
     .long MULTIBOOT2_HEADER_MAGIC
     .long MULTIBOOT2_ARCH_I386
-    .long multiboot2_header_end - multiboot2_header
-    .long -(MULTIBOOT2_HEADER_MAGIC + MULTIBOOT2_ARCH_I386 + (multiboot2_header_end - multiboot2_header))
+    .long .Lmultiboot2_header_end - multiboot2_header
+    .long -(MULTIBOOT2_HEADER_MAGIC + MULTIBOOT2_ARCH_I386 + (.Lmultiboot2_header_end - multiboot2_header))
     .word MB2_HEADER_TAG_ADDRESS, 0
     .long 24
     .long multiboot2_header         # header_addr
@@ -30,10 +30,10 @@ multiboot2_header:
     .word MB2_HEADER_TAG_ENTRY, 0
     .long 12
     .long _start                    # entry_addr
-    .balign MB2_TAG_ALIGN
+    .balign MB2_TAG_ALIGN, 0
     .word MB2_HEADER_TAG_END, 0
     .long 8
-multiboot2_header_end:
+.Lmultiboot2_header_end:
 
 .section .boot.text
 .code32
