@@ -80,6 +80,8 @@ class BootState:
     """What the kernel read from its loader and made of it, from guest memory."""
 
     path: int
+    rsdp: int
+    rsdp_bytes: bytes  # the RSDP_COPY_MAX bytes at rsdp (physical), if given
     mmap: list[dict[str, int]]
     pool_pages: int
     pool_start: int
@@ -93,7 +95,8 @@ def read_boot_state(held: Held) -> BootState:
     raw = held.read("boot_mmap", MMAP_ENTRY.size * info["mmap_entries"])
     mmap = [MMAP_ENTRY.decode(raw[k : k + MMAP_ENTRY.size])
             for k in range(0, len(raw), MMAP_ENTRY.size)]  # fmt: skip
-    return BootState(info["path"], mmap, held.read_u64("pool_pages"),
+    rsdp = held.vm.read_phys(info["rsdp"], CONSTANTS["RSDP_COPY_MAX"]) if info["rsdp"] else b""
+    return BootState(info["path"], info["rsdp"], rsdp, mmap, held.read_u64("pool_pages"),
                      held.read_u64("pool_start"), held.read_u64("pool_end"),
                      held.console.replace("\r\n", "\n"))  # fmt: skip
 
@@ -137,6 +140,7 @@ def test_the_memory_map_decides_the_page_pool(kernel_image, ram_mib):
         assert held.passed, held.console
         state = read_boot_state(held)
     assert state.path == CONSTANTS["BOOT_PATH_MULTIBOOT"]
+    assert state.rsdp == 0  # Multiboot gives none: the kernel scans
     assert BOOT_LINE.search(state.console)[1] == "multiboot"
     check_pool(state, ram_mib)
     # More RAM, a larger pool, up to what the higher half maps.
@@ -231,6 +235,9 @@ def test_grub_selftests_on_two_cpus(kernel_image, tmp_path):
         assert held.passed, held.console
         state = read_boot_state(held)
     assert state.path == CONSTANTS["BOOT_PATH_MULTIBOOT2"]
+    # GRUB's RSDP tag, copied into the kernel (boot_rsdp), valid, and the one ACPI used.
+    assert state.rsdp_bytes[:8] == b"RSD PTR " and sum(state.rsdp_bytes[:20]) % 256 == 0
+    assert state.rsdp + CONSTANTS["KERNEL_VIRT_BASE"] == held.symbols.address("boot_rsdp")
     assert BOOT_LINE.search(state.console)[1] == "multiboot2"
     assert "command line: selftest=all hold\n" in state.console
     assert "smp: 2 CPUs up" in state.console
