@@ -1,4 +1,4 @@
-# The commands a person types: setup, build, run, test, test-fast, debug, bench, clean.  Everything installs what it needs on first use.
+# The commands a person types: setup, build, run, iso, test, test-fast, debug, bench, clean.  Everything installs what it needs on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,10 +8,12 @@ APPEND ?=
 TIMEOUT ?= 60
 # CPUs of `make run` (QEMU -smp)
 SMP ?= 2
+# How `make run` boots the kernel: multiboot (QEMU's loader) or grub (an ISO; docs/boot.md)
+BOOT ?= multiboot
 
-.PHONY: setup build run events test test-fast durations debug bench clean qemu
+.PHONY: setup build run iso events test test-fast durations debug bench clean qemu grub
 
-setup: $(STAMP) qemu
+setup: $(STAMP) qemu grub
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +29,26 @@ qemu:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-system-x86 ovmf binutils >/dev/null; }
 
+# GRUB (BIOS) and what grub-mkrescue needs, from Debian's packages, when missing: the ISO of
+# `make iso` and `tools.boot --boot grub`.
+grub:
+	@command -v grub-mkrescue >/dev/null && command -v grub-file >/dev/null && \
+	  [ -e /usr/lib/grub/i386-pc/multiboot2.mod ] && command -v xorriso >/dev/null && \
+	  command -v mformat >/dev/null || { \
+	  echo "installing grub-pc-bin, grub-common, xorriso and mtools"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq grub-pc-bin grub-common xorriso mtools >/dev/null; }
+
 build: $(STAMP)
 	$(PY) build.py
 
 run: setup build
-	$(PY) -m tools.boot build/kernel.elf --timeout $(TIMEOUT) --smp $(SMP) $(if $(APPEND),--append "$(APPEND)")
+	$(PY) -m tools.boot build/kernel.elf --boot $(BOOT) --timeout $(TIMEOUT) --smp $(SMP) $(if $(APPEND),--append "$(APPEND)")
+
+# build/condrcu.iso: GRUB boots the kernel through Multiboot2 with APPEND (qemu-system-x86_64
+# -cdrom build/condrcu.iso boots it).
+iso: setup build
+	$(PY) -m tools.grub build/kernel.elf -o build/condrcu.iso $(if $(APPEND),--append "$(APPEND)")
 
 # The event log of a run, decoded on the host: make events APPEND="selftest=user_demand_fault"
 # KIND="idtentry_* rcu_*"

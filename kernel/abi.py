@@ -54,12 +54,51 @@ CONSTANTS = {
     "USER_DS": 0x2B,
     "USER_CS": 0x33,
     "TSS_SEL": 0x40,
+    # Multiboot (version 1): the header's magic and flags (bit 1: give us the memory map; bit
+    # 16: address fields present, QEMU loads an ELF64 only with them), the magic in EAX, the
+    # information's fields and flags, a memory-map entry (its size field, which does not count
+    # itself, then u64 base and length, then u32 type) and the loader's memory types.
     "MULTIBOOT_HEADER_MAGIC": 0x1BADB002,
-    "MULTIBOOT_FLAGS": 1 << 16,  # address fields present (QEMU loads an ELF64 only with this)
+    "MULTIBOOT_FLAGS": (1 << 16) | (1 << 1),
     "MULTIBOOT_BOOTLOADER_MAGIC": 0x2BADB002,
     "MBI_FLAGS": 0,
     "MBI_CMDLINE": 16,
+    "MBI_MMAP_LENGTH": 44,
+    "MBI_MMAP_ADDR": 48,
     "MBI_FLAG_CMDLINE": 1 << 2,
+    "MBI_FLAG_MMAP": 1 << 6,
+    "MBI_MMAP_ENTRY_SIZE": 0,
+    "MBI_MMAP_ENTRY_RANGE": 4,
+    "MBI_MMAP_ENTRY_TYPE": 20,
+    "MULTIBOOT_MEMORY_AVAILABLE": 1,
+    "MULTIBOOT_MEMORY_ACPI_RECLAIMABLE": 3,
+    # Multiboot2: the header (magic, architecture 0 = i386 protected mode, its tags: end,
+    # address, entry address; tags 8-byte aligned), the magic in EAX, the information (u32
+    # total size, u32 reserved, then tags of u32 type and u32 size, each 8-byte aligned, the
+    # data from offset 8), its tags (end, command line, memory map, ACPI 1.0 and 2.0 RSDP
+    # copies) and the memory map's layout (u32 entry size, u32 version, then entries of u64
+    # base, u64 length, u32 type, u32 reserved).
+    "MULTIBOOT2_HEADER_MAGIC": 0xE85250D6,
+    "MULTIBOOT2_ARCH_I386": 0,
+    "MB2_HEADER_TAG_END": 0,
+    "MB2_HEADER_TAG_ADDRESS": 2,
+    "MB2_HEADER_TAG_ENTRY": 3,
+    "MULTIBOOT2_BOOTLOADER_MAGIC": 0x36D76289,
+    "MB2_INFO_TAGS": 8,
+    "MB2_TAG_TYPE": 0,
+    "MB2_TAG_SIZE": 4,
+    "MB2_TAG_DATA": 8,
+    "MB2_TAG_ALIGN": 8,
+    "MB2_TAG_END": 0,
+    "MB2_TAG_CMDLINE": 1,
+    "MB2_TAG_MMAP": 6,
+    "MB2_TAG_ACPI_OLD": 14,
+    "MB2_TAG_ACPI_NEW": 15,
+    "MB2_MMAP_ENTRY_SIZE": 8,
+    "MB2_MMAP_ENTRIES": 16,
+    "MB2_MMAP_ENTRY_TYPE": 16,
+    # The most of an RSDP a boot path copies into the kernel (boot_rsdp): ACPI 2.0's 36 bytes.
+    "RSDP_COPY_MAX": 36,
     "COM1": 0x3F8,
     "DEBUG_EXIT_PORT": DEBUG_EXIT_PORT,
     "EXIT_SUCCESS": EXIT_SUCCESS,  # QEMU exits with (0x10 << 1) | 1 = 33
@@ -80,9 +119,10 @@ CONSTANTS = {
     "MSR_SYSCALL_MASK": 0xC0000084,
     "EFER_SCE": 1,
     "X86_EFLAGS_DF": 0x400,  # string instructions count down: the kernel clears it on entry
-    # Memory: the page pool (physical), the user address space of every task.
+    # Memory: the page pool's lowest address (physical: the image, its per-CPU rings and the
+    # 4 KiB-mapped range lie below; the memory map decides the rest, up to POOL_LIMIT), the user
+    # address space of every task.
     "POOL_START": 0x1000000,
-    "POOL_END": 0x3000000,
     "USER_TEXT_BASE": USER_TEXT_BASE,
     "UNMAPPED_ADDR": UNMAPPED_ADDR,
     "USER_HEAP_BASE": 0x10000000,
@@ -297,6 +337,8 @@ CONSTANTS.update({
     "KMAP_PT_PAGES": KMAP_SMALL_END // LARGE_PAGE_SIZE,  # page tables for the 4 KiB range
     # Physical memory the higher half maps (at KERNEL_VIRT_BASE + physical): 512 x 2 MiB.
     "KMAP_PHYS_END": 512 * LARGE_PAGE_SIZE,
+    # The page pool takes usable memory up to what the higher half maps, no further.
+    "POOL_LIMIT": 512 * LARGE_PAGE_SIZE,
 })  # fmt: skip
 # What the boot CPU (kernel/boot/multiboot.s) and each AP (kernel/arch/trampoline.s) set on the
 # way to long mode: PAE paging; long mode, and PTE_NX forbidding instruction fetches; paging,

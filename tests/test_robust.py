@@ -172,7 +172,9 @@ EXITED_RE = re.compile(r"^# task \S+ exited with", re.M)
 def free_list_pages(vm: QemuRunner, symbols: SymbolTable) -> list[int]:
     """The physical addresses on the pool's free list, walked in a copy of the pool read from
     guest memory: each free page holds the kernel address of the next one in its first word."""
-    start, end = CONSTANTS["POOL_START"], CONSTANTS["POOL_END"]
+    start, end = (int.from_bytes(vm.read_virt(symbols.address(name), 8), "little")
+                  for name in ("pool_start", "pool_end"))  # fmt: skip
+    assert CONSTANTS["POOL_START"] <= start < end <= CONSTANTS["POOL_LIMIT"], (start, end)
     virt_base = CONSTANTS["KERNEL_VIRT_BASE"]
     pool = vm.read_phys(start, end - start)
     head = int.from_bytes(vm.read_virt(symbols.address("free_list"), 8), "little")

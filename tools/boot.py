@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import shlex
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,11 +15,14 @@ from tools import ktap
 from tools.cli import (
     DEFAULT_IMAGE,
     EXIT_CODES,
+    EXIT_SETUP,
     EXIT_USAGE,
+    CliError,
     UsageParser,
     positive_seconds,
     run_cli,
 )
+from tools.grub import GrubError, build_iso
 from tools.linux_rules import LINUX_RULES, is_bzimage, linux_append
 from tools.qemu import (
     ICOUNT_DEFAULT,
@@ -28,9 +32,14 @@ from tools.qemu import (
     Outcome,
     QemuConfig,
     QemuResult,
+    check_image,
     run,
 )
 from tools.verdict import KERNEL_RULES
+
+# How the kernel is started (docs/boot.md): QEMU's Multiboot loader, or GRUB from an ISO
+# (Multiboot2) that the harness builds with the command line in its grub.cfg.
+BOOT_PATHS = ("multiboot", "grub")
 
 EPILOG = f"""\
 exit status:
@@ -89,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", *GUESTS),
         default="auto",
         help="whose rules judge the run (default: %(default)s, see below)",
+    )
+    parser.add_argument(
+        "--boot",
+        choices=BOOT_PATHS,
+        default=BOOT_PATHS[0],
+        help="boot path (default: %(default)s; docs/boot.md)",
     )
     parser.add_argument(
         "--log-int", type=Path, metavar="FILE", help="write QEMU's -d int,cpu_reset log (TCG)"
@@ -201,7 +216,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:  # a bad $CONDRCU_ICOUNT
         print(f"boot: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    if args.boot == "grub":
+        return run_cli("boot", args.image, lambda: _boot_grub(config))
     return run_cli("boot", args.image, lambda: _boot(config))
+
+
+def _boot_grub(config: QemuConfig) -> int:
+    """Build a GRUB ISO holding the image and its command line in a temporary directory, boot
+    it from the CD-ROM; returns the exit status.  A missing GRUB package is a CliError naming it."""
+    check_image(config.image)
+    with tempfile.TemporaryDirectory(prefix="condrcu-grub-") as tmp:
+        try:
+            iso = build_iso(config.image, Path(tmp) / "condrcu.iso", config.append)
+        except GrubError as err:
+            raise CliError(str(err), EXIT_SETUP) from None
+        return _boot(dataclasses.replace(config, cdrom=iso))
 
 
 def _boot(config: QemuConfig) -> int:

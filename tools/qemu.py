@@ -289,7 +289,9 @@ class QemuConfig:
     clock that follows the host's.  Not given, it is taken from the environment variable
     ``CONDRCU_ICOUNT`` (unset or empty: None) for one vCPU, and None for more: under -icount
     QEMU runs the vCPUs in turn on one thread, never at once (docs/qemu.md).  ``timeout`` is
-    host time either way."""
+    host time either way. ``cdrom``: boot that ISO from the CD-ROM (``-cdrom
+    ISO -boot d``; its boot loader loads the kernel, and ``append`` is ignored: the ISO carries the
+    command line) instead of QEMU's Multiboot loader; ``image`` stays the kernel it holds."""
 
     image: Path
     append: str = ""
@@ -306,6 +308,7 @@ class QemuConfig:
     qemu: str = "qemu-system-x86_64"
     rules: GuestRules = KERNEL_RULES
     icount: str | None | _FromEnv = _FromEnv.ICOUNT  # a str or None once made
+    cdrom: Path | None = None
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -328,6 +331,12 @@ class QemuConfig:
             return self.cpu
         return "max" if self.accel == "tcg" else "qemu64"
 
+    def boot_args(self) -> list[str]:
+        """How QEMU starts the kernel: its Multiboot loader, or the CD-ROM's boot loader."""
+        if self.cdrom is not None:
+            return ["-cdrom", str(self.cdrom), "-boot", "d"]
+        return ["-kernel", str(self.image), "-append", self.append]
+
     def command(self, qemu_path: str, qmp_socket: Path) -> list[str]:
         """The full QEMU command line (pure; does not check that anything exists)."""
         cmd = [
@@ -343,8 +352,7 @@ class QemuConfig:
             "-serial", "stdio",
             "-no-reboot",
             "-device", debug_exit_device(self.rules.debug_exit_port),
-            "-kernel", str(self.image),
-            "-append", self.append,
+            *self.boot_args(),
             "-qmp", f"unix:{qmp_socket}",
             "-S",
         ]  # fmt: skip
@@ -553,6 +561,8 @@ class QemuRunner:
         cfg = self.config
         qemu_path = find_qemu(cfg.qemu)
         check_image(Path(cfg.image))
+        if cfg.cdrom is not None:
+            check_image(Path(cfg.cdrom))
         if cfg.accel == "kvm":
             check_kvm()
             if cfg.log_int is not None:

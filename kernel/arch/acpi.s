@@ -204,9 +204,27 @@ acpi_find_madt:
     ret
 
 # acpi_find_rsdp - RAX = the virtual address of a valid RSDP ("RSD PTR ", its first 20 bytes
-# summing to 0) on a 16-byte boundary in the EBDA's first KiB or in 0xe0000-0xfffff, else 0.
+# summing to 0): the one the boot path gave (boot_info.rsdp, when not 0 and valid), else the
+# first on a 16-byte boundary in the EBDA's first KiB or in 0xe0000-0xfffff, else 0.
 # Clobbers caller-saved registers.
 acpi_find_rsdp:
+    mov rdi, qword ptr [rip + boot_info + BOOTINFO_RSDP]
+    test rdi, rdi
+    jz .Lscan_bios
+    mov rax, KERNEL_VIRT_BASE
+    add rdi, rax
+    push rdi
+    mov esi, RSDP_V1_SIZE
+    call acpi_checksum
+    pop rdi
+    mov rcx, qword ptr [rdi]
+    cmp rcx, qword ptr [rip + .Lrsdp_signature]
+    jne .Lscan_bios
+    test al, al
+    jnz .Lscan_bios
+    mov rax, rdi
+    ret
+.Lscan_bios:
     mov rax, KERNEL_VIRT_BASE
     movzx edi, word ptr [rax + BDA_EBDA_SEGMENT]
     shl edi, 4

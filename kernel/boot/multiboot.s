@@ -1,8 +1,8 @@
 # Multiboot (version 1) entry: 32-bit protected mode to 64-bit long mode in the higher half.
 .include "layout.inc"
 
-# The header uses the address fields (flag 16), so the loader places the file flat:
-# load_addr..load_end_addr from the file, zero up to bss_end_addr.
+# Both headers use their address fields, so the loader places the file flat: load_addr..
+# load_end_addr from the file, zero up to bss_end_addr; both enter at _start.
 .section .multiboot
 .balign 4
 multiboot_header:
@@ -15,12 +15,33 @@ multiboot_header:
     .long __image_lma_bss_end       # bss_end_addr
     .long _start                    # entry_addr
 
+.balign MB2_TAG_ALIGN, 0
+multiboot2_header:
+    .long MULTIBOOT2_HEADER_MAGIC
+    .long MULTIBOOT2_ARCH_I386
+    .long .Lmultiboot2_header_end - multiboot2_header
+    .long -(MULTIBOOT2_HEADER_MAGIC + MULTIBOOT2_ARCH_I386 + (.Lmultiboot2_header_end - multiboot2_header))
+    .word MB2_HEADER_TAG_ADDRESS, 0
+    .long 24
+    .long multiboot2_header         # header_addr
+    .long __image_lma_start         # load_addr
+    .long __image_lma_end           # load_end_addr
+    .long __image_lma_bss_end       # bss_end_addr
+    .word MB2_HEADER_TAG_ENTRY, 0
+    .long 12
+    .long _start                    # entry_addr
+    .balign MB2_TAG_ALIGN, 0
+    .word MB2_HEADER_TAG_END, 0
+    .long 8
+.Lmultiboot2_header_end:
+
 .section .boot.text
 .code32
-# _start - the loader's entry point.
-# On entry: 32-bit protected mode, paging off, EAX = bootloader magic, EBX = physical address
-# of the Multiboot information.  Does not return: jumps to start64 in the higher half with
-# EDI = magic, ESI = info address.
+# _start - the loader's entry point, for Multiboot and Multiboot2 alike.
+# On entry: 32-bit protected mode, paging off, EAX = the loader's magic, EBX = the physical
+# address of its information.  Fills boot_info from that information (mb1_info, mb2_info),
+# then builds the page tables and jumps to start64 in the higher half with EDI = magic, ESI =
+# information address.  Does not return.
 .global _start
 _start:
     cli
@@ -28,8 +49,19 @@ _start:
     mov edi, eax
     mov esi, ebx
     mov esp, offset boot_stack_top
+    push edi
+    push esi
     cmp eax, MULTIBOOT_BOOTLOADER_MAGIC
+    je .Lmb1
+    cmp eax, MULTIBOOT2_BOOTLOADER_MAGIC
     jne bad_magic
+    call mb2_info
+    jmp .Linfo_done
+.Lmb1:
+    call mb1_info
+.Linfo_done:
+    pop esi
+    pop edi
 
     # The identity map, for the jump to the higher half only (start64 drops it): 512 x 2 MiB
     # pages = physical 0..1 GiB, present, writable, executable.
@@ -42,7 +74,7 @@ _start:
     inc ecx
     cmp ecx, PT_ENTRIES
     jne .Lfill_pd
-    push esi                            # the Multiboot info
+    push esi                            # the loader's information
     call kmap_build
     pop esi
 
@@ -134,6 +166,131 @@ kmap_build:
     mov esi, offset kmap_too_big_msg
     jmp boot_fail
 
+# boot_info is linked in the higher half: written here at boot_info - KERNEL_VIRT_BASE.
+
+# mb1_info - fill boot_info from the Multiboot information at EBX: the path, the command
+# line's address (flags bit 2), the memory map (flags bit 6); rsdp stays 0 (the kernel scans).
+# Clobbers eax, ebx, ecx, edx, esi.
+mb1_info:
+    mov dword ptr [boot_info - KERNEL_VIRT_BASE + BOOTINFO_PATH], BOOT_PATH_MULTIBOOT
+    test dword ptr [ebx + MBI_FLAGS], MBI_FLAG_CMDLINE
+    jz .Lmb1_mmap
+    mov eax, dword ptr [ebx + MBI_CMDLINE]
+    mov dword ptr [boot_info - KERNEL_VIRT_BASE + BOOTINFO_CMDLINE], eax
+.Lmb1_mmap:
+    test dword ptr [ebx + MBI_FLAGS], MBI_FLAG_MMAP
+    jz .Lmb1_done
+    mov esi, dword ptr [ebx + MBI_MMAP_ADDR]
+    mov ebx, dword ptr [ebx + MBI_MMAP_LENGTH]
+    add ebx, esi                            # the map's end
+.Lmb1_entry:
+    lea eax, [esi + MBI_MMAP_ENTRY_TYPE + 4]
+    cmp eax, ebx
+    ja .Lmb1_done                           # no whole entry left
+    push esi
+    mov eax, dword ptr [esi + MBI_MMAP_ENTRY_TYPE]
+    add esi, MBI_MMAP_ENTRY_RANGE
+    call mmap_add
+    pop esi
+    mov eax, dword ptr [esi + MBI_MMAP_ENTRY_SIZE]
+    lea esi, [esi + eax + 4]                # the size does not count its own field
+    jmp .Lmb1_entry
+.Lmb1_done:
+    ret
+
+# mb2_info - fill boot_info from the Multiboot2 information at EBX (tags from MB2_INFO_TAGS,
+# each MB2_TAG_ALIGN aligned, up to the end tag): the path, the command line (the string in its
+# tag), the memory map, the RSDP (copied into boot_rsdp; the ACPI 2.0 copy wins over 1.0's).
+# Clobbers eax, ebx, ecx, edx, esi.
+mb2_info:
+    push edi
+    mov dword ptr [boot_info - KERNEL_VIRT_BASE + BOOTINFO_PATH], BOOT_PATH_MULTIBOOT2
+    lea ebx, [ebx + MB2_INFO_TAGS]
+.Lmb2_tag:
+    mov eax, dword ptr [ebx + MB2_TAG_TYPE]
+    cmp eax, MB2_TAG_END
+    je .Lmb2_done
+    cmp eax, MB2_TAG_CMDLINE
+    je .Lmb2_cmdline
+    cmp eax, MB2_TAG_MMAP
+    je .Lmb2_mmap
+    cmp eax, MB2_TAG_ACPI_NEW
+    je .Lmb2_rsdp
+    cmp eax, MB2_TAG_ACPI_OLD
+    jne .Lmb2_next
+    cmp dword ptr [boot_info - KERNEL_VIRT_BASE + BOOTINFO_RSDP], 0
+    jne .Lmb2_next                          # the 2.0 copy came first
+.Lmb2_rsdp:
+    mov ecx, dword ptr [ebx + MB2_TAG_SIZE]
+    sub ecx, MB2_TAG_DATA
+    cmp ecx, RSDP_COPY_MAX
+    jbe .Lmb2_rsdp_copy
+    mov ecx, RSDP_COPY_MAX
+.Lmb2_rsdp_copy:
+    lea esi, [ebx + MB2_TAG_DATA]
+    mov edi, offset boot_rsdp - KERNEL_VIRT_BASE
+    mov dword ptr [boot_info - KERNEL_VIRT_BASE + BOOTINFO_RSDP], edi
+    rep movsb
+    jmp .Lmb2_next
+.Lmb2_cmdline:
+    lea eax, [ebx + MB2_TAG_DATA]
+    mov dword ptr [boot_info - KERNEL_VIRT_BASE + BOOTINFO_CMDLINE], eax
+    jmp .Lmb2_next
+.Lmb2_mmap:
+    lea esi, [ebx + MB2_MMAP_ENTRIES]
+    mov edi, dword ptr [ebx + MB2_TAG_SIZE]
+    add edi, ebx                            # the tag's end
+.Lmb2_entry:
+    lea eax, [esi + MB2_MMAP_ENTRY_TYPE + 4]
+    cmp eax, edi
+    ja .Lmb2_next
+    mov eax, dword ptr [esi + MB2_MMAP_ENTRY_TYPE]
+    push esi
+    call mmap_add
+    pop esi
+    add esi, dword ptr [ebx + MB2_MMAP_ENTRY_SIZE]
+    jmp .Lmb2_entry
+.Lmb2_next:
+    mov eax, dword ptr [ebx + MB2_TAG_SIZE]
+    lea ebx, [ebx + eax + MB2_TAG_ALIGN - 1]
+    and ebx, -MB2_TAG_ALIGN
+    jmp .Lmb2_tag
+.Lmb2_done:
+    pop edi
+    ret
+
+# mmap_add - append an entry to boot_mmap: ESI = its base and length (two u64, as both
+# Multiboot versions lay them out), EAX = the loader's type (MULTIBOOT_MEMORY_*), made one of
+# MMAP_USABLE, MMAP_ACPI, MMAP_RESERVED.  Entries beyond MMAP_MAX are dropped (memory the pool
+# does not get, never memory it wrongly gets).  Clobbers eax, ecx, edx, esi.
+mmap_add:
+    mov ecx, dword ptr [boot_info - KERNEL_VIRT_BASE + BOOTINFO_MMAP_ENTRIES]
+    cmp ecx, MMAP_MAX
+    jae .Lmmap_full
+    imul ecx, ecx, MMAP_SIZE
+    add ecx, offset boot_mmap - KERNEL_VIRT_BASE
+    mov edx, MMAP_USABLE
+    cmp eax, MULTIBOOT_MEMORY_AVAILABLE
+    je .Lmmap_type
+    mov edx, MMAP_ACPI
+    cmp eax, MULTIBOOT_MEMORY_ACPI_RECLAIMABLE
+    je .Lmmap_type
+    mov edx, MMAP_RESERVED
+.Lmmap_type:
+    mov dword ptr [ecx + MMAP_TYPE], edx
+    mov dword ptr [ecx + MMAP_TYPE + 4], 0
+    mov eax, dword ptr [esi]
+    mov dword ptr [ecx + MMAP_BASE], eax
+    mov eax, dword ptr [esi + 4]
+    mov dword ptr [ecx + MMAP_BASE + 4], eax
+    mov eax, dword ptr [esi + 8]
+    mov dword ptr [ecx + MMAP_LENGTH], eax
+    mov eax, dword ptr [esi + 12]
+    mov dword ptr [ecx + MMAP_LENGTH + 4], eax
+    inc dword ptr [boot_info - KERNEL_VIRT_BASE + BOOTINFO_MMAP_ENTRIES]
+.Lmmap_full:
+    ret
+
 # bad_magic - not started by a Multiboot loader: say so on COM1 (no setup needed for QEMU's
 # UART) and end the VM with the failure status.  EDI = the EAX we were given.
 bad_magic:
@@ -174,7 +331,7 @@ start64_low:
 # (filled by kmap_build).
 .section .boot.data
 bad_magic_msg:
-    .asciz "PANIC: not started by a Multiboot loader (EAX is not 0x2badb002)\n"
+    .asciz "PANIC: not started by a Multiboot loader (EAX is neither 0x2badb002 nor 0x36d76289)\n"
 kmap_too_big_msg:
     .asciz "PANIC: the kernel image reaches into the page pool (KMAP_SMALL_END)\n"
 

@@ -2,8 +2,9 @@
 .include "layout.inc"
 
 .section .text
-# start64 - entered from start64_low with EDI = bootloader magic, ESI = Multiboot info
-# (physical).  Does not return.
+# start64 - entered with boot_info filled (kernel/boot/bootinfo.s) and EDI = the loader's magic,
+# ESI = its information (physical; kept in boot_magic and boot_info_phys for the curious, never
+# read for the boot).  Does not return.
 .global start64
 start64:
     mov r12d, edi
@@ -21,7 +22,6 @@ start64:
     mov qword ptr [rip + boot_info_phys], r13
 
     # Copy the command line (it lies beyond the image) while nothing else has used memory.
-    mov rdi, r13
     call copy_cmdline
 
     # Drop the identity mapping: the lower half is for user tasks.
@@ -42,6 +42,7 @@ start64:
     lock bts qword ptr [rip + cpu_online_mask], 0
     call idt_init
     call pic_mask_all
+    call serial_init                    # for page_pool_init's panic
     call page_pool_init
     call sched_init
     call apic_init
@@ -51,17 +52,21 @@ start64:
     hlt
     jmp .Lhang
 
-# copy_cmdline - copy the Multiboot command line into cmdline_buf (NUL-terminated, at most
-# CMDLINE_MAX - 1 bytes; cmdline_truncated = 1 when it was longer).  RDI = physical address
-# of the Multiboot info, reached through the higher-half mapping of low memory.  Clobbers rax, rcx, rdx, rsi, rdi.
+# copy_cmdline - copy the command line at boot_info.cmdline (physical, reached through the
+# higher-half mapping of low memory; 0: none) into cmdline_buf (NUL-terminated, at most
+# CMDLINE_MAX - 1 bytes; cmdline_truncated = 1 when it was longer).  A command line beyond that
+# mapping is not read: cmdline_truncated = 1, so that cmdline_parse refuses it.  Clobbers rax,
+# rcx, rdx, rsi.
 copy_cmdline:
     lea rsi, [rip + cmdline_buf]
     mov byte ptr [rsi], 0
-    mov rax, KERNEL_VIRT_BASE
-    add rdi, rax
-    test dword ptr [rdi + MBI_FLAGS], MBI_FLAG_CMDLINE
+    mov rdx, qword ptr [rip + boot_info + BOOTINFO_CMDLINE]
+    test rdx, rdx
     jz .Lcopy_done
-    mov edx, dword ptr [rdi + MBI_CMDLINE]
+    mov rax, KMAP_PHYS_END - CMDLINE_MAX
+    cmp rdx, rax
+    ja .Lcopy_unmapped
+    mov rax, KERNEL_VIRT_BASE
     add rdx, rax
     mov ecx, CMDLINE_MAX - 1
 .Lcopy_loop:
@@ -79,6 +84,69 @@ copy_cmdline:
     mov byte ptr [rsi], 0
 .Lcopy_done:
     ret
+.Lcopy_unmapped:
+    mov byte ptr [rip + cmdline_truncated], 1
+    ret
+
+# boot_report - say how the kernel was booted and what the memory map gave the page pool:
+# "boot: PATH, memory map: N entries, M MiB usable" and "boot: page pool START-END, P pages".
+# Clobbers caller-saved registers.
+.global boot_report
+boot_report:
+    mov rax, qword ptr [rip + boot_info + BOOTINFO_PATH]
+    lea rsi, [rip + .Lpath_unknown]
+    cmp rax, BOOT_PATH_UEFI
+    ja .Lreport_path
+    lea rcx, [rip + boot_path_names]
+    mov rsi, qword ptr [rcx + rax * 8]
+.Lreport_path:
+    call mmap_usable_bytes
+    mov rcx, rax
+    shr rcx, 20
+    mov rdx, qword ptr [rip + boot_info + BOOTINFO_MMAP_ENTRIES]
+    lea rdi, [rip + .Lboot_fmt]
+    call printk
+    lea rdi, [rip + .Lpool_fmt]
+    mov rsi, qword ptr [rip + pool_start]
+    mov rdx, qword ptr [rip + pool_end]
+    mov rcx, qword ptr [rip + pool_pages]
+    jmp printk
+
+# mmap_usable_bytes - RAX = the bytes of every MMAP_USABLE entry of boot_mmap.  Clobbers rcx, rdx, rdi.
+mmap_usable_bytes:
+    xor eax, eax
+    mov rcx, qword ptr [rip + boot_info + BOOTINFO_MMAP_ENTRIES]
+    lea rdi, [rip + boot_mmap]
+.Lusable_next:
+    test rcx, rcx
+    jz .Lusable_done
+    cmp qword ptr [rdi + MMAP_TYPE], MMAP_USABLE
+    jne .Lusable_skip
+    add rax, qword ptr [rdi + MMAP_LENGTH]
+.Lusable_skip:
+    add rdi, MMAP_SIZE
+    dec rcx
+    jmp .Lusable_next
+.Lusable_done:
+    ret
+
+.section .rodata
+.balign 8
+# The names of the boot paths, by BOOT_PATH_* (0: none).
+boot_path_names:
+    .quad .Lpath_unknown, .Lpath_multiboot, .Lpath_multiboot2, .Lpath_uefi
+.Lpath_unknown:
+    .asciz "unknown"
+.Lpath_multiboot:
+    .asciz "multiboot"
+.Lpath_multiboot2:
+    .asciz "multiboot2"
+.Lpath_uefi:
+    .asciz "uefi"
+.Lboot_fmt:
+    .asciz "boot: %s, memory map: %u entries, %u MiB usable\n"
+.Lpool_fmt:
+    .asciz "boot: page pool %x-%x, %u pages\n"
 
 .section .bss
 .balign 4096

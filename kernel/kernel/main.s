@@ -14,6 +14,7 @@ kernel_main:
     lea rdi, [rip + .Lbanner]
     call printk
     call cmdline_show
+    call boot_report                    # the boot path, the memory map, the page pool
 
     call cmdline_parse                  # every option checked before anything runs
     call policy_setup                   # entry_policy=

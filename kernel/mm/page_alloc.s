@@ -1,27 +1,88 @@
-# The page pool: physical pages [POOL_START, POOL_END) on a free list threaded through the
-# free pages themselves, reached through the kernel's mapping of low physical memory.  The
-# list is held with interrupts off (raw: no lockdep or tracer call inside) and under pool_lock.
+# The page pool: every usable page of the memory map (boot_mmap) in [POOL_START, POOL_LIMIT) on
+# a free list threaded through the free pages themselves, reached through the kernel's mapping
+# of low physical memory.  The list is held with interrupts off (raw: no lockdep or tracer call
+# inside) and under pool_lock.
 .include "layout.inc"
 
 .section .text
-# page_pool_init - put every pool page on the free list.  Clobbers rax, rcx, rdx.
+# page_pool_init - put every usable page of boot_mmap in [POOL_START, POOL_LIMIT) on the free
+# list, lowest address first; pool_pages, pool_start and pool_end say what it got (the pool's
+# page count, lowest page, end of its highest page).  With no such page: a PANIC line and
+# EXIT_FAILURE (the console must be set up).  Clobbers caller-saved registers.
 .global page_pool_init
 page_pool_init:
+    push rbx
+    push r12
     mov qword ptr [rip + free_list], 0
     mov qword ptr [rip + free_pages], 0
-    mov rcx, POOL_END - PAGE_SIZE
+    mov qword ptr [rip + pool_start], -1
+    mov qword ptr [rip + pool_end], 0
+    mov rbx, qword ptr [rip + boot_info + BOOTINFO_MMAP_ENTRIES]
+    lea r12, [rip + boot_mmap]
+.Lpool_entry:                           # the last entry first, so that the lowest page heads
+    test rbx, rbx
+    jz .Lpool_done
+    dec rbx
+    imul rax, rbx, MMAP_SIZE
+    add rax, r12
+    cmp qword ptr [rax + MMAP_TYPE], MMAP_USABLE
+    jne .Lpool_entry
+    mov rdi, qword ptr [rax + MMAP_BASE]
+    mov rsi, qword ptr [rax + MMAP_LENGTH]
+    add rsi, rdi                        # the entry's end
+    jc .Lpool_entry                     # wraps: not memory
+    add rdi, PAGE_SIZE - 1
+    jc .Lpool_entry
+    and rdi, -PAGE_SIZE                 # its first whole page
+    and rsi, -PAGE_SIZE                 # the end of its last whole page
+    mov rax, POOL_START
+    cmp rdi, rax
+    cmovb rdi, rax
+    mov rax, POOL_LIMIT
+    cmp rsi, rax
+    cmova rsi, rax
+    cmp rdi, rsi
+    jae .Lpool_entry
+    call pool_add_range
+    jmp .Lpool_entry
+.Lpool_done:
+    mov rax, qword ptr [rip + free_pages]
+    mov qword ptr [rip + pool_pages], rax
+    test rax, rax
+    jz .Lpool_none
+    pop r12
+    pop rbx
+    ret
+.Lpool_none:
+    mov qword ptr [rip + pool_start], 0
+    lea rdi, [rip + .Lno_pool_msg]
+    mov rsi, POOL_START
+    mov rdx, POOL_LIMIT
+    call printk
+    mov edi, EXIT_FAILURE
+    call qemu_exit
+
+# pool_add_range - RDI, RSI = physical start and end (page aligned, start < end): push its pages
+# on the free list, highest first, and widen pool_start/pool_end.  Clobbers rax, rcx, rdx, rsi.
+pool_add_range:
+    cmp rdi, qword ptr [rip + pool_start]
+    jae .Lrange_low
+    mov qword ptr [rip + pool_start], rdi
+.Lrange_low:
+    cmp rsi, qword ptr [rip + pool_end]
+    jbe .Lrange_high
+    mov qword ptr [rip + pool_end], rsi
+.Lrange_high:
     mov rdx, KERNEL_VIRT_BASE
-.Lpool_next:
-    lea rax, [rcx + rdx]
-    push rcx
+.Lrange_page:
+    sub rsi, PAGE_SIZE
+    lea rax, [rsi + rdx]
     mov rcx, qword ptr [rip + free_list]
     mov qword ptr [rax], rcx
     mov qword ptr [rip + free_list], rax
-    pop rcx
     inc qword ptr [rip + free_pages]
-    sub rcx, PAGE_SIZE
-    cmp rcx, POOL_START
-    jae .Lpool_next
+    cmp rsi, rdi
+    ja .Lrange_page
     ret
 
 # page_alloc - RAX = the kernel address of a zeroed page, or 0 when the pool is empty.
@@ -77,7 +138,8 @@ page_free:
     ret
 
 # page_pool_check - walk the free list with interrupts off.  RAX = the number of pages on it,
-# RDX = 1 when that equals free_pages and every page lies in the pool, page aligned, else 0.
+# RDX = 1 when that equals free_pages and every page lies in [pool_start, pool_end), page
+# aligned, and there are no more than pool_pages (else a cycle), else 0.
 # Clobbers rcx, rsi.
 .global page_pool_check
 page_pool_check:
@@ -100,11 +162,11 @@ page_pool_check:
     mov rsi, KERNEL_VIRT_BASE
     neg rsi
     add rsi, rcx                        # the physical address
-    cmp rsi, POOL_START
+    cmp rsi, qword ptr [rip + pool_start]
     jb .Lcheck_bad
-    cmp rsi, POOL_END
+    cmp rsi, qword ptr [rip + pool_end]
     jae .Lcheck_bad
-    cmp rax, (POOL_END - POOL_START) / PAGE_SIZE
+    cmp rax, qword ptr [rip + pool_pages]
     ja .Lcheck_bad                      # more pages than the pool has: a cycle
     mov rcx, qword ptr [rcx]
     jmp .Lcheck_page
@@ -132,3 +194,18 @@ pool_lock:
 .global free_pages
 free_pages:
     .zero 8
+# What page_pool_init found (the host reads them): the pool's pages, its lowest page and the
+# end of its highest (physical).
+.global pool_pages
+pool_pages:
+    .zero 8
+.global pool_start
+pool_start:
+    .zero 8
+.global pool_end
+pool_end:
+    .zero 8
+
+.section .rodata
+.Lno_pool_msg:
+    .asciz "PANIC: the memory map has no usable page in [%x, %x) for the page pool\n"

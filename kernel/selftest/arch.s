@@ -144,18 +144,15 @@ idtr_buf:
     .zero 16
 
 .section .text
-# selftest_multiboot - the loader's magic reached start64, and the information it passed
-# says a command line is present (we were booted with one: selftest=).
+# selftest_multiboot - the boot path named itself in boot_info and passed a command line
+# (we were booted with one: selftest=), which start64 copied.
 selftest_multiboot:
     lea rax, [rip + .Lbad_magic]
-    cmp qword ptr [rip + boot_magic], MULTIBOOT_BOOTLOADER_MAGIC
-    jne .Lmb_end
-    mov rdi, qword ptr [rip + boot_info_phys]
-    mov rcx, KERNEL_VIRT_BASE
-    add rdi, rcx
+    cmp qword ptr [rip + boot_info + BOOTINFO_PATH], 0
+    je .Lmb_end
     lea rax, [rip + .Lno_cmdline]
-    test dword ptr [rdi + MBI_FLAGS], MBI_FLAG_CMDLINE
-    jz .Lmb_end
+    cmp qword ptr [rip + boot_info + BOOTINFO_CMDLINE], 0
+    je .Lmb_end
     lea rax, [rip + .Lcmdline_empty]
     cmp byte ptr [rip + cmdline_buf], 0
     je .Lmb_end
@@ -166,6 +163,6 @@ selftest_multiboot:
 SELFTEST arch, multiboot, selftest_multiboot
 
 .section .rodata
-REASON .Lbad_magic, "start64 did not get the Multiboot magic"
-REASON .Lno_cmdline, "the Multiboot information has no command line"
+REASON .Lbad_magic, "boot_info names no boot path"
+REASON .Lno_cmdline, "boot_info has no command line"
 REASON .Lcmdline_empty, "the command line was not copied"

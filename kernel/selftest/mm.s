@@ -285,4 +285,4 @@ page_tag_errors:
 page_churns:
     .zero 8
 page_owner_map:
-    .zero (POOL_END - POOL_START) / PAGE_SIZE
+    .zero (POOL_LIMIT - POOL_START) / PAGE_SIZE   # a byte per page the pool may have
