@@ -195,7 +195,9 @@ def write_pe(image: Image, params: PeParams) -> bytes:
     out += bytes(size_of_headers - len(out))
     for s, (_, size) in zip(sections, raw, strict=True):
         out += s.data + bytes(size - len(s.data))
-    checksum_at = MZ_HEADER_SIZE + len(PE_SIGNATURE) + COFF_HEADER.size + CHECKSUM_OFFSET_IN_OPTIONAL
+    checksum_at = (
+        MZ_HEADER_SIZE + len(PE_SIGNATURE) + COFF_HEADER.size + CHECKSUM_OFFSET_IN_OPTIONAL
+    )
     struct.pack_into("<I", out, checksum_at, pe_checksum(bytes(out), checksum_at))
     return bytes(out)
 

@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--append", default="", metavar="CMDLINE", help="kernel command line")
     parser.add_argument(
+        "--boot",
+        choices=BOOT_PATHS,
+        default="multiboot",
+        help="how QEMU starts the kernel: its Multiboot loader (-kernel IMAGE), or OVMF from a "
+        f"FAT drive (uefi; IMAGE defaults to {DEFAULT_EFI_IMAGE}) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--timeout",
         type=positive_seconds,
         default=60.0,
@@ -63,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-int", type=Path, metavar="FILE", help="write QEMU's -d int,cpu_reset log (TCG)"
     )
     return parser
+
+
+BOOT_PATHS = ("multiboot", "uefi")
+DEFAULT_EFI_IMAGE = DEFAULT_IMAGE.with_name("BOOTX64.EFI")
 
 
 def smp_count(text: str) -> int:
@@ -116,7 +127,10 @@ def _write_console(text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see EPILOG)."""
     args = build_parser().parse_args(argv)
+    if args.boot == "uefi" and args.image == DEFAULT_IMAGE:
+        args.image = DEFAULT_EFI_IMAGE
     config = QemuConfig(
+        boot=args.boot,
         image=args.image,
         append=args.append,
         timeout=args.timeout,
