@@ -18,6 +18,7 @@ import pytest
 import kbuild
 from kernel import abi
 from kernel.abi import CONSTANTS, LOAD_BASE
+from kernel.structs import MMAP_ENTRY
 from linker import pe as pewriter
 from tools import efi, ktap
 from tools.qemu import Outcome, QemuConfig, run
@@ -47,6 +48,14 @@ def flat_from_elf(elf: bytes) -> bytes:
     for off, pa, filesz in loads:
         flat[pa - LOAD_BASE : pa - LOAD_BASE + filesz] = elf[off : off + filesz]
     return bytes(flat)
+
+
+def load_end(elf: bytes) -> int:
+    """The end of the image in physical memory, .bss included (p_paddr + p_memsz)."""
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    headers = [struct.unpack_from("<IIQQQQQQ", elf, phoff + i * phentsize) for i in range(phnum)]
+    return max(h[4] + h[6] for h in headers if h[0] == 1)
 
 
 @pytest.fixture(scope="module")
@@ -329,17 +338,60 @@ def test_an_image_ovmf_refuses_is_reported_at_once(efi_file: bytes, tmp_path: Pa
     assert seconds < 30, verdict  # not the 60 s timeout
 
 
+# A command line one byte longer than the kernel takes whose first CMDLINE_MAX - 1 bytes are a
+# good one: a path that cuts it runs selftest=list and passes; the kernel must refuse it.
+TOO_LONG = "selftest=list".ljust(CONSTANTS["CMDLINE_MAX"] - len("BOOTX64.EFI "))
+
+
+def refused_too_long(image: Path) -> bool:
+    result = uefi_run(image, TOO_LONG, timeout=60)
+    refused = f"is longer than {CONSTANTS['CMDLINE_MAX'] - 1} bytes: refused" in result.console
+    assert refused == (result.outcome is not Outcome.PASS), result.reason
+    return refused
+
+
 @pytest.mark.qemu
 @needs_ovmf
-def test_a_command_line_too_long_is_refused(kernel_build: Path):
+def test_a_command_line_too_long_is_refused(kernel_build: Path, build_cache: Path, tmp_path):
     """CMDLINE_MAX - 1 bytes fit (the image name counts, as on the Multiboot path); longer is
-    refused by the kernel, not cut."""
-    word = "BOOTX64.EFI "
-    append = "x" * (CONSTANTS["CMDLINE_MAX"] - len(word))  # one byte too many
-    result = uefi_run(kernel_build / "BOOTX64.EFI", append, timeout=60)
-    assert result.outcome is not Outcome.PASS
-    assert f"is longer than {CONSTANTS['CMDLINE_MAX'] - 1} bytes: refused" in result.console or \
-        "refused rather than cut" in result.console, result.console[-2000:]  # fmt: skip
+    refused by the kernel, not cut.  A mutant efi.s that keeps only what fits passes the cut
+    line on, and the kernel runs it."""
+    from helpers import mutant_build
+
+    assert refused_too_long(kernel_build / "BOOTX64.EFI")
+    cut = mutant_build(tmp_path, build_cache, [
+        ("boot/efi.s", "    mov edx, CMDLINE_MAX\n", "    mov edx, CMDLINE_MAX - 1\n")])  # fmt: skip
+    assert not refused_too_long(cut / "BOOTX64.EFI")
+
+
+@pytest.mark.qemu
+@needs_ovmf
+def test_boot_information_from_the_firmware(kernel_build: Path):
+    """Held under OVMF: the RSDP the entry found (efi_rsdp) is an ACPI RSDP, and the memory map
+    it converted (efi_mmap_stage, what boot_mmap gets) is sorted, holds the kernel in one usable
+    entry and about the guest's RAM as usable memory."""
+    from tools.hold import boot_held
+
+    elf = kernel_build / "kernel.elf"
+    symbols = SymbolTable(elf)
+    with boot_held(kernel_build / "BOOTX64.EFI", "selftest=int3", 90, None, symbols=symbols,
+                   boot="uefi") as held:  # fmt: skip
+        entries = int(BOOT_LINE.search(held.console)[1])
+        rsdp = int.from_bytes(held.vm.read_phys(symbols.address("efi_rsdp"), 8), "little")
+        signature = held.vm.read_phys(rsdp, 8) if rsdp else b""
+        raw = held.vm.read_phys(symbols.address("efi_mmap_stage"), MMAP_ENTRY.size * entries)
+    assert signature == b"RSD PTR "
+    assert "command line: selftest=int3 hold" in held.console
+    mmap = [MMAP_ENTRY.decode(raw[i : i + MMAP_ENTRY.size])
+            for i in range(0, len(raw), MMAP_ENTRY.size)]  # fmt: skip
+    for entry, after in zip(mmap, mmap[1:], strict=False):
+        assert entry["base"] + entry["length"] <= after["base"], mmap
+        assert entry["type"] != after["type"] or entry["base"] + entry["length"] < after["base"]
+    usable = [e for e in mmap if e["type"] == CONSTANTS["MMAP_USABLE"]]
+    bss_end = load_end(elf.read_bytes())
+    assert any(e["base"] <= LOAD_BASE and e["base"] + e["length"] >= bss_end for e in usable)
+    assert 100 << 20 < sum(e["length"] for e in usable) <= 128 << 20  # QemuConfig's -m 128M
+    assert rsdp and any(e["base"] <= rsdp < e["base"] + e["length"] for e in mmap)
 
 
 @pytest.mark.qemu
