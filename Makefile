@@ -8,6 +8,8 @@ APPEND ?=
 TIMEOUT ?= 60
 # CPUs of `make run` (QEMU -smp)
 SMP ?= 2
+# How `make run` boots: multiboot (QEMU's loader, build/kernel.elf) or uefi (OVMF, build/BOOTX64.EFI)
+BOOT ?= multiboot
 
 .PHONY: setup build run events test test-fast durations debug bench clean qemu
 
@@ -31,7 +33,7 @@ build: $(STAMP)
 	$(PY) build.py
 
 run: setup build
-	$(PY) -m tools.boot build/kernel.elf --timeout $(TIMEOUT) --smp $(SMP) $(if $(APPEND),--append "$(APPEND)")
+	$(PY) -m tools.boot build/kernel.elf --boot $(BOOT) --timeout $(TIMEOUT) --smp $(SMP) $(if $(APPEND),--append "$(APPEND)")
 
 # The event log of a run, decoded on the host: make events APPEND="selftest=user_demand_fault"
 # KIND="idtentry_* rcu_*"
