@@ -388,6 +388,26 @@ def test_the_demo_passes_under_uefi_with_the_firmwares_boot_information(kernel_b
 
 @pytest.mark.qemu
 @needs_ovmf
+def test_a_stale_map_key_is_retried(build_cache: Path, tmp_path: Path):
+    """A mutant entry whose first ExitBootServices gets a stale key (the map's key + 1): the
+    firmware refuses it (EFI_INVALID_PARAMETER), the entry asks for the map again and exits
+    with the new key, and the kernel runs."""
+    from helpers import mutant_build
+
+    call = "    call qword ptr [r14 + EFI_BS_EXIT_BOOT_SERVICES]\n"
+    stale = ("    cmp qword ptr [rip + efi_ebs_calls], 1\n    jne .Lmutant_key\n    inc rdx\n"
+             ".Lmutant_key:\n" + call)  # fmt: skip
+    out = mutant_build(tmp_path, build_cache, [("boot/efi.s", call, stale)])
+    result = uefi_run(out / "BOOTX64.EFI", "selftest=int3", timeout=90)
+    assert result.outcome is Outcome.PASS, result.reason + "\n" + result.console[-2000:]
+    match = BOOT_LINE.search(result.console)
+    assert match, result.console[:2000]
+    _entries, _descriptors, gmm, ebs = map(int, match.groups())
+    assert ebs == 2 and gmm >= 3, match[0]
+
+
+@pytest.mark.qemu
+@needs_ovmf
 def test_firmware_memory_in_the_kernels_range_is_a_clear_panic(kernel_build: Path):
     """With S3 on, OVMF keeps an ACPI NVS area at 8 MiB, inside the kernel's .bss: the entry
     code says so instead of zeroing firmware memory (the harness turns S3 off; this run turns
