@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pefile
 import pytest
+from helpers import mutant_build
 
 import kbuild
 from kernel import abi
@@ -340,8 +341,6 @@ def test_a_command_line_too_long_is_refused(kernel_build: Path, build_cache: Pat
     """CMDLINE_MAX - 1 bytes fit (the image name counts, as on the Multiboot path); longer is
     refused by the kernel, not cut.  A mutant efi.s that keeps only what fits passes the cut
     line on, and the kernel runs it."""
-    from helpers import mutant_build
-
     assert refused_too_long(kernel_build / "BOOTX64.EFI")
     cut = mutant_build(tmp_path, build_cache, [
         ("boot/efi.s", "    mov edx, CMDLINE_MAX\n", "    mov edx, CMDLINE_MAX - 1\n")])  # fmt: skip
@@ -392,8 +391,6 @@ def test_a_stale_map_key_is_retried(build_cache: Path, tmp_path: Path):
     """A mutant entry whose first ExitBootServices gets a stale key (the map's key + 1): the
     firmware refuses it (EFI_INVALID_PARAMETER), the entry asks for the map again and exits
     with the new key, and the kernel runs."""
-    from helpers import mutant_build
-
     call = "    call qword ptr [r14 + EFI_BS_EXIT_BOOT_SERVICES]\n"
     stale = ("    cmp qword ptr [rip + efi_ebs_calls], 1\n    jne .Lmutant_key\n    inc rdx\n"
              ".Lmutant_key:\n" + call)  # fmt: skip
@@ -404,6 +401,51 @@ def test_a_stale_map_key_is_retried(build_cache: Path, tmp_path: Path):
     assert match, result.console[:2000]
     _entries, _descriptors, gmm, ebs = map(int, match.groups())
     assert ebs == 2 and gmm >= 3, match[0]
+
+
+def kernel_mapping(image: Path, elf: Path, boot: str):
+    """Held after selftest=int3: (the leaves of the higher half's kernel mapping, i.e. the
+    pages the boot page tables map at KERNEL_VIRT_BASE, and the lower half's PML4 entries)."""
+    from test_wx import ADDRESS, walk_upper_half
+    from test_wx import PAGE as TABLE
+
+    from tools.hold import boot_held
+
+    tables: dict[int, tuple[int, ...]] = {}
+    with boot_held(image, "selftest=int3", 90, None, symbols=SymbolTable(elf), boot=boot) as h:
+        cr3 = int(re.search(r"\bCR3=([0-9a-f]+)", h.vm.registers())[1], 16)
+
+        def read_table(phys: int) -> tuple[int, ...]:
+            if phys not in tables:
+                tables[phys] = struct.unpack("<512Q", h.vm.read_phys(phys, TABLE))
+            return tables[phys]
+
+        leaves = walk_upper_half(read_table, cr3)
+        lower = read_table(cr3 & ADDRESS)[:256]
+    base, end = abi.KERNEL_VIRT_BASE, abi.KERNEL_VIRT_BASE + CONSTANTS["KMAP_PHYS_END"]
+    return {leaf for leaf in leaves if base <= leaf.virt < end}, lower
+
+
+@pytest.mark.qemu
+@needs_ovmf
+def test_the_uefi_path_builds_the_multiboot_paths_page_tables(
+    kernel_build: Path, build_cache: Path, tmp_path: Path
+):
+    """efi_kmap_build (64-bit) against multiboot.s's kmap_build (32-bit): the same kernel
+    mapping, page for page and right for right, W^X by the ELF's segments (tests/test_wx.py's
+    judge), the identity map gone.  A mutant whose 2 MiB pages stay executable differs."""
+    from test_wx import violations
+
+    elf = kernel_build / "kernel.elf"
+    uefi, lower = kernel_mapping(kernel_build / "BOOTX64.EFI", elf, "uefi")
+    multiboot, _ = kernel_mapping(elf, elf, "multiboot")
+    assert uefi and uefi == multiboot, sorted(uefi ^ multiboot, key=lambda leaf: leaf.virt)[:5]
+    assert violations(sorted(uefi, key=lambda leaf: leaf.virt), elf) == []
+    assert not any(e & 1 for e in lower), "the identity map is still there"
+    out = mutant_build(tmp_path, build_cache, [("boot/efi.s", "    bts rax, 63  ", "    nop  ")])
+    mutant, _ = kernel_mapping(out / "BOOTX64.EFI", out / "kernel.elf", "uefi")
+    wrong = {leaf.virt for leaf in mutant ^ multiboot}
+    assert wrong and all(leaf.size == 2 << 20 and leaf.executable for leaf in mutant - multiboot)
 
 
 @pytest.mark.qemu
