@@ -76,6 +76,8 @@ class KeystoneBackend:
         then; a failure here is left for that pass to find and report."""
         items, keys = [], []
         for u, base, resolve in work:
+            if not u.has_instructions:  # made without keystone (Unit.local_bytes)
+                continue
             text = u.text(base, resolve)
             key = memo_key(base, text)
             if key not in self.memo and key not in keys:
@@ -109,9 +111,14 @@ class KeystoneBackend:
         self.passes += 1
         self._collect()
         data: list[bytes | None] = []
-        keys: list[bytes] = []
+        keys: list[bytes | None] = []
         todo: list[tuple[int, bytes, tuple[int, int, str]]] = []  # (index in work, key, item)
         for i, (u, base, resolve) in enumerate(work):
+            local = u.local_bytes(base)
+            if local is not None:  # no instruction: made without keystone
+                keys.append(None)
+                data.append(local)
+                continue
             text = u.text(base, resolve)
             key = memo_key(base, text)
             keys.append(key)
@@ -125,7 +132,8 @@ class KeystoneBackend:
             for (i, key, _), r in zip(todo, results):
                 data[i] = self.memo[key] = r.data
         for (u, base, _), key, d in zip(work, keys, data):
-            self.used[key] = d
+            if key is not None:
+                self.used[key] = d
             u.absorb(base, d)
 
     def _assemble(self, items: list[tuple[int, int, str]]) -> list[KsResult] | None:

@@ -108,8 +108,15 @@ class SourceFile:
     # What parsing it read besides the file itself (includes, .incbin): with the file, all
     # that its statements depend on.
     inputs: list[Path] = field(default_factory=list)
+    # Where an include or .incbin was looked for before it was found: a file appearing there
+    # later would be read instead.
+    absent: list[Path] = field(default_factory=list)
     # Operand text -> its reading (asm.unit.Operand), shared by the files parsed together.
     operands: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled alone (a cached parse): the operand memo is the build's, shared by every file.
+        return {**self.__dict__, "operands": {}}
 
     def constant_order(self) -> dict[str, int]:
         """Each constant's position in definition order (Insn.known_constants counts these)."""
@@ -265,12 +272,13 @@ class Parser:
         for p in parts[1:]:
             pname, _, default = p.partition("=")
             params.append((pname, default if _ else None))
-        if name in self.macros:
+        if name.lower() in self.macros:
             raise AsmError(loc, f"macro '{name}' is already defined")
-        self.macros[name] = _Macro(params, self._block(loc, it, ".macro", ".endm"))
+        # Keyed without case: GNU as invokes `.macro FOO` by `foo` too.
+        self.macros[name.lower()] = _Macro(params, self._block(loc, it, ".macro", ".endm"))
 
     def _expand(self, loc: Loc, name: str, argtext: str) -> None:
-        macro = self.macros[name]
+        macro = self.macros[name.lower()]
         args = _split_operands(argtext) if argtext.strip() else []
         if len(args) > len(macro.params):
             raise AsmError(
@@ -335,7 +343,7 @@ class Parser:
             word, _, rest2 = word.partition("\t")
             rest = rest2 + " " + rest
         rest = rest.strip()
-        if word in self.macros:
+        if word.lower() in self.macros:  # GNU as: macro names have no case
             self._expand(loc, word, rest)
         elif word.startswith("."):
             self._directive(loc, word, rest)
@@ -474,6 +482,8 @@ class Parser:
                 if d / name not in self.file.inputs:
                     self.file.inputs.append(d / name)
                 return d / name
+            if d / name not in self.file.absent:
+                self.file.absent.append(d / name)
         raise AsmError(loc, f"file '{name}' not found (searched {self.file.path.parent}"
                        + "".join(f", {d}" for d in self.include_dirs) + ")")  # fmt: skip
 

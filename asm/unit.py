@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse
@@ -72,10 +73,10 @@ class Operand:
     mem_regs: tuple[tuple[str, int], ...] = ()
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """One statement's bytes in its unit: offset, size, source line; the label it defines or
-    the mode (32/64) of the instruction it is, None for anything else."""
+    the mode (32/64) of the instruction it is, None for anything else.  (A tuple: the listing
+    makes one per statement.)"""
 
     offset: int
     size: int
@@ -299,8 +300,18 @@ class Unit:
         self._body: list[str | Lowered] | None = None  # text() after the .set lines
         self.last_text = ""  # what text() returned last
         self.cache_key: str | None = None  # set by a caller that caches results about the unit
+        self._result_memo: tuple[tuple, bytes] | None = None  # result_key's last inputs, key
         self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
         self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
+        self._has_insn = any(isinstance(st, Insn) for st in stmts)
+
+    def __getstate__(self) -> dict:
+        """A unit as lowered, without where a link placed it or the lowering memos: what
+        unpickling gives is what parsing the file again would give (asm.unit pickles are a
+        build's cache, kbuild/full.py)."""
+        return {**self.__dict__, "_insns": {}, "_operands": {}, "const_order": {},
+                "offsets": [], "size": 0, "raw": b"", "base": 0, "final": b"",
+                "last_text": "", "_result_memo": None}  # fmt: skip
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -612,6 +623,32 @@ class Unit:
             lines.append(".quad " + ", ".join(probes[k : k + 16]))
         return lines
 
+    @property
+    def has_instructions(self) -> bool:
+        """False for a unit keystone need not see (local_bytes makes its bytes)."""
+        return self._has_insn
+
+    def local_bytes(self, base: int) -> bytes | None:
+        """For a unit without instructions (labels, data, .zero, .balign): what keystone would
+        return for `text(base, ...)`, made here -- zeros where data and blobs go (finish()
+        writes them), the fill up to each boundary, then the probe table -- so that keystone
+        never spends its time on a large buffer (an 8 MiB `.zero` took it half a second, and
+        as much again to send back).  None for a unit with instructions."""
+        if self._has_insn:
+            return None
+        out = bytearray()
+        probes = []
+        for lw in self.lowered:
+            probes.append(base + len(out))
+            s = lw.stmt
+            if isinstance(s, Align):  # the unit's base is aligned to its largest boundary
+                out += bytes([self._fill(s)]) * (-(base + len(out)) % s.boundary)
+            elif lw.size:
+                out += bytes(lw.size)
+        probes.append(base + len(out))
+        out += b"".join(p.to_bytes(8, "little") for p in probes)
+        return bytes(out)
+
     def absorb(self, base: int, data: bytes) -> None:
         """Take keystone's bytes for `text(base, ...)`: split off the probe table."""
         n = len(self.lowered) + 1
@@ -694,11 +731,12 @@ class Unit:
     def spans(self) -> list[Span]:
         """Every statement's place in the unit, for the listing."""
         out = []
-        for i, lw in enumerate(self.lowered):
-            off, size = self.statement_span(i)
+        ends = [*self.offsets[1:], self.size]
+        for lw, off, end in zip(self.lowered, self.offsets, ends):
             s = lw.stmt
-            out.append(Span(off, size, s.loc, s.name if isinstance(s, Label) else None,
-                            s.bits if isinstance(s, Insn) else None))  # fmt: skip
+            kind = type(s)
+            out.append(Span(off, end - off, s.loc, s.name if kind is Label else None,
+                            s.bits if kind is Insn else None))  # fmt: skip
         return out
 
     def result_key(self) -> bytes | None:
@@ -707,10 +745,14 @@ class Unit:
         when the caller set no `cache_key`."""
         if self.cache_key is None:
             return None
+        inputs = (self.cache_key, self.base, self.last_text, self.final)
+        if self._result_memo is not None and self._result_memo[0] == inputs:
+            return self._result_memo[1]  # asked again (verification, listing, cache)
         h = hashlib.sha256(self.cache_key.encode())
         for part in (b"%x" % self.base, self.last_text.encode(), self.final):
             h.update(len(part).to_bytes(8, "little") + part)
-        return h.digest()
+        self._result_memo = (inputs, h.digest())
+        return self._result_memo[1]
 
     # -- the final bytes --------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ A mismatch is an AsmError naming file and line.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
-from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs
+from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs, CsInsn
 from capstone.x86 import X86_OP_IMM, X86_OP_MEM, X86_OP_REG
 
 from .errors import AsmError
@@ -30,6 +31,15 @@ def _cs(bits: int) -> Cs:
     md = Cs(CS_ARCH_X86, {16: CS_MODE_16, 32: CS_MODE_32, 64: CS_MODE_64}[bits])
     md.detail = True
     return md
+
+
+def x86_detail(d: CsInsn) -> tuple[Sequence[int], list]:
+    """The prefix bytes and operands of a decoded instruction, read in place from the detail
+    capstone filled in: the binding's `prefix` and `operands` copy every field of the detail
+    first, which took most of verification's time.  The same values
+    (tests/test_verify_detail.py compares them over the kernel image)."""
+    x = d._raw.detail.contents.arch.x86
+    return x.prefix, x.operands[: x.op_count]
 
 
 def _canon(mnemonic: str) -> str:
@@ -143,13 +153,13 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve)
     got_mn = _canon(d.mnemonic)
     if want_mn != got_mn and not _compatible(want_mn, got_mn):
         raise AsmError(s.loc, f"'{s.mnemonic}' decodes as '{d.mnemonic} {d.op_str}'")
-    if d.prefix[2] == 0x66 and not _asked_for_66(src_mn, got_mn, lw.operands, s.bits):
+    prefix, ops = x86_detail(d)
+    if prefix[2] == 0x66 and not _asked_for_66(src_mn, got_mn, lw.operands, s.bits):
         raise AsmError(s.loc, f"'{s.mnemonic}' got an operand-size prefix (0x66) the source "
                        f"did not ask for: {code.hex()} = '{d.mnemonic} {d.op_str}'")  # fmt: skip
-    ops = d.operands
     if lw.far32:
-        _check_far32(s, text, d, value(lw.far32[0]), value(lw.far32[1]))
-        if s.bits == 16 and d.prefix[2] != 0x66:
+        _check_far32(s, text, d, ops, value(lw.far32[0]), value(lw.far32[1]))
+        if s.bits == 16 and prefix[2] != 0x66:
             raise AsmError(s.loc, f"'{text}' has no operand-size prefix: its offset is 16-bit")
         return
     if src_mn in BRANCHES and len(lw.operands) == 1 and lw.operands[0].kind == "imm":
@@ -179,11 +189,7 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve)
             continue
         if src.kind == "mem" and got.type == X86_OP_MEM:
             _check_mem_registers(s, text, src, d, got)
-            if (
-                s.bits == 16
-                and d.prefix[3] == 0x67
-                and not any(r in _GPR32 for r, _ in src.mem_regs)
-            ):
+            if s.bits == 16 and prefix[3] == 0x67 and not any(r in _GPR32 for r, _ in src.mem_regs):
                 raise AsmError(s.loc, f"'{text}': memory operand '{src.text}' got 32-bit "
                                f"addressing (0x67) the source did not ask for: {code.hex()}")  # fmt: skip
             if s.bits == 16 and _ptr_size(src.text) not in (None, got.size):
@@ -215,7 +221,7 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve)
                                    f"{want & _M64:#x}")  # fmt: skip
             else:
                 width = s.bits
-                if s.bits == 16 and d.prefix[3] == 0x67:
+                if s.bits == 16 and prefix[3] == 0x67:
                     width = 32  # 32-bit addressing in 16-bit code
                 mod = {16: 0xFFFF, 32: 0xFFFFFFFF, 64: _M64}[width]
                 if (got.mem.disp - want) & mod or not _fits_disp(want, width):
@@ -223,10 +229,9 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve)
                                    f"encoded as {got.mem.disp:#x}")  # fmt: skip
 
 
-def _check_far32(s: Insn, text: str, d, selector: int, target: int) -> None:
+def _check_far32(s: Insn, text: str, d, ops, selector: int, target: int) -> None:
     """`ljmp32 SEL, TARGET` is ea (66 ea in 16-bit code), a 4-byte offset, a 2-byte selector:
     both as written."""
-    ops = d.operands
     got = [o.imm for o in ops if o.type == X86_OP_IMM]
     if len(ops) != 2 or len(got) != 2 or d.size != len(far32_opcode(s.bits)) + 6:
         raise AsmError(s.loc, f"'{text}' decodes as '{d.mnemonic} {d.op_str}'")

@@ -25,7 +25,7 @@ from typing import Any
 MAGIC = b"condrcu-cache\n"
 FORMAT = 1
 _HEADER = struct.Struct("<IQ64s32s")  # format, payload length, key (hex), payload SHA-256
-KEEP = {"build": 8, "keystone": 4, "checked": 8}  # newest entries kept per kind
+KEEP = {"build": 8, "keystone": 4, "checked": 8, "parsed": 200}  # newest entries kept per kind
 
 
 def digest(*parts: bytes | str) -> str:
@@ -75,6 +75,7 @@ class Cache:
         return self.root / f"{kind}-{key}"
 
     def get(self, kind: str, key: str) -> Any | None:
+        """The value stored under `key`, or None (absent, damaged, or not ours)."""
         if self.root is None:
             return None
         try:
@@ -93,8 +94,9 @@ class Cache:
             pass
         return value
 
-    def put(self, kind: str, key: str, value: Any) -> None:
-        """Store `value` under `key` (atomically); a failure disables writing, with a warning."""
+    def put(self, kind: str, key: str, value: Any, prune: bool = True) -> None:
+        """Store `value` under `key` (atomically); a failure disables writing, with a warning.
+        `prune` False leaves pruning to a later `prune(kind)` (one per build, not per entry)."""
         if not self.writable or self.root is None:
             return
         target = self.path(kind, key)
@@ -113,11 +115,13 @@ class Cache:
             self.warnings.append(f"warning: cache {e.filename or self.root}: "
                                  f"{e.strerror or e}; building without storing results")  # fmt: skip
             return
-        self._prune(kind)
+        if prune:
+            self.prune(kind)
 
-    def _prune(self, kind: str) -> None:
+    def prune(self, kind: str) -> None:
         """Keep the newest KEEP[kind] entries of `kind`."""
-        assert self.root is not None
+        if not self.writable or self.root is None:
+            return
         try:
             entries = [p for p in self.root.iterdir() if p.name.startswith(kind + "-")]
             if len(entries) <= KEEP[kind]:

@@ -34,8 +34,10 @@ def kernel_modules(kernel_dir: Path) -> tuple[ModuleType, ModuleType]:
     """The `gen` and `layout` modules of the kernel tree at `kernel_dir`: the checkout's own for
     kernel/, else the copy's Python files (gen.py, layout.py and what they import: abi.py, vectors.py,
     structs.py, events.py), loaded as a package under a private name that is removed from
-    sys.modules again, so that the rest of the process keeps seeing the checkout's `kernel`."""
-    if kernel_dir.resolve() == (ROOT / "kernel").resolve():
+    sys.modules again, so that the rest of the process keeps seeing the checkout's `kernel`.  A
+    copy whose Python files are the checkout's, byte for byte, gets the checkout's modules (they
+    are loaded already: the same code makes the same tables)."""
+    if kernel_dir.resolve() == (ROOT / "kernel").resolve() or _same_python(kernel_dir):
         return gen, sys.modules["kernel.layout"]
     name = f"_kernel_dir_{next(_private_names)}"
     package = ModuleType(name, f"the kernel definitions in {kernel_dir}")
@@ -48,6 +50,15 @@ def kernel_modules(kernel_dir: Path) -> tuple[ModuleType, ModuleType]:
     finally:
         for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
             del sys.modules[key]
+
+
+def _same_python(kernel_dir: Path) -> bool:
+    """True when `kernel_dir` holds the checkout's kernel/*.py files and no others, each with
+    the same bytes."""
+    mine = sorted(p.name for p in (ROOT / "kernel").glob("*.py"))
+    if sorted(p.name for p in kernel_dir.glob("*.py")) != mine:
+        return False
+    return all((kernel_dir / n).read_bytes() == (ROOT / "kernel" / n).read_bytes() for n in mine)
 
 
 def kernel_sources(
@@ -76,39 +87,69 @@ def output_namer(out: Path, kernel_dir: Path):
 
 
 def load(sources: list[Path], include_dirs: list[Path],
-         loaded: Callable[[list[Unit]], None] = lambda units: None) -> list[Unit]:  # fmt: skip
+         loaded: Callable[[list[Unit]], None] = lambda units: None,
+         cache: Cache | None = None, store_parsed: bool = True) -> list[Unit]:  # fmt: skip
     """Parse and lower every source into units, each with a `cache_key`: a digest of our code,
     the file's path and bytes and those of everything it read; `loaded` is given each file's
-    units as soon as they are made.  Raises AsmError."""
-    digests: dict[Path, str] = {}
+    units as soon as they are made.  With `cache`, a file whose bytes, include directories and
+    inputs (includes, .incbin) are those of an earlier parse takes that parse's units from it
+    (the "parsed" entries: the inputs' digests, checked here, then the units as lowered); the
+    files parsed are stored there with `store_parsed`.  Raises AsmError."""
+    store = cache if cache is not None else Cache(None)
+    digests: dict[Path, str | None] = {}
 
-    def file_digest(path: Path) -> str:
+    def file_digest(path: Path) -> str | None:
         if path not in digests:
-            digests[path] = digest(path.read_bytes())
+            try:
+                digests[path] = digest(path.read_bytes())
+            except OSError:  # an input of an earlier parse that is gone: not that parse
+                digests[path] = None
         return digests[path]
 
     shared = SharedParse()
     units: list[Unit] = []
+    parsed = 0
+    dirs = [str(d) for d in include_dirs]
     for path in sources:
-        src = parse_file(path, include_dirs, None, shared)
-        src.labels()  # duplicate labels within a file
-        key = digest(code_key(), str(path), file_digest(path),
-                     *(f"{p}\n{file_digest(p)}" for p in src.inputs))  # fmt: skip
-        file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
+        parse_key = digest(code_key(), "parsed", str(path), *dirs, file_digest(path) or "")
+        entry = store.get("parsed", parse_key)
+        if entry is not None and inputs_unchanged(entry[0], file_digest):
+            inputs, file_units = entry
+        else:
+            src = parse_file(path, include_dirs, None, shared)
+            src.labels()  # duplicate labels within a file
+            inputs = [(str(p), file_digest(p)) for p in src.inputs]
+            inputs += [(str(p), None) for p in src.absent]  # must still not be there
+            file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
+            if store_parsed:
+                store.put("parsed", parse_key, (inputs, file_units), prune=False)
+                parsed += 1
+        key = digest(code_key(), str(path), file_digest(path) or "",
+                     *(f"{p}\n{d}" for p, d in inputs))  # fmt: skip
         for u in file_units:
             u.cache_key = digest(key, u.section)
         loaded(file_units)
         units += file_units
+    if parsed:
+        store.prune("parsed")
     return units
 
 
+def inputs_unchanged(inputs: list[tuple[str, str | None]],
+                     file_digest: Callable[[Path], str | None]) -> bool:  # fmt: skip
+    """True when every input an earlier parse read (path, digest) still has that digest, and
+    every place it looked in first (digest None) still holds no file."""
+    return all(file_digest(Path(p)) == d for p, d in inputs)
+
+
 def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
-                cache: Cache | None = None) -> Image:  # fmt: skip
+                cache: Cache | None = None, store_parsed: bool = True) -> Image:  # fmt: skip
     """Assemble and link `sources` (not verified yet: see build()); raises AsmError or
-    LinkErrors."""
+    LinkErrors.  `store_parsed`: as load() has it."""
     store = cache if cache is not None else Cache(None)
     memo_key = digest(code_key(), "keystone")
     memo = store.get("keystone", memo_key) or {}
+    stored = set(memo)
     # Two workers (keystone loading in them while we parse) when most units are new.
     with KeystoneBackend(memo=memo, workers=1 if memo else 2, start=True) as backend:
         place = first_pass(layout)
@@ -117,9 +158,10 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
             work = [(u, *p) for u in file_units if (p := place(u)) is not None]
             backend.prefetch(work)
 
-        units = load(sources, include_dirs, prefetch)
+        units = load(sources, include_dirs, prefetch, store, store_parsed)
         image = link(units, layout, backend, verify=False)
-    store.put("keystone", memo_key, backend.used)
+    if set(backend.used) != stored:  # else the entry holds these results already
+        store.put("keystone", memo_key, backend.used)
     return image
 
 
@@ -127,14 +169,26 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     """Generate into out/gen, build, check; the outputs' bytes (nothing is written to `out`
     but the generated sources).  Raises AsmError or LinkErrors for errors in the sources."""
     gen_dir = out / "gen"
+    # Parses are worth storing for a build that comes again: from the second into `out` on
+    # (pickling every file's units costs about 0.1 s; a first build into a new directory, as
+    # the tests' mutant kernels are, would store them for nothing).
+    store_parsed = gen_dir.is_dir()
     generator, layout = kernel_modules(kernel_dir)
     sources = kernel_sources(gen_dir, kernel_dir, generator)
-    image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache)
+    image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache,
+                        store_parsed)  # fmt: skip
     name = output_namer(out, kernel_dir)
     checked_key = digest(code_key(), "verified")
     verified = cache.get("checked", checked_key) or set()
+    verified_before = set(verified)
     listing_key = digest(code_key(), "listing")
     listed = cache.get("checked", listing_key) or {}
+    listed_before = dict(listed)
+    noinstr_key = digest(code_key(), "noinstr")
+    noinstr_passed = cache.get("checked", noinstr_key) or set()
+    noinstr_before = set(noinstr_passed)
+    if len(noinstr_passed) > 16:  # the images of the last builds are the ones worth keeping
+        noinstr_passed = set()
     # Capstone verification runs (mostly) in a forked child while this process makes the
     # outputs; its errors come first, as when it ran before them.
     with BackgroundVerify(image, verified) as verification:
@@ -142,7 +196,7 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
         try:
             elf = write_elf(image, name)
             efi = check_pe(write_pe(image, layout.PE_PARAMS))
-            check_noinstr(image)
+            check_noinstr(image, noinstr_passed)
             listing = write_listing(image, name, listed)
             later: Exception | None = None
         except Exception as e:
@@ -150,8 +204,14 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
         verification.finish()
         if later is not None:
             raise later
-    cache.put("checked", checked_key, {u.result_key() for u in image.units()} & verified)
-    cache.put("checked", listing_key, listed)
+    # Each entry is stored again only when it changed (an edit that moves no code changes
+    # none of them).
+    verified = {u.result_key() for u in image.units()} & verified
+    for key, value, before in ((checked_key, verified, verified_before),
+                               (listing_key, listed, listed_before),
+                               (noinstr_key, noinstr_passed, noinstr_before)):  # fmt: skip
+        if value != before:
+            cache.put("checked", key, value)
     files = {
         "kernel.elf": elf,
         "kernel.map": write_map(image, name).encode(),

@@ -70,7 +70,16 @@ CONSTANTS = {
     "TIF_NEED_RESCHED": 1,
     "TIF_SIGPENDING": 2,
     "TIF_NOTIFY_RESUME": 4,
+    "X86_EFLAGS_TF": 0x100,
     "X86_EFLAGS_IF": 0x200,
+    "X86_EFLAGS_NT": 0x4000,
+    "X86_EFLAGS_RF": 0x10000,
+    "X86_EFLAGS_AC": 0x40000,
+    # The `syscall` MSRs (Intel SDM vol. 3, 5.8.8) and EFER's enable bit for it.
+    "MSR_STAR": 0xC0000081,
+    "MSR_LSTAR": 0xC0000082,
+    "MSR_SYSCALL_MASK": 0xC0000084,
+    "EFER_SCE": 1,
     "X86_EFLAGS_DF": 0x400,  # string instructions count down: the kernel clears it on entry
     # Memory: the page pool (physical), the user address space of every task.
     "POOL_START": 0x1000000,
@@ -211,6 +220,10 @@ CONSTANTS = {
     "SYS_NOTIFY": 5,
     "SYS_SLEEP": 6,
     "SYS_YIELD": 7,
+    # A test call: bend the saved user frame so that the return cannot be sysretq (RDI: 1 RCX
+    # != RIP, 2 R11 != RFLAGS, 3 TF set, 4 RF set); 0, or -EINVAL for another case.
+    "SYS_BEND_FRAME": 8,
+    "NR_SYSCALLS": 9,
     "CMDLINE_MAX": 1024,
     "OOPS_CR2": OOPS_CR2,
     "CRASH_VECTOR": CRASH_VECTOR,
@@ -270,6 +283,12 @@ CONSTANTS.update({
     "CR0_WP": 1 << 16,
     "CR0_PG": 1 << 31,
     "CR4_PAE": 1 << 5,
+    "CR4_SMEP": 1 << 20,  # supervisor mode execution prevention: no kernel fetch from user pages
+    "CR4_SMAP": 1 << 21,  # supervisor mode access prevention: no kernel access unless EFLAGS.AC
+    "CPUID7_EBX_SMEP": 1 << 7,
+    "CPUID7_EBX_SMAP": 1 << 20,
+    # Where the SMAP/SMEP self-tests map a user page into the kernel's own page tables.
+    "USER_SMAP_PAGE": 0x60000000,
     "PTE_PWT": 1 << 3,  # write-through (with PTE_PCD: uncached, for MMIO)
     "PTE_PS": 1 << 7,  # in a page-directory entry: a 2 MiB page
     "PAGE_SHIFT": 12,

@@ -43,6 +43,8 @@ EVENT_KINDS: tuple[str, ...] = (
     "warn",  # a warning fired; arg = warning kind
     "syscall",  # arg = syscall number
     "task_exit",  # arg = exit code or signal
+    "syscall_enter",  # do_syscall_64 starts (the `syscall` instruction); arg = number
+    "syscall_exit",  # do_syscall_64 ends; arg = 1 when the return can be sysretq
 )
 EVENT = {name: i + 1 for i, name in enumerate(EVENT_KINDS)}
 
@@ -75,7 +77,9 @@ WARN = {name: i for i, (name, _) in enumerate(WARNINGS)}
 # interrupted context's IF (regs->flags; only in the records of idtentry_enter/exit and their
 # ends, which event_log_regs writes), bit 6 logged inside an entry (an exception, interrupt, NMI
 # or system call: vector and cpl are that entry's; without it they are 0, which alone would
-# read as #DE), bit 7 the current task has TIF_NEED_RESCHED set.
+# read as #DE), bit 7 the current task has TIF_NEED_RESCHED set, bit 8 logged inside a
+# `syscall` entry (vector 0, cpl 3), bits 9 and 10 the task's TIF_SIGPENDING and
+# TIF_NOTIFY_RESUME: with bit 7, its whole work mask.
 EVENT_RECORD = Struct("EV", (
     ("seq", 8), ("tsc", 8), ("kind", 2), ("vector", 1), ("cpl", 1), ("flags", 4),
     ("dynticks", 8), ("nesting", 8), ("nmi_nesting", 8), ("preempt_count", 4), ("task", 2),
@@ -83,7 +87,8 @@ EVENT_RECORD = Struct("EV", (
 ))  # fmt: skip
 assert EVENT_RECORD.size & (EVENT_RECORD.size - 1) == 0, "records are indexed by shifting"
 EVENT_FLAGS = {"watching": 1, "lockdep_on": 2, "tracer_on": 4, "if": 8, "nmi": 16, "regs_if": 32,
-               "entry": 64, "need_resched": 128}  # fmt: skip
+               "entry": 64, "need_resched": 128, "syscall64": 256, "sigpending": 512,
+               "notify_resume": 1024}  # fmt: skip
 # Records per CPU's ring.  A power of two; large enough that `selftest=all` (about 4,100 records)
 # fits with room to grow, so that the host sees every record of a full run (1 MiB of .bss per
 # CPU: event_log_buf holds NR_CPUS rings, CPU N's at N * EVENT_RING_SIZE).
@@ -97,6 +102,12 @@ PERCPU = Struct("PCPU", (
     ("dynticks", 8), ("dynticks_nesting", 8), ("dynticks_nmi_nesting", 8),
     ("lockdep_hardirqs_enabled", 8), ("lockdep_prepared", 8), ("tracer_hardirqs_off", 8),
     ("in_nmi", 8), ("entry_ctx", 8), ("context_user", 8), ("event_seq", 8),
+    # entry_SYSCALL_64: the user RSP while the frame is built, and how each call returned
+    ("user_rsp", 8), ("sysret_returns", 8), ("syscall_iret_returns", 8),
+    ("syscalls_enosys", 8),  # system calls with a number out of range
+    # kernel faults on user pages that SMAP (an access outside stac/clac) or SMEP (a fetch)
+    # caught
+    ("smap_violations", 8), ("smep_violations", 8),
     # counters the host and the summary read
     ("nmi_count", 8), ("rcu_irq_enter_count", 8), ("rcu_irq_exit_count", 8),
     ("rcu_nmi_enter_count", 8), ("cond_rcu_skipped", 8), ("cond_rcu_taken", 8),

@@ -75,6 +75,9 @@ TASK = Struct("TASK", (
     ("entry_ctx", 8),
     # the CPU whose run queue the task belongs to
     ("cpu", 8),
+    # 1 until the task first runs: its CPU flushes its TLB then, so that no stale entry of
+    # the stack slot's previous pages (mapped by another CPU) survives
+    ("tlb_fresh", 8),
 ))  # fmt: skip
 
 # An RCU callback (Linux's struct rcu_head, plus the grace-period number it waits for).

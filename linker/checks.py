@@ -18,7 +18,7 @@ from .link import Image, LinkErrors
 # Verification forks a child for its larger share only when there is at least this much to do
 # (statements to decode): below it the fork costs more than it saves.
 FORK_MIN_STATEMENTS = 1500
-CHILD_SHARE = 0.7  # the part of the work the child takes: the parent has the other passes
+CHILD_SHARE = 0.8  # the part of the work the child takes: the parent has the other passes
 CHILD_TIMEOUT = 120.0  # s: a child that has not answered by then is taken as hung (it needs ~0.3 s)
 
 
@@ -207,9 +207,10 @@ def placed_bytes(image: Image, unit) -> bytes:
     return unit.final
 
 
-def check_noinstr(image: Image) -> None:
+def check_noinstr(image: Image, passed: set[bytes] | None = None) -> None:
     """The noinstr check on the linked `image` (as its ELF file will be); raises LinkErrors,
-    one per finding, each at the source statement of the offending instruction."""
-    findings = noinstr.check_linked(image)
+    one per finding, each at the source statement of the offending instruction.  `passed`: as
+    noinstr.check_linked has it."""
+    findings = noinstr.check_linked(image, passed)
     if findings:
         raise LinkErrors([AsmError(image.locate(f.address), str(f)) for f in findings])

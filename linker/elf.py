@@ -64,7 +64,9 @@ def write_elf(image: Image, rel_path: Callable[[str], str] = str) -> bytes:
         if not sym.is_global:
             by_file.setdefault(sym.file, []).append(sym)
     kinds = {"function": STT_FUNC, "object": STT_OBJECT}
-    for file in sorted(by_file):
+    # Files in the order of the names written, not of where the sources happen to be (an
+    # out/gen that sorts before or after the kernel tree).
+    for file in sorted(by_file, key=lambda f: (rel_path(f), f)):
         syms.append(struct.pack("<IBBHQQ", strtab.add(rel_path(file)),
                                 (STB_LOCAL << 4) | STT_FILE, 0, SHN_ABS, 0, 0))  # fmt: skip
         for sym in by_file[file]:

@@ -18,10 +18,11 @@ def _cs(bits: int) -> Cs:
 
 
 def write_listing(image: Image, rel_path: Callable[[str], str] = str,
-                  memo: dict[bytes, list[str]] | None = None) -> str:  # fmt: skip
+                  memo: dict[bytes, str] | None = None) -> str:  # fmt: skip
     """Text of build/kernel.lst: every executable section, instruction by instruction.  `memo`
-    maps a unit's result key and file name to its lines: it holds earlier listings' on the
-    way in, this one's on the way out."""
+    maps a unit's result key and file name to its lines (one string: a memo of many short
+    strings is slow to store): it holds earlier listings' on the way in, this one's on the way
+    out."""
     out = []
     earlier = dict(memo or {})
     if memo is not None:
@@ -35,10 +36,13 @@ def write_listing(image: Image, rel_path: Callable[[str], str] = str,
             if key is not None and memo is not None:
                 key += rel_path(str(u.path)).encode()
                 lines = earlier.get(key)
-                memo[key] = lines if lines is not None else _unit_lines(sec, u, rel_path)
-                out += memo[key]
+                if lines is None:
+                    lines = "\n".join(_unit_lines(sec, u, rel_path))
+                memo[key] = lines
             else:
-                out += _unit_lines(sec, u, rel_path)
+                lines = "\n".join(_unit_lines(sec, u, rel_path))
+            if lines:
+                out.append(lines)
     return "\n".join(out).lstrip("\n") + "\n"
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import functools
+import hashlib
 import io
 import sys
 from collections.abc import Sequence
@@ -192,9 +193,11 @@ def _markers(raw: bytes) -> list[tuple[int, int]]:
     return sorted(markers, key=lambda m: m[0])
 
 
-def check_linked(image: Image) -> list[Finding]:
+def check_linked(image: Image, passed: set[bytes] | None = None) -> list[Finding]:
     """`check` on a linked image before it is an ELF file: the same sections and symbols the
-    ELF writer puts in the file (linker/elf.py), read from the Image itself."""
+    ELF writer puts in the file (linker/elf.py), read from the Image itself.  `passed` holds
+    the keys (input_key) of what passed before, whose walk is not done again; the key of what
+    passes now is added."""
     sections = {s.spec.name: s for s in image.sections}
     text = sections.get(NOINSTR)
     if text is None or not text.size:
@@ -203,7 +206,25 @@ def check_linked(image: Image) -> list[Finding]:
                       for s in image.symbols if s.name), key=lambda s: (s.address, s.name))  # fmt: skip
     table = sections.get(MARKERS)
     raw = table.data if table is not None and table.size else b""
-    return _findings(_Image(text.vma, text.data, symbols, _markers(raw)))
+    img = _Image(text.vma, text.data, symbols, _markers(raw))
+    key = input_key(img) if passed is not None else b""
+    if passed is not None and key in passed:
+        return []
+    findings = _findings(img)
+    if passed is not None and not findings:
+        passed.add(key)
+    return findings
+
+
+def input_key(img: _Image) -> bytes:
+    """A digest of all that the check reads: the code and its address, every symbol, the
+    markers (so the same key is the same findings)."""
+    h = hashlib.sha256(b"%x\n" % img.start)
+    h.update(img.code)
+    symbols = [(s.name, s.address, s.size, s.is_func, s.is_global) for s in img.symbols]
+    h.update(repr(symbols).encode())
+    h.update(repr(img.markers).encode())
+    return h.digest()
 
 
 @functools.cache

@@ -6,6 +6,7 @@ from __future__ import annotations
 # Self-contained: uses GNU as/ld only (not asm/ or linker/), so tools/qemu.py is tested on its own.
 import fcntl
 import hashlib
+import json
 import os
 import pickle
 import subprocess
@@ -183,13 +184,17 @@ def held_once(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
     that needs its own boot (a QEMU log, NMIs, a mutant) calls helpers.held itself."""
     from helpers import held
 
+    from tools.qemu import ICOUNT_DEFAULT
+
     boots: dict[str, bytes] = {}
 
     def get(append: str):
         if append not in boots:
             name = "held-" + hashlib.sha256(append.encode()).hexdigest()[:16]
             made = once_per_run(
-                tmp_path_factory, name, lambda _: held(kernel_image, append, timeout=90)
+                tmp_path_factory,
+                name,
+                lambda _: held(kernel_image, append, timeout=90, icount=ICOUNT_DEFAULT),
             )
             boots[append] = pickle.dumps(made)
         return pickle.loads(boots[append])
@@ -200,10 +205,10 @@ def held_once(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
 @pytest.fixture(scope="session")
 def selftest_list(tmp_path_factory: pytest.TempPathFactory, kernel_image: Path):
     """The QemuResult of booting kernel_image with `selftest=list`, once per run."""
-    from tools.qemu import QemuConfig, run
+    from tools.qemu import ICOUNT_DEFAULT, QemuConfig, run
 
     def make(_: Path):
-        return run(QemuConfig(kernel_image, append="selftest=list", timeout=30))
+        return run(QemuConfig(kernel_image, "selftest=list", 30, icount=ICOUNT_DEFAULT))
 
     return once_per_run(tmp_path_factory, "selftest-list", make)
 
@@ -213,6 +218,42 @@ def kernel_symbols(kernel_image: Path):
     from tools.symbols import SymbolTable
 
     return SymbolTable(kernel_image)
+
+
+# --- icount: the suite's boots run on a virtual clock, unless a test needs the host's ---------
+# Every boot of a test marked qemu runs under `-icount ICOUNT_DEFAULT` (docs/qemu.md): the
+# clock follows the instructions executed and skips the time the guest would wait halted, so a
+# boot takes a fraction of its real-time length and ticks land on the same instructions in
+# every run, however loaded the host.  A test whose subject is the host's clock -- the runner's
+# timeouts, NMIs timed against a guest that waits in real time -- is marked
+# `realtime("why")` and boots on the host's clock.  The choice reaches every QemuConfig made
+# without an icount of its own, in the test and in the programs it starts (CONDRCU_ICOUNT).
+
+
+# SMP boots stay on the host's clock: under -icount QEMU runs the vCPUs in turn on one thread
+# (no MTTCG), which takes away the cross-CPU interleavings the SMP tests look for (measured: the
+# mutant whose interrupts from idle skip rcu_irq_enter showed no reader error, the reschedule-IPI
+# boot did not reach HOLD in 90 s, the 2-CPU demo did not end in 30 s).  QemuConfig leaves a
+# boot with smp > 1 on it; the SMP files, which also set -smp through extra_args, are realtime
+# as a whole.  A test there that wants -icount says so.
+SMP_FILES = "test_smp"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "realtime(why): its boots run on the host's clock, not under -icount"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _icount_unless_realtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    from tools.qemu import ICOUNT_DEFAULT, ICOUNT_ENV
+
+    marked = request.node.get_closest_marker
+    if marked("qemu") is not None and marked("realtime") is None:
+        monkeypatch.setenv(ICOUNT_ENV, ICOUNT_DEFAULT)
+    else:  # not even from the caller's environment
+        monkeypatch.delenv(ICOUNT_ENV, raising=False)
 
 
 # --- make test: nothing may be skipped ---------------------------------------------------------
@@ -252,6 +293,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "mb32_guest" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.gnu_as)
             item.add_marker(pytest.mark.qemu)
+        if item.path.name.startswith(SMP_FILES):
+            item.add_marker(pytest.mark.realtime("SMP: under -icount the vCPUs take turns"))
+    items[:] = slowest_files_first(items, DURATIONS)
+
+
+# --- the order of the run: the slowest files first -------------------------------------------
+# pytest-xdist hands the tests out in this order to whichever worker is free, so a slow file
+# that comes last leaves the other workers idle while it finishes.  By the times in
+# .test_durations (`make durations`), the files with the most work go first and the run ends
+# on short tests.  A file's tests stay together and in their order: a module-scoped fixture is
+# made once per worker, not again each time its file comes back.
+DURATIONS = Path(__file__).resolve().parent.parent / ".test_durations"
+
+
+def slowest_files_first(items: list[_T], durations: Path) -> list[_T]:
+    """`items` (pytest items, or anything with a nodeid) grouped by file, the files in order of
+    falling total time by `durations` (pytest-split's JSON: node id -> seconds; a file it does
+    not know counts as 0), ties and the tests within a file in their order.  Unchanged when
+    `durations` cannot be read."""
+    try:
+        known: dict[str, float] = json.loads(durations.read_text())
+    except (OSError, ValueError):
+        return items
+    if not isinstance(known, dict):
+        return items
+    cost: dict[str, float] = {}
+    for nodeid, seconds in known.items():
+        path = nodeid.split("::")[0]
+        cost[path] = cost.get(path, 0.0) + seconds
+    files: dict[str, list[_T]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)  # type: ignore[attr-defined]
+    order = sorted(files, key=lambda path: -cost.get(path, 0.0))
+    return [item for path in order for item in files[path]]
 
 
 @pytest.fixture(scope="session")

@@ -583,3 +583,16 @@ def test_reservations_at_the_limits_are_fine(tmp_path):
     src.write_text(".section .data\nx:\n    .zero 1 << 24\n    .balign 1 << 21\n")
     (unit,) = load_units([src], [])
     assert unit.align == 1 << 21
+
+
+def test_macro_names_have_no_case_as_in_gnu_as(tmp_path):
+    # `.macro TWICE` answers to `twice` too; and a macro named like an instruction takes that
+    # instruction over inside its own body, as in GNU as: the recursion is refused at its line
+    # instead of silently assembling the instruction (what a case-sensitive lookup did).
+    image = build(tmp_path, {"a.s": ".macro TWICE\n    nop\n    nop\n.endm\n"
+                                    ".section .text\nstart:\n    twice\n    ret\n"})  # fmt: skip
+    assert disasm(image, "start") == ["nop", "nop", "ret"]
+    (tmp_path / "b").mkdir()
+    with pytest.raises(AsmError, match=r"missing argument 'nr'"):
+        build(tmp_path / "b", {"a.s": ".macro SYSCALL nr\n    mov eax, \\nr\n    syscall\n.endm\n"
+                                      ".section .text\nstart:\n    SYSCALL 1\n"})  # fmt: skip

@@ -33,3 +33,11 @@ def test_a_noop_rebuild_must_come_from_the_cache(monkeypatch, capsys):
     monkeypatch.setattr(tools.bench, "build_kernel", lambda *a, **k: BuildResult(0))
     assert tools.bench.main(["-n", "1", "--no-boot"]) == 1
     assert "did not come from the cache" in capsys.readouterr().err
+
+
+def test_the_cpu_time_counts_the_children_reaped():
+    """A row's CPU time includes its child processes' (the keystone workers', the verification
+    child's, GNU as's): a child that only computes shows there, not in this process's own."""
+    child = [sys.executable, "-c", "sum(range(5_000_000))"]
+    _, wall, cpu = tools.bench._median("child", lambda i: subprocess.run(child, check=True), 1)
+    assert 0.03 < cpu <= wall * 2 + 0.05

@@ -38,6 +38,7 @@ def test_the_held_guest_is_paused_and_stays_still(kernel_image, kernel_symbols):
     [("crash=oops", Outcome.PANIC, "the kernel ended before HOLD: OOPS: unexpected exception"),
      ("crash=hang", Outcome.TIMEOUT, "the kernel did not reach HOLD within 1.5 s")],
 )  # fmt: skip
+@pytest.mark.realtime("the guest hangs until the host's timeout")
 def test_a_kernel_that_does_not_hold(kernel_image, append, outcome, message):
     with pytest.raises(HoldError) as info, boot_held(kernel_image, append, 1.5):
         pytest.fail("the kernel held")

@@ -254,12 +254,14 @@ def test_triple_fault_is_reported(image):
     assert result.outcome is Outcome.TRIPLE_FAULT, result.reason
 
 
+@pytest.mark.realtime("the guest hangs until the host's timeout")
 def test_hang_is_killed_at_timeout(image):
     result = boot(image, "crash=hang", timeout=1.0)  # the banner shows within ~0.1 s
     assert result.outcome is Outcome.TIMEOUT
     assert "condrcu:" in result.console  # the console collected before the kill is kept
 
 
+@pytest.mark.realtime("the NMI is to find the kernel halted, which -icount skips over")
 def test_nmi_is_handled_on_its_ist_stack(image, symbols):
     # An NMI injected through QMP while the kernel halts: the gate uses IST 2, RCU is told
     # through rcu_nmi_enter/exit, and every counter is back where it was.
@@ -296,6 +298,7 @@ def test_banner_shows_the_options_without_the_image_path(image):
     assert str(image) not in result.console
 
 
+@pytest.mark.realtime("the guest hangs until the host's timeout")
 def test_guest_memory_through_qmp(image, symbols):
     # The command line the kernel copied, read from guest memory at the symbol's address.
     append = "crash=hang hz=999 events=7"

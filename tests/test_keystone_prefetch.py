@@ -18,9 +18,10 @@ SOURCE = ".section .text\n.global start\nstart:\n    mov eax, 1\n    jmp start\n
 
 @dataclass
 class Text:
-    """Stands for a unit whose keystone input is `text`."""
+    """Stands for a unit whose keystone input is `text` (a unit with instructions)."""
 
     body: str
+    has_instructions = True
 
     def text(self, base: int, resolve) -> str:
         return self.body

@@ -225,5 +225,7 @@ def test_broken_nesting_is_an_error() -> None:
         "subtest exceptions: result 3 outside plan 1..2",
     )
     assert not result.passed
+    # A subtest without a plan (KUnit prints none for parameterised cases) is read as kunit_tool
+    # reads it: its results are the ones it printed.
     result = ktap.parse(NESTED.replace("    1..1\n", ""))
-    assert result.errors == ("subtest arch: no plan line",)
+    assert result.errors == () and [t.name for t in result.tests[1].subtests] == ["idt"]

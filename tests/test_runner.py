@@ -17,6 +17,8 @@ import pytest
 from kernel.abi import DEBUG_EXIT_PORT, EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS
 from tools import qemu, qemulog
 from tools.qemu import (
+    ICOUNT_DEFAULT,
+    ICOUNT_ENV,
     STATUS_FAIL,
     STATUS_PASS,
     BadImageError,
@@ -89,6 +91,13 @@ GUESTS: dict[str, tuple[str, str]] = {
         'msg: .asciz "KTAP version 1\\n1..2\\nok 1 a\\n"',
     ),
 }
+
+
+# The runner's own tests boot on the host's clock, as the runner does unless asked: their
+# subject is its waits, timeouts and QMP, and their tiny guests mostly wait for the host, which
+# under -icount costs a core while QEMU skips ahead through the idle time.  The icount option
+# itself: test_hang_times_out_and_cleans_up[icount], test_cli_icount.
+pytestmark = pytest.mark.realtime("the runner's own tests")
 
 
 @pytest.fixture
@@ -250,8 +259,13 @@ def test_bad_extra_arg_is_qemu_error(guest: Callable[[str], Mb32Guest]) -> None:
 # --- timeouts and cleanup ---------------------------------------------------------------------
 
 
-def test_hang_times_out_and_cleans_up(guest: Callable[[str], Mb32Guest]) -> None:
-    with QemuRunner(config(guest("hang").path, timeout=1.0)) as vm:
+@pytest.mark.parametrize("icount", [None, ICOUNT_DEFAULT], ids=["host-clock", "icount"])
+def test_hang_times_out_and_cleans_up(
+    guest: Callable[[str], Mb32Guest], icount: str | None
+) -> None:
+    # The timeout is the host's time, also when the guest's clock is virtual (and its halt
+    # is skipped over).
+    with QemuRunner(config(guest("hang").path, timeout=1.0, icount=icount)) as vm:
         vm.launch()
         pid, workdir = vm.pid, vm.workdir
         assert pid is not None and workdir is not None
@@ -443,6 +457,22 @@ def test_command_line(tmp_path: Path) -> None:
     # The device sits where the rules say, not at a port of the runner's own.
     cmd = QemuConfig(Path("k.elf"), rules=KernelRules(debug_exit_port=0x501)).command("q", sock)
     assert cmd[cmd.index("-device") + 1] == "isa-debug-exit,iobase=0x501,iosize=4"
+    assert "-icount" not in cmd  # the host's clock unless asked
+    cmd = QemuConfig(Path("k.elf"), icount="shift=3").command("q", sock)
+    assert cmd[cmd.index("-icount") + 1] == "shift=3"
+
+
+def test_icount_default_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ICOUNT_ENV, "shift=7,sleep=off")
+    assert QemuConfig(Path("k.elf")).icount == "shift=7,sleep=off"
+    assert QemuConfig(Path("k.elf"), icount=None).icount is None  # said: wins
+    assert QemuConfig(Path("k.elf"), smp=2).icount is None  # several CPUs: the host's clock
+    assert QemuConfig(Path("k.elf"), smp=2, icount="shift=0").icount == "shift=0"  # unless said
+    monkeypatch.setenv(ICOUNT_ENV, "")
+    assert QemuConfig(Path("k.elf")).icount is None
+    for bad in ("", "shift=5, sleep=off"):
+        with pytest.raises(ValueError, match="icount must be a QEMU -icount spec"):
+            QemuConfig(Path("k.elf"), icount=bad)
 
 
 def test_classify_reads_the_exit_values_of_the_rules() -> None:
@@ -564,6 +594,31 @@ def test_cli_timeout(guest: Callable[[str], Mb32Guest]) -> None:
     assert done.stdout == "hanging now\n"
     assert "hung: killed after 1 s" in done.stderr
     assert "boot: TIMEOUT" in done.stderr
+
+
+def test_cli_icount(guest: Callable[[str], Mb32Guest]) -> None:
+    path = str(guest("hello").path)
+    assert boot(path, "--icount").returncode == 0
+    assert boot(path, "--icount", "shift=auto").returncode == 0
+    done = boot(path, "--icount=bogus=1")  # QEMU gets the spec as given and refuses it
+    assert done.returncode == 4 and "-icount bogus=1: Invalid parameter 'bogus'" in done.stderr
+    done = boot(path, env={**os.environ, ICOUNT_ENV: "bogus=2"})  # the default from the env
+    assert done.returncode == 4 and "-icount bogus=2: Invalid parameter" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [(["--icount", "build/kernel.elf"], "", "argument --icount: 'build/kernel.elf' is not an "
+      "-icount spec but a path: name the image before --icount, or write --icount=SPEC"),
+     (["--icount="], "", "argument --icount: '' is not an -icount spec"),
+     ([], "shift=5 sleep=off", "boot: error: icount must be a QEMU -icount spec such as "
+      "'shift=5,sleep=off', not 'shift=5 sleep=off'")],
+)  # fmt: skip
+def test_cli_bad_icount_is_a_usage_error(args: list[str], env: str, message: str) -> None:
+    done = boot(*args, env={**os.environ, ICOUNT_ENV: env})
+    assert done.returncode == 64, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 def test_cli_missing_image(tmp_path: Path) -> None:

@@ -18,12 +18,12 @@ from kernel.structs import IO_SLEEP, OPTION, RCU_STATS, TORTURE_STATS
 from tools import ktap, qemulog
 from tools.events.decode import read_irq_counts
 from tools.hold import boot_held
-from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
+from tools.qemu import ICOUNT_DEFAULT, STATUS_FAIL, Outcome, QemuConfig, QemuRunner, run
 from tools.verdict import KERNEL_RULES
 
 pytestmark = pytest.mark.qemu
 
-ICOUNT = ("-icount", "shift=5,sleep=off")  # virtual time follows the instruction count
+ICOUNT = ICOUNT_DEFAULT  # said where a test depends on it, though every boot here has it (conftest)
 SCHED_TESTS = ("sched_timer_ticks", "resched_ipi_hits_idle", "resched_ipi_hits_busy_kthread")
 
 
@@ -77,21 +77,24 @@ def spin_line(result) -> str:
 
 
 def test_scheduling_is_reproducible_under_icount(kernel_image):
-    runs = [boot(kernel_image, "selftest=sched_preempts_spinning_kthreads", extra_args=ICOUNT)
+    runs = [boot(kernel_image, "selftest=sched_preempts_spinning_kthreads", icount=ICOUNT)
             for _ in range(2)]  # fmt: skip
     assert all(r.outcome is Outcome.PASS for r in runs)
     assert spin_line(runs[0]) == spin_line(runs[1])  # same counts, same preemption points
 
 
-@pytest.mark.parametrize("extra", [(), ICOUNT], ids=["tcg", "icount"])
-def test_scheduler_and_rcu_suite(kernel_image, extra):
+@pytest.mark.parametrize(
+    "icount", [pytest.param(None, marks=pytest.mark.realtime("both clocks")), ICOUNT],
+    ids=["tcg", "icount"],
+)  # fmt: skip
+def test_scheduler_and_rcu_suite(kernel_image, icount):
     tests = ("sched_timer_ticks,sched_preempts_spinning_kthreads,sched_task_reaping,"
              "sched_wait_queue,sched_user_sleep_and_yield,sched_user_spinner_cannot_starve,"
              "rcu_synchronize,rcu_call_rcu_and_barrier,page_fault_sleeps,resched_ipi_hits_idle,"
              "resched_ipi_hits_busy_kthread,rcu_torture,rcu_barrier_concurrent,"
              "page_alloc_preempted,sched_preempt_enable_reschedules,"
              "sched_wake_from_idle_needs_no_tick")  # fmt: skip
-    result = boot(kernel_image, f"selftest={tests}", extra_args=extra)
+    result = boot(kernel_image, f"selftest={tests}", icount=icount)
     report = ktap.parse(result.console)
     assert result.outcome is Outcome.PASS and report.passed, report.summary()
 
@@ -101,7 +104,7 @@ def test_entry_policy_changes_the_nested_tick(kernel_image, policy, premature):
     # Under icount: in real time a host busy with other work (the suite's parallel workers)
     # can hold QEMU back until a later tick also finds the idle task (3 calls under v58).
     append = f"selftest=entry_policy_nested_tick entry_policy={policy}"
-    result = boot(kernel_image, append, extra_args=ICOUNT)
+    result = boot(kernel_image, append, icount=ICOUNT)
     assert result.outcome is Outcome.PASS, result.console
     assert f"entry policy: {policy}" in result.console
     m = re.search(rf"entry_policy={policy}: premature quiescent states (\d+), "
@@ -312,8 +315,8 @@ def test_options_at_their_limits_are_accepted(kernel_image, append):
 
 
 def test_timer_rate_is_obeyed(kernel_image):
-    fast = boot(kernel_image, "selftest=sched_timer_ticks hz=1000", extra_args=ICOUNT)
-    slow = boot(kernel_image, "selftest=sched_timer_ticks hz=10", extra_args=ICOUNT)
+    fast = boot(kernel_image, "selftest=sched_timer_ticks hz=1000", icount=ICOUNT)
+    slow = boot(kernel_image, "selftest=sched_timer_ticks hz=10", icount=ICOUNT)
     period = {}
     for name, r in (("fast", fast), ("slow", slow)):
         assert r.outcome is Outcome.PASS, r.console
@@ -337,7 +340,7 @@ def test_page_alloc_is_safe_under_preemption(kernel_image):
     # hz=1000 every tick preempts a churning thread (they keep need-resched set).  Without
     # interrupts off around the unlink this run hands pages to two threads (checked by
     # mutation: 9 double allocations in this very run).
-    result = boot(kernel_image, "selftest=page_alloc_preempted hz=1000", extra_args=ICOUNT)
+    result = boot(kernel_image, "selftest=page_alloc_preempted hz=1000", icount=ICOUNT)
     assert result.outcome is Outcome.PASS, result.console
     m = re.search(r"# page churn: (\d+) pages allocated and freed, (\d+) preemptions, "
                   r"(\d+) double allocations, (\d+) tag errors", result.console)  # fmt: skip
@@ -479,7 +482,7 @@ def test_apic_timer_calibration_against_qemu(kernel_image, hz):
     # Under -icount virtual time follows the instruction count, so the PIT the kernel polls
     # and the APIC timer agree whatever the host's load (under plain TCG a loaded host skews
     # the calibration by tens of percent).
-    with boot_held(kernel_image, f"selftest=sched_timer_ticks hz={hz}", 60, extra_args=ICOUNT) as h:
+    with boot_held(kernel_image, f"selftest=sched_timer_ticks hz={hz}", 60, icount=ICOUNT) as h:
         lapic = h.vm.hmp("info lapic")
         console = h.console
     assert h.passed, console

@@ -100,7 +100,7 @@ def test_two_icount_runs_on_two_cpus_print_the_same(kernel_image):
     # function of the image and the command line, CPUs and all.
     def once() -> str:
         cfg = QemuConfig(kernel_image, append="selftest=sched,rcu", timeout=120, smp=2,
-                         extra_args=("-icount", "shift=0,sleep=off"))  # fmt: skip
+                         icount="shift=0,sleep=off")  # fmt: skip
         result = run(cfg)
         assert result.console, result.reason
         return result.console

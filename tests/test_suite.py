@@ -2,11 +2,12 @@
 tools it is not marked for, conftest's stubs, so `-m "not qemu and not gnu_as"` needs neither
 QEMU nor binutils); what the run shares is made once for all xdist workers; `make test` fails
 on a skip and on no tests, also under pytest-xdist; the CI shards of .ci/shard are a partition
-of the suite."""
+of the suite; a test's boots run under -icount unless it is marked realtime."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import once_per_run
+from conftest import once_per_run, slowest_files_first
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,9 +76,12 @@ def test_skipped():
 
 
 def pytest_in(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """pytest, as `make test` runs it (CONDRCU_NO_SKIPS=1), on `tmp` with this suite's conftest."""
-    env = {**os.environ, "CONDRCU_NO_SKIPS": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp)]
+    """pytest, as `make test` runs it (CONDRCU_NO_SKIPS=1), on `tmp` with this suite's conftest.
+    Of the installed plugins only xdist is loaded: the others (hypothesis, pytest-split) have
+    nothing to do here and took 0.7 s of each run's start-up, twice under -n."""
+    env = {**os.environ, "CONDRCU_NO_SKIPS": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "xdist",
+           "--rootdir", str(tmp)]  # fmt: skip
     return subprocess.run([*cmd, *args, str(tmp)], cwd=tmp, env=env, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
 
@@ -193,3 +197,60 @@ def test_once_per_run_makes_once_for_all_workers(tmp_path, monkeypatch):
         with pytest.raises(AssertionError, match="does not build"):
             once_per_run(workers[0], "broken", broken)
     assert not (tmp_path / "broken.pickle").exists()
+
+
+# -- the clock of the suite's boots (conftest): -icount unless marked realtime ------------------
+
+
+def boot_command(kernel_image: Path) -> tuple[str, ...]:
+    from tools.qemu import QemuConfig, run
+
+    result = run(QemuConfig(kernel_image, append="selftest=int3", timeout=30))
+    assert result.passed, result.reason
+    return result.command
+
+
+@pytest.mark.qemu
+def test_a_qemu_test_boots_under_icount(kernel_image):
+    from tools.qemu import ICOUNT_DEFAULT, ICOUNT_ENV
+
+    assert os.environ[ICOUNT_ENV] == ICOUNT_DEFAULT  # also for the programs the test starts
+    command = boot_command(kernel_image)
+    assert command[command.index("-icount") + 1] == ICOUNT_DEFAULT
+
+
+@pytest.mark.qemu
+@pytest.mark.realtime("this test's subject")
+def test_a_realtime_test_boots_on_the_hosts_clock(kernel_image):
+    from tools.qemu import ICOUNT_ENV
+
+    assert ICOUNT_ENV not in os.environ
+    assert "-icount" not in boot_command(kernel_image)
+
+
+def test_an_unmarked_test_has_no_clock_to_choose():
+    from tools.qemu import ICOUNT_ENV
+
+    assert ICOUNT_ENV not in os.environ  # not even the caller's
+
+
+# -- the order of the run: the slowest files first (conftest) -----------------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    nodeid: str
+
+
+def test_the_slowest_files_go_first_each_in_its_own_order(tmp_path):
+    items = [Node("a.py::x"), Node("b.py::y"), Node("a.py::z[1]"), Node("c.py::w"),
+             Node("d.py::v")]  # fmt: skip
+    durations = tmp_path / ".test_durations"
+    durations.write_text(json.dumps({"a.py::x": 1.0, "a.py::z[1]": 2.5, "b.py::y": 3.0,
+                                     "d.py::v": 0.5, "gone.py::u": 9.0}))  # fmt: skip
+    got = [i.nodeid for i in slowest_files_first(items, durations)]
+    assert got == ["a.py::x", "a.py::z[1]", "b.py::y", "d.py::v", "c.py::w"]
+    for unreadable in ("", "{not json", "[1, 2]"):
+        durations.write_text(unreadable)
+        assert slowest_files_first(items, durations) == items
+    assert slowest_files_first(items, tmp_path / "missing") == items

@@ -199,6 +199,7 @@ def test_eventlog_missing_or_foreign_image(tmp_path):
      ("crash=hang", 2, "condrcu: x86-64", "did not reach HOLD within 2 s"),
      ("selftest=no_such_test", 1, "error: unknown selftest", "guest reported failure")],
 )  # fmt: skip
+@pytest.mark.realtime("the guest hangs until the host's timeout")
 def test_eventlog_kernel_failures(kernel_image, append, status, shown, message):
     done = cli(str(kernel_image), "--append", append, "--timeout", "2")
     assert done.returncode == status, done.stderr
@@ -329,6 +330,7 @@ def wait_for_qemu(proc: subprocess.Popen[bytes], tool: str, tmp: Path) -> list[i
     [("boot", signal.SIGINT, 130), ("boot", signal.SIGTERM, 143), ("boot", signal.SIGHUP, 129),
      ("eventlog", signal.SIGTERM, 143), ("eventlog", signal.SIGHUP, 129)],
 )  # fmt: skip
+@pytest.mark.realtime("the guest hangs until the host's timeout")
 def test_cli_signal_kills_qemu_and_cleans_up(kernel_image, tmp_path, tool, sig, status):
     tmp = tmp_path / "tmp"  # the runner's QMP socket directory goes here
     tmp.mkdir()
@@ -367,6 +369,7 @@ def test_cli_signal_kills_qemu_and_cleans_up(kernel_image, tmp_path, tool, sig, 
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.realtime("the guest hangs until the host's timeout")
 def test_boot_cli_killed_runner_takes_qemu_with_it(kernel_image, tmp_path):
     # SIGKILL runs no cleanup in the runner: QEMU must still not outlive it.
     tmp = tmp_path / "tmp"

@@ -5,14 +5,18 @@ The build is timed through the library (kbuild.build_kernel) in this process: a 
 into an empty directory (its cache empty too), a rebuild with nothing changed, rebuilds after
 one `.s` file is touched (its time stamp only), edited in a comment, or given one more
 instruction (code after it moves); then the same sources assembled and linked by GNU as + ld
-(kbuild/gnu.py, the oracle's way: the floor).  Times are wall-clock medians; the Python start
-(about 20 ms) is not in them, the imports only in the first fresh build.
+(kbuild/gnu.py, the oracle's way: the floor).  Each row is the median wall-clock time and the
+median CPU time of this process and the children it reaped (keystone workers, the verification
+child, GNU as and ld): under other jobs' load the wall-clock time grows with the load, the CPU
+time much less.  The Python start (about 20 ms) is not in them, the imports only in the first
+fresh build.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -32,13 +36,29 @@ class BenchError(Exception):
     """A build or a boot failed: the timing would mean nothing."""
 
 
-def _median(fn: Callable[[int], object], n: int) -> float:
-    times = []
+Row = tuple[str, float, float]  # what, wall-clock seconds, CPU seconds (medians)
+
+
+def _cpu() -> float:
+    """CPU seconds used so far by this process and the children it has reaped (keystone
+    workers, the verification child, GNU as and ld)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _median(what: str, fn: Callable[[int], object], n: int) -> Row:
+    """`fn` run n times: the median wall-clock time and the median CPU time, which other jobs
+    on the machine change much less."""
+    walls, cpus = [], []
     for i in range(n):
-        t = time.perf_counter()
+        c, t = _cpu(), time.perf_counter()
         fn(i)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - t)
+        cpus.append(_cpu() - c)
+    return what, statistics.median(walls), statistics.median(cpus)
 
 
 class _Once(argparse.Action):
@@ -57,7 +77,7 @@ def _checked(result: BuildResult) -> BuildResult:
     return result
 
 
-def build_rows(work: Path, n: int) -> list[tuple[str, float]]:
+def build_rows(work: Path, n: int) -> list[Row]:
     """Median build times: fresh, unchanged, after one file is touched or edited."""
     tree = work / "kernel"
     shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
@@ -66,28 +86,28 @@ def build_rows(work: Path, n: int) -> list[tuple[str, float]]:
     def fresh(i: int) -> None:
         _checked(build_kernel(work / f"fresh{i}", tree))
 
-    rows = [("fresh build (empty build dir and cache)", _median(fresh, n))]
+    rows = [_median("fresh build (empty build dir and cache)", fresh, n)]
     _checked(build_kernel(out, tree))
 
     def again(_: int) -> None:
         if not _checked(build_kernel(out, tree)).cached:
             raise BenchError("a build with nothing changed did not come from the cache")
 
-    rows.append(("rebuild, nothing changed", _median(again, n)))
+    rows.append(_median("rebuild, nothing changed", again, n))
     edited = tree / EDITED
 
     def touch(_: int) -> None:
         os.utime(edited)
         _checked(build_kernel(out, tree))
 
-    rows.append((f"rebuild, {EDITED} touched (time stamp)", _median(touch, n)))
+    rows.append(_median(f"rebuild, {EDITED} touched (time stamp)", touch, n))
 
     def comment(i: int) -> None:
         with edited.open("a") as f:
             f.write(f"# bench edit {i}\n")
         _checked(build_kernel(out, tree))
 
-    rows.append((f"rebuild, {EDITED} edited (a comment)", _median(comment, n)))
+    rows.append(_median(f"rebuild, {EDITED} edited (a comment)", comment, n))
     text = edited.read_text()
     if "    ret\n" not in text:
         raise BenchError(f"{EDITED} has no '    ret' line to put an instruction before")
@@ -96,11 +116,11 @@ def build_rows(work: Path, n: int) -> list[tuple[str, float]]:
         edited.write_text(text.replace("    ret\n", "    nop\n" * (i + 1) + "    ret\n", 1))
         _checked(build_kernel(out, tree))
 
-    rows.append((f"rebuild, {EDITED} edited (one more instruction)", _median(instruction, n)))
+    rows.append(_median(f"rebuild, {EDITED} edited (one more instruction)", instruction, n))
     return rows
 
 
-def gnu_row(work: Path, n: int) -> tuple[str, float] | None:
+def gnu_row(work: Path, n: int) -> Row | None:
     """The median time GNU as + ld take to build the same sources; None without binutils."""
     if not all(shutil.which(t) for t in ("as", "ld", "nm")):
         return None
@@ -126,10 +146,10 @@ def gnu_row(work: Path, n: int) -> tuple[str, float] | None:
         except GnuError as e:
             raise BenchError(f"GNU as/ld failed: {e}") from None
 
-    return ("GNU as + ld, the same sources (the floor)", _median(gnu, n))
+    return _median("GNU as + ld, the same sources (the floor)", gnu, n)
 
 
-def boot_rows(work: Path, n: int) -> list[tuple[str, float]]:
+def boot_rows(work: Path, n: int) -> list[Row]:
     from tools.qemu import Outcome, QemuConfig, run
 
     out = work / "boot"
@@ -143,7 +163,7 @@ def boot_rows(work: Path, n: int) -> list[tuple[str, float]]:
             if result.outcome is not Outcome.PASS:
                 raise BenchError(f"boot failed: {result.reason}")
 
-        rows.append((f"boot to exit, TCG, '{append or 'demo'}'", _median(boot, n)))
+        rows.append(_median(f"boot to exit, TCG, '{append or 'demo'}'", boot, n))
     return rows
 
 
@@ -167,10 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     floor = gnu[1] if gnu else None
     if gnu:
         rows.insert(5, gnu)
-    for what, seconds in rows:
+    print(f"{'wall':>12}  {'CPU':>10}")
+    for what, seconds, cpu in rows:
         build_row = what.startswith(("fresh", "rebuild", "GNU"))
         ratio = f"{seconds / floor:.2f}x GNU" if floor and build_row else ""
-        print(f"{seconds * 1000:9.1f} ms  {ratio:>10}  {what}")
+        print(f"{seconds * 1000:9.1f} ms  {cpu * 1000:7.1f} ms  {ratio:>10}  {what}")
     if not gnu:
         print("GNU as + ld: not installed (binutils), no floor to compare with")
     return 0

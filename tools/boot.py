@@ -11,8 +11,26 @@ from pathlib import Path
 
 from kernel.abi import EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS
 from tools import ktap
-from tools.cli import DEFAULT_IMAGE, EXIT_CODES, UsageParser, positive_seconds, run_cli
-from tools.qemu import MAX_SMP, Outcome, QemuConfig, QemuResult, run
+from tools.cli import (
+    DEFAULT_IMAGE,
+    EXIT_CODES,
+    EXIT_USAGE,
+    UsageParser,
+    positive_seconds,
+    run_cli,
+)
+from tools.linux_rules import LINUX_RULES, is_bzimage, linux_append
+from tools.qemu import (
+    ICOUNT_DEFAULT,
+    ICOUNT_ENV,
+    MAX_SMP,
+    GuestRules,
+    Outcome,
+    QemuConfig,
+    QemuResult,
+    run,
+)
+from tools.verdict import KERNEL_RULES
 
 EPILOG = f"""\
 exit status:
@@ -28,7 +46,14 @@ exit status:
   129, 143  ended by SIGHUP or SIGTERM (128 + the signal); QEMU is killed
   (kill -USR1 PID prints the stack of every thread of a runner that seems stuck)
 
-The serial console goes to stdout as it arrives; the one-line verdict goes to stderr.
+The serial console goes to stdout as it arrives; the one-line verdict goes to stderr (after a
+Linux guest's panic report, shown again there).
+
+--guest linux judges a Linux kernel as kunit_tool does (tools/linux_rules.py): its panic, oops
+or BUG report ends the run at once with PANIC; `reboot: Restarting system` / `Power down` /
+`System halted` end it in order (then its KTAP output, if any, decides). console=ttyS0 is put
+first on its command line unless --append names a console. --guest auto (the default) picks
+linux for a bzImage (the boot protocol's "HdrS" at offset 0x202), condrcu for anything else.
 """
 
 
@@ -67,13 +92,42 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"CPUs (QEMU -smp N), 1..{MAX_SMP} (default: %(default)s)",
     )
     parser.add_argument(
+        "--guest",
+        choices=("auto", *GUESTS),
+        default="auto",
+        help="whose rules judge the run (default: %(default)s, see below)",
+    )
+    parser.add_argument(
         "--log-int", type=Path, metavar="FILE", help="write QEMU's -d int,cpu_reset log (TCG)"
+    )
+    parser.add_argument(
+        "--icount",
+        nargs="?",
+        const=ICOUNT_DEFAULT,
+        type=icount_spec,
+        metavar="SPEC",
+        help=f"virtual clock: QEMU's -icount SPEC (alone: {ICOUNT_DEFAULT}); default: "
+        f"${ICOUNT_ENV} if set, else the host's clock (docs/qemu.md)",
     )
     return parser
 
 
 BOOT_PATHS = ("multiboot", "uefi")
 DEFAULT_EFI_IMAGE = DEFAULT_IMAGE.with_name("BOOTX64.EFI")
+GUESTS: dict[str, GuestRules] = {"condrcu": KERNEL_RULES, "linux": LINUX_RULES}
+
+
+def guest_of(image: Path, guest: str) -> str:
+    """The guest named, or for `auto` the one the image's first bytes say (a bzImage is Linux);
+    an image that cannot be read is condrcu's (the runner then reports it)."""
+    if guest != "auto":
+        return guest
+    try:
+        with image.open("rb") as file:
+            head = file.read(0x400)
+    except OSError:
+        return "condrcu"
+    return "linux" if is_bzimage(head) else "condrcu"
 
 
 def smp_count(text: str) -> int:
@@ -85,6 +139,19 @@ def smp_count(text: str) -> int:
     if not 1 <= n <= MAX_SMP:
         raise argparse.ArgumentTypeError(f"{n} CPUs: QEMU's pc machine takes 1 to {MAX_SMP}")
     return n
+
+
+def icount_spec(text: str) -> str:
+    """argparse type of --icount: one word, as QEMU's -icount takes it, and not a path (with
+    the image after a bare --icount, argparse would hand the image's path here)."""
+    if not text or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an -icount spec like {ICOUNT_DEFAULT}")
+    if "/" in text or text.endswith(".elf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an -icount spec but a path: name the image before --icount, or "
+            "write --icount=SPEC"
+        )
+    return text
 
 
 def verdict(result: QemuResult) -> tuple[int, str]:
@@ -129,15 +196,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.boot == "uefi" and args.image == DEFAULT_IMAGE:
         args.image = DEFAULT_EFI_IMAGE
-    config = QemuConfig(
-        boot=args.boot,
-        image=args.image,
-        append=args.append,
-        timeout=args.timeout,
-        accel=args.accel,
-        smp=args.smp,
-        log_int=args.log_int,
-    )
+    guest = guest_of(args.image, args.guest)
+    clock = {} if args.icount is None else {"icount": args.icount}
+    try:
+        config = QemuConfig(
+            image=args.image,
+            boot=args.boot,
+            append=linux_append(args.append) if guest == "linux" else args.append,
+            rules=GUESTS[guest],
+            timeout=args.timeout,
+            accel=args.accel,
+            smp=args.smp,
+            log_int=args.log_int,
+            **clock,
+        )
+    except ValueError as err:  # a bad $CONDRCU_ICOUNT
+        print(f"boot: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     return run_cli("boot", args.image, lambda: _boot(config))
 
 
@@ -149,13 +224,16 @@ def _boot(config: QemuConfig) -> int:
         sys.stdout.flush()
     if result.outcome is Outcome.QEMU_ERROR and result.stderr.strip():
         sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
-    if result.hold_code is not None:
+    if result.hold_code is not None and config.rules is KERNEL_RULES:
         print(hold_hint(config.image, config.append), file=sys.stderr)
     if result.outcome is Outcome.TIMEOUT:
         print(
             f"boot: the kernel hung: killed after {config.timeout:g} s (its console is above)",
             file=sys.stderr,
         )
+    if result.panic_lines:
+        report = "".join(f"  | {line}\n" for line in result.panic_lines)
+        sys.stderr.write(f"boot: the {result.label.lower()} report:\n{report}")
     code, line = verdict(result)
     print(line, file=sys.stderr)
     return code

@@ -20,20 +20,31 @@ KUnit), possibly among ordinary log lines, each suite a nested subtest::
         ok 1 idt # SKIP needs selftest=all
     ok 2 arch
 
-Rules (following the KTAP spec and kunit_tool):
+Rules (following the KTAP spec, Documentation/dev-tools/ktap.rst, and kunit_tool), which read
+Linux KUnit output as printed on its console too:
 
+- Each line's printk prefix is stripped first: a log level (``<6>``), the time stamp
+  (``[    0.512345] ``) and the caller id after it (``[    T1]``), as Linux prints them
+  (PRINTK_PREFIX); tabs are expanded (KUnit before 5.17 indented subtests with a tab).
 - Lines before the first ``KTAP version N`` (or ``TAP version N``) line are ignored, except for the
-  panic banner. Whatever precedes ``KTAP version`` on its line (a log prefix such as a timestamp)
-  is stripped, by length, from every later line, as kunit_tool does.
-- Nesting is by indentation, 4 spaces a level: an indented version line opens a subtest, whose
-  plan and results are indented like it; the next result line less indented is the subtest's
-  own result, and the subtest's results are its ``subtests``. ``# Subtest: NAME`` names it.
+  panic banner. Whatever else precedes ``KTAP version`` on its line (another log prefix) is
+  stripped, by length, from every later line, as kunit_tool does. KTAP 1 and TAP 13 and 14 are
+  read; another version is an error.
+- Nesting is by indentation (KUnit: 4 spaces a level; the spec: 2): an indented version line or
+  ``# Subtest: NAME`` line opens a subtest (``# Subtest:`` names it; KUnit has printed it
+  before the version line, after it, and alone), whose plan and results are indented like it;
+  the next result line less indented is the subtest's own result, and the subtest's results
+  are its ``subtests``. A subtest's plan may be missing (KUnit prints none for parameterised
+  cases; kunit_tool accepts that): its results are then what it printed. The top level needs
+  its plan to pass.
 - Lines that are not KTAP (kernel log output) are ignored.
 - A diagnostic ``# text``, at any indentation, belongs to the next result line: the diagnostics
   printed after one result and before the next are the next one's (kunit_tool's log of a test).
   Diagnostics after the last result are kept in ``KtapResult.trailing``.
 - In a result line, text after `` # `` is the directive: ``SKIP reason`` marks the test skipped;
-  anything else is the reason (for ``not ok``: why it failed).
+  ``TODO reason`` marks it as not expected to pass yet, so that ``not ok`` is no failure (TAP
+  and the KTAP spec; kunit_tool reads only SKIP and counts it failed); anything else is the
+  reason (for ``not ok``: why it failed), and the result stays ``ok``/``not ok``.
 - A line starting with ``PANIC:`` is the kernel's banner for an unexpected exception.
 """
 
@@ -42,12 +53,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+# What Linux prints before a console message: a log level, the time stamp, the caller id.
+PRINTK_PREFIX = r"(?:<[0-7]>)?(?:\[ *\d+\.\d+\](?: ?\[ *[CT]\d+\])? )?"
+_PRINTK_RE = re.compile(PRINTK_PREFIX)
+VERSIONS = {"KTAP": (1,), "TAP": (13, 14)}  # what kunit_tool reads
 _VERSION_RE = re.compile(r"\b(K?TAP) version (\d+)\s*$")
 _PLAN_RE = re.compile(r"^1\.\.(\d+)\s*(?:#.*)?$")
 _RESULT_RE = re.compile(r"^(not ok|ok) (\d+)\b(?: - | )?(.*?)(?:\s+#\s*(.*?))?\s*$")
 _SUBTEST_RE = re.compile(r"^# Subtest: (.*?)\s*$")
 _DIAG_RE = re.compile(r"^#(?: ?)(.*?)\s*$")
 _SKIP_RE = re.compile(r"^SKIP\b\s*(.*)$", re.IGNORECASE)
+_TODO_RE = re.compile(r"^TODO\b\s*(.*)$", re.IGNORECASE)
 PANIC_PREFIX = "PANIC:"
 
 
@@ -61,13 +77,14 @@ class KtapTest:
     ok: bool
     skipped: bool = False
     reason: str = ""
+    todo: bool = False
     diagnostics: tuple[str, ...] = ()
     subtests: tuple[KtapTest, ...] = ()
 
     @property
     def failed(self) -> bool:
-        """True for ``not ok`` results that are not skipped."""
-        return not self.ok and not self.skipped
+        """True for ``not ok`` results that are neither skipped nor TODO."""
+        return not self.ok and not self.skipped and not self.todo
 
     @property
     def cases(self) -> tuple[KtapTest, ...]:
@@ -120,17 +137,27 @@ class KtapResult:
 
     def summary(self) -> str:
         """One line such as ``5 tests: 3 passed, 1 failed, 1 skipped, 0 missing``, counting
-        test cases (a suite's plan stands for its cases; a missing suite counts as one)."""
+        test cases (a suite's plan stands for its cases; a missing suite counts as one);
+        ``, N todo`` follows when N TODO cases did not pass."""
         cases = self.cases
         n_ok = sum(1 for t in cases if t.ok and not t.skipped)
+        n_todo = sum(1 for t in cases if t.todo and not t.ok and not t.skipped)
         planned = "?" if self.plan is None else str(len(cases) + len(self.missing))
         text = (
             f"{planned} tests: {n_ok} passed, {len(self.failed)} failed, "
             f"{len(self.skipped)} skipped, {len(self.missing)} missing"
         )
+        if n_todo:
+            text += f", {n_todo} todo"
         if self.panic is not None:
             text += f"; {self.panic}"
         return text
+
+
+def strip_printk(line: str) -> str:
+    """The line without Linux's printk prefix (PRINTK_PREFIX), if it has one."""
+    prefix = _PRINTK_RE.match(line)
+    return line if prefix is None else line[prefix.end() :]
 
 
 def find_panic(text: str) -> str | None:
@@ -156,19 +183,21 @@ def parse(text: str) -> KtapResult:
     """Parse KTAP v1 results out of console text. Never raises on malformed input: problems
     (duplicate results, results outside the plan, a missing version line, a subtest without
     its result) go to ``errors``."""
-    lines = [line.rstrip("\r") for line in text.splitlines()]
+    lines = [strip_printk(line.rstrip("\r")).expandtabs() for line in text.splitlines()]
     version: int | None = None
     start = 0
     prefix_len = 0
+    errors: list[str] = []
     for index, line in enumerate(lines):
         match = _VERSION_RE.search(line)
         if match:
             version = int(match.group(2))
+            if version not in VERSIONS[match.group(1)]:
+                errors.append(f"{match.group(1)} version {version}: not one that is read")
             prefix_len = match.start()
             start = index + 1
             break
 
-    errors: list[str] = []
     if version is None:
         errors.append("no 'KTAP version' line")
     levels = [_Level(indent=0)]
@@ -203,6 +232,8 @@ def parse(text: str) -> KtapResult:
             level.seen.add(test.number)
             level.tests.append(test)
         elif match := _SUBTEST_RE.match(body):
+            if indent > levels[-1].indent:
+                levels.append(_Level(indent=indent))
             levels[-1].name = match.group(1)
         elif match := _DIAG_RE.match(body):
             pending.append(match.group(1))
@@ -232,9 +263,10 @@ def _where(level: _Level) -> str:
 
 
 def _check_plan(level: _Level) -> list[str]:
-    """The errors of a closed subtest: no plan, results missing from it or outside it."""
+    """The errors of a closed subtest: results missing from its plan or outside it (none without
+    a plan)."""
     if level.plan is None:
-        return [f"{_where(level)}no plan line"]
+        return []
     errors = [f"{_where(level)}result {n} missing" for n in range(1, level.plan + 1)
               if n not in level.seen]  # fmt: skip
     errors.extend(f"{_where(level)}result {n} outside plan 1..{level.plan}"
@@ -249,12 +281,15 @@ def _make_test(
     status, number, name, directive = match.groups()
     directive = directive or ""
     skip = _SKIP_RE.match(directive)
+    todo = _TODO_RE.match(directive)
+    marked = skip or todo
     return KtapTest(
         number=int(number),
         name=name.strip(),
         ok=status == "ok",
         skipped=skip is not None,
-        reason=skip.group(1).strip() if skip else directive.strip(),
+        todo=todo is not None,
+        reason=marked.group(1).strip() if marked else directive.strip(),
         diagnostics=diagnostics,
         subtests=subtests,
     )

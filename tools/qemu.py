@@ -35,7 +35,10 @@ asked of ``QemuConfig.rules`` (a GuestRules; by default this kernel's, tools/ver
 memory. ``wait()`` takes that line as the end of the run (PASS or FAIL from the code; QEMU is
 killed, or paused when keep_alive is set) unless ``QemuConfig(end_at_hold=False)``; callers
 that read memory at the hold (tools/hold.py) pause there and never reach ``wait()``.
-A panic banner on the console turns a failure into PANIC, with the rules' reason and label.
+A panic banner on the console turns a failure into PANIC, with the rules' reason and label. Under
+rules with a ``panic_wait`` (a Linux guest's, tools/linux_rules.py) the panic report itself ends
+the run: at once when it is complete, else ``panic_wait`` seconds after its first line; QEMU is
+killed (paused under keep_alive) and the result carries the report's lines.
 
 Threads: one thread pumps QEMU's stdout/stderr (the console callback runs on it), one runs the
 asyncio loop of the ``qemu.qmp`` client; call the public methods from one (the owner's) thread.
@@ -71,7 +74,7 @@ from typing import Any, Literal, Protocol, Self, TypeVar
 
 from qemu.qmp import EventListener, ExecuteError, QMPClient, QMPError, Runstate
 
-from tools.verdict import KERNEL_RULES
+from tools.verdict import KERNEL_RULES, PanicReport
 
 INSTALL_HINT = "install it with `apt-get install qemu-system-x86`"
 CONNECT_TIMEOUT = 10.0  # seconds for QEMU to start and connect to QMP
@@ -82,6 +85,16 @@ _KVM_GET_API_VERSION = 0xAE00
 _KVM_API_VERSION = 12
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the thread that forked it dies
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what exit_on_signals() turns into SignalExit
+# -icount: 32 ns of virtual time per instruction, and no sleeping when the guest idles (docs/qemu.md)
+ICOUNT_DEFAULT = "shift=5,sleep=off"
+ICOUNT_ENV = "CONDRCU_ICOUNT"  # the -icount spec of a one-CPU QemuConfig that names none
+
+
+class _FromEnv(enum.Enum):
+    """QemuConfig.icount's default: ICOUNT_ENV's spec for one vCPU, else the host's clock."""
+
+    ICOUNT = "from $CONDRCU_ICOUNT"
+
 
 _T = TypeVar("_T")
 
@@ -140,6 +153,22 @@ class GuestRules(Protocol):
 
     def panic_label(self, reason: str) -> str:
         """The verdict's name for a panic with that reason (PANIC, or a finer one)."""
+        ...
+
+    def panic_report(self, console: str) -> PanicReport | None:
+        """The guest's panic report so far (first line, reason, lines around it, complete),
+        None when there is none."""
+        ...
+
+    @property
+    def panic_wait(self) -> float | None:
+        """Seconds after a panic report's first line after which the runner ends the run even if
+        the report is not complete; None: a panic does not end the run (the guest ends it)."""
+        ...
+
+    def orderly_end(self, console: str) -> str | None:
+        """The line with which the guest said it restarts or powers off on purpose (a reset or
+        power-off after it is no failure), None when there is none."""
         ...
 
 
@@ -259,7 +288,14 @@ class QemuConfig:
     guest's isa-debug-exit port and reads its console (hold line, panic banner). ``smp`` is the
     number of vCPUs (``-smp``, 1..MAX_SMP). ``boot``: ``multiboot`` loads ``image`` (an ELF)
     with QEMU's ``-kernel``; ``uefi`` boots it (a PE32+, build/BOOTX64.EFI) from a FAT drive
-    under OVMF, the command line in a boot option (tools/efi.py)."""
+    under OVMF, the command line in a boot option (tools/efi.py).
+
+    ``icount``: QEMU's ``-icount`` spec (``ICOUNT_DEFAULT``: the virtual clock follows the
+    instructions executed, and time the guest would spend halted is skipped), or None for a
+    clock that follows the host's.  Not given, it is taken from the environment variable
+    ``CONDRCU_ICOUNT`` (unset or empty: None) for one vCPU, and None for more: under -icount
+    QEMU runs the vCPUs in turn on one thread, never at once (docs/qemu.md).  ``timeout`` is
+    host time either way."""
 
     image: Path
     append: str = ""
@@ -275,6 +311,7 @@ class QemuConfig:
     extra_args: tuple[str, ...] = ()
     qemu: str = "qemu-system-x86_64"
     rules: GuestRules = KERNEL_RULES
+    icount: str | None | _FromEnv = _FromEnv.ICOUNT  # a str or None once made
     boot: Literal["multiboot", "uefi"] = "multiboot"
 
     def __post_init__(self) -> None:
@@ -282,6 +319,14 @@ class QemuConfig:
             raise ValueError(f"timeout must be a finite number of seconds > 0, not {self.timeout}")
         if not 1 <= self.smp <= MAX_SMP:
             raise ValueError(f"smp must be a number of CPUs from 1 to {MAX_SMP}, not {self.smp}")
+        if self.icount is _FromEnv.ICOUNT:
+            spec = (os.environ.get(ICOUNT_ENV) or None) if self.smp == 1 else None
+            object.__setattr__(self, "icount", spec)
+        if isinstance(self.icount, str) and (
+            not self.icount or any(c.isspace() for c in self.icount)
+        ):
+            raise ValueError(f"icount must be a QEMU -icount spec such as {ICOUNT_DEFAULT!r}, "
+                             f"not {self.icount!r}")  # fmt: skip
 
     @property
     def cpu_model(self) -> str:
@@ -320,6 +365,8 @@ class QemuConfig:
             cmd += ["-action", "shutdown=pause,panic=pause"]
         if self.log_int is not None:
             cmd += ["-d", "int,cpu_reset", "-D", str(self.log_int)]
+        if isinstance(self.icount, str):
+            cmd += ["-icount", self.icount]
         return cmd + list(self.extra_args)
 
 
@@ -338,7 +385,8 @@ class QemuResult:
     keep_alive paused it) and negative when a signal ended it; ``duration`` is seconds from launch
     to verdict; ``console`` is all serial output; ``stderr`` is QEMU's own messages; ``hold_code``
     is the code of the guest's hold line when that ended the run; ``panic_label`` names a PANIC
-    (the rules' label for its reason)."""
+    (the rules' label for its reason); ``panic_lines`` are the lines around a panic the rules
+    show (PanicReport.lines)."""
 
     outcome: Outcome
     exit_status: int | None
@@ -351,6 +399,7 @@ class QemuResult:
     vm_alive: bool = False
     hold_code: int | None = None
     panic_label: str = "PANIC"
+    panic_lines: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -435,10 +484,19 @@ def classify(
     if status in (0, None):
         if any(e.name == "GUEST_PANICKED" for e in events) or "guest-panic" in reasons:
             return Outcome.PANIC, banner or "guest panicked (pvpanic)"
+        report = rules.panic_report(console) if rules.panic_wait is not None else None
+        ended = {"guest-reset": "reset", "guest-shutdown": "powered off"}
+        if report is not None and (how := next((ended[r] for r in reasons if r in ended), None)):
+            return Outcome.PANIC, f"{report.reason}; then the guest {how} itself"
+        orderly = rules.orderly_end(console)
         if "guest-reset" in reasons:
+            if orderly:
+                return Outcome.PASS, f"guest restarted ({orderly!r})"
             tail = f" after {panic!r}" if panic else ""
             return Outcome.TRIPLE_FAULT, f"guest reset (triple fault under -no-reboot){tail}"
         if "guest-shutdown" in reasons:
+            if orderly:
+                return Outcome.PASS, f"guest powered off ({orderly!r})"
             return Outcome.FAIL, "guest powered off without reporting a result"
     if status is not None and status > 1 and status % 2 == 1 and status < 256:
         value = status >> 1
@@ -480,6 +538,7 @@ class QemuRunner:
         self._command: list[str] = []
         self._launched_at = 0.0
         self._started_at: float | None = None
+        self._panic_seen: float | None = None
         self._result: QemuResult | None = None
         self._closed = False
 
@@ -624,9 +683,14 @@ class QemuRunner:
                 raise QemuError("the guest was never started: call cont() first")
             base = self._started_at if timeout is None and self._started_at else time.monotonic()
             deadline = base + limit
-            while (not self._exited and not self._guest_stopped() and self._hold_code() is None
-                   and self._firmware_failure() is None):  # fmt: skip
-                remaining = deadline - time.monotonic()
+            while (
+                not self._exited
+                and not self._guest_stopped()
+                and self._hold_code() is None
+                and not self._panic_over()
+                and self._firmware_failure() is None
+            ):
+                remaining = self._panic_deadline(deadline) - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
@@ -647,6 +711,14 @@ class QemuRunner:
                 self._kill()
             self._result = self._make_result(
                 None if self.config.keep_alive else self._proc.returncode, hold_code=code
+            )
+        elif self._panic_over() or self._panic_seen is not None:
+            if self.config.keep_alive:
+                self.pause()
+            else:
+                self._kill()
+            self._result = self._make_result(
+                None if self.config.keep_alive else self._proc.returncode, panic_end=True
             )
         else:
             self._kill()
@@ -763,12 +835,35 @@ class QemuRunner:
 
         return efi.firmware_failure("".join(self._console))
 
+    def _panic_over(self) -> bool:
+        """Under rules with a panic_wait: True once the guest's panic report is complete, or
+        panic_wait seconds after it began (noted in ``_panic_seen``). Call with ``_cond`` held or
+        from the owner's thread."""
+        rules = self.config.rules
+        if rules.panic_wait is None:
+            return False
+        report = rules.panic_report("".join(self._console))
+        if report is None:
+            return False
+        now = time.monotonic()
+        if self._panic_seen is None:
+            self._panic_seen = now
+        return report.complete or now >= self._panic_seen + rules.panic_wait
+
+    def _panic_deadline(self, deadline: float) -> float:
+        """The run's deadline, brought forward to panic_wait after a panic report began."""
+        wait = self.config.rules.panic_wait
+        if self._panic_seen is None or wait is None:
+            return deadline
+        return min(deadline, self._panic_seen + wait)
+
     def _make_result(
         self,
         status: int | None,
         timeout_reason: str | None = None,
         hold_code: int | None = None,
         firmware_line: str | None = None,
+        panic_end: bool = False,
     ) -> QemuResult:
         """Freeze the collected state into a QemuResult."""
         if self._pump is not None and status is not None:
@@ -778,7 +873,13 @@ class QemuRunner:
             events = tuple(self._events)
         stderr = self._stderr.decode(errors="replace")
         rules = self.config.rules
-        if timeout_reason is not None:
+        report = rules.panic_report(console)
+        if panic_end and report is not None:
+            outcome = Outcome.PANIC
+            now = "QEMU paused" if status is None else "QEMU killed"
+            when = "at its end" if report.complete else f"{rules.panic_wait:g} s after it began"
+            reason = f"{report.reason}; {now} {when}"
+        elif timeout_reason is not None:
             outcome, reason = Outcome.TIMEOUT, timeout_reason
             panic = rules.panic_line(console)
             if panic:
@@ -807,6 +908,7 @@ class QemuRunner:
             vm_alive=status is None,
             hold_code=hold_code,
             panic_label=rules.panic_label(reason) if outcome is Outcome.PANIC else "PANIC",
+            panic_lines=report.lines if report is not None and outcome is Outcome.PANIC else (),
         )
 
     def _kill(self) -> None:
@@ -971,6 +1073,8 @@ def run(config: QemuConfig, on_console: Callable[[str], None] | None = None) -> 
 
 
 __all__ = [
+    "ICOUNT_DEFAULT",
+    "ICOUNT_ENV",
     "BadImageError",
     "GuestRules",
     "STATUS_FAIL",

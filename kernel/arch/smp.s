@@ -19,6 +19,9 @@ ap_main:
     mov rdx, rsp
     call percpu_init
     call idt_init
+    call syscall_init
+    call cpu_features_init              # clobbers rbx
+    mov ebx, dword ptr gs:[PCPU_CPU]
     mov edi, ebx
     call idle_task_init
     mov qword ptr [rax + TASK_STATE], TASK_RUNNING

@@ -1,14 +1,43 @@
-# System calls: int 0x80 from ring 3 (a DPL-3 interrupt gate, so the IDT entry path of every
-# exception serves it too: pt_regs built by the same stub, enter_from_user_mode and
+# System calls: `syscall` from ring 3 (entry_SYSCALL_64, kernel/entry/entry_64.s, then
+# do_syscall_64), and int 0x80, the compat entry (a DPL-3 interrupt gate, so the IDT entry path
+# of every exception serves it too: pt_regs built by the same stub, enter_from_user_mode and
 # prepare_exit_to_usermode through idtentry_enter/exit).  Number in RAX, arguments in RDI,
-# RSI, RDX; the result in RAX.
+# RSI, RDX; the result in RAX.  Both run the calls through do_int80_syscall.
 .include "layout.inc"
 
 .set WRITE_MAX, 256
+# Cleared on `syscall`, as Linux's MSR_SYSCALL_MASK: interrupts, trap, direction, I/O level,
+# alignment check, nested task.
+.set SYSCALL_RFLAGS_MASK, X86_EFLAGS_IF | X86_EFLAGS_TF | X86_EFLAGS_DF | 0x3000 | X86_EFLAGS_AC | X86_EFLAGS_NT
 
 .section .text
-# do_int80_syscall - the body of exc_int80_syscall.  RDI = regs.  Runs the call with
-# interrupts enabled, as Linux's do_syscall_64 does, and returns with them disabled.
+# syscall_init - this CPU takes `syscall`: STAR (kernel CS/SS at KERNEL_CS, sysret's user
+# CS/SS from USER32_CS: USER_CS and USER_DS), LSTAR = entry_SYSCALL_64, the RFLAGS bits
+# cleared on entry, EFER.SCE.  Clobbers rax, rcx, rdx.
+.global syscall_init
+syscall_init:
+    mov ecx, MSR_STAR
+    xor eax, eax
+    mov edx, (USER32_CS << 16) | KERNEL_CS
+    wrmsr
+    mov ecx, MSR_LSTAR
+    lea rax, [rip + entry_SYSCALL_64]
+    mov rdx, rax
+    shr rdx, 32
+    wrmsr
+    mov ecx, MSR_SYSCALL_MASK
+    mov eax, SYSCALL_RFLAGS_MASK
+    xor edx, edx
+    wrmsr
+    mov ecx, MSR_EFER
+    rdmsr
+    or eax, EFER_SCE
+    wrmsr
+    ret
+
+# do_int80_syscall - the body of exc_int80_syscall, and the call itself for do_syscall_64.
+# RDI = regs.  Runs the call with interrupts enabled, as Linux's do_syscall_64 does, and
+# returns with them disabled.
 .global do_int80_syscall
 do_int80_syscall:
     push rbx
@@ -38,6 +67,9 @@ do_int80_syscall:
     je .Lsys_sleep
     cmp r12, SYS_YIELD
     je .Lsys_yield
+    cmp r12, SYS_BEND_FRAME
+    je .Lsys_bend_frame
+    inc qword ptr gs:[PCPU_SYSCALLS_ENOSYS]     # a number out of range
 .Lsys_done:
     call local_irq_disable
     pop r12
@@ -121,4 +153,31 @@ do_int80_syscall:
 .Lsys_yield:
     call sched_yield
     mov qword ptr [rbx + PT_AX], 0
+    jmp .Lsys_done
+
+# bend_frame(case): make the saved frame one that sysretq cannot restore (see SYS_BEND_FRAME).
+.Lsys_bend_frame:
+    mov rax, qword ptr [rbx + PT_DI]
+    mov qword ptr [rbx + PT_AX], 0
+    cmp rax, 1
+    jne .Lbend_2
+    mov qword ptr [rbx + PT_CX], 0                  # RCX != RIP
+    jmp .Lsys_done
+.Lbend_2:
+    cmp rax, 2
+    jne .Lbend_3
+    mov qword ptr [rbx + PT_R11], 0                 # R11 != RFLAGS
+    jmp .Lsys_done
+.Lbend_3:
+    mov ecx, X86_EFLAGS_TF
+    cmp rax, 3
+    je .Lbend_flag
+    mov ecx, X86_EFLAGS_RF
+    cmp rax, 4
+    je .Lbend_flag
+    mov qword ptr [rbx + PT_AX], -EINVAL
+    jmp .Lsys_done
+.Lbend_flag:                                        # in both, as the CPU would have saved it
+    or qword ptr [rbx + PT_FLAGS], rcx
+    or qword ptr [rbx + PT_R11], rcx
     jmp .Lsys_done

@@ -201,6 +201,73 @@ idtentry_exit:
 idtentry_exit_cond_rcu:
     jmp __idtentry_exit
 
+# do_syscall_64 - RDI = regs built by entry_SYSCALL_64 (orig_ax = the number).  Linux v5.8's:
+# enter_from_user_mode(), the call with interrupts on (instrumentable: the same dispatcher as
+# int 0x80's), then the exit work and exit_to_user_mode through prepare_exit_to_usermode, as
+# on every return to user mode.  Interrupts off on entry and exit.  Returns EAX = 1 when the
+# return may be sysretq (syscall_sysret_ok), 0 for iretq.  Preserves rbx, rbp, r12-r15.
+.global do_syscall_64
+do_syscall_64:
+    push rbx
+    push r12
+    push r13
+    mov rbx, rdi
+    call entry_ctx_enter_syscall
+    mov r12, rax
+    mov edi, EV_SYSCALL_ENTER
+    mov rsi, qword ptr [rbx + PT_ORIG_AX]
+    call event_log
+    call enter_from_user_mode
+    INSTRUMENTATION_BEGIN
+    mov rdi, rbx
+    call do_int80_syscall
+    INSTRUMENTATION_END
+    mov rdi, rbx
+    call prepare_exit_to_usermode
+    mov rdi, rbx
+    call syscall_sysret_ok
+    mov r13d, eax
+    mov edi, EV_SYSCALL_EXIT
+    mov esi, eax
+    call event_log
+    mov rdi, r12
+    call entry_ctx_exit
+    mov eax, r13d
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# syscall_sysret_ok - RDI = regs of the return to user mode.  EAX = 1 when sysretq restores
+# them exactly, as Linux checks: RCX == RIP and R11 == RFLAGS (sysret loads RIP from RCX and
+# RFLAGS from R11), RIP canonical (a non-canonical one makes sysret fault in ring 0 on Intel),
+# CS and SS the selectors sysret loads, and neither RF nor TF set (sysret cannot restore RF,
+# and a TF it restores traps right after it, where iretq's traps after the first user
+# instruction).  Else 0.  Clobbers rax, rcx.
+.global syscall_sysret_ok
+syscall_sysret_ok:
+    xor eax, eax
+    mov rcx, qword ptr [rdi + PT_CX]
+    cmp rcx, qword ptr [rdi + PT_IP]
+    jne .Lsysret_no
+    mov rcx, qword ptr [rdi + PT_R11]
+    cmp rcx, qword ptr [rdi + PT_FLAGS]
+    jne .Lsysret_no
+    test ecx, X86_EFLAGS_RF | X86_EFLAGS_TF
+    jnz .Lsysret_no
+    mov rcx, qword ptr [rdi + PT_IP]
+    shl rcx, 16                                     # canonical: bits 63..47 all equal
+    sar rcx, 16
+    cmp rcx, qword ptr [rdi + PT_IP]
+    jne .Lsysret_no
+    cmp qword ptr [rdi + PT_CS], USER_CS
+    jne .Lsysret_no
+    cmp qword ptr [rdi + PT_SS], USER_DS
+    jne .Lsysret_no
+    mov eax, 1
+.Lsysret_no:
+    ret
+
 # enter_from_user_mode - establish kernel context on entry from user mode: lockdep learns
 # that interrupts are off, context tracking and RCU leave the user extended quiescent state,
 # then, with RCU watching and instrumentation allowed, the check that context tracking did say

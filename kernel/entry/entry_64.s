@@ -57,3 +57,34 @@ ret_to_user_first:
     mov rdi, rsp
     call prepare_exit_to_usermode
     jmp swapgs_restore_regs_and_return_to_usermode
+
+# entry_SYSCALL_64 - `syscall` from ring 3 (MSR_LSTAR).  On entry: RCX = the user RIP, R11 =
+# the user RFLAGS, RSP and GS the user's, interrupts off (MSR_SYSCALL_MASK clears IF, TF, DF,
+# AC, NT); RAX = the number, RDI, RSI, RDX = the arguments.  Parks the user RSP in the per-CPU
+# area, takes the task's kernel stack, builds the same pt_regs as an exception (SS and CS of
+# user mode, orig_ax = the number), calls do_syscall_64, and returns with sysretq when it
+# allows (Linux's conditions), else through iretq.
+.global entry_SYSCALL_64
+entry_SYSCALL_64:
+    swapgs
+    mov qword ptr gs:[PCPU_USER_RSP], rsp
+    mov rsp, qword ptr gs:[PCPU_TOP_OF_STACK]
+    push USER_DS                                    # ss
+    push qword ptr gs:[PCPU_USER_RSP]               # sp
+    push r11                                        # flags
+    push USER_CS                                    # cs
+    push rcx                                        # ip
+    push rax                                        # orig_ax
+    PUSH_REGS
+    mov rdi, rsp
+    call do_syscall_64
+    test eax, eax
+    jz .Lsyscall_iret
+    inc qword ptr gs:[PCPU_SYSRET_RETURNS]
+    POP_REGS                                        # RCX = RIP, R11 = RFLAGS: checked
+    mov rsp, qword ptr [rsp + PT_SP - PT_IP]
+    swapgs
+    sysretq
+.Lsyscall_iret:
+    inc qword ptr gs:[PCPU_SYSCALL_IRET_RETURNS]
+    jmp swapgs_restore_regs_and_return_to_usermode

@@ -6,6 +6,10 @@
 # demonstration.  Called once from start64; ends the VM and does not return.
 .global kernel_main
 kernel_main:
+    call syscall_init                   # the boot CPU's; each AP's in ap_main
+    push rbx
+    call cpu_features_init              # SMEP, SMAP
+    pop rbx
     call serial_init
     lea rdi, [rip + .Lbanner]
     call printk

@@ -95,6 +95,19 @@ kstack_free:
     pop rbx
     ret
 
+# task_place - RAX = the CPU a new task goes to: the online CPUs in turn while tasks_spread is
+# set (the default), else this CPU (the self-tests run their tasks beside them, on CPU 0).
+# task_set_cpu moves a task elsewhere before it starts.  Clobbers rcx, rdx, rdi.
+task_place:
+    cmp byte ptr [rip + tasks_spread], 0
+    je .Lplace_here
+    mov edi, 1
+    lock xadd dword ptr [rip + tasks_placed], edi
+    jmp cpu_nth_online
+.Lplace_here:
+    mov rax, qword ptr gs:[PCPU_CPU]
+    ret
+
 # task_alloc - RDI = name, RSI = kind.  A zeroed slot with an id, a kernel stack and the
 # first switch_to frame (six callee-saved registers, then ret_from_fork) below a pt_regs
 # frame, on this CPU.  The slot is claimed under tasks_lock.  Returns RAX = the task, or 0.
@@ -141,8 +154,9 @@ task_alloc:
     call .Lunlock_tasks
     pop rdi
     mov qword ptr [rbx + TASK_SLOT], rdi
-    mov rax, qword ptr gs:[PCPU_CPU]
+    call task_place
     mov qword ptr [rbx + TASK_CPU], rax
+    mov qword ptr [rbx + TASK_TLB_FRESH], 1
     call kstack_alloc
     test rax, rax
     jnz .Lhave_stack
@@ -475,7 +489,10 @@ user_trap_kill:
     mov esi, SIGILL
 .Lsig2:
     cmp r13d, X86_TRAP_INT3
+    je .Lsigtrap
+    cmp r13d, X86_TRAP_DEBUG            # a single step (TF) from user mode
     jne .Lsig3
+.Lsigtrap:
     mov esi, SIGTRAP
 .Lsig3:
     call force_sig
@@ -514,6 +531,13 @@ tasks_lock:                             # claiming a slot of the task table
     .zero SPIN_SIZE
 exit_lock:                              # a task's death and its waiters (task_wait, do_exit)
     .zero SPIN_SIZE
+tasks_placed:                           # new tasks placed so far (task_place's turn)
+    .zero 4
+
+.section .data
+.global tasks_spread
+tasks_spread:                           # 1: spread new tasks over the CPUs (task_place)
+    .byte 1
 
 .section .data
 .balign 8

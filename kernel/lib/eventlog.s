@@ -6,6 +6,7 @@
 .set EVENT_LOG_MASK, EVENT_LOG_ENTRIES - 1
 .set EV_LINE_SIZE, 256                              # one printed record, with room to spare
 .set ENTRY_CTX_ACTIVE, 0x10000                      # entry_ctx: set inside an entry
+.set ENTRY_CTX_SYSCALL, 0x20000                     # ... that is a `syscall` (no vector)
 .set EV_PRINT_ARGS, 13                              # the conversions of .Lev_fmt (print_event_range)
 
 .section .noinstr.text
@@ -56,6 +57,9 @@ event_log_regs:
     test eax, ENTRY_CTX_ACTIVE
     jz .Lno_entry
     or ecx, EVF_ENTRY
+    test eax, ENTRY_CTX_SYSCALL
+    jz .Lno_entry
+    or ecx, EVF_SYSCALL64
 .Lno_entry:
     mov byte ptr [r8 + EV_VECTOR], al
     shr eax, 8
@@ -87,10 +91,19 @@ event_log_regs:
     or ecx, EVF_NMI
 .Lnot_nmi:
     mov rax, qword ptr gs:[PCPU_CURRENT]
-    test qword ptr [rax + TASK_FLAGS], TIF_NEED_RESCHED
+    mov rax, qword ptr [rax + TASK_FLAGS]           # the work mask, bit by bit
+    test eax, TIF_NEED_RESCHED
     jz .Lno_resched
     or ecx, EVF_NEED_RESCHED
 .Lno_resched:
+    test eax, TIF_SIGPENDING
+    jz .Lno_sigpending
+    or ecx, EVF_SIGPENDING
+.Lno_sigpending:
+    test eax, TIF_NOTIFY_RESUME
+    jz .Lno_notify_resume
+    or ecx, EVF_NOTIFY_RESUME
+.Lno_notify_resume:
     mov dword ptr [r8 + EV_FLAGS], ecx
     mov rax, qword ptr gs:[PCPU_PREEMPT_COUNT]
     mov dword ptr [r8 + EV_PREEMPT_COUNT], eax
@@ -117,6 +130,15 @@ entry_ctx_enter:
     movzx eax, dil
     or ecx, eax
     or ecx, ENTRY_CTX_ACTIVE
+    mov rax, qword ptr gs:[PCPU_ENTRY_CTX]
+    mov qword ptr gs:[PCPU_ENTRY_CTX], rcx
+    ret
+
+# entry_ctx_enter_syscall - the entry context of a `syscall` from ring 3 (vector 0, CPL 3,
+# EVF_SYSCALL64 in its records).  Returns RAX = the outer context.  Clobbers rcx.
+.global entry_ctx_enter_syscall
+entry_ctx_enter_syscall:
+    mov ecx, ENTRY_CTX_ACTIVE | ENTRY_CTX_SYSCALL | 3 << 8
     mov rax, qword ptr gs:[PCPU_ENTRY_CTX]
     mov qword ptr gs:[PCPU_ENTRY_CTX], rcx
     ret

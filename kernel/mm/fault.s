@@ -4,6 +4,9 @@
 .include "noinstr.inc"
 .include "extable.inc"
 
+.set SMAP_FAULT, 1                       # report_smap_smep's verdicts
+.set SMEP_FAULT, 2
+
 .section .noinstr.text
 # exc_page_fault - DEFINE_IDTENTRY_RAW_ERRORCODE(exc_page_fault).  RDI = regs, RSI = error
 # code.  CR2 is read first, before anything that could fault and overwrite it.  The entry is
@@ -99,10 +102,23 @@ handle_page_fault:
     jmp .Ldone
 .Lkernel_mode:
     # A kernel-mode fault on a user address (copy_from_user): fault the page in if the
-    # current task may have it, else fall through to the exception table.
+    # current task may have it, else fall through to the exception table.  On a present page
+    # it may be SMAP's or SMEP's: reported, then the exception table (SMEP: the call site's
+    # entry, by the return address) or the oops.
     mov rax, USER_TOP
     cmp r13, rax
     jae .Lkernel_address
+    test r12d, PF_PROT
+    jz .Lnot_smap_smep
+    mov rdi, rbx
+    mov rsi, r12
+    mov rdx, r13
+    call report_smap_smep
+    cmp eax, SMEP_FAULT
+    je .Lsmep
+    test eax, eax
+    jnz .Lkernel_address
+.Lnot_smap_smep:
     mov rax, qword ptr gs:[PCPU_CURRENT]
     inc qword ptr [rax + TASK_KERNEL_FAULTS]
     mov rdi, r12
@@ -127,6 +143,18 @@ handle_page_fault:
     pop r12
     pop rbx
     ret
+.Lsmep:
+    # A fetch from a user page: no kernel instruction to fix up.  A call into it is recovered
+    # when its return address has an exception-table entry (a self-test's), as a return.
+    mov rax, qword ptr [rbx + PT_SP]
+    mov rdi, qword ptr [rax]
+    call search_exception_table
+    test rax, rax
+    jz .Loops
+    mov qword ptr [rbx + PT_IP], rax
+    add qword ptr [rbx + PT_SP], 8
+    inc qword ptr gs:[PCPU_PF_FIXUP]
+    jmp .Ldone
 .Loops:
     # An unrecoverable kernel fault: the oops (registers, decoded error, log tail).
     mov rdi, rbx
@@ -134,6 +162,40 @@ handle_page_fault:
     mov edx, X86_TRAP_PAGE_FAULT
     mov rcx, r13
     call die
+
+# report_smap_smep - RDI = regs, RSI = error code, RDX = address of a kernel-mode protection
+# fault on a user address.  With SMEP on, an instruction fetch is SMEP's; with SMAP on, an
+# access with EFLAGS.AC clear (outside stac/clac) is SMAP's: each is counted and reported
+# ("BUG: SMAP violation ..."), and EAX = SMAP_FAULT or SMEP_FAULT; else EAX = 0.  Clobbers
+# caller-saved registers.
+report_smap_smep:
+    test esi, PF_INSTR
+    jz .Lmaybe_smap
+    cmp byte ptr [rip + smep_enabled], 0
+    je .Lneither
+    inc qword ptr gs:[PCPU_SMEP_VIOLATIONS]
+    mov rax, qword ptr [rdi + PT_SP]
+    mov rcx, qword ptr [rax]                # the return address: who called into the page
+    lea rdi, [rip + .Lsmep_fmt]
+    xchg rsi, rdx
+    call printk
+    mov eax, SMEP_FAULT
+    ret
+.Lmaybe_smap:
+    cmp byte ptr [rip + smap_enabled], 0
+    je .Lneither
+    test qword ptr [rdi + PT_FLAGS], X86_EFLAGS_AC
+    jnz .Lneither
+    inc qword ptr gs:[PCPU_SMAP_VIOLATIONS]
+    mov rcx, qword ptr [rdi + PT_IP]
+    lea rdi, [rip + .Lsmap_fmt]
+    xchg rsi, rdx
+    call printk
+    mov eax, SMAP_FAULT
+    ret
+.Lneither:
+    xor eax, eax
+    ret
 
 # fault_in_user_page - RDI = error code, RSI = address, EDX = pf_test_hook's verdict (0: none).
 # For a not-present fault inside the current task's heap or stack region, map a zeroed page
@@ -393,6 +455,10 @@ print_pf_error:
     jmp printk
 
 .section .rodata
+.Lsmap_fmt:
+    .asciz "BUG: SMAP violation: kernel access to user address 0x%x (error 0x%x) at %S\n"
+.Lsmep_fmt:
+    .asciz "BUG: SMEP violation: kernel instruction fetch from user address 0x%x (error 0x%x), called from %S\n"
 .Lrepeat_fmt:
     .asciz "task %s[%u]: the fault at 0x%x repeats after it was resolved (%u faults): giving up\n"
 .Lpf_fmt:

@@ -2,6 +2,7 @@
 # a fixup that returns -EFAULT; a good pointer to a page not yet there is faulted in.
 .include "layout.inc"
 .include "extable.inc"
+.include "smap.inc"
 
 .section .text
 # copy_from_user - RDI = kernel destination, RSI = user source, RDX = length.  Returns
@@ -15,6 +16,7 @@ copy_from_user:
     mov r8, USER_TOP
     cmp rax, r8
     ja .Lefault                             # access_ok(): the whole range below USER_TOP
+    ASM_STAC                                # the user accesses' bracket (SMAP)
     xor ecx, ecx
 .Lcopy:
     cmp rcx, rdx
@@ -25,9 +27,12 @@ copy_from_user:
     inc rcx
     jmp .Lcopy
 .Lcopied:
+    ASM_CLAC
     xor eax, eax
     ret
+.Lfault_in_copy:
+    ASM_CLAC
 .Lefault:
     mov rax, -EFAULT
     ret
-    _ASM_EXTABLE .Lload, .Lefault
+    _ASM_EXTABLE .Lload, .Lfault_in_copy

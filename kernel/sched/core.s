@@ -297,7 +297,9 @@ __schedule:
     pop rbx
     ret
 
-# context_switch - RDI = prev, RSI = next.  Address space, kernel stack for the next entry,
+# context_switch - RDI = prev, RSI = next.  Address space (and a full TLB flush the first time
+# next runs: its stack slot may have been mapped to other pages, by another CPU, before this
+# CPU last flushed; kernel mappings are not shot down across CPUs), kernel stack for the next entry,
 # preempt_count (per task, as Linux saves it), the event log's entry context (a task that
 # slept or was preempted inside an entry logs its exit under that entry's vector and CPL),
 # then the registers.  Returns RAX = the task that switched to us.
@@ -307,10 +309,14 @@ context_switch:
     jnz .Lmm
     mov rax, offset boot_pml4           # kernel threads run on the kernel's page tables
 .Lmm:
+    cmp qword ptr [rsi + TASK_TLB_FRESH], 0
+    jne .Lfresh
     mov rcx, cr3
     cmp rcx, rax
     je .Lsame_mm
-    mov cr3, rax
+.Lfresh:
+    mov qword ptr [rsi + TASK_TLB_FRESH], 0
+    mov cr3, rax                        # (no global pages: this flushes every entry)
 .Lsame_mm:
     mov rax, qword ptr [rsi + TASK_KSTACK_TOP]
     mov qword ptr gs:[PCPU_TOP_OF_STACK], rax

@@ -178,6 +178,7 @@ selftest_main:
     push r13
     push r14
     push r15
+    mov byte ptr [rip + tasks_spread], 0   # tests place their tasks beside them, or pin them
     mov r12, rdi                        # spec
     mov r13, rsi                        # spec length
     mov rdi, r12

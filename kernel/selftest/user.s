@@ -4,6 +4,19 @@
 .include "layout.inc"
 .include "selftest.inc"
 
+# BENT_FRAME field, twin, value, text: the fit frame with FIELD and TWIN (the register sysretq
+# loads it from; FIELD again when there is none) set to VALUE must be refused by
+# syscall_sysret_ok.
+.macro BENT_FRAME field, twin, value, text
+    call .Lfit_frame
+    mov rax, \value
+    mov qword ptr [rbx + \field], rax
+    mov qword ptr [rbx + \twin], rax
+    mov rdi, rbx
+    call syscall_sysret_ok
+    CHECK e, eax, 0, "\text"
+.endm
+
 .section .text
 # check_kernel_state - RDI = warnings count before.  RAX = 0 when RCU is at process level and
 # watching, lockdep and the tracer believe interrupts are off (they are), context tracking is
@@ -111,6 +124,7 @@ USER_TEST user_int3, user_int3, (128 + SIGTRAP), 0
 USER_TEST user_divide_error, user_div0, (128 + SIGFPE), 0
 USER_TEST user_invalid_op, user_ud2, (128 + SIGILL), 0
 USER_TEST user_copy_from_user, user_peek, 0, 1
+USER_TEST user_bad_syscalls, user_bad_syscalls, 0, 0
 
 .section .text
 .set RESUME_WORK_FIRST_IRQS_ON, 1
@@ -271,7 +285,8 @@ fault_loop_hook:
 SELFTEST user, user_fault_loop, selftest_user_fault_loop
 
 # exit_user_prepare_exit_to_usermode - the exit to user mode, a row of its own beside the
-# kernel-mode exit table: the return from user_getpid's system call (no work pending) runs
+# kernel-mode exit table: the return from user_getpid_int80's system call (int 0x80, no work
+# pending) runs
 # prepare_exit_to_usermode, then tells lockdep and the tracer that interrupts will be on,
 # enters RCU's user EQS and ends with lockdep's last half; rcu_exit plays no part.  And the
 # task exits normally.  RAX = 0 or the reason.
@@ -280,7 +295,7 @@ selftest_exit_user_prepare_exit_to_usermode:
     call event_seq
     mov rbx, rax
     lea rdi, [rip + .Lgetpid_name]
-    mov rsi, offset user_getpid
+    mov rsi, offset user_getpid_int80
     call task_create
     lea rcx, [rip + .Lno_task]
     test rax, rax
@@ -304,6 +319,172 @@ selftest_exit_user_prepare_exit_to_usermode:
     ret
 
 SELFTEST entry, exit_user_prepare_exit_to_usermode, selftest_exit_user_prepare_exit_to_usermode
+
+# entry_user_syscall - `syscall` from ring 3 (user_getpid): entry_SYSCALL_64 and do_syscall_64
+# log syscall_enter (the number), then enter_from_user_mode, the call itself, the exit to user
+# mode's prepare_exit_to_usermode, and syscall_exit saying the return was fit for sysretq;
+# every record of that span inside the syscall entry (EVF_SYSCALL64), and one sysretq more.
+# RAX = 0 or the reason.
+selftest_entry_user_syscall:
+    push rbx
+    push r12
+    push r13
+    call event_seq
+    mov rbx, rax
+    mov r13, qword ptr gs:[PCPU_SYSRET_RETURNS]
+    lea rdi, [rip + .Lgetpid_name]
+    mov rsi, offset user_getpid
+    call task_create
+    lea rcx, [rip + .Lno_task]
+    test rax, rax
+    jz .Lsyscall_end
+    mov r12, qword ptr [rax + TASK_ID]
+    mov rdi, rax
+    call run_user_task
+    CHECK e, rax, 0, "the task did not exit with 0"
+    mov rdi, rbx
+    mov esi, EV_SYSCALL_ENTER
+    call .Lsyscall_next
+    jz .Lsyscall_done
+    mov rcx, qword ptr [rax + EV_ARG]
+    CHECK e, rcx, SYS_GETPID, "syscall_enter does not carry the number"
+    mov esi, EV_ENTER_FROM_USER_MODE
+    call .Lsyscall_next
+    jz .Lsyscall_done
+    mov esi, EV_SYSCALL
+    call .Lsyscall_next
+    jz .Lsyscall_done
+    mov esi, EV_PREPARE_EXIT_TO_USERMODE
+    call .Lsyscall_next
+    jz .Lsyscall_done
+    mov esi, EV_SYSCALL_EXIT
+    call .Lsyscall_next
+    jz .Lsyscall_done
+    mov rcx, qword ptr [rax + EV_ARG]
+    CHECK e, rcx, 1, "the return was not fit for sysretq"
+    mov rcx, qword ptr gs:[PCPU_SYSRET_RETURNS]
+    CHECK_DELTA ne, rcx, r13, 0, "no return through sysretq"
+.Lsyscall_done:
+    xor ecx, ecx                        # the checks above say what failed
+.Lsyscall_end:
+    mov rax, rcx
+    pop r13
+    pop r12
+    pop rbx
+    ret
+# .Lsyscall_next: RDI = a sequence number, ESI = a kind: the next record of task R12 of that
+# kind from RDI on, which must lie inside the syscall entry.  RAX = it (ZF clear) and RDI = the
+# number after it; RAX = 0 and ZF set when there is none (a failed check).
+.Lsyscall_next:
+    mov rdx, ANY
+    mov rcx, r12
+    call event_find
+    CHECK ne, rax, 0, "a call of the syscall path is missing"
+    test rax, rax
+    jz .Lsyscall_next_end
+    lea rdi, [rdx + 1]
+    mov ecx, dword ptr [rax + EV_FLAGS]
+    and ecx, EVF_SYSCALL64
+    CHECK ne, ecx, 0, "a record of the syscall path lies outside the syscall entry"
+    test rax, rax
+.Lsyscall_next_end:
+    ret
+
+SELFTEST entry, entry_user_syscall, selftest_entry_user_syscall
+
+# syscall_sysret_conditions - syscall_sysret_ok on frames built here: a frame sysretq restores
+# exactly is fit; each one bent in one way (RCX != RIP, R11 != RFLAGS, TF, RF, a non-canonical
+# RIP and RCX, another CS, another SS) is not.  RAX = 0 (the checks say what failed).
+.set SYSRET_FIT_RIP, USER_TEXT_BASE + 0x40
+.set NONCANONICAL, 0x0000800000000000
+selftest_syscall_sysret_conditions:
+    push rbx
+    sub rsp, PT_SIZE
+    mov rbx, rsp
+    call .Lfit_frame
+    mov rdi, rbx
+    call syscall_sysret_ok
+    CHECK e, eax, 1, "a frame sysretq restores exactly was refused"
+    BENT_FRAME PT_CX, PT_CX, 0, "RCX != RIP was let through to sysretq"
+    BENT_FRAME PT_R11, PT_R11, 0x246, "R11 != RFLAGS was let through to sysretq"
+    BENT_FRAME PT_FLAGS, PT_R11, (0x202 | X86_EFLAGS_TF), "TF was let through to sysretq"
+    BENT_FRAME PT_FLAGS, PT_R11, (0x202 | X86_EFLAGS_RF), "RF was let through to sysretq"
+    BENT_FRAME PT_IP, PT_CX, NONCANONICAL, "a non-canonical RIP was let through to sysretq"
+    BENT_FRAME PT_CS, PT_CS, USER32_CS, "another CS was let through to sysretq"
+    BENT_FRAME PT_SS, PT_SS, KERNEL_DS, "another SS was let through to sysretq"
+    add rsp, PT_SIZE
+    pop rbx
+    xor eax, eax
+    ret
+# .Lfit_frame: RBX = a pt_regs: fill it as `syscall` from user code leaves it.
+.Lfit_frame:
+    mov rdi, rbx
+    mov ecx, PT_SIZE / 8
+    xor eax, eax
+    rep stosq
+    mov eax, SYSRET_FIT_RIP
+    mov qword ptr [rbx + PT_IP], rax
+    mov qword ptr [rbx + PT_CX], rax
+    mov qword ptr [rbx + PT_FLAGS], 0x202
+    mov qword ptr [rbx + PT_R11], 0x202
+    mov qword ptr [rbx + PT_CS], USER_CS
+    mov qword ptr [rbx + PT_SS], USER_DS
+    ret
+
+SELFTEST entry, syscall_sysret_conditions, selftest_syscall_sysret_conditions
+
+# syscall_iret_when_unfit - user programs whose saved frame SYS_BEND_FRAME bent (RCX, R11, TF,
+# RF) return from that call through iretq, never sysretq, and see what iretq restores; the TF
+# one is stopped by its single step (SIGTRAP).  RAX = 0 or the reason.
+selftest_syscall_iret_when_unfit:
+    push rbx
+    push r12
+    push r13
+    mov r12, qword ptr gs:[PCPU_SYSCALL_IRET_RETURNS]
+    mov r13, qword ptr gs:[PCPU_SYSRET_RETURNS]
+    lea rbx, [rip + .Lbend_programs]
+.Lbend_next:
+    mov rsi, qword ptr [rbx]
+    test rsi, rsi
+    jz .Lbend_done
+    lea rdi, [rip + .Lbend_name]
+    call task_create
+    test rax, rax
+    jz .Lbend_no_task
+    mov rdi, rax
+    call run_user_task
+    mov rcx, qword ptr [rbx + 8]
+    CHECK e, rax, rcx, "a bent frame's program did not end as iretq makes it"
+    add rbx, 16
+    jmp .Lbend_next
+.Lbend_no_task:
+    lea rax, [rip + .Lno_task]
+    jmp .Lbend_end
+.Lbend_done:
+    mov rcx, qword ptr gs:[PCPU_SYSCALL_IRET_RETURNS]
+    CHECK_DELTA e, rcx, r12, 4, "not every bent frame returned through iretq"
+    mov rcx, qword ptr gs:[PCPU_SYSRET_RETURNS]
+    CHECK_DELTA e, rcx, r13, 0, "a bent frame returned through sysretq"
+    xor eax, eax
+.Lbend_end:
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+SELFTEST entry, syscall_iret_when_unfit, selftest_syscall_iret_when_unfit
+
+.section .rodata
+.balign 8
+# Each program and the exit code iretq leads it to.
+.Lbend_programs:
+    .quad user_bend_rcx, 0
+    .quad user_bend_r11, 0
+    .quad user_bend_tf, 128 + SIGTRAP
+    .quad user_bend_rf, 0
+    .quad 0, 0
+.Lbend_name:
+    .asciz "bend-frame"
 
 .section .bss
 .balign 8

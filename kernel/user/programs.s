@@ -1,9 +1,18 @@
 # User programs: ring-3 code linked at USER_TEXT_BASE (section .user), mapped read-only and
-# executable into every task.  System calls are int 0x80 (kernel/arch/syscall.s).
+# executable into every task.  System calls are `syscall`, a few programs use the compat
+# int 0x80 (kernel/arch/syscall.s).
 .include "layout.inc"
 
-# SYSCALL nr: RAX = nr, int 0x80.  Arguments in RDI, RSI, RDX; result in RAX.
-.macro SYSCALL nr
+# SYSCALL64 nr: RAX = nr, `syscall` (GNU as reads macro names without case: a macro named
+# SYSCALL would swallow the instruction).  Arguments in RDI, RSI, RDX; result in RAX; RCX and R11
+# are lost (the CPU puts the return RIP and RFLAGS there).
+.macro SYSCALL64 nr
+    mov eax, \nr
+    syscall
+.endm
+
+# SYSCALL_INT80 nr: the same call through the compat entry, int 0x80 (RCX, R11 kept).
+.macro SYSCALL_INT80 nr
     mov eax, \nr
     int SYSCALL_VECTOR
 .endm
@@ -12,13 +21,13 @@
 .macro PRINT label, len
     lea rdi, [rip + \label]
     mov esi, \len
-    SYSCALL SYS_WRITE
+    SYSCALL64 SYS_WRITE
 .endm
 
 # EXIT code
 .macro EXIT code
     mov edi, \code
-    SYSCALL SYS_EXIT
+    SYSCALL64 SYS_EXIT
 .endm
 
 .section .user.text
@@ -50,7 +59,7 @@ user_hello:
     inc ecx
     cmp ecx, 3
     jb .Lhello_check
-    SYSCALL SYS_GETPID                  # RAX = this task's pid
+    SYSCALL64 SYS_GETPID                  # RAX = this task's pid
     # Right to left: the tail, the pid's digits, the greeting.
     lea rdi, [rbx + HELLO_LINE_END]
     mov ecx, (.Lhello_tail_end - .Lhello_tail)
@@ -76,7 +85,7 @@ user_hello:
     mov rdi, r12
     lea rsi, [rbx + HELLO_LINE_END]
     sub rsi, rdi                        # the line's length
-    SYSCALL SYS_WRITE
+    SYSCALL64 SYS_WRITE
     EXIT 0
 .Lhello_bad:
     EXIT 1
@@ -152,17 +161,17 @@ user_fault_loop:
 .global user_peek
 user_peek:
     mov rdi, USER_HEAP_BASE + 0x10000
-    SYSCALL SYS_PEEK
+    SYSCALL64 SYS_PEEK
     test rax, rax
     jnz .Lpeek_bad1
     test rdx, rdx
     jnz .Lpeek_bad1
     mov rdi, KERNEL_VIRT_BASE + LOAD_BASE
-    SYSCALL SYS_PEEK
+    SYSCALL64 SYS_PEEK
     cmp rax, -EFAULT
     jne .Lpeek_bad2
     mov rdi, 0x30000000
-    SYSCALL SYS_PEEK
+    SYSCALL64 SYS_PEEK
     cmp rax, -EFAULT
     jne .Lpeek_bad3
     EXIT 0
@@ -173,14 +182,14 @@ user_peek:
 .Lpeek_bad3:
     EXIT 3
 
-# user_notify - ask for exit-to-user work (need-resched, notify-resume), then check that we
+# user_notify - ask for exit-to-user work (need-resched, notify-resume) through int 0x80, then check that we
 # came back and can still make calls.
 .global user_notify
 user_notify:
-    SYSCALL SYS_NOTIFY
+    SYSCALL_INT80 SYS_NOTIFY
     test rax, rax
     jnz .Lnotify_bad
-    SYSCALL SYS_GETPID
+    SYSCALL_INT80 SYS_GETPID
     test rax, rax
     jz .Lnotify_bad
     EXIT 0
@@ -206,14 +215,14 @@ user_touch_heap:
 .global user_sleeper
 user_sleeper:
     mov edi, 3
-    SYSCALL SYS_SLEEP
+    SYSCALL64 SYS_SLEEP
     test rax, rax
     jnz .Lsleeper_bad
     mov edi, 5000
-    SYSCALL SYS_SLEEP
+    SYSCALL64 SYS_SLEEP
     cmp rax, -EINVAL
     jne .Lsleeper_bad
-    SYSCALL SYS_YIELD
+    SYSCALL64 SYS_YIELD
     EXIT 0
 .Lsleeper_bad:
     EXIT 1
@@ -230,7 +239,7 @@ user_spin:
 .global user_read_file
 user_read_file:
     mov edi, USER_FILE_BASE
-    SYSCALL SYS_PEEK
+    SYSCALL64 SYS_PEEK
     test rax, rax
     jnz .Lfile_bad
     cmp rdx, USER_FILE_BASE
@@ -258,7 +267,7 @@ user_fault_stream:
     test r12, 7
     jnz .Lstream_more
     mov edi, 1
-    SYSCALL SYS_SLEEP
+    SYSCALL64 SYS_SLEEP
 .Lstream_more:
     cmp r12, 64
     jb .Lstream_next
@@ -270,8 +279,65 @@ user_fault_stream:
 # user_getpid - one system call that returns, with no exit work pending, then exit 0.
 .global user_getpid
 user_getpid:
-    SYSCALL SYS_GETPID
+    SYSCALL64 SYS_GETPID
     EXIT 0
+
+# BEND_CHECK name, case, reg: a program that asks SYS_BEND_FRAME to bend its saved frame
+# (CASE), so that its return from that call cannot be sysretq, then checks that REG holds what
+# iretq restored, 0 (sysretq would have put RIP in RCX, RFLAGS in R11): exits 0, or 1.
+.macro BEND_CHECK name, case, reg
+.global \name
+\name:
+    mov edi, \case
+    SYSCALL64 SYS_BEND_FRAME
+    test \reg, \reg
+    jnz .Lbend_bad_\@
+    EXIT 0
+.Lbend_bad_\@:
+    EXIT 1
+.endm
+
+# BEND_EXIT name, case: the same bend, then an exit.  With TF set (case 3) the single step
+# traps after the first instruction (SIGTRAP) and the exit is never reached.
+.macro BEND_EXIT name, case
+.global \name
+\name:
+    mov edi, \case
+    SYSCALL64 SYS_BEND_FRAME
+    nop
+    EXIT 0
+.endm
+
+BEND_CHECK user_bend_rcx, 1, rcx
+BEND_CHECK user_bend_r11, 2, r11
+BEND_EXIT user_bend_tf, 3
+BEND_EXIT user_bend_rf, 4
+
+# user_bad_syscalls - numbers out of range through both entries, then a write from a pointer
+# into the kernel half: -ENOSYS twice and -EFAULT, or exit 1.  Exits 0.
+.global user_bad_syscalls
+user_bad_syscalls:
+    SYSCALL64 (NR_SYSCALLS + 1000)
+    cmp rax, -ENOSYS
+    jne .Lbad_syscalls_fail
+    SYSCALL_INT80 -1
+    cmp rax, -ENOSYS
+    jne .Lbad_syscalls_fail
+    mov rdi, KERNEL_VIRT_BASE
+    mov esi, 8
+    SYSCALL64 SYS_WRITE
+    cmp rax, -EFAULT
+    jne .Lbad_syscalls_fail
+    EXIT 0
+.Lbad_syscalls_fail:
+    EXIT 1
+
+# user_getpid_int80 - the same call through the compat entry, int 0x80, and an exit.
+.global user_getpid_int80
+user_getpid_int80:
+    SYSCALL_INT80 SYS_GETPID
+    mov edi, 0
+    SYSCALL_INT80 SYS_EXIT
 
 .section .user.text
 # user_df_set - enter the kernel with the direction flag set (robust_user_df).  Fills heap page
@@ -294,7 +360,9 @@ user_df_set:
     jb .Ldf_fill
     std
     mov qword ptr [rbx + PAGE_SIZE], DF_MARKER
-    PRINT .Ldf_line, (.Ldf_line_end - .Ldf_line)
+    lea rdi, [rip + .Ldf_line]          # through int 0x80: `syscall` would clear DF itself
+    mov esi, .Ldf_line_end - .Ldf_line
+    SYSCALL_INT80 SYS_WRITE
     cmp rax, rsi                        # the length asked for (the kernel keeps RSI)
     jne .Ldf_bad_write
     pushfq
@@ -357,7 +425,7 @@ user_letters:
 .Lletters_line:
     mov rdi, rsp
     mov esi, LETTER_LINE_LEN
-    SYSCALL SYS_WRITE
+    SYSCALL64 SYS_WRITE
     cmp rax, LETTER_LINE_LEN
     jne .Lletters_bad
     inc ebx

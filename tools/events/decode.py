@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from kernel.abi import CONSTANTS
 from kernel.events import (
     DYNTICK_IRQ_NONIDLE,
     EVENT_FLAGS,
@@ -29,6 +30,10 @@ from kernel.events import (
 )
 from kernel.structs import TASK
 from tools.symbols import SymbolTable
+
+TIF_NEED_RESCHED = CONSTANTS["TIF_NEED_RESCHED"]
+TIF_SIGPENDING = CONSTANTS["TIF_SIGPENDING"]
+TIF_NOTIFY_RESUME = CONSTANTS["TIF_NOTIFY_RESUME"]
 
 # The symbols read_state reads: an image without them is not this kernel's.
 REQUIRED_SYMBOLS = ("percpu", "event_log_buf", "warn_counts", "cpu_online_mask")
@@ -55,7 +60,16 @@ class Event:
     arg: int
     cpu: int = 0
     in_entry: bool = False  # logged inside an entry: vector and cpl are that entry's
+    in_syscall64: bool = False  # logged inside a `syscall` entry (vector 0, cpl 3)
     need_resched: bool = False  # the current task's TIF_NEED_RESCHED
+    sigpending: bool = False  # ... TIF_SIGPENDING
+    notify_resume: bool = False  # ... TIF_NOTIFY_RESUME
+
+    @property
+    def work(self) -> int:
+        """The task's work mask (TIF_* bits) when the record was logged."""
+        return (TIF_NEED_RESCHED * self.need_resched + TIF_SIGPENDING * self.sigpending
+                + TIF_NOTIFY_RESUME * self.notify_resume)  # fmt: skip
 
     def __str__(self) -> str:
         return (f"#{self.seq} {self.kind} v={self.vector:#x} cpl={self.cpl} "
@@ -104,7 +118,10 @@ def _event_from_fields(f: dict[str, int]) -> Event:
         f["dynticks"], signed(f["nesting"], 64),
         signed(f["nmi_nesting"], 64), f["preempt_count"], f["task"], f["arg"],
         cpu=f.get("cpu", 0), in_entry=bool(flags & EVENT_FLAGS["entry"]),
+        in_syscall64=bool(flags & EVENT_FLAGS["syscall64"]),
         need_resched=bool(flags & EVENT_FLAGS["need_resched"]),
+        sigpending=bool(flags & EVENT_FLAGS["sigpending"]),
+        notify_resume=bool(flags & EVENT_FLAGS["notify_resume"]),
     )  # fmt: skip
 
 

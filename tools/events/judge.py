@@ -221,8 +221,8 @@ def user_exit_problems(inside: Sequence[Event]) -> list[str]:
     """What is wrong with the records of one exit to user mode: prepare_exit_to_usermode,
     then zero or more passes of the work loop (exit_to_usermode_work with the work flags it
     found, interrupts on, the work, interrupts off), then exit_to_user_mode's fixed sequence
-    (EXIT_TO_USER_END), entered with need-resched clear; each pass's flags name
-    need-resched exactly when the task had it set."""
+    (EXIT_TO_USER_END), entered with no work left (need-resched, a pending signal,
+    notify-resume); each pass's flags are exactly the task's work mask at that moment."""
     kinds = [x.kind for x in inside]
     problems = []
     if not kinds or kinds[0] != "prepare_exit_to_usermode":
@@ -236,6 +236,10 @@ def user_exit_problems(inside: Sequence[Event]) -> list[str]:
         return ["no room for prepare_exit_to_usermode before the final sequence"]
     if inside[tail - 1].need_resched:
         problems.append(f"left the work loop with need-resched set: {inside[tail - 1]}")
+    if inside[tail - 1].work & ~TIF_NEED_RESCHED:
+        problems.append(
+            f"left the work loop with work {inside[tail - 1].work:#x}: {inside[tail - 1]}"
+        )
     starts = [k for k in range(1, tail) if kinds[k] == "exit_to_usermode_work"]
     if tail > 1 and starts[:1] != [1]:
         problems.append(f"records before the first pass of the work loop: {kinds[1:tail]}")
@@ -244,8 +248,9 @@ def user_exit_problems(inside: Sequence[Event]) -> list[str]:
         body = kinds[a:b]
         if not work.arg & EXIT_WORK_FLAGS:
             problems.append(f"a pass of the work loop with no work: {work}")
-        if bool(work.arg & TIF_NEED_RESCHED) != work.need_resched:
-            problems.append(f"work flags {work.arg:#x} disagree with need-resched: {work}")
+        if work.arg & EXIT_WORK_FLAGS != work.work:
+            problems.append(f"work flags {work.arg:#x} disagree with the task's {work.work:#x}: "
+                            f"{work}")  # fmt: skip
         if len(body) < 3 or body[1] != "trace_hardirqs_on" or body[-1] != "trace_hardirqs_off":
             problems.append(f"a pass that does not enable and then disable interrupts: {body}")
     return problems
@@ -353,6 +358,45 @@ def lockdep_after_rcu_exit_violations(events: list[Event], policy: str) -> list[
     return out
 
 
+# The calls do_syscall_64 makes in order (others, the call's own work, lie between them).
+SYSCALL_PATH = ("enter_from_user_mode", "syscall", "prepare_exit_to_usermode",
+                "rcu_user_enter", "lockdep_hardirqs_on")  # fmt: skip
+
+
+def syscall_violations(events: list[Event]) -> list[str]:
+    """The `syscall` entry (docs/entry.md): each syscall_enter is logged from the user's
+    extended quiescent state (RCU not watching, interrupts off), its window up to syscall_exit
+    calls SYSCALL_PATH in that order (context tracking out of user mode first, back into it
+    last), every record of it carries the syscall entry's mark, and syscall_exit finds RCU in
+    the user EQS again with interrupts off.  A syscall that does not return (exit) is left
+    out."""
+    out = []
+    for i, e in enumerate(events):
+        if e.kind != "syscall_enter" or e.in_nmi:
+            continue
+        where = f"syscall #{e.seq} nr={e.arg} task={e.task}"
+        if e.watching or e.irqs_on:
+            out.append(f"{where}: entered with RCU watching or interrupts on: {e}")
+        window = call_window(events, i, "syscall_exit")
+        if window is None:
+            continue
+        end, inside = window
+        kinds = [x.kind for x in inside]
+        position = 0
+        for call in SYSCALL_PATH:
+            position = kinds.index(call, position) + 1 if call in kinds[position:] else -1
+            if position < 0:
+                out.append(f"{where}: {call} missing or out of order in {kinds}")
+                break
+        strays = [x for x in (*inside, events[end]) if not x.in_syscall64]
+        if strays:
+            out.append(f"{where}: records outside the syscall entry: {strays[0]}")
+        x = events[end]
+        if x.watching or x.irqs_on:
+            out.append(f"{where}: left with RCU watching or interrupts on: {x}")
+    return out
+
+
 def host_table_violations(state: KernelState) -> list[str]:
     """Every host-side judgement of the seed's tables over a run's log (docs/entry.md's truth tables,
     section 6 invariants 1, 2 and 5), under the policy the kernel ran with, over every CPU's
@@ -364,6 +408,7 @@ def host_table_violations(state: KernelState) -> list[str]:
         ev = cpu.events
         found = [*entry_table_violations(ev, policy, cpu.idle_task),
                  *exit_table_violations(ev, policy), *rcu_exit_pairing_violations(ev),
-                 *rcu_balance_violations(ev), *lockdep_after_rcu_exit_violations(ev, policy)]  # fmt: skip
+                 *rcu_balance_violations(ev), *lockdep_after_rcu_exit_violations(ev, policy),
+                 *syscall_violations(ev)]  # fmt: skip
         out += found if cpu.cpu == 0 else [f"cpu {cpu.cpu}: {v}" for v in found]
     return out

@@ -1,0 +1,145 @@
+"""The per-file parse cache (kbuild/full.py load, "parsed" entries): a file whose bytes and
+inputs are unchanged is not parsed again, an include's change reaches every file that read it,
+a damaged entry is parsed again, and the outputs are an uncached build's bytes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import kbuild
+import kbuild.full
+from kbuild.cache import decode
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = (*kbuild.OUTPUTS, "gen/idt.s", "gen/layout.inc")
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in FILES}
+
+
+def build(out: Path, tree: Path, cache: bool = True) -> None:
+    result = kbuild.build_kernel(out, tree, cache=cache)
+    assert result.ok, "\n".join(result.messages)
+
+
+@pytest.fixture
+def parsed(monkeypatch) -> list[str]:
+    """The names of the files parsed (not taken from the cache), in order."""
+    names: list[str] = []
+    real = kbuild.full.parse_file
+
+    def counted(path, *args):
+        names.append(Path(path).name)
+        return real(path, *args)
+
+    monkeypatch.setattr(kbuild.full, "parse_file", counted)
+    return names
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    tree = tmp_path / "kernel"
+    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    return tree
+
+
+def built_twice(out: Path, tree: Path) -> None:
+    """A first build into `out` (which stores no parses: most first builds are the only one
+    into their directory), then one after an edit, which parses every file and stores them."""
+    build(out, tree)
+    assert not list((out / "cache").glob("parsed-*"))
+    (tree / "lib" / "cmdline.s").write_text((tree / "lib" / "cmdline.s").read_text() + "# edit\n")
+    build(out, tree)
+    assert list((out / "cache").glob("parsed-*"))
+
+
+def test_only_the_edited_file_is_parsed_again(tree, tmp_path, parsed):
+    out = tmp_path / "out"
+    built_twice(out, tree)
+    everything = len(parsed) // 2
+    assert everything > 50
+    serial = tree / "lib" / "serial.s"
+    serial.write_text(serial.read_text().replace("    ret\n", "    nop\n    ret\n", 1))
+    parsed.clear()
+    build(out, tree)
+    assert parsed == ["serial.s"]
+    parsed.clear()
+    build(tmp_path / "plain", tree, cache=False)
+    assert len(parsed) == everything
+    assert outputs(out) == outputs(tmp_path / "plain")
+
+
+def test_an_include_change_parses_its_includers_again(tree, tmp_path, parsed, monkeypatch):
+    """calling.inc's macro gets one more instruction: ktap.s and panic.s, which include it,
+    are parsed again (their own bytes did not change), and the image is an uncached build's.
+    A cache that did not check the inputs of a parse (the mutant below) would keep their old
+    units, and the image would differ."""
+    out = tmp_path / "out"
+    built_twice(out, tree)
+    inc = tree / "include" / "calling.inc"
+    inc.write_text(inc.read_text().replace("    push r11\n", "    push r11\n    nop\n", 1))
+    stale = tmp_path / "stale-cache"  # the entries from before the change
+    shutil.copytree(out / "cache", stale)
+    parsed.clear()
+    build(out, tree)
+    assert {"ktap.s", "panic.s"} <= set(parsed) and "serial.s" not in parsed
+    build(tmp_path / "plain", tree, cache=False)
+    assert outputs(out) == outputs(tmp_path / "plain")
+
+    monkeypatch.setattr(kbuild.full, "inputs_unchanged", lambda *a: True)
+    parsed.clear()
+    good = outputs(out)
+    assert kbuild.build_kernel(out, tree, cache=stale).ok
+    assert "ktap.s" not in parsed
+    assert outputs(out)["kernel.elf"] != good["kernel.elf"]
+
+
+def test_a_damaged_parse_entry_is_parsed_again(tree, tmp_path, parsed):
+    out = tmp_path / "out"
+    built_twice(out, tree)
+    entries = sorted((out / "cache").glob("parsed-*"))
+    assert len(entries) == len(parsed) // 2
+    for path in entries:  # every entry truncated: each is noticed, none is used
+        path.write_bytes(path.read_bytes()[:-1])
+    for path in (out / "cache").glob("build-*"):  # the whole build's entry too
+        path.unlink()
+    parsed.clear()
+    build(out, tree)
+    assert len(parsed) == len(entries)
+    assert all(decode(p.name.removeprefix("parsed-"), p.read_bytes()) is not None for p in entries)
+    build(tmp_path / "plain", tree, cache=False)
+    assert outputs(out) == outputs(tmp_path / "plain")
+
+
+def test_an_include_that_now_shadows_another_parses_its_includers_again(
+    tree, tmp_path, parsed, monkeypatch
+):
+    """panic.s includes calling.inc from include/; a calling.inc put beside panic.s is found
+    first from then on (as GNU as searches), so panic.s is parsed again.  A cache that checked
+    only the files a parse read (the mutant below) would keep the old units."""
+    out = tmp_path / "out"
+    built_twice(out, tree)
+    stale = tmp_path / "stale-cache"
+    shutil.copytree(out / "cache", stale)
+    inc = (tree / "include" / "calling.inc").read_text()
+    (tree / "kernel" / "calling.inc").write_text(
+        inc.replace("    push r11\n", "    push r11\n    nop\n", 1)
+    )
+    parsed.clear()
+    build(out, tree)
+    assert "panic.s" in parsed and "ktap.s" not in parsed
+    build(tmp_path / "plain", tree, cache=False)
+    assert outputs(out) == outputs(tmp_path / "plain")
+
+    real = kbuild.full.inputs_unchanged
+    monkeypatch.setattr(kbuild.full, "inputs_unchanged",
+                        lambda inputs, fd: real([(p, d) for p, d in inputs if d is not None], fd))  # fmt: skip
+    parsed.clear()
+    good = outputs(out)
+    assert kbuild.build_kernel(out, tree, cache=stale).ok
+    assert "panic.s" not in parsed
+    assert outputs(out)["kernel.elf"] != good["kernel.elf"]
