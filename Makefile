@@ -8,7 +8,8 @@ APPEND ?=
 TIMEOUT ?= 60
 # CPUs of `make run` (QEMU -smp)
 SMP ?= 2
-# How `make run` boots the kernel: multiboot (QEMU's loader) or grub (an ISO; docs/boot.md)
+# How `make run` boots: multiboot (QEMU's loader, build/kernel.elf), grub (an ISO; docs/boot.md)
+# or uefi (OVMF, build/BOOTX64.EFI; docs/uefi.md)
 BOOT ?= multiboot
 
 .PHONY: setup build run iso events test test-fast durations debug bench clean qemu grub

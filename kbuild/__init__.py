@@ -33,7 +33,7 @@ from pathlib import Path
 from .cache import Cache, digest
 from .paths import ROOT, rel
 
-OUTPUTS = ("kernel.elf", "kernel.map", "kernel.lst")
+OUTPUTS = ("kernel.elf", "kernel.map", "kernel.lst", "BOOTX64.EFI")
 CODE = ("asm", "linker", "kbuild")  # our code that decides what the outputs are
 TOOLS = (("keystone", "keystone_engine"), ("capstone", "capstone"))  # (module, distribution)
 KEY_FORMAT = b"condrcu-build-1"
@@ -60,7 +60,7 @@ class Built:
     """What a successful build made (a whole-build cache entry): the outputs' bytes, the
     generated sources' bytes, the summary."""
 
-    files: dict[str, bytes]  # kernel.elf, kernel.map, kernel.lst
+    files: dict[str, bytes]  # kernel.elf, kernel.map, kernel.lst, BOOTX64.EFI
     generated: dict[str, bytes]  # gen/NAME
     summary: list[str]
 
@@ -253,13 +253,15 @@ def describe(exc: BaseException) -> str:
 
 
 def _in_sources(exc: BaseException) -> bool:
-    """An error in the sources (AsmError, LinkErrors): only possible once the build is loaded."""
+    """An error in the sources (AsmError, LinkErrors, a PE file pefile warns about): only
+    possible once the build is loaded."""
     if "asm.errors" not in sys.modules:
         return False
     from asm.errors import AsmError
     from linker.link import LinkErrors
+    from linker.pe import PeError
 
-    return isinstance(exc, (AsmError, LinkErrors))
+    return isinstance(exc, (AsmError, LinkErrors, PeError))
 
 
 def _failed(out: Path, exc: BaseException, store: Cache) -> BuildResult:

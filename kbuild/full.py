@@ -21,6 +21,7 @@ from kernel.layout import LAYOUT
 from linker import Image, link, write_elf, write_listing, write_map
 from linker.checks import BackgroundVerify, check_noinstr
 from linker.link import first_pass
+from linker.pe import check_pe, write_pe
 
 from . import Built, code_key
 from .cache import Cache, digest
@@ -194,6 +195,7 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
         verification.start()
         try:
             elf = write_elf(image, name)
+            efi = check_pe(write_pe(image, layout.PE_PARAMS))
             check_noinstr(image, noinstr_passed)
             listing = write_listing(image, name, listed)
             later: Exception | None = None
@@ -214,6 +216,7 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
         "kernel.elf": elf,
         "kernel.map": write_map(image, name).encode(),
         "kernel.lst": listing.encode(),
+        "BOOTX64.EFI": efi,
     }
     generated = {p.name: p.read_bytes() for p in sorted(gen_dir.iterdir())
                  if p.is_file() and not p.name.endswith(".tmp")}  # fmt: skip

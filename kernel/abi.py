@@ -10,6 +10,7 @@ a copy's definitions.
 from __future__ import annotations
 
 import re
+import uuid
 
 from . import events, selftest_counts, vectors
 from .structs import STRUCTS
@@ -348,6 +349,76 @@ CONSTANTS.update({
     "EFER_KERNEL": CONSTANTS["EFER_LME"] | CONSTANTS["EFER_NXE"],
     "CR0_KERNEL": CONSTANTS["CR0_PG"] | CONSTANTS["CR0_WP"] | CONSTANTS["CR0_PE"],
 })  # fmt: skip
+
+
+# -- UEFI (kernel/boot/efi.s, linker/pe.py) ----------------------------------------------------
+#
+# The PE32+ image OVMF loads (linker/pe.py): its machine, optional-header magic and subsystem,
+# and the alignments OVMF accepts (docs/uefi.md).  The image has no .reloc and RELOCS_STRIPPED
+# clear, so the firmware loads it anywhere: the entry code before the jump to LOAD_BASE is
+# position-independent.  EFI_IMAGE_BASE is only a preference no RAM of ours satisfies.
+PE_MACHINE_AMD64 = 0x8664
+PE_MAGIC_PE32_PLUS = 0x20B
+PE_SUBSYSTEM_EFI_APPLICATION = 10
+PE_SECTION_ALIGNMENT = 0x1000
+PE_FILE_ALIGNMENT = 0x200
+EFI_IMAGE_BASE = 0x140000000
+EFI_ENTRY = "efi_main"  # the PE entry point's symbol (kernel/boot/efi.s)
+
+
+def _guid_halves(name: str, text: str) -> dict[str, int]:
+    """An EFI_GUID as the two little-endian quads it is in memory: NAME_LO, NAME_HI."""
+    raw = uuid.UUID(text).bytes_le
+    return {f"{name}_LO": int.from_bytes(raw[:8], "little"),
+            f"{name}_HI": int.from_bytes(raw[8:], "little")}  # fmt: skip
+
+
+# GUIDs (UEFI 2.10: 9.1 EFI_LOADED_IMAGE_PROTOCOL, 4.6 the ACPI configuration tables).
+EFI_GUIDS = {
+    "EFI_LOADED_IMAGE_GUID": "5b1b31a1-9562-11d2-8e3f-00a0c969723b",
+    "EFI_ACPI_20_TABLE_GUID": "8868e871-e4f1-11d3-bc22-0080c73c8881",
+    "EFI_ACPI_10_TABLE_GUID": "eb9d2d30-2d88-11d3-9a16-0090273fc14d",
+}
+EFI_ERROR_BIT = 1 << 63
+CONSTANTS.update({
+    "EFI_ERROR_BIT": EFI_ERROR_BIT,
+    "EFI_INVALID_PARAMETER": EFI_ERROR_BIT | 2,
+    "EFI_BUFFER_TOO_SMALL": EFI_ERROR_BIT | 5,
+    # EFI_SYSTEM_TABLE (UEFI 2.10 4.3), x64 offsets.
+    "EFI_ST_BOOT_SERVICES": 0x60,
+    "EFI_ST_NR_TABLES": 0x68,
+    "EFI_ST_CONFIG_TABLE": 0x70,
+    # EFI_CONFIGURATION_TABLE: a GUID, then a pointer.
+    "EFI_CT_TABLE": 0x10,
+    "EFI_CT_SIZE": 0x18,
+    # EFI_BOOT_SERVICES (UEFI 2.10 4.4): the functions we call.
+    "EFI_BS_ALLOCATE_PAGES": 0x28,
+    "EFI_BS_GET_MEMORY_MAP": 0x38,
+    "EFI_BS_ALLOCATE_POOL": 0x40,
+    "EFI_BS_FREE_POOL": 0x48,
+    "EFI_BS_HANDLE_PROTOCOL": 0x98,
+    "EFI_BS_EXIT_BOOT_SERVICES": 0xE8,
+    # EFI_LOADED_IMAGE_PROTOCOL: LoadOptionsSize (UINT32, bytes), LoadOptions (CHAR16 *).
+    "EFI_LI_LOAD_OPTIONS_SIZE": 0x30,
+    "EFI_LI_LOAD_OPTIONS": 0x38,
+    # EFI_MEMORY_DESCRIPTOR: Type (UINT32), PhysicalStart, NumberOfPages (the stride is the
+    # DescriptorSize GetMemoryMap returns, not the struct's size).
+    "EFI_MD_TYPE": 0x0,
+    "EFI_MD_PHYS_START": 0x8,
+    "EFI_MD_PAGES": 0x18,
+    # EFI_ALLOCATE_TYPE AllocateAddress, EFI_MEMORY_TYPEs (UEFI 2.10 7.2).
+    "EFI_ALLOCATE_ADDRESS": 2,
+    "EFI_LOADER_CODE": 1,
+    "EFI_LOADER_DATA": 2,
+    "EFI_BOOT_SERVICES_CODE": 3,
+    "EFI_BOOT_SERVICES_DATA": 4,
+    "EFI_CONVENTIONAL_MEMORY": 7,
+    "EFI_ACPI_RECLAIM_MEMORY": 9,
+    # How many times efi.s asks for the memory map, and calls ExitBootServices, before it gives up.
+    "EFI_MAP_TRIES": 8,
+})  # fmt: skip
+for _name, _text in EFI_GUIDS.items():
+    CONSTANTS.update(_guid_halves(_name, _text))
 
 
 def constants() -> dict[str, int]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import struct
 
 from linker import Layout, OutputSection, Symbol
+from linker.pe import PeParams
 
+from . import abi
 from .abi import CONSTANTS, KERNEL_VIRT_BASE, LOAD_BASE, TRAMPOLINE_PHYS, USER_TEXT_BASE
 
 
@@ -71,6 +73,17 @@ LAYOUT = Layout(
     ),
     load_base=LOAD_BASE,
     entry="_start",
+)
+
+# BOOTX64.EFI (linker/pe.py): the layout's image as a UEFI application entered at efi_main.
+PE_PARAMS = PeParams(
+    machine=abi.PE_MACHINE_AMD64,
+    magic=abi.PE_MAGIC_PE32_PLUS,
+    subsystem=abi.PE_SUBSYSTEM_EFI_APPLICATION,
+    section_alignment=abi.PE_SECTION_ALIGNMENT,
+    file_alignment=abi.PE_FILE_ALIGNMENT,
+    image_base=abi.EFI_IMAGE_BASE,
+    entry=abi.EFI_ENTRY,
 )
 
 # Page-table flags of each permission in the kernel's mapping: writable only if "w", and

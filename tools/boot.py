@@ -37,9 +37,10 @@ from tools.qemu import (
 )
 from tools.verdict import KERNEL_RULES
 
-# How the kernel is started (docs/boot.md): QEMU's Multiboot loader, or GRUB from an ISO
-# (Multiboot2) that the harness builds with the command line in its grub.cfg.
-BOOT_PATHS = ("multiboot", "grub")
+# How the kernel is started (docs/boot.md): QEMU's Multiboot loader, GRUB from an ISO
+# (Multiboot2) that the harness builds with the command line in its grub.cfg, or OVMF from a
+# FAT drive (docs/uefi.md).
+BOOT_PATHS = ("multiboot", "grub", "uefi")
 
 EPILOG = f"""\
 exit status:
@@ -79,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--append", default="", metavar="CMDLINE", help="kernel command line")
     parser.add_argument(
+        "--boot",
+        choices=BOOT_PATHS,
+        default=BOOT_PATHS[0],
+        help="how QEMU starts the kernel: its Multiboot loader (-kernel IMAGE), GRUB from an ISO "
+        f"built here, or OVMF from a FAT drive (uefi; IMAGE defaults to {DEFAULT_EFI_IMAGE}) "
+        "(default: %(default)s; docs/boot.md)",
+    )
+    parser.add_argument(
         "--timeout",
         type=positive_seconds,
         default=60.0,
@@ -100,12 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="whose rules judge the run (default: %(default)s, see below)",
     )
     parser.add_argument(
-        "--boot",
-        choices=BOOT_PATHS,
-        default=BOOT_PATHS[0],
-        help="boot path (default: %(default)s; docs/boot.md)",
-    )
-    parser.add_argument(
         "--log-int", type=Path, metavar="FILE", help="write QEMU's -d int,cpu_reset log (TCG)"
     )
     parser.add_argument(
@@ -120,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEFAULT_EFI_IMAGE = DEFAULT_IMAGE.with_name("BOOTX64.EFI")
 GUESTS: dict[str, GuestRules] = {"condrcu": KERNEL_RULES, "linux": LINUX_RULES}
 
 
@@ -200,11 +204,14 @@ def _write_console(text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see EPILOG)."""
     args = build_parser().parse_args(argv)
+    if args.boot == "uefi" and args.image == DEFAULT_IMAGE:
+        args.image = DEFAULT_EFI_IMAGE
     guest = guest_of(args.image, args.guest)
     clock = {} if args.icount is None else {"icount": args.icount}
     try:
         config = QemuConfig(
             image=args.image,
+            boot="uefi" if args.boot == "uefi" else "multiboot",
             append=linux_append(args.append) if guest == "linux" else args.append,
             rules=GUESTS[guest],
             timeout=args.timeout,

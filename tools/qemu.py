@@ -180,6 +180,10 @@ class QemuNotFoundError(QemuError):
     """The QEMU binary is not on PATH."""
 
 
+class FirmwareNotFoundError(QemuError):
+    """The UEFI firmware (OVMF) a ``boot="uefi"`` run needs is missing (tools/efi.py)."""
+
+
 class KvmUnavailableError(QemuError):
     """KVM was requested but /dev/kvm cannot be used."""
 
@@ -282,7 +286,9 @@ class QemuConfig:
     on guest shutdown, reset or panic instead of ending QEMU (see module docstring).
     ``end_at_hold`` makes ``wait()`` end the run at the guest's hold line; ``rules`` gives the
     guest's isa-debug-exit port and reads its console (hold line, panic banner). ``smp`` is the
-    number of vCPUs (``-smp``, 1..MAX_SMP).
+    number of vCPUs (``-smp``, 1..MAX_SMP). ``boot``: ``multiboot`` loads ``image`` (an ELF)
+    with QEMU's ``-kernel``; ``uefi`` boots it (a PE32+, build/BOOTX64.EFI) from a FAT drive
+    under OVMF, the command line in a boot option (tools/efi.py).
 
     ``icount``: QEMU's ``-icount`` spec (``ICOUNT_DEFAULT``: the virtual clock follows the
     instructions executed, and time the guest would spend halted is skipped), or None for a
@@ -309,6 +315,7 @@ class QemuConfig:
     rules: GuestRules = KERNEL_RULES
     icount: str | None | _FromEnv = _FromEnv.ICOUNT  # a str or None once made
     cdrom: Path | None = None
+    boot: Literal["multiboot", "uefi"] = "multiboot"
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -332,13 +339,17 @@ class QemuConfig:
         return "max" if self.accel == "tcg" else "qemu64"
 
     def boot_args(self) -> list[str]:
-        """How QEMU starts the kernel: its Multiboot loader, or the CD-ROM's boot loader."""
+        """How QEMU starts the kernel: its Multiboot loader, or the CD-ROM's boot loader (under
+        ``boot="uefi"`` command() puts the firmware's arguments in their place)."""
         if self.cdrom is not None:
             return ["-cdrom", str(self.cdrom), "-boot", "d"]
         return ["-kernel", str(self.image), "-append", self.append]
 
-    def command(self, qemu_path: str, qmp_socket: Path) -> list[str]:
-        """The full QEMU command line (pure; does not check that anything exists)."""
+    def command(
+        self, qemu_path: str, qmp_socket: Path, firmware: tuple[str, ...] = ()
+    ) -> list[str]:
+        """The full QEMU command line (pure; does not check that anything exists).  Under
+        ``boot="uefi"``, `firmware` (tools/efi.py prepare()) replaces ``-kernel``/``-append``."""
         cmd = [
             qemu_path,
             "-machine", self.machine,
@@ -356,6 +367,9 @@ class QemuConfig:
             "-qmp", f"unix:{qmp_socket}",
             "-S",
         ]  # fmt: skip
+        if self.boot == "uefi":
+            at = cmd.index("-kernel")
+            cmd[at : at + 4] = firmware
         if self.keep_alive:
             cmd += ["-action", "shutdown=pause,panic=pause"]
         if self.log_int is not None:
@@ -569,7 +583,15 @@ class QemuRunner:
                 raise QemuError("log_int needs TCG: QEMU logs no interrupts under KVM")
         self._tmpdir = Path(tempfile.mkdtemp(prefix="qemu-run-"))
         sock = self._tmpdir / "qmp.sock"
-        self._command = cfg.command(qemu_path, sock)
+        firmware: tuple[str, ...] = ()
+        if cfg.boot == "uefi":
+            from tools import efi
+
+            try:
+                firmware = tuple(efi.prepare(Path(cfg.image), cfg.append, self._tmpdir))
+            except efi.FirmwareError as err:
+                raise FirmwareNotFoundError(str(err)) from None
+        self._command = cfg.command(qemu_path, sock, firmware)
         self._start_loop()
         self._client = self._call(self._make_client(), QMP_TIMEOUT)
         self._call(self._client.start_server(str(sock)), QMP_TIMEOUT)
@@ -677,6 +699,7 @@ class QemuRunner:
                 and not self._guest_stopped()
                 and self._hold_code() is None
                 and not self._panic_over()
+                and self._firmware_failure() is None
             ):
                 remaining = self._panic_deadline(deadline) - time.monotonic()
                 if remaining <= 0:
@@ -689,6 +712,9 @@ class QemuRunner:
             self._result = self._make_result(self._proc.returncode)
         elif self._guest_stopped():
             self._result = self._make_result(None)
+        elif (line := self._firmware_failure()) is not None:
+            self._kill()
+            self._result = self._make_result(self._proc.returncode, firmware_line=line)
         elif (code := self._hold_code()) is not None:
             if self.config.keep_alive:
                 self.pause()
@@ -810,6 +836,16 @@ class QemuRunner:
             return None
         return self.config.rules.hold_code("".join(self._console))
 
+    def _firmware_failure(self) -> str | None:
+        """Under ``boot="uefi"``, the firmware's line saying it did not start the image (it
+        never will: OVMF waits in its shell), else None.  Call with ``_cond`` held or from the
+        owner's thread."""
+        if self.config.boot != "uefi":
+            return None
+        from tools import efi
+
+        return efi.firmware_failure("".join(self._console))
+
     def _panic_over(self) -> bool:
         """Under rules with a panic_wait: True once the guest's panic report is complete, or
         panic_wait seconds after it began (noted in ``_panic_seen``). Call with ``_cond`` held or
@@ -837,6 +873,7 @@ class QemuRunner:
         status: int | None,
         timeout_reason: str | None = None,
         hold_code: int | None = None,
+        firmware_line: str | None = None,
         panic_end: bool = False,
     ) -> QemuResult:
         """Freeze the collected state into a QemuResult."""
@@ -858,6 +895,12 @@ class QemuRunner:
             panic = rules.panic_line(console)
             if panic:
                 reason += f"; console shows {panic!r}"
+        elif firmware_line is not None:
+            from tools import efi
+
+            lines = "; ".join(efi.firmware_lines(console)) or firmware_line
+            outcome = Outcome.FAIL
+            reason = f"the firmware did not start the kernel ({firmware_line!r}); QEMU killed; its lines: {lines}"
         elif hold_code is not None:
             outcome = Outcome.PASS if rules.hold_passed(hold_code) else Outcome.FAIL
             now = "QEMU paused" if status is None else "QEMU killed"
