@@ -273,8 +273,6 @@ def selftest_all_uefi(kernel_build: Path, run_once):
                     lambda _: uefi_run(kernel_build / "BOOTX64.EFI", "selftest=all", smp=2))  # fmt: skip
 
 
-
-
 @pytest.mark.qemu
 @needs_ovmf
 def test_selftest_all_under_uefi_reaches_the_kernel(selftest_all_uefi):
