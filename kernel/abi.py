@@ -232,6 +232,9 @@ CONSTANTS = {
     # read; interrupt readers: every 16th tick), long enough to span grace periods.
     "TORTURE_LINGER_SHORT": 200,
     "TORTURE_LINGER_LONG": 3000000,
+    # ... and a long interrupt read on a CPU other than 0: CPU 0's ticks, with a bound in rounds.
+    "TORTURE_LINGER_TICKS": 4,
+    "TORTURE_LINGER_BOUND": 1 << 31,
     # Softirq bits.
     "SOFTIRQ_RCU": 1,
     "SOFTIRQ_TEST": 2,

@@ -93,7 +93,8 @@ torture_free_cb:
     lock inc qword ptr [rip + torture_stats + TORTURE_FREES_CB]
     jmp torture_free
 
-# torture_read_one - one read-side critical section: RDI = rounds to linger in it.  Takes the
+# torture_read_one - one read-side critical section: RDI = rounds to linger in it, RSI = a
+# jiffies value to linger until as well (0: none; the rounds then bound it).  Takes the
 # published object, checks through the lingering that it is not poisoned, and at the end that
 # its value is the one it had (not freed and reused); counts the read, an error, and its
 # Reader Pipe bucket.  Callable in a task or in an interrupt handler.  Clobbers caller-saved
@@ -102,7 +103,9 @@ torture_read_one:
     push rbx
     push r12
     push r13
+    push r14
     mov r12, rdi
+    mov r14, rsi
     call rcu_read_lock
     mov rbx, qword ptr [rip + torture_current]
     test rbx, rbx
@@ -113,7 +116,12 @@ torture_read_one:
     cmp qword ptr [rbx + TOBJ_POISON], rax
     je .Lread_error
     dec r12
-    jnz .Lread_spin
+    jz .Lread_lingered
+    test r14, r14
+    jz .Lread_spin
+    cmp r14, qword ptr [rip + jiffies]
+    ja .Lread_spin
+.Lread_lingered:
     cmp qword ptr [rbx + TOBJ_VALUE], r13
     jne .Lread_error
     xor ecx, ecx                        # the pipe: 0 while still published
@@ -135,6 +143,7 @@ torture_read_one:
 .Lread_unlock:
     call rcu_read_unlock
     lock inc qword ptr [rip + torture_stats + TORTURE_READS]
+    pop r14
     pop r13
     pop r12
     pop rbx
@@ -151,6 +160,7 @@ torture_reader:
     jnz .Lread_short
     mov edi, TORTURE_LINGER_LONG
 .Lread_short:
+    xor esi, esi
     call torture_read_one
     jmp .Lread_again
 .Lreader_done:
@@ -159,15 +169,22 @@ torture_reader:
 
 # torture_irq_read - from the tick on every CPU while the torture runs (hard-interrupt
 # context; on an idle CPU from its RCU idle section): one read, long on every 16th tick of
-# this CPU.  Clobbers caller-saved registers.
+# this CPU.  A long read on a CPU other than 0 lingers TORTURE_LINGER_TICKS of CPU 0's ticks
+# (jiffies), so that grace periods could end during it whatever the host's speed: only RCU
+# keeps them from doing so.  Clobbers caller-saved registers.
 .global torture_irq_read
 torture_irq_read:
-    mov edi, TORTURE_LINGER_SHORT
-    test qword ptr gs:[PCPU_TICKS], 15
-    jnz .Lirq_read_short
-    mov edi, TORTURE_LINGER_LONG
-.Lirq_read_short:
     lock inc qword ptr [rip + torture_stats + TORTURE_IRQ_READS]
+    mov edi, TORTURE_LINGER_SHORT
+    xor esi, esi
+    test qword ptr gs:[PCPU_TICKS], 15
+    jnz torture_read_one
+    mov edi, TORTURE_LINGER_LONG
+    cmp qword ptr gs:[PCPU_CPU], 0
+    je torture_read_one                 # CPU 0's own ticks drive jiffies: rounds only
+    mov edi, TORTURE_LINGER_BOUND
+    mov rsi, qword ptr [rip + jiffies]
+    add rsi, TORTURE_LINGER_TICKS
     jmp torture_read_one
 
 # torture_writer - a kernel thread (RDI = its number): publish a new object, free the old one
