@@ -45,6 +45,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "task_exit",  # arg = exit code or signal
     "syscall_enter",  # do_syscall_64 starts (the `syscall` instruction); arg = number
     "syscall_exit",  # do_syscall_64 ends; arg = 1 when the return can be sysretq
+    "rcu_irq_enter_check_tick",  # entry_policy=v58: a kernel entry that leaves RCU alone
 )
 EVENT = {name: i + 1 for i, name in enumerate(EVENT_KINDS)}
 
@@ -69,6 +70,7 @@ WARNINGS: tuple[tuple[str, str], ...] = (
     ("rcu_eqs_enter_nmi_nesting", "rcu_idle/user_enter: dynticks_nmi_nesting != NONIDLE"),
     ("rcu_eqs_exit_nmi_nesting", "rcu_idle/user_exit: dynticks_nmi_nesting != 0"),
     ("lock_irq_unsafe", "spinlock taken in hard-interrupt context and with interrupts on"),
+    ("rcu_check_tick_eqs", "rcu_irq_enter_check_tick: RCU is not watching"),
 )
 WARN = {name: i for i, (name, _) in enumerate(WARNINGS)}
 

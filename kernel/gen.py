@@ -90,24 +90,26 @@ def _stub(v: Vector) -> list[str]:
 
 def _wrapper(v: Vector, vector: str) -> list[str]:
     """exc_<name>: DEFINE_IDTENTRY(_ERRORCODE).  idtentry_enter, the instrumentable body with
-    (regs, error_code, vector), idtentry_exit; the entry context (vector, CPL) for the event log
-    is set for the duration and the outer one restored."""
+    (regs, error_code, vector), idtentry_exit_state with what the entry returned (under v6 the
+    seed's idtentry_exit); the entry context (vector, CPL) for the event log is set for the
+    duration and the outer one restored."""
     return [
         f"# exc_{v.name} - DEFINE_IDTENTRY{'_ERRORCODE' if v.error_code else ''}(exc_{v.name}).",
         "# RDI = regs, RSI = error code (-1: none).  Runs with interrupts off; returns with",
         "# them off and nothing left to do before the return to the interrupted context.",
         f".global exc_{v.name}", f"exc_{v.name}:",
-        "    push rbx", "    push r12", "    push r13",
+        "    push rbx", "    push r12", "    push r13", "    push r14",
         "    mov rbx, rdi", "    mov r12, rsi",
         f"    mov edi, {vector}", "    mov rsi, rbx", "    call entry_ctx_enter",
         "    mov r13, rax",
         "    mov rdi, rbx", "    call idtentry_enter",
+        "    mov r14d, eax",
         "    INSTRUMENTATION_BEGIN",
         "    mov rdi, rbx", "    mov rsi, r12", f"    mov edx, {vector}", f"    call {v.body}",
         "    INSTRUMENTATION_END",
-        "    mov rdi, rbx", "    call idtentry_exit",
+        "    mov rdi, rbx", "    mov esi, r14d", "    call idtentry_exit_state",
         "    mov rdi, r13", "    call entry_ctx_exit",
-        "    pop r13", "    pop r12", "    pop rbx", "    ret", "",
+        "    pop r14", "    pop r13", "    pop r12", "    pop rbx", "    ret", "",
     ]  # fmt: skip
 
 

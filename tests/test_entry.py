@@ -196,10 +196,16 @@ V6_ROWS = EXIT_ROWS_COMMON | {
     "exit: IF=1 rcu_exit=1 preempt_count=0 need_resched=0",
     "exit: IF=1 rcu_exit=1 preempt_count=0 need_resched=1",
 }  # fmt: skip
-V58_ROWS = EXIT_ROWS_COMMON | {
-    "entry: from user mode", "entry: kernel idtentry_enter",
-    "entry: kernel cond_rcu idle task (v58)", "entry: kernel cond_rcu not the idle task (v58)",
-    "exit: IF=1 rcu_exit=1 preempt_count=0 (v58: no preemption after rcu_exit)",
+# Under v58 only the idle task's entries enter RCU, and it runs with preempt_count 1: no exit
+# with rcu_exit and preempt_count 0 happens, and an exit without rcu_exit and preemption
+# disabled calls trace_hardirqs_on() alone.
+V58_ROWS = {
+    "exit: to user mode", "exit: IF=0 rcu_exit=0", "exit: IF=0 rcu_exit=1",
+    "exit: IF=1 rcu_exit=0 preempt_count=0 need_resched=0",
+    "exit: IF=1 rcu_exit=0 preempt_count=0 need_resched=1",
+    "exit: IF=1 rcu_exit=0 preempt_count>0 (v58: trace_hardirqs_on)",
+    "exit: IF=1 rcu_exit=1 preempt_count>0",
+    "entry: from user mode", "entry: kernel idle task (v58)", "entry: kernel not the idle task (v58)",
 }  # fmt: skip
 # The demo's: user tasks, faults and ticks in tasks and in the idle loop, preemption, the
 # fault in an RCU idle section (IF clear).
@@ -252,7 +258,7 @@ def test_host_judges_every_entry_and_exit(held_once, append, provoked, rows):
     # not: the rule is the task, not RCU's state.
     if state.policy == "v58":
         taken = [j.record for j in judge_entries(state.events, "v58", state.idle_task)
-                 if j.row == "kernel cond_rcu idle task (v58)"]  # fmt: skip
+                 if j.row == "kernel idle task (v58)"]  # fmt: skip
         assert taken and {e.task for e in taken} == {state.idle_task}
         assert any(e.watching for e in taken), "no nested entry of the idle task under v58"
 
@@ -563,3 +569,17 @@ def test_user_traps_match_qemu_log(image, tmp_path):
             assert int(k["err"], 16) == 2**64 - 1  # the stub's -1: the CPU pushed none
         else:
             assert r.error_code == int(k["err"], 16) == error
+
+
+def test_v58_rows_are_checked_by_the_kernel_and_the_host(tmp_path, build_cache):
+    # Under entry_policy=v58 a kernel entry from a task that is not the idle task checks the
+    # tick before trace_hardirqs_off().  A kernel that skips the check (the combo call alone,
+    # as before v5.8's final form) fails its own entry self-tests and the host's table.
+    edit = ("entry/common.s", "    call rcu_irq_enter_check_tick\n    call trace_hardirqs_off\n",
+            "    call trace_hardirqs_off\n")  # fmt: skip
+    bad = mutant(tmp_path, build_cache, *edit)
+    console, state = held(bad, "selftest=entry entry_policy=v58")
+    report = ktap.parse(console)
+    assert not report.passed and "entry_kernel_idtentry" in {c.name for c in report.failed}
+    found = entry_table_violations(state.events, state.policy, state.idle_task)
+    assert any("kernel not the idle task (v58)" in v for v in found), found

@@ -72,20 +72,41 @@ def test_every_row_agrees_with_the_hosts_judge() -> None:
 
 
 def test_kernel_lists_are_rows_of_the_tables(tmp_path) -> None:
-    rows = {truth.exit_row(user=False, rcu_exit=r, regs_if=i, preempt_count=c, need_resched=n,
-                           policy="v6").calls
-            for r, i, c, n in itertools.product((False, True), repeat=4)}  # fmt: skip
-    rows |= {truth.ENTRY_CAREFUL, truth.ENTRY_COMBO, truth.ENTRY_FROM_USER}
-    lists = dict(truth.KERNEL_LISTS)
-    assert lists.pop("exit_to_user") == ("prepare_exit_to_usermode", *truth.EXIT_TO_USER_END)
-    assert set(lists.values()) <= rows and len(set(lists.values())) == len(lists)
-    # The generated source: one label per list, each kind once as EV_*, 0 at the end.
+    # Each self-test situation's expected calls, under each policy, are the row its state names
+    # (computed here from the tables, not from Case.row), and no two situations are the same.
+    for name, case in truth.KERNEL_CASES.items():
+        for policy in truth.POLICIES:
+            entry = truth.entry_row(user=case.user, cond_rcu=case.cond_rcu,
+                                    watching=case.watching, idle_task=case.idle_task,
+                                    policy=policy)  # fmt: skip
+            ret, calls = truth.kernel_list(case, policy)
+            if not case.exit:
+                assert (ret, calls) == (entry.returns, entry.calls), (name, policy)
+            elif case.user:
+                assert calls == ("prepare_exit_to_usermode", *truth.EXIT_TO_USER_END)
+            else:
+                row = truth.exit_row(user=False, rcu_exit=bool(entry.returns),
+                                     regs_if=case.regs_if, preempt_count=case.preempt_count,
+                                     need_resched=case.need_resched, policy=policy)  # fmt: skip
+                assert (ret, calls) == (truth.ANY_RETURN, row.calls), (name, policy)
+    assert len(set(truth.KERNEL_CASES.values())) == len(truth.KERNEL_CASES)
+    # v58 differs from v6 exactly where the task is not the idle task and the entry would
+    # have entered RCU, or preemption is disabled without it.
+    assert (
+        truth.kernel_list(truth.KERNEL_CASES["entry_careful"], "v58")[1] == truth.ENTRY_CHECK_TICK
+    )
+    assert (truth.kernel_list(truth.KERNEL_CASES["entry_careful_idle"], "v58")
+            == truth.kernel_list(truth.KERNEL_CASES["entry_careful_idle"], "v6"))  # fmt: skip
+    # The generated source: one label per situation, v6's return and calls then v58's, as
+    # .word, each list 0-terminated.
     generate(tmp_path)
     text = (tmp_path / "truth.s").read_text()
     assert text == truth.truth_s()
     careful = text.split("truth_entry_careful:\n")[1].split(".global")[0].split()
-    assert careful == [".word", "EV_LOCKDEP_HARDIRQS_OFF", ".word", "EV_RCU_IRQ_ENTER",
-                       ".word", "EV_TRACE_HARDIRQS_OFF_PREPARE", ".word", "0"]  # fmt: skip
+    assert careful == [".word", "1", "#", "v6", ".word", "EV_LOCKDEP_HARDIRQS_OFF", ".word",
+                       "EV_RCU_IRQ_ENTER", ".word", "EV_TRACE_HARDIRQS_OFF_PREPARE", ".word",
+                       "0", ".word", "0", "#", "v58", ".word", "EV_RCU_IRQ_ENTER_CHECK_TICK",
+                       ".word", "EV_TRACE_HARDIRQS_OFF", ".word", "0"]  # fmt: skip
 
 
 def test_importable_without_the_assembler() -> None:

@@ -30,21 +30,22 @@ __idtentry_enter:
     xor eax, eax
     jmp .Lenter_done
 .Lenter_kernel:
-    test r12d, r12d
-    jz .Lenter_rcu
     cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
     jne .Lenter_policy_v58
+    test r12d, r12d
+    jz .Lenter_rcu
     call __rcu_is_watching
     test eax, eax
     jnz .Lenter_watching
     jmp .Lenter_cond_taken
 .Lenter_policy_v58:
-    # entry_policy=v58 (Linux v5.8, commit 0bf3924bfabd): RCU is entered on every interrupt
-    # of the idle task, watching or not, so that a nested interrupt is never mistaken for
-    # the first one from idle.
+    # entry_policy=v58 (Linux v5.8's final form, commit 0bf3924bfabd): every kernel entry,
+    # conditional or not, enters RCU exactly when the idle task is running, watching or not,
+    # so that a nested interrupt is never mistaken for the first one from idle; any other
+    # entry checks that RCU watches (rcu_irq_enter_check_tick) and uses the combo call.
     mov rax, qword ptr gs:[PCPU_CURRENT]
     cmp qword ptr [rax + TASK_KIND], TASK_KIND_IDLE
-    jne .Lenter_watching
+    jne .Lenter_check_tick
 .Lenter_cond_taken:
     inc qword ptr gs:[PCPU_COND_RCU_TAKEN]
     jmp .Lenter_rcu_counted
@@ -59,6 +60,14 @@ __idtentry_enter:
     call trace_hardirqs_off_prepare
     INSTRUMENTATION_END
     mov eax, 1
+    jmp .Lenter_done
+.Lenter_check_tick:
+    inc qword ptr gs:[PCPU_COND_RCU_SKIPPED]
+    INSTRUMENTATION_BEGIN
+    call rcu_irq_enter_check_tick
+    call trace_hardirqs_off
+    INSTRUMENTATION_END
+    xor eax, eax
     jmp .Lenter_done
 .Lenter_watching:
     # If RCU is watching then the combo function can be used.
@@ -128,13 +137,9 @@ __idtentry_exit:
 .Lexit_kernel:
     test qword ptr [rbx + PT_FLAGS], X86_EFLAGS_IF
     jz .Lexit_irqs_off
-    cmp qword ptr gs:[PCPU_PREEMPT_COUNT], 0
-    jne .Lexit_preempt_disabled
-    # entry_policy=v58 never preempts on the rcu_exit path: it leaves as with preemption
-    # disabled.
-    test r12d, r12d
-    jz .Lexit_preemptible
     cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
+    jne .Lexit_policy_v58
+    cmp qword ptr gs:[PCPU_PREEMPT_COUNT], 0
     jne .Lexit_preempt_disabled
 .Lexit_preemptible:
     # Preemptible kernel: RCU first, so that scheduling happens in process-level RCU state.
@@ -151,6 +156,18 @@ __idtentry_exit:
     call preempt_schedule_irq
 .Lexit_no_resched:
     # Covers both tracing and lockdep.
+    call trace_hardirqs_on
+    INSTRUMENTATION_END
+    jmp .Lexit_done
+.Lexit_policy_v58:
+    # entry_policy=v58 (Linux v5.8): an entry that entered RCU leaves it as with preemption
+    # disabled, never preempting; any other preempts when it may, then trace_hardirqs_on(),
+    # whatever preempt_count is.
+    test r12d, r12d
+    jnz .Lexit_preempt_disabled
+    cmp qword ptr gs:[PCPU_PREEMPT_COUNT], 0
+    je .Lexit_preemptible
+    INSTRUMENTATION_BEGIN
     call trace_hardirqs_on
     INSTRUMENTATION_END
     jmp .Lexit_done
@@ -189,6 +206,16 @@ __idtentry_exit:
 .global idtentry_exit
 idtentry_exit:
     mov esi, 1
+    jmp __idtentry_exit
+
+# idtentry_exit_state - RDI = regs, ESI = what idtentry_enter() returned: the exit of the
+# DEFINE_IDTENTRY wrappers.  The seed's idtentry_exit() (rcu_exit always) under
+# entry_policy=v6; Linux v5.8's idtentry_exit(regs, state), the entry's own verdict, under
+# v58, where an entry from a task that is not the idle task does not enter RCU.
+.global idtentry_exit_state
+idtentry_exit_state:
+    cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
+    je idtentry_exit
     jmp __idtentry_exit
 
 # idtentry_exit_cond_rcu - RDI = regs, ESI = the value idtentry_enter_cond_rcu() returned

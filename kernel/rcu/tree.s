@@ -83,6 +83,21 @@ rcu_nmi_exit:
     xor esi, esi
     jmp event_log
 
+# rcu_irq_enter_check_tick - Linux v5.8's check on a kernel entry that does not enter RCU
+# (entry_policy=v58, not the idle task): RCU must be watching already (else a warning); a
+# NOHZ_FULL CPU would restart its tick here, ours always tick.  Logged.  Clobbers rax, rdi,
+# rsi.
+.global rcu_irq_enter_check_tick
+rcu_irq_enter_check_tick:
+    test qword ptr gs:[PCPU_DYNTICKS], RCU_DYNTICKS_WATCHING
+    jnz .Lcheck_tick_watching
+    mov edi, WARN_RCU_CHECK_TICK_EQS
+    call warn
+.Lcheck_tick_watching:
+    mov edi, EV_RCU_IRQ_ENTER_CHECK_TICK
+    xor esi, esi
+    jmp event_log
+
 # rcu_irq_enter - rcu_nmi_enter with interrupts required off.  Clobbers rax, rdi, rsi.
 .global rcu_irq_enter
 rcu_irq_enter:

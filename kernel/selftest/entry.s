@@ -8,6 +8,23 @@
 
 
 .section .text
+# expect_row - expect_calls for RCX = a truth_<name> row (build/gen/truth.s: for v6, then for
+# v58, the expected return, -1 for any, and the calls, 0-terminated): the block of the entry
+# policy the kernel runs under gives R8 and the calls.  Other registers as expect_calls.
+.global expect_row
+expect_row:
+    cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
+    je .Lrow_chosen
+    add rcx, 2                                      # past v6's return
+.Lrow_skip:
+    cmp word ptr [rcx], 0
+    lea rcx, [rcx + 2]
+    jne .Lrow_skip                                  # past v6's calls and their 0
+.Lrow_chosen:
+    movsx r8, word ptr [rcx]
+    add rcx, 2
+    jmp expect_calls
+
 # expect_calls - RDI = first sequence number to search from, ESI = opening kind, EDX = closing
 # kind, RCX = the expected kinds in between (.word list, 0-terminated), R8 = the closing
 # record's expected arg (ANY: not checked), R9 = the vector (ANY: the first opening record).
@@ -97,16 +114,15 @@ expect_calls:
     pop rbx
     ret
 
-# CALLS open, close, list, ret, vector[, fail]: expect_calls from the mark in RBX; a mismatch
-# jumps to FAIL with the reason in RAX (default .Lreturn: the test pushed RBX alone on entry).
-.macro CALLS open, close, list, ret, vector, fail=.Lreturn
+# CALLS open, close, row, vector[, fail]: expect_row from the mark in RBX; a mismatch jumps to
+# FAIL with the reason in RAX (default .Lreturn: the test pushed RBX alone on entry).
+.macro CALLS open, close, row, vector, fail=.Lreturn
     mov rdi, rbx
     mov esi, \open
     mov edx, \close
-    lea rcx, [rip + \list]
-    mov r8, \ret
+    lea rcx, [rip + \row]
     mov r9, \vector
-    call expect_calls
+    call expect_row
     test rax, rax
     jnz \fail
 .endm
@@ -134,8 +150,8 @@ selftest_entry_kernel_idtentry:
     call event_seq
     mov rbx, rax
     KERNEL_INT3
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, X86_TRAP_INT3
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY, ANY
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY
     jmp .Lreturn
 
 # kernel, W=1, idtentry_enter_cond_rcu: trace_hardirqs_off only, returns false.  Exit row
@@ -145,8 +161,8 @@ selftest_entry_kernel_cond_rcu_watching:
     call event_seq
     mov rbx, rax
     KERNEL_PF
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, 0, X86_TRAP_PAGE_FAULT
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off, ANY, ANY
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off, ANY
     jmp .Lreturn
 
 # kernel, W=0 (an RCU idle section), idtentry_enter_cond_rcu: the careful sequence, returns
@@ -176,8 +192,8 @@ idle_section_test:
     lea rcx, [rip + .Lidle_not_restored]
     test eax, eax
     jnz .Lidle_test_reason
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, r13, .Lidle_test_end
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu, ANY, r13, .Lidle_test_end
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful_idle, r13, .Lidle_test_end
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_irqs_off_rcu_idle, r13, .Lidle_test_end
     mov rdi, rbx
     mov esi, EV_HANDLER
     mov rdx, r13
@@ -243,7 +259,7 @@ selftest_entry_user_idtentry:
     call task_create
     mov rdi, rax
     call run_user_task
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_from_user, 0, SYSCALL_VECTOR
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_from_user, SYSCALL_VECTOR
     jmp .Lreturn
 
 # user, idtentry_enter_cond_rcu (a demand fault): the same, returns false.
@@ -256,7 +272,7 @@ selftest_entry_user_cond_rcu:
     call task_create
     mov rdi, rax
     call run_user_task
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_from_user, 0, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_from_user, X86_TRAP_PAGE_FAULT
     jmp .Lreturn
 
 # Exit rows, kernel mode with IF set --------------------------------------------------------
@@ -271,12 +287,7 @@ selftest_exit_irqs_on_rcu_exit_preemptible:
     call local_irq_enable
     KERNEL_INT3
     call local_irq_disable
-    cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
-    jne .Lrcu_exit_v58
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_rcu, ANY, X86_TRAP_INT3
-    jmp .Lreturn
-.Lrcu_exit_v58:
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_rcu, X86_TRAP_INT3
     jmp .Lreturn
 
 # IF=1, rcu_exit=1, preempt_count=0, need_resched: ... preempt_schedule_irq ...
@@ -288,21 +299,8 @@ selftest_exit_irqs_on_rcu_exit_need_resched:
     call local_irq_enable
     KERNEL_INT3
     call local_irq_disable
-    cmp qword ptr gs:[PCPU_ENTRY_POLICY], 0
-    jne .Lrcu_exit_resched_v58
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_rcu_resched, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_rcu_resched, X86_TRAP_INT3
     jmp .Lcheck_resched_consumed
-.Lrcu_exit_resched_v58:
-    # v58: no preemption on this exit, so need-resched is still set: consume it here.
-    call need_resched
-    push rax
-    call clear_need_resched
-    pop rax
-    lea rcx, [rip + .Lresched_consumed_v58]
-    test eax, eax
-    jz .Lreturn_reason
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, X86_TRAP_INT3
-    jmp .Lreturn
 
 # IF=1, rcu_exit=0, preempt_count=0, !need_resched: trace_hardirqs_on.
 selftest_exit_irqs_on_cond_preemptible:
@@ -312,8 +310,8 @@ selftest_exit_irqs_on_cond_preemptible:
     call local_irq_enable
     KERNEL_PF
     call local_irq_disable
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, 0, X86_TRAP_PAGE_FAULT
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible, ANY, ANY
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible, ANY
     jmp .Lreturn
 
 # IF=1, rcu_exit=0, preempt_count=0, need_resched: preempt_schedule_irq, trace on.
@@ -325,7 +323,7 @@ selftest_exit_irqs_on_cond_need_resched:
     call local_irq_enable
     KERNEL_PF
     call local_irq_disable
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_resched, ANY, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_resched, X86_TRAP_PAGE_FAULT
     jmp .Lcheck_resched_consumed
 
 # IF=1, rcu_exit=1, preempt_count>0 (need_resched set, and ignored): the two halves.
@@ -340,7 +338,7 @@ selftest_exit_irqs_on_rcu_exit_preempt_disabled:
     call local_irq_disable
     call preempt_enable
     call clear_need_resched
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, X86_TRAP_INT3
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, X86_TRAP_INT3
     jmp .Lreturn
 
 # IF=1, rcu_exit=0, preempt_count>0: the two halves without RCU.
@@ -353,7 +351,7 @@ selftest_exit_irqs_on_cond_preempt_disabled:
     KERNEL_PF
     call local_irq_disable
     call preempt_enable
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled, ANY, X86_TRAP_PAGE_FAULT
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled, X86_TRAP_PAGE_FAULT
     jmp .Lreturn
 
 # The lightweight reschedule IPI (SYSVEC_SIMPLE) on the cond-RCU path ------------------------
@@ -369,8 +367,8 @@ selftest_resched_ipi_hits_idle:
     call timer_unblock
     mov edi, 2
     call sleep_ticks
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful, 1, RESCHEDULE_VECTOR
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu, ANY, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_careful_idle, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preempt_disabled_rcu_idle, RESCHEDULE_VECTOR
     jmp .Lreturn
 
 # ipi_idle_hook - in the idle task, interrupts off: the IPI stays pending until the idle
@@ -395,8 +393,8 @@ selftest_resched_ipi_hits_busy_kthread:
     call enqueue_task
     pop rdi
     call task_wait
-    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, 0, RESCHEDULE_VECTOR
-    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_resched, ANY, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_ENTER, EV_IDTENTRY_ENTER_END, truth_entry_combo, RESCHEDULE_VECTOR
+    CALLS EV_IDTENTRY_EXIT, EV_IDTENTRY_EXIT_END, truth_exit_preemptible_resched, RESCHEDULE_VECTOR
     jmp .Lreturn
 
 # ipi_busy_fn - a kernel thread (interrupts on) asks itself to reschedule: the IPI arrives at
@@ -449,4 +447,3 @@ REASON .Lwrong_return, "the return value differs from the truth table's row"
 REASON .Lidle_not_restored, "RCU is watching after the fault in the idle section"
 REASON .Lhandler_not_watching, "the handler did not run as the outermost interrupt from EQS with RCU watching"
 REASON .Lresched_left, "need-resched was not consumed"
-REASON .Lresched_consumed_v58, "under entry_policy=v58 the rcu_exit path rescheduled"

@@ -309,9 +309,8 @@ selftest_exit_user_prepare_exit_to_usermode:
     mov esi, EV_IDTENTRY_EXIT
     mov edx, EV_IDTENTRY_EXIT_END
     lea rcx, [rip + truth_exit_to_user]
-    mov r8, -1                              # the end's arg: not checked
     mov r9, SYSCALL_VECTOR
-    call expect_calls
+    call expect_row
     mov rcx, rax
 .Lgetpid_end:
     mov rax, rcx

@@ -302,15 +302,16 @@ def _entries_with_exits(events: list[Event]) -> list[tuple[Event, int | None, Ev
     return out
 
 
-def rcu_exit_pairing_violations(events: list[Event]) -> list[str]:
+def rcu_exit_pairing_violations(events: list[Event], policy: str = "v6") -> list[str]:
     """docs/entry.md, invariant 2's second half: each exit's rcu_exit (the arg of its
     `idtentry_exit`) is what its own entry returned, pairing entries and exits per task
     with nesting.  That is the value idtentry_enter_cond_rcu() returned for a cond_rcu
-    entry; idtentry_exit(), the unconditional entry's partner, always passes true (from
-    user mode its entry returned false: the exit to user mode ignores rcu_exit)."""
+    entry; under v6 idtentry_exit(), the unconditional entry's partner, always passes true
+    (from user mode its entry returned false: the exit to user mode ignores rcu_exit), under
+    v58 every exit passes its entry's verdict."""
     out = []
     for entry, returned, exit_record, _ in _entries_with_exits(events):
-        want = returned if entry.arg else 1
+        want = returned if entry.arg or policy == "v58" else 1
         if want is None or exit_record.arg != want:
             out.append(f"exit {exit_record} passes rcu_exit={exit_record.arg:#x}; its entry "
                        f"{entry} returned {returned}")  # fmt: skip
@@ -407,7 +408,7 @@ def host_table_violations(state: KernelState) -> list[str]:
     for cpu in cpus:
         ev = cpu.events
         found = [*entry_table_violations(ev, policy, cpu.idle_task),
-                 *exit_table_violations(ev, policy), *rcu_exit_pairing_violations(ev),
+                 *exit_table_violations(ev, policy), *rcu_exit_pairing_violations(ev, policy),
                  *rcu_balance_violations(ev), *lockdep_after_rcu_exit_violations(ev, policy),
                  *syscall_violations(ev)]  # fmt: skip
         out += found if cpu.cpu == 0 else [f"cpu {cpu.cpu}: {v}" for v in found]
