@@ -264,9 +264,11 @@ CONSTANTS = {
     "SYS_SLEEP": 6,
     "SYS_YIELD": 7,
     # A test call: bend the saved user frame so that the return cannot be sysretq (RDI: 1 RCX
-    # != RIP, 2 R11 != RFLAGS, 3 TF set, 4 RF set); 0, or -EINVAL for another case.
+    # != RIP, 2 R11 != RFLAGS, 3 TF set, 4 RF set, 5 RIP and RCX not canonical); 0, or
+    # -EINVAL for another case.
     "SYS_BEND_FRAME": 8,
     "NR_SYSCALLS": 9,
+    "NONCANONICAL_RIP": 0x0000800000000000,  # the lowest address above the user half
     "CMDLINE_MAX": 1024,
     "OOPS_CR2": OOPS_CR2,
     "CRASH_VECTOR": CRASH_VECTOR,

@@ -175,6 +175,13 @@ do_int80_syscall:
     mov ecx, X86_EFLAGS_RF
     cmp rax, 4
     je .Lbend_flag
+    cmp rax, 5
+    jne .Lbend_bad
+    mov rax, NONCANONICAL_RIP                       # RIP and RCX both: not canonical
+    mov qword ptr [rbx + PT_IP], rax
+    mov qword ptr [rbx + PT_CX], rax
+    jmp .Lsys_done
+.Lbend_bad:
     mov qword ptr [rbx + PT_AX], -EINVAL
     jmp .Lsys_done
 .Lbend_flag:                                        # in both, as the CPU would have saved it

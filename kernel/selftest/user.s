@@ -433,8 +433,10 @@ selftest_syscall_sysret_conditions:
 SELFTEST entry, syscall_sysret_conditions, selftest_syscall_sysret_conditions
 
 # syscall_iret_when_unfit - user programs whose saved frame SYS_BEND_FRAME bent (RCX, R11, TF,
-# RF) return from that call through iretq, never sysretq, and see what iretq restores; the TF
-# one is stopped by its single step (SIGTRAP).  RAX = 0 or the reason.
+# RF, a non-canonical RIP) return from that call through iretq, never sysretq, and see what
+# iretq restores; the TF one is stopped by its single step (SIGTRAP), the non-canonical one by
+# the #GP of iretq itself, turned into a user-mode #GP (fixup_bad_iret: SIGSEGV).  RAX = 0 or
+# the reason.
 selftest_syscall_iret_when_unfit:
     push rbx
     push r12
@@ -461,7 +463,7 @@ selftest_syscall_iret_when_unfit:
     jmp .Lbend_end
 .Lbend_done:
     mov rcx, qword ptr gs:[PCPU_SYSCALL_IRET_RETURNS]
-    CHECK_DELTA e, rcx, r12, 4, "not every bent frame returned through iretq"
+    CHECK_DELTA e, rcx, r12, 5, "not every bent frame returned through iretq"
     mov rcx, qword ptr gs:[PCPU_SYSRET_RETURNS]
     CHECK_DELTA e, rcx, r13, 0, "a bent frame returned through sysretq"
     xor eax, eax
@@ -481,6 +483,7 @@ SELFTEST entry, syscall_iret_when_unfit, selftest_syscall_iret_when_unfit
     .quad user_bend_r11, 0
     .quad user_bend_tf, 128 + SIGTRAP
     .quad user_bend_rf, 0
+    .quad user_bend_noncanonical, 128 + SIGSEGV
     .quad 0, 0
 .Lbend_name:
     .asciz "bend-frame"

@@ -298,7 +298,8 @@ user_getpid:
 .endm
 
 # BEND_EXIT name, case: the same bend, then an exit.  With TF set (case 3) the single step
-# traps after the first instruction (SIGTRAP) and the exit is never reached.
+# traps after the first instruction (SIGTRAP), and with RIP not canonical (case 5) iretq
+# faults (SIGSEGV): the exit is never reached.
 .macro BEND_EXIT name, case
 .global \name
 \name:
@@ -312,6 +313,7 @@ BEND_CHECK user_bend_rcx, 1, rcx
 BEND_CHECK user_bend_r11, 2, r11
 BEND_EXIT user_bend_tf, 3
 BEND_EXIT user_bend_rf, 4
+BEND_EXIT user_bend_noncanonical, 5
 
 # user_bad_syscalls - numbers out of range through both entries, then a write from a pointer
 # into the kernel half: -ENOSYS twice and -EFAULT, or exit 1.  Exits 0.
