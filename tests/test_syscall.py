@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from helpers import held, mutant_build
 
-from kernel.abi import CONSTANTS
+from kernel.abi import CONSTANTS, SHARED
 from tools import ktap, qemulog
 from tools.events.judge import host_table_violations, syscall_violations
 from tools.qemu import QemuConfig, run
@@ -86,3 +86,14 @@ def test_an_iretq_to_a_non_canonical_rip_is_the_users_fault(kernel_image, tmp_pa
     assert f"#GP General Protection at ip {bad_rip:#x}" in result.console
     gps = [r for r in qemulog.parse_file(log).records if r.vector == 13]
     assert [(r.cpl, r.ip, r.error_code) for r in gps] == [(3, bad_rip, 0)], gps
+
+
+def test_ticks_land_while_a_task_runs_on_a_bad_stack(kernel_image):
+    # user_bad_stack spins with RSP in the kernel half, then in an unmapped page: ticks
+    # interrupt it there (entries from ring 3 on its kernel stack, TSS.RSP0), and it exits 0.
+    console, state = held(kernel_image, "selftest=user_bad_stack")
+    assert ktap.parse(console).passed, console
+    # The only user task of the run: every tick from ring 3 interrupted it.
+    ticks = [e for e in state.events if e.kind == "idtentry_enter" and e.cpl == 3
+             and e.vector == SHARED["LOCAL_TIMER_VECTOR"]]  # fmt: skip
+    assert len(ticks) >= 2, len(ticks)

@@ -125,6 +125,7 @@ USER_TEST user_divide_error, user_div0, (128 + SIGFPE), 0
 USER_TEST user_invalid_op, user_ud2, (128 + SIGILL), 0
 USER_TEST user_copy_from_user, user_peek, 0, 1
 USER_TEST user_bad_syscalls, user_bad_syscalls, 0, 0
+USER_TEST user_nt_syscalls, user_nt_syscalls, 0, 0
 
 .section .text
 .set RESUME_WORK_FIRST_IRQS_ON, 1
@@ -391,6 +392,31 @@ selftest_entry_user_syscall:
 
 SELFTEST entry, entry_user_syscall, selftest_entry_user_syscall
 
+# user_bad_stack - a task that spins with RSP in the kernel half, then in an unmapped page, with
+# the tick let in: the ticks that interrupt it switch to its kernel stack and never touch the
+# user's (the host counts them in the event log).  RAX = 0 or the reason.
+selftest_user_bad_stack:
+    call timer_unblock
+    lea rdi, [rip + .Lbad_stack_name]
+    mov rsi, offset user_bad_stack
+    call task_create
+    test rax, rax
+    jz .Lbad_stack_no_task
+    mov rdi, rax
+    call run_user_task
+    push rax
+    call timer_block
+    pop rax
+    CHECK e, rax, 0, "the task on a bad stack did not exit with 0"
+    xor eax, eax
+    ret
+.Lbad_stack_no_task:
+    call timer_block
+    lea rax, [rip + .Lno_task]
+    ret
+
+SELFTEST user, user_bad_stack, selftest_user_bad_stack
+
 # syscall_sysret_conditions - syscall_sysret_ok on frames built here: a frame sysretq restores
 # exactly is fit; each one bent in one way (RCX != RIP, R11 != RFLAGS, TF, RF, a non-canonical
 # RIP and RCX, another CS, another SS) is not.  RAX = 0 (the checks say what failed).
@@ -487,6 +513,8 @@ SELFTEST entry, syscall_iret_when_unfit, selftest_syscall_iret_when_unfit
     .quad 0, 0
 .Lbend_name:
     .asciz "bend-frame"
+.Lbad_stack_name:
+    .asciz "user_bad_stack"
 
 .section .bss
 .balign 8

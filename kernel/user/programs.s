@@ -31,6 +31,7 @@
 .endm
 
 .section .user.text
+.set BAD_STACK_SPINS, 30000000        # long enough for ticks to land (several at 100 Hz)
 .set HELLO_LINE_END, 0x800             # user_hello builds its line below here, in heap page 0
 
 # user_hello - fault in three heap pages by writing them (demand paging), read them back, then
@@ -333,6 +334,56 @@ user_bad_syscalls:
     EXIT 0
 .Lbad_syscalls_fail:
     EXIT 1
+
+# user_nt_syscalls - NT (nested task) set in RFLAGS across `syscall` and int 0x80 (after Linux's
+# syscall_nt test): each call works and NT is still set when it returns.  Exits 0, or 1 when a
+# call failed, 2 when NT was lost.
+.global user_nt_syscalls
+user_nt_syscalls:
+    pushfq
+    or qword ptr [rsp], X86_EFLAGS_NT
+    popfq
+    SYSCALL64 SYS_GETPID
+    test rax, rax
+    jle .Lnt_call_failed
+    pushfq
+    test qword ptr [rsp], X86_EFLAGS_NT
+    lea rsp, [rsp + 8]
+    jz .Lnt_lost
+    SYSCALL_INT80 SYS_GETPID
+    test rax, rax
+    jle .Lnt_call_failed
+    pushfq
+    test qword ptr [rsp], X86_EFLAGS_NT
+    lea rsp, [rsp + 8]
+    jz .Lnt_lost
+    pushfq
+    and qword ptr [rsp], ~X86_EFLAGS_NT
+    popfq
+    EXIT 0
+.Lnt_call_failed:
+    EXIT 1
+.Lnt_lost:
+    EXIT 2
+
+# user_bad_stack - spins for a while with RSP pointing into the kernel half, then into an
+# unmapped user page: the ticks that interrupt it switch to the kernel stack (TSS.RSP0) and
+# never touch the user's.  Then it takes a good stack back and exits 0.
+.global user_bad_stack
+user_bad_stack:
+    mov r12, rsp
+    mov rsp, KERNEL_VIRT_BASE + 0x1000
+    mov ecx, BAD_STACK_SPINS
+.Lbad_stack_kernel:
+    dec ecx
+    jnz .Lbad_stack_kernel
+    mov esp, UNMAPPED_ADDR
+    mov ecx, BAD_STACK_SPINS
+.Lbad_stack_unmapped:
+    dec ecx
+    jnz .Lbad_stack_unmapped
+    mov rsp, r12
+    EXIT 0
 
 # user_getpid_int80 - the same call through the compat entry, int 0x80, and an exit.
 .global user_getpid_int80
