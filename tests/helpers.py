@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,12 +149,9 @@ def ist_stack(symbols: SymbolTable, cpu: int, ist: int) -> tuple[int, int]:
     return low, low + size
 
 
-def mutant_build(tmp_path: Path, cache: Path, edits: list[tuple[str, str, str]]) -> Path:
-    """The output directory of a build of a copy of kernel/ with `edits` applied, each
-    (source under kernel/, old text occurring exactly once, new text), through the run's build
-    cache `cache` (the build_cache fixture).  The mutant kernel is its kernel.elf."""
-    import kbuild
-
+def kernel_copy(tmp_path: Path, edits: Sequence[tuple[str, str, str]] = ()) -> Path:
+    """tmp_path/kernel: a copy of kernel/ that a test may break, with `edits` applied, each
+    (source under kernel/, old text occurring exactly once, new text)."""
     tree = tmp_path / "kernel"
     shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
     for source, old, new in edits:
@@ -162,6 +159,15 @@ def mutant_build(tmp_path: Path, cache: Path, edits: list[tuple[str, str, str]])
         text = path.read_text()
         assert text.count(old) == 1, f"{old!r} in {source}"
         path.write_text(text.replace(old, new))
+    return tree
+
+
+def mutant_build(tmp_path: Path, cache: Path, edits: Sequence[tuple[str, str, str]]) -> Path:
+    """The output directory of a build of kernel_copy(tmp_path, edits) through the run's build
+    cache `cache` (the build_cache fixture).  The mutant kernel is its kernel.elf."""
+    import kbuild
+
+    tree = kernel_copy(tmp_path, edits)
     out = tmp_path / "out"
     result = kbuild.build_kernel(out, tree, cache=cache)
     assert result.status == 0, "\n".join(result.messages)

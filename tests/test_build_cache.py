@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import kernel_copy
 
 import kbuild
 import kbuild.cache
@@ -104,8 +105,7 @@ def test_partly_cached_build_of_a_changed_tree_is_the_same_bytes(tmp_path, monke
 
     verified = Verified()
     monkeypatch.setattr(asm.verify, "verify_unit", counted)
-    tree = tmp_path / "kernel"
-    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    tree = kernel_copy(tmp_path)
     out, plain = tmp_path / "out", tmp_path / "plain"
     build(out, tree)
     units = len(verified)

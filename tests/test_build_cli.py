@@ -5,12 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import kernel_copy
 
 import build
 import kbuild
@@ -27,9 +27,7 @@ def run_build(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A copy of kernel/ that a test may break."""
-    shutil.copytree(ROOT / "kernel", tmp_path / "kernel",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    return tmp_path / "kernel"
+    return kernel_copy(tmp_path)
 
 
 def test_help():

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import kernel_copy
 
 import kbuild
 import kbuild.full
@@ -42,8 +43,7 @@ def parsed(monkeypatch) -> list[str]:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    tree = tmp_path / "kernel"
-    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    tree = kernel_copy(tmp_path)
     return tree
 
 

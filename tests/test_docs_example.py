@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from helpers import kernel_copy
 
 import build
 from tools.symbols import SymbolTable
@@ -34,14 +35,8 @@ def example_host() -> ModuleType:
 def build_with_example(tmp_path: Path, edit: tuple[str, str, str] | None = None) -> Path:
     """A kernel built from a copy of kernel/ plus the example as kernel/selftest/experiment.s;
     `edit` = (source, old, new) replaces `old` (which must occur once) in that copy first."""
-    tree = tmp_path / "kernel"
-    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    tree = kernel_copy(tmp_path, [] if edit is None else [edit])
     shutil.copy(EXAMPLES / "experiment.s", tree / "selftest" / "experiment.s")
-    if edit is not None:
-        source, old, new = edit
-        text = (tree / source).read_text()
-        assert text.count(old) == 1, f"{old!r} in {source}"
-        (tree / source).write_text(text.replace(old, new))
     out = tmp_path / "out"
     assert build.main(["--out", str(out), "--kernel-dir", str(tree)]) == 0
     return out / "kernel.elf"

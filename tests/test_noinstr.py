@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import build
+from helpers import build, kernel_copy
 
 from linker import Image, Layout, OutputSection, write_elf
 from linker.noinstr import Finding, check, check_linked
@@ -273,8 +273,7 @@ noinstr_check_bad:
 
 
 def test_build_fails_on_a_finding(tmp_path):
-    tree = tmp_path / "kernel"
-    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    tree = kernel_copy(tmp_path)
     (tree / "entry").mkdir(exist_ok=True)
     (tree / "entry" / "bad.s").write_text(BAD)
     out = tmp_path / "out"

@@ -5,8 +5,9 @@ marker -- is a new key, checked again."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
+
+from helpers import kernel_copy
 
 import kbuild
 import linker.noinstr as noinstr
@@ -49,8 +50,7 @@ def test_a_passed_image_is_not_walked_again_and_a_finding_is_never_remembered(
         return real(img)
 
     monkeypatch.setattr(noinstr, "_findings", counted)
-    tree = tmp_path / "kernel"
-    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    tree = kernel_copy(tmp_path)
     out = tmp_path / "out"
     assert kbuild.build_kernel(out, tree).ok
     assert len(walked) == 1

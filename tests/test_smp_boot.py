@@ -10,13 +10,12 @@ its SIPI; an AP counted without being started) and must fail there.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import mutant_build
 
 from kernel.abi import CONSTANTS, KERNEL_VIRT_BASE
 from tools.boot import main as boot_main
@@ -230,20 +229,9 @@ WAIT = """    mov r13d, AP_BOOT_TIMEOUT_MS
 def mutant(tmp_path: Path, cache: Path, edits: Sequence[Edit], acpi: Sequence[Edit] = ()) -> Path:
     """The kernel built from a copy of kernel/ with kernel/arch/smpboot.s (`edits`) and
     kernel/arch/acpi.s (`acpi`) edited: each `old` (occurring once) replaced by its `new`."""
-    import kbuild
-
-    tree = tmp_path / "kernel"
-    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
-    for name, changes in (("smpboot.s", edits), ("acpi.s", acpi)):
-        path = tree / "arch" / name
-        text = path.read_text()
-        for old, new in changes:
-            assert text.count(old) == 1, old
-            text = text.replace(old, new)
-        path.write_text(text)
-    result = kbuild.build_kernel(tmp_path / "out", tree, cache=cache)
-    assert result.status == 0, "\n".join(result.messages)
-    return tmp_path / "out" / "kernel.elf"
+    changes = [("arch/smpboot.s", old, new) for old, new in edits]
+    changes += [("arch/acpi.s", old, new) for old, new in acpi]
+    return mutant_build(tmp_path, cache, changes) / "kernel.elf"
 
 
 def test_an_ap_that_never_starts_is_named_and_the_kernel_goes_on(tmp_path, build_cache):
