@@ -41,7 +41,7 @@ smp_boot:
     xor esi, esi                        # absent: nothing is expected
     call cmdline_number
     mov rbx, rax
-    call online_count
+    call num_online_cpus
     mov r12, rax
     cmp rbx, r12
     ja .Ltoo_few
@@ -234,7 +234,7 @@ smp_banner:
     inc ebx
     jmp .Lbanner_cpu
 .Lbanner_print:
-    call online_count
+    call num_online_cpus
     lea rdi, [rip + .Lbanner_fmt]
     mov rsi, rax
     mov rdx, r12
@@ -242,20 +242,6 @@ smp_banner:
     pop r13
     pop r12
     pop rbx
-    ret
-
-# online_count - RAX = how many CPUs are in cpu_online_mask.  Clobbers rcx, rdx.
-online_count:
-    mov rdx, qword ptr [rip + cpu_online_mask]
-    xor eax, eax
-.Lcount_bit:
-    test rdx, rdx
-    jz .Lcounted
-    lea rcx, [rdx - 1]
-    and rdx, rcx                        # the lowest set bit cleared
-    inc eax
-    jmp .Lcount_bit
-.Lcounted:
     ret
 
 # ap_entry64 - an AP's first instruction in the higher half (from the trampoline): 64-bit,
