@@ -207,20 +207,39 @@ rcu_gp_start:
     mov qword ptr [r12 + PCPU_RCU_QS_PENDING], 1
     cmp rbx, qword ptr gs:[PCPU_CPU]
     je .Lstart_next
-    xor eax, eax
-    lock xadd qword ptr [r12 + PCPU_DYNTICKS], rax  # a fully ordered read
+    mov rdi, r12
+    call rcu_dynticks_snap
     mov qword ptr [r12 + PCPU_RCU_DYNTICKS_SNAP], rax
     test eax, RCU_DYNTICKS_WATCHING
     jnz .Lstart_next
-    mov qword ptr [r12 + PCPU_RCU_QS_PENDING], 0   # in an EQS: quiescent now
-    lock inc qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
-    lock inc qword ptr [r12 + PCPU_RCU_QS_REMOTE]
+    mov rdi, r12                        # in an EQS: quiescent now
+    call rcu_report_remote_qs
 .Lstart_next:
     inc ebx
     cmp ebx, NR_CPUS
     jb .Lstart_cpu
     pop r12
     pop rbx
+    ret
+
+# rcu_dynticks_snap - RDI = another CPU's per-CPU page.  RAX = its dynticks, read fully ordered
+# (a locked add of 0, Linux's atomic_add_return(0, ...)).
+rcu_dynticks_snap:
+    xor eax, eax
+    lock xadd qword ptr [rdi + PCPU_DYNTICKS], rax
+    ret
+
+# rcu_report_remote_qs - RDI = another CPU's per-CPU page, found quiescent from its dynticks:
+# it owes the grace period nothing more; counted as a remote report unless it reported its
+# own meanwhile.  Clobbers rax.
+rcu_report_remote_qs:
+    xor eax, eax
+    xchg qword ptr [rdi + PCPU_RCU_QS_PENDING], rax
+    test rax, rax
+    jz .Lreported_itself
+    lock inc qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
+    lock inc qword ptr [rdi + PCPU_RCU_QS_REMOTE]
+.Lreported_itself:
     ret
 
 # rcu_gp_scan - under rcu_gp_lock, a grace period in progress: report the QS of each other
@@ -246,19 +265,15 @@ rcu_gp_scan:
     je .Lscan_next
     cmp rbx, qword ptr gs:[PCPU_CPU]
     je .Lscan_owed
-    xor eax, eax
-    lock xadd qword ptr [r12 + PCPU_DYNTICKS], rax
+    mov rdi, r12
+    call rcu_dynticks_snap
     test eax, RCU_DYNTICKS_WATCHING
     jz .Lscan_quiescent
     cmp rax, qword ptr [r12 + PCPU_RCU_DYNTICKS_SNAP]
     je .Lscan_owed
 .Lscan_quiescent:
-    xor eax, eax
-    xchg qword ptr [r12 + PCPU_RCU_QS_PENDING], rax
-    test rax, rax
-    jz .Lscan_next                      # it reported its own meanwhile
-    lock inc qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
-    lock inc qword ptr [r12 + PCPU_RCU_QS_REMOTE]
+    mov rdi, r12
+    call rcu_report_remote_qs
     jmp .Lscan_next
 .Lscan_owed:
     xor r13d, r13d
