@@ -1,6 +1,7 @@
 # Each CPU's GDT (Linux's x86-64 selector layout) and TSS with its IST stacks, both in its
 # per-CPU page (kernel/events.py PERCPU_PAGE); the IDT load.
 .include "layout.inc"
+.include "segments.inc"
 
 .set TSS_DESC_ACCESS, 0x89              # present, 64-bit available TSS (type 9)
 
@@ -74,13 +75,7 @@ gdt_init:
     mov qword ptr [rsp + 2], r9
     lgdt [rsp]
     add rsp, 16
-    mov ax, KERNEL_DS
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    xor eax, eax
-    mov fs, ax
-    mov gs, ax
+    LOAD_KERNEL_DATA_SEGMENTS
     push KERNEL_CS
     lea rax, [rip + .Lreloaded]
     push rax

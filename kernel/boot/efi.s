@@ -13,6 +13,7 @@
 # kernel's own page tables and GDT, and start64, as on the Multiboot path.  Nothing is
 # printed between GetMemoryMap and ExitBootServices.
 .include "layout.inc"
+.include "segments.inc"
 
 .set EFI_FRAME, 0x38                # shadow space, the 5th argument, the load address
 .set EFI_ARG5, 0x20
@@ -189,13 +190,7 @@ efi_loaded:
     push rax
     retfq
 .Lefi_new_cs:
-    mov ax, KERNEL_DS
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    xor eax, eax
-    mov fs, ax
-    mov gs, ax
+    LOAD_KERNEL_DATA_SEGMENTS
     # start64 reads boot_info alone: no loader magic or information block.
     xor edi, edi
     xor esi, esi
