@@ -335,6 +335,18 @@ user_bad_syscalls:
 .Lbad_syscalls_fail:
     EXIT 1
 
+# NT_KEPT via: getpid through the macro VIA (SYSCALL64 or SYSCALL_INT80); on to
+# .Lnt_call_failed when it fails, to .Lnt_lost when NT did not come back set.
+.macro NT_KEPT via
+    \via SYS_GETPID
+    test rax, rax
+    jle .Lnt_call_failed
+    pushfq
+    test qword ptr [rsp], X86_EFLAGS_NT
+    lea rsp, [rsp + 8]
+    jz .Lnt_lost
+.endm
+
 # user_nt_syscalls - NT (nested task) set in RFLAGS across `syscall` and int 0x80 (after Linux's
 # syscall_nt test): each call works and NT is still set when it returns.  Exits 0, or 1 when a
 # call failed, 2 when NT was lost.
@@ -343,20 +355,8 @@ user_nt_syscalls:
     pushfq
     or qword ptr [rsp], X86_EFLAGS_NT
     popfq
-    SYSCALL64 SYS_GETPID
-    test rax, rax
-    jle .Lnt_call_failed
-    pushfq
-    test qword ptr [rsp], X86_EFLAGS_NT
-    lea rsp, [rsp + 8]
-    jz .Lnt_lost
-    SYSCALL_INT80 SYS_GETPID
-    test rax, rax
-    jle .Lnt_call_failed
-    pushfq
-    test qword ptr [rsp], X86_EFLAGS_NT
-    lea rsp, [rsp + 8]
-    jz .Lnt_lost
+    NT_KEPT SYSCALL64
+    NT_KEPT SYSCALL_INT80
     pushfq
     and qword ptr [rsp], ~X86_EFLAGS_NT
     popfq
