@@ -86,7 +86,9 @@ class Entry:
     def __str__(self) -> str:
         if not self.present:
             return "-"
-        return ("W" if self.writable else "R") + ("U" if self.user else "S") + ("X" if self.xd else "")
+        return (
+            ("W" if self.writable else "R") + ("U" if self.user else "S") + ("X" if self.xd else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -286,14 +288,22 @@ def run_sweep(image: Path, timeout: float = 120) -> SweepRun:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.sdm_access", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.sdm_access", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("image", nargs="?", default="build/kernel.elf", type=Path)
-    parser.add_argument("--implicit", choices=[r.value for r in ImplicitRule], default=ImplicitRule.CPL.value,
-                        help="the SDM revision's SMAP rule for implicit accesses with AC=1 (default: cpl)")
+    parser.add_argument(
+        "--implicit",
+        choices=[r.value for r in ImplicitRule],
+        default=ImplicitRule.CPL.value,
+        help="the SDM revision's SMAP rule for implicit accesses with AC=1 (default: cpl)",
+    )
     parser.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args(argv)
     if not args.image.is_file():
-        print(f"sdm_access: {args.image}: no such image (build it: python build.py)", file=sys.stderr)
+        print(
+            f"sdm_access: {args.image}: no such image (build it: python build.py)", file=sys.stderr
+        )
         return 2
     from tools.hold import HoldError
     from tools.qemu import QemuError
