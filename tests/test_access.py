@@ -11,9 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, mutant_build
+from helpers import ROOT, NmiStorm, mutant_build
 
 from tools import ktap
+from tools.hold import HoldError, boot_held
 from tools.sdm_access import (
     CASES,
     PF_ID,
@@ -209,3 +210,39 @@ def test_a_wrong_kernel_is_caught(name, tmp_path, build_cache):
     result = compare(run.words)
     assert not result.passed
     assert all(touched(m.case) for m in result.mismatches), result.summary()
+
+
+# A sweep whose own IDT lost the kernel's NMI gate: harmless until an NMI comes.
+NO_NMI_GATE = (
+    "selftest/access.s",
+    "    rep movsb\n    mov edi, X86_TRAP_UD\n",
+    "    rep movsb\n    mov byte ptr [rip + access_idt + 2 * IDT_GATE_SIZE + 5], 0\n    mov edi, X86_TRAP_UD\n",
+)
+
+
+def storm_sweep(image, seed: int):
+    """Boot `image` with the sweep ten times over under an NMI storm: (console, results, per-CPU
+    counters, NMIs injected)."""
+    storm = NmiStorm(seed=seed, low=0.0001, high=0.0004)
+    with boot_held(image, "selftest=access_sweep repeat=10", 180, during=storm) as held:
+        words = results_from_bytes(held.read("access_results", 2 * CASES))
+        return held.console, words, held.state().percpu, storm.injected
+
+
+@pytest.mark.qemu
+def test_nmis_during_the_sweep_are_the_kernels(kernel_image, tmp_path, build_cache):
+    # NMIs injected while the sweep runs, in ring 0 and in its ring-3 cases: each reaches the
+    # kernel's NMI path through the sweep's IDT (a user-mode one as any, GS by MSR_GS_BASE) and
+    # returns to the case; nothing warns, every case still matches.
+    console, words, percpu, injected = storm_sweep(kernel_image, 20261203)
+    assert ktap.parse(console).passed, console
+    assert compare(words).passed
+    assert 0 < percpu["nmi_count"] <= injected
+    assert percpu["nmi_user_gs"] >= 1, "no NMI found a case in ring 3"
+    assert "WARNING:" not in console
+    # Without the NMI gate the sweep passes alone and dies in the storm.
+    bad = mutant_build(tmp_path, build_cache, [NO_NMI_GATE]) / "kernel.elf"
+    run = run_sweep(bad)
+    assert compare(run.words).passed
+    with pytest.raises(HoldError):
+        storm_sweep(bad, 20261204)

@@ -406,7 +406,7 @@ access_resume:
     mov qword ptr [rsp + 32], KERNEL_DS
     iretq
 
-SELFTEST access, access_sweep, selftest_access_sweep, 0, SELFTEST_BY_NAME
+SELFTEST mm, access_sweep, selftest_access_sweep, 0, SELFTEST_BY_NAME
 
 REASON .Lno_smep_smap, "SMEP or SMAP is not on (the CPU lacks it)"
 REASON .Lgdt_too_big, "the live GDT does not fit the sweep's copy"
