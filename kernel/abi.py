@@ -430,26 +430,30 @@ for _name, _text in EFI_GUIDS.items():
 #
 # A case's index: bits 0-3 the test PTE's permission field, bits 4-7 the test PDE's (each:
 # bit 0 P, bit 1 R/W, bit 2 U/S as in the entry, bit 3 the entry's XD, bit 63), then CR0.WP,
-# CR4.SMEP, CR4.SMAP, EFLAGS.AC, CPL 3, and the access kind in the top two bits.  Its result,
+# CR4.SMEP, CR4.SMAP, EFLAGS.AC, CPL 3, and the access kind from bit 13 on.  Its result,
 # a u16 in access_results: ACCESS_FAULTED with the #PF error code in the low byte, or 0; the
 # other bits flag what must never happen (another exception, a wrong CR2 or value).
-ACCESS_KINDS = ("read", "write", "fetch", "implicit")
+ACCESS_KINDS = ("read", "write", "fetch", "implicit", "implicit_write")
 ACCESS_TEST_VA = 0x7F8000000000  # PML4 slot 255: the test PDE and PTE map it
-ACCESS_LDT_OFFSET = 0x800  # the LDT (one data descriptor) in the test data page
+ACCESS_LDT_OFFSET = 0x800  # the LDT (two data descriptors) in the test data page
+ACCESS_KIND_SHIFT = 13
 CONSTANTS.update({
     "ACCESS_TEST_VA": ACCESS_TEST_VA,
     "ACCESS_PML4_SLOT": ACCESS_TEST_VA >> 39,
     "ACCESS_STUB_VA": ACCESS_TEST_VA + LARGE_PAGE_SIZE,  # the next PDE: the ring-3 stub
     "ACCESS_LDT_OFFSET": ACCESS_LDT_OFFSET,
     # The LDT descriptor (16 bytes, type 2, present) for base ACCESS_TEST_VA + ACCESS_LDT_OFFSET,
-    # limit 7; its one entry's selector, RPL 3; that entry: data, read/write, accessed, DPL 3.
-    "ACCESS_LDT_DESC_LO": (7 | ((ACCESS_TEST_VA + ACCESS_LDT_OFFSET) & 0xFFFFFF) << 16 | 0x82 << 40
+    # limit 15.  Its two entries, RPL 3: data, read/write, DPL 3, the first accessed (a load only
+    # reads it), the second not (a load reads it, then sets its accessed bit: an implicit write).
+    "ACCESS_LDT_DESC_LO": (15 | ((ACCESS_TEST_VA + ACCESS_LDT_OFFSET) & 0xFFFFFF) << 16 | 0x82 << 40
                            | (((ACCESS_TEST_VA + ACCESS_LDT_OFFSET) >> 24) & 0xFF) << 56),
     "ACCESS_LDT_DESC_HI": (ACCESS_TEST_VA + ACCESS_LDT_OFFSET) >> 32,
     "ACCESS_LDT_SEL": 0x4 | 3,
+    "ACCESS_LDT_SEL_UNACCESSED": 0x8 | 0x4 | 3,
     "ACCESS_DATA_DESC": 0x00CFF3000000FFFF,
+    "ACCESS_DATA_DESC_UNACCESSED": 0x00CFF2000000FFFF,
     "ACCESS_DONE_VECTOR": 0x42,  # the sweep's own IDT: "the access completed"
-    "ACCESS_CASES": 1 << 15,
+    "ACCESS_CASES": len(ACCESS_KINDS) << ACCESS_KIND_SHIFT,
     "ACCESS_PDE_SHIFT": 4,
     "ACCESS_ENTRY_XD": 8,  # the XD bit of an entry's permission field
     "ACCESS_WP": 1 << 8,
@@ -457,11 +461,12 @@ CONSTANTS.update({
     "ACCESS_SMAP": 1 << 10,
     "ACCESS_AC": 1 << 11,
     "ACCESS_CPL3": 1 << 12,
-    "ACCESS_KIND_SHIFT": 13,
+    "ACCESS_KIND_SHIFT": ACCESS_KIND_SHIFT,
     "ACCESS_KIND_READ": ACCESS_KINDS.index("read"),
     "ACCESS_KIND_WRITE": ACCESS_KINDS.index("write"),
     "ACCESS_KIND_FETCH": ACCESS_KINDS.index("fetch"),
     "ACCESS_KIND_IMPLICIT": ACCESS_KINDS.index("implicit"),
+    "ACCESS_KIND_IMPLICIT_WRITE": ACCESS_KINDS.index("implicit_write"),
     "ACCESS_FAULTED": 1 << 15,
     "ACCESS_OTHER_EXCEPTION": 1 << 14,  # with the vector in the low byte
     "ACCESS_BAD_CR2": 1 << 13,

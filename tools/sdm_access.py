@@ -42,12 +42,14 @@ PF_ID = 1 << 4  # an instruction fetch (reported: NXE = 1)
 
 class Kind(enum.IntEnum):
     """The access: the instruction's own read, write or fetch, or an implicit supervisor-mode
-    read (a segment descriptor loaded from the page)."""
+    read of a segment descriptor in the page, alone (its accessed bit set) or followed by the
+    write that sets its accessed bit."""
 
     READ = ACCESS_KINDS.index("read")
     WRITE = ACCESS_KINDS.index("write")
     FETCH = ACCESS_KINDS.index("fetch")
     IMPLICIT = ACCESS_KINDS.index("implicit")
+    IMPLICIT_WRITE = ACCESS_KINDS.index("implicit_write")
 
 
 class ImplicitRule(enum.Enum):
@@ -135,7 +137,7 @@ class Case:
 
 
 def all_cases() -> Iterator[Case]:
-    """Every case, in index order: 16 PTEs x 16 PDEs x WP x SMEP x SMAP x AC x CPL x 4 kinds."""
+    """Every case, in index order: 16 PTEs x 16 PDEs x WP x SMEP x SMAP x AC x CPL x 5 kinds."""
     return (Case.decode(i) for i in range(CASES))
 
 
@@ -158,57 +160,79 @@ class Outcome:
         return f"#PF error {self.error:#x}" if self.faulted else "no fault"
 
 
-def permitted(case: Case, implicit: ImplicitRule = ImplicitRule.CPL) -> bool:
-    """SDM 4.6.1: may the access go ahead on a present translation?"""
+@dataclass(frozen=True)
+class Access:
+    """One access to the page: a read, a write or a fetch, explicit or implicit."""
+
+    write: bool = False
+    fetch: bool = False
+    implicit: bool = False
+
+
+# What each kind does to the page, in order.  Loading a segment whose descriptor's accessed bit
+# is clear reads the descriptor, then sets the bit (SDM 3.4.5, 9.1.2.1: a locked update): an
+# implicit read, then an implicit write.
+ACCESSES: dict[Kind, tuple[Access, ...]] = {
+    Kind.READ: (Access(),),
+    Kind.WRITE: (Access(write=True),),
+    Kind.FETCH: (Access(fetch=True),),
+    Kind.IMPLICIT: (Access(implicit=True),),
+    Kind.IMPLICIT_WRITE: (Access(implicit=True), Access(write=True, implicit=True)),
+}
+
+
+def permitted(case: Case, access: Access, implicit: ImplicitRule = ImplicitRule.CPL) -> bool:
+    """SDM 4.6.1: may `access` go ahead on the case's (present) translation?"""
     # A linear address is a user-mode address when U/S is 1 in every entry of its translation,
     # writable when R/W is 1 in every one, execute-disabled when XD is 1 in any (NXE = 1).  The
     # PML4E and PDPTE above the test PDE have U/S and R/W 1 and XD 0.
     user_page = case.pde.user and case.pte.user
     writable = case.pde.writable and case.pte.writable
     xd = case.pde.xd or case.pte.xd
-    implicit_access = case.kind is Kind.IMPLICIT
-    supervisor = case.cpl < 3 or implicit_access  # implicit accesses are supervisor-mode at any CPL
+    supervisor = case.cpl < 3 or access.implicit  # implicit accesses: supervisor-mode at any CPL
 
     if not supervisor:  # user-mode access rights
         if not user_page:
             return False
-        if case.kind is Kind.WRITE:
+        if access.write:
             return writable
-        if case.kind is Kind.FETCH:
+        if access.fetch:
             return not xd
         return True
 
     # Supervisor-mode access rights.
-    if case.kind is Kind.FETCH:
+    if access.fetch:
         if xd:
             return False
         return not (user_page and case.smep)
     # Data: SMAP closes user pages unless AC opens them to this access.
     if user_page and case.smap:
-        if implicit_access:
+        if access.implicit:
             ac_opens = implicit is ImplicitRule.CPL and case.cpl < 3 and case.ac
         else:
             ac_opens = case.ac
         if not ac_opens:
             return False
-    if case.kind is Kind.WRITE:
+    if access.write:
         return writable or not case.wp  # WP = 0: supervisor writes ignore R/W
     return True
 
 
 def expected(case: Case, implicit: ImplicitRule = ImplicitRule.CPL) -> Outcome:
-    """SDM 4.7: the access's outcome, with the error code a #PF pushes."""
+    """SDM 4.7: the case's outcome, with the error code of the first access that faults."""
     present = case.pde.present and case.pte.present
-    if present and permitted(case, implicit):
-        return Outcome(False)
-    error = PF_P if present else 0
-    if case.kind is Kind.WRITE:
-        error |= PF_W
-    if case.cpl == 3 and case.kind is not Kind.IMPLICIT:
-        error |= PF_U
-    if case.kind is Kind.FETCH:
-        error |= PF_ID
-    return Outcome(True, error)
+    for access in ACCESSES[case.kind]:
+        if present and permitted(case, access, implicit):
+            continue
+        error = PF_P if present else 0
+        if access.write:
+            error |= PF_W
+        if case.cpl == 3 and not access.implicit:
+            error |= PF_U
+        if access.fetch:
+            error |= PF_ID
+        return Outcome(True, error)
+    return Outcome(False)
 
 
 Model = Callable[[Case], Outcome]

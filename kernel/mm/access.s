@@ -11,7 +11,7 @@
 .set ACCESS_PD, 1
 .set ACCESS_PT_TEST, 2
 .set ACCESS_PT_STUB, 3
-.set ACCESS_DATA, 4                     # a read, a write, the LDT: ACCESS_MARKER, the descriptor
+.set ACCESS_DATA, 4                     # a read, a write, the LDT: ACCESS_MARKER, the descriptors
 .set ACCESS_CODE, 5                     # a fetch: mov eax, ACCESS_CODE_MARKER; int ACCESS_DONE_VECTOR
 .set ACCESS_STUB, 6                     # the ring-3 stub (a copy of access_user_stub)
 .set ACCESS_NR_PAGES, 7
@@ -75,6 +75,8 @@ access_map_create:
     mov qword ptr [rdi], ACCESS_MARKER
     mov rcx, ACCESS_DATA_DESC
     mov qword ptr [rdi + ACCESS_LDT_OFFSET], rcx
+    mov rcx, ACCESS_DATA_DESC_UNACCESSED
+    mov qword ptr [rdi + ACCESS_LDT_OFFSET + 8], rcx
     sub rdi, rax
     mov qword ptr [rip + access_data_phys], rdi
     mov rdi, qword ptr [rbx + ACCESS_CODE * 8]

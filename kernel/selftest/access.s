@@ -1,7 +1,8 @@
 # The page-permission sweep (issue 10 item 5, docs/access.md), as kvm-unit-tests' `access` test:
 # every combination of the test PTE's and PDE's P, R/W, U/S and XD, CR0.WP, CR4.SMEP, CR4.SMAP,
 # EFLAGS.AC, CPL 0 or 3 and the access kind (read, write, fetch, and an implicit supervisor
-# read: a segment load whose descriptor lies in the test page, through an LDT).  Each case maps
+# read or write: a segment load whose descriptor lies in the test page, through an LDT, and that
+# sets the descriptor's accessed bit or finds it set).  Each case maps
 # ACCESS_TEST_VA (kernel/mm/access.s), makes the access and records whether it faulted and the
 # error code in access_results[index] (the index and the result: kernel/abi.py); the host
 # compares every case with its own model of the SDM (tools/sdm_access.py).
@@ -243,6 +244,8 @@ access_case:
 .Lmap:
     mov rax, qword ptr [rip + access_data_page]
     mov qword ptr [rax], ACCESS_MARKER  # a write of an earlier case is undone
+    mov rcx, ACCESS_DATA_DESC_UNACCESSED
+    mov qword ptr [rax + ACCESS_LDT_OFFSET + 8], rcx
     mov esi, ebx
     and esi, 15
     shr edi, ACCESS_PDE_SHIFT
@@ -259,6 +262,7 @@ access_case:
 .Lflags:
     call access_do
     mov rcx, qword ptr [rip + access_data_page]
+    mov r8, qword ptr [rcx + ACCESS_LDT_OFFSET + 8]     # the unaccessed descriptor now
     mov rcx, qword ptr [rcx]            # the data page's first u64 now
     test eax, ACCESS_FAULTED | ACCESS_OTHER_EXCEPTION
     jnz .Lcase_faulted
@@ -280,26 +284,48 @@ access_case:
     jmp .Lcheck_value
 .Lnot_fetch:
     movzx edx, dx                       # the selector ES holds after the load
+    cmp r12d, ACCESS_KIND_IMPLICIT
+    jne .Lnot_implicit
     cmp edx, ACCESS_LDT_SEL
+    jmp .Lcheck_value
+.Lnot_implicit:
+    bt r8, 40                           # the accessed bit: set by the load
+    jnc .Lbad_value
+    cmp edx, ACCESS_LDT_SEL_UNACCESSED
 .Lcheck_value:
     je .Lcase_done
+.Lbad_value:
     or eax, ACCESS_BAD_VALUE
     jmp .Lcase_done
 .Lcase_faulted:
-    # A fault: nothing written, and CR2 the address accessed (the descriptor's, implicitly).
+    # A fault: nothing written, and CR2 the address accessed: the test page's first byte, or
+    # for a segment load a byte of the descriptor it loads.
     cmp rcx, ACCESS_MARKER
-    je .Lunwritten
+    jne .Lwritten
+    bt r8, 40
+    jnc .Lunwritten
+.Lwritten:
     or eax, ACCESS_BAD_VALUE
 .Lunwritten:
     test eax, ACCESS_FAULTED
     jz .Lcase_done
+    mov rcx, qword ptr [rip + access_cr2]
     mov rdx, ACCESS_TEST_VA
+    sub rcx, rdx
     cmp r12d, ACCESS_KIND_IMPLICIT
-    jne .Lcheck_cr2
-    add rdx, ACCESS_LDT_OFFSET
+    jb .Lcheck_cr2                      # CR2 - ACCESS_TEST_VA must be 0
+    sub rcx, ACCESS_LDT_OFFSET
+    cmp r12d, ACCESS_KIND_IMPLICIT
+    je .Lcheck_descriptor
+    sub rcx, 8                          # the second descriptor
+.Lcheck_descriptor:
+    cmp rcx, 8
+    jb .Lcase_done
+    jmp .Lbad_cr2
 .Lcheck_cr2:
-    cmp rdx, qword ptr [rip + access_cr2]
-    je .Lcase_done
+    test rcx, rcx
+    jz .Lcase_done
+.Lbad_cr2:
     or eax, ACCESS_BAD_CR2
 .Lcase_done:
     pop r12
@@ -321,6 +347,10 @@ access_do:
     mov r8, ACCESS_TEST_VA
     mov eax, ACCESS_WRITE_VALUE
     mov ecx, ACCESS_LDT_SEL
+    cmp edi, ACCESS_KIND_IMPLICIT_WRITE
+    jne .Lselector
+    mov ecx, ACCESS_LDT_SEL_UNACCESSED
+.Lselector:
     test esi, esi
     jnz .Lto_user
     push rdx
@@ -354,7 +384,7 @@ access_user_stub:
     cmp edi, ACCESS_KIND_FETCH
     je .Lstub_fetch
     cmp edi, ACCESS_KIND_IMPLICIT
-    je .Lstub_implicit
+    jae .Lstub_implicit                 # either implicit kind: ECX says which descriptor
     mov rax, qword ptr [r8]
     int ACCESS_DONE_VECTOR
 .Lstub_write:
@@ -363,7 +393,7 @@ access_user_stub:
 .Lstub_fetch:
     jmp r8                              # the code page: mov eax, ACCESS_CODE_MARKER; int
 .Lstub_implicit:
-    mov es, ecx                         # reads the descriptor at ACCESS_LDT_OFFSET
+    mov es, ecx                         # reads the descriptor (and sets its accessed bit)
     mov eax, es
     int ACCESS_DONE_VECTOR
 access_user_stub_end:
