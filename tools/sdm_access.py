@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kernel.abi import ACCESS_KINDS, SHARED
 
@@ -300,11 +301,12 @@ class SweepRun:
     console: str
 
 
-def run_sweep(image: Path, timeout: float = 120) -> SweepRun:
-    """Boot `image` with `selftest=access_sweep hold` and read access_results through QMP."""
+def run_sweep(image: Path, timeout: float = 120, **config: Any) -> SweepRun:
+    """Boot `image` with `selftest=access_sweep hold` and read access_results through QMP.
+    `config`: more QemuConfig fields (log_int=...)."""
     from tools.hold import boot_held
 
-    with boot_held(image, "selftest=access_sweep", timeout) as held:
+    with boot_held(image, "selftest=access_sweep", timeout, **config) as held:
         raw = held.read("access_results", 2 * CASES)
         console = held.console
     found = CASES_RE.search(console)
