@@ -274,8 +274,9 @@ def test_a_wrong_kernel_is_caught(name, tmp_path, build_cache):
 # A sweep whose own IDT lost the kernel's NMI gate: harmless until an NMI comes.
 NO_NMI_GATE = (
     "selftest/access.s",
-    "    rep movsb\n    mov edi, X86_TRAP_UD\n",
-    "    rep movsb\n    mov byte ptr [rip + access_idt + 2 * IDT_GATE_SIZE + 5], 0\n    mov edi, X86_TRAP_UD\n",
+    "    rep movsb\n    mov edi, X86_TRAP_INVALID_OP\n",
+    "    rep movsb\n    mov byte ptr [rip + access_idt + X86_TRAP_NMI * IDT_GATE_SIZE + 5], 0\n"
+    "    mov edi, X86_TRAP_INVALID_OP\n",
 )
 
 

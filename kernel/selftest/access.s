@@ -22,9 +22,6 @@
 .set IDT_GATE_SIZE, 16
 .set GATE_KERNEL, 0x8e                  # present, DPL 0, 64-bit interrupt gate
 .set GATE_USER, 0xee                    # the same with DPL 3
-.set X86_TRAP_UD, 6
-.set X86_TRAP_GP, 13
-.set X86_TRAP_PF, 14
 .set ACCESS_GDT_MAX, 256                # bytes of the GDT copy: the kernel's, then the LDT's
 
 .section .text
@@ -104,19 +101,22 @@ selftest_access_sweep:
 access_tables_init:
     sidt [rip + access_old_idtr]
     sgdt [rip + access_old_gdtr]
+    lea rax, [rip + .Lidt_short]
+    cmp word ptr [rip + access_old_idtr], 256 * IDT_GATE_SIZE - 1
+    jne .Ltables_end
     lea rdi, [rip + access_idt]
     mov rsi, qword ptr [rip + access_old_idtr + 2]
     mov ecx, 256 * IDT_GATE_SIZE
     rep movsb
-    mov edi, X86_TRAP_UD
+    mov edi, X86_TRAP_INVALID_OP
     lea rsi, [rip + access_ud_entry]
     mov edx, GATE_KERNEL
     call access_set_gate
-    mov edi, X86_TRAP_GP
+    mov edi, X86_TRAP_GENERAL_PROTECTION
     lea rsi, [rip + access_gp_entry]
     mov edx, GATE_KERNEL
     call access_set_gate
-    mov edi, X86_TRAP_PF
+    mov edi, X86_TRAP_PAGE_FAULT
     lea rsi, [rip + access_pf_entry]
     mov edx, GATE_KERNEL
     call access_set_gate
@@ -416,10 +416,10 @@ access_pf_entry:
     jmp access_resume
 access_gp_entry:
     add rsp, 8
-    mov dword ptr [rip + access_outcome], ACCESS_OTHER_EXCEPTION | X86_TRAP_GP
+    mov dword ptr [rip + access_outcome], ACCESS_OTHER_EXCEPTION | X86_TRAP_GENERAL_PROTECTION
     jmp access_resume
 access_ud_entry:
-    mov dword ptr [rip + access_outcome], ACCESS_OTHER_EXCEPTION | X86_TRAP_UD
+    mov dword ptr [rip + access_outcome], ACCESS_OTHER_EXCEPTION | X86_TRAP_INVALID_OP
 # access_resume - RSP = an exception frame without error code: return to access_recover in ring
 # 0 with access_do's stack, interrupts and AC off (the kernel's GS back when it came from ring 3).
 access_resume:
@@ -440,6 +440,7 @@ SELFTEST mm, access_sweep, selftest_access_sweep, 0, SELFTEST_BY_NAME
 
 REASON .Lno_smep_smap, "SMEP or SMAP is not on (the CPU lacks it)"
 REASON .Lgdt_too_big, "the live GDT does not fit the sweep's copy"
+REASON .Lidt_short, "the live IDT does not have 256 gates"
 
 .section .rodata
 .Lcases_fmt:
