@@ -16,6 +16,8 @@ from helpers import ROOT, NmiStorm, mutant_build
 from kernel.abi import SHARED
 from tools import ktap, qemulog
 from tools.hold import HoldError, boot_held
+from tools.qemu import QemuConfig
+from tools.qemu import run as boot
 from tools.sdm_access import (
     CASES,
     PF_ID,
@@ -178,6 +180,10 @@ def test_every_case_matches_the_sdm(kernel_image):
     run = run_sweep(kernel_image)
     assert ktap.parse(run.console).passed, run.console
     assert run.printed == CASES == len(list(all_cases()))
+    # The kernel runs on with its own CR0.WP, CR4.SMEP and CR4.SMAP (QEMU's view).
+    assert (
+        run.cr0 & SHARED["CR0_WP"] and run.cr4 & SHARED["CR4_SMEP"] and run.cr4 & SHARED["CR4_SMAP"]
+    )
     result = compare(run.words)
     assert result.passed, result.summary()
     # What QEMU 7.2 does where the SDM's revisions disagree (docs/access.md): the implicit
@@ -269,6 +275,16 @@ def test_a_wrong_kernel_is_caught(name, tmp_path, build_cache):
     # what the CPU did: only the model sees it, and the log's run is not worth its time there).
     if log_sees_it:
         assert log_disagreements(bad, tmp_path)
+
+
+@pytest.mark.qemu
+def test_a_sweep_that_leaves_its_idt_behind_fails(tmp_path, build_cache):
+    # The self-test checks that the kernel's CR0, CR4, IDT, GDT, LDTR and RSP0 are back.
+    edit = ("selftest/access.s", "    lidt [rip + access_old_idtr]\n", "")
+    bad = mutant_build(tmp_path, build_cache, [edit]) / "kernel.elf"
+    result = boot(QemuConfig(bad, append="selftest=access_sweep", timeout=120))
+    assert not ktap.parse(result.console).passed
+    assert "# access_sweep: the IDT is not the kernel's" in result.console, result.console
 
 
 # A sweep whose own IDT lost the kernel's NMI gate: harmless until an NMI comes.

@@ -294,11 +294,14 @@ def compare(words: Sequence[int], model: Model = expected) -> Comparison:
 
 @dataclass(frozen=True)
 class SweepRun:
-    """A boot's sweep: the count the kernel printed, its result words and its console."""
+    """A boot's sweep: the count the kernel printed, its result words, its console, and CR0 and
+    CR4 as QEMU shows them where the kernel holds, after the sweep."""
 
     printed: int | None
     words: list[int]
     console: str
+    cr0: int
+    cr4: int
 
 
 def run_sweep(image: Path, timeout: float = 120, **config: Any) -> SweepRun:
@@ -309,8 +312,11 @@ def run_sweep(image: Path, timeout: float = 120, **config: Any) -> SweepRun:
     with boot_held(image, "selftest=access_sweep", timeout, **config) as held:
         raw = held.read("access_results", 2 * CASES)
         console = held.console
+        regs = held.vm.qmp("human-monitor-command", command_line="info registers", cpu_index=0)
     found = CASES_RE.search(console)
-    return SweepRun(int(found[1]) if found else None, results_from_bytes(raw), console)
+    cr0, cr4 = (int(m[1], 16) if (m := re.search(rf"\b{name}=([0-9a-f]+)", regs)) else -1
+                for name in ("CR0", "CR4"))  # fmt: skip
+    return SweepRun(int(found[1]) if found else None, results_from_bytes(raw), console, cr0, cr4)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,6 +35,12 @@ selftest_access_sweep:
     je .Lsweep_end
     cmp byte ptr [rip + smap_enabled], 0
     je .Lsweep_end
+    mov rax, cr0
+    mov qword ptr [rip + access_entry_cr0], rax
+    mov rax, cr4
+    mov qword ptr [rip + access_entry_cr4], rax
+    mov rax, qword ptr gs:[PCPU_TSS + TSS_RSP0]
+    mov qword ptr [rip + access_entry_rsp0], rax
     call access_tables_init
     test rax, rax
     jnz .Lsweep_end
@@ -63,6 +69,34 @@ selftest_access_sweep:
     cmp ebx, ACCESS_CASES
     jb .Lblock
     call access_map_destroy
+
+    # The kernel's own state is back: control registers, descriptor tables, LDTR, RSP0.
+    mov rax, cr0
+    mov rcx, qword ptr [rip + access_entry_cr0]
+    CHECK e, rax, rcx, "CR0 is not what it was"
+    mov rax, cr4
+    mov rcx, qword ptr [rip + access_entry_cr4]
+    CHECK e, rax, rcx, "CR4 is not what it was"
+    sidt [rip + access_idtr]
+    mov rax, qword ptr [rip + access_idtr]
+    mov rcx, qword ptr [rip + access_old_idtr]
+    CHECK e, rax, rcx, "the IDT is not the kernel's"
+    mov rax, qword ptr [rip + access_idtr + 2]
+    mov rcx, qword ptr [rip + access_old_idtr + 2]
+    CHECK e, rax, rcx, "the IDT is not the kernel's"
+    sgdt [rip + access_gdtr]
+    mov rax, qword ptr [rip + access_gdtr]
+    mov rcx, qword ptr [rip + access_old_gdtr]
+    CHECK e, rax, rcx, "the GDT is not the kernel's"
+    mov rax, qword ptr [rip + access_gdtr + 2]
+    mov rcx, qword ptr [rip + access_old_gdtr + 2]
+    CHECK e, rax, rcx, "the GDT is not the kernel's"
+    sldt ax
+    movzx eax, ax
+    CHECK e, eax, 0, "an LDT is still loaded"
+    mov rax, qword ptr gs:[PCPU_TSS + TSS_RSP0]
+    mov rcx, qword ptr [rip + access_entry_rsp0]
+    CHECK e, rax, rcx, "TSS.RSP0 is not what it was"
 
     # Count: the faults, and what must never happen (another exception, a wrong CR2 or value).
     xor ebx, ebx
@@ -465,6 +499,12 @@ access_old_idtr:
     .zero 16
 access_old_gdtr:
     .zero 16
+access_entry_cr0:                       # the kernel's state before the sweep
+    .zero 8
+access_entry_cr4:
+    .zero 8
+access_entry_rsp0:
+    .zero 8
 access_old_cr0:
     .zero 8
 access_old_cr4:
