@@ -102,6 +102,12 @@ def test_model_agrees_with_cases_worked_by_hand(c, want):
     assert expected(c) == want
 
 
+def test_the_models_error_code_bits_are_the_kernels():
+    assert (PF_P, PF_W, PF_U, PF_ID) == tuple(
+        SHARED[n] for n in ("PF_PROT", "PF_WRITE", "PF_USER", "PF_INSTR")
+    )
+
+
 def test_the_enumeration_is_every_combination_once():
     cases = list(all_cases())
     assert len(cases) == CASES == 16 * 16 * 2 * 2 * 2 * 2 * 2 * 5

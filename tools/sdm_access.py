@@ -33,7 +33,8 @@ ANOMALIES = {  # result bits no model predicts: what the kernel saw go wrong
 }
 CASES_RE = re.compile(r"^# access_sweep: (\d+) cases", re.M)
 
-# The page-fault error code (SDM 4.7).
+# The page-fault error code (SDM 4.7): the model's own reading of the manual (tests/test_access.py
+# checks that the kernel's PF_* constants agree).
 PF_P = 1 << 0  # 0: a non-present page; 1: a protection violation
 PF_W = 1 << 1  # a write
 PF_U = 1 << 2  # a user-mode access
