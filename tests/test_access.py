@@ -302,11 +302,11 @@ NO_NMI_GATE = (
 )
 
 
-def storm_sweep(image, seed: int):
-    """Boot `image` with the sweep ten times over under an NMI storm: (console, results, per-CPU
-    counters, NMIs injected)."""
-    storm = NmiStorm(seed=seed, low=0.0001, high=0.0004)
-    with boot_held(image, "selftest=access_sweep repeat=10", 180, during=storm) as held:
+def storm_sweep(image, seed: int, timeout: float = 180, seconds: float = 30):
+    """Boot `image` with the sweep ten times over under an NMI storm of up to `seconds`, holding
+    within `timeout` s: (console, results, per-CPU counters, NMIs injected)."""
+    storm = NmiStorm(seed=seed, low=0.0001, high=0.0004, seconds=seconds)
+    with boot_held(image, "selftest=access_sweep repeat=10", timeout, during=storm) as held:
         words = results_from_bytes(held.read("access_results", 2 * CASES))
         return held.console, words, held.state().percpu, storm.injected
 
@@ -326,5 +326,7 @@ def test_nmis_during_the_sweep_are_the_kernels(kernel_image, tmp_path, build_cac
     bad = mutant_build(tmp_path, build_cache, [NO_NMI_GATE]) / "kernel.elf"
     run = run_sweep(bad)
     assert compare(run.words).passed
-    with pytest.raises(HoldError):
-        storm_sweep(bad, 20261204)
+    with pytest.raises(HoldError) as died:
+        storm_sweep(bad, 20261204, timeout=30, seconds=10)
+    # It hangs in its first sweeps (one takes a fraction of a second), not merely late.
+    assert died.value.console.count("# access_sweep:") < 10, died.value.console
