@@ -151,7 +151,7 @@ def test_db_not_on_its_ist_stack_kills_the_kernel(tmp_path, build_cache):
     # canonical: #SS, then #DF; the self-test never passes.
     bad = mutant_build(tmp_path, build_cache, [("vectors.py", *NO_IST)]) / "kernel.elf"
     result = boot(bad, "db_entry_syscall", tmp_path / "int.log", timeout=30)
-    assert result.outcome is not Outcome.PASS, result.console
+    assert result.outcome is Outcome.PANIC and "#DF" in result.reason, result.console
     assert "ok 1 db_entry_syscall" not in result.console
 
 
@@ -169,7 +169,7 @@ def test_db_entry_deciding_gs_by_cs_dies(tmp_path, build_cache):
     # per-CPU accesses go through the user's GS base (0) and fault.
     bad = mutant_build(tmp_path, build_cache, [("gen.py", *BY_CS)]) / "kernel.elf"
     result = boot(bad, "db_entry_syscall", tmp_path / "int.log", timeout=30)
-    assert result.outcome is not Outcome.PASS, result.console
+    assert result.outcome in (Outcome.TRIPLE_FAULT, Outcome.PANIC), result.console
     assert "ok 1 db_entry_syscall" not in result.console
 
 
@@ -184,8 +184,8 @@ EARLY_IRET = ("    mov dword ptr [rax + APIC_ICR_LOW], APIC_DM_NMI | APIC_ICR_SE
 
 def test_an_nmi_unblocked_inside_the_handler_is_caught(tmp_path, build_cache):
     bad = mutant_build(tmp_path, build_cache, [("arch/nmi.s", *EARLY_IRET)]) / "kernel.elf"
-    result = boot(bad, "nmi_back_to_back", tmp_path / "int.log", timeout=30)
-    assert result.outcome is not Outcome.PASS, result.console
+    result = boot(bad, "nmi_back_to_back", tmp_path / "int.log", timeout=20)
+    assert result.outcome is not Outcome.PASS, result.console  # QEMU 7.2: a TIMEOUT
     assert "ok 1 nmi_back_to_back" not in result.console
 
 
