@@ -195,3 +195,26 @@ def test_the_odd_state_cases_are_in_the_suite():
     for name in (*DB_CASES.split(","), "int1_from_user", "icebp_from_user", "nmi_back_to_back"):
         assert re.search(rf"^(ODD_CASE {name},|SELFTEST oddstates, {name},)", source, re.M), name
     assert SHARED["IST_STACKS_PER_CPU"] >= 4
+
+
+# do_syscall_64's sysretq verdict (kernel/entry/common.s), as tests/test_syscall.py bends it.
+VERDICT = "    mov rdi, rbx\n    call syscall_sysret_ok\n"
+
+
+def test_a_syscall_at_the_end_of_the_user_half_returns_through_iretq(kernel_image, tmp_path):
+    # sysret_rip's fall-through: RCX after the `syscall` in the last two canonical bytes is
+    # not canonical.  iretq, whose #GP QEMU 7.2 raises in ring 3 at that RIP: SIGSEGV.
+    log = tmp_path / "int.log"
+    result = boot(kernel_image, "syscall_at_canonical_end", log)
+    assert ktap.parse(result.console).passed, result.console
+    bad_rip = SHARED["NONCANONICAL_RIP"]
+    gps = deliveries(log, {GP_VECTOR})
+    assert [(d.cpl, d.ip) for d in gps] == [(3, bad_rip)], gps
+
+
+def test_a_sysretq_to_the_end_of_the_user_half_is_caught(tmp_path, build_cache):
+    # Every return by sysretq: the fall-through case's return is not iretq.
+    edit = ("entry/common.s", VERDICT, "    mov eax, 1\n")
+    bad = mutant_build(tmp_path, build_cache, [edit]) / "kernel.elf"
+    result = boot(bad, "syscall_at_canonical_end", tmp_path / "int.log")
+    assert "syscall_at_canonical_end" in failed(result.console), result.console
