@@ -135,7 +135,7 @@ do_debug_kernel:
 .Lslot:
     bt r12d, ecx                                    # slot ECX matched ...
     jnc .Lnext_slot
-    lea edx, [ecx * 4 + DR7_RW0_SHIFT]
+    lea edx, [rcx * 4 + DR7_RW0_SHIFT]
     bt rax, rdx                                     # ... its type has no low bit: RW 00 or 10
     jc .Lnext_slot
     inc edx
