@@ -20,7 +20,7 @@
 .set OD_MODES, 40       # where its one #DB may come from: OD_USER | OD_KERNEL, 0: no #DB
 .set OD_USER_IP, 48     # the #DB's RIP when from ring 3
 .set OD_KERNEL_IP, 56   # ... when from ring 0 (then with the user's GS live)
-.set OD_DR6, 64         # DR6 bits the #DB must show
+.set OD_DR6, 64         # DR6's status bits (B0-B3, BS) the #DB must show, exactly
 .set OD_IRETS, 72       # returns from `syscall` through iretq it must make, -1: any
 .set OD_SIZE, 80
 .set OD_USER, 1
@@ -93,8 +93,8 @@ odd_case:
     call printk
     mov rcx, qword ptr [rbx + OD_DR6]
     mov rax, qword ptr [rip + debug_record + DBG_DR6]
-    and rax, rcx
-    CHECK e, rax, rcx, "DR6 lacks the cause"
+    and eax, DR6_TRAP_BITS | DR6_BS
+    CHECK e, rax, rcx, "DR6's status bits are not exactly the cause"
     mov rax, qword ptr [rip + debug_record + DBG_IP]
     mov rcx, qword ptr [rbx + OD_MODES]
     test r12, r12
