@@ -75,11 +75,10 @@ durations: setup
 bench: setup
 	$(PY) -m tools.bench
 
-# Boot stopped at the first instruction with a gdb stub on :1234.
+# Boot stopped before the first instruction with QEMU's GDB stub on a free port (1234 when
+# free), and build/debug.gdb to attach with: gdb -x build/debug.gdb (docs/debugging.md).
 debug: setup build
-	@echo "in another terminal: gdb build/kernel.elf -ex 'target remote :1234'"
-	qemu-system-x86_64 -machine pc -display none -serial stdio -no-reboot -s -S \
-	  -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel build/kernel.elf -append "$(APPEND)"
+	$(PY) -m tools.debug build/kernel.elf --smp $(SMP) $(if $(APPEND),--append "$(APPEND)")
 
 clean:
 	rm -rf build
