@@ -230,13 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:  # a bad $CONDRCU_ICOUNT
         print(f"boot: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    raw = args.raw or guest != "condrcu" or args.boot == "uefi"  # symbols: the ELF's
+    elf = guest == "condrcu" and args.boot != "uefi"  # symbols and DWARF to show it with
     if args.boot == "grub":
-        return run_cli("boot", args.image, lambda: _boot_grub(config, raw))
-    return run_cli("boot", args.image, lambda: _boot(config, raw))
+        return run_cli("boot", args.image, lambda: _boot_grub(config, args.raw or not elf, elf))
+    return run_cli("boot", args.image, lambda: _boot(config, args.raw or not elf, elf))
 
 
-def _boot_grub(config: QemuConfig, raw: bool = True) -> int:
+def _boot_grub(config: QemuConfig, raw: bool = True, oops: bool = False) -> int:
     """Build a GRUB ISO holding the image and its command line in a temporary directory, boot
     it from the CD-ROM; returns the exit status.  A missing GRUB package is a CliError naming it."""
     check_image(config.image)
@@ -245,12 +245,13 @@ def _boot_grub(config: QemuConfig, raw: bool = True) -> int:
             iso = build_iso(config.image, Path(tmp) / "condrcu.iso", config.append)
         except GrubError as err:
             raise CliError(str(err), EXIT_SETUP) from None
-        return _boot(dataclasses.replace(config, cdrom=iso), raw)
+        return _boot(dataclasses.replace(config, cdrom=iso), raw, oops)
 
 
-def _boot(config: QemuConfig, raw: bool = True) -> int:
+def _boot(config: QemuConfig, raw: bool = True, oops: bool = False) -> int:
     """Boot, stream the console (unless `raw`, kernel addresses symbolized: the verdict reads
-    it as it came), print the verdict and an oops's report; returns the exit status."""
+    it as it came), print the verdict and (with `oops`) the report of an oops (tools/oops.py);
+    returns the exit status."""
     shown = None if raw else ConsoleSymbolizer(Path(config.image))
     result = run(config, on_console=_write_console if shown is None
                  else lambda text: _write_console(shown.feed(text)))  # fmt: skip
@@ -271,12 +272,12 @@ def _boot(config: QemuConfig, raw: bool = True) -> int:
     if result.panic_lines:
         report = "".join(f"  | {line}\n" for line in result.panic_lines)
         sys.stderr.write(f"boot: the {result.label.lower()} report:\n{report}")
-    if shown is not None and result.outcome is Outcome.PANIC:
+    if oops and result.outcome is Outcome.PANIC:
         from tools.oops import oops_report  # capstone: only for an oops
 
-        oops = oops_report(result.console, Path(config.image))
-        if oops is not None:
-            sys.stderr.write(oops)
+        report = oops_report(result.console, Path(config.image))
+        if report is not None:
+            sys.stderr.write(report)
     code, line = verdict(result)
     print(line, file=sys.stderr)
     return code

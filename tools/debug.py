@@ -23,6 +23,7 @@ from kernel.structs import PT_REGS, Struct
 from tools.boot import smp_count, verdict
 from tools.cli import DEFAULT_IMAGE, EXIT_SETUP, CliError, UsageParser, run_cli
 from tools.qemu import QemuConfig, QemuRunner, check_image
+from tools.symbols import ConsoleSymbolizer
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 1234
@@ -145,11 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _console(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0 < args.port < 65536:
@@ -160,7 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _debug(args: argparse.Namespace) -> int:
     config = QemuConfig(args.image, append=args.append, smp=args.smp, icount=None)
-    runner, port = launch(config, args.port, _console)
+    shown = ConsoleSymbolizer(args.image)
+
+    def console(text: str) -> None:
+        sys.stdout.write(shown.feed(text))
+        sys.stdout.flush()
+
+    runner, port = launch(config, args.port, console)
     with runner:
         script = args.script or args.image.parent / "debug.gdb"
         script.write_text(gdb_script(args.image, port))
@@ -171,7 +173,9 @@ def _debug(args: argparse.Namespace) -> int:
               "  Ctrl-C here ends QEMU.", file=sys.stderr, flush=True)  # fmt: skip
         while runner.running:
             time.sleep(0.2)
-        code, line = verdict(runner.wait())
+        result = runner.wait()
+        sys.stdout.write(shown.flush())
+        code, line = verdict(result)
         print(line, file=sys.stderr)
         return code
 
