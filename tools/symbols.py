@@ -108,9 +108,9 @@ class SymbolTable:
     """All named symbols of an ELF image (not STT_FILE/STT_SECTION), sorted by address."""
 
     def __init__(self, image: Path | bytes) -> None:
-        self._data = image if isinstance(image, bytes) else Path(image).read_bytes()
+        self._image = image
         self._lines: LineTable | None = None
-        self.symbols = sorted(read_symbols(self._data), key=lambda s: (s.address, s.name))
+        self.symbols = sorted(read_symbols(image), key=lambda s: (s.address, s.name))
         self._addrs = [s.address for s in self.symbols]
         self._by_name: dict[str, Sym] = {}
         for s in self.symbols:
@@ -144,7 +144,8 @@ class SymbolTable:
     def lines(self) -> LineTable:
         """The image's line table (decoded on first use: about 0.4 s for the kernel)."""
         if self._lines is None:
-            self._lines = LineTable(self._data)
+            image = self._image
+            self._lines = LineTable(image if isinstance(image, bytes) else Path(image).read_bytes())
         return self._lines
 
     def containing(self, address: int) -> Sym | None:
