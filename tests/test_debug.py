@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,43 @@ def test_gdb_stops_in_the_page_fault_handler(kernel_image: Path, tmp_path: Path)
     faults = [e for e in state.events if e.kind == "handler" and e.vector == 14]
     assert faults and faults[0].cpl == 3, faults[:1]
     assert faults[0].arg == cr2, (hex(faults[0].arg), hex(cr2))
+
+
+@pytest.mark.qemu
+def test_the_cli_waits_for_gdb_then_judges_the_run(kernel_image: Path, tmp_path: Path) -> None:
+    """`python -m tools.debug`: says how to attach, waits (paused) until GDB continues, shows
+    the console symbolized and ends with the run's verdict and status."""
+    gdb = shutil.which("gdb")
+    assert gdb, "gdb is missing: make setup installs it"
+    script = tmp_path / "x.gdb"
+    command = [sys.executable, "-m", "tools.debug", str(kernel_image), "--append",
+               "selftest=user_demand_fault", "--script", str(script), "--port", "0"]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=debug.ROOT) as proc:  # fmt: skip
+        try:
+            assert proc.stderr is not None
+            said = proc.stderr.readline()  # the first line: QEMU is waiting
+            assert "GDB stub on 127.0.0.1:" in said, said
+            assert f"gdb -x {script}" in proc.stderr.readline()
+            done = subprocess.run([gdb, "-nx", "-batch", "-x", str(script), "-ex", "continue",
+                                   "-ex", "delete", "-ex", "detach"],
+                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+            assert "exc_page_fault () at kernel/mm/fault.s:" in done.stdout, done.stdout
+            out, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "ok 1 user_demand_fault" in out and "boot: PASS" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [(["--port", "70000"], 64, "debug: error: 70000 is not a TCP port"),
+     (["/nonexistent.elf"], 4, "debug: error: "),
+     (["--smp", "0"], 64, "0 CPUs")],
+)  # fmt: skip
+def test_the_cli_refuses_bad_input(args: list[str], status: int, message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "tools.debug", *args], capture_output=True,
+                          text=True, timeout=60, cwd=debug.ROOT)  # fmt: skip
+    assert done.returncode == status and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--append", default="", metavar="CMDLINE", help="kernel command line")
     parser.add_argument("--smp", type=smp_count, default=1, metavar="N", help="CPUs (default: 1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help="the GDB stub's port if free, else another (default: %(default)s)")  # fmt: skip
+                        help="the GDB stub's port if free, else another; 0: any (default: %(default)s)")  # fmt: skip
     parser.add_argument("--script", type=Path, metavar="FILE",
                         help="the GDB script to write (default: debug.gdb beside IMAGE)")  # fmt: skip
     return parser
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 0 < args.port < 65536:
+    if not 0 <= args.port < 65536:
         print(f"debug: error: {args.port} is not a TCP port", file=sys.stderr)
         return 64
     return run_cli("debug", args.image, lambda: _debug(args))
