@@ -21,8 +21,8 @@ from pathlib import Path
 from kernel.events import PERCPU
 from kernel.structs import PT_REGS, Struct
 from tools.boot import smp_count, verdict
-from tools.cli import DEFAULT_IMAGE, EXIT_SETUP, CliError, UsageParser, run_cli
-from tools.qemu import QemuConfig, QemuRunner, check_image
+from tools.cli import DEFAULT_IMAGE, EXIT_USAGE, UsageParser, run_cli
+from tools.qemu import QemuConfig, QemuError, QemuRunner, check_image
 from tools.symbols import ConsoleSymbolizer
 
 HOST = "127.0.0.1"
@@ -33,10 +33,6 @@ BREAKPOINT = "exc_page_fault"
 # The per-CPU fields `rcu` prints: RCU's counters, by their names in the layout.
 RCU_FIELDS = tuple(f for f, _ in PERCPU.fields if "rcu" in f or "dynticks" in f)
 _C_TYPES = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "unsigned long"}
-
-
-class PortBusyError(Exception):
-    """QEMU could not listen on the port given to it."""
 
 
 def free_port(preferred: int = DEFAULT_PORT) -> int:
@@ -113,7 +109,8 @@ def launch(config: QemuConfig, port: int = DEFAULT_PORT,
            on_console: Callable[[str], None] | None = None) -> tuple[QemuRunner, int]:  # fmt: skip
     """QEMU started paused (before the first instruction) with its GDB stub on `port`, or on
     another free port when that one is taken: (the runner, the port).  The caller closes the
-    runner.  Raises QemuError when QEMU cannot be started for another reason."""
+    runner.  Raises QemuError when QEMU cannot be started (for another reason than the port,
+    or on no port after PORT_ATTEMPTS tries)."""
     check_image(Path(config.image))
     for attempt in range(PORT_ATTEMPTS):
         chosen = free_port(port if attempt == 0 else 0)
@@ -125,8 +122,8 @@ def launch(config: QemuConfig, port: int = DEFAULT_PORT,
         stderr = runner.wait().stderr
         runner.close()
         if "Address already in use" not in stderr:
-            raise CliError(f"QEMU did not start: {stderr.strip()}", EXIT_SETUP)
-    raise CliError(f"no port QEMU could listen on after {PORT_ATTEMPTS} tries", EXIT_SETUP)
+            raise QemuError(f"QEMU did not start: {stderr.strip()}")
+    raise QemuError(f"no port QEMU could listen on after {PORT_ATTEMPTS} tries")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0 <= args.port < 65536:
         print(f"debug: error: {args.port} is not a TCP port", file=sys.stderr)
-        return 64
+        return EXIT_USAGE
     return run_cli("debug", args.image, lambda: _debug(args))
 
 
