@@ -162,9 +162,13 @@ def test_the_cli_waits_for_gdb_then_judges_the_run(kernel_image: Path, tmp_path:
     ("args", "status", "message"),
     [(["--port", "70000"], 64, "debug: error: 70000 is not a TCP port"),
      (["/nonexistent.elf"], 4, "debug: error: "),
-     (["--smp", "0"], 64, "0 CPUs")],
+     (["--smp", "0"], 64, "0 CPUs"),
+     (["IMAGE", "--script", "/nonexistent/x.gdb"], 4, "cannot write the GDB script /nonexistent")],
 )  # fmt: skip
-def test_the_cli_refuses_bad_input(args: list[str], status: int, message: str) -> None:
+def test_the_cli_refuses_bad_input(
+    kernel_image: Path, args: list[str], status: int, message: str
+) -> None:
+    args = [str(kernel_image) if a == "IMAGE" else a for a in args]
     done = subprocess.run([sys.executable, "-m", "tools.debug", *args], capture_output=True,
                           text=True, timeout=60, cwd=debug.ROOT)  # fmt: skip
     assert done.returncode == status and message in done.stderr, done.stderr

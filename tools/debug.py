@@ -21,7 +21,7 @@ from pathlib import Path
 from kernel.events import PERCPU
 from kernel.structs import PT_REGS, Struct
 from tools.boot import smp_count, verdict
-from tools.cli import DEFAULT_IMAGE, EXIT_USAGE, UsageParser, run_cli
+from tools.cli import DEFAULT_IMAGE, EXIT_SETUP, EXIT_USAGE, CliError, UsageParser, run_cli
 from tools.qemu import QemuConfig, QemuError, QemuRunner, check_image
 from tools.symbols import ConsoleSymbolizer
 
@@ -162,7 +162,12 @@ def _debug(args: argparse.Namespace) -> int:
     runner, port = launch(config, args.port, console)
     with runner:
         script = args.script or args.image.parent / "debug.gdb"
-        script.write_text(gdb_script(args.image, port))
+        try:
+            script.write_text(gdb_script(args.image, port))
+        except OSError as err:
+            raise CliError(
+                f"cannot write the GDB script {script}: {err.strerror}", EXIT_SETUP
+            ) from None
         print(f"debug: QEMU waits before the first instruction, its GDB stub on {HOST}:{port}.\n"
               f"  attach:      gdb -x {script}\n"
               f"  then:        continue   (stops at {BREAKPOINT}; `pt_regs`, `rcu`, "
