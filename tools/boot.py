@@ -35,6 +35,7 @@ from tools.qemu import (
     check_image,
     run,
 )
+from tools.symbols import ConsoleSymbolizer
 from tools.verdict import KERNEL_RULES
 
 # How the kernel is started (docs/boot.md): QEMU's Multiboot loader, GRUB from an ISO
@@ -119,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help=f"virtual clock: QEMU's -icount SPEC (alone: {ICOUNT_DEFAULT}); default: "
         f"${ICOUNT_ENV} if set, else the host's clock (docs/qemu.md)",
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="show the console as the kernel wrote it (default: each kernel address written as "
+        "symbol+0xoff (file:line), docs/debugging.md)",
     )
     return parser
 
@@ -223,12 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:  # a bad $CONDRCU_ICOUNT
         print(f"boot: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    elf = guest == "condrcu" and args.boot != "uefi"  # symbols and DWARF to show it with
     if args.boot == "grub":
-        return run_cli("boot", args.image, lambda: _boot_grub(config))
-    return run_cli("boot", args.image, lambda: _boot(config))
+        return run_cli("boot", args.image, lambda: _boot_grub(config, args.raw or not elf, elf))
+    return run_cli("boot", args.image, lambda: _boot(config, args.raw or not elf, elf))
 
 
-def _boot_grub(config: QemuConfig) -> int:
+def _boot_grub(config: QemuConfig, raw: bool = True, oops: bool = False) -> int:
     """Build a GRUB ISO holding the image and its command line in a temporary directory, boot
     it from the CD-ROM; returns the exit status.  A missing GRUB package is a CliError naming it."""
     check_image(config.image)
@@ -237,12 +245,18 @@ def _boot_grub(config: QemuConfig) -> int:
             iso = build_iso(config.image, Path(tmp) / "condrcu.iso", config.append)
         except GrubError as err:
             raise CliError(str(err), EXIT_SETUP) from None
-        return _boot(dataclasses.replace(config, cdrom=iso))
+        return _boot(dataclasses.replace(config, cdrom=iso), raw, oops)
 
 
-def _boot(config: QemuConfig) -> int:
-    """Boot, stream the console, print the verdict; returns the exit status."""
-    result = run(config, on_console=_write_console)
+def _boot(config: QemuConfig, raw: bool = True, oops: bool = False) -> int:
+    """Boot, stream the console (unless `raw`, kernel addresses symbolized: the verdict reads
+    it as it came), print the verdict and (with `oops`) the report of an oops (tools/oops.py);
+    returns the exit status."""
+    shown = None if raw else ConsoleSymbolizer(Path(config.image))
+    result = run(config, on_console=_write_console if shown is None
+                 else lambda text: _write_console(shown.feed(text)))  # fmt: skip
+    if shown is not None:
+        _write_console(shown.flush())
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
         sys.stdout.flush()
@@ -258,6 +272,12 @@ def _boot(config: QemuConfig) -> int:
     if result.panic_lines:
         report = "".join(f"  | {line}\n" for line in result.panic_lines)
         sys.stderr.write(f"boot: the {result.label.lower()} report:\n{report}")
+    if oops and result.outcome is Outcome.PANIC:
+        from tools.oops import oops_report  # capstone: only for an oops
+
+        report = oops_report(result.console, Path(config.image))
+        if report is not None:
+            sys.stderr.write(report)
     code, line = verdict(result)
     print(line, file=sys.stderr)
     return code
