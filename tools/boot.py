@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kernel.abi import EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS
 from tools import ktap
+from tools import replay as rr
 from tools.cli import (
     DEFAULT_IMAGE,
     EXIT_CODES,
@@ -19,6 +20,7 @@ from tools.cli import (
     EXIT_USAGE,
     CliError,
     UsageParser,
+    at_least,
     positive_seconds,
     run_cli,
 )
@@ -120,7 +122,42 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"virtual clock: QEMU's -icount SPEC (alone: {ICOUNT_DEFAULT}); default: "
         f"${ICOUNT_ENV} if set, else the host's clock (docs/qemu.md)",
     )
+    rr = parser.add_argument_group(
+        "record and replay (one CPU; docs/replay.md)",
+        "--record DIR boots under QEMU's recorder into DIR (new or empty); --replay DIR runs "
+        "that boot again, instruction for instruction (IMAGE, --append and the machine options "
+        "are the recording's), and fails unless its console is the recorded one.",
+    )
+    rr.add_argument("--record", type=Path, metavar="DIR", help="record this boot into DIR")
+    rr.add_argument(
+        "--nmi",
+        type=at_least(1, "number of NMIs"),
+        default=0,
+        metavar="N",
+        help="with --record: inject N NMIs through QMP while the kernel runs (recorded too)",
+    )
+    rr.add_argument(
+        "--nmi-seed", type=int, default=0, metavar="S", help="seed of the NMIs' moments"
+    )
+    rr.add_argument("--replay", type=Path, metavar="DIR", help="replay the recording in DIR")
+    rr.add_argument(
+        "--gdb",
+        type=tcp_port,
+        metavar="PORT",
+        help="with --replay: QEMU's GDB stub on PORT; the replay starts when GDB continues",
+    )
     return parser
+
+
+def tcp_port(text: str) -> int:
+    """argparse type of --gdb: a TCP port number, 1..65535."""
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1..65535)")
+    return port
 
 
 DEFAULT_EFI_IMAGE = DEFAULT_IMAGE.with_name("BOOTX64.EFI")
@@ -203,7 +240,13 @@ def _write_console(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see EPILOG)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = rr_usage_problem(args)
+    if problem:
+        parser.error(problem)
+    if args.replay is not None:
+        return run_cli("boot", args.replay / "kernel.elf", lambda: _replay(args))
     if args.boot == "uefi" and args.image == DEFAULT_IMAGE:
         args.image = DEFAULT_EFI_IMAGE
     guest = guest_of(args.image, args.guest)
@@ -223,9 +266,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:  # a bad $CONDRCU_ICOUNT
         print(f"boot: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    if args.record is not None:
+        plan = rr.NmiPlan(count=args.nmi, seed=args.nmi_seed)
+        return run_cli("boot", args.image, lambda: _record(config, args.record, plan))
     if args.boot == "grub":
         return run_cli("boot", args.image, lambda: _boot_grub(config))
     return run_cli("boot", args.image, lambda: _boot(config))
+
+
+def rr_usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the record/replay options together, or None."""
+    if args.record is not None and args.replay is not None:
+        return "--record and --replay exclude each other"
+    if args.nmi and args.record is None:
+        return "--nmi N needs --record DIR (NMIs are injected into a recorded boot)"
+    if args.gdb is not None and args.replay is None:
+        return "--gdb PORT needs --replay DIR (`make debug` debugs a fresh boot)"
+    if args.record is not None:
+        if args.smp != 1:
+            return f"--record needs one CPU: QEMU 7.2 refuses record/replay with -smp {args.smp}"
+        if args.boot != "multiboot" or args.accel != "tcg":
+            return "--record needs --boot multiboot and --accel tcg"
+        if args.icount is not None:
+            return f"--record sets -icount itself ({rr.RECORD_ICOUNT}); leave --icount out"
+    return None
+
+
+def _record(config: QemuConfig, directory: Path, plan: rr.NmiPlan) -> int:
+    """Boot `config` under QEMU's recorder into `directory`; returns the boot's exit status."""
+    try:
+        result = rr.record(config, directory, plan, on_console=_write_console)
+    except rr.ReplayError as err:
+        raise CliError(str(err), EXIT_USAGE) from None
+    code = _report(config, result)
+    print(
+        f"boot: recorded into {directory} ({len(plan.injected)} NMIs); replay it with "
+        f"`python -m tools.boot --replay {shlex.quote(str(directory))}`",
+        file=sys.stderr,
+    )
+    return code
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Replay the recording in args.replay; 1 when its console differs from the recorded one."""
+    directory: Path = args.replay
+    try:
+        rec = rr.check_recording(directory)
+        if args.gdb is not None:
+            print(
+                f"boot: QEMU waits for GDB: gdb {shlex.quote(str(directory / 'kernel.elf'))} "
+                f"-ex 'target remote :{args.gdb}', then continue",
+                file=sys.stderr,
+            )
+        run = rr.replay(
+            directory, timeout=args.timeout, gdb_port=args.gdb, on_console=_write_console
+        )
+    except rr.ReplayError as err:
+        raise CliError(str(err), EXIT_SETUP) from None
+    config = QemuConfig(image=directory / "kernel.elf", append=rec.append, icount=None)
+    code = _report(config, run.result)
+    if run.identical:
+        lines = len(run.recorded_console.splitlines())
+        print(f"boot: replay identical to the recording ({lines} lines, "
+              f"{len(rec.nmis)} NMIs)", file=sys.stderr)  # fmt: skip
+        return code
+    print(f"boot: replay DIFFERS from the recording: {run.first_difference()}", file=sys.stderr)
+    return max(code, EXIT_CODES[Outcome.FAIL])
 
 
 def _boot_grub(config: QemuConfig) -> int:
@@ -242,7 +348,11 @@ def _boot_grub(config: QemuConfig) -> int:
 
 def _boot(config: QemuConfig) -> int:
     """Boot, stream the console, print the verdict; returns the exit status."""
-    result = run(config, on_console=_write_console)
+    return _report(config, run(config, on_console=_write_console))
+
+
+def _report(config: QemuConfig, result: QemuResult) -> int:
+    """After a run whose console was streamed: the verdict and its hints; the exit status."""
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
         sys.stdout.flush()

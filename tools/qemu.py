@@ -670,6 +670,17 @@ class QemuRunner:
         if self._started_at is None:
             self._started_at = time.monotonic()
 
+    def await_start(self, timeout: float | None = None) -> None:
+        """Wait until the guest runs without our ``cont()`` (GDB continuing it through QEMU's
+        stub); from then on as after ``cont()``.  Raises TimeoutError after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.status() != "running":
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"nothing started the guest within {timeout:g} s")
+            time.sleep(0.01)
+        if self._started_at is None:
+            self._started_at = time.monotonic()
+
     def pause(self) -> None:
         """Stop the guest's CPUs (QMP ``stop``); memory stays readable."""
         self.qmp("stop")
