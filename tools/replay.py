@@ -117,19 +117,23 @@ def _rr_config(base: QemuConfig, mode: str, directory: Path, icount: str) -> Qem
         raise ReplayError("record/replay needs TCG: QEMU replays only what it emulates")
     if base.boot != "multiboot" or base.cdrom is not None:
         raise ReplayError("record/replay boots through QEMU's Multiboot loader only")
-    rrfile = directory / "replay.bin"
+    rrfile = directory.resolve() / "replay.bin"
     if any(c.isspace() or c == "," for c in str(rrfile)):
         raise ReplayError(f"{directory}: QEMU's -icount cannot name a path with spaces or commas")
     spec = f"{icount},rr={mode},rrfile={rrfile}"
+    # QEMU runs in the recording's directory and loads "kernel.elf" by that name: the guest
+    # sees the image's path (the Multiboot command line's first word), the same wherever the
+    # recording is moved.
     return QemuConfig(
-        image=directory / "kernel.elf",
+        image=Path("kernel.elf"),
+        workdir=directory.resolve(),
         append=base.append,
         timeout=base.timeout,
         memory=base.memory,
         cpu=base.cpu,
         rules=base.rules,
         icount=spec,
-        log_int=base.log_int,
+        log_int=base.log_int.resolve() if base.log_int else None,
         extra_args=base.extra_args,
     )
 
