@@ -382,10 +382,23 @@ bench_user_pair:
 .Lpair_no_task:
     lea rdi, [rip + .Lno_task_reason]
     call selftest_fail
+    mov rdi, rbx
+    call bench_discard
+    mov rdi, r12
+    call bench_discard
 .Lpair_end:
     pop r13
     pop r12
     pop rbx
+    ret
+
+# bench_discard - RDI = a task created and never started, or 0: give its slot and memory back.
+bench_discard:
+    test rdi, rdi
+    jz .Ldiscarded
+    mov qword ptr [rdi + TASK_STATE], TASK_DEAD
+    jmp task_reap
+.Ldiscarded:
     ret
 
 # bench_report_user - RDI = op name, ESI = instructions in the window besides the op and the
@@ -718,8 +731,10 @@ sys_bench:
     mov eax, 1
     ret
 
-# bench_park_others - start bench_remote on every other online CPU and wait until each has
-# stopped its tick.  Interrupts off.  Clobbers caller-saved registers.
+# bench_park_others - stop every other online CPU's tick (bench_remote on each) and wait until
+# each has; CPU 1's kthread stays (the IPI round trip's partner), the others exit at once and
+# are reaped (their task slots are needed: MAX_TASKS).  Interrupts off.  Clobbers
+# caller-saved registers.
 bench_park_others:
     push rbx
     push r12
@@ -728,75 +743,119 @@ bench_park_others:
 .Lpark_next:
     cmp ebx, NR_CPUS
     jae .Lpark_wait
-    lea rax, [rip + bench_remote_tasks]
-    mov qword ptr [rax + rbx * 8], 0
-    bt qword ptr [rip + cpu_online_mask], rbx
-    jnc .Lpark_skip
-    lea rdi, [rip + .Lremote_name]
-    lea rsi, [rip + bench_remote]
-    mov edx, ebx
-    call kthread_create
-    test rax, rax
-    jz .Lpark_skip
+    lea rdi, [rip + bench_remote]
+    mov esi, ebx
+    call bench_on_cpu
     lea rcx, [rip + bench_remote_tasks]
     mov qword ptr [rcx + rbx * 8], rax
-    mov rdi, rax
-    mov esi, ebx
-    call task_set_cpu
-    call wake_up_new_task
+    test rax, rax
+    jz .Lpark_skip
     inc r12d
 .Lpark_skip:
     inc ebx
     jmp .Lpark_next
 .Lpark_wait:
     test r12d, r12d
-    jz .Lpark_done
+    jz .Lpark_reap
     xor edi, edi
     call bench_wait
     dec r12d
     jmp .Lpark_wait
+.Lpark_reap:
+    mov ebx, 2
+.Lpark_reap_next:
+    cmp ebx, NR_CPUS
+    jae .Lpark_done
+    lea rax, [rip + bench_remote_tasks]
+    mov rdi, qword ptr [rax + rbx * 8]
+    mov qword ptr [rax + rbx * 8], 0
+    call bench_reaped
+    inc ebx
+    jmp .Lpark_reap_next
 .Lpark_done:
     pop r12
     pop rbx
     ret
 
-# bench_unpark_others - tell each bench_remote to end, wait for its exit and for its slot to be
-# reaped (its stack back in the pool).  Interrupts off.  Clobbers caller-saved registers.
+# bench_unpark_others - end CPU 1's bench_remote (it restarts its tick), restart the tick of
+# every other CPU with a kthread there (bench_tick_on); wait until each is reaped (its stack
+# back in the pool).  Interrupts off.  Clobbers caller-saved registers.
 bench_unpark_others:
     push rbx
-    push r12
     mov qword ptr [rip + bench_stop], 1
-    mov ebx, 1
+    mov rbx, qword ptr [rip + bench_remote_tasks + 8]
+    test rbx, rbx
+    jz .Lunpark_rest
+    mov edi, 1
+    call bench_signal
+    mov rdi, rbx
+    call bench_reaped
+    mov qword ptr [rip + bench_remote_tasks + 8], 0
+.Lunpark_rest:
+    mov ebx, 2
 .Lunpark_next:
     cmp ebx, NR_CPUS
     jae .Lunpark_done
-    lea rax, [rip + bench_remote_tasks]
-    mov r12, qword ptr [rax + rbx * 8]
-    test r12, r12
-    jz .Lunpark_skip
-    mov edi, ebx
-    call bench_signal
-    mov rdi, r12
-    call task_wait
-    mov ecx, BENCH_REAP_SPINS
-.Lunpark_reaped:
-    cmp qword ptr [r12 + TASK_STATE], TASK_UNUSED
-    je .Lunpark_skip
-    pause
-    dec ecx
-    jnz .Lunpark_reaped
-.Lunpark_skip:
+    lea rdi, [rip + bench_tick_on]
+    mov esi, ebx
+    call bench_on_cpu
+    mov rdi, rax
+    call bench_reaped
     inc ebx
     jmp .Lunpark_next
 .Lunpark_done:
-    pop r12
     pop rbx
     ret
 
-# bench_remote - RDI = this CPU: the kthread each other CPU runs during the bench.  It stops
-# this CPU's tick (under -icount every CPU's instructions advance the one clock, so they would
-# land in CPU 0's windows), says so, then answers each signal on its slot by signalling CPU
-# 0's (the IPI round trip) until bench_stop; then the tick starts again.
+# bench_on_cpu - RDI = a kthread function, ESI = a CPU: when that CPU is online, start
+# fn(cpu) there.  RAX = the task, or 0 (offline, or no slot).  Clobbers caller-saved registers.
+bench_on_cpu:
+    push rbx
+    mov ebx, esi
+    xor eax, eax
+    bt qword ptr [rip + cpu_online_mask], rbx
+    jnc .Lon_cpu_end
+    mov rsi, rdi
+    lea rdi, [rip + .Lremote_name]
+    mov edx, ebx
+    call kthread_create
+    test rax, rax
+    jz .Lon_cpu_end
+    push rax
+    mov rdi, rax
+    mov esi, ebx
+    call task_set_cpu
+    call wake_up_new_task
+    pop rax
+.Lon_cpu_end:
+    pop rbx
+    ret
+
+# bench_reaped - RDI = a started task or 0: wait until it has exited and its slot has been
+# given back (on its own CPU, after the switch away from it).  Clobbers caller-saved
+# registers.
+bench_reaped:
+    test rdi, rdi
+    jz .Lreaped
+    push rbx
+    mov rbx, rdi
+    call task_wait
+    mov ecx, BENCH_REAP_SPINS
+.Lreap_spin:
+    cmp qword ptr [rbx + TASK_STATE], TASK_UNUSED
+    je .Lreap_done
+    pause
+    dec ecx
+    jnz .Lreap_spin
+.Lreap_done:
+    pop rbx
+.Lreaped:
+    ret
+
+# bench_remote - RDI = this CPU: stop this CPU's tick (under -icount every CPU's instructions
+# advance the one clock, so they would land in CPU 0's windows) and say so on CPU 0's slot.
+# On CPU 1 it then answers each signal on its slot by signalling CPU 0's (the IPI round trip)
+# until bench_stop, and restarts the tick; elsewhere it exits at once.
 bench_remote:
     push rbx
     mov ebx, edi
@@ -806,6 +865,8 @@ bench_remote:
     call apic_write                     # initial count 0: the timer stops
     xor edi, edi
     call bench_signal
+    cmp ebx, 1
+    jne .Lremote_end
 .Lremote_loop:
     mov edi, ebx
     call bench_wait
@@ -817,9 +878,17 @@ bench_remote:
 .Lremote_stop:
     mov rdi, qword ptr [rip + apic_timer_period]
     call apic_timer_program
+.Lremote_end:
     call local_irq_enable
     xor eax, eax
     pop rbx
+    ret
+
+# bench_tick_on - the kthread that restarts a CPU's tick after the bench.
+bench_tick_on:
+    mov rdi, qword ptr [rip + apic_timer_period]
+    call apic_timer_program
+    xor eax, eax
     ret
 
 SELFTEST benchmark, bench, selftest_bench, 0, SELFTEST_BY_NAME
