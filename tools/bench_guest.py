@@ -207,13 +207,24 @@ def parse_bench(console: str) -> GuestBench:
         elif m := _OP_RE.match(line):
             row = BenchRow(m["op"], int(m["median"]), int(m["min"]), int(m["n"]), m["unit"])
             _check_row(row, rows)
-            if calibration is None or not calibration.ok:
-                raise BenchParseError(f"op line {row.op!r} before a passed calibration")
+            if calibration is None:
+                raise BenchParseError(f"op line {row.op!r} before the calibration line")
+            _check_calibration(calibration)
             rows[row.op] = row
     if calibration is None:
         raise BenchParseError(
             "no calibration line ('# bench: calibration ...'): not a selftest=bench console"
         )
+    _check_calibration(calibration)
+    missing = [op for op in OPS if op not in rows and op not in OPTIONAL_OPS]
+    if missing:
+        raise BenchParseError(f"no line for {', '.join(missing)}: the bench did not finish")
+    if pages is None:
+        raise BenchParseError("no pages_free line: the bench did not finish")
+    return GuestBench(rows, calibration, pages[0], pages[1], overhead, console=console)
+
+
+def _check_calibration(calibration: Calibration) -> None:
     if not calibration.ok:
         raise BenchParseError(
             f"calibration failed: a loop of {calibration.expected} instructions measured "
@@ -225,12 +236,6 @@ def parse_bench(console: str) -> GuestBench:
             f"calibration says ok=1 but measured {calibration.measured} != expected "
             f"{calibration.expected}"
         )
-    missing = [op for op in OPS if op not in rows and op not in OPTIONAL_OPS]
-    if missing:
-        raise BenchParseError(f"no line for {', '.join(missing)}: the bench did not finish")
-    if pages is None:
-        raise BenchParseError("no pages_free line: the bench did not finish")
-    return GuestBench(rows, calibration, pages[0], pages[1], overhead, console=console)
 
 
 def _check_row(row: BenchRow, seen: dict[str, BenchRow]) -> None:
