@@ -131,10 +131,14 @@ def test_bench_config_is_the_instruction_counting_clock(tmp_path):
 # --- the kernel's report --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bench_runs(kernel_image) -> dict[bool, GuestBench]:
-    """One scale-1 run on two CPUs with the event log on and one with it off."""
-    return {ev: run_guest_bench(kernel_image, events=ev, scale=1, smp=2) for ev in (True, False)}
+@pytest.fixture(scope="session")
+def bench_runs(kernel_image, run_once) -> dict[bool, GuestBench]:
+    """One scale-1 run on two CPUs with the event log on and one with it off (once per run,
+    shared by every xdist worker)."""
+    return run_once(
+        "bench-guest-scale1",
+        lambda _: {ev: run_guest_bench(kernel_image, events=ev, smp=2) for ev in (True, False)},
+    )
 
 
 @pytest.mark.qemu
