@@ -15,6 +15,7 @@ import pytest
 from helpers import mutant_build
 
 from kernel.abi import CONSTANTS
+from kernel.events import PERCPU
 from tools.bench_guest import (
     BENCH_SCALE_MAX,
     OPS,
@@ -82,6 +83,7 @@ def test_parse_bench_reads_every_line():
     assert list(bench.rows) == list(OPS)
     assert bench.rows["syscall_null"].median == 13 and bench.rows["syscall_null"].minimum == 8
     assert (bench.pages_free_start, bench.pages_free_end) == (100, 100)
+    assert bench.pages_free.start == bench.pages_free.end == 100
     # The suite's KTAP summary ("# benchmark: pass:1 ...") is not an op line.
     assert "pass:1" not in str(bench.rows)
 
@@ -195,6 +197,18 @@ def test_a_run_on_the_hosts_clock_is_refused(kernel_image):
 
 
 @pytest.mark.qemu
+def test_a_run_at_another_icount_shift_is_refused(kernel_image):
+    # shift=5: 32 ticks per instruction (the suite's clock); the calibration sees 32 times
+    # the loop's count.
+    config = dataclasses.replace(bench_config(kernel_image, events=True, smp=1),
+                                 icount="shift=5,sleep=off")  # fmt: skip
+    result = run(config)
+    assert not result.passed and "measured=640032 ok=0" in result.console
+    with pytest.raises(BenchParseError, match="calibration failed"):
+        judge_run(result, smp=1)
+
+
+@pytest.mark.qemu
 def test_a_stale_image_without_the_bench_is_refused(tmp_path, mb32_guest):
     guest = mb32_guest("bench_none", "    EXIT 0\n")
     with pytest.raises(BenchImageError, match="make build"):
@@ -210,17 +224,24 @@ def test_a_stale_image_without_the_bench_is_refused(tmp_path, mb32_guest):
 def test_events_off_leaves_the_log_empty_and_the_host_refuses_to_judge_it(
     kernel_image, kernel_symbols
 ):
-    with boot_held(kernel_image, "selftest=int3", 60, symbols=kernel_symbols) as held:
+    # The debug checks' bookkeeping: lockdep's and the tracer's transitions, counted per CPU.
+    counted = [PERCPU.offsets()[name] for name in
+               ("lockdep_off_events", "lockdep_on_events", "tracer_off_events", "tracer_on_events")]  # fmt: skip
+    with boot_held(kernel_image, "selftest=user_demand_fault", 60, symbols=kernel_symbols) as held:
         assert held.passed and held.state().events  # the control: logged and readable
-    with boot_held(kernel_image, "selftest=int3 events=off", 60, symbols=kernel_symbols) as held:
+        assert all(held.read_u64("percpu", offset) for offset in counted)
+    with boot_held(
+        kernel_image, "selftest=user_demand_fault events=off", 60, symbols=kernel_symbols
+    ) as held:
         assert held.passed, held.console
         ring = held.read("event_log_buf", 4096)
         assert ring == bytes(len(ring)) and held.read_u64("event_log_off") == 1
+        assert not any(held.read_u64("percpu", offset) for offset in counted)
         with pytest.raises(EventLogOffError, match="events=off"):
             held.state()
     done = subprocess.run(
         [sys.executable, "-m", "tools.eventlog", str(kernel_image), "--append",
-         "selftest=int3 events=off"],
+         "selftest=user_demand_fault events=off"],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr

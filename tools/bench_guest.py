@@ -65,10 +65,14 @@ call_rcu_cost               unit insns_per_cb: call_rcu()'s own window plus the 
                             second at a nominal 1e9 instructions per second: 1e9 / median
 ==========================  ===================================================================
 
-``events=off`` (kernel/lib/eventlog.s) makes event_log and event_log_regs return at once (one
-test and branch after their pushfq: 6 instructions a call remain); lockdep's and the tracer's
-bookkeeping stay, since the self-tests' state checks read them.  The host refuses to judge the
-event log of such a run (tools/events/decode.py read_state raises EventLogOffError).
+``events=off`` (kernel/lib/eventlog.s events_check, at boot) makes event_log and
+event_log_regs return at once (a test and branch after their pushfq: a call then costs 6
+instructions), and with them the debug checks' bookkeeping (EVENTS_OFF_RET,
+kernel/include/eventsoff.inc: the trace_hardirqs_* and lockdep_hardirqs_* calls, the lock
+checker of every spinlock: a call costs 4); the beliefs they keep stay at percpu_init's
+"interrupts off".  With events on, each of those gates adds 2 instructions to its call.  The
+host refuses to judge the event log of such a run (tools/events/decode.py read_state raises
+EventLogOffError).
 
 Scale (issue 11 item 9): ``bench_scale=N`` (1..BENCH_SCALE_MAX) multiplies every op's
 iterations, the fault tasks and the callbacks queued in one burst; the CPU dimension is the
@@ -84,6 +88,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from elftools.common.exceptions import ELFError
 
@@ -170,6 +175,13 @@ class Calibration:
     ok: bool
 
 
+class PagesFree(NamedTuple):
+    """The free-page count when the bench began and when it ended (equal in a passed run)."""
+
+    start: int
+    end: int
+
+
 @dataclass(frozen=True)
 class GuestBench:
     """What one selftest=bench run reported.  `events`, `scale` and `smp` are the run's
@@ -184,6 +196,11 @@ class GuestBench:
     scale: int | None = None
     smp: int | None = None
     console: str = field(default="", repr=False)
+
+    @property
+    def pages_free(self) -> PagesFree:
+        """(start, end) of the free-page count."""
+        return PagesFree(self.pages_free_start, self.pages_free_end)
 
 
 def parse_bench(console: str) -> GuestBench:
