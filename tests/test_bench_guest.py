@@ -7,12 +7,16 @@ and the host refuses to judge it.  No timing threshold: only the report's struct
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import capstone
 import pytest
-from helpers import mutant_build
+from helpers import image_bytes, mutant_build
 
 from kernel.abi import CONSTANTS
 from kernel.events import PERCPU
@@ -32,7 +36,8 @@ from tools.bench_guest import (
 )
 from tools.events.decode import EventLogOffError
 from tools.hold import boot_held
-from tools.qemu import run
+from tools.qemu import QemuRunner, run
+from tools.symbols import SymbolTable
 
 REPO = Path(__file__).resolve().parents[1]
 # The iterations per scale unit of kernel/selftest/bench.s, as n must show them (n for
@@ -296,3 +301,72 @@ def test_cli_prints_a_table(kernel_image):
     lines = done.stdout.splitlines()
     assert "events=off x1 smp2" in lines[0]
     assert [line.split()[0] for line in lines[1 : 1 + len(OPS)]] == list(OPS)
+
+
+# --- external truth: QEMU's gdbstub counts the same instructions ------------------------------
+
+
+class GdbStub:
+    """The least of the GDB remote protocol over QEMU's -gdb socket: hardware breakpoints,
+    continue, single-step, the PC (no-ack mode is not asked for: every packet is acked)."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(str(path))
+        self.buf = b""
+
+    def request(self, data: str) -> str:
+        body = data.encode()
+        self.sock.sendall(b"$%s#%02x" % (body, sum(body) % 256))
+        while True:
+            start = self.buf.find(b"$")
+            end = self.buf.find(b"#", start)
+            if start >= 0 and end >= 0 and len(self.buf) >= end + 3:
+                reply, self.buf = self.buf[start + 1 : end].decode(), self.buf[end + 3 :]
+                self.sock.sendall(b"+")
+                return reply
+            chunk = self.sock.recv(4096)
+            assert chunk, "the gdbstub closed the connection"
+            self.buf += chunk
+
+    def pc(self) -> int:
+        regs = self.request("g")  # rax..r15, then rip: 8 bytes each, in hex
+        return int.from_bytes(bytes.fromhex(regs[16 * 16 : 17 * 16]), "little")
+
+
+def loop_syscall(image: Path) -> tuple[int, int]:
+    """The address of bench_u_syscall's timed `syscall` (after `mov eax, BENCH_NULL_NR`) and of
+    the instruction after it."""
+    symbols = SymbolTable(image)
+    start = symbols.address("bench_u_syscall")
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    insns = list(md.disasm(image_bytes(image, start, 256), start))
+    nr = CONSTANTS["NR_SYSCALLS"] + 1000
+    for a, b in itertools.pairwise(insns):
+        if a.mnemonic == "mov" and a.op_str == f"eax, {nr:#x}" and b.mnemonic == "syscall":
+            return b.address, b.address + b.size
+    raise AssertionError("no timed syscall in bench_u_syscall")
+
+
+@pytest.mark.qemu
+def test_syscall_null_is_the_number_of_single_steps_through_the_call(kernel_image, bench_runs):
+    # QEMU's gdbstub steps one instruction at a time from the timed `syscall` until the
+    # instruction after it: as many steps as the bench's median (events off), whose window
+    # is this path alone.
+    at, after = loop_syscall(kernel_image)
+    config = bench_config(kernel_image, events=False, smp=1, timeout=120)
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = Path(tmp) / "gdb"
+        config = dataclasses.replace(config, extra_args=("-gdb", f"unix:{sock},server=on,wait=off"))
+        with QemuRunner(config) as vm:
+            vm.launch()
+            stub = GdbStub(sock)
+            assert stub.request(f"Z1,{at:x},1") == "OK"
+            assert stub.request("c").startswith("T05") and stub.pc() == at
+            assert stub.request(f"z1,{at:x},1") == "OK"
+            steps = 0
+            while stub.pc() != after and steps < 100_000:
+                assert stub.request("s").startswith("T05")
+                steps += 1
+    assert steps == bench_runs[False].rows["syscall_null"].median
