@@ -192,6 +192,21 @@ def test_a_kernel_whose_calibration_loop_is_wrong_is_refused(tmp_path, build_cac
 
 
 @pytest.mark.qemu
+def test_a_page_the_bench_loses_is_caught(tmp_path, build_cache):
+    # A mutant bench that keeps one page: the kernel's own check and the host's both fail it.
+    out = mutant_build(tmp_path, build_cache, [(
+        "selftest/bench.s",
+        "    mov qword ptr [rip + bench_pages_start], rax\n",
+        "    mov qword ptr [rip + bench_pages_start], rax\n    call page_alloc\n",
+    )])  # fmt: skip
+    result = run(bench_config(out / "kernel.elf", events=False, smp=1, timeout=120))
+    assert not result.passed
+    assert "the free-page count did not come back to its start" in result.console
+    with pytest.raises(BenchError, match=r"free pages (\d+) at the start, (?!\1)\d+ at the end"):
+        judge_run(result, smp=1)
+
+
+@pytest.mark.qemu
 @pytest.mark.realtime("the calibration must fail on the host's clock")
 def test_a_run_on_the_hosts_clock_is_refused(kernel_image):
     config = dataclasses.replace(bench_config(kernel_image, events=True, smp=2), icount=None)
@@ -335,27 +350,23 @@ class GdbStub:
         return int.from_bytes(bytes.fromhex(regs[16 * 16 : 17 * 16]), "little")
 
 
-def loop_syscall(image: Path) -> tuple[int, int]:
-    """The address of bench_u_syscall's timed `syscall` (after `mov eax, BENCH_NULL_NR`) and of
-    the instruction after it."""
+def timed_instruction(image: Path, function: str, before: str, mnemonic: str) -> tuple[int, int]:
+    """The address of the first `mnemonic` in `function` whose previous instruction is
+    `before` ("mnemonic op_str", or "" for any), and of the instruction after it."""
     symbols = SymbolTable(image)
-    start = symbols.address("bench_u_syscall")
+    start = symbols.address(function)
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    insns = list(md.disasm(image_bytes(image, start, 256), start))
-    nr = CONSTANTS["NR_SYSCALLS"] + 1000
+    insns = list(md.disasm(image_bytes(image, start, 512), start))
     for a, b in itertools.pairwise(insns):
-        if a.mnemonic == "mov" and a.op_str == f"eax, {nr:#x}" and b.mnemonic == "syscall":
+        if b.mnemonic == mnemonic and (not before or f"{a.mnemonic} {a.op_str}" == before):
             return b.address, b.address + b.size
-    raise AssertionError("no timed syscall in bench_u_syscall")
+    raise AssertionError(f"no {mnemonic} after {before!r} in {function}")
 
 
-@pytest.mark.qemu
-def test_syscall_null_is_the_number_of_single_steps_through_the_call(kernel_image, bench_runs):
-    # QEMU's gdbstub steps one instruction at a time from the timed `syscall` until the
-    # instruction after it: as many steps as the bench's median (events off), whose window
-    # is this path alone.
-    at, after = loop_syscall(kernel_image)
-    config = bench_config(kernel_image, events=False, smp=1, timeout=120)
+def single_steps(image: Path, at: int, after: int) -> int:
+    """Boot the bench (events off, one CPU) under QEMU's gdbstub, stop at `at` the first time,
+    and count the single steps until the PC reaches `after`."""
+    config = bench_config(image, events=False, smp=1, timeout=120)
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "gdb"
         config = dataclasses.replace(config, extra_args=("-gdb", f"unix:{sock},server=on,wait=off"))
@@ -369,4 +380,24 @@ def test_syscall_null_is_the_number_of_single_steps_through_the_call(kernel_imag
             while stub.pc() != after and steps < 100_000:
                 assert stub.request("s").startswith("T05")
                 steps += 1
-    assert steps == bench_runs[False].rows["syscall_null"].median
+    return steps
+
+
+NULL_NR = CONSTANTS["NR_SYSCALLS"] + 1000
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    ("op", "function", "before", "mnemonic"),
+    [("syscall_null", "bench_u_syscall", f"mov eax, {NULL_NR:#x}", "syscall"),
+     ("int3_kernel", "bench_kernel_ops", "mov r15d, eax", "int3")],
+)  # fmt: skip
+def test_an_op_is_the_number_of_single_steps_through_it(
+    kernel_image, bench_runs, op, function, before, mnemonic
+):
+    # QEMU's gdbstub steps one instruction at a time from the op's instruction (ring 3's
+    # `syscall`, ring 0's `int3`: each retires, then the entry runs) until the instruction
+    # after it: as many steps as the bench's median with the event log off, whose window holds
+    # this path and nothing else once the pair and `mov eax, NR` are taken out.
+    at, after = timed_instruction(kernel_image, function, before, mnemonic)
+    assert single_steps(kernel_image, at, after) == bench_runs[False].rows[op].median

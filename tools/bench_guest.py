@@ -309,16 +309,17 @@ def judge_run(result: QemuResult, *, smp: int) -> GuestBench:
     """The report of a finished run: parse_bench's, then BenchError unless the guest passed,
     gave the IPI row exactly when it had two CPUs, and got every page back."""
     bench = parse_bench(result.console)
-    if not result.passed:
-        raise BenchError(f"the bench run did not pass: {result.label}: {result.reason}")
+    if bench.pages_free_end != bench.pages_free_start:
+        raise BenchError(
+            f"free pages {bench.pages_free_start} at the start, {bench.pages_free_end} at the "
+            "end: the bench lost pages"
+        )
     has_ipi = "resched_ipi_roundtrip" in bench.rows
     if has_ipi != (smp >= 2):
         raise BenchError(f"resched_ipi_roundtrip {'present' if has_ipi else 'missing'} "
                          f"with {smp} CPU(s)")  # fmt: skip
-    if bench.pages_free_end != bench.pages_free_start:
-        raise BenchError(
-            f"free pages {bench.pages_free_start} at the start, {bench.pages_free_end} at the end"
-        )
+    if not result.passed:
+        raise BenchError(f"the bench run did not pass: {result.label}: {result.reason}")
     return bench
 
 
