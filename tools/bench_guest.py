@@ -59,7 +59,7 @@ synchronize_rcu_latency     unit ticks: jiffies before and after synchronize_rcu
                             tick let in; 8 calls per scale unit
 call_rcu_cost               unit insns_per_cb: call_rcu()'s own window plus the step from one
                             callback's invocation to the next in the RCU softirq (the bench
-                            callback's body, 9 instructions, included); 128 callbacks per scale
+                            callback's own dozen instructions included); 128 callbacks per scale
                             unit queued in one burst, then rcu_barrier().  The grace period's
                             own cost is not in it (synchronize_rcu_latency is).  Callbacks per
                             second at a nominal 1e9 instructions per second: 1e9 / median
