@@ -278,7 +278,7 @@ CONSTANTS = {
     "CRASH_VECTOR": CRASH_VECTOR,
     "KERNEL_STACK_SIZE": KSTACK_PAGES * PAGE_SIZE,
     "IST_STACK_SIZE": 0x1000,
-    "IST_STACKS_PER_CPU": vectors.IST_MC,  # IST 1..3: #DF, NMI, #MC
+    "IST_STACKS_PER_CPU": vectors.IST_DB,  # IST 1..4: #DF, NMI, #MC, #DB
     # SMP: the most CPUs the kernel runs (the per-CPU arrays' length); CPUs beyond it are
     # named on the console and left parked.
     "NR_CPUS": 8,
