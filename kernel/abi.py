@@ -267,7 +267,11 @@ CONSTANTS = {
     # != RIP, 2 R11 != RFLAGS, 3 TF set, 4 RF set, 5 RIP and RCX not canonical); 0, or
     # -EINVAL for another case.
     "SYS_BEND_FRAME": 8,
-    "NR_SYSCALLS": 9,
+    # The guest bench's call (kernel/selftest/bench.s): -ENOSYS unless selftest=bench runs.
+    "SYS_BENCH": 9,
+    "NR_SYSCALLS": 10,
+    # bench_scale=N multiplies the guest bench's work (tools/bench_guest.py).
+    "BENCH_SCALE_MAX": 16,
     "NONCANONICAL_RIP": 0x0000800000000000,  # the lowest address above the user half
     "CMDLINE_MAX": 1024,
     "OOPS_CR2": OOPS_CR2,
