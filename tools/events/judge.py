@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kernel import truth
-from kernel.events import EVENT_MARKS
 from kernel.abi import CONSTANTS
+from kernel.events import EVENT_MARKS
 from kernel.truth import EXIT_TO_USER_END
 from kernel.vectors import EXCEPTIONS
 from tools.events.decode import CpuState, Event, KernelState, format_nmi_nesting
