@@ -242,10 +242,10 @@ def _cpu(b: _Builder, cpu: int, events: Sequence[Event], names: dict[int, str],
                               "running", {"task": running, **args}, truncated=running_truncated))  # fmt: skip
         running, running_since, running_truncated = to, ts, None
 
-    def end_nmi(track: _TaskTrack) -> None:
+    def end_nmi() -> None:
         nonlocal nmi
         if nmi is not None:
-            b.close(track, nmi.end)
+            b.close(tracks[nmi.track.task], nmi.end)  # type: ignore[index]
             nmi = None
 
     for e in events:
@@ -270,7 +270,7 @@ def _cpu(b: _Builder, cpu: int, events: Sequence[Event], names: dict[int, str],
         args = record_args(e)
         if e.in_nmi:
             if nmi is not None and nmi_has_body and e.kind in ("nmi", "rcu_nmi_enter"):
-                end_nmi(track)  # a second NMI right after the first
+                end_nmi()  # a second NMI right after the first
             if nmi is None:
                 nmi = Slice(track.key, "NMI", ts, ts, "nmi", dict(args), "nmi")
                 nmi_has_body = False
@@ -279,10 +279,10 @@ def _cpu(b: _Builder, cpu: int, events: Sequence[Event], names: dict[int, str],
             nmi_has_body = nmi_has_body or e.kind == "nmi"
             b.instants.append(Instant(track.key, e.kind, ts, args))
             if e.kind == "rcu_nmi_exit":
-                end_nmi(track)
+                end_nmi()
             track.last = ts
             continue
-        end_nmi(track)
+        end_nmi()
         kind = e.kind
         if kind == "idtentry_enter":
             if e.vector == PF_VECTOR:
@@ -345,9 +345,8 @@ def _cpu(b: _Builder, cpu: int, events: Sequence[Event], names: dict[int, str],
                 b.close_all(track, ts, "its task exited inside")
         track.last = ts
     last_ts = prev_ts
+    end_nmi()
     for track in tracks.values():
-        if nmi is not None and nmi.track == track.key:
-            end_nmi(track)
         b.close_all(track, last_ts, "still open at the end of the log")
     running_truncated = running_truncated or None
     b.slices.append(Slice(cpu_key, _task_label(running, names, idle), running_since, last_ts,
