@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,20 +32,25 @@ from tools.cli import (
     EXIT_SETUP,
     CliError,
     UsageParser,
+    at_least,
     positive_seconds,
     run_cli,
     show_console,
 )
 from tools.events.decode import REQUIRED_SYMBOLS, Event, decode_event
 from tools.hold import Held, boot_held
-from tools.qemu import MAX_SMP, check_image
+from tools.qemu import MAX_SMP, QemuRunner, check_image
 from tools.symbols import SymbolTable
+from tools.verdict import KERNEL_RULES
 
 SAVE_FORMAT = "condrcu-event-log"
 SAVE_VERSION = 1
 LAYOUT_SYMBOL = "event_layout_hash"
 BUILD_HINT = "run `make build` (or `python build.py`)"
 MAX_NAME = 32
+NMI_INTERVAL = 0.05
+# The console line after which an NMI has a gate to go to (not during the 32-bit boot).
+NMI_READY = r"KTAP version 1|demo: "
 
 
 @dataclass(frozen=True)
@@ -310,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
                         help="the trace (.json or .perfetto-trace; default: build/trace.json "
                         "unless only --png or --save is given)")  # fmt: skip
+    parser.add_argument("--nmi", type=at_least(0, "a number of NMIs (>= 0)"), default=0,
+                        metavar="N", help="inject N NMIs through QMP while the kernel runs, "
+                        f"{NMI_INTERVAL:g} s apart, from its first self-test or demo line")  # fmt: skip
     parser.add_argument(
         "--png", type=Path, default=None, metavar="FILE", help="the timeline picture"
     )
@@ -349,6 +358,20 @@ def _needs(module: str, package: str, what: str) -> None:
                        f"(pip install {package})", EXIT_SETUP) from None  # fmt: skip
 
 
+def _nmis(count: int, timeout: float) -> Callable[[QemuRunner], None]:
+    """A `during` for boot_held: `count` NMIs, NMI_INTERVAL s apart, until the kernel holds."""
+
+    def inject(vm: QemuRunner) -> None:
+        vm.wait_for_console(NMI_READY, timeout=timeout)
+        for _ in range(count):
+            if KERNEL_RULES.hold_code(vm.console) is not None:
+                break
+            vm.inject_nmi()
+            time.sleep(NMI_INTERVAL)
+
+    return inject
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.png is not None:
         _needs("matplotlib", "matplotlib", "--png")
@@ -359,8 +382,9 @@ def _run(args: argparse.Namespace) -> int:
         status, console = 0, ""
     else:
         symbols = checked_symbols(args.image)
-        with boot_held(args.image, args.append, args.timeout, symbols=symbols, smp=args.smp,
-                       icount=args.icount) as held:  # fmt: skip
+        during = _nmis(args.nmi, args.timeout) if args.nmi else None
+        with boot_held(args.image, args.append, args.timeout, during, symbols=symbols,
+                       smp=args.smp, icount=args.icount) as held:  # fmt: skip
             state, console, passed, code = held.state(), held.console, held.passed, held.code
             names = read_task_names(held)
         cpus = tuple((c.cpu, tuple(c.events), c.idle_task) for c in state.cpus)
