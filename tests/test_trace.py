@@ -219,11 +219,16 @@ def test_the_checker_catches_broken_traces():
 
     assert broken(dangling) == ["flow 1: 1 start(s) and 0 end(s), not one of each"]
 
-    def into_nothing(events):
-        _first(events, ph="f")["ts"] = -50
+    def from_nothing(events):
+        _first(events, ph="s")["ts"] = -50
 
-    problems = broken(into_nothing)
-    assert any("its f at -50" in p and "is in no slice" in p for p in problems)
+    assert broken(from_nothing) == ["flow 1: its s at -50 on (1, 100006) binds to no slice"]
+
+    def into_an_instant(events):
+        call = _first(events, ph="i", tid=200003, name="lockdep_hardirqs_off")
+        _first(events, ph="f")["ts"] = call["ts"] - 0.5
+
+    assert broken(into_an_instant) == ["flow 1: its f at 609.5 on (2, 200003) binds to an instant"]
 
     def same_cpu(events):
         s, f = _first(events, ph="s"), _first(events, ph="f")

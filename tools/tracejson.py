@@ -3,8 +3,10 @@ chrome://tracing open, and the checker the tests run on such a file.
 
 Tracks: each CPU is a process (pid = CPU + 1) whose first thread is the task it runs and whose
 other threads are its tasks; its counters are process counters.  Slices are "X" events, calls
-"i" events, counters "C", each reschedule IPI an "s"/"f" flow pair (binding point "e": the
-enclosing slice), names "M" events.  One microsecond of the file is one TSC tick (under
+"i" events, counters "C", each reschedule IPI an "s"/"f" flow pair, names "M" events.  The
+flow's "s" binds to the slice open at its time (the sender's mark), its "f", which has no
+binding point "e", to the next slice that begins on its thread (the receiving entry), as
+Perfetto's importer and chrome://tracing bind them.  One microsecond of the file is one TSC tick (under
 `-icount shift=0` one instruction), counted from the first record; otherData says so.
 """
 
@@ -69,12 +71,13 @@ def to_json(timeline: Timeline, metadata: dict[str, Any]) -> dict[str, Any]:
         for ph, s in (("s", f.source), ("f", f.target)):
             event = {"ph": ph, "id": f.ident, "name": "resched IPI", "cat": "ipi",
                      "pid": pid_of(s.track.cpu), "tid": tid_of(s.track), "ts": s.bind - t0}  # fmt: skip
-            if ph == "f":
-                event["bp"] = "e"
             events.append(event)
     # Parents before children: by time, then the longest first.
     events.sort(key=lambda e: (e["ts"], -e.get("dur", 0)))
-    other = {"time_unit": TIME_UNIT, "tsc_base": t0, **metadata}
+    other = {"time_unit": TIME_UNIT, "tsc_base": t0,
+             "truncated_slices": sum(1 for s in timeline.slices if s.truncated),
+             "resched_ipi_sends_without_an_entry_in_the_log": timeline.unmatched_sends,
+             **metadata}  # fmt: skip
     return {"traceEvents": meta + events, "displayTimeUnit": "ns", "otherData": other}
 
 
@@ -92,10 +95,13 @@ def _spans(events: Iterable[dict[str, Any]], problems: list[str]) -> dict[tuple,
     """Each thread's slices: "X" events and matched "B"/"E" pairs (problems for the rest)."""
     spans: dict[tuple, list[_Span]] = {}
     open_b: dict[tuple, list[dict[str, Any]]] = {}
-    for e in sorted((e for e in events if e.get("ph") in ("X", "B", "E")),
+    for e in sorted((e for e in events if e.get("ph") in ("X", "B", "E", "i")),
                     key=lambda e: e["ts"]):  # fmt: skip
         track = (e.get("pid"), e.get("tid"))
-        if e["ph"] == "X":
+        if e["ph"] == "i":  # a zero-length slice of its thread, as Perfetto imports it
+            if e.get("s", "t") == "t":
+                spans.setdefault(track, []).append(_Span(e["ts"], e["ts"], e.get("name", "")))
+        elif e["ph"] == "X":
             if not isinstance(e.get("dur"), int | float) or e["dur"] < 0:
                 problems.append(f"slice {e.get('name')!r} on {track} has no valid dur")
                 continue
@@ -128,12 +134,22 @@ def _nesting(track: tuple, spans: list[_Span], problems: list[str]) -> None:
 
 
 def _enclosing(spans: list[_Span], starts: list[float], ts: float) -> _Span | None:
-    """The innermost slice strictly around `ts`."""
+    """The innermost slice strictly around `ts` (a flow's "s", an "f" with "bp": "e")."""
     best = None
     for s in spans[: bisect.bisect_left(starts, ts)]:
         if s.start < ts < s.end and (best is None or s.end - s.start <= best.end - best.start):
             best = s
     return best
+
+
+def _next(spans: list[_Span], starts: list[float], ts: float) -> _Span | None:
+    """The slice an "f" without "bp": "e" binds to: the first to begin at or after `ts` on
+    its thread (of several at once, the outermost)."""
+    i = bisect.bisect_left(starts, ts)
+    if i == len(spans):
+        return None
+    first = [s for s in spans[i:] if s.start == spans[i].start]
+    return max(first, key=lambda s: s.end - s.start)
 
 
 def check_trace(doc: Any) -> list[str]:
@@ -184,15 +200,13 @@ def check_trace(doc: Any) -> list[str]:
             problems.append(f"flow {ident}: {len(ends['s'])} start(s) and {len(ends['f'])} "
                             "end(s), not one of each")  # fmt: skip
             continue
-        bound = []
         for e in (ends["s"][0], ends["f"][0]):
             track = (e.get("pid"), e.get("tid"))
-            inside = _enclosing(ordered.get(track, []), starts.get(track, []), e["ts"])
-            if inside is None:
-                problems.append(
-                    f"flow {ident}: its {e['ph']} at {e['ts']} on {track} is in no slice"
-                )
-            bound.append(inside)
+            find = _next if e["ph"] == "f" and e.get("bp") != "e" else _enclosing
+            bound = find(ordered.get(track, []), starts.get(track, []), e["ts"])
+            if bound is None or bound.end == bound.start:
+                problems.append(f"flow {ident}: its {e['ph']} at {e['ts']} on {track} binds to "
+                                f"{'an instant' if bound else 'no slice'}")  # fmt: skip
         s, f = ends["s"][0], ends["f"][0]
         if s.get("pid") == f.get("pid"):
             problems.append(f"flow {ident} does not connect two CPUs (both on pid {s.get('pid')})")

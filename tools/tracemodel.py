@@ -13,8 +13,8 @@ How records become slices (docs/trace.md):
   the in-NMI flag) on the track of the task it interrupted.
 - Every other record marks the moment its function finished (the log is written after the
   work): an instant inside whatever is open.  The scheduler's marks (`sched_switch`,
-  `resched_ipi_send`) are slices from the task's previous record to their own (their start is
-  not logged: an upper bound), so that a flow can bind to them.
+  `resched_ipi_send`) are slices from the tick after the task's previous record to their own
+  (their start is not logged: an upper bound), so that a flow can bind to them.
 - A closing record whose opener is older than the log gives a slice from the track's first
   record, and a slice still open at the end of the log (or when its task exited) is closed
   there; both are marked `truncated`.
@@ -67,8 +67,10 @@ class Slice:
     args: dict[str, object] = field(default_factory=dict)
     path: str | None = None  # PATHS, for entries and NMIs
     truncated: str | None = None
-    # Where a flow binds to it: a time strictly inside it and inside none of its children
-    # (a half tick: every slice starts and ends on a whole tick).  None: not a flow's end.
+    # Where a flow binds to it (None: nowhere).  A sender's mark: its middle (it has no
+    # children); Perfetto binds a flow's start to the innermost slice open there.  An entry:
+    # half a tick before it begins (every slice and instant is on a whole tick); a flow's end
+    # without a binding point binds to the next slice that begins on its thread.
     bind: float | None = None
 
     @property
@@ -289,7 +291,7 @@ def _cpu(b: _Builder, cpu: int, events: Sequence[Event], names: dict[int, str],
                 faults += 1
                 counter("page faults", ts, faults)
             entry = Slice(track.key, _entry_name(e.vector, e.cpl), ts, ts, "entry",
-                          {"entry": args}, _path(e))  # fmt: skip
+                          {"entry": args}, _path(e), bind=ts - 0.5)  # fmt: skip
             b.open(track, entry, "idtentry_exit_end")
             b.open(
                 track,
@@ -301,8 +303,6 @@ def _cpu(b: _Builder, cpu: int, events: Sequence[Event], names: dict[int, str],
         elif kind == "idtentry_enter_end":
             done = b.close_kind(track, e, ts, "idtentry_enter_end", "idtentry_enter", "function")
             done.args["returned"] = e.arg
-            if track.stack and track.stack[-1].closer == "idtentry_exit_end":
-                track.stack[-1].slice.bind = ts + 0.5  # after its enter function, before all else
         elif kind == "idtentry_exit":
             b.open(
                 track,
@@ -327,9 +327,11 @@ def _cpu(b: _Builder, cpu: int, events: Sequence[Event], names: dict[int, str],
                 name = f"sched_switch to task {e.arg}"
             else:
                 name = f"resched IPI to CPU {e.arg}"
-            mark = Slice(track.key, name, track.last, ts, "mark", args)
+            # From the tick after the task's previous record, which is an instant or a slice's
+            # end: the mark then holds nothing else, and a flow binds to it alone.
+            mark = Slice(track.key, name, min(track.last + 1, ts), ts, "mark", args)
             b.slices.append(mark)
-            if kind == "resched_ipi_send" and mark.duration > 0:
+            if kind == "resched_ipi_send" and mark.duration >= 2:
                 mark.bind = (mark.start + mark.end) / 2
                 b.sends.setdefault(e.arg, []).append(mark)
             if kind == "sched_switch":
