@@ -13,6 +13,7 @@ import json
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import ROOT, mutant_build
@@ -363,13 +364,17 @@ def test_an_image_built_with_another_event_layout_is_refused(tmp_path, build_cac
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, kernel_image):
-    """The demo on two CPUs, traced once: (output directory, completed process)."""
-    out = tmp_path_factory.mktemp("trace")
-    done = run_cli(str(kernel_image), "--smp", "2", "-o", str(out / "trace.json"),
-                   "--png", str(out / "timeline.png"), "--save", str(out / "demo.events.json"),
-                   timeout=400)  # fmt: skip
-    return out, done
+def demo(run_once, kernel_image):
+    """The demo on two CPUs, traced once per run (every xdist worker shares it): (output
+    directory, completed process)."""
+
+    def make(out: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+        done = run_cli(str(kernel_image), "--smp", "2", "-o", str(out / "trace.json"),
+                       "--png", str(out / "timeline.png"), "--save",
+                       str(out / "demo.events.json"), timeout=400)  # fmt: skip
+        return out, done
+
+    return run_once("trace-demo", make)
 
 
 @pytest.mark.qemu
@@ -392,7 +397,7 @@ def test_the_demo_on_two_cpus_gives_a_trace_that_passes_its_check(demo):
 
 @pytest.mark.qemu
 @pytest.mark.realtime("SMP: under -icount the vCPUs take turns")
-def test_the_kernels_marks_name_the_switch_and_the_ipi_target(demo):
+def test_the_kernels_marks_name_the_switch_and_the_ipi_target(demo, tmp_path):
     """Each sched_switch names the task whose records follow on that CPU, each
     resched_ipi_send another online CPU; an edited copy of the log (one switch naming its
     own task) fails the same check."""
@@ -407,9 +412,9 @@ def test_the_kernels_marks_name_the_switch_and_the_ipi_target(demo):
     bad = dataclasses.replace(rec, cpus=((cpu, tuple(edited), idle), *rec.cpus[1:]))
     assert len(mark_problems(bad)) == 1
     # Converting the saved records again gives the same trace.
-    again = run_cli("--load", str(out / "demo.events.json"), "-o", str(out / "again.json"))
+    again = run_cli("--load", str(out / "demo.events.json"), "-o", str(tmp_path / "again.json"))
     assert again.returncode == 0, again.stderr
-    assert json.loads((out / "again.json").read_text()) == json.loads(
+    assert json.loads((tmp_path / "again.json").read_text()) == json.loads(
         (out / "trace.json").read_text()
     )
 
