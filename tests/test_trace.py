@@ -353,14 +353,24 @@ def test_bad_images_get_one_line_naming_the_command(tmp_path):
     assert done.returncode == 64 and "must end in .json or .perfetto-trace" in done.stderr
 
 
-def test_an_image_built_with_another_event_layout_is_refused(tmp_path, build_cache):
-    """A kernel whose kernel/events.py had one more kind than this tree's: stale."""
-    kinds = '    "resched_ipi_send",  # smp_send_reschedule, before sending; arg = the target CPU (a mark)\n'
-    out = mutant_build(tmp_path, build_cache, [("events.py", kinds, kinds + '    "extra",\n')])
+KINDS_LINE = '    "resched_ipi_send",  # smp_send_reschedule, before sending; arg = the target CPU (a mark)\n'
+HASH_LINE = '    lines += [".global event_layout_hash", "event_layout_hash:", f"    .quad {layout_hash():#x}"]\n'
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [((KINDS_LINE, KINDS_LINE + '    "extra",\n'), "is stale: built with event layout"),
+     ((HASH_LINE, ""), "is stale: it has no event_layout_hash")],
+    ids=["one-more-kind", "no-digest"],
+)  # fmt: skip
+def test_an_image_built_with_another_event_layout_is_refused(tmp_path, build_cache, edit, said):
+    """A kernel whose kernel/events.py had one more kind than this tree's, and one built before
+    the image carried the digest: both stale, both refused with the command to run."""
+    out = mutant_build(tmp_path, build_cache, [("events.py", *edit)])
     done = run_cli(str(out / "kernel.elf"), "-o", str(tmp_path / "t.json"))
     assert done.returncode == 4, done.stderr
-    assert "is stale: built with event layout" in done.stderr and "make build" in done.stderr
-    assert not (tmp_path / "t.json").exists()
+    assert said in done.stderr and "run `make build`" in done.stderr
+    assert done.stderr.count("\n") == 1 and not (tmp_path / "t.json").exists()
 
 
 @pytest.fixture(scope="module")
