@@ -41,7 +41,8 @@ def draw_png(timeline: Timeline, metadata: dict[str, Any]) -> bytes:
     def x(ts: float) -> float:
         return (ts - t0) / scale
 
-    fig, ax = plt.subplots(figsize=(12, 1.3 + 1.1 * len(cpus)), dpi=100)
+    height = 1.8 + 1.1 * len(cpus)
+    fig, ax = plt.subplots(figsize=(12, height), dpi=100)
     for s in timeline.slices:  # the task each CPU runs, behind everything
         if s.category != "running":
             continue
@@ -98,9 +99,9 @@ def draw_png(timeline: Timeline, metadata: dict[str, Any]) -> bytes:
     handles += [Patch(color=WATCHING[0], label=WATCHING[1]),
                 Patch(color=NOT_WATCHING[0], label=NOT_WATCHING[1]),
                 Line2D([], [], color=IPI_COLOUR, lw=0.8, marker=">", label="reschedule IPI")]  # fmt: skip
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22 - 0.02 * len(cpus)),
-              ncol=4, fontsize=7, frameon=False)  # fmt: skip
-    fig.tight_layout()
+    legend = 0.5  # inches at the bottom for the legend's two rows
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, legend / height, 1, 1))
     out = io.BytesIO()
     fig.savefig(out, format="png")
     plt.close(fig)
