@@ -78,7 +78,7 @@ def to_json(timeline: Timeline, metadata: dict[str, Any]) -> dict[str, Any]:
              "truncated_slices": sum(1 for s in timeline.slices if s.truncated),
              "resched_ipi_sends_without_an_entry_in_the_log": timeline.unmatched_sends,
              **metadata}  # fmt: skip
-    return {"traceEvents": meta + events, "displayTimeUnit": "ns", "otherData": other}
+    return {"traceEvents": meta + events, "otherData": other}
 
 
 # -- the checker ------------------------------------------------------------------------------
