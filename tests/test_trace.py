@@ -424,8 +424,19 @@ def test_the_kernels_marks_name_the_switch_and_the_ipi_target(demo, tmp_path):
     # Converting the saved records again gives the same trace.
     again = run_cli("--load", str(out / "demo.events.json"), "-o", str(tmp_path / "again.json"))
     assert again.returncode == 0, again.stderr
-    assert json.loads((tmp_path / "again.json").read_text()) == json.loads(
-        (out / "trace.json").read_text()
+    doc = json.loads((out / "trace.json").read_text())
+    assert json.loads((tmp_path / "again.json").read_text()) == doc
+    # ... and its protobuf form holds the same slices and flows.
+    trace_pb2 = pytest.importorskip("perfetto.protos.perfetto.trace.perfetto_trace_pb2")
+    proto = tmp_path / "again.perfetto-trace"
+    again = run_cli("--load", str(out / "demo.events.json"), "-o", str(proto))
+    assert again.returncode == 0, again.stderr
+    events = [p.track_event for p in trace_pb2.Trace.FromString(proto.read_bytes()).packet
+              if p.HasField("track_event")]  # fmt: skip
+    begins = [e for e in events if e.type == trace_pb2.TrackEvent.TYPE_SLICE_BEGIN]
+    assert len(begins) == sum(1 for e in doc["traceEvents"] if e["ph"] == "X")
+    assert sum(len(e.flow_ids) for e in begins) == sum(
+        1 for e in doc["traceEvents"] if e["ph"] == "s"
     )
 
 
