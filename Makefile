@@ -12,7 +12,7 @@ SMP ?= 2
 # or uefi (OVMF, build/BOOTX64.EFI; docs/uefi.md)
 BOOT ?= multiboot
 
-.PHONY: setup build run iso events test test-fast durations debug bench clean qemu grub
+.PHONY: setup build run iso events test test-fast durations debug bench clean qemu grub trace
 
 setup: $(STAMP) qemu grub
 
@@ -57,6 +57,11 @@ iso: setup build
 KIND ?=
 events: setup build
 	$(PY) -m tools.eventlog build/kernel.elf --timeout $(TIMEOUT) $(if $(APPEND),--append "$(APPEND)") $(if $(KIND),--kind $(foreach k,$(KIND),'$(k)'))
+
+# The event log of a run as a Perfetto / Chrome trace and a timeline picture (docs/trace.md):
+# build/trace.json, build/timeline.png
+trace: setup build
+	$(PY) -m tools.trace build/kernel.elf --smp $(SMP) -o build/trace.json --png build/timeline.png $(if $(APPEND),--append "$(APPEND)")
 
 # The whole suite on every core (pytest-xdist); any skip fails it.  PYTEST_ARGS: more options
 # (.ci/shard passes pytest-split's).  test-fast: the unit tests that need neither QEMU nor
