@@ -45,6 +45,7 @@ SMP = 2  # the reschedule-IPI row needs a second CPU
 APPEND = "console=ttyS0 mitigations=off quiet panic=-1 rdinit=/init maxcpus=1"
 BOOT_TIMEOUT = 300.0  # host seconds: TCG under -icount, on a loaded 2-core machine
 APT_OPTIONS: tuple[str, ...] = ()  # extra `-o` options for apt-get (a test points it nowhere)
+QUICK_OPS = ("syscall_null", "syscall_getppid", "int80_null")  # what bench=quick measures
 RESULTS = "bench.json"
 CONSOLE = "console.log"
 
@@ -258,7 +259,8 @@ def build_init(out: Path, source: Path = INIT_SOURCE) -> Path:
     proc = subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(init) + ".tmp",
                            str(source)], capture_output=True, text=True)  # fmt: skip
     if proc.returncode != 0:
-        first = (proc.stderr.strip().splitlines() or ["gcc failed"])[0]
+        lines = proc.stderr.strip().splitlines() or ["gcc failed"]
+        first = next((ln for ln in lines if "error" in ln), lines[0])
         raise BenchError(f"building {source.name} failed: {first}")
     os.replace(str(init) + ".tmp", init)
     return init
@@ -334,22 +336,26 @@ def pack_initramfs(init: Path, out: Path) -> Path:
 # --- the run ----------------------------------------------------------------------------------
 
 
-def qemu_config(vmlinuz: Path, initrd: Path, timeout: float = BOOT_TIMEOUT):
+def qemu_config(vmlinuz: Path, initrd: Path, timeout: float = BOOT_TIMEOUT, *,
+                quick: bool = False, icount: str | None = ICOUNT):  # fmt: skip
     """The QEMU run: our runner's machine flags (tools/qemu.py QemuConfig: machine, CPU model,
-    memory) with the bench's -icount and -smp, the initramfs, Linux's rules."""
+    memory) with the bench's -icount and -smp, the initramfs, Linux's rules.  `quick`: the
+    init measures the system calls alone (the suite's boot test)."""
     from tools.linux_rules import LINUX_RULES
     from tools.qemu import QemuConfig
 
-    return QemuConfig(vmlinuz, append=APPEND, timeout=timeout, smp=SMP, icount=ICOUNT,
+    append = APPEND + (" bench=quick" if quick else "")
+    return QemuConfig(vmlinuz, append=append, timeout=timeout, smp=SMP, icount=icount,
                       rules=LINUX_RULES, extra_args=("-initrd", str(initrd)))  # fmt: skip
 
 
-def boot(vmlinuz: Path, initrd: Path, out: Path, timeout: float = BOOT_TIMEOUT) -> str:
-    """Boot Linux with the bench's /init; its console (also written to out/console.log)."""
+def boot(vmlinuz: Path, initrd: Path, out: Path, timeout: float = BOOT_TIMEOUT, **how) -> str:
+    """Boot Linux with the bench's /init; its console (also written to out/console.log).
+    `how`: qemu_config()'s quick and icount."""
     from tools.qemu import Outcome, QemuError, run
 
     try:
-        result = run(qemu_config(vmlinuz, initrd, timeout))
+        result = run(qemu_config(vmlinuz, initrd, timeout, **how))
     except QemuError as e:
         raise ToolMissingError(str(e)) from None
     (out / CONSOLE).write_text(result.console)
