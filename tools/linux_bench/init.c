@@ -227,6 +227,10 @@ static void bench_tick(uint64_t empty)
 		extra[i - 1] = starts[i] - starts[i - 1];
 	tick_period = median(extra, got - 1);
 	report("timer_tick_user", samples, got, turn, "insns");
+	dprintf(out, "# bench-linux: tick_gaps=");
+	for (int i = 0; i < got; i++) /* sorted by report(): the spread behind the median */
+		dprintf(out, "%s%llu", i ? "," : "", (unsigned long long)(samples[i] - turn));
+	dprintf(out, "\n");
 	dprintf(out, "# bench-linux: tick_period=%llu\n", (unsigned long long)tick_period);
 	(void)empty;
 }
