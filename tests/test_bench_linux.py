@@ -321,15 +321,18 @@ def test_a_stale_build_names_make_build(tmp_path, capsys):
     assert not (tmp_path / "bench.json").exists()
 
 
-def test_a_touched_source_with_the_same_build_is_not_stale(tmp_path):
-    """Only a source newer than kernel.elf whose current build differs is stale: with our tree
-    and an old kernel.elf that the cache does not hold, stale; the rule does not fire without
-    a newer source."""
+def test_a_touched_source_with_the_same_build_is_not_stale(tmp_path, kernel_build, build_cache):
+    """An old kernel.elf is current when the cache's build of the current sources holds the
+    same bytes (a source touched, not changed); with other bytes it is stale."""
     elf = tmp_path / "kernel.elf"
-    elf.write_bytes(b"\x7fELF")
-    assert tools.bench.stale_kernel(tmp_path) is None
+    elf.write_bytes((kernel_build / "kernel.elf").read_bytes())
     os.utime(elf, (1, 1))
-    assert "is older than" in tools.bench.stale_kernel(tmp_path)
+    assert tools.bench.stale_kernel(tmp_path, cache=build_cache) is None
+    elf.write_bytes(elf.read_bytes() + b"\0")
+    os.utime(elf, (1, 1))
+    assert "is older than" in tools.bench.stale_kernel(tmp_path, cache=build_cache)
+    os.utime(elf)  # newer than every source: current, whatever it holds
+    assert tools.bench.stale_kernel(tmp_path, cache=build_cache) is None
 
 
 @pytest.fixture

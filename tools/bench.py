@@ -224,10 +224,13 @@ def _ratio(ours: BenchRow | None, linux: BenchRow | None) -> float | None:
     return ours.median / linux.median
 
 
-def stale_kernel(build: Path = ROOT / "build", root: Path = ROOT) -> str | None:
+def stale_kernel(
+    build: Path = ROOT / "build", root: Path = ROOT, cache: Path | None = None
+) -> str | None:
     """Why build/kernel.elf cannot be benched (missing, or older than a source whose build it
-    does not hold), None when it is current.  A source touched without a change still has the
-    same cache entry: its kernel.elf is current."""
+    does not hold), None when it is current.  A source touched without a change leaves the
+    current sources' build in the cache (`cache`, by default build/cache) holding the same
+    kernel.elf: current."""
     elf = build / "kernel.elf"
     if not elf.is_file():
         return f"{elf} does not exist: run `make build`"
@@ -236,13 +239,12 @@ def stale_kernel(build: Path = ROOT / "build", root: Path = ROOT) -> str | None:
              if p.is_file() and "__pycache__" not in p.parts and p.stat().st_mtime > built]  # fmt: skip
     if not newer:
         return None
-    if root == ROOT:
-        from kbuild import build_key
-        from kbuild.cache import Cache
+    from kbuild import build_key
+    from kbuild.cache import Cache
 
-        entry = Cache(build / "cache").get("build", build_key(root / "kernel", build))
-        if entry is not None and entry.files.get("kernel.elf") == elf.read_bytes():
-            return None
+    entry = Cache(cache or build / "cache").get("build", build_key(root / "kernel", build))
+    if entry is not None and entry.files.get("kernel.elf") == elf.read_bytes():
+        return None
     return f"{elf} is older than {newer[0].relative_to(root)}: run `make build`"
 
 
