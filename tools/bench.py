@@ -24,6 +24,7 @@ import platform
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -321,6 +322,20 @@ def format_entry(table: list[EntryRow]) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str | None:
+    """The checkout's commit (with `+dirty` when it has changes), None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10)  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def _json_row(row: BenchRow | None) -> dict | None:
     return None if row is None else {"median": row.median, "min": row.minimum, "n": row.n}
 
@@ -437,7 +452,8 @@ def entry_bench(out: Path, refresh_linux: bool, build: list[Row]) -> int:
     else:
         off, on = cols
         elf = (out / "kernel.elf").read_bytes()
-        ours = {"image": str(out / "kernel.elf"), "sha256": hashlib.sha256(elf).hexdigest()}
+        ours = {"image": str(out / "kernel.elf"), "sha256": hashlib.sha256(elf).hexdigest(),
+                "commit": _commit()}  # fmt: skip
     lin = linux_column(out / "linux", refresh_linux)
     linux_rows, linux_meta = ({}, None) if isinstance(lin, str) else lin
     if isinstance(lin, str):

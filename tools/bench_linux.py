@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kbuild.paths import ROOT
+from tools.cli import positive_seconds
 
 OUT = ROOT / "build" / "linux"
 INIT_SOURCE = ROOT / "tools" / "linux_bench" / "init.c"
@@ -434,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.bench_linux", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--out", type=Path, default=OUT, help="where the package, image and results go")
-    ap.add_argument("--timeout", type=float, default=BOOT_TIMEOUT, help="host seconds for the boot")
+    ap.add_argument("--timeout", type=positive_seconds, default=BOOT_TIMEOUT,
+                    help="host seconds for the boot")  # fmt: skip
     args = ap.parse_args(argv)
     try:
         data = measure(args.out, args.timeout)
