@@ -10,6 +10,14 @@ median CPU time of this process and the children it reaped (keystone workers, th
 child, GNU as and ld): under other jobs' load the wall-clock time grows with the load, the CPU
 time much less.  The Python start (about 20 ms) is not in them, the imports only in the first
 fresh build.
+
+Then the entry paths in instructions (docs/performance.md): our kernel's guest bench with the
+event log off and on (tools.bench_guest, skipped with a message when it is not there) beside
+Linux 6.1's (build/linux/bench.json from `make bench-linux`, measured now when missing;
+skipped with the reason when the package mirror cannot be reached), the ratio ours / Linux per
+row and whether the goal (log off: at most a third of Linux's instructions) holds; written to
+build/bench.json and drawn in build/bench.png.  A missing or stale build/kernel.elf stops the
+bench before anything is timed, naming `make build`.
 """
 
 from __future__ import annotations
@@ -180,12 +188,16 @@ def boot_rows(work: Path, n: int) -> list[Row]:
 
 GOAL = 1 / 3  # ours with the event log off: at most this share of Linux's instructions
 SCHEMA = "condrcu-bench/1"
-# The rows of our guest bench (tools/bench_guest.py, `selftest=bench`), in the table's order.
-ENTRY_OPS = (
-    "syscall_null", "int80_null", "user_fault_first_touch", "kernel_fault_extable",
-    "int3_kernel", "idt_floor", "timer_tick_user", "resched_ipi_roundtrip",
-    "context_switch_pingpong", "sched_yield", "synchronize_rcu_latency", "call_rcu_cost",
-)  # fmt: skip
+# The rows of our guest bench (tools/bench_guest.py, selftest=bench), in the table's order,
+# with their units (what a row neither side measured is shown in).
+ENTRY_UNITS = {
+    "syscall_null": "insns", "int80_null": "insns", "user_fault_first_touch": "insns",
+    "kernel_fault_extable": "insns", "int3_kernel": "insns", "idt_floor": "insns",
+    "timer_tick_user": "insns", "resched_ipi_roundtrip": "insns",
+    "context_switch_pingpong": "insns", "sched_yield": "insns",
+    "synchronize_rcu_latency": "ticks", "call_rcu_cost": "insns_per_cb",
+}  # fmt: skip
+ENTRY_OPS = tuple(ENTRY_UNITS)
 SOURCES = ("kernel", "asm", "linker", "kbuild")  # what kernel.elf is built from
 JSON_NAME, PNG_NAME = "bench.json", "bench.png"
 # Rows counted in TSC ticks that are virtual nanoseconds of waiting, not work: not drawn
@@ -293,7 +305,7 @@ def entry_rows(off: dict[str, BenchRow], on: dict[str, BenchRow],
     table = []
     for op in ops:
         cells = [r.get(op) for r in (off, on, linux)]
-        unit = next((c.unit for c in cells if c is not None), "insns")
+        unit = next((c.unit for c in cells if c is not None), ENTRY_UNITS.get(op, "insns"))
         na = bench_linux.NOT_MEASURABLE.get(op) if op not in linux else None
         table.append(EntryRow(op, unit, *cells, na))
     return table
