@@ -246,6 +246,10 @@ task_set_cpu:
 smp_send_reschedule:
     push rdi
     push rsi
+    mov esi, edi
+    mov edi, EV_RESCHED_IPI_SEND
+    call event_log
+    mov edi, esi
     call percpu_area
     mov edi, dword ptr [rax + PCPU_APIC_ID]
     mov esi, RESCHEDULE_VECTOR
@@ -288,6 +292,9 @@ __schedule:
     je .Lsame
     inc qword ptr [rax + TASK_SWITCHES]
     inc qword ptr gs:[PCPU_CONTEXT_SWITCHES]
+    mov edi, EV_SCHED_SWITCH
+    mov rsi, qword ptr [rax + TASK_ID]
+    call event_log
     mov rdi, rbx
     mov rsi, rax
     call context_switch

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from kernel import truth
 from kernel.abi import CONSTANTS
+from kernel.events import EVENT_MARKS
 from kernel.truth import EXIT_TO_USER_END
 from kernel.vectors import EXCEPTIONS
 from tools.events.decode import CpuState, Event, KernelState, format_nmi_nesting
@@ -27,7 +28,8 @@ def call_window(events: list[Event], start: int, close: str) -> tuple[int, list[
     `idtentry_exit`): the index of the `close` record that ends it, and the records of the
     same task logged in between at the same level.  An interrupt that nests inside, and
     everything it logs, is left out (it opens with `idtentry_enter` and ends with its
-    `idtentry_exit_end`), and so are NMI records and other tasks' records (the task may be
+    `idtentry_exit_end`), and so are NMI records, the scheduler's marks (EVENT_MARKS) and other
+    tasks' records (the task may be
     preempted or sleep inside).  None when the end is not in the log or the task exits
     first."""
     task = events[start].task
@@ -35,7 +37,7 @@ def call_window(events: list[Event], start: int, close: str) -> tuple[int, list[
     inside: list[Event] = []
     for j in range(start + 1, len(events)):
         e = events[j]
-        if e.in_nmi or e.task != task:
+        if e.in_nmi or e.task != task or e.kind in EVENT_MARKS:
             continue
         if e.kind == "task_exit":
             return None
