@@ -12,9 +12,9 @@ SMP ?= 2
 # or uefi (OVMF, build/BOOTX64.EFI; docs/uefi.md)
 BOOT ?= multiboot
 
-.PHONY: setup build run iso events test test-fast durations debug bench clean qemu grub trace
+.PHONY: setup build run iso events test test-fast durations debug bench bench-linux clean qemu grub trace cc
 
-setup: $(STAMP) qemu grub
+setup: $(STAMP) qemu grub cc
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ grub:
 	  echo "installing grub-pc-bin, grub-common, xorriso and mtools"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq grub-pc-bin grub-common xorriso mtools >/dev/null; }
+
+# gcc and a static libc (the Linux bench's /init, tools/linux_bench/init.c) and cpio (the test
+# that reads its initramfs back), from Debian's packages, when missing.
+cc:
+	@command -v gcc >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libc.a ] && command -v cpio >/dev/null || { \
+	  echo "installing gcc, libc6-dev and cpio"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gcc libc6-dev cpio >/dev/null; }
 
 build: $(STAMP)
 	$(PY) build.py
@@ -77,8 +85,16 @@ test-fast: setup
 durations: setup
 	$(PY) -m pytest -q -n auto --store-durations --clean-durations
 
-bench: setup
+# Build and boot times, then the entry paths (our kernel, event log off and on) beside Linux
+# 6.1's (build/linux/bench.json, measured by bench-linux when missing): build/bench.json and
+# build/bench.png (docs/performance.md).
+bench: setup build
 	$(PY) -m tools.bench
+
+# The entry paths on Debian's Linux 6.1 cloud kernel under the same QEMU (fetched once with
+# apt-get download into build/linux/; exit 75 when the package mirror cannot be reached).
+bench-linux: setup
+	$(PY) -m tools.bench_linux
 
 # Boot stopped before the first instruction with QEMU's GDB stub on a free port (1234 when
 # free), and build/debug.gdb to attach with: gdb -x build/debug.gdb (docs/debugging.md).

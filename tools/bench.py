@@ -10,23 +10,41 @@ median CPU time of this process and the children it reaped (keystone workers, th
 child, GNU as and ld): under other jobs' load the wall-clock time grows with the load, the CPU
 time much less.  The Python start (about 20 ms) is not in them, the imports only in the first
 fresh build.
+
+Then the entry paths in instructions (docs/performance.md): our kernel's guest bench with the
+event log off and on (tools.bench_guest, skipped with a message when it is not there) beside
+Linux 6.1's (build/linux/bench.json from `make bench-linux`, measured now when missing;
+skipped with the reason when the package mirror cannot be reached), the ratio ours / Linux per
+row and whether the goal (log off: at most a third of Linux's instructions) holds; written to
+build/bench.json and drawn in build/bench.png.  A missing or stale build/kernel.elf stops the
+bench before anything is timed, naming `make build`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
+import hashlib
+import importlib
+import json
 import os
+import platform
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kbuild import BuildResult, build_kernel
 from kbuild.paths import ROOT
+from tools import bench_linux
+from tools.bench_linux import BenchRow
 from tools.cli import at_least
 
 EDITED = Path("lib/serial.s")  # the file the rebuilds change, in a copy of the tree
@@ -167,20 +185,345 @@ def boot_rows(work: Path, n: int) -> list[Row]:
     return rows
 
 
+# --- the entry paths against Linux (issue 11; docs/performance.md) ------------------------------
+
+GOAL = 1 / 3  # ours with the event log off: at most this share of Linux's instructions
+SCHEMA = "condrcu-bench/1"
+# The rows of our guest bench (tools/bench_guest.py, selftest=bench), in the table's order,
+# with their units (what a row neither side measured is shown in).
+ENTRY_UNITS = {
+    "syscall_null": "insns", "int80_null": "insns", "user_fault_first_touch": "insns",
+    "kernel_fault_extable": "insns", "int3_kernel": "insns", "idt_floor": "insns",
+    "timer_tick_user": "insns", "resched_ipi_roundtrip": "insns",
+    "context_switch_pingpong": "insns", "sched_yield": "insns",
+    "synchronize_rcu_latency": "ticks", "call_rcu_cost": "insns_per_cb",
+}  # fmt: skip
+ENTRY_OPS = tuple(ENTRY_UNITS)
+SOURCES = ("kernel", "asm", "linker", "kbuild")  # what kernel.elf is built from
+JSON_NAME, PNG_NAME = "bench.json", "bench.png"
+# Rows counted in TSC ticks that are virtual nanoseconds of waiting, not work: not drawn
+NOT_WORK = ("synchronize_rcu_latency_insns",)
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    """One operation: our kernel with the event log off and on, Linux, and how they compare."""
+
+    op: str
+    unit: str
+    off: BenchRow | None
+    on: BenchRow | None
+    linux: BenchRow | None
+    linux_na: str | None  # why Linux has no figure, when it cannot have one
+
+    @property
+    def ratio_off(self) -> float | None:
+        return _ratio(self.off, self.linux)
+
+    @property
+    def ratio_on(self) -> float | None:
+        return _ratio(self.on, self.linux)
+
+    @property
+    def goal_met(self) -> bool | None:
+        """Ours with the log off at most GOAL of Linux's instructions; None where the row has
+        no comparison or does not count instructions."""
+        r = self.ratio_off
+        return None if r is None or self.unit != "insns" else r <= GOAL
+
+
+def _ratio(ours: BenchRow | None, linux: BenchRow | None) -> float | None:
+    if ours is None or linux is None or linux.median <= 0 or ours.unit != linux.unit:
+        return None
+    return ours.median / linux.median
+
+
+def stale_kernel(
+    build: Path = ROOT / "build", root: Path = ROOT, cache: Path | None = None
+) -> str | None:
+    """Why build/kernel.elf cannot be benched (missing, or older than a source whose build it
+    does not hold), None when it is current.  A source touched without a change leaves the
+    current sources' build in the cache (`cache`, by default build/cache) holding the same
+    kernel.elf: current."""
+    elf = build / "kernel.elf"
+    if not elf.is_file():
+        return f"{elf} does not exist: run `make build`"
+    built = elf.stat().st_mtime
+    newer = [p for d in SOURCES for p in sorted((root / d).rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts and p.stat().st_mtime > built]  # fmt: skip
+    if not newer:
+        return None
+    from kbuild import build_key
+    from kbuild.cache import Cache
+
+    entry = Cache(cache or build / "cache").get("build", build_key(root / "kernel", build))
+    if entry is not None and entry.files.get("kernel.elf") == elf.read_bytes():
+        return None
+    return f"{elf} is older than {newer[0].relative_to(root)}: run `make build`"
+
+
+def guest_columns(kernel: Path) -> tuple[dict[str, BenchRow], dict[str, BenchRow]] | str:
+    """Our kernel's rows with the event log off and on (tools.bench_guest), or why not."""
+    try:  # issue 11 item 7; through sys.modules, where a test may put a stand-in
+        bench_guest = importlib.import_module("tools.bench_guest")
+    except ImportError:
+        return "tools.bench_guest is not there (issue 11 item 7): our columns are skipped"
+    from tools.qemu import QemuError
+
+    try:
+        off = bench_guest.run_guest_bench(kernel, events=False)
+        on = bench_guest.run_guest_bench(kernel, events=True)
+    except (getattr(bench_guest, "BenchError", QemuError), QemuError) as e:
+        return f"our bench failed, our columns are skipped: {e}"
+    return _rows(off.rows), _rows(on.rows)
+
+
+def _rows(rows: dict) -> dict[str, BenchRow]:
+    return {op: BenchRow(op, r.median, r.minimum, r.n, r.unit) for op, r in rows.items()}
+
+
+def linux_column(out: Path, refresh: bool) -> tuple[dict[str, BenchRow], dict] | str:
+    """Linux's rows and run facts from out/bench.json (`make bench-linux`), measured now when
+    there is none or `refresh`; or why there are none."""
+    path = out / bench_linux.RESULTS
+    if refresh or not path.exists():
+        try:
+            bench_linux.measure(out)
+        except bench_linux.BenchError as e:
+            return f"Linux's column is skipped: {e}"
+    try:
+        rows = bench_linux.load_results(path)
+        meta = {k: v for k, v in json.loads(path.read_text()).items() if k != "rows"}
+    except (bench_linux.BenchError, ValueError) as e:
+        return f"Linux's column is skipped: {e}"
+    return rows, meta
+
+
+def entry_rows(off: dict[str, BenchRow], on: dict[str, BenchRow],
+               linux: dict[str, BenchRow]) -> list[EntryRow]:  # fmt: skip
+    """The table: our ops in order, then any op only one side measured."""
+    ops = [*ENTRY_OPS, *sorted((set(off) | set(on) | set(linux)) - set(ENTRY_OPS))]
+    table = []
+    for op in ops:
+        cells = [r.get(op) for r in (off, on, linux)]
+        unit = next((c.unit for c in cells if c is not None), ENTRY_UNITS.get(op, "insns"))
+        na = bench_linux.NOT_MEASURABLE.get(op) if op not in linux else None
+        table.append(EntryRow(op, unit, *cells, na))
+    return table
+
+
+def _cell(row: BenchRow | None) -> str:
+    return f"{row.median:,}" if row is not None else "-"
+
+
+def _fmt_ratio(r: float | None) -> str:
+    return f"{r:.2f}" if r is not None else "-"
+
+
+def format_entry(table: list[EntryRow]) -> str:
+    """The table as text: one line per op, Linux's n/a with its reason below."""
+    head = f"{'operation':<30} {'unit':<12} {'ours, log off':>14} {'ours, log on':>13} {'Linux 6.1':>10} {'off/Linux':>9} {'on/Linux':>8}  goal (<= 1/3)"
+    lines = [head]
+    for r in table:
+        goal = {True: "met", False: "NOT met", None: "-"}[r.goal_met]
+        linux = "n/a" if r.linux_na else _cell(r.linux)
+        lines.append(f"{r.op:<30} {r.unit:<12} {_cell(r.off):>14} {_cell(r.on):>13} {linux:>10} "
+                     f"{_fmt_ratio(r.ratio_off):>9} {_fmt_ratio(r.ratio_on):>8}  {goal}")  # fmt: skip
+    for r in table:
+        if r.linux_na:
+            lines.append(f"  n/a {r.op}: {r.linux_na}")
+    return "\n".join(lines)
+
+
+def _commit() -> str | None:
+    """The checkout's commit (with `+dirty` when it has changes), None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10)  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _json_row(row: BenchRow | None) -> dict | None:
+    return None if row is None else {"median": row.median, "min": row.minimum, "n": row.n}
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": os.cpu_count(), "host_kernel": platform.release(),
+            "python": platform.python_version(), "load_average": list(os.getloadavg())}  # fmt: skip
+
+
+def report(table: list[EntryRow], out: Path, *, ours: dict | None, linux: dict | None,
+           skipped: dict[str, str | None], build: list[Row] = ()) -> dict:  # fmt: skip
+    """Write out/bench.json (SCHEMA; docs/performance.md) and out/bench.png, each to a
+    temporary name renamed into place; the JSON's data."""
+    compared = [r for r in table if r.goal_met is not None]
+    data = {
+        "schema": SCHEMA,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "qemu": {
+            "version": bench_linux.qemu_version(),
+            "icount": bench_linux.ICOUNT,
+            "smp": bench_linux.SMP,
+            "machine": "pc",
+            "cpu": "max",
+            "memory": "128M",
+        },  # fmt: skip
+        "kernels": {"ours": ours, "linux": linux},
+        "goal": {
+            "max_ratio": GOAL,
+            "rows_compared": len(compared),
+            "rows_met": sum(bool(r.goal_met) for r in compared),
+            "held": all(r.goal_met for r in compared) if compared else None,
+        },  # fmt: skip
+        "skipped": skipped,
+        "entry": [
+            {
+                "op": r.op,
+                "unit": r.unit,
+                "ours_events_off": _json_row(r.off),
+                "ours_events_on": _json_row(r.on),
+                "linux": _json_row(r.linux),
+                "linux_na": r.linux_na,
+                "ratio_off": r.ratio_off,
+                "ratio_on": r.ratio_on,
+                "goal_met": r.goal_met,
+            }
+            for r in table
+        ],  # fmt: skip
+        "build": [{"what": w, "wall_ms": s * 1000, "cpu_ms": c * 1000} for w, s, c in build],
+    }
+    bench_linux.write_json(out / JSON_NAME, data)
+    draw(table, out / PNG_NAME)
+    return data
+
+
+def draw(table: list[EntryRow], path: Path) -> None:
+    """Grouped bars (ours off, ours on, Linux) per instruction-counted op, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in table
+            if r.unit == "insns" and r.op not in NOT_WORK and (r.off or r.on or r.linux)]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) + 2), 5.0))
+    width = 0.27
+    for k, (label, get, colour) in enumerate((
+        ("ours, event log off", lambda r: r.off, "#2a7ab9"),
+        ("ours, event log on", lambda r: r.on, "#9cc3e4"),
+        ("Linux 6.1", lambda r: r.linux, "#d9722b"),
+    )):  # fmt: skip
+        xs = [i + (k - 1) * width for i, r in enumerate(rows) if get(r) is not None]
+        ys = [get(r).median for r in rows if get(r) is not None]
+        bars = ax.bar(xs, ys, width, label=label, color=colour)
+        ax.bar_label(bars, [f"{y:,}" for y in ys], fontsize=6, rotation=90, padding=2)
+    goals = [(i, r.linux.median * GOAL) for i, r in enumerate(rows) if r.linux is not None]
+    for n, (i, y) in enumerate(goals):
+        ax.hlines(y, i - 1.5 * width, i - 0.5 * width, colors="black", linestyles="dashed",
+                  label="goal: a third of Linux" if n == 0 else None)  # fmt: skip
+    for i, r in enumerate(rows):
+        if r.linux_na:
+            ax.text(i + width, 0.02, "Linux: n/a", transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", fontsize=7, rotation=90)  # fmt: skip
+    ax.set_yscale("log")
+    ax.margins(y=0.15)
+    ax.set_xticks(range(len(rows)), [r.op for r in rows], rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("instructions (median, -icount shift=0)")
+    ax.set_title("Entry paths: condrcu against Linux 6.1 under the same QEMU")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def entry_bench(out: Path, refresh_linux: bool, build: list[Row]) -> int:
+    """Our guest bench (log off and on) and Linux's, side by side: the table on stdout,
+    out/bench.json and out/bench.png."""
+    skipped: dict[str, str | None] = {"ours": None, "linux": None}
+    off: dict[str, BenchRow] = {}
+    on: dict[str, BenchRow] = {}
+    ours = None
+    cols = guest_columns(out / "kernel.elf")
+    if isinstance(cols, str):
+        skipped["ours"] = cols
+    else:
+        off, on = cols
+        elf = (out / "kernel.elf").read_bytes()
+        ours = {"image": str(out / "kernel.elf"), "sha256": hashlib.sha256(elf).hexdigest(),
+                "commit": _commit()}  # fmt: skip
+    lin = linux_column(out / "linux", refresh_linux)
+    linux_rows, linux_meta = ({}, None) if isinstance(lin, str) else lin
+    if isinstance(lin, str):
+        skipped["linux"] = lin
+    table = entry_rows(off, on, linux_rows)
+    print(format_entry(table))
+    for why in skipped.values():
+        if why:
+            print(why)
+    data = report(table, out, ours=ours, linux=linux_meta, skipped=skipped, build=build)
+    g = data["goal"]
+    if g["rows_compared"]:
+        print(f"goal (log off <= 1/3 of Linux's instructions): met on {g['rows_met']} of "
+              f"{g['rows_compared']} rows")  # fmt: skip
+    print(f"wrote {out / JSON_NAME} and {out / PNG_NAME}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("-n", type=at_least(1, "a number of repetitions (>= 1)"), default=5, action=_Once,
                     help="repetitions of each timing (default 5)")  # fmt: skip
-    ap.add_argument("--no-boot", action="store_true", help="time the build only")
+    ap.add_argument("--no-boot", action="store_true",
+                    help="time the build only (no boot times, no entry-path table)")  # fmt: skip
+    ap.add_argument("--no-build", action="store_true", help="no build or boot times")
+    ap.add_argument("--no-entry", action="store_true", help="no entry-path table against Linux")
+    ap.add_argument("--refresh-linux", action="store_true",
+                    help="measure Linux again (make bench-linux) even if build/linux/ has results")  # fmt: skip
+    ap.add_argument("--out", type=Path, default=ROOT / "build",
+                    help="the build directory: kernel.elf, linux/, bench.json, bench.png")  # fmt: skip
     args = ap.parse_args(argv)
+    entry = not (args.no_boot or args.no_entry)
+    if entry:  # before minutes of timing: a stale kernel would make the table lie
+        stale = stale_kernel(args.out)
+        if stale:
+            print(f"error: {stale}", file=sys.stderr)
+            return 1
+    rows: list[Row] = []
+    if not args.no_build:
+        status = build_bench(args.n, args.no_boot, rows)
+        if status:
+            return status
+    if entry:
+        return entry_bench(args.out, args.refresh_linux, rows)
+    return 0
+
+
+def build_bench(n: int, no_boot: bool, rows: list[Row]) -> int:
+    """The build and boot times (issue 7), printed and appended to `rows`."""
     try:
         with tempfile.TemporaryDirectory() as d:
             work = Path(d)
-            rows = build_rows(work, args.n)
-            gnu = gnu_row(work, args.n)
-            if not args.no_boot:
-                rows += boot_rows(work, args.n)
+            rows += build_rows(work, n)
+            gnu = gnu_row(work, n)
+            if not no_boot:
+                rows += boot_rows(work, n)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
