@@ -422,6 +422,18 @@ CONSTANTS.update({
     # How many times efi.s asks for the memory map, and calls ExitBootServices, before it gives up.
     "EFI_MAP_TRIES": 8,
 })  # fmt: skip
+# Ring-3 fuzzing (selftest=user_fuzz, kernel/selftest/fuzz.s, docs/fuzzing.md): where each
+# case's code page is mapped, the ticks a case may run before the tick kills it, and the
+# options' defaults and ranges (fuzz_seed=, fuzz_count=, fuzz_first=).
+CONSTANTS.update({
+    "FUZZ_CODE_ADDR": 0x70000000,  # outside every demand-paged region
+    "FUZZ_TICK_BUDGET": 2,
+    "FUZZ_SEED_DEFAULT": 1,
+    "FUZZ_SEED_MAX": 0xFFFFFFFF,
+    "FUZZ_COUNT_DEFAULT": 500,
+    "FUZZ_COUNT_MAX": 1000000,
+    "FUZZ_FIRST_MAX": 0xFFFFFFFF,
+})  # fmt: skip
 for _name, _text in EFI_GUIDS.items():
     CONSTANTS.update(_guid_halves(_name, _text))
 

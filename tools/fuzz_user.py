@@ -1,0 +1,295 @@
+"""Ring-3 fuzzing campaigns (`python -m tools.fuzz_user`, docs/fuzzing.md).
+
+The kernel's `user_fuzz` self-test runs cases (seed, index) of its own generator
+(kernel/selftest/fuzz.s); this tool splits a campaign of N cases into boots of a few thousand,
+runs them (several at once with --jobs), reports cases per second and every failing case, and
+replays one case alone (--replay SEED:INDEX).  A case the kernel finds failing prints
+"# user_fuzz: FAIL seed=S index=I: reason" (an oops during a case too); a boot that hangs or
+resets is stopped and the case it was running read from guest memory (`fuzz_index`).  After a
+failing case the campaign goes on from the next index in a new boot.  Exit status: 0 when every
+case passed, 1 when some failed, 64 for bad arguments, 4 when QEMU or the image is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kernel.abi import SHARED
+from tools.cli import DEFAULT_IMAGE, EXIT_USAGE, UsageParser, at_least, positive_seconds, run_cli
+from tools.qemu import QemuConfig, QemuNotRunningError, QemuRunner, check_image
+from tools.symbols import SymbolTable
+
+SEED_MAX = SHARED["FUZZ_SEED_MAX"]
+FIRST_MAX = SHARED["FUZZ_FIRST_MAX"]
+BOOT_CASES_MAX = SHARED["FUZZ_COUNT_MAX"]
+DEFAULT_BATCH = 4000  # cases per boot: about 10 s of TCG
+DEFAULT_HZ = 1000  # the budget is FUZZ_TICK_BUDGET ticks: short ticks, quick kills
+SUMMARY_RE = re.compile(
+    r"# user_fuzz: passed (\d+) cases: exit (\d+), SIGSEGV (\d+), SIGILL (\d+), SIGTRAP (\d+),"
+    r" SIGFPE (\d+), SIGKILL (\d+), other (\d+); budget kills (\d+); digest 0x([0-9a-f]+)"
+)
+OUTCOMES = ("exit", "SIGSEGV", "SIGILL", "SIGTRAP", "SIGFPE", "SIGKILL", "other", "budget kills")
+FAIL_RE = re.compile(r"# user_fuzz: FAIL seed=(\d+) index=(\d+): ([^\r\n]*)")
+CASE_RE = re.compile(r"# user_fuzz: case seed=(\d+) index=(\d+) digest=0x([0-9a-f]+)")
+END_RE = re.compile(r"^# totals: |^PANIC: end of report", re.M)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failing case and why."""
+
+    seed: int
+    index: int
+    reason: str
+
+    def __str__(self) -> str:
+        return (f"FAIL seed={self.seed} index={self.index}: {self.reason} "
+                f"(replay: python -m tools.fuzz_user --replay {self.seed}:{self.index})")  # fmt: skip
+
+
+@dataclass
+class Boot:
+    """What one boot of `count` cases from `first` found."""
+
+    seed: int
+    first: int
+    count: int
+    done: int = 0  # cases that ended and passed their checks
+    failure: Failure | None = None
+    outcomes: Counter[str] = field(default_factory=Counter)
+    digest: int | None = None
+    console: str = ""
+    seconds: float = 0.0
+
+
+def kernel_append(seed: int, first: int, count: int, hz: int = DEFAULT_HZ) -> str:
+    """The command line of a boot that runs cases first .. first + count - 1 of `seed`."""
+    return (f"selftest=user_fuzz fuzz_seed={seed} fuzz_first={first} fuzz_count={count} "
+            f"hz={hz}")  # fmt: skip
+
+
+def judge_console(boot: Boot, console: str, fate: Failure | None = None) -> Boot:
+    """Fill `boot` from its console; `fate` is the failure the host saw when the kernel did
+    not end the run itself (a hang or a reset, in the case read from guest memory)."""
+    boot.console = console
+    if (m := SUMMARY_RE.search(console)) is not None:
+        boot.done = int(m.group(1))
+        boot.outcomes.update(dict(zip(OUTCOMES, map(int, m.groups()[1:9]), strict=True)))
+        boot.digest = int(m.group(10), 16)
+    if (f := FAIL_RE.search(console)) is not None:
+        boot.failure = Failure(int(f.group(1)), int(f.group(2)), f.group(3).strip())
+    elif fate is not None:
+        boot.failure = fate
+    elif m is None:
+        boot.failure = Failure(boot.seed, boot.first, "the boot ended without the fuzzer's summary")
+    if boot.failure is not None:
+        boot.done = boot.failure.index - boot.first
+    return boot
+
+
+def run_boot(image: Path, seed: int, first: int, count: int, timeout: float,
+             hz: int = DEFAULT_HZ) -> Boot:  # fmt: skip
+    """Boot once for `count` cases from `first`; stop a boot that hangs or resets and name the
+    case it was in (the kernel's fuzz_index and fuzz_active, read through QMP)."""
+    boot = Boot(seed, first, count)
+    config = QemuConfig(image, kernel_append(seed, first, count, hz), timeout=timeout,
+                        keep_alive=True)  # fmt: skip
+    started = time.monotonic()
+    fate = None
+    with QemuRunner(config) as vm:
+        vm.launch()
+        vm.cont()
+        while True:
+            try:
+                vm.wait_for_console(END_RE, timeout=1.0)
+                break
+            except QemuNotRunningError:
+                break
+            except TimeoutError:
+                stopped = vm.status() != "running"
+                if not stopped and time.monotonic() - started < timeout:
+                    continue
+                what = "the guest reset or stopped" if stopped else f"no end after {timeout:g} s"
+                vm.pause()
+                fate = Failure(seed, current_case(vm, image, first), f"{what} in this case (host)")
+                break
+        if fate is None:
+            vm.wait(timeout=30)
+        console = vm.console
+    boot.seconds = time.monotonic() - started
+    return judge_console(boot, console, fate)
+
+
+def current_case(vm: QemuRunner, image: Path, first: int) -> int:
+    """The case index the paused kernel was running (fuzz_index), or `first` when unreadable."""
+    symbols = SymbolTable(image)
+    try:
+        raw = vm.read_virt(symbols.address("fuzz_index"), 8)
+    except (QemuNotRunningError, KeyError):
+        return first
+    return int.from_bytes(raw, "little")
+
+
+def batches(first: int, count: int, size: int) -> Iterator[tuple[int, int]]:
+    """(first, count) of each boot of a campaign."""
+    end = first + count
+    while first < end:
+        yield first, min(size, end - first)
+        first += size
+
+
+@dataclass
+class Campaign:
+    """A campaign's totals."""
+
+    cases: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    boots: int = 0
+
+
+def run_range(image: Path, seed: int, first: int, count: int, timeout: float, hz: int,
+              log: Callable[[str], None]) -> Campaign:  # fmt: skip
+    """Cases first .. first + count - 1, in as many boots as failures need: after a failing
+    case the next boot starts just past it."""
+    result = Campaign()
+    end = first + count
+    while first < end:
+        boot = run_boot(image, seed, first, end - first, timeout, hz)
+        result.boots += 1
+        result.cases += boot.done
+        result.outcomes += boot.outcomes
+        if boot.failure is None:
+            log(f"seed {seed} cases {first}..{end - 1}: {boot.done} passed in {boot.seconds:.1f} s")
+            break
+        result.failures.append(boot.failure)
+        result.cases += 1
+        log(str(boot.failure))
+        first = boot.failure.index + 1
+    return result
+
+
+def campaign(image: Path, seed: int, first: int, count: int, batch: int, jobs: int,
+             timeout: float, hz: int, log: Callable[[str], None]) -> Campaign:  # fmt: skip
+    """The whole campaign, `jobs` boots at a time."""
+    total = Campaign()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        parts = pool.map(lambda b: run_range(image, seed, b[0], b[1], timeout, hz, log),
+                         batches(first, count, batch))  # fmt: skip
+        for part in parts:
+            total.cases += part.cases
+            total.failures += part.failures
+            total.outcomes += part.outcomes
+            total.boots += part.boots
+    total.failures.sort(key=lambda f: f.index)
+    return total
+
+
+def replay(image: Path, seed: int, index: int, timeout: float, hz: int) -> Boot:
+    """Case (seed, index) alone: the kernel names it with its digest before it runs."""
+    return run_boot(image, seed, index, 1, timeout, hz)
+
+
+def seed_index(text: str) -> tuple[int, int]:
+    """argparse type of --replay: SEED:INDEX."""
+    seed, sep, index = text.partition(":")
+    try:
+        pair = int(seed, 0), int(index, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SEED:INDEX") from None
+    if not sep or not 0 <= pair[0] <= SEED_MAX or not 0 <= pair[1] <= FIRST_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not SEED:INDEX with SEED 0..{SEED_MAX} and INDEX 0..{FIRST_MAX}")
+    return pair
+
+
+def in_range(low: int, high: int, what: str) -> Callable[[str], int]:
+    """argparse type: an integer from low to high."""
+    parse = at_least(low, what)
+
+    def check(text: str) -> int:
+        value = parse(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{value} is not {what}")
+        return value
+
+    return check
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = UsageParser(
+        prog="python -m tools.fuzz_user",
+        description="Ring-3 fuzzing campaigns against the kernel (selftest=user_fuzz).",
+    )
+    parser.add_argument("image", nargs="?", type=Path, default=DEFAULT_IMAGE,
+                        help="the kernel (default: build/kernel.elf)")
+    parser.add_argument("-n", "--cases", type=at_least(1, "a positive number of cases"),
+                        default=10000, help="cases to run (default 10000)")
+    parser.add_argument("--seed", type=in_range(0, SEED_MAX, f"a seed from 0 to {SEED_MAX}"),
+                        default=1, help="the generator's seed (default 1)")
+    parser.add_argument("--first", type=in_range(0, FIRST_MAX, f"an index from 0 to {FIRST_MAX}"),
+                        default=0, help="the first case's index (default 0)")
+    parser.add_argument("--batch", type=in_range(1, BOOT_CASES_MAX, f"1 to {BOOT_CASES_MAX} cases"),
+                        default=DEFAULT_BATCH, help=f"cases per boot (default {DEFAULT_BATCH})")
+    parser.add_argument("-j", "--jobs", type=at_least(1, "a positive number of jobs"), default=1,
+                        help="boots at a time (default 1)")
+    parser.add_argument("--timeout", type=positive_seconds, default=300.0,
+                        help="seconds one boot may take (default 300)")
+    parser.add_argument("--hz", type=in_range(SHARED["HZ_MIN"], SHARED["HZ_MAX"], "a tick rate "
+                        f"from {SHARED['HZ_MIN']} to {SHARED['HZ_MAX']}"), default=DEFAULT_HZ,
+                        help=f"the kernel's tick rate (default {DEFAULT_HZ})")
+    parser.add_argument("--replay", type=seed_index, metavar="SEED:INDEX",
+                        help="run that one case alone and show what it did")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.replay is None and args.first + args.cases - 1 > FIRST_MAX:
+        print(f"python -m tools.fuzz_user: error: the last index would pass {FIRST_MAX}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return run_cli("fuzz_user", args.image, lambda: _work(args))
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def _work(args: argparse.Namespace) -> int:
+    check_image(args.image)
+    if args.replay is not None:
+        seed, index = args.replay
+        boot = replay(args.image, seed, index, args.timeout, args.hz)
+        lines = [ln for ln in boot.console.splitlines()
+                 if ln.startswith(("# user_fuzz", "task ", "  ", "PANIC", "WARNING", "BUG"))]  # fmt: skip
+        print("\n".join(lines))
+        if boot.failure is not None:
+            print(boot.failure)
+            return 1
+        print(f"seed={seed} index={index}: passed ({', '.join(k for k, v in boot.outcomes.items() if v)})")
+        return 0
+    started = time.monotonic()
+    total = campaign(args.image, args.seed, args.first, args.cases, args.batch, args.jobs,
+                     args.timeout, args.hz, _log)  # fmt: skip
+    seconds = time.monotonic() - started
+    outcomes = ", ".join(f"{k} {total.outcomes[k]}" for k in OUTCOMES)
+    print(f"fuzz_user: {total.cases} cases of seed {args.seed} in {seconds:.1f} s "
+          f"({total.cases / seconds:.0f} cases/s, {total.boots} boots): "
+          f"{total.cases - len(total.failures)} passed, {len(total.failures)} failed")  # fmt: skip
+    print(f"fuzz_user: outcomes of the passed cases: {outcomes}")
+    for failure in total.failures:
+        print(failure)
+    return 1 if total.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
