@@ -117,6 +117,7 @@ CONSTANTS = {
     # The `syscall` MSRs (Intel SDM vol. 3, 5.8.8) and EFER's enable bit for it.
     "MSR_STAR": 0xC0000081,
     "MSR_LSTAR": 0xC0000082,
+    "MSR_CSTAR": 0xC0000083,  # `syscall` from 32-bit (compat) code
     "MSR_SYSCALL_MASK": 0xC0000084,
     "EFER_SCE": 1,
     "X86_EFLAGS_DF": 0x400,  # string instructions count down: the kernel clears it on entry
