@@ -934,3 +934,32 @@ fuzz_other_signals:
 fuzz_digest_all:
     .zero 8
     .zero 8
+
+.section .text
+# user_bad_pointers (the system calls' bad input, issue 10): every pointer-taking call through
+# both entries with pointers into the kernel half and beyond: -EFAULT each time, no oops, and
+# no page lost (user_test's checks).
+selftest_user_bad_pointers:
+    lea rdi, [rip + .Lbad_pointers_name]
+    mov rsi, offset user_bad_pointers
+    xor edx, edx
+    xor ecx, ecx
+    jmp user_test
+
+# user_compat_syscall: `syscall` from 32-bit user code returns -ENOSYS (entry_SYSCALL_compat)
+# and the task goes on to exit 0.
+selftest_user_compat_syscall:
+    lea rdi, [rip + .Lcompat_name]
+    mov rsi, offset user_compat_syscall
+    xor edx, edx
+    xor ecx, ecx
+    jmp user_test
+
+SELFTEST user, user_bad_pointers, selftest_user_bad_pointers
+SELFTEST user, user_compat_syscall, selftest_user_compat_syscall
+
+.section .rodata
+.Lbad_pointers_name:
+    .asciz "user_bad_pointers"
+.Lcompat_name:
+    .asciz "user_compat_syscall"
