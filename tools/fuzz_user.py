@@ -114,7 +114,10 @@ def run_boot(image: Path, seed: int, first: int, count: int, timeout: float,
             except QemuNotRunningError:
                 break
             except TimeoutError:
-                stopped = vm.status() != "running"
+                try:
+                    stopped = vm.status() != "running"
+                except QemuNotRunningError:
+                    break  # QEMU ended (isa-debug-exit) just now
                 if not stopped and time.monotonic() - started < timeout:
                     continue
                 what = "the guest reset or stopped" if stopped else f"no end after {timeout:g} s"
@@ -207,7 +210,8 @@ def seed_index(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not SEED:INDEX") from None
     if not sep or not 0 <= pair[0] <= SEED_MAX or not 0 <= pair[1] <= FIRST_MAX:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not SEED:INDEX with SEED 0..{SEED_MAX} and INDEX 0..{FIRST_MAX}")
+            f"{text!r} is not SEED:INDEX with SEED 0..{SEED_MAX} and INDEX 0..{FIRST_MAX}"
+        )
     return pair
 
 
@@ -229,33 +233,77 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tools.fuzz_user",
         description="Ring-3 fuzzing campaigns against the kernel (selftest=user_fuzz).",
     )
-    parser.add_argument("image", nargs="?", type=Path, default=DEFAULT_IMAGE,
-                        help="the kernel (default: build/kernel.elf)")
-    parser.add_argument("-n", "--cases", type=at_least(1, "a positive number of cases"),
-                        default=10000, help="cases to run (default 10000)")
-    parser.add_argument("--seed", type=in_range(0, SEED_MAX, f"a seed from 0 to {SEED_MAX}"),
-                        default=1, help="the generator's seed (default 1)")
-    parser.add_argument("--first", type=in_range(0, FIRST_MAX, f"an index from 0 to {FIRST_MAX}"),
-                        default=0, help="the first case's index (default 0)")
-    parser.add_argument("--batch", type=in_range(1, BOOT_CASES_MAX, f"1 to {BOOT_CASES_MAX} cases"),
-                        default=DEFAULT_BATCH, help=f"cases per boot (default {DEFAULT_BATCH})")
-    parser.add_argument("-j", "--jobs", type=at_least(1, "a positive number of jobs"), default=1,
-                        help="boots at a time (default 1)")
-    parser.add_argument("--timeout", type=positive_seconds, default=300.0,
-                        help="seconds one boot may take (default 300)")
-    parser.add_argument("--hz", type=in_range(SHARED["HZ_MIN"], SHARED["HZ_MAX"], "a tick rate "
-                        f"from {SHARED['HZ_MIN']} to {SHARED['HZ_MAX']}"), default=DEFAULT_HZ,
-                        help=f"the kernel's tick rate (default {DEFAULT_HZ})")
-    parser.add_argument("--replay", type=seed_index, metavar="SEED:INDEX",
-                        help="run that one case alone and show what it did")
+    parser.add_argument(
+        "image",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_IMAGE,
+        help="the kernel (default: build/kernel.elf)",
+    )
+    parser.add_argument(
+        "-n",
+        "--cases",
+        type=at_least(1, "a positive number of cases"),
+        default=10000,
+        help="cases to run (default 10000)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=in_range(0, SEED_MAX, f"a seed from 0 to {SEED_MAX}"),
+        default=1,
+        help="the generator's seed (default 1)",
+    )
+    parser.add_argument(
+        "--first",
+        type=in_range(0, FIRST_MAX, f"an index from 0 to {FIRST_MAX}"),
+        default=0,
+        help="the first case's index (default 0)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=in_range(1, BOOT_CASES_MAX, f"1 to {BOOT_CASES_MAX} cases"),
+        default=DEFAULT_BATCH,
+        help=f"cases per boot (default {DEFAULT_BATCH})",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=at_least(1, "a positive number of jobs"),
+        default=1,
+        help="boots at a time (default 1)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=300.0,
+        help="seconds one boot may take (default 300)",
+    )
+    parser.add_argument(
+        "--hz",
+        type=in_range(
+            SHARED["HZ_MIN"],
+            SHARED["HZ_MAX"],
+            f"a tick rate from {SHARED['HZ_MIN']} to {SHARED['HZ_MAX']}",
+        ),
+        default=DEFAULT_HZ,
+        help=f"the kernel's tick rate (default {DEFAULT_HZ})",
+    )
+    parser.add_argument(
+        "--replay",
+        type=seed_index,
+        metavar="SEED:INDEX",
+        help="run that one case alone and show what it did",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.replay is None and args.first + args.cases - 1 > FIRST_MAX:
-        print(f"python -m tools.fuzz_user: error: the last index would pass {FIRST_MAX}",
-              file=sys.stderr)
+        print(
+            f"python -m tools.fuzz_user: error: the last index would pass {FIRST_MAX}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     return run_cli("fuzz_user", args.image, lambda: _work(args))
 
@@ -275,7 +323,9 @@ def _work(args: argparse.Namespace) -> int:
         if boot.failure is not None:
             print(boot.failure)
             return 1
-        print(f"seed={seed} index={index}: passed ({', '.join(k for k, v in boot.outcomes.items() if v)})")
+        print(
+            f"seed={seed} index={index}: passed ({', '.join(k for k, v in boot.outcomes.items() if v)})"
+        )
         return 0
     started = time.monotonic()
     total = campaign(args.image, args.seed, args.first, args.cases, args.batch, args.jobs,
