@@ -12,7 +12,7 @@ from helpers import held, mutant_build
 from kernel.abi import SHARED
 from tools import fuzz_user, ktap
 from tools.cli import EXIT_USAGE
-from tools.fuzz_user import Boot, Failure, judge_console, run_boot
+from tools.fuzz_user import Boot, Failure, Machine, judge_console, replay, run_boot
 from tools.qemu import QemuConfig, run
 
 SEED = 1  # the seed `make test` fuzzes with: its 500 cases include compat-mode system calls
@@ -32,8 +32,11 @@ def failed(console: str) -> set[str]:
 
 
 @pytest.mark.qemu
-def test_500_cases_end_and_leave_the_kernel_as_it_was(kernel_image):
-    boot = run_boot(kernel_image, SEED, 0, CASES, TIMEOUT)
+@pytest.mark.parametrize("cpu", [None, "max,-smap"], ids=["smap", "no-smap"])
+def test_500_cases_end_and_leave_the_kernel_as_it_was(kernel_image, cpu):
+    # Without SMAP, QEMU completes the far returns and iretq from ring 3 that it otherwise
+    # faults (docs/fuzzing.md): forged frames reach 32-bit code, odd flags and selectors.
+    boot = run_boot(Machine(kernel_image, TIMEOUT, cpu=cpu), SEED, 0, CASES)
     assert boot.failure is None, boot.console[-3000:]
     assert boot.done == CASES
     assert ktap.parse(boot.console).passed, boot.console[-3000:]
@@ -48,16 +51,16 @@ def test_500_cases_end_and_leave_the_kernel_as_it_was(kernel_image):
 def test_a_case_is_the_same_in_any_boot(kernel_image):
     # Each case's bytes and registers depend on (seed, index) alone: the digests of two halves
     # booted apart combine (XOR) into the whole's, and a case replayed alone has its digest.
-    whole = run_boot(kernel_image, SEED, 0, 40, TIMEOUT)
-    first = run_boot(kernel_image, SEED, 0, 25, TIMEOUT)
-    second = run_boot(kernel_image, SEED, 25, 15, TIMEOUT)
+    whole = run_boot(Machine(kernel_image, TIMEOUT), SEED, 0, 40)
+    first = run_boot(Machine(kernel_image, TIMEOUT), SEED, 0, 25)
+    second = run_boot(Machine(kernel_image, TIMEOUT), SEED, 25, 15)
     assert None not in (whole.digest, first.digest, second.digest)
     assert first.digest ^ second.digest == whole.digest
-    alone = run_boot(kernel_image, SEED, 39, 1, TIMEOUT)
+    alone = run_boot(Machine(kernel_image, TIMEOUT), SEED, 39, 1)
     case = fuzz_user.CASE_RE.search(alone.console)
     assert case is not None and (int(case[1]), int(case[2])) == (SEED, 39)
     assert int(case[3], 16) == alone.digest
-    other_seed = run_boot(kernel_image, SEED + 1, 0, 40, TIMEOUT)
+    other_seed = run_boot(Machine(kernel_image, TIMEOUT), SEED + 1, 0, 40)
     assert other_seed.digest != whole.digest
 
 
@@ -89,10 +92,10 @@ def test_the_fuzzer_finds_syscall_from_32_bit_code_without_cstar(tmp_path, build
     # to USER32_CS) runs ring 0 at address 0 on the user's stack, and the kernel dies of #DF.
     # The campaign names the case; the replay of that case alone dies the same way.
     bad = mutant_build(tmp_path, build_cache, [CSTAR]) / "kernel.elf"
-    first = run_boot(bad, SEED, 0, CASES, TIMEOUT).failure
+    first = run_boot(Machine(bad, TIMEOUT), SEED, 0, CASES).failure
     assert first is not None, "the fuzzer did not notice syscall without CSTAR"
     assert first.seed == SEED and first.reason == "the kernel died in this case"
-    again = fuzz_user.replay(bad, SEED, first.index, TIMEOUT, fuzz_user.DEFAULT_HZ)
+    again = replay(Machine(bad, TIMEOUT), SEED, first.index)
     assert again.failure == first, again.console[-2000:]
     assert "PANIC: unexpected exception #DF" in again.console
     # The self-test that pins the fix fails on it too.
@@ -110,10 +113,10 @@ def test_the_fuzzer_finds_a_planted_page_leak_on_the_gp_path(tmp_path, build_cac
     new = (old + "    cmp r13d, X86_TRAP_GENERAL_PROTECTION\n    jne .Lno_leak\n"
            "    test r12, r12\n    jz .Lno_leak\n    call page_alloc\n.Lno_leak:\n")  # fmt: skip
     bad = mutant_build(tmp_path, build_cache, [("arch/traps.s", old, new)]) / "kernel.elf"
-    first = run_boot(bad, SEED, 0, CASES, TIMEOUT).failure
+    first = run_boot(Machine(bad, TIMEOUT), SEED, 0, CASES).failure
     assert first is not None, "the fuzzer did not notice the leak"
     assert first.reason == "the case's pages did not come back to the pool"
-    assert fuzz_user.replay(bad, SEED, first.index, TIMEOUT, fuzz_user.DEFAULT_HZ).failure == first
+    assert replay(Machine(bad, TIMEOUT), SEED, first.index).failure == first
     result = run(QemuConfig(bad, "selftest=user_cli,user_hlt,user_port_io", 60))
     assert result.passed, result.console
 
@@ -176,3 +179,29 @@ def test_bad_arguments_are_one_line_and_exit_64(capsys, argv, message):
     assert stop.value.code == EXIT_USAGE
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.qemu
+def test_without_the_tick_budget_a_loop_hangs_and_the_host_names_its_case(
+    kernel_image, tmp_path, build_cache
+):
+    # The budget is what ends an endless loop in ring 3: without it the boot hangs, and the
+    # host, past its timeout, pauses the guest and reads the case it was in (fuzz_index).  The
+    # good kernel ends that same case by the tick's SIGKILL.
+    old = "    cmp qword ptr [rbx + TASK_TICK_BUDGET], 0\n    je .Lno_budget\n"
+    bad = mutant_build(tmp_path, build_cache, [("sched/core.s", old, "    jmp .Lno_budget\n")])
+    hung = run_boot(Machine(bad / "kernel.elf", 20), SEED, 0, CASES).failure
+    assert hung is not None and hung.reason == "no end after 20 s in this case (host)", hung
+    good = replay(Machine(kernel_image, TIMEOUT), SEED, hung.index)
+    assert good.failure is None and good.outcomes["budget kills"] == 1, good.console[-2000:]
+
+
+@pytest.mark.qemu
+def test_a_campaign_in_parallel_boots_reports_its_rate(kernel_image, capsys):
+    status = fuzz_user.main([str(kernel_image), "-n", "90", "--batch", "30", "--jobs", "2",
+                             "--seed", "3"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "fuzz_user: 90 cases of seed 3 in " in out and " cases/s, 3 boots): 90 passed" in out
+    boots = sorted(ln.split(":")[0] for ln in out.splitlines() if ln.startswith("seed 3 cases"))
+    assert boots == ["seed 3 cases 0..29", "seed 3 cases 30..59", "seed 3 cases 60..89"]

@@ -95,13 +95,24 @@ def judge_console(boot: Boot, console: str, fate: Failure | None = None) -> Boot
     return boot
 
 
-def run_boot(image: Path, seed: int, first: int, count: int, timeout: float,
-             hz: int = DEFAULT_HZ) -> Boot:  # fmt: skip
+@dataclass(frozen=True)
+class Machine:
+    """How each boot runs: the kernel, the seconds one boot may take, the tick rate, and QEMU's
+    -cpu model (None: the runner's, `max` under TCG; `max,-smap` lets QEMU's far returns
+    through, docs/fuzzing.md)."""
+
+    image: Path
+    timeout: float = 300.0
+    hz: int = DEFAULT_HZ
+    cpu: str | None = None
+
+
+def run_boot(machine: Machine, seed: int, first: int, count: int) -> Boot:
     """Boot once for `count` cases from `first`; stop a boot that hangs or resets and name the
-    case it was in (the kernel's fuzz_index and fuzz_active, read through QMP)."""
+    case it was in (the kernel's fuzz_index, read through QMP)."""
     boot = Boot(seed, first, count)
-    config = QemuConfig(image, kernel_append(seed, first, count, hz), timeout=timeout,
-                        keep_alive=True)  # fmt: skip
+    config = QemuConfig(machine.image, kernel_append(seed, first, count, machine.hz),
+                        timeout=machine.timeout, keep_alive=True, cpu=machine.cpu)  # fmt: skip
     started = time.monotonic()
     fate = None
     with QemuRunner(config) as vm:
@@ -118,11 +129,15 @@ def run_boot(image: Path, seed: int, first: int, count: int, timeout: float,
                     stopped = vm.status() != "running"
                 except QemuNotRunningError:
                     break  # QEMU ended (isa-debug-exit) just now
-                if not stopped and time.monotonic() - started < timeout:
+                if not stopped and time.monotonic() - started < machine.timeout:
                     continue
-                what = "the guest reset or stopped" if stopped else f"no end after {timeout:g} s"
+                what = (
+                    "the guest reset or stopped" if stopped
+                    else f"no end after {machine.timeout:g} s"
+                )  # fmt: skip
                 vm.pause()
-                fate = Failure(seed, current_case(vm, image, first), f"{what} in this case (host)")
+                index = current_case(vm, machine.image, first)
+                fate = Failure(seed, index, f"{what} in this case (host)")
                 break
         if fate is None:
             vm.wait(timeout=30)
@@ -159,14 +174,14 @@ class Campaign:
     boots: int = 0
 
 
-def run_range(image: Path, seed: int, first: int, count: int, timeout: float, hz: int,
+def run_range(machine: Machine, seed: int, first: int, count: int,
               log: Callable[[str], None]) -> Campaign:  # fmt: skip
     """Cases first .. first + count - 1, in as many boots as failures need: after a failing
     case the next boot starts just past it."""
     result = Campaign()
     end = first + count
     while first < end:
-        boot = run_boot(image, seed, first, end - first, timeout, hz)
+        boot = run_boot(machine, seed, first, end - first)
         result.boots += 1
         result.cases += boot.done
         result.outcomes += boot.outcomes
@@ -180,12 +195,12 @@ def run_range(image: Path, seed: int, first: int, count: int, timeout: float, hz
     return result
 
 
-def campaign(image: Path, seed: int, first: int, count: int, batch: int, jobs: int,
-             timeout: float, hz: int, log: Callable[[str], None]) -> Campaign:  # fmt: skip
+def campaign(machine: Machine, seed: int, first: int, count: int, batch: int, jobs: int,
+             log: Callable[[str], None]) -> Campaign:  # fmt: skip
     """The whole campaign, `jobs` boots at a time."""
     total = Campaign()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        parts = pool.map(lambda b: run_range(image, seed, b[0], b[1], timeout, hz, log),
+        parts = pool.map(lambda b: run_range(machine, seed, b[0], b[1], log),
                          batches(first, count, batch))  # fmt: skip
         for part in parts:
             total.cases += part.cases
@@ -196,9 +211,9 @@ def campaign(image: Path, seed: int, first: int, count: int, batch: int, jobs: i
     return total
 
 
-def replay(image: Path, seed: int, index: int, timeout: float, hz: int) -> Boot:
+def replay(machine: Machine, seed: int, index: int) -> Boot:
     """Case (seed, index) alone: the kernel names it with its digest before it runs."""
-    return run_boot(image, seed, index, 1, timeout, hz)
+    return run_boot(machine, seed, index, 1)
 
 
 def seed_index(text: str) -> tuple[int, int]:
@@ -289,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the kernel's tick rate (default {DEFAULT_HZ})",
     )
     parser.add_argument(
+        "--cpu",
+        help="QEMU's -cpu model (default: the runner's, max under TCG); max,-smap lets "
+        "QEMU's far returns and iretq from ring 3 through (docs/fuzzing.md)",
+    )
+    parser.add_argument(
         "--replay",
         type=seed_index,
         metavar="SEED:INDEX",
@@ -314,9 +334,10 @@ def _log(line: str) -> None:
 
 def _work(args: argparse.Namespace) -> int:
     check_image(args.image)
+    machine = Machine(args.image, args.timeout, args.hz, args.cpu)
     if args.replay is not None:
         seed, index = args.replay
-        boot = replay(args.image, seed, index, args.timeout, args.hz)
+        boot = replay(machine, seed, index)
         lines = [ln for ln in boot.console.splitlines()
                  if ln.startswith(("# user_fuzz", "task ", "  ", "PANIC", "WARNING", "BUG"))]  # fmt: skip
         print("\n".join(lines))
@@ -328,8 +349,7 @@ def _work(args: argparse.Namespace) -> int:
         )
         return 0
     started = time.monotonic()
-    total = campaign(args.image, args.seed, args.first, args.cases, args.batch, args.jobs,
-                     args.timeout, args.hz, _log)  # fmt: skip
+    total = campaign(machine, args.seed, args.first, args.cases, args.batch, args.jobs, _log)
     seconds = time.monotonic() - started
     outcomes = ", ".join(f"{k} {total.outcomes[k]}" for k in OUTCOMES)
     print(f"fuzz_user: {total.cases} cases of seed {args.seed} in {seconds:.1f} s "
