@@ -490,7 +490,7 @@ fuzz_case:
     call page_alloc
     lea r12, [rip + .Lno_page]
     test rax, rax
-    jz .Lcase_failed                    # (the task is never started: left for the pool check)
+    jz .Lcase_unstarted
     mov r13, rax
     mov rdi, r13
     mov rsi, qword ptr [rbx + TASK_KSTACK_TOP]
@@ -511,7 +511,11 @@ fuzz_case:
     call map_user_page
     lea r12, [rip + .Lno_page]
     test eax, eax
-    jnz .Lcase_failed
+    jz .Lmapped
+    mov rdi, r13
+    call page_free
+    jmp .Lcase_unstarted
+.Lmapped:
     mov qword ptr [rbx + TASK_TICK_BUDGET], FUZZ_TICK_BUDGET
     cmp qword ptr [rip + fuzz_verbose], 0
     je .Lquiet_start
@@ -553,6 +557,12 @@ fuzz_case:
     mov r12, rax
     test rax, rax
     jz .Lcase_end
+.Lcase_unstarted:
+    # Out of memory before the start: the task goes back unstarted, as task_create's own
+    # failures do.
+    mov qword ptr [rbx + TASK_STATE], TASK_DEAD
+    mov rdi, rbx
+    call task_reap
 .Lcase_failed:
     lea rdi, [rip + .Lfail_fmt]
     mov rsi, qword ptr [rip + fuzz_seed]
