@@ -117,6 +117,12 @@ def test_the_fuzzer_finds_a_planted_page_leak_on_the_gp_path(tmp_path, build_cac
     assert first is not None, "the fuzzer did not notice the leak"
     assert first.reason == "the case's pages did not come back to the pool"
     assert replay(Machine(bad, TIMEOUT), SEED, first.index).failure == first
+    # A campaign over that case keeps the failing boot's console (--log-dir).
+    logs = tmp_path / "logs"
+    found = fuzz_user.run_range(Machine(bad, TIMEOUT, log_dir=logs), SEED, first.index, 1, print)
+    assert found.failures == [first]
+    kept = (logs / f"seed-{SEED}-index-{first.index}.log").read_text()
+    assert f"# user_fuzz: FAIL seed={SEED} index={first.index}" in kept
     result = run(QemuConfig(bad, "selftest=user_cli,user_hlt,user_port_io", 60))
     assert result.passed, result.console
 

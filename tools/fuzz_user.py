@@ -99,12 +99,14 @@ def judge_console(boot: Boot, console: str, fate: Failure | None = None) -> Boot
 class Machine:
     """How each boot runs: the kernel, the seconds one boot may take, the tick rate, and QEMU's
     -cpu model (None: the runner's, `max` under TCG; `max,-smap` lets QEMU's far returns
-    through, docs/fuzzing.md)."""
+    through, docs/fuzzing.md), the number of CPUs, and a directory for failing boots' consoles."""
 
     image: Path
     timeout: float = 300.0
     hz: int = DEFAULT_HZ
     cpu: str | None = None
+    smp: int = 1
+    log_dir: Path | None = None  # where the console of each failing boot is written
 
 
 def run_boot(machine: Machine, seed: int, first: int, count: int) -> Boot:
@@ -112,7 +114,8 @@ def run_boot(machine: Machine, seed: int, first: int, count: int) -> Boot:
     case it was in (the kernel's fuzz_index, read through QMP)."""
     boot = Boot(seed, first, count)
     config = QemuConfig(machine.image, kernel_append(seed, first, count, machine.hz),
-                        timeout=machine.timeout, keep_alive=True, cpu=machine.cpu)  # fmt: skip
+                        timeout=machine.timeout, keep_alive=True, cpu=machine.cpu,
+                        smp=machine.smp)  # fmt: skip
     started = time.monotonic()
     fate = None
     with QemuRunner(config) as vm:
@@ -191,6 +194,10 @@ def run_range(machine: Machine, seed: int, first: int, count: int,
         result.failures.append(boot.failure)
         result.cases += 1
         log(str(boot.failure))
+        if machine.log_dir is not None:
+            machine.log_dir.mkdir(parents=True, exist_ok=True)
+            name = f"seed-{seed}-index-{boot.failure.index}.log"
+            (machine.log_dir / name).write_text(boot.console, errors="replace")
         first = boot.failure.index + 1
     return result
 
@@ -309,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
         "QEMU's far returns and iretq from ring 3 through (docs/fuzzing.md)",
     )
     parser.add_argument(
+        "--smp",
+        type=in_range(1, SHARED["NR_CPUS"], f"1 to {SHARED['NR_CPUS']} CPUs"),
+        default=1,
+        help="CPUs of each boot (default 1)",
+    )
+    parser.add_argument("--log-dir", type=Path, help="write the console of each failing boot there")
+    parser.add_argument(
         "--replay",
         type=seed_index,
         metavar="SEED:INDEX",
@@ -334,7 +348,7 @@ def _log(line: str) -> None:
 
 def _work(args: argparse.Namespace) -> int:
     check_image(args.image)
-    machine = Machine(args.image, args.timeout, args.hz, args.cpu)
+    machine = Machine(args.image, args.timeout, args.hz, args.cpu, args.smp, args.log_dir)
     if args.replay is not None:
         seed, index = args.replay
         boot = replay(machine, seed, index)
