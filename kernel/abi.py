@@ -434,6 +434,16 @@ CONSTANTS.update({
     "FUZZ_COUNT_DEFAULT": 500,
     "FUZZ_COUNT_MAX": 1000000,
     "FUZZ_FIRST_MAX": 0xFFFFFFFF,
+    # The generator, splitmix64: the state's step and the output's two multipliers; a case's
+    # digest, FNV-1a 64: its offset basis and prime.
+    "FUZZ_SPLITMIX_GAMMA": 0x9E3779B97F4A7C15,
+    "FUZZ_SPLITMIX_MUL1": 0xBF58476D1CE4E5B9,
+    "FUZZ_SPLITMIX_MUL2": 0x94D049BB133111EB,
+    "FUZZ_FNV_OFFSET": 0xCBF29CE484222325,
+    "FUZZ_FNV_PRIME": 0x100000001B3,
+    # RFLAGS bits a user program can set (popf) that a case may start with: CF, PF, AF, ZF,
+    # SF, TF, DF, OF, NT, RF, AC, ID.
+    "FUZZ_USER_FLAGS": 0x254DD5,
 })  # fmt: skip
 for _name, _text in EFI_GUIDS.items():
     CONSTANTS.update(_guid_halves(_name, _text))

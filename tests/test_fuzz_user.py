@@ -64,6 +64,105 @@ def test_a_case_is_the_same_in_any_boot(kernel_image):
     assert other_seed.digest != whole.digest
 
 
+# --- the generator, from its published definition ---------------------------------------------
+
+MASK64 = (1 << 64) - 1
+
+
+class SplitMix64:
+    """splitmix64 as Steele, Lea and Flood define it: the reference the kernel's fuzz_next must
+    match (docs/fuzzing.md)."""
+
+    def __init__(self, state: int) -> None:
+        self.state = state
+
+    def next(self) -> int:
+        self.state = (self.state + SHARED["FUZZ_SPLITMIX_GAMMA"]) & MASK64
+        z = self.state
+        z = ((z ^ (z >> 30)) * SHARED["FUZZ_SPLITMIX_MUL1"]) & MASK64
+        z = ((z ^ (z >> 27)) * SHARED["FUZZ_SPLITMIX_MUL2"]) & MASK64
+        return z ^ (z >> 31)
+
+    def below(self, n: int) -> int:
+        return (self.next() * n) >> 64
+
+
+# fuzz_value's edges of the address space, in the kernel's order (kernel/selftest/fuzz.s).
+EDGES = (MASK64, SHARED["NONCANONICAL_RIP"], SHARED["NONCANONICAL_RIP"] - 8, 0xFFFF800000000000,
+         SHARED["USER_TOP"] - 1, SHARED["UNMAPPED_ADDR"], SHARED["USER_STACK_TOP"],
+         SHARED["KSTACK_AREA"], SHARED["APIC_VIRT"])  # fmt: skip
+
+
+def oracle_value(rng: SplitMix64) -> int:
+    kind = rng.below(8)
+    return [
+        lambda: 0,
+        lambda: rng.below(16),
+        rng.next,
+        lambda: SHARED["KERNEL_VIRT_BASE"] + rng.below(0x200000),
+        lambda: SHARED["USER_HEAP_BASE"] + rng.below(SHARED["USER_HEAP_SIZE"]),
+        lambda: SHARED["FUZZ_CODE_ADDR"] + rng.below(SHARED["PAGE_SIZE"]),
+        lambda: SHARED["USER_STACK_TOP"] - rng.below(SHARED["USER_STACK_SIZE"]),
+        lambda: EDGES[rng.below(len(EDGES))],
+    ][kind]()
+
+
+def oracle_digest(seed: int, index: int) -> int | None:
+    """The digest of case (seed, index) when it is random bytes only (a quarter of the cases;
+    None for a case with templates): the page, then the first pt_regs frame, through FNV-1a."""
+    rng = SplitMix64((seed << 32) | index)
+    page = b"".join(rng.next().to_bytes(8, "little") for _ in range(SHARED["PAGE_SIZE"] // 8))
+    if rng.below(4) != 0:
+        return None
+    gprs = [oracle_value(rng) for _ in range(15)]
+    ip, sp = SHARED["FUZZ_CODE_ADDR"], SHARED["USER_STACK_TOP"]
+    flags = SHARED["X86_EFLAGS_IF"] | 2
+    if rng.below(8) == 0:
+        ip += rng.below(SHARED["PAGE_SIZE"])
+    if rng.below(8) == 0:
+        sp = oracle_value(rng)
+    if rng.below(4) == 0:
+        flags |= rng.next() & SHARED["FUZZ_USER_FLAGS"]
+    frame = [*gprs, MASK64, ip, SHARED["USER_CS"], flags, sp, SHARED["USER_DS"]]
+    digest = SHARED["FUZZ_FNV_OFFSET"]
+    for byte in page + b"".join(v.to_bytes(8, "little") for v in frame):
+        digest = ((digest ^ byte) * SHARED["FUZZ_FNV_PRIME"]) & MASK64
+    return digest
+
+
+def test_the_oracle_is_splitmix64():
+    # The published first output of splitmix64 from state 0.
+    assert SplitMix64(0).next() == 0xE220A8397B1DCDAF
+
+
+def kernel_digest(image, index: int) -> int:
+    """The digest the kernel prints for case (SEED, index), replayed alone."""
+    alone = replay(Machine(image, TIMEOUT), SEED, index)
+    case = fuzz_user.CASE_RE.search(alone.console)
+    assert case is not None, alone.console[-2000:]
+    return int(case[3], 16)
+
+
+PURE = [i for i in range(200) if oracle_digest(SEED, i) is not None][:2]  # random bytes only
+
+
+@pytest.mark.qemu
+def test_the_kernels_generator_is_the_documented_one(kernel_image):
+    # Two random-bytes cases replayed: the digest the kernel prints (of the page and the
+    # registers it made) is the one computed here from splitmix64 and FNV-1a.
+    assert len(PURE) == 2
+    for index in PURE:
+        assert kernel_digest(kernel_image, index) == oracle_digest(SEED, index), index
+
+
+@pytest.mark.qemu
+def test_a_generator_that_mixes_otherwise_is_caught(tmp_path, build_cache):
+    # One shift of fuzz_next's mixer changed: the same check tells the digests apart.
+    edit = ("selftest/fuzz.s", "    shr rcx, 27\n", "    shr rcx, 26\n")
+    bad = mutant_build(tmp_path, build_cache, [edit]) / "kernel.elf"
+    assert kernel_digest(bad, PURE[0]) != oracle_digest(SEED, PURE[0])
+
+
 @pytest.mark.qemu
 @pytest.mark.parametrize(
     "option, message",

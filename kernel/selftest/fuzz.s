@@ -17,16 +17,8 @@
 .include "layout.inc"
 .include "selftest.inc"
 
-.set SPLITMIX_GAMMA, 0x9E3779B97F4A7C15
-.set SPLITMIX_MUL1, 0xBF58476D1CE4E5B9
-.set SPLITMIX_MUL2, 0x94D049BB133111EB
-.set FNV_OFFSET, 0xCBF29CE484222325
-.set FNV_PRIME, 0x100000001B3
 .set FUZZ_TEMPLATE_ROOM, 64             # the most bytes one template writes
 .set FUZZ_TEMPLATES_MAX, 8              # templates per case: 1 to this
-# RFLAGS bits a user program can set (popf) that the first return may start it with: CF, PF,
-# AF, ZF, SF, TF, DF, OF, NT, RF, AC, ID.
-.set FUZZ_USER_FLAGS, 0x254DD5
 .set GPR_SLOTS, 15                      # r15 .. rdi: the first 15 quads of pt_regs
 .set FUZZ_COUNTERS, 10                 # quads from fuzz_counters: zeroed at the start
 .set FUZZ_PROGRESS, 1000                # a progress line every this many cases
@@ -34,18 +26,18 @@
 .section .text
 # fuzz_next - RAX = the generator's next value.  Clobbers rcx.
 fuzz_next:
-    mov rax, SPLITMIX_GAMMA
+    mov rax, FUZZ_SPLITMIX_GAMMA
     add rax, qword ptr [rip + fuzz_state]
     mov qword ptr [rip + fuzz_state], rax
     mov rcx, rax
     shr rcx, 30
     xor rax, rcx
-    mov rcx, SPLITMIX_MUL1
+    mov rcx, FUZZ_SPLITMIX_MUL1
     imul rax, rcx
     mov rcx, rax
     shr rcx, 27
     xor rax, rcx
-    mov rcx, SPLITMIX_MUL2
+    mov rcx, FUZZ_SPLITMIX_MUL2
     imul rax, rcx
     mov rcx, rax
     shr rcx, 31
@@ -450,8 +442,8 @@ fuzz_generate:
 # the frame's first PT_SIZE bytes: the case's fingerprint, the same in a campaign and a replay.
 # Clobbers rcx, rdx, rdi, r8.
 fuzz_digest:
-    mov rax, FNV_OFFSET
-    mov r8, FNV_PRIME
+    mov rax, FUZZ_FNV_OFFSET
+    mov r8, FUZZ_FNV_PRIME
     mov ecx, PAGE_SIZE
     call .Ldigest_bytes
     mov rdi, rsi
