@@ -13,6 +13,7 @@ case passed, 1 when some failed, 64 for bad arguments, 4 when QEMU or the image 
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import sys
 import time
@@ -39,6 +40,8 @@ SUMMARY_RE = re.compile(
 OUTCOMES = ("exit", "SIGSEGV", "SIGILL", "SIGTRAP", "SIGFPE", "SIGKILL", "other", "budget kills")
 FAIL_RE = re.compile(r"# user_fuzz: FAIL seed=(\d+) index=(\d+): ([^\r\n]*)")
 CASE_RE = re.compile(r"# user_fuzz: case seed=(\d+) index=(\d+) digest=0x([0-9a-f]+)")
+START_MARK = "# user_fuzz: seed="  # the fuzzer's first line: the IDT is up
+NMI_GAP_MAX = 0.004  # --nmi: seconds between two NMIs, at most
 END_RE = re.compile(r"^# totals: |^PANIC: end of report", re.M)
 
 
@@ -68,6 +71,7 @@ class Boot:
     digest: int | None = None
     console: str = ""
     seconds: float = 0.0
+    nmis: int = 0  # NMIs injected
 
 
 def kernel_append(seed: int, first: int, count: int, hz: int = DEFAULT_HZ) -> str:
@@ -107,41 +111,54 @@ class Machine:
     cpu: str | None = None
     smp: int = 1
     log_dir: Path | None = None  # where the console of each failing boot is written
+    nmi: bool = False  # inject NMIs at random moments
 
 
 def run_boot(machine: Machine, seed: int, first: int, count: int) -> Boot:
     """Boot once for `count` cases from `first`; stop a boot that hangs or resets and name the
-    case it was in (the kernel's fuzz_index, read through QMP)."""
+    case it was in (the kernel's fuzz_index, read through QMP).  With machine.nmi, NMIs are
+    injected at random moments (0 to NMI_GAP_MAX s apart) from the fuzzer's first line on."""
     boot = Boot(seed, first, count)
     config = QemuConfig(machine.image, kernel_append(seed, first, count, machine.hz),
                         timeout=machine.timeout, keep_alive=True, cpu=machine.cpu,
                         smp=machine.smp)  # fmt: skip
-    started = time.monotonic()
+    rng = random.Random((seed << 32) | first)
+    started = checked = time.monotonic()
     fate = None
+    armed = False  # the kernel's IDT is up: NMIs may come
     with QemuRunner(config) as vm:
         vm.launch()
         vm.cont()
         while True:
             try:
-                vm.wait_for_console(END_RE, timeout=1.0)
+                vm.wait_for_console(END_RE, rng.uniform(0, NMI_GAP_MAX) if machine.nmi else 1.0)
                 break
             except QemuNotRunningError:
                 break
             except TimeoutError:
-                try:
-                    stopped = vm.status() != "running"
-                except QemuNotRunningError:
-                    break  # QEMU ended (isa-debug-exit) just now
-                if not stopped and time.monotonic() - started < machine.timeout:
+                pass
+            try:
+                if machine.nmi:
+                    armed = armed or START_MARK in vm.console
+                    if armed:
+                        vm.inject_nmi()
+                        boot.nmis += 1
+                if time.monotonic() - checked < 1.0:
                     continue
-                what = (
-                    "the guest reset or stopped" if stopped
-                    else f"no end after {machine.timeout:g} s"
-                )  # fmt: skip
-                vm.pause()
-                index = current_case(vm, machine.image, first)
-                fate = Failure(seed, index, f"{what} in this case (host)")
-                break
+                checked = time.monotonic()
+                stopped = vm.status() != "running"
+            except QemuNotRunningError:
+                break  # QEMU ended (isa-debug-exit) just now
+            if not stopped and checked - started < machine.timeout:
+                continue
+            what = (
+                "the guest reset or stopped" if stopped else f"no end after {machine.timeout:g} s"
+            )
+            vm.pause()
+            fate = Failure(
+                seed, current_case(vm, machine.image, first), f"{what} in this case (host)"
+            )
+            break
         if fate is None:
             vm.wait(timeout=30)
         console = vm.console
@@ -175,6 +192,7 @@ class Campaign:
     failures: list[Failure] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     boots: int = 0
+    nmis: int = 0
 
 
 def run_range(machine: Machine, seed: int, first: int, count: int,
@@ -186,6 +204,7 @@ def run_range(machine: Machine, seed: int, first: int, count: int,
     while first < end:
         boot = run_boot(machine, seed, first, end - first)
         result.boots += 1
+        result.nmis += boot.nmis
         result.cases += boot.done
         result.outcomes += boot.outcomes
         if boot.failure is None:
@@ -214,6 +233,7 @@ def campaign(machine: Machine, seed: int, first: int, count: int, batch: int, jo
             total.failures += part.failures
             total.outcomes += part.outcomes
             total.boots += part.boots
+            total.nmis += part.nmis
     total.failures.sort(key=lambda f: f.index)
     return total
 
@@ -323,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-dir", type=Path, help="write the console of each failing boot there")
     parser.add_argument(
+        "--nmi",
+        action="store_true",
+        help=f"inject NMIs at random moments, up to {NMI_GAP_MAX * 1000:g} ms apart",
+    )
+    parser.add_argument(
         "--replay",
         type=seed_index,
         metavar="SEED:INDEX",
@@ -348,7 +373,7 @@ def _log(line: str) -> None:
 
 def _work(args: argparse.Namespace) -> int:
     check_image(args.image)
-    machine = Machine(args.image, args.timeout, args.hz, args.cpu, args.smp, args.log_dir)
+    machine = Machine(args.image, args.timeout, args.hz, args.cpu, args.smp, args.log_dir, args.nmi)
     if args.replay is not None:
         seed, index = args.replay
         boot = replay(machine, seed, index)
@@ -370,6 +395,8 @@ def _work(args: argparse.Namespace) -> int:
           f"({total.cases / seconds:.0f} cases/s, {total.boots} boots): "
           f"{total.cases - len(total.failures)} passed, {len(total.failures)} failed")  # fmt: skip
     print(f"fuzz_user: outcomes of the passed cases: {outcomes}")
+    if args.nmi:
+        print(f"fuzz_user: {total.nmis} NMIs injected")
     for failure in total.failures:
         print(failure)
     return 1 if total.failures else 0
