@@ -21,14 +21,15 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-# QEMU and OVMF, and binutils (GNU as and ld: the oracle and the runner's fixture guests), from
-# Debian's packages, when missing.
+# QEMU and OVMF, binutils (GNU as and ld: the oracle and the runner's fixture guests) and GDB
+# (make debug, tests/test_debug.py), from Debian's packages, when missing.
 qemu:
 	@command -v qemu-system-x86_64 >/dev/null && [ -e /usr/share/OVMF/OVMF_CODE.fd ] && \
-	  command -v as >/dev/null && command -v ld >/dev/null && command -v readelf >/dev/null || { \
-	  echo "installing qemu-system-x86, ovmf and binutils"; \
+	  command -v as >/dev/null && command -v ld >/dev/null && command -v readelf >/dev/null && \
+	  command -v gdb >/dev/null || { \
+	  echo "installing qemu-system-x86, ovmf, binutils and gdb"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-system-x86 ovmf binutils >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qemu-system-x86 ovmf binutils gdb >/dev/null; }
 
 # GRUB (BIOS) and what grub-mkrescue needs, from Debian's packages, when missing: the ISO of
 # `make iso` and `tools.boot --boot grub`.
@@ -74,11 +75,10 @@ durations: setup
 bench: setup
 	$(PY) -m tools.bench
 
-# Boot stopped at the first instruction with a gdb stub on :1234.
+# Boot stopped before the first instruction with QEMU's GDB stub on a free port (1234 when
+# free), and build/debug.gdb to attach with: gdb -x build/debug.gdb (docs/debugging.md).
 debug: setup build
-	@echo "in another terminal: gdb build/kernel.elf -ex 'target remote :1234'"
-	qemu-system-x86_64 -machine pc -display none -serial stdio -no-reboot -s -S \
-	  -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel build/kernel.elf -append "$(APPEND)"
+	$(PY) -m tools.debug build/kernel.elf --smp $(SMP) $(if $(APPEND),--append "$(APPEND)")
 
 clean:
 	rm -rf build

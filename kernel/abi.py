@@ -268,14 +268,18 @@ CONSTANTS = {
     # != RIP, 2 R11 != RFLAGS, 3 TF set, 4 RF set, 5 RIP and RCX not canonical); 0, or
     # -EINVAL for another case.
     "SYS_BEND_FRAME": 8,
-    "NR_SYSCALLS": 9,
+    # The guest bench's call (kernel/selftest/bench.s): -ENOSYS unless selftest=bench runs.
+    "SYS_BENCH": 9,
+    "NR_SYSCALLS": 10,
+    # bench_scale=N multiplies the guest bench's work (tools/bench_guest.py).
+    "BENCH_SCALE_MAX": 16,
     "NONCANONICAL_RIP": 0x0000800000000000,  # the lowest address above the user half
     "CMDLINE_MAX": 1024,
     "OOPS_CR2": OOPS_CR2,
     "CRASH_VECTOR": CRASH_VECTOR,
     "KERNEL_STACK_SIZE": KSTACK_PAGES * PAGE_SIZE,
     "IST_STACK_SIZE": 0x1000,
-    "IST_STACKS_PER_CPU": vectors.IST_MC,  # IST 1..3: #DF, NMI, #MC
+    "IST_STACKS_PER_CPU": vectors.IST_DB,  # IST 1..4: #DF, NMI, #MC, #DB
     # SMP: the most CPUs the kernel runs (the per-CPU arrays' length); CPUs beyond it are
     # named on the console and left parked.
     "NR_CPUS": 8,

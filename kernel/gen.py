@@ -8,6 +8,7 @@ All are pure functions of the Python tables: same tables, same bytes.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from . import abi, events, truth
@@ -75,6 +76,10 @@ def _stub(v: Vector) -> list[str]:
         # Any moment, also between an entry and its swapgs: GS is decided by MSR_GS_BASE.
         body = ["    call paranoid_entry  # EBX = 0: GS was swapped, swap it back on exit"]
         tail = "    jmp paranoid_exit"
+        if v.entry_kind == "debug":
+            # From ring 3 the saved CS is the truth: a user entry, on the task's stack.
+            body = ["    test byte ptr [rsp + PT_CS], 3",
+                    "    jnz debug_entry_from_user  # kernel/arch/debugreg.s", *body]  # fmt: skip
     else:
         body = ["    test byte ptr [rsp + PT_CS], 3", f"    jz .Lkernel_gs_{v.number}",
                 "    swapgs", f".Lkernel_gs_{v.number}:"]  # fmt: skip
@@ -158,6 +163,8 @@ def idt_s() -> str:
     for v in ENTRIES:
         if v.entry_kind in ("idtentry", "idtentry_errorcode"):
             L += _wrapper(v, f"{v.number:#x}")
+        elif v.entry_kind == "debug":  # the user-mode half; exc_debug is hand-written
+            L += _wrapper(replace(v, name="debug_user", body="do_debug_user"), f"{v.number:#x}")
         elif v.entry_kind.startswith("sysvec"):
             L += _sysvec(v)
         elif v.entry_kind == "paranoid_die":

@@ -18,6 +18,9 @@ class Vector:
     sysvec_simple       DEFINE_IDTENTRY_SYSVEC_SIMPLE: the same without irq_enter/exit_rcu
     paranoid_die        DEFINE_IDTENTRY_DF/MCE: paranoid stub, the machine state is beyond
                         repair: report and stop
+    debug               DEFINE_IDTENTRY_DEBUG: from kernel mode the paranoid stub and the
+                        hand-written exc_debug (kernel/arch/debugreg.s); from user mode the
+                        frame moves to the task's stack and exc_debug_user runs as a user entry
     """
 
     number: int
@@ -41,11 +44,14 @@ class Vector:
 
     @property
     def paranoid(self) -> bool:
-        return self.entry_kind in ("nmi", "paranoid_die")
+        return self.entry_kind in ("nmi", "paranoid_die", "debug")
 
 
 # IST stacks: #DF, NMI and #MC never run on a possibly broken stack.
 IST_DF, IST_NMI, IST_MC = 1, 2, 3
+# ... nor #DB, which can hit the first instruction of entry_SYSCALL_64 (a MOV SS shadow), with
+# the user's RSP still loaded.
+IST_DB = 4
 
 # The system call gate and the local APIC's system vectors (Linux's numbers,
 # arch/x86/include/asm/irq_vectors.h).
@@ -56,7 +62,7 @@ SPURIOUS_APIC_VECTOR = 0xFF
 
 EXCEPTIONS: tuple[Vector, ...] = (
     Vector(0, "#DE", "divide_error", "Divide Error", False),
-    Vector(1, "#DB", "debug", "Debug", False),
+    Vector(1, "#DB", "debug", "Debug", False, ist=IST_DB, kind="debug"),
     Vector(2, "NMI", "nmi", "Non-maskable Interrupt", False, ist=IST_NMI, kind="nmi"),
     Vector(3, "#BP", "int3", "Breakpoint", False, dpl=3),
     Vector(4, "#OF", "overflow", "Overflow", False),
@@ -108,7 +114,7 @@ def constants() -> dict[str, int]:
     """Assembler constants: X86_TRAP_<NAME> for each exception (X86_TRAP_PAGE_FAULT...), the
     IST indexes, the system call and system vectors."""
     out = {f"X86_TRAP_{v.name.upper()}": v.number for v in EXCEPTIONS}
-    out.update(IST_DF=IST_DF, IST_NMI=IST_NMI, IST_MC=IST_MC, SYSCALL_VECTOR=SYSCALL_VECTOR,
+    out.update(IST_DF=IST_DF, IST_NMI=IST_NMI, IST_MC=IST_MC, IST_DB=IST_DB, SYSCALL_VECTOR=SYSCALL_VECTOR,
                LOCAL_TIMER_VECTOR=LOCAL_TIMER_VECTOR, RESCHEDULE_VECTOR=RESCHEDULE_VECTOR,
                SPURIOUS_APIC_VECTOR=SPURIOUS_APIC_VECTOR)  # fmt: skip
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from .dwarf import debug_sections
 from .link import Image
 
 SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS = 1, 2, 3, 8
@@ -41,8 +42,9 @@ def _perm_flags(perm: str) -> tuple[int, int]:
     return pf, sf
 
 
-def write_elf(image: Image, rel_path: Callable[[str], str] = str) -> bytes:
-    """The ELF64 file for `image` as bytes (deterministic: a function of the image only)."""
+def write_elf(image: Image, rel_path: Callable[[str], str] = str, debug: bool = True) -> bytes:
+    """The ELF64 file for `image` as bytes (deterministic: a function of the image only); with
+    `debug`, its DWARF sections too (linker/dwarf.py), after the loaded ones."""
     lay = image.layout
     secs = image.sections
     flat_end = lay.file_base
@@ -83,9 +85,15 @@ def write_elf(image: Image, rel_path: Callable[[str], str] = str) -> bytes:
 
     shstr = _Strings()
     names = [shstr.add(s.spec.name) for s in secs]
+    dwarf = debug_sections(image, rel_path) if debug else []
+    dwarf_names = [shstr.add(n) for n, _ in dwarf]
     n_symtab, n_strtab, n_shstr = shstr.add(".symtab"), shstr.add(".strtab"), shstr.add(".shstrtab")
 
     out = body
+    dwarf_offsets = []
+    for _, data in dwarf:
+        dwarf_offsets.append(len(out))
+        out += data
     out += bytes(-len(out) % 8)
     symtab_off = len(out)
     out += symtab
@@ -102,7 +110,10 @@ def write_elf(image: Image, rel_path: Callable[[str], str] = str) -> bytes:
         off = lay.file_base + (s.lma - lay.load_base)
         shdrs.append(struct.pack("<IIQQQQIIQQ", name, SHT_NOBITS if s.spec.nobits else SHT_PROGBITS,
                                  sf, s.vma, off, s.size, 0, 0, s.spec.align, 0))  # fmt: skip
-    strtab_index = len(secs) + 2
+    for (_, data), name, off in zip(dwarf, dwarf_names, dwarf_offsets):
+        shdrs.append(struct.pack("<IIQQQQIIQQ", name, SHT_PROGBITS, 0, 0, off, len(data), 0, 0,
+                                 1, 0))  # fmt: skip
+    strtab_index = len(shdrs) + 1
     shdrs.append(struct.pack("<IIQQQQIIQQ", n_symtab, SHT_SYMTAB, 0, 0, symtab_off, len(symtab),
                              strtab_index, first_global, 8, 24))  # fmt: skip
     shdrs.append(struct.pack("<IIQQQQIIQQ", n_strtab, SHT_STRTAB, 0, 0, strtab_off,

@@ -20,7 +20,7 @@ from helpers import image_bytes, ist_stack
 
 from kernel.abi import CONSTANTS
 from kernel.structs import TSS
-from kernel.vectors import ENTRIES, IST_DF, IST_MC, IST_NMI
+from kernel.vectors import ENTRIES, IST_DB, IST_DF, IST_MC, IST_NMI
 from tools import qemulog
 from tools.hold import boot_held
 from tools.qemu import STATUS_FAIL, Outcome, QemuConfig, run
@@ -32,9 +32,9 @@ GATE_SIZE = 16
 INTERRUPT_GATE_64 = 0xE  # type field of a 64-bit interrupt gate (IF cleared on delivery)
 # Architectural expectations, written out here rather than taken from the generator: only the
 # breakpoint and the system call may be raised by `int` from ring 3; #DF, NMI and #MC run on
-# stacks of their own.
+# stacks of their own, and so does #DB (it can hit before entry_SYSCALL_64 switches stacks).
 USER_CALLABLE = {3: 3, 0x80: 3}
-IST_OF = {8: IST_DF, 2: IST_NMI, 18: IST_MC}
+IST_OF = {8: IST_DF, 2: IST_NMI, 18: IST_MC, 1: IST_DB}
 CRASH_VECTOR = CONSTANTS["CRASH_VECTOR"]  # what crash=vector raises (kernel/kernel/main.s)
 GPRS = ("RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP",
         "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15")  # fmt: skip
@@ -137,7 +137,7 @@ def test_ist_gates_name_their_stacks_in_the_tss(held, kernel_symbols):
     # The IST index of each paranoid gate names a TSS slot holding the top of its own stack;
     # the other slots are unused.
     # CPU 0's stacks, one per paranoid gate.
-    want = {ist: ist_stack(kernel_symbols, 0, ist)[1] for ist in (IST_DF, IST_NMI, IST_MC)}
+    want = {ist: ist_stack(kernel_symbols, 0, ist)[1] for ist in (IST_DF, IST_NMI, IST_MC, IST_DB)}
     for index in range(1, 8):
         got = held.ist[index - 1]
         assert got == want.get(index, 0), index

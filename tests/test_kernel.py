@@ -64,7 +64,8 @@ def test_all_selftests_pass(held_once, selftest_list):
     # One KTAP subtest per suite that has tests in selftest=all, in the order listed.
     assert [t.name for t in report.tests] == [s for s in suites if s in {
         t.name for t in report.tests}]  # fmt: skip
-    assert report.plan == len(report.tests) and len(report.tests) >= len(suites) - 1
+    # Every suite has tests in selftest=all but nmi and benchmark (by name only).
+    assert report.plan == len(report.tests) and len(report.tests) >= len(suites) - 2
     assert all([c.number for c in t.subtests] == list(range(1, len(t.subtests) + 1))
                for t in report.tests)  # fmt: skip
 

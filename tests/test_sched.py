@@ -271,7 +271,9 @@ class NumericOption:
 
 def numeric_options(image: Path, symbols) -> list[NumericOption]:
     """The numeric entries of the kernel's option table, read from the image."""
-    checks = {symbols.address("cmdline_check_number"), symbols.address("selftest_check_repeat")}
+    # events_check takes "off" too, and any other value to cmdline_check_number.
+    checks = {symbols.address(name) for name in
+              ("cmdline_check_number", "selftest_check_repeat", "events_check")}  # fmt: skip
     out, address = [], symbols.address("options")
     while True:
         entry = OPTION.decode(image_bytes(image, address, OPTION.size))

@@ -7,11 +7,12 @@ import dataclasses
 import shlex
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kernel.abi import EXIT_FAILURE, EXIT_SUCCESS, HOLD_PASS
 from tools import ktap
+from tools import replay as rr
 from tools.cli import (
     DEFAULT_IMAGE,
     EXIT_CODES,
@@ -19,6 +20,7 @@ from tools.cli import (
     EXIT_USAGE,
     CliError,
     UsageParser,
+    at_least,
     positive_seconds,
     run_cli,
 )
@@ -35,6 +37,7 @@ from tools.qemu import (
     check_image,
     run,
 )
+from tools.symbols import ConsoleSymbolizer
 from tools.verdict import KERNEL_RULES
 
 # How the kernel is started (docs/boot.md): QEMU's Multiboot loader, GRUB from an ISO
@@ -120,7 +123,48 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"virtual clock: QEMU's -icount SPEC (alone: {ICOUNT_DEFAULT}); default: "
         f"${ICOUNT_ENV} if set, else the host's clock (docs/qemu.md)",
     )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="show the console as the kernel wrote it (default: each kernel address written as "
+        "symbol+0xoff (file:line), docs/debugging.md)",
+    )
+    rr = parser.add_argument_group(
+        "record and replay (one CPU; docs/replay.md)",
+        "--record DIR boots under QEMU's recorder into DIR (new or empty); --replay DIR runs "
+        "that boot again, instruction for instruction (IMAGE, --append and the machine options "
+        "are the recording's), and fails unless its console is the recorded one.",
+    )
+    rr.add_argument("--record", type=Path, metavar="DIR", help="record this boot into DIR")
+    rr.add_argument(
+        "--nmi",
+        type=at_least(1, "number of NMIs"),
+        default=0,
+        metavar="N",
+        help="with --record: inject N NMIs through QMP while the kernel runs (recorded too)",
+    )
+    rr.add_argument(
+        "--nmi-seed", type=int, default=0, metavar="S", help="seed of the NMIs' moments"
+    )
+    rr.add_argument("--replay", type=Path, metavar="DIR", help="replay the recording in DIR")
+    rr.add_argument(
+        "--gdb",
+        type=tcp_port,
+        metavar="PORT",
+        help="with --replay: QEMU's GDB stub on PORT; the replay starts when GDB continues",
+    )
     return parser
+
+
+def tcp_port(text: str) -> int:
+    """argparse type of --gdb: a TCP port number, 1..65535."""
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1..65535)")
+    return port
 
 
 DEFAULT_EFI_IMAGE = DEFAULT_IMAGE.with_name("BOOTX64.EFI")
@@ -203,7 +247,13 @@ def _write_console(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see EPILOG)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = rr_usage_problem(args)
+    if problem:
+        parser.error(problem)
+    if args.replay is not None:
+        return run_cli("boot", args.replay / "kernel.elf", lambda: _replay(args))
     if args.boot == "uefi" and args.image == DEFAULT_IMAGE:
         args.image = DEFAULT_EFI_IMAGE
     guest = guest_of(args.image, args.guest)
@@ -223,12 +273,80 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:  # a bad $CONDRCU_ICOUNT
         print(f"boot: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    elf = guest == "condrcu" and args.boot != "uefi"  # symbols and DWARF to show it with
+    if args.record is not None:
+        plan = rr.NmiPlan(count=args.nmi, seed=args.nmi_seed)
+        return run_cli(
+            "boot", args.image, lambda: _record(config, args.record, plan, args.raw or not elf)
+        )
     if args.boot == "grub":
-        return run_cli("boot", args.image, lambda: _boot_grub(config))
-    return run_cli("boot", args.image, lambda: _boot(config))
+        return run_cli("boot", args.image, lambda: _boot_grub(config, args.raw or not elf, elf))
+    return run_cli("boot", args.image, lambda: _boot(config, args.raw or not elf, elf))
 
 
-def _boot_grub(config: QemuConfig) -> int:
+def rr_usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the record/replay options together, or None."""
+    if args.record is not None and args.replay is not None:
+        return "--record and --replay exclude each other"
+    if args.nmi and args.record is None:
+        return "--nmi N needs --record DIR (NMIs are injected into a recorded boot)"
+    if args.gdb is not None and args.replay is None:
+        return "--gdb PORT needs --replay DIR (`make debug` debugs a fresh boot)"
+    if args.record is not None:
+        if args.smp != 1:
+            return f"--record needs one CPU: QEMU 7.2 refuses record/replay with -smp {args.smp}"
+        if args.boot != "multiboot" or args.accel != "tcg":
+            return "--record needs --boot multiboot and --accel tcg"
+        if args.icount is not None:
+            return f"--record sets -icount itself ({rr.RECORD_ICOUNT}); leave --icount out"
+    return None
+
+
+def _record(config: QemuConfig, directory: Path, plan: rr.NmiPlan, raw: bool = True) -> int:
+    """Boot `config` under QEMU's recorder into `directory`; returns the boot's exit status."""
+    sink, finish = _console_sink(Path(config.image), raw)
+    try:
+        result = rr.record(config, directory, plan, on_console=sink)
+    except rr.ReplayError as err:
+        raise CliError(str(err), EXIT_USAGE) from None
+    finish()
+    code = _report(config, result, oops=not raw)
+    print(
+        f"boot: recorded into {directory} ({len(plan.injected)} NMIs); replay it with "
+        f"`python -m tools.boot --replay {shlex.quote(str(directory))}`",
+        file=sys.stderr,
+    )
+    return code
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Replay the recording in args.replay; 1 when its console differs from the recorded one."""
+    directory: Path = args.replay
+    try:
+        rec = rr.check_recording(directory)
+        if args.gdb is not None:
+            print(
+                f"boot: QEMU waits for GDB: gdb {shlex.quote(str(directory / 'kernel.elf'))} "
+                f"-ex 'target remote :{args.gdb}', then continue",
+                file=sys.stderr,
+            )
+        sink, finish = _console_sink(directory / "kernel.elf", args.raw)
+        run = rr.replay(directory, timeout=args.timeout, gdb_port=args.gdb, on_console=sink)
+    except rr.ReplayError as err:
+        raise CliError(str(err), EXIT_SETUP) from None
+    finish()
+    config = QemuConfig(image=directory / "kernel.elf", append=rec.append, icount=None)
+    code = _report(config, run.result, oops=not args.raw)
+    if run.identical:
+        lines = len(run.recorded_console.splitlines())
+        print(f"boot: replay identical to the recording ({lines} lines, "
+              f"{len(rec.nmis)} NMIs)", file=sys.stderr)  # fmt: skip
+        return code
+    print(f"boot: replay DIFFERS from the recording: {run.first_difference()}", file=sys.stderr)
+    return max(code, EXIT_CODES[Outcome.FAIL])
+
+
+def _boot_grub(config: QemuConfig, raw: bool = True, oops: bool = False) -> int:
     """Build a GRUB ISO holding the image and its command line in a temporary directory, boot
     it from the CD-ROM; returns the exit status.  A missing GRUB package is a CliError naming it."""
     check_image(config.image)
@@ -237,12 +355,30 @@ def _boot_grub(config: QemuConfig) -> int:
             iso = build_iso(config.image, Path(tmp) / "condrcu.iso", config.append)
         except GrubError as err:
             raise CliError(str(err), EXIT_SETUP) from None
-        return _boot(dataclasses.replace(config, cdrom=iso))
+        return _boot(dataclasses.replace(config, cdrom=iso), raw, oops)
 
 
-def _boot(config: QemuConfig) -> int:
-    """Boot, stream the console, print the verdict; returns the exit status."""
-    result = run(config, on_console=_write_console)
+def _console_sink(image: Path, raw: bool) -> tuple[Callable[[str], None], Callable[[], None]]:
+    """Where a run's console goes as it arrives, and what to call after the run: stdout as
+    written (`raw`), or with kernel addresses symbolized (the verdict reads it as it came)."""
+    if raw:
+        return _write_console, lambda: None
+    shown = ConsoleSymbolizer(image)
+    return (lambda text: _write_console(shown.feed(text))), (lambda: _write_console(shown.flush()))
+
+
+def _boot(config: QemuConfig, raw: bool = True, oops: bool = False) -> int:
+    """Boot, stream the console (see _console_sink), print the verdict and (with `oops`) the
+    report of an oops (tools/oops.py); returns the exit status."""
+    sink, finish = _console_sink(Path(config.image), raw)
+    result = run(config, on_console=sink)
+    finish()
+    return _report(config, result, oops)
+
+
+def _report(config: QemuConfig, result: QemuResult, oops: bool = False) -> int:
+    """After a run whose console was streamed: the verdict, its hints and (with `oops`) the
+    report of an oops; the exit status."""
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
         sys.stdout.flush()
@@ -258,6 +394,12 @@ def _boot(config: QemuConfig) -> int:
     if result.panic_lines:
         report = "".join(f"  | {line}\n" for line in result.panic_lines)
         sys.stderr.write(f"boot: the {result.label.lower()} report:\n{report}")
+    if oops and result.outcome is Outcome.PANIC:
+        from tools.oops import oops_report  # capstone: only for an oops
+
+        report = oops_report(result.console, Path(config.image))
+        if report is not None:
+            sys.stderr.write(report)
     code, line = verdict(result)
     print(line, file=sys.stderr)
     return code

@@ -39,6 +39,7 @@ from tools.cli import (
 from tools.events.decode import (
     REQUIRED_SYMBOLS,
     Event,
+    EventLogOffError,
     KernelState,
     format_nmi_nesting,
     signed,
@@ -206,7 +207,11 @@ def _show(args: argparse.Namespace) -> int:
     """Boot, read at HOLD, print the selected records and the summary; the exit status."""
     symbols = kernel_symbols(args.image)
     with boot_held(args.image, args.append, args.timeout, symbols=symbols) as held:
-        state, code, console = held.state(), held.code, held.console
+        try:
+            state = held.state()
+        except EventLogOffError as err:
+            raise CliError(str(err), EXIT_FAILURE) from None
+        code, console = held.code, held.console
     kinds = None
     if args.kind:
         kinds = {k for pattern in args.kind for k in fnmatch.filter(EVENT_KINDS, pattern)}

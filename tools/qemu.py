@@ -297,7 +297,9 @@ class QemuConfig:
     QEMU runs the vCPUs in turn on one thread, never at once (docs/qemu.md).  ``timeout`` is
     host time either way. ``cdrom``: boot that ISO from the CD-ROM (``-cdrom
     ISO -boot d``; its boot loader loads the kernel, and ``append`` is ignored: the ISO carries the
-    command line) instead of QEMU's Multiboot loader; ``image`` stays the kernel it holds."""
+    command line) instead of QEMU's Multiboot loader; ``image`` stays the kernel it holds.
+    ``workdir``: the directory QEMU runs in, against which a relative ``image`` is taken (the
+    Multiboot loader hands the guest the image's path as the command line's first word)."""
 
     image: Path
     append: str = ""
@@ -316,6 +318,7 @@ class QemuConfig:
     icount: str | None | _FromEnv = _FromEnv.ICOUNT  # a str or None once made
     cdrom: Path | None = None
     boot: Literal["multiboot", "uefi"] = "multiboot"
+    workdir: Path | None = None
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -574,7 +577,7 @@ class QemuRunner:
             raise QemuError("launch() called twice")
         cfg = self.config
         qemu_path = find_qemu(cfg.qemu)
-        check_image(Path(cfg.image))
+        check_image(Path(cfg.workdir or ".") / cfg.image)
         if cfg.cdrom is not None:
             check_image(Path(cfg.cdrom))
         if cfg.accel == "kvm":
@@ -602,6 +605,7 @@ class QemuRunner:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent(),
+            cwd=cfg.workdir,
         )
         self._pump = threading.Thread(target=self._pump_output, name="qemu-output", daemon=True)
         self._pump.start()
@@ -667,6 +671,17 @@ class QemuRunner:
     def cont(self) -> None:
         """Let the guest run (QMP ``cont``); the run's timeout counts from here."""
         self.qmp("cont")
+        if self._started_at is None:
+            self._started_at = time.monotonic()
+
+    def await_start(self, timeout: float | None = None) -> None:
+        """Wait until the guest runs without our ``cont()`` (GDB continuing it through QEMU's
+        stub); from then on as after ``cont()``.  Raises TimeoutError after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.status() != "running":
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"nothing started the guest within {timeout:g} s")
+            time.sleep(0.01)
         if self._started_at is None:
             self._started_at = time.monotonic()
 

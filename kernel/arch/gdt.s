@@ -23,7 +23,7 @@ gdt_template_end:
 
 .section .text
 # gdt_init - EDI = CPU number, RSI = its RSP0 (the stack of its first task).  Builds the CPU's
-# TSS (RSP0, IST1-3 = its IST stacks, no I/O bitmap) and GDT (the template, then the TSS
+# TSS (RSP0, IST1-4 = its IST stacks, no I/O bitmap) and GDT (the template, then the TSS
 # descriptor at TSS_SEL) in its per-CPU page, loads them and reloads every segment register (CS
 # through a far return; GS's base becomes 0: percpu_init sets it).  Clobbers rax, rcx, rdx,
 # rsi, r8, r9.
@@ -42,6 +42,8 @@ gdt_init:
     mov qword ptr [r8 + TSS_IST2], rax
     add rax, IST_STACK_SIZE
     mov qword ptr [r8 + TSS_IST3], rax
+    add rax, IST_STACK_SIZE
+    mov qword ptr [r8 + TSS_IST4], rax
     mov word ptr [r8 + TSS_IOMAP_BASE], TSS_SIZE
 
     xor ecx, ecx

@@ -8,7 +8,7 @@
 .global percpu
 percpu:
     .zero PCPU_STRIDE * NR_CPUS
-# Each CPU's IST stacks, IST_STACKS_PER_CPU of IST_STACK_SIZE (#DF, NMI, #MC in IST order).
+# Each CPU's IST stacks, IST_STACKS_PER_CPU of IST_STACK_SIZE (#DF, NMI, #MC, #DB in IST order).
 .balign 4096
 .global ist_stacks
 ist_stacks:

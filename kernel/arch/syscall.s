@@ -74,6 +74,13 @@ do_int80_syscall:
     je .Lsys_yield
     cmp r12, SYS_BEND_FRAME
     je .Lsys_bend_frame
+    cmp r12, SYS_BENCH
+    jne .Lsys_enosys
+    mov rdi, rbx
+    call sys_bench                      # EAX = 0 when it took the call (selftest=bench only)
+    test eax, eax
+    jz .Lsys_done
+.Lsys_enosys:
     inc qword ptr gs:[PCPU_SYSCALLS_ENOSYS]     # a number out of range
 .Lsys_done:
     call local_irq_disable

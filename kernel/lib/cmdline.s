@@ -388,12 +388,13 @@ options:
     .quad .Lticks_key, cmdline_check_number, 1, TORTURE_TICKS_MAX
     .quad .Lreaders_key, cmdline_check_number, 0, TORTURE_READERS_MAX
     .quad .Lwriters_key, cmdline_check_number, 1, TORTURE_WRITERS_MAX
-    .quad .Levents_key, cmdline_check_number, 1, EVENT_LOG_ENTRIES
+    .quad .Levents_key, events_check, 1, EVENT_LOG_ENTRIES
     .quad .Lselftest_key, selftest_check, 0, 0
     .quad .Lpolicy_key, policy_check, 0, 0
     .quad .Lcrash_key, crash_check, 0, 0
     .quad .Lhold_key, 0, 0, 0
     .quad .Lsmp_expect_key, cmdline_check_number, 1, NR_CPUS
+    .quad bench_scale_key, cmdline_check_number, 1, BENCH_SCALE_MAX
     .quad .Lfuzz_seed_key, cmdline_check_number, 0, FUZZ_SEED_MAX
     .quad .Lfuzz_count_key, cmdline_check_number, 1, FUZZ_COUNT_MAX
     .quad .Lfuzz_first_key, cmdline_check_number, 0, FUZZ_FIRST_MAX

@@ -4,6 +4,7 @@
 # needs RCU.  The *_core functions change the state without logging, for the tracer's combined
 # calls.  All clobber rax, rdi, rsi only.
 .include "layout.inc"
+.include "eventsoff.inc"
 
 # WARN_IF_IRQS_ON kind: warn KIND if the CPU's IF is set (a macro, so that the warning names
 # the function it is in).  Clobbers rax, rdi.
@@ -35,6 +36,7 @@ lockdep_hardirqs_off_core:
 # lockdep_hardirqs_off - hardware disabled interrupts (entry) or code did: record it.
 .global lockdep_hardirqs_off
 lockdep_hardirqs_off:
+    EVENTS_OFF_RET
     call lockdep_hardirqs_off_core
     mov edi, EV_LOCKDEP_HARDIRQS_OFF
     xor esi, esi
@@ -60,6 +62,7 @@ lockdep_hardirqs_on_core:
 # RCU stopped watching.  Needs lockdep_hardirqs_on_prepare() first.
 .global lockdep_hardirqs_on
 lockdep_hardirqs_on:
+    EVENTS_OFF_RET
     call lockdep_hardirqs_on_core
     mov edi, EV_LOCKDEP_HARDIRQS_ON
     xor esi, esi
@@ -68,6 +71,7 @@ lockdep_hardirqs_on:
 # lockdep_assert_irqs_disabled - warn if lockdep believes interrupts are on.
 .global lockdep_assert_irqs_disabled
 lockdep_assert_irqs_disabled:
+    EVENTS_OFF_RET
     cmp qword ptr gs:[PCPU_LOCKDEP_HARDIRQS_ENABLED], 0
     je .Lassert_ok
     mov edi, WARN_LOCKDEP_ASSERT_IRQS_DISABLED
@@ -91,6 +95,7 @@ lockdep_hardirqs_on_prepare_core:
 # needs RCU watching.
 .global lockdep_hardirqs_on_prepare
 lockdep_hardirqs_on_prepare:
+    EVENTS_OFF_RET
     call lockdep_hardirqs_on_prepare_core
     mov edi, EV_LOCKDEP_HARDIRQS_ON_PREPARE
     xor esi, esi

@@ -6,11 +6,13 @@
 # held with interrupts on deadlocks its CPU.
 .include "calling.inc"
 .include "layout.inc"
+.include "eventsoff.inc"
 
 .section .text
 # spin_check_usage - RDI = lock about to be taken: note the context it is taken in, warn on
 # the first conflict.  Clobbers rax, rcx.
 spin_check_usage:
+    EVENTS_OFF_RET
     xor ecx, ecx
     test qword ptr gs:[PCPU_PREEMPT_COUNT], HARDIRQ_MASK
     jz .Lnot_hardirq

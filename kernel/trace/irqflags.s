@@ -4,6 +4,7 @@
 # is tracer + lockdep together, trace_hardirqs_on() tracer + both halves of lockdep.
 # All clobber rax, rdi, rsi only.
 .include "layout.inc"
+.include "eventsoff.inc"
 
 .section .text
 # tracer_check_rcu - warn if RCU is not watching (tracepoints need it).  Clobbers rax, rdi.
@@ -36,6 +37,7 @@ tracer_on_core:
 # trace_hardirqs_off_prepare - the tracer only (lockdep was told before RCU changed).
 .global trace_hardirqs_off_prepare
 trace_hardirqs_off_prepare:
+    EVENTS_OFF_RET
     call tracer_off_core
     mov edi, EV_TRACE_HARDIRQS_OFF_PREPARE
     xor esi, esi
@@ -44,6 +46,7 @@ trace_hardirqs_off_prepare:
 # trace_hardirqs_off - tracer and lockdep: interrupts are off.
 .global trace_hardirqs_off
 trace_hardirqs_off:
+    EVENTS_OFF_RET
     call tracer_off_core
     call lockdep_hardirqs_off_core
     mov edi, EV_TRACE_HARDIRQS_OFF
@@ -53,6 +56,7 @@ trace_hardirqs_off:
 # trace_hardirqs_on_prepare - the tracer only: interrupts are about to be on.
 .global trace_hardirqs_on_prepare
 trace_hardirqs_on_prepare:
+    EVENTS_OFF_RET
     call tracer_on_core
     mov edi, EV_TRACE_HARDIRQS_ON_PREPARE
     xor esi, esi
@@ -61,6 +65,7 @@ trace_hardirqs_on_prepare:
 # trace_hardirqs_on - tracer and both halves of lockdep: interrupts are about to be on.
 .global trace_hardirqs_on
 trace_hardirqs_on:
+    EVENTS_OFF_RET
     call tracer_on_core
     call lockdep_hardirqs_on_prepare_core
     call lockdep_hardirqs_on_core

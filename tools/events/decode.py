@@ -207,8 +207,19 @@ def read_cpu(vm: MemoryReader, symbols: SymbolTable, cpu: int) -> CpuState:
     return CpuState(cpu, percpu, events, read_idle_task_id(vm, percpu["idle_task"]))
 
 
+class EventLogOffError(RuntimeError):
+    """The kernel ran with `events=off`: its event log was never written, so no judge may read
+    it (an empty log would pass every check)."""
+
+
 def read_state(vm: MemoryReader, symbols: SymbolTable) -> KernelState:
-    """Every online CPU's per-CPU data and event log, the warning counters, through QMP."""
+    """Every online CPU's per-CPU data and event log, the warning counters, through QMP.
+    EventLogOffError when the kernel ran with `events=off` (its `event_log_off` flag)."""
+    if "event_log_off" in symbols and vm.read_virt(symbols.address("event_log_off"), 1)[0]:
+        raise EventLogOffError(
+            "the kernel ran with events=off: its event log is empty by design and cannot be "
+            "judged (boot without events=off)"
+        )
     cpus = tuple(read_cpu(vm, symbols, cpu) for cpu in online_cpus(vm, symbols) or [0])
     counts = vm.read_virt(symbols.address("warn_counts"), 8 * len(WARNINGS))
     warn = {name: int.from_bytes(counts[8 * i : 8 * i + 8], "little")

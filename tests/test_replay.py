@@ -1,0 +1,109 @@
+"""Record and replay (tools/replay.py, `python -m tools.boot --record/--replay`): a boot with the
+timer and NMIs injected through QMP, replayed instruction for instruction.  QEMU's own interrupt
+log of the recording and of the replay is the external truth: the same interrupts, at the same
+instructions, in the same order."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from kernel.vectors import LOCAL_TIMER_VECTOR
+from tools import boot, qemulog
+from tools import replay as rr
+from tools.qemu import QemuConfig
+
+NMI_VECTOR = 2
+APPEND = "selftest=sched"  # timer ticks, sleeps, preemption: a run that time shapes
+NMIS = 6
+
+
+@pytest.fixture(scope="module")
+def recording(kernel_image, tmp_path_factory):
+    """A recorded boot with NMIs, and QEMU's interrupt log of it."""
+    base = tmp_path_factory.mktemp("rr")
+    directory, log = base / "rec", base / "record.log"
+    plan = rr.NmiPlan(count=NMIS, seed=20200521)
+    config = QemuConfig(image=kernel_image, append=APPEND, timeout=240, log_int=log)
+    result = rr.record(config, directory, plan)
+    assert result.passed, result.reason
+    return directory, log
+
+
+@pytest.mark.qemu
+def test_replay_repeats_the_recorded_boot_with_its_timer_and_nmis(recording, tmp_path):
+    directory, record_log = recording
+    rec = rr.Recording.load(directory)
+    assert len(rec.nmis) == NMIS and list(rec.nmis) == sorted(rec.nmis)
+    replay_log = tmp_path / "replay.log"
+    run = rr.replay(directory, timeout=240, log_int=replay_log)
+    assert run.result.passed, run.result.reason
+    assert run.identical, run.first_difference()
+    recorded = qemulog.parse_file(record_log).records
+    replayed = qemulog.parse_file(replay_log).records
+    # Every NMI QEMU delivered while recording, and timer ticks, and the very same sequence of
+    # interrupts and exceptions (vector, CPL, RIP, stack, error code) in the replay.
+    assert len([r for r in recorded if r.vector == NMI_VECTOR and not r.is_software]) == NMIS
+    assert any(r.vector == LOCAL_TIMER_VECTOR for r in recorded)
+    assert replayed == recorded
+
+
+@pytest.mark.qemu
+def test_replay_fails_when_the_console_differs(recording, tmp_path, capsys):
+    # A recording whose console was changed: the replay still runs, and says where it differs.
+    copy = tmp_path / "rec"
+    shutil.copytree(recording[0], copy)
+    console = (copy / "console.txt").read_text()
+    (copy / "console.txt").write_text(console.replace("ok 1", "ok one", 1))
+    assert boot.main(["--replay", str(copy), "--timeout", "240"]) == 1
+    assert "replay DIFFERS from the recording: line" in capsys.readouterr().err
+
+
+def test_a_recording_of_another_image_is_refused(tmp_path):
+    directory = tmp_path / "rec"
+    directory.mkdir()
+    for name in rr.FILES:
+        (directory / name).write_text("x")
+    rec = rr.Recording("", rr.RECORD_ICOUNT, "128M", "max", "0" * 64, "QEMU 7.2")
+    (directory / "recording.json").write_text(rec.to_json())
+    with pytest.raises(rr.ReplayError, match="not the image that was recorded"):
+        rr.check_recording(directory)
+    (directory / "recording.json").write_text(json.dumps({"version": 99}))
+    with pytest.raises(rr.ReplayError, match="recording version 99"):
+        rr.check_recording(directory)
+    (directory / "replay.bin").unlink()
+    (directory / "recording.json").write_text(rec.to_json())
+    with pytest.raises(rr.ReplayError, match="missing replay.bin"):
+        rr.check_recording(directory)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--record", "D", "--replay", "D"], "exclude each other"),
+        (["--nmi", "3"], "--nmi N needs --record"),
+        (["--gdb", "1234"], "--gdb PORT needs --replay"),
+        (["--record", "D", "--smp", "2"], "QEMU 7.2 refuses record/replay with -smp 2"),
+        (["--record", "D", "--icount", "shift=3"], "leave --icount out"),
+        (["--record", "D", "--boot", "grub"], "--boot multiboot"),
+        (["--replay", "D", "--gdb", "70000"], "not a TCP port"),
+    ],
+)
+def test_record_replay_usage_errors(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        boot.main(args)
+    assert exit_.value.code == 64
+    assert message in capsys.readouterr().err
+
+
+def test_replay_of_a_directory_without_a_recording(tmp_path, capsys):
+    assert boot.main(["--replay", str(tmp_path)]) == 4
+    assert "holds no recording" in capsys.readouterr().err
+
+
+def test_record_refuses_a_directory_in_use(kernel_image, tmp_path):
+    (tmp_path / "old").write_text("")
+    with pytest.raises(rr.ReplayError, match="not empty"):
+        rr.record(QemuConfig(image=kernel_image), tmp_path)

@@ -1,0 +1,298 @@
+"""Record a boot and replay it instruction for instruction (QEMU's ``-icount`` record/replay).
+
+A recording is a directory:
+
+    recording.json   what was run (RECORDING_VERSION): command line, -icount shift, memory, CPU
+                     model, the QEMU version, the image's SHA-256, the NMIs' instruction counts
+    kernel.elf       the image that ran (a copy: a rebuilt build/kernel.elf cannot replay it)
+    replay.bin       QEMU's log of every non-deterministic input (clock reads, the serial port,
+                     interrupts' instruction counts)
+    console.txt      the serial console as recorded
+
+QEMU 7.2 logs what its devices feed the guest but not an NMI injected through QMP, so the
+recorder stops the VM before each one, notes the instruction count (``query-replay``) and injects
+it while stopped; the replayer stops at that count (``replay-break``) and injects it again.  The
+replay then follows the recording exactly: its console is byte for byte the recorded one.
+
+One CPU only: QEMU 7.2 refuses record/replay with ``-smp`` above 1 (docs/debugging-replay.md says
+what we measured trying to get around it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.qemu import QemuConfig, QemuError, QemuResult, QemuRunner, find_qemu
+
+RECORDING_VERSION = 1
+RECORD_ICOUNT = "shift=0"  # one virtual nanosecond per instruction; sleep stays on (see below)
+# NMIs before the kernel has loaded its IDT would find no gate: inject after this console line.
+NMI_AFTER = re.compile(r"^smp: \d+ CPUs? up", re.MULTILINE)
+FILES = ("recording.json", "kernel.elf", "replay.bin", "console.txt")
+
+
+class ReplayError(QemuError):
+    """A recording that cannot be made or replayed (a clear one-line reason)."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """recording.json: how to run the recorded boot again."""
+
+    append: str
+    icount: str
+    memory: str
+    cpu: str
+    image_sha256: str
+    qemu_version: str
+    nmis: tuple[int, ...] = ()  # the instruction count at which each NMI was injected
+    version: int = RECORDING_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def load(cls, directory: Path) -> Recording:
+        """Read DIRECTORY/recording.json; a missing, damaged or foreign file is a ReplayError."""
+        path = directory / "recording.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ReplayError(f"{directory} holds no recording (no recording.json)") from None
+        except (OSError, ValueError) as err:
+            raise ReplayError(f"{path}: not a recording: {err}") from None
+        if not isinstance(data, dict) or data.get("version") != RECORDING_VERSION:
+            raise ReplayError(
+                f"{path}: recording version {data.get('version') if isinstance(data, dict) else '?'}"
+                f", this tool reads version {RECORDING_VERSION}"
+            )
+        try:
+            rec = cls(**{**data, "nmis": tuple(int(n) for n in data.get("nmis", ()))})
+        except (TypeError, ValueError) as err:
+            raise ReplayError(f"{path}: not a recording: {err}") from None
+        return rec
+
+
+@dataclass
+class NmiPlan:
+    """When the recorder injects NMIs: `count` of them, `low`..`high` seconds apart (host time,
+    seeded), from the console's NMI_AFTER line on, while the guest runs."""
+
+    count: int = 0
+    seed: int = 0
+    low: float = 0.002
+    high: float = 0.02
+    injected: list[int] = field(default_factory=list)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def qemu_version(qemu: str) -> str:
+    """QEMU's own version line (``QEMU emulator version 7.2.x ...``)."""
+    out = subprocess.run([qemu, "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.splitlines()[0].strip() if out.stdout else "unknown"
+
+
+def _rr_config(base: QemuConfig, mode: str, directory: Path, icount: str) -> QemuConfig:
+    """`base` under QEMU's record (mode "record") or replay ("replay") of directory/replay.bin."""
+    if base.smp != 1:
+        raise ReplayError(
+            f"record/replay needs one CPU: QEMU 7.2 refuses it with -smp {base.smp} "
+            "('Record/replay feature is not supported for smp')"
+        )
+    if base.accel != "tcg":
+        raise ReplayError("record/replay needs TCG: QEMU replays only what it emulates")
+    if base.boot != "multiboot" or base.cdrom is not None:
+        raise ReplayError("record/replay boots through QEMU's Multiboot loader only")
+    rrfile = directory.resolve() / "replay.bin"
+    if any(c.isspace() or c == "," for c in str(rrfile)):
+        raise ReplayError(f"{directory}: QEMU's -icount cannot name a path with spaces or commas")
+    spec = f"{icount},rr={mode},rrfile={rrfile}"
+    # QEMU runs in the recording's directory and loads "kernel.elf" by that name: the guest
+    # sees the image's path (the Multiboot command line's first word), the same wherever the
+    # recording is moved.
+    return QemuConfig(
+        image=Path("kernel.elf"),
+        workdir=directory.resolve(),
+        append=base.append,
+        timeout=base.timeout,
+        memory=base.memory,
+        cpu=base.cpu,
+        rules=base.rules,
+        icount=spec,
+        log_int=base.log_int.resolve() if base.log_int else None,
+        extra_args=base.extra_args,
+    )
+
+
+def _inject_at(vm: QemuRunner) -> int:
+    """Stop the VM, inject an NMI, note the instruction count, let it run; returns the count."""
+    vm.pause()
+    count = int(vm.qmp("query-replay")["icount"])
+    vm.inject_nmi()
+    vm.cont()
+    return count
+
+
+def record(
+    base: QemuConfig,
+    directory: Path,
+    nmis: NmiPlan | None = None,
+    on_console: Callable[[str], None] | None = None,
+) -> QemuResult:
+    """Boot `base` (one CPU, Multiboot) under QEMU's recorder into `directory` (created; it must
+    not exist or be empty), injecting `nmis`; returns the run's result.  The recording is
+    complete only when recording.json exists: it is written last."""
+    plan = nmis or NmiPlan()
+    if directory.exists() and any(directory.iterdir()):
+        raise ReplayError(f"{directory} is not empty: record into a new directory")
+    image = Path(base.image)
+    if not image.is_file():
+        raise ReplayError(f"{image}: no such image")
+    config = _rr_config(base, "record", directory, RECORD_ICOUNT)
+    qemu = find_qemu(config.qemu)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(image, directory / "kernel.elf")
+    rng = random.Random(plan.seed)
+    with QemuRunner(config, on_console=on_console) as vm:
+        vm.launch()
+        vm.cont()
+        if plan.count:
+            try:
+                vm.wait_for_console(NMI_AFTER, timeout=config.timeout)
+                while len(plan.injected) < plan.count:
+                    time.sleep(rng.uniform(plan.low, plan.high))
+                    plan.injected.append(_inject_at(vm))
+            except (QemuError, TimeoutError):
+                pass  # the guest ended first: the NMIs injected so far are the recording's
+        result = vm.wait()
+    (directory / "console.txt").write_text(result.console)
+    rec = Recording(
+        append=base.append,
+        icount=RECORD_ICOUNT,
+        memory=config.memory,
+        cpu=config.cpu_model,
+        image_sha256=sha256(directory / "kernel.elf"),
+        qemu_version=qemu_version(qemu),
+        nmis=tuple(plan.injected),
+    )
+    tmp = directory / "recording.json.tmp"
+    tmp.write_text(rec.to_json())
+    os.replace(tmp, directory / "recording.json")
+    return result
+
+
+def check_recording(directory: Path) -> Recording:
+    """The recording in `directory`, checked: every file there, the image unchanged."""
+    rec = Recording.load(directory)
+    missing = [name for name in FILES if not (directory / name).is_file()]
+    if missing:
+        raise ReplayError(f"{directory}: incomplete recording, missing {', '.join(missing)}")
+    if sha256(directory / "kernel.elf") != rec.image_sha256:
+        raise ReplayError(f"{directory}/kernel.elf is not the image that was recorded")
+    return rec
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a replay produced, beside the recorded console."""
+
+    result: QemuResult
+    recorded_console: str
+
+    @property
+    def identical(self) -> bool:
+        return self.result.console == self.recorded_console
+
+    def first_difference(self) -> str:
+        """Where the replayed console leaves the recorded one (line number and both lines)."""
+        got, want = self.result.console.splitlines(), self.recorded_console.splitlines()
+        for n, (a, b) in enumerate(zip(got, want, strict=False), 1):
+            if a != b:
+                return f"line {n}: recorded {b!r}, replayed {a!r}"
+        if len(got) != len(want):
+            return f"the replay has {len(got)} lines, the recording {len(want)}"
+        return "none"
+
+
+def replay(
+    directory: Path,
+    *,
+    timeout: float = 120.0,
+    gdb_port: int | None = None,
+    on_console: Callable[[str], None] | None = None,
+    log_int: Path | None = None,
+) -> Replay:
+    """Run the recording in `directory` again under QEMU's replayer, injecting its NMIs at their
+    instruction counts; `timeout` bounds each wait.  `gdb_port`: QEMU's GDB stub listens there
+    and the replay starts when GDB continues; GDB then also sees a stop at each recorded NMI
+    (continue from it).  `log_int`: QEMU's interrupt log of the replay."""
+    rec = check_recording(directory)
+    extra: tuple[str, ...] = ("-gdb", f"tcp:127.0.0.1:{gdb_port}") if gdb_port else ()
+    base = QemuConfig(
+        image=directory / "kernel.elf",
+        append=rec.append,
+        timeout=timeout,
+        memory=rec.memory,
+        cpu=rec.cpu,
+        icount=None,
+        log_int=log_int,
+        extra_args=extra,
+    )
+    config = _rr_config(base, "replay", directory, rec.icount)
+    pending = list(rec.nmis)
+    with QemuRunner(config, on_console=on_console) as vm:
+        vm.launch()
+        if pending:
+            vm.qmp("replay-break", icount=pending[0])
+        _resume(vm, gdb_port is not None, timeout=None)
+        while pending and _wait_paused(vm, timeout):
+            at = int(vm.qmp("query-replay")["icount"])
+            if at != pending[0]:
+                raise ReplayError(f"the replay stopped at instruction {at}, not {pending[0]}")
+            vm.inject_nmi()
+            pending.pop(0)
+            if pending:
+                vm.qmp("replay-break", icount=pending[0])
+            _resume(vm, gdb_port is not None, timeout=timeout)
+        result = vm.wait()
+    return Replay(result, (directory / "console.txt").read_text())
+
+
+def _resume(vm: QemuRunner, by_gdb: bool, timeout: float | None) -> None:
+    """Let the replay go on: QMP ``cont``, or wait for GDB to continue it."""
+    if by_gdb:
+        vm.await_start(timeout)
+        return
+    vm.cont()
+
+
+def _wait_paused(vm: QemuRunner, timeout: float) -> bool:
+    """Wait until a replay breakpoint paused the VM; False when QEMU ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if vm.status() == "paused":
+                return True
+        except QemuError:
+            return False
+        time.sleep(0.002)
+    raise ReplayError(f"the replay did not reach its next NMI within {timeout:g} s")
+
+
+def summary(rec: Recording) -> dict[str, Any]:
+    """A short description of a recording (for the CLI)."""
+    return {"append": rec.append, "nmis": len(rec.nmis), "qemu": rec.qemu_version}
