@@ -117,6 +117,7 @@ CONSTANTS = {
     # The `syscall` MSRs (Intel SDM vol. 3, 5.8.8) and EFER's enable bit for it.
     "MSR_STAR": 0xC0000081,
     "MSR_LSTAR": 0xC0000082,
+    "MSR_CSTAR": 0xC0000083,  # `syscall` from 32-bit (compat) code
     "MSR_SYSCALL_MASK": 0xC0000084,
     "EFER_SCE": 1,
     "X86_EFLAGS_DF": 0x400,  # string instructions count down: the kernel clears it on entry
@@ -425,6 +426,28 @@ CONSTANTS.update({
     "EFI_ACPI_RECLAIM_MEMORY": 9,
     # How many times efi.s asks for the memory map, and calls ExitBootServices, before it gives up.
     "EFI_MAP_TRIES": 8,
+})  # fmt: skip
+# Ring-3 fuzzing (selftest=user_fuzz, kernel/selftest/fuzz.s, docs/fuzzing.md): where each
+# case's code page is mapped, the ticks a case may run before the tick kills it, and the
+# options' defaults and ranges (fuzz_seed=, fuzz_count=, fuzz_first=).
+CONSTANTS.update({
+    "FUZZ_CODE_ADDR": 0x70000000,  # outside every demand-paged region
+    "FUZZ_TICK_BUDGET": 2,
+    "FUZZ_SEED_DEFAULT": 1,
+    "FUZZ_SEED_MAX": 0xFFFFFFFF,
+    "FUZZ_COUNT_DEFAULT": 500,
+    "FUZZ_COUNT_MAX": 1000000,
+    "FUZZ_FIRST_MAX": 0xFFFFFFFF,
+    # The generator, splitmix64: the state's step and the output's two multipliers; a case's
+    # digest, FNV-1a 64: its offset basis and prime.
+    "FUZZ_SPLITMIX_GAMMA": 0x9E3779B97F4A7C15,
+    "FUZZ_SPLITMIX_MUL1": 0xBF58476D1CE4E5B9,
+    "FUZZ_SPLITMIX_MUL2": 0x94D049BB133111EB,
+    "FUZZ_FNV_OFFSET": 0xCBF29CE484222325,
+    "FUZZ_FNV_PRIME": 0x100000001B3,
+    # RFLAGS bits a user program can set (popf) that a case may start with: CF, PF, AF, ZF,
+    # SF, TF, DF, OF, NT, RF, AC, ID.
+    "FUZZ_USER_FLAGS": 0x254DD5,
 })  # fmt: skip
 for _name, _text in EFI_GUIDS.items():
     CONSTANTS.update(_guid_halves(_name, _text))

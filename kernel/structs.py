@@ -78,6 +78,8 @@ TASK = Struct("TASK", (
     # 1 until the task first runs: its CPU flushes its TLB then, so that no stale entry of
     # the stack slot's previous pages (mapped by another CPU) survives
     ("tlb_fresh", 8),
+    # ticks the task may still run before the tick kills it (SIGKILL); 0: no budget
+    ("tick_budget", 8),
 ))  # fmt: skip
 
 # An RCU callback (Linux's struct rcu_head, plus the grace-period number it waits for).

@@ -12,8 +12,8 @@
 
 .section .text
 # syscall_init - this CPU takes `syscall`: STAR (kernel CS/SS at KERNEL_CS, sysret's user
-# CS/SS from USER32_CS: USER_CS and USER_DS), LSTAR = entry_SYSCALL_64, the RFLAGS bits
-# cleared on entry, EFER.SCE.  Clobbers rax, rcx, rdx.
+# CS/SS from USER32_CS: USER_CS and USER_DS), LSTAR = entry_SYSCALL_64, CSTAR =
+# entry_SYSCALL_compat (32-bit code's), the RFLAGS bits cleared on entry, EFER.SCE.  Clobbers rax, rcx, rdx.
 .global syscall_init
 syscall_init:
     mov ecx, MSR_STAR
@@ -22,6 +22,11 @@ syscall_init:
     wrmsr
     mov ecx, MSR_LSTAR
     lea rax, [rip + entry_SYSCALL_64]
+    mov rdx, rax
+    shr rdx, 32
+    wrmsr
+    mov ecx, MSR_CSTAR
+    lea rax, [rip + entry_SYSCALL_compat]
     mov rdx, rax
     shr rdx, 32
     wrmsr

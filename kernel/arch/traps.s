@@ -141,6 +141,11 @@ die:
     mov rdi, r12
     call print_pf_error
 .Lregs:
+    mov rax, qword ptr [rip + die_note_hook]
+    test rax, rax
+    jz .Lno_note
+    call rax                            # what was running (the fuzzer's case), said first
+.Lno_note:
     mov rdi, rbx
     call show_regs
     lea rdi, [rip + .Lstack_fmt]
@@ -247,3 +252,8 @@ show_regs:
 .global trap_record
 trap_record:
     .zero TRAP_SIZE
+# die_note_hook - 0, or a function (no arguments, callee-saved registers kept) that die calls
+# to say what was running: kernel/selftest/fuzz.s names the seed and index of its case.
+.global die_note_hook
+die_note_hook:
+    .zero 8

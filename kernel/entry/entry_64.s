@@ -88,3 +88,14 @@ entry_SYSCALL_64:
 .Lsyscall_iret:
     inc qword ptr gs:[PCPU_SYSCALL_IRET_RETURNS]
     jmp swapgs_restore_regs_and_return_to_usermode
+
+# entry_SYSCALL_compat - `syscall` from 32-bit user code (MSR_CSTAR; AMD CPUs and QEMU's TCG
+# take it, Intel's raise #UD).  The kernel has no 32-bit system calls: the call fails with
+# -ENOSYS at once and returns by sysretl (RCX, R11 = the user's EIP and EFLAGS), never leaving
+# the user's stack and GS, interrupts and TF off throughout (MSR_SYSCALL_MASK).  With CSTAR
+# left 0, such a call ran ring 0 at address 0 on the user's stack: a #PF there, then #DF
+# (found by selftest=user_fuzz, docs/fuzzing.md).
+.global entry_SYSCALL_compat
+entry_SYSCALL_compat:
+    mov eax, -ENOSYS
+    .byte 0x0F, 0x07                    # sysretl: to 32-bit code (keystone writes `sysret` with REX.W)

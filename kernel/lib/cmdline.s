@@ -395,6 +395,9 @@ options:
     .quad .Lhold_key, 0, 0, 0
     .quad .Lsmp_expect_key, cmdline_check_number, 1, NR_CPUS
     .quad bench_scale_key, cmdline_check_number, 1, BENCH_SCALE_MAX
+    .quad .Lfuzz_seed_key, cmdline_check_number, 0, FUZZ_SEED_MAX
+    .quad .Lfuzz_count_key, cmdline_check_number, 1, FUZZ_COUNT_MAX
+    .quad .Lfuzz_first_key, cmdline_check_number, 0, FUZZ_FIRST_MAX
     .quad 0, 0, 0, 0
 .Lhz_key:
     .asciz "hz="
@@ -418,6 +421,16 @@ options:
     .asciz "crash="
 .Lhold_key:
     .asciz "hold"
+.global fuzz_seed_key, fuzz_count_key, fuzz_first_key
+.Lfuzz_seed_key:
+fuzz_seed_key:
+    .asciz "fuzz_seed="
+.Lfuzz_count_key:
+fuzz_count_key:
+    .asciz "fuzz_count="
+.Lfuzz_first_key:
+fuzz_first_key:
+    .asciz "fuzz_first="
 .Lshow_fmt:
     .asciz "command line: %s\n"
 .Lshow_empty_msg:

@@ -532,6 +532,17 @@ scheduler_tick:
     je .Ltick_done
     jmp .Lresched
 .Lcharge:
+    # A task with a tick budget (the fuzzer's) is killed when it runs out: SIGKILL, taken on
+    # its way back to user mode.
+    cmp qword ptr [rbx + TASK_TICK_BUDGET], 0
+    je .Lno_budget
+    dec qword ptr [rbx + TASK_TICK_BUDGET]
+    jnz .Lno_budget
+    mov rdi, rbx
+    mov esi, SIGKILL
+    call send_sig
+    lock inc qword ptr [rip + budget_kills]
+.Lno_budget:
     dec qword ptr [rbx + TASK_SLICE]
     jg .Ltick_done
     cmp qword ptr gs:[PCPU_RQ_HEAD], 0
@@ -603,3 +614,9 @@ sched_init:
 .section .rodata
 .Linit_name:
     .asciz "init"
+
+.section .bss
+.balign 8
+.global budget_kills
+budget_kills:                           # tasks the tick killed for running out of their budget
+    .zero 8
