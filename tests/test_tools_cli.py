@@ -310,6 +310,9 @@ def start_cli(tool: str, kernel_image: Path, tmp: Path) -> subprocess.Popen[byte
          "--timeout", "120"],
         cwd=REPO, env={**os.environ, "TMPDIR": str(tmp)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # SIGINT as a terminal delivers it, even when the suite itself was started in the
+        # background (where the shell leaves SIGINT ignored, and Python then keeps it so)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 

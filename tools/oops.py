@@ -173,8 +173,9 @@ def render(oops: Oops, symbols: SymbolTable, image: bytes, last: int = LAST_EVEN
 
 
 def oops_report(console: str, image: Path) -> str | None:
-    """The report for the oops `console` shows, None when it shows none or `image` is not an
-    ELF file with symbols."""
+    """The report for the oops `console` shows, None when it shows none, `image` is not an
+    ELF file with symbols, or the faulting RIP is in none of its functions (another guest's
+    image, or a jump into nowhere: the verdict alone says it)."""
     oops = parse_oops(console)
     if oops is None:
         return None
@@ -182,5 +183,8 @@ def oops_report(console: str, image: Path) -> str | None:
         data = image.read_bytes()
         symbols = SymbolTable(data)
     except (OSError, ValueError, ELFError):  # not an ELF image with symbols: nothing to add
+        return None
+    holder = symbols.containing(oops.rip)
+    if holder is None or not holder.is_func:
         return None
     return render(oops, symbols, data)

@@ -45,7 +45,7 @@ selftest_access_sweep:
     test rax, rax
     jnz .Lsweep_end
     lea rdi, [rip + access_user_stub]
-    lea rsi, [rip + access_user_stub_end]
+    lea rsi, [rip + .Laccess_user_stub_end]
     sub rsi, rdi
     call access_map_create
     test rax, rax
@@ -430,7 +430,7 @@ access_user_stub:
     mov es, ecx                         # reads the descriptor (and sets its accessed bit)
     mov eax, es
     int ACCESS_DONE_VECTOR
-access_user_stub_end:
+.Laccess_user_stub_end:
 
 # The sweep's handlers: record the outcome, then access_resume.
 access_done_entry:
