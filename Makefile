@@ -98,8 +98,10 @@ bench-linux: setup
 
 # Boot stopped before the first instruction with QEMU's GDB stub on a free port (1234 when
 # free), and build/debug.gdb to attach with: gdb -x build/debug.gdb (docs/debugging.md).
+# REPLAY=DIR: debug the boot recorded in DIR (tools.boot --record; docs/replay.md) instead.
+REPLAY ?=
 debug: setup build
-	$(PY) -m tools.debug build/kernel.elf --smp $(SMP) $(if $(APPEND),--append "$(APPEND)")
+	$(PY) -m tools.debug build/kernel.elf $(if $(REPLAY),--replay $(REPLAY),--smp $(SMP) $(if $(APPEND),--append "$(APPEND)"))
 
 clean:
 	rm -rf build

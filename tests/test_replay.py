@@ -6,7 +6,12 @@ instructions, in the same order."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +21,9 @@ from tools import replay as rr
 from tools.qemu import QemuConfig
 
 NMI_VECTOR = 2
-APPEND = "selftest=sched"  # timer ticks, sleeps, preemption: a run that time shapes
+APPEND = "selftest=sched,user_demand_fault"  # ticks, sleeps, preemption; a user page fault
 NMIS = 6
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +90,9 @@ def test_a_recording_of_another_image_is_refused(tmp_path):
     [
         (["--record", "D", "--replay", "D"], "exclude each other"),
         (["--nmi", "3"], "--nmi N needs --record"),
-        (["--gdb", "1234"], "--gdb PORT needs --replay"),
         (["--record", "D", "--smp", "2"], "QEMU 7.2 refuses record/replay with -smp 2"),
         (["--record", "D", "--icount", "shift=3"], "leave --icount out"),
         (["--record", "D", "--boot", "grub"], "--boot multiboot"),
-        (["--replay", "D", "--gdb", "70000"], "not a TCP port"),
     ],
 )
 def test_record_replay_usage_errors(args, message, capsys):
@@ -107,3 +111,32 @@ def test_record_refuses_a_directory_in_use(kernel_image, tmp_path):
     (tmp_path / "old").write_text("")
     with pytest.raises(rr.ReplayError, match="not empty"):
         rr.record(QemuConfig(image=kernel_image), tmp_path)
+
+
+@pytest.mark.qemu
+def test_make_debug_replays_a_recording_under_gdb(recording, tmp_path):
+    # tools.debug --replay (make debug REPLAY=DIR): GDB stops in exc_page_fault of the replayed
+    # boot with its source line and at each recorded NMI, where its script injects it, and the
+    # replay still ends with the recorded console.
+    script = tmp_path / "debug.gdb"
+    debug = subprocess.Popen(
+        [sys.executable, "-m", "tools.debug", "--replay", str(recording[0]), "--port", "0",
+         "--script", str(script)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not script.exists() and debug.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert script.exists(), debug.stderr.read() if debug.poll() is not None else "no script"
+        gdb = ["gdb", "-q", "-batch", "-x", str(script), "-ex", "delete",
+               "-ex", "tbreak exc_page_fault", *["-ex", "continue"] * (NMIS + 2)]  # fmt: skip
+        shown = subprocess.run(gdb, capture_output=True, text=True, timeout=240).stdout
+        _, err = debug.communicate(timeout=240)
+    finally:
+        debug.kill()
+    assert re.search(r"exc_page_fault \(\) at kernel/mm/fault\.s:\d+", shown), shown
+    # a stop at each recorded NMI, where the script injected it
+    assert shown.count("the recorded NMI injected here") == NMIS, shown
+    assert debug.returncode == 0, err
+    assert "differs" not in err

@@ -147,24 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--nmi-seed", type=int, default=0, metavar="S", help="seed of the NMIs' moments"
     )
     rr.add_argument("--replay", type=Path, metavar="DIR", help="replay the recording in DIR")
-    rr.add_argument(
-        "--gdb",
-        type=tcp_port,
-        metavar="PORT",
-        help="with --replay: QEMU's GDB stub on PORT; the replay starts when GDB continues",
-    )
     return parser
-
-
-def tcp_port(text: str) -> int:
-    """argparse type of --gdb: a TCP port number, 1..65535."""
-    try:
-        port = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1..65535)")
-    return port
 
 
 DEFAULT_EFI_IMAGE = DEFAULT_IMAGE.with_name("BOOTX64.EFI")
@@ -290,8 +273,6 @@ def rr_usage_problem(args: argparse.Namespace) -> str | None:
         return "--record and --replay exclude each other"
     if args.nmi and args.record is None:
         return "--nmi N needs --record DIR (NMIs are injected into a recorded boot)"
-    if args.gdb is not None and args.replay is None:
-        return "--gdb PORT needs --replay DIR (`make debug` debugs a fresh boot)"
     if args.record is not None:
         if args.smp != 1:
             return f"--record needs one CPU: QEMU 7.2 refuses record/replay with -smp {args.smp}"
@@ -324,14 +305,8 @@ def _replay(args: argparse.Namespace) -> int:
     directory: Path = args.replay
     try:
         rec = rr.check_recording(directory)
-        if args.gdb is not None:
-            print(
-                f"boot: QEMU waits for GDB: gdb {shlex.quote(str(directory / 'kernel.elf'))} "
-                f"-ex 'target remote :{args.gdb}', then continue",
-                file=sys.stderr,
-            )
         sink, finish = _console_sink(directory / "kernel.elf", args.raw)
-        run = rr.replay(directory, timeout=args.timeout, gdb_port=args.gdb, on_console=sink)
+        run = rr.replay(directory, timeout=args.timeout, on_console=sink)
     except rr.ReplayError as err:
         raise CliError(str(err), EXIT_SETUP) from None
     finish()

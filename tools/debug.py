@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kernel.events import PERCPU
 from kernel.structs import PT_REGS, Struct
+from tools import replay as rr
 from tools.boot import smp_count, verdict
 from tools.cli import DEFAULT_IMAGE, EXIT_SETUP, EXIT_USAGE, CliError, UsageParser, run_cli
 from tools.qemu import QemuConfig, QemuError, QemuRunner, check_image
@@ -30,6 +31,7 @@ DEFAULT_PORT = 1234
 PORT_ATTEMPTS = 5  # QEMU started again on another port when the one picked was taken meanwhile
 ROOT = Path(__file__).resolve().parent.parent  # the sources' names are relative to it
 BREAKPOINT = "exc_page_fault"
+REPLAY_WAIT = 24 * 3600.0  # s a replay under GDB may wait at a stop: a person is at the keys
 # The per-CPU fields `rcu` prints: RCU's counters, by their names in the layout.
 RCU_FIELDS = tuple(f for f, _ in PERCPU.fields if "rcu" in f or "dynticks" in f)
 _C_TYPES = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "unsigned long"}
@@ -140,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the GDB stub's port if free, else another; 0: any (default: %(default)s)")  # fmt: skip
     parser.add_argument("--script", type=Path, metavar="FILE",
                         help="the GDB script to write (default: debug.gdb beside IMAGE)")  # fmt: skip
+    parser.add_argument("--replay", type=Path, metavar="DIR",
+                        help="debug the recorded boot in DIR (tools.boot --record; IMAGE, "
+                        "--append and --smp are the recording's; docs/replay.md)")  # fmt: skip
     return parser
 
 
@@ -148,7 +153,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.port < 65536:
         print(f"debug: error: {args.port} is not a TCP port", file=sys.stderr)
         return EXIT_USAGE
+    if args.replay is not None:
+        return run_cli("debug", args.replay / "kernel.elf", lambda: _debug_replay(args))
     return run_cli("debug", args.image, lambda: _debug(args))
+
+
+def _write_script(script: Path, image: Path, port: int, more: str = "") -> None:
+    """Write gdb_script(image, port) and `more` to `script`; a failure is a CliError naming
+    the file."""
+    try:
+        script.write_text(gdb_script(image, port) + more)
+    except OSError as err:
+        raise CliError(
+            f"cannot write the GDB script {script}: {err.strerror}", EXIT_SETUP
+        ) from None
+
+
+def _attach_hint(script: Path, port: int, what: str) -> str:
+    return (f"debug: {what}, its GDB stub on {HOST}:{port}.\n"
+            f"  attach:      gdb -x {script}\n"
+            f"  then:        continue   (stops at {BREAKPOINT}; `pt_regs`, `rcu`, "
+            "`info line *$pc`, `list`)\n"
+            "  Ctrl-C here ends QEMU.")  # fmt: skip
+
+
+def _debug_replay(args: argparse.Namespace) -> int:
+    """Replay a recording under GDB: QEMU's stub waits for GDB's first continue; GDB also stops
+    where each recorded NMI is injected.  1 when the replay's console differs from the record."""
+    image = args.replay / "kernel.elf"
+    rec = rr.check_recording(args.replay)
+    port = free_port(args.port)
+    script = args.script or args.replay / "debug.gdb"
+    _write_script(script, image, port, rr.gdb_nmi_script(rec))
+    print(_attach_hint(script, port, "the recorded boot waits before its first instruction")
+          + "\n  each recorded NMI stops GDB too (SIGINT), the script injects it: continue",
+          file=sys.stderr, flush=True)  # fmt: skip
+    shown = ConsoleSymbolizer(image)
+
+    def console(text: str) -> None:
+        sys.stdout.write(shown.feed(text))
+        sys.stdout.flush()
+
+    run = rr.replay(args.replay, timeout=REPLAY_WAIT, gdb_port=port, on_console=console)
+    sys.stdout.write(shown.flush())
+    code, line = verdict(run.result)
+    print(line, file=sys.stderr)
+    if not run.identical:
+        print(f"debug: the replay differs from the recording: {run.first_difference()}",
+              file=sys.stderr)  # fmt: skip
+        return max(code, 1)
+    return code
 
 
 def _debug(args: argparse.Namespace) -> int:
@@ -162,17 +216,9 @@ def _debug(args: argparse.Namespace) -> int:
     runner, port = launch(config, args.port, console)
     with runner:
         script = args.script or args.image.parent / "debug.gdb"
-        try:
-            script.write_text(gdb_script(args.image, port))
-        except OSError as err:
-            raise CliError(
-                f"cannot write the GDB script {script}: {err.strerror}", EXIT_SETUP
-            ) from None
-        print(f"debug: QEMU waits before the first instruction, its GDB stub on {HOST}:{port}.\n"
-              f"  attach:      gdb -x {script}\n"
-              f"  then:        continue   (stops at {BREAKPOINT}; `pt_regs`, `rcu`, "
-              "`info line *$pc`, `list`)\n"
-              "  Ctrl-C here ends QEMU.", file=sys.stderr, flush=True)  # fmt: skip
+        _write_script(script, args.image, port)
+        print(_attach_hint(script, port, "QEMU waits before the first instruction"),
+              file=sys.stderr, flush=True)  # fmt: skip
         while runner.running:
             time.sleep(0.2)
         result = runner.wait()

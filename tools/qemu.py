@@ -674,14 +674,21 @@ class QemuRunner:
         if self._started_at is None:
             self._started_at = time.monotonic()
 
-    def await_start(self, timeout: float | None = None) -> None:
-        """Wait until the guest runs without our ``cont()`` (GDB continuing it through QEMU's
-        stub); from then on as after ``cont()``.  Raises TimeoutError after `timeout` s."""
+    def resumes(self) -> int:
+        """How many times the guest has been let run so far (QMP ``RESUME`` events)."""
+        return sum(1 for event in self.events if event.name == "RESUME")
+
+    def await_start(self, timeout: float | None = None, after: int = 0) -> None:
+        """Wait until something else than us (GDB continuing through QEMU's stub) lets the guest
+        run for the (after+1)-th time (``RESUME`` events: a run too short for ``query-status``
+        to see still counts); from then on as after ``cont()``.  Raises TimeoutError after
+        `timeout` s and QemuNotRunningError when QEMU ends first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.status() != "running":
+        while self.resumes() <= after:
+            self._require_running("await_start")
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"nothing started the guest within {timeout:g} s")
-            time.sleep(0.01)
+                raise TimeoutError(f"nothing let the guest run within {timeout:g} s")
+            time.sleep(0.005)
         if self._started_at is None:
             self._started_at = time.monotonic()
 

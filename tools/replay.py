@@ -237,9 +237,9 @@ def replay(
     log_int: Path | None = None,
 ) -> Replay:
     """Run the recording in `directory` again under QEMU's replayer, injecting its NMIs at their
-    instruction counts; `timeout` bounds each wait.  `gdb_port`: QEMU's GDB stub listens there
-    and the replay starts when GDB continues; GDB then also sees a stop at each recorded NMI
-    (continue from it).  `log_int`: QEMU's interrupt log of the replay."""
+    instruction counts; `timeout` bounds each wait.  `gdb_port`: QEMU's GDB stub listens there,
+    the replay starts when GDB continues, and GDB injects the NMIs (gdb_nmi_script(): only GDB
+    knows when it lets the guest go on).  `log_int`: QEMU's interrupt log of the replay."""
     rec = check_recording(directory)
     extra: tuple[str, ...] = ("-gdb", f"tcp:127.0.0.1:{gdb_port}") if gdb_port else ()
     base = QemuConfig(
@@ -253,31 +253,59 @@ def replay(
         extra_args=extra,
     )
     config = _rr_config(base, "replay", directory, rec.icount)
-    pending = list(rec.nmis)
     with QemuRunner(config, on_console=on_console) as vm:
         vm.launch()
-        if pending:
-            vm.qmp("replay-break", icount=pending[0])
-        _resume(vm, gdb_port is not None, timeout=None)
-        while pending and _wait_paused(vm, timeout):
-            at = int(vm.qmp("query-replay")["icount"])
-            if at != pending[0]:
-                raise ReplayError(f"the replay stopped at instruction {at}, not {pending[0]}")
-            vm.inject_nmi()
-            pending.pop(0)
-            if pending:
-                vm.qmp("replay-break", icount=pending[0])
-            _resume(vm, gdb_port is not None, timeout=timeout)
+        if gdb_port is not None:
+            vm.await_start()
+        else:
+            _inject_recorded(vm, list(rec.nmis), timeout)
         result = vm.wait()
     return Replay(result, (directory / "console.txt").read_text())
 
 
-def _resume(vm: QemuRunner, by_gdb: bool, timeout: float | None) -> None:
-    """Let the replay go on: QMP ``cont``, or wait for GDB to continue it."""
-    if by_gdb:
-        vm.await_start(timeout)
-        return
+def _inject_recorded(vm: QemuRunner, pending: list[int], timeout: float) -> None:
+    """Start the replay and inject each NMI at its instruction count (``replay-break``)."""
+    if pending:
+        vm.qmp("replay-break", icount=pending[0])
     vm.cont()
+    while pending and _wait_paused(vm, timeout):
+        at = int(vm.qmp("query-replay")["icount"])
+        if at != pending[0]:
+            raise ReplayError(f"the replay stopped at instruction {at}, not {pending[0]}")
+        vm.inject_nmi()
+        pending.pop(0)
+        if pending:
+            vm.qmp("replay-break", icount=pending[0])
+        vm.cont()
+
+
+def gdb_nmi_script(rec: Recording) -> str:
+    """GDB commands (Python) that inject the recording's NMIs during a replay under GDB: a
+    replay breakpoint (HMP ``replay_break``) at each NMI's instruction count and, when GDB stops
+    there, HMP ``nmi`` before anything lets the guest go on."""
+    return rf"""python
+import re
+_condrcu_nmis = {list(rec.nmis)!r}
+
+def _condrcu_arm():
+    if _condrcu_nmis:
+        gdb.execute(f"monitor replay_break {{_condrcu_nmis[0]}}", to_string=True)
+
+def _condrcu_nmi_stop(event):
+    if not _condrcu_nmis or not isinstance(event, gdb.SignalEvent):
+        return
+    shown = gdb.execute("monitor info replay", to_string=True)
+    count = re.search(r"instruction count = (\d+)", shown)
+    if count and int(count.group(1)) == _condrcu_nmis[0]:
+        gdb.execute("monitor nmi", to_string=True)
+        _condrcu_nmis.pop(0)
+        _condrcu_arm()
+        print("condrcu: the recorded NMI injected here; continue")
+
+gdb.events.stop.connect(_condrcu_nmi_stop)
+_condrcu_arm()
+end
+"""
 
 
 def _wait_paused(vm: QemuRunner, timeout: float) -> bool:
