@@ -103,7 +103,6 @@ from tools.bench_format import (
     read_lines,
 )
 from tools.cli import (
-    DEFAULT_IMAGE,
     EXIT_FAILURE,
     EXIT_SETUP,
     CliError,
@@ -305,8 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run selftest=bench (instruction counts of the kernel's paths) and print "
         "a table; see the module's docstring for what each op measures.",
     )
-    parser.add_argument("image", nargs="?", type=Path, default=DEFAULT_IMAGE,
-                        help=f"default: {DEFAULT_IMAGE}")  # fmt: skip
+    parser.add_image()
     parser.add_argument("--events", choices=("on", "off", "both"), default="both",
                         help="the event log on, off (events=off), or a run each (default)")  # fmt: skip
     parser.add_argument("--scale", type=_scale, action="append",

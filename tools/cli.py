@@ -39,6 +39,11 @@ class UsageParser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
+    def add_image(self, help: str = "default: %(default)s") -> None:
+        """The optional positional `image`: the kernel, DEFAULT_IMAGE unless given (the one
+        run_cli adds a build hint to)."""
+        self.add_argument("image", nargs="?", type=Path, default=DEFAULT_IMAGE, help=help)
+
 
 def positive_seconds(text: str) -> float:
     """argparse type of --timeout: a finite number of seconds > 0 (not 0, -1, nan or inf)."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernel.abi import SHARED
-from tools.cli import DEFAULT_IMAGE, EXIT_USAGE, UsageParser, at_least, positive_seconds, run_cli
+from tools.cli import EXIT_USAGE, UsageParser, at_least, positive_seconds, run_cli
 from tools.qemu import QemuConfig, QemuNotRunningError, QemuRunner, check_image
 from tools.symbols import SymbolTable
 
@@ -275,13 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tools.fuzz_user",
         description="Ring-3 fuzzing campaigns against the kernel (selftest=user_fuzz).",
     )
-    parser.add_argument(
-        "image",
-        nargs="?",
-        type=Path,
-        default=DEFAULT_IMAGE,
-        help="the kernel (default: build/kernel.elf)",
-    )
+    parser.add_image("the kernel (default: %(default)s)")
     parser.add_argument(
         "-n",
         "--cases",

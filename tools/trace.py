@@ -27,7 +27,6 @@ from kernel.abi import CONSTANTS
 from kernel.events import EVENT_FLAGS, EVENT_KINDS, EVENT_LOG_ENTRIES, EVENT_RECORD, layout_hash
 from kernel.structs import TASK
 from tools.cli import (
-    DEFAULT_IMAGE,
     EXIT_FAILURE,
     EXIT_SETUP,
     CliError,
@@ -301,9 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "image", nargs="?", type=Path, default=DEFAULT_IMAGE, help="default: %(default)s"
-    )
+    parser.add_image()
     parser.add_argument("--append", default="", metavar="CMDLINE",
                         help="kernel command line (`hold` is added)")  # fmt: skip
     parser.add_argument("--smp", type=_smp, default=2, metavar="N",
