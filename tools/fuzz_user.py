@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernel.abi import SHARED
-from tools.cli import EXIT_USAGE, UsageParser, at_least, positive_seconds, run_cli
+from tools.cli import UsageParser, at_least, positive_seconds, run_cli
 from tools.qemu import QemuConfig, QemuNotRunningError, QemuRunner, check_image
 from tools.symbols import SymbolTable
 
@@ -351,13 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.replay is None and args.first + args.cases - 1 > FIRST_MAX:
-        print(
-            f"python -m tools.fuzz_user: error: the last index would pass {FIRST_MAX}",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        return parser.refuse(f"the last index would pass {FIRST_MAX}")
     return run_cli("fuzz_user", args.image, lambda: _work(args))
 
 

@@ -337,13 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.output is None and args.png is None and args.save is None:
         args.output = Path("build/trace.json")
     if args.output is not None and args.output.suffix not in (".json", ".perfetto-trace"):
-        print(f"python -m tools.trace: error: -o {args.output}: the name must end in .json or "
-              ".perfetto-trace", file=sys.stderr)  # fmt: skip
-        return 64
+        return parser.refuse(f"-o {args.output}: the name must end in .json or .perfetto-trace")
     return run_cli("trace", args.image, lambda: _run(args))
 
 
