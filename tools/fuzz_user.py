@@ -281,38 +281,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--cases",
         type=at_least(1, "a positive number of cases"),
         default=10000,
-        help="cases to run (default 10000)",
+        help="cases to run (default %(default)d)",
     )
     parser.add_argument(
         "--seed",
         type=in_range(0, SEED_MAX, f"a seed from 0 to {SEED_MAX}"),
         default=1,
-        help="the generator's seed (default 1)",
+        help="the generator's seed (default %(default)d)",
     )
     parser.add_argument(
         "--first",
         type=in_range(0, FIRST_MAX, f"an index from 0 to {FIRST_MAX}"),
         default=0,
-        help="the first case's index (default 0)",
+        help="the first case's index (default %(default)d)",
     )
     parser.add_argument(
         "--batch",
         type=in_range(1, BOOT_CASES_MAX, f"1 to {BOOT_CASES_MAX} cases"),
         default=DEFAULT_BATCH,
-        help=f"cases per boot (default {DEFAULT_BATCH})",
+        help="cases per boot (default %(default)d)",
     )
     parser.add_argument(
         "-j",
         "--jobs",
         type=at_least(1, "a positive number of jobs"),
         default=1,
-        help="boots at a time (default 1)",
+        help="boots at a time (default %(default)d)",
     )
     parser.add_argument(
         "--timeout",
         type=positive_seconds,
         default=300.0,
-        help="seconds one boot may take (default 300)",
+        help="seconds one boot may take (default %(default)g)",
     )
     parser.add_argument(
         "--hz",
@@ -322,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"a tick rate from {SHARED['HZ_MIN']} to {SHARED['HZ_MAX']}",
         ),
         default=DEFAULT_HZ,
-        help=f"the kernel's tick rate (default {DEFAULT_HZ})",
+        help="the kernel's tick rate (default %(default)d)",
     )
     parser.add_argument(
         "--cpu",
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--smp",
         type=in_range(1, SHARED["NR_CPUS"], f"1 to {SHARED['NR_CPUS']} CPUs"),
         default=1,
-        help="CPUs of each boot (default 1)",
+        help="CPUs of each boot (default %(default)d)",
     )
     parser.add_argument("--log-dir", type=Path, help="write the console of each failing boot there")
     parser.add_argument(
