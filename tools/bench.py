@@ -44,7 +44,7 @@ from pathlib import Path
 from kbuild import BuildResult, build_kernel
 from kbuild.paths import ROOT
 from tools import bench_linux
-from tools.bench_format import ICOUNT, OPS, BenchRow
+from tools.bench_format import OPS, BenchRow
 from tools.cli import at_least
 
 EDITED = Path("lib/serial.s")  # the file the rebuilds change, in a copy of the tree
@@ -367,14 +367,7 @@ def report(table: list[EntryRow], out: Path, *, ours: dict | None, linux: dict |
         "schema": SCHEMA,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "qemu": {
-            "version": bench_linux.qemu_version(),
-            "icount": ICOUNT,
-            "smp": bench_linux.SMP,
-            "machine": "pc",
-            "cpu": "max",
-            "memory": "128M",
-        },  # fmt: skip
+        "qemu": {"version": bench_linux.qemu_version(), **bench_linux.qemu_flags()},
         "kernels": {"ours": ours, "linux": linux},
         "goal": {
             "max_ratio": GOAL,

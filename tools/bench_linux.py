@@ -351,24 +351,24 @@ def qemu_version() -> str:
     return proc.stdout.splitlines()[0] if proc.stdout else "unknown"
 
 
+def qemu_flags() -> dict:
+    """The QEMU settings of a bench run, Linux's and ours alike: -icount, -smp, and our runner's
+    machine, CPU model and memory (tools/qemu.py QemuConfig)."""
+    cfg = qemu_config(Path("vmlinuz"), Path("initramfs.cpio"))
+    return {"icount": ICOUNT, "smp": SMP, "machine": cfg.machine, "cpu": cfg.cpu_model,
+            "memory": cfg.memory}  # fmt: skip
+
+
 def results(run: BenchRun, deb: Path, vmlinuz: Path) -> dict:
     """What build/linux/bench.json holds (docs/performance.md describes it)."""
     info = dict(i.split("=", 1) for i in run.info if re.match(r"\w+=", i))
-    cfg = qemu_config(vmlinuz, Path("initramfs.cpio"))
     return {
         "package": deb.name,
         "image": vmlinuz.name,
         "release": info.get("release", "unknown"),
         "version": info.get("version", "unknown"),
         "qemu": qemu_version(),
-        "flags": {
-            "icount": ICOUNT,
-            "smp": SMP,
-            "machine": cfg.machine,
-            "cpu": cfg.cpu_model,
-            "memory": cfg.memory,
-            "append": APPEND,
-        },  # fmt: skip
+        "flags": {**qemu_flags(), "append": APPEND},
         "calibration": asdict(run.calibration) if run.calibration else None,
         "pages_free": list(run.pages_free) if run.pages_free else None,
         "rows": {op: asdict(row) for op, row in run.rows.items()},
