@@ -36,7 +36,7 @@ from tools.bench_guest import (
 )
 from tools.events.decode import EventLogOffError
 from tools.hold import boot_held
-from tools.qemu import QemuRunner, run
+from tools.qemu import QemuResult, QemuRunner, run
 from tools.symbols import SymbolTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,16 +174,19 @@ def test_growth_at_scale_4_on_one_and_four_cpus(kernel_image):
     check_report(run_guest_bench(kernel_image, events=True, scale=1, smp=4), scale=1, smp=4)
 
 
+def mutant_bench(
+    tmp_path: Path, build_cache: Path, old: str, new: str, *, events: bool
+) -> QemuResult:
+    """A one-CPU bench run of a kernel whose selftest/bench.s has `old` replaced by `new`."""
+    out = mutant_build(tmp_path, build_cache, [("selftest/bench.s", old, new)])
+    return run(bench_config(out / "kernel.elf", events=events, smp=1, timeout=120))
+
+
 @pytest.mark.qemu
 def test_a_kernel_whose_calibration_loop_is_wrong_is_refused(tmp_path, build_cache):
     # One more instruction a turn: 3N + 1 counted where 2N + 1 is expected.
-    out = mutant_build(tmp_path, build_cache, [(
-        "selftest/bench.s",
-        ".Lcal_loop:\n    dec ecx\n",
-        ".Lcal_loop:\n    nop\n    dec ecx\n",
-    )])  # fmt: skip
-    config = bench_config(out / "kernel.elf", events=True, smp=1, timeout=120)
-    result = run(config)
+    result = mutant_bench(tmp_path, build_cache, ".Lcal_loop:\n    dec ecx\n",
+                          ".Lcal_loop:\n    nop\n    dec ecx\n", events=True)  # fmt: skip
     assert not result.passed
     assert "# bench: calibration expected=20001 measured=30001 ok=0" in result.console
     assert "median=" not in result.console  # nothing reported
@@ -194,12 +197,9 @@ def test_a_kernel_whose_calibration_loop_is_wrong_is_refused(tmp_path, build_cac
 @pytest.mark.qemu
 def test_a_page_the_bench_loses_is_caught(tmp_path, build_cache):
     # A mutant bench that keeps one page: the kernel's own check and the host's both fail it.
-    out = mutant_build(tmp_path, build_cache, [(
-        "selftest/bench.s",
-        "    mov qword ptr [rip + bench_pages_start], rax\n",
-        "    mov qword ptr [rip + bench_pages_start], rax\n    call page_alloc\n",
-    )])  # fmt: skip
-    result = run(bench_config(out / "kernel.elf", events=False, smp=1, timeout=120))
+    kept = "    mov qword ptr [rip + bench_pages_start], rax\n"
+    result = mutant_bench(tmp_path, build_cache, kept, kept + "    call page_alloc\n",
+                          events=False)  # fmt: skip
     assert not result.passed
     assert "the free-page count did not come back to its start" in result.console
     with pytest.raises(BenchError, match=r"free pages (\d+) at the start, (?!\1)\d+ at the end"):

@@ -44,7 +44,7 @@ from pathlib import Path
 from kbuild import BuildResult, build_kernel
 from kbuild.paths import ROOT
 from tools import bench_linux
-from tools.bench_linux import BenchRow
+from tools.bench_format import OPS, BenchRow
 from tools.cli import at_least
 
 EDITED = Path("lib/serial.s")  # the file the rebuilds change, in a copy of the tree
@@ -189,16 +189,14 @@ def boot_rows(work: Path, n: int) -> list[Row]:
 
 GOAL = 1 / 3  # ours with the event log off: at most this share of Linux's instructions
 SCHEMA = "condrcu-bench/1"
-# The rows of our guest bench (tools/bench_guest.py, selftest=bench), in the table's order,
+# The rows of our guest bench (tools/bench_format.py OPS, selftest=bench) in the table's order,
 # with their units (what a row neither side measured is shown in).
-ENTRY_UNITS = {
-    "syscall_null": "insns", "int80_null": "insns", "user_fault_first_touch": "insns",
-    "kernel_fault_extable": "insns", "int3_kernel": "insns", "idt_floor": "insns",
-    "timer_tick_user": "insns", "resched_ipi_roundtrip": "insns",
-    "context_switch_pingpong": "insns", "sched_yield": "insns",
-    "synchronize_rcu_latency": "ticks", "call_rcu_cost": "insns_per_cb",
-}  # fmt: skip
-ENTRY_OPS = tuple(ENTRY_UNITS)
+ENTRY_OPS = (
+    "syscall_null", "int80_null", "user_fault_first_touch", "kernel_fault_extable",
+    "int3_kernel", "idt_floor", "timer_tick_user", "resched_ipi_roundtrip",
+    "context_switch_pingpong", "sched_yield", "synchronize_rcu_latency", "call_rcu_cost",
+)  # fmt: skip
+ENTRY_UNITS = {op: OPS[op] for op in ENTRY_OPS}
 SOURCES = ("kernel", "asm", "linker", "kbuild")  # what kernel.elf is built from
 JSON_NAME, PNG_NAME = "bench.json", "bench.png"
 # Rows counted in TSC ticks that are virtual nanoseconds of waiting, not work: not drawn
@@ -275,11 +273,7 @@ def guest_columns(kernel: Path) -> tuple[dict[str, BenchRow], dict[str, BenchRow
         on = bench_guest.run_guest_bench(kernel, events=True)
     except (getattr(bench_guest, "BenchError", QemuError), QemuError) as e:
         return f"our bench failed, our columns are skipped: {e}"
-    return _rows(off.rows), _rows(on.rows)
-
-
-def _rows(rows: dict) -> dict[str, BenchRow]:
-    return {op: BenchRow(op, r.median, r.minimum, r.n, r.unit) for op, r in rows.items()}
+    return dict(off.rows), dict(on.rows)
 
 
 def linux_column(out: Path, refresh: bool) -> tuple[dict[str, BenchRow], dict] | str:
@@ -373,14 +367,7 @@ def report(table: list[EntryRow], out: Path, *, ours: dict | None, linux: dict |
         "schema": SCHEMA,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "qemu": {
-            "version": bench_linux.qemu_version(),
-            "icount": bench_linux.ICOUNT,
-            "smp": bench_linux.SMP,
-            "machine": "pc",
-            "cpu": "max",
-            "memory": "128M",
-        },  # fmt: skip
+        "qemu": {"version": bench_linux.qemu_version(), **bench_linux.qemu_flags()},
         "kernels": {"ours": ours, "linux": linux},
         "goal": {
             "max_ratio": GOAL,

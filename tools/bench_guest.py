@@ -88,13 +88,21 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 from elftools.common.exceptions import ELFError
 
 from kernel.abi import CONSTANTS
+from tools.bench_format import (
+    ICOUNT,
+    OPS,
+    BenchFormatError,
+    BenchRow,
+    Calibration,
+    PagesFree,
+    checked_calibration,
+    read_lines,
+)
 from tools.cli import (
-    DEFAULT_IMAGE,
     EXIT_FAILURE,
     EXIT_SETUP,
     CliError,
@@ -106,40 +114,17 @@ from tools.cli import (
 from tools.qemu import QemuConfig, QemuResult, check_image, run
 from tools.symbols import SymbolTable
 
-ICOUNT_BENCH = "shift=0,sleep=off"  # one TSC tick per instruction, no sleeping when idle
 BENCH_HZ = 1000  # CPU 0's tick during the ops that let it in (timer_tick_user, RCU)
 BENCH_SCALE_MAX = CONSTANTS["BENCH_SCALE_MAX"]
 NR_CPUS = CONSTANTS["NR_CPUS"]
 SCALES = (1, 4, 16)  # issue 11 item 9's growth steps
 DEFAULT_TIMEOUT = 600.0
-# Every op and its unit, in the kernel's order; OPTIONAL_OPS may be missing (one CPU).
-OPS: dict[str, str] = {
-    "int3_kernel": "insns",
-    "idt_floor": "insns",
-    "kernel_fault_extable": "insns",
-    "syscall_null": "insns",
-    "int80_null": "insns",
-    "user_fault_first_touch": "insns",
-    "timer_tick_user": "insns",
-    "context_switch_pingpong": "insns",
-    "sched_yield": "insns",
-    "resched_ipi_roundtrip": "insns",
-    "synchronize_rcu_latency": "ticks",
-    "call_rcu_cost": "insns_per_cb",
-}
+# OPS (tools/bench_format.py): every op and its unit, in the kernel's order; OPTIONAL_OPS may
+# be missing (one CPU).
 OPTIONAL_OPS = frozenset({"resched_ipi_roundtrip"})
 BENCH_SYMBOL = "bench_scale_key"  # an image without it has no selftest=bench
 
-_OP_RE = re.compile(
-    r"^# bench: (?P<op>[a-z0-9_]+) median=(?P<median>\d+) min=(?P<min>\d+) n=(?P<n>\d+) "
-    r"unit=(?P<unit>[a-z_]+)\s*$"
-)
-_CAL_RE = re.compile(
-    r"^# bench: calibration expected=(?P<expected>\d+) measured=(?P<measured>\d+) "
-    r"ok=(?P<ok>[01])\s*$"
-)
-_PAGES_RE = re.compile(r"^# bench: pages_free start=(?P<start>\d+) end=(?P<end>\d+)\s*$")
-_OVERHEAD_RE = re.compile(r"^# bench-note: the empty rdtsc pair counts (?P<n>\d+)\b")
+_OVERHEAD_RE = re.compile(r"^# bench-note: the empty rdtsc pair counts (?P<n>\d+)\b", re.M)
 
 
 class BenchError(Exception):
@@ -152,34 +137,6 @@ class BenchParseError(BenchError, ValueError):
 
 class BenchImageError(BenchError):
     """The image is not this kernel's, or was built before selftest=bench existed."""
-
-
-@dataclass(frozen=True)
-class BenchRow:
-    """One op's line: median and minimum of n samples, in `unit`."""
-
-    op: str
-    median: int
-    minimum: int
-    n: int
-    unit: str
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """The calibration line: the loop's known count, what the TSC measured, the kernel's
-    verdict (ok only when they are equal)."""
-
-    expected: int
-    measured: int
-    ok: bool
-
-
-class PagesFree(NamedTuple):
-    """The free-page count when the bench began and when it ended (equal in a passed run)."""
-
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -204,55 +161,30 @@ class GuestBench:
 
 
 def parse_bench(console: str) -> GuestBench:
-    """The bench report in `console` (selftest=bench's lines).  BenchParseError when the
-    calibration line is missing or says ok=0 (or contradicts itself), when an op line is
-    unknown, repeated, in the wrong unit or has median < min or n = 0, when a required op or
+    """The bench report in `console` (selftest=bench's lines, read by
+    tools.bench_format.read_lines).  BenchParseError when the calibration line is missing,
+    after an op line or says ok=0 (or contradicts itself), when an op line is unknown,
+    repeated, in the wrong unit or has median < min, min < 0 or n = 0, when a required op or
     the pages_free line is missing."""
-    calibration: Calibration | None = None
+    try:
+        lines = read_lines(console)
+        if lines.rows_before_calibration:
+            raise BenchParseError(f"op line {lines.rows[0].op!r} before the calibration line")
+        calibration = checked_calibration(lines.calibration)
+    except BenchFormatError as err:
+        raise BenchParseError(str(err)) from None
     rows: dict[str, BenchRow] = {}
-    pages: tuple[int, int] | None = None
-    overhead: int | None = None
-    for line in console.splitlines():
-        if m := _CAL_RE.match(line):
-            if calibration is not None:
-                raise BenchParseError("two calibration lines: not one selftest=bench run")
-            calibration = Calibration(int(m["expected"]), int(m["measured"]), m["ok"] == "1")
-        elif m := _PAGES_RE.match(line):
-            pages = (int(m["start"]), int(m["end"]))
-        elif m := _OVERHEAD_RE.match(line):
-            overhead = int(m["n"])
-        elif m := _OP_RE.match(line):
-            row = BenchRow(m["op"], int(m["median"]), int(m["min"]), int(m["n"]), m["unit"])
-            _check_row(row, rows)
-            if calibration is None:
-                raise BenchParseError(f"op line {row.op!r} before the calibration line")
-            _check_calibration(calibration)
-            rows[row.op] = row
-    if calibration is None:
-        raise BenchParseError(
-            "no calibration line ('# bench: calibration ...'): not a selftest=bench console"
-        )
-    _check_calibration(calibration)
+    for row in lines.rows:
+        _check_row(row, rows)
+        rows[row.op] = row
     missing = [op for op in OPS if op not in rows and op not in OPTIONAL_OPS]
     if missing:
         raise BenchParseError(f"no line for {', '.join(missing)}: the bench did not finish")
-    if pages is None:
+    if lines.pages_free is None:
         raise BenchParseError("no pages_free line: the bench did not finish")
-    return GuestBench(rows, calibration, pages[0], pages[1], overhead, console=console)
-
-
-def _check_calibration(calibration: Calibration) -> None:
-    if not calibration.ok:
-        raise BenchParseError(
-            f"calibration failed: a loop of {calibration.expected} instructions measured "
-            f"{calibration.measured} TSC ticks; the guest must run under -icount "
-            f"{ICOUNT_BENCH} (one tick per instruction): nothing reported"
-        )
-    if calibration.measured != calibration.expected:
-        raise BenchParseError(
-            f"calibration says ok=1 but measured {calibration.measured} != expected "
-            f"{calibration.expected}"
-        )
+    overhead = [int(m["n"]) for m in _OVERHEAD_RE.finditer(console)]
+    return GuestBench(rows, calibration, *lines.pages_free, overhead[-1] if overhead else None,
+                      console=console)  # fmt: skip
 
 
 def _check_row(row: BenchRow, seen: dict[str, BenchRow]) -> None:
@@ -262,7 +194,7 @@ def _check_row(row: BenchRow, seen: dict[str, BenchRow]) -> None:
         raise BenchParseError(f"op {row.op!r} reported twice")
     if row.unit != OPS[row.op]:
         raise BenchParseError(f"op {row.op!r} in unit {row.unit!r}, not {OPS[row.op]!r}")
-    if row.n == 0 or row.median < row.minimum:
+    if row.n == 0 or row.minimum < 0 or row.median < row.minimum:
         raise BenchParseError(
             f"op {row.op!r}: median {row.median}, min {row.minimum}, n {row.n} is not a report"
         )
@@ -286,7 +218,7 @@ def bench_config(
         image=kernel,
         append=bench_append(events=events, scale=scale),
         smp=smp,
-        icount=ICOUNT_BENCH,
+        icount=ICOUNT,
         timeout=timeout,
     )
 
@@ -362,7 +294,7 @@ def format_table(runs: Sequence[GuestBench]) -> str:
                       for r, w in zip(runs, width))  # fmt: skip
     lines.append("pages_free".ljust(name_w) + "  " + pages)
     lines.append("median (min) of each op's samples; insns = instructions (rdtsc under "
-                 f"-icount {ICOUNT_BENCH}, calibrated)")  # fmt: skip
+                 f"-icount {ICOUNT}, calibrated)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -372,8 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run selftest=bench (instruction counts of the kernel's paths) and print "
         "a table; see the module's docstring for what each op measures.",
     )
-    parser.add_argument("image", nargs="?", type=Path, default=DEFAULT_IMAGE,
-                        help=f"default: {DEFAULT_IMAGE}")  # fmt: skip
+    parser.add_image()
     parser.add_argument("--events", choices=("on", "off", "both"), default="both",
                         help="the event log on, off (events=off), or a run each (default)")  # fmt: skip
     parser.add_argument("--scale", type=_scale, action="append",

@@ -12,7 +12,8 @@ instruction), `-smp 2` and `mitigations=off`; the init prints the guest bench's 
     # bench: <op> median=<int> min=<int> n=<int> unit=<insns|ticks|insns_per_cb>
     # bench: pages_free start=<int> end=<int>
 
-which parse_bench() reads (the same format as our kernel's `selftest=bench`), and powers off.
+which parse_bench() reads (tools/bench_format.py: one format for this and our kernel's
+`selftest=bench`), and powers off.
 The results go to build/linux/bench.json, which `make bench` reads.
 
 Exit status: 0 measured; 1 the boot or its figures failed (calibration refused, a row
@@ -34,13 +35,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kbuild.paths import ROOT
+from tools.bench_format import (
+    ICOUNT,
+    BenchFormatError,
+    BenchRow,
+    Calibration,
+    PagesFree,
+    checked_calibration,
+    read_lines,
+)
 from tools.cli import positive_seconds
 
 OUT = ROOT / "build" / "linux"
 INIT_SOURCE = ROOT / "tools" / "linux_bench" / "init.c"
 META_PACKAGE = "linux-image-cloud-amd64"
 IMAGE_PACKAGE_RE = re.compile(r"linux-image-6\.1\.[0-9][^\s,]*-cloud-amd64")
-ICOUNT = "shift=0,sleep=off"  # one TSC tick per retired instruction (docs/qemu.md)
 SMP = 2  # the reschedule-IPI row needs a second CPU
 # maxcpus=1: Linux 6.1 hangs bringing up CPU 1 at boot under -icount; /init onlines it later
 APPEND = "console=ttyS0 mitigations=off quiet panic=-1 rdinit=/init maxcpus=1"
@@ -54,7 +63,6 @@ EXIT_FAILED = 1
 EXIT_SETUP = 4
 EXIT_NO_NETWORK = 75  # sysexits' EX_TEMPFAIL: try again with network
 
-UNITS = ("insns", "ticks", "insns_per_cb")
 # The rows Linux's /init measures (the last three are Linux-only detail: getppid beside the
 # ENOSYS round trip, the grace period in instructions beside ticks).
 LINUX_OPS = (
@@ -69,13 +77,6 @@ NOT_MEASURABLE = {
     "call_rcu_cost": "no user-space call runs call_rcu() alone",
 }
 
-BENCH_RE = re.compile(
-    r"^# bench: (?P<op>[a-z0-9_]+) median=(?P<median>-?\d+) min=(?P<min>-?\d+) n=(?P<n>\d+) "
-    r"unit=(?P<unit>\S+)\s*$", re.M)  # fmt: skip
-CALIBRATION_RE = re.compile(
-    r"^# bench: calibration expected=(?P<expected>\d+) measured=(?P<measured>\d+) "
-    r"ok=(?P<ok>[01])\s*$", re.M)  # fmt: skip
-PAGES_RE = re.compile(r"^# bench: pages_free start=(?P<start>-?\d+) end=(?P<end>-?\d+)\s*$", re.M)
 INFO_RE = re.compile(r"^# bench-linux: (.*?)\s*$", re.M)
 
 
@@ -95,64 +96,40 @@ class NoNetworkError(BenchError):
     status = EXIT_NO_NETWORK
 
 
-@dataclass(frozen=True)
-class BenchRow:
-    op: str
-    median: int
-    minimum: int
-    n: int
-    unit: str
-
-
-@dataclass(frozen=True)
-class Calibration:
-    expected: int
-    measured: int
-    ok: bool
-
-
 @dataclass
 class BenchRun:
     """What one bench console says: its rows by op, the calibration, the free pages."""
 
     rows: dict[str, BenchRow] = field(default_factory=dict)
     calibration: Calibration | None = None
-    pages_free: tuple[int, int] | None = None
+    pages_free: PagesFree | None = None
     info: list[str] = field(default_factory=list)
 
 
 def parse_bench(console: str) -> BenchRun:
-    """The `# bench:` lines of a console (a serial console's `\\r\\n` too); a row printed twice
-    or with an unknown unit is an error, other lines are ignored."""
-    text = console.replace("\r\n", "\n")
-    run = BenchRun()
-    for m in CALIBRATION_RE.finditer(text):
-        run.calibration = Calibration(int(m["expected"]), int(m["measured"]), m["ok"] == "1")
-    for m in BENCH_RE.finditer(text):
-        op = m["op"]
-        if op in run.rows:
-            raise BenchError(f"the bench printed row {op} twice")
-        if m["unit"] not in UNITS:
-            raise BenchError(
-                f"row {op}: unknown unit {m['unit']!r} (not one of {', '.join(UNITS)})"
-            )
-        run.rows[op] = BenchRow(op, int(m["median"]), int(m["min"]), int(m["n"]), m["unit"])
-    for m in PAGES_RE.finditer(text):
-        run.pages_free = (int(m["start"]), int(m["end"]))
-    run.info = INFO_RE.findall(text)
+    """The `# bench:` lines of a console (tools.bench_format.read_lines) and its
+    `# bench-linux:` notes; a row printed twice, a row in an unknown unit or a second
+    calibration line is an error, other lines are ignored."""
+    try:
+        lines = read_lines(console)
+    except BenchFormatError as e:
+        raise BenchError(str(e)) from None
+    run = BenchRun(calibration=lines.calibration, pages_free=lines.pages_free,
+                   info=INFO_RE.findall(console.replace("\r\n", "\n")))  # fmt: skip
+    for row in lines.rows:
+        if row.op in run.rows:
+            raise BenchError(f"the bench printed row {row.op} twice")
+        run.rows[row.op] = row
     return run
 
 
 def check_run(run: BenchRun, required: tuple[str, ...] = LINUX_OPS) -> BenchRun:
     """`run` if its calibration held and every required row is there with n > 0; else a
     BenchError that says what is wrong (the figures of a failed calibration are refused)."""
-    if run.calibration is None:
-        raise BenchError("the bench printed no calibration line: no figure can be trusted")
-    if not run.calibration.ok:
-        raise BenchError(
-            f"calibration failed: a loop of {run.calibration.expected} instructions measured "
-            f"{run.calibration.measured} TSC ticks (is QEMU run with -icount shift=0?)"
-        )
+    try:
+        checked_calibration(run.calibration)
+    except BenchFormatError as e:
+        raise BenchError(str(e)) from None
     missing = [op for op in required if op not in run.rows]
     if missing:
         problems = [i for i in run.info if not re.match(r"\w+=|done$", i)]
@@ -374,24 +351,24 @@ def qemu_version() -> str:
     return proc.stdout.splitlines()[0] if proc.stdout else "unknown"
 
 
+def qemu_flags() -> dict:
+    """The QEMU settings of a bench run, Linux's and ours alike: -icount, -smp, and our runner's
+    machine, CPU model and memory (tools/qemu.py QemuConfig)."""
+    cfg = qemu_config(Path("vmlinuz"), Path("initramfs.cpio"))
+    return {"icount": ICOUNT, "smp": SMP, "machine": cfg.machine, "cpu": cfg.cpu_model,
+            "memory": cfg.memory}  # fmt: skip
+
+
 def results(run: BenchRun, deb: Path, vmlinuz: Path) -> dict:
     """What build/linux/bench.json holds (docs/performance.md describes it)."""
     info = dict(i.split("=", 1) for i in run.info if re.match(r"\w+=", i))
-    cfg = qemu_config(vmlinuz, Path("initramfs.cpio"))
     return {
         "package": deb.name,
         "image": vmlinuz.name,
         "release": info.get("release", "unknown"),
         "version": info.get("version", "unknown"),
         "qemu": qemu_version(),
-        "flags": {
-            "icount": ICOUNT,
-            "smp": SMP,
-            "machine": cfg.machine,
-            "cpu": cfg.cpu_model,
-            "memory": cfg.memory,
-            "append": APPEND,
-        },  # fmt: skip
+        "flags": {**qemu_flags(), "append": APPEND},
         "calibration": asdict(run.calibration) if run.calibration else None,
         "pages_free": list(run.pages_free) if run.pages_free else None,
         "rows": {op: asdict(row) for op, row in run.rows.items()},

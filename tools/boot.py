@@ -78,9 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "image", nargs="?", type=Path, default=DEFAULT_IMAGE, help="default: %(default)s"
-    )
+    parser.add_image()
     parser.add_argument("--append", default="", metavar="CMDLINE", help="kernel command line")
     parser.add_argument(
         "--boot",

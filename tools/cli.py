@@ -39,6 +39,17 @@ class UsageParser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
+    def refuse(self, message: str) -> int:
+        """A usage error found after parsing (options that contradict each other): the same
+        `PROG: error: MESSAGE` line, without the usage; EXIT_USAGE, for main to return."""
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def add_image(self, help: str = "default: %(default)s") -> None:
+        """The optional positional `image`: the kernel, DEFAULT_IMAGE unless given (the one
+        run_cli adds a build hint to)."""
+        self.add_argument("image", nargs="?", type=Path, default=DEFAULT_IMAGE, help=help)
+
 
 def positive_seconds(text: str) -> float:
     """argparse type of --timeout: a finite number of seconds > 0 (not 0, -1, nan or inf)."""

@@ -22,7 +22,7 @@ from kernel.events import PERCPU
 from kernel.structs import PT_REGS, Struct
 from tools import replay as rr
 from tools.boot import smp_count, verdict
-from tools.cli import DEFAULT_IMAGE, EXIT_SETUP, EXIT_USAGE, CliError, UsageParser, run_cli
+from tools.cli import EXIT_SETUP, EXIT_USAGE, CliError, UsageParser, run_cli
 from tools.qemu import QemuConfig, QemuError, QemuRunner, check_image
 from tools.symbols import ConsoleSymbolizer
 
@@ -134,8 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Boot a kernel under QEMU stopped before its first instruction, with a GDB "
         "stub on a free port, write a GDB script that attaches to it and say how to use it.",
     )
-    parser.add_argument("image", nargs="?", type=Path, default=DEFAULT_IMAGE,
-                        help="default: %(default)s")  # fmt: skip
+    parser.add_image()
     parser.add_argument("--append", default="", metavar="CMDLINE", help="kernel command line")
     parser.add_argument("--smp", type=smp_count, default=1, metavar="N", help="CPUs (default: 1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,

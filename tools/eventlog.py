@@ -26,7 +26,6 @@ from kernel.events import (
 )
 from kernel.vectors import ENTRIES
 from tools.cli import (
-    DEFAULT_IMAGE,
     EXIT_FAILURE,
     EXIT_SETUP,
     CliError,
@@ -157,9 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "image", nargs="?", type=Path, default=DEFAULT_IMAGE, help="default: %(default)s"
-    )
+    parser.add_image()
     parser.add_argument(
         "--append", default="", metavar="CMDLINE", help="kernel command line (`hold` is added)"
     )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernel.abi import SHARED
-from tools.cli import DEFAULT_IMAGE, EXIT_USAGE, UsageParser, at_least, positive_seconds, run_cli
+from tools.cli import UsageParser, at_least, positive_seconds, run_cli
 from tools.qemu import QemuConfig, QemuNotRunningError, QemuRunner, check_image
 from tools.symbols import SymbolTable
 
@@ -275,50 +275,44 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tools.fuzz_user",
         description="Ring-3 fuzzing campaigns against the kernel (selftest=user_fuzz).",
     )
-    parser.add_argument(
-        "image",
-        nargs="?",
-        type=Path,
-        default=DEFAULT_IMAGE,
-        help="the kernel (default: build/kernel.elf)",
-    )
+    parser.add_image("the kernel (default: %(default)s)")
     parser.add_argument(
         "-n",
         "--cases",
         type=at_least(1, "a positive number of cases"),
         default=10000,
-        help="cases to run (default 10000)",
+        help="cases to run (default %(default)d)",
     )
     parser.add_argument(
         "--seed",
         type=in_range(0, SEED_MAX, f"a seed from 0 to {SEED_MAX}"),
         default=1,
-        help="the generator's seed (default 1)",
+        help="the generator's seed (default %(default)d)",
     )
     parser.add_argument(
         "--first",
         type=in_range(0, FIRST_MAX, f"an index from 0 to {FIRST_MAX}"),
         default=0,
-        help="the first case's index (default 0)",
+        help="the first case's index (default %(default)d)",
     )
     parser.add_argument(
         "--batch",
         type=in_range(1, BOOT_CASES_MAX, f"1 to {BOOT_CASES_MAX} cases"),
         default=DEFAULT_BATCH,
-        help=f"cases per boot (default {DEFAULT_BATCH})",
+        help="cases per boot (default %(default)d)",
     )
     parser.add_argument(
         "-j",
         "--jobs",
         type=at_least(1, "a positive number of jobs"),
         default=1,
-        help="boots at a time (default 1)",
+        help="boots at a time (default %(default)d)",
     )
     parser.add_argument(
         "--timeout",
         type=positive_seconds,
         default=300.0,
-        help="seconds one boot may take (default 300)",
+        help="seconds one boot may take (default %(default)g)",
     )
     parser.add_argument(
         "--hz",
@@ -328,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"a tick rate from {SHARED['HZ_MIN']} to {SHARED['HZ_MAX']}",
         ),
         default=DEFAULT_HZ,
-        help=f"the kernel's tick rate (default {DEFAULT_HZ})",
+        help="the kernel's tick rate (default %(default)d)",
     )
     parser.add_argument(
         "--cpu",
@@ -339,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--smp",
         type=in_range(1, SHARED["NR_CPUS"], f"1 to {SHARED['NR_CPUS']} CPUs"),
         default=1,
-        help="CPUs of each boot (default 1)",
+        help="CPUs of each boot (default %(default)d)",
     )
     parser.add_argument("--log-dir", type=Path, help="write the console of each failing boot there")
     parser.add_argument(
@@ -357,13 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.replay is None and args.first + args.cases - 1 > FIRST_MAX:
-        print(
-            f"python -m tools.fuzz_user: error: the last index would pass {FIRST_MAX}",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        return parser.refuse(f"the last index would pass {FIRST_MAX}")
     return run_cli("fuzz_user", args.image, lambda: _work(args))
 
 

@@ -26,8 +26,8 @@ from elftools.elf.elffile import ELFFile
 from kernel.abi import CONSTANTS
 from kernel.events import EVENT_FLAGS, EVENT_KINDS, EVENT_LOG_ENTRIES, EVENT_RECORD, layout_hash
 from kernel.structs import TASK
+from tools.boot import smp_count
 from tools.cli import (
-    DEFAULT_IMAGE,
     EXIT_FAILURE,
     EXIT_SETUP,
     CliError,
@@ -39,7 +39,7 @@ from tools.cli import (
 )
 from tools.events.decode import REQUIRED_SYMBOLS, Event, decode_event
 from tools.hold import Held, boot_held
-from tools.qemu import MAX_SMP, QemuRunner, check_image
+from tools.qemu import QemuRunner, check_image
 from tools.symbols import SymbolTable
 from tools.verdict import KERNEL_RULES
 
@@ -283,16 +283,6 @@ exit status:
 """
 
 
-def _smp(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of CPUs") from None
-    if not 1 <= value <= MAX_SMP:
-        raise argparse.ArgumentTypeError(f"{value} is not a number of CPUs from 1 to {MAX_SMP}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = UsageParser(
         prog="python -m tools.trace",
@@ -301,12 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "image", nargs="?", type=Path, default=DEFAULT_IMAGE, help="default: %(default)s"
-    )
+    parser.add_image()
     parser.add_argument("--append", default="", metavar="CMDLINE",
                         help="kernel command line (`hold` is added)")  # fmt: skip
-    parser.add_argument("--smp", type=_smp, default=2, metavar="N",
+    parser.add_argument("--smp", type=smp_count, default=2, metavar="N",
                         help="CPUs (default: %(default)s)")  # fmt: skip
     parser.add_argument("--icount", default=None, metavar="SPEC", nargs="?", const="shift=0,sleep=off",
                         help="run under QEMU's -icount SPEC (alone: shift=0,sleep=off, one tick "
@@ -340,13 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.output is None and args.png is None and args.save is None:
         args.output = Path("build/trace.json")
     if args.output is not None and args.output.suffix not in (".json", ".perfetto-trace"):
-        print(f"python -m tools.trace: error: -o {args.output}: the name must end in .json or "
-              ".perfetto-trace", file=sys.stderr)  # fmt: skip
-        return 64
+        return parser.refuse(f"-o {args.output}: the name must end in .json or .perfetto-trace")
     return run_cli("trace", args.image, lambda: _run(args))
 
 
