@@ -38,6 +38,18 @@
     sub eax, r15d
 .endm
 
+# BENCH_APPEND count, samples: append the sample in EAX to the dword array SAMPLES, whose length
+# is the qword COUNT (dropped beyond BENCH_MAX_SAMPLES).  Clobbers rcx, rdx.
+.macro BENCH_APPEND count, samples
+    mov rcx, qword ptr [rip + \count]
+    cmp rcx, BENCH_MAX_SAMPLES
+    jae .Lappend_full_\@
+    lea rdx, [rip + \samples]
+    mov dword ptr [rdx + rcx * 4], eax
+    inc qword ptr [rip + \count]
+.Lappend_full_\@:
+.endm
+
 .section .text
 # selftest_bench - calibrate, then every op; see the file's head.  RAX = 0 or the reason.
 selftest_bench:
@@ -108,13 +120,7 @@ bench_start:
 # bench_store - EAX = a sample: appended (dropped beyond BENCH_MAX_SAMPLES).  Clobbers rcx,
 # rdx.
 bench_store:
-    mov rcx, qword ptr [rip + bench_count]
-    cmp rcx, BENCH_MAX_SAMPLES
-    jae .Lstore_full
-    lea rdx, [rip + bench_samples]
-    mov dword ptr [rdx + rcx * 4], eax
-    inc qword ptr [rip + bench_count]
-.Lstore_full:
+    BENCH_APPEND bench_count, bench_samples
     ret
 
 # bench_calibrate - bench_overhead = the empty T0/T1 pair (the least of 16), then the
@@ -599,13 +605,7 @@ bench_rcu_cb:
     mov ecx, eax
     sub eax, dword ptr [rip + bench_cb_last]
     mov dword ptr [rip + bench_cb_last], ecx
-    mov rcx, qword ptr [rip + bench_cb_count]
-    cmp rcx, BENCH_MAX_SAMPLES
-    jae .Lcb_full
-    lea rdx, [rip + bench_cb_samples]
-    mov dword ptr [rdx + rcx * 4], eax
-    inc qword ptr [rip + bench_cb_count]
-.Lcb_full:
+    BENCH_APPEND bench_cb_count, bench_cb_samples
     ret
 
 # bench_signal - EDI = slot: count its semaphore up and wake its waiter.  Interrupts off.
