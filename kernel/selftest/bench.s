@@ -23,8 +23,7 @@
 .set BENCH_CAL_EXPECTED, 1 + 2 * BENCH_CAL_LOOPS
 .set BENCH_CAL_RUNS, 3
 .set BENCH_FLOOR_VECTOR, 0x90       # no entry of its own in idt_table: free to borrow
-.set BENCH_GATE, 0x8e               # present, DPL 0, 64-bit interrupt gate
-.set BENCH_IDT_SIZE, 256 * 16
+.set BENCH_IDT_SIZE, 256 * IDT_GATE_SIZE
 .set BENCH_REAP_SPINS, 100000000
 
 # T0: start a window (the TSC's low half in r15d).  T1: EAX = ticks since T0.  Every window
@@ -272,21 +271,13 @@ bench_kernel_ops:
     mov ecx, BENCH_IDT_SIZE
     rep movsb
     lea rdi, [rip + bench_idt]
-    add rdi, BENCH_FLOOR_VECTOR * 16
+    add rdi, BENCH_FLOOR_VECTOR * IDT_GATE_SIZE
     lea rax, [rip + bench_iret]
-    mov word ptr [rdi], ax
-    mov word ptr [rdi + 2], KERNEL_CS
-    mov byte ptr [rdi + 4], 0
-    mov byte ptr [rdi + 5], BENCH_GATE
-    shr rax, 16
-    mov word ptr [rdi + 6], ax
-    shr rax, 16
-    mov dword ptr [rdi + 8], eax
-    mov dword ptr [rdi + 12], 0
+    IDT_GATE_SET rdi, GATE_KERNEL
     lea rcx, [rip + bench_idtr]
-    mov word ptr [rcx], BENCH_IDT_SIZE - 1
+    mov word ptr [rcx + DTR_LIMIT], BENCH_IDT_SIZE - 1
     lea rax, [rip + bench_idt]
-    mov qword ptr [rcx + 2], rax
+    mov qword ptr [rcx + DTR_BASE], rax
     lidt [rip + bench_idtr]
     mov rbx, qword ptr [rip + bench_n]
 .Lfloor_loop:
