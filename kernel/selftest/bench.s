@@ -366,36 +366,22 @@ bench_user_pair:
     mov rdi, r12
     call task_set_cpu
     mov rdi, rbx
-    call enqueue_task
-    mov rdi, r12
-    call enqueue_task
-    mov rdi, rbx
-    call task_wait
+    mov rsi, r12
+    call task_pair_run
     CHECK e, rax, 0, "a bench user task did not exit 0"
-    mov rdi, r12
-    call task_wait
-    CHECK e, rax, 0, "a bench user task did not exit 0"
+    CHECK e, rdx, 0, "a bench user task did not exit 0"
     jmp .Lpair_end
 .Lpair_no_task:
     lea rdi, [rip + .Lno_task_reason]
     call selftest_fail
     mov rdi, rbx
-    call bench_discard
+    call task_discard
     mov rdi, r12
-    call bench_discard
+    call task_discard
 .Lpair_end:
     pop r13
     pop r12
     pop rbx
-    ret
-
-# bench_discard - RDI = a task created and never started, or 0: give its slot and memory back.
-bench_discard:
-    test rdi, rdi
-    jz .Ldiscarded
-    mov qword ptr [rdi + TASK_STATE], TASK_DEAD
-    jmp task_reap
-.Ldiscarded:
     ret
 
 # bench_report_user - RDI = op name, ESI = instructions in the window besides the op and the

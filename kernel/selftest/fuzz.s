@@ -537,12 +537,12 @@ fuzz_case:
     mov r12, rax
     test rax, rax
     jz .Lcase_end
+    jmp .Lcase_failed                   # the task ran: task_wait reaped it
 .Lcase_unstarted:
     # Out of memory before the start: the task goes back unstarted, as task_create's own
     # failures do.
-    mov qword ptr [rbx + TASK_STATE], TASK_DEAD
     mov rdi, rbx
-    call task_reap
+    call task_discard
 .Lcase_failed:
     lea rdi, [rip + .Lfail_fmt]
     mov rsi, qword ptr [rip + fuzz_seed]

@@ -84,9 +84,8 @@ user_test_prepared:
     test rax, rax
     jz .Lprepared
     mov r12, rax
-    mov qword ptr [rbx + TASK_STATE], TASK_DEAD
     mov rdi, rbx
-    call task_reap
+    call task_discard
     mov rcx, r12
     jmp .Lfail
 .Lprepared:
