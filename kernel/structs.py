@@ -142,3 +142,12 @@ assert TSS.offsets()["ist1"] == 36 and TSS.size == 104
 # its load (physical) address, and the page-table flags its pages get in the higher half.
 KMAP = Struct("KMAP", (("start", 8), ("stop", 8), ("lma", 8), ("flags", 8)))
 STRUCTS = (*STRUCTS, KMAP)
+
+# An IDT gate (Intel SDM vol. 3, 6.14.1): the handler's address in three pieces around the code
+# segment selector, the IST index and the type and attributes byte.
+IDT_GATE = Struct("IDT_GATE", (("offset_low", 2), ("selector", 2), ("ist", 1), ("attr", 1),
+                               ("offset_mid", 2), ("offset_high", 4), ("reserved", 4)))  # fmt: skip
+# The operand of lidt/sidt and lgdt/sgdt: the limit, then the base, packed.
+DTR = Struct("DTR", (("limit", 2), ("base", 8)))
+STRUCTS = (*STRUCTS, IDT_GATE, DTR)
+assert IDT_GATE.size == 16 and DTR.offsets()["base"] == 2

@@ -19,10 +19,19 @@
 
 .set ACCESS_BLOCK, 256                  # cases in a block: one setting of the bits above the PDE's
 .set ACCESS_FLAGS_BASE, 2               # RFLAGS' reserved bit 1: IF, AC and the rest clear
-.set IDT_GATE_SIZE, 16
-.set GATE_KERNEL, 0x8e                  # present, DPL 0, 64-bit interrupt gate
-.set GATE_USER, 0xee                    # the same with DPL 3
 .set ACCESS_GDT_MAX, 256                # bytes of the GDT copy: the kernel's, then the LDT's
+
+# CHECK_DTR store, now, before, "text": store the live IDTR or GDTR (STORE: sidt, sgdt) at NOW
+# and CHECK that its limit and base are BEFORE's.  Clobbers rax, rcx.
+.macro CHECK_DTR store, now, before, text
+    \store [rip + \now]
+    mov rax, qword ptr [rip + \now + DTR_LIMIT]
+    mov rcx, qword ptr [rip + \before + DTR_LIMIT]
+    CHECK e, rax, rcx, "\text"
+    mov rax, qword ptr [rip + \now + DTR_BASE]
+    mov rcx, qword ptr [rip + \before + DTR_BASE]
+    CHECK e, rax, rcx, "\text"
+.endm
 
 .section .text
 # access_sweep - the self-test.  RAX = 0, or the reason.
@@ -77,20 +86,8 @@ selftest_access_sweep:
     mov rax, cr4
     mov rcx, qword ptr [rip + access_entry_cr4]
     CHECK e, rax, rcx, "CR4 is not what it was"
-    sidt [rip + access_idtr]
-    mov rax, qword ptr [rip + access_idtr]
-    mov rcx, qword ptr [rip + access_old_idtr]
-    CHECK e, rax, rcx, "the IDT is not the kernel's"
-    mov rax, qword ptr [rip + access_idtr + 2]
-    mov rcx, qword ptr [rip + access_old_idtr + 2]
-    CHECK e, rax, rcx, "the IDT is not the kernel's"
-    sgdt [rip + access_gdtr]
-    mov rax, qword ptr [rip + access_gdtr]
-    mov rcx, qword ptr [rip + access_old_gdtr]
-    CHECK e, rax, rcx, "the GDT is not the kernel's"
-    mov rax, qword ptr [rip + access_gdtr + 2]
-    mov rcx, qword ptr [rip + access_old_gdtr + 2]
-    CHECK e, rax, rcx, "the GDT is not the kernel's"
+    CHECK_DTR sidt, access_idtr, access_old_idtr, "the IDT is not the kernel's"
+    CHECK_DTR sgdt, access_gdtr, access_old_gdtr, "the GDT is not the kernel's"
     sldt ax
     movzx eax, ax
     CHECK e, eax, 0, "an LDT is still loaded"
@@ -139,7 +136,7 @@ access_tables_init:
     cmp word ptr [rip + access_old_idtr], 256 * IDT_GATE_SIZE - 1
     jne .Ltables_end
     lea rdi, [rip + access_idt]
-    mov rsi, qword ptr [rip + access_old_idtr + 2]
+    mov rsi, qword ptr [rip + access_old_idtr + DTR_BASE]
     mov ecx, 256 * IDT_GATE_SIZE
     rep movsb
     mov edi, X86_TRAP_INVALID_OP
@@ -160,7 +157,7 @@ access_tables_init:
     call access_set_gate
     mov word ptr [rip + access_idtr], 256 * IDT_GATE_SIZE - 1
     lea rax, [rip + access_idt]
-    mov qword ptr [rip + access_idtr + 2], rax
+    mov qword ptr [rip + access_idtr + DTR_BASE], rax
 
     movzx ecx, word ptr [rip + access_old_gdtr]
     inc ecx                             # the live GDT's size
@@ -171,7 +168,7 @@ access_tables_init:
     ja .Ltables_end
     mov word ptr [rip + access_ldtr_sel], cx
     lea rdi, [rip + access_gdt]
-    mov rsi, qword ptr [rip + access_old_gdtr + 2]
+    mov rsi, qword ptr [rip + access_old_gdtr + DTR_BASE]
     rep movsb
     mov rax, ACCESS_LDT_DESC_LO
     mov qword ptr [rdi], rax
@@ -182,7 +179,7 @@ access_tables_init:
     sub rdi, rax
     dec edi
     mov word ptr [rip + access_gdtr], di
-    mov qword ptr [rip + access_gdtr + 2], rax
+    mov qword ptr [rip + access_gdtr + DTR_BASE], rax
     xor eax, eax
 .Ltables_end:
     ret
@@ -190,19 +187,11 @@ access_tables_init:
 # access_set_gate - EDI = vector, RSI = handler, EDX = type and attributes: that gate of the
 # sweep's IDT, KERNEL_CS, no IST.  Clobbers rax, rdi.
 access_set_gate:
-    shl edi, 4
+    shl edi, 4                          # * IDT_GATE_SIZE
     lea rax, [rip + access_idt]
     add rdi, rax
     mov rax, rsi
-    mov word ptr [rdi], ax
-    mov word ptr [rdi + 2], KERNEL_CS
-    mov byte ptr [rdi + 4], 0
-    mov byte ptr [rdi + 5], dl
-    shr rax, 16
-    mov word ptr [rdi + 6], ax
-    shr rax, 16
-    mov dword ptr [rdi + 8], eax
-    mov dword ptr [rdi + 12], 0
+    IDT_GATE_SET rdi, dl
     ret
 
 # access_enter - EDI = the first case of a block, interrupts off: save CR0, CR4, DS, ES and

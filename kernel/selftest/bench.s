@@ -23,8 +23,7 @@
 .set BENCH_CAL_EXPECTED, 1 + 2 * BENCH_CAL_LOOPS
 .set BENCH_CAL_RUNS, 3
 .set BENCH_FLOOR_VECTOR, 0x90       # no entry of its own in idt_table: free to borrow
-.set BENCH_GATE, 0x8e               # present, DPL 0, 64-bit interrupt gate
-.set BENCH_IDT_SIZE, 256 * 16
+.set BENCH_IDT_SIZE, 256 * IDT_GATE_SIZE
 .set BENCH_REAP_SPINS, 100000000
 
 # T0: start a window (the TSC's low half in r15d).  T1: EAX = ticks since T0.  Every window
@@ -36,6 +35,18 @@
 .macro T1
     rdtsc
     sub eax, r15d
+.endm
+
+# BENCH_APPEND count, samples: append the sample in EAX to the dword array SAMPLES, whose length
+# is the qword COUNT (dropped beyond BENCH_MAX_SAMPLES).  Clobbers rcx, rdx.
+.macro BENCH_APPEND count, samples
+    mov rcx, qword ptr [rip + \count]
+    cmp rcx, BENCH_MAX_SAMPLES
+    jae .Lappend_full_\@
+    lea rdx, [rip + \samples]
+    mov dword ptr [rdx + rcx * 4], eax
+    inc qword ptr [rip + \count]
+.Lappend_full_\@:
 .endm
 
 .section .text
@@ -108,13 +119,7 @@ bench_start:
 # bench_store - EAX = a sample: appended (dropped beyond BENCH_MAX_SAMPLES).  Clobbers rcx,
 # rdx.
 bench_store:
-    mov rcx, qword ptr [rip + bench_count]
-    cmp rcx, BENCH_MAX_SAMPLES
-    jae .Lstore_full
-    lea rdx, [rip + bench_samples]
-    mov dword ptr [rdx + rcx * 4], eax
-    inc qword ptr [rip + bench_count]
-.Lstore_full:
+    BENCH_APPEND bench_count, bench_samples
     ret
 
 # bench_calibrate - bench_overhead = the empty T0/T1 pair (the least of 16), then the
@@ -266,21 +271,13 @@ bench_kernel_ops:
     mov ecx, BENCH_IDT_SIZE
     rep movsb
     lea rdi, [rip + bench_idt]
-    add rdi, BENCH_FLOOR_VECTOR * 16
+    add rdi, BENCH_FLOOR_VECTOR * IDT_GATE_SIZE
     lea rax, [rip + bench_iret]
-    mov word ptr [rdi], ax
-    mov word ptr [rdi + 2], KERNEL_CS
-    mov byte ptr [rdi + 4], 0
-    mov byte ptr [rdi + 5], BENCH_GATE
-    shr rax, 16
-    mov word ptr [rdi + 6], ax
-    shr rax, 16
-    mov dword ptr [rdi + 8], eax
-    mov dword ptr [rdi + 12], 0
+    IDT_GATE_SET rdi, GATE_KERNEL
     lea rcx, [rip + bench_idtr]
-    mov word ptr [rcx], BENCH_IDT_SIZE - 1
+    mov word ptr [rcx + DTR_LIMIT], BENCH_IDT_SIZE - 1
     lea rax, [rip + bench_idt]
-    mov qword ptr [rcx + 2], rax
+    mov qword ptr [rcx + DTR_BASE], rax
     lidt [rip + bench_idtr]
     mov rbx, qword ptr [rip + bench_n]
 .Lfloor_loop:
@@ -369,36 +366,22 @@ bench_user_pair:
     mov rdi, r12
     call task_set_cpu
     mov rdi, rbx
-    call enqueue_task
-    mov rdi, r12
-    call enqueue_task
-    mov rdi, rbx
-    call task_wait
+    mov rsi, r12
+    call task_pair_run
     CHECK e, rax, 0, "a bench user task did not exit 0"
-    mov rdi, r12
-    call task_wait
-    CHECK e, rax, 0, "a bench user task did not exit 0"
+    CHECK e, rdx, 0, "a bench user task did not exit 0"
     jmp .Lpair_end
 .Lpair_no_task:
     lea rdi, [rip + .Lno_task_reason]
     call selftest_fail
     mov rdi, rbx
-    call bench_discard
+    call task_discard
     mov rdi, r12
-    call bench_discard
+    call task_discard
 .Lpair_end:
     pop r13
     pop r12
     pop rbx
-    ret
-
-# bench_discard - RDI = a task created and never started, or 0: give its slot and memory back.
-bench_discard:
-    test rdi, rdi
-    jz .Ldiscarded
-    mov qword ptr [rdi + TASK_STATE], TASK_DEAD
-    jmp task_reap
-.Ldiscarded:
     ret
 
 # bench_report_user - RDI = op name, ESI = instructions in the window besides the op and the
@@ -599,13 +582,7 @@ bench_rcu_cb:
     mov ecx, eax
     sub eax, dword ptr [rip + bench_cb_last]
     mov dword ptr [rip + bench_cb_last], ecx
-    mov rcx, qword ptr [rip + bench_cb_count]
-    cmp rcx, BENCH_MAX_SAMPLES
-    jae .Lcb_full
-    lea rdx, [rip + bench_cb_samples]
-    mov dword ptr [rdx + rcx * 4], eax
-    inc qword ptr [rip + bench_cb_count]
-.Lcb_full:
+    BENCH_APPEND bench_cb_count, bench_cb_samples
     ret
 
 # bench_signal - EDI = slot: count its semaphore up and wake its waiter.  Interrupts off.

@@ -479,7 +479,9 @@ fuzz_case:
     test rax, rax
     jz .Lcase_failed
     mov rbx, rax
-    call page_alloc
+    mov rdi, rbx
+    mov esi, FUZZ_CODE_ADDR
+    call user_task_page
     lea r12, [rip + .Lno_page]
     test rax, rax
     jz .Lcase_unstarted
@@ -494,20 +496,6 @@ fuzz_case:
     call fuzz_digest
     mov qword ptr [rip + fuzz_case_digest], rax
     xor qword ptr [rip + fuzz_digest_all], rax
-    mov rdi, qword ptr [rbx + TASK_PML4]
-    mov esi, FUZZ_CODE_ADDR
-    mov rdx, r13
-    mov rax, KERNEL_VIRT_BASE
-    sub rdx, rax
-    mov ecx, PTE_PRESENT | PTE_USER | PTE_OWNED
-    call map_user_page
-    lea r12, [rip + .Lno_page]
-    test eax, eax
-    jz .Lmapped
-    mov rdi, r13
-    call page_free
-    jmp .Lcase_unstarted
-.Lmapped:
     mov qword ptr [rbx + TASK_TICK_BUDGET], FUZZ_TICK_BUDGET
     cmp qword ptr [rip + fuzz_verbose], 0
     je .Lquiet_start
@@ -549,12 +537,12 @@ fuzz_case:
     mov r12, rax
     test rax, rax
     jz .Lcase_end
+    jmp .Lcase_failed                   # the task ran: task_wait reaped it
 .Lcase_unstarted:
     # Out of memory before the start: the task goes back unstarted, as task_create's own
     # failures do.
-    mov qword ptr [rbx + TASK_STATE], TASK_DEAD
     mov rdi, rbx
-    call task_reap
+    call task_discard
 .Lcase_failed:
     lea rdi, [rip + .Lfail_fmt]
     mov rsi, qword ptr [rip + fuzz_seed]

@@ -60,6 +60,42 @@ kthread_start:
 .Lstart_end:
     ret
 
+# task_discard - RDI = a task created and never started, or 0: give its slot and memory back
+# (task_reap).  Clobbers caller-saved registers.
+.global task_discard
+task_discard:
+    test rdi, rdi
+    jz .Ldiscarded
+    mov qword ptr [rdi + TASK_STATE], TASK_DEAD
+    jmp task_reap
+.Ldiscarded:
+    ret
+
+# task_pair_run - RDI = a task, RSI = another, both made and not yet runnable: make both
+# runnable, then wait for the first to exit, then for the second.  RAX = the first's exit
+# code, RDX = the second's.  Clobbers caller-saved registers.
+.global task_pair_run
+task_pair_run:
+    push rbx
+    push r12
+    push r13
+    mov rbx, rdi
+    mov r12, rsi
+    call enqueue_task
+    mov rdi, r12
+    call enqueue_task
+    mov rdi, rbx
+    call task_wait
+    mov r13, rax
+    mov rdi, r12
+    call task_wait
+    mov rdx, rax
+    mov rax, r13
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
 # spinner_start - RDI = name, RSI = a counter: zero the counter and start a kernel thread that
 # never yields and counts in it until spinners_stop.  RAX = the task (kthread_start).
 # Clobbers caller-saved registers.

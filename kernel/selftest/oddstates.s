@@ -164,69 +164,52 @@ ODD_CASE icebp_from_user, user_icebp, 0, 0, (128 + SIGILL), 0, 0, 0, 0, -1
 # two bytes of the user half (CANON_END_PAGE's end), so that the RIP it returns to, in RCX, is
 # NONCANONICAL_RIP with nothing bent by the kernel.  sysretq must not be used (on Intel it
 # faults in ring 0 with the user's RSP and GS): iretq, whose #GP QEMU 7.2 raises in ring 3 at
-# that RIP, SIGSEGV.  The page is the task's own (PTE_OWNED: freed with it).  RAX = 0 or the
+# that RIP, SIGSEGV (user_test: the exit, the pages, the kernel's state).  RAX = 0 or the
 # reason.
 .set CANON_END_PAGE, NONCANONICAL_RIP - PAGE_SIZE
 .set CANON_CODE_LEN, 7                  # .Lcanon_code's bytes
 .set CANON_END_CODE, NONCANONICAL_RIP - CANON_CODE_LEN
 selftest_syscall_at_canonical_end:
     push rbx
-    push r12
-    push r13
-    push r14
-    push r15
-    mov r13, qword ptr gs:[PCPU_WARNINGS]
-    mov r14, qword ptr [rip + free_pages]
-    mov r15, qword ptr gs:[PCPU_SYSCALL_IRET_RETURNS]
+    mov rbx, qword ptr gs:[PCPU_SYSCALL_IRET_RETURNS]
     lea rdi, [rip + .Lcanon_name]
     mov rsi, CANON_END_CODE
-    call task_create
-    lea rcx, [rip + .Lcanon_no_task]
+    mov edx, 128 + SIGSEGV
+    xor ecx, ecx
+    lea r8, [rip + canon_prepare]
+    call user_test_prepared
     test rax, rax
-    jz .Lcanon_end
-    mov rbx, rax
-    call page_alloc
-    lea rcx, [rip + .Lcanon_no_page]
-    test rax, rax
-    jz .Lcanon_end
-    mov r12, rax
-    lea rdi, [r12 + PAGE_SIZE - CANON_CODE_LEN]
-    lea rsi, [rip + .Lcanon_code]
-    mov ecx, CANON_CODE_LEN
-    rep movsb
-    mov rdi, qword ptr [rbx + TASK_PML4]
-    mov rsi, CANON_END_PAGE
-    mov rdx, r12
-    mov rax, KERNEL_VIRT_BASE
-    sub rdx, rax
-    mov ecx, PTE_PRESENT | PTE_USER | PTE_OWNED
-    call map_user_page
-    lea rcx, [rip + .Lcanon_no_page]
-    test eax, eax
     jnz .Lcanon_end
-    mov rdi, rbx
-    call run_user_task
-    CHECK e, rax, (128 + SIGSEGV), "the task did not die of SIGSEGV"
     mov rax, qword ptr gs:[PCPU_SYSCALL_IRET_RETURNS]
-    sub rax, r15
+    sub rax, rbx
     CHECK e, rax, 1, "the call did not return through iretq"
     mov rax, qword ptr [rip + trap_record + TRAP_VECTOR]
     CHECK e, rax, X86_TRAP_GENERAL_PROTECTION, "the last trap is not a #GP"
     mov rax, qword ptr [rip + trap_record + TRAP_IP]
     mov rcx, NONCANONICAL_RIP
     CHECK e, rax, rcx, "the #GP is not at the RIP after the syscall"
-    mov rax, qword ptr [rip + free_pages]
-    CHECK e, rax, r14, "the task's pages did not come back to the pool"
-    mov rdi, r13
-    call check_kernel_state
-    mov rcx, rax
+    xor eax, eax
 .Lcanon_end:
-    mov rax, rcx
-    pop r15
-    pop r14
-    pop r13
-    pop r12
     pop rbx
+    ret
+
+# canon_prepare - RDI = the task: its own page at CANON_END_PAGE, .Lcanon_code at its end.
+# RAX = 0 or the reason.
+canon_prepare:
+    sub rsp, 8                          # the stack 16-byte aligned at the call
+    mov rsi, CANON_END_PAGE
+    call user_task_page
+    add rsp, 8
+    test rax, rax
+    jz .Lcanon_no_memory
+    lea rdi, [rax + PAGE_SIZE - CANON_CODE_LEN]
+    lea rsi, [rip + .Lcanon_code]
+    mov ecx, CANON_CODE_LEN
+    rep movsb
+    xor eax, eax
+    ret
+.Lcanon_no_memory:
+    lea rax, [rip + .Lcanon_no_page]
     ret
 
 SELFTEST oddstates, syscall_at_canonical_end, selftest_syscall_at_canonical_end
@@ -239,7 +222,6 @@ SELFTEST oddstates, syscall_at_canonical_end, selftest_syscall_at_canonical_end
     .byte 0x0f, 0x05                    # syscall, in the last two bytes
 .Lcanon_name:
     .asciz "syscall_at_canonical_end"
-REASON .Lcanon_no_task, "task_create failed"
 REASON .Lcanon_no_page, "no page for the end of the user half"
 
 .section .text

@@ -97,15 +97,10 @@ selftest_rcu_barrier_concurrent:
     call kthread_create
     mov r12, rax
     mov rdi, rbx
-    call enqueue_task
-    mov rdi, r12
-    call enqueue_task
-    mov rdi, rbx
-    call task_wait
+    mov rsi, r12
+    call task_pair_run
+    and rax, rdx                        # both saw their own callback run
     mov r13, rax
-    mov rdi, r12
-    call task_wait
-    and r13, rax                        # both saw their own callback run
     lea rdi, [rip + .Lbarrier_fmt]
     mov rsi, qword ptr [rip + rcu_barrier_most_waiting]
     mov rdx, r13

@@ -116,15 +116,10 @@ race_two:
     mov rdi, rdx
     call printk
     mov rdi, rbx
-    call enqueue_task
-    mov rdi, r12
-    call enqueue_task
-    mov rdi, rbx
-    call task_wait
+    mov rsi, r12
+    call task_pair_run
+    or rax, rdx
     mov r13, rax
-    mov rdi, r12
-    call task_wait
-    or r13, rax
     mov rdi, r14
     mov rsi, qword ptr [rbx + TASK_PREEMPTIONS]
     add rsi, qword ptr [r12 + TASK_PREEMPTIONS]

@@ -54,8 +54,14 @@ check_kernel_state:
 # user_test - RDI = task name, RSI = entry, RDX = expected exit code, RCX = the least number
 # of demand faults the task must have taken.  Runs the task and checks (CHECK) its exit, its
 # faults and the pages it gave back, then the kernel's state.  RAX = 0 or the reason.
+# user_test_prepared - the same, R8 = a function (0: none) that prepares the task before it
+# runs: RDI = the task; RAX = 0, or the reason, and then the task is freed unstarted and that
+# reason returned.
 .global user_test
+.global user_test_prepared
 user_test:
+    xor r8d, r8d
+user_test_prepared:
     push rbx
     push r12
     push r13
@@ -65,11 +71,24 @@ user_test:
     mov r13, rcx
     mov r14, qword ptr gs:[PCPU_WARNINGS]
     mov r15, qword ptr [rip + free_pages]
+    mov rbx, r8                         # the preparation, until the task is made
     call task_create
     test rax, rax
     lea rcx, [rip + .Lno_task]
     jz .Lfail
-    mov rbx, rax
+    xchg rbx, rax
+    test rax, rax
+    jz .Lprepared
+    mov rdi, rbx
+    call rax
+    test rax, rax
+    jz .Lprepared
+    mov r12, rax
+    mov rdi, rbx
+    call task_discard
+    mov rcx, r12
+    jmp .Lfail
+.Lprepared:
     mov rdi, rbx
     call run_user_task
     push rax
@@ -112,6 +131,39 @@ selftest_\name:
     .asciz "\name"
 SELFTEST user, \name, selftest_\name
 .endm
+
+# user_task_page - RDI = a task that has not run, RSI = a user address: a page of its own there
+# (present, user, freed with the task).  RAX = the page's kernel address, 0 when out of memory
+# (nothing kept).  Clobbers caller-saved registers.
+.global user_task_page
+user_task_page:
+    push rbx
+    push r12
+    push r13
+    mov rbx, rdi
+    mov r12, rsi
+    call page_alloc
+    mov r13, rax
+    test rax, rax
+    jz .Lpage_end
+    mov rdi, qword ptr [rbx + TASK_PML4]
+    mov rsi, r12
+    mov rdx, r13
+    mov rax, KERNEL_VIRT_BASE
+    sub rdx, rax
+    mov ecx, PTE_PRESENT | PTE_USER | PTE_OWNED
+    call map_user_page
+    test eax, eax
+    jz .Lpage_end
+    mov rdi, r13
+    call page_free
+    xor r13d, r13d
+.Lpage_end:
+    mov rax, r13
+    pop r13
+    pop r12
+    pop rbx
+    ret
 
 USER_TEST user_demand_fault, user_hello, 0, 3
 USER_TEST user_reads_kernel_memory, user_read_kernel, (128 + SIGSEGV), 0
