@@ -359,12 +359,25 @@ def copy_kernel(work: Path, root: Path = ROOT) -> Path:
     return work
 
 
+# One checkout copy per process, reused: each mutant is written into it, built into the same
+# output directory (so that the build's caches make it an edit, not a fresh build) and undone.
+_WORKDIR: dict[str, Path] = {}
+
+
+def _workdir(root: Path) -> Path:
+    key = str(root)
+    if key not in _WORKDIR:
+        _WORKDIR[key] = copy_kernel(Path(tempfile.mkdtemp(prefix="mutant-")), root)
+    return _WORKDIR[key]
+
+
 def run_mutant(site: Site, plan: Plan, root: Path = ROOT) -> Result:
     """Build and boot one mutant."""
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
-        work = copy_kernel(Path(tmp), root)
-        apply(site, work)
+    work = _workdir(root)
+    original = (work / site.path).read_text()
+    apply(site, work)
+    try:
         errors = build(work / "kernel", work / "out", plan.cache)
         if errors:
             first = next((m for m in errors if "error" in m), errors[0])
@@ -376,7 +389,15 @@ def run_mutant(site: Site, plan: Plan, root: Path = ROOT) -> Result:
             if verdict.killed:
                 return Result(site.id, Status.KILLED.value, verdict.by,
                               time.monotonic() - start, site.describe())  # fmt: skip
+    finally:
+        (work / site.path).write_text(original)
     return Result(site.id, Status.SURVIVED.value, "", time.monotonic() - start, site.describe())
+
+
+def _cleanup_workdirs() -> None:
+    for path in _WORKDIR.values():
+        shutil.rmtree(path, ignore_errors=True)
+    _WORKDIR.clear()
 
 
 def baseline(plan_timeout: float, cache: Path | None, root: Path = ROOT,
@@ -414,6 +435,12 @@ def _worker(args: tuple[Site, Plan, Path]) -> Result:
     return run_mutant(site, plan, root)
 
 
+def _worker_exit() -> None:
+    import atexit
+
+    atexit.register(_cleanup_workdirs)
+
+
 def campaign(
     sites: Sequence[Site], plan: Plan, jobs: int = 1, root: Path = ROOT,
     log: Callable[[str], None] = print,
@@ -428,10 +455,13 @@ def campaign(
         log(f"[{len(results)}/{len(sites)}] {r.id} {r.status} ({r.seconds:.1f} s){tail}")
 
     if jobs <= 1:
-        for w in work:
-            note(_worker(w))
+        try:
+            for w in work:
+                note(_worker(w))
+        finally:
+            _cleanup_workdirs()
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_exit) as pool:
             for r in pool.map(_worker, work):
                 note(r)
     return [results[s.id] for s in sites]
