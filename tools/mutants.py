@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCOPE = ("kernel/entry/*.s", "kernel/rcu/*.s", "kernel/locking/*.s", "kernel/trace/*.s",
          "kernel/sched/idle.s")  # fmt: skip
 EQUIVALENTS = ROOT / "docs" / "mutants.md"
-DEFAULT_TIMEOUT = 30.0  # seconds for one boot of a mutant to hold (a hang kills it)
+DEFAULT_TIMEOUT = 20.0  # seconds for one boot of a mutant to hold (a hang kills it)
 
 # Conditional jumps and their opposites.
 FLIP = {"je": "jne", "jne": "je", "jz": "jnz", "jnz": "jz", "ja": "jbe", "jbe": "ja",
@@ -223,6 +223,7 @@ class Boot:
 def judges() -> dict[str, Callable]:
     """The host's judges, by name: each takes a KernelState and returns its violations."""
     from tools.events import judge
+    from tools.events.beliefs import belief_violations
     from tools.events.stats import statistics_violations
 
     def end_state(state) -> list[str]:
@@ -242,6 +243,7 @@ def judges() -> dict[str, Callable]:
         "fault_handler_irq_violations": lambda s: judge.fault_handler_irq_violations(s.events),
         "entry_context_violations": lambda s: judge.entry_context_violations(s.events),
         "statistics_violations": statistics_violations,
+        "belief_violations": belief_violations,
         "end_state": end_state,
     }
 

@@ -1,0 +1,166 @@
+# Self-tests written to kill the mutants of the entry path that the rest of the suite let live
+# (docs/mutants.md, python -m tools.mutants): each provokes a situation nothing else provokes.
+# The two quiescent-state scenarios are judged by the host (tools/events/beliefs.py:
+# qs_report_violations reads the qs_pending flag of the records); the others check in the guest.
+.include "layout.inc"
+.include "selftest.inc"
+
+.set RUN_IN_IDLE_RESULT, 0x5a5a
+
+.section .text
+# mutants_qs_user_return - a return to user mode while this CPU owes a quiescent state: the
+# task's notify-resume work (run by the exit work loop with interrupts on) makes the CPU owe
+# one, and the loop's end must report it before rcu_user_enter (whose record the host reads).
+# In the guest: the task exits 0 and the debt is paid.  RAX = 0 or the reason.
+selftest_mutants_qs_user_return:
+    push rbx
+    lea rdi, [rip + .Lqs_task_name]
+    mov rsi, offset user_notify
+    call task_create
+    lea rcx, [rip + .Lno_task]
+    test rax, rax
+    jz .Lqs_user_end
+    mov rbx, rax
+    lea rax, [rip + owe_qs_work]        # queued without its flag: user_notify's SYS_NOTIFY sets it
+    mov qword ptr [rbx + TASK_RESUME_WORK], rax
+    mov rdi, rbx
+    call run_user_task
+    lea rcx, [rip + .Lwrong_exit]
+    test rax, rax
+    jnz .Lqs_user_end
+    lea rcx, [rip + .Lqs_still_owed]
+    cmp qword ptr gs:[PCPU_RCU_QS_PENDING], 0
+    jne .Lqs_user_end
+    xor ecx, ecx
+.Lqs_user_end:
+    mov rax, rcx
+    pop rbx
+    ret
+
+# owe_qs_work - RDI = task: notify-resume work that makes this CPU owe RCU a quiescent state.
+owe_qs_work:
+    mov qword ptr gs:[PCPU_RCU_QS_PENDING], 1
+    ret
+
+# mutants_qs_idle_loop - the idle loop going idle while this CPU owes a quiescent state: an
+# idle hook makes it owe one, and the loop must report it before rcu_idle_enter (the host reads
+# that record).  The test sleeps two ticks meanwhile.  RAX = 0 or the reason.
+selftest_mutants_qs_idle_loop:
+    lea rax, [rip + owe_qs_idle_hook]
+    mov qword ptr [rip + idle_hook], rax
+    call timer_unblock
+    mov edi, 2
+    call sleep_ticks
+    lea rax, [rip + .Lqs_still_owed]
+    cmp qword ptr gs:[PCPU_RCU_QS_PENDING], 0
+    jne .Lqs_idle_end
+    lea rax, [rip + .Lhook_not_run]
+    cmp qword ptr [rip + idle_hook], 0
+    jne .Lqs_idle_end
+    xor eax, eax
+.Lqs_idle_end:
+    ret
+
+owe_qs_idle_hook:
+    mov qword ptr [rip + idle_hook], 0
+    mov qword ptr gs:[PCPU_RCU_QS_PENDING], 1
+    ret
+
+# mutants_notify_twice - a user task asks for notify-resume work twice, with nothing queued the
+# second time: resume_user_work must find an empty slot again (it leaves 0 there), and the task
+# exits 0.
+selftest_mutants_notify_twice:
+    lea rdi, [rip + .Lnotify_task_name]
+    mov rsi, offset user_notify_twice   # a user address: beyond RIP-relative reach
+    xor edx, edx
+    xor ecx, ecx
+    jmp user_test
+
+# mutants_run_in_idle_irqs_on - run_in_idle called with interrupts on (its other callers have
+# them off): the function runs and its result comes back, and the caller gets interrupts on
+# again with lockdep and the tracer told.  RAX = 0 or the first failed check (CHECK).
+selftest_mutants_run_in_idle_irqs_on:
+    call local_irq_enable
+    lea rdi, [rip + idle_result_fn]
+    call run_in_idle
+    CHECK e, rax, RUN_IN_IDLE_RESULT, "run_in_idle lost its function's result"
+    pushfq
+    pop rax
+    and eax, X86_EFLAGS_IF
+    CHECK ne, rax, 0, "run_in_idle returned with interrupts off"
+    cmp qword ptr gs:[PCPU_LOCKDEP_HARDIRQS_ENABLED], 0
+    setne al
+    movzx eax, al
+    CHECK e, rax, 1, "run_in_idle returned with lockdep believing interrupts off"
+    cmp qword ptr gs:[PCPU_TRACER_HARDIRQS_OFF], 0
+    sete al
+    movzx eax, al
+    CHECK e, rax, 1, "run_in_idle returned with the tracer believing interrupts off"
+    call local_irq_disable_save
+    xor eax, eax
+    ret
+
+idle_result_fn:
+    mov eax, RUN_IN_IDLE_RESULT
+    ret
+
+# mutants_warn_tracer_on_eqs - the tracer's "on" half called while RCU is not watching warns
+# (its "off" half is warn_tracer_eqs's): trace_hardirqs_on_prepare in an RCU idle section, then
+# the tracer told "off" again once RCU watches.  One warning, declared.  Interrupts off.
+selftest_mutants_warn_tracer_on_eqs:
+    push rbx
+    lea rax, [rip + warn_counts]
+    mov rbx, qword ptr [rax + WARN_TRACER_EQS * 8]
+    call preempt_disable
+    call rcu_idle_enter
+    call trace_hardirqs_on_prepare
+    call rcu_idle_exit
+    call preempt_enable_no_resched
+    call trace_hardirqs_off_prepare
+    lea rax, [rip + warn_counts]
+    mov rcx, qword ptr [rax + WARN_TRACER_EQS * 8]
+    sub rcx, rbx
+    lea rax, [rip + .Lnot_one_warning]
+    cmp rcx, 1
+    jne .Lwarn_end
+    xor eax, eax
+.Lwarn_end:
+    pop rbx
+    ret
+
+SELFTEST mutants, mutants_qs_user_return, selftest_mutants_qs_user_return
+SELFTEST mutants, mutants_qs_idle_loop, selftest_mutants_qs_idle_loop
+SELFTEST mutants, mutants_notify_twice, selftest_mutants_notify_twice
+SELFTEST mutants, mutants_run_in_idle_irqs_on, selftest_mutants_run_in_idle_irqs_on
+SELFTEST mutants, mutants_warn_tracer_on_eqs, selftest_mutants_warn_tracer_on_eqs, 1, SELFTEST_BY_NAME
+
+# user_notify_twice - ring 3: notify() twice through int 0x80, each returning 0, then exit 0.
+.section .user.text
+.global user_notify_twice
+user_notify_twice:
+    mov eax, SYS_NOTIFY
+    int SYSCALL_VECTOR
+    test rax, rax
+    jnz .Lnotify_twice_bad
+    mov eax, SYS_NOTIFY
+    int SYSCALL_VECTOR
+    test rax, rax
+    jnz .Lnotify_twice_bad
+    mov edi, 0
+    mov eax, SYS_EXIT
+    syscall
+.Lnotify_twice_bad:
+    mov edi, 1
+    mov eax, SYS_EXIT
+    syscall
+
+.section .rodata
+.Lqs_task_name:
+    .asciz "qs_user_return"
+.Lnotify_task_name:
+    .asciz "notify_twice"
+REASON .Lno_task, "task_create failed"
+REASON .Lwrong_exit, "the task did not exit 0"
+REASON .Lqs_still_owed, "the quiescent state is still owed"
+REASON .Lhook_not_run, "the idle hook did not run"
+REASON .Lnot_one_warning, "the tracer's on half in an RCU idle section did not warn exactly once"
