@@ -74,6 +74,14 @@ durations: setup
 bench: setup
 	$(PY) -m tools.bench
 
+# Mutation testing of the entry path (docs/mutants.md): every mutant built, booted through the
+# self-tests and the host's judges; the survivors listed.  CPU-heavy: niced, one mutant at a
+# time unless MUTANTS_ARGS says --jobs N.  MUTANTS_ARGS: --filter, --list, --json OUT...
+MUTANTS_ARGS ?=
+.PHONY: mutants
+mutants: setup
+	nice -n 10 $(PY) -m tools.mutants $(MUTANTS_ARGS)
+
 # Boot stopped at the first instruction with a gdb stub on :1234.
 debug: setup build
 	@echo "in another terminal: gdb build/kernel.elf -ex 'target remote :1234'"

@@ -13,8 +13,9 @@ kernel/rcu/, kernel/locking/, kernel/trace/, the idle loop), by one of the opera
 A mutant's id is `path:line:operator` (path from the checkout, line 1-based).  Each mutant is
 built from a copy of kernel/ (`kbuild.build_kernel` with `--kernel-dir`'s copy); one that does not
 build is *stillborn* and not counted.  The others are booted under -icount, one after the other,
-with BOOTS: every self-test of `selftest=all` under each entry policy, then the self-tests that
-run only when named (those that wait for the host excepted), each judged by the kernel's own
+with default_boots: every self-test of `selftest=all` under each entry policy, the self-tests that
+run only when named (those that wait for the host excepted), then RCU's torture test on two CPUs
+(on the host's clock: -icount runs the CPUs in turn), each judged by the kernel's own
 verdict and the host's judges (JUDGES) over its event log and state; the first boot that fails
 kills the mutant (a hang, a panic and a triple fault kill it too), and says which test or judge
 did.  A mutant that passes everything *survives*, unless docs/mutants.md lists it as
@@ -48,6 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCOPE = ("kernel/entry/*.s", "kernel/rcu/*.s", "kernel/locking/*.s", "kernel/trace/*.s",
          "kernel/sched/idle.s")  # fmt: skip
 EQUIVALENTS = ROOT / "docs" / "mutants.md"
+# The boot on two CPUs: readers and writers on both, CPU 1's ticks reading from its idle
+# section, grace periods that need CPU 1's quiescent states (tests/test_smp_rcu.py's run).
+SMP_BOOT = "selftest=rcu_torture torture_ticks=300 hz=1000"
 DEFAULT_TIMEOUT = 20.0  # seconds for one boot of a mutant to hold (a hang kills it)
 
 # Conditional jumps and their opposites.
@@ -214,10 +218,12 @@ def match_equivalents(
 
 @dataclass(frozen=True)
 class Boot:
-    """One boot of a mutant: its command line (`hold` is added)."""
+    """One boot of a mutant: its command line (`hold` is added) and CPUs (one CPU boots under
+    -icount; more run on the host's clock, where the CPUs really interleave)."""
 
     name: str
     append: str
+    smp: int = 1
 
 
 def judges() -> dict[str, Callable]:
@@ -265,6 +271,7 @@ def default_boots(listing: str) -> list[Boot]:
     named = by_name_suites(listing)
     if named:
         boots.append(Boot("by-name", "selftest=" + ",".join(named)))
+    boots.append(Boot("smp2", SMP_BOOT, smp=2))
     return boots
 
 
@@ -297,7 +304,8 @@ def run_boot(image: Path, boot: Boot, use: Sequence[str], timeout: float) -> tup
     start = time.monotonic()
     found: dict[str, list[str]] = {}
     try:
-        with boot_held(image, boot.append, timeout, icount=ICOUNT_DEFAULT) as held:
+        icount = ICOUNT_DEFAULT if boot.smp == 1 else None
+        with boot_held(image, boot.append, timeout, smp=boot.smp, icount=icount) as held:
             if not held.passed:
                 names = failed_tests(held.console) or [f"HOLD {held.code:#x}"]
                 verdict = BootVerdict(True, f"{boot.name}: self-test {', '.join(names[:3])}")
@@ -488,14 +496,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         "and report the mutants that survive (docs/mutants.md).",
     )
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
-    ap.add_argument("--filter", action="append", default=[], metavar="PATTERN",
-                    help="only mutants whose id matches (fnmatch, or a substring); repeatable")
+    ap.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only mutants whose id matches (fnmatch, or a substring); repeatable",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="mutants built and booted at once")
-    ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                    help="seconds one boot may take before the mutant counts as hung (killed)")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds one boot may take before the mutant counts as hung (killed)",
+    )
     ap.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON to OUT")
-    ap.add_argument("--equivalents", type=Path, default=EQUIVALENTS,
-                    help="the list of known equivalent mutants (default docs/mutants.md)")
+    ap.add_argument(
+        "--equivalents",
+        type=Path,
+        default=EQUIVALENTS,
+        help="the list of known equivalent mutants (default docs/mutants.md)",
+    )
     args = ap.parse_args(argv)
     if args.jobs < 1 or args.timeout <= 0:
         print("error: --jobs and --timeout must be positive", file=sys.stderr)
