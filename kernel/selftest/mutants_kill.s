@@ -134,6 +134,103 @@ SELFTEST mutants, mutants_notify_twice, selftest_mutants_notify_twice
 SELFTEST mutants, mutants_run_in_idle_irqs_on, selftest_mutants_run_in_idle_irqs_on
 SELFTEST mutants, mutants_warn_tracer_on_eqs, selftest_mutants_warn_tracer_on_eqs, 1, SELFTEST_BY_NAME
 
+# mutants_spin_lock_usage - the lock checker's notes and the preemption-disabling lock, which
+# selftest=all otherwise takes only in ways that hide their mistakes: a fresh lock taken twice
+# with spin_lock in process context with interrupts on is noted "interrupts on" only (no
+# warning), holds preemption off while held, and is free again after each spin_unlock; a fresh
+# lock taken in hard-interrupt context with interrupts off is noted "in hardirq" only.
+selftest_mutants_spin_lock_usage:
+    push rbx
+    push r12
+    mov r12, qword ptr gs:[PCPU_WARNINGS]
+    lea rbx, [rip + usage_lock]
+    mov qword ptr [rbx], 0
+    mov qword ptr [rbx + 8], 0
+    call local_irq_enable
+    mov rdi, rbx
+    call spin_lock
+    mov rax, qword ptr gs:[PCPU_PREEMPT_COUNT]
+    CHECK e, rax, 1, "spin_lock did not disable preemption"
+    mov rdi, rbx
+    call spin_unlock
+    mov eax, dword ptr [rbx + SPIN_OWNER]
+    mov ecx, dword ptr [rbx + SPIN_NEXT]
+    CHECK e, eax, ecx, "spin_unlock left the lock taken"
+    mov rdi, rbx
+    call spin_lock
+    mov rdi, rbx
+    call spin_unlock
+    mov eax, dword ptr [rbx + SPIN_OWNER]
+    CHECK e, eax, 2, "the lock was not taken and given back twice"
+    call local_irq_disable
+    mov eax, dword ptr [rbx + SPIN_USAGE]
+    CHECK e, eax, SPIN_USED_IRQS_ON, "a process-context lock was not noted as taken with interrupts on only"
+    mov qword ptr [rbx], 0
+    mov qword ptr [rbx + 8], 0
+    add qword ptr gs:[PCPU_PREEMPT_COUNT], HARDIRQ_OFFSET
+    mov rdi, rbx
+    call raw_spin_lock
+    mov rdi, rbx
+    call raw_spin_unlock
+    sub qword ptr gs:[PCPU_PREEMPT_COUNT], HARDIRQ_OFFSET
+    mov eax, dword ptr [rbx + SPIN_USAGE]
+    CHECK e, eax, SPIN_USED_IN_HARDIRQ, "a hard-interrupt lock was not noted as taken in hardirq only"
+    mov rax, qword ptr gs:[PCPU_WARNINGS]
+    CHECK e, rax, r12, "the lock checker warned"
+    xor eax, eax
+    pop r12
+    pop rbx
+    ret
+
+# mutants_rcu_qs_accounting - rcu_qs called directly, interrupts off: with a quiescent state
+# owed and no reader it is paid, counted once in rcu_stats and in this CPU's own reports, and
+# CPU 0 raises the RCU softirq; with nothing owed nothing moves; with a reader (read nesting 1)
+# it is paid and counted premature (the count is put back: a whole run reports no premature
+# quiescent state).
+selftest_mutants_rcu_qs_accounting:
+    push rbx
+    push r12
+    push r13
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
+    mov r12, qword ptr gs:[PCPU_RCU_QS_SELF]
+    mov r13, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
+    and qword ptr gs:[PCPU_SOFTIRQ_PENDING], ~SOFTIRQ_RCU
+    mov qword ptr gs:[PCPU_RCU_QS_PENDING], 1
+    call rcu_qs
+    mov rax, qword ptr gs:[PCPU_RCU_QS_PENDING]
+    CHECK e, rax, 0, "an owed quiescent state was not paid"
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
+    CHECK_DELTA e, rcx, rbx, 1, "qs_reported did not count it once"
+    mov rcx, qword ptr gs:[PCPU_RCU_QS_SELF]
+    CHECK_DELTA e, rcx, r12, 1, "rcu_qs_self did not count it once"
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
+    CHECK_DELTA e, rcx, r13, 0, "a quiescent state without a reader counted premature"
+    mov rax, qword ptr gs:[PCPU_SOFTIRQ_PENDING]
+    and eax, SOFTIRQ_RCU
+    CHECK ne, rax, 0, "CPU 0 did not raise the RCU softirq"
+    call rcu_qs                         # nothing owed now
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
+    CHECK_DELTA e, rcx, rbx, 1, "a quiescent state not owed was counted"
+    mov rcx, qword ptr gs:[PCPU_RCU_QS_SELF]
+    CHECK_DELTA e, rcx, r12, 1, "a quiescent state not owed was counted as this CPU's"
+    mov qword ptr gs:[PCPU_RCU_QS_PENDING], 1
+    inc qword ptr gs:[PCPU_RCU_READ_NESTING]
+    call rcu_qs
+    dec qword ptr gs:[PCPU_RCU_READ_NESTING]
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
+    CHECK_DELTA e, rcx, r13, 1, "a quiescent state under a reader was not counted premature"
+    mov rcx, qword ptr gs:[PCPU_RCU_QS_SELF]
+    CHECK_DELTA e, rcx, r12, 2, "a premature quiescent state was not paid"
+    mov qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS], r13
+    xor eax, eax
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+SELFTEST mutants, mutants_spin_lock_usage, selftest_mutants_spin_lock_usage
+SELFTEST mutants, mutants_rcu_qs_accounting, selftest_mutants_rcu_qs_accounting
+
 # user_notify_twice - ring 3: notify() twice through int 0x80, each returning 0, then exit 0.
 .section .user.text
 .global user_notify_twice
@@ -153,6 +250,11 @@ user_notify_twice:
     mov edi, 1
     mov eax, SYS_EXIT
     syscall
+
+.section .bss
+.balign 8
+usage_lock:
+    .zero SPIN_SIZE
 
 .section .rodata
 .Lqs_task_name:
