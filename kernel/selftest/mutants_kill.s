@@ -44,13 +44,19 @@ owe_qs_work:
 
 # mutants_qs_idle_loop - the idle loop going idle while this CPU owes a quiescent state: an
 # idle hook makes it owe one, and the loop must report it before rcu_idle_enter (the host reads
-# that record).  The test sleeps two ticks meanwhile.  RAX = 0 or the reason.
+# that record).  The test sleeps two ticks meanwhile, which the idle task sleeps through: the
+# ticks that wake it count as ticks from idle (idle_tick_qs).  RAX = 0 or the reason.
 selftest_mutants_qs_idle_loop:
+    push rbx
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_IDLE_TICK_QS]
     lea rax, [rip + owe_qs_idle_hook]
     mov qword ptr [rip + idle_hook], rax
     call timer_unblock
     mov edi, 2
     call sleep_ticks
+    lea rax, [rip + .Lno_idle_tick]
+    cmp qword ptr [rip + rcu_stats + RCU_STATS_IDLE_TICK_QS], rbx
+    je .Lqs_idle_end
     lea rax, [rip + .Lqs_still_owed]
     cmp qword ptr gs:[PCPU_RCU_QS_PENDING], 0
     jne .Lqs_idle_end
@@ -59,6 +65,7 @@ selftest_mutants_qs_idle_loop:
     jne .Lqs_idle_end
     xor eax, eax
 .Lqs_idle_end:
+    pop rbx
     ret
 
 owe_qs_idle_hook:
@@ -231,6 +238,44 @@ selftest_mutants_rcu_qs_accounting:
 SELFTEST mutants, mutants_spin_lock_usage, selftest_mutants_spin_lock_usage
 SELFTEST mutants, mutants_rcu_qs_accounting, selftest_mutants_rcu_qs_accounting
 
+# mutants_rcu_gp_counts - a callback queued with call_rcu: rcu_barrier() returns once it ran,
+# and it ran with interrupts on; the grace periods it waited for were counted as started and
+# completed (started - completed stays 0 or 1).  RAX = 0 or the first failed check.
+selftest_mutants_rcu_gp_counts:
+    push rbx
+    push r12
+    call timer_unblock
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
+    mov r12, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    mov qword ptr [rip + gp_cb_flags], 0
+    lea rdi, [rip + gp_rcu_head]
+    lea rsi, [rip + gp_counts_cb]
+    call call_rcu
+    call rcu_barrier
+    mov rax, qword ptr [rip + gp_cb_flags]
+    CHECK ne, rax, 0, "the callback did not run"
+    and eax, X86_EFLAGS_IF
+    CHECK ne, rax, 0, "the callback ran with interrupts off"
+    mov rax, qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
+    CHECK a, rax, rbx, "no grace period was counted as started"
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    CHECK a, rcx, r12, "no grace period was counted as completed"
+    sub rax, rcx
+    CHECK be, rax, 1, "more grace periods started than completed, beyond the one in progress"
+    xor eax, eax
+    pop r12
+    pop rbx
+    ret
+
+# gp_counts_cb - the callback: note the flags it runs with (IF; never 0: bit 1 is always set).
+gp_counts_cb:
+    pushfq
+    pop rax
+    mov qword ptr [rip + gp_cb_flags], rax
+    ret
+
+SELFTEST mutants, mutants_rcu_gp_counts, selftest_mutants_rcu_gp_counts
+
 # user_notify_twice - ring 3: notify() twice through int 0x80, each returning 0, then exit 0.
 .section .user.text
 .global user_notify_twice
@@ -255,6 +300,10 @@ user_notify_twice:
 .balign 8
 usage_lock:
     .zero SPIN_SIZE
+gp_cb_flags:
+    .zero 8
+gp_rcu_head:
+    .zero RCU_HEAD_SIZE
 
 .section .rodata
 .Lqs_task_name:
@@ -265,4 +314,5 @@ REASON .Lno_task, "task_create failed"
 REASON .Lwrong_exit, "the task did not exit 0"
 REASON .Lqs_still_owed, "the quiescent state is still owed"
 REASON .Lhook_not_run, "the idle hook did not run"
+REASON .Lno_idle_tick, "no tick from idle was counted while the idle task slept"
 REASON .Lnot_one_warning, "the tracer's on half in an RCU idle section did not warn exactly once"
