@@ -298,6 +298,8 @@ def run_boot(image: Path, boot: Boot, use: Sequence[str], timeout: float) -> tup
         BootVerdict, dict[str, list[str]]]:  # fmt: skip
     """Boot `image` with `boot` under -icount; the verdict with the judges named in `use`, and
     every judge's findings (for the baseline's calibration)."""
+    from kernel.structs import RCU_STATS
+    from tools.events.stats import rcu_stats_violations
     from tools.hold import HoldError, boot_held
     from tools.qemu import ICOUNT_DEFAULT
 
@@ -311,12 +313,15 @@ def run_boot(image: Path, boot: Boot, use: Sequence[str], timeout: float) -> tup
                 verdict = BootVerdict(True, f"{boot.name}: self-test {', '.join(names[:3])}")
                 return verdict, found
             state = held.state()
+            rcu = RCU_STATS.decode(held.read("rcu_stats", RCU_STATS.size))
+            gp_seq = held.read_u64("rcu_gp_seq")
     except HoldError as e:
         tests = failed_tests(e.console)
         after = f" (failed before: {', '.join(tests[:3])})" if tests else ""
         return BootVerdict(True, f"{boot.name}: {e.outcome.name}{after}"), found
     for name, fn in judges().items():
         found[name] = list(fn(state))
+    found["rcu_stats_violations"] = rcu_stats_violations(rcu, gp_seq, state)
     seconds = time.monotonic() - start
     for name in use:
         if found[name]:

@@ -105,3 +105,23 @@ def statistics_violations(state: KernelState) -> list[str]:
         found = cpu_statistics_violations(cpu, state.policy)
         out += found if cpu.cpu == 0 else [f"cpu {cpu.cpu}: {v}" for v in found]
     return out
+
+
+def rcu_stats_violations(rcu: dict[str, int], gp_seq: int, state: KernelState) -> list[str]:
+    """The grace-period counters (`kernel/structs.py:RCU_STATS`, global) against each other,
+    the grace-period sequence number and the per-CPU counts: every grace period started moves
+    rcu_gp_seq to odd and every one completed back to even (rcu_gp_seq = started + completed);
+    each quiescent state a CPU reported itself is one of qs_reported, each one CPU 0 found
+    remotely one of remote_eqs_qs; no callback is invoked that was not queued."""
+    cpus = state.cpus or (CpuState(0, state.percpu, state.events, state.idle_task),)
+    out = []
+    if gp_seq != rcu["gp_started"] + rcu["gp_completed"]:
+        out.append(f"rcu_gp_seq is {gp_seq}, but {rcu['gp_started']} grace periods started "
+                   f"and {rcu['gp_completed']} completed")  # fmt: skip
+    for total, per_cpu in (("qs_reported", "rcu_qs_self"), ("remote_eqs_qs", "rcu_qs_remote")):
+        summed = sum(c.percpu[per_cpu] for c in cpus)
+        if rcu[total] != summed:
+            out.append(f"rcu_stats.{total} is {rcu[total]}, the CPUs' {per_cpu} sum to {summed}")
+    if rcu["cbs_invoked"] > rcu["cbs_queued"]:
+        out.append(f"{rcu['cbs_invoked']} callbacks invoked, {rcu['cbs_queued']} queued")
+    return out
