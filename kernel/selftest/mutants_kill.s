@@ -240,7 +240,8 @@ SELFTEST mutants, mutants_rcu_qs_accounting, selftest_mutants_rcu_qs_accounting
 
 # mutants_rcu_gp_counts - a callback queued with call_rcu: rcu_barrier() returns once it ran,
 # and it ran with interrupts on; the grace periods it waited for were counted as started and
-# completed (started - completed stays 0 or 1).  RAX = 0 or the first failed check.
+# completed (started - completed stays 0 or 1), and rcu_barrier counts no waiter once done.
+# Then synchronize_rcu with interrupts on.  RAX = 0 or the first failed check.
 selftest_mutants_rcu_gp_counts:
     push rbx
     push r12
@@ -262,6 +263,23 @@ selftest_mutants_rcu_gp_counts:
     CHECK a, rcx, r12, "no grace period was counted as completed"
     sub rax, rcx
     CHECK be, rax, 1, "more grace periods started than completed, beyond the one in progress"
+    mov rax, qword ptr [rip + rcu_barrier_waiting]
+    CHECK e, rax, 0, "rcu_barrier left its count of waiters above 0"
+    # synchronize_rcu called with interrupts on: counted, its lock taken with interrupts off
+    # (never noted "interrupts on" by the lock checker), interrupts on again when it returns.
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_SYNC_CALLS]
+    call local_irq_enable
+    call synchronize_rcu
+    pushfq
+    pop rax
+    and eax, X86_EFLAGS_IF
+    CHECK ne, rax, 0, "synchronize_rcu returned with interrupts off"
+    call local_irq_disable
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_SYNC_CALLS]
+    CHECK_DELTA e, rcx, rbx, 1, "synchronize_rcu was not counted once"
+    mov eax, dword ptr [rip + rcu_gp_lock + SPIN_USAGE]
+    and eax, SPIN_USED_IRQS_ON
+    CHECK e, eax, 0, "rcu_gp_lock was taken with interrupts on"
     xor eax, eax
     pop r12
     pop rbx
