@@ -241,7 +241,7 @@ SELFTEST mutants, mutants_rcu_qs_accounting, selftest_mutants_rcu_qs_accounting
 # mutants_rcu_gp_counts - a callback queued with call_rcu: rcu_barrier() returns once it ran,
 # and it ran with interrupts on; the grace periods it waited for were counted as started and
 # completed (started - completed stays 0 or 1), and rcu_barrier counts no waiter once done.
-# Then synchronize_rcu with interrupts on.  RAX = 0 or the first failed check.
+# Then synchronize_rcu and rcu_barrier with interrupts on.  RAX = 0 or the first failed check.
 selftest_mutants_rcu_gp_counts:
     push rbx
     push r12
@@ -274,6 +274,11 @@ selftest_mutants_rcu_gp_counts:
     pop rax
     and eax, X86_EFLAGS_IF
     CHECK ne, rax, 0, "synchronize_rcu returned with interrupts off"
+    call rcu_barrier
+    pushfq
+    pop rax
+    and eax, X86_EFLAGS_IF
+    CHECK ne, rax, 0, "rcu_barrier returned with interrupts off"
     call local_irq_disable
     mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_SYNC_CALLS]
     CHECK_DELTA e, rcx, rbx, 1, "synchronize_rcu was not counted once"
