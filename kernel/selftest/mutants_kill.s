@@ -135,11 +135,35 @@ selftest_mutants_warn_tracer_on_eqs:
     pop rbx
     ret
 
+# mutants_warn_check_tick_eqs - rcu_irq_enter_check_tick (entry_policy=v58's check on a kernel
+# entry that leaves RCU alone) called in an RCU idle section warns once; selftest=all under v58
+# never reaches it there.  Interrupts off.
+selftest_mutants_warn_check_tick_eqs:
+    push rbx
+    lea rax, [rip + warn_counts]
+    mov rbx, qword ptr [rax + WARN_RCU_CHECK_TICK_EQS * 8]
+    call preempt_disable
+    call rcu_idle_enter
+    call rcu_irq_enter_check_tick
+    call rcu_idle_exit
+    call preempt_enable_no_resched
+    lea rax, [rip + warn_counts]
+    mov rcx, qword ptr [rax + WARN_RCU_CHECK_TICK_EQS * 8]
+    sub rcx, rbx
+    lea rax, [rip + .Lcheck_tick_not_one]
+    cmp rcx, 1
+    jne .Lcheck_tick_end
+    xor eax, eax
+.Lcheck_tick_end:
+    pop rbx
+    ret
+
 SELFTEST mutants, mutants_qs_user_return, selftest_mutants_qs_user_return
 SELFTEST mutants, mutants_qs_idle_loop, selftest_mutants_qs_idle_loop
 SELFTEST mutants, mutants_notify_twice, selftest_mutants_notify_twice
 SELFTEST mutants, mutants_run_in_idle_irqs_on, selftest_mutants_run_in_idle_irqs_on
 SELFTEST mutants, mutants_warn_tracer_on_eqs, selftest_mutants_warn_tracer_on_eqs, 1, SELFTEST_BY_NAME
+SELFTEST mutants, mutants_warn_check_tick_eqs, selftest_mutants_warn_check_tick_eqs, 1, SELFTEST_BY_NAME
 
 # mutants_spin_lock_usage - the lock checker's notes and the preemption-disabling lock, which
 # selftest=all otherwise takes only in ways that hide their mistakes: a fresh lock taken twice
@@ -337,5 +361,6 @@ REASON .Lno_task, "task_create failed"
 REASON .Lwrong_exit, "the task did not exit 0"
 REASON .Lqs_still_owed, "the quiescent state is still owed"
 REASON .Lhook_not_run, "the idle hook did not run"
+REASON .Lcheck_tick_not_one, "rcu_irq_enter_check_tick in an RCU idle section did not warn exactly once"
 REASON .Lno_idle_tick, "no tick from idle was counted while the idle task slept"
 REASON .Lnot_one_warning, "the tracer's on half in an RCU idle section did not warn exactly once"
