@@ -12,7 +12,7 @@ SMP ?= 2
 # or uefi (OVMF, build/BOOTX64.EFI; docs/uefi.md)
 BOOT ?= multiboot
 
-.PHONY: setup build run iso events test test-fast durations debug bench bench-linux clean qemu grub trace cc
+.PHONY: setup build run iso events test test-fast durations debug bench bench-linux mutants clean qemu grub trace cc
 
 setup: $(STAMP) qemu grub cc
 
@@ -95,6 +95,13 @@ bench: setup build
 # apt-get download into build/linux/; exit 75 when the package mirror cannot be reached).
 bench-linux: setup
 	$(PY) -m tools.bench_linux
+
+# Mutation testing of the entry path (docs/mutants.md): every mutant built, booted through the
+# self-tests and the host's judges; the survivors listed.  CPU-heavy: niced, one mutant at a
+# time unless MUTANTS_ARGS says --jobs N.  MUTANTS_ARGS: --filter, --list, --json OUT...
+MUTANTS_ARGS ?=
+mutants: setup
+	nice -n 10 $(PY) -m tools.mutants $(MUTANTS_ARGS)
 
 # Boot stopped before the first instruction with QEMU's GDB stub on a free port (1234 when
 # free), and build/debug.gdb to attach with: gdb -x build/debug.gdb (docs/debugging.md).

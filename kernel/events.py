@@ -89,7 +89,8 @@ WARN = {name: i for i, (name, _) in enumerate(WARNINGS)}
 # or system call: vector and cpl are that entry's; without it they are 0, which alone would
 # read as #DE), bit 7 the current task has TIF_NEED_RESCHED set, bit 8 logged inside a
 # `syscall` entry (vector 0, cpl 3), bits 9 and 10 the task's TIF_SIGPENDING and
-# TIF_NOTIFY_RESUME: with bit 7, its whole work mask.
+# TIF_NOTIFY_RESUME: with bit 7, its whole work mask; bit 11 the CPU owes the grace period a
+# quiescent state (rcu_qs_pending).
 EVENT_RECORD = Struct("EV", (
     ("seq", 8), ("tsc", 8), ("kind", 2), ("vector", 1), ("cpl", 1), ("flags", 4),
     ("dynticks", 8), ("nesting", 8), ("nmi_nesting", 8), ("preempt_count", 4), ("task", 2),
@@ -98,7 +99,7 @@ EVENT_RECORD = Struct("EV", (
 assert EVENT_RECORD.size & (EVENT_RECORD.size - 1) == 0, "records are indexed by shifting"
 EVENT_FLAGS = {"watching": 1, "lockdep_on": 2, "tracer_on": 4, "if": 8, "nmi": 16, "regs_if": 32,
                "entry": 64, "need_resched": 128, "syscall64": 256, "sigpending": 512,
-               "notify_resume": 1024}  # fmt: skip
+               "notify_resume": 1024, "qs_pending": 2048}  # fmt: skip
 # Records per CPU's ring.  A power of two; large enough that `selftest=all` (about 4,100 records)
 # fits with room to grow, so that the host sees every record of a full run (1 MiB of .bss per
 # CPU: event_log_buf holds NR_CPUS rings, CPU N's at N * EVENT_RING_SIZE).

@@ -109,6 +109,10 @@ event_log_regs:
     jz .Lno_notify_resume
     or ecx, EVF_NOTIFY_RESUME
 .Lno_notify_resume:
+    cmp qword ptr gs:[PCPU_RCU_QS_PENDING], 0       # this CPU owes RCU a quiescent state
+    je .Lno_qs_pending
+    or ecx, EVF_QS_PENDING
+.Lno_qs_pending:
     mov dword ptr [r8 + EV_FLAGS], ecx
     mov rax, qword ptr gs:[PCPU_PREEMPT_COUNT]
     mov dword ptr [r8 + EV_PREEMPT_COUNT], eax

@@ -439,6 +439,7 @@ rcu_gp_seq:
     .zero 8
 # The grace-period machine's lock: gp_seq, gp_needed, the callback list, the barrier counts.
 # Taken before the wait queues' lock.
+.global rcu_gp_lock
 rcu_gp_lock:
     .zero SPIN_SIZE
 rcu_gp_start_tick:                      # jiffies when the grace period in progress began
@@ -453,6 +454,7 @@ rcu_gp_wq:
     .zero 8
 rcu_barrier_wq:
     .zero 8
+.global rcu_barrier_waiting
 rcu_barrier_waiting:                    # callers inside rcu_barrier now
     .zero 8
 .global rcu_barrier_most_waiting

@@ -49,8 +49,8 @@ run_in_idle:
     push rbx
     pushfq
     pop rbx
+    mov qword ptr [rip + idle_call_fn], rdi      # before local_irq_disable_save clobbers RDI
     call local_irq_disable_save
-    mov qword ptr [rip + idle_call_fn], rdi
     mov qword ptr [rip + idle_call_done], 0
     lea rax, [rip + idle_call]
     mov qword ptr [rip + idle_hook], rax

@@ -64,6 +64,7 @@ class Event:
     need_resched: bool = False  # the current task's TIF_NEED_RESCHED
     sigpending: bool = False  # ... TIF_SIGPENDING
     notify_resume: bool = False  # ... TIF_NOTIFY_RESUME
+    qs_pending: bool = False  # the CPU owed RCU a quiescent state (rcu_qs_pending)
 
     @property
     def work(self) -> int:
@@ -122,6 +123,7 @@ def _event_from_fields(f: dict[str, int]) -> Event:
         need_resched=bool(flags & EVENT_FLAGS["need_resched"]),
         sigpending=bool(flags & EVENT_FLAGS["sigpending"]),
         notify_resume=bool(flags & EVENT_FLAGS["notify_resume"]),
+        qs_pending=bool(flags & EVENT_FLAGS["qs_pending"]),
     )  # fmt: skip
 
 

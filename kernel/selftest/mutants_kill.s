@@ -1,0 +1,366 @@
+# Self-tests written to kill the mutants of the entry path that the rest of the suite let live
+# (docs/mutants.md, python -m tools.mutants): each provokes a situation nothing else provokes.
+# The two quiescent-state scenarios are judged by the host (tools/events/beliefs.py:
+# qs_report_violations reads the qs_pending flag of the records); the others check in the guest.
+.include "layout.inc"
+.include "selftest.inc"
+
+.set RUN_IN_IDLE_RESULT, 0x5a5a
+
+.section .text
+# mutants_qs_user_return - a return to user mode while this CPU owes a quiescent state: the
+# task's notify-resume work (run by the exit work loop with interrupts on) makes the CPU owe
+# one, and the loop's end must report it before rcu_user_enter (whose record the host reads).
+# In the guest: the task exits 0 and the debt is paid.  RAX = 0 or the reason.
+selftest_mutants_qs_user_return:
+    push rbx
+    lea rdi, [rip + .Lqs_task_name]
+    mov rsi, offset user_notify
+    call task_create
+    lea rcx, [rip + .Lno_task]
+    test rax, rax
+    jz .Lqs_user_end
+    mov rbx, rax
+    lea rax, [rip + owe_qs_work]        # queued without its flag: user_notify's SYS_NOTIFY sets it
+    mov qword ptr [rbx + TASK_RESUME_WORK], rax
+    mov rdi, rbx
+    call run_user_task
+    lea rcx, [rip + .Lwrong_exit]
+    test rax, rax
+    jnz .Lqs_user_end
+    lea rcx, [rip + .Lqs_still_owed]
+    cmp qword ptr gs:[PCPU_RCU_QS_PENDING], 0
+    jne .Lqs_user_end
+    xor ecx, ecx
+.Lqs_user_end:
+    mov rax, rcx
+    pop rbx
+    ret
+
+# owe_qs_work - RDI = task: notify-resume work that makes this CPU owe RCU a quiescent state.
+owe_qs_work:
+    mov qword ptr gs:[PCPU_RCU_QS_PENDING], 1
+    ret
+
+# mutants_qs_idle_loop - the idle loop going idle while this CPU owes a quiescent state: an
+# idle hook makes it owe one, and the loop must report it before rcu_idle_enter (the host reads
+# that record).  The test sleeps two ticks meanwhile, which the idle task sleeps through: the
+# ticks that wake it count as ticks from idle (idle_tick_qs).  RAX = 0 or the reason.
+selftest_mutants_qs_idle_loop:
+    push rbx
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_IDLE_TICK_QS]
+    lea rax, [rip + owe_qs_idle_hook]
+    mov qword ptr [rip + idle_hook], rax
+    call timer_unblock
+    mov edi, 2
+    call sleep_ticks
+    lea rax, [rip + .Lno_idle_tick]
+    cmp qword ptr [rip + rcu_stats + RCU_STATS_IDLE_TICK_QS], rbx
+    je .Lqs_idle_end
+    lea rax, [rip + .Lqs_still_owed]
+    cmp qword ptr gs:[PCPU_RCU_QS_PENDING], 0
+    jne .Lqs_idle_end
+    lea rax, [rip + .Lhook_not_run]
+    cmp qword ptr [rip + idle_hook], 0
+    jne .Lqs_idle_end
+    xor eax, eax
+.Lqs_idle_end:
+    pop rbx
+    ret
+
+owe_qs_idle_hook:
+    mov qword ptr [rip + idle_hook], 0
+    mov qword ptr gs:[PCPU_RCU_QS_PENDING], 1
+    ret
+
+# mutants_notify_twice - a user task asks for notify-resume work twice, with nothing queued the
+# second time: resume_user_work must find an empty slot again (it leaves 0 there), and the task
+# exits 0.
+selftest_mutants_notify_twice:
+    lea rdi, [rip + .Lnotify_task_name]
+    mov rsi, offset user_notify_twice   # a user address: beyond RIP-relative reach
+    xor edx, edx
+    xor ecx, ecx
+    jmp user_test
+
+# mutants_run_in_idle_irqs_on - run_in_idle called with interrupts on (its other callers have
+# them off): the function runs and its result comes back, and the caller gets interrupts on
+# again with lockdep and the tracer told.  RAX = 0 or the first failed check (CHECK).
+selftest_mutants_run_in_idle_irqs_on:
+    call local_irq_enable
+    lea rdi, [rip + idle_result_fn]
+    call run_in_idle
+    CHECK e, rax, RUN_IN_IDLE_RESULT, "run_in_idle lost its function's result"
+    pushfq
+    pop rax
+    and eax, X86_EFLAGS_IF
+    CHECK ne, rax, 0, "run_in_idle returned with interrupts off"
+    cmp qword ptr gs:[PCPU_LOCKDEP_HARDIRQS_ENABLED], 0
+    setne al
+    movzx eax, al
+    CHECK e, rax, 1, "run_in_idle returned with lockdep believing interrupts off"
+    cmp qword ptr gs:[PCPU_TRACER_HARDIRQS_OFF], 0
+    sete al
+    movzx eax, al
+    CHECK e, rax, 1, "run_in_idle returned with the tracer believing interrupts off"
+    call local_irq_disable_save
+    xor eax, eax
+    ret
+
+idle_result_fn:
+    mov eax, RUN_IN_IDLE_RESULT
+    ret
+
+# mutants_warn_tracer_on_eqs - the tracer's "on" half called while RCU is not watching warns
+# (its "off" half is warn_tracer_eqs's): trace_hardirqs_on_prepare in an RCU idle section, then
+# the tracer told "off" again once RCU watches.  One warning, declared.  Interrupts off.
+selftest_mutants_warn_tracer_on_eqs:
+    push rbx
+    lea rax, [rip + warn_counts]
+    mov rbx, qword ptr [rax + WARN_TRACER_EQS * 8]
+    call preempt_disable
+    call rcu_idle_enter
+    call trace_hardirqs_on_prepare
+    call rcu_idle_exit
+    call preempt_enable_no_resched
+    call trace_hardirqs_off_prepare
+    lea rax, [rip + warn_counts]
+    mov rcx, qword ptr [rax + WARN_TRACER_EQS * 8]
+    sub rcx, rbx
+    lea rax, [rip + .Lnot_one_warning]
+    cmp rcx, 1
+    jne .Lwarn_end
+    xor eax, eax
+.Lwarn_end:
+    pop rbx
+    ret
+
+# mutants_warn_check_tick_eqs - rcu_irq_enter_check_tick (entry_policy=v58's check on a kernel
+# entry that leaves RCU alone) called in an RCU idle section warns once; selftest=all under v58
+# never reaches it there.  Interrupts off.
+selftest_mutants_warn_check_tick_eqs:
+    push rbx
+    lea rax, [rip + warn_counts]
+    mov rbx, qword ptr [rax + WARN_RCU_CHECK_TICK_EQS * 8]
+    call preempt_disable
+    call rcu_idle_enter
+    call rcu_irq_enter_check_tick
+    call rcu_idle_exit
+    call preempt_enable_no_resched
+    lea rax, [rip + warn_counts]
+    mov rcx, qword ptr [rax + WARN_RCU_CHECK_TICK_EQS * 8]
+    sub rcx, rbx
+    lea rax, [rip + .Lcheck_tick_not_one]
+    cmp rcx, 1
+    jne .Lcheck_tick_end
+    xor eax, eax
+.Lcheck_tick_end:
+    pop rbx
+    ret
+
+SELFTEST mutants, mutants_qs_user_return, selftest_mutants_qs_user_return
+SELFTEST mutants, mutants_qs_idle_loop, selftest_mutants_qs_idle_loop
+SELFTEST mutants, mutants_notify_twice, selftest_mutants_notify_twice
+SELFTEST mutants, mutants_run_in_idle_irqs_on, selftest_mutants_run_in_idle_irqs_on
+SELFTEST mutants, mutants_warn_tracer_on_eqs, selftest_mutants_warn_tracer_on_eqs, 1, SELFTEST_BY_NAME
+SELFTEST mutants, mutants_warn_check_tick_eqs, selftest_mutants_warn_check_tick_eqs, 1, SELFTEST_BY_NAME
+
+# mutants_spin_lock_usage - the lock checker's notes and the preemption-disabling lock, which
+# selftest=all otherwise takes only in ways that hide their mistakes: a fresh lock taken twice
+# with spin_lock in process context with interrupts on is noted "interrupts on" only (no
+# warning), holds preemption off while held, and is free again after each spin_unlock; a fresh
+# lock taken in hard-interrupt context with interrupts off is noted "in hardirq" only.
+selftest_mutants_spin_lock_usage:
+    push rbx
+    push r12
+    mov r12, qword ptr gs:[PCPU_WARNINGS]
+    lea rbx, [rip + usage_lock]
+    mov qword ptr [rbx], 0
+    mov qword ptr [rbx + 8], 0
+    call local_irq_enable
+    mov rdi, rbx
+    call spin_lock
+    mov rax, qword ptr gs:[PCPU_PREEMPT_COUNT]
+    CHECK e, rax, 1, "spin_lock did not disable preemption"
+    mov rdi, rbx
+    call spin_unlock
+    mov eax, dword ptr [rbx + SPIN_OWNER]
+    mov ecx, dword ptr [rbx + SPIN_NEXT]
+    CHECK e, eax, ecx, "spin_unlock left the lock taken"
+    mov rdi, rbx
+    call spin_lock
+    mov rdi, rbx
+    call spin_unlock
+    mov eax, dword ptr [rbx + SPIN_OWNER]
+    CHECK e, eax, 2, "the lock was not taken and given back twice"
+    call local_irq_disable
+    mov eax, dword ptr [rbx + SPIN_USAGE]
+    CHECK e, eax, SPIN_USED_IRQS_ON, "a process-context lock was not noted as taken with interrupts on only"
+    mov qword ptr [rbx], 0
+    mov qword ptr [rbx + 8], 0
+    add qword ptr gs:[PCPU_PREEMPT_COUNT], HARDIRQ_OFFSET
+    mov rdi, rbx
+    call raw_spin_lock
+    mov rdi, rbx
+    call raw_spin_unlock
+    sub qword ptr gs:[PCPU_PREEMPT_COUNT], HARDIRQ_OFFSET
+    mov eax, dword ptr [rbx + SPIN_USAGE]
+    CHECK e, eax, SPIN_USED_IN_HARDIRQ, "a hard-interrupt lock was not noted as taken in hardirq only"
+    mov rax, qword ptr gs:[PCPU_WARNINGS]
+    CHECK e, rax, r12, "the lock checker warned"
+    xor eax, eax
+    pop r12
+    pop rbx
+    ret
+
+# mutants_rcu_qs_accounting - rcu_qs called directly, interrupts off: with a quiescent state
+# owed and no reader it is paid, counted once in rcu_stats and in this CPU's own reports, and
+# CPU 0 raises the RCU softirq; with nothing owed nothing moves; with a reader (read nesting 1)
+# it is paid and counted premature (the count is put back: a whole run reports no premature
+# quiescent state).
+selftest_mutants_rcu_qs_accounting:
+    push rbx
+    push r12
+    push r13
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
+    mov r12, qword ptr gs:[PCPU_RCU_QS_SELF]
+    mov r13, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
+    and qword ptr gs:[PCPU_SOFTIRQ_PENDING], ~SOFTIRQ_RCU
+    mov qword ptr gs:[PCPU_RCU_QS_PENDING], 1
+    call rcu_qs
+    mov rax, qword ptr gs:[PCPU_RCU_QS_PENDING]
+    CHECK e, rax, 0, "an owed quiescent state was not paid"
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
+    CHECK_DELTA e, rcx, rbx, 1, "qs_reported did not count it once"
+    mov rcx, qword ptr gs:[PCPU_RCU_QS_SELF]
+    CHECK_DELTA e, rcx, r12, 1, "rcu_qs_self did not count it once"
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
+    CHECK_DELTA e, rcx, r13, 0, "a quiescent state without a reader counted premature"
+    mov rax, qword ptr gs:[PCPU_SOFTIRQ_PENDING]
+    and eax, SOFTIRQ_RCU
+    CHECK ne, rax, 0, "CPU 0 did not raise the RCU softirq"
+    call rcu_qs                         # nothing owed now
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_QS_REPORTED]
+    CHECK_DELTA e, rcx, rbx, 1, "a quiescent state not owed was counted"
+    mov rcx, qword ptr gs:[PCPU_RCU_QS_SELF]
+    CHECK_DELTA e, rcx, r12, 1, "a quiescent state not owed was counted as this CPU's"
+    mov qword ptr gs:[PCPU_RCU_QS_PENDING], 1
+    inc qword ptr gs:[PCPU_RCU_READ_NESTING]
+    call rcu_qs
+    dec qword ptr gs:[PCPU_RCU_READ_NESTING]
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS]
+    CHECK_DELTA e, rcx, r13, 1, "a quiescent state under a reader was not counted premature"
+    mov rcx, qword ptr gs:[PCPU_RCU_QS_SELF]
+    CHECK_DELTA e, rcx, r12, 2, "a premature quiescent state was not paid"
+    mov qword ptr [rip + rcu_stats + RCU_STATS_PREMATURE_QS], r13
+    xor eax, eax
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+SELFTEST mutants, mutants_spin_lock_usage, selftest_mutants_spin_lock_usage
+SELFTEST mutants, mutants_rcu_qs_accounting, selftest_mutants_rcu_qs_accounting
+
+# mutants_rcu_gp_counts - a callback queued with call_rcu: rcu_barrier() returns once it ran,
+# and it ran with interrupts on; the grace periods it waited for were counted as started and
+# completed (started - completed stays 0 or 1), and rcu_barrier counts no waiter once done.
+# Then synchronize_rcu and rcu_barrier with interrupts on.  RAX = 0 or the first failed check.
+selftest_mutants_rcu_gp_counts:
+    push rbx
+    push r12
+    call timer_unblock
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
+    mov r12, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    mov qword ptr [rip + gp_cb_flags], 0
+    lea rdi, [rip + gp_rcu_head]
+    lea rsi, [rip + gp_counts_cb]
+    call call_rcu
+    call rcu_barrier
+    mov rax, qword ptr [rip + gp_cb_flags]
+    CHECK ne, rax, 0, "the callback did not run"
+    and eax, X86_EFLAGS_IF
+    CHECK ne, rax, 0, "the callback ran with interrupts off"
+    mov rax, qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
+    CHECK a, rax, rbx, "no grace period was counted as started"
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_GP_COMPLETED]
+    CHECK a, rcx, r12, "no grace period was counted as completed"
+    sub rax, rcx
+    CHECK be, rax, 1, "more grace periods started than completed, beyond the one in progress"
+    mov rax, qword ptr [rip + rcu_barrier_waiting]
+    CHECK e, rax, 0, "rcu_barrier left its count of waiters above 0"
+    # synchronize_rcu called with interrupts on: counted, its lock taken with interrupts off
+    # (never noted "interrupts on" by the lock checker), interrupts on again when it returns.
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_SYNC_CALLS]
+    call local_irq_enable
+    call synchronize_rcu
+    pushfq
+    pop rax
+    and eax, X86_EFLAGS_IF
+    CHECK ne, rax, 0, "synchronize_rcu returned with interrupts off"
+    call rcu_barrier
+    pushfq
+    pop rax
+    and eax, X86_EFLAGS_IF
+    CHECK ne, rax, 0, "rcu_barrier returned with interrupts off"
+    call local_irq_disable
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_SYNC_CALLS]
+    CHECK_DELTA e, rcx, rbx, 1, "synchronize_rcu was not counted once"
+    mov eax, dword ptr [rip + rcu_gp_lock + SPIN_USAGE]
+    and eax, SPIN_USED_IRQS_ON
+    CHECK e, eax, 0, "rcu_gp_lock was taken with interrupts on"
+    xor eax, eax
+    pop r12
+    pop rbx
+    ret
+
+# gp_counts_cb - the callback: note the flags it runs with (IF; never 0: bit 1 is always set).
+gp_counts_cb:
+    pushfq
+    pop rax
+    mov qword ptr [rip + gp_cb_flags], rax
+    ret
+
+SELFTEST mutants, mutants_rcu_gp_counts, selftest_mutants_rcu_gp_counts
+
+# user_notify_twice - ring 3: notify() twice through int 0x80, each returning 0, then exit 0.
+.section .user.text
+.global user_notify_twice
+user_notify_twice:
+    mov eax, SYS_NOTIFY
+    int SYSCALL_VECTOR
+    test rax, rax
+    jnz .Lnotify_twice_bad
+    mov eax, SYS_NOTIFY
+    int SYSCALL_VECTOR
+    test rax, rax
+    jnz .Lnotify_twice_bad
+    mov edi, 0
+    mov eax, SYS_EXIT
+    syscall
+.Lnotify_twice_bad:
+    mov edi, 1
+    mov eax, SYS_EXIT
+    syscall
+
+.section .bss
+.balign 8
+usage_lock:
+    .zero SPIN_SIZE
+gp_cb_flags:
+    .zero 8
+gp_rcu_head:
+    .zero RCU_HEAD_SIZE
+
+.section .rodata
+.Lqs_task_name:
+    .asciz "qs_user_return"
+.Lnotify_task_name:
+    .asciz "notify_twice"
+REASON .Lno_task, "task_create failed"
+REASON .Lwrong_exit, "the task did not exit 0"
+REASON .Lqs_still_owed, "the quiescent state is still owed"
+REASON .Lhook_not_run, "the idle hook did not run"
+REASON .Lcheck_tick_not_one, "rcu_irq_enter_check_tick in an RCU idle section did not warn exactly once"
+REASON .Lno_idle_tick, "no tick from idle was counted while the idle task slept"
+REASON .Lnot_one_warning, "the tracer's on half in an RCU idle section did not warn exactly once"

@@ -1,0 +1,142 @@
+"""tools/mutants.py: the mutation testing of the entry path (docs/mutants.md).  The sites, one
+mutation applied, the list of equivalents, the command line, and three mutants run end to end:
+one the self-tests kill, and two that lived until the host's new checks (the per-CPU statistics
+against the event log, tools/events/stats.py; lockdep's and the tracer's beliefs where an
+interrupt hits the idle loop, tools/events/beliefs.py) and that those checks now kill."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tools import mutants
+from tools.mutants import Site
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def find(sites: list[Site], path: str, op: str, code: str) -> Site:
+    """The one site of `path` with operator `op` on the line whose instruction is `code`
+    (found by content: line numbers move)."""
+    found = [s for s in sites if s.path == path and s.op == op and s.code == code]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_sites_are_stable_unique_and_cover_every_operator():
+    sites = mutants.enumerate_sites()
+    assert sites == mutants.enumerate_sites()  # the same sites, in the same order
+    ids = [s.id for s in sites]
+    assert len(ids) == len(set(ids))
+    assert set(Counter(s.op for s in sites)) == set(mutants.OPERATORS)
+    # Every directory of the scope has mutants, and nothing outside it does.
+    assert {s.path.rsplit("/", 1)[0] for s in sites} == {
+        "kernel/entry",
+        "kernel/rcu",
+        "kernel/locking",
+        "kernel/trace",
+        "kernel/sched",
+    }
+    assert {s.path for s in sites if s.path.startswith("kernel/sched/")} == {"kernel/sched/idle.s"}
+    assert len(sites) > 300
+
+
+def test_operators_on_a_snippet():
+    lines = ["    jne .La   # c", "    call f", "    call g", "    lock inc qword ptr [rip + n]",
+             "    xor eax, eax", "    jmp .Lb", "    mov ebx, 1", "    add rax, 2"]  # fmt: skip
+    got = {(s.line, s.op): s.new for s in mutants.line_sites("x.s", lines)}
+    assert got == {
+        (1, "jcc-flip"): ("    je .La  # c",),
+        (2, "call-del"): ("",),
+        (2, "call-swap"): ("    call g", "    call f"),
+        (3, "call-del"): ("",),
+        (4, "update-del"): ("",),
+        (5, "ret-inv"): ("    mov eax, 1",),
+    }  # an unconditional jmp, another register's mov and a register add are left alone
+
+
+def test_apply_changes_exactly_the_sites_lines(tmp_path):
+    sites = mutants.enumerate_sites()
+    for site in (find(sites, "kernel/sched/idle.s", "call-swap", "call rcu_qs"),
+                 find(sites, "kernel/rcu/tree.s", "update-del",
+                      "inc qword ptr gs:[PCPU_RCU_IRQ_ENTER_COUNT]")):  # fmt: skip
+        work = tmp_path / site.op
+        (work / site.path).parent.mkdir(parents=True)
+        shutil.copy(ROOT / site.path, work / site.path)
+        mutants.apply(site, work)
+        before = (ROOT / site.path).read_text().splitlines()
+        after = (work / site.path).read_text().splitlines()
+        assert len(before) == len(after)
+        changed = [i + 1 for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+        assert changed == list(range(site.line, site.line + len(site.old)))
+        # Applied twice: the line no longer reads as the site says.
+        with pytest.raises(mutants.MutantError, match="no longer reads"):
+            mutants.apply(site, work)
+
+
+def test_the_equivalents_list_names_current_mutants():
+    equivalents = mutants.read_equivalents()
+    assert equivalents, "docs/mutants.md lists no equivalent mutant"
+    found, stale = mutants.match_equivalents(mutants.enumerate_sites(), equivalents)
+    assert stale == []
+    assert len(found) == len(equivalents)
+
+
+def test_a_stale_equivalent_is_reported(tmp_path):
+    site = mutants.enumerate_sites()[0]
+    doc = tmp_path / "m.md"
+    doc.write_text(f"| `{site.id}` | `call something_else` | why |\n"
+                   "| `kernel/entry/common.s:99999:call-del` | `call x` | why |\n")  # fmt: skip
+    found, stale = mutants.match_equivalents([site], mutants.read_equivalents(doc))
+    assert found == {} and len(stale) == 2
+
+
+def test_cli_bad_input_is_one_line_and_status_2(capsys):
+    assert mutants.main(["--filter", "no/such/file.s:*", "--list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no mutant matches") and err.count("\n") == 1
+    assert mutants.main(["--jobs", "0"]) == 2
+
+
+def test_cli_lists_the_mutants(capsys):
+    assert mutants.main(["--list", "--filter", "kernel/sched/idle.s:*"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == f"{len(out) - 1} mutants"
+    assert all(line.startswith("kernel/sched/idle.s:") for line in out[:-1])
+
+
+def test_by_name_suites_from_a_listing():
+    listing = ("arch:\n    idt\nwarn:\n    warn_a\n    warn_b (only when named)\n"
+               "rcu:\n    rcu_host (only when named, waits for the host)\n")  # fmt: skip
+    assert mutants.by_name_suites(listing) == ["warn"]
+
+
+@pytest.mark.qemu
+def test_mutants_end_to_end():
+    """The unmutated kernel passes every boot with every judge; of three mutants, the suite's
+    self-tests kill one, and the new host checks kill the two that lived before them."""
+    sites = mutants.enumerate_sites()
+    chosen = [
+        # __idtentry_enter's (the first of two)
+        next(s for s in sites if s.path == "kernel/entry/common.s" and s.op == "call-del"
+             and s.code == "call enter_from_user_mode"),
+        # statistics: rcu_irq_enter_count against the rcu_irq_enter records
+        find(sites, "kernel/rcu/tree.s", "update-del", "inc qword ptr gs:[PCPU_RCU_IRQ_ENTER_COUNT]"),
+        # beliefs: the idle loop sleeps with interrupts on, lockdep and the tracer not told
+        find(sites, "kernel/sched/idle.s", "call-del", "call trace_hardirqs_on"),
+    ]  # fmt: skip
+    plan = mutants.baseline(90.0, None, log=lambda _: None)
+    assert [b.name for b in plan.boots] == ["all", "all-v58", "by-name", "smp2"]
+    assert "statistics_violations" in plan.judges["all"]
+    assert "belief_violations" in plan.judges["all"]
+    try:
+        results = mutants.campaign(chosen, plan, log=lambda _: None)
+    finally:
+        mutants._cleanup_workdirs()
+    assert [r.status for r in results] == ["killed"] * 3, results
+    assert results[0].by.startswith("all: self-test "), results[0]
+    assert results[1].by.startswith("all: statistics_violations: rcu_irq_enter_count"), results[1]
+    assert results[2].by.startswith("all: belief_violations: "), results[2]
