@@ -116,16 +116,14 @@ idle_result_fn:
 # the tracer told "off" again once RCU watches.  One warning, declared.  Interrupts off.
 selftest_mutants_warn_tracer_on_eqs:
     push rbx
-    lea rax, [rip + warn_counts]
-    mov rbx, qword ptr [rax + WARN_TRACER_EQS * 8]
+    WARN_COUNT rbx, WARN_TRACER_EQS
     call preempt_disable
     call rcu_idle_enter
     call trace_hardirqs_on_prepare
     call rcu_idle_exit
     call preempt_enable_no_resched
     call trace_hardirqs_off_prepare
-    lea rax, [rip + warn_counts]
-    mov rcx, qword ptr [rax + WARN_TRACER_EQS * 8]
+    WARN_COUNT rcx, WARN_TRACER_EQS
     sub rcx, rbx
     lea rax, [rip + .Lnot_one_warning]
     cmp rcx, 1
@@ -140,15 +138,13 @@ selftest_mutants_warn_tracer_on_eqs:
 # never reaches it there.  Interrupts off.
 selftest_mutants_warn_check_tick_eqs:
     push rbx
-    lea rax, [rip + warn_counts]
-    mov rbx, qword ptr [rax + WARN_RCU_CHECK_TICK_EQS * 8]
+    WARN_COUNT rbx, WARN_RCU_CHECK_TICK_EQS
     call preempt_disable
     call rcu_idle_enter
     call rcu_irq_enter_check_tick
     call rcu_idle_exit
     call preempt_enable_no_resched
-    lea rax, [rip + warn_counts]
-    mov rcx, qword ptr [rax + WARN_RCU_CHECK_TICK_EQS * 8]
+    WARN_COUNT rcx, WARN_RCU_CHECK_TICK_EQS
     sub rcx, rbx
     lea rax, [rip + .Lcheck_tick_not_one]
     cmp rcx, 1

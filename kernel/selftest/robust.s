@@ -168,8 +168,7 @@ REASON .Lrace_pages_lost, "the pool did not get every page back"
 selftest_warn_idtentry_exit_irqs_on:
     push rbx
     push r12
-    lea rax, [rip + warn_counts]
-    mov rbx, qword ptr [rax + WARN_LOCKDEP_ASSERT_IRQS_DISABLED * 8]
+    WARN_COUNT rbx, WARN_LOCKDEP_ASSERT_IRQS_DISABLED
     call event_seq
     mov r12, rax
     sub rsp, PT_SIZE
@@ -188,8 +187,7 @@ selftest_warn_idtentry_exit_irqs_on:
     call idtentry_exit_cond_rcu
     call local_irq_disable
     add rsp, PT_SIZE
-    lea rax, [rip + warn_counts]
-    mov rcx, qword ptr [rax + WARN_LOCKDEP_ASSERT_IRQS_DISABLED * 8]
+    WARN_COUNT rcx, WARN_LOCKDEP_ASSERT_IRQS_DISABLED
     sub rcx, rbx
     lea rax, [rip + .Lexit_not_one]
     cmp rcx, 1
@@ -250,14 +248,12 @@ provoke_nmi_exit_underflow:
 # rcu_nmi_exit_underflow on the console.  RAX = 0 or the reason.
 selftest_warn_first_in_nmi:
     push rbx
-    lea rax, [rip + warn_counts]
-    mov rbx, qword ptr [rax + WARN_RCU_NMI_EXIT_UNDERFLOW * 8]
+    WARN_COUNT rbx, WARN_RCU_NMI_EXIT_UNDERFLOW
     inc qword ptr gs:[PCPU_IN_NMI]
     call provoke_nmi_exit_underflow
     dec qword ptr gs:[PCPU_IN_NMI]
     call provoke_nmi_exit_underflow
-    lea rax, [rip + warn_counts]
-    mov rcx, qword ptr [rax + WARN_RCU_NMI_EXIT_UNDERFLOW * 8]
+    WARN_COUNT rcx, WARN_RCU_NMI_EXIT_UNDERFLOW
     sub rcx, rbx
     lea rax, [rip + .Lnmi_not_two]
     cmp rcx, 2
@@ -305,14 +301,12 @@ find_warn_record:
 selftest_warn_user_entry_in_eqs:
     push rbx
     push r12
-    lea rax, [rip + warn_counts]
-    mov rbx, qword ptr [rax + WARN_USER_ENTRY_NOT_USER * 8]
+    WARN_COUNT rbx, WARN_USER_ENTRY_NOT_USER
     call event_seq
     mov r12, rax
     call rcu_user_enter
     call enter_from_user_mode
-    lea rax, [rip + warn_counts]
-    mov rcx, qword ptr [rax + WARN_USER_ENTRY_NOT_USER * 8]
+    WARN_COUNT rcx, WARN_USER_ENTRY_NOT_USER
     sub rcx, rbx
     lea rax, [rip + .Leqs_not_one]
     cmp rcx, 1
@@ -386,12 +380,10 @@ provoke_eqs_exit_nmi_nesting:
 .section .text
 selftest_\name:
     push rbx
-    lea rax, [rip + warn_counts]
-    mov rbx, qword ptr [rax + \kind * 8]
+    WARN_COUNT rbx, \kind
     call provoke_\name
     call provoke_\name
-    lea rax, [rip + warn_counts]
-    mov rcx, qword ptr [rax + \kind * 8]
+    WARN_COUNT rcx, \kind
     sub rcx, rbx
     lea rax, [rip + .Leqs_nmi_not_two]
     cmp rcx, 2

@@ -8,14 +8,12 @@
 # believes interrupts are on: two warnings of that kind, one message.
 selftest_warn_lockdep_assert_irqs_disabled:
     push rbx
-    lea rax, [rip + warn_counts]
-    mov rbx, qword ptr [rax + WARN_LOCKDEP_ASSERT_IRQS_DISABLED * 8]
+    WARN_COUNT rbx, WARN_LOCKDEP_ASSERT_IRQS_DISABLED
     call local_irq_enable
     call lockdep_assert_irqs_disabled
     call lockdep_assert_irqs_disabled
     call local_irq_disable
-    lea rax, [rip + warn_counts]
-    mov rcx, qword ptr [rax + WARN_LOCKDEP_ASSERT_IRQS_DISABLED * 8]
+    WARN_COUNT rcx, WARN_LOCKDEP_ASSERT_IRQS_DISABLED
     sub rcx, rbx
     lea rax, [rip + .Lnot_two]
     cmp rcx, 2
@@ -76,8 +74,7 @@ warn_expect:
     add rdi, 16
     jmp .Lexpect_find
 .Lexpect_found:
-    lea rax, [rip + warn_counts]
-    mov rcx, qword ptr [rax + rbx * 8]
+    WARN_COUNT rcx, rbx
     lea rax, [rip + warn_before]
     sub rcx, qword ptr [rax + rbx * 8]  # RCX = fired since the snapshot
     cmp rcx, rdx
