@@ -254,14 +254,25 @@ def judges() -> dict[str, Callable]:
     }
 
 
+# Suites no mutant boot names: the benchmark measures, and refuses any clock but one tick per
+# instruction (-icount shift=0,sleep=off: tools/bench_guest.py), which the boots do not run.
+NOT_BY_NAME = frozenset({"benchmark"})
+
+
 def by_name_suites(listing: str) -> list[str]:
     """The suites (from a `selftest=list` console) with a test that runs only when named and
-    does not wait for the host: naming the suite runs it (and leaves the host's out)."""
+    does not wait for the host, but NOT_BY_NAME: naming the suite runs it (and leaves the
+    host's out)."""
     suites, suite = [], None
     for line in listing.splitlines():
         if re.fullmatch(r"[a-z0-9_]+:", line):
             suite = line[:-1]
-        elif "(only when named)" in line and suite is not None and suite not in suites:
+        elif (
+            "(only when named)" in line
+            and suite is not None
+            and suite not in suites
+            and suite not in NOT_BY_NAME
+        ):
             suites.append(suite)
     return suites
 
