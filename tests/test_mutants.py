@@ -116,8 +116,9 @@ def test_by_name_suites_from_a_listing():
 
 @pytest.mark.qemu
 def test_mutants_end_to_end():
-    """The unmutated kernel passes every boot with every judge; of three mutants, the suite's
-    self-tests kill one, and the new host checks kill the two that lived before them."""
+    """The unmutated kernel passes every boot with every judge; of four mutants, the suite's
+    self-tests kill one, the new host checks two that lived before them, and the two-CPU
+    holdout self-test one more."""
     sites = mutants.enumerate_sites()
     chosen = [
         # __idtentry_enter's (the first of two)
@@ -127,6 +128,9 @@ def test_mutants_end_to_end():
         find(sites, "kernel/rcu/tree.s", "update-del", "inc qword ptr gs:[PCPU_RCU_IRQ_ENTER_COUNT]"),
         # beliefs: the idle loop sleeps with interrupts on, lockdep and the tracer not told
         find(sites, "kernel/sched/idle.s", "call-del", "call trace_hardirqs_on"),
+        # the scan never sends the reschedule IPI to a CPU holding up a grace period: only
+        # the two-CPU boot's mutants_rcu_holdout_resched sees it
+        find(sites, "kernel/rcu/gp.s", "call-del", "call smp_send_reschedule"),
     ]  # fmt: skip
     plan = mutants.baseline(90.0, None, log=lambda _: None)
     assert [b.name for b in plan.boots] == ["all", "all-v58", "by-name", "smp2"]
@@ -136,7 +140,8 @@ def test_mutants_end_to_end():
         results = mutants.campaign(chosen, plan, log=lambda _: None)
     finally:
         mutants._cleanup_workdirs()
-    assert [r.status for r in results] == ["killed"] * 3, results
+    assert [r.status for r in results] == ["killed"] * 4, results
     assert results[0].by.startswith("all: self-test "), results[0]
     assert results[1].by.startswith("all: statistics_violations: rcu_irq_enter_count"), results[1]
     assert results[2].by.startswith("all: belief_violations: "), results[2]
+    assert results[3].by.startswith("smp2: self-test mutants_rcu_holdout_resched"), results[3]

@@ -319,6 +319,141 @@ gp_counts_cb:
 
 SELFTEST mutants, mutants_rcu_gp_counts, selftest_mutants_rcu_gp_counts
 
+# mutants_rcu_holdout_resched - this CPU holds up a grace period (a callback queued, then
+# preemption off: no quiescent state): the scan asks it to reschedule (rcu_stats.resched_cpu,
+# TIF_NEED_RESCHED) once the grace period is RCU_RESCHED_TICKS ticks old, not sooner, and the
+# callback runs once preemption is back on.  RAX = 0 or the first failed check.
+.set HOLDOUT_TICKS, 50                  # ticks to wait for the request before failing
+.set HOLDOUT_STARTED, 1                 # holdout_flags: holdout_remote spins with preemption off
+.set HOLDOUT_ASKED, 2                   # the scan asked a CPU to reschedule meanwhile
+.set HOLDOUT_IPI, 4                     # then CPU 1 took a reschedule IPI
+selftest_mutants_rcu_holdout_resched:
+    push rbx
+    push r12
+    push r13
+    call timer_unblock
+    call local_irq_enable
+    call rcu_barrier                    # no grace period left in progress by earlier tests
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_RESCHED_CPU]
+    mov qword ptr [rip + gp_cb_flags], 0
+    call preempt_disable
+    mov r12, qword ptr [rip + jiffies]
+    lea rdi, [rip + gp_rcu_head]
+    lea rsi, [rip + gp_counts_cb]
+    call call_rcu
+.Lholdout_spin:
+    mov r13, qword ptr [rip + jiffies]
+    sub r13, r12                        # ticks since the callback was queued
+    cmp qword ptr [rip + rcu_stats + RCU_STATS_RESCHED_CPU], rbx
+    jne .Lholdout_asked
+    cmp r13, HOLDOUT_TICKS
+    jae .Lholdout_asked
+    pause
+    jmp .Lholdout_spin
+.Lholdout_asked:
+    mov rax, qword ptr gs:[PCPU_CURRENT]
+    mov r12, qword ptr [rax + TASK_FLAGS]
+    call preempt_enable
+    call rcu_barrier
+    mov rax, qword ptr [rip + rcu_stats + RCU_STATS_RESCHED_CPU]
+    CHECK a, rax, rbx, "the grace period's scan never asked this CPU to reschedule"
+    CHECK ae, r13, RCU_RESCHED_TICKS, "asked to reschedule before the grace period was old enough"
+    and r12, TIF_NEED_RESCHED
+    CHECK ne, r12, 0, "asked to reschedule without TIF_NEED_RESCHED set"
+    mov rax, qword ptr [rip + gp_cb_flags]
+    CHECK ne, rax, 0, "the callback did not run"
+    # With another CPU: a kernel thread on CPU 1 holds up the grace period CPU 0 waits for;
+    # the scan asks it through the reschedule IPI (holdout_remote).
+    call num_online_cpus
+    cmp eax, 2
+    jb .Lholdout_done
+    mov qword ptr [rip + holdout_flags], 0
+    lea rdi, [rip + .Lholdout_name]
+    lea rsi, [rip + holdout_remote]
+    xor edx, edx
+    call kthread_create
+    CHECK ne, rax, 0, "no kernel thread for CPU 1"
+    test rax, rax
+    jz .Lholdout_done
+    mov r12, rax
+    mov rdi, rax
+    mov esi, 1
+    call task_set_cpu
+    call wake_up_new_task
+.Lholdout_wait_start:
+    pause
+    test qword ptr [rip + holdout_flags], HOLDOUT_STARTED
+    jz .Lholdout_wait_start
+    lea rdi, [rip + gp_rcu_head]
+    lea rsi, [rip + gp_counts_cb]
+    call call_rcu
+    call rcu_barrier
+    mov rdi, r12
+    call task_wait
+    mov rax, qword ptr [rip + holdout_flags]
+    and eax, HOLDOUT_ASKED
+    CHECK ne, rax, 0, "CPU 1 holding up the grace period was never asked to reschedule"
+    mov rax, qword ptr [rip + holdout_flags]
+    and eax, HOLDOUT_IPI
+    CHECK ne, rax, 0, "CPU 1 was asked to reschedule without the reschedule IPI"
+.Lholdout_done:
+    call local_irq_disable
+    xor eax, eax
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# holdout_remote - kernel thread (on CPU 1): preemption off, so that this CPU owes the grace
+# period CPU 0 is about to start; note (holdout_flags) when the scan has asked a CPU to
+# reschedule and then when this CPU took a reschedule IPI, or give up after HOLDOUT_TICKS.
+# Returns 0.
+holdout_remote:
+    push rbx
+    push r12
+    push r13
+    call preempt_disable
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_RESCHED_CPU]
+    mov r12, qword ptr gs:[PCPU_RESCHED_IPIS]
+    mov r13, qword ptr [rip + jiffies]
+    lock or qword ptr [rip + holdout_flags], HOLDOUT_STARTED
+.Lremote_wait_asked:
+    cmp qword ptr [rip + rcu_stats + RCU_STATS_RESCHED_CPU], rbx
+    jne .Lremote_asked
+    call holdout_timed_out
+    jnz .Lremote_end
+    jmp .Lremote_wait_asked
+.Lremote_asked:
+    lock or qword ptr [rip + holdout_flags], HOLDOUT_ASKED
+.Lremote_wait_ipi:
+    cmp qword ptr gs:[PCPU_RESCHED_IPIS], r12
+    jne .Lremote_ipi
+    call holdout_timed_out
+    jnz .Lremote_end
+    jmp .Lremote_wait_ipi
+.Lremote_ipi:
+    lock or qword ptr [rip + holdout_flags], HOLDOUT_IPI
+.Lremote_end:
+    call preempt_enable
+    xor eax, eax
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# holdout_timed_out - R13 = jiffies at the start: pause; ZF clear once HOLDOUT_TICKS have
+# passed.  Clobbers rax.
+holdout_timed_out:
+    pause
+    mov rax, qword ptr [rip + jiffies]
+    sub rax, r13
+    cmp rax, HOLDOUT_TICKS
+    setae al
+    test al, al
+    ret
+
+SELFTEST mutants, mutants_rcu_holdout_resched, selftest_mutants_rcu_holdout_resched
+
 # user_notify_twice - ring 3: notify() twice through int 0x80, each returning 0, then exit 0.
 .section .user.text
 .global user_notify_twice
@@ -347,8 +482,12 @@ gp_cb_flags:
     .zero 8
 gp_rcu_head:
     .zero RCU_HEAD_SIZE
+holdout_flags:                          # HOLDOUT_* bits: what holdout_remote saw
+    .zero 8
 
 .section .rodata
+.Lholdout_name:
+    .asciz "holdout"
 .Lqs_task_name:
     .asciz "qs_user_return"
 .Lnotify_task_name:
