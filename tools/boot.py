@@ -283,7 +283,7 @@ def rr_usage_problem(args: argparse.Namespace) -> str | None:
 
 def _record(config: QemuConfig, directory: Path, plan: rr.NmiPlan, raw: bool = True) -> int:
     """Boot `config` under QEMU's recorder into `directory`; returns the boot's exit status."""
-    sink, finish = _console_sink(Path(config.image), raw)
+    sink, finish = console_sink(Path(config.image), raw)
     try:
         result = rr.record(config, directory, plan, on_console=sink)
     except rr.ReplayError as err:
@@ -303,7 +303,7 @@ def _replay(args: argparse.Namespace) -> int:
     directory: Path = args.replay
     try:
         rec = rr.check_recording(directory)
-        sink, finish = _console_sink(directory / "kernel.elf", args.raw)
+        sink, finish = console_sink(directory / "kernel.elf", args.raw)
         run = rr.replay(directory, timeout=args.timeout, on_console=sink)
     except rr.ReplayError as err:
         raise CliError(str(err), EXIT_SETUP) from None
@@ -331,7 +331,7 @@ def _boot_grub(config: QemuConfig, raw: bool = True, oops: bool = False) -> int:
         return _boot(dataclasses.replace(config, cdrom=iso), raw, oops)
 
 
-def _console_sink(image: Path, raw: bool) -> tuple[Callable[[str], None], Callable[[], None]]:
+def console_sink(image: Path, raw: bool) -> tuple[Callable[[str], None], Callable[[], None]]:
     """Where a run's console goes as it arrives, and what to call after the run: stdout as
     written (`raw`), or with kernel addresses symbolized (the verdict reads it as it came)."""
     if raw:
@@ -341,9 +341,9 @@ def _console_sink(image: Path, raw: bool) -> tuple[Callable[[str], None], Callab
 
 
 def _boot(config: QemuConfig, raw: bool = True, oops: bool = False) -> int:
-    """Boot, stream the console (see _console_sink), print the verdict and (with `oops`) the
+    """Boot, stream the console (see console_sink), print the verdict and (with `oops`) the
     report of an oops (tools/oops.py); returns the exit status."""
-    sink, finish = _console_sink(Path(config.image), raw)
+    sink, finish = console_sink(Path(config.image), raw)
     result = run(config, on_console=sink)
     finish()
     return _report(config, result, oops)

@@ -21,10 +21,9 @@ from pathlib import Path
 from kernel.events import PERCPU
 from kernel.structs import PT_REGS, Struct
 from tools import replay as rr
-from tools.boot import smp_count, verdict
+from tools.boot import console_sink, smp_count, verdict
 from tools.cli import EXIT_SETUP, EXIT_USAGE, CliError, UsageParser, run_cli
 from tools.qemu import QemuConfig, QemuError, QemuRunner, check_image
-from tools.symbols import ConsoleSymbolizer
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 1234
@@ -187,14 +186,9 @@ def _debug_replay(args: argparse.Namespace) -> int:
     print(_attach_hint(script, port, "the recorded boot waits before its first instruction")
           + "\n  each recorded NMI stops GDB too (SIGINT), the script injects it: continue",
           file=sys.stderr, flush=True)  # fmt: skip
-    shown = ConsoleSymbolizer(image)
-
-    def console(text: str) -> None:
-        sys.stdout.write(shown.feed(text))
-        sys.stdout.flush()
-
-    run = rr.replay(args.replay, timeout=REPLAY_WAIT, gdb_port=port, on_console=console)
-    sys.stdout.write(shown.flush())
+    sink, finish = console_sink(image, raw=False)
+    run = rr.replay(args.replay, timeout=REPLAY_WAIT, gdb_port=port, on_console=sink)
+    finish()
     code, line = verdict(run.result)
     print(line, file=sys.stderr)
     if not run.identical:
@@ -206,13 +200,8 @@ def _debug_replay(args: argparse.Namespace) -> int:
 
 def _debug(args: argparse.Namespace) -> int:
     config = QemuConfig(args.image, append=args.append, smp=args.smp, icount=None)
-    shown = ConsoleSymbolizer(args.image)
-
-    def console(text: str) -> None:
-        sys.stdout.write(shown.feed(text))
-        sys.stdout.flush()
-
-    runner, port = launch(config, args.port, console)
+    sink, finish = console_sink(args.image, raw=False)
+    runner, port = launch(config, args.port, sink)
     with runner:
         script = args.script or args.image.parent / "debug.gdb"
         _write_script(script, args.image, port)
@@ -221,7 +210,7 @@ def _debug(args: argparse.Namespace) -> int:
         while runner.running:
             time.sleep(0.2)
         result = runner.wait()
-        sys.stdout.write(shown.flush())
+        finish()
         code, line = verdict(result)
         print(line, file=sys.stderr)
         return code

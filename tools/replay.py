@@ -20,6 +20,7 @@ what we measured trying to get around it).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,7 +32,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tools.qemu import QemuConfig, QemuError, QemuResult, QemuRunner, find_qemu
 
@@ -124,17 +124,12 @@ def _rr_config(base: QemuConfig, mode: str, directory: Path, icount: str) -> Qem
     # QEMU runs in the recording's directory and loads "kernel.elf" by that name: the guest
     # sees the image's path (the Multiboot command line's first word), the same wherever the
     # recording is moved.
-    return QemuConfig(
+    return dataclasses.replace(
+        base,
         image=Path("kernel.elf"),
         workdir=directory.resolve(),
-        append=base.append,
-        timeout=base.timeout,
-        memory=base.memory,
-        cpu=base.cpu,
-        rules=base.rules,
         icount=spec,
         log_int=base.log_int.resolve() if base.log_int else None,
-        extra_args=base.extra_args,
     )
 
 
@@ -319,8 +314,3 @@ def _wait_paused(vm: QemuRunner, timeout: float) -> bool:
             return False
         time.sleep(0.002)
     raise ReplayError(f"the replay did not reach its next NMI within {timeout:g} s")
-
-
-def summary(rec: Recording) -> dict[str, Any]:
-    """A short description of a recording (for the CLI)."""
-    return {"append": rec.append, "nmis": len(rec.nmis), "qemu": rec.qemu_version}
