@@ -337,20 +337,19 @@ selftest_mutants_rcu_holdout_resched:
     mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_RESCHED_CPU]
     mov qword ptr [rip + gp_cb_flags], 0
     call preempt_disable
-    mov r12, qword ptr [rip + jiffies]
+    mov r13, qword ptr [rip + jiffies]
     lea rdi, [rip + gp_rcu_head]
     lea rsi, [rip + gp_counts_cb]
     call call_rcu
 .Lholdout_spin:
-    mov r13, qword ptr [rip + jiffies]
-    sub r13, r12                        # ticks since the callback was queued
+    mov r12, qword ptr [rip + jiffies]  # read before the check: the request came no later
     cmp qword ptr [rip + rcu_stats + RCU_STATS_RESCHED_CPU], rbx
     jne .Lholdout_asked
-    cmp r13, HOLDOUT_TICKS
-    jae .Lholdout_asked
-    pause
-    jmp .Lholdout_spin
+    call holdout_timed_out
+    jz .Lholdout_spin
 .Lholdout_asked:
+    sub r12, r13
+    mov r13, r12                        # ticks from the callback's queueing to the request
     mov rax, qword ptr gs:[PCPU_CURRENT]
     mov r12, qword ptr [rax + TASK_FLAGS]
     call preempt_enable
