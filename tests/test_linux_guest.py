@@ -44,6 +44,7 @@ from tools.verdict import KERNEL_RULES
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 60.0  # a run that must end at its panic is given this long...
 AT_ONCE = 15.0  # ...and must end within this (generous under a loaded TCG; far below TIMEOUT)
+QUIET = 2.5  # a fixture that prints its lines and idles: more than its lines take, loaded
 
 # -- the fixture kernels ---------------------------------------------------------------------
 
@@ -606,7 +607,7 @@ def test_a_reboot_after_a_panic_is_the_panic(linux_guest: Callable[[str], Path])
 @pytest.mark.gnu_as
 def test_quoted_panic_words_end_nothing(linux_guest: Callable[[str], Path]) -> None:
     append = linux_append("msg='Kernel panic - not syncing: BUG: Oops: 0000 [#1]'")
-    result = boot_linux(linux_guest("quoted"), append=append, timeout=4.0)
+    result = boot_linux(linux_guest("quoted"), append=append, timeout=QUIET)
     assert result.outcome is Outcome.TIMEOUT, result.reason
     assert "Kernel command line: console=ttyS0 msg='Kernel panic" in result.console
 
@@ -621,7 +622,7 @@ def test_without_its_pattern_a_panic_times_out(
     # Each fixture's report is of one kind only: the rules without that kind's pattern see no
     # panic, and the run goes to its timeout as it did before these rules.
     mutant = LinuxRules(patterns=tuple(p for p in PANIC_PATTERNS if p[0] != label))
-    result = boot_linux(linux_guest(name), rules=mutant, timeout=4.0)
+    result = boot_linux(linux_guest(name), rules=mutant, timeout=QUIET)
     assert result.outcome is Outcome.TIMEOUT, result.reason
     assert result.panic_lines == ()
 
@@ -632,7 +633,7 @@ def test_without_panic_wait_the_runner_waits_for_the_timeout(
     linux_guest: Callable[[str], Path],
 ) -> None:
     # The rules see the panic, but with panic_wait None (this kernel's setting) it ends nothing.
-    result = boot_linux(linux_guest("panic"), rules=LinuxRules(panic_wait=None), timeout=4.0)
+    result = boot_linux(linux_guest("panic"), rules=LinuxRules(panic_wait=None), timeout=QUIET)
     assert result.outcome is Outcome.TIMEOUT
     assert result.reason.endswith(f"console shows '[    1.500010] {VFS_REASON}'"), result.reason
 
