@@ -15,11 +15,15 @@ one warning (`warnings`); the build goes on without it.
 
 from __future__ import annotations
 
+import contextvars
+import copyreg
 import hashlib
+import io
 import os
 import pickle
 import struct
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PosixPath
 from typing import Any
 
 MAGIC = b"condrcu-cache\n"
@@ -38,14 +42,45 @@ def digest(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
-def encode(key: str, value: Any) -> bytes:
-    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+# Roots: tag -> directory.  A path under a root is pickled as (tag, path below it) and read
+# back under the reader's directory for that tag, so that an entry made for one tree is the
+# entry of a copy of it (kbuild/full.py: the kernel tree and its generated sources).
+Roots = Mapping[str, Path]
+_reading: contextvars.ContextVar[Roots] = contextvars.ContextVar("_reading")
+
+
+def _rooted(tag: str, below: str) -> Path:
+    """A path pickled under root `tag`, under the reader's root of that tag (decode's `roots`);
+    KeyError when the reader has none (decode treats the entry as absent)."""
+    return _reading.get()[tag] / below
+
+
+def _path_reducer(roots: Roots):
+    def reduce(p: PosixPath):
+        for tag, root in roots.items():
+            if p.is_relative_to(root):
+                return _rooted, (tag, str(p.relative_to(root)))
+        return p.__reduce__()
+
+    return reduce
+
+
+def encode(key: str, value: Any, roots: Roots | None = None) -> bytes:
+    if roots:
+        buf = io.BytesIO()
+        pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dispatch_table = {**copyreg.dispatch_table, PosixPath: _path_reducer(roots)}
+        pickler.dump(value)
+        payload = buf.getvalue()
+    else:
+        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     header = _HEADER.pack(FORMAT, len(payload), key.encode(), hashlib.sha256(payload).digest())
     return MAGIC + header + payload
 
 
-def decode(key: str, data: bytes) -> Any | None:
-    """The value of an entry's bytes, or None when they are not a whole, intact entry for `key`."""
+def decode(key: str, data: bytes, roots: Roots | None = None) -> Any | None:
+    """The value of an entry's bytes, or None when they are not a whole, intact entry for `key`
+    (or name a root `roots` lacks); paths under a root come back under `roots`' directory."""
     start = len(MAGIC) + _HEADER.size
     if len(data) < start or not data.startswith(MAGIC):
         return None
@@ -55,10 +90,13 @@ def decode(key: str, data: bytes) -> Any | None:
         return None
     if hashlib.sha256(payload).digest() != sha:
         return None
+    token = _reading.set(roots or {})
     try:
         return pickle.loads(payload)
     except Exception:  # an intact payload of a class that changed since: not ours to use
         return None
+    finally:
+        _reading.reset(token)
 
 
 class Cache:
@@ -74,8 +112,9 @@ class Cache:
         assert self.root is not None
         return self.root / f"{kind}-{key}"
 
-    def get(self, kind: str, key: str) -> Any | None:
-        """The value stored under `key`, or None (absent, damaged, or not ours)."""
+    def get(self, kind: str, key: str, roots: Roots | None = None) -> Any | None:
+        """The value stored under `key`, or None (absent, damaged, or not ours); `roots` as
+        decode has them."""
         if self.root is None:
             return None
         try:
@@ -83,7 +122,7 @@ class Cache:
         except OSError:
             self.misses += 1
             return None
-        value = decode(key, data)
+        value = decode(key, data, roots)
         if value is None:
             self.misses += 1
             return None
@@ -94,9 +133,11 @@ class Cache:
             pass
         return value
 
-    def put(self, kind: str, key: str, value: Any, prune: bool = True) -> None:
+    def put(self, kind: str, key: str, value: Any, prune: bool = True,
+            roots: Roots | None = None) -> None:  # fmt: skip
         """Store `value` under `key` (atomically); a failure disables writing, with a warning.
-        `prune` False leaves pruning to a later `prune(kind)` (one per build, not per entry)."""
+        `prune` False leaves pruning to a later `prune(kind)` (one per build, not per entry);
+        `roots` as encode has them."""
         if not self.writable or self.root is None:
             return
         target = self.path(kind, key)
@@ -105,7 +146,7 @@ class Cache:
             self.root.mkdir(parents=True, exist_ok=True)
             try:
                 with open(tmp, "wb") as f:
-                    f.write(encode(key, value))
+                    f.write(encode(key, value, roots))
                 os.replace(tmp, target)
             except BaseException:
                 tmp.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from linker.link import first_pass
 from linker.pe import check_pe, write_pe
 
 from . import Built, code_key
-from .cache import Cache, digest
+from .cache import Cache, Roots, digest
 from .paths import ROOT, rel
 
 _private_names = itertools.count()
@@ -86,16 +86,29 @@ def output_namer(out: Path, kernel_dir: Path):
     return name
 
 
+def rooted_name(path: Path, roots: Roots) -> str:
+    """`path` as cache keys name it: TAG/below for a path under one of `roots` (the same for a
+    copy of the tree), else the path itself."""
+    for tag, root in roots.items():
+        if path.is_relative_to(root):
+            return f"{tag}/{path.relative_to(root)}"
+    return str(path)
+
+
 def load(sources: list[Path], include_dirs: list[Path],
          loaded: Callable[[list[Unit]], None] = lambda units: None,
-         cache: Cache | None = None, store_parsed: bool = True) -> list[Unit]:  # fmt: skip
+         cache: Cache | None = None, store_parsed: bool = True,
+         roots: Roots | None = None) -> list[Unit]:  # fmt: skip
     """Parse and lower every source into units, each with a `cache_key`: a digest of our code,
-    the file's path and bytes and those of everything it read; `loaded` is given each file's
+    the file's name and bytes and those of everything it read; `loaded` is given each file's
     units as soon as they are made.  With `cache`, a file whose bytes, include directories and
     inputs (includes, .incbin) are those of an earlier parse takes that parse's units from it
     (the "parsed" entries: the inputs' digests, checked here, then the units as lowered); the
-    files parsed are stored there with `store_parsed`.  Raises AsmError."""
+    files parsed are stored there with `store_parsed`.  Keys and entries name the files under
+    `roots` (tag -> directory, absolute) relative to them, so that a copy of the tree shares
+    the entries of the files it did not change.  Raises AsmError."""
     store = cache if cache is not None else Cache(None)
+    roots = roots or {}
     digests: dict[Path, str | None] = {}
 
     def file_digest(path: Path) -> str | None:
@@ -109,23 +122,24 @@ def load(sources: list[Path], include_dirs: list[Path],
     shared = SharedParse()
     units: list[Unit] = []
     parsed = 0
-    dirs = [str(d) for d in include_dirs]
+    dirs = [rooted_name(d, roots) for d in include_dirs]
     for path in sources:
-        parse_key = digest(code_key(), "parsed", str(path), *dirs, file_digest(path) or "")
-        entry = store.get("parsed", parse_key)
+        name = rooted_name(path, roots)
+        parse_key = digest(code_key(), "parsed", name, *dirs, file_digest(path) or "")
+        entry = store.get("parsed", parse_key, roots)
         if entry is not None and inputs_unchanged(entry[0], file_digest):
             inputs, file_units = entry
         else:
             src = parse_file(path, include_dirs, None, shared)
             src.labels()  # duplicate labels within a file
-            inputs = [(str(p), file_digest(p)) for p in src.inputs]
-            inputs += [(str(p), None) for p in src.absent]  # must still not be there
+            inputs = [(p, file_digest(p)) for p in src.inputs]
+            inputs += [(p, None) for p in src.absent]  # must still not be there
             file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
             if store_parsed:
-                store.put("parsed", parse_key, (inputs, file_units), prune=False)
+                store.put("parsed", parse_key, (inputs, file_units), prune=False, roots=roots)
                 parsed += 1
-        key = digest(code_key(), str(path), file_digest(path) or "",
-                     *(f"{p}\n{d}" for p, d in inputs))  # fmt: skip
+        key = digest(code_key(), name, file_digest(path) or "",
+                     *(f"{rooted_name(Path(p), roots)}\n{d}" for p, d in inputs))  # fmt: skip
         for u in file_units:
             u.cache_key = digest(key, u.section)
         loaded(file_units)
@@ -135,7 +149,7 @@ def load(sources: list[Path], include_dirs: list[Path],
     return units
 
 
-def inputs_unchanged(inputs: list[tuple[str, str | None]],
+def inputs_unchanged(inputs: list[tuple[Path, str | None]],
                      file_digest: Callable[[Path], str | None]) -> bool:  # fmt: skip
     """True when every input an earlier parse read (path, digest) still has that digest, and
     every place it looked in first (digest None) still holds no file."""
@@ -143,9 +157,10 @@ def inputs_unchanged(inputs: list[tuple[str, str | None]],
 
 
 def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
-                cache: Cache | None = None, store_parsed: bool = True) -> Image:  # fmt: skip
+                cache: Cache | None = None, store_parsed: bool = True,
+                roots: Roots | None = None) -> Image:  # fmt: skip
     """Assemble and link `sources` (not verified yet: see build()); raises AsmError or
-    LinkErrors.  `store_parsed`: as load() has it."""
+    LinkErrors.  `store_parsed` and `roots`: as load() has them."""
     store = cache if cache is not None else Cache(None)
     memo_key = digest(code_key(), "keystone")
     memo = store.get("keystone", memo_key) or {}
@@ -158,7 +173,7 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
             work = [(u, *p) for u in file_units if (p := place(u)) is not None]
             backend.prefetch(work)
 
-        units = load(sources, include_dirs, prefetch, store, store_parsed)
+        units = load(sources, include_dirs, prefetch, store, store_parsed, roots)
         image = link(units, layout, backend, verify=False)
     if set(backend.used) != stored:  # else the entry holds these results already
         store.put("keystone", memo_key, backend.used)
@@ -168,15 +183,19 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
 def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     """Generate into out/gen, build, check; the outputs' bytes (nothing is written to `out`
     but the generated sources).  Raises AsmError or LinkErrors for errors in the sources."""
+    out, kernel_dir = out.resolve(), kernel_dir.resolve()  # the roots below name files
     gen_dir = out / "gen"
-    # Parses are worth storing for a build that comes again: from the second into `out` on
-    # (pickling every file's units costs about 0.1 s; a first build into a new directory, as
-    # the tests' mutant kernels are, would store them for nothing).
-    store_parsed = gen_dir.is_dir()
+    # Parses are worth storing for a build that comes again: from the second into `out` on,
+    # and from the first on into a cache that builds into other directories share (copies of
+    # the tree with an edit, as the tests' mutant kernels are, then parse only what they
+    # changed).  Pickling every file's units costs about 0.1 s; a first build into a new
+    # directory with its own cache would store them for nothing.
+    shared = cache.root is not None and cache.root.resolve() != out / "cache"
+    store_parsed = gen_dir.is_dir() or shared
     generator, layout = kernel_modules(kernel_dir)
     sources = kernel_sources(gen_dir, kernel_dir, generator)
     image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache,
-                        store_parsed)  # fmt: skip
+                        store_parsed, {"kernel": kernel_dir, "gen": gen_dir})  # fmt: skip
     name = output_namer(out, kernel_dir)
     checked_key = digest(code_key(), "verified")
     verified = cache.get("checked", checked_key) or set()

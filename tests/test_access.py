@@ -312,8 +312,9 @@ def storm_sweep(image, seed: int, timeout: float = 180, seconds: float = 30):
 
 
 @pytest.mark.qemu
-@pytest.mark.realtime("the NMIs are timed on the host's clock (under -icount the sweep takes "
-                      "40 times longer)")
+@pytest.mark.realtime(
+    "the NMIs are timed on the host's clock (under -icount the sweep takes 40 times longer)"
+)
 def test_nmis_during_the_sweep_are_the_kernels(kernel_image, tmp_path, build_cache):
     # NMIs injected while the sweep runs, in ring 0 and in its ring-3 cases: each reaches the
     # kernel's NMI path through the sweep's IDT (a user-mode one as any, GS by MSR_GS_BASE) and

@@ -110,7 +110,9 @@ def test_a_damaged_parse_entry_is_parsed_again(tree, tmp_path, parsed):
     parsed.clear()
     build(out, tree)
     assert len(parsed) == len(entries)
-    assert all(decode(p.name.removeprefix("parsed-"), p.read_bytes()) is not None for p in entries)
+    roots = {"kernel": tree.resolve(), "gen": (out / "gen").resolve()}
+    assert all(decode(p.name.removeprefix("parsed-"), p.read_bytes(), roots) is not None
+               for p in entries)  # fmt: skip
     build(tmp_path / "plain", tree, cache=False)
     assert outputs(out) == outputs(tmp_path / "plain")
 
@@ -143,3 +145,34 @@ def test_an_include_that_now_shadows_another_parses_its_includers_again(
     assert kbuild.build_kernel(out, tree, cache=stale).ok
     assert "panic.s" not in parsed
     assert outputs(out)["kernel.elf"] != good["kernel.elf"]
+
+
+def test_a_copy_of_the_tree_parses_only_what_it_changed(tmp_path, parsed):
+    """A cache shared by builds into several directories keeps the first build's parses; a copy
+    of the tree with one file edited (a mutant kernel, as the tests build them) parses that
+    file alone, and its outputs are an uncached build's."""
+    shared = tmp_path / "shared"
+    first = kbuild.build_kernel(tmp_path / "a", kernel_copy(tmp_path / "t"), cache=shared)
+    assert first.ok and list(shared.glob("parsed-*")), first.messages
+    copy = kernel_copy(tmp_path / "copy", [(CMDLINE, ".global cmdline_parse\n",
+                                            ".global cmdline_parse\n    nop\n")])  # fmt: skip
+    parsed.clear()
+    assert kbuild.build_kernel(tmp_path / "b", copy, cache=shared).ok
+    assert parsed == ["cmdline.s"]
+    build(tmp_path / "plain", copy, cache=False)
+    assert outputs(tmp_path / "b") == outputs(tmp_path / "plain")
+    # An error found in a file whose parse came from the cache names the copy's file: the
+    # entry's paths are the first tree's, rebased.
+    renamed = (CMDLINE, ".global cmdline_parse\ncmdline_parse:\n",
+               ".global cmdline_parsed\ncmdline_parsed:\n")  # fmt: skip
+    broken = kernel_copy(tmp_path / "broken", [renamed])
+    parsed.clear()
+    result = kbuild.build_kernel(tmp_path / "c", broken, cache=shared)
+    assert parsed == ["cmdline.s"] and not result.ok
+    where = f"{(broken / 'kernel' / 'main.s').resolve()}:"
+    assert any(m.startswith(where) and "cmdline_parse" in m for m in result.messages), (
+        result.messages
+    )
+
+
+CMDLINE = "lib/cmdline.s"
