@@ -108,6 +108,8 @@ do_debug_user:
 # breakpoint that matched in the kernel is the current task's (the MOV SS case: its data
 # breakpoint fired in the shadow and the #DB came after the entry): SIGTRAP for it, delivered
 # on its way out; an instruction breakpoint is stepped over with RF, or it would fire again.
+# A self-test's debug_kernel_hook, when set, is called with the regs and DR6 of each breakpoint
+# that matched (after RF is set), still in NMI context.
 do_debug_kernel:
     push rbx
     push r12
@@ -146,6 +148,13 @@ do_debug_kernel:
     inc ecx
     cmp ecx, 4
     jb .Lslot
+    mov rax, qword ptr [rip + debug_kernel_hook]
+    test rax, rax
+    jz .Lno_hook
+    mov rdi, rbx
+    mov rsi, r12
+    call rax
+.Lno_hook:
     mov rax, qword ptr gs:[PCPU_CURRENT]
     cmp qword ptr [rax + TASK_KIND], TASK_KIND_USER
     jne .Lkernel_done
@@ -185,3 +194,6 @@ hw_breakpoint_disarm:
 .global debug_record
 debug_record:
     .zero DBG_SIZE
+.global debug_kernel_hook
+debug_kernel_hook:                                  # 0, or a self-test's function(regs, DR6)
+    .zero 8

@@ -4,6 +4,7 @@
 # qs_report_violations reads the qs_pending flag of the records); the others check in the guest.
 .include "layout.inc"
 .include "selftest.inc"
+.include "debugreg.inc"
 
 .set RUN_IN_IDLE_RESULT, 0x5a5a
 
@@ -785,6 +786,52 @@ eqs_holder:
 
 SELFTEST mutants, mutants_rcu_remote_qs, selftest_mutants_rcu_remote_qs, 0, SELFTEST_BY_NAME
 
+# mutants_rcu_snap_locked - synchronize_rcu takes its snapshot (rcu_seq_snap's read of gp_seq)
+# holding rcu_gp_lock, as call_rcu does.  The lock's acquisition, a locked instruction, makes
+# the caller's earlier stores (the unpublishing of what the grace period protects) visible to
+# every CPU before that read; a snapshot read before it could be older than those stores
+# (x86-TSO lets a store wait in the store buffer past a later load), and a grace period that
+# started in between could end before a reader that still sees the old data.  Checked with an
+# instruction breakpoint on rcu_seq_snap while synchronize_rcu runs: each hit (snap_hook, the
+# #DB handler's debug_kernel_hook, in NMI context) must find the lock taken.  One CPU, so that
+# a taken lock is this CPU's.  RAX = 0 or the first failed check.
+selftest_mutants_rcu_snap_locked:
+    call timer_unblock
+    mov qword ptr [rip + snap_hits], 0
+    mov qword ptr [rip + snap_unlocked], 0
+    lea rax, [rip + snap_hook]
+    mov qword ptr [rip + debug_kernel_hook], rax
+    lea rdi, [rip + rcu_seq_snap]
+    mov esi, ((DR7_LEN_1 << 2) | DR7_RW_EXEC) << DR7_RW0_SHIFT
+    call hw_breakpoint_arm
+    call synchronize_rcu                # interrupts off: it sleeps until CPU 0's tick ends it
+    call hw_breakpoint_disarm
+    mov qword ptr [rip + debug_kernel_hook], 0
+    mov rax, qword ptr [rip + snap_hits]
+    CHECK ne, rax, 0, "the breakpoint on rcu_seq_snap never hit"
+    mov rax, qword ptr [rip + snap_unlocked]
+    CHECK e, rax, 0, "rcu_seq_snap read gp_seq without rcu_gp_lock taken"
+    xor eax, eax
+    ret
+
+# snap_hook - RDI = regs, RSI = DR6 of a #DB in ring 0 (NMI context): a hit of breakpoint 0 on
+# rcu_seq_snap is counted, and counted again when rcu_gp_lock is free.  Clobbers rax, rcx.
+snap_hook:
+    test esi, 1                         # B0
+    jz .Lsnap_hook_end
+    lea rcx, [rip + rcu_seq_snap]
+    cmp qword ptr [rdi + PT_IP], rcx
+    jne .Lsnap_hook_end
+    inc qword ptr [rip + snap_hits]
+    mov eax, dword ptr [rip + rcu_gp_lock + SPIN_OWNER]
+    cmp eax, dword ptr [rip + rcu_gp_lock + SPIN_NEXT]
+    jne .Lsnap_hook_end
+    inc qword ptr [rip + snap_unlocked]
+.Lsnap_hook_end:
+    ret
+
+SELFTEST mutants, mutants_rcu_snap_locked, selftest_mutants_rcu_snap_locked, 0, SELFTEST_BY_NAME
+
 # user_notify_twice - ring 3: notify() twice through int 0x80, each returning 0, then exit 0.
 .section .user.text
 .global user_notify_twice
@@ -822,6 +869,10 @@ tick_regs:                              # the forged tick's pt_regs
 eqs_cmd:                                # the last EQS_STEP_* asked of eqs_holder
     .zero 8
 eqs_ack:                                # the last it did (0: running, -1: not yet)
+    .zero 8
+snap_hits:                              # snap_hook's counts: breakpoint hits on rcu_seq_snap
+    .zero 8
+snap_unlocked:                          # ... with rcu_gp_lock free
     .zero 8
 
 .section .rodata
