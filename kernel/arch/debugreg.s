@@ -6,9 +6,10 @@
 # frame to the task's stack for an ordinary user entry (exc_debug_user, with the exit work that
 # delivers SIGTRAP); a #DB from ring 0 stays on the IST stack, takes the paranoid entry (GS
 # decided by MSR_GS_BASE, not by CS) and exc_debug, which handles it like an NMI, as Linux
-# v5.8's exc_debug_kernel does.  Breakpoints are only ever armed for a user task (the
-# self-tests, hw_breakpoint_arm), so a breakpoint that hits in the kernel is the task's: it gets
-# SIGTRAP on its way out (Linux v5.8's handle_debug, send_sigtrap).
+# v5.8's exc_debug_kernel does.  Breakpoints are armed for a user task (the self-tests,
+# hw_breakpoint_arm), so a breakpoint that hits in the kernel is the task's: it gets SIGTRAP on
+# its way out (Linux v5.8's handle_debug, send_sigtrap); one self-test arms one for itself, a
+# kernel task, and watches it through debug_kernel_hook.
 .include "layout.inc"
 .include "ptregs.inc"
 .include "noinstr.inc"

@@ -556,6 +556,11 @@ selftest_mutants_rcu_gp_demand:
     mov rax, qword ptr [rip + gp_cb_flags]
     CHECK ne, rax, 0, "the callback never ran"
     CHECK be, r13, CALL_RCU_TICKS, "the callback ran later than CALL_RCU_TICKS ticks after call_rcu"
+    mov rdx, qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
+    sub rdx, rbx
+    lea rdi, [rip + .Ldemand_fmt]
+    mov rsi, r13
+    call printk
     mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
     CHECK_DELTA e, rcx, rbx, 1, "one call_rcu on a quiet CPU did not start exactly one grace period"
     mov rax, qword ptr [rip + rcu_gp_seq]
@@ -807,6 +812,10 @@ selftest_mutants_rcu_snap_locked:
     call synchronize_rcu                # interrupts off: it sleeps until CPU 0's tick ends it
     call hw_breakpoint_disarm
     mov qword ptr [rip + debug_kernel_hook], 0
+    lea rdi, [rip + .Lsnap_fmt]
+    mov rsi, qword ptr [rip + snap_hits]
+    mov rdx, qword ptr [rip + snap_unlocked]
+    call printk
     mov rax, qword ptr [rip + snap_hits]
     CHECK ne, rax, 0, "the breakpoint on rcu_seq_snap never hit"
     mov rax, qword ptr [rip + snap_unlocked]
@@ -880,6 +889,10 @@ snap_unlocked:                          # ... with rcu_gp_lock free
     .asciz "holdout"
 .Leqs_name:
     .asciz "eqs_holder"
+.Ldemand_fmt:
+    .asciz "# call_rcu: callback after %u ticks, %u grace period(s) started\n"
+.Lsnap_fmt:
+    .asciz "# rcu_seq_snap: %u breakpoint hits, %u with rcu_gp_lock free\n"
 .Lqs_task_name:
     .asciz "qs_user_return"
 .Lnotify_task_name:
