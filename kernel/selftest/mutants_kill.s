@@ -479,9 +479,8 @@ selftest_mutants_rcu_gp_demand:
     call timer_unblock
     call local_irq_enable
     call rcu_barrier
-    call wait_no_gp
+    call quiet_irqs_off
     CHECK e, eax, 0, "a grace period stayed in progress with nothing waiting for it"
-    call local_irq_disable
     # (1) rcu_pending's answers, through the tick.
     lea rdi, [rip + rcu_gp_lock]
     call raw_spin_lock
@@ -617,6 +616,28 @@ wait_no_gp:
     pop rbx
     ret
 
+# quiet_irqs_off - interrupts on: wait until no grace period is in progress (wait_no_gp), then
+# turn interrupts off, and try again if one started in between (with this CPU's interrupts
+# off, CPU 0's softirq can start none).  EAX = 0, or 1 when no quiet moment came in three
+# tries.  Returns with interrupts off.  Clobbers caller-saved registers.
+quiet_irqs_off:
+    push rbx
+    mov ebx, 3
+.Lquiet_try:
+    call wait_no_gp
+    call local_irq_disable
+    xor eax, eax
+    test qword ptr [rip + rcu_gp_seq], 1
+    jz .Lquiet_found
+    mov eax, 1
+    dec ebx
+    jz .Lquiet_found
+    call local_irq_enable
+    jmp .Lquiet_try
+.Lquiet_found:
+    pop rbx
+    ret
+
 SELFTEST mutants, mutants_rcu_gp_demand, selftest_mutants_rcu_gp_demand, 0, SELFTEST_BY_NAME
 
 # mutants_rcu_remote_qs - who pays CPU 1's quiescent state, and how often it is counted, when
@@ -669,13 +690,12 @@ selftest_mutants_rcu_remote_qs:
     mov edi, EQS_STEP_ENTER
     call eqs_step
     # (A) In the EQS when the grace period starts.
-    call wait_no_gp
+    call quiet_irqs_off
     CHECK e, eax, 0, "a grace period stayed in progress with nothing waiting for it"
-    call local_irq_disable
     mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
     mov r12, qword ptr [r15 + PCPU_RCU_QS_REMOTE]
     mov r13, qword ptr [r15 + PCPU_RCU_QS_SELF]
-    call rcu_force_gp_for_test
+    call force_one_gp
     mov rax, qword ptr [r15 + PCPU_RCU_QS_PENDING]
     CHECK e, rax, 0, "CPU 1 in an EQS when the grace period started still owes it"
     mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
@@ -690,11 +710,12 @@ selftest_mutants_rcu_remote_qs:
     # (B) Watching when the grace period starts, in the EQS after the snapshot.
     mov edi, EQS_STEP_EXIT
     call eqs_step
-    call local_irq_disable
+    call quiet_irqs_off
+    CHECK e, eax, 0, "a grace period stayed in progress with nothing waiting for it"
     mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
     mov r12, qword ptr [r15 + PCPU_RCU_QS_REMOTE]
     mov r13, qword ptr [r15 + PCPU_RCU_QS_SELF]
-    call rcu_force_gp_for_test
+    call force_one_gp
     mov rax, qword ptr [r15 + PCPU_RCU_QS_PENDING]
     CHECK e, rax, 1, "CPU 1 watching when the grace period started does not owe it"
     mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
@@ -724,6 +745,17 @@ selftest_mutants_rcu_remote_qs:
     pop r14
     pop r13
     pop r12
+    pop rbx
+    ret
+
+# force_one_gp - interrupts off, no grace period in progress: rcu_force_gp_for_test, which
+# must start one.  Clobbers caller-saved registers.
+force_one_gp:
+    push rbx
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
+    call rcu_force_gp_for_test
+    mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_GP_STARTED]
+    CHECK_DELTA e, rcx, rbx, 1, "rcu_force_gp_for_test on a quiet CPU did not start one grace period"
     pop rbx
     ret
 
