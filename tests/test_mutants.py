@@ -1,8 +1,9 @@
 """tools/mutants.py: the mutation testing of the entry path (docs/mutants.md).  The sites, one
-mutation applied, the list of equivalents, the command line, and three mutants run end to end:
-one the self-tests kill, and two that lived until the host's new checks (the per-CPU statistics
-against the event log, tools/events/stats.py; lockdep's and the tracer's beliefs where an
-interrupt hits the idle loop, tools/events/beliefs.py) and that those checks now kill."""
+mutation applied, the list of equivalents, the command line, and mutants run end to end: one
+the self-tests kill, two that lived until the host's new checks (the per-CPU statistics against
+the event log, tools/events/stats.py; lockdep's and the tracer's beliefs where an interrupt
+hits the idle loop, tools/events/beliefs.py) and that those checks now kill, and one for each
+`mutants` self-test written for the grace-period survivors (docs/mutants.md)."""
 
 from __future__ import annotations
 
@@ -116,9 +117,10 @@ def test_by_name_suites_from_a_listing():
 
 @pytest.mark.qemu
 def test_mutants_end_to_end():
-    """The unmutated kernel passes every boot with every judge; of four mutants, the suite's
-    self-tests kill one, the new host checks two that lived before them, and the two-CPU
-    holdout self-test one more."""
+    """The unmutated kernel passes every boot with every judge; of seven mutants, the suite's
+    self-tests kill one, the new host checks two that lived before them, the two-CPU holdout
+    self-test one more, and the grace-period self-tests the last three (each of them once
+    survived every boot)."""
     sites = mutants.enumerate_sites()
     chosen = [
         # __idtentry_enter's (the first of two)
@@ -131,6 +133,13 @@ def test_mutants_end_to_end():
         # the scan never sends the reschedule IPI to a CPU holding up a grace period: only
         # the two-CPU boot's mutants_rcu_holdout_resched sees it
         find(sites, "kernel/rcu/gp.s", "call-del", "call smp_send_reschedule"),
+        # rcu_core starts a second grace period for a callback whose grace period is over
+        find(sites, "kernel/rcu/gp.s", "jcc-flip", "jbe .Lgp_state_done"),
+        # synchronize_rcu reads gp_seq before taking rcu_gp_lock: only the breakpoint sees it
+        find(sites, "kernel/rcu/gp.s", "call-swap", "call raw_spin_lock"),
+        # remote_eqs_qs not counted: CPU 1 held in an EQS when a grace period starts
+        find(sites, "kernel/rcu/gp.s", "update-del",
+             "lock inc qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]"),
     ]  # fmt: skip
     plan = mutants.baseline(90.0, None, log=lambda _: None)
     assert [b.name for b in plan.boots] == ["all", "all-v58", "by-name", "smp2"]
@@ -140,8 +149,11 @@ def test_mutants_end_to_end():
         results = mutants.campaign(chosen, plan, log=lambda _: None)
     finally:
         mutants._cleanup_workdirs()
-    assert [r.status for r in results] == ["killed"] * 4, results
+    assert [r.status for r in results] == ["killed"] * 7, results
     assert results[0].by.startswith("all: self-test "), results[0]
     assert results[1].by.startswith("all: statistics_violations: rcu_irq_enter_count"), results[1]
     assert results[2].by.startswith("all: belief_violations: "), results[2]
     assert results[3].by.startswith("smp2: self-test mutants_rcu_holdout_resched"), results[3]
+    assert results[4].by.startswith("by-name: self-test mutants_rcu_gp_demand"), results[4]
+    assert results[5].by.startswith("by-name: self-test mutants_rcu_snap_locked"), results[5]
+    assert results[6].by.startswith("smp2: self-test mutants_rcu_remote_qs"), results[6]

@@ -50,8 +50,13 @@ SCOPE = ("kernel/entry/*.s", "kernel/rcu/*.s", "kernel/locking/*.s", "kernel/tra
          "kernel/sched/idle.s")  # fmt: skip
 EQUIVALENTS = ROOT / "docs" / "mutants.md"
 # The boot on two CPUs: readers and writers on both, CPU 1's ticks reading from its idle
-# section, grace periods that need CPU 1's quiescent states (tests/test_smp_rcu.py's run).
-SMP_BOOT = "selftest=rcu_torture,mutants_rcu_holdout_resched torture_ticks=300 hz=1000"
+# section, grace periods that need CPU 1's quiescent states (tests/test_smp_rcu.py's run);
+# then the `mutants` self-tests that need CPU 1: one holding up a grace period, one held in an
+# extended quiescent state while CPU 0 starts and scans grace periods.
+SMP_BOOT = (
+    "selftest=rcu_torture,mutants_rcu_holdout_resched,mutants_rcu_remote_qs "
+    "torture_ticks=300 hz=1000"
+)
 DEFAULT_TIMEOUT = 20.0  # seconds for one boot of a mutant to hold (a hang kills it)
 
 # Conditional jumps and their opposites.

@@ -6,9 +6,10 @@
 # frame to the task's stack for an ordinary user entry (exc_debug_user, with the exit work that
 # delivers SIGTRAP); a #DB from ring 0 stays on the IST stack, takes the paranoid entry (GS
 # decided by MSR_GS_BASE, not by CS) and exc_debug, which handles it like an NMI, as Linux
-# v5.8's exc_debug_kernel does.  Breakpoints are only ever armed for a user task (the
-# self-tests, hw_breakpoint_arm), so a breakpoint that hits in the kernel is the task's: it gets
-# SIGTRAP on its way out (Linux v5.8's handle_debug, send_sigtrap).
+# v5.8's exc_debug_kernel does.  Breakpoints are armed for a user task (the self-tests,
+# hw_breakpoint_arm), so a breakpoint that hits in the kernel is the task's: it gets SIGTRAP on
+# its way out (Linux v5.8's handle_debug, send_sigtrap); one self-test arms one for itself, a
+# kernel task, and watches it through debug_kernel_hook.
 .include "layout.inc"
 .include "ptregs.inc"
 .include "noinstr.inc"
@@ -108,6 +109,8 @@ do_debug_user:
 # breakpoint that matched in the kernel is the current task's (the MOV SS case: its data
 # breakpoint fired in the shadow and the #DB came after the entry): SIGTRAP for it, delivered
 # on its way out; an instruction breakpoint is stepped over with RF, or it would fire again.
+# A self-test's debug_kernel_hook, when set, is called with the regs and DR6 of each breakpoint
+# that matched (after RF is set), still in NMI context.
 do_debug_kernel:
     push rbx
     push r12
@@ -146,6 +149,13 @@ do_debug_kernel:
     inc ecx
     cmp ecx, 4
     jb .Lslot
+    mov rax, qword ptr [rip + debug_kernel_hook]
+    test rax, rax
+    jz .Lno_hook
+    mov rdi, rbx
+    mov rsi, r12
+    call rax
+.Lno_hook:
     mov rax, qword ptr gs:[PCPU_CURRENT]
     cmp qword ptr [rax + TASK_KIND], TASK_KIND_USER
     jne .Lkernel_done
@@ -185,3 +195,6 @@ hw_breakpoint_disarm:
 .global debug_record
 debug_record:
     .zero DBG_SIZE
+.global debug_kernel_hook
+debug_kernel_hook:                                  # 0, or a self-test's function(regs, DR6)
+    .zero 8

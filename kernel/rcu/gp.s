@@ -483,3 +483,9 @@ rcu_force_gp_for_test:
     call raw_spin_unlock
     POP_CALLER_SAVED
     ret
+
+# The grace-period machine's state, for the self-tests that forge it under rcu_gp_lock, and
+# rcu_seq_snap, which one watches with a breakpoint (kernel/selftest/mutants_kill.s).  Declared
+# here, after the code, so that the lines the mutation campaign names (docs/mutants.md) stay
+# where they are.
+.global rcu_gp_needed, rcu_cb_head, rcu_cb_tail, rcu_seq_snap
