@@ -116,7 +116,7 @@ def test_by_name_suites_from_a_listing():
 
 
 @pytest.mark.qemu
-def test_mutants_end_to_end():
+def test_mutants_end_to_end(build_cache):
     """The unmutated kernel passes every boot with every judge; of seven mutants, the suite's
     self-tests kill one, the new host checks two that lived before them, the two-CPU holdout
     self-test one more, and the grace-period self-tests the last three (each of them once
@@ -141,7 +141,7 @@ def test_mutants_end_to_end():
         find(sites, "kernel/rcu/gp.s", "update-del",
              "lock inc qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]"),
     ]  # fmt: skip
-    plan = mutants.baseline(90.0, None, log=lambda _: None)
+    plan = mutants.baseline(90.0, build_cache, log=lambda _: None)  # the run's: edits of one file
     assert [b.name for b in plan.boots] == ["all", "all-v58", "by-name", "smp2"]
     assert "statistics_violations" in plan.judges["all"]
     assert "belief_violations" in plan.judges["all"]
