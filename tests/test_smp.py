@@ -16,7 +16,7 @@ from tools import qemulog
 from tools.events.decode import online_cpus, read_irq_counts
 from tools.events.judge import host_table_violations
 from tools.hold import boot_held
-from tools.qemu import QemuConfig, run
+from tools.qemu import ICOUNT_DEFAULT, QemuConfig, run
 
 pytestmark = pytest.mark.qemu
 
@@ -100,7 +100,7 @@ def test_two_icount_runs_on_two_cpus_print_the_same(kernel_image):
     # function of the image and the command line, CPUs and all.
     def once() -> str:
         cfg = QemuConfig(kernel_image, append="selftest=sched,rcu", timeout=120, smp=2,
-                         icount="shift=0,sleep=off")  # fmt: skip
+                         icount=ICOUNT_DEFAULT)  # fmt: skip
         result = run(cfg)
         assert result.console, result.reason
         return result.console
