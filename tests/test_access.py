@@ -332,7 +332,7 @@ def test_nmis_during_the_sweep_are_the_kernels(kernel_image, tmp_path, build_cac
     bad = mutant_build(tmp_path, build_cache, [NO_NMI_GATE]) / "kernel.elf"
     run = run_sweep(bad)
     assert compare(run.words).passed
-    with pytest.raises(HoldError) as died:
-        storm_sweep(bad, 20261204, timeout=30, seconds=10)
+    with pytest.raises(HoldError) as died:  # a #DF, or a hang (called after 10 s: the good
+        storm_sweep(bad, 20261204, timeout=10, seconds=10)  # kernel's storm takes 1 to 6)
     # It hangs in its first sweeps (one takes a fraction of a second), not merely late.
     assert died.value.console.count("# access_sweep:") < 10, died.value.console
