@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs, CsInsn
 from capstone.x86 import X86_OP_IMM, X86_OP_MEM, X86_OP_REG
@@ -109,8 +110,51 @@ def _asked_for_66(src_mn: str, got_mn: str, operands, bits: int = 64) -> bool:
     )  # fmt: skip
 
 
-def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
+@dataclass
+class Passed:
+    """Check keys (check_key) of instructions that passed: `known` (from earlier builds and
+    this process), `new` the ones this process added, in order."""
+
+    known: set[tuple] = field(default_factory=set)
+    new: list[tuple] = field(default_factory=list)
+
+    def add(self, key: tuple) -> None:
+        if key not in self.known:
+            self.known.add(key)
+            self.new.append(key)
+
+
+def check_key(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve) -> tuple | None:
+    """Everything _verify_insn's verdict on the instruction depends on: its bytes, its source
+    text and operands as lowered, and each operand's value -- in 64-bit code a branch target
+    or a `[rip + x]` operand as its distance from `addr` (all the check compares, modulo
+    2**64), so that the same instruction moved with its targets has the same key; in 16- and
+    32-bit code `addr` itself.  None when a value cannot be computed (the check reports it)."""
+    rel = s.bits == 64
+    branch = s.mnemonic.split()[-1] in BRANCHES and len(lw.operands) == 1
+    wants: list = []
+    try:
+        for o in lw.operands:
+            if o.value is None:
+                wants.append(None)
+                continue
+            v = o.value.evaluate(resolve, dot=addr)
+            if rel and (o.rip or (branch and o.kind == "imm")):
+                v = ("distance", (v - addr) & _M64)
+            wants.append(v)
+        far = None
+        if lw.far32:
+            far = (lw.far32[0].evaluate(resolve, dot=addr), lw.far32[1].evaluate(resolve, dot=addr))
+    except ExprError:
+        return None
+    return (s.bits, code, s.mnemonic, tuple(s.operands), tuple(o.text for o in lw.operands),
+            far, tuple(wants), None if rel else addr)  # fmt: skip
+
+
+def verify_unit(unit: Unit, image: bytes, resolve: Resolve, passed: Passed | None = None) -> None:
     """Decode each instruction of `unit` (final bytes `image`) and check it against its source.
+    With `passed`, an instruction whose check key is known passed before is not decoded again
+    (the verdict is a function of the key), and the keys of those that pass are added.
 
     Raises AsmError at the first statement that does not say what its source said; an
     unexpected failure of a check itself is reported at that statement's line too."""
@@ -119,13 +163,19 @@ def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
         if not isinstance(s, Insn):
             continue
         off, size = unit.statement_span(i)
+        code, addr = image[off : off + size], unit.base + off
+        key = check_key(lw, s, addr, code, resolve) if passed is not None else None
+        if key is not None and key in passed.known:
+            continue
         try:
-            _verify_insn(lw, s, unit.base + off, image[off : off + size], resolve)
+            _verify_insn(lw, s, addr, code, resolve)
         except AsmError:
             raise
         except Exception as e:  # a bug here must still name the line being checked
             raise AsmError(s.loc, f"internal error while verifying '{s.text}': "
                            f"{type(e).__name__}: {e}") from e  # fmt: skip
+        if key is not None:
+            passed.add(key)
 
 
 def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve) -> None:

@@ -16,18 +16,21 @@ from types import ModuleType
 
 from asm import KeystoneBackend, SharedParse, Unit
 from asm.source import parse_file
+from asm.verify import Passed
 from kernel import gen
 from kernel.layout import LAYOUT
 from linker import Image, link, write_elf, write_listing, write_map
 from linker.checks import BackgroundVerify, check_noinstr
 from linker.link import first_pass
-from linker.pe import check_pe, write_pe
+from linker.pe import pe_warnings, raise_pe_warnings, write_pe
 
 from . import Built, code_key
 from .cache import Cache, digest
 from .paths import ROOT, rel
 
 _private_names = itertools.count()
+# The most instruction check keys kept (asm.verify.Passed): a few times the kernel's.
+MAX_INSN_KEYS = 60_000
 
 
 def kernel_modules(kernel_dir: Path) -> tuple[ModuleType, ModuleType]:
@@ -184,24 +187,33 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     listing_key = digest(code_key(), "listing")
     listed = cache.get("checked", listing_key) or {}
     listed_before = dict(listed)
+    insns_key = digest(code_key(), "verified instructions")
+    insns = Passed(cache.get("checked", insns_key) or set())
+    if len(insns.known) > MAX_INSN_KEYS:  # many builds' worth: start again
+        insns = Passed()
     noinstr_key = digest(code_key(), "noinstr")
     noinstr_passed = cache.get("checked", noinstr_key) or set()
     noinstr_before = set(noinstr_passed)
     if len(noinstr_passed) > 16:  # the images of the last builds are the ones worth keeping
         noinstr_passed = set()
-    # Capstone verification runs (mostly) in a forked child while this process makes the
-    # outputs; its errors come first, as when it ran before them.
-    with BackgroundVerify(image, verified) as verification:
+    # Capstone verification runs in a forked child, with the listing and the PE file's check,
+    # while this process writes the ELF file and checks noinstr; verification's errors come
+    # first, as when it ran before the other passes.
+
+    def side() -> tuple[bytes, list[str], str, dict]:
+        efi = write_pe(image, layout.PE_PARAMS)
+        return efi, pe_warnings(efi), write_listing(image, name, listed), listed
+
+    with BackgroundVerify(image, verified, side, insns) as verification:
         verification.start()
         try:
             elf = write_elf(image, name)
-            efi = check_pe(write_pe(image, layout.PE_PARAMS))
             check_noinstr(image, noinstr_passed)
-            listing = write_listing(image, name, listed)
             later: Exception | None = None
         except Exception as e:
             later = e
-        verification.finish()
+        efi, warnings, listing, listed = verification.finish()
+        raise_pe_warnings(warnings)
         if later is not None:
             raise later
     # Each entry is stored again only when it changed (an edit that moves no code changes
@@ -212,6 +224,8 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
                                (noinstr_key, noinstr_passed, noinstr_before)):  # fmt: skip
         if value != before:
             cache.put("checked", key, value)
+    if insns.new:
+        cache.put("checked", insns_key, insns.known)
     files = {
         "kernel.elf": elf,
         "kernel.map": write_map(image, name).encode(),

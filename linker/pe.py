@@ -211,11 +211,15 @@ class PeError(Exception):
 
 def check_pe(data: bytes) -> bytes:
     """`data`, if pefile reads it without a warning; else raises PeError naming the first."""
-    warnings = pe_warnings(data)
+    raise_pe_warnings(pe_warnings(data))
+    return data
+
+
+def raise_pe_warnings(warnings: list[str]) -> None:
+    """Raises PeError naming the first of pefile's `warnings` about a PE file, if any."""
     if warnings:
         more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
         raise PeError(f"pefile warns: {warnings[0]}{more}")
-    return data
 
 
 def pe_warnings(data: bytes) -> list[str]:
