@@ -71,6 +71,20 @@ class Blob:
     loc: Loc
     data: bytes
 
+    def __reduce__(self) -> tuple:
+        # Pickled (a cached parse) as its length when it is all zeros: the SMP event log's
+        # 8 MiB .zero would otherwise be read and hashed again by every build that loads it.
+        if len(self.data) >= ZERO_BLOB_MIN and self.data.count(0) == len(self.data):
+            return _zero_blob, (self.loc, len(self.data))
+        return Blob, (self.loc, self.data)
+
+
+ZERO_BLOB_MIN = 4096  # the smallest all-zero blob pickled as its length
+
+
+def _zero_blob(loc: Loc, size: int) -> Blob:
+    return Blob(loc, bytes(size))
+
 
 @dataclass
 class Align:
