@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import hashlib
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -646,14 +647,16 @@ class Unit:
             elif lw.size:
                 out += bytes(lw.size)
         probes.append(base + len(out))
-        out += b"".join(p.to_bytes(8, "little") for p in probes)
+        out += struct.pack(f"<{len(probes)}Q", *probes)
         return bytes(out)
 
     def absorb(self, base: int, data: bytes) -> None:
         """Take keystone's bytes for `text(base, ...)`: split off the probe table."""
         n = len(self.lowered) + 1
-        table = data[-8 * n :]
-        offsets = [int.from_bytes(table[8 * i : 8 * i + 8], "little") - base for i in range(n)]
+        if len(data) < 8 * n:
+            raise AsmError(self.stmts[0].loc if self.stmts else None,
+                           "keystone output does not match its probe table")  # fmt: skip
+        offsets = [p - base for p in struct.unpack_from(f"<{n}Q", data, len(data) - 8 * n)]
         self.base, self.offsets = base, offsets[:-1]
         self.size = offsets[-1]
         self.raw = data[: self.size]
