@@ -43,6 +43,7 @@ def x86_detail(d: CsInsn) -> tuple[Sequence[int], list]:
     return x.prefix, x.operands[: x.op_count]
 
 
+@functools.cache  # a few hundred mnemonics, asked twice per instruction
 def _canon(mnemonic: str) -> str:
     return " ".join(ALIASES.get(w, w) for w in mnemonic.lower().split())
 
