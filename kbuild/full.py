@@ -29,8 +29,6 @@ from .cache import Cache, digest
 from .paths import ROOT, rel
 
 _private_names = itertools.count()
-# The most instruction check keys kept (asm.verify.Passed): a few times the kernel's.
-MAX_INSN_KEYS = 60_000
 
 
 def kernel_modules(kernel_dir: Path) -> tuple[ModuleType, ModuleType]:
@@ -187,10 +185,6 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     listing_key = digest(code_key(), "listing")
     listed = cache.get("checked", listing_key) or {}
     listed_before = dict(listed)
-    insns_key = digest(code_key(), "verified instructions")
-    insns = Passed(cache.get("checked", insns_key) or set())
-    if len(insns.known) > MAX_INSN_KEYS:  # many builds' worth: start again
-        insns = Passed()
     noinstr_key = digest(code_key(), "noinstr")
     noinstr_passed = cache.get("checked", noinstr_key) or set()
     noinstr_before = set(noinstr_passed)
@@ -204,7 +198,10 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
         efi = write_pe(image, layout.PE_PARAMS)
         return efi, pe_warnings(efi), write_listing(image, name, listed), listed
 
-    with BackgroundVerify(image, verified, side, insns) as verification:
+    # Instructions written alike (the same bytes, text and values) are decoded once per
+    # process: a memo kept only for this build (stored, its 15,000 keys cost an edit's build
+    # more to read and write than they save).
+    with BackgroundVerify(image, verified, side, Passed()) as verification:
         verification.start()
         try:
             elf = write_elf(image, name)
@@ -224,8 +221,6 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
                                (noinstr_key, noinstr_passed, noinstr_before)):  # fmt: skip
         if value != before:
             cache.put("checked", key, value)
-    if insns.new:
-        cache.put("checked", insns_key, insns.known)
     files = {
         "kernel.elf": elf,
         "kernel.map": write_map(image, name).encode(),

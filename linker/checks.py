@@ -134,10 +134,7 @@ class BackgroundVerify:
         errors, passed = _verify(self.image, self.todo, self.insns)
         side_result, forked = None, self.pid is not None
         if forked:
-            more_errors, more_passed, side_result, insns = self._join()
-            if self.insns is not None:
-                for key in insns:
-                    self.insns.add(key)
+            more_errors, more_passed, side_result = self._join()
             errors += more_errors
             passed += more_passed
         if self.verified is not None:
@@ -148,7 +145,7 @@ class BackgroundVerify:
             side_result = self.side()
         return side_result
 
-    def _join(self) -> tuple[list[tuple[int, AsmError]], list[bytes], Any, list[tuple]]:
+    def _join(self) -> tuple[list[tuple[int, AsmError]], list[bytes], Any]:
         assert self.fd is not None
         data = self._read_all(self.fd)
         status = self._close(kill=data is None)
@@ -163,9 +160,8 @@ class BackgroundVerify:
             raise RuntimeError(f"the capstone verification process died ({why})") from None
         if kind == "internal":
             raise RuntimeError(f"in the capstone verification process: {payload}")
-        errors, passed, side_result, insns = payload
-        errors = [(i, AsmError(loc, message)) for i, loc, message in errors]
-        return errors, passed, side_result, insns
+        errors, passed, side_result = payload
+        return [(i, AsmError(loc, message)) for i, loc, message in errors], passed, side_result
 
     @staticmethod
     def _read_all(fd: int) -> bytes | None:
@@ -203,15 +199,12 @@ class BackgroundVerify:
 def _child_answer(image: Image, todo: list[int], side: Callable[[], Any] | None,
                   insns) -> bytes:  # fmt: skip
     """The child's answer: ("ok", (errors as (position, loc, message), passed keys, what
-    `side` returned, the instruction check keys it added to `insns`)), or ("internal", text)
-    for an unexpected exception, with where it was raised."""
+    `side` returned)), or ("internal", text) for an unexpected exception, with where it was
+    raised."""
     try:
-        before = len(insns.new) if insns is not None else 0
         errors, passed = _verify(image, todo, insns)
         result = side() if side is not None and not errors else None
-        added = insns.new[before:] if insns is not None else []
-        answer: tuple = ("ok", ([(i, e.loc, e.message) for i, e in errors], passed, result,
-                                added))  # fmt: skip
+        answer: tuple = ("ok", ([(i, e.loc, e.message) for i, e in errors], passed, result))
     except Exception as e:
         import traceback
 

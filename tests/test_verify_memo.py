@@ -1,7 +1,7 @@
 """Verification remembers instructions that passed (asm.verify.Passed, by check_key): the same
 bytes, source and values -- branch and [rip + x] targets as distances -- are not decoded again,
 and anything else is.  The forked verification child also runs a side pass (the listing and the
-PE check) and hands back its result and the keys it added (linker.checks.BackgroundVerify)."""
+PE check) and hands back its result (linker.checks.BackgroundVerify)."""
 
 from __future__ import annotations
 
@@ -137,18 +137,16 @@ def forking(monkeypatch):
     monkeypatch.setattr(linker.checks, "FORK_MIN_STATEMENTS", 0)
 
 
-def test_the_side_pass_runs_in_the_child_and_its_keys_come_back(tmp_path, forking):
+def test_the_side_pass_runs_in_the_child(tmp_path, forking):
     image = _image(tmp_path)
     parent, insns = os.getpid(), Passed()
     with BackgroundVerify(image, None, lambda: ("side", os.getpid()), insns) as v:
         v.start()
-        assert v.pid is not None and v.todo  # both shares are not empty
-        mine = len(v.todo)
+        assert v.pid is not None and 0 < len(v.todo) < 4  # both shares are not empty
         kind, pid = v.finish()
     assert kind == "side" and pid != parent
-    # Every instruction's key is known: this process's share and the child's.
-    assert len(insns.known) == len({(i, "add") for i in range(38)} | {"ret"})
-    assert 0 < mine < 4
+    # This process's share used the memo: 38 `add`s and a `ret` per file, the same in each.
+    assert len(insns.known) == 39
 
 
 def test_without_a_child_the_side_pass_runs_here_and_errors_come_first(tmp_path, monkeypatch):
