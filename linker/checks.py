@@ -23,7 +23,7 @@ FORK_MIN_STATEMENTS = 1500
 CHILD_SHARE = 0.8  # the part of the work the child takes: the parent has the other passes
 # ... when the child also runs a `side` pass (the listing and the PE check: about what the
 # parent's ELF file and noinstr check cost).
-CHILD_SHARE_WITH_SIDE = 0.55
+CHILD_SHARE_WITH_SIDE = 0.5
 CHILD_TIMEOUT = 120.0  # s: a child that has not answered by then is taken as hung (it needs ~0.3 s)
 
 
