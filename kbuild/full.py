@@ -16,11 +16,9 @@ from types import ModuleType
 
 from asm import KeystoneBackend, SharedParse, Unit
 from asm.source import parse_file
-from asm.verify import Passed
 from kernel import gen
 from kernel.layout import LAYOUT
-from linker import Image, link, write_elf, write_listing, write_map
-from linker.checks import BackgroundVerify, check_noinstr
+from linker import Image, link, write_elf, write_map
 from linker.link import first_pass
 from linker.pe import pe_warnings, raise_pe_warnings, write_pe
 
@@ -151,8 +149,10 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
     memo_key = digest(code_key(), "keystone")
     memo = store.get("keystone", memo_key) or {}
     stored = set(memo)
-    # Two workers (keystone loading in them while we parse) when most units are new.
-    with KeystoneBackend(memo=memo, workers=1 if memo else 2, start=True) as backend:
+    # Two workers (keystone loading in them while we parse) when most units are new; capstone
+    # and the passes after linking are loaded while they assemble.
+    with KeystoneBackend(memo=memo, workers=1 if memo else 2, start=True,
+                         idle=load_checks) as backend:  # fmt: skip
         place = first_pass(layout)
 
         def prefetch(file_units: list[Unit]) -> None:  # keystone works while we parse
@@ -164,6 +164,14 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
     if set(backend.used) != stored:  # else the entry holds these results already
         store.put("keystone", memo_key, backend.used)
     return image
+
+
+def load_checks() -> None:
+    """Load the passes after linking and capstone (about 25 ms): asked of the keystone
+    backend, which calls it while its workers assemble and this process would only wait."""
+    import asm.verify  # noqa: F401
+    import linker.checks  # noqa: F401
+    import linker.listing  # noqa: F401
 
 
 def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
@@ -178,6 +186,10 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     sources = kernel_sources(gen_dir, kernel_dir, generator)
     image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache,
                         store_parsed)  # fmt: skip
+    from asm.verify import Passed
+    from linker.checks import BackgroundVerify, check_noinstr
+    from linker.listing import write_listing
+
     name = output_namer(out, kernel_dir)
     checked_key = digest(code_key(), "verified")
     verified = cache.get("checked", checked_key) or set()
