@@ -414,7 +414,7 @@ class Unit:
                 return self._lower_branch(s, base_mn, target)
         else:
             for o in ops:
-                if o.kind == "imm" and re.search(r"\boffset\b", o.text, re.I) is None:
+                if o.kind == "imm" and _OFFSET.search(o.text) is None:
                     syms = [n for n in o.value.names if n not in consts]
                     if syms and not _is_difference(o.value, consts):
                         raise AsmError(s.loc, f"'{o.text}' names symbol '{syms[0]}' without "
