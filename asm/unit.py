@@ -304,6 +304,11 @@ class Unit:
         self._result_memo: tuple[tuple, bytes] | None = None  # result_key's last inputs, key
         self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
         self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
+        # The outside names keystone's input names (a branch, far jump or data that names one
+        # is a placeholder, filled in by finish()): an edit that moves a unit's branch targets
+        # leaves its keystone input as it was.
+        self._ks_externals = sorted(set().union(*(lw.externals for lw in self.lowered
+                                                  if lw.text)))  # fmt: skip
         self._has_insn = any(isinstance(st, Insn) for st in stmts)
 
     def __getstate__(self) -> dict:
@@ -578,7 +583,7 @@ class Unit:
     def text(self, base: int, resolve: Resolve) -> str:
         """The keystone input for this unit placed at `base`, outside names as `resolve` says."""
         lines = ["__kunit:"]
-        for name in self._externals:
+        for name in self._ks_externals:
             value = resolve(name)
             value = base if value is None else value
             sign = "+" if value >= base else "-"
