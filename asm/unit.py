@@ -310,6 +310,9 @@ class Unit:
         self._ks_externals = sorted(set().union(*(lw.externals for lw in self.lowered
                                                   if lw.text)))  # fmt: skip
         self._has_insn = any(isinstance(st, Insn) for st in stmts)
+        # Instructions whose bytes finish() writes (keystone only reserves their room).
+        self.patched = [i for i, lw in enumerate(self.lowered)
+                        if isinstance(lw.stmt, Insn) and not lw.text]  # fmt: skip
 
     def __getstate__(self) -> dict:
         """A unit as lowered, without where a link placed it or the lowering memos: what
@@ -763,6 +766,17 @@ class Unit:
             h.update(len(part).to_bytes(8, "little") + part)
         self._result_memo = (inputs, h.digest())
         return self._result_memo[1]
+
+    def stable_key(self) -> bytes | None:
+        """result_key with keystone's bytes in place of the final ones: all that verifying
+        the instructions but the `patched` ones depends on (their bytes are keystone's, their
+        names resolve through what keystone was given); None without a `cache_key`."""
+        if self.cache_key is None:
+            return None
+        h = hashlib.sha256(b"keystone's bytes\n" + self.cache_key.encode())
+        for part in (b"%x" % self.base, self.last_text.encode(), self.raw):
+            h.update(len(part).to_bytes(8, "little") + part)
+        return h.digest()
 
     # -- the final bytes --------------------------------------------------------------------
 

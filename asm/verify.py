@@ -146,20 +146,28 @@ def check_key(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve) ->
         far = None
         if lw.far32:
             far = (lw.far32[0].evaluate(resolve, dot=addr), lw.far32[1].evaluate(resolve, dot=addr))
+        outside = None  # an outside branch target (or a 32-bit lgdt/lidt operand)
+        if lw.branch is not None:
+            outside = lw.branch[1].evaluate(resolve, dot=addr)
+            if rel:
+                outside = ("distance", (outside - addr) & _M64)
     except ExprError:
         return None
     return (s.bits, code, s.mnemonic, tuple(s.operands), tuple(o.text for o in lw.operands),
-            far, tuple(wants), None if rel else addr)  # fmt: skip
+            far, outside, tuple(wants), None if rel else addr)  # fmt: skip
 
 
-def verify_unit(unit: Unit, image: bytes, resolve: Resolve, passed: Passed | None = None) -> None:
+def verify_unit(unit: Unit, image: bytes, resolve: Resolve, passed: Passed | None = None,
+                only: Sequence[int] | None = None) -> None:  # fmt: skip
     """Decode each instruction of `unit` (final bytes `image`) and check it against its source.
     With `passed`, an instruction whose check key is known passed before is not decoded again
-    (the verdict is a function of the key), and the keys of those that pass are added.
+    (the verdict is a function of the key), and the keys of those that pass are added.  With
+    `only`, just the statements at those positions (the others passed before).
 
     Raises AsmError at the first statement that does not say what its source said; an
     unexpected failure of a check itself is reported at that statement's line too."""
-    for i, lw in enumerate(unit.lowered):
+    for i in range(len(unit.lowered)) if only is None else only:
+        lw = unit.lowered[i]
         s = lw.stmt
         if not isinstance(s, Insn):
             continue
@@ -213,8 +221,13 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve)
         if s.bits == 16 and prefix[2] != 0x66:
             raise AsmError(s.loc, f"'{text}' has no operand-size prefix: its offset is 16-bit")
         return
+    target = None
     if src_mn in BRANCHES and len(lw.operands) == 1 and lw.operands[0].kind == "imm":
-        want = value(lw.operands[0].value) & _M64
+        target = lw.operands[0].value
+    elif lw.branch is not None and src_mn in BRANCHES:  # an outside target: finish()'s rel32
+        target = lw.branch[1]
+    if target is not None:
+        want = value(target) & _M64
         got = ops[0].imm & _M64 if ops and ops[0].type == X86_OP_IMM else None
         if got != want:
             raise AsmError(s.loc, f"'{s.mnemonic} {s.operands[0]}' lands on "

@@ -227,7 +227,8 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
             raise later
     # Each entry is stored again only when it changed (an edit that moves no code changes
     # none of them).
-    verified = {u.result_key() for u in image.units() if u.has_instructions} & verified
+    verified = {key for u in image.units() if u.has_instructions
+                for key in (u.result_key(), u.stable_key())} & verified  # fmt: skip
     for key, value, before in ((checked_key, verified, verified_before),
                                (listing_key, listed, listed_before),
                                (noinstr_key, noinstr_passed, noinstr_before)):  # fmt: skip

@@ -33,7 +33,8 @@ def verify_image(image: Image, verified: set[bytes] | None = None, insns=None) -
     `verified` holds the result keys (Unit.result_key) of units that passed before: those are
     not decoded again; the keys of the units that pass are added to it.  `insns`, an
     asm.verify.Passed, does the same for single instructions (by their check keys)."""
-    errors, passed = _verify(image, _todo(image, verified), insns)
+    todo = _todo(image, verified)
+    errors, passed = _verify(image, todo, insns, _partial(image, todo, verified))
     if verified is not None:
         verified.update(passed)
     if errors:
@@ -50,10 +51,22 @@ def _todo(image: Image, verified: set[bytes] | None) -> list[int]:
     return [i for i, u in enumerate(units) if u.has_instructions and u.result_key() not in verified]
 
 
-def _verify(image: Image, todo: list[int],
-            insns=None) -> tuple[list[tuple[int, AsmError]], list[bytes]]:  # fmt: skip
-    """Verify the units at positions `todo` (`insns`: as verify_unit's `passed`): the errors
-    (with their unit's position) and the result keys of the units that passed."""
+def _partial(image: Image, todo: list[int], verified: set[bytes] | None) -> set[int]:
+    """The positions in `todo` of the units whose keystone output passed before at the same
+    address (Unit.stable_key): only their `patched` instructions need decoding (those whose
+    targets moved, typically)."""
+    if verified is None:
+        return set()
+    units = image.units()
+    return {i for i in todo if units[i].stable_key() in verified}
+
+
+def _verify(image: Image, todo: list[int], insns=None,
+            partial: set[int] | frozenset[int] = frozenset()
+            ) -> tuple[list[tuple[int, AsmError]], list[bytes]]:  # fmt: skip
+    """Verify the units at positions `todo` (`insns`: as verify_unit's `passed`; `partial`:
+    positions of units of which only the patched instructions are left to check): the errors
+    (with their unit's position) and the keys (result and stable) of the units that passed."""
     from asm.verify import verify_unit  # capstone: loaded only when a build verifies
 
     units = image.units()
@@ -62,13 +75,14 @@ def _verify(image: Image, todo: list[int],
     for i in todo:
         unit = units[i]
         try:
-            verify_unit(unit, placed_bytes(image, unit), image.resolvers[i], insns)
+            verify_unit(unit, placed_bytes(image, unit), image.resolvers[i], insns,
+                        unit.patched if i in partial else None)  # fmt: skip
         except AsmError as e:
             errors.append((i, e))
             continue
-        key = unit.result_key()
-        if key is not None:
-            passed.append(key)
+        for key in (unit.result_key(), unit.stable_key()):
+            if key is not None:
+                passed.append(key)
     return errors, passed
 
 
@@ -88,6 +102,7 @@ class BackgroundVerify:
                  side: Callable[[], Any] | None = None, insns=None) -> None:  # fmt: skip
         self.image, self.verified, self.side, self.insns = image, verified, side, insns
         self.todo = _todo(image, verified)
+        self.partial = _partial(image, self.todo, verified)
         self.pid: int | None = None
         self.fd: int | None = None
 
@@ -99,7 +114,8 @@ class BackgroundVerify:
 
     def start(self) -> None:
         units = self.image.units()
-        weights = [len(units[i].lowered) for i in self.todo]
+        weights = [len(units[i].patched) + 1 if i in self.partial else len(units[i].lowered)
+                   for i in self.todo]  # fmt: skip
         total = sum(weights)
         if total < FORK_MIN_STATEMENTS or not hasattr(os, "fork"):
             return
@@ -119,7 +135,7 @@ class BackgroundVerify:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
                 faulthandler.disable()  # a crash is the parent's to report, in one line
                 os.close(r)
-                answer = _child_answer(self.image, theirs, self.side, self.insns)
+                answer = _child_answer(self.image, theirs, self.side, self.insns, self.partial)
                 with os.fdopen(w, "wb") as f:
                     f.write(answer)
             except BaseException:
@@ -131,7 +147,7 @@ class BackgroundVerify:
     def finish(self) -> Any:
         """Verify this process's share, join the child's; raises LinkErrors for a mismatch,
         else returns what `side` returned (None without one)."""
-        errors, passed = _verify(self.image, self.todo, self.insns)
+        errors, passed = _verify(self.image, self.todo, self.insns, self.partial)
         side_result, forked = None, self.pid is not None
         if forked:
             more_errors, more_passed, side_result = self._join()
@@ -196,13 +212,13 @@ class BackgroundVerify:
         return os.waitstatus_to_exitcode(status)
 
 
-def _child_answer(image: Image, todo: list[int], side: Callable[[], Any] | None,
-                  insns) -> bytes:  # fmt: skip
+def _child_answer(image: Image, todo: list[int], side: Callable[[], Any] | None, insns,
+                  partial: set[int]) -> bytes:  # fmt: skip
     """The child's answer: ("ok", (errors as (position, loc, message), passed keys, what
     `side` returned)), or ("internal", text) for an unexpected exception, with where it was
     raised."""
     try:
-        errors, passed = _verify(image, todo, insns)
+        errors, passed = _verify(image, todo, insns, partial)
         result = side() if side is not None and not errors else None
         answer: tuple = ("ok", ([(i, e.loc, e.message) for i, e in errors], passed, result))
     except Exception as e:

@@ -10,6 +10,7 @@ import os
 import pytest
 from helpers import SMALL, section_bytes
 
+import asm.unit
 import asm.verify
 import linker.checks
 from asm import AsmError, KeystoneBackend, load_units
@@ -164,3 +165,47 @@ def test_without_a_child_the_side_pass_runs_here_and_errors_come_first(tmp_path,
         v.start()
         v.finish()
     assert ran == [] and unit is image.units()[0]
+
+
+# -- a unit whose keystone output passed before: only what finish() wrote is decoded ----------
+
+
+def _linked(tmp_path, pad: str, corrupt: bool = False, monkeypatch=None):
+    """a.s calls fn in b.s (`pad` before fn moves it); the image and a.s's unit.  With
+    `corrupt`, finish() writes the call's rel32 one byte off (the mutant)."""
+    (tmp_path / "a.s").write_text(".section .text\nstart:\n    call fn\n    add rax, 5\n"
+                                  "    ret\n")  # fmt: skip
+    (tmp_path / "b.s").write_text(f".section .text\n.global fn\n{pad}fn:\n    ret\n")
+    units = load_units([tmp_path / "a.s", tmp_path / "b.s"], [])
+    for u in units:
+        u.cache_key = u.path.name
+    if corrupt:
+        real = asm.unit.Unit.finish
+
+        def finish(self, resolve):
+            out = real(self, resolve)
+            if self.path.name == "a.s":
+                self.final = out = out[:1] + bytes([(out[1] + 1) & 0xFF]) + out[2:]
+            return out
+
+        monkeypatch.setattr(asm.unit.Unit, "finish", finish)
+    with KeystoneBackend() as backend:
+        image = link(units, SMALL, backend, verify=False)
+    return image, units[0]
+
+
+def test_a_unit_whose_call_target_moved_decodes_only_the_call(tmp_path, decoded, monkeypatch):
+    image, unit = _linked(tmp_path, "")
+    verified: set[bytes] = set()
+    linker.checks.verify_image(image, verified)
+    assert unit.stable_key() in verified and unit.result_key() in verified
+    image, unit = _linked(tmp_path, "    nop\n" * 3)
+    assert unit.result_key() not in verified and unit.stable_key() in verified
+    decoded.clear()
+    linker.checks.verify_image(image, verified)
+    # a.s: the call alone (`add` and `ret` are keystone's bytes, checked before); b.s: all.
+    assert decoded == ["call fn", "nop", "nop", "nop", "ret"]
+    # The mutant: finish() writes a wrong rel32: the call is decoded and refused.
+    image, unit = _linked(tmp_path, "    nop\n" * 5, corrupt=True, monkeypatch=monkeypatch)
+    with pytest.raises(LinkErrors, match=r"a\.s:3: error: 'call fn' lands on"):
+        linker.checks.verify_image(image, verified)
