@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import AsmError, Loc
@@ -43,11 +44,14 @@ class KeystoneBackend:
     were assembled before (in an earlier pass of the fixpoint, or an earlier build when the
     caller keeps the memo) is not sent again; `used` holds the entries this backend's calls
     needed.  With `workers` 2, a pass's texts are split between two processes that run at once.
+    `idle` is called once, when a call first has sent work and would wait for it.
     """
 
     def __init__(self, timeout: float = 60.0, memo: dict[bytes, bytes] | None = None,
-                 workers: int = 1, start: bool = False) -> None:  # fmt: skip
+                 workers: int = 1, start: bool = False,
+                 idle: Callable[[], object] | None = None) -> None:  # fmt: skip
         self.workers = [KeystoneWorker() for _ in range(max(1, workers))]
+        self.idle = idle  # called once, the first time a call waits for the workers
         self.timeout = timeout
         self.passes = 0
         self.memo = memo if memo is not None else {}
@@ -151,6 +155,9 @@ class KeystoneBackend:
         try:
             for w, share in zip(workers, shares):
                 w.send(share)
+            if self.idle is not None:  # work of the caller's while keystone works
+                idle, self.idle = self.idle, None
+                idle()
             return [r for w, _ in zip(workers, shares) for r in w.receive(self.timeout)]
         except KeystoneCrash:
             for w in workers:

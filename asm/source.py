@@ -71,6 +71,20 @@ class Blob:
     loc: Loc
     data: bytes
 
+    def __reduce__(self) -> tuple:
+        # Pickled (a cached parse) as its length when it is all zeros: the SMP event log's
+        # 8 MiB .zero would otherwise be read and hashed again by every build that loads it.
+        if len(self.data) >= ZERO_BLOB_MIN and self.data.count(0) == len(self.data):
+            return _zero_blob, (self.loc, len(self.data))
+        return Blob, (self.loc, self.data)
+
+
+ZERO_BLOB_MIN = 4096  # the smallest all-zero blob pickled as its length
+
+
+def _zero_blob(loc: Loc, size: int) -> Blob:
+    return Blob(loc, bytes(size))
+
 
 @dataclass
 class Align:
@@ -116,11 +130,17 @@ class SourceFile:
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled alone (a cached parse): the operand memo is the build's, shared by every file.
-        return {**self.__dict__, "operands": {}}
+        state = {**self.__dict__, "operands": {}}
+        state.pop("_order", None)
+        return state
 
     def constant_order(self) -> dict[str, int]:
-        """Each constant's position in definition order (Insn.known_constants counts these)."""
-        return {name: i for i, name in enumerate(self.constants)}
+        """Each constant's position in definition order (Insn.known_constants counts these);
+        made once per number of constants (every unit of the file asks, once parsed)."""
+        order = self.__dict__.get("_order")
+        if order is None or len(order) != len(self.constants):
+            order = self.__dict__["_order"] = {n: i for i, n in enumerate(self.constants)}
+        return order
 
     def labels(self) -> dict[str, Loc]:
         """Every label this file defines, with where; duplicates are an error."""
@@ -196,9 +216,9 @@ class Parser:
         return self.file
 
     def _read(self, path: Path, where: Loc | None) -> list[tuple[Loc, str]]:
-        """The lines of `path` with comments removed, each with its location; an unreadable
-        file is an error at `where` (the .include), bytes that are not UTF-8 one at their line.
-        Each file is read once per SharedParse."""
+        """The lines of `path` with comments removed, each with its location, blank ones left
+        out; an unreadable file is an error at `where` (the .include), bytes that are not UTF-8
+        one at their line.  Each file is read once per SharedParse."""
         lines = self.shared.lines.get(path)
         if lines is None:
             lines = self.shared.lines[path] = self._read_file(path, where)
@@ -215,7 +235,9 @@ class Parser:
             line = data.count(b"\n", 0, e.start) + 1
             raise AsmError(Loc(path, line), f"byte {data[e.start]:#04x} is not UTF-8 text: "
                            "sources must be UTF-8 (ASCII outside strings)") from None  # fmt: skip
-        return [(Loc(path, n), line) for n, line in enumerate(_strip_comments(text, path), 1)]
+        # Blank lines (and comment-only ones) are left out: no statement needs them.
+        return [(Loc(path, n), line) for n, line in enumerate(_strip_comments(text, path), 1)
+                if line and not line.isspace()]  # fmt: skip
 
     def _lines(self, lines: list[tuple[Loc, str]]) -> None:
         it = iter(lines)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs, CsInsn
 from capstone.x86 import X86_OP_IMM, X86_OP_MEM, X86_OP_REG
@@ -42,6 +43,7 @@ def x86_detail(d: CsInsn) -> tuple[Sequence[int], list]:
     return x.prefix, x.operands[: x.op_count]
 
 
+@functools.cache  # a few hundred mnemonics, asked twice per instruction
 def _canon(mnemonic: str) -> str:
     return " ".join(ALIASES.get(w, w) for w in mnemonic.lower().split())
 
@@ -109,23 +111,80 @@ def _asked_for_66(src_mn: str, got_mn: str, operands, bits: int = 64) -> bool:
     )  # fmt: skip
 
 
-def verify_unit(unit: Unit, image: bytes, resolve: Resolve) -> None:
+@dataclass
+class Passed:
+    """Check keys (check_key) of instructions that passed: `known` (from earlier builds and
+    this process), `new` the ones this process added, in order."""
+
+    known: set[tuple] = field(default_factory=set)
+    new: list[tuple] = field(default_factory=list)
+
+    def add(self, key: tuple) -> None:
+        if key not in self.known:
+            self.known.add(key)
+            self.new.append(key)
+
+
+def check_key(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve) -> tuple | None:
+    """Everything _verify_insn's verdict on the instruction depends on: its bytes, its source
+    text and operands as lowered, and each operand's value -- in 64-bit code a branch target
+    or a `[rip + x]` operand as its distance from `addr` (all the check compares, modulo
+    2**64), so that the same instruction moved with its targets has the same key; in 16- and
+    32-bit code `addr` itself.  None when a value cannot be computed (the check reports it)."""
+    rel = s.bits == 64
+    branch = s.mnemonic.split()[-1] in BRANCHES and len(lw.operands) == 1
+    wants: list = []
+    try:
+        for o in lw.operands:
+            if o.value is None:
+                wants.append(None)
+                continue
+            v = o.value.evaluate(resolve, dot=addr)
+            if rel and (o.rip or (branch and o.kind == "imm")):
+                v = ("distance", (v - addr) & _M64)
+            wants.append(v)
+        far = None
+        if lw.far32:
+            far = (lw.far32[0].evaluate(resolve, dot=addr), lw.far32[1].evaluate(resolve, dot=addr))
+        outside = None  # an outside branch target (or a 32-bit lgdt/lidt operand)
+        if lw.branch is not None:
+            outside = lw.branch[1].evaluate(resolve, dot=addr)
+            if rel:
+                outside = ("distance", (outside - addr) & _M64)
+    except ExprError:
+        return None
+    return (s.bits, code, s.mnemonic, tuple(s.operands), tuple(o.text for o in lw.operands),
+            far, outside, tuple(wants), None if rel else addr)  # fmt: skip
+
+
+def verify_unit(unit: Unit, image: bytes, resolve: Resolve, passed: Passed | None = None,
+                only: Sequence[int] | None = None) -> None:  # fmt: skip
     """Decode each instruction of `unit` (final bytes `image`) and check it against its source.
+    With `passed`, an instruction whose check key is known passed before is not decoded again
+    (the verdict is a function of the key), and the keys of those that pass are added.  With
+    `only`, just the statements at those positions (the others passed before).
 
     Raises AsmError at the first statement that does not say what its source said; an
     unexpected failure of a check itself is reported at that statement's line too."""
-    for i, lw in enumerate(unit.lowered):
+    for i in range(len(unit.lowered)) if only is None else only:
+        lw = unit.lowered[i]
         s = lw.stmt
         if not isinstance(s, Insn):
             continue
         off, size = unit.statement_span(i)
+        code, addr = image[off : off + size], unit.base + off
+        key = check_key(lw, s, addr, code, resolve) if passed is not None else None
+        if key is not None and key in passed.known:
+            continue
         try:
-            _verify_insn(lw, s, unit.base + off, image[off : off + size], resolve)
+            _verify_insn(lw, s, addr, code, resolve)
         except AsmError:
             raise
         except Exception as e:  # a bug here must still name the line being checked
             raise AsmError(s.loc, f"internal error while verifying '{s.text}': "
                            f"{type(e).__name__}: {e}") from e  # fmt: skip
+        if key is not None:
+            passed.add(key)
 
 
 def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve) -> None:
@@ -162,8 +221,13 @@ def _verify_insn(lw: Lowered, s: Insn, addr: int, code: bytes, resolve: Resolve)
         if s.bits == 16 and prefix[2] != 0x66:
             raise AsmError(s.loc, f"'{text}' has no operand-size prefix: its offset is 16-bit")
         return
+    target = None
     if src_mn in BRANCHES and len(lw.operands) == 1 and lw.operands[0].kind == "imm":
-        want = value(lw.operands[0].value) & _M64
+        target = lw.operands[0].value
+    elif lw.branch is not None and src_mn in BRANCHES:  # an outside target: finish()'s rel32
+        target = lw.branch[1]
+    if target is not None:
+        want = value(target) & _M64
         got = ops[0].imm & _M64 if ops and ops[0].type == X86_OP_IMM else None
         if got != want:
             raise AsmError(s.loc, f"'{s.mnemonic} {s.operands[0]}' lands on "

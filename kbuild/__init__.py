@@ -21,10 +21,8 @@ import functools
 import gc
 import importlib.util
 import os
-import shutil
 import sys
 import time
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -216,6 +214,8 @@ def remove_outputs(out: Path, generated_too: bool) -> list[str]:
         except OSError as e:
             left.append(f"{rel(path)} ({e.strerror or e})")
     if generated_too and gen_dir.is_dir():
+        import shutil  # a failed build's: not loaded by every build (nor traceback, below)
+
         shutil.rmtree(gen_dir, onerror=lambda _f, p, e: left.append(f"{rel(p)} ({e[1]})"))
     return left
 
@@ -243,6 +243,8 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f"{rel(str(exc.filename))}: " if exc.filename else ""
         return f"error: {where}{exc.strerror or exc}"
+    import traceback
+
     frames = traceback.extract_tb(exc.__traceback__)
     place = (
         f" at {rel(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name}()"

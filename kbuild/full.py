@@ -18,10 +18,9 @@ from asm import KeystoneBackend, SharedParse, Unit
 from asm.source import parse_file
 from kernel import gen
 from kernel.layout import LAYOUT
-from linker import Image, link, write_elf, write_listing, write_map
-from linker.checks import BackgroundVerify, check_noinstr
+from linker import Image, link, write_elf, write_map
 from linker.link import first_pass
-from linker.pe import check_pe, write_pe
+from linker.pe import pe_warnings, raise_pe_warnings, write_pe
 
 from . import Built, code_key
 from .cache import Cache, Roots, digest
@@ -165,8 +164,10 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
     memo_key = digest(code_key(), "keystone")
     memo = store.get("keystone", memo_key) or {}
     stored = set(memo)
-    # Two workers (keystone loading in them while we parse) when most units are new.
-    with KeystoneBackend(memo=memo, workers=1 if memo else 2, start=True) as backend:
+    # Two workers (keystone loading in them while we parse) when most units are new; capstone
+    # and the passes after linking are loaded while they assemble.
+    with KeystoneBackend(memo=memo, workers=1 if memo else 2, start=True,
+                         idle=load_checks) as backend:  # fmt: skip
         place = first_pass(layout)
 
         def prefetch(file_units: list[Unit]) -> None:  # keystone works while we parse
@@ -178,6 +179,14 @@ def build_image(sources: list[Path], include_dirs: list[Path], layout=LAYOUT,
     if set(backend.used) != stored:  # else the entry holds these results already
         store.put("keystone", memo_key, backend.used)
     return image
+
+
+def load_checks() -> None:
+    """Load the passes after linking and capstone (about 25 ms): asked of the keystone
+    backend, which calls it while its workers assemble and this process would only wait."""
+    import asm.verify  # noqa: F401
+    import linker.checks  # noqa: F401
+    import linker.listing  # noqa: F401
 
 
 def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
@@ -196,6 +205,10 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     sources = kernel_sources(gen_dir, kernel_dir, generator)
     image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache,
                         store_parsed, {"kernel": kernel_dir, "gen": gen_dir})  # fmt: skip
+    from asm.verify import Passed
+    from linker.checks import BackgroundVerify, check_noinstr
+    from linker.listing import write_listing
+
     name = output_namer(out, kernel_dir)
     checked_key = digest(code_key(), "verified")
     verified = cache.get("checked", checked_key) or set()
@@ -208,24 +221,33 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     noinstr_before = set(noinstr_passed)
     if len(noinstr_passed) > 16:  # the images of the last builds are the ones worth keeping
         noinstr_passed = set()
-    # Capstone verification runs (mostly) in a forked child while this process makes the
-    # outputs; its errors come first, as when it ran before them.
-    with BackgroundVerify(image, verified) as verification:
+    # Capstone verification runs in a forked child, with the listing and the PE file's check,
+    # while this process writes the ELF file and checks noinstr; verification's errors come
+    # first, as when it ran before the other passes.
+
+    def side() -> tuple[bytes, list[str], str, dict]:
+        efi = write_pe(image, layout.PE_PARAMS)
+        return efi, pe_warnings(efi), write_listing(image, name, listed), listed
+
+    # Instructions written alike (the same bytes, text and values) are decoded once per
+    # process: a memo kept only for this build (stored, its 15,000 keys cost an edit's build
+    # more to read and write than they save).
+    with BackgroundVerify(image, verified, side, Passed()) as verification:
         verification.start()
         try:
             elf = write_elf(image, name)
-            efi = check_pe(write_pe(image, layout.PE_PARAMS))
             check_noinstr(image, noinstr_passed)
-            listing = write_listing(image, name, listed)
             later: Exception | None = None
         except Exception as e:
             later = e
-        verification.finish()
+        efi, warnings, listing, listed = verification.finish()
+        raise_pe_warnings(warnings)
         if later is not None:
             raise later
     # Each entry is stored again only when it changed (an edit that moves no code changes
     # none of them).
-    verified = {u.result_key() for u in image.units()} & verified
+    verified = {key for u in image.units() if u.has_instructions
+                for key in (u.result_key(), u.stable_key())} & verified  # fmt: skip
     for key, value, before in ((checked_key, verified, verified_before),
                                (listing_key, listed, listed_before),
                                (noinstr_key, noinstr_passed, noinstr_before)):  # fmt: skip

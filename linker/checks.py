@@ -9,6 +9,8 @@ import pickle
 import select
 import signal
 import time
+from collections.abc import Callable
+from typing import Any
 
 from asm.errors import AsmError
 
@@ -19,15 +21,20 @@ from .link import Image, LinkErrors
 # (statements to decode): below it the fork costs more than it saves.
 FORK_MIN_STATEMENTS = 1500
 CHILD_SHARE = 0.8  # the part of the work the child takes: the parent has the other passes
+# ... when the child also runs a `side` pass (the listing and the PE check: about what the
+# parent's ELF file and noinstr check cost).
+CHILD_SHARE_WITH_SIDE = 0.5
 CHILD_TIMEOUT = 120.0  # s: a child that has not answered by then is taken as hung (it needs ~0.3 s)
 
 
-def verify_image(image: Image, verified: set[bytes] | None = None) -> None:
+def verify_image(image: Image, verified: set[bytes] | None = None, insns=None) -> None:
     """Decode every instruction of every unit in its final place and check it against its
     source (asm/verify.py); raises LinkErrors listing every mismatch (the first per unit).
     `verified` holds the result keys (Unit.result_key) of units that passed before: those are
-    not decoded again; the keys of the units that pass are added to it."""
-    errors, passed = _verify(image, _todo(image, verified))
+    not decoded again; the keys of the units that pass are added to it.  `insns`, an
+    asm.verify.Passed, does the same for single instructions (by their check keys)."""
+    todo = _todo(image, verified)
+    errors, passed = _verify(image, todo, insns, _partial(image, todo, verified))
     if verified is not None:
         verified.update(passed)
     if errors:
@@ -35,15 +42,31 @@ def verify_image(image: Image, verified: set[bytes] | None = None) -> None:
 
 
 def _todo(image: Image, verified: set[bytes] | None) -> list[int]:
-    """The positions (in image.units()) of the units to decode: those not in `verified`."""
+    """The positions (in image.units()) of the units to decode: those with instructions (no
+    other has anything to check, nor a result key worth hashing: the event log's 8 MiB) not
+    in `verified`."""
+    units = image.units()
     if verified is None:
-        return list(range(len(image.resolvers)))
-    return [i for i, u in enumerate(image.units()) if u.result_key() not in verified]
+        return [i for i, u in enumerate(units) if u.has_instructions]
+    return [i for i, u in enumerate(units) if u.has_instructions and u.result_key() not in verified]
 
 
-def _verify(image: Image, todo: list[int]) -> tuple[list[tuple[int, AsmError]], list[bytes]]:
-    """Verify the units at positions `todo`: the errors (with their unit's position) and the
-    result keys of the units that passed."""
+def _partial(image: Image, todo: list[int], verified: set[bytes] | None) -> set[int]:
+    """The positions in `todo` of the units whose keystone output passed before at the same
+    address (Unit.stable_key): only their `patched` instructions need decoding (those whose
+    targets moved, typically)."""
+    if verified is None:
+        return set()
+    units = image.units()
+    return {i for i in todo if units[i].stable_key() in verified}
+
+
+def _verify(image: Image, todo: list[int], insns=None,
+            partial: set[int] | frozenset[int] = frozenset()
+            ) -> tuple[list[tuple[int, AsmError]], list[bytes]]:  # fmt: skip
+    """Verify the units at positions `todo` (`insns`: as verify_unit's `passed`; `partial`:
+    positions of units of which only the patched instructions are left to check): the errors
+    (with their unit's position) and the keys (result and stable) of the units that passed."""
     from asm.verify import verify_unit  # capstone: loaded only when a build verifies
 
     units = image.units()
@@ -52,13 +75,14 @@ def _verify(image: Image, todo: list[int]) -> tuple[list[tuple[int, AsmError]], 
     for i in todo:
         unit = units[i]
         try:
-            verify_unit(unit, placed_bytes(image, unit), image.resolvers[i])
+            verify_unit(unit, placed_bytes(image, unit), image.resolvers[i], insns,
+                        unit.patched if i in partial else None)  # fmt: skip
         except AsmError as e:
             errors.append((i, e))
             continue
-        key = unit.result_key()
-        if key is not None:
-            passed.append(key)
+        for key in (unit.result_key(), unit.stable_key()):
+            if key is not None:
+                passed.append(key)
     return errors, passed
 
 
@@ -66,14 +90,19 @@ class BackgroundVerify:
     """verify_image shared with a forked child, so that it runs on a second core while this
     process does the other passes: `start()` forks (when there is enough to decode), `finish()`
     verifies this process's share, waits for the child and then acts as verify_image does
-    (the errors in unit order, `verified` updated).  Used as a context manager: leaving it
+    (the errors in unit order, `verified` updated).  `side`, another pass over the image that
+    returns a picklable result and raises nothing but internal errors (the listing, the PE
+    check), runs in the child too, after its share: finish() returns its result (with no child,
+    it runs there).  Used as a context manager: leaving it
     otherwise than through finish() (an error, Ctrl-C) kills the child.  A child that dies
     without an answer is an internal error; one that hits an unexpected exception reports it
     as one, with its place."""
 
-    def __init__(self, image: Image, verified: set[bytes] | None = None) -> None:
-        self.image, self.verified = image, verified
+    def __init__(self, image: Image, verified: set[bytes] | None = None,
+                 side: Callable[[], Any] | None = None, insns=None) -> None:  # fmt: skip
+        self.image, self.verified, self.side, self.insns = image, verified, side, insns
         self.todo = _todo(image, verified)
+        self.partial = _partial(image, self.todo, verified)
         self.pid: int | None = None
         self.fd: int | None = None
 
@@ -85,14 +114,16 @@ class BackgroundVerify:
 
     def start(self) -> None:
         units = self.image.units()
-        weights = [len(units[i].lowered) for i in self.todo]
+        weights = [len(units[i].patched) + 1 if i in self.partial else len(units[i].lowered)
+                   for i in self.todo]  # fmt: skip
         total = sum(weights)
         if total < FORK_MIN_STATEMENTS or not hasattr(os, "fork"):
             return
         import asm.verify  # noqa: F401  (loaded before the fork, not by the child)
 
         acc, cut = 0, len(self.todo)
-        while cut > 0 and acc + weights[cut - 1] <= total * CHILD_SHARE:
+        share = CHILD_SHARE if self.side is None else CHILD_SHARE_WITH_SIDE
+        while cut > 0 and acc + weights[cut - 1] <= total * share:
             cut -= 1
             acc += weights[cut]
         mine, theirs = self.todo[:cut], self.todo[cut:]
@@ -104,7 +135,7 @@ class BackgroundVerify:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
                 faulthandler.disable()  # a crash is the parent's to report, in one line
                 os.close(r)
-                answer = _child_answer(self.image, theirs)
+                answer = _child_answer(self.image, theirs, self.side, self.insns, self.partial)
                 with os.fdopen(w, "wb") as f:
                     f.write(answer)
             except BaseException:
@@ -113,18 +144,24 @@ class BackgroundVerify:
         os.close(w)
         self.pid, self.fd, self.todo = pid, r, mine
 
-    def finish(self) -> None:
-        errors, passed = _verify(self.image, self.todo)
-        if self.pid is not None:
-            more_errors, more_passed = self._join()
+    def finish(self) -> Any:
+        """Verify this process's share, join the child's; raises LinkErrors for a mismatch,
+        else returns what `side` returned (None without one)."""
+        errors, passed = _verify(self.image, self.todo, self.insns, self.partial)
+        side_result, forked = None, self.pid is not None
+        if forked:
+            more_errors, more_passed, side_result = self._join()
             errors += more_errors
             passed += more_passed
         if self.verified is not None:
             self.verified.update(passed)
         if errors:
             raise LinkErrors([e for _, e in sorted(errors, key=lambda x: x[0])])
+        if not forked and self.side is not None:
+            side_result = self.side()
+        return side_result
 
-    def _join(self) -> tuple[list[tuple[int, AsmError]], list[bytes]]:
+    def _join(self) -> tuple[list[tuple[int, AsmError]], list[bytes], Any]:
         assert self.fd is not None
         data = self._read_all(self.fd)
         status = self._close(kill=data is None)
@@ -139,8 +176,8 @@ class BackgroundVerify:
             raise RuntimeError(f"the capstone verification process died ({why})") from None
         if kind == "internal":
             raise RuntimeError(f"in the capstone verification process: {payload}")
-        errors, passed = payload
-        return [(i, AsmError(loc, message)) for i, loc, message in errors], passed
+        errors, passed, side_result = payload
+        return [(i, AsmError(loc, message)) for i, loc, message in errors], passed, side_result
 
     @staticmethod
     def _read_all(fd: int) -> bytes | None:
@@ -175,12 +212,15 @@ class BackgroundVerify:
         return os.waitstatus_to_exitcode(status)
 
 
-def _child_answer(image: Image, todo: list[int]) -> bytes:
-    """The child's answer: ("ok", (errors as (position, loc, message), passed keys)), or
-    ("internal", text) for an unexpected exception, with where it was raised."""
+def _child_answer(image: Image, todo: list[int], side: Callable[[], Any] | None, insns,
+                  partial: set[int]) -> bytes:  # fmt: skip
+    """The child's answer: ("ok", (errors as (position, loc, message), passed keys, what
+    `side` returned)), or ("internal", text) for an unexpected exception, with where it was
+    raised."""
     try:
-        errors, passed = _verify(image, todo)
-        answer: tuple = ("ok", ([(i, e.loc, e.message) for i, e in errors], passed))
+        errors, passed = _verify(image, todo, insns, partial)
+        result = side() if side is not None and not errors else None
+        answer: tuple = ("ok", ([(i, e.loc, e.message) for i, e in errors], passed, result))
     except Exception as e:
         import traceback
 

@@ -242,7 +242,9 @@ class Linker:
         for spec in self.layout.sections:
             vma, lma, size = spans[spec.name]
             fill = 0xCC if spec.perm == "rx" else 0
-            data = bytearray([fill]) * size
+            # A nobits section's bytes are never kept: not made (the event log's are 8 MiB).
+            bare = spec.nobits and spec.generate is None and not spec.sort_entries
+            data = bytearray() if bare else bytearray([fill]) * size
             for u in self.by_section[spec.name]:
                 resolve = self._resolver(u, values, linker)
                 try:
@@ -251,7 +253,8 @@ class Linker:
                     errors.append(e)
                     continue
                 resolvers.append(resolve)
-                data[u.base - vma : u.base - vma + u.size] = final
+                if not bare:
+                    data[u.base - vma : u.base - vma + u.size] = final
             if spec.generate is not None:
                 gen = spec.generate(symbols)
                 data[size - len(gen) :] = gen

@@ -176,3 +176,28 @@ def test_a_copy_of_the_tree_parses_only_what_it_changed(tmp_path, parsed):
 
 
 CMDLINE = "lib/cmdline.s"
+
+
+def test_a_zero_blob_is_stored_as_its_length_and_loads_as_its_bytes(tree, tmp_path):
+    """The event log's 8 MiB `.zero` makes a parse entry of a few kilobytes (not megabytes,
+    read and hashed by every build), and loads as the same zeros; a blob with one byte set is
+    stored whole."""
+    import pickle
+
+    from asm.errors import Loc
+    from asm.source import ZERO_BLOB_MIN, Blob
+
+    out = tmp_path / "out"
+    build(out, tree)
+    with (tree / "lib/serial.s").open("a") as f:
+        f.write("# edited\n")
+    build(out, tree)  # the second build into `out` (not a whole cached one) stores the parses
+    entries = sorted((out / "cache").glob("parsed-*"), key=lambda p: p.stat().st_size)
+    assert entries and entries[-1].stat().st_size < 1 << 20
+    loc = Loc(Path("a.s"), 1)
+    zeros, marked = bytes(1 << 23), bytes(ZERO_BLOB_MIN - 1) + b"\x01"
+    for data, as_length in ((zeros, True), (marked, False), (bytes(8), False)):
+        stored = pickle.dumps(Blob(loc, data), protocol=pickle.HIGHEST_PROTOCOL)
+        assert (b"_zero_blob" in stored) == as_length
+        assert len(stored) < 512 if as_length else len(stored) > len(data)
+        assert pickle.loads(stored) == Blob(loc, data)

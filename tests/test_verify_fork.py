@@ -91,7 +91,8 @@ def test_a_clean_image_passes_and_every_key_is_recorded(tmp_path, forking):
     verified: set[bytes] = set()
     with _background(image, verified) as v:
         v.finish()
-    assert verified == {u.result_key() for u in image.units()}  # the child's keys came back
+    # The child's keys came back: each unit's result key and its keystone output's.
+    assert verified == {k for u in image.units() for k in (u.result_key(), u.stable_key())}
 
 
 def test_a_crashing_child_is_an_internal_error(tmp_path, forking, monkeypatch):
