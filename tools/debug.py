@@ -31,6 +31,7 @@ PORT_ATTEMPTS = 5  # QEMU started again on another port when the one picked was 
 ROOT = Path(__file__).resolve().parent.parent  # the sources' names are relative to it
 BREAKPOINT = "exc_page_fault"
 REPLAY_WAIT = 24 * 3600.0  # s a replay under GDB may wait at a stop: a person is at the keys
+QEMU_ENDED_WAIT = 10.0  # s for the last output and the exit status of a QEMU that has ended
 # The per-CPU fields `rcu` prints: RCU's counters, by their names in the layout.
 RCU_FIELDS = tuple(f for f, _ in PERCPU.fields if "rcu" in f or "dynticks" in f)
 _C_TYPES = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "unsigned long"}
@@ -207,9 +208,10 @@ def _debug(args: argparse.Namespace) -> int:
         _write_script(script, args.image, port)
         print(_attach_hint(script, port, "QEMU waits before the first instruction"),
               file=sys.stderr, flush=True)  # fmt: skip
-        while runner.running:
+        runner.await_start()  # GDB's first continue (QEMU ending before it is an error)
+        while runner.running:  # as long as GDB holds the guest: no timeout
             time.sleep(0.2)
-        result = runner.wait()
+        result = runner.wait(timeout=QEMU_ENDED_WAIT)  # QEMU has ended: its verdict
         finish()
         code, line = verdict(result)
         print(line, file=sys.stderr)
