@@ -41,6 +41,11 @@ from tools.qemu import (
 )
 from tools.verdict import KERNEL_RULES
 
+# The fixtures print their lines and halt: the runs that go to their timeout or wait after a
+# panic wait on the host's clock, where a halted guest costs nothing (under -icount with
+# sleep=off, a guest halted with no timer armed keeps QEMU spinning until the timeout).
+pytestmark = pytest.mark.realtime("the runner's timeouts and panic waits, with the guest halted")
+
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 60.0  # a run that must end at its panic is given this long...
 AT_ONCE = 15.0  # ...and must end within this (generous under a loaded TCG; far below TIMEOUT)
