@@ -656,6 +656,18 @@ SELFTEST mutants, mutants_rcu_gp_demand, selftest_mutants_rcu_gp_demand, 0, SELF
 .set EQS_STEP_ENTER_AGAIN, 3
 .set EQS_STEP_END, 4                    # rcu_idle_exit and return
 .set EQS_WAIT_ROUNDS, 100000000         # pause rounds to wait for an acknowledgement
+# GP_START_COUNTED - interrupts off with no grace period in progress, then one started
+# (force_one_gp); before it, RBX = remote_eqs_qs, R12 and R13 = CPU 1's rcu_qs_remote and
+# rcu_qs_self (R15 = CPU 1's per-CPU area).
+.macro GP_START_COUNTED
+    call quiet_irqs_off
+    CHECK e, eax, 0, "a grace period stayed in progress with nothing waiting for it"
+    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
+    mov r12, qword ptr [r15 + PCPU_RCU_QS_REMOTE]
+    mov r13, qword ptr [r15 + PCPU_RCU_QS_SELF]
+    call force_one_gp
+.endm
+
 selftest_mutants_rcu_remote_qs:
     push rbx
     push r12
@@ -690,12 +702,7 @@ selftest_mutants_rcu_remote_qs:
     mov edi, EQS_STEP_ENTER
     call eqs_step
     # (A) In the EQS when the grace period starts.
-    call quiet_irqs_off
-    CHECK e, eax, 0, "a grace period stayed in progress with nothing waiting for it"
-    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
-    mov r12, qword ptr [r15 + PCPU_RCU_QS_REMOTE]
-    mov r13, qword ptr [r15 + PCPU_RCU_QS_SELF]
-    call force_one_gp
+    GP_START_COUNTED
     mov rax, qword ptr [r15 + PCPU_RCU_QS_PENDING]
     CHECK e, rax, 0, "CPU 1 in an EQS when the grace period started still owes it"
     mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
@@ -710,12 +717,7 @@ selftest_mutants_rcu_remote_qs:
     # (B) Watching when the grace period starts, in the EQS after the snapshot.
     mov edi, EQS_STEP_EXIT
     call eqs_step
-    call quiet_irqs_off
-    CHECK e, eax, 0, "a grace period stayed in progress with nothing waiting for it"
-    mov rbx, qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
-    mov r12, qword ptr [r15 + PCPU_RCU_QS_REMOTE]
-    mov r13, qword ptr [r15 + PCPU_RCU_QS_SELF]
-    call force_one_gp
+    GP_START_COUNTED
     mov rax, qword ptr [r15 + PCPU_RCU_QS_PENDING]
     CHECK e, rax, 1, "CPU 1 watching when the grace period started does not owe it"
     mov rcx, qword ptr [rip + rcu_stats + RCU_STATS_REMOTE_EQS_QS]
