@@ -99,8 +99,8 @@ def test_two_icount_runs_on_two_cpus_print_the_same(kernel_image):
     # Under -icount the vCPUs run in turn on one thread, by instruction counts: the run is a
     # function of the image and the command line, CPUs and all.
     def once() -> str:
-        # shift=0: at the suite's shift=5 two runs under load differed in a count (the
-        # virtual clock's coarser steps let the host's timing leak into when a vCPU yields).
+        # shift=0: at the suite's shift=5, two runs in a loaded make test once differed in a
+        # count (the cause is not known); at shift=0 they have always agreed.
         cfg = QemuConfig(kernel_image, append="selftest=sched,rcu", timeout=120, smp=2,
                          icount="shift=0,sleep=off")  # fmt: skip
         result = run(cfg)
