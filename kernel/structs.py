@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import struct
 from dataclasses import dataclass
+
+_UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}  # struct codes of the field sizes decode unpacks
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,7 @@ class Struct:
             off += size
         return out
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
         return sum(size for _, size in self.fields)
 
@@ -28,10 +32,25 @@ class Struct:
         consts[f"{self.name}_SIZE"] = self.size
         return consts
 
-    def decode(self, data: bytes) -> dict[str, int]:
-        """Field values (little-endian, unsigned) from guest memory."""
+    def decode(self, data: bytes, offset: int = 0) -> dict[str, int]:
+        """Field values (little-endian, unsigned) from guest memory: the struct at `offset` of
+        `data` (a short `data` gives what bytes there are: the missing ones count as 0)."""
+        if self._unpack is not None and len(data) - offset >= self.size:
+            return dict(zip(self._names, self._unpack.unpack_from(data, offset)))
         offs = self.offsets()
-        return {f: int.from_bytes(data[offs[f] : offs[f] + s], "little") for f, s in self.fields}
+        return {f: int.from_bytes(data[offset + offs[f] : offset + offs[f] + s], "little")
+                for f, s in self.fields}  # fmt: skip
+
+    @functools.cached_property
+    def _names(self) -> tuple[str, ...]:
+        return tuple(f for f, _ in self.fields)
+
+    @functools.cached_property
+    def _unpack(self) -> struct.Struct | None:
+        """One unpacking of every field when each is 1, 2, 4 or 8 bytes, else None."""
+        if not all(size in _UNSIGNED for _, size in self.fields):
+            return None
+        return struct.Struct("<" + "".join(_UNSIGNED[size] for _, size in self.fields))
 
 
 # Linux's x86-64 struct pt_regs (arch/x86/include/asm/ptrace.h): callee-saved registers first,

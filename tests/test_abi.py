@@ -103,3 +103,30 @@ def test_the_runner_judges_by_the_injected_rules():
     assert KERNEL_RULES.panic_label("unexpected exception #UD Invalid Opcode (vector 6) in "
                                     "kernel mode") == "OOPS"  # fmt: skip
     assert KERNEL_RULES.panic_label("rcu stall") == "PANIC"
+
+
+def test_struct_decoding_in_one_unpack_is_field_by_field_decoding():
+    """Struct.decode unpacks every field at once (struct.Struct) where it can: the same values
+    as reading each field's bytes, at any offset, for every struct the host decodes; a struct
+    with a field of another size, or bytes too short, is read field by field."""
+    import random
+
+    from kernel import events, structs
+    from kernel.structs import Struct
+
+    rng = random.Random(7)
+    every = [v for m in (structs, events) for v in vars(m).values() if isinstance(v, Struct)]
+    assert events.EVENT_RECORD in every and events.PERCPU in every
+    every.append(Struct("ODD", (("a", 3), ("b", 8), ("c", 16))))
+    assert len(every) > 5
+    for s in every:
+        data = rng.randbytes(s.size + 24)
+        for offset in (0, 5, 24):
+            offs = s.offsets()
+            want = {f: int.from_bytes(data[offset + offs[f] : offset + offs[f] + n], "little")
+                    for f, n in s.fields}  # fmt: skip
+            assert s.decode(data, offset) == want, s.name
+        short = data[: s.size - 1]
+        assert s.decode(short)[s.fields[-1][0]] == int.from_bytes(
+            short[s.offsets()[s.fields[-1][0]] :], "little"
+        ), s.name

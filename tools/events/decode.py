@@ -134,7 +134,7 @@ def decode_events(buf: bytes, next_seq: int) -> list[Event]:
     out = []
     for seq in range(first, next_seq):
         slot = seq % EVENT_LOG_ENTRIES
-        ev = decode_event(buf[slot * size : (slot + 1) * size])
+        ev = _event_from_fields(EVENT_RECORD.decode(buf, slot * size))
         if ev.seq == seq:
             out.append(ev)
     return out
