@@ -27,6 +27,7 @@ Facts this parser relies on (checked against real logs, see tests/test_qemulog.p
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -52,6 +53,9 @@ _RECORD_RE = re.compile(
 _CHECK_RE = re.compile(r"^check_exception old: 0x(?P<old>[0-9a-f]+) new 0x(?P<new>[0-9a-f]+)")
 _DUMP_LINE_RE = re.compile(r"^[A-Z][A-Z0-9]{1,3} ?=")
 _DUMP_REG_RE = re.compile(r"\b([A-Z][A-Z0-9]*) ?=([0-9a-f]+)\b")
+# Dump lines of what IntRecord.regs leaves out (debug, condition-code, FPU and vector
+# registers; GDT and IDT have no value to read): read past, not parsed (most of a dump's bytes).
+_DUMP_SKIPPED = ("DR", "CC", "FCW", "FPR", "XMM", "YMM", "GDT", "IDT")
 _NO_OLD_EXCEPTION = 0xFFFFFFFF
 
 
@@ -86,7 +90,19 @@ class IntRecord:
     sp: int
     cr2: int | None
     eax: int | None
-    regs: dict[str, int] = field(default_factory=dict, compare=False)
+    dump: list[str] = field(default_factory=list, compare=False, repr=False)  # its lines
+
+    @functools.cached_property
+    def regs(self) -> dict[str, int]:
+        """The registers of the dump, read from its lines when first asked for (a sweep's log
+        holds tens of thousands of dumps that no one reads)."""
+        regs: dict[str, int] = {}
+        for line in self.dump:
+            if not line.startswith(_DUMP_SKIPPED):
+                for name, value in _DUMP_REG_RE.findall(line):
+                    if name != "DPL":
+                        regs.setdefault(name, int(value, 16))
+        return regs
 
     @property
     def is_software(self) -> bool:
@@ -145,17 +161,15 @@ def parse(text: str) -> QemuLog:
     triple = False
     resets = 0
     saw_check = False
-    regs: dict[str, int] | None = None  # dump of the last record, while it continues
+    dump: list[str] | None = None  # dump lines of the last record, while it continues
     for line in text.splitlines():
-        if regs is not None and _DUMP_LINE_RE.match(line):
-            for name, value in _DUMP_REG_RE.findall(line):
-                if name != "DPL":
-                    regs.setdefault(name, int(value, 16))
+        if dump is not None and _DUMP_LINE_RE.match(line):
+            dump.append(line)
             continue
-        regs = None
+        dump = None
         if match := _RECORD_RE.match(line):
-            regs = {}
-            records.append(_make_record(match, saw_check, regs))
+            dump = []
+            records.append(_make_record(match, saw_check, dump))
             saw_check = False
         elif match := _CHECK_RE.match(line):
             old = int(match.group("old"), 16)
@@ -176,7 +190,7 @@ def parse_file(path: str | os.PathLike[str]) -> QemuLog:
     return parse(Path(path).read_text(errors="replace"))
 
 
-def _make_record(match: re.Match[str], after_check: bool, regs: dict[str, int]) -> IntRecord:
+def _make_record(match: re.Match[str], after_check: bool, dump: list[str]) -> IntRecord:
     """Build an IntRecord from a matched record line."""
 
     def hexint(group: str) -> int | None:
@@ -200,5 +214,5 @@ def _make_record(match: re.Match[str], after_check: bool, regs: dict[str, int]) 
         sp=int(match["sp"], 16),
         cr2=hexint("cr2"),
         eax=hexint("eax"),
-        regs=regs,
+        dump=dump,
     )
