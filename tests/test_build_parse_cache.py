@@ -47,20 +47,46 @@ def tree(tmp_path: Path) -> Path:
     return tree
 
 
-def built_twice(out: Path, tree: Path) -> None:
-    """A first build into `out` (which stores no parses: most first builds are the only one
-    into their directory), then one after an edit, which parses every file and stores them."""
-    build(out, tree)
-    assert not list((out / "cache").glob("parsed-*"))
-    (tree / "lib" / "cmdline.s").write_text((tree / "lib" / "cmdline.s").read_text() + "# edit\n")
-    build(out, tree)
-    assert list((out / "cache").glob("parsed-*"))
+@pytest.fixture(scope="module")
+def twice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
+    """A tree and an output directory built into twice: a first build (which stores no parses:
+    most first builds are the only one into their directory), then one after an edit, which
+    parses every file and stores them; with the number of files each parsed."""
+    base = tmp_path_factory.mktemp("twice")
+    tree, out = kernel_copy(base), base / "out"
+    names: list[str] = []
+    real = kbuild.full.parse_file
+
+    def counted(path, *args):
+        names.append(Path(path).name)
+        return real(path, *args)
+
+    kbuild.full.parse_file = counted
+    try:
+        build(out, tree)
+        assert not list((out / "cache").glob("parsed-*"))
+        first = len(names)
+        cmdline = tree / "lib" / "cmdline.s"
+        cmdline.write_text(cmdline.read_text() + "# edit\n")
+        build(out, tree)
+    finally:
+        kbuild.full.parse_file = real
+    assert list((out / "cache").glob("parsed-*")) and len(names) == 2 * first
+    return tree, out, first
 
 
-def test_only_the_edited_file_is_parsed_again(tree, tmp_path, parsed):
+def built_twice(out: Path, tree: Path, twice: tuple[Path, Path, int]) -> int:
+    """`tree` and `out` as the `twice` fixture left its own (copies: the cache names files
+    relative to their tree); the number of files a whole build parses."""
+    shutil.rmtree(tree)
+    shutil.copytree(twice[0], tree)
+    shutil.copytree(twice[1], out)
+    return twice[2]
+
+
+def test_only_the_edited_file_is_parsed_again(tree, tmp_path, parsed, twice):
     out = tmp_path / "out"
-    built_twice(out, tree)
-    everything = len(parsed) // 2
+    everything = built_twice(out, tree, twice)
     assert everything > 50
     serial = tree / "lib" / "serial.s"
     serial.write_text(serial.read_text().replace("    ret\n", "    nop\n    ret\n", 1))
@@ -73,13 +99,13 @@ def test_only_the_edited_file_is_parsed_again(tree, tmp_path, parsed):
     assert outputs(out) == outputs(tmp_path / "plain")
 
 
-def test_an_include_change_parses_its_includers_again(tree, tmp_path, parsed, monkeypatch):
+def test_an_include_change_parses_its_includers_again(tree, tmp_path, parsed, monkeypatch, twice):
     """calling.inc's macro gets one more instruction: ktap.s and panic.s, which include it,
     are parsed again (their own bytes did not change), and the image is an uncached build's.
     A cache that did not check the inputs of a parse (the mutant below) would keep their old
     units, and the image would differ."""
     out = tmp_path / "out"
-    built_twice(out, tree)
+    built_twice(out, tree, twice)
     inc = tree / "include" / "calling.inc"
     inc.write_text(inc.read_text().replace("    push r11\n", "    push r11\n    nop\n", 1))
     stale = tmp_path / "stale-cache"  # the entries from before the change
@@ -98,11 +124,11 @@ def test_an_include_change_parses_its_includers_again(tree, tmp_path, parsed, mo
     assert outputs(out)["kernel.elf"] != good["kernel.elf"]
 
 
-def test_a_damaged_parse_entry_is_parsed_again(tree, tmp_path, parsed):
+def test_a_damaged_parse_entry_is_parsed_again(tree, tmp_path, parsed, twice):
     out = tmp_path / "out"
-    built_twice(out, tree)
+    everything = built_twice(out, tree, twice)
     entries = sorted((out / "cache").glob("parsed-*"))
-    assert len(entries) == len(parsed) // 2
+    assert len(entries) == everything
     for path in entries:  # every entry truncated: each is noticed, none is used
         path.write_bytes(path.read_bytes()[:-1])
     for path in (out / "cache").glob("build-*"):  # the whole build's entry too
@@ -118,13 +144,13 @@ def test_a_damaged_parse_entry_is_parsed_again(tree, tmp_path, parsed):
 
 
 def test_an_include_that_now_shadows_another_parses_its_includers_again(
-    tree, tmp_path, parsed, monkeypatch
+    tree, tmp_path, parsed, monkeypatch, twice
 ):
     """panic.s includes calling.inc from include/; a calling.inc put beside panic.s is found
     first from then on (as GNU as searches), so panic.s is parsed again.  A cache that checked
     only the files a parse read (the mutant below) would keep the old units."""
     out = tmp_path / "out"
-    built_twice(out, tree)
+    built_twice(out, tree, twice)
     stale = tmp_path / "stale-cache"
     shutil.copytree(out / "cache", stale)
     inc = (tree / "include" / "calling.inc").read_text()
