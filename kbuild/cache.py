@@ -55,12 +55,18 @@ def _rooted(tag: str, below: str) -> Path:
     return _reading.get()[tag] / below
 
 
+def below_root(path: Path, roots: Roots) -> tuple[str, str] | None:
+    """(tag, `path` below that root) for the first of `roots` that `path` lies under, else None."""
+    for tag, root in roots.items():
+        if path.is_relative_to(root):
+            return tag, str(path.relative_to(root))
+    return None
+
+
 def _path_reducer(roots: Roots):
     def reduce(p: PosixPath):
-        for tag, root in roots.items():
-            if p.is_relative_to(root):
-                return _rooted, (tag, str(p.relative_to(root)))
-        return p.__reduce__()
+        found = below_root(p, roots)
+        return (_rooted, found) if found is not None else p.__reduce__()
 
     return reduce
 

@@ -23,7 +23,7 @@ from linker.link import first_pass
 from linker.pe import pe_warnings, raise_pe_warnings, write_pe
 
 from . import Built, code_key
-from .cache import Cache, Roots, digest
+from .cache import Cache, Roots, below_root, digest
 from .paths import ROOT, rel
 
 _private_names = itertools.count()
@@ -88,10 +88,8 @@ def output_namer(out: Path, kernel_dir: Path):
 def rooted_name(path: Path, roots: Roots) -> str:
     """`path` as cache keys name it: TAG/below for a path under one of `roots` (the same for a
     copy of the tree), else the path itself."""
-    for tag, root in roots.items():
-        if path.is_relative_to(root):
-            return f"{tag}/{path.relative_to(root)}"
-    return str(path)
+    found = below_root(path, roots)
+    return "/".join(found) if found is not None else str(path)
 
 
 def load(sources: list[Path], include_dirs: list[Path],
@@ -138,7 +136,7 @@ def load(sources: list[Path], include_dirs: list[Path],
                 store.put("parsed", parse_key, (inputs, file_units), prune=False, roots=roots)
                 parsed += 1
         key = digest(code_key(), name, file_digest(path) or "",
-                     *(f"{rooted_name(Path(p), roots)}\n{d}" for p, d in inputs))  # fmt: skip
+                     *(f"{rooted_name(p, roots)}\n{d}" for p, d in inputs))  # fmt: skip
         for u in file_units:
             u.cache_key = digest(key, u.section)
         loaded(file_units)
