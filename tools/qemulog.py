@@ -54,7 +54,7 @@ _CHECK_RE = re.compile(r"^check_exception old: 0x(?P<old>[0-9a-f]+) new 0x(?P<ne
 _DUMP_LINE_RE = re.compile(r"^[A-Z][A-Z0-9]{1,3} ?=")
 _DUMP_REG_RE = re.compile(r"\b([A-Z][A-Z0-9]*) ?=([0-9a-f]+)\b")
 # Dump lines of what IntRecord.regs leaves out (debug, condition-code, FPU and vector
-# registers; GDT and IDT have no value to read): read past, not parsed (most of a dump's bytes).
+# registers; GDT and IDT have no value to read): read past, neither kept nor parsed.
 _DUMP_SKIPPED = ("DR", "CC", "FCW", "FPR", "XMM", "YMM", "GDT", "IDT")
 _NO_OLD_EXCEPTION = 0xFFFFFFFF
 
@@ -90,7 +90,7 @@ class IntRecord:
     sp: int
     cr2: int | None
     eax: int | None
-    dump: list[str] = field(default_factory=list, compare=False, repr=False)  # its lines
+    dump: list[str] = field(default_factory=list, compare=False, repr=False)  # regs' lines
 
     @functools.cached_property
     def regs(self) -> dict[str, int]:
@@ -98,10 +98,9 @@ class IntRecord:
         holds tens of thousands of dumps that no one reads)."""
         regs: dict[str, int] = {}
         for line in self.dump:
-            if not line.startswith(_DUMP_SKIPPED):
-                for name, value in _DUMP_REG_RE.findall(line):
-                    if name != "DPL":
-                        regs.setdefault(name, int(value, 16))
+            for name, value in _DUMP_REG_RE.findall(line):
+                if name != "DPL":
+                    regs.setdefault(name, int(value, 16))
         return regs
 
     @property
@@ -164,7 +163,8 @@ def parse(text: str) -> QemuLog:
     dump: list[str] | None = None  # dump lines of the last record, while it continues
     for line in text.splitlines():
         if dump is not None and _DUMP_LINE_RE.match(line):
-            dump.append(line)
+            if not line.startswith(_DUMP_SKIPPED):
+                dump.append(line)
             continue
         dump = None
         if match := _RECORD_RE.match(line):
