@@ -27,9 +27,8 @@ def build(out: Path, tree: Path, cache: bool = True) -> None:
     assert result.ok, "\n".join(result.messages)
 
 
-@pytest.fixture
-def parsed(monkeypatch) -> list[str]:
-    """The names of the files parsed (not taken from the cache), in order."""
+def count_parses(mp: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files parsed (not taken from the cache) from now on, in order."""
     names: list[str] = []
     real = kbuild.full.parse_file
 
@@ -37,8 +36,14 @@ def parsed(monkeypatch) -> list[str]:
         names.append(Path(path).name)
         return real(path, *args)
 
-    monkeypatch.setattr(kbuild.full, "parse_file", counted)
+    mp.setattr(kbuild.full, "parse_file", counted)
     return names
+
+
+@pytest.fixture
+def parsed(monkeypatch) -> list[str]:
+    """The names of the files the test's builds parsed, in order."""
+    return count_parses(monkeypatch)
 
 
 @pytest.fixture
@@ -54,23 +59,14 @@ def twice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
     parses every file and stores them; with the number of files each parsed."""
     base = tmp_path_factory.mktemp("twice")
     tree, out = kernel_copy(base), base / "out"
-    names: list[str] = []
-    real = kbuild.full.parse_file
-
-    def counted(path, *args):
-        names.append(Path(path).name)
-        return real(path, *args)
-
-    kbuild.full.parse_file = counted
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        names = count_parses(mp)
         build(out, tree)
         assert not list((out / "cache").glob("parsed-*"))
         first = len(names)
         cmdline = tree / "lib" / "cmdline.s"
         cmdline.write_text(cmdline.read_text() + "# edit\n")
         build(out, tree)
-    finally:
-        kbuild.full.parse_file = real
     assert list((out / "cache").glob("parsed-*")) and len(names) == 2 * first
     return tree, out, first
 
