@@ -362,12 +362,14 @@ def report(table: list[EntryRow], out: Path, *, ours: dict | None, linux: dict |
            skipped: dict[str, str | None], build: list[Row] = ()) -> dict:  # fmt: skip
     """Write out/bench.json (SCHEMA; docs/performance.md) and out/bench.png, each to a
     temporary name renamed into place; the JSON's data."""
+    from tools.qemu import qemu_version
+
     compared = [r for r in table if r.goal_met is not None]
     data = {
         "schema": SCHEMA,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "qemu": {"version": bench_linux.qemu_version(), **bench_linux.qemu_flags()},
+        "qemu": {"version": qemu_version(), **bench_linux.qemu_flags()},
         "kernels": {"ours": ours, "linux": linux},
         "goal": {
             "max_ratio": GOAL,

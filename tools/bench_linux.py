@@ -343,14 +343,6 @@ def boot(vmlinuz: Path, initrd: Path, out: Path, timeout: float = BOOT_TIMEOUT, 
     return result.console
 
 
-def qemu_version() -> str:
-    try:
-        proc = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    return proc.stdout.splitlines()[0] if proc.stdout else "unknown"
-
-
 def qemu_flags() -> dict:
     """The QEMU settings of a bench run, Linux's and ours alike: -icount, -smp, and our runner's
     machine, CPU model and memory (tools/qemu.py QemuConfig)."""
@@ -361,6 +353,8 @@ def qemu_flags() -> dict:
 
 def results(run: BenchRun, deb: Path, vmlinuz: Path) -> dict:
     """What build/linux/bench.json holds (docs/performance.md describes it)."""
+    from tools.qemu import qemu_version
+
     info = dict(i.split("=", 1) for i in run.info if re.match(r"\w+=", i))
     return {
         "package": deb.name,

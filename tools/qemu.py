@@ -438,6 +438,16 @@ def find_qemu(name: str = "qemu-system-x86_64") -> str:
     return path
 
 
+def qemu_version(qemu: str = "qemu-system-x86_64") -> str:
+    """QEMU's own version line (``QEMU emulator version 7.2.x ...``), or ``unknown`` when it
+    cannot be run or says nothing."""
+    try:
+        out = subprocess.run([qemu, "--version"], capture_output=True, text=True, check=False)
+    except OSError:
+        return "unknown"
+    return out.stdout.splitlines()[0].strip() if out.stdout else "unknown"
+
+
 def check_image(image: Path) -> None:
     """Raise ImageNotFoundError or BadImageError unless ``image`` is an existing regular file."""
     if not image.exists():
@@ -1126,6 +1136,7 @@ __all__ = [
     "SignalExit",
     "check_image",
     "check_kvm",
+    "qemu_version",
     "classify",
     "debug_exit_device",
     "debug_exit_status",

@@ -27,13 +27,12 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tools.qemu import QemuConfig, QemuError, QemuResult, QemuRunner, find_qemu
+from tools.qemu import QemuConfig, QemuError, QemuResult, QemuRunner, find_qemu, qemu_version
 
 RECORDING_VERSION = 1
 RECORD_ICOUNT = "shift=0"  # one virtual nanosecond per instruction; sleep stays on (see below)
@@ -98,12 +97,6 @@ class NmiPlan:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def qemu_version(qemu: str) -> str:
-    """QEMU's own version line (``QEMU emulator version 7.2.x ...``)."""
-    out = subprocess.run([qemu, "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.splitlines()[0].strip() if out.stdout else "unknown"
 
 
 def _rr_config(base: QemuConfig, mode: str, directory: Path, icount: str) -> QemuConfig:
