@@ -215,12 +215,12 @@ def log_disagreements(image, tmp_path) -> list[str]:
         return [f"{len(records)} exceptions logged for {CASES} cases"]
     wrong = []
     for c, word, r in zip(all_cases(), run.words, records, strict=True):
-        regs = r.regs
+        cr4 = r.reg("CR4")
         state = (
-            bool(regs["CR0"] & SHARED["CR0_WP"]),
-            bool(regs["CR4"] & SHARED["CR4_SMEP"]),
-            bool(regs["CR4"] & SHARED["CR4_SMAP"]),
-            bool(regs["RFL"] & SHARED["X86_EFLAGS_AC"]),
+            bool(r.reg("CR0") & SHARED["CR0_WP"]),
+            bool(cr4 & SHARED["CR4_SMEP"]),
+            bool(cr4 & SHARED["CR4_SMAP"]),
+            bool(r.reg("RFL") & SHARED["X86_EFLAGS_AC"]),
             r.cpl,
         )
         got = Outcome(True, r.error_code) if r.vector == PF_VECTOR else Outcome(False)

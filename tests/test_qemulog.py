@@ -157,6 +157,30 @@ def test_register_dump_is_attached_to_its_record() -> None:
     assert "EIP" not in int80.regs  # the 32-bit SMM dump before it belongs to no record
 
 
+def test_one_register_is_what_the_whole_dump_says() -> None:
+    """IntRecord.reg(name) reads one register without the others: the same value as regs, for
+    every register of every dump, None for one the dump lacks or regs leaves out (debug, flag
+    and FPU registers, DPL), whichever is read first."""
+    for text in (LONG_MODE_LOG, NMI_LOG):
+        wanted = set(qemulog.parse(text).records[0].regs) | {
+            "DPL",
+            "XCR0",
+            "R",
+            "DR7",
+            "CCS",
+            "FSW",
+        }
+        for one, whole in zip(
+            qemulog.parse(text).records, qemulog.parse(text).records, strict=True
+        ):
+            assert {name: one.reg(name) for name in wanted} == {
+                name: whole.regs.get(name) for name in wanted
+            }
+            assert {name: one.reg(name) for name in wanted} == {  # once regs is read
+                name: one.regs.get(name) for name in wanted
+            }
+
+
 def test_software_interrupt_has_no_error_code() -> None:
     int80 = qemulog.parse(LONG_MODE_LOG).find(0x80, kind=Kind.SOFTWARE)[0]
     assert int80.is_software
