@@ -16,7 +16,6 @@ from tools import qemulog
 from tools.events.decode import online_cpus, read_irq_counts
 from tools.events.judge import host_table_violations
 from tools.hold import boot_held
-from tools.qemu import QemuConfig, run
 
 pytestmark = pytest.mark.qemu
 
@@ -99,20 +98,3 @@ def test_reschedule_ipis_counted_by_the_kernel_and_by_qemu_agree(
             cpu,
             lapic,
         )
-
-
-def test_two_icount_runs_on_two_cpus_print_the_same(kernel_image):
-    # Under -icount the vCPUs run in turn on one thread, by instruction counts: the run is a
-    # function of the image and the command line, CPUs and all.
-    def once() -> str:
-        # shift=0: at the suite's shift=5, two runs in a loaded make test once differed in a
-        # count (the cause is not known); at shift=0 they have always agreed.
-        cfg = QemuConfig(kernel_image, append="selftest=sched,rcu", timeout=120, smp=2,
-                         icount="shift=0,sleep=off")  # fmt: skip
-        result = run(cfg)
-        assert result.console, result.reason
-        return result.console
-
-    first = once()
-    assert "smp: 2 CPUs up" in first
-    assert once() == first
