@@ -15,6 +15,8 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -608,26 +610,49 @@ def test_a_reboot_after_a_panic_is_the_panic(linux_guest: Callable[[str], Path])
     assert silent.outcome is Outcome.TRIPLE_FAULT, silent.reason
 
 
+# The runs that must go to their timeout, each with its guest halted after its lines: waiting
+# on the host's clock they cost nothing, so they run at once (quiet_runs), one QUIET for all.
+QUOTED_APPEND = linux_append("msg='Kernel panic - not syncing: BUG: Oops: 0000 [#1]'")
+WITHOUT_PATTERN = [("panic", "PANIC"), ("oops_alive", "OOPS"), ("soft_lockup", "BUG")]
+
+
+@pytest.fixture(scope="module")
+def quiet_runs(linux_guest: Callable[[str], Path]) -> dict[str, QemuResult]:
+    """name -> the result of a run that must time out, all of them run together."""
+    runs = {
+        "quoted": partial(boot_linux, linux_guest("quoted"), append=QUOTED_APPEND, timeout=QUIET),
+        "no panic_wait": partial(
+            boot_linux, linux_guest("panic"), rules=LinuxRules(panic_wait=None), timeout=QUIET
+        ),
+    }
+    for name, label in WITHOUT_PATTERN:
+        # Each fixture's report is of one kind only: the rules without that kind's pattern.
+        mutant = LinuxRules(patterns=tuple(p for p in PANIC_PATTERNS if p[0] != label))
+        runs[f"without {label}"] = partial(
+            boot_linux, linux_guest(name), rules=mutant, timeout=QUIET
+        )
+    with ThreadPoolExecutor(len(runs)) as pool:
+        started = {key: pool.submit(run_it) for key, run_it in runs.items()}
+        return {key: future.result() for key, future in started.items()}
+
+
 @pytest.mark.qemu
 @pytest.mark.gnu_as
-def test_quoted_panic_words_end_nothing(linux_guest: Callable[[str], Path]) -> None:
-    append = linux_append("msg='Kernel panic - not syncing: BUG: Oops: 0000 [#1]'")
-    result = boot_linux(linux_guest("quoted"), append=append, timeout=QUIET)
+def test_quoted_panic_words_end_nothing(quiet_runs: dict[str, QemuResult]) -> None:
+    result = quiet_runs["quoted"]
     assert result.outcome is Outcome.TIMEOUT, result.reason
     assert "Kernel command line: console=ttyS0 msg='Kernel panic" in result.console
 
 
 @pytest.mark.qemu
 @pytest.mark.gnu_as
-@pytest.mark.parametrize(("name", "label"), [("panic", "PANIC"), ("oops_alive", "OOPS"),
-                                             ("soft_lockup", "BUG")])  # fmt: skip
+@pytest.mark.parametrize("label", [label for _, label in WITHOUT_PATTERN])
 def test_without_its_pattern_a_panic_times_out(
-    linux_guest: Callable[[str], Path], name: str, label: str
+    quiet_runs: dict[str, QemuResult], label: str
 ) -> None:
-    # Each fixture's report is of one kind only: the rules without that kind's pattern see no
-    # panic, and the run goes to its timeout as it did before these rules.
-    mutant = LinuxRules(patterns=tuple(p for p in PANIC_PATTERNS if p[0] != label))
-    result = boot_linux(linux_guest(name), rules=mutant, timeout=QUIET)
+    # The rules without the pattern of the fixture's one kind see no panic, and the run goes to
+    # its timeout as it did before these rules.
+    result = quiet_runs[f"without {label}"]
     assert result.outcome is Outcome.TIMEOUT, result.reason
     assert result.panic_lines == ()
 
@@ -635,10 +660,10 @@ def test_without_its_pattern_a_panic_times_out(
 @pytest.mark.qemu
 @pytest.mark.gnu_as
 def test_without_panic_wait_the_runner_waits_for_the_timeout(
-    linux_guest: Callable[[str], Path],
+    quiet_runs: dict[str, QemuResult],
 ) -> None:
     # The rules see the panic, but with panic_wait None (this kernel's setting) it ends nothing.
-    result = boot_linux(linux_guest("panic"), rules=LinuxRules(panic_wait=None), timeout=QUIET)
+    result = quiet_runs["no panic_wait"]
     assert result.outcome is Outcome.TIMEOUT
     assert result.reason.endswith(f"console shows '[    1.500010] {VFS_REASON}'"), result.reason
 
