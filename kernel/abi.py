@@ -18,7 +18,8 @@ from .structs import STRUCTS
 LOAD_BASE = 0x100000
 KERNEL_VIRT_BASE = 0xFFFFFFFF80000000
 USER_TEXT_BASE = 0x400000
-PAGE_SIZE = 0x1000
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
 # Where the application processors' real-mode trampoline runs (kernel/arch/trampoline.s): a
 # page of conventional memory that neither the BIOS data (0x400-0x4ff, the EBDA near 640 KiB)
 # nor QEMU's Multiboot information (from 0x9000 up; tests/test_smp_boot.py) uses; the SIPI
@@ -105,6 +106,7 @@ CONSTANTS = {
     "EXIT_SUCCESS": EXIT_SUCCESS,  # QEMU exits with (0x10 << 1) | 1 = 33
     "EXIT_FAILURE": EXIT_FAILURE,  # 35
     "PAGE_SIZE": PAGE_SIZE,
+    "PAGE_SHIFT": PAGE_SHIFT,
     # Thread-info work flags (task.flags) the exit-to-user loop handles.
     "TIF_NEED_RESCHED": 1,
     "TIF_SIGPENDING": 2,

@@ -14,7 +14,7 @@ from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
 from asm import KeystoneBackend, load_units
-from kernel.abi import SHARED
+from kernel.abi import CONSTANTS, SHARED
 from linker import Image, Layout, OutputSection, link
 from tools.events.decode import KernelState
 from tools.hold import boot_held
@@ -147,6 +147,17 @@ def ist_stack(symbols: SymbolTable, cpu: int, ist: int) -> tuple[int, int]:
     size = SHARED["IST_STACK_SIZE"]
     low = symbols.address("ist_stacks") + (cpu * SHARED["IST_STACKS_PER_CPU"] + ist - 1) * size
     return low, low + size
+
+
+def pool_pages_of(entry: dict[str, int]) -> range:
+    """The page pool's pages (physical) that a boot_mmap entry gives: its whole pages within
+    [POOL_START, POOL_LIMIT) when it is usable memory, else none."""
+    if entry["type"] != CONSTANTS["MMAP_USABLE"]:
+        return range(0)
+    page = CONSTANTS["PAGE_SIZE"]
+    low = max(-(-entry["base"] // page) * page, CONSTANTS["POOL_START"])
+    high = min((entry["base"] + entry["length"]) // page * page, CONSTANTS["POOL_LIMIT"])
+    return range(low, high, page)
 
 
 def kernel_copy(tmp_path: Path, edits: Sequence[tuple[str, str, str]] = ()) -> Path:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, mutant_build
+from helpers import ROOT, mutant_build, pool_pages_of
 
 from kernel.abi import CONSTANTS, EXIT_FAILURE
 from kernel.structs import BOOT_INFO, MMAP_ENTRY
@@ -106,11 +106,7 @@ def expected_pool(mmap: list[dict[str, int]]) -> tuple[int, int, int]:
     usable entry within [POOL_START, POOL_LIMIT)."""
     pages: set[int] = set()
     for e in mmap:
-        if e["type"] != CONSTANTS["MMAP_USABLE"]:
-            continue
-        lo = max(-(-e["base"] // PAGE) * PAGE, POOL_START)
-        hi = min((e["base"] + e["length"]) // PAGE * PAGE, POOL_LIMIT)
-        pages.update(range(lo, hi, PAGE))
+        pages.update(pool_pages_of(e))
     return len(pages), min(pages, default=0), max(pages, default=-PAGE) + PAGE
 
 
@@ -153,7 +149,7 @@ def test_a_pool_with_reserved_memory_fails_the_check(tmp_path, build_cache):
     # top of RAM join its pool, and the host's check must see it.
     out = mutant_build(tmp_path, build_cache, [(
         "mm/page_alloc.s",
-        "    cmp qword ptr [rax + MMAP_TYPE], MMAP_USABLE\n    jne .Lpool_entry\n", "")])  # fmt: skip
+        "    cmp qword ptr [rax + MMAP_TYPE], MMAP_USABLE\n    jne .Lentry_none\n", "")])  # fmt: skip
     with boot_held(out / "kernel.elf", "selftest=arch", 60) as held:
         state = read_boot_state(held)
     assert any(e["type"] != CONSTANTS["MMAP_USABLE"] and POOL_START <= e["base"] < POOL_LIMIT

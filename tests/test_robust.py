@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
+from helpers import pool_pages_of
 
 from kernel.abi import CONSTANTS, SHARED
 from kernel.events import WARNINGS
@@ -32,6 +33,7 @@ from kernel.selftest_counts import (
     PRINTK_RACE_LINES,
     PRINTK_RACE_WIDTH,
 )
+from kernel.structs import BOOT_INFO, MMAP_ENTRY
 from tools import ktap, qemulog
 from tools.hold import boot_held
 from tools.qemu import QemuConfig, QemuRunner, run
@@ -188,27 +190,52 @@ def free_list_pages(vm: QemuRunner, symbols: SymbolTable) -> list[int]:
     return pages
 
 
+def never_handed_out(vm: QemuRunner, symbols: SymbolTable) -> set[int]:
+    """The pool's pages (physical) never handed out, as kernel/mm/page_alloc.s keeps them:
+    [fresh_next, fresh_end), then the pages of boot_mmap's entries from fresh_entry on."""
+
+    def u64(name: str) -> int:
+        return int.from_bytes(vm.read_virt(symbols.address(name), 8), "little")
+
+    pages = set(range(u64("fresh_next"), u64("fresh_end"), CONSTANTS["PAGE_SIZE"]))
+    entries = BOOT_INFO.decode(vm.read_virt(symbols.address("boot_info"), BOOT_INFO.size))[
+        "mmap_entries"
+    ]
+    raw = vm.read_virt(symbols.address("boot_mmap"), MMAP_ENTRY.size * entries)
+    for k in range(u64("fresh_entry"), entries):
+        pages.update(pool_pages_of(MMAP_ENTRY.decode(raw, k * MMAP_ENTRY.size)))
+    return pages
+
+
+def free_pool_pages(vm: QemuRunner, symbols: SymbolTable) -> tuple[list[int], set[int]]:
+    """(the free list's pages, the pages never handed out), which must not meet."""
+    listed, fresh = free_list_pages(vm, symbols), never_handed_out(vm, symbols)
+    assert not fresh.intersection(listed), "a page both listed and never handed out"
+    return listed, fresh
+
+
 def test_free_pages_come_back_after_tasks_exit(kernel_image, kernel_symbols):
     append = f"selftest=robust_wait_host,{','.join(POOL_TASK_TESTS)} hz=1000"
     free_pages = kernel_symbols.address("free_pages")
     before: list[int] = []
-    listed_before: list[int] = []
+    looks: list[tuple[list[int], set[int]]] = []
 
     def first_look(vm: QemuRunner) -> None:
         # The kernel holds still until the host's NMI: its pool is read in between.
         vm.wait_for_console(r"waiting for an NMI from the host", timeout=60)
         before.append(int.from_bytes(vm.read_virt(free_pages, 8), "little"))
-        listed_before.extend(free_list_pages(vm, kernel_symbols))
+        looks.append(free_pool_pages(vm, kernel_symbols))
         vm.inject_nmi()
 
     with boot_held(kernel_image, append, 120, first_look, kernel_symbols) as h:
         after = h.read_u64("free_pages")
-        listed_after = free_list_pages(h.vm, kernel_symbols)
+        looks.append(free_pool_pages(h.vm, kernel_symbols))
         console = h.console.replace("\r\n", "\n")
     # Judged from guest memory first, before what the kernel says about itself.
     assert len(EXITED_RE.findall(console)) >= 3  # the tasks ran and exited
     assert 0 < before[0] == after
-    assert len(listed_before) == len(set(listed_before)) == before[0]
-    assert len(listed_after) == len(set(listed_after)) == after
+    for (listed, fresh), free in zip(looks, (before[0], after), strict=True):
+        assert len(listed) == len(set(listed)) and len(listed) + len(fresh) == free
+    assert looks[1][0], "the exited tasks' pages are not on the free list"
     report = ktap.parse(console)
     assert report.passed and len(report.cases) == 1 + len(POOL_TASK_TESTS), report.summary()
