@@ -35,6 +35,7 @@ from kernel.selftest_counts import (
 )
 from kernel.structs import BOOT_INFO, MMAP_ENTRY
 from tools import ktap, qemulog
+from tools.events.decode import read_u64
 from tools.hold import boot_held
 from tools.qemu import QemuConfig, QemuRunner, run
 from tools.symbols import SymbolTable
@@ -174,12 +175,11 @@ EXITED_RE = re.compile(r"^# task \S+ exited with", re.M)
 def free_list_pages(vm: QemuRunner, symbols: SymbolTable) -> list[int]:
     """The physical addresses on the pool's free list, walked in a copy of the pool read from
     guest memory: each free page holds the kernel address of the next one in its first word."""
-    start, end = (int.from_bytes(vm.read_virt(symbols.address(name), 8), "little")
-                  for name in ("pool_start", "pool_end"))  # fmt: skip
+    start, end = (read_u64(vm, symbols.address(name)) for name in ("pool_start", "pool_end"))
     assert CONSTANTS["POOL_START"] <= start < end <= CONSTANTS["POOL_LIMIT"], (start, end)
     virt_base = CONSTANTS["KERNEL_VIRT_BASE"]
     pool = vm.read_phys(start, end - start)
-    head = int.from_bytes(vm.read_virt(symbols.address("free_list"), 8), "little")
+    head = read_u64(vm, symbols.address("free_list"))
     pages: list[int] = []
     while head:
         phys = head - virt_base
@@ -193,16 +193,15 @@ def free_list_pages(vm: QemuRunner, symbols: SymbolTable) -> list[int]:
 def never_handed_out(vm: QemuRunner, symbols: SymbolTable) -> set[int]:
     """The pool's pages (physical) never handed out, as kernel/mm/page_alloc.s keeps them:
     [fresh_next, fresh_end), then the pages of boot_mmap's entries from fresh_entry on."""
-
-    def u64(name: str) -> int:
-        return int.from_bytes(vm.read_virt(symbols.address(name), 8), "little")
-
-    pages = set(range(u64("fresh_next"), u64("fresh_end"), CONSTANTS["PAGE_SIZE"]))
+    fresh_next, fresh_end, fresh_entry = (
+        read_u64(vm, symbols.address(name)) for name in ("fresh_next", "fresh_end", "fresh_entry")
+    )
+    pages = set(range(fresh_next, fresh_end, CONSTANTS["PAGE_SIZE"]))
     entries = BOOT_INFO.decode(vm.read_virt(symbols.address("boot_info"), BOOT_INFO.size))[
         "mmap_entries"
     ]
     raw = vm.read_virt(symbols.address("boot_mmap"), MMAP_ENTRY.size * entries)
-    for k in range(u64("fresh_entry"), entries):
+    for k in range(fresh_entry, entries):
         pages.update(pool_pages_of(MMAP_ENTRY.decode(raw, k * MMAP_ENTRY.size)))
     return pages
 
@@ -223,7 +222,7 @@ def test_free_pages_come_back_after_tasks_exit(kernel_image, kernel_symbols):
     def first_look(vm: QemuRunner) -> None:
         # The kernel holds still until the host's NMI: its pool is read in between.
         vm.wait_for_console(r"waiting for an NMI from the host", timeout=60)
-        before.append(int.from_bytes(vm.read_virt(free_pages, 8), "little"))
+        before.append(read_u64(vm, free_pages))
         looks.append(free_pool_pages(vm, kernel_symbols))
         vm.inject_nmi()
 

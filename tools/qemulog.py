@@ -114,7 +114,7 @@ class IntRecord:
 
     def reg(self, name: str) -> int | None:
         """``regs.get(name)`` without reading the dump's other registers (a sweep that asks
-        three registers of each of 40,000 records takes a tenth of the time)."""
+        three registers of each of 40,000 records takes a sixth of the time)."""
         if "regs" in self.__dict__ or name == "DPL":  # DPL: a segment's field, no register
             return self.regs.get(name)
         if name not in _REG_RES:  # the name first, so that re looks for it as a literal
