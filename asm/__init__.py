@@ -16,7 +16,19 @@ from .ks_worker import KeystoneCrash, KeystoneWorker, KsResult
 from .source import Insn, Label, SharedParse, parse_file
 from .unit import Resolve, Unit, ks_name
 
-__all__ = ["AsmError", "Loc", "KeystoneBackend", "SharedParse", "Unit", "load_units", "memo_key"]
+__all__ = ["AsmError", "Loc", "KeystoneBackend", "SharedParse", "Unit", "load_units", "memo_key",
+           "prestart_workers"]  # fmt: skip
+
+_spare: list[KeystoneWorker] = []  # started ahead, for the next KeystoneBackend to take
+
+
+def prestart_workers(n: int) -> None:
+    """Start `n` keystone worker processes now, for the next KeystoneBackend to take: a build
+    prepared ahead (kbuild/warm.py) then does not wait for keystone to load."""
+    while len(_spare) < n:
+        worker = KeystoneWorker()
+        worker.start()
+        _spare.append(worker)
 
 
 def load_units(
@@ -50,7 +62,8 @@ class KeystoneBackend:
     def __init__(self, timeout: float = 60.0, memo: dict[bytes, bytes] | None = None,
                  workers: int = 1, start: bool = False,
                  idle: Callable[[], object] | None = None) -> None:  # fmt: skip
-        self.workers = [KeystoneWorker() for _ in range(max(1, workers))]
+        self.workers = [_spare.pop() if _spare else KeystoneWorker()
+                        for _ in range(max(1, workers))]  # fmt: skip
         self.idle = idle  # called once, the first time a call waits for the workers
         self.timeout = timeout
         self.passes = 0

@@ -114,10 +114,12 @@ def _asked_for_66(src_mn: str, got_mn: str, operands, bits: int = 64) -> bool:
 @dataclass
 class Passed:
     """Check keys (check_key) of instructions that passed: `known` (from earlier builds and
-    this process), `new` the ones this process added, in order."""
+    this process), `new` the ones this process added, in order.  `shared`: the verification
+    child sends its new keys back too (for a memo kept between builds, kbuild/warm.py)."""
 
     known: set[tuple] = field(default_factory=set)
     new: list[tuple] = field(default_factory=list)
+    shared: bool = False
 
     def add(self, key: tuple) -> None:
         if key not in self.known:

@@ -64,11 +64,11 @@ class Built:
 
 
 def build_kernel(out: Path = ROOT / "build", kernel_dir: Path = ROOT / "kernel",
-                 cache: bool | Path = True) -> BuildResult:  # fmt: skip
+                 cache: bool | Path | Cache = True) -> BuildResult:  # fmt: skip
     """Build the kernel tree at `kernel_dir` into `out`; never raises for a failed build (the
     result says why, and nothing of it or of earlier builds is left in `out`).  `cache`: True
-    for out/cache, False for none, or the cache directory to use (builds into different
-    directories may share one)."""
+    for out/cache, False for none, the cache directory to use (builds into different
+    directories may share one), or a Cache (kbuild/warm.py's, with entries preloaded)."""
     problem = check_dirs(out, kernel_dir)
     if problem is not None:  # nothing was written, so there is nothing to clean up
         return BuildResult(1, [problem, "build failed"])
@@ -82,9 +82,12 @@ def build_kernel(out: Path = ROOT / "build", kernel_dir: Path = ROOT / "kernel",
             gc.enable()
 
 
-def _build(out: Path, kernel_dir: Path, cache: bool | Path, start: float) -> BuildResult:
-    root = cache if isinstance(cache, Path) else out / "cache" if cache else None
-    store = Cache(root)
+def _build(out: Path, kernel_dir: Path, cache: bool | Path | Cache, start: float) -> BuildResult:
+    if isinstance(cache, Cache):
+        store, root = cache, cache.root
+    else:
+        root = cache if isinstance(cache, Path) else out / "cache" if cache else None
+        store = Cache(root)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with _locked(out):

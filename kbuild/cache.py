@@ -11,6 +11,11 @@ The pickles are our own, read only from our own build directory.
 
 A directory that cannot be written makes the cache read-only for the rest of the build, with
 one warning (`warnings`); the build goes on without it.
+
+For builds prepared ahead (kbuild/warm.py), a Cache can also hold entries already decoded
+(`preloaded`, each handed out once: a build changes what it is given), record what a build
+asked for (`asked`), and hold back its writes until `flush()` (`deferred`), so that a build's
+result is known before its entries are written.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from typing import Any
 MAGIC = b"condrcu-cache\n"
 FORMAT = 1
 _HEADER = struct.Struct("<IQ64s32s")  # format, payload length, key (hex), payload SHA-256
-KEEP = {"build": 8, "keystone": 4, "checked": 8, "parsed": 200}  # newest entries kept per kind
+# newest entries kept per kind
+KEEP = {"build": 8, "keystone": 4, "checked": 8, "parsed": 200, "wanted": 8}
 
 
 def digest(*parts: bytes | str) -> str:
@@ -108,11 +114,23 @@ def decode(key: str, data: bytes, roots: Roots | None = None) -> Any | None:
 class Cache:
     """The entries under `root`; `root` None is no cache at all (--no-cache)."""
 
-    def __init__(self, root: Path | None) -> None:
+    def __init__(self, root: Path | None, preloaded: dict[tuple[str, str], Any] | None = None,
+                 deferred: bool = False) -> None:  # fmt: skip
         self.root = root
         self.writable = root is not None
         self.warnings: list[str] = []
         self.hits = self.misses = 0
+        self.preloaded = preloaded if preloaded is not None else {}
+        self.asked: list[tuple[str, str, Roots | None]] = []  # every get(): kind, key, roots
+        self.deferred = deferred
+        # Instruction verdicts (asm.verify.Passed) a builder keeps between builds; None: each
+        # build starts a memo of its own.
+        self.verdicts: Any = None
+        # Given a list, full.build leaves its linked image in it: a process that ends without
+        # freeing it (kbuild/warm.py's child) does not spend ~15 ms taking it apart.
+        self.retained: list[Any] | None = None
+        self.again = False  # the caller builds this tree again soon: every parse is worth storing
+        self.pending: list[tuple[str, str, Any, bool, Roots | None]] = []
 
     def path(self, kind: str, key: str) -> Path:
         assert self.root is not None
@@ -123,6 +141,10 @@ class Cache:
         decode has them."""
         if self.root is None:
             return None
+        self.asked.append((kind, key, roots))
+        if (kind, key) in self.preloaded:
+            self.hits += 1
+            return self.preloaded.pop((kind, key))
         try:
             data = self.path(kind, key).read_bytes()
         except OSError:
@@ -146,6 +168,9 @@ class Cache:
         `roots` as encode has them."""
         if not self.writable or self.root is None:
             return
+        if self.deferred:
+            self.pending.append((kind, key, value, prune, roots))
+            return
         target = self.path(kind, key)
         tmp = self.root / f".{target.name}.{os.getpid()}.tmp"
         try:
@@ -164,6 +189,28 @@ class Cache:
             return
         if prune:
             self.prune(kind)
+
+    def flush(self) -> None:
+        """Write what a deferred cache held back (in the order it was put), then write at once."""
+        self.deferred = False
+        pending, self.pending = self.pending, []
+        for kind, key, value, prune, roots in pending:
+            self.put(kind, key, value, prune, roots)
+        for kind in {kind for kind, _, _, prune, _ in pending if not prune}:
+            self.prune(kind)
+
+    def load(self, wanted: list[tuple[str, str, Roots | None]]) -> None:
+        """Decode the entries `wanted` (kind, key, roots: another build's `asked`) into
+        `preloaded`; absent or damaged ones are left for get() to miss."""
+        for kind, key, roots in wanted:
+            if (kind, key) not in self.preloaded and self.root is not None:
+                try:
+                    data = self.path(kind, key).read_bytes()
+                except OSError:
+                    continue
+                value = decode(key, data, roots)
+                if value is not None:
+                    self.preloaded[(kind, key)] = value
 
     def prune(self, kind: str) -> None:
         """Keep the newest KEEP[kind] entries of `kind`."""

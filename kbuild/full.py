@@ -196,9 +196,10 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     # and from the first on into a cache that builds into other directories share (copies of
     # the tree with an edit, as the tests' mutant kernels are, then parse only what they
     # changed).  Pickling every file's units costs about 0.1 s; a first build into a new
-    # directory with its own cache would store them for nothing.
+    # directory with its own cache would store them for nothing, unless its caller says it
+    # will build again (Cache.again: kbuild/warm.py).
     shared = cache.root is not None and cache.root.resolve() != out / "cache"
-    store_parsed = gen_dir.is_dir() or shared
+    store_parsed = gen_dir.is_dir() or shared or cache.again
     generator, layout = kernel_modules(kernel_dir)
     sources = kernel_sources(gen_dir, kernel_dir, generator)
     image = build_image(sources, [gen_dir, kernel_dir / "include"], layout.LAYOUT, cache,
@@ -229,8 +230,9 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
 
     # Instructions written alike (the same bytes, text and values) are decoded once per
     # process: a memo kept only for this build (stored, its 15,000 keys cost an edit's build
-    # more to read and write than they save).
-    with BackgroundVerify(image, verified, side, Passed()) as verification:
+    # more to read and write than they save), or kept in memory by a builder (kbuild/warm.py).
+    insns = cache.verdicts if cache.verdicts is not None else Passed()
+    with BackgroundVerify(image, verified, side, insns) as verification:
         verification.start()
         try:
             elf = write_elf(image, name)
@@ -262,4 +264,6 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     summary = [f"  {s.spec.name:<12} vma {s.vma:#018x} lma {s.lma:#010x} size {s.size:#x}"
                for s in image.sections]  # fmt: skip
     summary.append(f"  {len(sources)} sources, {len(image.symbols)} symbols")
+    if cache.retained is not None:
+        cache.retained.append(image)
     return Built(files, generated, summary)

@@ -176,7 +176,9 @@ class BackgroundVerify:
             raise RuntimeError(f"the capstone verification process died ({why})") from None
         if kind == "internal":
             raise RuntimeError(f"in the capstone verification process: {payload}")
-        errors, passed, side_result = payload
+        errors, passed, side_result, insns = payload
+        for key in insns:
+            self.insns.add(key)
         return [(i, AsmError(loc, message)) for i, loc, message in errors], passed, side_result
 
     @staticmethod
@@ -220,7 +222,9 @@ def _child_answer(image: Image, todo: list[int], side: Callable[[], Any] | None,
     try:
         errors, passed = _verify(image, todo, insns, partial)
         result = side() if side is not None and not errors else None
-        answer: tuple = ("ok", ([(i, e.loc, e.message) for i, e in errors], passed, result))
+        insns_new = insns.new if insns is not None and insns.shared else []
+        answer: tuple = ("ok", ([(i, e.loc, e.message) for i, e in errors], passed, result,
+                                insns_new))  # fmt: skip
     except Exception as e:
         import traceback
 
