@@ -35,7 +35,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cache", action="store_true",
                     help="build everything, neither reading nor writing OUT/cache")  # fmt: skip
     ap.add_argument("-v", "--verbose", action="store_true", help="print sections and timings")
+    ap.add_argument("--watch", action="store_true",
+                    help="build, then build again whenever the kernel tree changes, each build "
+                    "prepared while you edit (kbuild/watch.py); Ctrl-C stops")  # fmt: skip
+    ap.add_argument("--then", metavar="CMD",
+                    help="with --watch: a shell command to run after each build that succeeds, "
+                    "e.g. \"python -m tools.boot build/kernel.elf --append selftest=entry\"")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.then is not None and not args.watch:
+        ap.error("--then needs --watch")
+    if args.watch:
+        return watch_cli(args)
     result = build_kernel(args.out, args.kernel_dir, cache=not args.no_cache)
     for line in result.messages:
         print(line, file=sys.stderr)
@@ -45,6 +55,26 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(result.summary))
     print(f"built {rel(args.out / 'kernel.elf')}")
     return 0
+
+
+def watch_cli(args: argparse.Namespace) -> int:
+    """--watch: 0 when stopped between builds, 130 when Ctrl-C stopped a build; a change to
+    the build's Python starts this program again."""
+    from kbuild import check_dirs
+    from kbuild.watch import Restart, watch
+
+    problem = check_dirs(args.out, args.kernel_dir)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
+    print(f"watching {rel(args.kernel_dir)}/ (Ctrl-C to stop)", flush=True)
+    try:
+        done = watch(args.out, args.kernel_dir, cache=not args.no_cache, then=args.then,
+                     say=lambda line: print(line, flush=True))  # fmt: skip
+    except Restart as e:
+        print(f"{e} changed: starting again", flush=True)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+    return 130 if done.interrupted else 0
 
 
 if __name__ == "__main__":
