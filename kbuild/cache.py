@@ -15,7 +15,9 @@ one warning (`warnings`); the build goes on without it.
 For builds prepared ahead (kbuild/warm.py), a Cache can also hold entries already decoded
 (`preloaded`, each handed out once: a build changes what it is given), record what a build
 asked for (`asked`), and hold back its writes until `flush()` (`deferred`), so that a build's
-result is known before its entries are written.
+result is known before its entries are written.  The outputs' entry (kind "build", a few ms)
+is written at once even then: a build started as soon as the result is known (`python
+build.py`, `make run`) finds it and takes its outputs from it.
 """
 
 from __future__ import annotations
@@ -168,7 +170,7 @@ class Cache:
         `roots` as encode has them."""
         if not self.writable or self.root is None:
             return
-        if self.deferred:
+        if self.deferred and kind != "build":
             self.pending.append((kind, key, value, prune, roots))
             return
         target = self.path(kind, key)

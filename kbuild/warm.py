@@ -170,16 +170,26 @@ class WarmBuilder:
         self._reap()
 
     def _reap(self) -> int | None:
-        """Close the pipes and wait for the child: its exit status (negative: its signal)."""
-        status = None
-        for fd in (self._go, self._answers):
+        """Close the pipes and wait for the child: its exit status (negative: its signal).
+        Ctrl-C while waiting is raised once the child is reaped (it is storing entries, with
+        SIGINT ignored, or ending)."""
+        fds, pid = (self._go, self._answers), self._pid
+        self._pid = self._go = self._answers = None
+        for fd in fds:
             if fd is not None:
                 os.close(fd)
-        if self._pid is not None:
-            _, raw = os.waitpid(self._pid, 0)
-            status = os.waitstatus_to_exitcode(raw)
-        self._pid = self._go = self._answers = None
-        return status
+        if pid is None:
+            return None
+        interrupted = False
+        while True:
+            try:
+                _, raw = os.waitpid(pid, 0)
+                break
+            except KeyboardInterrupt:
+                interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
+        return os.waitstatus_to_exitcode(raw)
 
 
 def _child(go: int, answers: int, out: Path, kernel_dir: Path, root: Path | None,
