@@ -1,4 +1,4 @@
-# The commands a person types: setup, build, run, iso, test, test-fast, debug, bench, clean.  Everything installs what it needs on first use.
+# The commands a person types: setup, build, watch, run, iso, test, test-fast, debug, bench, clean.  Everything installs what it needs on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +12,7 @@ SMP ?= 2
 # or uefi (OVMF, build/BOOTX64.EFI; docs/uefi.md)
 BOOT ?= multiboot
 
-.PHONY: setup build run iso events test test-fast durations debug bench bench-linux mutants clean qemu grub trace cc
+.PHONY: setup build watch run iso events test test-fast durations debug bench bench-linux mutants clean qemu grub trace cc
 
 setup: $(STAMP) qemu grub cc
 
@@ -51,6 +51,14 @@ cc:
 
 build: $(STAMP)
 	$(PY) build.py
+
+# Build, then build again on every change to kernel/, each build prepared while you edit
+# (kbuild/warm.py); THEN: a command run after each build that succeeds, e.g.
+# make watch THEN=".venv/bin/python -m tools.boot build/kernel.elf --append selftest=entry".
+# Ctrl-C stops.
+THEN ?=
+watch: $(STAMP)
+	$(PY) build.py --watch $(if $(THEN),--then '$(THEN)')
 
 run: setup build
 	$(PY) -m tools.boot build/kernel.elf --boot $(BOOT) --timeout $(TIMEOUT) --smp $(SMP) $(if $(APPEND),--append "$(APPEND)")

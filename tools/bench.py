@@ -5,7 +5,9 @@ The build is timed through the library (kbuild.build_kernel) in this process: a 
 into an empty directory (its cache empty too), a rebuild with nothing changed, rebuilds after
 one `.s` file is touched (its time stamp only), edited in a comment, or given one more
 instruction (code after it moves); then the same sources assembled and linked by GNU as + ld
-(kbuild/gnu.py, the oracle's way: the floor).  Each row is the median wall-clock time and the
+(kbuild/gnu.py, the oracle's way: the floor); then the comment and the instruction built as
+`python build.py --watch` builds them (kbuild/warm.py: a child prepared while the user edits),
+from the edit to the outputs written.  Each row is the median wall-clock time and the
 median CPU time of this process and the children it reaped (keystone workers, the verification
 child, GNU as and ld): under other jobs' load the wall-clock time grows with the load, the CPU
 time much less.  The Python start (about 20 ms) is not in them, the imports only in the first
@@ -43,11 +45,13 @@ from pathlib import Path
 
 from kbuild import BuildResult, build_kernel
 from kbuild.paths import ROOT
+from kbuild.warm import WarmBuilder
 from tools import bench_linux
 from tools.bench_format import OPS, BenchRow
 from tools.cli import at_least
 
 EDITED = Path("lib/serial.s")  # the file the rebuilds change, in a copy of the tree
+WARM_PAUSE = 1.0  # s between a warm build's child being forked and the edit it builds
 
 
 class BenchError(Exception):
@@ -135,6 +139,45 @@ def build_rows(work: Path, n: int) -> list[Row]:
         _checked(build_kernel(out, tree))
 
     rows.append(_median(f"rebuild, {EDITED} edited (one more instruction)", instruction, n))
+    return rows
+
+
+def warm_rows(work: Path, n: int) -> list[Row]:
+    """Median times of the same edits built by `python build.py --watch`'s builder
+    (kbuild/warm.py), from the edit to the outputs written, the child prepared WARM_PAUSE s
+    before (the time a person takes to save).  CPU: the whole child's, preloading and storing
+    its cache entries after the answer included, and the parent's."""
+    tree = work / "kernel-warm"
+    shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    edited = tree / EDITED
+    text = edited.read_text()
+    rows = []
+    with WarmBuilder(work / "out-warm", tree) as builder:
+        _checked(builder.build())
+
+        def timed(what: str, edit: Callable[[int], None]) -> Row:
+            walls, cpus = [], []
+            for i in range(n):
+                builder.prepare()
+                time.sleep(WARM_PAUSE)
+                c, t = _cpu(), time.perf_counter()
+                edit(i)
+                _checked(builder.build())
+                walls.append(time.perf_counter() - t)
+                builder.settle()
+                cpus.append(_cpu() - c)
+            return what, statistics.median(walls), statistics.median(cpus)
+
+        def comment(i: int) -> None:
+            with edited.open("a") as f:
+                f.write(f"# bench edit {i}\n")
+
+        rows.append(timed(f"watch: {EDITED} edited (a comment)", comment))
+
+        def instruction(i: int) -> None:
+            edited.write_text(text.replace("    ret\n", "    nop\n" * (i + 1) + "    ret\n", 1))
+
+        rows.append(timed(f"watch: {EDITED} edited (one more instruction)", instruction))
     return rows
 
 
@@ -511,6 +554,7 @@ def build_bench(n: int, no_boot: bool, rows: list[Row]) -> int:
             work = Path(d)
             rows += build_rows(work, n)
             gnu = gnu_row(work, n)
+            rows += warm_rows(work, n)
             if not no_boot:
                 rows += boot_rows(work, n)
     except BenchError as e:
@@ -521,7 +565,7 @@ def build_bench(n: int, no_boot: bool, rows: list[Row]) -> int:
         rows.insert(5, gnu)
     print(f"{'wall':>12}  {'CPU':>10}")
     for what, seconds, cpu in rows:
-        build_row = what.startswith(("fresh", "rebuild", "GNU"))
+        build_row = what.startswith(("fresh", "rebuild", "GNU", "watch"))
         ratio = f"{seconds / floor:.2f}x GNU" if floor and build_row else ""
         print(f"{seconds * 1000:9.1f} ms  {cpu * 1000:7.1f} ms  {ratio:>10}  {what}")
     if not gnu:
