@@ -133,12 +133,7 @@ class WarmBuilder:
         """Let the last build's child store its entries; end a waiting one (it has built
         nothing: nothing to clean up)."""
         self.settle()
-        if self._pid is not None:
-            try:
-                os.kill(self._pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self._reap()
+        self._end(signal.SIGKILL)
 
     def settle(self) -> None:
         """Wait for the child that built last to store its cache entries and say what the
@@ -162,9 +157,13 @@ class WarmBuilder:
     def _interrupt(self) -> None:
         """Ctrl-C: passed on to the child (build_kernel cleans up there), which is reaped."""
         self._building = False
+        self._end(signal.SIGINT)
+
+    def _end(self, sig: int) -> None:
+        """Send the child (if there is one) `sig` and reap it."""
         if self._pid is not None:
             try:
-                os.kill(self._pid, signal.SIGINT)
+                os.kill(self._pid, sig)
             except ProcessLookupError:
                 pass
         self._reap()
