@@ -93,7 +93,7 @@ class KeystoneBackend:
         then; a failure here is left for that pass to find and report."""
         items, keys = [], []
         for u, base, resolve in work:
-            if not u.has_instructions:  # made without keystone (Unit.local_bytes)
+            if not u.has_instructions:  # made without keystone (Unit.place_local)
                 continue
             text = u.text(base, resolve)
             key = memo_key(base, text)
@@ -131,10 +131,10 @@ class KeystoneBackend:
         keys: list[bytes | None] = []
         todo: list[tuple[int, bytes, tuple[int, int, str]]] = []  # (index in work, key, item)
         for i, (u, base, resolve) in enumerate(work):
-            local = u.local_bytes(base)
-            if local is not None:  # no instruction: made without keystone
+            if not u.has_instructions:  # made without keystone
+                u.place_local(base)
                 keys.append(None)
-                data.append(local)
+                data.append(None)
                 continue
             text = u.text(base, resolve)
             key = memo_key(base, text)
@@ -151,7 +151,7 @@ class KeystoneBackend:
         for (u, base, _), key, d in zip(work, keys, data):
             if key is not None:
                 self.used[key] = d
-            u.absorb(base, d)
+                u.absorb(base, d)
 
     def _assemble(self, items: list[tuple[int, int, str]]) -> list[KsResult] | None:
         """Keystone's results for `items`, shared out between the workers; None if one crashed

@@ -310,6 +310,7 @@ class Unit:
         self._ks_externals = sorted(set().union(*(lw.externals for lw in self.lowered
                                                   if lw.text)))  # fmt: skip
         self._has_insn = any(isinstance(st, Insn) for st in stmts)
+        self._local: tuple[list[int], bytes] | None = None  # place_local's offsets and bytes
         # Instructions whose bytes finish() writes (keystone only reserves their room).
         self.patched = [i for i, lw in enumerate(self.lowered)
                         if isinstance(lw.stmt, Insn) and not lw.text]  # fmt: skip
@@ -320,7 +321,7 @@ class Unit:
         build's cache, kbuild/full.py)."""
         return {**self.__dict__, "_insns": {}, "_operands": {}, "const_order": {},
                 "offsets": [], "size": 0, "raw": b"", "base": 0, "final": b"",
-                "last_text": "", "_result_memo": None}  # fmt: skip
+                "last_text": "", "_result_memo": None, "_local": None}  # fmt: skip
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -657,6 +658,22 @@ class Unit:
         probes.append(base + len(out))
         out += struct.pack(f"<{len(probes)}Q", *probes)
         return bytes(out)
+
+    def place_local(self, base: int) -> None:
+        """For a unit without instructions: what absorb(base, local_bytes(base)) does, with
+        the layout made once per unit.  It does not depend on `base` when the base is aligned
+        to the unit's largest boundary, as the linker places every unit."""
+        if base % self.align:
+            self.absorb(base, self.local_bytes(base))
+            return
+        if self._local is None:
+            data = self.local_bytes(0)
+            assert data is not None, "place_local on a unit with instructions"
+            n = len(self.lowered) + 1
+            offsets = list(struct.unpack_from(f"<{n}Q", data, len(data) - 8 * n))
+            self._local = (offsets, data[: offsets[-1]])
+        offsets, self.raw = self._local
+        self.base, self.offsets, self.size = base, offsets[:-1], offsets[-1]
 
     def absorb(self, base: int, data: bytes) -> None:
         """Take keystone's bytes for `text(base, ...)`: split off the probe table."""
