@@ -314,6 +314,10 @@ class Unit:
         # Instructions whose bytes finish() writes (keystone only reserves their room).
         self.patched = [i for i, lw in enumerate(self.lowered)
                         if isinstance(lw.stmt, Insn) and not lw.text]  # fmt: skip
+        # The statements finish() looks at: those whose size is known here (about a fifth of
+        # the kernel's).  Every statement it writes is one (data, blobs, and the instructions
+        # the front end encodes, whose room keystone only reserves); the rest stay keystone's.
+        self._finishing = [i for i, lw in enumerate(self.lowered) if lw.size is not None]
 
     def __getstate__(self) -> dict:
         """A unit as lowered, without where a link placed it or the lowering memos: what
@@ -799,7 +803,9 @@ class Unit:
         """The unit's final bytes: data and external branches patched; resolve is final.  They
         are kept as `final` for the passes after linking."""
         out = bytearray(self.raw)
-        for i, lw in enumerate(self.lowered):
+        lowered = self.lowered
+        for i in self._finishing:
+            lw = lowered[i]
             off, size = self.statement_span(i)
             addr = self.base + off
             s = lw.stmt
