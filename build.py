@@ -70,7 +70,7 @@ def watch_cli(args: argparse.Namespace) -> int:
     print(f"watching {rel(args.kernel_dir)}/ (Ctrl-C to stop)", flush=True)
     try:
         done = watch(args.out, args.kernel_dir, cache=not args.no_cache, then=args.then,
-                     say=lambda line: print(line, flush=True))  # fmt: skip
+                     say=lambda line: print(line, flush=True), verbose=args.verbose)  # fmt: skip
     except Restart as e:
         print(f"{e} changed: starting again", flush=True)
         os.execv(sys.executable, [sys.executable, *sys.argv])

@@ -65,17 +65,19 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
 
 
 def watch(out: Path, kernel_dir: Path, cache: bool | Path = True, then: str | None = None,
-          say: Callable[[str], None] = print, builds: int | None = None) -> Watched:  # fmt: skip
+          say: Callable[[str], None] = print, builds: int | None = None,
+          verbose: bool = False) -> Watched:  # fmt: skip
     """Build `kernel_dir` into `out` now and after every change, until Ctrl-C (or, with
     `builds`, that many builds: for tests).  `then`: a shell command run after each build that
-    succeeds (its exit status is said).  Raises Restart."""
+    succeeds (its exit status is said); `verbose`: each such build's sections are said too.
+    Raises Restart."""
     done = Watched()
     with WarmBuilder(out, kernel_dir, cache) as builder:
         state = snapshot(kernel_dir, out)
         what = "initial build"
         try:
             while True:
-                _build(builder, out, what, then, say, done)
+                _build(builder, out, what, then, say, done, verbose)
                 if builds is not None and done.builds >= builds:
                     return done
                 builder.prepare()
@@ -111,7 +113,7 @@ def _wait(kernel_dir: Path, out: Path, state: Snapshot) -> tuple[Snapshot, list[
 
 
 def _build(builder: WarmBuilder, out: Path, what: str, then: str | None,
-           say: Callable[[str], None], done: Watched) -> None:  # fmt: skip
+           say: Callable[[str], None], done: Watched, verbose: bool) -> None:  # fmt: skip
     start = time.perf_counter()
     try:
         result = builder.build()
@@ -128,6 +130,8 @@ def _build(builder: WarmBuilder, out: Path, what: str, then: str | None,
         say(f"[{stamp}] {what}: build failed")
         return
     for line in result.messages:  # warnings
+        say(line)
+    for line in result.summary if verbose else []:
         say(line)
     seconds = time.perf_counter() - start
     say(f"[{stamp}] {what}: built {rel(out / 'kernel.elf')} in {seconds:.2f} s"

@@ -197,8 +197,9 @@ def test_watch_builds_each_change_runs_then_and_stops_on_ctrl_c(tmp_path):
     tree, out = kernel_copy(tmp_path), tmp_path / "out"
     path = tree / EDITED
     good = path.read_text()
-    watch = Lines(tree, out, "--then", "echo then-ran")
+    watch = Lines(tree, out, "--then", "echo then-ran", "-v")
     try:
+        watch.until(" sources, ")  # -v: the sections, then the build's line
         watch.until("initial build: built")
         watch.until("then-ran")
         path.write_text(good + "    bogus_mnemonic eax\n")
