@@ -140,3 +140,21 @@ def test_make_debug_replays_a_recording_under_gdb(recording, tmp_path):
     assert shown.count("the recorded NMI injected here") == NMIS, shown
     assert debug.returncode == 0, err
     assert "differs" not in err
+
+
+def test_a_replay_that_never_pauses_says_where_it_is():
+    """The timeout's message names the NMI's instruction and the replay's (a replay short of
+    it stopped following its log; one past it missed the breakpoint)."""
+
+    class Running:
+        def status(self) -> str:
+            return "running"
+
+        def qmp(self, command: str) -> dict:
+            assert command == "query-replay"
+            return {"icount": 123}
+
+    with pytest.raises(rr.ReplayError) as e:
+        rr._wait_paused(Running(), 0.01, 99)  # type: ignore[arg-type]
+    assert str(e.value) == ("the replay did not reach its next NMI (instruction 99) within "
+                            "0.01 s: it is at instruction 123")  # fmt: skip

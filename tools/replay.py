@@ -256,7 +256,7 @@ def _inject_recorded(vm: QemuRunner, pending: list[int], timeout: float) -> None
     if pending:
         vm.qmp("replay-break", icount=pending[0])
     vm.cont()
-    while pending and _wait_paused(vm, timeout):
+    while pending and _wait_paused(vm, timeout, pending[0]):
         at = int(vm.qmp("query-replay")["icount"])
         if at != pending[0]:
             raise ReplayError(f"the replay stopped at instruction {at}, not {pending[0]}")
@@ -296,8 +296,10 @@ end
 """
 
 
-def _wait_paused(vm: QemuRunner, timeout: float) -> bool:
-    """Wait until a replay breakpoint paused the VM; False when QEMU ended first."""
+def _wait_paused(vm: QemuRunner, timeout: float, target: int) -> bool:
+    """Wait until a replay breakpoint (at instruction `target`) paused the VM; False when QEMU
+    ended first.  The error on a timeout says where the replay is: short of the target (it
+    stopped following the log) or past it (the breakpoint was missed)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -306,4 +308,9 @@ def _wait_paused(vm: QemuRunner, timeout: float) -> bool:
         except QemuError:
             return False
         time.sleep(0.002)
-    raise ReplayError(f"the replay did not reach its next NMI within {timeout:g} s")
+    try:
+        at = f"it is at instruction {int(vm.qmp('query-replay')['icount'])}"
+    except (QemuError, TimeoutError, KeyError, ValueError):  # TimeoutError: QMP's
+        at = "where it is, QEMU did not say"
+    raise ReplayError(f"the replay did not reach its next NMI (instruction {target}) within "
+                      f"{timeout:g} s: {at}")  # fmt: skip
