@@ -44,7 +44,7 @@ def test_replay_repeats_the_recorded_boot_with_its_timer_and_nmis(recording, tmp
     rec = rr.Recording.load(directory)
     assert len(rec.nmis) == NMIS and list(rec.nmis) == sorted(rec.nmis)
     replay_log = tmp_path / "replay.log"
-    run = rr.replay(directory, timeout=240, log_int=replay_log)
+    run = rr.replay(directory, timeout=60, log_int=replay_log)
     assert run.result.passed, run.result.reason
     assert run.identical, run.first_difference()
     recorded = qemulog.parse_file(record_log).records
@@ -63,7 +63,7 @@ def test_replay_fails_when_the_console_differs(recording, tmp_path, capsys):
     shutil.copytree(recording[0], copy)
     console = (copy / "console.txt").read_text()
     (copy / "console.txt").write_text(console.replace("ok 1", "ok one", 1))
-    assert boot.main(["--replay", str(copy), "--timeout", "240"]) == 1
+    assert boot.main(["--replay", str(copy), "--timeout", "60"]) == 1
     assert "replay DIFFERS from the recording: line" in capsys.readouterr().err
 
 
@@ -131,8 +131,8 @@ def test_make_debug_replays_a_recording_under_gdb(recording, tmp_path):
         assert script.exists(), debug.stderr.read() if debug.poll() is not None else "no script"
         gdb = ["gdb", "-q", "-batch", "-x", str(script), "-ex", "delete",
                "-ex", "tbreak exc_page_fault", *["-ex", "continue"] * (NMIS + 2)]  # fmt: skip
-        shown = subprocess.run(gdb, capture_output=True, text=True, timeout=240).stdout
-        _, err = debug.communicate(timeout=240)
+        shown = subprocess.run(gdb, capture_output=True, text=True, timeout=60).stdout
+        _, err = debug.communicate(timeout=60)
     finally:
         debug.kill()
     assert re.search(r"exc_page_fault \(\) at kernel/mm/fault\.s:\d+", shown), shown
