@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Errors are printed as path:line: error: message; "
-                                 "the exit status is 1 when the build fails (130 when interrupted).")  # fmt: skip
+                                 "the exit status is 1 when the build fails (130 when interrupted); with --watch, "
+                                 "0 when Ctrl-C stops it between builds, 130 during one.")  # fmt: skip
     ap.add_argument("--out", type=Path, default=ROOT / "build", help="output directory (build/)")
     ap.add_argument(
         "--kernel-dir",
