@@ -116,13 +116,12 @@ def decode(key: str, data: bytes, roots: Roots | None = None) -> Any | None:
 class Cache:
     """The entries under `root`; `root` None is no cache at all (--no-cache)."""
 
-    def __init__(self, root: Path | None, preloaded: dict[tuple[str, str], Any] | None = None,
-                 deferred: bool = False) -> None:  # fmt: skip
+    def __init__(self, root: Path | None, deferred: bool = False) -> None:
         self.root = root
         self.writable = root is not None
         self.warnings: list[str] = []
         self.hits = self.misses = 0
-        self.preloaded = preloaded if preloaded is not None else {}
+        self.preloaded: dict[tuple[str, str], Any] = {}  # load()'s decoded entries
         self.asked: list[tuple[str, str, Roots | None]] = []  # every get(): kind, key, roots
         self.deferred = deferred
         # Instruction verdicts (asm.verify.Passed) a builder keeps between builds; None: each
@@ -145,22 +144,29 @@ class Cache:
             return None
         self.asked.append((kind, key, roots))
         if (kind, key) in self.preloaded:
-            self.hits += 1
-            return self.preloaded.pop((kind, key))
-        try:
-            data = self.path(kind, key).read_bytes()
-        except OSError:
-            self.misses += 1
-            return None
-        value = decode(key, data, roots)
+            value = self.preloaded.pop((kind, key))
+        else:
+            value = self._read(kind, key, roots)
         if value is None:
             self.misses += 1
-            return None
-        self.hits += 1
+        else:
+            self.hits += 1
+        return value
+
+    def _read(self, kind: str, key: str, roots: Roots | None) -> Any | None:
+        """The entry's value, marked recently used (the last to be pruned); None when it is
+        absent or not sound."""
+        path = self.path(kind, key)
         try:
-            os.utime(self.path(kind, key))  # recently used: the last to be pruned
+            data = path.read_bytes()
         except OSError:
-            pass
+            return None
+        value = decode(key, data, roots)
+        if value is not None:
+            try:
+                os.utime(path)
+            except OSError:
+                pass
         return value
 
     def put(self, kind: str, key: str, value: Any, prune: bool = True,
@@ -204,13 +210,11 @@ class Cache:
     def load(self, wanted: list[tuple[str, str, Roots | None]]) -> None:
         """Decode the entries `wanted` (kind, key, roots: another build's `asked`) into
         `preloaded`; absent or damaged ones are left for get() to miss."""
+        if self.root is None:
+            return
         for kind, key, roots in wanted:
-            if (kind, key) not in self.preloaded and self.root is not None:
-                try:
-                    data = self.path(kind, key).read_bytes()
-                except OSError:
-                    continue
-                value = decode(key, data, roots)
+            if (kind, key) not in self.preloaded:
+                value = self._read(kind, key, roots)
                 if value is not None:
                     self.preloaded[(kind, key)] = value
 

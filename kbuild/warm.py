@@ -207,8 +207,7 @@ def _child(go: int, answers: int, out: Path, kernel_dir: Path, root: Path | None
         cache.again = True
         from asm import prestart_workers
 
-        keystone = any(kind == "keystone" and (kind, key) in cache.preloaded
-                       for kind, key, _ in wanted)  # fmt: skip
+        keystone = any(kind == "keystone" for kind, _ in cache.preloaded)
         prestart_workers(1 if keystone else 2)  # as many as build_image will ask for
         if os.read(go, 1) != b"g":  # the parent closed it: no build wanted
             os._exit(0)
