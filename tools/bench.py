@@ -124,22 +124,31 @@ def build_rows(work: Path, n: int) -> list[Row]:
 
     rows.append(_median(f"rebuild, {EDITED} touched (time stamp)", touch, n))
 
-    def comment(i: int) -> None:
-        with edited.open("a") as f:
-            f.write(f"# bench edit {i}\n")
-        _checked(build_kernel(out, tree))
+    for what, edit in _edits(edited):
 
-    rows.append(_median(f"rebuild, {EDITED} edited (a comment)", comment, n))
+        def rebuild(i: int, edit=edit) -> None:
+            edit(i)
+            _checked(build_kernel(out, tree))
+
+        rows.append(_median(f"rebuild, {EDITED} {what}", rebuild, n))
+    return rows
+
+
+def _edits(edited: Path) -> list[tuple[str, Callable[[int], None]]]:
+    """The edits of `edited` the rebuild rows time, in order, as (what, edit number i): a
+    comment appended; one more instruction than the i-th before, in the text as it is now."""
     text = edited.read_text()
     if "    ret\n" not in text:
         raise BenchError(f"{EDITED} has no '    ret' line to put an instruction before")
 
+    def comment(i: int) -> None:
+        with edited.open("a") as f:
+            f.write(f"# bench edit {i}\n")
+
     def instruction(i: int) -> None:
         edited.write_text(text.replace("    ret\n", "    nop\n" * (i + 1) + "    ret\n", 1))
-        _checked(build_kernel(out, tree))
 
-    rows.append(_median(f"rebuild, {EDITED} edited (one more instruction)", instruction, n))
-    return rows
+    return [("edited (a comment)", comment), ("edited (one more instruction)", instruction)]
 
 
 def warm_rows(work: Path, n: int) -> list[Row]:
@@ -149,8 +158,6 @@ def warm_rows(work: Path, n: int) -> list[Row]:
     its cache entries after the answer included, and the parent's."""
     tree = work / "kernel-warm"
     shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
-    edited = tree / EDITED
-    text = edited.read_text()
     rows = []
     with WarmBuilder(work / "out-warm", tree) as builder:
         _checked(builder.build())
@@ -168,16 +175,8 @@ def warm_rows(work: Path, n: int) -> list[Row]:
                 cpus.append(_cpu() - c)
             return what, statistics.median(walls), statistics.median(cpus)
 
-        def comment(i: int) -> None:
-            with edited.open("a") as f:
-                f.write(f"# bench edit {i}\n")
-
-        rows.append(timed(f"watch: {EDITED} edited (a comment)", comment))
-
-        def instruction(i: int) -> None:
-            edited.write_text(text.replace("    ret\n", "    nop\n" * (i + 1) + "    ret\n", 1))
-
-        rows.append(timed(f"watch: {EDITED} edited (one more instruction)", instruction))
+        for what, edit in _edits(tree / EDITED):
+            rows.append(timed(f"watch: {EDITED} {what}", edit))
     return rows
 
 
