@@ -105,6 +105,8 @@ def prelude(layout: Layout) -> str:
         for pat in spec.inputs:
             if not pat.endswith("*"):
                 lines.append(f'.section {pat}, "{flags}", {kind}')
+                if spec.unit_align > 1:
+                    lines.append(f".balign {spec.unit_align}")
     lines.append(".text")
     return "\n".join(lines) + "\n"
 
@@ -187,6 +189,8 @@ def linker_script(layout: Layout, generated_sizes: dict[str, int]) -> str:
             vma = f"{lma} + {spec.vma_offset:#x}" if spec.vma_offset else lma
         body = [f"__start_{stem} = .;"]
         body += [f"*({pat})" for pat in spec.inputs]
+        if spec.unit_align > 1:
+            body.append(f". = ALIGN({spec.unit_align:#x});")
         if spec.generate is not None:
             if spec.inputs:
                 raise NotImplementedError(f"{spec.name}: generated section with inputs")

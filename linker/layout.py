@@ -21,6 +21,9 @@ class OutputSection:
     `inputs` are input section names; a trailing `*` matches any suffix.  `perm` is "rx", "r" or
     "rw" and becomes the segment's flags (W^X: no section is both writable and executable).
     `vma` pins the virtual address whatever the load address is (code linked for user space).
+    `unit_align` is the least alignment of each unit (one file's part of the section) and of the
+    section's end, GNU ld's SUBALIGN but never lowering a unit's own: code sections get room
+    after each file's code, so that an edit that stays in it moves no other file's code.
     `sort_entries` sorts the section's contents as 16-byte entries by their first quad (an
     exception table).  `generate` makes the whole content from the final symbol table.
     """
@@ -30,6 +33,7 @@ class OutputSection:
     perm: str
     vma_offset: int = 0
     align: int = 0x1000
+    unit_align: int = 1
     nobits: bool = False
     lma: int | None = None
     vma: int | None = None  # a fixed virtual address (user code); vma_offset is then ignored
@@ -41,6 +45,8 @@ class OutputSection:
             raise ValueError(f"section {self.name}: permission must be rx, r or rw")
         if self.align <= 0 or self.align & (self.align - 1):
             raise ValueError(f"section {self.name}: alignment must be a power of two")
+        if self.unit_align <= 0 or self.unit_align & (self.unit_align - 1):
+            raise ValueError(f"section {self.name}: unit alignment must be a power of two")
 
     @property
     def symbol_stem(self) -> str:

@@ -161,9 +161,10 @@ class Linker:
             vma = spec.vma if spec.vma is not None else lma + spec.vma_offset
             pos = vma
             for u, size in itertools.islice(units, len(self.by_section[spec.name])):
-                pos = _align(pos, u.align)
+                pos = _align(pos, max(u.align, spec.unit_align))
                 bases.append(pos)
                 pos += size
+            pos = _align(pos, spec.unit_align)
             if spec.generate is not None:
                 pos += self._generated_size.get(spec.name, 0)
             spans[spec.name] = (vma, lma, pos - vma)
@@ -335,7 +336,7 @@ def first_pass(layout: Layout) -> Callable[[Unit], tuple[int, Resolve] | None]:
             value = u.constant(name)
             return value if value is not None else syms.get(name)
 
-        return _align(spans[spec.name][0], u.align), resolve
+        return _align(spans[spec.name][0], max(u.align, spec.unit_align)), resolve
 
     return place
 

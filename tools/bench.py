@@ -3,9 +3,10 @@ never in pass/fail tests).
 
 The build is timed through the library (kbuild.build_kernel) in this process: a fresh build
 into an empty directory (its cache empty too), a rebuild with nothing changed, rebuilds after
-one `.s` file is touched (its time stamp only), edited in a comment, or given one more
-instruction (code after it moves); then the same sources assembled and linked by GNU as + ld
-(kbuild/gnu.py, the oracle's way: the floor); then the comment and the instruction built as
+one `.s` file is touched (its time stamp only), edited in a comment, given one more
+instruction (the file's code stays within its padding: no other file's code moves) or a block
+of code (the code of every file after it moves); then the same sources assembled and linked
+by GNU as + ld (kbuild/gnu.py, the oracle's way: the floor); then the same edits built as
 `python build.py --watch` builds them (kbuild/warm.py: a child prepared while the user edits),
 from the edit to the outputs written.  Each row is the median wall-clock time and the
 median CPU time of this process and the children it reaped (keystone workers, the verification
@@ -124,31 +125,72 @@ def build_rows(work: Path, n: int) -> list[Row]:
 
     rows.append(_median(f"rebuild, {EDITED} touched (time stamp)", touch, n))
 
-    for what, edit in _edits(edited):
+    for what, edit in _edits(tree):
 
         def rebuild(i: int, edit=edit) -> None:
             edit(i)
             _checked(build_kernel(out, tree))
 
-        rows.append(_median(f"rebuild, {EDITED} {what}", rebuild, n))
+        rows.append(_median(f"rebuild, {what}", rebuild, n))
     return rows
 
 
-def _edits(edited: Path) -> list[tuple[str, Callable[[int], None]]]:
-    """The edits of `edited` the rebuild rows time, in order, as (what, edit number i): a
-    comment appended; one more instruction than the i-th before, in the text as it is now."""
-    text = edited.read_text()
-    if "    ret\n" not in text:
-        raise BenchError(f"{EDITED} has no '    ret' line to put an instruction before")
+ROOM = 8  # bytes the instruction edit needs after a file's code: two 4-byte nops
+
+
+def roomy_file(tree: Path, cache_dir: Path | None = None) -> Path:
+    """The first source of `tree` (a copy of kernel/, by name) whose .text code ends at least
+    ROOM bytes before the next file's starts (kernel/layout.py's CODE_UNIT_ALIGN), relative to
+    the tree; assembled and linked to find out, with the cache in `cache_dir` (default none)."""
+    from asm import AsmError
+    from kbuild.cache import Cache
+    from kbuild.full import build_image, kernel_sources
+    from kernel.layout import LAYOUT
+    from linker import LinkErrors
+
+    gen = tree.parent / f"{tree.name}-gen"
+    try:
+        image = build_image(kernel_sources(gen, tree), [gen, tree / "include"], LAYOUT,
+                            Cache(cache_dir))  # fmt: skip
+    except (AsmError, LinkErrors) as e:
+        raise BenchError(f"build failed:\n{e}") from None
+    text = sorted((u for s in image.sections if s.spec.name == ".text" for u in s.units),
+                  key=lambda u: u.base)  # fmt: skip
+    found = sorted(Path(u.path).relative_to(tree) for u, after in zip(text, text[1:], strict=False)
+                   if u.section == ".text" and Path(u.path).is_relative_to(tree)
+                   and after.base - (u.base + u.size) >= ROOM)  # fmt: skip
+    if not found:
+        raise BenchError(f"no file's .text code ends {ROOM} bytes before the next one's")
+    return found[0]
+
+
+def _edits(tree: Path, roomy: Path | None = None) -> list[tuple[str, Callable[[int], None]]]:
+    """The edits the rebuild rows time, in order, as (what, edit number i): a comment appended
+    to EDITED; one or two 4-byte `nop`s (by turns) added to the .text code of `roomy` (default
+    roomy_file(tree)), where they fit in its padding (kernel/layout.py: no other file's code
+    moves); a block of CODE_UNIT_ALIGN or twice as many bytes of `nop`s (by turns) added to
+    EDITED's .text code (the code of every file after it moves).  Each edit leaves a tree no
+    earlier one did (the nops' displacement, a disp8, is 1 + i), as long as i < 127."""
+    from kernel.layout import CODE_UNIT_ALIGN
+
+    edited = tree / EDITED
+    roomy = roomy if roomy is not None else roomy_file(tree)
+    texts = {p: (tree / p).read_text() for p in (EDITED, roomy)}
 
     def comment(i: int) -> None:
         with edited.open("a") as f:
             f.write(f"# bench edit {i}\n")
 
-    def instruction(i: int) -> None:
-        edited.write_text(text.replace("    ret\n", "    nop\n" * (i + 1) + "    ret\n", 1))
+    def code(path: Path, i: int, size: int) -> None:
+        nops = f"    nop dword ptr [rax + {1 + i % 127}]\n" * (size // 4) + "    nop\n" * (size % 4)
+        (tree / path).write_text(texts[path] + f"\n.section .text\n.code64\n{nops}")
 
-    return [("edited (a comment)", comment), ("edited (one more instruction)", instruction)]
+    return [
+        (f"{EDITED} edited (a comment)", comment),
+        (f"{roomy} edited (one more instruction)", lambda i: code(roomy, i, 4 * (1 + i % 2))),
+        (f"{EDITED} edited ({CODE_UNIT_ALIGN} bytes more code: the code after it moves)",
+         lambda i: code(EDITED, i, CODE_UNIT_ALIGN * (1 + i % 2))),
+    ]  # fmt: skip
 
 
 def warm_rows(work: Path, n: int) -> list[Row]:
@@ -175,8 +217,8 @@ def warm_rows(work: Path, n: int) -> list[Row]:
                 cpus.append(_cpu() - c)
             return what, statistics.median(walls), statistics.median(cpus)
 
-        for what, edit in _edits(tree / EDITED):
-            rows.append(timed(f"watch: {EDITED} {what}", edit))
+        for what, edit in _edits(tree, roomy_file(tree)):
+            rows.append(timed(f"watch: {what}", edit))
     return rows
 
 
