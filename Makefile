@@ -11,6 +11,11 @@ SMP ?= 2
 # How `make run` boots: multiboot (QEMU's loader, build/kernel.elf), grub (an ISO; docs/boot.md)
 # or uefi (OVMF, build/BOOTX64.EFI; docs/uefi.md)
 BOOT ?= multiboot
+# Python keeps our modules' bytecode in __pycache__/ (ignored by git), as it does by default,
+# also where the environment says not to (PYTHONDONTWRITEBYTECODE, set by some container
+# images): otherwise every process these commands start compiles each module it imports again,
+# about 40 ms for a build and more for each test process and tool the suite starts.
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: setup build watch run iso events test test-fast durations debug bench bench-linux mutants clean qemu grub trace cc
 

@@ -2,7 +2,8 @@
 tools it is not marked for, conftest's stubs, so `-m "not qemu and not gnu_as"` needs neither
 QEMU nor binutils); what the run shares is made once for all xdist workers; `make test` fails
 on a skip and on no tests, also under pytest-xdist; the CI shards of .ci/shard are a partition
-of the suite; a test's boots run under -icount unless it is marked realtime."""
+of the suite; a test's boots run under -icount unless it is marked realtime; make's commands
+keep Python's bytecode."""
 
 from __future__ import annotations
 
@@ -254,3 +255,14 @@ def test_the_slowest_files_go_first_each_in_its_own_order(tmp_path):
         durations.write_text(unreadable)
         assert slowest_files_first(items, durations) == items
     assert slowest_files_first(items, tmp_path / "missing") == items
+
+
+def test_makes_commands_keep_bytecode_where_the_environment_says_not_to():
+    """PYTHONDONTWRITEBYTECODE=1 (set by some container images) would have every process that
+    make starts compile our modules again: the Makefile clears it for its commands."""
+    probe = f"{sys.executable} -c 'import sys; print(sys.flags.dont_write_bytecode)'"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    r = subprocess.run(["make", "-s", "-C", str(ROOT), "build", f"PY={probe}"], env=env,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0"], r.stdout
