@@ -7,7 +7,8 @@ What the oracle adds to the sources, and why (nothing else is changed):
   (`.byte 0xea; .long TARGET; .word SEL`; in `.code16` code, where it takes the operand-size
   prefix, each `ljmp32` is renamed `ljmp32_code16`, whose macro adds 0x66), and declares the sections the layout names with the
   flags the layout gives them (in our dialect a section's flags come from the layout; GAS would
-  make an unknown `.section .boot.text` neither allocated nor executable);
+  make an unknown `.section .boot.text` neither allocated nor executable), each with a `.balign`
+  to its unit alignment where it has one (our linker's placement rule, OutputSection.unit_align);
 - deferred data: our dialect evaluates data expressions at link time, so `.quad (sym & 0xffff)
   | ...` (gate and TSS descriptors) is legal for us, while GAS refuses bit operations on a
   relocatable symbol ("invalid operands").  Only data directives GAS refuses that way are
@@ -18,7 +19,9 @@ What the oracle adds to the sources, and why (nothing else is changed):
 The linker script mirrors our placement rules (linker/link.py): sections in layout order, each
 load address the previous section's end aligned to the section's alignment, virtual = load +
 vma_offset (`AT()`), input sections by the layout's patterns in pattern order and files in our
-order, code sections padded with 0xcc, `.kallsyms` reserved with the size our image has.
+order, each file's part of a section with a unit alignment aligned to it (the prelude's
+`.balign`) and the section's end too, code sections padded with 0xcc, `.kallsyms` reserved with
+the size our image has.
 Failures raise GnuError with GNU's messages.
 """
 
@@ -96,7 +99,10 @@ def _flags(spec: OutputSection) -> tuple[str, str]:
 
 
 def prelude(layout: Layout) -> str:
-    """The ljmp32 macro and one `.section` declaration per section name the layout names.
+    """The ljmp32 macro and one `.section` declaration per section name the layout names, with
+    a `.balign` to the section's unit alignment where it has one (each file's input section is
+    then at least that aligned, as our linker places units; the script aligns the section's
+    end alike).
     `.intel_syntax noprefix` too: with only -msyntax=intel -mnaked-reg, GNU as 2.40 rejects
     every segment override (`gs:[0x50]`: "invalid use of register")."""
     lines = [".intel_syntax noprefix", LJMP32_MACRO.rstrip("\n")]

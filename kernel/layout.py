@@ -33,7 +33,7 @@ def kallsyms(symbols: list[Symbol]) -> bytes:
 
 # Each file's kernel code starts on a 64-byte boundary (a cache line, as Linux's
 # CONFIG_FUNCTION_ALIGNMENT_64B aligns functions), int3 in between: an edit that keeps a file's
-# code within its last line moves no other file's code, and rebuilds that file alone.
+# code within its last cache line moves no other file's code, and rebuilds that file alone.
 CODE_UNIT_ALIGN = 64
 
 LAYOUT = Layout(

@@ -123,11 +123,12 @@ def test_the_benchs_edits_move_what_their_rows_say(tmp_path: Path, build_cache: 
     """tools/bench.py's instruction edit (by turns one and two 4-byte nops) leaves every other
     file's code where it was; its block edit moves the code after the file; no edit repeats an
     earlier tree (the whole build would come from the cache)."""
-    from tools.bench import EDITED, _edits, roomy_file
+    from tools.bench import EDITED, _edits, roomy_file_of
 
     tree = kernel_copy(tmp_path)
-    roomy = roomy_file(tree, build_cache)
-    before = code_units(kernel_image(tree, build_cache), tree)
+    image = kernel_image(tree, build_cache)
+    roomy = roomy_file_of(image, tree)
+    before = code_units(image, tree)
     (_, comment), (_, instruction), (_, block) = _edits(tree, roomy)
     seen = set()
     for i in range(2):

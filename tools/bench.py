@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kbuild import BuildResult, build_kernel
 from kbuild.paths import ROOT
@@ -50,6 +51,9 @@ from kbuild.warm import WarmBuilder
 from tools import bench_linux
 from tools.bench_format import OPS, BenchRow
 from tools.cli import at_least
+
+if TYPE_CHECKING:
+    from linker import Image
 
 EDITED = Path("lib/serial.s")  # the file the rebuilds change, in a copy of the tree
 WARM_PAUSE = 1.0  # s between a warm build's child being forked and the edit it builds
@@ -154,6 +158,11 @@ def roomy_file(tree: Path, cache_dir: Path | None = None) -> Path:
                             Cache(cache_dir))  # fmt: skip
     except (AsmError, LinkErrors) as e:
         raise BenchError(f"build failed:\n{e}") from None
+    return roomy_file_of(image, tree)
+
+
+def roomy_file_of(image: Image, tree: Path) -> Path:
+    """roomy_file() of the image `image` linked from `tree`."""
     text = sorted((u for s in image.sections if s.spec.name == ".text" for u in s.units),
                   key=lambda u: u.base)  # fmt: skip
     found = sorted(Path(u.path).relative_to(tree) for u, after in zip(text, text[1:], strict=False)
