@@ -215,7 +215,8 @@ class Linker:
                                    "(instruction sizes keep changing)")])  # fmt: skip
 
     def _symbols(self, values, spans) -> list[Symbol]:
-        """The symbol table: labels (not .L or reserved), sized by .size or the next label."""
+        """The symbol table: labels (not .L or reserved), sized by .size, else up to the next
+        label or the end of the label's unit (not the padding after it: OutputSection.unit_align)."""
         out: list[Symbol] = []
         for spec in self.layout.sections:
             entries = []
@@ -226,13 +227,13 @@ class Linker:
                         continue
                     kind = u.symbol_kind(name) or ("function" if spec.perm == "rx" else "object")
                     entries.append([u.base + off, name, marks.get(name), kind,
-                                    u.is_global(name), str(u.path)])  # fmt: skip
+                                    u.is_global(name), str(u.path), u.base + u.size])  # fmt: skip
             entries.sort(key=lambda e: (e[0], e[1]))
             end = spans[spec.name][0] + spans[spec.name][2]
-            for k, (value, name, size, kind, glob, file) in enumerate(entries):
+            for k, (value, name, size, kind, glob, file, unit_end) in enumerate(entries):
                 if size is None:
                     nxt = next((e[0] for e in entries[k + 1 :] if e[0] > value), end)
-                    size = max(0, nxt - value)  # early passes may be inconsistent
+                    size = max(0, min(nxt, unit_end) - value)  # early passes: maybe inconsistent
                 out.append(Symbol(name, value, size, spec.name, kind, glob, file))
         return out
 

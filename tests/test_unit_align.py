@@ -50,6 +50,8 @@ def test_units_start_on_the_boundary_and_the_gaps_are_int3(tmp_path: Path):
     a_end = image.symbol("start").value + 1 + 5 - text.vma  # ret after call
     assert data[a_end:0x40] == b"\xcc" * (0x40 - a_end)
     assert bases(image, ".rodata") == [0x401000]  # sections without unit_align: unchanged
+    # a symbol without .size ends with its unit's code (here a rel32 jmp), not the padding
+    assert image.symbol("start").size == a_end and image.symbol("helper").size == 5
 
 
 def test_an_edit_within_the_padding_moves_nothing_else_and_one_past_it_does(tmp_path: Path):
