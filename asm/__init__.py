@@ -96,9 +96,10 @@ class KeystoneBackend:
             if not u.has_instructions:  # made without keystone (Unit.place_local)
                 continue
             text = u.text(base, resolve)
-            key = memo_key(base, text)
+            at = 0 if u.base_free else base
+            key = memo_key(at, text)
             if key not in self.memo and key not in keys:
-                items.append((64, base, text))
+                items.append((64, at, text))
                 keys.append(key)
         if not items:
             return
@@ -137,11 +138,12 @@ class KeystoneBackend:
                 data.append(None)
                 continue
             text = u.text(base, resolve)
-            key = memo_key(base, text)
+            at = 0 if u.base_free else base  # its bytes are the same wherever it is
+            key = memo_key(at, text)
             keys.append(key)
             data.append(self.memo.get(key))
             if data[-1] is None:
-                todo.append((i, key, (64, base, text)))
+                todo.append((i, key, (64, at, text)))
         if todo:
             results = self._assemble([item for _, _, item in todo])
             if results is None or not all(r.ok for r in results):
@@ -151,7 +153,7 @@ class KeystoneBackend:
         for (u, base, _), key, d in zip(work, keys, data):
             if key is not None:
                 self.used[key] = d
-                u.absorb(base, d)
+                u.absorb(base, d, 0 if u.base_free else base)
 
     def _assemble(self, items: list[tuple[int, int, str]]) -> list[KsResult] | None:
         """Keystone's results for `items`, shared out between the workers; None if one crashed

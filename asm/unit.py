@@ -98,6 +98,11 @@ class Lowered:
     operands: list[Operand] = field(default_factory=list)
     externals: set[str] = field(default_factory=set)
     late: dict[str, Expr] = field(default_factory=dict)  # placeholder -> `end - start` value
+    # A 64-bit rip-relative operand naming outside symbols: its target, whose disp32 finish()
+    # writes (keystone is given RIP_MARK as the displacement), and the names only it uses.
+    rip: Expr | None = None
+    relocated: frozenset[str] = frozenset()
+    absolute: bool = False  # its keystone text uses an address, not only distances
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_]\w*")
@@ -167,6 +172,12 @@ def _linear(expr: Expr, consts: dict[str, int]) -> str | None:
     if at[0] == 0:
         return ks_name(sym)
     return f"{ks_name(sym)} + {hex(at[0])}" if at[0] > 0 else f"{ks_name(sym)} - {hex(-at[0])}"
+
+
+# The displacement keystone is given for a relocated rip-relative operand (Lowered.rip): four
+# different bytes, so that no shifted window of an instruction's bytes matches it by chance.
+RIP_MARK = 0x7A3B5C1D
+RIP_MARK_BYTES = RIP_MARK.to_bytes(4, "little")
 
 
 def _mem_text(o: Operand, disp: str) -> str:
@@ -307,13 +318,18 @@ class Unit:
         # The outside names keystone's input names (a branch, far jump or data that names one
         # is a placeholder, filled in by finish()): an edit that moves a unit's branch targets
         # leaves its keystone input as it was.
-        self._ks_externals = sorted(set().union(*(lw.externals for lw in self.lowered
-                                                  if lw.text)))  # fmt: skip
+        self._ks_externals = sorted(set().union(*(lw.externals - lw.relocated
+                                                  for lw in self.lowered if lw.text)))  # fmt: skip
+        # Keystone's bytes do not depend on where the unit is placed: it names no outside
+        # symbol and uses no address (only distances within it), so a unit that moves keeps
+        # its keystone result (KeystoneBackend assembles it at 0).
+        self.base_free = not self._ks_externals and not any(lw.absolute for lw in self.lowered)
+        self._relocs = [i for i, lw in enumerate(self.lowered) if lw.rip is not None]
         self._has_insn = any(isinstance(st, Insn) for st in stmts)
         self._local: tuple[list[int], bytes] | None = None  # place_local's offsets and bytes
         # Instructions whose bytes finish() writes (keystone only reserves their room).
         self.patched = [i for i, lw in enumerate(self.lowered)
-                        if isinstance(lw.stmt, Insn) and not lw.text]  # fmt: skip
+                        if isinstance(lw.stmt, Insn) and (not lw.text or lw.rip is not None)]  # fmt: skip
         # The statements finish() looks at: those whose size is known here (about a fifth of
         # the kernel's).  Every statement it writes is one (data, blobs, and the instructions
         # the front end encodes, whose room keystone only reserves); the rest stay keystone's.
@@ -362,9 +378,7 @@ class Unit:
             stmt = s
         else:  # rewritten (`int 3` as int3, a register spelled otherwise): the same for s
             stmt = dataclasses.replace(lowered.stmt, loc=s.loc, known_constants=s.known_constants)
-        lw = lowered
-        return Lowered(stmt, lw.text, lw.size, lw.branch, lw.far32, lw.operands, lw.externals,
-                       lw.late)  # fmt: skip
+        return dataclasses.replace(lowered, stmt=stmt)
 
     def _fill(self, s: Align) -> int:
         if s.fill is not None:
@@ -478,10 +492,19 @@ class Unit:
         if ops:
             texts = [_hexify(o, consts) for o in s.operands]
             late: dict[str, Expr] = {}
+            rip: Expr | None = None
             for k, o in enumerate(ops):
                 # A constant immediate is computed here: keystone then sees one number (it
                 # rejects '~' and would read decimal in its own radix).
                 if (
+                    s.bits == 64 and o.kind == "mem" and o.rip and o.value is not None
+                    and any(n not in consts and n not in self.labels for n in o.value.names)
+                ):  # fmt: skip
+                    # `[rip + sym]`, sym outside the unit: always a disp32, which finish()
+                    # writes; keystone is given a fixed one, so its input names no distance.
+                    texts[k] = _mem_text(o, hex(RIP_MARK))
+                    rip = o.value
+                elif (
                     s.bits == 16 and o.kind == "mem" and o.absolute and o.value is not None
                     and any(n not in consts for n in o.value.names)
                 ):  # fmt: skip
@@ -515,7 +538,20 @@ class Unit:
                     if o.kind == "mem" and o.absolute:
                         texts[k] = texts[k].replace("[", "[riz*1 + ", 1)
             text += " " + ", ".join(texts)
-        return Lowered(s, text=text, operands=ops, externals=ext, late=late if ops else {})
+            others = {n for o in ops if o.value is not None and o.value is not rip
+                      for n in o.value.names}  # fmt: skip
+            relocated = frozenset(rip.names) - others if rip is not None else frozenset()
+            branch = base_mn in BRANCHES and len(ops) == 1 and ops[0].kind == "imm"
+            # An address in keystone's input: a label (or `.`) anywhere but in a rip-relative
+            # operand or as a branch's target (both distances), or a value from the last pass.
+            absolute = bool(late) or any(
+                o.value is not None and not (o.kind == "mem" and o.rip) and not branch
+                and any(n in self.labels or n == "." for n in o.value.names)
+                for o in ops
+            )  # fmt: skip
+            return Lowered(s, text=text, operands=ops, externals=ext, late=late, rip=rip,
+                           relocated=relocated, absolute=absolute)  # fmt: skip
+        return Lowered(s, text=text, operands=ops, externals=ext)
 
     def _refuse_prefix_orders(self, s: Insn, mn: str, ops: list[Operand]) -> None:
         """Forms keystone encodes otherwise than GNU as (same behaviour, other bytes): refused,
@@ -679,13 +715,15 @@ class Unit:
         offsets, self.raw = self._local
         self.base, self.offsets, self.size = base, offsets[:-1], offsets[-1]
 
-    def absorb(self, base: int, data: bytes) -> None:
-        """Take keystone's bytes for `text(base, ...)`: split off the probe table."""
+    def absorb(self, base: int, data: bytes, assembled_at: int | None = None) -> None:
+        """Take keystone's bytes for `text(base, ...)`, assembled at `assembled_at` (default
+        `base`; 0 for a base_free unit): split off the probe table."""
         n = len(self.lowered) + 1
         if len(data) < 8 * n:
             raise AsmError(self.stmts[0].loc if self.stmts else None,
                            "keystone output does not match its probe table")  # fmt: skip
-        offsets = [p - base for p in struct.unpack_from(f"<{n}Q", data, len(data) - 8 * n)]
+        at = base if assembled_at is None else assembled_at
+        offsets = [p - at for p in struct.unpack_from(f"<{n}Q", data, len(data) - 8 * n)]
         self.base, self.offsets = base, offsets[:-1]
         self.size = offsets[-1]
         self.raw = data[: self.size]
@@ -840,5 +878,28 @@ class Unit:
             else:
                 continue
             out[off : off + size] = chunk
+        for i in self._relocs:
+            self._relocate(out, i, resolve)
         self.final = bytes(out)
         return self.final
+
+    def _relocate(self, out: bytearray, i: int, resolve: Resolve) -> None:
+        """Write the disp32 of statement i's relocated rip-relative operand (Lowered.rip):
+        the distance from the instruction's end to its target.  The displacement is where
+        keystone put RIP_MARK: before an immediate of 0, 1, 2 or 4 bytes."""
+        lw = self.lowered[i]
+        off, size = self.statement_span(i)
+        addr = self.base + off
+        at = [p for p in (size - 4, size - 5, size - 6, size - 8)
+              if p >= 0 and out[off + p : off + p + 4] == RIP_MARK_BYTES]  # fmt: skip
+        if len(at) != 1:
+            raise AsmError(lw.stmt.loc, "internal error: keystone's bytes for a rip-relative "
+                           f"operand hold {len(at)} places for its displacement")  # fmt: skip
+        try:
+            target = lw.rip.evaluate(resolve, dot=addr)
+        except ExprError as err:
+            raise AsmError(lw.stmt.loc, str(err)) from None
+        disp = target - (addr + size)
+        if not -(1 << 31) <= disp < (1 << 31):
+            raise AsmError(lw.stmt.loc, f"rip-relative target {target:#x} is out of disp32 range")
+        out[off + at[0] : off + at[0] + 4] = disp.to_bytes(4, "little", signed=True)

@@ -1,6 +1,7 @@
 """A unit's keystone input names only the outside symbols keystone must place (those in its
-instructions' text); a branch to an outside symbol is a placeholder finish() fills in, so an
-edit that moves a unit's branch targets leaves its keystone input as it was (a memo hit)."""
+instructions' text); a branch to an outside symbol, and a 64-bit rip-relative operand naming
+one, are placeholders finish() fills in, so an edit that moves them leaves its keystone input
+as it was (a memo hit)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,16 @@ def test_a_moved_branch_target_leaves_the_keystone_input_alone(tmp_path):
     assert before[1] != after[1]  # the call's rel32, patched by finish(), follows fn
 
 
-def test_a_moved_rip_target_changes_it(tmp_path):
-    """The counterpart: `[rip + fn]` is keystone's to encode, so fn's place is in its input."""
+def test_a_moved_rip_target_leaves_it_alone_too(tmp_path):
+    """`[rip + fn]` in 64-bit code: keystone is given a fixed displacement (asm.unit.RIP_MARK)
+    that finish() replaces, so fn's place is not in its input either (tests/test_rip_reloc.py);
+    `offset fn` is an address, and is."""
     extra = "    lea rax, [rip + fn]\n"
+    before = _texts(tmp_path, extra, "")
+    after = _texts(tmp_path, extra, "    nop\n" * 3)
+    assert ".set fn" not in before[0] and before[0] == after[0]
+    assert before[1] != after[1]  # the displacement, written by finish(), follows fn
+    extra = "    mov rax, offset fn\n"
     before = _texts(tmp_path, extra, "")
     after = _texts(tmp_path, extra, "    nop\n" * 3)
     assert ".set fn" in before[0] and before[0] != after[0]

@@ -22,6 +22,7 @@ class Text:
 
     body: str
     has_instructions = True
+    base_free = False
 
     def text(self, base: int, resolve) -> str:
         return self.body

@@ -1,0 +1,109 @@
+"""Rip-relative operands that name outside symbols are relocated by Unit.finish, as external
+branches are: keystone is given a fixed displacement (RIP_MARK), so its input names no
+distance, and a unit whose input names no address at all (Unit.base_free) is assembled at 0:
+a unit that moves keeps its keystone result.  The capstone verifier checks every displacement
+written (a finish that writes none, or a wrong one, fails the build at the line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+from capstone.x86 import X86_OP_MEM, X86_REG_RIP
+from helpers import SMALL, build, section_bytes
+
+from asm import KeystoneBackend, load_units
+from asm.unit import RIP_MARK
+from linker import link
+
+FORMS = """\
+.section .text
+.global start
+start:
+    lea rax, [rip + data]
+    cmp byte ptr [rip + data], 1
+    mov word ptr [rip + data + 2], 0x1234
+    mov dword ptr [rip + data + 4], 0x12345678
+    mov qword ptr gs:[rip + data - 8], rax
+    jmp start
+"""
+DATA = ".section .data\n.global data\ndata:\n    .quad 0, 0\n"
+
+
+def rip_targets(image) -> list[int]:
+    """The address each rip-relative operand of .text points at, in order."""
+    md = Cs(CS_ARCH_X86, CS_MODE_64)
+    md.detail = True
+    text = next(s for s in image.sections if s.spec.name == ".text")
+    found = []
+    for insn in md.disasm(section_bytes(image, ".text"), text.vma):
+        for op in insn.operands:
+            if op.type == X86_OP_MEM and op.mem.base == X86_REG_RIP:
+                found.append(insn.address + insn.size + op.mem.disp)
+    return found
+
+
+def test_each_form_points_at_its_target_with_an_immediate_of_each_size(tmp_path: Path):
+    image = build(tmp_path, {"a.s": FORMS, "b.s": DATA})
+    data = image.symbol("data").value
+    assert rip_targets(image) == [data, data, data + 2, data + 4, data - 8]
+    (unit,) = [u for u in image.units() if u.section == ".text"]
+    assert [lw.rip is not None for lw in unit.lowered if lw.text][:5] == [True] * 5
+    assert unit.base_free  # its keystone input names no address: only the marker
+    assert RIP_MARK.to_bytes(4, "little") not in section_bytes(image, ".text")
+
+
+def units_of(directory: Path, sources: dict[str, str]):
+    paths = []
+    for name, text in sorted(sources.items()):
+        (directory / name).write_text(text)
+        paths.append(directory / name)
+    return load_units(paths, [directory])
+
+
+def test_a_unit_that_moves_keeps_its_keystone_result_unless_it_names_an_address(tmp_path: Path):
+    """b.s names `data` only rip-relative: moved by a.s's growth, it is not assembled again;
+    c.s takes `offset data` (an address in keystone's input): it is."""
+    b = ".section .text\n.global helper\nhelper:\n    mov rax, qword ptr [rip + data]\n    ret\n"
+    c = ".section .text\n.global other\nother:\n    mov rax, offset data\n    ret\n"
+    a = ".section .text\n.global start\nstart:\n{}    call helper\n    call other\n    ret\n"
+    assembled: list[str] = []
+    with KeystoneBackend() as backend:
+        real = backend._assemble
+
+        def counting(items):
+            assembled.extend(text for _, _, text in items)
+            return real(items)
+
+        backend._assemble = counting
+        bases = []
+        for nops in (0, 3):
+            d = tmp_path / str(nops)
+            d.mkdir()
+            units = units_of(d, {"a.s": a.format("    nop\n" * nops), "b.s": b, "c.s": c,
+                                 "d.s": DATA})  # fmt: skip
+            assembled.clear()
+            image = link(units, SMALL, backend)  # verified: every displacement checked
+            bases.append({u.path.name: u.base for u in image.units()})
+            flags = {u.path.name: u.base_free for u in units if u.section == ".text"}
+    assert flags == {"a.s": True, "b.s": True, "c.s": False}
+    assert bases[1]["b.s"] == bases[0]["b.s"] + 3 and bases[1]["c.s"] == bases[0]["c.s"] + 3
+    again = "".join(assembled)
+    assert "helper:" not in again and "other:" in again  # only c.s went to keystone again
+
+
+def test_labels_used_as_addresses_are_not_base_free(tmp_path: Path):
+    sources = {
+        "branch.s": ".section .text\nf:\n    jmp .Lx\n.Lx:\n    lea rax, [rip + .Lx]\n    ret\n",
+        "offset.s": ".section .text\ng:\n    mov rax, offset .Ly\n.Ly:\n    ret\n",
+        "late.s": ".section .text\nh:\n    mov eax, .Le - h\n.Le:\n    ret\n",
+    }
+    units = {u.path.name: u for u in units_of(tmp_path, sources)}
+    assert units["branch.s"].base_free  # distances only
+    assert not units["offset.s"].base_free  # an address
+    assert not units["late.s"].base_free  # a value from the last pass (`late`)
+    # so offset.s is assembled where it lies: its immediate is the address (the verifier
+    # refuses it otherwise: "immediate 0x400007 was encoded as 0x7")
+    (tmp_path / "linked").mkdir()
+    image = build(tmp_path / "linked", {"a.s": sources["offset.s"].replace("g:", "start:")})
+    assert image.symbol("start").value == 0x400000
