@@ -96,7 +96,7 @@ class KeystoneBackend:
             if not u.has_instructions:  # made without keystone (Unit.place_local)
                 continue
             text = u.text(base, resolve)
-            at = 0 if u.base_free else base
+            at = u.keystone_base(base)
             key = memo_key(at, text)
             if key not in self.memo and key not in keys:
                 items.append((64, at, text))
@@ -138,7 +138,7 @@ class KeystoneBackend:
                 data.append(None)
                 continue
             text = u.text(base, resolve)
-            at = 0 if u.base_free else base  # its bytes are the same wherever it is
+            at = u.keystone_base(base)
             key = memo_key(at, text)
             keys.append(key)
             data.append(self.memo.get(key))
@@ -153,7 +153,7 @@ class KeystoneBackend:
         for (u, base, _), key, d in zip(work, keys, data):
             if key is not None:
                 self.used[key] = d
-                u.absorb(base, d, 0 if u.base_free else base)
+                u.absorb(base, d, u.keystone_base(base))
 
     def _assemble(self, items: list[tuple[int, int, str]]) -> list[KsResult] | None:
         """Keystone's results for `items`, shared out between the workers; None if one crashed

@@ -715,9 +715,15 @@ class Unit:
         offsets, self.raw = self._local
         self.base, self.offsets, self.size = base, offsets[:-1], offsets[-1]
 
+    def keystone_base(self, base: int) -> int:
+        """Where KeystoneBackend assembles `text(base, ...)`: at 0 for a base_free unit (its
+        bytes are the same wherever it is placed, so one result serves every place), else at
+        `base`."""
+        return 0 if self.base_free else base
+
     def absorb(self, base: int, data: bytes, assembled_at: int | None = None) -> None:
         """Take keystone's bytes for `text(base, ...)`, assembled at `assembled_at` (default
-        `base`; 0 for a base_free unit): split off the probe table."""
+        `base`; keystone_base(base) in KeystoneBackend): split off the probe table."""
         n = len(self.lowered) + 1
         if len(data) < 8 * n:
             raise AsmError(self.stmts[0].loc if self.stmts else None,

@@ -22,7 +22,9 @@ class Text:
 
     body: str
     has_instructions = True
-    base_free = False
+
+    def keystone_base(self, base: int) -> int:
+        return base
 
     def text(self, base: int, resolve) -> str:
         return self.body

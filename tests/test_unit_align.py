@@ -103,15 +103,16 @@ def test_one_more_instruction_in_a_kernel_file_moves_no_other_file(tmp_path: Pat
     """The kernel as it is: every unit of .text and .noinstr.text starts on LAYOUT's boundary;
     an instruction added to a file's code that has room left in its padding leaves every other
     unit where it was, with its size."""
+    from tools.bench import roomy_file_of
+
     tree = kernel_copy(tmp_path / "before")
-    units = code_units(kernel_image(tree, build_cache), tree)
+    image = kernel_image(tree, build_cache)
+    units = code_units(image, tree)
     aligns = {s.name: s.unit_align for s in LAYOUT.sections}
     assert aligns[".text"] == aligns[".noinstr.text"] == CODE_UNIT_ALIGN > 1
     for (name, section), (base, _) in units.items():
         assert base % CODE_UNIT_ALIGN == 0, f"{name} ({section}) at {base:#x}"
-    text = sorted((base, size, key) for key, (base, size) in units.items() if key[1] == ".text")
-    # the first file whose code ends before the next one starts (one byte fits)
-    key = next(k for (b, s, k), (after, _, _) in zip(text, text[1:], strict=False) if b + s < after)
+    key = (str(roomy_file_of(image, tree)), ".text")  # a file with room after its code
     edited = kernel_copy(tmp_path / "after")
     with (edited / key[0]).open("a") as f:
         f.write(f"\n.section {key[1]}\n    int3\n")

@@ -104,8 +104,9 @@ def _checked(result: BuildResult) -> BuildResult:
     return result
 
 
-def build_rows(work: Path, n: int) -> list[Row]:
-    """Median build times: fresh, unchanged, after one file is touched or edited."""
+def build_rows(work: Path, n: int, roomy: Path) -> list[Row]:
+    """Median build times: fresh, unchanged, after one file is touched or edited (`roomy`:
+    roomy_file())."""
     tree = work / "kernel"
     shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
     out = work / "out"
@@ -129,7 +130,7 @@ def build_rows(work: Path, n: int) -> list[Row]:
 
     rows.append(_median(f"rebuild, {EDITED} touched (time stamp)", touch, n))
 
-    for what, edit in _edits(tree):
+    for what, edit in _edits(tree, roomy):
 
         def rebuild(i: int, edit=edit) -> None:
             edit(i)
@@ -142,20 +143,19 @@ def build_rows(work: Path, n: int) -> list[Row]:
 ROOM = 8  # bytes the instruction edit needs after a file's code: two 4-byte nops
 
 
-def roomy_file(tree: Path, cache_dir: Path | None = None) -> Path:
-    """The first source of `tree` (a copy of kernel/, by name) whose .text code ends at least
+def roomy_file(tree: Path, gen: Path) -> Path:
+    """The first source of `tree` (kernel/ or a copy, by name) whose .text code ends at least
     ROOM bytes before the next file's starts (kernel/layout.py's CODE_UNIT_ALIGN), relative to
-    the tree; assembled and linked to find out, with the cache in `cache_dir` (default none)."""
+    the tree; assembled and linked to find out, generating into `gen`, without a cache."""
     from asm import AsmError
     from kbuild.cache import Cache
     from kbuild.full import build_image, kernel_sources
     from kernel.layout import LAYOUT
     from linker import LinkErrors
 
-    gen = tree.parent / f"{tree.name}-gen"
     try:
         image = build_image(kernel_sources(gen, tree), [gen, tree / "include"], LAYOUT,
-                            Cache(cache_dir))  # fmt: skip
+                            Cache(None))  # fmt: skip
     except (AsmError, LinkErrors) as e:
         raise BenchError(f"build failed:\n{e}") from None
     return roomy_file_of(image, tree)
@@ -173,17 +173,16 @@ def roomy_file_of(image: Image, tree: Path) -> Path:
     return found[0]
 
 
-def _edits(tree: Path, roomy: Path | None = None) -> list[tuple[str, Callable[[int], None]]]:
+def _edits(tree: Path, roomy: Path) -> list[tuple[str, Callable[[int], None]]]:
     """The edits the rebuild rows time, in order, as (what, edit number i): a comment appended
-    to EDITED; one or two 4-byte `nop`s (by turns) added to the .text code of `roomy` (default
-    roomy_file(tree)), where they fit in its padding (kernel/layout.py: no other file's code
+    to EDITED; one or two 4-byte `nop`s (by turns) added to the .text code of `roomy` (a
+    roomy_file()), where they fit in its padding (kernel/layout.py: no other file's code
     moves); a block of CODE_UNIT_ALIGN or twice as many bytes of `nop`s (by turns) added to
     EDITED's .text code (the code of every file after it moves).  Each edit leaves a tree no
     earlier one did (the nops' displacement, a disp8, is 1 + i), as long as i < 127."""
     from kernel.layout import CODE_UNIT_ALIGN
 
     edited = tree / EDITED
-    roomy = roomy if roomy is not None else roomy_file(tree)
     texts = {p: (tree / p).read_text() for p in (EDITED, roomy)}
 
     def comment(i: int) -> None:
@@ -202,7 +201,7 @@ def _edits(tree: Path, roomy: Path | None = None) -> list[tuple[str, Callable[[i
     ]  # fmt: skip
 
 
-def warm_rows(work: Path, n: int) -> list[Row]:
+def warm_rows(work: Path, n: int, roomy: Path) -> list[Row]:
     """Median times of the same edits built by `python build.py --watch`'s builder
     (kbuild/warm.py), from the edit to the outputs written, the child prepared WARM_PAUSE s
     before (the time a person takes to save).  CPU: the whole child's, preloading and storing
@@ -226,7 +225,7 @@ def warm_rows(work: Path, n: int) -> list[Row]:
                 cpus.append(_cpu() - c)
             return what, statistics.median(walls), statistics.median(cpus)
 
-        for what, edit in _edits(tree, roomy_file(tree)):
+        for what, edit in _edits(tree, roomy):
             rows.append(timed(f"watch: {what}", edit))
     return rows
 
@@ -602,9 +601,10 @@ def build_bench(n: int, no_boot: bool, rows: list[Row]) -> int:
     try:
         with tempfile.TemporaryDirectory() as d:
             work = Path(d)
-            rows += build_rows(work, n)
+            roomy = roomy_file(ROOT / "kernel", work / "room-gen")  # linked once for both
+            rows += build_rows(work, n, roomy)
             gnu = gnu_row(work, n)
-            rows += warm_rows(work, n)
+            rows += warm_rows(work, n, roomy)
             if not no_boot:
                 rows += boot_rows(work, n)
     except BenchError as e:
