@@ -13,7 +13,7 @@ from helpers import build
 from tools.cli import DEFAULT_IMAGE, CliError, run_cli
 from tools.hold import HoldError
 from tools.qemu import ImageNotFoundError, Outcome, QemuError, SignalExit
-from tools.symbols import SymbolTable, read_symbols
+from tools.symbols import Sym, SymbolTable, read_symbols
 
 
 def raising(err: BaseException):
@@ -111,3 +111,57 @@ def test_a_file_without_symbols_is_refused(image, tmp_path):
     subprocess.run(["objcopy", "--strip-all", str(image), str(stripped)], check=True)
     with pytest.raises(ValueError, match="stripped.elf: no symbol table"):
         SymbolTable(stripped)
+
+
+def elftools_symbols(path: Path) -> list[Sym]:
+    """read_symbols' rule through pyelftools (the independent reader it replaced)."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    out, file = [], ""
+    for s in ELFFile(io.BytesIO(path.read_bytes())).get_section_by_name(".symtab").iter_symbols():
+        kind = s["st_info"]["type"]
+        if kind == "STT_FILE":
+            file = s.name
+        elif s.name and kind != "STT_SECTION":
+            out.append(Sym(s.name, s["st_value"], s["st_size"], kind, s["st_info"]["bind"],
+                           s["st_shndx"] != "SHN_UNDEF", file))  # fmt: skip
+    return out
+
+
+def test_the_reader_agrees_with_pyelftools_on_the_kernel(kernel_image: Path):
+    syms = read_symbols(kernel_image)
+    assert len(syms) > 1000 and syms == elftools_symbols(kernel_image)
+
+
+@pytest.mark.gnu_as
+@pytest.mark.parametrize("bits", [32, 64])
+def test_the_reader_agrees_with_pyelftools_on_gnu_ld_files(tmp_path: Path, bits: int):
+    """ELF32 and ELF64, objects and linked files, with locals, globals, an undefined name."""
+    src = tmp_path / "a.s"
+    src.write_text(".globl _start\n.type _start, @function\n_start: call away\n.size _start, 5\n"
+                   "near: ret\n.data\nobj: .long 1\n.type obj, @object\n.size obj, 4\n")  # fmt: skip
+    obj, linked = tmp_path / "a.o", tmp_path / "a.elf"
+    subprocess.run(["as", f"--{bits}", str(src), "-o", str(obj)], check=True)
+    emulation = "elf_i386" if bits == 32 else "elf_x86_64"
+    subprocess.run(["ld", "-m", emulation, "--unresolved-symbols=ignore-all", str(obj), "-o",
+                    str(linked)], check=True)  # fmt: skip
+    for path in (obj, linked):
+        syms = read_symbols(path)
+        assert syms == elftools_symbols(path)
+        kinds = {s.name: (s.kind, s.bind, s.defined) for s in syms}
+        assert kinds["_start"] == ("STT_FUNC", "STB_GLOBAL", True)
+        assert kinds["obj"] == ("STT_OBJECT", "STB_LOCAL", True)
+    assert next(s for s in read_symbols(obj) if s.name == "away").defined is False
+    # ld names the object a local came from (STT_FILE); as writes none without .file.
+    assert {s.file for s in read_symbols(linked) if s.is_local} == {"a.o"}
+
+
+@pytest.mark.parametrize("cut", [0, 4, 63, 1000, -100])
+def test_a_damaged_file_is_an_elf_error_not_a_crash(image: Path, cut: int):
+    from elftools.common.exceptions import ELFError
+
+    data = image.read_bytes()
+    with pytest.raises(ELFError, match="the image: (not a little-endian ELF file|a damaged)"):
+        read_symbols(data[:cut])
