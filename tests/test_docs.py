@@ -13,6 +13,8 @@ In docs/*.md, every reference is checked against the repository:
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import subprocess
 import tempfile
@@ -76,15 +78,24 @@ def generated_names() -> set[str]:
         return {p.name for p in Path(tmp).iterdir()}
 
 
+@functools.cache
+def _repository_names(root: Path) -> tuple[set[str], set[str]]:
+    """The names of the files in the repository (not .git, .venv or build/, which are not
+    walked) and of build/gen/'s, and the self-tests' names: what every Checker of `root` reads."""
+    files = set()
+    for _, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in (".git", ".venv", "build")]
+        files.update(names, dirs)
+    files |= generated_names()  # build/gen/: in every build, not in a clean clone
+    return files, selftest_names(root)
+
+
 @dataclass
 class Checker:
     root: Path
 
     def __post_init__(self) -> None:
-        self.files = {p.name for p in self.root.rglob("*")
-                      if not {".venv", "build"} & set(p.relative_to(self.root).parts)}  # fmt: skip
-        self.files |= generated_names()  # build/gen/: in every build, not in a clean clone
-        self.selftests = selftest_names(self.root)
+        self.files, self.selftests = _repository_names(self.root)
 
     def link(self, doc: Path, target: str) -> str | None:
         if re.match(r"^[a-z]+:", target):  # http:, mailto:
