@@ -314,6 +314,7 @@ class Unit:
         self.cache_key: str | None = None  # set by a caller that caches results about the unit
         self._result_memo: tuple[tuple, bytes] | None = None  # result_key's last inputs, key
         self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
+        self._size_marks_at = [i for i, s in enumerate(stmts) if isinstance(s, SizeMark)]
         self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
         # The outside names keystone's input names (a branch, far jump or data that names one
         # is a placeholder, filled in by finish()): an edit that moves a unit's branch targets
@@ -334,6 +335,10 @@ class Unit:
         # the kernel's).  Every statement it writes is one (data, blobs, and the instructions
         # the front end encodes, whose room keystone only reserves); the rest stay keystone's.
         self._finishing = [i for i, lw in enumerate(self.lowered) if lw.size is not None]
+        # text()'s lines after the .set ones, made here so that a unit from the cache has them
+        # (decoding them costs less than making them again: 10 ms against 35 for the kernel).
+        if self._has_insn:
+            self._body = _joined(self._static_body())
 
     def __getstate__(self) -> dict:
         """A unit as lowered, without where a link placed it or the lowering memos: what
@@ -788,12 +793,12 @@ class Unit:
         marks: dict[str, int | None] = {}
         if not self.offsets:
             return marks
-        for i, s in enumerate(self.stmts):
-            if isinstance(s, SizeMark):
-                try:
-                    marks[s.name] = s.expr.evaluate(resolve, dot=self.base + self.offsets[i])
-                except ExprError:
-                    marks[s.name] = None
+        for i in self._size_marks_at:
+            s = self.stmts[i]
+            try:
+                marks[s.name] = s.expr.evaluate(resolve, dot=self.base + self.offsets[i])
+            except ExprError:
+                marks[s.name] = None
         return marks
 
     def locate(self, offset: int) -> Loc | None:

@@ -116,12 +116,19 @@ def load(sources: list[Path], include_dirs: list[Path],
                 digests[path] = None
         return digests[path]
 
+    names: dict[Path, str] = {}  # the includes of one file are those of many
+
+    def name_of(path: Path) -> str:
+        if path not in names:
+            names[path] = rooted_name(path, roots)
+        return names[path]
+
     shared = SharedParse()
     units: list[Unit] = []
     parsed = 0
-    dirs = [rooted_name(d, roots) for d in include_dirs]
+    dirs = [name_of(d) for d in include_dirs]
     for path in sources:
-        name = rooted_name(path, roots)
+        name = name_of(path)
         parse_key = digest(code_key(), "parsed", name, *dirs, file_digest(path) or "")
         entry = store.get("parsed", parse_key, roots)
         if entry is not None and inputs_unchanged(entry[0], file_digest):
@@ -136,7 +143,7 @@ def load(sources: list[Path], include_dirs: list[Path],
                 store.put("parsed", parse_key, (inputs, file_units), prune=False, roots=roots)
                 parsed += 1
         key = digest(code_key(), name, file_digest(path) or "",
-                     *(f"{rooted_name(p, roots)}\n{d}" for p, d in inputs))  # fmt: skip
+                     *(f"{name_of(p)}\n{d}" for p, d in inputs))  # fmt: skip
         for u in file_units:
             u.cache_key = digest(key, u.section)
         loaded(file_units)
