@@ -679,6 +679,11 @@ class Unit:
         return lines
 
     @property
+    def statements(self) -> int:
+        """How many statements the unit holds (labels and directives included)."""
+        return len(self.lowered)
+
+    @property
     def has_instructions(self) -> bool:
         """False for a unit keystone need not see (local_bytes makes its bytes)."""
         return self._has_insn
@@ -810,7 +815,7 @@ class Unit:
         return None
 
     def spans(self) -> list[Span]:
-        """Every statement's place in the unit, for the listing."""
+        """Every statement's place in the unit, for the listing and the line table."""
         out = []
         ends = [*self.offsets[1:], self.size]
         for lw, off, end in zip(self.lowered, self.offsets, ends):

@@ -114,7 +114,7 @@ class BackgroundVerify:
 
     def start(self) -> None:
         units = self.image.units()
-        weights = [len(units[i].patched) + 1 if i in self.partial else len(units[i].lowered)
+        weights = [len(units[i].patched) + 1 if i in self.partial else units[i].statements
                    for i in self.todo]  # fmt: skip
         total = sum(weights)
         if total < FORK_MIN_STATEMENTS or not hasattr(os, "fork"):

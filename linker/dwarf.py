@@ -17,8 +17,6 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from asm.source import Label
-
 from .link import Image
 
 DW_TAG_compile_unit, DW_TAG_subprogram = 0x11, 0x2E
@@ -107,12 +105,10 @@ def _compile_units(image: Image, name: Callable[[str], str]) -> list[_Cu]:
             rows: list[_Row] = []
             last_file = last_line = -1
             base = u.base
-            for lw, off, end in zip(u.lowered, u.offsets, [*u.offsets[1:], u.size]):
-                stmt = lw.stmt
-                loc = stmt.loc
-                if type(stmt) is Label:
-                    label_lines[(unit_file, stmt.name)] = (name(str(loc.path)), loc.line)
-                if end == off:
+            for off, size, loc, label, _ in u.spans():
+                if label is not None:
+                    label_lines[(unit_file, label)] = (name(str(loc.path)), loc.line)
+                if not size:
                     continue
                 f = index.get(loc.path)
                 if f is None:
