@@ -56,7 +56,11 @@ class KeystoneBackend:
     were assembled before (in an earlier pass of the fixpoint, or an earlier build when the
     caller keeps the memo) is not sent again; `used` holds the entries this backend's calls
     needed.  With `workers` 2, a pass's texts are split between two processes that run at once.
-    `idle` is called once, when a call first has sent work and would wait for it.
+    `idle` is called once, when a call first has sent work and would wait for it.  A pass
+    whose texts crash a worker is sent once more, to fresh workers (a worker killed from
+    outside must not fail the build); a hang is not (keystone hangs on some inputs: sending
+    them again would only wait as long again).  Then `_diagnose` names the statement, or says
+    that none fails alone and why the batch did.
     """
 
     def __init__(self, timeout: float = 60.0, memo: dict[bytes, bytes] | None = None,
@@ -70,6 +74,7 @@ class KeystoneBackend:
         self.memo = memo if memo is not None else {}
         self.used: dict[bytes, bytes] = {}
         self._prefetched: list[tuple[KeystoneWorker, int, list[bytes]]] = []
+        self.crash, self.hung = "", False  # the last pass's batch: why a worker failed on it
         if start:  # keystone loads in the workers while the caller parses
             for w in self.workers:
                 w.start()
@@ -145,7 +150,11 @@ class KeystoneBackend:
             if data[-1] is None:
                 todo.append((i, key, (64, at, text)))
         if todo:
-            results = self._assemble([item for _, _, item in todo])
+            items = [item for _, _, item in todo]
+            self.crash, self.hung = "", False
+            results = self._assemble(items)
+            if results is None and not self.hung:  # a worker died: once more, on fresh ones
+                results = self._assemble(items)
             if results is None or not all(r.ok for r in results):
                 self._diagnose([work[i] for i, _, _ in todo])
             for (i, key, _), r in zip(todo, results):
@@ -174,7 +183,8 @@ class KeystoneBackend:
                 idle, self.idle = self.idle, None
                 idle()
             return [r for w, _ in zip(workers, shares) for r in w.receive(self.timeout)]
-        except KeystoneCrash:
+        except KeystoneCrash as e:
+            self.crash, self.hung = str(e), e.hang
             for w in workers:
                 w.close()
             return None
@@ -218,8 +228,9 @@ class KeystoneBackend:
             stmt = u.lowered[insns[hi - 1]].stmt
             raise AsmError(stmt.loc, f"keystone: {error} in '{stmt.text}'")
         first = next((s for u, _, _ in work for s in u.stmts if not isinstance(s, Label)), None)
-        raise AsmError(first.loc if first else None, "keystone failed on these units but on "
-                       "none of them alone")  # fmt: skip
+        why = f" ({self.crash}{'' if self.hung else ', twice'})" if self.crash else ""
+        raise AsmError(first.loc if first else None, f"keystone failed on these units{why} "
+                       "but on none of them alone")  # fmt: skip
 
     def _try(self, base: int, text: str | _Chunks) -> str | None:
         """Keystone's error on `text` at `base`, or None when it assembles."""
