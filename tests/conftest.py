@@ -19,6 +19,8 @@ import pytest
 
 from tools.verdict import KERNEL_RULES
 
+pytest_plugins = ["cpu_report"]  # --cpu-report N (tests/cpu_report.py)
+
 # The guests end runs as the runner's default rules (this kernel's) expect.
 MB32_PRELUDE = (
     f"    .set DEBUG_EXIT_PORT, {KERNEL_RULES.debug_exit_port:#x}\n"

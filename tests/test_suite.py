@@ -88,7 +88,8 @@ def pytest_in(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_skip_fails_make_test_under_xdist(tmp_path):
-    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+    for name in ("conftest.py", "cpu_report.py"):  # the conftest and the plugin it loads
+        shutil.copy(ROOT / "tests" / name, tmp_path / name)
     (tmp_path / "test_scratch.py").write_text(SCRATCH)
     # Judged on the xdist controller, from its worker's reports.
     r = pytest_in(tmp_path, "-n", "1")
