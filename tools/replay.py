@@ -10,8 +10,8 @@ A recording is a directory:
     console.txt      the serial console as recorded
 
 QEMU 7.2 logs what its devices feed the guest but not an NMI injected through QMP, so the
-recorder stops the VM before each one, notes the instruction count (``query-replay``) and injects
-it while stopped; the replayer stops at that count (``replay-break``) and injects it again.  The
+recorder stops the VM before each one (at a moment its CPU is not halted), notes the instruction
+count (``query-replay``) and injects it while stopped; the replayer stops at that count (``replay-break``) and injects it again.  The
 replay then follows the recording exactly: its console is byte for byte the recorded one.
 
 One CPU only: QEMU 7.2 refuses record/replay with ``-smp`` above 1 (docs/debugging-replay.md says
@@ -37,6 +37,8 @@ from tools.qemu import QemuConfig, QemuError, QemuResult, QemuRunner, find_qemu,
 RECORDING_VERSION = 1
 RECORD_ICOUNT = "shift=0"  # one virtual nanosecond per instruction; sleep stays on (see below)
 # NMIs before the kernel has loaded its IDT would find no gate: inject after this console line.
+_HALTED = re.compile(r"\bHLT=1\b")  # `info registers`: the CPU waits in hlt
+HALTED_TRIES = 2000  # pauses that may find the CPU halted before one NMI is given up (2-4 s)
 NMI_AFTER = re.compile(r"^smp: \d+ CPUs? up", re.MULTILINE)
 FILES = ("recording.json", "kernel.elf", "replay.bin", "console.txt")
 
@@ -126,13 +128,21 @@ def _rr_config(base: QemuConfig, mode: str, directory: Path, icount: str) -> Qem
     )
 
 
-def _inject_at(vm: QemuRunner) -> int:
-    """Stop the VM, inject an NMI, note the instruction count, let it run; returns the count."""
-    vm.pause()
-    count = int(vm.qmp("query-replay")["icount"])
-    vm.inject_nmi()
-    vm.cont()
-    return count
+def _inject_at(vm: QemuRunner) -> int | None:
+    """Stop the VM at a moment its CPU is executing, inject an NMI, note the instruction count,
+    let it run; returns the count, or None when the CPU was halted at every try.  Not into
+    `hlt`: QEMU 7.2 counts a halted CPU's idle time in the count query-replay gives, so the
+    replay, which waits in that `hlt` for the NMI, never reaches the count (docs/replay.md)."""
+    for _ in range(HALTED_TRIES):
+        vm.pause()
+        if not _HALTED.search(vm.registers()):
+            count = int(vm.qmp("query-replay")["icount"])
+            vm.inject_nmi()
+            vm.cont()
+            return count
+        vm.cont()
+        time.sleep(0.001)
+    return None
 
 
 def record(
@@ -163,7 +173,9 @@ def record(
                 vm.wait_for_console(NMI_AFTER, timeout=config.timeout)
                 while len(plan.injected) < plan.count:
                     time.sleep(rng.uniform(plan.low, plan.high))
-                    plan.injected.append(_inject_at(vm))
+                    count = _inject_at(vm)
+                    if count is not None:
+                        plan.injected.append(count)
             except (QemuError, TimeoutError):
                 pass  # the guest ended first: the NMIs injected so far are the recording's
         result = vm.wait()
