@@ -11,10 +11,11 @@ A recording is a directory:
 
 QEMU 7.2 logs what its devices feed the guest but not an NMI injected through QMP, so the
 recorder stops the VM before each one (at a moment its CPU is not halted), notes the instruction
-count (``query-replay``) and injects it while stopped; the replayer stops at that count (``replay-break``) and injects it again.  The
-replay then follows the recording exactly: its console is byte for byte the recorded one.
+count (``query-replay``) and injects it while stopped; the replayer stops at that count
+(``replay-break``) and injects it again.  The replay then follows the recording exactly: its
+console is byte for byte the recorded one.
 
-One CPU only: QEMU 7.2 refuses record/replay with ``-smp`` above 1 (docs/debugging-replay.md says
+One CPU only: QEMU 7.2 refuses record/replay with ``-smp`` above 1 (docs/replay.md, "One CPU", says
 what we measured trying to get around it).
 """
 
@@ -37,9 +38,9 @@ from tools.qemu import QemuConfig, QemuError, QemuResult, QemuRunner, find_qemu,
 RECORDING_VERSION = 1
 RECORD_ICOUNT = "shift=0"  # one virtual nanosecond per instruction; sleep stays on (see below)
 # NMIs before the kernel has loaded its IDT would find no gate: inject after this console line.
-_HALTED = re.compile(r"\bHLT=1\b")  # `info registers`: the CPU waits in hlt
-HALTED_TRIES = 2000  # pauses that may find the CPU halted before one NMI is given up (2-4 s)
 NMI_AFTER = re.compile(r"^smp: \d+ CPUs? up", re.MULTILINE)
+_HALTED = re.compile(r"\bHLT=1\b")  # `info registers`: the CPU waits in hlt
+HALTED_TRIES = 2000  # pauses that may find the CPU halted before one NMI is given up (seconds)
 FILES = ("recording.json", "kernel.elf", "replay.bin", "console.txt")
 
 
