@@ -116,12 +116,8 @@ def load(sources: list[Path], include_dirs: list[Path],
                 digests[path] = None
         return digests[path]
 
-    names: dict[Path, str] = {}  # the includes of one file are those of many
-
-    def name_of(path: Path) -> str:
-        if path not in names:
-            names[path] = rooted_name(path, roots)
-        return names[path]
+    # Each path's rooted name, made once: the includes of one file are those of many.
+    name_of = functools.cache(lambda path: rooted_name(path, roots))
 
     shared = SharedParse()
     units: list[Unit] = []
