@@ -47,7 +47,8 @@ _RESULTS: list[TestCpu] = []  # in the process that reports (under xdist, the co
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    item.stash[_START] = _cpu()
+    if item.config.getoption("--cpu-report") is not None:  # else nothing is measured
+        item.stash[_START] = _cpu()
 
 
 @pytest.hookimpl(wrapper=True)
