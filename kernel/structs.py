@@ -140,6 +140,10 @@ DEMO_TASK = Struct("DEMO_TASK", (("name", 8), ("entry", 8), ("exit", 8), ("kthre
 # A ticket spinlock (kernel/locking/spinlock.s): the ticket being served, the next ticket to
 # hand out, and what the lock checker has seen of its use (SPIN_USED_* bits).
 SPINLOCK = Struct("SPIN", (("owner", 4), ("next", 4), ("usage", 4), ("reserved", 4)))
+# A counting completion (kernel/sched/completion.s), as Linux's struct completion: the lock
+# (a SPINLOCK) under which `done` is counted and tested, how many completions are not yet
+# waited for, and the wait queue of the tasks waiting.  All zero is a fresh one.
+COMPLETION = Struct("COMPLETION", (("lock", 16), ("done", 8), ("wait", 8)))
 
 # What a boot path hands the kernel proper (kernel/boot/bootinfo.s boot_info): which path booted
 # it (BOOT_PATH_*), the physical address of the NUL-terminated command line (0: none), of the
@@ -150,7 +154,7 @@ BOOT_INFO = Struct("BOOTINFO", (("path", 8), ("cmdline", 8), ("rsdp", 8), ("mmap
 # A memory-map entry: physical base, length in bytes, type (MMAP_* : 1 usable RAM, as E820's).
 MMAP_ENTRY = Struct("MMAP", (("base", 8), ("length", 8), ("type", 8)))
 
-STRUCTS = (BOOT_INFO, MMAP_ENTRY, SPINLOCK, PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
+STRUCTS = (BOOT_INFO, MMAP_ENTRY, SPINLOCK, COMPLETION, PT_REGS, TSS, TRAP_RECORD, EX_ENTRY, SELFTEST, TASK, RCU_HEAD, RCU_STATS,
            TORTURE_OBJ, TORTURE_STATS, OPTION, IO_SLEEP, DEMO_TASK)  # fmt: skip
 
 assert PT_REGS.offsets()["ip"] == 128 and PT_REGS.size == 168, "pt_regs must match Linux"

@@ -44,7 +44,7 @@ idt_floor                   ring 0: ``int 0x90`` to a gate (in a copy of the IDT
 timer_tick_user             ring 3: a loop reading the TSC; an iteration longer than 100 took
                             CPU 0's tick (the only interrupt left); the sample is that
                             iteration less the quietest one.  32 ticks per scale unit, hz=1000
-context_switch_pingpong     two ring-3 tasks on CPU 0 ping-pong through SYS_BENCH's semaphores
+context_switch_pingpong     two ring-3 tasks on CPU 0 ping-pong through SYS_BENCH's completions
                             (a wait queue each): half of A's round trip (A's call, the switch to
                             B, B's return to ring 3 and next call, the switch back), less
                             ``mov eax, SYS_BENCH``; comparable with one switch of Linux's pipe

@@ -65,10 +65,10 @@ selftest_bench:
     mov esi, 1
     call cmdline_number
     mov qword ptr [rip + bench_scale], rax
-    lea rdi, [rip + bench_sem]
+    lea rdi, [rip + bench_done]
     xor eax, eax
-    mov ecx, BENCH_SLOTS * 2
-    rep stosq                           # bench_sem and bench_wq
+    mov ecx, BENCH_SLOTS * COMPLETION_SIZE / 8
+    rep stosq                           # every slot a fresh completion
     mov qword ptr [rip + bench_stop], 0
     mov qword ptr [rip + bench_active], 1
     call bench_park_others
@@ -585,48 +585,21 @@ bench_rcu_cb:
     BENCH_APPEND bench_cb_count, bench_cb_samples
     ret
 
-# bench_signal - EDI = slot: count its semaphore up and wake its waiter.  Interrupts off.
+# bench_signal - EDI = slot: complete its completion (its waiter woken).  Interrupts off.
 # Clobbers rax, rcx, rdi.
 bench_signal:
-    push rbx
-    mov ebx, edi
-    lea rdi, [rip + bench_lock]
-    call raw_spin_lock
-    lea rax, [rip + bench_sem]
-    inc qword ptr [rax + rbx * 8]
-    lea rdi, [rip + bench_wq]
-    lea rdi, [rdi + rbx * 8]
-    call wake_up
-    lea rdi, [rip + bench_lock]
-    call raw_spin_unlock
-    pop rbx
-    ret
+    imul edi, edi, COMPLETION_SIZE
+    lea rax, [rip + bench_done]
+    add rdi, rax
+    jmp complete
 
-# bench_wait - EDI = slot: sleep until its semaphore is above 0, then take one.  Interrupts
-# off.  Clobbers caller-saved registers.
+# bench_wait - EDI = slot: wait for its completion.  Interrupts off.  Clobbers caller-saved
+# registers.
 bench_wait:
-    push rbx
-    mov ebx, edi
-    lea rdi, [rip + bench_lock]
-    call raw_spin_lock
-.Lwait_check:
-    lea rax, [rip + bench_sem]
-    cmp qword ptr [rax + rbx * 8], 0
-    jne .Lwait_take
-    lea rdi, [rip + bench_wq]
-    lea rdi, [rdi + rbx * 8]
-    lea rsi, [rip + bench_lock]
-    call sleep_on_unlock
-    lea rdi, [rip + bench_lock]
-    call raw_spin_lock
-    jmp .Lwait_check
-.Lwait_take:
-    lea rax, [rip + bench_sem]
-    dec qword ptr [rax + rbx * 8]
-    lea rdi, [rip + bench_lock]
-    call raw_spin_unlock
-    pop rbx
-    ret
+    imul edi, edi, COMPLETION_SIZE
+    lea rax, [rip + bench_done]
+    add rdi, rax
+    jmp wait_for_completion
 
 # sys_bench - SYS_BENCH's body (kernel/arch/syscall.s), interrupts on.  RDI = regs: RDI =
 # command (kernel/include/bench.inc), RSI, RDX its arguments; the result in regs->ax.  EAX = 0
@@ -937,12 +910,8 @@ bench_cb_samples:
     .zero BENCH_MAX_SAMPLES * 4
 bench_rcu_heads:
     .zero BENCH_MAX_SAMPLES * RCU_HEAD_SIZE
-bench_sem:
-    .zero BENCH_SLOTS * 8
-bench_wq:
-    .zero BENCH_SLOTS * 8
-bench_lock:
-    .zero SPIN_SIZE
+bench_done:
+    .zero BENCH_SLOTS * COMPLETION_SIZE
 bench_remote_tasks:
     .zero NR_CPUS * 8
 bench_count:
