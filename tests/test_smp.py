@@ -16,6 +16,7 @@ from tools import qemulog
 from tools.events.decode import online_cpus, read_irq_counts
 from tools.events.judge import host_table_violations
 from tools.hold import boot_held
+from tools.qemu import QemuConfig, run
 
 pytestmark = pytest.mark.qemu
 
@@ -37,6 +38,22 @@ def test_selftests_pass_and_every_cpus_ring_follows_the_tables(kernel_image, ker
         assert any(e.kind == "idtentry_enter" and e.vector == TIMER for e in cpu.events)
     assert len({c.idle_task for c in state.cpus}) == smp, "CPUs share an idle task"
     assert host_table_violations(state) == []
+
+
+@pytest.mark.parametrize("smp", [1, 2])
+def test_no_wake_up_across_cpus_is_lost(kernel_image, smp):
+    # sched_cross_cpu_wakeups hands a token between CPU 0 and CPU 1 with both ticks held back:
+    # a wake-up lost while its target switches to idle leaves both CPUs halted (docs/smp.md).
+    # The timeout only catches that hang; a pass takes seconds.  On one CPU it has nothing to do.
+    config = QemuConfig(kernel_image, append="selftest=sched_cross_cpu_wakeups", smp=smp,
+                        timeout=180)  # fmt: skip
+    result = run(config)
+    assert result.passed, f"{result.outcome.value} (a lost wake-up hangs):\n{result.console}"
+    crossed = re.search(r"# (\d+) wake-ups crossed from CPU 0 to CPU 1 in (\d+) rounds",
+                        result.console)  # fmt: skip
+    assert (crossed is not None) == (smp > 1), result.console
+    if crossed:
+        assert int(crossed[1]) >= int(crossed[2]) // 2, crossed[0]  # most rounds slept
 
 
 def settled(p) -> bool:

@@ -146,6 +146,15 @@ enqueue_task:
     call percpu_area
     lea rdi, [rax + PCPU_RQ_LOCK]
     call raw_spin_lock
+    call enqueue_task_locked
+    call raw_spin_unlock
+    pop rdi
+    pop rcx
+    ret
+
+# enqueue_task_locked - RCX = task, RDI = its CPU's run-queue lock, held: the task runnable,
+# at the tail of that queue.  Clobbers rax.
+enqueue_task_locked:
     mov qword ptr [rcx + TASK_STATE], TASK_RUNNABLE
     mov qword ptr [rcx + TASK_RUN_NEXT], 0
     mov rax, qword ptr [rdi + PCPU_RQ_TAIL - PCPU_RQ_LOCK]
@@ -157,17 +166,11 @@ enqueue_task:
     mov qword ptr [rdi + PCPU_RQ_HEAD - PCPU_RQ_LOCK], rcx
 .Lenqueue_tail:
     mov qword ptr [rdi + PCPU_RQ_TAIL - PCPU_RQ_LOCK], rcx
-    call raw_spin_unlock
-    pop rdi
-    pop rcx
     ret
 
-# dequeue_task - RAX = the task at the head of this CPU's run queue, or 0.  Clobbers rcx,
-# rdi.
-dequeue_task:
-    mov rdi, qword ptr gs:[PCPU_SELF]
-    add rdi, PCPU_RQ_LOCK
-    call raw_spin_lock
+# dequeue_task_locked - this CPU's run-queue lock held.  RAX = the task at the head of its
+# queue, taken off, or 0.  Clobbers rcx.
+dequeue_task_locked:
     mov rax, qword ptr gs:[PCPU_RQ_HEAD]
     test rax, rax
     jz .Ldequeue_done
@@ -177,29 +180,54 @@ dequeue_task:
     jnz .Ldequeue_done
     mov qword ptr gs:[PCPU_RQ_TAIL], 0
 .Ldequeue_done:
-    jmp raw_spin_unlock
+    ret
 
+# this_rq_lock / this_rq_unlock - RDI = this CPU's run-queue lock, taken or released.
+# Clobber nothing else.
+this_rq_lock:
+    mov rdi, qword ptr gs:[PCPU_SELF]
+    add rdi, PCPU_RQ_LOCK
+    jmp raw_spin_lock
+
+this_rq_unlock:
+    mov rdi, qword ptr gs:[PCPU_SELF]
+    add rdi, PCPU_RQ_LOCK
+    jmp raw_spin_unlock
 
 # wake_up_process - RDI = a sleeping task: make it runnable on its CPU.  When that CPU runs
 # its idle task (a wake-up from an interrupt or softirq that hit it, from an idle hook, or
 # from another CPU), the idle task gets need-resched, so that the idle loop switches as soon
 # as the interrupt returns instead of halting until the next tick; another CPU is sent the
-# reschedule IPI (Linux's resched_curr -> smp_send_reschedule).  Interrupts off.  Clobbers
-# rax.
+# reschedule IPI (Linux's resched_curr -> smp_send_reschedule).  The task is queued and that
+# CPU's current task read under its run-queue lock, which __schedule holds from its pick
+# until the switch is done: the current task read is either one that has yet to pick (and
+# will find the woken task) or the one it switched to.  Interrupts off; the caller holds
+# wq_lock (no two wake-ups of one task race).  Clobbers rax.
 .global wake_up_process
 wake_up_process:
     cmp qword ptr [rdi + TASK_STATE], TASK_SLEEPING
     jne .Lnot_sleeping
     inc qword ptr gs:[PCPU_WAKEUPS]
-    call enqueue_task
     push rdi
     push rsi
-    mov edi, dword ptr [rdi + TASK_CPU]
+    push rcx
+    mov rcx, rdi
+    mov edi, dword ptr [rcx + TASK_CPU]
     call percpu_area
-    mov rsi, qword ptr [rax + PCPU_CURRENT]
+    lea rdi, [rax + PCPU_RQ_LOCK]
+    call raw_spin_lock
+    call enqueue_task_locked
+    mov rsi, qword ptr [rdi + PCPU_CURRENT - PCPU_RQ_LOCK]
+    xor eax, eax
     cmp qword ptr [rsi + TASK_KIND], TASK_KIND_IDLE
-    jne .Lwoken
+    jne .Lwake_unlock
     lock or qword ptr [rsi + TASK_FLAGS], TIF_NEED_RESCHED
+    mov eax, 1
+.Lwake_unlock:
+    call raw_spin_unlock
+    mov edi, dword ptr [rcx + TASK_CPU]
+    test eax, eax
+    jz .Lwoken
     inc qword ptr gs:[PCPU_IDLE_WAKEUPS]
     cmp rdi, qword ptr gs:[PCPU_CPU]
     je .Lwoken
@@ -209,6 +237,7 @@ wake_up_process:
     je .Lwoken_here
     inc qword ptr gs:[PCPU_REMOTE_WAKEUPS]
 .Lwoken_here:
+    pop rcx
     pop rsi
     pop rdi
 .Lnot_sleeping:
@@ -260,13 +289,17 @@ smp_send_reschedule:
     ret
 
 # __schedule - interrupts off.  The current task stays runnable unless it set another state
-# (sleeping, dead) first.  Picks the next task (FIFO; the idle task when none) and switches to it.
+# (sleeping, dead) first.  Picks the next task (FIFO; the idle task when none) and switches to
+# it.  This CPU's run-queue lock is held from the pick until the switch is done (as Linux holds
+# rq->lock), and released by finish_task_switch on the next task's stack: a wake-up from another
+# CPU (wake_up_process) sees this CPU's current task either before the pick or after the switch.
 # Clobbers caller-saved registers.
 .global __schedule
 __schedule:
     push rbx
     mov rbx, qword ptr gs:[PCPU_CURRENT]
     call rcu_note_context_switch
+    call this_rq_lock
     lock and qword ptr [rbx + TASK_FLAGS], ~TIF_NEED_RESCHED
     cmp qword ptr [rbx + TASK_STATE], TASK_RUNNING
     jne .Lprev_settled
@@ -275,13 +308,13 @@ __schedule:
     inc qword ptr [rbx + TASK_PREEMPTIONS]
     cmp qword ptr [rbx + TASK_KIND], TASK_KIND_IDLE
     je .Lprev_idle
-    mov rdi, rbx
-    call enqueue_task
+    mov rcx, rbx
+    call enqueue_task_locked
     jmp .Lprev_settled
 .Lprev_idle:
     mov qword ptr [rbx + TASK_STATE], TASK_RUNNABLE
 .Lprev_settled:
-    call dequeue_task
+    call dequeue_task_locked
     test rax, rax
     jnz .Lnext_found
     mov rax, qword ptr gs:[PCPU_IDLE_TASK]
@@ -300,7 +333,10 @@ __schedule:
     call context_switch
     mov rdi, rax                        # the task we switched away from, seen from here
     call finish_task_switch
+    pop rbx
+    ret
 .Lsame:
+    call this_rq_unlock
     pop rbx
     ret
 
@@ -360,9 +396,13 @@ switch_to:
     pop rbp
     ret
 
-# finish_task_switch - RDI = the task we switched away from.  A dead one is reaped here, on
+# finish_task_switch - RDI = the task we switched away from; this CPU's run-queue lock is
+# held (__schedule took it before the switch).  Releases the lock, then reaps a dead prev, on
 # another stack than its own.  Clobbers caller-saved registers.
 finish_task_switch:
+    push rdi
+    call this_rq_unlock
+    pop rdi
     cmp qword ptr [rdi + TASK_STATE], TASK_DEAD
     jne .Lnothing_to_reap
     jmp task_reap

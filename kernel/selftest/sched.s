@@ -342,6 +342,96 @@ SELFTEST sched, sched_wake_from_idle_needs_no_tick, selftest_sched_wake_from_idl
 
 SELFTEST sched, sched_preempt_enable_reschedules, selftest_sched_preempt_enable_reschedules
 
+.set CROSS_ROUNDS, 20000
+
+# sched_cross_cpu_wakeups - CPU 0 and a kernel thread on CPU 1 hand a token back and forth
+# CROSS_ROUNDS times through two completions, both CPUs' ticks held back.  Each wake-up comes
+# from the other CPU and may reach a task that is at that moment switching to its idle task
+# (__schedule); a wake-up lost there (the task queued, its CPU left halting) hangs the test, as
+# no tick comes to look at the run queue.  On one CPU there is nothing to test: it passes.
+# Run by name only: its 4 * CROSS_ROUNDS switches would fill the CPUs' event rings.
+selftest_sched_cross_cpu_wakeups:
+    push rbx
+    push r12
+    push r13
+    bt qword ptr [rip + cpu_online_mask], 1
+    jnc .Lcross_end
+    lea rdi, [rip + cross_done]
+    xor eax, eax
+    mov ecx, 2 * COMPLETION_SIZE / 8
+    rep stosq
+    mov r13, qword ptr gs:[PCPU_REMOTE_WAKEUPS]
+    lea rdi, [rip + .Lcross_partner]
+    lea rsi, [rip + cross_partner]
+    xor edx, edx
+    call kthread_create
+    CHECK ne, rax, 0, "no kernel thread for CPU 1"
+    test rax, rax
+    jz .Lcross_end
+    mov r12, rax
+    mov rdi, rax
+    mov esi, 1
+    call task_set_cpu
+    call wake_up_new_task
+    mov ebx, CROSS_ROUNDS
+.Lcross_round:
+    lea rdi, [rip + cross_done + COMPLETION_SIZE]
+    call complete                       # CPU 1's turn
+    lea rdi, [rip + cross_done]
+    call wait_for_completion            # ours again
+    dec ebx
+    jnz .Lcross_round
+    mov rdi, r12
+    call task_wait
+    CHECK e, rax, 0, "the thread on CPU 1 did not exit with 0"
+    mov rsi, qword ptr gs:[PCPU_REMOTE_WAKEUPS]
+    sub rsi, r13
+    CHECK ne, rsi, 0, "no wake-up crossed from CPU 0 to CPU 1"
+    lea rdi, [rip + .Lcross_fmt]
+    mov edx, CROSS_ROUNDS
+    call printk
+.Lcross_end:
+    xor eax, eax
+    pop r13
+    pop r12
+    pop rbx
+    ret
+
+# cross_partner - the kernel thread on CPU 1 of sched_cross_cpu_wakeups: its tick held back,
+# interrupts off, it waits for its turn and hands the token back, CROSS_ROUNDS times.
+# Returns 0.
+cross_partner:
+    push rbx
+    call local_irq_disable
+    call timer_block
+    mov ebx, CROSS_ROUNDS
+.Lpartner_round:
+    lea rdi, [rip + cross_done + COMPLETION_SIZE]
+    call wait_for_completion
+    lea rdi, [rip + cross_done]
+    call complete
+    dec ebx
+    jnz .Lpartner_round
+    call timer_unblock
+    call local_irq_enable
+    xor eax, eax
+    pop rbx
+    ret
+
+SELFTEST sched, sched_cross_cpu_wakeups, selftest_sched_cross_cpu_wakeups, 0, SELFTEST_BY_NAME
+
+.section .rodata
+.Lcross_partner:
+    .asciz "cross-partner"
+.Lcross_fmt:
+    .asciz "# %u wake-ups crossed from CPU 0 to CPU 1 in %u rounds\n"
+
+.section .bss
+.balign 8
+# cross_done - sched_cross_cpu_wakeups' completions: CPU 0's, then CPU 1's.
+cross_done:
+    .zero 2 * COMPLETION_SIZE
+
 .section .rodata
 .Lflagger:
     .asciz "flagger"
