@@ -47,6 +47,7 @@ PER_UNIT = {op: 128 for op in OPS} | {
     "timer_tick_user": 32,
     "synchronize_rcu_latency": 8,
 }
+HANG_BOUND = 180.0  # seconds: catches a run that hangs (a scale-1 run takes seconds)
 CALIBRATION = "# bench: calibration expected=20001 measured=20001 ok=1"
 
 
@@ -144,7 +145,10 @@ def bench_runs(kernel_image, run_once) -> dict[bool, GuestBench]:
     shared by every xdist worker)."""
     return run_once(
         "bench-guest-scale1",
-        lambda _: {ev: run_guest_bench(kernel_image, events=ev, smp=2) for ev in (True, False)},
+        lambda _: {
+            ev: run_guest_bench(kernel_image, events=ev, smp=2, timeout=HANG_BOUND)
+            for ev in (True, False)
+        },
     )
 
 
@@ -209,9 +213,10 @@ def test_a_page_the_bench_loses_is_caught(tmp_path, build_cache):
 @pytest.mark.qemu
 @pytest.mark.realtime("the calibration must fail on the host's clock")
 def test_a_run_on_the_hosts_clock_is_refused(kernel_image):
-    config = dataclasses.replace(bench_config(kernel_image, events=True, smp=2), icount=None)
+    config = dataclasses.replace(bench_config(kernel_image, events=True, smp=2, timeout=120),
+                                 icount=None)  # fmt: skip
     result = run(config)
-    assert "ok=0" in result.console and not result.passed
+    assert "ok=0" in result.console and not result.passed, (result.outcome, result.console)
     with pytest.raises(BenchParseError, match="calibration failed"):
         judge_run(result, smp=2)
 
@@ -220,7 +225,7 @@ def test_a_run_on_the_hosts_clock_is_refused(kernel_image):
 def test_a_run_at_another_icount_shift_is_refused(kernel_image):
     # shift=5: 32 ticks per instruction (the suite's clock); the calibration sees 32 times
     # the loop's count.
-    config = dataclasses.replace(bench_config(kernel_image, events=True, smp=1),
+    config = dataclasses.replace(bench_config(kernel_image, events=True, smp=1, timeout=120),
                                  icount="shift=5,sleep=off")  # fmt: skip
     result = run(config)
     assert not result.passed and "measured=640032 ok=0" in result.console
