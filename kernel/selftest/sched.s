@@ -342,7 +342,7 @@ SELFTEST sched, sched_wake_from_idle_needs_no_tick, selftest_sched_wake_from_idl
 
 SELFTEST sched, sched_preempt_enable_reschedules, selftest_sched_preempt_enable_reschedules
 
-.set CROSS_ROUNDS, 20000
+.set CROSS_ROUNDS, 5000
 
 # sched_cross_cpu_wakeups - CPU 0 and a kernel thread on CPU 1 hand a token back and forth
 # CROSS_ROUNDS times through two completions, both CPUs' ticks held back.  Each wake-up comes
