@@ -318,6 +318,27 @@ run_user_task:
     call enqueue_task                   # clobbers only rax
     jmp task_wait
 
+# kthread_run_on_cpu - RDI = name, RSI = function, RDX = argument, ECX = a CPU: create the
+# kernel thread and start it on that CPU (wake_up_new_task: the reschedule IPI when it idles).
+# RAX = the task, or 0 when it could not be created.  Callable with interrupts on or off.
+# Clobbers caller-saved registers.
+.global kthread_run_on_cpu
+kthread_run_on_cpu:
+    push rbx
+    mov ebx, ecx
+    call kthread_create
+    test rax, rax
+    jz .Lrun_on_cpu_end
+    push rax
+    mov rdi, rax
+    mov esi, ebx
+    call task_set_cpu
+    call wake_up_new_task
+    pop rax
+.Lrun_on_cpu_end:
+    pop rbx
+    ret
+
 # task_wait - RDI = a started task, on any CPU: sleep until it has exited.  RAX = its exit
 # code.  Callable with interrupts on or off; returns in the same state.  Its state is
 # checked, and the waiter queued, under exit_lock, under which do_exit marks it dead and wakes

@@ -768,15 +768,8 @@ bench_on_cpu:
     mov rsi, rdi
     lea rdi, [rip + .Lremote_name]
     mov edx, ebx
-    call kthread_create
-    test rax, rax
-    jz .Lon_cpu_end
-    push rax
-    mov rdi, rax
-    mov esi, ebx
-    call task_set_cpu
-    call wake_up_new_task
-    pop rax
+    mov ecx, ebx
+    call kthread_run_on_cpu
 .Lon_cpu_end:
     pop rbx
     ret

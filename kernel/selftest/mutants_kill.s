@@ -371,15 +371,12 @@ selftest_mutants_rcu_holdout_resched:
     lea rdi, [rip + .Lholdout_name]
     lea rsi, [rip + holdout_remote]
     xor edx, edx
-    call kthread_create
+    mov ecx, 1
+    call kthread_run_on_cpu
     CHECK ne, rax, 0, "no kernel thread for CPU 1"
     test rax, rax
     jz .Lholdout_done
     mov r12, rax
-    mov rdi, rax
-    mov esi, 1
-    call task_set_cpu
-    call wake_up_new_task
 .Lholdout_wait_start:
     pause
     test qword ptr [rip + holdout_flags], HOLDOUT_STARTED
@@ -688,15 +685,12 @@ selftest_mutants_rcu_remote_qs:
     lea rdi, [rip + .Leqs_name]
     lea rsi, [rip + eqs_holder]
     xor edx, edx
-    call kthread_create
+    mov ecx, 1
+    call kthread_run_on_cpu
     CHECK ne, rax, 0, "no kernel thread for CPU 1"
     test rax, rax
     jz .Lremote_qs_done
     mov r14, rax
-    mov rdi, rax
-    mov esi, 1
-    call task_set_cpu
-    call wake_up_new_task
     xor edi, edi
     call eqs_wait_ack                   # the thread runs, interrupts off
     mov edi, EQS_STEP_ENTER

@@ -364,15 +364,12 @@ selftest_sched_cross_cpu_wakeups:
     lea rdi, [rip + .Lcross_partner]
     lea rsi, [rip + cross_partner]
     xor edx, edx
-    call kthread_create
+    mov ecx, 1
+    call kthread_run_on_cpu
     CHECK ne, rax, 0, "no kernel thread for CPU 1"
     test rax, rax
     jz .Lcross_end
     mov r12, rax
-    mov rdi, rax
-    mov esi, 1
-    call task_set_cpu
-    call wake_up_new_task
     mov ebx, CROSS_ROUNDS
 .Lcross_round:
     lea rdi, [rip + cross_done + COMPLETION_SIZE]
