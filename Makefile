@@ -1,4 +1,4 @@
-# The commands a person types: setup, build, watch, run, iso, test, test-fast, debug, bench, clean.  Everything installs what it needs on first use.
+# The commands a person types: setup, build, watch, run, iso, test, test-fast, test-quick, debug, bench, clean.  Everything installs what it needs on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,7 +17,7 @@ BOOT ?= multiboot
 # about 40 ms for a build and more for each test process and tool the suite starts.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup build watch run iso events test test-fast durations debug bench bench-linux mutants clean qemu grub trace cc
+.PHONY: setup build watch run iso events test test-fast test-quick durations debug bench bench-linux mutants clean qemu grub trace cc
 
 setup: $(STAMP) qemu grub cc
 
@@ -93,6 +93,10 @@ test: setup
 
 test-fast: setup
 	CONDRCU_NO_SKIPS=1 $(PY) -m pytest -q -n auto -m "not qemu and not gnu_as" $(PYTEST_ARGS)
+
+# test-quick: test-fast without the tests marked slow (1 s or more each by .test_durations).
+test-quick: setup
+	CONDRCU_NO_SKIPS=1 $(PY) -m pytest -q -n auto -m "not qemu and not gnu_as and not slow" $(PYTEST_ARGS)
 
 # .test_durations, by which .ci/shard splits the suite: each test's time under make test.
 durations: setup

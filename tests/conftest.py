@@ -291,7 +291,10 @@ exit 127
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # A fixture guest is built with GNU as and ld, to be booted under QEMU.
+    slow = recorded_durations(DURATIONS)
     for item in items:
+        if slow.get(item.nodeid, 0.0) >= SLOW_SECONDS:
+            item.add_marker(pytest.mark.slow)
         if "mb32_guest" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.gnu_as)
             item.add_marker(pytest.mark.qemu)
@@ -309,16 +312,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 DURATIONS = Path(__file__).resolve().parent.parent / ".test_durations"
 
 
+# --- slow: what `make test-quick` leaves out ----------------------------------------------------
+# A test that took SLOW_SECONDS or more under `make test` by .test_durations (most build whole
+# kernels) is marked slow; `make durations` keeps the marks true.  A test not recorded yet is not.
+SLOW_SECONDS = 1.0
+
+
+def recorded_durations(durations: Path) -> dict[str, float]:
+    """pytest-split's JSON in `durations` (node id -> seconds); {} when it cannot be read."""
+    try:
+        known = json.loads(durations.read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
 def slowest_files_first(items: list[_T], durations: Path) -> list[_T]:
     """`items` (pytest items, or anything with a nodeid) grouped by file, the files in order of
     falling total time by `durations` (pytest-split's JSON: node id -> seconds; a file it does
     not know counts as 0), ties and the tests within a file in their order.  Unchanged when
     `durations` cannot be read."""
-    try:
-        known: dict[str, float] = json.loads(durations.read_text())
-    except (OSError, ValueError):
-        return items
-    if not isinstance(known, dict):
+    known = recorded_durations(durations)
+    if not known:
         return items
     cost: dict[str, float] = {}
     for nodeid, seconds in known.items():

@@ -107,20 +107,21 @@ SHARDS = 3
 
 
 COLLECT = """
+import shlex
 import sys
 
 import pytest
 
 for args in sys.argv[1:]:
     print("== collect", args, flush=True)
-    code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *args.split()])
+    code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *shlex.split(args)])
     print("== exit", int(code), flush=True)
 """
 
 
 def collections(*runs: str) -> list[list[str]]:
-    """The node ids `pytest --collect-only` lists with each of `runs` (options, space
-    separated), collected in one process (the imports once)."""
+    """The node ids `pytest --collect-only` lists with each of `runs` (options, as a shell
+    splits them), collected in one process (the imports once)."""
     r = subprocess.run([sys.executable, "-c", COLLECT, *runs], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
@@ -267,3 +268,21 @@ def test_makes_commands_keep_bytecode_where_the_environment_says_not_to():
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0"], r.stdout
+
+
+# -- make test-quick: test-fast without the tests recorded as slow ------------------------------
+
+QUICK = "not qemu and not gnu_as and not slow"
+
+
+def test_make_test_quick_leaves_out_exactly_the_recorded_slow_tests():
+    # The conftest marks slow every test that took SLOW_SECONDS or more by .test_durations;
+    # test-quick's selection is test-fast's without them.
+    from conftest import DURATIONS, SLOW_SECONDS, recorded_durations
+
+    assert f'-m "{QUICK}"' in (ROOT / "Makefile").read_text()
+    fast, quick = collections("-m 'not qemu and not gnu_as'", f"-m '{QUICK}'")
+    times = recorded_durations(DURATIONS)
+    slow = {t for t in fast if times.get(t, 0.0) >= SLOW_SECONDS}
+    assert len(slow) >= 10, "few recorded slow tests: is .test_durations read?"
+    assert set(quick) == set(fast) - slow
