@@ -13,12 +13,15 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import capstone
 import pytest
+from helpers import image_bytes
 
 from kernel.abi import CONSTANTS, HOLD_RE
-from kernel.events import PERCPU, RCU_DYNTICKS_WATCHING
+from kernel.events import EVENT_RECORD, PERCPU, RCU_DYNTICKS_WATCHING
 from kernel.structs import PT_REGS, Struct
 from tools import debug
 from tools.events.decode import read_state
@@ -173,3 +176,62 @@ def test_the_cli_refuses_bad_input(
                           text=True, timeout=60, cwd=debug.ROOT)  # fmt: skip
     assert done.returncode == status and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+SKIPPED_RECORDS = 50  # records logged whole before the stop: the ring's slots hold them
+
+
+def first_slot_store(image: Path, symbols: SymbolTable) -> int:
+    """The address of event_log's store of a record's kind into its claimed slot."""
+    start = symbols.address("event_log")
+    code = image_bytes(image, start, 256)
+    kind = EVENT_RECORD.offsets()["kind"]
+    displacement = f"{kind:#x}" if kind > 9 else str(kind)  # as capstone writes it
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    for insn in md.disasm(code, start):
+        if insn.mnemonic == "mov" and insn.op_str == f"word ptr [r8 + {displacement}], di":
+            return insn.address
+    raise AssertionError("event_log stores no kind through r8")
+
+
+@pytest.mark.qemu
+def test_a_record_stopped_mid_write_is_left_out(kernel_image: Path, tmp_path: Path) -> None:
+    """GDB stops the guest in event_log at the first store into a claimed slot (its kind): the
+    host's reader leaves that record out and reads every older one whole, because the kernel
+    stores a record's sequence number last (kernel/lib/eventlog.s).  A kernel that stores it
+    first shows the record with the slot's zeroes in it (a record of CPU 0, kind 0...)."""
+    gdb = shutil.which("gdb")
+    assert gdb, "gdb is missing: make setup installs it"
+    symbols = SymbolTable(kernel_image)
+    stop = first_slot_store(kernel_image, symbols)
+    hit, go = tmp_path / "hit", tmp_path / "go"
+    hold = f"shell touch {hit}; while [ ! -e {go} ]; do sleep 0.05; done"
+    config = QemuConfig(kernel_image, append="selftest=sched_timer_ticks hold", timeout=120,
+                        icount=None)  # fmt: skip
+    vm, port = debug.launch(config)
+    with vm:
+        session = subprocess.Popen(
+            [gdb, "-nx", "-batch", str(kernel_image), "-ex", f"target remote {debug.HOST}:{port}",
+             "-ex", f"break *{stop:#x}", "-ex", f"ignore 1 {SKIPPED_RECORDS}", "-ex", "continue",
+             "-ex", hold, "-ex", "delete", "-ex", "detach"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60  # a hang bound only
+            while not hit.exists():
+                assert session.poll() is None, session.communicate()[0]
+                assert vm.running, vm.console
+                assert time.monotonic() < deadline, "GDB never stopped in event_log"
+                time.sleep(0.05)
+            assert vm.running, f"QEMU ended before GDB stopped it:\n{vm.console}"
+            state = read_state(vm, symbols)  # the guest stays stopped meanwhile
+        finally:
+            go.touch()
+            out = session.communicate(timeout=60)[0]
+    # GDB names the place by the nearest label before it (event_log_regs) and its line.
+    assert re.search(r"Breakpoint 1, event_log\w* \(\) at kernel/lib/eventlog\.s:(\d+)\n\1\t"
+                     r" +mov word ptr \[r8 \+ EV_KIND\], di\n", out), out  # fmt: skip
+    claimed = state.percpu["event_seq"]  # the next record's number: the stopped one's + 1
+    assert claimed == SKIPPED_RECORDS + 1, claimed
+    assert [e.seq for e in state.events] == list(range(SKIPPED_RECORDS)), state.events[-1:]
+    assert {e.cpu for e in state.events} == {0} and all(e.kind for e in state.events)

@@ -1,6 +1,9 @@
 # The event log: one ring of EV_* records (kernel/events.py) per CPU, appended to by every
 # function of the entry path after it has done its work.  Only its CPU writes a ring; NMI-safe:
-# a slot is claimed with one xadd, so an NMI arriving mid-record writes the next slot.
+# a slot is claimed with one xadd, so an NMI arriving mid-record writes the next slot.  A
+# record's sequence number is its last store: a reader (the host, with the guest paused at any
+# instruction; event_at) takes a slot only when it holds the number it expects, so a record
+# still being written reads as the slot's older one and is left out, never half new.
 .include "layout.inc"
 
 .set EVENT_LOG_MASK, EVENT_LOG_ENTRIES - 1
@@ -51,7 +54,7 @@ event_log_regs:
     and r8, EVENT_LOG_MASK
     shl r8, EV_SIZE_SHIFT
     add r8, qword ptr gs:[PCPU_EVENT_RING]
-    mov qword ptr [r8 + EV_SEQ], rax
+    push rax                                        # EV_SEQ: stored last (below)
     mov word ptr [r8 + EV_KIND], di
     mov qword ptr [r8 + EV_ARG], rsi
     rdtsc
@@ -87,7 +90,7 @@ event_log_regs:
     jne .Ltracer_off
     or ecx, EVF_TRACER_ON
 .Ltracer_off:
-    test qword ptr [rsp + 32], 0x200                # the caller's IF, from the pushfq above
+    test qword ptr [rsp + 40], X86_EFLAGS_IF        # the caller's IF: the pushfq, 5 pushes up
     jz .Lif_clear
     or ecx, EVF_IF
 .Lif_clear:
@@ -121,6 +124,8 @@ event_log_regs:
     mov word ptr [r8 + EV_TASK], ax
     mov rax, qword ptr gs:[PCPU_CPU]
     mov word ptr [r8 + EV_CPU], ax
+    pop rax
+    mov qword ptr [r8 + EV_SEQ], rax                # the record is whole: readers take it now
     pop r8
     pop rdx
     pop rcx
