@@ -44,6 +44,7 @@ percpu_init:
     lea rdx, [rip + event_log_buf]
     add rcx, rdx
     mov qword ptr [rax + PCPU_EVENT_RING], rcx
+    mov qword ptr [rcx + EV_SEQ], -1    # slot 0 holds no record 0 until event_log completes it
     mov qword ptr [rax + PCPU_CURRENT], rsi
     mov qword ptr [rax + PCPU_TOP_OF_STACK], r8
     mov qword ptr [rax + PCPU_DYNTICKS], RCU_DYNTICKS_WATCHING

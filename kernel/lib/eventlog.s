@@ -3,7 +3,8 @@
 # a slot is claimed with one xadd, so an NMI arriving mid-record writes the next slot.  A
 # record's sequence number is its last store: a reader (the host, with the guest paused at any
 # instruction; event_at) takes a slot only when it holds the number it expects, so a record
-# still being written reads as the slot's older one and is left out, never half new.
+# still being written reads as the slot's older one and is left out, never half new (slot 0
+# starts with no number, -1, from percpu_init: its zeroes would read as record 0).
 .include "layout.inc"
 
 .set EVENT_LOG_MASK, EVENT_LOG_ENTRIES - 1
