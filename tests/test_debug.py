@@ -3,7 +3,7 @@ it writes, used by `gdb -batch` against a booting kernel: it stops in exc_page_f
 user page-fault self-test, at kernel/mm/fault.s and a line, CR2 from `info registers` is the
 address the kernel then logs for that fault, and `pt_regs`/`rcu` read our layouts.  The same
 session runs a `pt_regs` made from a wrong layout (two fields swapped), which the checks
-catch.
+catch.  GDB also holds the guest inside event_log, mid-record, while the host reads the rings.
 """
 
 from __future__ import annotations
