@@ -214,7 +214,7 @@ def test_a_record_stopped_mid_write_is_left_out(
         session = subprocess.Popen(
             [gdb, "-nx", "-batch", str(kernel_image), "-ex", f"target remote {debug.HOST}:{port}",
              "-ex", f"break *{stop:#x}", "-ex", f"ignore 1 {before}", "-ex", "continue",
-             "-ex", hold, "-ex", "delete", "-ex", "detach"],
+             "-ex", "info registers rax", "-ex", hold, "-ex", "delete", "-ex", "detach"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         try:
@@ -232,7 +232,14 @@ def test_a_record_stopped_mid_write_is_left_out(
     # GDB names the place by the nearest label before it (event_log_regs) and its line.
     assert re.search(r"Breakpoint 1, event_log\w* \(\) at kernel/lib/eventlog\.s:(\d+)\n\1\t"
                      r" +mov word ptr \[r8 \+ EV_KIND\], di\n", out), out  # fmt: skip
-    claimed = state.percpu["event_seq"]  # the next record's number: the stopped one's + 1
-    assert claimed == before + 1, claimed
-    assert [e.seq for e in state.events] == list(range(before)), state.events[-1:]
+    # The stopped record's number is event_log's RAX there.  GDB's hit count is not a record
+    # count: an interrupt taken while GDB steps over the breakpoint makes one store hit twice.
+    stopped = int(re.search(r"^rax +0x([0-9a-f]+)", out, re.M)[1], 16)
+    seqs = [e.seq for e in state.events]
+    missing = set(range(state.percpu["event_seq"])) - set(seqs)
+    assert stopped in missing, state.events[-3:]
+    # Nothing else is left out but a record the stopped one interrupted (a handler's record).
+    assert len(missing) <= 2 and seqs == sorted(seqs), sorted(missing)
     assert all(e.cpu == 0 and e.kind for e in state.events)
+    if before == 0:
+        assert stopped == 0  # the first record: slot 0's zeroes would read as it
