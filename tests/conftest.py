@@ -291,16 +291,16 @@ exit 127
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # A fixture guest is built with GNU as and ld, to be booted under QEMU.
-    slow = recorded_durations(DURATIONS)
+    durations = recorded_durations(DURATIONS)
     for item in items:
-        if slow.get(item.nodeid, 0.0) >= SLOW_SECONDS:
+        if durations.get(item.nodeid, 0.0) >= SLOW_SECONDS:
             item.add_marker(pytest.mark.slow)
         if "mb32_guest" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.gnu_as)
             item.add_marker(pytest.mark.qemu)
         if item.path.name.startswith(SMP_FILES):
             item.add_marker(pytest.mark.realtime("SMP: under -icount the vCPUs take turns"))
-    items[:] = slowest_files_first(items, DURATIONS)
+    items[:] = slowest_files_first(items, durations)
 
 
 # --- the order of the run: the slowest files first -------------------------------------------
@@ -327,16 +327,15 @@ def recorded_durations(durations: Path) -> dict[str, float]:
     return known if isinstance(known, dict) else {}
 
 
-def slowest_files_first(items: list[_T], durations: Path) -> list[_T]:
+def slowest_files_first(items: list[_T], durations: dict[str, float]) -> list[_T]:
     """`items` (pytest items, or anything with a nodeid) grouped by file, the files in order of
-    falling total time by `durations` (pytest-split's JSON: node id -> seconds; a file it does
+    falling total time by `durations` (recorded_durations(): node id -> seconds; a file it does
     not know counts as 0), ties and the tests within a file in their order.  Unchanged when
-    `durations` cannot be read."""
-    known = recorded_durations(durations)
-    if not known:
+    nothing is recorded."""
+    if not durations:
         return items
     cost: dict[str, float] = {}
-    for nodeid, seconds in known.items():
+    for nodeid, seconds in durations.items():
         path = nodeid.split("::")[0]
         cost[path] = cost.get(path, 0.0) + seconds
     files: dict[str, list[_T]] = {}

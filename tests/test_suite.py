@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import once_per_run, slowest_files_first
+from conftest import once_per_run, recorded_durations, slowest_files_first
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -251,12 +251,12 @@ def test_the_slowest_files_go_first_each_in_its_own_order(tmp_path):
     durations = tmp_path / ".test_durations"
     durations.write_text(json.dumps({"a.py::x": 1.0, "a.py::z[1]": 2.5, "b.py::y": 3.0,
                                      "d.py::v": 0.5, "gone.py::u": 9.0}))  # fmt: skip
-    got = [i.nodeid for i in slowest_files_first(items, durations)]
+    got = [i.nodeid for i in slowest_files_first(items, recorded_durations(durations))]
     assert got == ["a.py::x", "a.py::z[1]", "b.py::y", "d.py::v", "c.py::w"]
     for unreadable in ("", "{not json", "[1, 2]"):
         durations.write_text(unreadable)
-        assert slowest_files_first(items, durations) == items
-    assert slowest_files_first(items, tmp_path / "missing") == items
+        assert slowest_files_first(items, recorded_durations(durations)) == items
+    assert slowest_files_first(items, recorded_durations(tmp_path / "missing")) == items
 
 
 def test_makes_commands_keep_bytecode_where_the_environment_says_not_to():
@@ -278,7 +278,7 @@ QUICK = "not qemu and not gnu_as and not slow"
 def test_make_test_quick_leaves_out_exactly_the_recorded_slow_tests():
     # The conftest marks slow every test that took SLOW_SECONDS or more by .test_durations;
     # test-quick's selection is test-fast's without them.
-    from conftest import DURATIONS, SLOW_SECONDS, recorded_durations
+    from conftest import DURATIONS, SLOW_SECONDS
 
     assert f'-m "{QUICK}"' in (ROOT / "Makefile").read_text()
     fast, quick = collections("-m 'not qemu and not gnu_as'", f"-m '{QUICK}'")
