@@ -143,7 +143,7 @@ SPINLOCK = Struct("SPIN", (("owner", 4), ("next", 4), ("usage", 4), ("reserved",
 # A counting completion (kernel/sched/completion.s), as Linux's struct completion: the lock
 # (a SPINLOCK) under which `done` is counted and tested, how many completions are not yet
 # waited for, and the wait queue of the tasks waiting.  All zero is a fresh one.
-COMPLETION = Struct("COMPLETION", (("lock", 16), ("done", 8), ("wait", 8)))
+COMPLETION = Struct("COMPLETION", (("lock", SPINLOCK.size), ("done", 8), ("wait", 8)))
 
 # What a boot path hands the kernel proper (kernel/boot/bootinfo.s boot_info): which path booted
 # it (BOOT_PATH_*), the physical address of the NUL-terminated command line (0: none), of the
