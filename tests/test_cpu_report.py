@@ -29,13 +29,18 @@ def test_idles():
 """
 
 
+def run_sample(tmp_path: Path, sample: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest with the plugin over `sample` (a test file), in tmp_path, with more `args`."""
+    (tmp_path / "test_sample.py").write_text(sample)
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "cpu_report", *args,
+                           "-p", "no:cacheprovider", str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)  # fmt: skip
+
+
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
 def test_the_report_names_who_spent_the_cpu(tmp_path: Path, workers: list[str]):
-    (tmp_path / "test_sample.py").write_text(SAMPLE)
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "cpu_report", "--cpu-report",
-                        "2", *workers, "-p", "no:cacheprovider", str(tmp_path)],
-                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)  # fmt: skip
+    r = run_sample(tmp_path, SAMPLE, "--cpu-report", "2", *workers)
     assert r.returncode == 0, r.stdout + r.stderr
     rows = re.findall(r"^ +([\d.]+) s = +([\d.]+) \+ +([\d.]+)  \S+::(\w+)$", r.stdout, re.M)
     assert [name for *_, name in rows] == ["test_burns_a_child", "test_burns_itself"], r.stdout
@@ -46,9 +51,5 @@ def test_the_report_names_who_spent_the_cpu(tmp_path: Path, workers: list[str]):
 
 
 def test_without_the_option_nothing_is_reported(tmp_path: Path):
-    (tmp_path / "test_sample.py").write_text("def test_nothing():\n    pass\n")
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "cpu_report",
-                        "-p", "no:cacheprovider", str(tmp_path)],
-                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)  # fmt: skip
+    r = run_sample(tmp_path, "def test_nothing():\n    pass\n")
     assert r.returncode == 0 and "CPU per test" not in r.stdout, r.stdout

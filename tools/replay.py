@@ -40,7 +40,7 @@ RECORD_ICOUNT = "shift=0"  # one virtual nanosecond per instruction; sleep stays
 # NMIs before the kernel has loaded its IDT would find no gate: inject after this console line.
 NMI_AFTER = re.compile(r"^smp: \d+ CPUs? up", re.MULTILINE)
 _HALTED = re.compile(r"\bHLT=1\b")  # `info registers`: the CPU waits in hlt
-HALTED_TRIES = 2000  # pauses that may find the CPU halted before one NMI is given up (seconds)
+HALTED_TRIES = 2000  # pauses, 1 ms apart, that may find the CPU halted before an NMI is given up
 FILES = ("recording.json", "kernel.elf", "replay.bin", "console.txt")
 
 
