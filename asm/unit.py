@@ -717,13 +717,33 @@ class Unit:
             self.absorb(base, self.local_bytes(base))
             return
         if self._local is None:
-            data = self.local_bytes(0)
-            assert data is not None, "place_local on a unit with instructions"
-            n = len(self.lowered) + 1
-            offsets = list(struct.unpack_from(f"<{n}Q", data, len(data) - 8 * n))
-            self._local = (offsets, data[: offsets[-1]])
+            self._local = self._local_layout()
         offsets, self.raw = self._local
         self.base, self.offsets, self.size = base, offsets[:-1], offsets[-1]
+
+    def _local_layout(self) -> tuple[list[int], bytes]:
+        """local_bytes(0) taken apart without making it: each statement's offset, the end, and
+        the bytes before the probe table.  A unit of zeros only (a `.bss` ring of 8 MiB) gets
+        them from bytes(size), whose pages the allocator hands out zeroed and untouched."""
+        assert not self._has_insn, "place_local on a unit with instructions"
+        offsets: list[int] = []
+        parts: list[bytes] = []
+        pos, zeros = 0, True
+        for lw in self.lowered:
+            offsets.append(pos)
+            s = lw.stmt
+            if isinstance(s, Align):
+                n = -pos % s.boundary
+                fill = self._fill(s)
+                if n and fill:
+                    zeros = False
+                parts.append(bytes([fill]) * n)
+            else:
+                n = lw.size or 0
+                parts.append(bytes(n))
+            pos += n
+        offsets.append(pos)
+        return offsets, bytes(pos) if zeros else b"".join(parts)
 
     def keystone_base(self, base: int) -> int:
         """Where KeystoneBackend assembles `text(base, ...)`: at 0 for a base_free unit (its
@@ -856,7 +876,7 @@ class Unit:
     def finish(self, resolve: Resolve) -> bytes:
         """The unit's final bytes: data and external branches patched; resolve is final.  They
         are kept as `final` for the passes after linking."""
-        out = bytearray(self.raw)
+        out: bytearray | None = None  # made on the first write: most units only read
         lowered = self.lowered
         for i in self._finishing:
             lw = lowered[i]
@@ -877,6 +897,8 @@ class Unit:
             if isinstance(s, Data):
                 chunk = b"".join(_pack(s.loc, value(e), s.width) for e in s.exprs)
             elif isinstance(s, Blob):
+                if s.all_zero:  # its room holds zeros already (keystone's or local_bytes')
+                    continue
                 chunk = s.data
             elif isinstance(s, Insn) and s.mnemonic.split()[-1] in FIXED_BYTES:
                 chunk = FIXED_BYTES[s.mnemonic.split()[-1]]
@@ -893,10 +915,14 @@ class Unit:
                 chunk = op + _pack(s.loc, rel, 4)
             else:
                 continue
+            if out is None:
+                out = bytearray(self.raw)
             out[off : off + size] = chunk
+        if self._relocs and out is None:
+            out = bytearray(self.raw)
         for i in self._relocs:
             self._relocate(out, i, resolve)
-        self.final = bytes(out)
+        self.final = self.raw if out is None else bytes(out)
         return self.final
 
     def _relocate(self, out: bytearray, i: int, resolve: Resolve) -> None:

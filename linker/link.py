@@ -111,8 +111,16 @@ class Linker:
         # Input-pattern order first (a header goes first), then file order.
         for spec in layout.sections:
             self.by_section[spec.name].sort(key=lambda u, s=spec: _pattern_index(s, u.section))
-        # Units are known by their position in this list (placement order) everywhere below.
+        # Units are known by their position in this list (placement order) everywhere below,
+        # their files by number (labels are a file's: (file number, name) keys their values).
         self.units = [u for us in self.by_section.values() for u in us]
+        files: dict[object, int] = {}
+        self.file_no = [files.setdefault(u.path, len(files)) for u in self.units]
+        self.section_units: dict[str, range] = {}
+        first = 0
+        for name, us in self.by_section.items():
+            self.section_units[name] = range(first, first + len(us))
+            first += len(us)
         self._check_symbols(errors)
         if errors:
             raise LinkErrors(errors)
@@ -120,8 +128,9 @@ class Linker:
     def _check_symbols(self, errors: list[AsmError]) -> None:
         self.file_labels: dict[object, set[str]] = {}
         self.global_def: dict[str, tuple[Unit, Loc]] = {}
+        self.global_file: dict[str, int] = {}  # a global label's file number
         label_locs: dict[tuple[object, str], Loc] = {}
-        for u in self.units:
+        for i, u in enumerate(self.units):
             table = self.file_labels.setdefault(u.path, set())
             for name, loc in u.label_locs():
                 key = (u.path, name)
@@ -138,14 +147,15 @@ class Linker:
                                                f"(also defined at {other})"))  # fmt: skip
                     else:
                         self.global_def[name] = (u, loc)
+                        self.global_file[name] = self.file_no[i]
         linker_names = set(linker_symbols(self.layout, self._place([0] * len(self.units))[1]))
         for u in self.units:
-            for name, loc in u.references():
-                if name in self.file_labels[u.path] or name in self.global_def:
-                    continue
-                if name in linker_names:
-                    continue
-                errors.append(AsmError(loc, f"undefined symbol '{name}'"))
+            labels = self.file_labels[u.path]
+            undefined = {name for name in u.externals() if name not in labels
+                         and name not in self.global_def and name not in linker_names}  # fmt: skip
+            if undefined:  # every use of each, in source order
+                errors += [AsmError(loc, f"undefined symbol '{name}'")
+                           for name, loc in u.references() if name in undefined]  # fmt: skip
 
     # -- placement -----------------------------------------------------------------------------
 
@@ -171,18 +181,20 @@ class Linker:
             cursor = lma + (pos - vma)
         return bases, spans
 
-    def _resolver(self, u: Unit, values: dict[tuple[object, str], int], linker: dict[str, int]):
-        path = u.path
+    def _resolver(self, i: int, values: dict[tuple[int, str], int], linker: dict[str, int]):
+        """Names as unit i sees them: its file's labels, its file's constants, global labels,
+        the linker's symbols."""
+        u, file = self.units[i], self.file_no[i]
 
         def resolve(name: str) -> int | None:
-            if (path, name) in values:
-                return values[(path, name)]
+            if (file, name) in values:
+                return values[(file, name)]
             value = u.constant(name)
             if value is not None:
                 return value
-            g = self.global_def.get(name)
+            g = self.global_file.get(name)
             if g is not None:
-                return values.get((g[0].path, name))
+                return values.get((g, name))
             return linker.get(name)
 
         return resolve
@@ -195,17 +207,17 @@ class Linker:
             linker = linker_symbols(self.layout, spans)
             # Each label at its last-pass offset from where its unit starts now: exact when no
             # size changed (the usual case), so that pass is the last, not the one after.
-            values: dict[tuple[object, str], int] = {
-                (u.path, n): base + off
-                for u, base in zip(self.units, bases)
+            values: dict[tuple[int, str], int] = {
+                (f, n): base + off
+                for f, u, base in zip(self.file_no, self.units, bases)
                 for n, off in u.label_offsets().items()
             }
-            work = [(u, base, self._resolver(u, values, linker))
-                    for u, base in zip(self.units, bases)]  # fmt: skip
+            work = [(u, base, self._resolver(i, values, linker))
+                    for i, (u, base) in enumerate(zip(self.units, bases))]  # fmt: skip
             self.assemble(work)
             new_sizes = [u.size for u in self.units]
-            new_values = {(u.path, n): u.base + off
-                          for u in self.units for n, off in u.label_offsets().items()}  # fmt: skip
+            new_values = {(f, n): u.base + off for f, u in zip(self.file_no, self.units)
+                          for n, off in u.label_offsets().items()}  # fmt: skip
             symbols = self._symbols(new_values, spans)
             gen = {s.name: len(s.generate(symbols)) for s in self.layout.sections if s.generate}
             if new_sizes == sizes and new_values == values and gen == self._generated_size:
@@ -220,8 +232,9 @@ class Linker:
         out: list[Symbol] = []
         for spec in self.layout.sections:
             entries = []
-            for u in self.by_section[spec.name]:
-                marks = u.size_marks(lambda n, u=u: values.get((u.path, n)))
+            for i in self.section_units[spec.name]:
+                u, file = self.units[i], self.file_no[i]
+                marks = u.size_marks(lambda n, f=file: values.get((f, n)))
                 for name, off in u.label_offsets().items():
                     if _hidden(name):
                         continue
@@ -247,8 +260,9 @@ class Linker:
             # A nobits section's bytes are never kept: not made (the event log's are 8 MiB).
             bare = spec.nobits and spec.generate is None and not spec.sort_entries
             data = bytearray() if bare else bytearray([fill]) * size
-            for u in self.by_section[spec.name]:
-                resolve = self._resolver(u, values, linker)
+            for i in self.section_units[spec.name]:
+                u = self.units[i]
+                resolve = self._resolver(i, values, linker)
                 try:
                     final = u.finish(resolve)
                 except AsmError as e:
