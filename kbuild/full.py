@@ -22,8 +22,8 @@ from linker import Image, link, write_elf, write_map
 from linker.link import first_pass
 from linker.pe import pe_warnings, raise_pe_warnings, write_pe
 
-from . import Built, code_key
 from .cache import Cache, Roots, below_root, digest
+from .core import Built, code_key
 from .paths import ROOT, rel
 
 _private_names = itertools.count()

@@ -31,8 +31,8 @@ from typing import Any
 
 from asm.verify import Passed
 
-from . import CODE, BuildResult, build_kernel, build_key, remove_outputs
 from .cache import Cache, digest
+from .core import CODE, BuildResult, build_kernel, build_key, remove_outputs
 from .paths import ROOT
 
 _LENGTH = struct.Struct("<Q")
