@@ -2,34 +2,102 @@
 """Build the kernel: generate, assemble (keystone), link, verify (capstone), check noinstr, write build/.
 
 A thin command line over kbuild.build_kernel (the library the tests and tools/bench.py call):
-outputs, cleanup on failure and the cache are described there.
+outputs, cleanup on failure and the cache are described there.  A plain build asks the build
+server listening on its --out first (`--serve`, kbuild/client.py), before loading anything else.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
+TYPE_CHECKING = False  # typing itself takes 10 ms to load
+if TYPE_CHECKING:
+    import argparse
 
-from kbuild import build_kernel  # noqa: E402
+ROOT_DIR = os.path.dirname(os.path.realpath(__file__))
+sys.path.insert(0, ROOT_DIR)
+
 from kbuild.paths import rel  # noqa: E402
+
+PLAIN = {"--no-cache": "no_cache", "-v": "verbose", "--verbose": "verbose"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    plain = plain_build(argv)
+    if plain is not None:
+        status = ask_server(*plain)
+        if status is not None:
+            return status
+    return full_main(argv)
+
+
+def plain_build(argv: list[str]) -> tuple[str, str, bool, bool] | None:
+    """(out, kernel_dir, cache, verbose) for a command line of --out, --kernel-dir, --no-cache
+    and -v alone, written out in full; None for anything else (argparse reads those)."""
+    found = {"out": os.path.join(ROOT_DIR, "build"), "kernel_dir": os.path.join(ROOT_DIR, "kernel"),
+             "no_cache": False, "verbose": False}  # fmt: skip
+    args = iter(argv)
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if name in ("--out", "--kernel-dir"):
+            value = value if eq else next(args, "")
+            if not value or value.startswith("-"):
+                return None
+            found[name[2:].replace("-", "_")] = value
+        elif arg in PLAIN:
+            found[PLAIN[arg]] = True
+        else:
+            return None
+    return found["out"], found["kernel_dir"], not found["no_cache"], found["verbose"]
+
+
+def ask_server(out: str, kernel_dir: str, cache: bool, verbose: bool) -> int | None:
+    """The exit status of the build the server on `out` made, its report printed; None when
+    no server builds it (the caller builds)."""
+    from kbuild.client import ask
+
+    try:
+        answer = ask(out, kernel_dir, cache)
+    except KeyboardInterrupt:  # a second Ctrl-C while the server cleans up
+        answer = ("built", 130, ["error: interrupted", "build failed"], [], False, 0.0)
+    if answer is None:
+        return None
+    _, status, messages, summary, _, _ = answer
+    report(out, status, messages, summary, verbose)
+    return status
+
+
+def report(out: str, status: int, messages: list[str], summary: list[str], verbose: bool) -> None:
+    """A build's report: its messages on stderr, then (built) the summary with -v and where the
+    kernel is."""
+    for line in messages:
+        print(line, file=sys.stderr)
+    if status:
+        return
+    if verbose:
+        print("\n".join(summary))
+    print(f"built {rel(os.path.join(out, 'kernel.elf'))}")
+
+
+def full_main(argv: list[str]) -> int:
+    import argparse
+    from pathlib import Path
+
+    from kbuild import build_kernel
+
+    root = Path(ROOT_DIR)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Errors are printed as path:line: error: message; "
                                  "the exit status is 1 when the build fails (130 when interrupted); with --watch, "
                                  "0 when Ctrl-C stops it between builds, 130 during one.")  # fmt: skip
-    ap.add_argument("--out", type=Path, default=ROOT / "build", help="output directory (build/)")
+    ap.add_argument("--out", type=Path, default=root / "build", help="output directory (build/)")
     ap.add_argument(
         "--kernel-dir",
         type=Path,
-        default=ROOT / "kernel",
+        default=root / "kernel",
         help="kernel source tree (kernel/): its assembly, its include/ and its Python "
         "definitions (gen.py, layout.py and what they import: abi.py, vectors.py, structs.py, events.py)",
     )
@@ -39,23 +107,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--watch", action="store_true",
                     help="build, then build again whenever the kernel tree changes, each build "
                     "prepared while you edit (kbuild/watch.py); Ctrl-C stops")  # fmt: skip
+    ap.add_argument("--serve", action="store_true",
+                    help="serve builds: every `python build.py` with this --out then builds in "
+                    "this warm process (kbuild/server.py) instead of its own; Ctrl-C stops")  # fmt: skip
+    ap.add_argument("--no-server", action="store_true",
+                    help="build in this process even when a server (--serve) listens on --out")  # fmt: skip
     ap.add_argument("--then", metavar="CMD",
                     help="with --watch: a shell command to run after each build that succeeds, "
                     "e.g. \"python -m tools.boot build/kernel.elf --append selftest=entry\"")  # fmt: skip
     args = ap.parse_args(argv)
     if args.then is not None and not args.watch:
         ap.error("--then needs --watch")
+    if args.serve and args.watch:
+        ap.error("--serve and --watch do not go together")
+    if args.no_server and (args.serve or args.watch):
+        ap.error("--no-server is for a build, not --serve or --watch")
     if args.watch:
         return watch_cli(args)
+    if args.serve:
+        return serve_cli(args)
+    if not args.no_server:  # asked here when the command line was not written out in full
+        status = ask_server(str(args.out), str(args.kernel_dir), not args.no_cache, args.verbose)
+        if status is not None:
+            return status
     result = build_kernel(args.out, args.kernel_dir, cache=not args.no_cache)
-    for line in result.messages:
-        print(line, file=sys.stderr)
-    if not result.ok:
-        return result.status
-    if args.verbose:
-        print("\n".join(result.summary))
-    print(f"built {rel(args.out / 'kernel.elf')}")
-    return 0
+    report(str(args.out), result.status, result.messages, result.summary, args.verbose)
+    return result.status
 
 
 def watch_cli(args: argparse.Namespace) -> int:
@@ -76,6 +153,29 @@ def watch_cli(args: argparse.Namespace) -> int:
         print(f"{e} changed: starting again", flush=True)
         os.execv(sys.executable, [sys.executable, *sys.argv])
     return 130 if done.interrupted else 0
+
+
+def serve_cli(args: argparse.Namespace) -> int:
+    """--serve: 0 when Ctrl-C stops it, 1 when it cannot listen; a change to the build's
+    Python starts this program again."""
+    from kbuild import check_dirs
+    from kbuild.server import ServeError, serve
+    from kbuild.warm import Restart
+
+    problem = check_dirs(args.out, args.kernel_dir)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
+    try:
+        serve(args.out, args.kernel_dir, cache=not args.no_cache,
+              say=lambda line: print(line, flush=True))  # fmt: skip
+    except ServeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Restart as e:
+        print(f"{e} changed: starting again", flush=True)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+    return 0
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ _LENGTH = struct.Struct("<Q")
 MAX_VERDICTS = 200_000  # check keys kept between builds (a build has about 15,000)
 
 
+class Restart(Exception):
+    """The Python of the build changed (the file is the message): start a new process."""
+
+
 def python_digest(kernel_dir: Path) -> dict[str, str]:
     """Each Python file that decides a build (the kernel tree's definitions, our asm/, linker/
     and kbuild/) by name: its digest."""
@@ -105,16 +109,21 @@ class WarmBuilder:
         os.close(ans_w)
         self._pid, self._go, self._answers = pid, go_w, ans_r
 
-    def build(self) -> BuildResult:
+    def build(self, cancel: int | None = None) -> BuildResult:
         """Build the tree as it is now (in the prepared child, forking one if none is ready);
         returns as soon as the outputs are written (the child stores its cache entries after).
         Ctrl-C interrupts the build as build_kernel's own (outputs removed) and is raised
-        again here."""
+        again here.  `cancel`: a descriptor (kbuild/server.py's asker) whose turning readable
+        before the answer interrupts the build the same way, answered with status 130."""
         self.prepare()
-        assert self._go is not None and self._answers is not None
+        assert self._go is not None and self._answers is not None and self._pid is not None
         self._building = True
         try:
             os.write(self._go, b"g")
+            if cancel is not None:
+                from .server import interrupt_on_hangup
+
+                interrupt_on_hangup(self._pid, self._answers, cancel)
             result = _receive(self._answers)
         except KeyboardInterrupt:
             self._interrupt()

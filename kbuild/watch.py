@@ -19,16 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import rel
-from .warm import WarmBuilder
+from .warm import Restart, WarmBuilder
 
 INTERVAL = 0.05  # s between two looks at the tree
 SETTLE = 0.02  # s the tree must hold still before a build (an editor's save may take steps)
 
 Snapshot = dict[str, tuple[int, int, int]]  # path -> (size, mtime_ns, inode)
-
-
-class Restart(Exception):
-    """The Python of the build changed (the file is the message): start a new process."""
 
 
 @dataclass

@@ -3,8 +3,12 @@ reading an ELF image at a virtual address, and booting the kernel with `hold`.""
 
 from __future__ import annotations
 
+import queue
 import random
 import shutil
+import signal
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -183,3 +187,52 @@ def mutant_build(tmp_path: Path, cache: Path, edits: Sequence[tuple[str, str, st
     result = kbuild.build_kernel(out, tree, cache=cache)
     assert result.status == 0, "\n".join(result.messages)
     return out
+
+
+class Lines:
+    """A program's output (stdout and stderr) read line by line by a thread, so that waiting
+    for a line can time out; the program takes SIGINT as Ctrl-C at a terminal would, even
+    when the suite runs where SIGINT is ignored."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def until(self, needle: str, timeout: float = 120) -> str:
+        """The next line that holds `needle` (every line read is kept in `seen`)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen.append(line)
+            if needle in line:
+                return line
+        raise AssertionError(f"no line with {needle!r} in:\n{''.join(self.seen)}")
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C (or `sig`): the exit status."""
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+    def close(self) -> str:
+        """Kill it if still running: the whole output."""
+        self.proc.kill()
+        self.proc.wait()
+        while (line := self._queue.get(timeout=10)) is not None:
+            self.seen.append(line)
+        return "".join(self.seen)

@@ -5,16 +5,14 @@ own, verdicts kept between builds that still refuse wrong bytes, the cache's def
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import kernel_copy
+from helpers import Lines, kernel_copy
 
 import kbuild
 import kbuild.warm
@@ -144,60 +142,17 @@ def test_a_deferred_cache_writes_at_flush_and_hands_preloaded_entries_out_once(t
     assert [k for _, k, _ in reader.asked] == [k1, k1]
 
 
-class Lines:
-    """The output of `build.py --watch ...` on `tree` into `out`, read line by line by a
-    thread, so that waiting for a line can time out."""
-
-    def __init__(self, tree: Path, out: Path, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "build.py"), "--watch", "--out", str(out),
-             "--kernel-dir", str(tree), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        self.seen: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def until(self, needle: str, timeout: float = 120) -> str:
-        """The next line that holds `needle` (every line read is kept in `seen`)."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.seen.append(line)
-            if needle in line:
-                return line
-        raise AssertionError(f"no line with {needle!r} in:\n{''.join(self.seen)}")
-
-    def stop(self) -> int:
-        """Ctrl-C: the exit status."""
-        self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=60)
-
-    def close(self) -> str:
-        """Kill it if still running: the whole output."""
-        self.proc.kill()
-        self.proc.wait()
-        while (line := self._queue.get(timeout=10)) is not None:
-            self.seen.append(line)
-        return "".join(self.seen)
+def watching(tree: Path, out: Path, *extra: str) -> Lines:
+    """`build.py --watch` on `tree` into `out`, its output read line by line."""
+    return Lines([sys.executable, str(ROOT / "build.py"), "--watch", "--out", str(out),
+                  "--kernel-dir", str(tree), *extra])  # fmt: skip
 
 
 def test_watch_builds_each_change_runs_then_and_stops_on_ctrl_c(tmp_path):
     tree, out = kernel_copy(tmp_path), tmp_path / "out"
     path = tree / EDITED
     good = path.read_text()
-    watch = Lines(tree, out, "--then", "echo then-ran", "-v")
+    watch = watching(tree, out, "--then", "echo then-ran", "-v")
     try:
         watch.until(" sources, ")  # -v: the sections, then the build's line
         watch.until("initial build: built")
@@ -221,7 +176,7 @@ def test_watch_builds_each_change_runs_then_and_stops_on_ctrl_c(tmp_path):
 
 def test_watch_starts_again_when_the_python_of_the_build_changes(tmp_path):
     tree, out = kernel_copy(tmp_path), tmp_path / "out"
-    watch = Lines(tree, out)
+    watch = watching(tree, out)
     try:
         watch.until("initial build: built")
         time.sleep(0.2)  # the child for the next build is ready (not required: faster)
