@@ -313,6 +313,7 @@ class Unit:
         self.last_text = ""  # what text() returned last
         self.cache_key: str | None = None  # set by a caller that caches results about the unit
         self._result_memo: tuple[tuple, bytes] | None = None  # result_key's last inputs, key
+        self._stable_memo: tuple[tuple, bytes] | None = None  # stable_key's
         self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
         self._size_marks_at = [i for i, s in enumerate(stmts) if isinstance(s, SizeMark)]
         self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
@@ -326,6 +327,9 @@ class Unit:
         # its keystone result (KeystoneBackend assembles it at 0).
         self.base_free = not self._ks_externals and not any(lw.absolute for lw in self.lowered)
         self._relocs = [i for i, lw in enumerate(self.lowered) if lw.rip is not None]
+        # What spans() says of each statement besides its place: source line, label, mode.
+        self._span_tails = [(st.loc, st.name if type(st) is Label else None,
+                             st.bits if type(st) is Insn else None) for st in stmts]  # fmt: skip
         self._has_insn = any(isinstance(st, Insn) for st in stmts)
         self._local: tuple[list[int], bytes] | None = None  # place_local's offsets and bytes
         # Instructions whose bytes finish() writes (keystone only reserves their room).
@@ -346,7 +350,8 @@ class Unit:
         build's cache, kbuild/full.py)."""
         return {**self.__dict__, "_insns": {}, "_operands": {}, "const_order": {},
                 "offsets": [], "size": 0, "raw": b"", "base": 0, "final": b"",
-                "last_text": "", "_result_memo": None, "_local": None}  # fmt: skip
+                "last_text": "", "_result_memo": None, "_stable_memo": None,
+                "_local": None}  # fmt: skip
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -836,14 +841,10 @@ class Unit:
 
     def spans(self) -> list[Span]:
         """Every statement's place in the unit, for the listing and the line table."""
-        out = []
+        make = tuple.__new__  # Span(...) runs a Python __new__: 23,000 times a build
         ends = [*self.offsets[1:], self.size]
-        for lw, off, end in zip(self.lowered, self.offsets, ends):
-            s = lw.stmt
-            kind = type(s)
-            out.append(Span(off, end - off, s.loc, s.name if kind is Label else None,
-                            s.bits if kind is Insn else None))  # fmt: skip
-        return out
+        return [make(Span, (off, end - off, *tail))
+                for off, end, tail in zip(self.offsets, ends, self._span_tails)]  # fmt: skip
 
     def result_key(self) -> bytes | None:
         """A digest of everything a result about the linked unit depends on (its statements
@@ -866,10 +867,14 @@ class Unit:
         names resolve through what keystone was given); None without a `cache_key`."""
         if self.cache_key is None:
             return None
+        inputs = (self.cache_key, self.base, self.last_text, self.raw)
+        if self._stable_memo is not None and self._stable_memo[0] == inputs:
+            return self._stable_memo[1]  # asked again (the line table, verification)
         h = hashlib.sha256(b"keystone's bytes\n" + self.cache_key.encode())
         for part in (b"%x" % self.base, self.last_text.encode(), self.raw):
             h.update(len(part).to_bytes(8, "little") + part)
-        return h.digest()
+        self._stable_memo = (inputs, h.digest())
+        return self._stable_memo[1]
 
     # -- the final bytes --------------------------------------------------------------------
 

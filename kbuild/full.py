@@ -218,6 +218,9 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     listing_key = digest(code_key(), "listing")
     listed = cache.get("checked", listing_key) or {}
     listed_before = dict(listed)
+    lines_key = digest(code_key(), "lines")
+    lines = cache.get("checked", lines_key) or {}
+    lines_before = dict(lines)
     noinstr_key = digest(code_key(), "noinstr")
     noinstr_passed = cache.get("checked", noinstr_key) or set()
     noinstr_before = set(noinstr_passed)
@@ -238,7 +241,7 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     with BackgroundVerify(image, verified, side, insns) as verification:
         verification.start()
         try:
-            elf = write_elf(image, name)
+            elf = write_elf(image, name, lines=lines)
             check_noinstr(image, noinstr_passed)
             later: Exception | None = None
         except Exception as e:
@@ -253,6 +256,7 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
                 for key in (u.result_key(), u.stable_key())} & verified  # fmt: skip
     for key, value, before in ((checked_key, verified, verified_before),
                                (listing_key, listed, listed_before),
+                               (lines_key, lines, lines_before),
                                (noinstr_key, noinstr_passed, noinstr_before)):  # fmt: skip
         if value != before:
             cache.put("checked", key, value)

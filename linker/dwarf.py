@@ -61,15 +61,66 @@ def _cstr(s: str) -> bytes:
     return s.encode() + b"\0"
 
 
-# A line-table row: (address, 1-based file index, line).
-_Row = tuple[int, int, int]
+@dataclass
+class UnitLines:
+    """What the line table takes from one unit, wherever it is placed: `rows` (offset in the
+    unit, index into `files`, line) where the file or line changes, `files` the source names in
+    order of first use, `labels` (label, source name, line) of its labels, `size` its size; and
+    `encoded`, its line-program opcodes for one file numbering of its CU (the numbering, the
+    bytes after DW_LNE_set_address: addresses in them are distances within the unit)."""
+
+    files: list[str]
+    rows: list[tuple[int, int, int]]
+    labels: list[tuple[str, str, int]]
+    size: int
+    encoded: tuple[tuple[int, ...], bytes] | None = None
+
+
+def unit_lines(u, name: Callable[[str], str]) -> UnitLines:
+    """UnitLines of the linked unit `u`; `name` gives a source path's name as written."""
+    files: list[str] = []
+    index: dict[str, int] = {}
+    rows: list[tuple[int, int, int]] = []
+    labels: list[tuple[str, str, int]] = []
+    last = (-1, -1)
+    for off, size, loc, label, _ in u.spans():
+        if label is not None:
+            labels.append((label, name(str(loc.path)), loc.line))
+        if not size:
+            continue
+        source = name(str(loc.path))
+        f = index.get(source)
+        if f is None:
+            f = index[source] = len(files)
+            files.append(source)
+        if (f, loc.line) != last:  # else the same line goes on
+            rows.append((off, f, loc.line))
+            last = (f, loc.line)
+    return UnitLines(files, rows, labels, u.size)
+
+
+@dataclass
+class _Sequence:
+    """One unit's rows in a CU: its lines, where it starts, the CU's number of each file."""
+
+    lines: UnitLines
+    base: int
+    numbers: tuple[int, ...]
+
+    @property
+    def start(self) -> int:
+        return self.base + self.lines.rows[0][0]
+
+    @property
+    def end(self) -> int:
+        return self.base + self.lines.size
 
 
 @dataclass
 class _Cu:
     name: str
     files: dict[str, int] = field(default_factory=dict)  # name -> 1-based index
-    sequences: list[tuple[list[_Row], int]] = field(default_factory=list)  # rows, end address
+    sequences: list[_Sequence] = field(default_factory=list)
     functions: list[tuple[str, int, int, bool, int, int]] = field(default_factory=list)
 
     def file_index(self, name: str) -> int:
@@ -78,20 +129,24 @@ class _Cu:
     def ranges(self) -> list[tuple[int, int]]:
         """The CU's code as [start, end) ranges, sorted, adjacent ones merged."""
         out: list[list[int]] = []
-        for rows, end in sorted(self.sequences, key=lambda s: s[0][0][0]):
-            start = rows[0][0]
-            if out and out[-1][1] == start:
-                out[-1][1] = end
+        for seq in sorted(self.sequences, key=lambda s: s.start):
+            if out and out[-1][1] == seq.start:
+                out[-1][1] = seq.end
             else:
-                out.append([start, end])
+                out.append([seq.start, seq.end])
         return [(a, b) for a, b in out]
 
 
-def _compile_units(image: Image, name: Callable[[str], str]) -> list[_Cu]:
-    """The CUs, sorted by name: their line rows (one sequence per unit) and functions."""
+def _compile_units(image: Image, name: Callable[[str], str],
+                   memo: dict[bytes, UnitLines] | None = None) -> list[_Cu]:  # fmt: skip
+    """The CUs, sorted by name: their sequences (one per unit with code) and functions.  `memo`
+    maps a unit's key (Unit.stable_key and its file's name) to its UnitLines: earlier builds'
+    on the way in, this one's on the way out."""
     cus: dict[str, _Cu] = {}
-    file_index: dict[str, dict] = {}
     label_lines: dict[tuple[str, str], tuple[str, int]] = {}
+    earlier = dict(memo or {})
+    if memo is not None:
+        memo.clear()
     for sec in image.sections:
         if "x" not in sec.spec.perm or sec.spec.nobits:
             continue
@@ -99,25 +154,22 @@ def _compile_units(image: Image, name: Callable[[str], str]) -> list[_Cu]:
             if not u.size:
                 continue
             unit_file = name(str(u.path))
+            key = u.stable_key() if memo is not None else None
+            lines = None
+            if key is not None:
+                key += unit_file.encode()
+                lines = earlier.get(key)
+            if lines is None:
+                lines = unit_lines(u, name)
+            if key is not None and memo is not None:
+                memo[key] = lines
             cu = cus.setdefault(unit_file, _Cu(unit_file))
             cu.file_index(unit_file)
-            index = file_index.setdefault(unit_file, {})  # source path -> index in cu.files
-            rows: list[_Row] = []
-            last_file = last_line = -1
-            base = u.base
-            for off, size, loc, label, _ in u.spans():
-                if label is not None:
-                    label_lines[(unit_file, label)] = (name(str(loc.path)), loc.line)
-                if not size:
-                    continue
-                f = index.get(loc.path)
-                if f is None:
-                    f = index[loc.path] = cu.file_index(name(str(loc.path)))
-                if f != last_file or loc.line != last_line:  # else the same line goes on
-                    rows.append((base + off, f, loc.line))
-                    last_file, last_line = f, loc.line
-            if rows:
-                cu.sequences.append((rows, base + u.size))
+            numbers = tuple(cu.file_index(f) for f in lines.files)
+            for label, source, line in lines.labels:
+                label_lines[(unit_file, label)] = (source, line)
+            if lines.rows:
+                cu.sequences.append(_Sequence(lines, u.base, numbers))
     for sym in image.symbols:
         if sym.kind != "function" or not sym.size:
             continue
@@ -130,32 +182,44 @@ def _compile_units(image: Image, name: Callable[[str], str]) -> list[_Cu]:
     return [cus[k] for k in sorted(cus)]
 
 
+def _encode(lines: UnitLines, numbers: tuple[int, ...]) -> bytes:
+    """A sequence's opcodes after DW_LNE_set_address (its first row's address), its files
+    numbered `numbers`: from the state the set_address leaves (file 1, line 1) to its end."""
+    prog = bytearray()
+    address, file, line = lines.rows[0][0], 1, 1
+    for row_address, row_file, row_line in lines.rows:
+        number = numbers[row_file]
+        if number != file:
+            prog += bytes([DW_LNS_set_file]) + uleb(number)
+            file = number
+        line_delta, addr_delta = row_line - line, row_address - address
+        special = (line_delta - LINE_BASE) + LINE_RANGE * addr_delta + OPCODE_BASE
+        if LINE_BASE <= line_delta < LINE_BASE + LINE_RANGE and special <= 255:
+            prog.append(special)
+        else:
+            if line_delta:
+                prog += bytes([DW_LNS_advance_line]) + sleb(line_delta)
+            if addr_delta:
+                prog += bytes([DW_LNS_advance_pc]) + uleb(addr_delta)
+            prog.append(DW_LNS_copy)
+        address, line = row_address, row_line
+    prog += bytes([DW_LNS_advance_pc]) + uleb(lines.size - address)
+    prog += b"\0" + uleb(1) + bytes([DW_LNE_end_sequence])
+    return bytes(prog)
+
+
 def _line_program(cu: _Cu) -> bytes:
     """The CU's line-number program (DWARF 4, section 6.2), header included."""
     files = b"".join(_cstr(f) + uleb(0) + uleb(0) + uleb(0) for f in cu.files)
     header_rest = (bytes([1, 1, 1, LINE_BASE & 0xFF, LINE_RANGE, OPCODE_BASE])
                    + STANDARD_OPCODE_LENGTHS + b"\0" + files + b"\0")  # fmt: skip
     prog = bytearray()
-    for rows, end in cu.sequences:
-        prog += b"\0" + uleb(9) + bytes([DW_LNE_set_address]) + struct.pack("<Q", rows[0][0])
-        address, file, line = rows[0][0], 1, 1
-        for row_address, row_file, row_line in rows:
-            if row_file != file:
-                prog += bytes([DW_LNS_set_file]) + uleb(row_file)
-                file = row_file
-            line_delta, addr_delta = row_line - line, row_address - address
-            special = (line_delta - LINE_BASE) + LINE_RANGE * addr_delta + OPCODE_BASE
-            if LINE_BASE <= line_delta < LINE_BASE + LINE_RANGE and special <= 255:
-                prog.append(special)
-            else:
-                if line_delta:
-                    prog += bytes([DW_LNS_advance_line]) + sleb(line_delta)
-                if addr_delta:
-                    prog += bytes([DW_LNS_advance_pc]) + uleb(addr_delta)
-                prog.append(DW_LNS_copy)
-            address, line = row_address, row_line
-        prog += bytes([DW_LNS_advance_pc]) + uleb(end - address)
-        prog += b"\0" + uleb(1) + bytes([DW_LNE_end_sequence])
+    for seq in cu.sequences:
+        lines = seq.lines
+        if lines.encoded is None or lines.encoded[0] != seq.numbers:
+            lines.encoded = (seq.numbers, _encode(lines, seq.numbers))
+        prog += b"\0" + uleb(9) + bytes([DW_LNE_set_address]) + struct.pack("<Q", seq.start)
+        prog += lines.encoded[1]
     body = struct.pack("<HI", VERSION, len(header_rest)) + header_rest + prog
     return struct.pack("<I", len(body)) + body
 
@@ -177,12 +241,14 @@ def _abbrevs() -> bytes:
             + abbrev(_ABBREV_LOCAL, DW_TAG_subprogram, False, func) + b"\0")  # fmt: skip
 
 
-def debug_sections(image: Image, name: Callable[[str], str] = str) -> list[tuple[str, bytes]]:
+def debug_sections(image: Image, name: Callable[[str], str] = str,
+                   memo: dict[bytes, UnitLines] | None = None) -> list[tuple[str, bytes]]:  # fmt: skip
     """The DWARF sections of `image` as (section name, bytes), in the order they are written;
-    `name` gives a source path's name as written (the symbol table's).  Deterministic: a
-    function of the image and the names."""
+    `name` gives a source path's name as written (the symbol table's); `memo`: each unit's
+    lines, as _compile_units keeps them.  Deterministic: a function of the image and the
+    names, with or without the memo."""
     info, line, ranges, aranges = bytearray(), bytearray(), bytearray(), bytearray()
-    for cu in _compile_units(image, name):
+    for cu in _compile_units(image, name, memo):
         cu_ranges = cu.ranges()
         die = bytearray(uleb(_ABBREV_CU))
         die += _cstr(PRODUCER) + struct.pack("<H", DW_LANG_Mips_Assembler) + _cstr(cu.name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from .dwarf import debug_sections
+from .dwarf import UnitLines, debug_sections
 from .link import Image
 
 SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS = 1, 2, 3, 8
@@ -42,9 +42,11 @@ def _perm_flags(perm: str) -> tuple[int, int]:
     return pf, sf
 
 
-def write_elf(image: Image, rel_path: Callable[[str], str] = str, debug: bool = True) -> bytes:
+def write_elf(image: Image, rel_path: Callable[[str], str] = str, debug: bool = True,
+              lines: dict[bytes, UnitLines] | None = None) -> bytes:  # fmt: skip
     """The ELF64 file for `image` as bytes (deterministic: a function of the image only); with
-    `debug`, its DWARF sections too (linker/dwarf.py), after the loaded ones."""
+    `debug`, its DWARF sections too (linker/dwarf.py), after the loaded ones (`lines`: the
+    line table's memo, debug_sections' `memo`)."""
     lay = image.layout
     secs = image.sections
     flat_end = lay.file_base
@@ -85,7 +87,7 @@ def write_elf(image: Image, rel_path: Callable[[str], str] = str, debug: bool = 
 
     shstr = _Strings()
     names = [shstr.add(s.spec.name) for s in secs]
-    dwarf = debug_sections(image, rel_path) if debug else []
+    dwarf = debug_sections(image, rel_path, lines) if debug else []
     dwarf_names = [shstr.add(n) for n, _ in dwarf]
     n_symtab, n_strtab, n_shstr = shstr.add(".symtab"), shstr.add(".strtab"), shstr.add(".shstrtab")
 

@@ -8,6 +8,7 @@ same check.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import shutil
@@ -263,16 +264,15 @@ def test_a_broken_emitter_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def broken(*args, **kwargs):
         cus = real(*args, **kwargs)
         for cu in cus:
-            fixed = []
-            for rows, end in cu.sequences:
+            for seq in cu.sequences:
+                rows, size = seq.lines.rows, seq.lines.size
                 if mutant == "line + 1":
                     rows = [(a, f, line + 1) for a, f, line in rows]
                 elif mutant == "address + 1":
                     rows = [rows[0], *((a + 1, f, line) for a, f, line in rows[1:])]
                 else:
-                    end -= 1
-                fixed.append((rows, end))
-            cu.sequences = fixed
+                    size -= 1
+                seq.lines = dataclasses.replace(seq.lines, rows=rows, size=size, encoded=None)
         return cus
 
     monkeypatch.setattr(linker.dwarf, "_compile_units", broken)
