@@ -8,7 +8,8 @@ instruction (the file's code stays within its padding: no other file's code move
 of code (the code of every file after it moves); then the same sources assembled and linked
 by GNU as + ld (kbuild/gnu.py, the oracle's way: the floor); then the same edits built as
 `python build.py --watch` builds them (kbuild/warm.py: a child prepared while the user edits),
-from the edit to the outputs written.  Each row is the median wall-clock time and the
+from the edit to the outputs written; then each edit built by a new `python build.py` process,
+without and with a build server (`--serve`) to ask, the interpreter's start included.  Each row is the median wall-clock time and the
 median CPU time of this process and the children it reaped (keystone workers, the verification
 child, GNU as and ld): under other jobs' load the wall-clock time grows with the load, the CPU
 time much less.  The Python start (about 20 ms) is not in them, the imports only in the first
@@ -227,6 +228,57 @@ def warm_rows(work: Path, n: int, roomy: Path) -> list[Row]:
 
         for what, edit in _edits(tree, roomy):
             rows.append(timed(f"watch: {what}", edit))
+    return rows
+
+
+def process_rows(work: Path, n: int, roomy: Path) -> list[Row]:
+    """Median times of the same edits built by a new `python build.py` process each, as a
+    person or an editor runs it: with --no-server, then asking a build server
+    (`python build.py --serve`, kbuild/server.py) started for the purpose, each edit made
+    WARM_PAUSE s after the last build.  Wall: the process's whole life, the interpreter's start
+    included; CPU: the new process's alone (the server's is not counted)."""
+    rows = []
+    for label, serve in (("process", False), ("served", True)):
+        tree, out = work / f"kernel-{label}", work / f"out-{label}"
+        shutil.copytree(ROOT / "kernel", tree, ignore=shutil.ignore_patterns("__pycache__"))
+        where = ["--out", str(out), "--kernel-dir", str(tree)]
+        argv = [sys.executable, str(ROOT / "build.py"), *where, *([] if serve else ["--no-server"])]
+        server = None
+        if serve:
+            server = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "--serve", *where],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+            assert server.stdout is not None
+            if "serving builds" not in server.stdout.readline():
+                server.kill()
+                raise BenchError(f"the build server did not start:\n{server.communicate()[0]}")
+        try:
+            builds = 0
+
+            def run() -> None:
+                r = subprocess.run(argv, capture_output=True, text=True)
+                if r.returncode:
+                    raise BenchError(f"build failed:\n{r.stderr}")
+
+            run()
+            builds += 1
+            for what, edit in _edits(tree, roomy):
+                walls, cpus = [], []
+                for i in range(n):
+                    time.sleep(WARM_PAUSE)
+                    edit(i)
+                    c, t = _cpu(), time.perf_counter()
+                    run()
+                    walls.append(time.perf_counter() - t)
+                    cpus.append(_cpu() - c)
+                    builds += 1
+                rows.append((f"{label}: {what}", statistics.median(walls), statistics.median(cpus)))
+        finally:
+            if server is not None:
+                server.terminate()
+                said = server.communicate()[0]
+        if server is not None and said.count("] built ") != builds:
+            raise BenchError(f"the server built {said.count('] built ')} of {builds} builds "
+                             f"(the rest were built by the asker):\n{said}")  # fmt: skip
     return rows
 
 
@@ -605,6 +657,7 @@ def build_bench(n: int, no_boot: bool, rows: list[Row]) -> int:
             rows += build_rows(work, n, roomy)
             gnu = gnu_row(work, n)
             rows += warm_rows(work, n, roomy)
+            rows += process_rows(work, n, roomy)
             if not no_boot:
                 rows += boot_rows(work, n)
     except BenchError as e:
@@ -615,7 +668,7 @@ def build_bench(n: int, no_boot: bool, rows: list[Row]) -> int:
         rows.insert(5, gnu)
     print(f"{'wall':>12}  {'CPU':>10}")
     for what, seconds, cpu in rows:
-        build_row = what.startswith(("fresh", "rebuild", "GNU", "watch"))
+        build_row = what.startswith(("fresh", "rebuild", "GNU", "watch", "process", "served"))
         ratio = f"{seconds / floor:.2f}x GNU" if floor and build_row else ""
         print(f"{seconds * 1000:9.1f} ms  {cpu * 1000:7.1f} ms  {ratio:>10}  {what}")
     if not gnu:
