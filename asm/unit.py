@@ -327,9 +327,9 @@ class Unit:
         # its keystone result (KeystoneBackend assembles it at 0).
         self.base_free = not self._ks_externals and not any(lw.absolute for lw in self.lowered)
         self._relocs = [i for i, lw in enumerate(self.lowered) if lw.rip is not None]
-        # What spans() says of each statement besides its place: source line, label, mode.
-        self._span_tails = [(st.loc, st.name if type(st) is Label else None,
-                             st.bits if type(st) is Insn else None) for st in stmts]  # fmt: skip
+        # What spans() says of each statement besides its place: source line, label, mode
+        # (made on first use: most units of an edit's build are never asked).
+        self._span_tails: list[tuple] | None = None
         self._has_insn = any(isinstance(st, Insn) for st in stmts)
         self._local: tuple[list[int], bytes] | None = None  # place_local's offsets and bytes
         # Instructions whose bytes finish() writes (keystone only reserves their room).
@@ -351,7 +351,7 @@ class Unit:
         return {**self.__dict__, "_insns": {}, "_operands": {}, "const_order": {},
                 "offsets": [], "size": 0, "raw": b"", "base": 0, "final": b"",
                 "last_text": "", "_result_memo": None, "_stable_memo": None,
-                "_local": None}  # fmt: skip
+                "_local": None, "_span_tails": None}  # fmt: skip
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -841,6 +841,9 @@ class Unit:
 
     def spans(self) -> list[Span]:
         """Every statement's place in the unit, for the listing and the line table."""
+        if self._span_tails is None:
+            self._span_tails = [(st.loc, st.name if type(st) is Label else None,
+                                 st.bits if type(st) is Insn else None) for st in self.stmts]  # fmt: skip
         make = tuple.__new__  # Span(...) runs a Python __new__: 23,000 times a build
         ends = [*self.offsets[1:], self.size]
         return [make(Span, (off, end - off, *tail))

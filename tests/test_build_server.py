@@ -28,8 +28,10 @@ def outputs(out: Path) -> dict[str, bytes]:
     return {name: (out / name).read_bytes() for name in FILES}
 
 
-def cold(tmp_path: Path, tree: Path, name: str) -> dict[str, bytes]:
-    result = kbuild.build_kernel(tmp_path / name, tree, cache=False)
+def in_process(tmp_path: Path, tree: Path, name: str, cache: Path) -> dict[str, bytes]:
+    """The outputs of build_kernel in this process, with the run's shared cache (its bytes
+    are those of a build without the cache: tests/test_build_cache.py)."""
+    result = kbuild.build_kernel(tmp_path / name, tree, cache=cache)
     assert result.ok, "\n".join(result.messages)
     return outputs(tmp_path / name)
 
@@ -57,20 +59,20 @@ def served(server: Lines) -> int:
     return sum(SERVED in line for line in server.seen)
 
 
-def test_builds_asked_of_the_server_are_the_bytes_of_builds_in_process(tmp_path):
+def test_builds_asked_of_the_server_are_the_bytes_of_builds_in_process(tmp_path, build_cache):
     tree, out = kernel_copy(tmp_path), tmp_path / "out"
     server = serving(out, tree)
     try:
         first = build(out, tree)
         assert first.returncode == 0 and "built " in first.stdout, first.stderr
         server.until(SERVED)
-        assert outputs(out) == cold(tmp_path, tree, "cold0")
+        assert outputs(out) == in_process(tmp_path, tree, "ref0", build_cache)
         path = tree / EDITED
         path.write_text(path.read_text().replace("    ret\n", "    nop\n    ret\n", 1))
         verbose = build(out, tree, "-v")
         assert verbose.returncode == 0 and " sources, " in verbose.stdout, verbose.stderr
         server.until(SERVED)
-        assert outputs(out) == cold(tmp_path, tree, "cold1")
+        assert outputs(out) == in_process(tmp_path, tree, "ref1", build_cache)
         status = server.stop(signal.SIGTERM)
     finally:
         seen = server.close()
@@ -78,7 +80,7 @@ def test_builds_asked_of_the_server_are_the_bytes_of_builds_in_process(tmp_path)
     assert not (out / client.SOCKET).exists(), "the server left its socket"
 
 
-def test_a_build_the_server_runs_reports_errors_and_ctrl_c_as_the_askers_own(tmp_path):
+def test_a_build_the_server_runs_reports_errors_and_ctrl_c_as_the_askers_own(tmp_path, build_cache):
     tree, out = kernel_copy(tmp_path), tmp_path / "out"
     path = tree / EDITED
     good = path.read_text()
@@ -122,13 +124,13 @@ def test_a_build_the_server_runs_reports_errors_and_ctrl_c_as_the_askers_own(tmp
         assert not any((out / name).exists() for name in kbuild.OUTPUTS)
         path.write_text(good)
         assert build(out, tree).returncode == 0, "the server did not build after an interrupt"
-        assert outputs(out) == cold(tmp_path, tree, "cold")
+        assert outputs(out) == in_process(tmp_path, tree, "ref", build_cache)
     finally:
         seen = server.close()
     assert "Traceback" not in seen, seen
 
 
-def test_requests_the_server_must_not_build_are_built_by_the_asker(tmp_path):
+def test_requests_the_server_must_not_build_are_built_by_the_asker(tmp_path, build_cache):
     tree, out = kernel_copy(tmp_path), tmp_path / "out"
     other = kernel_copy(tmp_path / "other")
     server = serving(out, tree)
@@ -142,14 +144,14 @@ def test_requests_the_server_must_not_build_are_built_by_the_asker(tmp_path):
         ):
             assert r.returncode == 0, r.stderr
         assert served(server) == builds, "the server built a request it should have refused"
-        assert outputs(out) == cold(tmp_path, tree, "cold0")
+        assert outputs(out) == in_process(tmp_path, tree, "ref0", build_cache)
         gen = tree / "gen.py"
         gen.write_text(gen.read_text() + "# edited\n")
         r = build(out, tree)
         assert r.returncode == 0, r.stderr
         server.until(f"{gen} changed: starting again")
         server.until("serving builds of")
-        assert outputs(out) == cold(tmp_path, tree, "cold1")
+        assert outputs(out) == in_process(tmp_path, tree, "ref1", build_cache)
         assert build(out, tree).returncode == 0
         server.until(SERVED)
     finally:
