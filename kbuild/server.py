@@ -23,6 +23,7 @@ from . import client
 from .paths import rel
 
 REQUEST_SECONDS = 5.0  # a connection that sends no whole request in this time is dropped
+LOOK_SECONDS = 1.0  # between two looks at whether the socket is still this server's
 
 
 class ServeError(Exception):
@@ -43,8 +44,9 @@ def listening(out: Path) -> bool:
 def serve(out: Path, kernel_dir: Path, cache: bool,
           say: Callable[[str], None] = print) -> None:  # fmt: skip
     """Serve builds of `kernel_dir` into `out` until Ctrl-C or SIGTERM (then returns, the
-    socket removed) or until the build's Python changes (raises kbuild.warm.Restart, after
-    refusing the request that found it).  Raises ServeError when it cannot listen."""
+    socket removed), until its socket is removed or replaced (returns), or until the build's
+    Python changes (raises kbuild.warm.Restart, after refusing the request that found it).
+    Raises ServeError when it cannot listen."""
     from .warm import WarmBuilder  # the assembler, the linker, capstone
 
     path = Path(client.socket_path(str(out)))
@@ -72,8 +74,16 @@ def serve(out: Path, kernel_dir: Path, cache: bool,
             builder.prepare()
             say(f"serving builds of {rel(kernel_dir)}/ into {rel(out)}/ on {rel(path)} "
                 "(Ctrl-C to stop)")  # fmt: skip
+            sock.settimeout(LOOK_SECONDS)
             while True:
-                conn, _ = sock.accept()
+                try:
+                    conn, _ = sock.accept()
+                except TimeoutError:
+                    if not _ours(path, ours):  # `make clean`, or another server took its place
+                        say(f"{rel(path)} was removed or replaced: stopping")
+                        return
+                    continue
+                conn.setblocking(True)
                 with conn:
                     _answer(conn, builder, kernel_dir, cache, say)
                 builder.prepare()
@@ -82,11 +92,16 @@ def serve(out: Path, kernel_dir: Path, cache: bool,
     finally:
         signal.signal(signal.SIGTERM, previous)
         sock.close()
-        try:
-            if path.stat().st_ino == ours:
-                path.unlink()
-        except OSError:
-            pass
+        if _ours(path, ours):
+            path.unlink(missing_ok=True)
+
+
+def _ours(path: Path, inode: int) -> bool:
+    """True while `path` is still the socket this server bound (inode `inode`)."""
+    try:
+        return path.stat().st_ino == inode
+    except OSError:
+        return False
 
 
 def _stop(signum: int, frame: object) -> None:

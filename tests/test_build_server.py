@@ -118,7 +118,7 @@ def test_a_build_the_server_runs_reports_errors_and_ctrl_c_as_the_askers_own(tmp
         server.until("building")
         status = asker.stop()
         said = asker.close()
-        assert status == 130, said
+        assert status == 130, f"{said}\nthe server said:\n{''.join(server.seen)}"
         assert "error: interrupted" in said and "Traceback" not in said, said
         server.until("build failed (status 130)")
         assert not any((out / name).exists() for name in kbuild.OUTPUTS)
@@ -166,8 +166,12 @@ def test_requests_the_server_must_not_build_are_built_by_the_asker(tmp_path, bui
         (tree / EDITED).write_text((tree / EDITED).read_text() + "# a comment\n")
         assert build(out, tree).returncode == 0
         again.until(SERVED)
+        (out / client.SOCKET).unlink()  # as `make clean` does: the server stops
+        again.until("was removed or replaced: stopping")
+        assert again.proc.wait(timeout=30) == 0
     finally:
-        again.close()
+        seen = again.close()
+    assert "Traceback" not in seen, seen
 
 
 @pytest.mark.parametrize("extra, message", [
