@@ -36,6 +36,7 @@ from .core import CODE, BuildResult, build_kernel, build_key, remove_outputs
 from .paths import ROOT
 
 _LENGTH = struct.Struct("<Q")
+STARTED = "started"  # the child's first message once it has the word: Ctrl-C is the build's now
 MAX_VERDICTS = 200_000  # check keys kept between builds (a build has about 15,000)
 
 
@@ -120,11 +121,15 @@ class WarmBuilder:
         self._building = True
         try:
             os.write(self._go, b"g")
-            if cancel is not None:
-                from .server import interrupt_on_hangup
+            # The child says when it takes Ctrl-C as the build's own: an interrupt passed on
+            # before that would be ignored (it ignores SIGINT while it waits).
+            result = None
+            if _receive(self._answers) == STARTED:
+                if cancel is not None:
+                    from .server import interrupt_on_hangup
 
-                interrupt_on_hangup(self._pid, self._answers, cancel)
-            result = _receive(self._answers)
+                    interrupt_on_hangup(self._pid, self._answers, cancel)
+                result = _receive(self._answers)
         except KeyboardInterrupt:
             self._interrupt()
             raise
@@ -221,6 +226,7 @@ def _child(go: int, answers: int, out: Path, kernel_dir: Path, root: Path | None
         if os.read(go, 1) != b"g":  # the parent closed it: no build wanted
             os._exit(0)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        _send(answers, STARTED)
         result = build_kernel(out, kernel_dir, cache)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the answer and the entries go out whole
         _send(answers, result)
