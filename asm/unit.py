@@ -864,6 +864,16 @@ class Unit:
         self._result_memo = (inputs, h.digest())
         return self._result_memo[1]
 
+    def layout_key(self) -> bytes | None:
+        """A digest of the unit's statements (through `cache_key`) and where each lies in it:
+        all that a result about the unit's lines, not its bytes, depends on, wherever it is
+        placed (the line table); None without a `cache_key`."""
+        if self.cache_key is None:
+            return None
+        h = hashlib.sha256(b"layout\n" + self.cache_key.encode())
+        h.update(struct.pack(f"<{len(self.offsets) + 1}Q", *self.offsets, self.size))
+        return h.digest()
+
     def stable_key(self) -> bytes | None:
         """result_key with keystone's bytes in place of the final ones: all that verifying
         the instructions but the `patched` ones depends on (their bytes are keystone's, their

@@ -140,8 +140,8 @@ class _Cu:
 def _compile_units(image: Image, name: Callable[[str], str],
                    memo: dict[bytes, UnitLines] | None = None) -> list[_Cu]:  # fmt: skip
     """The CUs, sorted by name: their sequences (one per unit with code) and functions.  `memo`
-    maps a unit's key (Unit.stable_key and its file's name) to its UnitLines: earlier builds'
-    on the way in, this one's on the way out."""
+    maps a unit's key (Unit.layout_key and its file's name: a unit that moves keeps its
+    lines) to its UnitLines: earlier builds' on the way in, this one's on the way out."""
     cus: dict[str, _Cu] = {}
     label_lines: dict[tuple[str, str], tuple[str, int]] = {}
     earlier = dict(memo or {})
@@ -154,7 +154,7 @@ def _compile_units(image: Image, name: Callable[[str], str],
             if not u.size:
                 continue
             unit_file = name(str(u.path))
-            key = u.stable_key() if memo is not None else None
+            key = u.layout_key() if memo is not None else None
             lines = None
             if key is not None:
                 key += unit_file.encode()

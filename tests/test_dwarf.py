@@ -279,6 +279,29 @@ def test_a_broken_emitter_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert line_table_problems(write_elf(image), tmp_path)
 
 
+def test_kept_lines_are_not_those_of_a_unit_that_lies_otherwise(tmp_path: Path) -> None:
+    """The line table's memo (linker/dwarf.py:UnitLines, kept in the build cache) is keyed by
+    where each statement lies, not only by the unit's statements: here the same a.s links with
+    its `add` 3 bytes long, then 5 (its immediate names a symbol of b.s, which moves), and the
+    second link's table must not take the first one's rows.  Each link's sections are those
+    made without the memo."""
+    a = ".section .text\n.code64\n.globl start\nstart:\n    add eax, far_sym - start\n    nop\n    ret\n"
+    memo: dict[bytes, linker.dwarf.UnitLines] = {}
+    sizes = []
+    for pad in (0, 0x200):
+        b = (
+            ".section .text\n.code64\n"
+            + f".zero {pad}\n" * bool(pad)
+            + ".globl far_sym\nfar_sym:\n    ret\n"
+        )
+        image = build(tmp_path, {"a.s": a, "b.s": b})
+        for u in image.units():  # as kbuild gives them: a digest of the file and its inputs
+            u.cache_key = f"{u.path.name}:{u.section}:{pad if u.path.name == 'b.s' else ''}"
+        sizes.append(next(u.size for u in image.units() if u.path.name == "a.s"))
+        assert linker.dwarf.debug_sections(image, str, memo) == linker.dwarf.debug_sections(image)
+    assert sizes == [5, 7], "the unit did not lie otherwise: the test tests nothing"
+
+
 # -- binutils and GDB ------------------------------------------------------------------------------
 
 
