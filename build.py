@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         status = ask_server(*plain)
         if status is not None:
             return status
-    return full_main(argv)
+    return full_main(argv, asked=plain is not None)
 
 
 def plain_build(argv: list[str]) -> tuple[str, str, bool, bool] | None:
@@ -81,7 +81,8 @@ def report(out: str, status: int, messages: list[str], summary: list[str], verbo
     print(f"built {rel(os.path.join(out, 'kernel.elf'))}")
 
 
-def full_main(argv: list[str]) -> int:
+def full_main(argv: list[str], asked: bool = False) -> int:
+    """The command line through argparse; `asked`: the server was asked already."""
     import argparse
     from pathlib import Path
 
@@ -126,7 +127,7 @@ def full_main(argv: list[str]) -> int:
         return watch_cli(args)
     if args.serve:
         return serve_cli(args)
-    if not args.no_server:  # asked here when the command line was not written out in full
+    if not (args.no_server or asked):  # a command line plain_build did not read
         status = ask_server(str(args.out), str(args.kernel_dir), not args.no_cache, args.verbose)
         if status is not None:
             return status

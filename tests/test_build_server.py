@@ -73,6 +73,10 @@ def test_builds_asked_of_the_server_are_the_bytes_of_builds_in_process(tmp_path,
         assert verbose.returncode == 0 and " sources, " in verbose.stdout, verbose.stderr
         server.until(SERVED)
         assert outputs(out) == in_process(tmp_path, tree, "ref1", build_cache)
+        # A command line read through argparse (an abbreviated option) is served too.
+        again = build(out, tree, "--verb")
+        assert again.returncode == 0 and " sources, " in again.stdout, again.stderr
+        server.until(SERVED)
         status = server.stop(signal.SIGTERM)
     finally:
         seen = server.close()
