@@ -26,11 +26,10 @@ PLAIN = {"--no-cache": "no_cache", "-v": "verbose", "--verbose": "verbose"}
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     plain = plain_build(argv)
-    if plain is not None:
-        status = ask_server(*plain)
-        if status is not None:
-            return status
-    return full_main(argv, asked=plain is not None)
+    if plain is None:
+        return full_main(argv)
+    status = ask_server(*plain)
+    return build_here(*plain) if status is None else status
 
 
 def plain_build(argv: list[str]) -> tuple[str, str, bool, bool] | None:
@@ -69,6 +68,17 @@ def ask_server(out: str, kernel_dir: str, cache: bool, verbose: bool) -> int | N
     return status
 
 
+def build_here(out: str, kernel_dir: str, cache: bool, verbose: bool) -> int:
+    """Build in this process (no server built it): the exit status, the report printed."""
+    from pathlib import Path
+
+    from kbuild import build_kernel
+
+    result = build_kernel(Path(out), Path(kernel_dir), cache=cache)
+    report(out, result.status, result.messages, result.summary, verbose)
+    return result.status
+
+
 def report(out: str, status: int, messages: list[str], summary: list[str], verbose: bool) -> None:
     """A build's report: its messages on stderr, then (built) the summary with -v and where the
     kernel is."""
@@ -81,12 +91,10 @@ def report(out: str, status: int, messages: list[str], summary: list[str], verbo
     print(f"built {rel(os.path.join(out, 'kernel.elf'))}")
 
 
-def full_main(argv: list[str], asked: bool = False) -> int:
-    """The command line through argparse; `asked`: the server was asked already."""
+def full_main(argv: list[str]) -> int:
+    """A command line plain_build does not read, through argparse."""
     import argparse
     from pathlib import Path
-
-    from kbuild import build_kernel
 
     root = Path(ROOT_DIR)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -127,13 +135,9 @@ def full_main(argv: list[str], asked: bool = False) -> int:
         return watch_cli(args)
     if args.serve:
         return serve_cli(args)
-    if not (args.no_server or asked):  # a command line plain_build did not read
-        status = ask_server(str(args.out), str(args.kernel_dir), not args.no_cache, args.verbose)
-        if status is not None:
-            return status
-    result = build_kernel(args.out, args.kernel_dir, cache=not args.no_cache)
-    report(str(args.out), result.status, result.messages, result.summary, args.verbose)
-    return result.status
+    where = (str(args.out), str(args.kernel_dir), not args.no_cache, args.verbose)
+    status = None if args.no_server else ask_server(*where)
+    return build_here(*where) if status is None else status
 
 
 def watch_cli(args: argparse.Namespace) -> int:
