@@ -5,9 +5,12 @@ another cache setting, its Python changed, a server gone) built by the asker its
 
 from __future__ import annotations
 
+import marshal
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -204,3 +207,46 @@ def test_a_second_server_and_a_socket_path_too_long_are_refused(tmp_path):
                         str(tree)], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 1 and "choose a shorter --out" in r.stderr, r.stderr
     assert build(deep, tree).returncode == 0  # no server to ask there: built in process
+
+
+def _fake_server(out: Path, reply: bytes | None) -> threading.Thread:
+    """A listener on `out`'s socket that takes one request and sends `reply` (None: hangs up)."""
+    out.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(client.socket_path(str(out)))
+    sock.listen(1)
+
+    def serve_once() -> None:
+        conn, _ = sock.accept()
+        with conn, sock:
+            client.receive(conn)
+            if reply is not None:
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("reply", [
+    None,  # hangs up without an answer
+    b"\x05\x00\x00\x00\x00\x00\x00\x00junk!",  # not a marshal dump
+    (1 << 40).to_bytes(8, "little"),  # a length no answer has
+    b"\x03\x00\x00\x00",  # the connection ends inside the length
+    "refused",  # a refusal: built by the asker
+    "wrong shape",  # a dump of something that is not an answer
+])  # fmt: skip
+def test_an_answer_that_is_not_one_leaves_the_build_to_the_asker(tmp_path, reply):
+    if reply == "refused":
+        reply = _message(("refused", "this server builds another tree"))
+    elif reply == "wrong shape":
+        reply = _message(("built", 0))
+    thread = _fake_server(tmp_path / "out", reply)
+    assert client.ask(str(tmp_path / "out"), str(tmp_path / "kernel"), True) is None
+    thread.join(timeout=10)
+    assert client.ask(str(tmp_path / "nowhere"), str(tmp_path / "kernel"), True) is None
+
+
+def _message(value: object) -> bytes:
+    data = marshal.dumps(value)
+    return len(data).to_bytes(8, "little") + data
