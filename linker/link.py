@@ -127,8 +127,7 @@ class Linker:
 
     def _check_symbols(self, errors: list[AsmError]) -> None:
         self.file_labels: dict[object, set[str]] = {}
-        self.global_def: dict[str, tuple[Unit, Loc]] = {}
-        self.global_file: dict[str, int] = {}  # a global label's file number
+        self.global_def: dict[str, tuple[int, Loc]] = {}  # a global label's file number, place
         label_locs: dict[tuple[object, str], Loc] = {}
         for i, u in enumerate(self.units):
             table = self.file_labels.setdefault(u.path, set())
@@ -146,8 +145,7 @@ class Linker:
                         errors.append(AsmError(loc, f"duplicate symbol '{name}' "
                                                f"(also defined at {other})"))  # fmt: skip
                     else:
-                        self.global_def[name] = (u, loc)
-                        self.global_file[name] = self.file_no[i]
+                        self.global_def[name] = (self.file_no[i], loc)
         linker_names = set(linker_symbols(self.layout, self._place([0] * len(self.units))[1]))
         for u in self.units:
             labels = self.file_labels[u.path]
@@ -192,9 +190,9 @@ class Linker:
             value = u.constant(name)
             if value is not None:
                 return value
-            g = self.global_file.get(name)
+            g = self.global_def.get(name)
             if g is not None:
-                return values.get((g, name))
+                return values.get((g[0], name))
             return linker.get(name)
 
         return resolve
