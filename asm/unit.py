@@ -732,23 +732,21 @@ class Unit:
         them from bytes(size), whose pages the allocator hands out zeroed and untouched."""
         assert not self._has_insn, "place_local on a unit with instructions"
         offsets: list[int] = []
-        parts: list[bytes] = []
-        pos, zeros = 0, True
+        runs: list[tuple[int, int]] = []  # (fill byte, count): .balign padding, else zeros
+        pos = 0
         for lw in self.lowered:
             offsets.append(pos)
             s = lw.stmt
             if isinstance(s, Align):
-                n = -pos % s.boundary
-                fill = self._fill(s)
-                if n and fill:
-                    zeros = False
-                parts.append(bytes([fill]) * n)
+                fill, n = self._fill(s), -pos % s.boundary
             else:
-                n = lw.size or 0
-                parts.append(bytes(n))
+                fill, n = 0, lw.size or 0
+            runs.append((fill, n))
             pos += n
         offsets.append(pos)
-        return offsets, bytes(pos) if zeros else b"".join(parts)
+        if not any(fill for fill, n in runs if n):
+            return offsets, bytes(pos)
+        return offsets, b"".join(bytes([fill]) * n for fill, n in runs)
 
     def keystone_base(self, base: int) -> int:
         """Where KeystoneBackend assembles `text(base, ...)`: at 0 for a base_free unit (its
