@@ -55,12 +55,12 @@ def plain_build(argv: list[str]) -> tuple[str, str, bool, bool] | None:
 def ask_server(out: str, kernel_dir: str, cache: bool, verbose: bool) -> int | None:
     """The exit status of the build the server on `out` made, its report printed; None when
     no server builds it (the caller builds)."""
-    from kbuild.client import ask
+    from kbuild.client import INTERRUPTED, ask
 
     try:
         answer = ask(out, kernel_dir, cache)
     except KeyboardInterrupt:  # a second Ctrl-C while the server cleans up
-        answer = ("built", 130, ["error: interrupted", "build failed"], [], False, 0.0)
+        answer = INTERRUPTED
     if answer is None:
         return None
     _, status, messages, summary, _, _ = answer

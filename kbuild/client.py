@@ -25,6 +25,7 @@ PROTOCOL = 1
 MAX_PATH = 107  # bytes of a Unix socket's path (sun_path less its NUL)
 MAX_MESSAGE = 1 << 26
 Answer = tuple  # ("built", status, messages, summary, cached, seconds) or ("refused", why)
+INTERRUPTED: Answer = ("built", 130, ["error: interrupted", "build failed"], [], False, 0.0)
 
 
 def socket_path(out: str) -> str:
@@ -91,7 +92,7 @@ def ask(out: str, kernel_dir: str, cache: bool) -> Answer | None:
             conn.shutdown(_socket.SHUT_WR)  # the server interrupts the build, then answers
             answer = receive(conn)
             if not _built(answer):
-                return ("built", 130, ["error: interrupted", "build failed"], [], False, 0.0)
+                return INTERRUPTED
         except OSError:
             answer = None
     finally:

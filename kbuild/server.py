@@ -12,7 +12,6 @@ setting, and one that comes after the build's Python changed: it then starts aga
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import time
@@ -152,15 +151,3 @@ def _send(conn: socket.socket, answer: tuple) -> None:
         client.send(conn, answer)
     except OSError:  # the asker is gone: nothing to tell
         pass
-
-
-def interrupt_on_hangup(pid: int, answers: int, cancel: int) -> None:
-    """Wait until the build child `pid` has an answer on `answers`; if the asker's connection
-    `cancel` turns readable first (it hung up, or was interrupted and shut its half), send the
-    child SIGINT, as Ctrl-C at a terminal would: it removes the outputs and answers."""
-    ready, _, _ = select.select([answers, cancel], [], [])
-    if answers not in ready:
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass

@@ -24,6 +24,7 @@ import faulthandler
 import gc
 import os
 import pickle
+import select
 import signal
 import struct
 from pathlib import Path
@@ -126,9 +127,7 @@ class WarmBuilder:
             result = None
             if _receive(self._answers) == STARTED:
                 if cancel is not None:
-                    from .server import interrupt_on_hangup
-
-                    interrupt_on_hangup(self._pid, self._answers, cancel)
+                    _interrupt_on_hangup(self._pid, self._answers, cancel)
                 result = _receive(self._answers)
         except KeyboardInterrupt:
             self._interrupt()
@@ -243,6 +242,18 @@ def _child(go: int, answers: int, out: Path, kernel_dir: Path, root: Path | None
     except BaseException:
         status = 1
     os._exit(status)
+
+
+def _interrupt_on_hangup(pid: int, answers: int, cancel: int) -> None:
+    """Wait until the build child `pid` has an answer on `answers`; if the asker's connection
+    `cancel` turns readable first (it hung up, or was interrupted and shut its half), send the
+    child SIGINT, as Ctrl-C at a terminal would: it removes the outputs and answers."""
+    ready, _, _ = select.select([answers, cancel], [], [])
+    if answers not in ready:
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
 
 
 def _unique(entries: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
