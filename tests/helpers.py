@@ -17,6 +17,7 @@ from pathlib import Path
 from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs
 from elftools.elf.elffile import ELFFile
 
+import kbuild
 from asm import KeystoneBackend, load_units
 from kernel.abi import CONSTANTS, SHARED
 from linker import Image, Layout, OutputSection, link
@@ -164,6 +165,22 @@ def pool_pages_of(entry: dict[str, int]) -> range:
     return range(low, high, page)
 
 
+# A build's outputs and two generated files, compared whole between two ways of building.
+BUILD_FILES = (
+    "kernel.elf",
+    "kernel.map",
+    "kernel.lst",
+    "BOOTX64.EFI",
+    "gen/idt.s",
+    "gen/layout.inc",
+)
+
+
+def build_outputs(out: Path) -> dict[str, bytes]:
+    """BUILD_FILES of the build directory `out`, by name."""
+    return {name: (out / name).read_bytes() for name in BUILD_FILES}
+
+
 def kernel_copy(tmp_path: Path, edits: Sequence[tuple[str, str, str]] = ()) -> Path:
     """tmp_path/kernel: a copy of kernel/ that a test may break, with `edits` applied, each
     (source under kernel/, old text occurring exactly once, new text)."""
@@ -180,7 +197,6 @@ def kernel_copy(tmp_path: Path, edits: Sequence[tuple[str, str, str]] = ()) -> P
 def mutant_build(tmp_path: Path, cache: Path, edits: Sequence[tuple[str, str, str]]) -> Path:
     """The output directory of a build of kernel_copy(tmp_path, edits) through the run's build
     cache `cache` (the build_cache fixture).  The mutant kernel is its kernel.elf."""
-    import kbuild
 
     tree = kernel_copy(tmp_path, edits)
     out = tmp_path / "out"
@@ -223,6 +239,14 @@ class Lines:
             if needle in line:
                 return line
         raise AssertionError(f"no line with {needle!r} in:\n{''.join(self.seen)}")
+
+    def drain(self) -> list[str]:
+        """`seen` with every line read so far, without waiting for more."""
+        while not self._queue.empty():
+            line = self._queue.get()
+            if line is not None:
+                self.seen.append(line)
+        return self.seen
 
     def stop(self, sig: int = signal.SIGINT) -> int:
         """Ctrl-C (or `sig`): the exit status."""

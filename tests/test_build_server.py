@@ -15,20 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import Lines, kernel_copy
+from helpers import Lines, build_outputs, kernel_copy
 
 import kbuild
 from kbuild import client
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = str(ROOT / "build.py")
-FILES = (*kbuild.OUTPUTS, "gen/idt.s", "gen/layout.inc")
 EDITED = "lib/serial.s"
 SERVED = "] built "  # the server's line for each build it runs
-
-
-def outputs(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in FILES}
 
 
 def in_process(tmp_path: Path, tree: Path, name: str, cache: Path) -> dict[str, bytes]:
@@ -36,7 +31,7 @@ def in_process(tmp_path: Path, tree: Path, name: str, cache: Path) -> dict[str, 
     are those of a build without the cache: tests/test_build_cache.py)."""
     result = kbuild.build_kernel(tmp_path / name, tree, cache=cache)
     assert result.ok, "\n".join(result.messages)
-    return outputs(tmp_path / name)
+    return build_outputs(tmp_path / name)
 
 
 def build(out: Path, tree: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -55,11 +50,7 @@ def serving(out: Path, tree: Path, *, argv: list[str] | None = None) -> Lines:
 def served(server: Lines) -> int:
     """How many builds the server has reported so far (lines already read)."""
     time.sleep(0.1)  # its line follows its answer
-    while not server._queue.empty():
-        line = server._queue.get()
-        if line is not None:
-            server.seen.append(line)
-    return sum(SERVED in line for line in server.seen)
+    return sum(SERVED in line for line in server.drain())
 
 
 def test_builds_asked_of_the_server_are_the_bytes_of_builds_in_process(tmp_path, build_cache):
@@ -69,13 +60,13 @@ def test_builds_asked_of_the_server_are_the_bytes_of_builds_in_process(tmp_path,
         first = build(out, tree)
         assert first.returncode == 0 and "built " in first.stdout, first.stderr
         server.until(SERVED)
-        assert outputs(out) == in_process(tmp_path, tree, "ref0", build_cache)
+        assert build_outputs(out) == in_process(tmp_path, tree, "ref0", build_cache)
         path = tree / EDITED
         path.write_text(path.read_text().replace("    ret\n", "    nop\n    ret\n", 1))
         verbose = build(out, tree, "-v")
         assert verbose.returncode == 0 and " sources, " in verbose.stdout, verbose.stderr
         server.until(SERVED)
-        assert outputs(out) == in_process(tmp_path, tree, "ref1", build_cache)
+        assert build_outputs(out) == in_process(tmp_path, tree, "ref1", build_cache)
         # A command line read through argparse (an abbreviated option) is served too.
         again = build(out, tree, "--verb")
         assert again.returncode == 0 and " sources, " in again.stdout, again.stderr
@@ -131,7 +122,7 @@ def test_a_build_the_server_runs_reports_errors_and_ctrl_c_as_the_askers_own(tmp
         assert not any((out / name).exists() for name in kbuild.OUTPUTS)
         path.write_text(good)
         assert build(out, tree).returncode == 0, "the server did not build after an interrupt"
-        assert outputs(out) == in_process(tmp_path, tree, "ref", build_cache)
+        assert build_outputs(out) == in_process(tmp_path, tree, "ref", build_cache)
     finally:
         seen = server.close()
     assert "Traceback" not in seen, seen
@@ -151,14 +142,14 @@ def test_requests_the_server_must_not_build_are_built_by_the_asker(tmp_path, bui
         ):
             assert r.returncode == 0, r.stderr
         assert served(server) == builds, "the server built a request it should have refused"
-        assert outputs(out) == in_process(tmp_path, tree, "ref0", build_cache)
+        assert build_outputs(out) == in_process(tmp_path, tree, "ref0", build_cache)
         gen = tree / "gen.py"
         gen.write_text(gen.read_text() + "# edited\n")
         r = build(out, tree)
         assert r.returncode == 0, r.stderr
         server.until(f"{gen} changed: starting again")
         server.until("serving builds of")
-        assert outputs(out) == in_process(tmp_path, tree, "ref1", build_cache)
+        assert build_outputs(out) == in_process(tmp_path, tree, "ref1", build_cache)
         assert build(out, tree).returncode == 0
         server.until(SERVED)
     finally:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import Lines, kernel_copy
+from helpers import Lines, build_outputs, kernel_copy
 
 import kbuild
 import kbuild.warm
@@ -21,19 +21,14 @@ from kbuild.cache import Cache, digest, encode
 from kbuild.warm import WarmBuilder
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = (*kbuild.OUTPUTS, "gen/idt.s", "gen/layout.inc")
 EDITED = "lib/serial.s"
-
-
-def outputs(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in FILES}
 
 
 def cold(tmp_path: Path, tree: Path, name: str) -> dict[str, bytes]:
     """The outputs of a build of `tree` without the cache."""
     result = kbuild.build_kernel(tmp_path / name, tree, cache=False)
     assert result.ok, "\n".join(result.messages)
-    return outputs(tmp_path / name)
+    return build_outputs(tmp_path / name)
 
 
 def one_more_instruction(tree: Path) -> None:
@@ -53,10 +48,10 @@ def test_warm_builds_are_the_bytes_of_builds_without_the_cache(tmp_path):
         assert any(kind == "parsed" for kind, _, _ in builder.wanted)
         one_more_instruction(tree)
         assert builder.build().ok
-        assert outputs(out) == cold(tmp_path, tree, "cold1")
+        assert build_outputs(out) == cold(tmp_path, tree, "cold1")
         (tree / EDITED).write_text((tree / EDITED).read_text() + "# a comment\n")
         assert builder.build().ok
-        assert outputs(out) == cold(tmp_path, tree, "cold2")
+        assert build_outputs(out) == cold(tmp_path, tree, "cold2")
         builder.prepare()
         assert builder.verdicts.known, "no instruction verdicts were kept"
     # A new builder whose first build comes whole from the cache still preloads the next.
@@ -82,7 +77,7 @@ def test_a_failed_warm_build_leaves_no_outputs_and_the_next_recovers(tmp_path):
         assert not any((out / name).exists() for name in kbuild.OUTPUTS)
         path.write_text(good)
         assert builder.build().ok
-    assert outputs(out) == cold(tmp_path, tree, "cold")
+    assert build_outputs(out) == cold(tmp_path, tree, "cold")
 
 
 def test_kept_verdicts_do_not_let_wrong_bytes_through(tmp_path, monkeypatch):
@@ -171,7 +166,7 @@ def test_watch_builds_each_change_runs_then_and_stops_on_ctrl_c(tmp_path):
     finally:
         seen = watch.close()
     assert status == 0 and "Traceback" not in seen, seen
-    assert outputs(out) == cold(tmp_path, tree, "cold")
+    assert build_outputs(out) == cold(tmp_path, tree, "cold")
     assert not list(out.glob(".*.tmp")) and not list((out / "cache").glob(".*.tmp"))
 
 
