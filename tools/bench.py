@@ -8,11 +8,11 @@ instruction (the file's code stays within its padding: no other file's code move
 of code (the code of every file after it moves); then the same sources assembled and linked
 by GNU as + ld (kbuild/gnu.py, the oracle's way: the floor); then the same edits built as
 `python build.py --watch` builds them (kbuild/warm.py: a child prepared while the user edits),
-from the edit to the outputs written; then each edit built by a new `python build.py` process,
-without and with a build server (`--serve`) to ask, the interpreter's start included.  Each row is the median wall-clock time and the
-median CPU time of this process and the children it reaped (keystone workers, the verification
-child, GNU as and ld): under other jobs' load the wall-clock time grows with the load, the CPU
-time much less.  The Python start (about 20 ms) is not in them, the imports only in the first
+from the edit to the outputs written; then each edit built by a new `python build.py`
+process, without and with a build server (`--serve`) to ask, the interpreter's start
+included.  Each row is the median wall-clock time and the median CPU time of this process and
+the children it reaped (keystone workers, the verification child, GNU as and ld): under other
+jobs' load the wall-clock time grows with the load, the CPU time much less.  The Python start (about 20 ms) is not in them, the imports only in the first
 fresh build.
 
 Then the entry paths in instructions (docs/performance.md): our kernel's guest bench with the
@@ -77,11 +77,14 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _median(what: str, fn: Callable[[int], object], n: int) -> Row:
-    """`fn` run n times: the median wall-clock time and the median CPU time, which other jobs
-    on the machine change much less."""
+def _median(what: str, fn: Callable[[int], object], n: int,
+            before: Callable[[int], object] | None = None) -> Row:  # fmt: skip
+    """`fn` run n times (`before` each, untimed): the median wall-clock time and the median
+    CPU time, which other jobs on the machine change much less."""
     walls, cpus = [], []
     for i in range(n):
+        if before is not None:
+            before(i)
         c, t = _cpu(), time.perf_counter()
         fn(i)
         walls.append(time.perf_counter() - t)
@@ -251,27 +254,23 @@ def process_rows(work: Path, n: int, roomy: Path) -> list[Row]:
             if "serving builds" not in server.stdout.readline():
                 server.kill()
                 raise BenchError(f"the build server did not start:\n{server.communicate()[0]}")
+        edits = _edits(tree, roomy)
+        builds = 1 + n * len(edits)
+
+        def run(_: int = 0) -> None:
+            r = subprocess.run(argv, capture_output=True, text=True)
+            if r.returncode:
+                raise BenchError(f"build failed:\n{r.stderr}")
+
         try:
-            builds = 0
-
-            def run() -> None:
-                r = subprocess.run(argv, capture_output=True, text=True)
-                if r.returncode:
-                    raise BenchError(f"build failed:\n{r.stderr}")
-
             run()
-            builds += 1
-            for what, edit in _edits(tree, roomy):
-                walls, cpus = [], []
-                for i in range(n):
+            for what, edit in edits:
+
+                def paused(i: int, edit=edit) -> None:
                     time.sleep(WARM_PAUSE)
                     edit(i)
-                    c, t = _cpu(), time.perf_counter()
-                    run()
-                    walls.append(time.perf_counter() - t)
-                    cpus.append(_cpu() - c)
-                    builds += 1
-                rows.append((f"{label}: {what}", statistics.median(walls), statistics.median(cpus)))
+
+                rows.append(_median(f"{label}: {what}", run, n, before=paused))
         finally:
             if server is not None:
                 server.terminate()
