@@ -145,15 +145,38 @@ def run_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callabl
     return lambda name, make: once_per_run(tmp_path_factory, name, make)
 
 
-# --- kernel_build: the real kernel, built once per run into a temporary directory ----------
+# --- build_cache: the checkout's build cache, kept from run to run ----------------------------
+# The run's kernels (kernel_build, the tests' mutant kernels, the mutation campaign's) are built
+# through the cache `make build` fills, build/cache, so a run finds built what `make build` or
+# an earlier run built: after an edit of one file the run's kernel costs that file's parse, not
+# a fresh build, and the mutant kernels of the run before are whole-build hits.  Entries are
+# content-addressed and checked when read (kbuild/cache.py): one made by other code, or
+# damaged, is never used.  --fresh-build-cache gives the run a new, empty cache of its own (as
+# on a clean clone); --build-cache DIR another directory.  Tests of the cache itself use
+# caches of their own.
+CHECKOUT_BUILD_CACHE = Path(__file__).resolve().parent.parent / "build" / "cache"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("condrcu")
+    group.addoption("--build-cache", type=Path, metavar="DIR", default=CHECKOUT_BUILD_CACHE,
+                    help="the build cache of the run's kernels, kept between runs "
+                         "(default: the checkout's build/cache, which make build uses)")  # fmt: skip
+    group.addoption("--fresh-build-cache", action="store_true",
+                    help="build the run's kernels through a new, empty cache of this run's own")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def build_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One build cache directory for the whole run (every xdist worker): the kernel_build and
+def build_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The build cache directory of the whole run (every xdist worker): the kernel_build and
     the tests' mutant kernels (copies of kernel/ with one edit) reuse each other's results for
-    the units they share.  Tests of the cache itself keep using caches of their own."""
-    return once_per_run(tmp_path_factory, "build-cache", lambda directory: directory)
+    the units they share, and those of earlier runs and of `make build`."""
+    if request.config.getoption("--fresh-build-cache"):
+        return once_per_run(tmp_path_factory, "build-cache", lambda directory: directory)
+    return Path(request.config.getoption("--build-cache")).resolve()
+
+
+# --- kernel_build: the real kernel, built once per run into a temporary directory ----------
 
 
 @pytest.fixture(scope="session")

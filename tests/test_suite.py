@@ -3,7 +3,7 @@ tools it is not marked for, conftest's stubs, so `-m "not qemu and not gnu_as"` 
 QEMU nor binutils); what the run shares is made once for all xdist workers; `make test` fails
 on a skip and on no tests, also under pytest-xdist; the CI shards of .ci/shard are a partition
 of the suite; a test's boots run under -icount unless it is marked realtime; make's commands
-keep Python's bytecode."""
+keep Python's bytecode; the run's build cache is the checkout's, kept between runs."""
 
 from __future__ import annotations
 
@@ -80,7 +80,9 @@ def pytest_in(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """pytest, as `make test` runs it (CONDRCU_NO_SKIPS=1), on `tmp` with this suite's conftest.
     Of the installed plugins only xdist is loaded: the others (hypothesis, pytest-split) have
     nothing to do here and took 0.7 s of each run's start-up, twice under -n."""
-    env = {**os.environ, "CONDRCU_NO_SKIPS": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env = {k: v for k, v in os.environ.items()  # its own run, not one of this run's workers
+           if not k.startswith("PYTEST_XDIST_")}  # fmt: skip
+    env |= {"CONDRCU_NO_SKIPS": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "xdist",
            "--rootdir", str(tmp)]  # fmt: skip
     return subprocess.run([*cmd, *args, str(tmp)], cwd=tmp, env=env, capture_output=True,
@@ -99,6 +101,41 @@ def test_a_skip_fails_make_test_under_xdist(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     r = pytest_in(tmp_path, "-k", "no_such_test")
     assert r.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, r.stdout + r.stderr
+
+
+# -- the run's build cache: the checkout's, kept between runs ---------------------------------
+
+KEPT = """
+from pathlib import Path
+
+
+def test_cache(build_cache):
+    marker = build_cache / "marker"
+    with (Path(__file__).parent / "seen").open("a") as f:  # an xdist worker's print is lost
+        f.write(f"{'SEEN' if marker.exists() else 'NEW'} {build_cache}\\n")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by an earlier run")
+"""
+
+
+def test_the_build_cache_is_kept_between_runs_unless_a_fresh_one_is_asked(tmp_path):
+    for name in ("conftest.py", "cpu_report.py"):
+        shutil.copy(ROOT / "tests" / name, tmp_path / name)
+    (tmp_path / "test_kept.py").write_text(KEPT)
+    kept = tmp_path / "kept"
+    for args in (["--build-cache", str(kept)], ["-n", "1", "--build-cache", str(kept)],
+                 ["--build-cache", str(kept), "--fresh-build-cache"]):  # fmt: skip
+        r = pytest_in(tmp_path, *args)
+        assert r.returncode == 0, r.stdout + r.stderr
+    seen = [line.split() for line in (tmp_path / "seen").read_text().splitlines()]
+    assert len(seen) == 3, seen
+    assert seen[0] == ["NEW", str(kept)]
+    assert seen[1] == ["SEEN", str(kept)]  # the second run, on an xdist worker, finds it
+    assert seen[2][0] == "NEW" and seen[2][1] != str(kept)
+    # By default the run shares the cache `make build` fills (build/ and its cache/).
+    from conftest import CHECKOUT_BUILD_CACHE
+
+    assert CHECKOUT_BUILD_CACHE == ROOT / "build" / "cache"
 
 
 # -- .ci/shard: N shards, every test in exactly one ---------------------------------------------
