@@ -1,4 +1,4 @@
-# The commands a person types: setup, build, watch, serve, run, iso, test, test-fast, test-quick, debug, bench, clean.  Everything installs what it needs on first use.
+# The commands a person types: setup, build, watch, serve, run, iso, check, test, test-fast, test-quick, debug, bench, clean.  Everything installs what it needs on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,7 +17,7 @@ BOOT ?= multiboot
 # about 40 ms for a build and more for each test process and tool the suite starts.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup build watch serve run iso events test test-fast test-quick durations debug bench bench-linux mutants clean qemu grub trace cc
+.PHONY: setup build watch serve run iso events check test test-fast test-quick durations debug bench bench-linux mutants clean qemu grub trace cc
 
 setup: $(STAMP) qemu grub cc
 
@@ -108,6 +108,12 @@ test-quick: setup
 # .test_durations, by which .ci/shard splits the suite: each test's time under make test.
 durations: setup
 	$(PY) -m pytest -q -n auto --store-durations --clean-durations
+
+# The kernel as it stands, built and judged in seconds: every self-test under each entry policy,
+# the suites that run only when named and RCU torture on two CPUs, each boot judged by its
+# KTAP verdict and the host's judges, a boot per core at once (tools/check.py).
+check: setup
+	$(PY) -m tools.check
 
 # Build and boot times, then the entry paths (our kernel, event log off and on) beside Linux
 # 6.1's (build/linux/bench.json, measured by bench-linux when missing): build/bench.json and

@@ -3,6 +3,7 @@ reading an ELF image at a virtual address, and booting the kernel with `hold`.""
 
 from __future__ import annotations
 
+import os
 import queue
 import random
 import shutil
@@ -210,10 +211,12 @@ class Lines:
     for a line can time out; the program takes SIGINT as Ctrl-C at a terminal would, even
     when the suite runs where SIGINT is ignored."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], group: bool = False) -> None:
+        """`group`: the program leads a process group of its own (for stop_group)."""
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            process_group=0 if group else None,
         )  # fmt: skip
         self.seen: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -251,6 +254,12 @@ class Lines:
     def stop(self, sig: int = signal.SIGINT) -> int:
         """Ctrl-C (or `sig`): the exit status."""
         self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+    def stop_group(self, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C at a terminal (or `sig`), to the program's whole process group (started with
+        `group`): the exit status."""
+        os.killpg(self.proc.pid, sig)
         return self.proc.wait(timeout=60)
 
     def close(self) -> str:

@@ -138,6 +138,8 @@ def test_mutants_end_to_end(build_cache):
     assert [b.name for b in plan.boots] == ["all", "all-v58", "by-name", "smp2"]
     assert "statistics_violations" in plan.judges["all"]
     assert "belief_violations" in plan.judges["all"]
+    # The judges the baseline finds inapplicable to a boot are those tools.check leaves out.
+    assert plan.judges == {b.name: mutants.boot_judges(b) for b in plan.boots}
     try:
         results = mutants.campaign(chosen, plan, log=lambda _: None)
     finally:

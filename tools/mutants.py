@@ -291,6 +291,20 @@ def default_boots(listing: str) -> list[Boot]:
     return boots
 
 
+# The judges that do not apply to a boot, by the boot's name: the by-name boot runs the warn
+# suite, whose tests return through `warn` to contexts with interrupts off on purpose, calls no
+# row of the truth tables makes.  A campaign's baseline finds the same on the unmutated kernel
+# (tests/test_mutants.py checks); tools.check, which has no unmutated kernel to ask, uses this.
+NOT_JUDGED = {"by-name": frozenset({"host_table_violations", "irqs_off_exit_violations"})}
+
+
+def boot_judges(boot: Boot) -> list[str]:
+    """The names of the judges (judges() and RCU's counters) that apply to `boot`."""
+    return [
+        n for n in (*judges(), "rcu_stats_violations") if n not in NOT_JUDGED.get(boot.name, ())
+    ]
+
+
 _NOT_OK = re.compile(r"^(\s*)not ok \d+ (\S+)", re.M)
 
 

@@ -1,0 +1,185 @@
+"""`python -m tools.check` (`make check`): the kernel as it stands, built and judged in seconds.
+
+Builds the tree as `python build.py` does (through build/cache, or the build server when one
+listens), lists its self-tests, then boots it the ways the mutation campaign does
+(tools/mutants.py:default_boots): every self-test under each entry policy, the suites that run
+only when named, and RCU's torture test on two CPUs.  Each boot is judged by the kernel's own
+KTAP verdict and by every host judge that applies to it (mutants.boot_judges): the seed's truth
+tables, the irqs-off exits, the fault handler's IF, the entry contexts, the statistics, the
+beliefs of lockdep and the tracer, RCU's counters and the state the kernel held in.  JOBS boots
+run at once.  One line per boot, then the verdict.
+
+Exit status: 0 when every boot passes, 1 when the tree does not build or a boot fails, 4 when
+QEMU cannot be run, 64 for bad options, 130 on Ctrl-C and 128 + N on signal N (SIGTERM, SIGHUP),
+every QEMU killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tools import mutants
+from tools.cli import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_SETUP,
+    UsageParser,
+    at_least,
+    positive_seconds,
+)
+from tools.qemu import QemuError, SignalExit, exit_on_signals
+
+ROOT = mutants.ROOT
+FINDINGS_SHOWN = 3  # of each judge that found something
+
+
+@dataclass(frozen=True)
+class BootReport:
+    """How one boot went: `failed` by the self-test or way it ended (empty: passed), and what
+    each of its judges found."""
+
+    boot: mutants.Boot
+    seconds: float
+    failed: str = ""
+    findings: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed and not any(self.findings.values())
+
+
+def judge_boot(image: Path, boot: mutants.Boot, timeout: float) -> BootReport:
+    """Boot `image` as `boot` says and judge it (in a worker process: SIGINT, from the
+    terminal or the controller, unwinds the boot, which kills its QEMU)."""
+    signal.signal(signal.SIGINT, _interrupted)
+    try:
+        start = time.monotonic()
+        use = mutants.boot_judges(boot)
+        verdict, found = mutants.run_boot(image, boot, use, timeout)
+        seconds = time.monotonic() - start
+        if not found:  # it did not hold: its self-tests or the way it ended say why
+            return BootReport(boot, seconds, verdict.by.removeprefix(f"{boot.name}: "))
+        return BootReport(boot, seconds, "", {name: found[name] for name in use})
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _interrupted(_signum: int, _frame: object) -> None:
+    """SIGINT in a worker's boot: KeyboardInterrupt, once (the cleanup is not cut short by the
+    controller's SIGINT arriving after the terminal's)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _worker_start() -> None:
+    """A worker between boots ignores SIGINT (the controller's shutdown ends it; a worker that
+    died of it would break the pool, which then kills the others mid-boot), and leaves
+    SIGTERM and SIGHUP to their default (the controller's handlers are not its own)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def report_lines(r: BootReport, width: int) -> list[str]:
+    """`r` as the check prints it: a line for the boot, then what failed it."""
+    head = f"{r.boot.name:<{width}}  {'pass' if r.passed else 'FAIL'}  {r.seconds:4.1f} s"
+    if r.failed:
+        return [f"{head}  {r.failed}"]
+    found = sum(1 for f in r.findings.values() if f)
+    judged = f"{found} of {len(r.findings)} judges found something" if found else (
+        f"self-tests and {len(r.findings)} judges")  # fmt: skip
+    lines = [f"{head}  {judged}"]
+    for name, found in r.findings.items():
+        lines += [f"    {name}: {f}" for f in found[:FINDINGS_SHOWN]]
+        if len(found) > FINDINGS_SHOWN:
+            lines.append(f"    {name}: ... {len(found) - FINDINGS_SHOWN} more")
+    return lines
+
+
+def check(image: Path, jobs: int, timeout: float) -> list[BootReport]:
+    """Every boot of default_boots judged, `jobs` at once, each report printed as it ends (in
+    the boots' order); the reports in that order."""
+    from tools.qemu import ICOUNT_DEFAULT, QemuConfig, run
+
+    listing = run(QemuConfig(image, "selftest=list", timeout, icount=ICOUNT_DEFAULT))
+    if not listing.passed:
+        raise QemuError(f"the boot that lists the self-tests failed: {listing.reason}")
+    boots = mutants.default_boots(listing.console)
+    width = max(len(b.name) for b in boots)
+    reports: dict[int, BootReport] = {}
+    shown = 0
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) as pool:
+        try:
+            running: dict[Future, int] = {pool.submit(judge_boot, image, b, timeout): i
+                                          for i, b in enumerate(boots)}  # fmt: skip
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in done:
+                    reports[running.pop(f)] = f.result()
+                while shown in reports:
+                    print("\n".join(report_lines(reports[shown], width)), flush=True)
+                    shown += 1
+        except BaseException:  # Ctrl-C, SIGTERM: every worker's boot is unwound, then we go
+            pool.shutdown(wait=False, cancel_futures=True)
+            for worker in multiprocessing.active_children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGINT)
+            raise
+    return [reports[i] for i in range(len(boots))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = UsageParser(
+        prog="python -m tools.check",
+        description="Build the kernel and judge it: every self-test under each entry policy, "
+        "the suites that run only when named and RCU torture on two CPUs, each boot judged by "
+        "its KTAP verdict and the host's judges (the boots of tools.mutants).  Exit 0 when "
+        "every boot passes, 1 when the tree does not build or a boot fails.",
+    )
+    ap.add_argument("--kernel-dir", type=Path, default=ROOT / "kernel",
+                    help="the kernel tree (default: kernel/)")  # fmt: skip
+    ap.add_argument("--out", type=Path, default=ROOT / "build",
+                    help="the build's output directory (default: build/)")  # fmt: skip
+    ap.add_argument("--jobs", type=at_least(1, "a positive count"), default=os.cpu_count() or 1,
+                    help="boots at once (default: one per core, %(default)s)")  # fmt: skip
+    ap.add_argument("--timeout", type=positive_seconds, default=mutants.DEFAULT_TIMEOUT,
+                    help="seconds a boot may take to hold (default: %(default)g)")  # fmt: skip
+    args = ap.parse_args(argv)
+    import build
+
+    start = time.monotonic()
+    try:
+        with exit_on_signals():
+            if build.main(["--out", str(args.out), "--kernel-dir", str(args.kernel_dir)]) != 0:
+                return EXIT_FAILURE
+            reports = check(args.out / "kernel.elf", args.jobs, args.timeout)
+    except KeyboardInterrupt:
+        print("\ncheck: interrupted; QEMU killed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SignalExit as err:
+        print(f"\ncheck: terminated by {err.name}; QEMU killed", file=sys.stderr)
+        return 128 + err.signum
+    except QemuError as err:
+        print(f"check: error: {err}", file=sys.stderr)
+        return EXIT_SETUP
+    failed = [r for r in reports if not r.passed]
+    seconds = time.monotonic() - start
+    if failed:
+        print(f"check: FAIL: {', '.join(r.boot.name for r in failed)} "
+              f"({len(failed)} of {len(reports)} boots; {seconds:.1f} s)")  # fmt: skip
+        return EXIT_FAILURE
+    print(f"check: PASS: {len(reports)} boots ({seconds:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
