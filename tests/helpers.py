@@ -211,12 +211,15 @@ class Lines:
     for a line can time out; the program takes SIGINT as Ctrl-C at a terminal would, even
     when the suite runs where SIGINT is ignored."""
 
-    def __init__(self, argv: list[str], group: bool = False) -> None:
-        """`group`: the program leads a process group of its own (for stop_group)."""
+    def __init__(
+        self, argv: list[str], group: bool = False, env: dict[str, str] | None = None
+    ) -> None:
+        """`group`: the program leads a process group of its own (for stop_group); `env`: its
+        environment (default: ours)."""
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-            process_group=0 if group else None,
+            process_group=0 if group else None, env=env,
         )  # fmt: skip
         self.seen: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()

@@ -4,9 +4,12 @@ does not build and Ctrl-C end it with their statuses, every QEMU killed."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -81,19 +84,29 @@ def test_a_tree_that_does_not_build_fails_with_its_error(tmp_path):
 
 
 @pytest.mark.qemu
-def test_ctrl_c_kills_every_boot_and_ends_with_130(tmp_path):
+@pytest.mark.parametrize("sig, group, status", [(signal.SIGINT, True, 130),
+                                                (signal.SIGTERM, False, 143)])  # fmt: skip
+def test_ctrl_c_or_sigterm_kills_every_boot_and_leaves_nothing(tmp_path, sig, group, status):
+    # Ctrl-C at a terminal reaches the whole process group (workers and QEMU included);
+    # SIGTERM, the controller alone.
     out = tmp_path / "out"
-    check_run = Lines([sys.executable, "-m", "tools.check", "--out", str(out)], group=True)
+    scratch = Path(tempfile.mkdtemp(prefix="chk-"))  # its TMPDIR (short: QMP's socket is below)
     try:
-        check_run.until("built ")
-        # Ctrl-C at a terminal: the whole process group, workers included.
-        check_run.until("all ", timeout=120)  # the first boot ended; the others are running
-        status = check_run.stop_group(signal.SIGINT)
+        argv = [sys.executable, "-m", "tools.check", "--out", str(out)]
+        check_run = Lines(argv, group=True, env={**os.environ, "TMPDIR": str(scratch)})
+        try:
+            check_run.until("built ")
+            check_run.until("all ", timeout=120)  # the first boot ended; others are running
+            got = check_run.stop_group(sig) if group else check_run.stop(sig)
+        finally:
+            text = check_run.close()
+        assert got == status, text
+        stopped = "interrupted" if sig == signal.SIGINT else "terminated by SIGTERM"
+        assert f"check: {stopped}; QEMU killed" in text and "Traceback" not in text, text
+        assert not qemus_of(out), "QEMU left running"
+        assert list(scratch.iterdir()) == [], "files left in TMPDIR"
     finally:
-        text = check_run.close()
-    assert status == 130, text
-    assert "check: interrupted; QEMU killed" in text and "Traceback" not in text
-    assert not qemus_of(out), "QEMU left running"
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def qemus_of(out) -> list[int]:

@@ -16,11 +16,11 @@ every QEMU killed.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -36,10 +36,11 @@ from tools.cli import (
     at_least,
     positive_seconds,
 )
-from tools.qemu import QemuError, SignalExit, exit_on_signals
+from tools.qemu import EXIT_SIGNALS, QemuError, SignalExit, exit_on_signals
 
 ROOT = mutants.ROOT
 FINDINGS_SHOWN = 3  # of each judge that found something
+POLL_SECONDS = 0.1  # how soon a stop signal is acted on while the boots run
 
 
 @dataclass(frozen=True)
@@ -58,35 +59,26 @@ class BootReport:
 
 
 def judge_boot(image: Path, boot: mutants.Boot, timeout: float) -> BootReport:
-    """Boot `image` as `boot` says and judge it (in a worker process: SIGINT, from the
-    terminal or the controller, unwinds the boot, which kills its QEMU)."""
-    signal.signal(signal.SIGINT, _interrupted)
-    try:
-        start = time.monotonic()
-        use = mutants.boot_judges(boot)
-        verdict, found = mutants.run_boot(image, boot, use, timeout)
-        seconds = time.monotonic() - start
-        if not found:  # it did not hold: its self-tests or the way it ended say why
-            return BootReport(boot, seconds, verdict.by.removeprefix(f"{boot.name}: "))
-        return BootReport(boot, seconds, "", {name: found[name] for name in use})
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Boot `image` as `boot` says and judge it (in a worker process)."""
+    start = time.monotonic()
+    use = mutants.boot_judges(boot)
+    verdict, found = mutants.run_boot(image, boot, use, timeout)
+    seconds = time.monotonic() - start
+    if not found:  # it did not hold: its self-tests or the way it ended say why
+        return BootReport(boot, seconds, verdict.by.removeprefix(f"{boot.name}: "))
+    return BootReport(boot, seconds, "", {name: found[name] for name in use})
 
 
-def _interrupted(_signum: int, _frame: object) -> None:
-    """SIGINT in a worker's boot: KeyboardInterrupt, once (the cleanup is not cut short by the
-    controller's SIGINT arriving after the terminal's)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def _worker_start() -> None:
-    """A worker between boots ignores SIGINT (the controller's shutdown ends it; a worker that
-    died of it would break the pool, which then kills the others mid-boot), and leaves
-    SIGTERM and SIGHUP to their default (the controller's handlers are not its own)."""
+def _worker_start(scratch: str) -> None:
+    """A worker ignores SIGINT and takes SIGTERM and SIGHUP as their default: the controller
+    stops it (SIGKILL), its QEMU dies with it (tools/qemu.py: PR_SET_PDEATHSIG), and the
+    controller removes `scratch`, where its runners keep their files.  (A KeyboardInterrupt
+    raised in a worker can land where Python only prints it, in a callback or between fork
+    and exec, and the boot would go on.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
+    tempfile.tempdir = scratch
 
 
 def report_lines(r: BootReport, width: int) -> list[str]:
@@ -107,7 +99,8 @@ def report_lines(r: BootReport, width: int) -> list[str]:
 
 def check(image: Path, jobs: int, timeout: float) -> list[BootReport]:
     """Every boot of default_boots judged, `jobs` at once, each report printed as it ends (in
-    the boots' order); the reports in that order."""
+    the boots' order); the reports in that order.  SIGINT, SIGTERM or SIGHUP while the boots
+    run stops every worker and its QEMU, then raises KeyboardInterrupt or SignalExit."""
     from tools.qemu import ICOUNT_DEFAULT, QemuConfig, run
 
     listing = run(QemuConfig(image, "selftest=list", timeout, icount=ICOUNT_DEFAULT))
@@ -117,23 +110,36 @@ def check(image: Path, jobs: int, timeout: float) -> list[BootReport]:
     width = max(len(b.name) for b in boots)
     reports: dict[int, BootReport] = {}
     shown = 0
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) as pool:
-        try:
-            running: dict[Future, int] = {pool.submit(judge_boot, image, b, timeout): i
-                                          for i, b in enumerate(boots)}  # fmt: skip
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for f in done:
-                    reports[running.pop(f)] = f.result()
-                while shown in reports:
-                    print("\n".join(report_lines(reports[shown], width)), flush=True)
-                    shown += 1
-        except BaseException:  # Ctrl-C, SIGTERM: every worker's boot is unwound, then we go
-            pool.shutdown(wait=False, cancel_futures=True)
-            for worker in multiprocessing.active_children():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.pid, signal.SIGINT)
-            raise
+    stop: list[int] = []  # the signal that stops the check: noted, acted on in the loop
+    handlers = {sig: signal.signal(sig, lambda signum, _: stop.append(signum))
+                for sig in (signal.SIGINT, *EXIT_SIGNALS)}  # fmt: skip
+    try:
+        with tempfile.TemporaryDirectory(prefix="check-") as scratch:
+            pool = ProcessPoolExecutor(jobs, initializer=_worker_start, initargs=(scratch,))
+            try:
+                running: dict[Future, int] = {pool.submit(judge_boot, image, b, timeout): i
+                                              for i, b in enumerate(boots)}  # fmt: skip
+                while running and not stop:
+                    done, _ = wait(running, POLL_SECONDS, FIRST_COMPLETED)
+                    for f in done:
+                        if f.exception() is not None and not stop:
+                            time.sleep(POLL_SECONDS)  # Ctrl-C kills QEMU too: its boot may
+                        if stop:  # end in an error before our own handler has run
+                            break
+                        reports[running.pop(f)] = f.result()
+                    while shown in reports:
+                        print("\n".join(report_lines(reports[shown], width)), flush=True)
+                        shown += 1
+            finally:
+                if stop or running:  # stopped, or a boot raised: no boot may outlive us
+                    for worker in multiprocessing.active_children():
+                        worker.kill()
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if stop:
+        raise KeyboardInterrupt if stop[0] == signal.SIGINT else SignalExit(stop[0])
     return [reports[i] for i in range(len(boots))]
 
 
