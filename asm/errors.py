@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Loc:
-    """A line of a source file; `expanded_from` names the macro call that produced it."""
+class Loc(NamedTuple):
+    """A line of a source file; `expanded_from` names the macro call that produced it.  (A
+    tuple: every statement has one, and the build cache stores them by the ten thousand.)"""
 
     path: Path
     line: int

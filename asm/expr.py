@@ -24,7 +24,7 @@ import ast
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 NAME_RE = r"[A-Za-z_.$][\w.$]*"
 _TOKEN = re.compile(
@@ -50,9 +50,9 @@ class ExprError(Exception):
 Code = tuple[tuple[str, int | str], ...]
 
 
-@dataclass(frozen=True)
-class Expr:
-    """A parsed expression: the original text, the names it uses and its postfix code."""
+class Expr(NamedTuple):
+    """A parsed expression: the original text, the names it uses and its postfix code.  (A
+    tuple, as Loc is: the build cache stores thousands.)"""
 
     text: str
     names: tuple[str, ...]

@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse, parse_number
+from .pickling import by_fields
 from .x86 import REGISTERS
 
 _LABEL = re.compile(rf"\s*({NAME_RE})\s*:(?!:)")
@@ -33,12 +34,14 @@ MAX_REPT = 100_000  # the largest .rept count (and the most .rept repetitions in
 DATA_WIDTHS = {".byte": 1, ".word": 2, ".short": 2, ".value": 2, ".long": 4, ".int": 4, ".quad": 8}
 
 
+@by_fields
 @dataclass
 class Label:
     loc: Loc
     name: str
 
 
+@by_fields
 @dataclass
 class Insn:
     """One machine instruction as written: mnemonic (with prefixes) and operand texts."""
@@ -55,6 +58,7 @@ class Insn:
         return f"{self.mnemonic} {', '.join(self.operands)}".strip()
 
 
+@by_fields
 @dataclass
 class Data:
     """`.byte/.word/.long/.quad`: each expression is evaluated at link time, range-checked."""
@@ -97,6 +101,7 @@ def _zero_blob(loc: Loc, size: int) -> Blob:
     return blob
 
 
+@by_fields
 @dataclass
 class Align:
     loc: Loc
@@ -104,6 +109,7 @@ class Align:
     fill: int | None  # None: the section's fill byte
 
 
+@by_fields
 @dataclass
 class SizeMark:
     """`.size NAME, EXPR`: zero bytes; EXPR is evaluated where the directive stands."""

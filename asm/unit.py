@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse
+from .pickling import by_fields
 from .source import Align, Blob, Data, Insn, Label, SizeMark, SourceFile, Statement
 from .source import pack as _pack
 from .x86 import (
@@ -60,6 +61,7 @@ _SIZE_PTR = re.compile(r"^\s*(byte|word|dword|qword|tbyte|fword|xmmword|ymmword)
 _SEG = re.compile(r"^\s*([cdefgs]s)\s*:\s*", re.I)
 
 
+@by_fields
 @dataclass
 class Operand:
     """One operand as the front-end understands it, for lowering and for verification."""
@@ -86,6 +88,7 @@ class Span(NamedTuple):
     bits: int | None
 
 
+@by_fields
 @dataclass
 class Lowered:
     """What one statement becomes: keystone text or fixed bytes, and how to finish it."""
