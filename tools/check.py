@@ -6,8 +6,8 @@ listens), lists its self-tests, then boots it the ways the mutation campaign doe
 only when named, and RCU's torture test on two CPUs.  Each boot is judged by the kernel's own
 KTAP verdict and by every host judge that applies to it (mutants.boot_judges): the seed's truth
 tables, the irqs-off exits, the fault handler's IF, the entry contexts, the statistics, the
-beliefs of lockdep and the tracer, RCU's counters and the state the kernel held in.  JOBS boots
-run at once.  One line per boot, then the verdict.
+beliefs of lockdep and the tracer, RCU's counters and the state the kernel held in.  --jobs
+boots run at once (one per core).  One line per boot, then the verdict.
 
 Exit status: 0 when every boot passes, 1 when the tree does not build or a boot fails, 4 when
 QEMU cannot be run, 64 for bad options, 130 on Ctrl-C and 128 + N on signal N (SIGTERM, SIGHUP),
@@ -16,6 +16,7 @@ every QEMU killed.
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
 import signal
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from tools import mutants
 from tools.cli import (
@@ -143,6 +145,16 @@ def check(image: Path, jobs: int, timeout: float) -> list[BootReport]:
     return [reports[i] for i in range(len(boots))]
 
 
+def _build_cli() -> ModuleType:
+    """The checkout's build.py, loaded by its path (a module named `build` elsewhere on the
+    path, such as PyPA's, is not it)."""
+    spec = importlib.util.spec_from_file_location("condrcu_build_cli", ROOT / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = UsageParser(
         prog="python -m tools.check",
@@ -160,8 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--timeout", type=positive_seconds, default=mutants.DEFAULT_TIMEOUT,
                     help="seconds a boot may take to hold (default: %(default)g)")  # fmt: skip
     args = ap.parse_args(argv)
-    import build
-
+    build = _build_cli()
     start = time.monotonic()
     try:
         with exit_on_signals():
