@@ -173,7 +173,7 @@ def build_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     the units they share, and those of earlier runs and of `make build`."""
     if request.config.getoption("--fresh-build-cache"):
         return once_per_run(tmp_path_factory, "build-cache", lambda directory: directory)
-    return Path(request.config.getoption("--build-cache")).resolve()
+    return request.config.getoption("--build-cache").resolve()
 
 
 # --- kernel_build: the real kernel, built once per run into a temporary directory ----------

@@ -12,8 +12,9 @@ from the edit to the outputs written; then each edit built by a new `python buil
 process, without and with a build server (`--serve`) to ask, the interpreter's start
 included.  Each row is the median wall-clock time and the median CPU time of this process and
 the children it reaped (keystone workers, the verification child, GNU as and ld): under other
-jobs' load the wall-clock time grows with the load, the CPU time much less.  The Python start (about 20 ms) is not in them, the imports only in the first
-fresh build.
+jobs' load the wall-clock time grows with the load, the CPU time much less.  The rows timed in
+this process leave out the Python start (about 20 ms), and have the imports only in the first
+fresh build; the new-process rows have both.
 
 Then the entry paths in instructions (docs/performance.md): our kernel's guest bench with the
 event log off and on (tools.bench_guest, skipped with a message when it is not there) beside

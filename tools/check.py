@@ -88,8 +88,8 @@ def report_lines(r: BootReport, width: int) -> list[str]:
     head = f"{r.boot.name:<{width}}  {'pass' if r.passed else 'FAIL'}  {r.seconds:4.1f} s"
     if r.failed:
         return [f"{head}  {r.failed}"]
-    found = sum(1 for f in r.findings.values() if f)
-    judged = f"{found} of {len(r.findings)} judges found something" if found else (
+    finders = sum(1 for found in r.findings.values() if found)
+    judged = f"{finders} of {len(r.findings)} judges found something" if finders else (
         f"self-tests and {len(r.findings)} judges")  # fmt: skip
     lines = [f"{head}  {judged}"]
     for name, found in r.findings.items():
