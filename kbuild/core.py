@@ -33,7 +33,8 @@ from .paths import ROOT, rel
 
 OUTPUTS = ("kernel.elf", "kernel.map", "kernel.lst", "BOOTX64.EFI")
 CODE = ("asm", "linker", "kbuild")  # our code that decides what the outputs are
-TOOLS = (("keystone", "keystone_engine"), ("capstone", "capstone"))  # (module, distribution)
+TOOLS = (("keystone", "keystone_engine"), ("capstone", "capstone"), ("pefile", "pefile"))
+# ... each (module, distribution): pefile judges the PE file, and its verdicts are cached
 KEY_FORMAT = b"condrcu-build-1"
 
 
@@ -122,8 +123,8 @@ def build_key(kernel_dir: Path, out: Path) -> str:
 @functools.cache
 def code_key() -> str:
     """The SHA-256 of what decides the outputs besides the kernel tree: our code (asm/,
-    linker/, kbuild/), the keystone and capstone versions, the Python version.  Every cache
-    key includes it."""
+    linker/, kbuild/), the keystone, capstone and pefile versions, the Python version.  Every
+    cache key includes it."""
     parts: list[bytes | str] = [KEY_FORMAT, sys.version]
     for module, dist in TOOLS:
         parts += [module, tool_version(module, dist)]
@@ -139,7 +140,8 @@ def tool_version(module: str, dist: str) -> str:
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         return "missing"
-    site = Path(spec.origin).parent.parent
+    origin = Path(spec.origin)  # a package's __init__.py, or a module's own file
+    site = origin.parent.parent if origin.name == "__init__.py" else origin.parent
     infos = sorted(p.name for p in site.glob(f"{dist}-*.dist-info"))
     return ",".join(infos) or spec.origin
 

@@ -226,13 +226,21 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     noinstr_before = set(noinstr_passed)
     if len(noinstr_passed) > 16:  # the images of the last builds are the ones worth keeping
         noinstr_passed = set()
+    # The digests of PE files pefile read without a warning (its verdict is a function of the
+    # bytes): an edit that changes no code (a comment) makes the same file (14 ms to parse).
+    pe_key = digest(code_key(), "pe")
+    pe_passed = cache.get("checked", pe_key) or set()
+    pe_before = set(pe_passed)
+    if len(pe_passed) > 16:
+        pe_passed = set()
     # Capstone verification runs in a forked child, with the listing and the PE file's check,
     # while this process writes the ELF file and checks noinstr; verification's errors come
     # first, as when it ran before the other passes.
 
     def side() -> tuple[bytes, list[str], str, dict]:
         efi = write_pe(image, layout.PE_PARAMS)
-        return efi, pe_warnings(efi), write_listing(image, name, listed), listed
+        warnings = [] if digest(efi) in pe_passed else pe_warnings(efi)
+        return efi, warnings, write_listing(image, name, listed), listed
 
     # Instructions written alike (the same bytes, text and values) are decoded once per
     # process: a memo kept only for this build (stored, its 15,000 keys cost an edit's build
@@ -248,6 +256,7 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
             later = e
         efi, warnings, listing, listed = verification.finish()
         raise_pe_warnings(warnings)
+        pe_passed.add(digest(efi))
         if later is not None:
             raise later
     # Each entry is stored again only when it changed (an edit that moves no code changes
@@ -257,7 +266,8 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     for key, value, before in ((checked_key, verified, verified_before),
                                (listing_key, listed, listed_before),
                                (lines_key, lines, lines_before),
-                               (noinstr_key, noinstr_passed, noinstr_before)):  # fmt: skip
+                               (noinstr_key, noinstr_passed, noinstr_before),
+                               (pe_key, pe_passed, pe_before)):  # fmt: skip
         if value != before:
             cache.put("checked", key, value)
     files = {
