@@ -558,7 +558,7 @@ class Parser:
                 self.bits, self.expansions, self.repetitions, self.includes)  # fmt: skip
 
 
-def pack(loc: Loc, value: int, size: int) -> bytes:
+def pack(loc: Loc | None, value: int, size: int) -> bytes:
     """`value` as `size` little-endian bytes; an AsmError at `loc` when it does not fit."""
     # GNU as takes any value that fits the width as signed or unsigned, or whose negation
     # does (`.long -(magic + flags)` of a Multiboot checksum): the same here.

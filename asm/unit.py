@@ -18,6 +18,7 @@ in the source, the spans the listing shows.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -30,7 +31,7 @@ from typing import NamedTuple
 
 from .errors import AsmError, Loc
 from .expr import NAME_RE, Expr, ExprError, parse
-from .pickling import by_fields
+from .pickling import Deferred, by_fields
 from .source import Align, Blob, Data, Insn, Label, SizeMark, SourceFile, Statement
 from .source import pack as _pack
 from .x86 import (
@@ -107,6 +108,9 @@ class Lowered:
     relocated: frozenset[str] = frozenset()
     absolute: bool = False  # its keystone text uses an address, not only distances
 
+
+# A unit's statements as parsed, and what each became.
+Statements = tuple[list[Statement], list[Lowered]]
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_]\w*")
 
@@ -295,18 +299,38 @@ def _joined(parts: list[str | Lowered]) -> list[str | Lowered]:
 
 
 class Unit:
-    """The statements of `section` in `file`; offsets are known after `absorb`."""
+    """The statements of `section` in `file`; offsets are known after `absorb`.
+
+    A unit keeps what linking it reads apart from its statements (`stmts`, `lowered`): the
+    keystone text, the statements finish() writes, its labels, the file's symbol tables.  The
+    statements are a Deferred, so that a unit from the build cache reads them only when asked
+    (verifying or listing it): most units of an edit's build never are."""
 
     def __init__(self, file: SourceFile, section: str, stmts: list[Statement]) -> None:
-        self.file, self.section, self.stmts = file, section, stmts
+        self.file, self.section = file, section  # `file` only while lowering: not pickled
         self.labels = {s.name for s in stmts if isinstance(s, Label)}
         self.align = max([s.boundary for s in stmts if isinstance(s, Align)], default=1)
         self.const_order = file.constant_order()
+        self._has_insn = any(isinstance(st, Insn) for st in stmts)
         # An instruction written again in the unit lowers as it did the first time (the same
         # text, mode, constants and labels): (mnemonic, operands, bits) -> (first, lowered).
         self._insns: dict[tuple, tuple[Insn, Lowered]] = {}
         self._operands: dict[str, Operand] = file.operands  # read once per parse
-        self.lowered = [self._lower(s) for s in stmts]
+        lowered = [self._lower(s) for s in stmts]
+        self._statements: Deferred[Statements] = Deferred((stmts, lowered))
+        # What the linker asks of the file's tables (for the unit's labels and the names its
+        # expressions use) and of the statements.
+        self._path = file.path
+        self._constants = {n: file.constants[n] for n in _expression_names(stmts, lowered)
+                           if n in file.constants}  # fmt: skip
+        self._globals = {s.name for s in stmts if isinstance(s, Label) and s.name in file.globals}
+        self._kinds = {s.name: file.attrs[s.name].kind for s in stmts
+                       if isinstance(s, Label) and s.name in file.attrs}  # fmt: skip
+        self._count = len(stmts)
+        self._loc = stmts[0].loc if stmts else None
+        self._data_loc = next((s.loc for s in stmts if isinstance(s, (Insn, Data))
+                               or (isinstance(s, Blob) and not s.all_zero)), None)  # fmt: skip
+        self._label_locs = [(s.name, s.loc) for s in stmts if isinstance(s, Label)]
         self.offsets: list[int] = []
         self.size = 0
         self.raw = b""
@@ -318,43 +342,76 @@ class Unit:
         self._result_memo: tuple[tuple, bytes] | None = None  # result_key's last inputs, key
         self._stable_memo: tuple[tuple, bytes] | None = None  # stable_key's
         self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
-        self._size_marks_at = [i for i, s in enumerate(stmts) if isinstance(s, SizeMark)]
-        self._externals = sorted(set().union(*(lw.externals for lw in self.lowered)))
+        self._marks = [(i, s.name, s.expr) for i, s in enumerate(stmts) if isinstance(s, SizeMark)]
+        self._externals = sorted(set().union(*(lw.externals for lw in lowered)))
         # The outside names keystone's input names (a branch, far jump or data that names one
         # is a placeholder, filled in by finish()): an edit that moves a unit's branch targets
         # leaves its keystone input as it was.
         self._ks_externals = sorted(set().union(*(lw.externals - lw.relocated
-                                                  for lw in self.lowered if lw.text)))  # fmt: skip
+                                                  for lw in lowered if lw.text)))  # fmt: skip
         # Keystone's bytes do not depend on where the unit is placed: it names no outside
         # symbol and uses no address (only distances within it), so a unit that moves keeps
         # its keystone result (KeystoneBackend assembles it at 0).
-        self.base_free = not self._ks_externals and not any(lw.absolute for lw in self.lowered)
-        self._relocs = [i for i, lw in enumerate(self.lowered) if lw.rip is not None]
+        self.base_free = not self._ks_externals and not any(lw.absolute for lw in lowered)
+        self._relocs = [(i, lw.rip) for i, lw in enumerate(lowered) if lw.rip is not None]
         # What spans() says of each statement besides its place: source line, label, mode
         # (made on first use: most units of an edit's build are never asked).
         self._span_tails: list[tuple] | None = None
-        self._has_insn = any(isinstance(st, Insn) for st in stmts)
         self._local: tuple[list[int], bytes] | None = None  # place_local's offsets and bytes
+        # Where a unit without instructions puts its statements, and its .balign runs of a
+        # non-zero fill: (offsets, end, [(offset, fill, count)]), for place_local.
+        self._local_plan = None if self._has_insn else self._plan_local(lowered)
         # Instructions whose bytes finish() writes (keystone only reserves their room).
-        self.patched = [i for i, lw in enumerate(self.lowered)
+        self.patched = [i for i, lw in enumerate(lowered)
                         if isinstance(lw.stmt, Insn) and (not lw.text or lw.rip is not None)]  # fmt: skip
         # The statements finish() looks at: those whose size is known here (about a fifth of
         # the kernel's).  Every statement it writes is one (data, blobs, and the instructions
         # the front end encodes, whose room keystone only reserves); the rest stay keystone's.
-        self._finishing = [i for i, lw in enumerate(self.lowered) if lw.size is not None]
+        self._finishing = [self._fix(i, lw) for i, lw in enumerate(lowered) if lw.size is not None]
         # text()'s lines after the .set ones, made here so that a unit from the cache has them
         # (decoding them costs less than making them again: 10 ms against 35 for the kernel).
         if self._has_insn:
             self._body = _joined(self._static_body())
 
+    # Lowering's own state: what a unit from the cache neither has nor needs.
+    _LOWERING = ("file", "_insns", "_operands", "const_order")
+
     def __getstate__(self) -> dict:
-        """A unit as lowered, without where a link placed it or the lowering memos: what
+        """A unit as lowered, without where a link placed it or the lowering state: what
         unpickling gives is what parsing the file again would give (asm.unit pickles are a
         build's cache, kbuild/full.py)."""
-        return {**self.__dict__, "_insns": {}, "_operands": {}, "const_order": {},
-                "offsets": [], "size": 0, "raw": b"", "base": 0, "final": b"",
-                "last_text": "", "_result_memo": None, "_stable_memo": None,
-                "_local": None, "_span_tails": None}  # fmt: skip
+        state = {k: v for k, v in self.__dict__.items() if k not in self._LOWERING}
+        state.update(offsets=[], size=0, raw=b"", base=0, final=b"", last_text="",
+                     _result_memo=None, _stable_memo=None, _local=None, _span_tails=None)  # fmt: skip
+        return state
+
+    @property
+    def stmts(self) -> list[Statement]:
+        """The unit's statements, as parsed (made on first use for a unit from join())."""
+        return self._statements.get()[0]
+
+    @property
+    def lowered(self) -> list[Lowered]:
+        """What each statement became (`Lowered`), in statement order."""
+        return self._statements.get()[1]
+
+    @property
+    def statements_loaded(self) -> bool:
+        """False for a unit from join() whose statements nothing has asked for yet."""
+        return self._statements.made
+
+    def split(self) -> tuple[Unit, Statements]:
+        """A copy of this unit without its statements (all that linking it reads) and the
+        statements, for a cache that stores them apart (kbuild/full.py): the copy, unpickled,
+        is given them back by join()."""
+        bare = copy.copy(self)
+        bare._statements = None  # type: ignore[assignment]
+        return bare, self._statements.get()
+
+    def join(self, statements: Callable[[], Statements]) -> None:
+        """Give a unit from split() its statements: `statements()`, called when they are
+        first asked for (verifying the unit, listing it, an error in it)."""
+        self._statements = Deferred.later(statements)
 
     # -- lowering (address independent, done once) ---------------------------------------------
 
@@ -396,7 +453,7 @@ class Unit:
     def _fill(self, s: Align) -> int:
         if s.fill is not None:
             return s.fill
-        if any(isinstance(x, Insn) for x in self.stmts):
+        if self._has_insn:
             # GNU as pads code with NOPs of its own choosing, keystone otherwise: say it.
             raise AsmError(s.loc, ".balign among instructions needs its fill byte: write "
                            f".balign {s.boundary}, 0xcc")  # fmt: skip
@@ -654,7 +711,7 @@ class Unit:
             text = part.text
             for placeholder, expr in part.late.items():
                 try:
-                    v = expr.evaluate(lambda n: self.file.constants.get(n, resolve(n)))
+                    v = expr.evaluate(lambda n: self._constants.get(n, resolve(n)))
                 except ExprError:
                     v = 0  # first pass: labels not placed yet
                 text = text.replace(placeholder, hex(v) if v >= 0 else f"-{hex(-v)}")
@@ -689,7 +746,7 @@ class Unit:
     @property
     def statements(self) -> int:
         """How many statements the unit holds (labels and directives included)."""
-        return len(self.lowered)
+        return self._count
 
     @property
     def has_instructions(self) -> bool:
@@ -733,23 +790,34 @@ class Unit:
         """local_bytes(0) taken apart without making it: each statement's offset, the end, and
         the bytes before the probe table.  A unit of zeros only (a `.bss` ring of 8 MiB) gets
         them from bytes(size), whose pages the allocator hands out zeroed and untouched."""
-        assert not self._has_insn, "place_local on a unit with instructions"
+        assert self._local_plan is not None, "place_local on a unit with instructions"
+        offsets, fills = self._local_plan
+        if not fills:
+            return offsets, bytes(offsets[-1])
+        out = bytearray(offsets[-1])
+        for at, fill, n in fills:
+            out[at : at + n] = bytes([fill]) * n
+        return offsets, bytes(out)
+
+    def _plan_local(self, lowered: list[Lowered]) -> tuple[list[int], list[tuple[int, int, int]]]:
+        """_local_plan: each statement's offset and the end, and where .balign pads with a
+        fill other than 0 (offset, fill byte, count), for a unit without instructions placed
+        at an address aligned to its largest boundary."""
         offsets: list[int] = []
-        runs: list[tuple[int, int]] = []  # (fill byte, count): .balign padding, else zeros
+        fills: list[tuple[int, int, int]] = []
         pos = 0
-        for lw in self.lowered:
+        for lw in lowered:
             offsets.append(pos)
             s = lw.stmt
             if isinstance(s, Align):
                 fill, n = self._fill(s), -pos % s.boundary
+                if fill and n:
+                    fills.append((pos, fill, n))
             else:
-                fill, n = 0, lw.size or 0
-            runs.append((fill, n))
+                n = lw.size or 0
             pos += n
         offsets.append(pos)
-        if not any(fill for fill, n in runs if n):
-            return offsets, bytes(pos)
-        return offsets, b"".join(bytes([fill]) * n for fill, n in runs)
+        return offsets, fills
 
     def keystone_base(self, base: int) -> int:
         """Where KeystoneBackend assembles `text(base, ...)`: at 0 for a base_free unit (its
@@ -760,9 +828,9 @@ class Unit:
     def absorb(self, base: int, data: bytes, assembled_at: int | None = None) -> None:
         """Take keystone's bytes for `text(base, ...)`, assembled at `assembled_at` (default
         `base`; keystone_base(base) in KeystoneBackend): split off the probe table."""
-        n = len(self.lowered) + 1
+        n = self._count + 1
         if len(data) < 8 * n:
-            raise AsmError(self.stmts[0].loc if self.stmts else None,
+            raise AsmError(self._loc,
                            "keystone output does not match its probe table")  # fmt: skip
         at = base if assembled_at is None else assembled_at
         offsets = [p - at for p in struct.unpack_from(f"<{n}Q", data, len(data) - 8 * n)]
@@ -770,7 +838,7 @@ class Unit:
         self.size = offsets[-1]
         self.raw = data[: self.size]
         if len(data) != self.size + 8 * n:
-            raise AsmError(self.stmts[0].loc if self.stmts else None,
+            raise AsmError(self._loc,
                            "keystone output does not match its probe table")  # fmt: skip
 
     def label_offsets(self) -> dict[str, int]:
@@ -787,36 +855,35 @@ class Unit:
     @property
     def path(self) -> Path:
         """The source file the unit comes from (an object file, in GNU terms)."""
-        return self.file.path
+        return self._path
 
     @property
     def loc(self) -> Loc | None:
         """Where the unit starts in its source (None: it is empty)."""
-        return self.stmts[0].loc if self.stmts else None
+        return self._loc
 
     def data_loc(self) -> Loc | None:
         """The first statement that puts code or non-zero bytes in the unit, or None (the unit
         fits a nobits section)."""
-        for s in self.stmts:
-            if isinstance(s, (Insn, Data)) or (isinstance(s, Blob) and not s.all_zero):
-                return s.loc
-        return None
+        return self._data_loc
 
     def label_locs(self) -> list[tuple[str, Loc]]:
         """Every label the unit defines, in source order, with where."""
-        return [(s.name, s.loc) for s in self.stmts if isinstance(s, Label)]
+        return list(self._label_locs)
 
     def is_global(self, name: str) -> bool:
-        return name in self.file.globals
+        """True when `name`, a label of the unit, is declared `.globl`."""
+        return name in self._globals
 
     def symbol_kind(self, name: str) -> str | None:
-        """The kind `.type` gives `name` ("function" or "object"), else None."""
-        attrs = self.file.attrs.get(name)
-        return attrs.kind if attrs is not None else None
+        """The kind `.type` gives `name`, a label of the unit ("function" or "object"), else
+        None."""
+        return self._kinds.get(name)
 
     def constant(self, name: str) -> int | None:
-        """The value of a `.set` constant of the unit's file, or None."""
-        return self.file.constants.get(name)
+        """The value of `name`, a name the unit's expressions use, when it is a `.set`
+        constant of the unit's file; else None."""
+        return self._constants.get(name)
 
     def size_marks(self, resolve: Resolve) -> dict[str, int | None]:
         """`.size NAME, EXPR` values, each evaluated where it stands (None: not known yet, a
@@ -824,12 +891,11 @@ class Unit:
         marks: dict[str, int | None] = {}
         if not self.offsets:
             return marks
-        for i in self._size_marks_at:
-            s = self.stmts[i]
+        for i, name, expr in self._marks:
             try:
-                marks[s.name] = s.expr.evaluate(resolve, dot=self.base + self.offsets[i])
+                marks[name] = expr.evaluate(resolve, dot=self.base + self.offsets[i])
             except ExprError:
-                marks[s.name] = None
+                marks[name] = None
         return marks
 
     def locate(self, offset: int) -> Loc | None:
@@ -896,71 +962,117 @@ class Unit:
         """The unit's final bytes: data and external branches patched; resolve is final.  They
         are kept as `final` for the passes after linking."""
         out: bytearray | None = None  # made on the first write: most units only read
-        lowered = self.lowered
-        for i in self._finishing:
-            lw = lowered[i]
+        for i, want, kind, a, b in self._finishing:
             off, size = self.statement_span(i)
-            addr = self.base + off
-            s = lw.stmt
-
-            def value(e: Expr) -> int:
-                try:
-                    return e.evaluate(resolve, dot=addr)
-                except ExprError as err:
-                    raise AsmError(s.loc, str(err)) from None
-
-            if lw.size is not None and size != lw.size:
-                raise AsmError(
-                    s.loc, f"keystone placed {size} bytes for a {lw.size}-byte statement"
-                )
-            if isinstance(s, Data):
-                chunk = b"".join(_pack(s.loc, value(e), s.width) for e in s.exprs)
-            elif isinstance(s, Blob):
-                if s.all_zero:  # its room holds zeros already (keystone's or local_bytes')
-                    continue
-                chunk = s.data
-            elif isinstance(s, Insn) and s.mnemonic.split()[-1] in FIXED_BYTES:
-                chunk = FIXED_BYTES[s.mnemonic.split()[-1]]
-            elif lw.far32:
-                sel, tgt = value(lw.far32[0]), value(lw.far32[1])
-                chunk = far32_opcode(s.bits) + _pack(s.loc, tgt, 4) + _pack(s.loc, sel, 2)
-            elif lw.branch and s.mnemonic.split()[-1] in ("lgdt", "lidt"):
-                chunk = lw.branch[0] + _pack(s.loc, value(lw.branch[1]), 4)
-            elif lw.branch:
-                op, target = lw.branch
-                rel = value(target) - (addr + size)
-                if not -(1 << 31) <= rel < (1 << 31):
-                    raise AsmError(s.loc, f"branch target {value(target):#x} is out of rel32 range")
-                chunk = op + _pack(s.loc, rel, 4)
-            else:
+            if size != want:
+                raise AsmError(self._stmt_loc(i), f"keystone placed {size} bytes for a "
+                               f"{want}-byte statement")  # fmt: skip
+            if kind == _SIZED:
                 continue
+            try:
+                chunk = _fixed_chunk(kind, a, b, resolve, self.base + off, size)
+            except AsmError as e:  # made without its place: the statement's line is read here
+                raise AsmError(self._stmt_loc(i), e.message) from None
             if out is None:
                 out = bytearray(self.raw)
             out[off : off + size] = chunk
         if self._relocs and out is None:
             out = bytearray(self.raw)
-        for i in self._relocs:
-            self._relocate(out, i, resolve)
+        for i, rip in self._relocs:
+            self._relocate(out, i, rip, resolve)
         self.final = self.raw if out is None else bytes(out)
         return self.final
 
-    def _relocate(self, out: bytearray, i: int, resolve: Resolve) -> None:
-        """Write the disp32 of statement i's relocated rip-relative operand (Lowered.rip):
-        the distance from the instruction's end to its target.  The displacement is where
-        keystone put RIP_MARK: before an immediate of 0, 1, 2 or 4 bytes."""
-        lw = self.lowered[i]
+    def _stmt_loc(self, i: int) -> Loc:
+        """Statement i's line, for an error (reading the statements of a unit from the cache)."""
+        return self.stmts[i].loc
+
+    def _fix(self, i: int, lw: Lowered) -> tuple:
+        """What finish() does to statement i, whose size `lw.size` the front end knows:
+        (i, size, kind, a, b), a and b as _fixed_chunk() takes them for `kind`.  Plain tuples,
+        not the statements: most units of a build from the cache never read those."""
+        s, size = lw.stmt, lw.size
+        mn = s.mnemonic.split()[-1] if isinstance(s, Insn) else None
+        if isinstance(s, Data):
+            return i, size, _DATA, s.width, tuple(s.exprs)
+        if isinstance(s, Blob):  # all zeros: its room holds them already (keystone's or ours)
+            return (i, size, _SIZED, None, None) if s.all_zero else (i, size, _BYTES, s.data, None)
+        if mn in FIXED_BYTES:
+            return i, size, _BYTES, FIXED_BYTES[mn], None
+        if lw.far32:
+            return i, size, _FAR32, far32_opcode(s.bits), lw.far32
+        if lw.branch and mn in ("lgdt", "lidt"):
+            return i, size, _ABS32, *lw.branch
+        if lw.branch:
+            return i, size, _REL32, *lw.branch
+        return i, size, _SIZED, None, None
+
+    def _relocate(self, out: bytearray, i: int, rip: Expr, resolve: Resolve) -> None:
+        """Write the disp32 of statement i's relocated rip-relative operand (`rip`, its
+        Lowered.rip): the distance from the instruction's end to its target.  The displacement
+        is where keystone put RIP_MARK: before an immediate of 0, 1, 2 or 4 bytes."""
         off, size = self.statement_span(i)
         addr = self.base + off
         at = [p for p in (size - 4, size - 5, size - 6, size - 8)
               if p >= 0 and out[off + p : off + p + 4] == RIP_MARK_BYTES]  # fmt: skip
         if len(at) != 1:
-            raise AsmError(lw.stmt.loc, "internal error: keystone's bytes for a rip-relative "
-                           f"operand hold {len(at)} places for its displacement")  # fmt: skip
+            raise AsmError(self._stmt_loc(i), "internal error: keystone's bytes for a "
+                           f"rip-relative operand hold {len(at)} places for its displacement")  # fmt: skip
         try:
-            target = lw.rip.evaluate(resolve, dot=addr)
+            target = rip.evaluate(resolve, dot=addr)
         except ExprError as err:
-            raise AsmError(lw.stmt.loc, str(err)) from None
+            raise AsmError(self._stmt_loc(i), str(err)) from None
         disp = target - (addr + size)
         if not -(1 << 31) <= disp < (1 << 31):
-            raise AsmError(lw.stmt.loc, f"rip-relative target {target:#x} is out of disp32 range")
+            raise AsmError(self._stmt_loc(i),
+                           f"rip-relative target {target:#x} is out of disp32 range")  # fmt: skip
         out[off + at[0] : off + at[0] + 4] = disp.to_bytes(4, "little", signed=True)
+
+
+def _expression_names(stmts: list[Statement], lowered: list[Lowered]) -> set[str]:
+    """Every name an expression of these statements uses (their operands, data, `.size`
+    values, and what lowering made of them): all that the unit's resolvers are asked."""
+    exprs: list[Expr] = []
+    for st in stmts:
+        if isinstance(st, Data):
+            exprs += st.exprs
+        elif isinstance(st, SizeMark):
+            exprs.append(st.expr)
+    for lw in lowered:  # (`late` values are operands' values)
+        exprs += [o.value for o in lw.operands if o.value is not None]
+        exprs += [e for e in (lw.branch and lw.branch[1], lw.rip) if e is not None]
+        exprs += lw.far32 or ()
+    return {n for e in exprs for n in e.names}
+
+
+# The kinds of Unit._fix records: only the size is checked; fixed bytes (a); data of width a,
+# values b; an ljmp32 of opcode a to (selector, target) b; opcode a then the absolute disp32
+# b (32-bit lgdt/lidt); opcode a then the rel32 distance to b (a branch to an outside name).
+_SIZED, _BYTES, _DATA, _FAR32, _ABS32, _REL32 = range(6)
+
+
+def _fixed_chunk(kind: int, a, b, resolve: Resolve, addr: int, size: int) -> bytes:
+    """The bytes of a Unit._fix record's statement of `size` bytes at `addr`; AsmError (with
+    no place) when a value is undefined or does not fit."""
+
+    def value(e: Expr) -> int:
+        try:
+            return e.evaluate(resolve, dot=addr)
+        except ExprError as err:
+            raise AsmError(None, str(err)) from None
+
+    if kind == _BYTES:
+        return a
+    if kind == _DATA:
+        return b"".join(_pack(None, value(e), a) for e in b)
+    if kind == _FAR32:
+        sel, tgt = value(b[0]), value(b[1])
+        return a + _pack(None, tgt, 4) + _pack(None, sel, 2)
+    if kind == _ABS32:
+        return a + _pack(None, value(b), 4)
+    assert kind == _REL32, kind
+    target = value(b)
+    rel = target - (addr + size)
+    if not -(1 << 31) <= rel < (1 << 31):
+        raise AsmError(None, f"branch target {target:#x} is out of rel32 range")
+    return a + _pack(None, rel, 4)

@@ -79,15 +79,29 @@ def _path_reducer(roots: Roots):
     return reduce
 
 
+def dumps(value: Any, roots: Roots | None = None) -> bytes:
+    """`value` pickled as entries hold it: paths under `roots` by their root's tag."""
+    if not roots:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {**copyreg.dispatch_table, PosixPath: _path_reducer(roots)}
+    pickler.dump(value)
+    return buf.getvalue()
+
+
+def loads(data: bytes, roots: Roots | None = None) -> Any:
+    """What dumps() pickled, its rooted paths under `roots`' directories; raises what
+    unpickling raises (KeyError for a root `roots` lacks)."""
+    token = _reading.set(roots or {})
+    try:
+        return pickle.loads(data)
+    finally:
+        _reading.reset(token)
+
+
 def encode(key: str, value: Any, roots: Roots | None = None) -> bytes:
-    if roots:
-        buf = io.BytesIO()
-        pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.dispatch_table = {**copyreg.dispatch_table, PosixPath: _path_reducer(roots)}
-        pickler.dump(value)
-        payload = buf.getvalue()
-    else:
-        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    payload = dumps(value, roots)
     header = _HEADER.pack(FORMAT, len(payload), key.encode(), hashlib.sha256(payload).digest())
     return MAGIC + header + payload
 
@@ -104,13 +118,10 @@ def decode(key: str, data: bytes, roots: Roots | None = None) -> Any | None:
         return None
     if hashlib.sha256(payload).digest() != sha:
         return None
-    token = _reading.set(roots or {})
     try:
-        return pickle.loads(payload)
+        return loads(payload, roots)
     except Exception:  # an intact payload of a class that changed since: not ours to use
         return None
-    finally:
-        _reading.reset(token)
 
 
 class Cache:

@@ -22,7 +22,7 @@ from linker import Image, link, write_elf, write_map
 from linker.link import first_pass
 from linker.pe import pe_warnings, raise_pe_warnings, write_pe
 
-from .cache import Cache, Roots, below_root, digest
+from .cache import Cache, Roots, below_root, digest, dumps, loads
 from .core import Built, code_key
 from .paths import ROOT, rel
 
@@ -100,8 +100,9 @@ def load(sources: list[Path], include_dirs: list[Path],
     the file's name and bytes and those of everything it read; `loaded` is given each file's
     units as soon as they are made.  With `cache`, a file whose bytes, include directories and
     inputs (includes, .incbin) are those of an earlier parse takes that parse's units from it
-    (the "parsed" entries: the inputs' digests, checked here, then the units as lowered); the
-    files parsed are stored there with `store_parsed`.  Keys and entries name the files under
+    (the "parsed" entries: the inputs' digests, checked here, the units as lowered, and apart
+    from them each unit's statements, read only when a pass asks for them); the files parsed
+    are stored there with `store_parsed`.  Keys and entries name the files under
     `roots` (tag -> directory, absolute) relative to them, so that a copy of the tree shares
     the entries of the files it did not change.  Raises AsmError."""
     store = cache if cache is not None else Cache(None)
@@ -128,7 +129,9 @@ def load(sources: list[Path], include_dirs: list[Path],
         parse_key = digest(code_key(), "parsed", name, *dirs, file_digest(path) or "")
         entry = store.get("parsed", parse_key, roots)
         if entry is not None and inputs_unchanged(entry[0], file_digest):
-            inputs, file_units = entry
+            inputs, file_units, statements = entry
+            for u, data in zip(file_units, statements, strict=True):
+                u.join(functools.partial(loads, data, roots))
         else:
             src = parse_file(path, include_dirs, None, shared)
             src.labels()  # duplicate labels within a file
@@ -136,7 +139,9 @@ def load(sources: list[Path], include_dirs: list[Path],
             inputs += [(p, None) for p in src.absent]  # must still not be there
             file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
             if store_parsed:
-                store.put("parsed", parse_key, (inputs, file_units), prune=False, roots=roots)
+                bare, statements = zip(*(u.split() for u in file_units)) if file_units else ((), ())
+                entry = (inputs, list(bare), [dumps(st, roots) for st in statements])
+                store.put("parsed", parse_key, entry, prune=False, roots=roots)
                 parsed += 1
         key = digest(code_key(), name, file_digest(path) or "",
                      *(f"{name_of(p)}\n{d}" for p, d in inputs))  # fmt: skip
