@@ -944,14 +944,18 @@ class Unit:
     def stable_key(self) -> bytes | None:
         """result_key with keystone's bytes in place of the final ones: all that verifying
         the instructions but the `patched` ones depends on (their bytes are keystone's, their
-        names resolve through what keystone was given); None without a `cache_key`."""
+        names resolve through what keystone was given); None without a `cache_key`.  Not the
+        address of a base_free unit: its other instructions name only its own labels, by
+        distance, so that their verdicts hold wherever the unit is placed (asm/verify.py
+        checks branch and [rip + x] targets as distances)."""
         if self.cache_key is None:
             return None
-        inputs = (self.cache_key, self.base, self.last_text, self.raw)
+        base = None if self.base_free else self.base
+        inputs = (self.cache_key, base, self.last_text, self.raw)
         if self._stable_memo is not None and self._stable_memo[0] == inputs:
             return self._stable_memo[1]  # asked again (the line table, verification)
         h = hashlib.sha256(b"keystone's bytes\n" + self.cache_key.encode())
-        for part in (b"%x" % self.base, self.last_text.encode(), self.raw):
+        for part in (b"-" if base is None else b"%x" % base, self.last_text.encode(), self.raw):
             h.update(len(part).to_bytes(8, "little") + part)
         self._stable_memo = (inputs, h.digest())
         return self._stable_memo[1]

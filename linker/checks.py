@@ -53,8 +53,8 @@ def _todo(image: Image, verified: set[bytes] | None) -> list[int]:
 
 def _partial(image: Image, todo: list[int], verified: set[bytes] | None) -> set[int]:
     """The positions in `todo` of the units whose keystone output passed before at the same
-    address (Unit.stable_key): only their `patched` instructions need decoding (those whose
-    targets moved, typically)."""
+    address, or anywhere for a base_free unit (Unit.stable_key): only their `patched`
+    instructions need decoding (those whose targets moved, typically)."""
     if verified is None:
         return set()
     units = image.units()

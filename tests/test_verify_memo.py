@@ -209,3 +209,28 @@ def test_a_unit_whose_call_target_moved_decodes_only_the_call(tmp_path, decoded,
     image, unit = _linked(tmp_path, "    nop\n" * 5, corrupt=True, monkeypatch=monkeypatch)
     with pytest.raises(LinkErrors, match=r"a\.s:3: error: 'call fn' lands on"):
         linker.checks.verify_image(image, verified)
+
+
+def test_a_moved_unit_decodes_only_what_finish_wrote_unless_its_bytes_hold_addresses(
+    tmp_path, decoded
+):
+    """b.s moves (a.s before it grows): a base_free b.s decodes only its call to outside
+    (keystone's bytes hold distances alone); one whose bytes hold an address (`mov eax,
+    offset data`) decodes everything, as its keystone output is another."""
+    for extra, want in (("", ["call start"]),
+                        ("    mov eax, offset data\n", ["call start", "mov eax, offset data",
+                                                        "add rax, 5", "ret"])):  # fmt: skip
+        verified: set[bytes] = set()
+        for pad in ("", "    nop\n" * 7):
+            (tmp_path / "a.s").write_text(f".section .text\n.global start\nstart:\n{pad}    ret\n")
+            (tmp_path / "b.s").write_text(f".section .text\ndata:\n    call start\n{extra}"
+                                          "    add rax, 5\n    ret\n")  # fmt: skip
+            units = load_units([tmp_path / "a.s", tmp_path / "b.s"], [])
+            for u in units:
+                u.cache_key = u.path.name
+            with KeystoneBackend() as backend:
+                image = link(units, SMALL, backend, verify=False)
+            decoded.clear()
+            linker.checks.verify_image(image, verified)
+        assert units[1].base_free == (extra == "")
+        assert decoded == ["nop"] * 7 + ["ret"] + want
