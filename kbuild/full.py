@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from asm import KeystoneBackend, SharedParse, Unit
 from asm.source import parse_file
@@ -131,7 +132,8 @@ def load(sources: list[Path], include_dirs: list[Path],
         if entry is not None and inputs_unchanged(entry[0], file_digest):
             inputs, file_units, statements = entry
             for u, data in zip(file_units, statements, strict=True):
-                u.join(functools.partial(loads, data, roots))
+                u.join(functools.partial(loads, data, roots) if isinstance(data, bytes)
+                       else functools.partial(_given, data))  # fmt: skip
         else:
             src = parse_file(path, include_dirs, None, shared)
             src.labels()  # duplicate labels within a file
@@ -152,6 +154,20 @@ def load(sources: list[Path], include_dirs: list[Path],
     if parsed:
         store.prune("parsed")
     return units
+
+
+def read_statements(entry: tuple, roots: Roots | None) -> None:
+    """Decode the statements of a "parsed" entry (as Cache.get returned it) now, in place: a
+    build prepared ahead (kbuild/warm.py) does so while the user edits, and load() then finds
+    them made."""
+    statements = entry[2]
+    for k, data in enumerate(statements):
+        if isinstance(data, bytes):
+            statements[k] = loads(data, roots)
+
+
+def _given(value: Any) -> Any:
+    return value
 
 
 def inputs_unchanged(inputs: list[tuple[Path, str | None]],

@@ -32,6 +32,7 @@ from typing import Any
 
 from asm.verify import Passed
 
+from . import full
 from .cache import Cache, digest
 from .core import CODE, BuildResult, build_kernel, build_key, remove_outputs
 from .paths import ROOT
@@ -66,8 +67,6 @@ class WarmBuilder:
     ends the waiting child."""
 
     def __init__(self, out: Path, kernel_dir: Path, cache: bool | Path = True) -> None:
-        from . import full  # noqa: F401  (the assembler, the linker, the kernel's definitions)
-
         full.load_checks()  # capstone and the passes after linking
         self.out, self.kernel_dir = out, kernel_dir
         self.root = cache if isinstance(cache, Path) else out / "cache" if cache else None
@@ -215,6 +214,9 @@ def _child(go: int, answers: int, out: Path, kernel_dir: Path, root: Path | None
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # until it builds: the parent decides
         cache = Cache(root, deferred=True)
         cache.load(wanted)
+        for kind, key, roots in wanted:  # the statements too: the units an edit moves read them
+            if kind == "parsed" and (kind, key) in cache.preloaded:
+                full.read_statements(cache.preloaded[(kind, key)], roots)
         cache.verdicts = verdicts
         cache.retained = []  # this process ends without freeing the build's objects
         cache.again = True

@@ -113,3 +113,26 @@ def test_a_branch_or_rip_operand_to_a_constant_knows_it(tmp_path):
                    "call outside + TARGET\nlea rax, [rip + outside + OFF]\n")  # fmt: skip
     (unit,) = load_units([src], [])
     assert unit.constant("TARGET") == 0x2000 and unit.constant("OFF") == 8
+
+
+def test_a_prepared_build_reads_the_statements_ahead_and_builds_the_same_bytes(tmp_path):
+    """kbuild/warm.py's child decodes every preloaded entry's statements before the edit
+    (full.read_statements); the build given them makes the outputs a build from disk makes."""
+    tree, out = kernel_copy(tmp_path), tmp_path / "out"
+    first = Cache(out / "cache")
+    first.again = True
+    assert kbuild.build_kernel(out, tree, first).ok
+    serial = tree / SERIAL
+    serial.write_text(serial.read_text() + ".section .text\n.code64\n" + "nop\n" * 64)
+    wanted = [asked for asked in first.asked if asked[0] == "parsed"]
+    prepared = Cache(out / "cache")
+    prepared.load(wanted)
+    entries = [(prepared.preloaded[(kind, key)], roots) for kind, key, roots in wanted]
+    assert len(entries) > 50 and all(isinstance(d, bytes) for e, _ in entries for d in e[2])
+    for entry, roots in entries:
+        kbuild.full.read_statements(entry, roots)
+    assert not any(isinstance(d, bytes) for e, _ in entries for d in e[2])
+    assert kbuild.build_kernel(out, tree, prepared).ok
+    fresh = tmp_path / "fresh"
+    assert kbuild.build_kernel(fresh, tree, cache=False).ok
+    assert outputs(out) == outputs(fresh)
