@@ -20,7 +20,8 @@ sys.path.insert(0, ROOT_DIR)
 
 from kbuild.paths import rel  # noqa: E402
 
-PLAIN = {"--no-cache": "no_cache", "-v": "verbose", "--verbose": "verbose"}
+PLAIN = {"--no-cache": "no_cache", "-v": "verbose", "--verbose": "verbose",
+         "--no-server": "no_server"}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,15 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     plain = plain_build(argv)
     if plain is None:
         return full_main(argv)
-    status = ask_server(*plain)
-    return build_here(*plain) if status is None else status
+    *where, no_server = plain
+    status = None if no_server else ask_server(*where)
+    return build_here(*where) if status is None else status
 
 
-def plain_build(argv: list[str]) -> tuple[str, str, bool, bool] | None:
-    """(out, kernel_dir, cache, verbose) for a command line of --out, --kernel-dir, --no-cache
-    and -v alone, written out in full; None for anything else (argparse reads those)."""
+def plain_build(argv: list[str]) -> tuple[str, str, bool, bool, bool] | None:
+    """(out, kernel_dir, cache, verbose, no_server) for a command line of --out, --kernel-dir,
+    --no-cache, -v and --no-server alone, written out in full; None for anything else
+    (argparse reads those)."""
     found = {"out": os.path.join(ROOT_DIR, "build"), "kernel_dir": os.path.join(ROOT_DIR, "kernel"),
-             "no_cache": False, "verbose": False}  # fmt: skip
+             "no_cache": False, "verbose": False, "no_server": False}  # fmt: skip
     args = iter(argv)
     for arg in args:
         name, eq, value = arg.partition("=")
@@ -49,7 +52,8 @@ def plain_build(argv: list[str]) -> tuple[str, str, bool, bool] | None:
             found[PLAIN[arg]] = True
         else:
             return None
-    return found["out"], found["kernel_dir"], not found["no_cache"], found["verbose"]
+    return (found["out"], found["kernel_dir"], not found["no_cache"], found["verbose"],
+            found["no_server"])  # fmt: skip
 
 
 def ask_server(out: str, kernel_dir: str, cache: bool, verbose: bool) -> int | None:
