@@ -37,6 +37,8 @@ from .source import pack as _pack
 from .x86 import (
     BRANCHES,
     FIXED_BYTES,
+    GPR32,
+    GPR64,
     JCC_CODES,
     REFUSED,
     REFUSED16,
@@ -46,6 +48,7 @@ from .x86 import (
 )
 
 Resolve = Callable[[str], int | None]
+_M64 = (1 << 64) - 1
 
 _SREGS = ("ds", "es", "fs", "gs", "ss")
 _R16_TO_R32 = {r: "e" + r for r in ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp")} | {
@@ -105,6 +108,10 @@ class Lowered:
     # A 64-bit rip-relative operand naming outside symbols: its target, whose disp32 finish()
     # writes (keystone is given RIP_MARK as the displacement), and the names only it uses.
     rip: Expr | None = None
+    # `mov/add/and/... REG, offset sym` in 64-bit code: the immediate (an imm32, last),
+    # which finish() writes (keystone is given RIP_MARK), and whether it is sign-extended (a
+    # 64-bit register: GNU's R_X86_64_32S) or zero-extended (a 32-bit one: R_X86_64_32).
+    imm: tuple[Expr, bool] | None = None
     relocated: frozenset[str] = frozenset()
     absolute: bool = False  # its keystone text uses an address, not only distances
 
@@ -181,10 +188,20 @@ def _linear(expr: Expr, consts: dict[str, int]) -> str | None:
     return f"{ks_name(sym)} + {hex(at[0])}" if at[0] > 0 else f"{ks_name(sym)} - {hex(-at[0])}"
 
 
-# The displacement keystone is given for a relocated rip-relative operand (Lowered.rip): four
-# different bytes, so that no shifted window of an instruction's bytes matches it by chance.
+# The displacement keystone is given for a relocated rip-relative operand (Lowered.rip), and the
+# immediate for a relocated one (Lowered.imm): four different bytes, so that no shifted window
+# of an instruction's bytes matches it by chance, and an imm32 in every form keystone picks.
 RIP_MARK = 0x7A3B5C1D
 RIP_MARK_BYTES = RIP_MARK.to_bytes(4, "little")
+
+
+_BP_THEN_INDEX = re.compile(r"\b(bp)\s*\+\s*(si|di)\b", re.I)
+
+# Instructions whose `offset sym` immediate into a 64- or 32-bit register finish() writes
+# (Lowered.imm): each takes an imm32 as its last four bytes, in the form GNU as gives a
+# relocation, which keystone picks for a number but not always for a symbol (`and eax, sym`:
+# 81 e0, GNU as 25).
+_IMM_RELOCATED = frozenset("mov add sub cmp and or xor test adc sbb".split())
 
 
 def _mem_text(o: Operand, disp: str) -> str:
@@ -353,7 +370,8 @@ class Unit:
         # symbol and uses no address (only distances within it), so a unit that moves keeps
         # its keystone result (KeystoneBackend assembles it at 0).
         self.base_free = not self._ks_externals and not any(lw.absolute for lw in lowered)
-        self._relocs = [(i, lw.rip) for i, lw in enumerate(lowered) if lw.rip is not None]
+        self._relocs = [(i, lw.rip, lw.imm) for i, lw in enumerate(lowered)
+                        if lw.rip is not None or lw.imm is not None]  # fmt: skip
         # What spans() says of each statement besides its place: source line, label, mode
         # (made on first use: most units of an edit's build are never asked).
         self._span_tails: list[tuple] | None = None
@@ -362,8 +380,8 @@ class Unit:
         # non-zero fill: (offsets, end, [(offset, fill, count)]), for place_local.
         self._local_plan = None if self._has_insn else self._plan_local(lowered)
         # Instructions whose bytes finish() writes (keystone only reserves their room).
-        self.patched = [i for i, lw in enumerate(lowered)
-                        if isinstance(lw.stmt, Insn) and (not lw.text or lw.rip is not None)]  # fmt: skip
+        self.patched = [i for i, lw in enumerate(lowered) if isinstance(lw.stmt, Insn)
+                        and (not lw.text or lw.rip is not None or lw.imm is not None)]  # fmt: skip
         # The statements finish() looks at: those whose size is known here (about a fifth of
         # the kernel's).  Every statement it writes is one (data, blobs, and the instructions
         # the front end encodes, whose room keystone only reserves); the rest stay keystone's.
@@ -563,6 +581,8 @@ class Unit:
             texts = [_hexify(o, consts) for o in s.operands]
             late: dict[str, Expr] = {}
             rip: Expr | None = None
+            imm: tuple[Expr, bool] | None = None
+            late_address = False  # a value from the last pass that is an address, not a distance
             for k, o in enumerate(ops):
                 # A constant immediate is computed here: keystone then sees one number (it
                 # rejects '~' and would read decimal in its own radix).
@@ -575,6 +595,17 @@ class Unit:
                     texts[k] = _mem_text(o, hex(RIP_MARK))
                     rip = o.value
                 elif (
+                    s.bits == 64 and k == 1 and len(ops) == 2 and base_mn in _IMM_RELOCATED
+                    and o.kind == "imm" and ops[0].text.strip().lower() in GPR64 | GPR32
+                    and _linear(o.value, consts) is not None
+                    and any(n not in consts for n in o.value.names)
+                ):  # fmt: skip
+                    # `offset sym` (+ a constant) into a register: an imm32 whatever the value
+                    # (GNU as's relocation), which finish() writes; keystone is given a fixed
+                    # one, so its input names no address.
+                    texts[k] = hex(RIP_MARK)
+                    imm = (o.value, ops[0].text.strip().lower() in GPR64)
+                elif (
                     s.bits == 16 and o.kind == "mem" and o.absolute and o.value is not None
                     and any(n not in consts for n in o.value.names)
                 ):  # fmt: skip
@@ -583,6 +614,7 @@ class Unit:
                     # previous pass, as for `end - start`) gets disp16 either way.
                     texts[k] = _mem_text(o, f"__klate{k}")
                     late[f"__klate{k}"] = o.value
+                    late_address = True
                 elif o.kind == "imm" and all(n in consts for n in o.value.names):
                     try:
                         v = o.value.evaluate(consts.get)
@@ -607,20 +639,29 @@ class Unit:
                 for k, o in enumerate(ops):
                     if o.kind == "mem" and o.absolute:
                         texts[k] = texts[k].replace("[", "[riz*1 + ", 1)
+            if s.bits == 16:
+                # `[bp + si]`, `[bp + di]`: keystone adds a disp8 of 0 (as `[bp]` needs) unless
+                # the index comes first; GNU as writes neither (mod 00).
+                texts = [_BP_THEN_INDEX.sub(r"\2 + \1", t) for t in texts]
             text += " " + ", ".join(texts)
-            others = {n for o in ops if o.value is not None and o.value is not rip
+            # Values keystone's input does not name: finish() writes them, or text() puts
+            # in their number from the last pass.
+            moved = [e for e in (rip, imm and imm[0], *late.values()) if e is not None]
+            others = {n for o in ops if o.value is not None and not any(o.value is e for e in moved)
                       for n in o.value.names}  # fmt: skip
-            relocated = frozenset(rip.names) - others if rip is not None else frozenset()
+            relocated = frozenset(n for e in moved for n in e.names) - others
             branch = base_mn in BRANCHES and len(ops) == 1 and ops[0].kind == "imm"
             # An address in keystone's input: a label (or `.`) anywhere but in a rip-relative
-            # operand or as a branch's target (both distances), or a value from the last pass.
-            absolute = bool(late) or any(
+            # operand, as a branch's target (both distances) or in a value keystone is not
+            # given, or an address from the last pass.
+            absolute = late_address or any(
                 o.value is not None and not (o.kind == "mem" and o.rip) and not branch
+                and not any(o.value is e for e in moved)
                 and any(n in self.labels or n == "." for n in o.value.names)
                 for o in ops
             )  # fmt: skip
             return Lowered(s, text=text, operands=ops, externals=ext, late=late, rip=rip,
-                           relocated=relocated, absolute=absolute)  # fmt: skip
+                           imm=imm, relocated=relocated, absolute=absolute)  # fmt: skip
         return Lowered(s, text=text, operands=ops, externals=ext)
 
     def _refuse_prefix_orders(self, s: Insn, mn: str, ops: list[Operand]) -> None:
@@ -634,6 +675,18 @@ class Unit:
                 raise AsmError(s.loc, "'lock' with a 16-bit operand, a 32-bit address or a "
                                "segment override: keystone writes lock before the 0x66/0x67/"
                                "segment prefix, GNU as after it")  # fmt: skip
+        if mn == "mov" and s.bits in (16, 32) and len(ops) == 2:
+            # The moffs form (a0-a3): the accumulator and an address with no register.
+            acc = "ax" if s.bits == 32 else "eax"  # the width that takes a 0x66
+            names = [o.text.strip().lower() for o in ops]
+            mem = next((o for o in ops if o.kind == "mem"), None)
+            seg = mem is not None and _SEG.match(_SIZE_PTR.sub("", mem.text))
+            if (acc in names and mem is not None and not mem.mem_regs and seg
+                    and seg[1].lower() != "ds"):  # fmt: skip
+                raise AsmError(s.loc, f"'mov' between {acc} and a segment-overridden address "
+                               "(the moffs form): keystone writes the operand-size prefix "
+                               "before the segment prefix, GNU as after it; use another "
+                               "register")  # fmt: skip
         if mn == "mov" and len(ops) == 2 and ops[0].kind == "mem":
             if ops[1].text.strip().lower() in _SREGS + ("cs",):
                 raise AsmError(s.loc, "'mov MEM, Sreg': keystone adds a 0x66 prefix GNU as "
@@ -982,8 +1035,11 @@ class Unit:
             out[off : off + size] = chunk
         if self._relocs and out is None:
             out = bytearray(self.raw)
-        for i, rip in self._relocs:
-            self._relocate(out, i, rip, resolve)
+        for i, rip, imm in self._relocs:
+            if rip is not None:
+                self._relocate(out, i, rip, resolve)
+            else:
+                self._write_imm(out, i, *imm, resolve)
         self.final = self.raw if out is None else bytes(out)
         return self.final
 
@@ -1031,6 +1087,31 @@ class Unit:
             raise AsmError(self._stmt_loc(i),
                            f"rip-relative target {target:#x} is out of disp32 range")  # fmt: skip
         out[off + at[0] : off + at[0] + 4] = disp.to_bytes(4, "little", signed=True)
+
+    def _write_imm(self, out: bytearray, i: int, value: Expr, signed: bool,
+                   resolve: Resolve) -> None:  # fmt: skip
+        """Write statement i's relocated immediate (Lowered.imm): its last four bytes, where
+        keystone put RIP_MARK; a value that does not fit (sign-extended from 32 bits for a
+        64-bit register, as GNU ld's R_X86_64_32S; zero-extended for a 32-bit one,
+        R_X86_64_32) is an error, as ld's "relocation truncated to fit" is."""
+        off, size = self.statement_span(i)
+        if size < 4 or out[off + size - 4 : off + size] != RIP_MARK_BYTES:
+            raise AsmError(self._stmt_loc(i), "internal error: keystone's bytes for a "
+                           "relocated immediate do not end in its mark")  # fmt: skip
+        try:
+            v = value.evaluate(resolve, dot=self.base + off) & _M64
+        except ExprError as err:
+            raise AsmError(self._stmt_loc(i), str(err)) from None
+        if signed:
+            v = v - (1 << 64) if v >> 63 else v
+            fits = -(1 << 31) <= v < (1 << 31)
+        else:
+            fits = v < (1 << 32)
+        if not fits:
+            kind = "sign-extended" if signed else "zero-extended"
+            raise AsmError(self._stmt_loc(i), f"address {v & _M64:#x} does not fit a {kind} "
+                           "32-bit immediate")  # fmt: skip
+        out[off + size - 4 : off + size] = (v & 0xFFFFFFFF).to_bytes(4, "little")
 
 
 def _expression_names(stmts: list[Statement], lowered: list[Lowered]) -> set[str]:

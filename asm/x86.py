@@ -11,6 +11,7 @@ _OTHER = (
     + " ".join(f"xmm{i} ymm{i} zmm{i} mm{i % 8} k{i % 8}" for i in range(16))
 ).split()
 
+GPR64, GPR32 = frozenset(_GPR64), frozenset(_GPR32)
 REGISTERS16 = frozenset(_GPR16 + ["cs", "ds", "es", "fs", "gs", "ss"])
 REGISTERS = frozenset(_GPR64 + _GPR32 + _GPR16 + _GPR8 + _OTHER)
 

@@ -181,6 +181,12 @@ def test_long_expressions_do_not_recurse():
         Case(16, ("lgdt [0x8040]",)),
         Case(16, ("rep stosw",)),
         Case(16, (".Lfz{k}:", ".fill 100, 1, 0x90", "jne .Lfz{k}")),
+        # Found by the fuzzer (seeds 11 to 13): keystone gives [bp + si] and [bp + di] a disp8
+        # of 0 (mod 01) unless the index comes first; GNU as mod 00.
+        Case(16, ("mov word ptr [bp + di], 7",)),
+        Case(16, ("neg word ptr [bp + si + 0x0]",)),
+        Case(16, ("sbb dword ptr [bp + si + 0x0], 4294967295",)),
+        Case(16, ("mov ax, word ptr [bp + di + 5]",)),
     ],
     ids=str,
 )
@@ -198,6 +204,11 @@ def test_same_bytes_as_gnu_as(oracle, case):
         (_c64("lock add dword ptr [eax], eax"), r"a 32-bit address"),
         (_c64("lock inc qword ptr gs:[0x10]"), r"a segment override"),
         (_c64("mov eax, 1 << 64"), r"shift count 64 is not between 0 and 63"),
+        # Found by the fuzzer (seeds 11 to 13): the moffs form with a segment override and an
+        # operand-size prefix, whose order keystone and GNU as write otherwise (66 65, 65 66).
+        (Case(32, ("mov ax, word ptr gs:[2147483647]",)), r"the moffs form"),
+        (Case(16, ("mov eax, dword ptr fs:[0x94c4]",)), r"the moffs form"),
+        (Case(16, ("mov dword ptr es:[0x10], eax",)), r"the moffs form"),
         (Case(16, ("call fz_near",)), r"'call' is refused in 16-bit code"),
         (Case(16, ("push 0x10",)), r"'push IMM' in 16-bit code"),
         # Found by the fuzzer: past rel8, keystone writes 66 0f 85 rel32 (GNU as 0f 85 rel16);
@@ -298,3 +309,17 @@ def test_cli_without_hypothesis_says_so():
     assert done.returncode == 2
     assert done.stderr.startswith("fuzz_asm: error: Hypothesis is missing")
     assert "Traceback" not in done.stderr
+
+
+def test_an_address_as_an_immediate_is_gnu_as_and_lds_bytes(oracle):
+    """`REG, offset sym` (the front end's own relocation, asm.unit Lowered.imm: keystone is
+    given a fixed imm32 that finish() replaces) and the forms it leaves to keystone, each
+    against GNU as's relocation as ld resolves it.  Keystone, given the symbol, wrote `and
+    eax, offset sym` in the long form (81 e0, GNU as 25): the fuzzer's `addr` operands found it."""
+    forms = [f"{mn} {reg}, offset {sym}{off}"
+             for mn in ("mov", "add", "sub", "cmp", "and", "or", "xor", "test", "adc", "sbb")
+             for reg in ("rax", "rdi", "r12", "eax", "r9d")
+             for sym, off in (("fz_near", ""), ("fz_far", " + 8"), ("fz_near", " - 4"))]  # fmt: skip
+    forms += ["mov qword ptr [rax], offset fz_far", "push offset fz_near + 16",
+              "mov rax, offset fz_near + 2 * 8"]  # fmt: skip
+    assert _verdicts(oracle, *(_c64(f) for f in forms)) == ["same"] * len(forms)

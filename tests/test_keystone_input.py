@@ -35,13 +35,18 @@ def test_a_moved_branch_target_leaves_the_keystone_input_alone(tmp_path):
 def test_a_moved_rip_target_leaves_it_alone_too(tmp_path):
     """`[rip + fn]` in 64-bit code: keystone is given a fixed displacement (asm.unit.RIP_MARK)
     that finish() replaces, so fn's place is not in its input either (tests/test_rip_reloc.py);
-    `offset fn` is an address, and is."""
-    extra = "    lea rax, [rip + fn]\n"
-    before = _texts(tmp_path, extra, "")
-    after = _texts(tmp_path, extra, "    nop\n" * 3)
-    assert ".set fn" not in before[0] and before[0] == after[0]
-    assert before[1] != after[1]  # the displacement, written by finish(), follows fn
-    extra = "    mov rax, offset fn\n"
+    so is `mov REG, offset fn` (a fixed immediate); `offset fn` stored to memory is an address
+    in keystone's input, and is."""
+    for extra in (
+        "    lea rax, [rip + fn]\n",
+        "    mov rax, offset fn\n",
+        "    cmp ecx, offset fn\n",
+    ):
+        before = _texts(tmp_path, extra, "")
+        after = _texts(tmp_path, extra, "    nop\n" * 3)
+        assert ".set fn" not in before[0] and before[0] == after[0], extra
+        assert before[1] != after[1]  # the displacement or immediate, written by finish()
+    extra = "    mov qword ptr [rax], offset fn\n"
     before = _texts(tmp_path, extra, "")
     after = _texts(tmp_path, extra, "    nop\n" * 3)
     assert ".set fn" in before[0] and before[0] != after[0]

@@ -1,20 +1,23 @@
-"""Rip-relative operands that name outside symbols are relocated by Unit.finish, as external
-branches are: keystone is given a fixed displacement (RIP_MARK), so its input names no
-distance, and a unit whose input names no address at all (Unit.base_free) is assembled at 0:
-a unit that moves keeps its keystone result.  The capstone verifier checks every displacement
-written (a finish that writes none, or a wrong one, fails the build at the line)."""
+"""Rip-relative operands that name outside symbols, and `offset sym` immediates into a register
+(64-bit code), are relocated by Unit.finish, as external branches are: keystone is given a fixed
+displacement or immediate (RIP_MARK), so its input names no distance nor address, and a unit
+whose input names no address at all (Unit.base_free) is assembled at 0: a unit that moves keeps
+its keystone result.  The capstone verifier checks every displacement and immediate written (a
+finish that writes none, or a wrong one, fails the build at the line); the bytes are GNU as's
+and ld's (tests/test_fuzz_asm.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_MEM, X86_REG_RIP
-from helpers import SMALL, build, section_bytes
+from helpers import HIGH, SMALL, build, section_bytes
 
 from asm import KeystoneBackend, load_units
 from asm.unit import RIP_MARK
-from linker import link
+from linker import Layout, LinkErrors, OutputSection, link
 
 FORMS = """\
 .section .text
@@ -62,10 +65,12 @@ def units_of(directory: Path, sources: dict[str, str]):
 
 
 def test_a_unit_that_moves_keeps_its_keystone_result_unless_it_names_an_address(tmp_path: Path):
-    """b.s names `data` only rip-relative: moved by a.s's growth, it is not assembled again;
-    c.s takes `offset data` (an address in keystone's input): it is."""
-    b = ".section .text\n.global helper\nhelper:\n    mov rax, qword ptr [rip + data]\n    ret\n"
-    c = ".section .text\n.global other\nother:\n    mov rax, offset data\n    ret\n"
+    """b.s names `data` only rip-relative or as an immediate into a register: moved by a.s's
+    growth, it is not assembled again; c.s stores `offset data` to memory (an address in
+    keystone's input): it is."""
+    b = (".section .text\n.global helper\nhelper:\n    mov rax, qword ptr [rip + data]\n"
+         "    mov rcx, offset data\n    ret\n")  # fmt: skip
+    c = ".section .text\n.global other\nother:\n    mov qword ptr [rax], offset data\n    ret\n"
     a = ".section .text\n.global start\nstart:\n{}    call helper\n    call other\n    ret\n"
     assembled: list[str] = []
     with KeystoneBackend() as backend:
@@ -95,15 +100,37 @@ def test_a_unit_that_moves_keeps_its_keystone_result_unless_it_names_an_address(
 def test_labels_used_as_addresses_are_not_base_free(tmp_path: Path):
     sources = {
         "branch.s": ".section .text\nf:\n    jmp .Lx\n.Lx:\n    lea rax, [rip + .Lx]\n    ret\n",
-        "offset.s": ".section .text\ng:\n    mov rax, offset .Ly\n.Ly:\n    ret\n",
+        "offset.s": ".section .text\ng:\n    mov qword ptr [rax], offset .Ly\n.Ly:\n    ret\n",
         "late.s": ".section .text\nh:\n    mov eax, .Le - h\n.Le:\n    ret\n",
+        "reloc.s": ".section .text\ni:\n    mov rax, offset .Lz\n.Lz:\n    ret\n",
+        "late16.s": ".section .text\n.code16\nj:\n    mov ax, word ptr [.Lw]\n.Lw:\n    hlt\n",
     }
     units = {u.path.name: u for u in units_of(tmp_path, sources)}
     assert units["branch.s"].base_free  # distances only
     assert not units["offset.s"].base_free  # an address
-    assert not units["late.s"].base_free  # a value from the last pass (`late`)
+    assert units["late.s"].base_free  # a distance from the last pass (`late`)
+    assert units["reloc.s"].base_free  # an address finish() writes (Lowered.imm)
+    assert not units["late16.s"].base_free  # an address from the last pass
     # so offset.s is assembled where it lies: its immediate is the address (the verifier
     # refuses it otherwise: "immediate 0x400007 was encoded as 0x7")
     (tmp_path / "linked").mkdir()
     image = build(tmp_path / "linked", {"a.s": sources["offset.s"].replace("g:", "start:")})
     assert image.symbol("start").value == 0x400000
+
+
+def test_an_address_that_does_not_fit_its_immediate_is_an_error_at_its_line(tmp_path: Path):
+    """As ld's "relocation truncated to fit": a 64-bit register takes a sign-extended imm32
+    (R_X86_64_32S), a 32-bit one a zero-extended imm32 (R_X86_64_32)."""
+    src = ".section .text\n.global start\nstart:\n    mov rcx, offset start\n{}    ret\n"
+    above = Layout((OutputSection(".text", (".text",), "rx", vma_offset=0x100000000),),
+                   load_base=0x100000, entry="start")  # fmt: skip
+    for name in ("ok", "r32", "r64"):
+        (tmp_path / name).mkdir()
+    image = build(tmp_path / "ok", {"a.s": src.format("")}, HIGH)
+    assert image.symbol("start").value == 0xFFFFFFFF80100000  # fits, sign-extended
+    with pytest.raises(LinkErrors, match=r"a\.s:5: error: address 0xffffffff80100008 does not "
+                       "fit a zero-extended 32-bit immediate"):  # fmt: skip
+        build(tmp_path / "r32", {"a.s": src.format("    add ecx, offset start + 8\n")}, HIGH)
+    with pytest.raises(LinkErrors, match=r"a\.s:4: error: address 0x100100000 does not fit a "
+                       "sign-extended 32-bit immediate"):  # fmt: skip
+        build(tmp_path / "r64", {"a.s": src.format("")}, above)

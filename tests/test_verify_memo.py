@@ -214,12 +214,13 @@ def test_a_unit_whose_call_target_moved_decodes_only_the_call(tmp_path, decoded,
 def test_a_moved_unit_decodes_only_what_finish_wrote_unless_its_bytes_hold_addresses(
     tmp_path, decoded
 ):
-    """b.s moves (a.s before it grows): a base_free b.s decodes only its call to outside
-    (keystone's bytes hold distances alone); one whose bytes hold an address (`mov eax,
-    offset data`) decodes everything, as its keystone output is another."""
-    for extra, want in (("", ["call start"]),
-                        ("    mov eax, offset data\n", ["call start", "mov eax, offset data",
-                                                        "add rax, 5", "ret"])):  # fmt: skip
+    """b.s moves (a.s before it grows): a base_free b.s decodes only what finish() wrote (its
+    call to outside, an `offset` into a register); one whose keystone bytes hold an address
+    (`offset data` stored to memory) decodes everything, as its keystone output is another."""
+    for extra, want in (("    mov eax, offset data\n", ["call start", "mov eax, offset data"]),
+                        ("    mov qword ptr [rax], offset data\n",
+                         ["call start", "mov qword ptr [rax], offset data", "add rax, 5",
+                          "ret"])):  # fmt: skip
         verified: set[bytes] = set()
         for pad in ("", "    nop\n" * 7):
             (tmp_path / "a.s").write_text(f".section .text\n.global start\nstart:\n{pad}    ret\n")
@@ -232,5 +233,5 @@ def test_a_moved_unit_decodes_only_what_finish_wrote_unless_its_bytes_hold_addre
                 image = link(units, SMALL, backend, verify=False)
             decoded.clear()
             linker.checks.verify_image(image, verified)
-        assert units[1].base_free == (extra == "")
+        assert units[1].base_free == ("[rax]" not in extra)
         assert decoded == ["nop"] * 7 + ["ret"] + want

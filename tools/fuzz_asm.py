@@ -115,6 +115,9 @@ FORMS += [
     (("str", "sldt", "smsw"), ("r32",)), (("str", "sldt", "smsw"), ("r64",)),
     (("str", "sldt", "smsw"), ("m16",)), (("rdgsbase", "wrgsbase", "rdfsbase"), ("r64",)),
     (("cmpxchg16b",), ("m128",)), (("cmpxchg8b",), ("m64",)),
+    (("mov", "add", "sub", "cmp", "and", "or", "xor", "test", "adc", "sbb"), ("r64", "addr")),
+    (("mov", "add", "sub", "cmp", "and", "or", "xor", "test", "adc", "sbb"), ("r32", "addr")),
+    (("mov", "add", "cmp"), ("m64", "addr")), (("mov", "cmp"), ("m32", "addr")), (("push",), ("addr",)),
     (("in",), ("al", "i8u")), (("in",), ("eax", "dx")), (("out",), ("i8u", "al")),
     (("out",), ("dx", "ax")), (("rep stosb", "rep movsq", "rep stosq", "repne scasb"), ()),
     (("pxor", "movdqa", "paddd", "por"), ("xmm", "xmm")), (("movd",), ("xmm", "r32")),
@@ -288,6 +291,9 @@ def operand(draw, kind: str, bits: int) -> str:
         return draw(st.sampled_from(["0x8", "0x10", "0x18"]))
     if kind == "target":
         return draw(st.sampled_from(["fz_near", "fz_far"]))
+    if kind == "addr":  # an address as an immediate (a relocation for GNU as)
+        sym = draw(st.sampled_from(["fz_near", "fz_far"]))
+        return f"offset {sym}{draw(st.sampled_from(['', ' + 8', ' - 4', ' + 2 * 8']))}"
     raise ValueError(f"unknown operand kind {kind}")
 
 
