@@ -10,7 +10,7 @@ from asm import KeystoneBackend, load_units
 from linker import link
 
 A = ".section .text\nstart:\n    lea rax, [rip + helper]\n    call helper\n    ret\n"
-B = ".section .text\n.global helper\nhelper:\n    mov eax, offset start\n    ret\n"
+B = ".section .text\n.global helper\nhelper:\n    mov dword ptr [rax], offset start\n    ret\n"
 
 
 class Counting(KeystoneBackend):
@@ -29,12 +29,13 @@ def test_two_passes_when_no_size_changes(tmp_path):
     with Counting() as backend:
         image = link(load_units([tmp_path / "a.s", tmp_path / "b.s"], []), SMALL, backend)
     assert backend.passes == 2  # three before: the second pass used the first's label values
-    # b.s twice (at the section start, then in its place: `offset start` is an address);
-    # a.s once (its input names no address: asm.unit.Unit.base_free, assembled at 0)
+    # b.s twice (at the section start, then in its place: `offset start` stored to memory is
+    # an address in its input); a.s once (its input names no address: asm.unit.Unit.base_free,
+    # assembled at 0)
     assert backend.sent == 3
     helper = image.symbol("helper").value
     start = image.symbol("start").value
     code = symbol_bytes(image, "start")
     assert int.from_bytes(code[3:7], "little", signed=True) == helper - (start + 7)  # lea
     assert int.from_bytes(code[8:12], "little", signed=True) == helper - (start + 12)  # call
-    assert symbol_bytes(image, "helper")[1:5] == start.to_bytes(4, "little")  # offset start
+    assert symbol_bytes(image, "helper")[2:6] == start.to_bytes(4, "little")  # offset start
