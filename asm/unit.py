@@ -195,6 +195,7 @@ RIP_MARK = 0x7A3B5C1D
 RIP_MARK_BYTES = RIP_MARK.to_bytes(4, "little")
 
 
+# `bp + si` or `bp + di` in a 16-bit memory operand: handed to keystone index first.
 _BP_THEN_INDEX = re.compile(r"\b(bp)\s*\+\s*(si|di)\b", re.I)
 
 # Instructions whose `offset sym` immediate into a 64- or 32-bit register finish() writes
@@ -376,8 +377,8 @@ class Unit:
         # (made on first use: most units of an edit's build are never asked).
         self._span_tails: list[tuple] | None = None
         self._local: tuple[list[int], bytes] | None = None  # place_local's offsets and bytes
-        # Where a unit without instructions puts its statements, and its .balign runs of a
-        # non-zero fill: (offsets, end, [(offset, fill, count)]), for place_local.
+        # Where a unit without instructions puts its statements (their offsets, then the end)
+        # and its .balign runs of a non-zero fill ([(offset, fill, count)]), for place_local.
         self._local_plan = None if self._has_insn else self._plan_local(lowered)
         # Instructions whose bytes finish() writes (keystone only reserves their room).
         self.patched = [i for i, lw in enumerate(lowered) if isinstance(lw.stmt, Insn)

@@ -33,8 +33,9 @@ from .paths import ROOT, rel
 
 OUTPUTS = ("kernel.elf", "kernel.map", "kernel.lst", "BOOTX64.EFI")
 CODE = ("asm", "linker", "kbuild")  # our code that decides what the outputs are
+# The tools whose versions decide the outputs, as (module, distribution): pefile's too, since
+# its verdicts on the PE file are cached.
 TOOLS = (("keystone", "keystone_engine"), ("capstone", "capstone"), ("pefile", "pefile"))
-# ... each (module, distribution): pefile judges the PE file, and its verdicts are cached
 KEY_FORMAT = b"condrcu-build-1"
 
 
