@@ -2,7 +2,8 @@
 
 Hypothesis generates snippets of our dialect: instructions of every form in FORMS with
 registers of each width, memory operands (base, index, scale, displacements at the edges of
-disp8/disp32, `[rip + sym]`), immediates at the edges of each width, constant expressions in
+disp8/disp32, `[rip + sym]`), immediates at the edges of each width and addresses as
+immediates (`offset sym`: a relocation for GNU as, one of our own), constant expressions in
 operands and in `.set` (GNU as's precedence and 64-bit arithmetic), branches forward and
 backward across the rel8/rel32 boundary, in 16-bit, 32-bit and 64-bit code.  Each batch of snippets is
 assembled and linked by our front-end (keystone, our checks, our linker) and by GNU as + ld at
