@@ -151,9 +151,11 @@ def test_make_debug_replays_a_recording_under_gdb(recording, tmp_path):
 
 def test_a_replay_that_never_pauses_says_where_it_is():
     """The timeout's message names the NMI's instruction and the replay's (a replay short of
-    it stopped following its log; one past it missed the breakpoint)."""
+    it stopped following its log; one past it missed the breakpoint), and where the CPU is."""
 
     class Running:
+        halted = True
+
         def status(self) -> str:
             return "running"
 
@@ -161,7 +163,17 @@ def test_a_replay_that_never_pauses_says_where_it_is():
             assert command == "query-replay"
             return {"icount": 123}
 
+        def registers(self) -> str:
+            return (
+                f"RAX=0000000000000000 RBX=0000000000000001\nRIP=ffffffff81000010 "
+                f"RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT={int(self.halted)}\n"
+            )
+
+    vm = Running()
     with pytest.raises(rr.ReplayError) as e:
-        rr._wait_paused(Running(), 0.01, 99)  # type: ignore[arg-type]
+        rr._wait_paused(vm, 0.01, 99)  # type: ignore[arg-type]
     assert str(e.value) == ("the replay did not reach its next NMI (instruction 99) within "
-                            "0.01 s: it is at instruction 123")  # fmt: skip
+                            "0.01 s: it is at instruction 123, RIP ffffffff81000010, halted")  # fmt: skip
+    vm.halted = False
+    with pytest.raises(rr.ReplayError, match=r"at instruction 123, RIP ffffffff81000010$"):
+        rr._wait_paused(vm, 0.01, 99)  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ RECORD_ICOUNT = "shift=0"  # one virtual nanosecond per instruction; sleep stays
 # NMIs before the kernel has loaded its IDT would find no gate: inject after this console line.
 NMI_AFTER = re.compile(r"^smp: \d+ CPUs? up", re.MULTILINE)
 _HALTED = re.compile(r"\bHLT=1\b")  # `info registers`: the CPU waits in hlt
+_RIP = re.compile(r"\bRIP=([0-9a-f]+)")
 HALTED_TRIES = 2000  # pauses, 1 ms apart, that may find the CPU halted before an NMI is given up
 FILES = ("recording.json", "kernel.elf", "replay.bin", "console.txt")
 
@@ -312,7 +313,8 @@ end
 def _wait_paused(vm: QemuRunner, timeout: float, target: int) -> bool:
     """Wait until a replay breakpoint (at instruction `target`) paused the VM; False when QEMU
     ended first.  The error on a timeout says where the replay is: short of the target (it
-    stopped following the log) or past it (the breakpoint was missed)."""
+    stopped following the log) or past it (the breakpoint was missed), and where the CPU is
+    (its RIP, and whether it waits in `hlt`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -325,5 +327,11 @@ def _wait_paused(vm: QemuRunner, timeout: float, target: int) -> bool:
         at = f"it is at instruction {int(vm.qmp('query-replay')['icount'])}"
     except (QemuError, TimeoutError, KeyError, ValueError):  # TimeoutError: QMP's
         at = "where it is, QEMU did not say"
+    try:
+        regs = vm.registers()
+    except (QemuError, TimeoutError):
+        regs = ""
+    if rip := _RIP.search(regs):
+        at += f", RIP {rip[1]}" + (", halted" if _HALTED.search(regs) else "")
     raise ReplayError(f"the replay did not reach its next NMI (instruction {target}) within "
                       f"{timeout:g} s: {at}")  # fmt: skip
