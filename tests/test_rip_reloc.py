@@ -134,3 +134,25 @@ def test_an_address_that_does_not_fit_its_immediate_is_an_error_at_its_line(tmp_
     with pytest.raises(LinkErrors, match=r"a\.s:4: error: address 0x100100000 does not fit a "
                        "sign-extended 32-bit immediate"):  # fmt: skip
         build(tmp_path / "r64", {"a.s": src.format("")}, above)
+
+
+def test_an_immediate_keystone_did_not_put_last_is_an_internal_error_at_its_line(tmp_path):
+    """finish() writes a relocated immediate only where keystone put the mark (the last four
+    bytes): a keystone that put it elsewhere, or not at all, fails the build at the line
+    rather than patching other bytes."""
+
+    class Unmarked(KeystoneBackend):
+        def __call__(self, work) -> None:
+            self.passes += 1
+            items = [(64, u.keystone_base(base), u.text(base, r).replace(hex(RIP_MARK), "0x1234"))
+                     for u, base, r in work]  # fmt: skip
+            for (u, base, _), r in zip(work, self.worker.assemble(items, self.timeout)):
+                assert r.ok, r.error
+                u.absorb(base, r.data, u.keystone_base(base))
+
+    src = ".section .text\n.global start\nstart:\n    nop\n    mov rcx, offset start\n    ret\n"
+    units = units_of(tmp_path, {"a.s": src})
+    with Unmarked() as backend, pytest.raises(LinkErrors, match=r"a\.s:5: error: internal "
+                                              "error: keystone's bytes for a relocated "
+                                              "immediate do not end in its mark"):  # fmt: skip
+        link(units, SMALL, backend, verify=False)
