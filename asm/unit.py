@@ -203,6 +203,13 @@ _BP_THEN_INDEX = re.compile(r"\b(bp)\s*\+\s*(si|di)\b", re.I)
 # relocation, which keystone picks for a number but not always for a symbol (`and eax, sym`:
 # 81 e0, GNU as 25).
 _IMM_RELOCATED = frozenset("mov add sub cmp and or xor test adc sbb".split())
+_GPR64_32 = GPR64 | GPR32
+
+
+def _segment(o: Operand) -> str | None:
+    """The segment register a memory operand overrides (`fs:[...]`), lower case; else None."""
+    m = _SEG.match(_SIZE_PTR.sub("", o.text)) if o.kind == "mem" else None
+    return m[1].lower() if m else None
 
 
 def _mem_text(o: Operand, disp: str) -> str:
@@ -320,13 +327,16 @@ class Unit:
     """The statements of `section` in `file`; offsets are known after `absorb`.
 
     A unit keeps what linking it reads apart from its statements (`stmts`, `lowered`): the
-    keystone text, the statements finish() writes, its labels, the file's symbol tables.  The
+    keystone text, the statements finish() writes, its labels and what the linker asks of the
+    file's symbol tables.  The
     statements are a Deferred, so that a unit from the build cache reads them only when asked
     (verifying or listing it): most units of an edit's build never are."""
 
     def __init__(self, file: SourceFile, section: str, stmts: list[Statement]) -> None:
         self.file, self.section = file, section  # `file` only while lowering: not pickled
-        self.labels = {s.name for s in stmts if isinstance(s, Label)}
+        # Each label: the index of its statement, its name, where it is written.
+        self._labels_at = [(i, s.name, s.loc) for i, s in enumerate(stmts) if isinstance(s, Label)]
+        self.labels = {name for _, name, _ in self._labels_at}
         self.align = max([s.boundary for s in stmts if isinstance(s, Align)], default=1)
         self.const_order = file.constant_order()
         self._has_insn = any(isinstance(st, Insn) for st in stmts)
@@ -341,14 +351,12 @@ class Unit:
         self._path = file.path
         self._constants = {n: file.constants[n] for n in _expression_names(stmts, lowered)
                            if n in file.constants}  # fmt: skip
-        self._globals = {s.name for s in stmts if isinstance(s, Label) and s.name in file.globals}
-        self._kinds = {s.name: file.attrs[s.name].kind for s in stmts
-                       if isinstance(s, Label) and s.name in file.attrs}  # fmt: skip
+        self._globals = self.labels & file.globals.keys()
+        self._kinds = {n: file.attrs[n].kind for n in self.labels if n in file.attrs}
         self._count = len(stmts)
         self._loc = stmts[0].loc if stmts else None
         self._data_loc = next((s.loc for s in stmts if isinstance(s, (Insn, Data))
                                or (isinstance(s, Blob) and not s.all_zero)), None)  # fmt: skip
-        self._label_locs = [(s.name, s.loc) for s in stmts if isinstance(s, Label)]
         self.offsets: list[int] = []
         self.size = 0
         self.raw = b""
@@ -359,7 +367,6 @@ class Unit:
         self.cache_key: str | None = None  # set by a caller that caches results about the unit
         self._result_memo: tuple[tuple, bytes] | None = None  # result_key's last inputs, key
         self._stable_memo: tuple[tuple, bytes] | None = None  # stable_key's
-        self._labels_at = [(i, s.name) for i, s in enumerate(stmts) if isinstance(s, Label)]
         self._marks = [(i, s.name, s.expr) for i, s in enumerate(stmts) if isinstance(s, SizeMark)]
         self._externals = sorted(set().union(*(lw.externals for lw in lowered)))
         # The outside names keystone's input names (a branch, far jump or data that names one
@@ -597,7 +604,7 @@ class Unit:
                     rip = o.value
                 elif (
                     s.bits == 64 and k == 1 and len(ops) == 2 and base_mn in _IMM_RELOCATED
-                    and o.kind == "imm" and ops[0].text.strip().lower() in GPR64 | GPR32
+                    and o.kind == "imm" and (reg := ops[0].text.strip().lower()) in _GPR64_32
                     and _linear(o.value, consts) is not None
                     and any(n not in consts for n in o.value.names)
                 ):  # fmt: skip
@@ -605,7 +612,7 @@ class Unit:
                     # (GNU as's relocation), which finish() writes; keystone is given a fixed
                     # one, so its input names no address.
                     texts[k] = hex(RIP_MARK)
-                    imm = (o.value, ops[0].text.strip().lower() in GPR64)
+                    imm = (o.value, reg in GPR64)
                 elif (
                     s.bits == 16 and o.kind == "mem" and o.absolute and o.value is not None
                     and any(n not in consts for n in o.value.names)
@@ -671,7 +678,7 @@ class Unit:
         if "lock" in s.mnemonic.split()[:-1]:
             regs32 = s.bits == 64 and any(r.startswith("e") or r.endswith("d")
                                           for o in ops for r, _ in o.mem_regs)  # fmt: skip
-            seg = any(o.kind == "mem" and _SEG.match(_SIZE_PTR.sub("", o.text)) for o in ops)
+            seg = any(_segment(o) for o in ops)
             if any(o.width16 for o in ops) or regs32 or seg:
                 raise AsmError(s.loc, "'lock' with a 16-bit operand, a 32-bit address or a "
                                "segment override: keystone writes lock before the 0x66/0x67/"
@@ -681,9 +688,8 @@ class Unit:
             acc = "ax" if s.bits == 32 else "eax"  # the width that takes a 0x66
             names = [o.text.strip().lower() for o in ops]
             mem = next((o for o in ops if o.kind == "mem"), None)
-            seg = mem is not None and _SEG.match(_SIZE_PTR.sub("", mem.text))
-            if (acc in names and mem is not None and not mem.mem_regs and seg
-                    and seg[1].lower() != "ds"):  # fmt: skip
+            if (acc in names and mem is not None and not mem.mem_regs
+                    and _segment(mem) not in (None, "ds")):  # fmt: skip
                 raise AsmError(s.loc, f"'mov' between {acc} and a segment-overridden address "
                                "(the moffs form): keystone writes the operand-size prefix "
                                "before the segment prefix, GNU as after it; use another "
@@ -897,7 +903,7 @@ class Unit:
 
     def label_offsets(self) -> dict[str, int]:
         offsets = self.offsets
-        return {name: offsets[i] for i, name in self._labels_at} if offsets else {}
+        return {name: offsets[i] for i, name, _ in self._labels_at} if offsets else {}
 
     def statement_span(self, i: int) -> tuple[int, int]:
         """Offset and size of statement i."""
@@ -923,7 +929,7 @@ class Unit:
 
     def label_locs(self) -> list[tuple[str, Loc]]:
         """Every label the unit defines, in source order, with where."""
-        return list(self._label_locs)
+        return [(name, loc) for _, name, loc in self._labels_at]
 
     def is_global(self, name: str) -> bool:
         """True when `name`, a label of the unit, is declared `.globl`."""

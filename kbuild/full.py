@@ -141,8 +141,8 @@ def load(sources: list[Path], include_dirs: list[Path],
             inputs += [(p, None) for p in src.absent]  # must still not be there
             file_units = [Unit(src, section, stmts) for section, stmts in src.sections.items()]
             if store_parsed:
-                bare, statements = zip(*(u.split() for u in file_units)) if file_units else ((), ())
-                entry = (inputs, list(bare), [dumps(st, roots) for st in statements])
+                parts = [u.split() for u in file_units]
+                entry = (inputs, [bare for bare, _ in parts], [dumps(st, roots) for _, st in parts])
                 store.put("parsed", parse_key, entry, prune=False, roots=roots)
                 parsed += 1
         key = digest(code_key(), name, file_digest(path) or "",
