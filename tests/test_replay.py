@@ -20,6 +20,7 @@ from kernel.vectors import LOCAL_TIMER_VECTOR
 from tools import boot, qemulog
 from tools import replay as rr
 from tools.qemu import QemuConfig
+from tools.symbols import SymbolTable
 
 NMI_VECTOR = 2
 APPEND = "selftest=sched,user_demand_fault"  # ticks, sleeps, preemption; a user page fault
@@ -59,6 +60,11 @@ def test_replay_repeats_the_recorded_boot_with_its_timer_and_nmis(recording, tmp
     # counts a halted CPU's idle time in its instruction count, and the replay would wait in
     # that hlt forever (the old recorder's NMIs: 4 of 6 after an f4, in each of 3 recordings).
     assert [image_bytes(kernel_image, r.pc - 1, 1) for r in nmis].count(b"\xf4") == 0
+    # Nor at a handler's first instruction: the replay would take that interrupt after the NMI.
+    table = SymbolTable(kernel_image)
+    start, end = table.address("idt_table"), table.address("idt_table_end")
+    handlers = rr.gate_targets(image_bytes(kernel_image, start, end - start))
+    assert len(handlers) > 20 and not [r for r in nmis if r.pc in handlers]
     assert any(r.vector == LOCAL_TIMER_VECTOR for r in recorded)
     assert replayed == recorded
 
@@ -177,3 +183,79 @@ def test_a_replay_that_never_pauses_says_where_it_is():
     vm.halted = False
     with pytest.raises(rr.ReplayError, match=r"at instruction 123, RIP ffffffff81000010$"):
         rr._wait_paused(vm, 0.01, 99)  # type: ignore[arg-type]
+
+
+def _gate(target: int) -> bytes:
+    """A present 64-bit interrupt gate to `target`."""
+    return (
+        (target & 0xFFFF).to_bytes(2, "little")
+        + b"\x10\x00\x00\x8e"
+        + ((target >> 16) & 0xFFFF).to_bytes(2, "little")
+        + (target >> 32).to_bytes(4, "little")
+        + bytes(4)
+    )
+
+
+def test_gate_targets_are_the_present_gates_handlers():
+    absent = bytearray(_gate(0xFFFFFFFF80000040))
+    absent[5] &= 0x7F
+    idt = _gate(0xFFFFFFFF80120DBF) + bytes(absent) + _gate(0x1234)
+    assert rr.gate_targets(idt) == {0xFFFFFFFF80120DBF, 0x1234}
+
+
+def test_the_recorder_injects_only_where_instructions_alone_led(monkeypatch):
+    """The replay stops at the NMI's instruction count before anything else happens there, so
+    the recorder injects neither into `hlt` nor at a handler's first instruction (a tick taken
+    at that count).  And since a recording stopped while its CPU idles may not replay
+    (docs/replay.md), it looks with the VM running and stops it only after seeing the CPU
+    execute; stopped, it looks again."""
+    handler, elsewhere, idt_base = 0xFFFFFFFF80120DBF, 0xFFFFFFFF8011A6B9, 0xFFFFFFFF8012C2D0
+
+    class Vm:
+        def __init__(self, looks: list[tuple[bool, int]]) -> None:
+            self.looks = looks  # (HLT, RIP) of each `info registers`, in order
+            self.paused = False
+            self.log: list[str] = []
+
+        def registers(self) -> str:
+            halted, rip = self.looks.pop(0)
+            state = "stopped" if self.paused else "running"
+            self.log.append(
+                f"{state} HLT={int(halted)}" + (" at a handler" if rip == handler else "")
+            )
+            return (f"RIP={rip:016x} RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT={int(halted)}\r\n"
+                    f"GDT=     ffffffff8013aab0 0000004f\r\nIDT=     {idt_base:016x} 0000001f\r\n")  # fmt: skip
+
+        def read_virt(self, address: int, size: int) -> bytes:
+            assert self.paused and (address, size) == (idt_base, 32)
+            return _gate(0xFFFFFFFF80120D3A) + _gate(handler)
+
+        def pause(self) -> None:
+            self.paused = True
+            self.log.append("stop")
+
+        def cont(self) -> None:
+            self.paused = False
+            self.log.append("cont")
+
+        def qmp(self, command: str) -> dict:
+            assert command == "query-replay" and self.paused
+            return {"icount": 4242}
+
+        def inject_nmi(self) -> None:
+            assert self.paused
+            self.log.append("nmi")
+
+    monkeypatch.setattr(rr.time, "sleep", lambda _: None)
+    # halted twice; executing, but halted once stopped; executing, but at a handler's first
+    # instruction once stopped; executing, and still so once stopped: the NMI
+    vm = Vm([(True, elsewhere), (True, elsewhere), (False, elsewhere), (True, elsewhere),
+             (False, elsewhere), (False, handler), (False, elsewhere), (False, elsewhere)])  # fmt: skip
+    assert rr._inject_at(vm) == 4242  # type: ignore[arg-type]
+    assert vm.log == ["running HLT=1", "running HLT=1", "running HLT=0", "stop", "stopped HLT=1",
+                      "cont", "running HLT=0", "stop", "stopped HLT=0 at a handler", "cont",
+                      "running HLT=0", "stop", "stopped HLT=0", "nmi", "cont"]  # fmt: skip
+    # a CPU halted at every look is never stopped, and the NMI is given up
+    vm = Vm([(True, elsewhere)] * rr.HALTED_TRIES)
+    assert rr._inject_at(vm) is None  # type: ignore[arg-type]
+    assert "stop" not in vm.log and not vm.looks

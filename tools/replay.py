@@ -10,9 +10,9 @@ A recording is a directory:
     console.txt      the serial console as recorded
 
 QEMU 7.2 logs what its devices feed the guest but not an NMI injected through QMP, so the
-recorder stops the VM before each one (at a moment its CPU is not halted), notes the instruction
-count (``query-replay``) and injects it while stopped; the replayer stops at that count
-(``replay-break``) and injects it again.  The replay then follows the recording exactly: its
+recorder stops the VM before each one (at a moment its CPU executes, and not at a handler's
+first instruction), notes the instruction count (``query-replay``) and injects it while
+stopped; the replayer stops at that count (``replay-break``) and injects it again.  The replay then follows the recording exactly: its
 console is byte for byte the recorded one.
 
 One CPU only: QEMU 7.2 refuses record/replay with ``-smp`` above 1 (docs/replay.md, "One CPU", says
@@ -41,7 +41,9 @@ RECORD_ICOUNT = "shift=0"  # one virtual nanosecond per instruction; sleep stays
 NMI_AFTER = re.compile(r"^smp: \d+ CPUs? up", re.MULTILINE)
 _HALTED = re.compile(r"\bHLT=1\b")  # `info registers`: the CPU waits in hlt
 _RIP = re.compile(r"\bRIP=([0-9a-f]+)")
-HALTED_TRIES = 2000  # pauses, 1 ms apart, that may find the CPU halted before an NMI is given up
+_IDT = re.compile(r"\bIDT=\s*([0-9a-f]+) ([0-9a-f]+)\b")  # base, limit
+GATE_SIZE = 16  # a 64-bit IDT gate
+HALTED_TRIES = 2000  # looks, 1 ms apart, that may find the CPU halted before an NMI is given up
 FILES = ("recording.json", "kernel.elf", "replay.bin", "console.txt")
 
 
@@ -130,19 +132,50 @@ def _rr_config(base: QemuConfig, mode: str, directory: Path, icount: str) -> Qem
     )
 
 
+def gate_targets(idt: bytes) -> frozenset[int]:
+    """The handler addresses of the present gates in a 64-bit IDT's bytes."""
+    targets = set()
+    for at in range(0, len(idt) - GATE_SIZE + 1, GATE_SIZE):
+        gate = idt[at : at + GATE_SIZE]
+        if gate[5] & 0x80:  # P
+            low, high = int.from_bytes(gate[0:2], "little"), int.from_bytes(gate[6:8], "little")
+            targets.add(low | high << 16 | int.from_bytes(gate[8:12], "little") << 32)
+    return frozenset(targets)
+
+
+def _at_gate(vm: QemuRunner, regs: str) -> bool:
+    """Whether the stopped CPU (`regs`: its `info registers`) is at the first instruction of a
+    handler its IDT names: an interrupt or exception was delivered and nothing executed since."""
+    rip, idt = _RIP.search(regs), _IDT.search(regs)
+    if rip is None or idt is None:
+        raise ReplayError("QEMU's `info registers` shows no RIP or IDT: cannot place an NMI")
+    table = vm.read_virt(int(idt[1], 16), int(idt[2], 16) + 1)
+    return int(rip[1], 16) in gate_targets(table)
+
+
 def _inject_at(vm: QemuRunner) -> int | None:
     """Stop the VM at a moment its CPU is executing, inject an NMI, note the instruction count,
-    let it run; returns the count, or None when the CPU was halted at every try.  Not into
-    `hlt`: QEMU 7.2 counts a halted CPU's idle time in the count query-replay gives, so the
-    replay, which waits in that `hlt` for the NMI, never reaches the count (docs/replay.md)."""
+    let it run; returns the count, or None when no try found such a moment.
+
+    The replayer stops at that count (replay-break) before anything else happens there, so the
+    recorder injects only where nothing but instructions led to the count:
+    - not into `hlt`: QEMU 7.2 counts a halted CPU's idle time in the count query-replay gives,
+      so the replay, which waits in that `hlt` for the NMI, never reaches the count;
+    - not at a handler's first instruction: an interrupt taken at this very count (a tick that
+      woke the CPU) would come after the NMI in the replay, before it in the recording.
+    Nor is the VM stopped while halted, as far as we can help it (recordings stopped again and
+    again in idle periods did not always replay): look first, the VM running, and stop only
+    when the CPU was seen executing.  docs/replay.md has the measurements."""
     for _ in range(HALTED_TRIES):
-        vm.pause()
         if not _HALTED.search(vm.registers()):
-            count = int(vm.qmp("query-replay")["icount"])
-            vm.inject_nmi()
+            vm.pause()
+            regs = vm.registers()
+            if not _HALTED.search(regs) and not _at_gate(vm, regs):
+                count = int(vm.qmp("query-replay")["icount"])
+                vm.inject_nmi()
+                vm.cont()
+                return count
             vm.cont()
-            return count
-        vm.cont()
         time.sleep(0.001)
     return None
 
@@ -178,6 +211,8 @@ def record(
                     count = _inject_at(vm)
                     if count is not None:
                         plan.injected.append(count)
+            except ReplayError:
+                raise
             except (QemuError, TimeoutError):
                 pass  # the guest ended first: the NMIs injected so far are the recording's
         result = vm.wait()
