@@ -328,9 +328,9 @@ class Unit:
 
     A unit keeps what linking it reads apart from its statements (`stmts`, `lowered`): the
     keystone text, the statements finish() writes, its labels and what the linker asks of the
-    file's symbol tables.  The
-    statements are a Deferred, so that a unit from the build cache reads them only when asked
-    (verifying or listing it): most units of an edit's build never are."""
+    file's symbol tables.  The statements are a Deferred, so that a unit from the build cache
+    reads them only when asked (verifying or listing it): most units of an edit's build never
+    are."""
 
     def __init__(self, file: SourceFile, section: str, stmts: list[Statement]) -> None:
         self.file, self.section = file, section  # `file` only while lowering: not pickled

@@ -12,8 +12,8 @@ A recording is a directory:
 QEMU 7.2 logs what its devices feed the guest but not an NMI injected through QMP, so the
 recorder stops the VM before each one (at a moment its CPU executes, and not at a handler's
 first instruction), notes the instruction count (``query-replay``) and injects it while
-stopped; the replayer stops at that count (``replay-break``) and injects it again.  The replay then follows the recording exactly: its
-console is byte for byte the recorded one.
+stopped; the replayer stops at that count (``replay-break``) and injects it again.  The replay
+then follows the recording exactly: its console is byte for byte the recorded one.
 
 One CPU only: QEMU 7.2 refuses record/replay with ``-smp`` above 1 (docs/replay.md, "One CPU", says
 what we measured trying to get around it).
@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kernel.structs import IDT_GATE
 from tools.qemu import QemuConfig, QemuError, QemuResult, QemuRunner, find_qemu, qemu_version
 
 RECORDING_VERSION = 1
@@ -42,7 +43,7 @@ NMI_AFTER = re.compile(r"^smp: \d+ CPUs? up", re.MULTILINE)
 _HALTED = re.compile(r"\bHLT=1\b")  # `info registers`: the CPU waits in hlt
 _RIP = re.compile(r"\bRIP=([0-9a-f]+)")
 _IDT = re.compile(r"\bIDT=\s*([0-9a-f]+) ([0-9a-f]+)\b")  # base, limit
-GATE_SIZE = 16  # a 64-bit IDT gate
+GATE_PRESENT = 0x80  # the P bit of a gate's attributes byte
 HALTED_TRIES = 2000  # looks, 1 ms apart, that may find the CPU halted before an NMI is given up
 FILES = ("recording.json", "kernel.elf", "replay.bin", "console.txt")
 
@@ -133,14 +134,18 @@ def _rr_config(base: QemuConfig, mode: str, directory: Path, icount: str) -> Qem
 
 
 def gate_targets(idt: bytes) -> frozenset[int]:
-    """The handler addresses of the present gates in a 64-bit IDT's bytes."""
-    targets = set()
-    for at in range(0, len(idt) - GATE_SIZE + 1, GATE_SIZE):
-        gate = idt[at : at + GATE_SIZE]
-        if gate[5] & 0x80:  # P
-            low, high = int.from_bytes(gate[0:2], "little"), int.from_bytes(gate[6:8], "little")
-            targets.add(low | high << 16 | int.from_bytes(gate[8:12], "little") << 32)
-    return frozenset(targets)
+    """The handler addresses of the present gates in a 64-bit IDT's bytes (IDT_GATE)."""
+    offsets, sizes = IDT_GATE.offsets(), dict(IDT_GATE.fields)
+
+    def read(gate: int, name: str) -> int:
+        at = gate + offsets[name]
+        return int.from_bytes(idt[at : at + sizes[name]], "little")
+
+    return frozenset(
+        read(g, "offset_low") | read(g, "offset_mid") << 16 | read(g, "offset_high") << 32
+        for g in range(0, len(idt) - IDT_GATE.size + 1, IDT_GATE.size)
+        if read(g, "attr") & GATE_PRESENT
+    )
 
 
 def _at_gate(vm: QemuRunner, regs: str) -> bool:
