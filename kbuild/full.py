@@ -211,6 +211,20 @@ def load_checks() -> None:
     import linker.listing  # noqa: F401
 
 
+def _checked(
+    cache: Cache, kind: str, empty: type, bound: int | None = None
+) -> tuple[str, Any, Any]:
+    """The "checked" cache entry `kind`: its key, its value (empty() when there is none) and a
+    copy to compare with before storing it again.  A set grown past `bound` members starts
+    empty again: the images of the last builds are the ones worth keeping."""
+    key = digest(code_key(), kind)
+    value = cache.get("checked", key) or empty()
+    before = empty(value)
+    if bound is not None and len(value) > bound:
+        value = empty()
+    return key, value, before
+
+
 def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     """Generate into out/gen, build, check; the outputs' bytes (nothing is written to `out`
     but the generated sources).  Raises AsmError or LinkErrors for errors in the sources."""
@@ -233,27 +247,13 @@ def build(out: Path, kernel_dir: Path, cache: Cache) -> Built:
     from linker.listing import write_listing
 
     name = output_namer(out, kernel_dir)
-    checked_key = digest(code_key(), "verified")
-    verified = cache.get("checked", checked_key) or set()
-    verified_before = set(verified)
-    listing_key = digest(code_key(), "listing")
-    listed = cache.get("checked", listing_key) or {}
-    listed_before = dict(listed)
-    lines_key = digest(code_key(), "lines")
-    lines = cache.get("checked", lines_key) or {}
-    lines_before = dict(lines)
-    noinstr_key = digest(code_key(), "noinstr")
-    noinstr_passed = cache.get("checked", noinstr_key) or set()
-    noinstr_before = set(noinstr_passed)
-    if len(noinstr_passed) > 16:  # the images of the last builds are the ones worth keeping
-        noinstr_passed = set()
+    checked_key, verified, verified_before = _checked(cache, "verified", set)
+    listing_key, listed, listed_before = _checked(cache, "listing", dict)
+    lines_key, lines, lines_before = _checked(cache, "lines", dict)
+    noinstr_key, noinstr_passed, noinstr_before = _checked(cache, "noinstr", set, bound=16)
     # The digests of PE files pefile read without a warning (its verdict is a function of the
     # bytes): an edit that changes no code (a comment) makes the same file (14 ms to parse).
-    pe_key = digest(code_key(), "pe")
-    pe_passed = cache.get("checked", pe_key) or set()
-    pe_before = set(pe_passed)
-    if len(pe_passed) > 16:
-        pe_passed = set()
+    pe_key, pe_passed, pe_before = _checked(cache, "pe", set, bound=16)
     # Capstone verification runs in a forked child, with the listing and the PE file's check,
     # while this process writes the ELF file and checks noinstr; verification's errors come
     # first, as when it ran before the other passes.
