@@ -167,14 +167,7 @@ def pool_pages_of(entry: dict[str, int]) -> range:
 
 
 # A build's outputs and two generated files, compared whole between two ways of building.
-BUILD_FILES = (
-    "kernel.elf",
-    "kernel.map",
-    "kernel.lst",
-    "BOOTX64.EFI",
-    "gen/idt.s",
-    "gen/layout.inc",
-)
+BUILD_FILES = (*kbuild.OUTPUTS, "gen/idt.s", "gen/layout.inc")
 
 
 def build_outputs(out: Path) -> dict[str, bytes]:

@@ -10,18 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import kernel_copy
+from helpers import BUILD_FILES, build_outputs, kernel_copy
 
 import kbuild
 import kbuild.cache
 from kbuild.cache import Cache, decode, encode
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = (*kbuild.OUTPUTS, "gen/idt.s", "gen/layout.inc")
-
-
-def outputs(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in FILES}
 
 
 def build(out: Path, kernel_dir: Path = ROOT / "kernel", cache: bool = True) -> kbuild.BuildResult:
@@ -36,7 +31,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     out = tmp_path_factory.mktemp("nocache")
     build(out, cache=False)
     assert not (out / "cache").exists(), "--no-cache wrote a cache"
-    return outputs(out)
+    return build_outputs(out)
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +48,11 @@ def entry(out: Path) -> Path:
 
 
 def test_cached_and_uncached_builds_are_the_same_bytes(reference, warm, tmp_path):
-    assert outputs(warm) == reference  # filled the cache
-    for name in FILES:  # a cached build writes everything again from the entry
+    assert build_outputs(warm) == reference  # filled the cache
+    for name in BUILD_FILES:  # a cached build writes everything again from the entry
         (warm / name).unlink()
     assert build(warm).cached
-    assert outputs(warm) == reference
+    assert build_outputs(warm) == reference
 
 
 def test_the_comparison_sees_a_wrong_entry(reference, warm, tmp_path):
@@ -71,11 +66,11 @@ def test_the_comparison_sees_a_wrong_entry(reference, warm, tmp_path):
     built.files["kernel.elf"] = built.files["kernel.elf"][:-1] + b"\x01"
     path.write_bytes(encode(key, built))
     assert build(out).cached
-    assert outputs(out) != reference
+    assert build_outputs(out) != reference
     r = subprocess.run([sys.executable, str(ROOT / "build.py"), "--out", str(out), "--no-cache"],
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr  # --no-cache does not read the entry
-    assert outputs(out) == reference
+    assert build_outputs(out) == reference
     assert (
         decode(key, path.read_bytes()).files["kernel.elf"] != reference["kernel.elf"]
     )  # nor write
@@ -109,7 +104,7 @@ def test_partly_cached_build_of_a_changed_tree_is_the_same_bytes(tmp_path, monke
     out, plain = tmp_path / "out", tmp_path / "plain"
     build(out, tree)
     units = len(verified)
-    before = outputs(out)
+    before = build_outputs(out)
     serial = tree / "lib" / "serial.s"
     text = serial.read_text()
     assert "    test al, 0x20" in text
@@ -117,11 +112,11 @@ def test_partly_cached_build_of_a_changed_tree_is_the_same_bytes(tmp_path, monke
     verified.clear()
     assert not build(out, tree).cached
     assert 0 < len(verified) < units  # the units that did not move were not decoded again
-    assert outputs(out)["kernel.elf"] != before["kernel.elf"]
+    assert build_outputs(out)["kernel.elf"] != before["kernel.elf"]
     verified.clear()
     build(plain, tree, cache=False)
     assert len(verified) == units
-    assert outputs(out) == outputs(plain)
+    assert build_outputs(out) == build_outputs(plain)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped", "other key", "other format"])
@@ -150,7 +145,7 @@ def test_a_damaged_or_foreign_entry_is_rebuilt_not_used(reference, warm, tmp_pat
     path.write_bytes(data)
     assert decode(key, data) is None
     assert not build(out).cached
-    assert outputs(out) == reference
+    assert build_outputs(out) == reference
     assert decode(key, path.read_bytes()) is not None  # rebuilt
     assert build(out).cached
 
@@ -163,7 +158,7 @@ def test_two_builds_into_the_same_directory_at_once(reference, tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    assert outputs(out) == reference
+    assert build_outputs(out) == reference
     path = entry(out)
     assert decode(path.name.removeprefix("build-"), path.read_bytes()) is not None
     assert not [p for p in out.rglob("*.tmp")]
@@ -179,7 +174,7 @@ def test_a_cache_that_cannot_be_written_is_said_once(reference, tmp_path):
     warnings = r.stderr.splitlines()
     assert len(warnings) == 1 and warnings[0].startswith("warning: cache "), r.stderr
     assert "building without storing results" in warnings[0]
-    assert outputs(out) == reference
+    assert build_outputs(out) == reference
 
 
 def test_an_unwritable_cache_warns_once_in_the_result(reference, tmp_path, monkeypatch):
@@ -193,7 +188,7 @@ def test_an_unwritable_cache_warns_once_in_the_result(reference, tmp_path, monke
     result = build(tmp_path / "out")
     assert [m for m in result.messages if m.startswith("warning:")] == result.messages
     assert len(result.messages) == 1 and "Permission denied" in result.messages[0]
-    assert outputs(tmp_path / "out") == reference
+    assert build_outputs(tmp_path / "out") == reference
 
 
 class _Interrupted:
@@ -251,5 +246,5 @@ def test_builds_into_two_directories_can_share_a_cache(reference, tmp_path):
     first = kbuild.build_kernel(tmp_path / "a", cache=shared)
     second = kbuild.build_kernel(tmp_path / "b", cache=shared)
     assert first.ok and second.ok and not first.cached and second.cached
-    assert outputs(tmp_path / "a") == outputs(tmp_path / "b") == reference
+    assert build_outputs(tmp_path / "a") == build_outputs(tmp_path / "b") == reference
     assert not (tmp_path / "a" / "cache").exists()

@@ -8,18 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import kernel_copy
+from helpers import build_outputs, kernel_copy
 
 import kbuild
 import kbuild.full
 from kbuild.cache import decode
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = (*kbuild.OUTPUTS, "gen/idt.s", "gen/layout.inc")
-
-
-def outputs(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in FILES}
 
 
 def build(out: Path, tree: Path, cache: bool = True) -> None:
@@ -92,7 +87,7 @@ def test_only_the_edited_file_is_parsed_again(tree, tmp_path, parsed, twice):
     parsed.clear()
     build(tmp_path / "plain", tree, cache=False)
     assert len(parsed) == everything
-    assert outputs(out) == outputs(tmp_path / "plain")
+    assert build_outputs(out) == build_outputs(tmp_path / "plain")
 
 
 def test_an_include_change_parses_its_includers_again(tree, tmp_path, parsed, monkeypatch, twice):
@@ -110,14 +105,14 @@ def test_an_include_change_parses_its_includers_again(tree, tmp_path, parsed, mo
     build(out, tree)
     assert {"ktap.s", "panic.s"} <= set(parsed) and "serial.s" not in parsed
     build(tmp_path / "plain", tree, cache=False)
-    assert outputs(out) == outputs(tmp_path / "plain")
+    assert build_outputs(out) == build_outputs(tmp_path / "plain")
 
     monkeypatch.setattr(kbuild.full, "inputs_unchanged", lambda *a: True)
     parsed.clear()
-    good = outputs(out)
+    good = build_outputs(out)
     assert kbuild.build_kernel(out, tree, cache=stale).ok
     assert "ktap.s" not in parsed
-    assert outputs(out)["kernel.elf"] != good["kernel.elf"]
+    assert build_outputs(out)["kernel.elf"] != good["kernel.elf"]
 
 
 def test_a_damaged_parse_entry_is_parsed_again(tree, tmp_path, parsed, twice):
@@ -136,7 +131,7 @@ def test_a_damaged_parse_entry_is_parsed_again(tree, tmp_path, parsed, twice):
     assert all(decode(p.name.removeprefix("parsed-"), p.read_bytes(), roots) is not None
                for p in entries)  # fmt: skip
     build(tmp_path / "plain", tree, cache=False)
-    assert outputs(out) == outputs(tmp_path / "plain")
+    assert build_outputs(out) == build_outputs(tmp_path / "plain")
 
 
 def test_an_include_that_now_shadows_another_parses_its_includers_again(
@@ -157,16 +152,16 @@ def test_an_include_that_now_shadows_another_parses_its_includers_again(
     build(out, tree)
     assert "panic.s" in parsed and "ktap.s" not in parsed
     build(tmp_path / "plain", tree, cache=False)
-    assert outputs(out) == outputs(tmp_path / "plain")
+    assert build_outputs(out) == build_outputs(tmp_path / "plain")
 
     real = kbuild.full.inputs_unchanged
     monkeypatch.setattr(kbuild.full, "inputs_unchanged",
                         lambda inputs, fd: real([(p, d) for p, d in inputs if d is not None], fd))  # fmt: skip
     parsed.clear()
-    good = outputs(out)
+    good = build_outputs(out)
     assert kbuild.build_kernel(out, tree, cache=stale).ok
     assert "panic.s" not in parsed
-    assert outputs(out)["kernel.elf"] != good["kernel.elf"]
+    assert build_outputs(out)["kernel.elf"] != good["kernel.elf"]
 
 
 def test_a_copy_of_the_tree_parses_only_what_it_changed(tmp_path, parsed):
@@ -182,7 +177,7 @@ def test_a_copy_of_the_tree_parses_only_what_it_changed(tmp_path, parsed):
     assert kbuild.build_kernel(tmp_path / "b", copy, cache=shared).ok
     assert parsed == ["cmdline.s"]
     build(tmp_path / "plain", copy, cache=False)
-    assert outputs(tmp_path / "b") == outputs(tmp_path / "plain")
+    assert build_outputs(tmp_path / "b") == build_outputs(tmp_path / "plain")
     # An error found in a file whose parse came from the cache names the copy's file: the
     # entry's paths are the first tree's, rebased.
     renamed = (CMDLINE, ".global cmdline_parse\ncmdline_parse:\n",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from helpers import kernel_copy
+from helpers import build_outputs, kernel_copy
 
 import kbuild
 import kbuild.full
@@ -28,10 +28,6 @@ def build(out: Path, tree: Path, again: bool = False) -> list[Unit]:
     return cache.retained[0].units()
 
 
-def outputs(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in kbuild.OUTPUTS}
-
-
 def test_an_edit_reads_the_statements_of_the_units_it_moves_alone(tmp_path):
     tree, out = kernel_copy(tmp_path), tmp_path / "out"
     build(out, tree, again=True)
@@ -48,7 +44,7 @@ def test_an_edit_reads_the_statements_of_the_units_it_moves_alone(tmp_path):
     assert 0 < len(loaded) < len(units) - 2
     fresh = tmp_path / "fresh"
     assert kbuild.build_kernel(fresh, tree, cache=False).ok
-    assert outputs(out) == outputs(fresh)
+    assert build_outputs(out) == build_outputs(fresh)
 
 
 def test_an_error_in_a_unit_from_the_cache_names_its_line(tmp_path):
@@ -135,4 +131,4 @@ def test_a_prepared_build_reads_the_statements_ahead_and_builds_the_same_bytes(t
     assert kbuild.build_kernel(out, tree, prepared).ok
     fresh = tmp_path / "fresh"
     assert kbuild.build_kernel(fresh, tree, cache=False).ok
-    assert outputs(out) == outputs(fresh)
+    assert build_outputs(out) == build_outputs(fresh)
